@@ -1,0 +1,30 @@
+"""``edge check-config``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edge.calibration import fit_camera_calibrations
+from edge.config import load_site
+from edge.paths import default_site_config
+
+
+@click.command("check-config")
+@click.argument("site_path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+def check_config(site_path: Path | None) -> None:
+    """Validate a site config and report each camera's calibration error.
+
+    Exits non-zero, naming the file, line and key, if anything is wrong.
+    """
+    path = site_path or default_site_config()
+    site = load_site(path)
+    click.echo(f"{path}: valid site config for store {site.site.id!r}")
+    for camera_id, homography in fit_camera_calibrations(site).items():
+        errors = homography.reprojection_error_m
+        click.echo(
+            f"  camera {camera_id}: {len(errors)} calibration points, reprojection error "
+            f"median {float(errors.mean()):.3f} m, worst {float(errors.max()):.3f} m"
+        )
+    click.echo(f"  floor: {len(site.floor.zones)} zones, {len(site.floor.lines)} counting lines")

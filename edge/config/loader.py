@@ -1,0 +1,121 @@
+"""Load ``site.yaml`` into a validated :class:`SiteConfig`, with precise errors.
+
+Every problem is reported as ``FILE:LINE key.path: message (got VALUE)`` so store IT
+can fix the file without reading a traceback. Secrets are never written in the
+file: ``${NAME}`` is replaced by the environment variable ``NAME``, or by the
+systemd credential ``$CREDENTIALS_DIRECTORY/NAME`` when one exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from edge.config.site import SiteConfig
+from edge.errors import ConfigError
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each key path in a composed YAML document to its 1-based line."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*path, key_node.value)
+            lines.update(_line_index(value_node, child))
+            lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_index(item, (*path, index)))
+    return lines
+
+
+def _secret(name: str) -> str:
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / name).is_file():
+        return (Path(credentials) / name).read_text().strip()
+    if name in os.environ:
+        return os.environ[name]
+    raise ConfigError(
+        f"the site config refers to ${{{name}}} but neither the environment variable {name} "
+        "nor a systemd credential of that name is set"
+    )
+
+
+def _substitute(value: Any) -> Any:
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda match: _secret(match.group(1)), value)
+    if isinstance(value, dict):
+        return {key: _substitute(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item) for item in value]
+    return value
+
+
+def _format_path(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _nearest_line(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def parse_site(text: str, *, source: str = "<site>", base_dir: Path | None = None) -> SiteConfig:
+    """Validate a site config given as YAML text."""
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (site:, cameras:, ...)")
+    lines = _line_index(node) if node is not None else {}
+    try:
+        return SiteConfig.model_validate(
+            _substitute(raw), context={"base_dir": base_dir or Path.cwd()}
+        )
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            path = tuple(item["loc"])
+            line = _nearest_line(lines, path)
+            where = f"{source}:{line}" if line else source
+            message = item["msg"].removeprefix("Value error, ")
+            got = ""
+            if item["type"] not in ("missing",) and "input" in item:
+                shown = repr(item["input"])
+                got = f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+            problems.append(f"{where} {_format_path(path)}: {message}{got}")
+        raise ConfigError("invalid site config:\n  " + "\n  ".join(problems)) from None
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """Read, validate and cross-check the site config at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"site config {path} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read site config {path}: {error.strerror}") from None
+    site = parse_site(text, source=str(path), base_dir=path.resolve().parent)
+    # Imported here: fitting needs OpenCV, which plain config tooling should not.
+    from edge.calibration import fit_camera_calibrations
+
+    fit_camera_calibrations(site, source=str(path))
+    return site

@@ -1,0 +1,143 @@
+"""Config of the cameras, the detector and the tracker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from edge.config.base import StrictModel
+
+Point = tuple[float, float]
+
+
+class CalibrationConfig(StrictModel):
+    """Image-to-floor calibration of one camera, from matched point pairs.
+
+    The homography is fitted with ``cv2.findHomography`` when the site is loaded;
+    its reprojection error is reported by ``edge check-config``.
+    """
+
+    image_points: list[Point] = Field(
+        title="Image points", description="Pixel positions (x right, y down) of floor marks."
+    )
+    floor_points: list[Point] = Field(
+        title="Floor points", description="The same marks on the floor plan, in metres."
+    )
+    max_reprojection_error_m: float = Field(
+        0.5,
+        gt=0,
+        title="Largest accepted fit error",
+        description="Refuse the calibration if any point reprojects further than this (metres).",
+    )
+
+    @model_validator(mode="after")
+    def _pairs_match(self) -> CalibrationConfig:
+        if len(self.image_points) != len(self.floor_points):
+            raise ValueError(
+                f"image_points has {len(self.image_points)} points but floor_points has "
+                f"{len(self.floor_points)}; list the same marks in both"
+            )
+        if len(self.image_points) < 4:
+            raise ValueError(
+                f"a homography needs at least 4 point pairs, got {len(self.image_points)}"
+            )
+        return self
+
+
+class CameraConfig(StrictModel):
+    """One camera: where its frames come from and how they map to the floor."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", title="Camera id")
+    source: str = Field(
+        title="Video source",
+        description=(
+            "A file path (relative to the site file), `asset:NAME` from the model manifest, "
+            "an rtsp:// URL, or a USB device (`usb:0` or /dev/videoN)."
+        ),
+    )
+    fps: float | None = Field(
+        None, gt=0, le=120, title="Source frame rate",
+        description="Override a file's declared frame rate when it is wrong.",
+    )
+    detect_fps: float | None = Field(
+        None, gt=0, le=60, title="Detection frame rate",
+        description="Run the detector at most this often per second; None = every frame.",
+    )
+    loop: bool = Field(False, description="Loop a file source forever (demos).")
+    calibration: CalibrationConfig
+
+    @field_validator("source")
+    @classmethod
+    def _resolve_relative_path(cls, value: str, info: ValidationInfo) -> str:
+        base_dir = (info.context or {}).get("base_dir")
+        if base_dir is None or "://" in value or value.startswith(("asset:", "usb:", "/dev/")):
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
+
+
+class DetectorConfig(StrictModel):
+    """The ONNX person detector."""
+
+    model: str = Field(
+        "yolox_nano_416x416",
+        title="Model",
+        description="A model name from models/manifest.yaml, or a path to an .onnx file.",
+    )
+    kind: str | None = Field(
+        None, pattern="^(yolox|ssd)$",
+        description="Decoder for a model given by path (yolox or ssd); manifest models know theirs.",
+    )
+    input_size: tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]] | None = Field(
+        None, title="Network input (height, width)",
+        description="YOLOX runs at any multiple of 32; larger finds smaller, distant people.",
+    )
+    confidence_threshold: float = Field(
+        0.1, ge=0.0, le=1.0,
+        description="Drop detections scoring below this. Keep it low: the tracker uses weak boxes.",
+    )
+    nms_iou_threshold: float = Field(0.45, gt=0.0, le=1.0, description="Non-maximum suppression IoU.")
+    threads: int | None = Field(
+        None, ge=1, le=64, description="onnxruntime intra-op threads; None = onnxruntime's choice."
+    )
+
+    @field_validator("input_size")
+    @classmethod
+    def _multiple_of_32(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and (value[0] % 32 or value[1] % 32):
+            raise ValueError(f"input_size must be multiples of 32, got {list(value)}")
+        return value
+
+
+class TrackerConfig(StrictModel):
+    """ByteTrack-style multi-object tracker. Times are in seconds, not frames, so the
+    same config holds at any frame rate."""
+
+    track_activation_threshold: float = Field(
+        0.5, ge=0, le=1,
+        description="Detections at or above this score are 'high': they match first and can start tracks.",
+    )
+    low_confidence_threshold: float = Field(
+        0.1, ge=0, le=1,
+        description="Detections between this and the activation threshold only extend existing tracks.",
+    )
+    new_track_threshold: float = Field(
+        0.6, ge=0, le=1, description="An unmatched detection starts a track only above this score."
+    )
+    high_match_iou: float = Field(
+        0.2, gt=0, le=1, description="Least IoU for a high-score detection to match a track."
+    )
+    low_match_iou: float = Field(
+        0.5, gt=0, le=1, description="Least IoU for a low-score detection to match a track."
+    )
+    unconfirmed_match_iou: float = Field(
+        0.3, gt=0, le=1, description="Least IoU for a tentative track to match again."
+    )
+    minimum_consecutive_frames: int = Field(
+        3, ge=1, le=30, description="Frames a new track must be seen in a row before it is reported."
+    )
+    lost_track_buffer_s: float = Field(
+        4.0, ge=0, le=120, description="Seconds a lost track is kept for re-association."
+    )

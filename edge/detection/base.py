@@ -1,0 +1,55 @@
+"""The detector interface and the factory that builds one from the site config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge import assets
+from edge.config.vision import DetectorConfig
+from edge.errors import ModelError
+from edge.records import Detections
+
+
+class Detector(Protocol):
+    """Finds people in a BGR image."""
+
+    name: str
+    input_size: tuple[int, int]
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Person boxes in ``image`` (``(h, w, 3)`` uint8 BGR), in its pixels."""
+        ...
+
+
+def resolve_model(config: DetectorConfig) -> tuple[Path, str, dict]:
+    """Return ``(path, decoder kind, manifest spec)`` for the configured model."""
+    as_path = Path(config.model).expanduser()
+    if config.model.endswith(".onnx") or as_path.is_file():
+        if not as_path.is_file():
+            raise ModelError(f"model file {as_path} does not exist")
+        if config.kind is None:
+            raise ModelError(
+                f"detector.kind must be set (yolox or ssd) for a model given by path ({as_path})"
+            )
+        return as_path, config.kind, {}
+    item = assets.entry(config.model)
+    if item.kind != "models":
+        raise ModelError(f"{config.model!r} is a sample recording, not a model")
+    return assets.resolve(config.model), item.spec["decoder"], item.spec
+
+
+def load_detector(config: DetectorConfig) -> Detector:
+    """Build the configured detector, checking the model's shape on load."""
+    path, kind, spec = resolve_model(config)
+    if kind == "yolox":
+        from edge.detection.yolox import YoloxDetector
+
+        return YoloxDetector(path, config, person_class=int(spec.get("person_class", 0)))
+    if kind == "ssd":
+        from edge.detection.ssd import SsdDetector
+
+        return SsdDetector(path, config, person_class=int(spec.get("person_class", 1)))
+    raise ModelError(f"unknown decoder kind {kind!r}; expected yolox or ssd")

@@ -1,0 +1,119 @@
+"""YOLOX-family detectors (YOLOX-Nano, the light person detector).
+
+Pre-processing: letterbox to the network size, image at the top-left of a canvas
+filled with 114, BGR, 0..255, NCHW. Post-processing: the network returns one row
+per grid cell of strides 8, 16 and 32, ``(dx, dy, log_w, log_h, objectness,
+class scores...)`` with objectness and scores already sigmoided; boxes are decoded
+on the grid, scaled back to the image and reduced with NMS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.config.vision import DetectorConfig
+from edge.detection.session import make_session, with_symbolic_input_size
+from edge.errors import ModelError
+from edge.records import Detections
+
+STRIDES = (8, 16, 32)
+PAD_VALUE = 114
+
+
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell offsets ``(n, 2)`` and strides ``(n, 1)`` in the network's row order."""
+    cells, strides = [], []
+    for stride in STRIDES:
+        gh, gw = height // stride, width // stride
+        ys, xs = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+        cells.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        strides.append(np.full((gh * gw, 1), stride))
+    return (
+        np.concatenate(cells).astype(np.float32),
+        np.concatenate(strides).astype(np.float32),
+    )
+
+
+class YoloxDetector:
+    """A YOLOX ONNX model, decoded for one class (person)."""
+
+    def __init__(self, path: Path, config: DetectorConfig, person_class: int = 0) -> None:
+        self.name = path.stem
+        probe = make_session(path, threads=1)
+        shape = probe.get_inputs()[0].shape
+        if len(shape) != 4 or shape[1] != 3:
+            raise ModelError(
+                f"{path.name}: expected a YOLOX input of shape [1, 3, H, W], got {shape}"
+            )
+        native = (int(shape[2]), int(shape[3]))
+        self.input_size = tuple(config.input_size) if config.input_size else native
+        if self.input_size != native:
+            self._session = make_session(with_symbolic_input_size(path), config.threads)
+        else:
+            self._session = make_session(path, config.threads)
+        self._input_name = self._session.get_inputs()[0].name
+        self._confidence = config.confidence_threshold
+        self._nms_iou = config.nms_iou_threshold
+        self._person_column = 5 + person_class
+        self._cells, self._strides = _grid(*self.input_size)
+        self._canvas = np.full((*self.input_size, 3), PAD_VALUE, np.uint8)
+        self._check_output()
+
+    def _check_output(self) -> None:
+        height, width = self.input_size
+        try:
+            (output,) = self._session.run(None, {self._input_name: self._blob(self._canvas)})[:1]
+        except Exception as error:
+            raise ModelError(
+                f"{self.name} does not run at input size {height}x{width}: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
+        expected = len(self._cells)
+        if output.ndim != 3 or output.shape[1] != expected or output.shape[2] <= self._person_column:
+            raise ModelError(
+                f"{self.name}: expected output [1, {expected}, >{self._person_column}] at "
+                f"{height}x{width}, got {list(output.shape)}; is this a YOLOX model?"
+            )
+
+    @staticmethod
+    def _blob(canvas: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
+
+    def _letterbox(self, image: np.ndarray) -> float:
+        height, width = self.input_size
+        ratio = min(height / image.shape[0], width / image.shape[1])
+        new_w, new_h = round(image.shape[1] * ratio), round(image.shape[0] * ratio)
+        self._canvas[...] = PAD_VALUE
+        self._canvas[:new_h, :new_w] = cv2.resize(
+            image, (new_w, new_h), interpolation=cv2.INTER_LINEAR
+        )
+        return ratio
+
+    def detect(self, image: np.ndarray) -> Detections:
+        ratio = self._letterbox(image)
+        output = self._session.run(None, {self._input_name: self._blob(self._canvas)})[0][0]
+        scores = output[:, 4] * output[:, self._person_column]
+        keep = scores >= self._confidence
+        if not keep.any():
+            return Detections.empty()
+        rows, scores = output[keep], scores[keep]
+        strides = self._strides[keep]
+        centres = (rows[:, :2] + self._cells[keep]) * strides
+        sizes = np.exp(np.clip(rows[:, 2:4], -10, 10)) * strides
+        xyxy = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) / ratio
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, image.shape[1])
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, image.shape[0])
+        return nms(Detections(xyxy.astype(np.float32), scores.astype(np.float32)), self._nms_iou)
+
+
+def nms(detections: Detections, iou_threshold: float) -> Detections:
+    """Greedy non-maximum suppression (OpenCV's), highest score first."""
+    if len(detections) == 0:
+        return detections
+    xywh = detections.xyxy.copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    kept = cv2.dnn.NMSBoxes(xywh.tolist(), detections.confidence.tolist(), 0.0, iou_threshold)
+    return detections.filter(np.asarray(kept, dtype=np.int64).reshape(-1))

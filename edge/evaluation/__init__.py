@@ -1,0 +1,1 @@
+"""Accuracy against ground truth, with the field's own evaluators."""

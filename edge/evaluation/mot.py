@@ -1,0 +1,139 @@
+"""Multi-object-tracking metrics: CLEAR-MOT and identity metrics from ``motmetrics``,
+HOTA from ``trackeval`` (the official implementation), never hand-written.
+
+Ground-truth rows whose confidence column is 0 are "do not evaluate" marks and are
+dropped, as TrackEval does for MOT15 sequences such as PETS09-S2L1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import DataFormatError
+from edge.motformat import read_mot
+
+IOU_THRESHOLD = 0.5
+
+
+def _boxes(rows: np.ndarray) -> np.ndarray:
+    return rows[:, 2:6]
+
+
+def _by_frame(rows: np.ndarray, frames: np.ndarray) -> list[np.ndarray]:
+    order = np.argsort(rows[:, 0], kind="stable")
+    rows = rows[order]
+    bounds = np.searchsorted(rows[:, 0], np.concatenate([frames, [frames[-1] + 1]]))
+    return [rows[bounds[i] : bounds[i + 1]] for i in range(len(frames))]
+
+
+def _clear_and_identity(gt_frames: list[np.ndarray], ts_frames: list[np.ndarray]) -> dict:
+    import motmetrics as mm
+
+    accumulator = mm.MOTAccumulator(auto_id=True)
+    for gt, ts in zip(gt_frames, ts_frames, strict=True):
+        distances = _iou_distance(_boxes(gt), _boxes(ts))
+        accumulator.update(gt[:, 1].astype(int), ts[:, 1].astype(int), distances)
+    names = ["mota", "motp", "idf1", "idp", "idr", "num_switches", "num_false_positives",
+             "num_misses", "num_unique_objects", "mostly_tracked", "mostly_lost"]
+    summary = mm.metrics.create().compute(accumulator, metrics=names, name="seq")
+    row = summary.loc["seq"]
+    return {
+        "MOTA": float(row["mota"]),
+        "MOTP": float(1.0 - row["motp"]),  # motmetrics reports mean IoU distance
+        "IDF1": float(row["idf1"]),
+        "IDP": float(row["idp"]),
+        "IDR": float(row["idr"]),
+        "id_switches": int(row["num_switches"]),
+        "false_positives": int(row["num_false_positives"]),
+        "misses": int(row["num_misses"]),
+        "gt_ids": int(row["num_unique_objects"]),
+        "mostly_tracked": int(row["mostly_tracked"]),
+        "mostly_lost": int(row["mostly_lost"]),
+    }
+
+
+def _iou_distance(gt_xywh: np.ndarray, ts_xywh: np.ndarray) -> np.ndarray:
+    """motmetrics' IoU distance (1 - IoU, NaN = may not match) at :data:`IOU_THRESHOLD`.
+
+    Same definition as ``motmetrics.distances.iou_matrix``, which calls
+    ``np.asfarray`` and so fails on NumPy 2.
+    """
+    a, b = gt_xywh.copy(), ts_xywh.copy()
+    a[:, 2:] += a[:, :2]
+    b[:, 2:] += b[:, :2]
+    distance = 1.0 - _iou(a, b)
+    distance[distance > IOU_THRESHOLD] = np.nan
+    return distance
+
+
+def _hota(gt_frames: list[np.ndarray], ts_frames: list[np.ndarray]) -> dict:
+    from trackeval.metrics import HOTA
+
+    gt_ids = np.unique(np.concatenate([g[:, 1] for g in gt_frames])) if gt_frames else []
+    ts_all = [t[:, 1] for t in ts_frames if len(t)]
+    ts_ids = np.unique(np.concatenate(ts_all)) if ts_all else np.zeros(0)
+    gt_index = {v: i for i, v in enumerate(gt_ids)}
+    ts_index = {v: i for i, v in enumerate(ts_ids)}
+    similarity = []
+    for gt, ts in zip(gt_frames, ts_frames, strict=True):
+        a, b = _boxes(gt).copy(), _boxes(ts).copy()
+        a[:, 2:] += a[:, :2]
+        b[:, 2:] += b[:, :2]
+        similarity.append(_iou(a, b))
+    data = {
+        "num_timesteps": len(gt_frames),
+        "num_gt_ids": len(gt_ids),
+        "num_tracker_ids": len(ts_ids),
+        "num_gt_dets": int(sum(len(g) for g in gt_frames)),
+        "num_tracker_dets": int(sum(len(t) for t in ts_frames)),
+        "gt_ids": [np.array([gt_index[v] for v in g[:, 1]], dtype=int) for g in gt_frames],
+        "tracker_ids": [np.array([ts_index[v] for v in t[:, 1]], dtype=int) for t in ts_frames],
+        "similarity_scores": similarity,
+    }
+    result = HOTA().eval_sequence(data)
+    return {
+        "HOTA": float(np.mean(result["HOTA"])),
+        "DetA": float(np.mean(result["DetA"])),
+        "AssA": float(np.mean(result["AssA"])),
+        "LocA": float(np.mean(result["LocA"])),
+    }
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None] + (
+        (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    )[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def evaluate_mot(gt: np.ndarray, tracks: np.ndarray) -> dict[str, float | int]:
+    """HOTA, MOTA, IDF1 and their parts of ``tracks`` against ``gt`` (MOTChallenge rows).
+
+    Frames are those of the ground truth; tracker rows on other frames are ignored.
+    """
+    gt = gt[gt[:, 6] != 0]
+    if len(gt) == 0:
+        raise DataFormatError("the ground truth has no rows to evaluate (all marked 0)")
+    frames = np.arange(int(gt[:, 0].min()), int(gt[:, 0].max()) + 1)
+    tracks = tracks[(tracks[:, 0] >= frames[0]) & (tracks[:, 0] <= frames[-1])]
+    gt_frames, ts_frames = _by_frame(gt, frames), _by_frame(tracks, frames)
+    result: dict[str, float | int] = {}
+    result.update(_hota(gt_frames, ts_frames))
+    result.update(_clear_and_identity(gt_frames, ts_frames))
+    result["frames"] = len(frames)
+    result["tracker_ids"] = int(len(np.unique(tracks[:, 1]))) if len(tracks) else 0
+    return result
+
+
+def evaluate_mot_files(gt_path: str | Path, tracks_path: str | Path) -> dict[str, float | int]:
+    """:func:`evaluate_mot` on two MOTChallenge files."""
+    return evaluate_mot(read_mot(gt_path), read_mot(tracks_path))

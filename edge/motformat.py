@@ -1,0 +1,85 @@
+"""MOTChallenge text files: detections in, tracks out, ground truth for evaluation.
+
+Rows are ``frame,id,left,top,width,height,conf,x,y,z`` with frames numbered from 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from edge.errors import DataFormatError
+from edge.records import Detections, FloorTracks
+
+MOT_COLUMNS = 10
+
+
+def read_mot(path: str | Path, *, min_columns: int = 7) -> np.ndarray:
+    """Read a MOTChallenge file as an ``(n, >=7)`` float array, with precise errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path} does not exist")
+    rows = []
+    with path.open() as stream:
+        for number, line in enumerate(stream, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.split(",")
+            if len(parts) < min_columns:
+                raise DataFormatError(
+                    f"{path}:{number}: expected at least {min_columns} comma-separated columns "
+                    f"(frame,id,left,top,width,height,conf,...), got {len(parts)}"
+                )
+            try:
+                values = [float(p) for p in parts[:MOT_COLUMNS]]
+            except ValueError:
+                raise DataFormatError(f"{path}:{number}: non-numeric value in {line!r}") from None
+            if not all(np.isfinite(values)):
+                raise DataFormatError(f"{path}:{number}: NaN or infinite value in {line!r}")
+            if values[0] < 1 or values[0] != int(values[0]):
+                raise DataFormatError(f"{path}:{number}: frame numbers start at 1, got {parts[0]}")
+            values += [-1.0] * (MOT_COLUMNS - len(values))
+            rows.append(values)
+    if not rows:
+        raise DataFormatError(f"{path} holds no rows")
+    return np.array(rows, dtype=np.float64)
+
+
+def detections_by_frame(path: str | Path) -> Iterator[tuple[int, Detections]]:
+    """Per 0-based frame index, the detections of a MOTChallenge ``det.txt``.
+
+    Frames without detections are yielded empty so trackers see time pass.
+    """
+    rows = read_mot(path)
+    frames = rows[:, 0].astype(np.int64)
+    last = int(frames.max())
+    order = np.argsort(frames, kind="stable")
+    rows, frames = rows[order], frames[order]
+    bounds = np.searchsorted(frames, np.arange(1, last + 2))
+    for frame in range(1, last + 1):
+        chunk = rows[bounds[frame - 1] : bounds[frame]]
+        xyxy = chunk[:, 2:6].copy()
+        xyxy[:, 2:] += xyxy[:, :2]
+        confidence = chunk[:, 6].copy()
+        if len(confidence) and confidence.max() > 1.0:  # some det.txt files hold raw scores
+            confidence = 1.0 / (1.0 + np.exp(-confidence))
+        yield frame - 1, Detections(xyxy.astype(np.float32), confidence.astype(np.float32))
+
+
+def mot_rows(floor: FloorTracks) -> Iterable[str]:
+    """MOTChallenge lines for one frame's tracks (frame numbered from 1)."""
+    tracks = floor.tracks
+    for i in range(len(tracks)):
+        x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
+        yield (
+            f"{floor.frame_index + 1},{int(tracks.tracker_id[i])},{x1:.2f},{y1:.2f},"
+            f"{x2 - x1:.2f},{y2 - y1:.2f},{float(tracks.confidence[i]):.4f},-1,-1,-1\n"
+        )
+
+
+def write_mot(stream: TextIO, floor: FloorTracks) -> None:
+    stream.writelines(mot_rows(floor))

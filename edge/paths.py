@@ -1,0 +1,35 @@
+"""Where the product finds its shipped data and keeps its state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def share_dir() -> Path:
+    """Folder holding ``models/`` and ``calibration/``.
+
+    In a source checkout (editable install) that is the repository root; in an
+    installed wheel the same folders are bundled as ``edge/_share``.
+    """
+    checkout = _PACKAGE_DIR.parent
+    if (checkout / "models" / "manifest.yaml").is_file():
+        return checkout
+    return _PACKAGE_DIR / "_share"
+
+
+def state_dir() -> Path:
+    """Writable state folder: ``$EDGE_STATE_DIR``, systemd's ``$STATE_DIRECTORY``,
+    or ``./var`` for engineers working in a checkout."""
+    for variable in ("EDGE_STATE_DIR", "STATE_DIRECTORY"):
+        value = os.environ.get(variable)
+        if value:
+            return Path(value.split(":")[0])
+    return Path.cwd() / "var"
+
+
+def default_site_config() -> Path:
+    """The embedded demo site: the shared PETS09-S2L1 recording."""
+    return share_dir() / "calibration" / "pets09" / "site.yaml"

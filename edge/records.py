@@ -1,0 +1,172 @@
+"""The records that flow between pipeline stages.
+
+Data flows one way::
+
+    Frame -> Detections -> Tracks -> FloorTracks -> (visits, traits, aggregates)
+
+Each stage takes one record and returns a new one; no stage writes to its input.
+Columns are numpy arrays whose shapes are checked on construction, so a stage that
+produces a malformed record fails where the bug is, not three stages later.
+
+Every record carries a ``data`` mapping of extra per-row columns that stages pass
+along untouched (for example the detector's class id, or a camera id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _check_shape(name: str, array: np.ndarray, shape: tuple[int | None, ...]) -> None:
+    """Raise ``ValueError`` unless ``array`` matches ``shape`` (``None`` = any size)."""
+    ok = array.ndim == len(shape) and all(
+        want is None or want == got for want, got in zip(shape, array.shape, strict=True)
+    )
+    if not ok:
+        wanted = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {wanted}, got {array.shape}")
+
+
+def _check_data(data: Mapping[str, np.ndarray], n: int) -> None:
+    for key, column in data.items():
+        if len(column) != n:
+            raise ValueError(f"data[{key!r}] must have {n} rows, got {len(column)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded camera frame.
+
+    Attributes:
+        camera_id: the camera's id in the site config.
+        index: 0-based frame index in the source (after frame-rate limiting, the
+            index of the frame in the original stream).
+        timestamp: seconds since the Unix epoch at which the frame was captured.
+        image: ``(height, width, 3)`` uint8 BGR pixels. Never leaves memory.
+    """
+
+    camera_id: str
+    index: int
+    timestamp: float
+    image: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_shape("Frame.image", self.image, (None, None, 3))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Person boxes found in one frame, in image pixels.
+
+    Attributes:
+        xyxy: ``(n, 4)`` float boxes ``(x1, y1, x2, y2)``.
+        confidence: ``(n,)`` scores in ``[0, 1]``.
+        data: extra ``(n, ...)`` columns carried along untouched.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    data: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_shape("Detections.xyxy", self.xyxy, (None, 4))
+        _check_shape("Detections.confidence", self.confidence, (len(self.xyxy),))
+        _check_data(self.data, len(self.xyxy))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    def filter(self, mask: np.ndarray) -> Detections:
+        """Rows where ``mask`` is true (a boolean or index array)."""
+        return Detections(
+            self.xyxy[mask],
+            self.confidence[mask],
+            {key: column[mask] for key, column in self.data.items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Tracks:
+    """The tracker's confirmed tracks in one frame.
+
+    ``xyxy`` and ``confidence`` are the detector's own box and score for the
+    detection matched to each track in this frame, not the motion model's
+    prediction, so what is stored is what was seen.
+
+    Attributes:
+        tracker_id: ``(n,)`` int64 ids, unique per camera run, meaningless elsewhere.
+        xyxy: ``(n, 4)`` float boxes in image pixels.
+        confidence: ``(n,)`` detector scores.
+        data: the matched detections' ``data`` columns.
+    """
+
+    tracker_id: np.ndarray
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    data: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.tracker_id)
+        _check_shape("Tracks.tracker_id", self.tracker_id, (None,))
+        _check_shape("Tracks.xyxy", self.xyxy, (n, 4))
+        _check_shape("Tracks.confidence", self.confidence, (n,))
+        _check_data(self.data, n)
+
+    def __len__(self) -> int:
+        return len(self.tracker_id)
+
+    @classmethod
+    def empty(cls) -> Tracks:
+        return cls(
+            np.zeros((0,), np.int64), np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+        )
+
+    @property
+    def anchors(self) -> np.ndarray:
+        """``(n, 2)`` bottom-centre of each box: where the person stands."""
+        return np.stack(
+            [(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2.0, self.xyxy[:, 3]], axis=1
+        ).astype(np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class FloorTracks:
+    """Tracks of one frame placed on the store floor.
+
+    Attributes:
+        camera_id: the camera that saw them.
+        frame_index: the frame's index in its source.
+        timestamp: seconds since the Unix epoch.
+        tracks: the image-space tracks this was computed from.
+        xy: ``(n, 2)`` floor positions in metres, in the site's floor frame.
+    """
+
+    camera_id: str
+    frame_index: int
+    timestamp: float
+    tracks: Tracks
+    xy: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_shape("FloorTracks.xy", self.xy, (len(self.tracks), 2))
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+
+def as_array(values: Any, dtype: Any) -> np.ndarray:
+    """``np.asarray`` that never returns a view the caller could mutate later."""
+    return np.array(values, dtype=dtype, copy=True)

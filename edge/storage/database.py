@@ -1,0 +1,61 @@
+"""Open the local SQLite database, in WAL mode, with every schema migration applied.
+
+Each subsystem owns its tables and registers them as a ``sqlite_utils``
+``Migrations`` set (one transaction per migration); :data:`MIGRATION_SETS` lists
+them. Several processes (camera workers, sync, web) share the file: WAL lets
+readers run while one writer writes, and a busy timeout makes writers wait their
+turn instead of failing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from edge.errors import StorageError
+from edge.paths import state_dir
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _migration_sets() -> list[Migrations]:
+    # Imported here so that each subsystem's store module can import this one.
+    from edge.storage import trajectories
+
+    return [trajectories.MIGRATIONS]
+
+
+def default_db_path() -> Path:
+    return state_dir() / "edge.db"
+
+
+def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+    ``":memory:"`` gives an in-memory database (tests).
+
+    Raises:
+        StorageError: the file cannot be created, opened or written.
+    """
+    if path is None:
+        path = default_db_path()
+    try:
+        if str(path) == ":memory:":
+            db = sqlite_utils.Database(memory=True)
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if migrate:
+            for migrations in _migration_sets():
+                migrations.apply(db)
+    except (sqlite3.Error, OSError) as error:
+        raise StorageError(f"cannot open the database {path}: {error}") from None
+    return db

@@ -1,0 +1,157 @@
+"""Raw floor trajectories: where each tracked person stood, frame by frame.
+
+These rows are the rawest data the box keeps (no image, no appearance, a track id
+that means nothing outside the run) and are purged after
+``storage.raw_trajectory_hours`` (24 h at most).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from edge.records import FloorTracks
+
+MIGRATIONS = Migrations("edge.trajectories")
+
+
+@MIGRATIONS()
+def m001_runs_and_track_points(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "id": int,
+            "camera_id": str,
+            "source": str,
+            "model": str,
+            "started_at": float,
+            "ended_at": float,
+            "frames": int,
+            "status": str,
+        },
+        pk="id",
+    )
+    db["track_points"].create(
+        {
+            "run_id": int,
+            "camera_id": str,
+            "track_id": int,
+            "frame": int,
+            "t": float,
+            "x": float,
+            "y": float,
+            "left": float,
+            "top": float,
+            "width": float,
+            "height": float,
+            "confidence": float,
+        },
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["track_points"].create_index(["run_id", "track_id", "frame"])
+    db["track_points"].create_index(["t"])
+
+
+def start_run(db: sqlite_utils.Database, camera_id: str, source: str, model: str) -> int:
+    with db.atomic():
+        table = db["runs"].insert(
+            {
+                "camera_id": camera_id,
+                "source": source,
+                "model": model,
+                "started_at": time.time(),
+                "ended_at": None,
+                "frames": 0,
+                "status": "running",
+            }
+        )
+    return int(table.last_pk)
+
+
+def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str) -> None:
+    with db.atomic():
+        db["runs"].update(run_id, {"ended_at": time.time(), "frames": frames, "status": status})
+
+
+def track_point_rows(run_id: int, floor: FloorTracks) -> Iterator[dict]:
+    tracks = floor.tracks
+    for i in range(len(floor)):
+        x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
+        yield {
+            "run_id": run_id,
+            "camera_id": floor.camera_id,
+            "track_id": int(tracks.tracker_id[i]),
+            "frame": floor.frame_index,
+            "t": floor.timestamp,
+            "x": float(floor.xy[i, 0]),
+            "y": float(floor.xy[i, 1]),
+            "left": x1,
+            "top": y1,
+            "width": x2 - x1,
+            "height": y2 - y1,
+            "confidence": float(tracks.confidence[i]),
+        }
+
+
+def write_track_points(db: sqlite_utils.Database, run_id: int, batch: list[FloorTracks]) -> int:
+    """Append a batch of frames' tracks in one transaction; return rows written."""
+    rows = [row for floor in batch for row in track_point_rows(run_id, floor)]
+    if rows:
+        with db.atomic():
+            db["track_points"].insert_all(rows, batch_size=1000)
+    return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Trajectory:
+    """One track's floor positions over time, in time order.
+
+    Attributes:
+        run_id, camera_id, track_id: where it came from; meaningless outside the box.
+        t: ``(n,)`` epoch seconds. xy: ``(n, 2)`` floor metres.
+    """
+
+    run_id: int
+    camera_id: str
+    track_id: int
+    t: np.ndarray
+    xy: np.ndarray
+
+
+def read_trajectories(
+    db: sqlite_utils.Database, run_id: int | None = None, since: float | None = None
+) -> Iterator[Trajectory]:
+    """Stored trajectories, optionally of one run or with points after ``since``."""
+    where, params = [], []
+    if run_id is not None:
+        where.append("run_id = ?")
+        params.append(run_id)
+    if since is not None:
+        where.append("t >= ?")
+        params.append(since)
+    clause = ("where " + " and ".join(where)) if where else ""
+    cursor = db.execute(
+        f"select run_id, camera_id, track_id, t, x, y from track_points {clause} "
+        "order by run_id, track_id, t",
+        params,
+    )
+    current: tuple | None = None
+    points: list[tuple[float, float, float]] = []
+    for run, camera, track, t, x, y in cursor:
+        key = (run, camera, track)
+        if key != current:
+            if current is not None:
+                yield _trajectory(current, points)
+            current, points = key, []
+        points.append((t, x, y))
+    if current is not None:
+        yield _trajectory(current, points)
+
+
+def _trajectory(key: tuple, points: list[tuple[float, float, float]]) -> Trajectory:
+    array = np.array(points, dtype=np.float64)
+    return Trajectory(key[0], key[1], key[2], array[:, 0], array[:, 1:3])
