@@ -23,9 +23,16 @@ BUSY_TIMEOUT_MS = 10_000
 
 def _migration_sets() -> list[Migrations]:
     # Imported here so that each subsystem's store module can import this one.
-    from edge.storage import trajectories
+    from edge.storage import health, trajectories
+    from edge.visits import store as visits_store
+    from edge.wifi import store as wifi_store
 
-    return [trajectories.MIGRATIONS]
+    return [
+        trajectories.MIGRATIONS,
+        visits_store.MIGRATIONS,
+        wifi_store.MIGRATIONS,
+        health.MIGRATIONS,
+    ]
 
 
 def default_db_path() -> Path:

@@ -1,0 +1,1 @@
+"""Visits: anonymous floor trajectories -> zone dwell, path features and traits."""

@@ -1,0 +1,1 @@
+"""Wi-Fi probe-request counting, anonymized at capture."""
