@@ -23,6 +23,7 @@ from edge.tracking import ByteTracker
 from edge.video import VideoSource, describe_source
 
 WRITE_BATCH_FRAMES = 50
+FRAME_COUNT_SLACK = 2  # container headers may miscount by a frame or two
 DEFAULT_DET_FPS = 7.0
 
 
@@ -39,6 +40,16 @@ class ReplaySummary:
     read_failures: int
     detect_ms_per_frame: float
     track_ms_per_frame: float
+    expected_frames: int | None = None
+    outside_area: int = 0
+
+    @property
+    def ended_early(self) -> bool:
+        """The file held fewer frames than its header announced (truncated or damaged)."""
+        return (
+            self.expected_frames is not None
+            and self.frames + FRAME_COUNT_SLACK < self.expected_frames
+        )
 
     @property
     def fps(self) -> float:
@@ -58,6 +69,7 @@ def replay(
     mot_out: Path | None = None,
     start_time: float | None = None,
     progress: Progress | None = None,
+    max_frames: int | None = None,
 ) -> ReplaySummary:
     """Run one camera's recording through detection, tracking and calibration.
 
@@ -70,6 +82,10 @@ def replay(
         mot_out: also write the tracks in MOTChallenge format here.
         start_time: epoch seconds of the first frame (default: now).
         progress: called as ``progress(frames_done, frames_total_or_None)``.
+        max_frames: stop after this many frames (benchmarks, quick looks).
+
+    A file that ends before its header says (truncated, damaged) is processed as far
+    as it can be read; the summary's ``ended_early`` says so.
     """
     if not site.cameras:
         raise SourceError("the site config has no cameras to replay")
@@ -99,7 +115,9 @@ def replay(
         source_name, model_name = describe_source(video or camera.source), detector.name
         total = source.info.frame_count
 
-    pipeline = CameraPipeline(camera.id, detector, ByteTracker(site.tracker, fps), homography)
+    pipeline = CameraPipeline(
+        camera.id, detector, ByteTracker(site.tracker, fps), homography, camera.floor_area
+    )
     run_id = start_run(db, camera.id, source_name, model_name)
     batch: list[FloorTracks] = []
     done = points = 0
@@ -113,6 +131,8 @@ def replay(
             if source is not None:
                 stack.enter_context(source)
             for index, timestamp, item in frames:
+                if max_frames is not None and done >= max_frames:
+                    break
                 if detector is None:
                     floor = pipeline.process_detections(item, index, timestamp)  # type: ignore[arg-type]
                 else:
@@ -144,7 +164,16 @@ def replay(
         read_failures=source.read_failures if source is not None else 0,
         detect_ms_per_frame=1000 * pipeline.times.detect_s / max(done, 1),
         track_ms_per_frame=1000 * pipeline.times.track_s / max(done, 1),
+        expected_frames=None if max_frames is not None else _expected_frames(source),
+        outside_area=pipeline.times.outside_area,
     )
+
+
+def _expected_frames(source: VideoSource | None) -> int | None:
+    """Frames the file's header announces, after frame-rate limiting."""
+    if source is None or source.info.frame_count is None:
+        return None
+    return -(-source.info.frame_count // source.stride)
 
 
 def _open_output(path: Path | None):

@@ -11,6 +11,11 @@ from pathlib import Path
 import cv2
 
 from edge import assets
+
+# FFmpeg and OpenCV print decoder complaints about damaged files straight to stderr;
+# the damage is reported once, in plain words, by us (read_failures, a short file).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 from edge.errors import SourceError
 from edge.records import Frame
 
@@ -105,6 +110,11 @@ class VideoSource:
             what = "stream did not answer" if "://" in source else "cannot be decoded as video"
             raise SourceError(f"camera {self.camera_id}: {shown} {what}")
         return capture
+
+    @property
+    def stride(self) -> int:
+        """A file is read every ``stride`` frames (1 unless ``detect_fps`` limits it)."""
+        return self._stride
 
     def __iter__(self) -> Iterator[Frame]:
         index = -1

@@ -10,6 +10,7 @@ import click
 from tqdm import tqdm
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.errors import SourceError
 from edge.replay import replay
 from edge.storage import open_database
 
@@ -36,6 +37,7 @@ def _parse_start(value: str | None) -> float | None:
 @click.option("--mot-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the tracks in MOTChallenge format (frames from 1).")
 @click.option("--start-time", help="Wall-clock time of the first frame, ISO 8601 (default: now).")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay_command(
     video: str | None,
@@ -45,6 +47,7 @@ def replay_command(
     detections: Path | None,
     mot_out: Path | None,
     start_time: str | None,
+    max_frames: int | None,
     quiet: bool,
 ) -> None:
     """Replay VIDEO (default: the camera's configured source) through detection,
@@ -72,6 +75,7 @@ def replay_command(
             mot_out=mot_out,
             start_time=_parse_start(start_time),
             progress=progress,
+            max_frames=max_frames,
         )
     finally:
         bar.close()
@@ -84,7 +88,21 @@ def replay_command(
         f"Per frame: detector {summary.detect_ms_per_frame:.1f} ms, "
         f"tracker {summary.track_ms_per_frame:.2f} ms."
     )
+    if summary.outside_area:
+        click.echo(
+            f"{summary.outside_area} detections outside the camera's floor_area were ignored."
+        )
     if summary.read_failures:
-        click.echo(f"Warning: {summary.read_failures} frames could not be decoded and were skipped.")
+        click.echo(
+            f"Warning: {summary.read_failures} frames could not be decoded and were skipped.",
+            err=True,
+        )
     if mot_out:
         click.echo(f"Tracks in MOTChallenge format: {mot_out}")
+    if summary.ended_early:
+        # What could be read is kept; the exit status still tells a script it was not all.
+        raise SourceError(
+            f"the recording ended after {summary.frames} of the {summary.expected_frames} "
+            f"frames its header announces (truncated or damaged file?); the {summary.frames} "
+            f"frames read were processed and saved as run {summary.run_id}"
+        )

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from shapely.geometry import Polygon
+from shapely.validation import explain_validity
 
 from edge.config.base import StrictModel
 
@@ -67,6 +69,27 @@ class CameraConfig(StrictModel):
     )
     loop: bool = Field(False, description="Loop a file source forever (demos).")
     calibration: CalibrationConfig
+    floor_area: list[Point] | None = Field(
+        None,
+        title="Tracked floor area",
+        description=(
+            "Polygon corners in floor metres, in order, not closed: only people whose feet "
+            "map inside are tracked (leave out the street seen through the shop window, a "
+            "staff-only corridor, a poster). None = everywhere the camera sees."
+        ),
+    )
+
+    @field_validator("floor_area")
+    @classmethod
+    def _simple_area(cls, polygon: list[Point] | None) -> list[Point] | None:
+        if polygon is None:
+            return None
+        if len(polygon) < 3:
+            raise ValueError(f"floor_area needs at least 3 corners, got {len(polygon)}")
+        shape = Polygon(polygon)
+        if not shape.is_valid or shape.area <= 0:
+            raise ValueError(f"floor_area is not a simple polygon: {explain_validity(shape)}")
+        return polygon
 
     @field_validator("source")
     @classmethod
@@ -127,13 +150,44 @@ class TrackerConfig(StrictModel):
         0.6, ge=0, le=1, description="An unmatched detection starts a track only above this score."
     )
     high_match_iou: float = Field(
-        0.2, gt=0, le=1, description="Least IoU for a high-score detection to match a track."
+        0.1, gt=0, le=1, description="Least IoU for a high-score detection to match a track."
     )
     low_match_iou: float = Field(
         0.5, gt=0, le=1, description="Least IoU for a low-score detection to match a track."
     )
     unconfirmed_match_iou: float = Field(
         0.3, gt=0, le=1, description="Least IoU for a tentative track to match again."
+    )
+    recovery_max_distance: float = Field(
+        0.5, ge=0, le=10,
+        description=(
+            "Second chance for confident detections IoU left unmatched: they may join an "
+            "unmatched track whose predicted or last-seen centre is at most this many body "
+            "heights away. Brings people back from occlusion; 0 turns it off."
+        ),
+    )
+    max_height_ratio: float = Field(
+        2.0, ge=1, le=10,
+        description=(
+            "A detection never matches a track whose last box is more than this factor "
+            "taller or shorter: a box around a head or a half-hidden body would drag the "
+            "track's size, speed and floor position off."
+        ),
+    )
+    position_noise: float = Field(
+        1.0 / 20, gt=0, le=1,
+        description=(
+            "Kalman position noise, as a fraction of the box height per frame: how far the "
+            "motion model trusts a detection over its own prediction."
+        ),
+    )
+    velocity_noise: float = Field(
+        1.0 / 80, gt=0, le=1,
+        description=(
+            "Kalman velocity noise, as a fraction of the box height per frame: how quickly "
+            "a track's speed may change. ByteTrack's 1/160 suits 30 frames/s; between the "
+            "frames of a 5-10 frames/s edge camera a walker turns more."
+        ),
     )
     minimum_consecutive_frames: int = Field(
         3, ge=1, le=30, description="Frames a new track must be seen in a row before it is reported."

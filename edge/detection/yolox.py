@@ -48,9 +48,17 @@ class YoloxDetector:
             raise ModelError(
                 f"{path.name}: expected a YOLOX input of shape [1, 3, H, W], got {shape}"
             )
-        native = (int(shape[2]), int(shape[3]))
-        self.input_size = tuple(config.input_size) if config.input_size else native
-        if self.input_size != native:
+        native = (shape[2], shape[3]) if all(isinstance(d, int) for d in shape[2:]) else None
+        if config.input_size is None and native is None:
+            raise ModelError(
+                f"{path.name} has no fixed input size ({shape}); set detector.input_size"
+            )
+        self.input_size: tuple[int, int] = (
+            (int(config.input_size[0]), int(config.input_size[1]))
+            if config.input_size
+            else (int(native[0]), int(native[1]))  # type: ignore[index]
+        )
+        if native is not None and self.input_size != native:
             self._session = make_session(with_symbolic_input_size(path), config.threads)
         else:
             self._session = make_session(path, config.threads)
@@ -60,12 +68,14 @@ class YoloxDetector:
         self._person_column = 5 + person_class
         self._cells, self._strides = _grid(*self.input_size)
         self._canvas = np.full((*self.input_size, 3), PAD_VALUE, np.uint8)
+        self._pasted: tuple[int, int] | None = None  # size of the image last pasted
+        self._blob = np.zeros((1, 3, *self.input_size), np.float32)
         self._check_output()
 
     def _check_output(self) -> None:
         height, width = self.input_size
         try:
-            (output,) = self._session.run(None, {self._input_name: self._blob(self._canvas)})[:1]
+            (output,) = self._session.run(None, {self._input_name: self._to_blob(self._canvas)})[:1]
         except Exception as error:
             raise ModelError(
                 f"{self.name} does not run at input size {height}x{width}: "
@@ -78,23 +88,31 @@ class YoloxDetector:
                 f"{height}x{width}, got {list(output.shape)}; is this a YOLOX model?"
             )
 
-    @staticmethod
-    def _blob(canvas: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
+    def _to_blob(self, image: np.ndarray) -> np.ndarray:
+        """HWC uint8 -> the preallocated NCHW float32 input (no allocation per frame)."""
+        np.copyto(self._blob[0], image.transpose(2, 0, 1), casting="unsafe")
+        return self._blob
 
-    def _letterbox(self, image: np.ndarray) -> float:
+    def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The network's image and the scale applied: the frame itself when it already
+        has the input size; else resized to fit, at the top-left of a padded canvas."""
         height, width = self.input_size
+        if image.shape[:2] == (height, width):
+            return image, 1.0
         ratio = min(height / image.shape[0], width / image.shape[1])
         new_w, new_h = round(image.shape[1] * ratio), round(image.shape[0] * ratio)
-        self._canvas[...] = PAD_VALUE
-        self._canvas[:new_h, :new_w] = cv2.resize(
-            image, (new_w, new_h), interpolation=cv2.INTER_LINEAR
-        )
-        return ratio
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        if (new_h, new_w) == (height, width):
+            return resized, ratio
+        if self._pasted != (new_h, new_w):  # the padding only needs painting once per size
+            self._canvas[...] = PAD_VALUE
+            self._pasted = (new_h, new_w)
+        self._canvas[:new_h, :new_w] = resized
+        return self._canvas, ratio
 
     def detect(self, image: np.ndarray) -> Detections:
-        ratio = self._letterbox(image)
-        output = self._session.run(None, {self._input_name: self._blob(self._canvas)})[0][0]
+        network_image, ratio = self._letterbox(image)
+        output = self._session.run(None, {self._input_name: self._to_blob(network_image)})[0][0]
         scores = output[:, 4] * output[:, self._person_column]
         keep = scores >= self._confidence
         if not keep.any():

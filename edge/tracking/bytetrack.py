@@ -1,86 +1,85 @@
-"""A ByteTrack-class multi-object tracker.
+"""A ByteTrack-class multi-object tracker, with observation-centric recovery.
 
-Why this design: ByteTrack (Zhang et al., ECCV 2022) associates in two stages.
+Why this design: ByteTrack (Zhang et al., ECCV 2022) associates in stages.
 Confident detections are matched first to every live track; then the weak ones,
 which are usually people partly hidden behind another shopper or a shelf, may
-only *extend* tracks that are still unmatched, never start new ones. This keeps
-identities through occlusion without letting noise spawn tracks.
+only *extend* tracks that were tracked a moment ago, never start new ones. This
+keeps identities through occlusion without letting noise spawn tracks.
 
-Knobs (see :class:`edge.config.vision.TrackerConfig`):
+Two additions from OC-SORT (Cao et al., CVPR 2023), both motion-only, without any
+appearance model:
 
-- ``track_activation_threshold``: score splitting high from low detections.
-- ``low_confidence_threshold``: below this a detection is ignored.
-- ``new_track_threshold``: an unmatched high detection starts a tentative track
-  only above this score.
-- ``minimum_consecutive_frames``: a tentative track is confirmed (and gets an id)
-  after being matched this many frames in a row; a miss before that deletes it.
-  This is the birth hysteresis.
-- ``lost_track_buffer_s``: a confirmed track unmatched for longer is retired.
-  This is the death hysteresis; it is in seconds so it holds at any frame rate.
-- ``high_match_iou`` / ``low_match_iou`` / ``unconfirmed_match_iou``: least IoU
-  between a track's predicted box and a detection for each stage to match them.
+- **Recovery by centre distance.** A person hidden for a second or two comes
+  back where the motion model no longer overlaps them well (at 5-7 frames/s a
+  walker moves a third of a body width per frame), so IoU fails. Confident
+  detections left over after the IoU stages get a second chance against the
+  tracks still unmatched, by the distance between centres measured in body
+  heights, and only with a similar box height.
+- **Observation-centric re-update.** While a track is lost, the Kalman filter
+  runs on predictions alone and its velocity drifts. When the track is found
+  again, the filter is rewound to its last observation and re-run along a
+  straight line of virtual observations to the new one, so it leaves the
+  occlusion with the velocity the person really had.
+
+Knobs (every one is a field of :class:`edge.config.vision.TrackerConfig`, whose
+descriptions say what each does): ``track_activation_threshold``,
+``low_confidence_threshold``, ``new_track_threshold``, ``high_match_iou``,
+``low_match_iou``, ``unconfirmed_match_iou``, ``recovery_max_distance``,
+``recovery_max_height_ratio``, ``minimum_consecutive_frames`` (birth hysteresis: a
+tentative track is confirmed after that many matched frames in a row, and a miss
+before then deletes it) and ``lost_track_buffer_s`` (death hysteresis: a
+confirmed track unmatched for longer is retired; seconds, so it holds at any frame
+rate).
 
 Assignment is solved with ``lap.lapjv`` (Jonker-Volgenant). Per-track state lives
 only in ``self._tracks`` and is dropped when a track is retired, so memory stays
-flat however many people pass.
+flat however many people pass (STYLE A4).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import lap
 import numpy as np
 
 from edge.config.vision import TrackerConfig
 from edge.records import Detections, Tracks
+from edge.tracking.association import assign, box_iou, centre_distance, height_ratio
 from edge.tracking.kalman import KalmanBoxFilter
 
 
 class TrackState(enum.Enum):
+    """Life cycle of a track: tentative -> tracked <-> lost -> (retired, forgotten)."""
+
     TENTATIVE = "tentative"
     TRACKED = "tracked"
     LOST = "lost"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Track:
+    """One person's motion state. Lives in the tracker only until retired."""
+
     kalman: KalmanBoxFilter
+    observed: np.ndarray  # the detector's last box for this track, xyxy
     score: float
+    last_seen: float
     state: TrackState = TrackState.TENTATIVE
     hits: int = 1
-    last_seen: float = 0.0
-    track_id: int = -1
-    matched_row: int = field(default=-1)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix ``(len(a), len(b))`` of two sets of xyxy boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def _assign(similarity: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
-    """Maximum-similarity one-to-one matching, keeping pairs above ``min_similarity``."""
-    if similarity.size == 0:
-        return []
-    cost = 1.0 - similarity
-    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True, cost_limit=1.0 - min_similarity)
-    return [(row, int(col)) for row, col in enumerate(row_to_col) if col >= 0]
+    frames_unseen: int = 0  # predictions since the last observation
+    anchor: KalmanBoxFilter | None = None  # the filter as of the last observation
+    track_id: int | None = None  # given on confirmation
+    matched_row: int | None = None  # detection row matched in the current frame
 
 
 class ByteTracker:
     """Tracks people across the frames of one camera.
+
+    Args:
+        config: the tracker's thresholds (see :class:`TrackerConfig`).
+        frame_rate: frames per second the tracker will be fed; kept for reference,
+            the tracker itself reasons in seconds from the timestamps it is given.
 
     Example:
         >>> tracker = ByteTracker(TrackerConfig(), frame_rate=7.0)
@@ -104,7 +103,16 @@ class ByteTracker:
         return len(self._tracks)
 
     def update(self, detections: Detections, timestamp: float) -> Tracks:
-        """Advance one frame and return the confirmed tracks seen in it."""
+        """Advance one frame and return the confirmed tracks seen in it.
+
+        Args:
+            detections: this frame's detections; never modified.
+            timestamp: the frame's time in seconds (any origin, increasing).
+
+        Returns:
+            One row per confirmed track matched in this frame, with the matched
+            detection's own box, score and ``data``.
+        """
         config = self.config
         confidence = detections.confidence
         high = np.flatnonzero(confidence >= config.track_activation_threshold)
@@ -114,39 +122,43 @@ class ByteTracker:
         )
 
         for track in self._tracks:
-            track.kalman.predict()
-            track.matched_row = -1
+            if track.frames_unseen == 0:
+                track.anchor = track.kalman.copy()
+            track.kalman.predict(hold_size=track.state is TrackState.LOST)
+            track.frames_unseen += 1
+            track.matched_row = None
 
         confirmed = [t for t in self._tracks if t.state is not TrackState.TENTATIVE]
         tentative = [t for t in self._tracks if t.state is TrackState.TENTATIVE]
 
         # Stage 1: confident detections against every confirmed track, lost ones included.
-        unmatched_high = self._match(confirmed, detections, high, config.high_match_iou, timestamp)
+        rest = self._match_iou(confirmed, detections, high, config.high_match_iou, timestamp)
         # Stage 2: weak detections may only extend tracks that were tracked last frame.
-        still_tracked = [
-            t for t in confirmed if t.matched_row < 0 and t.state is TrackState.TRACKED
-        ]
-        self._match(still_tracked, detections, low, config.low_match_iou, timestamp)
-        # Stage 3: tentative tracks against what is left of the confident detections.
-        unmatched_high = self._match(
-            tentative, detections, unmatched_high, config.unconfirmed_match_iou, timestamp
-        )
+        recent = [t for t in confirmed if t.matched_row is None and t.state is TrackState.TRACKED]
+        self._match_iou(recent, detections, low, config.low_match_iou, timestamp)
+        # Stage 3: what IoU could not pair, by centre distance (people back from occlusion).
+        unmatched = [t for t in confirmed if t.matched_row is None]
+        rest = self._match_distance(unmatched, detections, rest, timestamp)
+        # Stage 4: tentative tracks against what is left of the confident detections.
+        rest = self._match_iou(tentative, detections, rest, config.unconfirmed_match_iou, timestamp)
 
         survivors = []
         for track in self._tracks:
-            if track.matched_row >= 0:
+            if track.matched_row is not None:
                 survivors.append(track)
             elif track.state is TrackState.TENTATIVE:
                 continue  # birth hysteresis: a miss before confirmation ends it
             elif timestamp - track.last_seen <= config.lost_track_buffer_s:
                 track.state = TrackState.LOST
                 survivors.append(track)
-            # else: retired; its state is dropped here
-        for row in unmatched_high:
+            # else: death hysteresis ran out; the track and all its state are dropped here
+        for row in rest:
             if confidence[row] >= config.new_track_threshold:
+                box = detections.xyxy[row].astype(np.float64)
                 track = _Track(
-                    KalmanBoxFilter(detections.xyxy[row]),
-                    float(confidence[row]),
+                    KalmanBoxFilter(box, config.position_noise, config.velocity_noise),
+                    observed=box,
+                    score=float(confidence[row]),
                     last_seen=timestamp,
                     matched_row=int(row),
                 )
@@ -155,7 +167,7 @@ class ByteTracker:
         self._tracks = survivors
         return self._report(detections)
 
-    def _match(
+    def _match_iou(
         self,
         tracks: list[_Track],
         detections: Detections,
@@ -163,17 +175,66 @@ class ByteTracker:
         min_iou: float,
         timestamp: float,
     ) -> np.ndarray:
-        """Match ``tracks`` to detections ``rows``; update the matched; return unmatched rows."""
+        """Match ``tracks`` to detection ``rows`` by IoU with the predicted boxes.
+
+        Returns:
+            The rows left unmatched.
+        """
         if not tracks or len(rows) == 0:
             return rows
         predicted = np.array([track.kalman.box for track in tracks])
-        similarity = box_iou(predicted, detections.xyxy[rows])
+        cost = 1.0 - box_iou(predicted, detections.xyxy[rows])
+        observed = np.array([track.observed for track in tracks])
+        cost[height_ratio(observed, detections.xyxy[rows]) > self.config.max_height_ratio] = np.inf
+        return self._apply(tracks, detections, rows, assign(cost, 1.0 - min_iou), timestamp)
+
+    def _match_distance(
+        self,
+        tracks: list[_Track],
+        detections: Detections,
+        rows: np.ndarray,
+        timestamp: float,
+    ) -> np.ndarray:
+        """Match by centre distance (in body heights) from where each track is
+        predicted or was last seen, whichever is nearer: the prediction is right for a
+        person who kept walking, the last observation for one who stopped while hidden.
+
+        Returns:
+            The rows left unmatched.
+        """
+        config = self.config
+        if not tracks or len(rows) == 0 or config.recovery_max_distance <= 0:
+            return rows
+        boxes = detections.xyxy[rows]
+        predicted = np.array([track.kalman.box for track in tracks])
+        observed = np.array([track.observed for track in tracks])
+        distance = centre_distance(predicted, boxes)
+        sizes_differ = height_ratio(observed, boxes) > config.max_height_ratio
+        distance[sizes_differ] = np.inf
+        pairs = assign(distance, config.recovery_max_distance)
+        return self._apply(tracks, detections, rows, pairs, timestamp)
+
+    def _apply(
+        self,
+        tracks: list[_Track],
+        detections: Detections,
+        rows: np.ndarray,
+        pairs: list[tuple[int, int]],
+        timestamp: float,
+    ) -> np.ndarray:
+        """Update each matched track with its detection; return the unmatched rows."""
         taken = np.zeros(len(rows), bool)
-        for track_index, col in _assign(similarity, min_iou):
+        for track_index, col in pairs:
             track, row = tracks[track_index], int(rows[col])
-            track.kalman.update(detections.xyxy[row])
+            box = detections.xyxy[row].astype(np.float64)
+            if track.frames_unseen > 1 and track.anchor is not None:
+                self._reupdate(track, box)
+            else:
+                track.kalman.update(box)
+            track.observed = box
             track.score = float(detections.confidence[row])
             track.last_seen = timestamp
+            track.frames_unseen = 0
             track.matched_row = row
             track.hits += 1
             if track.state is TrackState.LOST:
@@ -182,15 +243,32 @@ class ByteTracker:
             taken[col] = True
         return rows[~taken]
 
+    @staticmethod
+    def _reupdate(track: _Track, box: np.ndarray) -> None:
+        """OC-SORT's observation-centric re-update: rewind the filter to the last
+        observation and replay the gap along straight-line virtual observations."""
+        assert track.anchor is not None
+        kalman, steps = track.anchor, track.frames_unseen
+        for step in range(1, steps):
+            kalman.predict()
+            kalman.update(track.observed + (box - track.observed) * (step / steps))
+        kalman.predict()
+        kalman.update(box)
+        track.kalman, track.anchor = kalman, None
+
     def _promote(self, track: _Track) -> None:
-        if track.state is TrackState.TENTATIVE and track.hits >= self.config.minimum_consecutive_frames:
+        """Birth hysteresis: confirm a tentative track after enough matched frames."""
+        if (
+            track.state is TrackState.TENTATIVE
+            and track.hits >= self.config.minimum_consecutive_frames
+        ):
             track.state = TrackState.TRACKED
             track.track_id = self._next_id
             self._next_id += 1
 
     def _report(self, detections: Detections) -> Tracks:
         shown = [
-            t for t in self._tracks if t.state is TrackState.TRACKED and t.matched_row >= 0
+            t for t in self._tracks if t.state is TrackState.TRACKED and t.matched_row is not None
         ]
         if not shown:
             return Tracks.empty()

@@ -3,14 +3,23 @@
 The state is ``(cx, cy, a, h, vcx, vcy, va, vh)`` with ``a = w / h``, as in SORT,
 DeepSORT and ByteTrack. Noise scales with the box height, so near (large) and far
 (small) people are tracked with the same relative uncertainty.
+
+The two noise weights are fractions of the box height per frame. ByteTrack's
+(1/20 position, 1/160 velocity) suit 25-30 frames/s; at the 5-10 frames/s an edge
+box runs its detector, a walker's velocity changes about four times as much between
+frames, so the default velocity weight here is 1/80 (see docs/vision.md for the
+measurements behind it). Only their ratio changes which boxes get matched.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_POSITION_WEIGHT = 1.0 / 20
-_VELOCITY_WEIGHT = 1.0 / 160
+DEFAULT_POSITION_WEIGHT = 1.0 / 20
+DEFAULT_VELOCITY_WEIGHT = 1.0 / 80
+_ASPECT_NOISE = 1e-2  # the aspect ratio of a walking person barely changes
+_ASPECT_VELOCITY_NOISE = 1e-5
+_ASPECT_MEASUREMENT_NOISE = 1e-1
 
 _MOTION = np.eye(8)
 _MOTION[:4, 4:] = np.eye(4)
@@ -18,54 +27,81 @@ _OBSERVATION = np.eye(4, 8)
 
 
 def xyxy_to_xyah(box: np.ndarray) -> np.ndarray:
+    """``(x1, y1, x2, y2)`` -> ``(centre x, centre y, width / height, height)``."""
     width, height = box[2] - box[0], max(box[3] - box[1], 1e-3)
     return np.array([box[0] + width / 2, box[1] + height / 2, width / height, height])
 
 
 def xyah_to_xyxy(state: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`xyxy_to_xyah` (reads the first four state entries)."""
     cx, cy, aspect, height = state[:4]
     width = aspect * height
     return np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2])
 
 
 class KalmanBoxFilter:
-    """The motion model of one track: its state mean and covariance."""
+    """The motion model of one track: its state mean and covariance.
 
-    __slots__ = ("mean", "covariance")
+    Args:
+        box_xyxy: the first observed box.
+        position_weight: position noise, as a fraction of the box height per frame.
+        velocity_weight: velocity noise, as a fraction of the box height per frame.
+    """
 
-    def __init__(self, box_xyxy: np.ndarray) -> None:
+    __slots__ = ("mean", "covariance", "_position_weight", "_velocity_weight")
+
+    def __init__(
+        self,
+        box_xyxy: np.ndarray,
+        position_weight: float = DEFAULT_POSITION_WEIGHT,
+        velocity_weight: float = DEFAULT_VELOCITY_WEIGHT,
+    ) -> None:
+        self._position_weight = position_weight
+        self._velocity_weight = velocity_weight
         measurement = xyxy_to_xyah(box_xyxy)
-        self.mean = np.concatenate([measurement, np.zeros(4)])
-        h = measurement[3]
+        self.mean: np.ndarray = np.concatenate([measurement, np.zeros(4)])
+        h, p, v = measurement[3], position_weight, velocity_weight
         std = [
-            2 * _POSITION_WEIGHT * h, 2 * _POSITION_WEIGHT * h, 1e-2, 2 * _POSITION_WEIGHT * h,
-            10 * _VELOCITY_WEIGHT * h, 10 * _VELOCITY_WEIGHT * h, 1e-5, 10 * _VELOCITY_WEIGHT * h,
+            2 * p * h, 2 * p * h, _ASPECT_NOISE, 2 * p * h,
+            10 * v * h, 10 * v * h, _ASPECT_VELOCITY_NOISE, 10 * v * h,
         ]
-        self.covariance = np.diag(np.square(std))
+        self.covariance: np.ndarray = np.diag(np.square(std))
 
-    def predict(self) -> None:
-        h = self.mean[3]
-        std = [
-            _POSITION_WEIGHT * h, _POSITION_WEIGHT * h, 1e-2, _POSITION_WEIGHT * h,
-            _VELOCITY_WEIGHT * h, _VELOCITY_WEIGHT * h, 1e-5, _VELOCITY_WEIGHT * h,
-        ]
+    def predict(self, hold_size: bool = False) -> None:
+        """Advance the state one frame (constant velocity); uncertainty grows.
+
+        Args:
+            hold_size: keep the box height as it is (used while a track is unseen, as
+                ByteTrack does: a size trend learnt from a few frames must not shrink
+                a hidden person's box to nothing).
+        """
+        if hold_size:
+            self.mean[7] = 0.0
+        h, p, v = self.mean[3], self._position_weight, self._velocity_weight
+        std = [p * h, p * h, _ASPECT_NOISE, p * h, v * h, v * h, _ASPECT_VELOCITY_NOISE, v * h]
         self.mean = _MOTION @ self.mean
         self.covariance = _MOTION @ self.covariance @ _MOTION.T + np.diag(np.square(std))
 
     def update(self, box_xyxy: np.ndarray) -> None:
+        """Correct the state with an observed box."""
         measurement = xyxy_to_xyah(box_xyxy)
-        h = self.mean[3]
-        noise = np.diag(np.square([_POSITION_WEIGHT * h, _POSITION_WEIGHT * h, 1e-1, _POSITION_WEIGHT * h]))
+        h, p = self.mean[3], self._position_weight
+        noise = np.diag(np.square([p * h, p * h, _ASPECT_MEASUREMENT_NOISE, p * h]))
         projected_cov = _OBSERVATION @ self.covariance @ _OBSERVATION.T + noise
         gain = np.linalg.solve(projected_cov, _OBSERVATION @ self.covariance).T
         self.mean = self.mean + gain @ (measurement - _OBSERVATION @ self.mean)
         self.covariance = self.covariance - gain @ projected_cov @ gain.T
 
-    def stop_velocity(self) -> None:
-        """Zero the velocity: used when a track is lost, so it waits where it was last seen
-        instead of drifting off while the person stands behind a shelf."""
-        self.mean[4:] = 0.0
+    def copy(self) -> KalmanBoxFilter:
+        """An independent copy (used to re-run the filter after an occlusion)."""
+        twin = KalmanBoxFilter.__new__(KalmanBoxFilter)
+        twin.mean = self.mean.copy()
+        twin.covariance = self.covariance.copy()
+        twin._position_weight = self._position_weight
+        twin._velocity_weight = self._velocity_weight
+        return twin
 
     @property
     def box(self) -> np.ndarray:
+        """The state's box, xyxy."""
         return xyah_to_xyxy(self.mean)
