@@ -91,11 +91,13 @@ class ByteTracker:
         self.frame_rate = frame_rate
         self._tracks: list[_Track] = []
         self._next_id = 1
+        self.skipped_detections = 0  # boxes dropped as non-finite or empty
 
     def reset(self) -> None:
         """Forget every track; ids restart at 1."""
         self._tracks = []
         self._next_id = 1
+        self.skipped_detections = 0
 
     @property
     def live_track_count(self) -> int:
@@ -115,9 +117,17 @@ class ByteTracker:
         """
         config = self.config
         confidence = detections.confidence
-        high = np.flatnonzero(confidence >= config.track_activation_threshold)
+        # A box with a NaN or an infinity would poison a Kalman filter for good: skip it
+        # (and count it), never raise, so one bad frame cannot stop a camera.
+        usable = np.isfinite(detections.xyxy).all(axis=1) & np.isfinite(confidence)
+        usable &= (detections.xyxy[:, 2] > detections.xyxy[:, 0]) & (
+            detections.xyxy[:, 3] > detections.xyxy[:, 1]
+        )
+        self.skipped_detections += int(len(detections) - usable.sum())
+        high = np.flatnonzero(usable & (confidence >= config.track_activation_threshold))
         low = np.flatnonzero(
-            (confidence >= config.low_confidence_threshold)
+            usable
+            & (confidence >= config.low_confidence_threshold)
             & (confidence < config.track_activation_threshold)
         )
 

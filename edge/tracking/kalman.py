@@ -23,7 +23,17 @@ _ASPECT_MEASUREMENT_NOISE = 1e-1
 
 _MOTION = np.eye(8)
 _MOTION[:4, 4:] = np.eye(4)
-_OBSERVATION = np.eye(4, 8)
+_DIAGONAL = np.diag_indices(8)
+_MEASURED_DIAGONAL = np.diag_indices(4)
+
+
+def _h_scaled(size: int) -> np.ndarray:
+    """Which state (8) or measurement (4) entries have noise proportional to the height."""
+    return np.array([True, True, False, True] * (size // 4))
+
+
+_H_SCALED_8 = _h_scaled(8)
+_H_SCALED_4 = _h_scaled(4)
 
 
 def xyxy_to_xyah(box: np.ndarray) -> np.ndarray:
@@ -48,7 +58,7 @@ class KalmanBoxFilter:
         velocity_weight: velocity noise, as a fraction of the box height per frame.
     """
 
-    __slots__ = ("mean", "covariance", "_position_weight", "_velocity_weight")
+    __slots__ = ("mean", "covariance", "_process_std", "_measurement_std")
 
     def __init__(
         self,
@@ -56,16 +66,16 @@ class KalmanBoxFilter:
         position_weight: float = DEFAULT_POSITION_WEIGHT,
         velocity_weight: float = DEFAULT_VELOCITY_WEIGHT,
     ) -> None:
-        self._position_weight = position_weight
-        self._velocity_weight = velocity_weight
+        p, v = position_weight, velocity_weight
+        # Per-frame standard deviations, as multiples of the box height except the
+        # aspect ratio's, which are absolute (`_H_SCALED_8` says which).
+        self._process_std = np.array([p, p, _ASPECT_NOISE, p, v, v, _ASPECT_VELOCITY_NOISE, v])
+        self._measurement_std = np.array([p, p, _ASPECT_MEASUREMENT_NOISE, p])
         measurement = xyxy_to_xyah(box_xyxy)
         self.mean: np.ndarray = np.concatenate([measurement, np.zeros(4)])
-        h, p, v = measurement[3], position_weight, velocity_weight
-        std = [
-            2 * p * h, 2 * p * h, _ASPECT_NOISE, 2 * p * h,
-            10 * v * h, 10 * v * h, _ASPECT_VELOCITY_NOISE, 10 * v * h,
-        ]
-        self.covariance: np.ndarray = np.diag(np.square(std))
+        initial = self._process_std * np.where(_H_SCALED_8, measurement[3], 1.0)
+        initial *= [2, 2, 1, 2, 10, 10, 1, 10]  # a new track's speed is unknown
+        self.covariance: np.ndarray = np.diag(np.square(initial))
 
     def predict(self, hold_size: bool = False) -> None:
         """Advance the state one frame (constant velocity); uncertainty grows.
@@ -77,19 +87,21 @@ class KalmanBoxFilter:
         """
         if hold_size:
             self.mean[7] = 0.0
-        h, p, v = self.mean[3], self._position_weight, self._velocity_weight
-        std = [p * h, p * h, _ASPECT_NOISE, p * h, v * h, v * h, _ASPECT_VELOCITY_NOISE, v * h]
+        std = self._process_std * np.where(_H_SCALED_8, self.mean[3], 1.0)
         self.mean = _MOTION @ self.mean
-        self.covariance = _MOTION @ self.covariance @ _MOTION.T + np.diag(np.square(std))
+        self.covariance = _MOTION @ self.covariance @ _MOTION.T
+        self.covariance[_DIAGONAL] += np.square(std)
 
     def update(self, box_xyxy: np.ndarray) -> None:
         """Correct the state with an observed box."""
         measurement = xyxy_to_xyah(box_xyxy)
-        h, p = self.mean[3], self._position_weight
-        noise = np.diag(np.square([p * h, p * h, _ASPECT_MEASUREMENT_NOISE, p * h]))
-        projected_cov = _OBSERVATION @ self.covariance @ _OBSERVATION.T + noise
-        gain = np.linalg.solve(projected_cov, _OBSERVATION @ self.covariance).T
-        self.mean = self.mean + gain @ (measurement - _OBSERVATION @ self.mean)
+        std = self._measurement_std * np.where(_H_SCALED_4, self.mean[3], 1.0)
+        # The observation takes the first four state entries, so H P H^T and H P are
+        # slices of P.
+        projected_cov = self.covariance[:4, :4].copy()
+        projected_cov[_MEASURED_DIAGONAL] += np.square(std)
+        gain = np.linalg.solve(projected_cov, self.covariance[:4]).T
+        self.mean = self.mean + gain @ (measurement - self.mean[:4])
         self.covariance = self.covariance - gain @ projected_cov @ gain.T
 
     def copy(self) -> KalmanBoxFilter:
@@ -97,8 +109,8 @@ class KalmanBoxFilter:
         twin = KalmanBoxFilter.__new__(KalmanBoxFilter)
         twin.mean = self.mean.copy()
         twin.covariance = self.covariance.copy()
-        twin._position_weight = self._position_weight
-        twin._velocity_weight = self._velocity_weight
+        twin._process_std = self._process_std  # never written: safe to share
+        twin._measurement_std = self._measurement_std
         return twin
 
     @property

@@ -1,0 +1,258 @@
+"""The tracker on synthetic boxes: birth and death hysteresis, occlusion bridging,
+recovery, the size gate, bounded state."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from edge.config.vision import TrackerConfig
+from edge.records import Detections
+from edge.tracking import ByteTracker
+from edge.tracking.association import assign, box_iou, centre_distance
+
+FPS = 7.0
+WIDTH, HEIGHT = 30.0, 80.0
+
+
+def person(x: float, y: float = 200.0, height: float = HEIGHT) -> list[float]:
+    """An xyxy box of a standing person whose top-left corner is (x, y)."""
+    return [x, y, x + WIDTH * height / HEIGHT, y + height]
+
+
+def dets(*boxes: list[float], scores: list[float] | None = None) -> Detections:
+    xyxy = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+    confidence = np.array(scores if scores is not None else [0.9] * len(xyxy), np.float32)
+    return Detections(xyxy, confidence)
+
+
+def feed(tracker: ByteTracker, frames: list[Detections], start: int = 0) -> list[list[int]]:
+    """Ids reported per frame."""
+    return [
+        [int(i) for i in tracker.update(d, (start + k) / FPS).tracker_id]
+        for k, d in enumerate(frames)
+    ]
+
+
+def walker(frames: int, start_x: float = 100.0, step: float = 10.0, score: float = 0.9):
+    return [dets(person(start_x + step * k), scores=[score]) for k in range(frames)]
+
+
+def test_one_walker_keeps_one_id():
+    ids = feed(ByteTracker(TrackerConfig(), FPS), walker(40))
+    assert {i for frame in ids for i in frame} == {1}
+
+
+def test_birth_hysteresis_confirms_after_consecutive_frames():
+    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=3), FPS)
+    ids = feed(tracker, walker(5))
+    assert ids == [[], [], [1], [1], [1]]
+
+
+def test_a_miss_before_confirmation_ends_a_tentative_track():
+    """Two frames seen, one missed, then seen again: the first two never count."""
+    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=3), FPS)
+    frames = walker(8)
+    frames[2] = Detections.empty()
+    ids = feed(tracker, frames)
+    assert ids[:5] == [[], [], [], [], []]
+    assert ids[5:] == [[1], [1], [1]]
+
+
+def test_new_tracks_need_a_confident_detection():
+    tracker = ByteTracker(TrackerConfig(new_track_threshold=0.6), FPS)
+    assert feed(tracker, walker(6, score=0.55)) == [[]] * 6
+
+
+def test_low_score_boxes_bridge_an_occlusion():
+    """A shopper half-hidden behind another scores low for a while: ByteTrack's second
+    stage keeps extending the track with those weak boxes, under the same id."""
+    frames = walker(30)
+    for k in range(10, 20):
+        frames[k] = dets(frames[k].xyxy[0].tolist(), scores=[0.3])
+    ids = feed(ByteTracker(TrackerConfig(), FPS), frames)
+    assert all(frame == [1] for frame in ids[2:])
+
+
+def test_low_score_boxes_never_start_tracks():
+    ids = feed(ByteTracker(TrackerConfig(), FPS), walker(10, score=0.3))
+    assert ids == [[]] * 10
+
+
+def test_boxes_below_the_low_threshold_are_ignored():
+    frames = walker(30)
+    for k in range(10, 20):
+        frames[k] = dets(frames[k].xyxy[0].tolist(), scores=[0.05])
+    ids = feed(ByteTracker(TrackerConfig(low_confidence_threshold=0.1), FPS), frames)
+    assert ids[10:20] == [[]] * 10  # not reported while unseen...
+    assert ids[25] == [1]  # ...but the id survives the gap
+
+
+@pytest.mark.parametrize("gap_s, same_id", [(3.0, True), (5.0, False)])
+def test_death_after_lost_track_buffer(gap_s, same_id):
+    """A person standing still, hidden for gap_s: within lost_track_buffer_s (4 s) the
+    track is found again under its id; after it, the track was retired."""
+    tracker = ByteTracker(TrackerConfig(lost_track_buffer_s=4.0), FPS)
+    still = [dets(person(300)) for _ in range(10)]
+    gap = round(gap_s * FPS)
+    ids = feed(tracker, still)
+    feed(tracker, [Detections.empty()] * gap, start=10)
+    after = feed(tracker, still, start=10 + gap)
+    assert ids[-1] == [1]
+    assert after[-1] == ([1] if same_id else [2])
+
+
+def test_retired_tracks_free_their_state():
+    tracker = ByteTracker(TrackerConfig(lost_track_buffer_s=1.0), FPS)
+    feed(tracker, walker(10))
+    assert tracker.live_track_count == 1
+    feed(tracker, [Detections.empty()] * 10, start=10)
+    assert tracker.live_track_count == 0
+
+
+def _hidden_walker(offset: float) -> tuple[list[Detections], int]:
+    """Walks right 10 px/frame for 20 frames, hidden 4 frames, reappears ``offset`` px
+    behind where constant velocity would put it (it slowed down while hidden)."""
+    frames = walker(20)
+    frames += [Detections.empty()] * 4
+    last_seen = 100.0 + 10 * 19
+    reappear = last_seen + 10 * 5 - offset
+    frames += [dets(person(reappear + 4 * k)) for k in range(6)]
+    return frames, 24
+
+
+def test_recovery_by_centre_distance_after_occlusion():
+    """Back from behind a shelf off the predicted path (IoU with the prediction below
+    high_match_iou), but within recovery_max_distance body heights: same id."""
+    frames, back = _hidden_walker(offset=28.0)
+    ids = feed(ByteTracker(TrackerConfig(recovery_max_distance=0.5), FPS), frames)
+    assert ids[back] == [1]
+    without = feed(ByteTracker(TrackerConfig(recovery_max_distance=0.0), FPS), frames)
+    assert 1 not in {i for frame in without[back:] for i in frame}
+
+
+def test_a_head_sized_box_does_not_take_over_a_track():
+    """Regression: a detector box around a head (a third of the body) matched a
+    walker's track, shrank its Kalman height to nothing, and the person came back
+    under a new id. The height gate refuses such a match."""
+    tracker = ByteTracker(TrackerConfig(max_height_ratio=2.0), FPS)
+    feed(tracker, walker(10))
+    head = [200.0, 200.0, 215.0, 225.0]
+    reported = tracker.update(dets(head), 10 / FPS)
+    assert len(reported) == 0
+    body_again = tracker.update(dets(person(210)), 11 / FPS)
+    assert body_again.tracker_id.tolist() == [1]
+
+
+def test_two_people_crossing_keep_their_ids():
+    frames = [
+        dets(person(100 + 12 * k), person(400 - 12 * k, y=205)) for k in range(26)
+    ]
+    tracker = ByteTracker(TrackerConfig(), FPS)
+    first = tracker.update(frames[0], 0.0)
+    assert len(first) == 0
+    by_direction: dict[int, set[str]] = {}
+    for k, frame in enumerate(frames[1:], start=1):
+        tracks = tracker.update(frame, k / FPS)
+        for track_id, box in zip(tracks.tracker_id, tracks.xyxy, strict=True):
+            moving_right = abs(box[0] - (100 + 12 * k)) < 1
+            by_direction.setdefault(int(track_id), set()).add("right" if moving_right else "left")
+    assert sorted(by_direction) == [1, 2]
+    assert all(len(directions) == 1 for directions in by_direction.values())
+
+
+def test_reports_the_detector_boxes_and_passes_data_through_untouched():
+    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=1), FPS)
+    detections = Detections(
+        np.array([person(100), person(400)], np.float32),
+        np.array([0.9, 0.8], np.float32),
+        {"class_id": np.array([0, 0]), "camera_row": np.array([7, 8])},
+    )
+    before = (detections.xyxy.copy(), detections.confidence.copy())
+    tracks = tracker.update(detections, 0.0)
+    np.testing.assert_array_equal(detections.xyxy, before[0])
+    np.testing.assert_array_equal(detections.confidence, before[1])
+    order = np.argsort(tracks.data["camera_row"])
+    np.testing.assert_array_equal(tracks.xyxy[order], detections.xyxy)
+    assert tracks.data["camera_row"][order].tolist() == [7, 8]
+
+
+def test_non_finite_boxes_are_skipped_and_counted():
+    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=1), FPS)
+    bad = dets(person(100), [np.nan, 0, 10, 10], [5, 5, 5, 5], scores=[0.9, 0.9, 0.9])
+    tracks = tracker.update(bad, 0.0)
+    assert len(tracks) == 1
+    assert tracker.skipped_detections == 2
+
+
+def test_reset_forgets_everything():
+    tracker = ByteTracker(TrackerConfig(), FPS)
+    feed(tracker, walker(10))
+    tracker.reset()
+    assert tracker.live_track_count == 0
+    assert feed(tracker, walker(3)) == [[], [], [1]]
+
+
+def _deep_size(root: object) -> int:
+    """Bytes held by ``root`` and everything it references (modules, classes and
+    functions excluded): what the tracker keeps alive."""
+    seen: set[int] = set()
+    stack, total = [root], 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, type | types.ModuleType | types.FunctionType):
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        stack.extend(gc.get_referents(item))
+    return total
+
+
+def test_state_stays_bounded_over_100000_ids():
+    """STYLE A4: per-id state must go when the id goes. 100,000 people pass through a
+    10x10 grid of spots, one frame each; what the tracker holds must not grow."""
+    config = TrackerConfig(minimum_consecutive_frames=1, lost_track_buffer_s=0.0)
+    tracker = ByteTracker(config, FPS)
+    spots = np.array(
+        [person(10 + 75 * col, y=10 + 100 * row) for row in range(10) for col in range(10)],
+        np.float32,
+    )
+    present = Detections(spots, np.full(len(spots), 0.9, np.float32))
+    frame = 0
+    largest = 0
+
+    def pass_people(cycles: int) -> int:
+        """Run ``cycles`` x 100 people through; return the tracker's size at the peak."""
+        nonlocal frame, largest
+        for _ in range(cycles):
+            for detections in (present, Detections.empty()):
+                tracker.update(detections, frame / FPS)
+                frame += 1
+                largest = max(largest, tracker.live_track_count)
+        tracker.update(present, frame / FPS)  # a full house, to measure
+        frame += 1
+        size = _deep_size(tracker)
+        tracker.update(Detections.empty(), frame / FPS)
+        frame += 1
+        return size
+
+    after_10k = pass_people(99)
+    after_100k = pass_people(899)
+    assert tracker._next_id - 1 == 100_000
+    assert largest <= len(spots)
+    assert tracker.live_track_count == 0
+    assert after_100k <= after_10k + 1024, (after_10k, after_100k)
+
+
+def test_association_helpers():
+    a = np.array([[0, 0, 10, 10]], float)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)
+    np.testing.assert_allclose(box_iou(a, b), [[1.0, 1 / 3, 0.0]])
+    np.testing.assert_allclose(centre_distance(a, b)[0, :2], [0.0, 0.5])
+    cost = np.array([[0.1, np.nan], [np.inf, 0.2]])
+    assert assign(cost, 0.5) == [(0, 0), (1, 1)]
+    assert assign(np.array([[0.9]]), 0.5) == []
