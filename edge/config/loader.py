@@ -101,6 +101,8 @@ def parse_site(text: str, *, source: str = "<site>", base_dir: Path | None = Non
                 shown = repr(item["input"])
                 got = f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
             problems.append(f"{where} {_format_path(path)}: {message}{got}")
+        if len(problems) == 1:  # the common case stays one line in the journal
+            raise ConfigError(f"invalid site config: {problems[0]}") from None
         raise ConfigError("invalid site config:\n  " + "\n  ".join(problems)) from None
 
 

@@ -1,0 +1,125 @@
+"""Detectors on real frames of the PETS recording, behind one interface; bad models
+give one clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from edge.config.vision import DetectorConfig
+from edge.detection import load_detector
+from edge.errors import ModelError
+from edge.motformat import read_mot
+from edge.tracking.association import assign, box_iou
+from tests.conftest import PETS_GT, PETS_VIDEO
+
+FRAMES = (0, 400)  # video frame N is ground-truth frame N + 1
+
+
+@pytest.fixture(scope="module")
+def pets_frames() -> dict[int, np.ndarray]:
+    capture = cv2.VideoCapture(str(PETS_VIDEO))
+    frames, index = {}, 0
+    while index <= max(FRAMES):
+        ok, image = capture.read()
+        assert ok, f"cannot read frame {index} of {PETS_VIDEO}"
+        if index in FRAMES:
+            frames[index] = image
+        index += 1
+    capture.release()
+    return frames
+
+
+def recall_at_iou(detections_xyxy: np.ndarray, frame: int, min_iou: float = 0.5) -> float:
+    """Share of the frame's ground-truth people found by a box at IoU >= min_iou."""
+    gt = read_mot(PETS_GT)
+    gt = gt[(gt[:, 0] == frame + 1) & (gt[:, 6] != 0)]
+    boxes = gt[:, 2:6].copy()
+    boxes[:, 2:] += boxes[:, :2]
+    pairs = assign(1.0 - box_iou(boxes, detections_xyxy), 1.0 - min_iou)
+    return len(pairs) / len(gt)
+
+
+@pytest.mark.parametrize(
+    "config, least_recall",
+    [
+        (DetectorConfig(), 0.8),  # native 416x416: the frame is shrunk, people are small
+        (DetectorConfig(input_size=(576, 768)), 0.9),
+        (DetectorConfig(input_size=(480, 640)), 0.9),
+        (DetectorConfig(input_size=(384, 512)), 0.9),
+        (DetectorConfig(model="pedestrian_ssdlite_mnv2_300", confidence_threshold=0.3), 0.6),
+    ],
+    ids=["yolox-416", "yolox-576x768", "yolox-480x640", "yolox-384x512", "ssdlite-300"],
+)
+def test_detectors_find_the_people_on_real_frames(pets_frames, config, least_recall):
+    detector = load_detector(config)
+    for frame, image in pets_frames.items():
+        detections = detector.detect(image)
+        confident = detections.xyxy[detections.confidence >= 0.3]
+        assert recall_at_iou(confident, frame) >= least_recall, (detector.name, frame)
+        height, width = image.shape[:2]
+        assert (detections.xyxy[:, [0, 2]] >= 0).all() and (detections.xyxy[:, 2] <= width).all()
+        assert (detections.xyxy[:, 3] <= height).all()
+        assert ((detections.confidence >= config.confidence_threshold)
+                & (detections.confidence <= 1)).all()
+
+
+def test_light_person_detector_runs_at_its_native_size(pets_frames):
+    detector = load_detector(DetectorConfig(model="light_person_detector_192x192"))
+    assert detector.input_size == (192, 192)
+    detections = detector.detect(pets_frames[0])
+    assert detections.xyxy.shape[1] == 4
+
+
+def test_detector_never_writes_to_the_frame(pets_frames):
+    image = pets_frames[0].copy()
+    load_detector(DetectorConfig(input_size=(480, 640))).detect(image)
+    np.testing.assert_array_equal(image, pets_frames[0])
+
+
+def _write_model(path: Path, input_shape: list, output_shape: list, dtype=TensorProto.FLOAT) -> Path:
+    """A one-node ONNX graph (Identity or a fixed-shape reshape) with the given shapes."""
+    x = helper.make_tensor_value_info("images", dtype, input_shape)
+    y = helper.make_tensor_value_info("output", dtype, output_shape)
+    shape = helper.make_tensor("shape", TensorProto.INT64, [len(output_shape)], output_shape)
+    node = helper.make_node("Reshape", ["images", "shape"], ["output"])
+    graph = helper.make_graph([node], "bad", [x], [y], initializer=[shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "input_shape, output_shape, kind, message",
+    [
+        ([1, 1, 32, 32], [1, 1, 1024], "yolox", r"expected a YOLOX input of shape \[1, 3, H, W\], got \[1, 1, 32, 32\]"),
+        ([1, 3, 32, 32], [1, 3072, 1], "yolox", r"expected output \[1, 21, >5\] at 32x32, got \[1, 3072, 1\]"),
+        ([1, 3, 32], [1, 96], "yolox", r"expected a YOLOX input of shape \[1, 3, H, W\]"),
+        ([1, 3, 32, 32], [1, 3072], "ssd", r"expected one uint8 NHWC image input"),
+    ],
+    ids=["one-channel", "wrong-output", "3d-input", "ssd-float-input"],
+)
+def test_wrong_shape_model_is_one_clear_error(tmp_path, input_shape, output_shape, kind, message):
+    path = _write_model(tmp_path / "bad.onnx", input_shape, output_shape)
+    with pytest.raises(ModelError, match=message) as raised:
+        load_detector(DetectorConfig(model=str(path), kind=kind))
+    assert "\n" not in str(raised.value)
+
+
+def test_not_an_onnx_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"this is not a protobuf" * 10)
+    with pytest.raises(ModelError, match="onnxruntime cannot load") as raised:
+        load_detector(DetectorConfig(model=str(path), kind="yolox"))
+    assert "\n" not in str(raised.value)
+
+
+def test_missing_model_file():
+    with pytest.raises(ModelError, match="does not exist"):
+        load_detector(DetectorConfig(model="/nonexistent/model.onnx", kind="yolox"))

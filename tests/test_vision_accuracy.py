@@ -1,0 +1,87 @@
+"""Accuracy gate: the whole PETS09-S2L1 recording through `edge replay` with the
+demo site, scored against its ground truth. The replay runs once per test session
+(shared by every xdist worker through a file lock) and takes about a minute."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from edge.storage import open_database
+from edge.storage.trajectories import read_trajectories
+from tests.conftest import PETS_GT
+from tests.test_cli import run_edge
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pets_replay")]
+
+LEAST_HOTA = 0.60
+LEAST_IDF1 = 0.80
+MOST_FLOOR_MEDIAN_M = 0.30
+
+
+@pytest.fixture(scope="session")
+def pets_replay(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Replay the recording once, evaluate it with the CLI, share the figures."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, shared by its workers
+    folder = base / "pets_replay"
+    folder.mkdir(exist_ok=True)
+    with (base / "pets_replay.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result_path = folder / "result.json"
+        if not result_path.exists():
+            result_path.write_text(json.dumps(_replay_and_evaluate(folder)))
+    return json.loads(result_path.read_text())
+
+
+def _replay_and_evaluate(folder: Path) -> dict:
+    db, tracks = folder / "edge.db", folder / "tracks.txt"
+    replay = run_edge("replay", "--db", str(db), "--mot-out", str(tracks), "--quiet")
+    assert replay.returncode == 0, replay.stderr
+    mot = run_edge("eval", "mot", "--gt", str(PETS_GT), "--tracks", str(tracks), "--json")
+    assert mot.returncode == 0, mot.stderr
+    floor = run_edge("eval", "floor", "--gt", str(PETS_GT), "--db", str(db), "--json")
+    assert floor.returncode == 0, floor.stderr
+    return {
+        "replay_stdout": replay.stdout,
+        "db": str(db),
+        "mot": json.loads(mot.stdout),
+        "floor": json.loads(floor.stdout),
+    }
+
+
+def test_replay_reads_every_frame(pets_replay):
+    assert "Replayed 795 frames of camera view001" in pets_replay["replay_stdout"]
+
+
+def test_hota_and_idf1_gate(pets_replay):
+    mot = pets_replay["mot"]
+    assert mot["HOTA"] >= LEAST_HOTA, mot
+    assert mot["IDF1"] >= LEAST_IDF1, mot
+    assert mot["frames"] == 795
+
+
+def test_identity_is_mostly_kept(pets_replay):
+    """19 people walk through; a tracker that fragments them shows many more ids."""
+    mot = pets_replay["mot"]
+    assert mot["tracker_ids"] <= 1.5 * mot["gt_ids"]
+    assert mot["id_switches"] <= 40
+
+
+def test_floor_position_error_gate(pets_replay):
+    floor = pets_replay["floor"]
+    assert floor["median_m"] <= MOST_FLOOR_MEDIAN_M, floor
+    assert floor["matched"] >= 3500  # of 4,476 ground-truth boxes
+
+
+def test_trajectories_are_stored(pets_replay):
+    db = open_database(pets_replay["db"])
+    trajectories = list(read_trajectories(db))
+    assert len(trajectories) == pets_replay["mot"]["tracker_ids"]
+    longest = max(trajectories, key=lambda t: len(t.t))
+    assert longest.xy.shape[1] == 2 and len(longest.t) > 100
