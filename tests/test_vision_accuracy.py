@@ -7,6 +7,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,12 @@ from edge.storage.trajectories import read_trajectories
 from tests.conftest import PETS_GT
 from tests.test_cli import run_edge
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pets_replay")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("pets_replay"),
+    pytest.mark.timeout(1200),  # ~1 min alone; far more on a CPU shared with the suite
+]
+REPLAY_TIMEOUT_S = 1100
 
 LEAST_HOTA = 0.60
 LEAST_IDF1 = 0.80
@@ -41,7 +48,11 @@ def pets_replay(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _replay_and_evaluate(folder: Path) -> dict:
     db, tracks = folder / "edge.db", folder / "tracks.txt"
-    replay = run_edge("replay", "--db", str(db), "--mot-out", str(tracks), "--quiet")
+    replay = subprocess.run(
+        [sys.executable, "-m", "edge", "replay", "--db", str(db), "--mot-out", str(tracks),
+         "--quiet"],
+        capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, check=False,
+    )
     assert replay.returncode == 0, replay.stderr
     mot = run_edge("eval", "mot", "--gt", str(PETS_GT), "--tracks", str(tracks), "--json")
     assert mot.returncode == 0, mot.stderr
