@@ -116,28 +116,8 @@ class ByteTracker:
             detection's own box, score and ``data``.
         """
         config = self.config
-        confidence = detections.confidence
-        # A box with a NaN or an infinity would poison a Kalman filter for good: skip it
-        # (and count it), never raise, so one bad frame cannot stop a camera.
-        usable = np.isfinite(detections.xyxy).all(axis=1) & np.isfinite(confidence)
-        usable &= (detections.xyxy[:, 2] > detections.xyxy[:, 0]) & (
-            detections.xyxy[:, 3] > detections.xyxy[:, 1]
-        )
-        self.skipped_detections += int(len(detections) - usable.sum())
-        high = np.flatnonzero(usable & (confidence >= config.track_activation_threshold))
-        low = np.flatnonzero(
-            usable
-            & (confidence >= config.low_confidence_threshold)
-            & (confidence < config.track_activation_threshold)
-        )
-
-        for track in self._tracks:
-            if track.frames_unseen == 0:
-                track.anchor = track.kalman.copy()
-            track.kalman.predict(hold_size=track.state is TrackState.LOST)
-            track.frames_unseen += 1
-            track.matched_row = None
-
+        high, low = self._split_by_score(detections)
+        self._predict()
         confirmed = [t for t in self._tracks if t.state is not TrackState.TENTATIVE]
         tentative = [t for t in self._tracks if t.state is TrackState.TENTATIVE]
 
@@ -152,30 +132,63 @@ class ByteTracker:
         # Stage 4: tentative tracks against what is left of the confident detections.
         rest = self._match_iou(tentative, detections, rest, config.unconfirmed_match_iou, timestamp)
 
+        self._retire_unmatched(timestamp)
+        self._start_tracks(detections, rest, timestamp)
+        return self._report(detections)
+
+    def _split_by_score(self, detections: Detections) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of the confident ("high") and the weak ("low") detections.
+
+        A box with a NaN, an infinity or no area would poison a Kalman filter for good:
+        it is skipped and counted, never raised on, so one bad frame cannot stop a camera.
+        """
+        config, xyxy, confidence = self.config, detections.xyxy, detections.confidence
+        usable = np.isfinite(xyxy).all(axis=1) & np.isfinite(confidence)
+        usable &= (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        self.skipped_detections += int(len(detections) - usable.sum())
+        high = usable & (confidence >= config.track_activation_threshold)
+        low = usable & (confidence >= config.low_confidence_threshold) & ~high
+        return np.flatnonzero(high), np.flatnonzero(low)
+
+    def _predict(self) -> None:
+        """Move every track one frame ahead; remember each seen track's filter."""
+        for track in self._tracks:
+            if track.frames_unseen == 0:
+                track.anchor = track.kalman.copy()
+            track.kalman.predict(hold_size=track.state is TrackState.LOST)
+            track.frames_unseen += 1
+            track.matched_row = None
+
+    def _retire_unmatched(self, timestamp: float) -> None:
+        """Birth and death hysteresis for the tracks no detection matched."""
         survivors = []
         for track in self._tracks:
             if track.matched_row is not None:
                 survivors.append(track)
             elif track.state is TrackState.TENTATIVE:
                 continue  # birth hysteresis: a miss before confirmation ends it
-            elif timestamp - track.last_seen <= config.lost_track_buffer_s:
+            elif timestamp - track.last_seen <= self.config.lost_track_buffer_s:
                 track.state = TrackState.LOST
                 survivors.append(track)
             # else: death hysteresis ran out; the track and all its state are dropped here
-        for row in rest:
-            if confidence[row] >= config.new_track_threshold:
-                box = detections.xyxy[row].astype(np.float64)
-                track = _Track(
-                    KalmanBoxFilter(box, config.position_noise, config.velocity_noise),
-                    observed=box,
-                    score=float(confidence[row]),
-                    last_seen=timestamp,
-                    matched_row=int(row),
-                )
-                self._promote(track)
-                survivors.append(track)
         self._tracks = survivors
-        return self._report(detections)
+
+    def _start_tracks(self, detections: Detections, rows: np.ndarray, timestamp: float) -> None:
+        """A tentative track for each unmatched detection confident enough to start one."""
+        config = self.config
+        for row in rows:
+            if detections.confidence[row] < config.new_track_threshold:
+                continue
+            box = detections.xyxy[row].astype(np.float64)
+            track = _Track(
+                KalmanBoxFilter(box, config.position_noise, config.velocity_noise),
+                observed=box,
+                score=float(detections.confidence[row]),
+                last_seen=timestamp,
+                matched_row=int(row),
+            )
+            self._promote(track)
+            self._tracks.append(track)
 
     def _match_iou(
         self,
@@ -205,9 +218,9 @@ class ByteTracker:
         rows: np.ndarray,
         timestamp: float,
     ) -> np.ndarray:
-        """Match by centre distance (in body heights) from where each track is
-        predicted or was last seen, whichever is nearer: the prediction is right for a
-        person who kept walking, the last observation for one who stopped while hidden.
+        """Match by the distance from each track's predicted centre, in body heights.
+
+        Only detections of a similar height may match (``max_height_ratio``).
 
         Returns:
             The rows left unmatched.
