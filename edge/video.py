@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
+from queue import Empty, Full, Queue
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,16 @@ from edge.records import Frame
 
 RTSP_OPEN_TIMEOUT_MS = 5000
 RTSP_READ_TIMEOUT_MS = 5000
+PREFETCH_FRAMES = 2  # decoded frames held ahead of the detector (bounded memory)
+STOP_POLL_S = 0.1  # how often a blocked reader thread checks for close()
+READER_JOIN_TIMEOUT_S = 10.0  # longer than an RTSP read timeout
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """End of the frames, with the reader thread's error if it failed."""
+
+    error: Exception | None = None
 
 
 def describe_source(source: str) -> str:
@@ -52,6 +65,7 @@ class VideoSource:
         start_time: epoch seconds of a file's first frame (default: now). Live
             sources stamp frames with the wall clock.
         detect_fps: yield at most this many frames per second of video.
+        prefetch: frames a reader thread may decode ahead (0: decode in the caller).
     """
 
     def __init__(
@@ -62,6 +76,7 @@ class VideoSource:
         fps: float | None = None,
         start_time: float | None = None,
         detect_fps: float | None = None,
+        prefetch: int = PREFETCH_FRAMES,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -81,7 +96,11 @@ class VideoSource:
         if detect_fps and not live and detect_fps < self.info.fps:
             self._stride = max(1, round(self.info.fps / detect_fps))
         self._min_interval = 1.0 / detect_fps if detect_fps and live else 0.0
+        self._prefetch = prefetch
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
         self.read_failures = 0
+        self.dropped_frames = 0  # live sources only: frames dropped for a slow consumer
 
     def _open(self, source: str) -> cv2.VideoCapture:
         shown = describe_source(source)
@@ -117,9 +136,55 @@ class VideoSource:
         return self._stride
 
     def __iter__(self) -> Iterator[Frame]:
+        """Frames in order. With ``prefetch``, a reader thread decodes ahead into a
+        bounded queue, so decoding overlaps the detector instead of adding to it."""
+        if self._prefetch <= 0:
+            yield from self._decode()
+            return
+        self._stop.clear()
+        queue: Queue[Frame | _End] = Queue(maxsize=self._prefetch)
+        self._reader = threading.Thread(
+            target=self._read_ahead, args=(queue,), name=f"decode-{self.camera_id}", daemon=True
+        )
+        self._reader.start()
+        while True:
+            item = queue.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    def _read_ahead(self, queue: Queue[Frame | _End]) -> None:
+        """The reader thread: decode into ``queue``. A file waits for room (no frame is
+        lost); a live stream drops its oldest queued frame, counted, to stay current."""
+        end = _End()
+        try:
+            for frame in self._decode():
+                while not self._stop.is_set():
+                    try:
+                        queue.put(frame, timeout=STOP_POLL_S)
+                        break
+                    except Full:
+                        if self.info.live:
+                            with contextlib.suppress(Empty):
+                                queue.get_nowait()
+                                self.dropped_frames += 1
+                if self._stop.is_set():
+                    return
+        except Exception as error:  # handed to the consumer, raised there
+            end = _End(error)
+        while not self._stop.is_set():
+            try:
+                queue.put(end, timeout=STOP_POLL_S)
+                return
+            except Full:
+                continue
+
+    def _decode(self) -> Iterator[Frame]:
         index = -1
         last_yield = 0.0
-        while True:
+        while not self._stop.is_set():
             ok = self._capture.grab()
             if not ok:
                 break
@@ -138,6 +203,11 @@ class VideoSource:
             yield Frame(self.camera_id, index, timestamp, image)
 
     def close(self) -> None:
+        """Stop the reader thread (if any), then release the capture."""
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(timeout=READER_JOIN_TIMEOUT_S)
+            self._reader = None
         self._capture.release()
 
     def __enter__(self) -> VideoSource:
