@@ -98,7 +98,8 @@ def replay(
         fps = camera.fps or DEFAULT_DET_FPS
         detector = None
         frames: Iterator[tuple[int, float, object]] = (
-            (index, start_time + index / fps, dets) for index, dets in detections_by_frame(detections)
+            (index, start_time + index / fps, dets)
+            for index, dets in detections_by_frame(detections)
         )
         source_name, model_name, total, source = str(detections), "det.txt", None, None
     else:

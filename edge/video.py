@@ -7,20 +7,20 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from queue import Empty, Full, Queue
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Full, Queue
 
 import cv2
 
 from edge import assets
+from edge.errors import SourceError
+from edge.records import Frame
 
 # FFmpeg and OpenCV print decoder complaints about damaged files straight to stderr;
 # the damage is reported once, in plain words, by us (read_failures, a short file).
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-from edge.errors import SourceError
-from edge.records import Frame
 
 RTSP_OPEN_TIMEOUT_MS = 5000
 RTSP_READ_TIMEOUT_MS = 5000

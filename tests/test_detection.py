@@ -82,7 +82,9 @@ def test_detector_never_writes_to_the_frame(pets_frames):
     np.testing.assert_array_equal(image, pets_frames[0])
 
 
-def _write_model(path: Path, input_shape: list, output_shape: list, dtype=TensorProto.FLOAT) -> Path:
+def _write_model(
+    path: Path, input_shape: list, output_shape: list, dtype: int = TensorProto.FLOAT
+) -> Path:
     """A one-node ONNX graph (Identity or a fixed-shape reshape) with the given shapes."""
     x = helper.make_tensor_value_info("images", dtype, input_shape)
     y = helper.make_tensor_value_info("output", dtype, output_shape)
@@ -98,8 +100,14 @@ def _write_model(path: Path, input_shape: list, output_shape: list, dtype=Tensor
 @pytest.mark.parametrize(
     "input_shape, output_shape, kind, message",
     [
-        ([1, 1, 32, 32], [1, 1, 1024], "yolox", r"expected a YOLOX input of shape \[1, 3, H, W\], got \[1, 1, 32, 32\]"),
-        ([1, 3, 32, 32], [1, 3072, 1], "yolox", r"expected output \[1, 21, >5\] at 32x32, got \[1, 3072, 1\]"),
+        (
+            [1, 1, 32, 32], [1, 1, 1024], "yolox",
+            r"expected a YOLOX input of shape \[1, 3, H, W\], got \[1, 1, 32, 32\]",
+        ),
+        (
+            [1, 3, 32, 32], [1, 3072, 1], "yolox",
+            r"expected output \[1, 21, >5\] at 32x32, got \[1, 3072, 1\]",
+        ),
         ([1, 3, 32], [1, 96], "yolox", r"expected a YOLOX input of shape \[1, 3, H, W\]"),
         ([1, 3, 32, 32], [1, 3072], "ssd", r"expected one uint8 NHWC image input"),
     ],

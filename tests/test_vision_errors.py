@@ -89,7 +89,9 @@ def test_collinear_calibration(tmp_path):
                 "image_points: [[100, 100], [200, 200], [300, 300], [400, 400]]\n"
                 "      floor_points:"
             ),
-            r"floor_points:.*?# Track": "floor_points: [[0, 0], [1, 1], [2, 2], [3, 3]]\n    # Track",
+            r"floor_points:.*?# Track": (
+                "floor_points: [[0, 0], [1, 1], [2, 2], [3, 3]]\n    # Track"
+            ),
         },
     )
     result = run_edge("replay", "--site", str(site), "--db", str(tmp_path / "x.db"))

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path
+from edge.errors import StorageError
 from edge.evaluation.floor import evaluate_floor
 from edge.evaluation.mot import evaluate_mot_files
-from edge.errors import StorageError
 from edge.storage import open_database
 
 

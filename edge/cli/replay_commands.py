@@ -21,7 +21,9 @@ def _parse_start(value: str | None) -> float | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"expected an ISO 8601 time such as 2026-11-23T10:00:00+00:00, got {value!r}")
+        raise click.BadParameter(
+            f"expected an ISO 8601 time such as 2026-11-23T10:00:00+00:00, got {value!r}"
+        ) from None
     if moment.tzinfo is None:
         raise click.BadParameter("give a time zone, e.g. 2026-11-23T10:00:00+00:00")
     return moment.timestamp()

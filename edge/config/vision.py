@@ -111,7 +111,9 @@ class DetectorConfig(StrictModel):
     )
     kind: str | None = Field(
         None, pattern="^(yolox|ssd)$",
-        description="Decoder for a model given by path (yolox or ssd); manifest models know theirs.",
+        description=(
+            "Decoder for a model given by path (yolox or ssd); manifest models know theirs."
+        ),
     )
     input_size: tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]] | None = Field(
         None, title="Network input (height, width)",
@@ -121,7 +123,9 @@ class DetectorConfig(StrictModel):
         0.1, ge=0.0, le=1.0,
         description="Drop detections scoring below this. Keep it low: the tracker uses weak boxes.",
     )
-    nms_iou_threshold: float = Field(0.45, gt=0.0, le=1.0, description="Non-maximum suppression IoU.")
+    nms_iou_threshold: float = Field(
+        0.45, gt=0.0, le=1.0, description="Non-maximum suppression IoU."
+    )
     threads: int | None = Field(
         None, ge=1, le=64, description="onnxruntime intra-op threads; None = onnxruntime's choice."
     )
@@ -140,11 +144,17 @@ class TrackerConfig(StrictModel):
 
     track_activation_threshold: float = Field(
         0.5, ge=0, le=1,
-        description="Detections at or above this score are 'high': they match first and can start tracks.",
+        description=(
+            "Detections at or above this score are 'high': they match first and can start "
+            "tracks."
+        ),
     )
     low_confidence_threshold: float = Field(
         0.1, ge=0, le=1,
-        description="Detections between this and the activation threshold only extend existing tracks.",
+        description=(
+            "Detections between this and the activation threshold only extend existing "
+            "tracks (ByteTrack's second stage)."
+        ),
     )
     new_track_threshold: float = Field(
         0.6, ge=0, le=1, description="An unmatched detection starts a track only above this score."
@@ -190,7 +200,8 @@ class TrackerConfig(StrictModel):
         ),
     )
     minimum_consecutive_frames: int = Field(
-        3, ge=1, le=30, description="Frames a new track must be seen in a row before it is reported."
+        3, ge=1, le=30,
+        description="Frames a new track must be seen in a row before it is reported.",
     )
     lost_track_buffer_s: float = Field(
         4.0, ge=0, le=120, description="Seconds a lost track is kept for re-association."

@@ -24,7 +24,11 @@ class SsdDetector:
 
     def __init__(self, path: Path, config: DetectorConfig, person_class: int = 1) -> None:
         self.name = path.stem
-        self.input_size = tuple(config.input_size) if config.input_size else NATIVE_SIZE
+        self.input_size: tuple[int, int] = (
+            (int(config.input_size[0]), int(config.input_size[1]))
+            if config.input_size
+            else NATIVE_SIZE
+        )
         self._session = make_session(path, config.threads)
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].type != "tensor(uint8)":
@@ -42,6 +46,7 @@ class SsdDetector:
         self._person_class = person_class
 
     def detect(self, image: np.ndarray) -> Detections:
+        """Person boxes in a BGR frame, in its pixels (NMS already done by the graph)."""
         height, width = self.input_size
         resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
         blob = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)[None]

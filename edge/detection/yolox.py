@@ -82,7 +82,8 @@ class YoloxDetector:
                 f"{str(error).splitlines()[0]}"
             ) from None
         expected = len(self._cells)
-        if output.ndim != 3 or output.shape[1] != expected or output.shape[2] <= self._person_column:
+        shape_ok = output.ndim == 3 and output.shape[1] == expected
+        if not shape_ok or output.shape[2] <= self._person_column:
             raise ModelError(
                 f"{self.name}: expected output [1, {expected}, >{self._person_column}] at "
                 f"{height}x{width}, got {list(output.shape)}; is this a YOLOX model?"

@@ -71,7 +71,7 @@ def _iou_distance(gt_xywh: np.ndarray, ts_xywh: np.ndarray) -> np.ndarray:
 def _hota(gt_frames: list[np.ndarray], ts_frames: list[np.ndarray]) -> dict:
     from trackeval.metrics import HOTA
 
-    gt_ids = np.unique(np.concatenate([g[:, 1] for g in gt_frames])) if gt_frames else []
+    gt_ids = np.unique(np.concatenate([g[:, 1] for g in gt_frames])) if gt_frames else np.zeros(0)
     ts_all = [t[:, 1] for t in ts_frames if len(t)]
     ts_ids = np.unique(np.concatenate(ts_all)) if ts_all else np.zeros(0)
     gt_index = {v: i for i, v in enumerate(gt_ids)}
