@@ -22,14 +22,21 @@ appearance model:
   occlusion with the velocity the person really had.
 
 Knobs (every one is a field of :class:`edge.config.vision.TrackerConfig`, whose
-descriptions say what each does): ``track_activation_threshold``,
-``low_confidence_threshold``, ``new_track_threshold``, ``high_match_iou``,
-``low_match_iou``, ``unconfirmed_match_iou``, ``recovery_max_distance``,
-``recovery_max_height_ratio``, ``minimum_consecutive_frames`` (birth hysteresis: a
-tentative track is confirmed after that many matched frames in a row, and a miss
-before then deletes it) and ``lost_track_buffer_s`` (death hysteresis: a
-confirmed track unmatched for longer is retired; seconds, so it holds at any frame
-rate).
+descriptions say what each does):
+
+- ``track_activation_threshold`` / ``low_confidence_threshold``: split confident from
+  weak detections; below the low one a box is ignored.
+- ``new_track_threshold``: least score for an unmatched detection to start a track.
+- ``high_match_iou`` / ``low_match_iou`` / ``unconfirmed_match_iou``: least IoU with
+  the predicted box in stages 1, 2 and 4.
+- ``recovery_max_distance``: stage 3's gate, in body heights.
+- ``max_height_ratio``: no match between boxes whose heights differ more (a box
+  around a head must not take over a walker's track).
+- ``position_noise`` / ``velocity_noise``: the Kalman filter's noise.
+- ``minimum_consecutive_frames``: birth hysteresis; a tentative track is confirmed
+  after that many matched frames in a row, and a miss before then deletes it.
+- ``lost_track_buffer_s``: death hysteresis; a confirmed track unmatched for longer is
+  retired (seconds, so it holds at any frame rate).
 
 Assignment is solved with ``lap.lapjv`` (Jonker-Volgenant). Per-track state lives
 only in ``self._tracks`` and is dropped when a track is retired, so memory stays
