@@ -1,0 +1,52 @@
+"""One camera's pipeline on real calibration: the floor-area filter and floor mapping."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.calibration import fit_camera_calibrations
+from edge.config.vision import TrackerConfig
+from edge.pipeline import CameraPipeline, feet
+from edge.records import Detections
+from edge.tracking import ByteTracker
+
+
+def test_floor_area_drops_people_outside_and_maps_the_rest(pets_site):
+    """Two people on the plaza and a sign post on the far pavement (pixels from the
+    PETS recording): only the plaza people are tracked, at their floor positions."""
+    camera = pets_site.cameras[0]
+    homography = fit_camera_calibrations(pets_site)[camera.id]
+    pipeline = CameraPipeline(
+        camera.id, None, ByteTracker(TrackerConfig(minimum_consecutive_frames=1), 7.0),
+        homography, camera.floor_area,
+    )
+    boxes = np.array(
+        [
+            [380.0, 160.0, 411.0, 249.0],  # plaza
+            [180.0, 460.0, 222.0, 565.0],  # plaza, near the camera
+            [30.0, 111.0, 48.0, 140.0],  # the sign post beyond the road
+        ],
+        np.float32,
+    )
+    floor = pipeline.process_detections(
+        Detections(boxes, np.array([0.9, 0.9, 0.9], np.float32)), 0, 0.0
+    )
+    assert len(floor) == 2
+    assert pipeline.times.outside_area == 1
+    expected = homography.image_to_floor(feet(boxes[:2]))
+    order = np.argsort(floor.tracks.xyxy[:, 1])
+    np.testing.assert_allclose(floor.xy[order], expected, atol=1e-6)
+    x, y = floor.xy[:, 0], floor.xy[:, 1]
+    assert ((x > -21) & (x < 7) & (y > -17.5) & (y < 8)).all()
+
+
+def test_no_floor_area_keeps_everyone(pets_site):
+    camera = pets_site.cameras[0]
+    homography = fit_camera_calibrations(pets_site)[camera.id]
+    pipeline = CameraPipeline(
+        camera.id, None, ByteTracker(TrackerConfig(minimum_consecutive_frames=1), 7.0),
+        homography, None,
+    )
+    boxes = np.array([[30.0, 111.0, 48.0, 140.0]], np.float32)
+    floor = pipeline.process_detections(Detections(boxes, np.array([0.9], np.float32)), 0, 0.0)
+    assert len(floor) == 1 and pipeline.times.outside_area == 0
