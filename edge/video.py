@@ -24,7 +24,7 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 RTSP_OPEN_TIMEOUT_MS = 5000
 RTSP_READ_TIMEOUT_MS = 5000
-PREFETCH_FRAMES = 2  # decoded frames held ahead of the detector (bounded memory)
+LIVE_PREFETCH_FRAMES = 2  # frames a live stream's reader thread holds for the detector
 STOP_POLL_S = 0.1  # how often a blocked reader thread checks for close()
 READER_JOIN_TIMEOUT_S = 10.0  # longer than an RTSP read timeout
 
@@ -65,7 +65,11 @@ class VideoSource:
         start_time: epoch seconds of a file's first frame (default: now). Live
             sources stamp frames with the wall clock.
         detect_fps: yield at most this many frames per second of video.
-        prefetch: frames a reader thread may decode ahead (0: decode in the caller).
+        prefetch: frames a reader thread may decode ahead; 0 decodes in the caller.
+            Default: a reader thread for live sources (it keeps draining the stream
+            and drops the oldest frame, counted, when the detector lags), none for
+            files (measured on 2 cores: a decoding thread slows onnxruntime, which
+            already uses every core, by more than the decoding it hides).
     """
 
     def __init__(
@@ -76,7 +80,7 @@ class VideoSource:
         fps: float | None = None,
         start_time: float | None = None,
         detect_fps: float | None = None,
-        prefetch: int = PREFETCH_FRAMES,
+        prefetch: int | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -96,7 +100,7 @@ class VideoSource:
         if detect_fps and not live and detect_fps < self.info.fps:
             self._stride = max(1, round(self.info.fps / detect_fps))
         self._min_interval = 1.0 / detect_fps if detect_fps and live else 0.0
-        self._prefetch = prefetch
+        self._prefetch = prefetch if prefetch is not None else (LIVE_PREFETCH_FRAMES if live else 0)
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self.read_failures = 0

@@ -256,3 +256,25 @@ def test_association_helpers():
     cost = np.array([[0.1, np.nan], [np.inf, 0.2]])
     assert assign(cost, 0.5) == [(0, 0), (1, 1)]
     assert assign(np.array([[0.9]]), 0.5) == []
+
+
+def test_kalman_shortcut_equals_the_textbook_update():
+    """The update divides by a diagonal innovation covariance instead of solving; check
+    it against the full formula after predictions, updates and a re-anchored copy."""
+    from edge.tracking.kalman import KalmanBoxFilter, xyxy_to_xyah
+
+    kalman = KalmanBoxFilter(np.array(person(100)), 1 / 20, 1 / 80)
+    rng = np.random.default_rng(7)
+    for step in range(1, 30):
+        kalman.predict(hold_size=step % 7 == 0)
+        box = np.array(person(100 + 9 * step + rng.normal(0, 2), height=80 + rng.normal(0, 3)))
+        mean, cov = kalman.mean.copy(), kalman.covariance.copy()
+        std = np.array([1 / 20, 1 / 20, 1e-1, 1 / 20]) * np.array([mean[3], mean[3], 1, mean[3]])
+        projected = cov[:4, :4] + np.diag(np.square(std))
+        gain = np.linalg.solve(projected, cov[:4]).T
+        expected_mean = mean + gain @ (xyxy_to_xyah(box) - mean[:4])
+        expected_cov = cov - gain @ projected @ gain.T
+        kalman = kalman.copy()
+        kalman.update(box)
+        np.testing.assert_allclose(kalman.mean, expected_mean, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(kalman.covariance, expected_cov, rtol=1e-9, atol=1e-9)

@@ -25,7 +25,7 @@ def test_read_ahead_gives_the_same_frames_as_reading_in_place():
 
 
 def test_closing_early_stops_the_reader_thread():
-    source = VideoSource("cam", str(PETS_VIDEO), fps=7, start_time=0.0)
+    source = VideoSource("cam", str(PETS_VIDEO), fps=7, start_time=0.0, prefetch=2)
     frames = iter(source)
     first = next(frames)
     assert first.index == 0 and first.timestamp == 0.0
@@ -57,3 +57,10 @@ def test_directory_is_not_a_video(tmp_path):
 
 def test_credentials_never_shown():
     assert describe_source("rtsp://user:secret@10.0.0.5/stream") == "rtsp://***@10.0.0.5/stream"
+
+
+def test_files_decode_in_place_by_default():
+    """A decoding thread only pays where a stream must be drained (live sources)."""
+    with VideoSource("cam", str(PETS_VIDEO), fps=7) as source:
+        next(iter(source))
+        assert source._reader is None

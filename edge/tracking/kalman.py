@@ -24,7 +24,6 @@ _ASPECT_MEASUREMENT_NOISE = 1e-1
 _MOTION = np.eye(8)
 _MOTION[:4, 4:] = np.eye(4)
 _DIAGONAL = np.diag_indices(8)
-_MEASURED_DIAGONAL = np.diag_indices(4)
 
 
 def _h_scaled(size: int) -> np.ndarray:
@@ -96,13 +95,14 @@ class KalmanBoxFilter:
         """Correct the state with an observed box."""
         measurement = xyxy_to_xyah(box_xyxy)
         std = self._measurement_std * np.where(_H_SCALED_4, self.mean[3], 1.0)
-        # The observation takes the first four state entries, so H P H^T and H P are
-        # slices of P.
-        projected_cov = self.covariance[:4, :4].copy()
-        projected_cov[_MEASURED_DIAGONAL] += np.square(std)
-        gain = np.linalg.solve(projected_cov, self.covariance[:4]).T
+        # Motion, noise and the first covariance couple each of cx, cy, a, h only with
+        # its own velocity, so the covariance never links two of them: the innovation
+        # covariance H P H^T + R is diagonal and the gain P H^T S^-1 is a division.
+        innovation_var = np.diagonal(self.covariance)[:4] + np.square(std)
+        cross = self.covariance[:, :4]  # P H^T
+        gain = cross / innovation_var
         self.mean = self.mean + gain @ (measurement - self.mean[:4])
-        self.covariance = self.covariance - gain @ projected_cov @ gain.T
+        self.covariance = self.covariance - gain @ cross.T
 
     def copy(self) -> KalmanBoxFilter:
         """An independent copy (used to re-run the filter after an occlusion)."""
