@@ -147,6 +147,27 @@ def features_command(site_path: Path | None) -> None:
             click.echo(f"{name:28s} Fraction of the visit in zones with this tag.")
 
 
+@visits_group.command("scenarios")
+@spec_option
+@click.option("--repeats", default=2, show_default=True, help="Copies of each behaviour mix.")
+@click.option("--seed", default=0, show_default=True, help="Random seed of the suite.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def scenarios_command(spec_path: Path | None, repeats: int, seed: int, as_json: bool) -> None:
+    """Score a segment spec on the labelled synthetic scenario suite: agreement and
+    confusion (tp, fp, fn, tn) per trait at p >= 0.5."""
+    from edge.visits.scenarios import scenario_site, scenario_suite, score_scenarios
+
+    analyzer = VisitAnalyzer(scenario_site(), spec_path)
+    table = score_scenarios(analyzer, scenario_suite(repeats, seed))
+    if as_json:
+        click.echo(json.dumps({"spec_version": analyzer.spec.spec_version, "traits": table}))
+        return
+    click.echo(f"spec {analyzer.spec.spec_version}, {repeats * 120} visits")
+    for trait, row in table.items():
+        click.echo(f"{trait:>24}  agreement {row['agreement']:.3f}  tp {row['tp']:>3}  "
+                   f"fp {row['fp']:>3}  fn {row['fn']:>3}  tn {row['tn']:>3}")
+
+
 @eval_group.command("visits")
 @click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Ground truth gt.txt with floor coordinates in columns 8-9 (as PETS09-S2L1).")

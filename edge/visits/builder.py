@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
 import sqlite_utils
 
+from edge.errors import StorageError
+from edge.storage.health import report_health
 from edge.storage.trajectories import read_trajectories
-from edge.visits.analysis import VisitAnalyzer
+from edge.visits.analysis import TrackOutcome, VisitAnalyzer
 from edge.visits.records import Visit
 from edge.visits.store import delete_visits_of_run, insert_crossings, insert_visits
 
@@ -77,7 +80,27 @@ def build_visits(
             continue
         counts = _build_run(db, analyzer, run, since, run_finished=status != "running")
         totals = [a + b for a, b in zip(totals, (1, *counts), strict=True)]
-    return BuildSummary(*totals, spec_version=analyzer.spec.spec_version)
+    summary = BuildSummary(*totals, spec_version=analyzer.spec.spec_version)
+    _report(db, analyzer, summary)
+    return summary
+
+
+def _report(db: sqlite_utils.Database, analyzer: VisitAnalyzer, summary: BuildSummary) -> None:
+    """Health of the behavioural layer, for the status page: a rejected spec is degraded."""
+    detail = {"spec_version": summary.spec_version, "visits_built": summary.visits,
+              "open_tracks": summary.open_tracks}
+    error = analyzer.spec.last_error
+    try:
+        if error:
+            report_health(db, "visits", "degraded",
+                          f"A new segment spec was rejected; still using version "
+                          f"{summary.spec_version}. {error.splitlines()[0]}", detail)
+        else:
+            report_health(db, "visits", "ok",
+                          f"Visits are classified with segment spec {summary.spec_version}.",
+                          detail)
+    except sqlite3.Error as failure:
+        raise StorageError(f"cannot record the visits' health: {failure}") from None
 
 
 def _build_run(
@@ -123,6 +146,25 @@ def _build_run(
         mark = float(latest)
     else:
         mark = since if since is not None else -math.inf
+    try:
+        crossings = _commit(db, analyzer, run_id, outcome, newly_closed, mark, run_finished)
+    except sqlite3.Error as error:
+        raise StorageError(f"cannot write the visits of run {run_id}: {error}") from None
+    log.debug("run %s: %d visits, %d fragments, %d crossings, %d open", run_id,
+              len(outcome.visits), outcome.fragments, crossings, len(open_starts))
+    return len(outcome.visits), outcome.fragments, crossings, len(open_starts)
+
+
+def _commit(
+    db: sqlite_utils.Database,
+    analyzer: VisitAnalyzer,
+    run_id: int,
+    outcome: TrackOutcome,
+    newly_closed: dict[tuple[str, int], float],
+    mark: float,
+    run_finished: bool,
+) -> int:
+    """Write one run's new visits and the builder's progress in one transaction."""
     with db.atomic():
         insert_visits(db, analyzer.site.site.id, outcome.visits)
         crossings = insert_crossings(db, outcome.crossings)
@@ -144,6 +186,4 @@ def _build_run(
                 "delete from visit_build_tracks where run_id = ? and closed_until_t < ?",
                 [run_id, mark],
             )
-    log.debug("run %s: %d visits, %d fragments, %d crossings, %d open", run_id,
-              len(outcome.visits), outcome.fragments, crossings, len(open_starts))
-    return len(outcome.visits), outcome.fragments, crossings, len(open_starts)
+    return crossings

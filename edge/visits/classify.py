@@ -99,6 +99,9 @@ class TraitClassifier:
         # A feature the site lacks (e.g. a tag no zone carries) reads as 0.
         self._term_feature = np.array([index.get(t.feature, -1) for _, t in rows], dtype=np.intp)
         self._term_trait = np.array([k for k, _ in rows], dtype=np.intp)
+        # terms -> traits as a 0/1 matrix: summing terms per trait is one product
+        self._sum_terms = np.zeros((len(rows), len(rules)))
+        self._sum_terms[np.arange(len(rows)), self._term_trait] = 1.0
         self._weight = np.array([t.weight for _, t in rows], dtype=np.float64)
         self._center = np.array([t.center for _, t in rows], dtype=np.float64)
         self._lo = np.array([t.clip[0] if t.clip else -np.inf for _, t in rows])
@@ -139,9 +142,7 @@ class TraitClassifier:
         x = np.atleast_2d(x)
         padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)  # column -1 reads 0
         values = np.clip(padded[:, self._term_feature], self._lo, self._hi)
-        contributions = self._weight * (values - self._center)
-        z = np.tile(self._bias, (len(x), 1))
-        np.add.at(z, (slice(None), self._term_trait), contributions)
+        z = (self._weight * (values - self._center)) @ self._sum_terms + self._bias
         return 1.0 / (1.0 + np.exp(-z))
 
     def classify(self, features: Mapping[str, float]) -> TraitScores:

@@ -186,9 +186,13 @@ class FeatureExtractor:
         """Speed at each position, over a baseline of ``speed_window_s`` around it."""
         if len(t) < 2:
             return np.zeros(len(t))
-        half = self.config.speed_window_s / 2.0
-        lo = np.searchsorted(t, t - half, side="left")
-        hi = np.searchsorted(t, t + half, side="right") - 1
+        # Half the window in samples, at the visit's mean sampling rate: a lag instead of a
+        # search per position (the exact time span is still the divisor below).
+        n = len(t)
+        lag = max(1, round(self.config.speed_window_s / 2.0 * (n - 1) / max(t[-1] - t[0], 1e-9)))
+        index = np.arange(n)
+        lo = np.maximum(index - lag, 0)
+        hi = np.minimum(index + lag, n - 1)
         x, y = xy[:, 0].copy(), xy[:, 1].copy()  # contiguous: take() is fastest on these
         span = t.take(hi) - t.take(lo)
         moved = np.hypot(x.take(hi) - x.take(lo), y.take(hi) - y.take(lo))

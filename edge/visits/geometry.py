@@ -54,6 +54,7 @@ class ZoneIndex:
                 starts.append(sum(len(e) for e in edges))
                 edges.append(np.hstack([corners, np.roll(corners, -1, axis=0)]))
         self._rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
+        self._slabs = _RectangleSlabs(self._rects) if 0 < len(rects) <= 64 else None
         edge_array = np.vstack(edges) if edges else np.zeros((0, 4))
         self._x1, self._y1, self._x2, self._y2 = edge_array.T
         dy = self._y2 - self._y1
@@ -79,10 +80,16 @@ class ZoneIndex:
         inside = np.zeros((len(self.ids), len(xy)), dtype=bool)
         x = xy[:, 0]
         y = xy[:, 1]
-        if self._rect_columns:
+        if self._slabs is not None:
+            masks = self._slabs.lookup(x, y)
+            touched = int(np.bitwise_or.reduce(masks)) if len(masks) else 0
+            for bit, row in enumerate(self._rect_columns):
+                if touched >> bit & 1:
+                    inside[row] = (masks >> np.uint64(bit)) & np.uint64(1)
+        elif self._rect_columns:
             r = self._rects
             inside[self._rect_columns] = (
-                (x >= r[:, 0:1]) & (x <= r[:, 2:3]) & (y >= r[:, 1:2]) & (y <= r[:, 3:4])
+                (x >= r[:, 0:1]) & (x < r[:, 2:3]) & (y >= r[:, 1:2]) & (y < r[:, 3:4])
             )
         if self._poly_columns:
             y1, y2 = self._y1[:, None], self._y2[:, None]
@@ -92,6 +99,35 @@ class ZoneIndex:
             counts = np.add.reduceat(hits, self._edge_starts, axis=0)
             inside[self._poly_columns] = (counts & 1).astype(bool)
         return inside
+
+
+class _RectangleSlabs:
+    """Axis-aligned rectangles as a grid of slabs between their edges.
+
+    Every rectangle edge cuts the plane; within one cell of the resulting grid a
+    point is inside exactly the same rectangles, so membership is two binary
+    searches and one table look-up per point, whatever the number of zones
+    (up to 64, one bit each). Rectangles are half-open, ``[x0, x1) x [y0, y1)``.
+    """
+
+    def __init__(self, rects: np.ndarray) -> None:
+        self.xs = np.unique(rects[:, [0, 2]])
+        self.ys = np.unique(rects[:, [1, 3]])
+        # cell (i, j) spans [xs[i-1], xs[i]) x [ys[j-1], ys[j]); test its lower corner
+        cx = np.concatenate(([-np.inf], self.xs))
+        cy = np.concatenate(([-np.inf], self.ys))
+        table = np.zeros((len(cx), len(cy)), dtype=np.uint64)
+        for bit, (x0, y0, x1, y1) in enumerate(rects.tolist()):
+            inside = ((cx >= x0) & (cx < x1))[:, None] & ((cy >= y0) & (cy < y1))[None, :]
+            table[inside] |= np.uint64(1 << bit)
+        self.table = table.ravel()
+        self.stride = len(cy)
+
+    def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``(n,)`` uint64 masks: bit ``b`` set when the point is in rectangle ``b``."""
+        i = np.searchsorted(self.xs, x, side="right")
+        j = np.searchsorted(self.ys, y, side="right")
+        return self.table.take(i * self.stride + j)
 
 
 def _is_axis_aligned_rectangle(corners: np.ndarray) -> bool:
@@ -156,13 +192,18 @@ class LineCounter:
     ) -> float | None:
         """Time at which the path from sample ``a`` to ``b`` last meets line ``k``,
         or ``None`` if it passes beyond the line's ends."""
-        segment = signed[a : b + 1]
-        change = np.flatnonzero(np.sign(segment[1:]) != np.sign(segment[:-1]))
-        i = a + int(change[-1])
-        s0, s1 = signed[i], signed[i + 1]
+        values = signed[a : b + 1].tolist()
+        i = a
+        for j in range(len(values) - 1, 0, -1):   # the last sign change before settling
+            if (values[j] > 0) != (values[j - 1] > 0) or values[j] == 0 or values[j - 1] == 0:
+                i = a + j - 1
+                break
+        s0, s1 = float(signed[i]), float(signed[i + 1])
         f = 0.0 if s0 == s1 else s0 / (s0 - s1)
-        point = xy[i] + f * (xy[i + 1] - xy[i])
-        along = float(np.dot(point - self._start[k], self._direction[k])) / self._length[k] ** 2
+        px = float(xy[i, 0]) + f * float(xy[i + 1, 0] - xy[i, 0])
+        py = float(xy[i, 1]) + f * float(xy[i + 1, 1] - xy[i, 1])
+        (sx, sy), (dx, dy) = self._start[k].tolist(), self._direction[k].tolist()
+        along = ((px - sx) * dx + (py - sy) * dy) / (dx * dx + dy * dy)
         if along < 0.0 or along > 1.0:
             return None
-        return float(t[i] + f * (t[i + 1] - t[i]))
+        return float(t[i]) + f * float(t[i + 1] - t[i])

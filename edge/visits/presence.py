@@ -36,23 +36,41 @@ def zone_stays(
         leave_after_s: seconds outside before a stay ends.
     """
     stays: list[ZoneStay] = []
-    for row in np.flatnonzero(inside.any(axis=1)).tolist():
-        for enter_t, leave_t in _intervals(t, inside[row], enter_after_s, leave_after_s):
-            stays.append(ZoneStay(zone_ids[row], enter_t, leave_t))
+    touched = np.flatnonzero(inside.any(axis=1))
+    if len(touched) == 0:
+        return stays
+    member = inside[touched]
+    # every zone's run boundaries at once: (row, index) where membership changes
+    rows, cols = np.nonzero(member[:, 1:] != member[:, :-1])
+    split = np.searchsorted(rows, np.arange(1, len(touched)))
+    times = t.tolist()
+    first = member[:, 0].tolist()
+    for k, changes in enumerate(np.split(cols + 1, split)):
+        zone_id = zone_ids[int(touched[k])]
+        for enter_t, leave_t in _intervals(times, first[k], changes.tolist(),
+                                           enter_after_s, leave_after_s):
+            stays.append(ZoneStay(zone_id, enter_t, leave_t))
     stays.sort(key=lambda stay: (stay.enter_t, stay.zone_id))
     return stays
 
 
 def _intervals(
-    t: np.ndarray, member: np.ndarray, enter_after_s: float, leave_after_s: float
+    t: list[float], first: bool, changes: list[int], enter_after_s: float, leave_after_s: float
 ) -> list[tuple[float, float]]:
-    starts = np.concatenate(([0], np.flatnonzero(member[1:] != member[:-1]) + 1))
-    run_t = t[starts].tolist()
-    run_end = [*run_t[1:], float(t[-1])]
-    values = member[starts].tolist()
+    """Stays of one zone from its membership runs.
+
+    Args:
+        t: all times. first: membership of the first position.
+        changes: indices where membership flips (each starts a new run).
+    """
+    starts = [0, *changes]
+    run_t = [t[i] for i in starts]
+    run_end = [*run_t[1:], t[-1]]
     intervals: list[tuple[float, float]] = []
     entered: float | None = None
-    for value, begin, end in zip(values, run_t, run_end, strict=True):
+    value = not first
+    for begin, end in zip(run_t, run_end, strict=True):
+        value = not value
         if entered is None:
             if value and end - begin >= enter_after_s:
                 entered = begin
@@ -61,5 +79,5 @@ def _intervals(
             entered = None
     if entered is not None:
         # A visit that ends during an unconfirmed excursion left the zone when it stepped out.
-        intervals.append((entered, run_t[-1] if not values[-1] else float(t[-1])))
+        intervals.append((entered, run_t[-1] if not value else t[-1]))
     return intervals

@@ -265,3 +265,31 @@ def scenario_suite(repeats: int = 2, seed: int = 0) -> Iterator[Scenario]:
 
 
 _SITE = scenario_site()
+
+
+def score_scenarios(analyzer, scenarios) -> dict[str, dict[str, float]]:
+    """Confusion of each labelled trait at ``p >= 0.5`` over the scenarios.
+
+    Args:
+        analyzer: a :class:`edge.visits.analysis.VisitAnalyzer` of :func:`scenario_site`.
+        scenarios: the labelled visits.
+
+    Returns:
+        trait -> ``{"tp", "fp", "fn", "tn", "n", "agreement"}``.
+    """
+    table: dict[str, dict[str, float]] = {}
+    for scenario in scenarios:
+        outcome = analyzer.analyze_track("scenario", None, scenario.track_id, scenario.t,
+                                         scenario.xy)
+        if len(outcome.visits) != 1:
+            raise ValueError(f"scenario {scenario.track_id} gave {len(outcome.visits)} visits")
+        traits = outcome.visits[0].scores.traits
+        for trait, label in scenario.labels.items():
+            said = traits[trait] >= 0.5
+            cell = ("tp" if said else "fn") if label else ("fp" if said else "tn")
+            row = table.setdefault(trait, dict.fromkeys(("tp", "fp", "fn", "tn"), 0))
+            row[cell] += 1
+    for row in table.values():
+        row["n"] = row["tp"] + row["fp"] + row["fn"] + row["tn"]
+        row["agreement"] = (row["tp"] + row["tn"]) / row["n"]
+    return table

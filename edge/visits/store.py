@@ -150,3 +150,15 @@ def delete_visits_of_run(db: sqlite_utils.Database, run_id: int) -> int:
     db.execute("delete from visit_build_tracks where run_id = ?", [run_id])
     db.execute("delete from visit_build_runs where run_id = ?", [run_id])
     return len(ids)
+
+
+def purge_visits(db: sqlite_utils.Database, before_t: float) -> int:
+    """Delete visits that ended before ``before_t`` (epoch seconds), with their dwell,
+    traits and segments, and older line crossings (for ``storage.visit_days``).
+    Call inside ``db.atomic()``; return how many visits went."""
+    old = "(select visit_id from visits where end_t < ?)"
+    for table in ("visit_zone_dwell", "visit_traits", "visit_segments"):
+        db.execute(f"delete from {table} where visit_id in {old}", [before_t])
+    gone = db.execute("delete from visits where end_t < ?", [before_t]).rowcount
+    db.execute("delete from line_crossings where t < ?", [before_t])
+    return int(gone)
