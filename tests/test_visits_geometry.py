@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import shapely
 from shapely import contains_xy
 from shapely.geometry import Polygon
 

@@ -167,7 +167,7 @@ class FeatureExtractor:
         f["back_and_forth"] = float(
             sum(
                 1
-                for a, b, c in zip(sequence, sequence[1:], sequence[2:])
+                for a, b, c in zip(sequence, sequence[1:], sequence[2:], strict=False)
                 if a == c and a != b and self.zones.are_neighbours(a, b)
             )
         )

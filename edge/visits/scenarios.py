@@ -29,16 +29,21 @@ floor:
     - {id: entrance, kind: entrance, polygon: [[12, 0], [18, 0], [18, 3], [12, 3]]}
     - {id: checkout, kind: checkout, polygon: [[20, 0], [28, 0], [28, 3.5], [20, 3.5]]}
     - {id: promo, kind: product, tags: [promo], polygon: [[1, 6], [5, 6], [5, 10], [1, 10]]}
-    - {id: clearance, kind: product, tags: [clearance], polygon: [[6, 6], [10, 6], [10, 10], [6, 10]]}
+    - {id: clearance, kind: product, tags: [clearance],
+           polygon: [[6, 6], [10, 6], [10, 10], [6, 10]]}
     - {id: kids, kind: product, tags: [kids], polygon: [[1, 12], [5, 12], [5, 16], [1, 16]]}
     - {id: general-1, kind: product, polygon: [[6, 12], [10, 12], [10, 16], [6, 16]]}
-    - {id: formal-wear, kind: product, tags: [formal-wear], polygon: [[1, 18], [5, 18], [5, 22], [1, 22]]}
+    - {id: formal-wear, kind: product, tags: [formal-wear],
+           polygon: [[1, 18], [5, 18], [5, 22], [1, 22]]}
     - {id: general-2, kind: product, polygon: [[6, 18], [10, 18], [10, 22], [6, 22]]}
-    - {id: ready-to-eat, kind: product, tags: [ready-to-eat], polygon: [[20, 6], [24, 6], [24, 10], [20, 10]]}
+    - {id: ready-to-eat, kind: product, tags: [ready-to-eat],
+           polygon: [[20, 6], [24, 6], [24, 10], [20, 10]]}
     - {id: general-3, kind: product, polygon: [[25, 6], [29, 6], [29, 10], [25, 10]]}
-    - {id: fitness, kind: product, tags: [fitness], polygon: [[20, 12], [24, 12], [24, 16], [20, 16]]}
+    - {id: fitness, kind: product, tags: [fitness],
+           polygon: [[20, 12], [24, 12], [24, 16], [20, 16]]}
     - {id: general-4, kind: product, polygon: [[25, 12], [29, 12], [29, 16], [25, 16]]}
-    - {id: premium, kind: product, tags: [premium], polygon: [[20, 18], [24, 18], [24, 22], [20, 22]]}
+    - {id: premium, kind: product, tags: [premium],
+           polygon: [[20, 18], [24, 18], [24, 22], [20, 22]]}
     - {id: general-5, kind: product, polygon: [[25, 18], [29, 18], [29, 22], [25, 22]]}
   lines:
     - {id: door, kind: entrance, start: [12, 2], end: [18, 2], inside: left}

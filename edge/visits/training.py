@@ -85,7 +85,7 @@ def export_onnx(models: Mapping[str, Any], feature_names: Sequence[str]) -> byte
     index = helper.make_tensor("positive_class", TensorProto.INT64, [], [1])
     axes = helper.make_tensor("column_axis", TensorProto.INT64, [1], [1])
     initializers += [index, axes]
-    for k, (trait, model) in enumerate(models.items()):
+    for k, model in enumerate(models.values()):
         part = to_onnx(
             model,
             initial_types=[("features", FloatTensorType([None, n]))],

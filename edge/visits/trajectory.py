@@ -58,6 +58,7 @@ def track_segments(
     t = np.asarray(t, dtype=np.float64)
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     return [
-        Visit(camera_id, run_id, track_id, t[piece].copy(), smooth(t[piece], xy[piece], smoothing_s))
+        Visit(camera_id, run_id, track_id, t[piece].copy(),
+              smooth(t[piece], xy[piece], smoothing_s))
         for piece in split_on_gaps(t, gap_s)
     ]
