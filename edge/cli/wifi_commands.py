@@ -80,9 +80,11 @@ def wifi_group() -> None:
 @site_option
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every window (all configured lengths) into wifi_windows here.")
+@click.option("--sensor", help="Sensor label stored with the windows (default: pcap: and a "
+              "short hash of the file name; names are not stored).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path | None,
-                   db_path: Path | None, quiet: bool) -> None:
+                   db_path: Path | None, sensor: str | None, quiet: bool) -> None:
     """Replay a pcap or pcapng CAPTURE and print per-window device and occupancy estimates."""
     site = load_site_option(site_path)
     config = _wifi_config(site)
@@ -91,14 +93,14 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
     sizes = sorted(set(config.windows_s) | {window_s})
     printer = _Printer(window_s, as_json, tz)
     bar = tqdm(total=None, unit="B", unit_scale=True, disable=quiet or None, file=sys.stderr,
-               leave=False, desc=capture.name)
+               leave=False)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
         bar.update(done - bar.n)
 
     generator = replay_capture(capture, config, timezone=site.site.timezone,
-                               window_sizes=sizes, progress=progress)
+                               window_sizes=sizes, sensor=sensor, progress=progress)
     pending: list[WifiWindow] = []
     try:
         while True:
@@ -118,13 +120,14 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
     if db is not None:
         write_windows(db, pending)
     if not quiet:
-        _summary(capture, result, db_path)
+        _summary(result, db_path)
 
 
-def _summary(capture: Path, result: ReplayResult, db_path: Path | None) -> None:
+def _summary(result: ReplayResult, db_path: Path | None) -> None:
+    # File names stay out of the output: test captures name SSIDs and devices.
     stats = result.stats
     lines = [
-        f"{capture.name}: {stats.frames} frames, {stats.probe_requests} probe requests "
+        f"Replayed {stats.frames} frames, {stats.probe_requests} probe requests "
         f"({stats.in_store_frames} above the RSSI gate, {stats.weak_frames} weak, "
         f"{stats.excluded_frames} excluded) in {result.seconds:.2f} s; "
         f"{result.devices_seen} devices estimated in all"

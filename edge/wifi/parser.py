@@ -37,6 +37,7 @@ _EXTENSION = 255
 _VOLATILE_EXTENSIONS = frozenset({2})
 
 STRONG, WEAK, EXCLUDED = 0, 1, 2
+LATEST_TIMESTAMP = 4_102_444_800.0      # 2100-01-01: later ones are damaged time stamps
 
 
 class MalformedFrame(ValueError):
@@ -216,6 +217,8 @@ class ProbeParser:
         """
         if linktype != LINKTYPE_RADIOTAP:
             raise MalformedFrame(f"link type {linktype} (not radiotap)")
+        if not 0.0 <= timestamp < LATEST_TIMESTAMP:
+            raise MalformedFrame("time stamp out of range")
         dissection = dissect(frame)
         if dissection is None:
             return None

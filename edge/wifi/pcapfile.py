@@ -129,7 +129,7 @@ class CaptureFile:
         else:
             self.stats.corrupt += 1
         self.stats.notes.append(
-            f"{self.path.name}: {detail} at byte {offset}; kept the {self.stats.frames} frames before it"
+            f"{detail} at byte {offset}; kept the {self.stats.frames} frames before it"
         )
 
     def _pcap(self) -> Iterator[RawFrame]:

@@ -10,6 +10,7 @@ dropped, so no device links across days.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -180,6 +181,13 @@ class FramePipeline:
         return self.parser.truncated_ies
 
 
+def capture_sensor_name(path: str | Path) -> str:
+    """``pcap:`` + a short hash of the file name: tells captures apart in wifi_windows
+    without storing a name (names of test captures can hold SSIDs or device names)."""
+    digest = hashlib.blake2b(Path(path).name.encode(), digest_size=4).hexdigest()
+    return f"pcap:{digest}"
+
+
 @dataclass(slots=True)
 class ReplayResult:
     windows: list[WifiWindow]
@@ -211,7 +219,7 @@ def replay_capture(
     started = time.perf_counter()
     with CaptureFile(path) as capture:
         pipeline = FramePipeline(
-            config, sensor=sensor or f"pcap:{Path(path).name}", timezone=timezone,
+            config, sensor=sensor or capture_sensor_name(path), timezone=timezone,
             window_sizes=window_sizes, key_factory=key_factory,
         )
         windows: list[WifiWindow] = []

@@ -30,6 +30,10 @@ DWELL_BUCKETS: tuple[tuple[str, float], ...] = (
 )
 
 
+# Longer than this without a frame is a clock jump (or a damaged time stamp), not quiet.
+MAX_QUIET_S = 2 * 86400.0
+
+
 def dwell_bucket(seconds: float) -> str:
     for label, upper in DWELL_BUCKETS:
         if seconds < upper:
@@ -137,6 +141,7 @@ class WindowCounter:
         self._covered_to = -math.inf
         self._reset_counts()
         self._weak_last: dict[int, float] = {}   # fingerprint -> last weak frame time
+        self.time_jumps = 0
 
     def _reset_counts(self) -> None:
         self._frames = 0
@@ -152,10 +157,18 @@ class WindowCounter:
     def add(self, probe: Probe, device_id: int | None, first_seen: float | None) -> list[WifiWindow]:
         """Count one probe; returns the windows it closed (possibly several, if quiet)."""
         t = probe.timestamp
+        if self._start is not None and t - self._start > MAX_QUIET_S:
+            # A clock jump or a corrupt time stamp, not a quiet day: end the window and
+            # start again at the new time instead of emitting thousands of empty ones.
+            closed = self.finish()
+            self.time_jumps += 1
+        else:
+            closed = []
         self._covered_from = min(self._covered_from, t)
         self._covered_to = max(self._covered_to, t)
-        closed = self.advance(t - self.lateness_s) if self._start is not None else []
-        if self._start is None:
+        if self._start is not None:
+            closed += self.advance(t - self.lateness_s)
+        else:
             self._start = self._align(t)
         self._frames += 1
         if probe.status == STRONG:
