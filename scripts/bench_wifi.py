@@ -18,6 +18,7 @@ least noisy estimate of what the code costs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -73,10 +74,8 @@ def parser_run(path: Path, cached: bool) -> int:
         for frame in capture:
             if not cached:
                 clear()
-            try:
+            with contextlib.suppress(parser.MalformedFrame):
                 dissect(frame.data)
-            except parser.MalformedFrame:
-                pass
             count += 1
     return count
 

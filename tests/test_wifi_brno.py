@@ -80,7 +80,7 @@ def figures():
         result = replay_to_list(capture, config, window_sizes=[WINDOW])
         starts = [w.start for w in result.windows]
         truth = occupancy_per_window(capture, starts)
-        paired = [(w, t) for w, t in zip(result.windows, truth) if t is not None]
+        paired = [(w, t) for w, t in zip(result.windows, truth, strict=False) if t is not None]
         estimate = [w.occupancy_estimate for w, _ in paired]
         people = [t for _, t in paired]
         raw = distinct_addresses(capture, starts, None)
@@ -117,8 +117,8 @@ def test_occupancy_follows_the_room_through_a_day(figures, capture):
     day = figures[capture.name]
     assert day["r"] >= 0.95
     assert day["r"] > day["r_raw"] and day["r"] >= day["r_gated"] - 0.02
-    occupied = [e for e, p in zip(day["estimate"], day["people"]) if p >= 4.5]
-    empty = [e for e, p in zip(day["estimate"], day["people"]) if p == 0]
+    occupied = [e for e, p in zip(day["estimate"], day["people"], strict=False) if p >= 4.5]
+    empty = [e for e, p in zip(day["estimate"], day["people"], strict=False) if p == 0]
     assert min(occupied) >= 3 and max(occupied) <= 8
     assert sum(empty) / len(empty) < 0.25
 

@@ -3,6 +3,7 @@ capture files; every outcome is a parsed probe, "not a probe request", or a coun
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -82,7 +83,9 @@ def test_mutated_frames_never_crash_the_pipeline(items, start):
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from([SMALL_CAPTURE, SMALL_PCAPNG]), edits, st.none() | st.integers(0, 30000),
        st.binary(max_size=16))
-def test_mutated_capture_files_never_crash_a_replay(tmp_path_factory, data, overwrites, cut, insert):
+def test_mutated_capture_files_never_crash_a_replay(
+    tmp_path_factory, data, overwrites, cut, insert
+):
     path = tmp_path_factory.mktemp("fuzz") / "mutated.pcap"
     path.write_bytes(mutate(data, [(p * 37, v) for p, v in overwrites], cut, insert))
     try:
@@ -97,10 +100,8 @@ def test_garbage_bytes_through_the_probe_parser():
     rng = random.Random(7)
     for size in list(range(0, 64)) + [200, 1500]:
         data = bytes(rng.randrange(256) for _ in range(size))
-        try:
+        with contextlib.suppress(MalformedFrame):
             parser.parse(data, 1e9)
-        except MalformedFrame:
-            pass
 
 
 @pytest.mark.parametrize("timestamp", [-1.0, float("nan"), 1e13, float("inf")])

@@ -20,7 +20,7 @@ OWE = SHARED / "wifi" / "mixed-traffic" / "owe.pcapng"
 
 def real_frames(count: int = 20) -> list[tuple[float, bytes]]:
     with CaptureFile(LAB_DAY) as capture:
-        return [(f.timestamp, f.data) for _, f in zip(range(count), capture)]
+        return [(f.timestamp, f.data) for _, f in zip(range(count), capture, strict=False)]
 
 
 def write_pcap(path: Path, frames, *, order="<", nano=False, linktype=127) -> Path:
@@ -48,7 +48,8 @@ def write_pcapng(path: Path, frames, *, order="<", tsresol=6, linktype=127) -> P
     blocks = [shb, idb, pcapng_block(5, b"\x00" * 8, order)]   # + a statistics block
     for timestamp, data in frames:
         ticks = round(timestamp * 10**tsresol)
-        body = struct.pack(order + "IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data))
+        body = struct.pack(order + "IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
+                           len(data))
         blocks.append(pcapng_block(6, body + data, order))
     path.write_bytes(b"".join(blocks))
     return path

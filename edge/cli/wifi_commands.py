@@ -152,7 +152,8 @@ def _summary(result: ReplayResult, db_path: Path | None) -> None:
 @window_option
 @site_option
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="SQLite database. Default: the site's storage.db_path, else <state dir>/edge.db.")
+              help="SQLite database. Default: the site's storage.db_path, else "
+                   "<state dir>/edge.db.")
 @click.option("--channel", "channels", type=int, multiple=True,
               help="Channel to listen on (repeat to hop). Default: the site's wifi.channels.")
 @click.option("--duration", type=click.FloatRange(min=1), default=None,
@@ -161,11 +162,14 @@ def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | No
                   db_path: Path | None, channels: tuple[int, ...], duration: float | None) -> None:
     """Count probe requests live on a monitor-mode interface, writing windows to the database."""
     from edge.wifi.capture import (
+        ARPHRD_IEEE80211_RADIOTAP,
+        CaptureError,
         CaptureWatchdog,
         ChannelHopper,
         ScapySource,
         check_monitor_interface,
         interface_type,
+        run_capture,
     )
 
     check_monitor_interface(iface)
@@ -190,19 +194,23 @@ def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | No
     hopper.start()
     source = ScapySource(iface)
     watchdog = CaptureWatchdog(config.silence_alarm_s,
-                               lambda: interface_type(iface) == 803)
+                               lambda: interface_type(iface) == ARPHRD_IEEE80211_RADIOTAP)
     stop = threading.Event()
     if duration is not None:
-        threading.Timer(duration, stop.set).start()
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
     click.echo(f"Listening on {iface} (channels {hopper.channels}); Ctrl-C to stop.", err=True)
+    final = "capture stopped"
     try:
-        from edge.wifi.capture import run_capture
-
         run_capture(source, pipeline, on_windows, watchdog=watchdog, on_health=on_health,
                     stop=stop, clock=time.time)
+    except CaptureError as error:
+        final = str(error)
+        raise
     finally:
         hopper.stop()
-        report_health(db, component, "down", "capture stopped", pipeline.stats.as_dict())
+        report_health(db, component, "down", final, pipeline.stats.as_dict())
 
 
 @wifi_group.command("calibrate")

@@ -136,14 +136,14 @@ class Anonymizer:
         self._day_end = float("-inf")
 
     @property
-    def key_view(self) -> bytes | None:
-        """A copy of the current key, for tests that check wiping and uniqueness only."""
-        return None if self._key is None else bytes(self._key)
+    def has_key(self) -> bool:
+        return self._key is not None
 
     # -- pseudonyms -------------------------------------------------------------------
 
     def _digest(self, data: bytes) -> bytes:
-        assert self._mac is not None, "advance() must run before the first pseudonym"
+        if self._mac is None:
+            raise RuntimeError("no key yet (or wiped): call advance() with the frame's time first")
         mac = self._mac.copy()
         mac.update(data)
         return mac.digest()

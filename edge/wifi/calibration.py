@@ -52,7 +52,7 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     syy = sum((y - my) ** 2 for y in ys)
     if sxx == 0 or syy == 0:
         return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / math.sqrt(sxx * syy)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False)) / math.sqrt(sxx * syy)
 
 
 def fit_people_per_device(
@@ -76,8 +76,8 @@ def fit_people_per_device(
             "Wi-Fi saw no in-store device in any paired window; check the RSSI gate "
             "(wifi.rssi_gate_dbm) and that the sensor is inside the store"
         )
-    factor = sum(d * p for d, p in zip(devices, people)) / sxx
-    error = sum(abs(p - factor * d) for d, p in zip(devices, people)) / len(devices)
+    factor = sum(d * p for d, p in zip(devices, people, strict=False)) / sxx
+    error = sum(abs(p - factor * d) for d, p in zip(devices, people, strict=False)) / len(devices)
     return PeopleFit(round(factor, 4), len(devices), pearson(devices, people), error)
 
 
@@ -129,7 +129,8 @@ def manual_counts(path: str | Path) -> dict[float, float]:
                 )
             counts = {}
             for line, row in enumerate(reader, 2):
-                counts[_moment(row["window_start"], path, line)] = _number(row["people"], path, line)
+                moment = _moment(row["window_start"], path, line)
+                counts[moment] = _number(row["people"], path, line)
     except FileNotFoundError:
         raise DataFormatError(f"counts file {path} does not exist") from None
     return counts

@@ -16,6 +16,7 @@ replay the shared captures test live frame handling too. What is live-only:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -79,10 +80,8 @@ def check_monitor_interface(iface: str, sysfs: Path = SYSFS_NET) -> None:
         state = "unknown"
     flags = (sysfs / iface / "flags")
     up = state in ("up", "unknown")
-    try:
+    with contextlib.suppress(OSError, ValueError):
         up = up and bool(int(flags.read_text(), 16) & 0x1)
-    except (OSError, ValueError):
-        pass
     if not up:
         raise CaptureError(f"interface {iface!r} is down; run `sudo ip link set {iface} up`")
 
@@ -103,15 +102,18 @@ class ScapySource(FrameSource):
     def __init__(self, iface: str, *, timeout_s: float = 1.0) -> None:
         import select
 
-        from scapy.config import conf
         from scapy.error import Scapy_Exception
 
+        try:
+            from scapy.arch.linux import L2ListenSocket
+        except ImportError:
+            raise CaptureError("live capture needs Linux (PF_PACKET sockets)") from None
         self._select = select.select
         self.timeout_s = timeout_s
         self.kernel_filter = True
         try:
             try:
-                self._socket = conf.L2listen(iface=iface, filter=BPF_PROBE_REQUESTS)
+                self._socket = L2ListenSocket(iface=iface, filter=BPF_PROBE_REQUESTS)
             except (ImportError, Scapy_Exception) as error:
                 if "libpcap" not in str(error):
                     raise CaptureError(
@@ -119,9 +121,10 @@ class ScapySource(FrameSource):
                         f"usually means the interface is not really in monitor mode; {SETUP_HINT}"
                     ) from None
                 # No libpcap to compile BPF: take every frame, the parser drops the rest.
-                log.warning("libpcap missing (apt-get install libpcap0.8): no kernel filter")
+                log.warning("libpcap missing (apt-get install libpcap0.8): no kernel filter, "
+                            "every frame reaches Python")
                 self.kernel_filter = False
-                self._socket = conf.L2listen(iface=iface)
+                self._socket = L2ListenSocket(iface=iface)
         except PermissionError:
             raise CaptureError(
                 "live capture needs CAP_NET_RAW: run as root or grant it, e.g. "

@@ -190,7 +190,9 @@ class DeviceEstimator:
         smallest_gap = self.seq_gap_max + 1
         recent: Device | None = None
         for device in candidates:
-            if device is exclude or not device.rotating or now - device.last_seen > self.link_window_s:
+            if device is exclude or not device.rotating:
+                continue
+            if now - device.last_seen > self.link_window_s:
                 continue
             gap = (probe.seq - device.last_seq) % SEQ_MODULO
             if 0 < gap < smallest_gap:

@@ -127,9 +127,9 @@ def dissect(frame: bytes) -> Dissection | None:
     if rssi is None and antennas:
         rssi = max(antennas)
     channel: int | None = None
-    if 0 <= layout.channel and layout.channel + 2 <= rt_len:
+    if layout.channel >= 0 and layout.channel + 2 <= rt_len:
         channel = _U16(frame, layout.channel)[0]
-    elif 0 <= layout.xchannel and layout.xchannel + 6 <= rt_len:
+    elif layout.xchannel >= 0 and layout.xchannel + 6 <= rt_len:
         channel = _U16(frame, layout.xchannel + 4)[0]
     seq = _U16(frame, start + 22)[0] >> 4
     position = start + 24
@@ -209,7 +209,9 @@ class ProbeParser:
         self.rssi_gate_dbm = rssi_gate_dbm
         self.truncated_ies = 0      # probes whose last IE ran past the frame
 
-    def parse(self, frame: bytes, timestamp: float, linktype: int = LINKTYPE_RADIOTAP) -> Probe | None:
+    def parse(
+        self, frame: bytes, timestamp: float, linktype: int = LINKTYPE_RADIOTAP
+    ) -> Probe | None:
         """The probe request in ``frame``, or None when it is some other frame.
 
         Raises:

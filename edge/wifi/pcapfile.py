@@ -217,7 +217,8 @@ class CaptureFile:
                     continue
                 linktype, tick, shift = interfaces[iface]
                 stats.frames += 1
-                yield RawFrame(((high << 32) | low) * tick + shift, linktype, buf[start:start + captured])
+                timestamp = ((high << 32) | low) * tick + shift
+                yield RawFrame(timestamp, linktype, buf[start:start + captured])
             elif block_type == 3:        # Simple Packet Block: no interface time stamp
                 stats.no_timestamp += 1
             elif block_type != _PCAPNG_SHB:
@@ -225,7 +226,9 @@ class CaptureFile:
         self.position = size
 
 
-def _interface_options(buf: mmap.mmap | bytes, offset: int, end: int, order: str) -> tuple[float, float]:
+def _interface_options(
+    buf: mmap.mmap | bytes, offset: int, end: int, order: str
+) -> tuple[float, float]:
     """``(seconds per time-stamp tick, seconds to add)`` from an IDB's options."""
     tick, shift = 1e-6, 0.0
     while offset + 4 <= end:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from edge.config.wifi import WifiConfig
 from edge.wifi.anonymize import Anonymizer, random_key
 from edge.wifi.devices import DeviceEstimator
-from edge.wifi.parser import EXCLUDED, STRONG, MalformedFrame, ProbeParser
+from edge.wifi.parser import EXCLUDED, STRONG, MalformedFrame, ProbeParser, clear_caches
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.windows import WifiWindow, WindowCounter
 
@@ -145,6 +145,7 @@ class FramePipeline:
             log.info("Wi-Fi key rotated for %s; device state dropped", self.anonymizer.day)
         self._generation = self.anonymizer.generation
         self.devices.reset()
+        clear_caches()
 
     def tick(self, now: float) -> list[WifiWindow]:
         """Live capture, once a second or so: rotate at midnight, close quiet windows."""
@@ -169,6 +170,7 @@ class FramePipeline:
             closed.extend(counter.finish())
         self.anonymizer.wipe()
         self.devices.reset()
+        clear_caches()
         return closed
 
     @property

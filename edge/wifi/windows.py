@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from edge.wifi.parser import EXCLUDED, STRONG, Probe
@@ -70,10 +70,10 @@ class WifiWindow:
         if sum(self.dwell_buckets.values()) != self.in_store_devices:
             raise ValueError("dwell buckets must add up to in_store_devices")
 
-    def iso_start(self, tz: tzinfo = timezone.utc) -> str:
+    def iso_start(self, tz: tzinfo = UTC) -> str:
         return datetime.fromtimestamp(self.start, tz).isoformat()
 
-    def as_json(self, tz: tzinfo = timezone.utc) -> dict[str, Any]:
+    def as_json(self, tz: tzinfo = UTC) -> dict[str, Any]:
         """The stable JSON form scripts read (``edge wifi replay --json``)."""
         return {
             "window_start": self.iso_start(tz),
@@ -154,7 +154,9 @@ class WindowCounter:
     def _align(self, t: float) -> float:
         return math.floor(t / self.window_s) * self.window_s
 
-    def add(self, probe: Probe, device_id: int | None, first_seen: float | None) -> list[WifiWindow]:
+    def add(
+        self, probe: Probe, device_id: int | None, first_seen: float | None
+    ) -> list[WifiWindow]:
         """Count one probe; returns the windows it closed (possibly several, if quiet)."""
         t = probe.timestamp
         if self._start is not None and t - self._start > MAX_QUIET_S:
