@@ -19,6 +19,8 @@ and in bounded memory:
 4. Two aliases in use at the same time are two devices: when an older alias of a
    device sends again after a newer one joined (later than the reordering tolerance
    of multi-sniffer captures), the newer alias is split off into a device of its own.
+5. A device of one alias whose first frames carried an unusual fingerprint, and whose
+   next frames carry a fingerprint a recent device has, is that device's next alias.
 
 Fingerprints collide between phones of one model, so some devices merge: the
 estimate is a sample to calibrate against people (see ``calibration``), not a census.
@@ -221,11 +223,17 @@ class DeviceEstimator:
         return device
 
     def expire(self, now: float) -> None:
-        """Drop devices (and their aliases) unseen for ``forget_after_s``."""
+        """Drop devices (and their aliases) unseen for ``forget_after_s``, and the old
+        aliases of devices still here (an iPhone leaves one per scan)."""
         self._last_expiry = now
         horizon = now - self.forget_after_s
         for device in [d for d in self._devices.values() if d.last_seen < horizon]:
             self._drop(device)
+        stale = [p for p, a in self._aliases.items()
+                 if a.last_seen < horizon and a.device.current != p]
+        for pseudonym in stale:
+            alias = self._aliases.pop(pseudonym)
+            alias.device.pseudonyms.remove(pseudonym)
 
     def _evict(self, count: int) -> None:
         for device in sorted(self._devices.values(), key=lambda d: d.last_seen)[:count]:

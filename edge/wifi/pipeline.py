@@ -102,7 +102,8 @@ class FramePipeline:
         ]
         self.stats = PipelineStats()
         self._generation = 0
-        self._device_ids: set[int] = set()
+        self._device_ids: set[int] = set()      # today's only (bounded with the day)
+        self._devices_before_today = 0
 
     def feed(self, frame: bytes, timestamp: float, linktype: int) -> list[WifiWindow]:
         """Process one captured frame; returns the windows it closed."""
@@ -145,6 +146,8 @@ class FramePipeline:
             log.info("Wi-Fi key rotated for %s; device state dropped", self.anonymizer.day)
         self._generation = self.anonymizer.generation
         self.devices.reset()
+        self._devices_before_today += len(self._device_ids)
+        self._device_ids = set()
         clear_caches()
 
     def tick(self, now: float) -> list[WifiWindow]:
@@ -175,8 +178,8 @@ class FramePipeline:
 
     @property
     def devices_seen(self) -> int:
-        """Distinct estimated devices (all dwell) since start; an id count, no identity."""
-        return len(self._device_ids)
+        """Estimated devices (all dwell) since start, counted per day; no identity."""
+        return self._devices_before_today + len(self._device_ids)
 
     @property
     def truncated_ies(self) -> int:
