@@ -13,6 +13,7 @@ from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
 from edge.cli.replay_commands import replay_command
 from edge.cli.visits_commands import visits_group
+from edge.cli.wifi_commands import wifi_group
 from edge.errors import EdgeError
 
 
@@ -41,7 +42,12 @@ def cli(verbose: bool) -> None:
 
 
 COMMANDS: list[click.Command] = [
-    replay_command, eval_group, models_group, check_config, visits_group,
+    replay_command,
+    eval_group,
+    models_group,
+    check_config,
+    visits_group,
+    wifi_group,
 ]
 for _command in COMMANDS:
     cli.add_command(_command)

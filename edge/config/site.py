@@ -9,6 +9,7 @@ from edge.config.floor import FloorConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
+from edge.config.wifi import WifiConfig
 
 
 class SiteInfo(StrictModel):
@@ -33,6 +34,7 @@ class SiteConfig(StrictModel):
     visits: VisitConfig = VisitConfig()
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    wifi: WifiConfig | None = None
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:
