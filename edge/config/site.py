@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from edge.config.base import StrictModel
 from edge.config.floor import FloorConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
+from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
 
@@ -33,6 +34,7 @@ class SiteConfig(StrictModel):
     visits: VisitConfig = VisitConfig()
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    sync: SyncConfig = SyncConfig()
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:
