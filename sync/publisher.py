@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -139,6 +140,10 @@ class SyncService:
                 )
         except StorageError as error:
             self._alarm("storage", str(error), now)
+        except (ContractError, PrivacyError) as error:
+            # A bug, not bad luck: keep the cursor (nothing is skipped) and keep delivering
+            # the backlog and serving downlinks while someone looks.
+            self._alarm("produce", f"cannot produce the next window: {error}", now)
         delivered, retried = self._collect_acks(now)
         published = self._publish_due(now, settings.k)
         self._process_downlinks(now)
@@ -335,9 +340,13 @@ class SyncService:
         )
         try:
             while not stop.is_set():
-                self.run_pass()
-                if notifier is not None:
-                    notifier.alive()
+                try:
+                    self.run_pass()
+                except sqlite3.Error as error:  # e.g. locked past the busy timeout: next pass
+                    self._alarm("database", f"database error: {error}", self.clock())
+                else:
+                    if notifier is not None:
+                        notifier.alive()  # only a pass that worked counts as alive
                 stop.wait(self.config.poll_s)
         finally:
             if notifier is not None:

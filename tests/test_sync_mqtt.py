@@ -349,3 +349,49 @@ def test_thin_client_routes_only_subscribed_topics(broker):
     time.sleep(0.3)
     client.stop()
     assert got == ["a/1/x"]
+
+
+def test_the_publish_path_rechecks_k_and_applies_a_raised_k_to_the_backlog(tmp_path, broker):
+    from sync.outbox import Outbox
+    from sync.settings import OverrideChanges, apply_changes
+
+    site = sync_site(window_s=60, settle_s=0, mqtt=mqtt_section(broker.port))
+    db = open_database(tmp_path / "edge.db")
+    past_windows(db, 2, per_window=6)
+    listener = Listener(broker.port, f"{PREFIX}/{STORE}/aggregates")
+    service = SyncService(site, db, clock=at(2))
+    service.run_pass()  # stored at k=5 (footfall 6 published); not connected yet: not sent
+    # A row that slipped past everything with a cell of 3: it must never leave the box.
+    forged = json.loads(db["sync_outbox"].get(f"{STORE}/20240301T000000Z/60/aggregate")["payload"])
+    forged["id"] = f"{STORE}/20240301T000500Z/60/aggregate"
+    forged["window"]["start"] = "2024-03-01T00:05:00Z"
+    forged["footfall"]["out"] = 3
+    forged["k"] = 7  # claims to be 7-anonymous already, so it is checked, not re-suppressed
+    Outbox(db).add(
+        id=forged["id"],
+        kind="aggregate",
+        topic_suffix="aggregates",
+        window_start=DAY0 + 300,
+        window_s=60,
+        payload=json.dumps(forged).encode(),
+        now=0,
+    )
+    # The central platform raises k to 7 before the backlog goes out.
+    apply_changes(db, OverrideChanges(min_publishable_count=7), nonce="n" * 16, issued_at=0, now=0)
+    summary = service.flush(10)
+    assert (summary.delivered, summary.refused, summary.pending) == (2, 1, 0)
+    sent = wait_for(
+        lambda: (
+            [json.loads(p) for p in listener.payloads(f"{PREFIX}/{STORE}/aggregates")]
+            if len(listener.messages) >= 2
+            else None
+        ),
+        what="two aggregates",
+    )
+    assert all(m["k"] == 7 and m["footfall"]["in"] is None for m in sent)  # 6 < 7: suppressed
+    assert forged["id"] not in {m["id"] for m in sent}
+    refused = db["sync_outbox"].get(forged["id"])
+    assert refused["status"] == "refused" and "not 7-anonymous" in refused["last_error"]
+    (health,) = [h for h in read_health(db) if h["component"] == "sync"]
+    assert any("refused on the way out" in alarm for alarm in health["detail"]["alarms"])
+    listener.close()

@@ -165,3 +165,21 @@ def test_full_disk_writes_nothing_half_and_recovers(tmp_path, caplog):
     assert starts == [DAY0 + 60 * i for i in range(30)]
     other = sqlite3.connect(path)
     assert other.execute("select count(*) from sync_outbox").fetchone()[0] == 30
+
+
+def test_a_new_window_length_bridges_to_its_alignment(memory_db):
+    from sync.settings import OverrideChanges, apply_changes
+
+    site = sync_site(window_s=900, settle_s=0)
+    fill(memory_db, 8)
+    run_produce(memory_db, site, DAY0 + 900)  # 00:00-00:15 stored
+    apply_changes(memory_db, OverrideChanges(window_s=1800), nonce="n" * 16, issued_at=0, now=0)
+    run_produce(memory_db, site, DAY0 + 7200)
+    windows = [
+        tuple(r)
+        for r in memory_db.execute(
+            "select window_start - ?, window_s from sync_outbox order by window_start", [DAY0]
+        )
+    ]
+    # 00:15-00:30 bridges (900 s), then whole half-hours aligned to midnight.
+    assert windows == [(0, 900), (900, 900), (1800, 1800), (3600, 1800), (5400, 1800)]
