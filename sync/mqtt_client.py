@@ -115,6 +115,8 @@ class MqttClient:
         self.config = config
         self.available_topic = available_topic
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # every subscription acknowledged (SUBACK)
+        self._unacked_subscriptions: set[int] = set()
         self.connections = 0  # successful CONNACKs so far; the service watches it to re-announce
         self.last_error: str | None = None
         self._handlers: dict[str, tuple[Handler, int]] = {}
@@ -151,6 +153,7 @@ class MqttClient:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         self._client = client
 
     # --- the four verbs -------------------------------------------------------------
@@ -222,8 +225,12 @@ class MqttClient:
             self._failed(f"broker refused the connection: {reason}")
             return
         self.last_error = None
-        for topic, (_, qos) in self._handlers.items():
-            client.subscribe(topic, qos)
+        self.subscribed.clear()
+        self._unacked_subscriptions = {
+            client.subscribe(topic, qos)[1] for topic, (_, qos) in self._handlers.items()
+        }
+        if not self._unacked_subscriptions:
+            self.subscribed.set()
         if self.available_topic:
             client.publish(self.available_topic, b"online", qos=1, retain=True)
         self.connections += 1
@@ -235,8 +242,24 @@ class MqttClient:
     ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
+        self.subscribed.clear()
         if was_connected and not self._stop_requested:
             self._failed(f"connection to the broker lost ({reason})")
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Any,
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                self._failed(f"broker refused a subscription: {reason}")
+        self._unacked_subscriptions.discard(mid)
+        if not self._unacked_subscriptions:
+            self.subscribed.set()
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any

@@ -66,6 +66,7 @@ class Broker:
             "log_type warning",
             "log_type notice",
             "log_type information",
+            "log_type subscribe",
             "max_queued_messages 10000",
         ]
         if getpass.getuser() == "root":

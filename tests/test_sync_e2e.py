@@ -116,9 +116,13 @@ def test_outage_kill9_and_restart_deliver_every_window_exactly_once(tmp_path):
         PREFIX,
         log=log,
     )
-    publisher = edge("sync", "run", "--site", str(site), "--db", str(edge_db), log=log)
-    processes = [consumer, publisher]
+    processes = [consumer]
     try:
+        # The central consumer subscribes first: a broker keeps messages only for
+        # subscriptions that exist (from then on its persistent session keeps them).
+        wait_for(lambda: f"{PREFIX}/+/aggregates" in broker.log_text(), 30, "the subscription")
+        publisher = edge("sync", "run", "--site", str(site), "--db", str(edge_db), log=log)
+        processes.append(publisher)
         writer.start()
 
         def received() -> int:

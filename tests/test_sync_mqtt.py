@@ -87,7 +87,9 @@ def start_consumer(tmp_path, port, **kwargs) -> tuple[ReferenceConsumer, threadi
     )
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
-    wait_for(consumer.client.connected.is_set, what="consumer connection")
+    # Subscribed before anything is published: a broker keeps messages only for
+    # subscriptions that exist.
+    wait_for(consumer.client.subscribed.is_set, what="consumer subscriptions")
     return consumer, thread
 
 
@@ -342,7 +344,7 @@ def test_thin_client_routes_only_subscribed_topics(broker):
     client = MqttClient(MqttConfig(host="127.0.0.1", port=broker.port), client_id="route-test")
     client.subscribe("a/+/x", lambda topic, payload: got.append(topic))
     client.start()
-    wait_for(client.connected.is_set, what="connection")
+    wait_for(client.subscribed.is_set, what="subscription")
     for topic in ("a/1/x", "a/1/y", "b/1/x"):
         client.publish(topic, b"1")
     wait_for(lambda: got, what="routed message")
