@@ -14,6 +14,7 @@ from edge.cli.model_commands import models_group
 from edge.cli.replay_commands import replay_command
 from edge.cli.visits_commands import visits_group
 from edge.cli.wifi_commands import wifi_group
+from edge.cli.sync_commands import sync_group
 from edge.errors import EdgeError
 
 
@@ -48,6 +49,7 @@ COMMANDS: list[click.Command] = [
     check_config,
     visits_group,
     wifi_group,
+    sync_group,
 ]
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from edge.config.base import StrictModel
 from edge.config.floor import FloorConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
+from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
 from edge.config.wifi import WifiConfig
@@ -35,6 +36,7 @@ class SiteConfig(StrictModel):
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     wifi: WifiConfig | None = None
+    sync: SyncConfig = SyncConfig()
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:
