@@ -12,6 +12,7 @@ from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
 from edge.cli.replay_commands import replay_command
+from edge.cli.web_commands import web_group
 from edge.errors import EdgeError
 
 
@@ -39,7 +40,7 @@ def cli(verbose: bool) -> None:
     )
 
 
-COMMANDS: list[click.Command] = [replay_command, eval_group, models_group, check_config]
+COMMANDS: list[click.Command] = [replay_command, eval_group, models_group, check_config, web_group]
 for _command in COMMANDS:
     cli.add_command(_command)
 

@@ -9,6 +9,7 @@ from edge.config.floor import FloorConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
+from edge.config.web import WebConfig
 
 
 class SiteInfo(StrictModel):
@@ -33,6 +34,7 @@ class SiteConfig(StrictModel):
     visits: VisitConfig = VisitConfig()
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    web: WebConfig = WebConfig()
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:
