@@ -30,7 +30,15 @@ from edge.web import dbread
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
-from tests.web_support import DAY, LONDON, NOW, at, shared_store_db, with_web
+from tests.web_support import (
+    DAY,
+    LONDON,
+    NOW,
+    at,
+    expected_heatmap,
+    shared_store_db,
+    with_web,
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,24 +149,6 @@ def test_summary_figures_match_the_database(site, store_db):
     assert health["camera:view001"]["figures"]["last_frame_age_s"] == pytest.approx(10.4)
     assert "rtsp_url" not in health["camera:view001"]["figures"]
     assert s["health"]["system"]["model"] == "yolox_nano_416x416"
-
-
-def expected_heatmap(db: sqlite3.Connection, site, start: float, end: float):
-    """Dwell per cell recomputed with numpy: gap to the track's next point, capped at 1 s."""
-    (x0, y0), (x1, y1) = site.floor.bounds
-    cell = site.floor.heatmap_cell_m
-    rows = np.array(db.execute(
-        "select run_id, track_id, t, x, y from track_points where t >= ? and t < ? "
-        "order by run_id, track_id, t", (start, end)).fetchall())
-    dwell, people = defaultdict(float), defaultdict(set)
-    for i, (run, track, t, x, y) in enumerate(rows):
-        nxt = rows[i + 1] if i + 1 < len(rows) else None
-        gap = 0.0 if nxt is None or (nxt[0], nxt[1]) != (run, track) else min(nxt[2] - t, 1.0)
-        if x0 <= x < x1 and y0 <= y < y1:
-            key = (int((x - x0) // cell), int((y - y0) // cell))
-            dwell[key] += gap
-            people[key].add((run, track))
-    return dwell, people
 
 
 def test_heatmap_cells_are_aggregates_above_k(site, store_db):

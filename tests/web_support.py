@@ -9,16 +9,23 @@ write them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import random
+import socket
+import sqlite3
+import threading
+import time
 import uuid
+from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import sqlite_utils
 import shapely
+import sqlite_utils
 from shapely.geometry import Polygon
 
 from edge.config import SiteConfig
@@ -194,3 +201,45 @@ def with_web(site: SiteConfig, **web) -> SiteConfig:
 
     fields = {**site.web.model_dump(), **web}
     return site.model_copy(update={"web": WebConfig.model_validate(fields)})
+
+
+def expected_heatmap(db: sqlite3.Connection, site, start: float, end: float):
+    """Dwell per cell recomputed with numpy: gap to the track's next point, capped at 1 s."""
+    (x0, y0), (x1, y1) = site.floor.bounds
+    cell = site.floor.heatmap_cell_m
+    rows = np.array(db.execute(
+        "select run_id, track_id, t, x, y from track_points where t >= ? and t < ? "
+        "order by run_id, track_id, t", (start, end)).fetchall())
+    dwell, people = defaultdict(float), defaultdict(set)
+    for i, (run, track, t, x, y) in enumerate(rows):
+        nxt = rows[i + 1] if i + 1 < len(rows) else None
+        gap = 0.0 if nxt is None or (nxt[0], nxt[1]) != (run, track) else min(nxt[2] - t, 1.0)
+        if x0 <= x < x1 and y0 <= y < y1:
+            key = (int((x - x0) // cell), int((y - y0) // cell))
+            dwell[key] += gap
+            people[key].add((run, track))
+    return dwell, people
+
+
+@contextlib.contextmanager
+def served(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yield its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test web server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
