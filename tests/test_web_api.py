@@ -17,7 +17,6 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sqlite_utils
 from fastapi.testclient import TestClient
@@ -52,8 +51,8 @@ def store_db(tmp_path_factory) -> Path:
 
 
 def client(site, db_path: Path, now: float = NOW, **web) -> TestClient:
-    app = create_app(WebDeps(site=with_web(site, **{"cache_s": 0, "access": "open-lan", **web}), db_path=db_path,
-                             clock=lambda: now))
+    settings = with_web(site, **{"cache_s": 0, "access": "open-lan", **web})
+    app = create_app(WebDeps(site=settings, db_path=db_path, clock=lambda: now))
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -196,7 +195,8 @@ def small_store(tmp_path: Path, site) -> Path:
                        "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
         dwell.append({"visit_id": visit, "zone_id": "premium" if i < 3 else "deli",
                       "dwell_s": 10.0 + i, "entries": 1})
-        traits.append({"visit_id": visit, "trait": "wanderer", "probability": 0.9 if i < 2 else 0.1})
+        traits.append({"visit_id": visit, "trait": "wanderer",
+                       "probability": 0.9 if i < 2 else 0.1})
         traits.append({"visit_id": visit, "trait": "showroomer", "probability": 0.8})
     run = db["runs"].insert({"camera_id": "view001", "source": "x", "model": "m",
                              "started_at": start, "ended_at": start, "frames": 9,
@@ -274,7 +274,8 @@ def test_no_data_gives_a_page_that_says_what_to_do(site, tmp_path, kind):
         page = web.get("/")
         summary = web.get("/api/v1/summary").json()
     assert page.status_code == 200
-    assert 'data-figure="occupancy-empty"' in page.text and 'data-figure="health-empty"' in page.text
+    assert 'data-figure="occupancy-empty"' in page.text
+    assert 'data-figure="health-empty"' in page.text
     assert "No visitors counted on this day" in page.text
     assert summary["occupancy"]["people"] is None and summary["footfall"]["hours"] == []
     assert summary["data"]["status"] == ("missing" if kind == "missing" else "empty")
@@ -370,7 +371,8 @@ def test_metrics_match_the_summary(site, store_db):
     for zone in summary["zones"]["zones"]:
         key = ("edge_zone_visitors_today", (("zone", zone["zone_id"]),))
         assert samples.get(key) == zone["visitors"]
-    assert samples[("edge_web_requests_total", (("route", "/api/v1/summary"), ("status", "200")))] == 1
+    requests = ("edge_web_requests_total", (("route", "/api/v1/summary"), ("status", "200")))
+    assert samples[requests] == 1
 
 
 @pytest.mark.parametrize(

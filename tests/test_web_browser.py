@@ -88,6 +88,12 @@ def severe_console_messages(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
+def table_rows(driver, key: str) -> dict[str, list[str]]:
+    """``data-KEY`` value -> the row's cell texts, for each ``tr[data-KEY]``."""
+    return {row.get_attribute(f"data-{key}"): [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+            for row in driver.find_elements(By.CSS_SELECTOR, f"tr[data-{key}]")}
+
+
 def sign_in(driver, base: str, pin: str) -> None:
     field = driver.find_element(By.ID, "pin")
     field.clear()
@@ -116,12 +122,9 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
             "occupancy-people", "occupancy-as-of", "footfall-total", "footfall-compare-total",
             "entrance-in", "entrance-out", "mix-total", "wifi-passers-by", "wifi-in-store",
             "wifi-capture-rate")}
-        hour_rows = {int(r.get_attribute("data-hour")): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
-                     for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-hour]")}
-        zone_rows = {r.get_attribute("data-zone"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
-                     for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-zone]")}
-        trait_rows = {r.get_attribute("data-trait"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
-                      for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-trait]")}
+        hour_rows = {int(key): cells for key, cells in table_rows(browser, "hour").items()}
+        zone_rows = table_rows(browser, "zone")
+        trait_rows = table_rows(browser, "trait")
         cells = browser.find_elements(By.CSS_SELECTOR, "svg.floor rect.cell")
         zones = browser.find_elements(By.CSS_SELECTOR, "svg.floor polygon.zone")
         floor_box = browser.find_element(By.CSS_SELECTOR, "svg.floor").rect
@@ -143,7 +146,8 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
     latest = db.execute("select max(t) from track_points where t <= ?", (NOW,)).fetchone()[0]
     people = db.execute("select count(*) from track_points where t = ?", (latest,)).fetchone()[0]
     assert shown["occupancy-people"] == str(people)
-    assert shown["occupancy-as-of"] == dt.datetime.fromtimestamp(latest, LONDON).strftime("%H:%M:%S")
+    as_of = dt.datetime.fromtimestamp(latest, LONDON).strftime("%H:%M:%S")
+    assert shown["occupancy-as-of"] == as_of
 
     def visit_hours(a: float, b: float) -> Counter:
         return Counter(dt.datetime.fromtimestamp(r[0], LONDON).hour for r in db.execute(
@@ -154,11 +158,13 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
     assert shown["footfall-total"] == str(sum(today.values()))
     assert shown["footfall-compare-total"] == str(sum(week_ago.values()))
     for hour, (label, visitors, last_week) in hour_rows.items():
-        assert (label, visitors, last_week) == (f"{hour:02d}:00", str(today[hour]), str(week_ago[hour]))
+        expected = (f"{hour:02d}:00", str(today[hour]), str(week_ago[hour]))
+        assert (label, visitors, last_week) == expected
     assert set(today) | set(week_ago) <= set(hour_rows)
     directions = dict(db.execute("select direction, count(*) from line_crossings "
                                  "where t >= ? and t < ? group by 1", (start, end)).fetchall())
-    assert (shown["entrance-in"], shown["entrance-out"]) == (str(directions["in"]), str(directions["out"]))
+    assert shown["entrance-in"] == str(directions["in"])
+    assert shown["entrance-out"] == str(directions["out"])
 
     dwell = defaultdict(list)
     for zone, seconds in db.execute(
@@ -174,7 +180,8 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
             assert cells_text[1] == str(len(values))
             if values:
                 median = statistics.median(values)
-                assert cells_text[2] == (f"{median:.0f} s" if median < 90 else f"{median / 60:.0f} min")
+                words = f"{median:.0f} s" if median < 90 else f"{median / 60:.0f} min"
+                assert cells_text[2] == words
 
     total = db.execute("select count(*) from visits where start_t >= ? and start_t < ?",
                        (start, end)).fetchone()[0]
@@ -184,13 +191,15 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         "and start_t < ? and probability >= 0.5 group by 1", (start, end)).fetchall())
     for trait, count in traits.items():
         row = trait_rows[trait]
-        assert row[1:] == ([f"fewer than {k}"] if count < k else [str(count), f"{100 * count / total:.0f}%"])
+        share = f"{100 * count / total:.0f}%"
+        assert row[1:] == ([f"fewer than {k}"] if count < k else [str(count), share])
 
     windows = defaultdict(lambda: (0, 0))
     for window, inside, passing in db.execute(
             "select window_start, in_store_devices, passers_by from wifi_windows "
             "where window_start >= ? and window_start < ?", (start, end)):
-        windows[window] = tuple(max(a, b) for a, b in zip(windows[window], (inside, passing)))
+        old = windows[window]
+        windows[window] = (max(old[0], inside), max(old[1], passing))
     inside = sum(v[0] for v in windows.values())
     passing = sum(v[1] for v in windows.values())
     assert (shown["wifi-in-store"], shown["wifi-passers-by"]) == (str(inside), str(passing))

@@ -56,7 +56,7 @@ def test_api_conforms_to_its_schema(web_app):
 def test_schema_lists_every_figure(web_app):
     with TestClient(web_app) as web:
         paths = web.get("/api/openapi.json").json()["paths"]
-    assert {f"/api/v1/{name}" for name in
-            ("summary", "occupancy", "footfall", "heatmap", "zones", "mix", "wifi", "health")} <= set(paths)
+    figures = ("summary", "occupancy", "footfall", "heatmap", "zones", "mix", "wifi", "health")
+    assert {f"/api/v1/{name}" for name in figures} <= set(paths)
     assert {"/metrics", "/healthz", "/admin/config", "/admin/debug", "/admin/restart"} <= set(paths)
     assert "/login" not in paths  # HTML forms are not part of the API

@@ -75,7 +75,8 @@ def build_visits(db: sqlite_utils.Database, site: SiteConfig, run_id: int, seed:
                     inward = (_side(line, q) > 0) == (line.inside == "left")
                     crossings.append({"line_id": line.id, "camera_id": track.camera_id,
                                       "run_id": run_id, "track_id": track.track_id,
-                                      "t": float(track.t[i]), "direction": "in" if inward else "out"})
+                                      "t": float(track.t[i]),
+                                      "direction": "in" if inward else "out"})
         duration = float(track.t[-1] - track.t[0])
         if duration < site.visits.min_duration_s:
             continue
@@ -142,7 +143,8 @@ def write_health(db: sqlite_utils.Database, now: float) -> None:
                                   "rtsp_url": "rtsp://admin:hunter2@10.0.0.5/stream"},
          "Camera view001 is working.", now - 10),
         ("wifi:wlan1", "ok", {"frames_per_s": 41.5, "monitor_mode": True,
-                              "mac": "aa:bb:cc:dd:ee:ff"}, "Wi-Fi sensor wlan1 is listening.", now - 20),
+                              "mac": "aa:bb:cc:dd:ee:ff"},
+         "Wi-Fi sensor wlan1 is listening.", now - 20),
         ("sync", "degraded", {"broker_connected": False, "outbox_backlog": 3,
                               "last_delivered_window": "2026-03-10T14:00:00Z"},
          "Cannot reach head office; reports are kept and will be sent later.", now - 5),

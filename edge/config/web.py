@@ -30,7 +30,8 @@ class WebConfig(StrictModel):
 
     host: str = Field(
         "0.0.0.0",
-        description="Address to listen on: 0.0.0.0 for the shop's tablets, 127.0.0.1 for this box only.",
+        description="Address to listen on: 0.0.0.0 for the shop's tablets, "
+        "127.0.0.1 for this box only.",
     )
     port: int = Field(8080, ge=1, le=65535, description="TCP port of the status page.")
     access: Literal["pin", "open-lan"] = Field(

@@ -9,6 +9,7 @@ client's address; once over the limit it gets 429 until the minute has passed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -24,6 +25,7 @@ from edge.web.auth import (
 )
 from edge.web.dashboard import Dashboard, WebDeps
 from edge.web.metrics import WebMetrics
+from edge.web.render import FragmentCache
 
 bearer_scheme = HTTPBearer(auto_error=False, description="IT token (web.admin_token).")
 session_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
@@ -44,6 +46,7 @@ class WebState:
     admin: SecretCheck | None
     metrics_token: SecretCheck | None
     templates: Jinja2Templates
+    fragments: FragmentCache
 
     @property
     def open_lan(self) -> bool:
@@ -98,11 +101,12 @@ def reader_allowed(request: Request, state: WebState, token: str | None) -> bool
     raise HTTPException(403, "That token is not right.")
 
 
-def require_reader(
-    request: Request,
-    bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
-    _cookie: str | None = Depends(session_scheme),
-) -> None:
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+# Declared so the OpenAPI schema names the session cookie; read in session_of().
+SessionCookie = Annotated[str | None, Depends(session_scheme)]
+
+
+def require_reader(request: Request, bearer: Bearer, _cookie: SessionCookie) -> None:
     """API readers: a PIN session, the IT token, or open-lan mode."""
     state = web_state(request)
     if not reader_allowed(request, state, bearer.credentials if bearer else None):
@@ -112,9 +116,7 @@ def require_reader(
         )
 
 
-def require_admin(
-    request: Request, bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
-) -> None:
+def require_admin(request: Request, bearer: Bearer) -> None:
     """IT endpoints: ``Authorization: Bearer <web.admin_token>``, nothing else.
 
     A header is never added by a browser on its own, which makes these endpoints
@@ -122,7 +124,8 @@ def require_admin(
     """
     state = web_state(request)
     if state.admin is None:
-        raise HTTPException(403, "IT endpoints are off on this box: set web.admin_token to use them.")
+        raise HTTPException(
+            403, "IT endpoints are off on this box: set web.admin_token to use them.")
     if bearer is None:
         raise HTTPException(401, "Send the IT token as 'Authorization: Bearer <token>'.",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -130,9 +133,7 @@ def require_admin(
         raise HTTPException(403, "That IT token is not right.")
 
 
-def require_metrics_reader(
-    request: Request, bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
-) -> None:
+def require_metrics_reader(request: Request, bearer: Bearer) -> None:
     state = web_state(request)
     if state.open_lan or session_of(request, state) is not None:
         return

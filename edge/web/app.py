@@ -29,6 +29,7 @@ from edge.web.auth import FailureLimiter, SecretCheck, SessionSigner
 from edge.web.dashboard import Dashboard, WebDeps
 from edge.web.dbread import DatabaseBusy, DatabaseUnreadable
 from edge.web.metrics import WebMetrics
+from edge.web.render import FragmentCache
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -188,6 +189,7 @@ def build_state(deps: WebDeps) -> WebState:
         signer=SessionSigner(), limiter=FailureLimiter(web.login_attempts_per_minute),
         pin=_secret(web.pin), admin=_secret(web.admin_token),
         metrics_token=_secret(web.metrics_token), templates=templates,
+        fragments=FragmentCache(),
     )
 
 

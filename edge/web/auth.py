@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
@@ -40,8 +39,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def hash_secret(secret: str, *, iterations: int = HASH_ITERATIONS, salt: bytes | None = None) -> str:
-    """``pbkdf2_sha256$ITERATIONS$SALT$HASH`` of ``secret`` (what ``edge web hash-secret`` prints)."""
+def hash_secret(
+    secret: str, *, iterations: int = HASH_ITERATIONS, salt: bytes | None = None
+) -> str:
+    """``pbkdf2_sha256$ITERATIONS$SALT$HASH`` of ``secret``, as ``edge web hash-secret`` prints."""
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations)
     return f"pbkdf2_sha256${iterations}${_b64(salt)}${_b64(digest)}"

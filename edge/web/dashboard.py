@@ -2,7 +2,8 @@
 
 Fifty tablets refreshing at once cost one set of queries: a summary is reused
 for ``web.cache_s`` seconds, and while one request computes it the others wait
-for that result instead of querying in parallel.
+for that result instead of querying in parallel (even with ``cache_s: 0``, a
+request that waited gets the figures read after it arrived, never older ones).
 """
 
 from __future__ import annotations
@@ -79,13 +80,17 @@ class Dashboard:
     def summary(self, day: dt.date | None = None) -> Summary:
         """The figures of ``day`` (default: today in store time), at most ``cache_s`` old."""
         day = day or self.today()
+        asked = time.monotonic()
         with self._lock:
             hit = self._cache.get(day)
             now = time.monotonic()
-            if hit and now - hit[0] < self.site.web.cache_s:
+            # Reuse figures that are young enough, or that were read after this
+            # request arrived (it waited for them): many requests, one computation.
+            if hit and (now - hit[0] < self.site.web.cache_s or hit[0] >= asked):
                 return hit[1]
+            started = time.monotonic()
             result = self._compute(day)
-            self._cache[day] = (time.monotonic(), result)
+            self._cache[day] = (started, result)
             self._cache.move_to_end(day)
             while len(self._cache) > CACHED_DAYS:
                 self._cache.popitem(last=False)

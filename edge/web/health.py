@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 
@@ -42,11 +42,13 @@ KNOWN_FIGURES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 MAX_TEXT = 80
+Kind = Literal["camera", "wifi", "sync", "other"]
+Status = Literal["ok", "degraded", "down", "silent"]
 
 
-def component_kind(component: str) -> str:
+def component_kind(component: str) -> Kind:
     prefix = component.split(":", 1)[0]
-    return prefix if prefix in KNOWN_FIGURES else "other"
+    return prefix if prefix in KNOWN_FIGURES else "other"  # type: ignore[return-value]
 
 
 def _scalar(value: Any) -> FigureValue:
@@ -77,10 +79,11 @@ def component_health(row: tuple, now: float, stale_s: float) -> ComponentHealth:
                 break
     updated = float(updated_at or 0.0)
     age = max(0.0, now - updated)
-    if isinstance(figures.get("last_frame_age_s"), int | float):
+    reported_age = figures.get("last_frame_age_s")
+    if isinstance(reported_age, int | float) and not isinstance(reported_age, bool):
         # The camera measured the age when it reported; it has grown since.
-        figures["last_frame_age_s"] = round(float(figures["last_frame_age_s"]) + age, 1)
-    shown_status = status if status in ("ok", "degraded", "down") else "degraded"
+        figures["last_frame_age_s"] = round(float(reported_age) + age, 1)
+    shown_status: Status = status if status in ("ok", "degraded", "down") else "degraded"
     text = str(message or "")[:200]
     if age > stale_s and shown_status != "down":
         shown_status = "silent"

@@ -57,7 +57,8 @@ class StoreCollector(Collector):
                                           "Visits that spent time in the zone today (k or more).",
                                           labels=["zone"])
         zone_dwell = GaugeMetricFamily("edge_zone_median_dwell_seconds",
-                                       "Median time per visitor in the zone today.", labels=["zone"])
+                                       "Median time per visitor in the zone today.",
+                                       labels=["zone"])
         for zone in summary.zones.zones:
             if zone.visitors is not None:
                 zone_visitors.add_metric([zone.zone_id], zone.visitors)

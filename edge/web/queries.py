@@ -115,7 +115,8 @@ def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> d
 
 
 def footfall(
-    conn: sqlite3.Connection, tables: set[str], day: dt.date, tz: ZoneInfo, entrance_lines: list[str]
+    conn: sqlite3.Connection, tables: set[str], day: dt.date, tz: ZoneInfo,
+    entrance_lines: list[str],
 ) -> Footfall:
     """Visits started per hour on ``day`` and on the same weekday a week before."""
     compare = day - dt.timedelta(days=7)
@@ -159,7 +160,7 @@ def zone_name(zone: ZoneConfig) -> str:
 
 def zone_shapes(floor: FloorConfig) -> list[ZoneShape]:
     return [
-        ZoneShape(id=z.id, name=zone_name(z), kind=z.kind, polygon=[tuple(p) for p in z.polygon])
+        ZoneShape(id=z.id, name=zone_name(z), kind=z.kind, polygon=[(x, y) for x, y in z.polygon])
         for z in floor.zones
     ]
 
@@ -252,7 +253,10 @@ def _mix_items(
         names.add(name)
         counts[name] = int(count or 0)
     items = []
-    for name in sorted(names, key=lambda n: (n not in always, always.index(n) if n in always else 0, n)):
+    def order(name: str) -> tuple:  # the standard names first, in their order; then A-Z
+        return (name not in always, always.index(name) if name in always else 0, name)
+
+    for name in sorted(names, key=order):
         count = counts.get(name, 0)
         hide = 0 < count < k
         items.append(MixItem(

@@ -7,11 +7,13 @@ is flipped here.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from shapely.geometry import Polygon
 
-from edge.web.schemas import Footfall, Heatmap
+from edge.web.schemas import Footfall, Heatmap, Summary
 
 # Light yellow -> orange -> dark red: readable on a tablet in a bright shop.
 PALETTE = ((255, 237, 160), (254, 178, 76), (240, 59, 32), (128, 0, 38))
@@ -120,3 +122,27 @@ def footfall_chart(footfall: Footfall) -> BarChart:
         labels.append((left + bar, hour.label[:2]))
     width = max(len(footfall.hours), 1) * slot
     return BarChart(f"0 0 {width:.0f} {plot_h + label_h:.0f}", bars, labels, top, plot_h)
+
+
+class FragmentCache:
+    """Rendered forms (HTML, JSON) of a summary, reused while the summary is cached.
+
+    Keyed by the summary object and a name: new figures render anew. Holds a few
+    summaries' worth at most.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self._items: OrderedDict[tuple[int, str], tuple[Summary, str]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, summary: Summary, name: str) -> str | None:
+        with self._lock:
+            hit = self._items.get((id(summary), name))
+            return hit[1] if hit is not None and hit[0] is summary else None
+
+    def put(self, summary: Summary, name: str, rendered: str) -> None:
+        with self._lock:
+            self._items[(id(summary), name)] = (summary, rendered)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)

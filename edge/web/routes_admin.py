@@ -60,7 +60,7 @@ router = APIRouter()
 
 @router.get("/healthz", response_model=Liveness, tags=["service"],
             summary="Liveness: the page's process answers (no data, no sign-in)")
-def healthz() -> Liveness:
+async def healthz() -> Liveness:
     return Liveness(status="ok")
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from edge.web import render, text
 from edge.web.access import WebState, check_not_limited, client_address, session_of, web_state
 from edge.web.auth import CSRF_COOKIE, SESSION_COOKIE, csrf_matches
 from edge.web.routes_api import FIRST_DAY, LAST_DAY
+from edge.web.schemas import Summary
 
 router = APIRouter(include_in_schema=False)
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -30,21 +32,18 @@ def _day(value: str | None) -> dt.date | None:
     return day
 
 
-def _context(request: Request, state: WebState, day: dt.date | None) -> dict[str, Any]:
+def _dashboard(request: Request, state: WebState, day: dt.date | None) -> tuple[Summary, str]:
+    """The figures and their rendered HTML (rendered once per cached summary)."""
     summary = state.dashboard.summary(day)
-    today = state.dashboard.today()
-    shown = summary.footfall.day
-    return {
-        "request": request, "s": summary, "t": text, "web": state.web, "tz": state.dashboard.tz,
-        "floor": render.floor_drawing(summary.heatmap, text.duration_text),
-        "chart": render.footfall_chart(summary.footfall),
-        "heat_colour": render.heat_colour,
-        "today": today, "is_today": shown == today,
-        "previous_day": shown - dt.timedelta(days=1),
-        "next_day": shown + dt.timedelta(days=1) if shown < today else None,
-        "signed_in": not state.open_lan,
-        "csrf": request.cookies.get(CSRF_COOKIE) or state.signer.new_csrf(),
-    }
+    html = state.fragments.get(summary, "html")
+    if html is None:
+        html = state.templates.env.get_template("_dashboard.html").render(
+            s=summary, t=text, web=state.web, tz=state.dashboard.tz,
+            floor=render.floor_drawing(summary.heatmap, text.duration_text),
+            chart=render.footfall_chart(summary.footfall),
+        )
+        state.fragments.put(summary, "html", html)
+    return summary, html
 
 
 def _with_csrf_cookie(request: Request, response: Response, token: str) -> Response:
@@ -64,9 +63,17 @@ def index(request: Request, day: str | None = None) -> Response:
     state = web_state(request)
     if not state.open_lan and session_of(request, state) is None:
         return _login_redirect(request)
-    context = _context(request, state, _day(day))
-    page = state.templates.TemplateResponse(request, "index.html", context)
-    return _with_csrf_cookie(request, page, context["csrf"])
+    summary, html = _dashboard(request, state, _day(day))
+    today = state.dashboard.today()
+    shown = summary.footfall.day
+    csrf = request.cookies.get(CSRF_COOKIE) or state.signer.new_csrf()
+    page = state.templates.TemplateResponse(request, "index.html", {
+        "s": summary, "web": state.web, "dashboard_html": Markup(html), "csrf": csrf,
+        "is_today": shown == today, "previous_day": shown - dt.timedelta(days=1),
+        "next_day": shown + dt.timedelta(days=1) if shown < today else None,
+        "signed_in": not state.open_lan,
+    })
+    return _with_csrf_cookie(request, page, csrf)
 
 
 @router.get("/partials/dashboard", response_class=HTMLResponse)
@@ -74,8 +81,7 @@ def dashboard_part(request: Request, day: str | None = None) -> Response:
     state = web_state(request)
     if not state.open_lan and session_of(request, state) is None:
         raise HTTPException(401, "Signed out: sign in again with the store PIN.")
-    return state.templates.TemplateResponse(request, "_dashboard.html",
-                                            _context(request, state, _day(day)))
+    return HTMLResponse(_dashboard(request, state, _day(day))[1])
 
 
 def _safe_next(target: str | None) -> str:
@@ -87,13 +93,13 @@ def _safe_next(target: str | None) -> str:
 
 
 def _login_page(request: Request, state: WebState, *, status: int = 200, message: str | None = None,
-                next_path: str = "/", headers: dict[str, str] | None = None) -> Response:
+                next_path: str = "/", headers: Mapping[str, str] | None = None) -> Response:
     token = request.cookies.get(CSRF_COOKIE) or state.signer.new_csrf()
     page = state.templates.TemplateResponse(
         request, "login.html",
         {"csrf": token, "message": message, "next": next_path,
          "site_name": state.deps.site.site.name or state.deps.site.site.id},
-        status_code=status, headers=headers,
+        status_code=status, headers=dict(headers or {}),
     )
     return _with_csrf_cookie(request, page, token)
 

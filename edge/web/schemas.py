@@ -103,7 +103,9 @@ class ZoneDwellList(Figures):
 class MixItem(Figures):
     name: str
     label: str
-    visits: int | None = Field(description="Visits with this trait or segment; null if fewer than k.")
+    visits: int | None = Field(
+        description="Visits with this trait or segment; null if fewer than k."
+    )
     share: float | None = Field(description="Share of the day's visits, 0-1; null if hidden.")
     suppressed: bool
 

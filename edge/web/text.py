@@ -50,7 +50,7 @@ def moment_text(value: object, tz: ZoneInfo) -> str:
     except ValueError:
         return str(value)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(tz).strftime("%H:%M, %a %d %b")
 
 
