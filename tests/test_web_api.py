@@ -13,6 +13,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -27,7 +28,7 @@ from edge.errors import ConfigError
 from edge.storage import health, open_database
 from edge.web import dbread
 from edge.web.app import create_app
-from edge.web.dashboard import WebDeps
+from edge.web.dashboard import Dashboard, WebDeps
 from tests.conftest import PETS_SITE
 from tests.web_support import (
     DAY,
@@ -355,6 +356,38 @@ def test_a_database_locked_by_another_program_is_a_clear_503(site, tmp_path, mon
     assert api.status_code == 503 and api.headers["retry-after"] == "2"
     assert "try again in a few seconds" in api.json()["detail"]
     assert page.status_code == 503 and "<html" in page.text
+
+
+def test_waiting_requests_share_one_database_failure(site, tmp_path, monkeypatch):
+    """Regression: with the database locked, each of 50 waiting tablets used to wait
+    out its own busy timeout in turn; those that waited share the failure instead."""
+    monkeypatch.setattr(dbread, "READ_BUSY_TIMEOUT_S", 0.3)
+    path = tmp_path / "edge.db"
+    open_database(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("pragma locking_mode=exclusive")
+    holder.execute("begin exclusive")
+    holder.execute("insert into health values ('sync', 'ok', '{}', 'ok', 0)")
+    dashboard = Dashboard(WebDeps(site=with_web(site, cache_s=0), db_path=path))
+    start = threading.Barrier(8)
+    errors = []
+
+    def ask() -> None:
+        start.wait()
+        try:
+            dashboard.summary()
+        except dbread.DatabaseBusy as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    holder.rollback()
+    holder.close()
+    assert len(errors) == 8 and dashboard.attempts <= 3
+    assert dashboard.summary().data.status == "empty"  # the lock gone: readable again
 
 
 def test_metrics_match_the_summary(site, store_db):

@@ -98,7 +98,8 @@ class Guard:
             await self.app(scope, limited_receive, send_with_headers)
         finally:
             route = scope.get("route")
-            name = getattr(route, "path", None) or "unmatched"
+            name = getattr(route, "path", None) or (
+                "/static" if scope.get("path", "").startswith("/static/") else "unmatched")
             metrics = self.metrics_of()
             if metrics is not None:
                 metrics.requests.labels(name, str(status["code"])).inc()
@@ -211,7 +212,9 @@ def create_app(deps: WebDeps) -> FastAPI:
         description="Figures of this store, aggregated on the box: occupancy, footfall, dwell, "
         "shopper mix, Wi-Fi counts and health. Never a person, a frame or an identifier.",
         lifespan=lifespan,
-        docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+        # No Swagger/ReDoc pages: they load their scripts from a CDN, which the box
+        # may not reach and the page's CSP refuses. The schema itself is served.
+        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes_pages.router)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge import __version__
 from edge.config import SiteConfig
-from edge.errors import ConfigError
+from edge.errors import ConfigError, StorageError
 from edge.web import queries
 from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
 from edge.web.health import SystemProbe, component_health
@@ -72,7 +72,9 @@ class Dashboard:
         self.probe = SystemProbe(deps.db_path, deps.started_at)
         self._cache: OrderedDict[dt.date, tuple[float, Summary]] = OrderedDict()
         self._lock = threading.Lock()
+        self._failure: tuple[float, StorageError] | None = None
         self.computed = 0
+        self.attempts = 0
 
     def today(self) -> dt.date:
         return queries.local_day(self.deps.clock(), self.tz)
@@ -88,8 +90,19 @@ class Dashboard:
             # request arrived (it waited for them): many requests, one computation.
             if hit and (now - hit[0] < self.site.web.cache_s or hit[0] >= asked):
                 return hit[1]
+            failed = self._failure
+            if failed is not None and failed[0] >= asked:
+                # The database failed while this request waited: answer at once
+                # rather than make every waiting request wait out its own timeout.
+                raise type(failed[1])(str(failed[1]))
             started = time.monotonic()
-            result = self._compute(day)
+            self.attempts += 1
+            try:
+                result = self._compute(day)
+            except StorageError as error:
+                self._failure = (started, error)
+                raise
+            self._failure = None
             self._cache[day] = (started, result)
             self._cache.move_to_end(day)
             while len(self._cache) > CACHED_DAYS:
