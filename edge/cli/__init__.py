@@ -15,6 +15,7 @@ from edge.cli.replay_commands import replay_command
 from edge.cli.visits_commands import visits_group
 from edge.cli.wifi_commands import wifi_group
 from edge.cli.sync_commands import sync_group
+from edge.cli.web_commands import web_group
 from edge.errors import EdgeError
 
 
@@ -50,6 +51,7 @@ COMMANDS: list[click.Command] = [
     visits_group,
     wifi_group,
     sync_group,
+    web_group,
 ]
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -11,6 +11,7 @@ from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
 from edge.config.wifi import WifiConfig
+from edge.config.web import WebConfig
 
 
 class SiteInfo(StrictModel):
@@ -37,6 +38,7 @@ class SiteConfig(StrictModel):
     privacy: PrivacyConfig = PrivacyConfig()
     wifi: WifiConfig | None = None
     sync: SyncConfig = SyncConfig()
+    web: WebConfig = WebConfig()
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:
