@@ -12,6 +12,10 @@ from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
 from edge.cli.replay_commands import replay_command
+from edge.cli.visits_commands import visits_group
+from edge.cli.wifi_commands import wifi_group
+from edge.cli.sync_commands import sync_group
+from edge.cli.web_commands import web_group
 from edge.errors import EdgeError
 
 
@@ -39,7 +43,16 @@ def cli(verbose: bool) -> None:
     )
 
 
-COMMANDS: list[click.Command] = [replay_command, eval_group, models_group, check_config]
+COMMANDS: list[click.Command] = [
+    replay_command,
+    eval_group,
+    models_group,
+    check_config,
+    visits_group,
+    wifi_group,
+    sync_group,
+    web_group,
+]
 for _command in COMMANDS:
     cli.add_command(_command)
 

@@ -13,6 +13,8 @@ from edge.cli.options import db_option, load_site_option, resolve_db_path, site_
 from edge.errors import SourceError
 from edge.replay import replay
 from edge.storage import open_database
+from edge.visits.analysis import VisitAnalyzer
+from edge.visits.builder import build_visits
 
 
 def _parse_start(value: str | None) -> float | None:
@@ -58,6 +60,7 @@ def replay_command(
     With no arguments, replays the embedded demo: the PETS09-S2L1 sample recording.
     """
     site = load_site_option(site_path)
+    visits = VisitAnalyzer(site)  # before the replay, so a bad segment spec fails fast
     path = resolve_db_path(db_path, site)
     db = open_database(path)
     bar = tqdm(unit="frame", disable=quiet or None, file=sys.stderr, leave=False)
@@ -101,8 +104,12 @@ def replay_command(
         )
     if mot_out:
         click.echo(f"Tracks in MOTChallenge format: {mot_out}")
+    built = build_visits(db, visits, run_id=summary.run_id)
+    click.echo(f"Visits: {built.visits} (spec {built.spec_version}), "
+               f"{built.crossings} line crossings.")
     if summary.ended_early:
-        # What could be read is kept; the exit status still tells a script it was not all.
+        # What could be read is kept (and its visits built); the exit status still tells
+        # a script it was not all.
         raise SourceError(
             f"the recording ended after {summary.frames} of the {summary.expected_frames} "
             f"frames its header announces (truncated or damaged file?); the {summary.frames} "

@@ -7,8 +7,11 @@ from pydantic import Field, model_validator
 from edge.config.base import StrictModel
 from edge.config.floor import FloorConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
+from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
+from edge.config.wifi import WifiConfig
+from edge.config.web import WebConfig
 
 
 class SiteInfo(StrictModel):
@@ -33,6 +36,9 @@ class SiteConfig(StrictModel):
     visits: VisitConfig = VisitConfig()
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    wifi: WifiConfig | None = None
+    sync: SyncConfig = SyncConfig()
+    web: WebConfig = WebConfig()
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:
