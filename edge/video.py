@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -74,7 +75,7 @@ class VideoSource:
         self.start_time = time.time() if start_time is None else start_time
         self._stride = 1
         if detect_fps and not live and detect_fps < self.info.fps:
-            self._stride = max(1, round(self.info.fps / detect_fps))
+            self._stride = max(1, math.ceil(self.info.fps / detect_fps - 1e-9))
         self._min_interval = 1.0 / detect_fps if detect_fps and live else 0.0
         self.read_failures = 0
 
@@ -105,6 +106,11 @@ class VideoSource:
             what = "stream did not answer" if "://" in source else "cannot be decoded as video"
             raise SourceError(f"camera {self.camera_id}: {shown} {what}")
         return capture
+
+    @property
+    def kept_fps(self) -> float:
+        """Frames per second of video that iteration yields (after ``detect_fps``)."""
+        return self.info.fps / self._stride
 
     def __iter__(self) -> Iterator[Frame]:
         index = -1

@@ -12,7 +12,11 @@ from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
 from edge.cli.replay_commands import replay_command
-from edge.errors import EdgeError
+from edge.cli.run_commands import purge_command, run_group, status_command
+from edge.errors import ConfigError, EdgeError, ModelError
+
+# EX_CONFIG from sysexits.h: the service cannot work until a person fixes its config or model.
+EXIT_CONFIG = 78
 
 
 class EdgeGroup(click.Group):
@@ -22,7 +26,10 @@ class EdgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeError as error:
-            raise click.ClickException(str(error)) from None
+            failure = click.ClickException(str(error))
+            if isinstance(error, (ConfigError, ModelError)):
+                failure.exit_code = EXIT_CONFIG  # systemd: RestartPreventExitStatus=78
+            raise failure from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -39,7 +46,15 @@ def cli(verbose: bool) -> None:
     )
 
 
-COMMANDS: list[click.Command] = [replay_command, eval_group, models_group, check_config]
+COMMANDS: list[click.Command] = [
+    replay_command,
+    eval_group,
+    models_group,
+    check_config,
+    run_group,
+    purge_command,
+    status_command,
+]
 for _command in COMMANDS:
     cli.add_command(_command)
 

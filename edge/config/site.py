@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from edge.errors import ConfigError
+
 from edge.config.base import StrictModel
 from edge.config.floor import FloorConfig
+from edge.config.service import ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
@@ -33,6 +36,7 @@ class SiteConfig(StrictModel):
     visits: VisitConfig = VisitConfig()
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    service: ServiceConfig = ServiceConfig()
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:
@@ -47,4 +51,4 @@ class SiteConfig(StrictModel):
             if camera.id == camera_id:
                 return camera
         known = ", ".join(c.id for c in self.cameras) or "none"
-        raise KeyError(f"no camera {camera_id!r} in the site config (cameras: {known})")
+        raise ConfigError(f"no camera {camera_id!r} in the site config (cameras: {known})")
