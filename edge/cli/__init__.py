@@ -13,6 +13,10 @@ from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
 from edge.cli.replay_commands import replay_command
 from edge.cli.run_commands import purge_command, run_group, status_command
+from edge.cli.sync_commands import sync_group
+from edge.cli.visits_commands import visits_group
+from edge.cli.web_commands import web_group
+from edge.cli.wifi_commands import wifi_group
 from edge.errors import ConfigError, EdgeError, ModelError
 
 # EX_CONFIG from sysexits.h: the service cannot work until a person fixes its config or model.
@@ -54,6 +58,10 @@ COMMANDS: list[click.Command] = [
     run_group,
     purge_command,
     status_command,
+    visits_group,
+    wifi_group,
+    sync_group,
+    web_group,
 ]
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -12,6 +12,8 @@ from tqdm import tqdm
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
 from edge.replay import replay
 from edge.storage import open_database
+from edge.visits.analysis import VisitAnalyzer
+from edge.visits.builder import build_visits
 
 
 def _parse_start(value: str | None) -> float | None:
@@ -53,6 +55,7 @@ def replay_command(
     With no arguments, replays the embedded demo: the PETS09-S2L1 sample recording.
     """
     site = load_site_option(site_path)
+    visits = VisitAnalyzer(site)  # before the replay, so a bad segment spec fails fast
     path = resolve_db_path(db_path, site)
     db = open_database(path)
     bar = tqdm(unit="frame", disable=quiet or None, file=sys.stderr, leave=False)
@@ -88,3 +91,6 @@ def replay_command(
         click.echo(f"Warning: {summary.read_failures} frames could not be decoded and were skipped.")
     if mot_out:
         click.echo(f"Tracks in MOTChallenge format: {mot_out}")
+    built = build_visits(db, visits, run_id=summary.run_id)
+    click.echo(f"Visits: {built.visits} (spec {built.spec_version}), "
+               f"{built.crossings} line crossings.")

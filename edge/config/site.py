@@ -10,8 +10,11 @@ from edge.config.base import StrictModel
 from edge.config.floor import FloorConfig
 from edge.config.service import ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
+from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
+from edge.config.wifi import WifiConfig
+from edge.config.web import WebConfig
 
 
 class SiteInfo(StrictModel):
@@ -37,6 +40,9 @@ class SiteConfig(StrictModel):
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     service: ServiceConfig = ServiceConfig()
+    wifi: WifiConfig | None = None
+    sync: SyncConfig = SyncConfig()
+    web: WebConfig = WebConfig()
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:

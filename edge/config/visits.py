@@ -1,29 +1,65 @@
-"""Config of how floor trajectories become visits and zone dwell."""
+"""Config of how floor trajectories become visits, zone dwell, line counts and traits."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, ValidationInfo, field_validator
 
 from edge.config.base import StrictModel
 
 
 class VisitConfig(StrictModel):
-    """Turning trajectories into visits, zone presence and stops."""
+    """Turning trajectories into visits, zone presence, stops and trait scores."""
 
     min_duration_s: float = Field(
         3.0, ge=0, description="Trajectories shorter than this are fragments, not visits."
     )
     smoothing_s: float = Field(
-        1.0, ge=0, description="Width of the moving-average window over floor positions."
+        1.0, ge=0, description="Width of the centred moving-average window over floor positions."
     )
     zone_enter_after_s: float = Field(
-        1.0, ge=0, description="Seconds inside a zone before presence starts (hysteresis)."
+        1.0, ge=0, description="Seconds continuously inside a zone before presence starts "
+        "(hysteresis); the stay is then dated from the first moment inside."
     )
     zone_leave_after_s: float = Field(
-        1.0, ge=0, description="Seconds outside a zone before presence ends (hysteresis)."
+        1.0, ge=0, description="Seconds continuously outside a zone before presence ends "
+        "(hysteresis); shorter excursions count as still inside."
     )
     stop_speed_mps: float = Field(0.3, gt=0, description="Below this speed a person is stopped.")
     stop_min_s: float = Field(2.0, gt=0, description="A stop lasts at least this long.")
-    close_after_s: float = Field(
-        10.0, gt=0, description="A visit ends when its track has been gone this long."
+    speed_window_s: float = Field(
+        1.0, gt=0, description="Speeds are measured over this baseline, so that position "
+        "jitter does not read as motion."
     )
+    line_margin_m: float = Field(
+        0.3, ge=0, le=5, description="A line crossing counts once the person is this far past "
+        "the line, having been this far on the other side (hysteresis against jitter)."
+    )
+    neighbour_distance_m: float = Field(
+        1.0, ge=0, le=20, description="Zones closer than this are neighbours: going A -> B -> A "
+        "between neighbours is a back-and-forth switch."
+    )
+    close_after_s: float = Field(
+        10.0, gt=0, description="A visit ends when its track has been gone this long; a gap "
+        "this long inside one track starts a new visit."
+    )
+    segment_spec: str | None = Field(
+        None, description="Segment spec (traits and micro-segments), YAML. Relative paths are "
+        "resolved next to the site file. Default: the shipped models/segments/default.yaml."
+    )
+    spec_reload_s: float = Field(
+        5.0, gt=0, le=3600, description="How often the live service checks the segment spec "
+        "file for a new version (hot reload)."
+    )
+
+    @field_validator("segment_spec")
+    @classmethod
+    def _resolve_relative_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        base_dir = (info.context or {}).get("base_dir")
+        if path.is_absolute() or base_dir is None:
+            return str(path)
+        return str((Path(base_dir) / path).resolve())

@@ -26,12 +26,14 @@ def _migration_sets() -> list[Migrations]:
     from edge.storage import health, trajectories
     from edge.visits import store as visits_store
     from edge.wifi import store as wifi_store
+    from sync import outbox as sync_outbox
 
     return [
         trajectories.MIGRATIONS,
         visits_store.MIGRATIONS,
         wifi_store.MIGRATIONS,
         health.MIGRATIONS,
+        sync_outbox.MIGRATIONS,
     ]
 
 

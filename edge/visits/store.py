@@ -2,12 +2,18 @@
 
 A visit row holds no image, no appearance and no raw position list: only derived
 features. ``visit_id`` is random per visit and means nothing outside the box.
+The ``visit_build_*`` tables are the incremental builder's bookkeeping.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from edge.visits.records import LineCrossing, Visit, VisitResult
 
 MIGRATIONS = Migrations("edge.visits")
 
@@ -60,3 +66,99 @@ def m001_visits(db: sqlite_utils.Database) -> None:
         }
     )
     db["line_crossings"].create_index(["t"])
+
+
+@MIGRATIONS()
+def m002_build_progress(db: sqlite_utils.Database) -> None:
+    # Builder bookkeeping: per run, everything before done_until_t is processed;
+    # per track, positions up to closed_until_t are (rows pruned once behind the run).
+    db["visit_build_runs"].create(
+        {"run_id": int, "done_until_t": float, "finished": int}, pk="run_id"
+    )
+    db["visits"].create_index(["run_id", "track_id"])
+    db["line_crossings"].create_index(["run_id", "track_id"])
+    db["visit_build_tracks"].create(
+        {"run_id": int, "camera_id": str, "track_id": int, "closed_until_t": float},
+        pk=("run_id", "camera_id", "track_id"),
+    )
+
+
+def insert_visits(db: sqlite_utils.Database, site_id: str, visits: Sequence[VisitResult]) -> None:
+    """Write visits with their dwell, traits and segments (call inside ``db.atomic()``)."""
+    if not visits:
+        return
+    rows, dwell, traits, segments = [], [], [], []
+    for result in visits:
+        visit = result.measured.visit
+        features = result.measured.features
+        rows.append(
+            {
+                "visit_id": result.visit_id,
+                "site_id": site_id,
+                "camera_id": visit.camera_id,
+                "run_id": visit.run_id,
+                "track_id": visit.track_id,
+                "start_t": visit.start_t,
+                "end_t": visit.end_t,
+                "duration_s": features["duration_s"],
+                "path_length_m": features["path_length_m"],
+                "checkout_visited": int(features["checkout_visited"]),
+                "features": json.dumps(dict(features)),
+                "zone_sequence": json.dumps(result.measured.zone_sequence),
+                "spec_version": result.scores.spec_version,
+            }
+        )
+        entries = result.measured.zone_entries
+        for zone_id, seconds in result.measured.zone_dwell.items():
+            dwell.append({"visit_id": result.visit_id, "zone_id": zone_id, "dwell_s": seconds,
+                          "entries": entries[zone_id]})
+        traits += [{"visit_id": result.visit_id, "trait": name, "probability": p}
+                   for name, p in result.scores.traits.items()]
+        segments += [{"visit_id": result.visit_id, "segment": name, "probability": p}
+                     for name, p in result.scores.segments.items()]
+    db["visits"].insert_all(rows)
+    for table, batch in (("visit_zone_dwell", dwell), ("visit_traits", traits),
+                         ("visit_segments", segments)):
+        if batch:
+            db[table].insert_all(batch)
+
+
+def insert_crossings(
+    db: sqlite_utils.Database, crossings: Iterable[tuple[Visit, LineCrossing]]
+) -> int:
+    """Write line crossings (call inside ``db.atomic()``); return how many."""
+    rows = [
+        {"line_id": c.line_id, "camera_id": piece.camera_id, "run_id": piece.run_id,
+         "track_id": piece.track_id, "t": c.t, "direction": c.direction}
+        for piece, c in crossings
+    ]
+    if rows:
+        db["line_crossings"].insert_all(rows)
+    return len(rows)
+
+
+def delete_visits_of_run(db: sqlite_utils.Database, run_id: int) -> int:
+    """Forget a run's visits, crossings and build progress (to rebuild it); how many visits."""
+    ids = [row[0] for row in db.execute("select visit_id from visits where run_id = ?", [run_id])]
+    for table in ("visit_zone_dwell", "visit_traits", "visit_segments"):
+        db.execute(
+            f"delete from {table} where visit_id in (select visit_id from visits where run_id = ?)",
+            [run_id],
+        )
+    db.execute("delete from visits where run_id = ?", [run_id])
+    db.execute("delete from line_crossings where run_id = ?", [run_id])
+    db.execute("delete from visit_build_tracks where run_id = ?", [run_id])
+    db.execute("delete from visit_build_runs where run_id = ?", [run_id])
+    return len(ids)
+
+
+def purge_visits(db: sqlite_utils.Database, before_t: float) -> int:
+    """Delete visits that ended before ``before_t`` (epoch seconds), with their dwell,
+    traits and segments, and older line crossings (for ``storage.visit_days``).
+    Call inside ``db.atomic()``; return how many visits went."""
+    old = "(select visit_id from visits where end_t < ?)"
+    for table in ("visit_zone_dwell", "visit_traits", "visit_segments"):
+        db.execute(f"delete from {table} where visit_id in {old}", [before_t])
+    gone = db.execute("delete from visits where end_t < ?", [before_t]).rowcount
+    db.execute("delete from line_crossings where t < ?", [before_t])
+    return int(gone)

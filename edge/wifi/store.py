@@ -1,9 +1,18 @@
-"""Per-window Wi-Fi estimates. Only counts are stored: no address, no pseudonym."""
+"""Per-window Wi-Fi estimates. Only counts are stored: no address, no pseudonym,
+no SSID, no IE byte (the privacy audit greps this table for all of them)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from edge.errors import StorageError
+from edge.wifi.windows import WifiWindow
 
 MIGRATIONS = Migrations("edge.wifi")
 
@@ -12,14 +21,60 @@ MIGRATIONS = Migrations("edge.wifi")
 def m001_wifi_windows(db: sqlite_utils.Database) -> None:
     db["wifi_windows"].create(
         {
-            "window_start": float,      # epoch seconds
-            "window_s": int,            # 60 or 900
-            "sensor": str,              # interface name or pcap file name
-            "frames": int,
+            "window_start": float,      # epoch seconds, a multiple of window_s
+            "window_s": int,            # 60 or 900 (site config wifi.windows_s)
+            "sensor": str,              # "iface:<name>" or "pcap:<file name>"
+            "covered_s": float,         # seconds of the window the capture covered
+            "frames": int,              # probe requests, all strengths
+            "in_store_frames": int,     # above the RSSI gate, not excluded
+            "excluded_frames": int,     # from the site's own devices
             "in_store_devices": int,
-            "passers_by": int,
+            "brief_devices": int,       # above the gate, shorter than min_dwell_s
+            "passers_by": int,          # weak-signal bursts
             "occupancy_estimate": float,
-            "dwell_buckets": str,       # JSON: bucket label -> device count
+            "dwell_buckets": str,       # JSON: bucket label -> in-store device count
         },
         pk=("window_start", "window_s", "sensor"),
     )
+    db["wifi_windows"].create_index(["window_s", "window_start"])
+
+
+def write_windows(db: sqlite_utils.Database, windows: Iterable[WifiWindow]) -> int:
+    """Upsert windows (a replayed capture replaces its own earlier rows). Returns the count.
+
+    Raises:
+        StorageError: the database cannot be written (read-only, disk full...).
+    """
+    rows = [window.as_row() for window in windows]
+    if not rows:
+        return 0
+    try:
+        with db.atomic():
+            db["wifi_windows"].upsert_all(rows, pk=("window_start", "window_s", "sensor"))
+    except sqlite3.Error as error:
+        raise StorageError(f"cannot write Wi-Fi windows: {error}") from None
+    return len(rows)
+
+
+def read_windows(
+    db: sqlite_utils.Database,
+    *,
+    window_s: int | None = None,
+    sensor: str | None = None,
+    since: float | None = None,
+) -> list[dict[str, Any]]:
+    """Stored windows, oldest first, with ``dwell_buckets`` decoded."""
+    clauses, params = [], []
+    if window_s is not None:
+        clauses.append("window_s = ?")
+        params.append(window_s)
+    if sensor is not None:
+        clauses.append("sensor = ?")
+        params.append(sensor)
+    if since is not None:
+        clauses.append("window_start >= ?")
+        params.append(since)
+    rows = db["wifi_windows"].rows_where(
+        " and ".join(clauses) or None, params, order_by="window_start, window_s, sensor"
+    )
+    return [{**row, "dwell_buckets": json.loads(row["dwell_buckets"] or "{}")} for row in rows]

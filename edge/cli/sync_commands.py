@@ -1,0 +1,269 @@
+"""``edge sync``: publish aggregates over MQTT, inspect the outbox, consume, sign downlinks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.config.sync import MqttConfig, TlsConfig
+from edge.errors import ConfigError
+from edge.storage import open_database
+
+log = logging.getLogger(__name__)
+
+
+@click.group("sync")
+def sync_group() -> None:
+    """Send k-anonymous aggregates to the central platform over MQTT (see docs/mqtt.md)."""
+
+
+def _on_stop_signals(callback) -> None:
+    """Run ``callback`` on SIGTERM/SIGINT, from a short thread: a signal handler must not
+    take locks the interrupted main thread may hold."""
+
+    def handler(signum: int, frame: object) -> None:
+        threading.Thread(target=callback, name="stop", daemon=True).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def _service(site_path: Path | None, db_path: Path | None):
+    from sync.publisher import SyncService
+
+    site = load_site_option(site_path)
+    return SyncService(site, open_database(resolve_db_path(db_path, site)))
+
+
+@sync_group.command("run")
+@site_option
+@db_option
+def run_command(site_path: Path | None, db_path: Path | None) -> None:
+    """Run the sync service until stopped (SIGTERM or Ctrl-C): aggregate each closed
+    window into the outbox and publish it; apply signed config downlinks."""
+    service = _service(site_path, db_path)
+    if not service.config.enabled:
+        raise ConfigError("sync.enabled is false in the site config: nothing to run")
+    stop = threading.Event()
+    _on_stop_signals(stop.set)
+    service.run(stop)
+
+
+@sync_group.command("publish-once")
+@site_option
+@db_option
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Give up after this many seconds.",
+)
+def publish_once_command(site_path: Path | None, db_path: Path | None, timeout_s: float) -> None:
+    """Aggregate closed windows, publish everything pending, wait for the broker's
+    acknowledgements, and exit (non-zero if anything is still pending)."""
+    from sync.errors import BrokerError
+
+    service = _service(site_path, db_path)
+    summary = service.flush(timeout_s)
+    click.echo(
+        f"{summary.delivered} delivered, {summary.pending} pending, {summary.refused} refused."
+    )
+    if summary.pending:
+        reason = service.client.last_error or "no acknowledgement in time"
+        raise BrokerError(
+            f"{summary.pending} aggregates still pending after {timeout_s:.0f} s: {reason}"
+        )
+
+
+@sync_group.command("status")
+@site_option
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) -> None:
+    """Show the outbox (pending, delivered, evicted) and the effective k and window."""
+    from sync.contract import iso_utc
+    from sync.outbox import Outbox
+    from sync.settings import effective_settings
+
+    site = load_site_option(site_path)
+    db = open_database(resolve_db_path(db_path, site))
+    summary = Outbox(db).summary()
+    settings = effective_settings(db, site)
+    oldest = summary.oldest_pending_start
+    report = {
+        "store": site.site.id,
+        "pending": summary.pending,
+        "pending_bytes": summary.pending_bytes,
+        "oldest_pending_window": iso_utc(oldest) if oldest is not None else None,
+        "delivered": summary.delivered,
+        "refused": summary.refused,
+        "evicted_total": summary.evicted_total,
+        **settings.as_state(),
+    }
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for key, value in report.items():
+        click.echo(f"{key}: {value}")
+
+
+@sync_group.command("consume")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The consumer's own SQLite file.",
+)
+@click.option("--host", default="localhost", show_default=True, help="Broker host.")
+@click.option("--port", type=int, default=1883, show_default=True, help="Broker port.")
+@click.option(
+    "--prefix", default="store-edge", show_default=True, help="Topic prefix of the boxes."
+)
+@click.option("--store", default="+", show_default=True, help="One store id, or + for all.")
+@click.option(
+    "--client-id",
+    default="edge-reference-consumer",
+    show_default=True,
+    help="Stable client id: the broker keeps its session (and queued messages).",
+)
+@click.option("--username", default=None, help="Broker user.")
+@click.option(
+    "--password-env",
+    default="EDGE_CONSUMER_PASSWORD",
+    show_default=True,
+    help="Environment variable holding the broker password.",
+)
+@click.option(
+    "--ca-file", type=click.Path(dir_okay=False), default=None, help="CA bundle: use TLS."
+)
+@click.option(
+    "--cert-file", type=click.Path(dir_okay=False), default=None, help="Client certificate."
+)
+@click.option("--key-file", type=click.Path(dir_okay=False), default=None, help="Client key.")
+@click.option("--delay", "delay_s", type=float, default=0.0, help="Sleep per message (testing).")
+def consume_command(
+    db_path: Path,
+    host: str,
+    port: int,
+    prefix: str,
+    store: str,
+    client_id: str,
+    username: str | None,
+    password_env: str,
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    delay_s: float,
+) -> None:
+    """Reference consumer: receive aggregates, validate them, store each id once."""
+    from pydantic import ValidationError
+
+    from sync.consumer import ReferenceConsumer
+
+    try:
+        tls = (
+            TlsConfig(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+            if (ca_file or cert_file)
+            else None
+        )
+        config = MqttConfig(
+            host=host,
+            port=port,
+            username=username,
+            password=os.environ.get(password_env) if username else None,
+            tls=tls,
+        )
+    except ValidationError as error:
+        raise ConfigError(f"invalid consumer options: {error.errors()[0]['msg']}") from None
+    consumer = ReferenceConsumer(
+        db_path, config, prefix=prefix, store=store, client_id=client_id, delay_s=delay_s
+    )
+    _on_stop_signals(consumer.stop)
+    click.echo(f"Consuming {prefix}/{store}/aggregates from {host}:{port} into {db_path}.")
+    consumer.run()
+    counts = consumer.counts
+    click.echo(
+        f"{counts.stored} stored, {counts.duplicates} duplicates, {counts.rejected} rejected."
+    )
+
+
+@sync_group.command("sign-config")
+@click.option("--store", required=True, help="Store id the message is for.")
+@click.option("--k", "k", type=int, default=None, help="New min_publishable_count (>= 2).")
+@click.option("--window", "window_s", type=int, default=None, help="New window length (seconds).")
+@click.option(
+    "--segment-spec",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON file of a versioned segment spec.",
+)
+@click.option(
+    "--key-env",
+    default="EDGE_SYNC_DOWNLINK_KEY",
+    show_default=True,
+    help="Environment variable holding the store's downlink key.",
+)
+def sign_config_command(
+    store: str, k: int | None, window_s: int | None, segment_spec: Path | None, key_env: str
+) -> None:
+    """Print a signed config/set message (for the central platform, and for tests)."""
+    from sync.downlink import config_body, sign_body
+
+    key = os.environ.get(key_env)
+    if not key:
+        raise ConfigError(f"set the downlink key in the environment variable {key_env}")
+    changes: dict = {}
+    if k is not None:
+        changes["min_publishable_count"] = k
+    if window_s is not None:
+        changes["window_s"] = window_s
+    if segment_spec is not None:
+        try:
+            changes["segment_spec"] = json.loads(segment_spec.read_text())
+        except ValueError as error:
+            raise ConfigError(f"{segment_spec} is not JSON: {error}") from None
+    if not changes:
+        raise click.UsageError("nothing to set: give --k, --window or --segment-spec")
+    click.echo(sign_body(config_body(store, changes), key).decode())
+
+
+@sync_group.command("payload-size")
+@site_option
+@db_option
+@click.option("--day", default=None, help="UTC day YYYY-MM-DD (default: the first day with data).")
+def payload_size_command(site_path: Path | None, db_path: Path | None, day: str | None) -> None:
+    """Report the bytes one store-day of aggregates takes (payloads and MQTT framing)."""
+    from sync.aggregate import aligned_start, earliest_data_time
+    from sync.sizing import bytes_per_day
+
+    site = load_site_option(site_path)
+    db = open_database(resolve_db_path(db_path, site))
+    if day is not None:
+        try:
+            start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            raise click.BadParameter(
+                f"expected YYYY-MM-DD, got {day!r}", param_hint="--day"
+            ) from None
+    else:
+        first = earliest_data_time(db)
+        if first is None:
+            raise ConfigError("the database holds no data to aggregate")
+        start = aligned_start(first, 86_400)
+    size = bytes_per_day(db, site, start)
+    click.echo(
+        f"{size.windows} windows of {site.sync.window_s} s: {size.payload_bytes} payload bytes "
+        f"(mean {size.mean_payload_bytes:.0f}, largest {size.largest_payload_bytes}), "
+        f"{size.wire_bytes} bytes with MQTT framing per store-day."
+    )

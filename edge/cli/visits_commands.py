@@ -1,0 +1,220 @@
+"""``edge visits``: trajectories to visits, features, traits and segments.
+
+Also registers ``edge eval visits`` (zone dwell and line counts against ground
+truth) on the ``eval`` group, so that all accuracy checks live under ``edge eval``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from edge.cli.eval_commands import eval_group
+from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.storage import open_database
+from edge.visits.analysis import VisitAnalyzer
+from edge.visits.builder import build_visits
+from edge.visits.features import BASE_FEATURES, ZONE_KINDS, feature_names
+from edge.visits.importer import read_trajectory_csv
+from edge.visits.store import insert_crossings, insert_visits
+
+spec_option = click.option(
+    "--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Segment spec (YAML) to classify with. Default: the site's visits.segment_spec.",
+)
+
+
+@click.group("visits")
+def visits_group() -> None:
+    """Visits: floor trajectories to zone dwell, path features and behavioural traits."""
+
+
+@visits_group.command("import")
+@click.argument("csv_path", metavar="FILE.csv", type=click.Path(dir_okay=False, path_type=Path))
+@site_option
+@db_option
+@spec_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per visit instead of writing the database.")
+@click.option("--camera", "camera_id", default="import", show_default=True,
+              help="Camera id recorded with the visits written to the database.")
+def import_command(
+    csv_path: Path,
+    site_path: Path | None,
+    db_path: Path | None,
+    spec_path: Path | None,
+    as_json: bool,
+    camera_id: str,
+) -> None:
+    """Import trajectories from another system: FILE.csv with columns track_id,t,x,y
+    (t in seconds, x/y in metres in the site's floor frame).
+
+    With --json, prints one JSON object per visit (track_id, features, traits,
+    segments, zone dwell, line crossings); otherwise writes the visits to the
+    database (with --json and --db, does both).
+    """
+    site = load_site_option(site_path)
+    analyzer = VisitAnalyzer(site, spec_path)
+    tracks = read_trajectory_csv(csv_path)
+    visits, crossings, fragments = [], [], 0
+    for track in tracks:
+        outcome = analyzer.analyze_track(camera_id, None, track.track_id, track.t, track.xy)
+        visits += outcome.visits
+        crossings += outcome.crossings
+        fragments += outcome.fragments
+    if as_json:
+        for result in visits:
+            click.echo(json.dumps(_finite(result.to_json())))
+    if not as_json or db_path is not None:
+        path = resolve_db_path(db_path, site)
+        db = open_database(path)
+        with db.atomic():
+            insert_visits(db, site.site.id, visits)
+            insert_crossings(db, crossings)
+        click.echo(
+            f"Imported {len(tracks)} tracks from {csv_path}: {len(visits)} visits "
+            f"({fragments} fragments under {site.visits.min_duration_s:g} s dropped), "
+            f"{len(crossings)} line crossings, written to {path}.",
+            err=as_json,
+        )
+
+
+@visits_group.command("build")
+@site_option
+@db_option
+@spec_option
+@click.option("--run", "run_id", type=int, default=None,
+              help="Only this replay/live run (default: every run not yet finished).")
+@click.option("--rebuild", is_flag=True, help="Delete the run's visits and build them again.")
+def build_command(
+    site_path: Path | None,
+    db_path: Path | None,
+    spec_path: Path | None,
+    run_id: int | None,
+    rebuild: bool,
+) -> None:
+    """Turn stored track positions into visits, zone dwell, traits and line crossings.
+
+    Incremental: tracks still open (seen less than visits.close_after_s before a
+    running run's latest position) are left for the next call.
+    """
+    if rebuild and run_id is None:
+        raise click.BadParameter("--rebuild needs --run", param_hint="--rebuild")
+    site = load_site_option(site_path)
+    path = resolve_db_path(db_path, site)
+    summary = build_visits(open_database(path), VisitAnalyzer(site, spec_path),
+                           run_id=run_id, rebuild=rebuild)
+    click.echo(
+        f"Built {summary.visits} visits from {summary.runs} run(s) in {path} "
+        f"(spec {summary.spec_version}; {summary.fragments} fragments dropped, "
+        f"{summary.crossings} line crossings, {summary.open_tracks} tracks still open)."
+    )
+
+
+@visits_group.command("check-spec")
+@click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))
+@site_option
+def check_spec_command(spec_file: Path, site_path: Path | None) -> None:
+    """Validate a segment spec against a site (as the box would on hot reload)."""
+    site = load_site_option(site_path)
+    analyzer = VisitAnalyzer(site, spec_file)
+    classifier = analyzer.spec.classifier
+    click.echo(
+        f"{spec_file}: spec {classifier.spec.name} version {classifier.spec_version} is valid; "
+        f"traits: {', '.join(classifier.traits)}; "
+        f"segments: {', '.join(classifier.segment_names) or 'none'}"
+        + ("; with a trained classifier" if classifier.model is not None else "")
+    )
+
+
+@visits_group.command("features")
+@site_option
+def features_command(site_path: Path | None) -> None:
+    """List the feature names a segment spec or classifier may use for a site."""
+    site = load_site_option(site_path)
+    tags = sorted({tag for zone in site.floor.zones for tag in zone.tags})
+    for name in feature_names(tags):
+        if name in BASE_FEATURES:
+            click.echo(f"{name:28s} {BASE_FEATURES[name]}")
+        elif name.startswith("dwell_kind_"):
+            click.echo(f"{name:28s} Seconds in zones of this kind ({', '.join(ZONE_KINDS)}).")
+        elif name.startswith("dwell_tag_"):
+            click.echo(f"{name:28s} Seconds in zones with this tag.")
+        else:
+            click.echo(f"{name:28s} Fraction of the visit in zones with this tag.")
+
+
+@visits_group.command("scenarios")
+@spec_option
+@click.option("--repeats", default=2, show_default=True, help="Copies of each behaviour mix.")
+@click.option("--seed", default=0, show_default=True, help="Random seed of the suite.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def scenarios_command(spec_path: Path | None, repeats: int, seed: int, as_json: bool) -> None:
+    """Score a segment spec on the labelled synthetic scenario suite: agreement and
+    confusion (tp, fp, fn, tn) per trait at p >= 0.5."""
+    from edge.visits.scenarios import scenario_site, scenario_suite, score_scenarios
+
+    analyzer = VisitAnalyzer(scenario_site(), spec_path)
+    table = score_scenarios(analyzer, scenario_suite(repeats, seed))
+    if as_json:
+        click.echo(json.dumps({"spec_version": analyzer.spec.spec_version, "traits": table}))
+        return
+    click.echo(f"spec {analyzer.spec.spec_version}, {repeats * 120} visits")
+    for trait, row in table.items():
+        click.echo(f"{trait:>24}  agreement {row['agreement']:.3f}  tp {row['tp']:>3}  "
+                   f"fp {row['fp']:>3}  fn {row['fn']:>3}  tn {row['tn']:>3}")
+
+
+@eval_group.command("visits")
+@click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Ground truth gt.txt with floor coordinates in columns 8-9 (as PETS09-S2L1).")
+@site_option
+@db_option
+@click.option("--run", "run_id", type=int, default=None, help="Replay run (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--pairs", is_flag=True, help="Also list dwell per (person, zone).")
+def eval_visits(
+    gt_path: Path,
+    site_path: Path | None,
+    db_path: Path | None,
+    run_id: int | None,
+    as_json: bool,
+    pairs: bool,
+) -> None:
+    """Zone dwell and entrance-line crossings of a replay (its track points) against
+    ground-truth floor positions: median relative dwell error per (person, zone),
+    and recall of gt line crossings."""
+    from edge.visits.evaluation import evaluate_visits
+
+    site = load_site_option(site_path)
+    path = resolve_db_path(db_path, site)
+    if not path.is_file():
+        raise click.ClickException(f"database {path} does not exist (run edge replay first)")
+    report = evaluate_visits(site, str(gt_path), open_database(path), run_id=run_id)
+    if as_json:
+        payload: dict = dict(report.metrics)
+        if pairs:
+            payload["pairs"] = report.pairs
+        click.echo(json.dumps(_finite(payload)))
+        return
+    for name, value in report.metrics.items():
+        click.echo(f"{name:>30}  {value:.4f}" if isinstance(value, float) else
+                   f"{name:>30}  {value}")
+    if pairs:
+        for row in report.pairs:
+            click.echo(f"person {row['person']:>3} {row['zone']:>14}: gt {row['gt_s']:6.1f} s, "
+                       f"measured {row['measured_s']:6.1f} s")
+
+
+def _finite(value):
+    """JSON has no NaN: undefined figures become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

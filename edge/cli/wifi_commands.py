@@ -1,0 +1,249 @@
+"""``edge wifi``: probe-request counting from a pcap or a live monitor interface."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from tqdm import tqdm
+
+from edge.cli.options import load_site_option, resolve_db_path, site_option
+from edge.config import SiteConfig
+from edge.config.wifi import WifiConfig
+from edge.storage import open_database
+from edge.storage.health import report_health
+from edge.wifi.pipeline import FramePipeline, ReplayResult, replay_capture
+from edge.wifi.store import read_windows, write_windows
+from edge.wifi.windows import WifiWindow
+
+window_option = click.option(
+    "--window", "window_s", type=click.IntRange(10, 86400), default=900, show_default=True,
+    help="Window length (seconds) to print; 60 and 900 are the stored ones.",
+)
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="One JSON object per window on stdout (JSON lines).")
+
+_HEADER = (f"{'window start':25} {'covered':>7} {'frames':>6} {'in store':>8} {'brief':>5} "
+           f"{'passers-by':>10} {'occupancy':>9}  dwell <5m/5-15/15-30/30-60/60m+")
+
+
+def _wifi_config(site: SiteConfig) -> WifiConfig:
+    return site.wifi or WifiConfig()
+
+
+def _row(window: WifiWindow, tz: ZoneInfo) -> str:
+    dwell = "/".join(str(count) for count in window.dwell_buckets.values())
+    return (f"{window.iso_start(tz):25} {window.covered_s:7.0f} {window.frames:6d} "
+            f"{window.in_store_devices:8d} {window.brief_devices:5d} {window.passers_by:10d} "
+            f"{window.occupancy_estimate:9.1f}  {dwell}")
+
+
+class _Printer:
+    """Prints the windows of the chosen length as they close."""
+
+    def __init__(self, window_s: int, as_json: bool, tz: ZoneInfo) -> None:
+        self.window_s, self.as_json, self.tz = window_s, as_json, tz
+        self.header_done = False
+
+    def __call__(self, windows: list[WifiWindow]) -> None:
+        for window in windows:
+            if window.window_s != self.window_s:
+                continue
+            if self.as_json:
+                click.echo(json.dumps(window.as_json(self.tz)))
+            else:
+                if not self.header_done:
+                    click.echo(_HEADER)
+                    self.header_done = True
+                click.echo(_row(window, self.tz))
+            sys.stdout.flush()
+
+
+@click.group("wifi")
+def wifi_group() -> None:
+    """Count phones from Wi-Fi probe requests, anonymized at capture.
+
+    Addresses become daily-keyed, truncated HMAC pseudonyms inside the parser and
+    only per-window counts are printed or stored.
+    """
+
+
+@wifi_group.command("replay")
+@click.argument("capture", type=click.Path(path_type=Path))
+@json_option
+@window_option
+@site_option
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every window (all configured lengths) into wifi_windows here.")
+@click.option("--sensor", help="Sensor label stored with the windows (default: pcap: and a "
+              "short hash of the file name; names are not stored).")
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path | None,
+                   db_path: Path | None, sensor: str | None, quiet: bool) -> None:
+    """Replay a pcap or pcapng CAPTURE and print per-window device and occupancy estimates."""
+    site = load_site_option(site_path)
+    config = _wifi_config(site)
+    tz = ZoneInfo(site.site.timezone)
+    db = open_database(db_path) if db_path is not None else None
+    sizes = sorted(set(config.windows_s) | {window_s})
+    printer = _Printer(window_s, as_json, tz)
+    bar = tqdm(total=None, unit="B", unit_scale=True, disable=quiet or None, file=sys.stderr,
+               leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    generator = replay_capture(capture, config, timezone=site.site.timezone,
+                               window_sizes=sizes, sensor=sensor, progress=progress)
+    pending: list[WifiWindow] = []
+    try:
+        while True:
+            try:
+                window = next(generator)
+            except StopIteration as stop:
+                result: ReplayResult = stop.value
+                break
+            printer([window])
+            if db is not None:
+                pending.append(window)
+                if len(pending) >= 256:
+                    write_windows(db, pending)
+                    pending.clear()
+    finally:
+        bar.close()
+    if db is not None:
+        write_windows(db, pending)
+    if not quiet:
+        _summary(result, db_path)
+
+
+def _summary(result: ReplayResult, db_path: Path | None) -> None:
+    # File names stay out of the output: test captures name SSIDs and devices.
+    stats = result.stats
+    lines = [
+        f"Replayed {stats.frames} frames, {stats.probe_requests} probe requests "
+        f"({stats.in_store_frames} above the RSSI gate, {stats.weak_frames} weak, "
+        f"{stats.excluded_frames} excluded) in {result.seconds:.2f} s; "
+        f"{result.devices_seen} devices estimated in all"
+    ]
+    if stats.other_frames:
+        lines.append(f"{stats.other_frames} frames were not probe requests (ignored)")
+    for reason, count in sorted(stats.skipped.items()):
+        lines.append(f"Warning: skipped {count} frames: {reason}")
+    if stats.truncated_ies:
+        lines.append(f"Warning: {stats.truncated_ies} probe requests had an information "
+                     "element running past the frame (kept the elements before it)")
+    lines += [f"Warning: {note}" for note in result.read_notes]
+    if db_path is not None:
+        lines.append(f"{len(result.windows)} windows written to {db_path}")
+    for line in lines:
+        click.echo(line, err=True)
+
+
+@wifi_group.command("sniff")
+@click.option("--iface", required=True, help="Monitor-mode interface, e.g. mon0.")
+@json_option
+@window_option
+@site_option
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="SQLite database. Default: the site's storage.db_path, else "
+                   "<state dir>/edge.db.")
+@click.option("--channel", "channels", type=int, multiple=True,
+              help="Channel to listen on (repeat to hop). Default: the site's wifi.channels.")
+@click.option("--duration", type=click.FloatRange(min=1), default=None,
+              help="Stop after this many seconds (default: run until interrupted).")
+def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | None,
+                  db_path: Path | None, channels: tuple[int, ...], duration: float | None) -> None:
+    """Count probe requests live on a monitor-mode interface, writing windows to the database."""
+    from edge.wifi.capture import (
+        ARPHRD_IEEE80211_RADIOTAP,
+        CaptureError,
+        CaptureWatchdog,
+        ChannelHopper,
+        ScapySource,
+        check_monitor_interface,
+        interface_type,
+        run_capture,
+    )
+
+    check_monitor_interface(iface)
+    site = load_site_option(site_path)
+    config = _wifi_config(site)
+    db = open_database(resolve_db_path(db_path, site))
+    tz = ZoneInfo(site.site.timezone)
+    printer = _Printer(window_s, as_json, tz)
+    sizes = sorted(set(config.windows_s) | {window_s})
+    pipeline = FramePipeline(config, sensor=f"iface:{iface}", timezone=site.site.timezone,
+                             window_sizes=sizes)
+    component = f"wifi:{iface}"
+
+    def on_windows(windows: list[WifiWindow]) -> None:
+        write_windows(db, windows)
+        printer(windows)
+
+    def on_health(state, detail) -> None:
+        report_health(db, component, state.status, state.message, detail)
+
+    hopper = ChannelHopper(iface, list(channels) or config.channels, config.hop_interval_s)
+    hopper.start()
+    source = ScapySource(iface)
+    watchdog = CaptureWatchdog(config.silence_alarm_s,
+                               lambda: interface_type(iface) == ARPHRD_IEEE80211_RADIOTAP)
+    stop = threading.Event()
+    if duration is not None:
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
+    click.echo(f"Listening on {iface} (channels {hopper.channels}); Ctrl-C to stop.", err=True)
+    final = "capture stopped"
+    try:
+        run_capture(source, pipeline, on_windows, watchdog=watchdog, on_health=on_health,
+                    stop=stop, clock=time.time)
+    except CaptureError as error:
+        final = str(error)
+        raise
+    finally:
+        hopper.stop()
+        report_health(db, component, "down", final, pipeline.stats.as_dict())
+
+
+@wifi_group.command("calibrate")
+@site_option
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Database with wifi_windows (and track_points). Default: the site's.")
+@click.option("--sensor", help="Only this sensor's windows (e.g. iface:mon0).")
+@click.option("--window", "window_s", type=int, default=900, show_default=True,
+              help="Window length to fit on.")
+@click.option("--counts", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of manual counts (window_start,people) instead of the cameras.")
+def calibrate_command(site_path: Path | None, db_path: Path | None, sensor: str | None,
+                      window_s: int, counts: Path | None) -> None:
+    """Fit people per device against camera counts (or manual counts) for the same windows."""
+    from edge.wifi.calibration import camera_people, fit_people_per_device, manual_counts
+
+    site = load_site_option(site_path)
+    db = open_database(resolve_db_path(db_path, site))
+    windows = read_windows(db, window_s=window_s, sensor=sensor)
+    devices_by_start: dict[float, float] = {}
+    for row in windows:
+        devices_by_start[row["window_start"]] = (
+            devices_by_start.get(row["window_start"], 0.0) + row["in_store_devices"])
+    if counts is not None:
+        reference, source = manual_counts(counts), f"manual counts in {counts}"
+    else:
+        reference, source = camera_people(db, window_s, list(devices_by_start)), "camera tracks"
+    starts = sorted(set(devices_by_start) & set(reference))
+    fit = fit_people_per_device([devices_by_start[s] for s in starts],
+                                [reference[s] for s in starts])
+    r = "undefined" if fit.pearson_r is None else f"{fit.pearson_r:.3f}"
+    click.echo(f"Fitted on {fit.windows} windows of {window_s} s against {source}: "
+               f"people_per_device = {fit.people_per_device} (Pearson r {r}, mean error "
+               f"{fit.mean_abs_error:.2f} people per window).")
+    click.echo("Put it in site.yaml:\n  wifi:\n    people_per_device: "
+               f"{fit.people_per_device}")

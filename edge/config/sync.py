@@ -1,0 +1,173 @@
+"""Config of the sync service: which MQTT broker gets the store's aggregates, and how.
+
+Secrets (the broker password, the downlink signing key) are never written in the
+file: write ``${NAME}`` and provide ``NAME`` as an environment variable or a
+systemd credential (see :mod:`edge.config.loader`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from edge.config.base import StrictModel
+
+DAY_S = 86_400
+
+
+def check_window_s(value: int) -> int:
+    """Windows tile the UTC day, so their length must divide 86,400 s."""
+    if DAY_S % value:
+        raise ValueError(
+            f"window_s must divide a day (86400 s) so windows align to midnight UTC, got {value}; "
+            "use e.g. 300, 600, 900, 1800 or 3600"
+        )
+    return value
+
+
+class TlsConfig(StrictModel):
+    """TLS to the broker. Paths relative to the site file are resolved against it."""
+
+    ca_file: str | None = Field(
+        None, description="CA bundle (PEM) that signed the broker's certificate; None = system CAs."
+    )
+    cert_file: str | None = Field(
+        None, description="Client certificate (PEM), for brokers that ask."
+    )
+    key_file: str | None = Field(None, description="Private key of the client certificate (PEM).")
+    insecure_skip_hostname_check: bool = Field(
+        False,
+        description="Accept a broker certificate issued for another host name. Only for labs.",
+    )
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _existing_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        base_dir = (info.context or {}).get("base_dir")
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
+        if not path.is_file():
+            raise ValueError(f"TLS file {path} does not exist or is not a file")
+        return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _cert_needs_key(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file go together: give both or neither")
+        return self
+
+
+class MqttConfig(StrictModel):
+    """The broker of the central platform."""
+
+    host: str = Field("localhost", min_length=1, description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="1883 plain, 8883 for TLS by convention.")
+    client_id: str | None = Field(
+        None, max_length=64, description="MQTT client id; default edge-<store id>. Unique per box."
+    )
+    username: str | None = Field(None, description="Broker user; usually the store id.")
+    password: str | None = Field(
+        None, description="Broker password. Write ${NAME}, never the value."
+    )
+    tls: TlsConfig | None = Field(None, description="TLS settings; None = plain TCP (labs only).")
+    topic_prefix: str = Field(
+        "store-edge",
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Topics are <prefix>/<store id>/...; unique per deployment, like Frigate's.",
+    )
+    keepalive_s: int = Field(60, ge=5, le=3600, description="MQTT keep-alive interval.")
+    reconnect_min_s: int = Field(1, ge=1, le=300, description="First wait before reconnecting.")
+    reconnect_max_s: int = Field(
+        120, ge=1, le=3600, description="Longest wait between reconnection attempts."
+    )
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> MqttConfig:
+        if self.password is not None and self.username is None:
+            raise ValueError("mqtt.password is set but mqtt.username is not")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("mqtt.reconnect_max_s must be at least reconnect_min_s")
+        return self
+
+
+class SyncConfig(StrictModel):
+    """Aggregation windows, the MQTT broker, the outbox and the signed downlink."""
+
+    enabled: bool = Field(True, description="Run the sync service at all.")
+    window_s: int = Field(
+        900,
+        ge=1,
+        le=DAY_S,
+        description="Aggregation window (seconds); 900 = 15 min. Must divide a day.",
+    )
+    settle_s: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="Wait this long after a window ends before aggregating it, so visits that "
+        "end in it (closed after visits.close_after_s) are already stored.",
+    )
+    occupancy_sample_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Occupancy is the number of tracks seen per sample of this length.",
+    )
+    mqtt: MqttConfig = MqttConfig()
+    downlink_key: str | None = Field(
+        None,
+        min_length=32,
+        description="HMAC-SHA256 key for signed config downlinks, provisioned at install "
+        "(write ${NAME}). None = downlink disabled.",
+    )
+    downlink_max_age_s: float = Field(
+        300.0,
+        ge=10,
+        le=86_400,
+        description="Refuse downlinks issued longer ago (or further ahead) than this; nonces are "
+        "remembered this long to refuse replays.",
+    )
+    outbox_max_pending: int = Field(
+        10_000,
+        ge=10,
+        le=1_000_000,
+        description="Most undelivered aggregates kept; beyond, the oldest are dropped (alarm).",
+    )
+    retry_initial_s: float = Field(5.0, gt=0, le=600, description="First retry delay of a publish.")
+    retry_max_s: float = Field(300.0, gt=0, le=86_400, description="Longest retry delay.")
+    ack_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A publish not acknowledged (PUBACK) within this is retried.",
+    )
+    stats_interval_s: float = Field(
+        60.0, ge=1, le=86_400, description="How often health stats go out."
+    )
+    poll_s: float = Field(1.0, gt=0, le=60, description="Main loop period.")
+    homeassistant_discovery: bool = Field(
+        False,
+        description="Announce footfall and occupancy sensors by Home Assistant MQTT discovery.",
+    )
+    discovery_prefix: str = Field(
+        "homeassistant",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Home Assistant's discovery prefix.",
+    )
+
+    @field_validator("window_s")
+    @classmethod
+    def _window_divides_day(cls, value: int) -> int:
+        return check_window_s(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SyncConfig:
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError("retry_max_s must be at least retry_initial_s")
+        if self.occupancy_sample_s > self.window_s:
+            raise ValueError("occupancy_sample_s must not exceed window_s")
+        return self

@@ -1,0 +1,105 @@
+"""Config of the local status page (``web:``): where it listens and who may read it.
+
+Secrets are never written in ``site.yaml`` in clear: write ``pin: ${EDGE_WEB_PIN}``
+(an environment variable or a systemd credential of that name) or paste the hash
+printed by ``edge web hash-secret``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from edge.config.base import StrictModel
+
+# Format written by ``edge web hash-secret`` (edge/web/auth.py makes and checks it).
+HASH_PATTERN = re.compile(r"^pbkdf2_sha256\$\d{4,7}\$[A-Za-z0-9_-]{16,64}\$[A-Za-z0-9_-]{43}$")
+PIN_PATTERN = re.compile(r"^\d{4,12}$")
+MIN_TOKEN_CHARS = 16
+
+
+def is_secret_hash(value: str) -> bool:
+    """Whether ``value`` is a hash from ``edge web hash-secret`` rather than a clear secret."""
+    return bool(HASH_PATTERN.match(value))
+
+
+class WebConfig(StrictModel):
+    """The status page for store associates and its IT endpoints."""
+
+    host: str = Field(
+        "0.0.0.0",
+        description="Address to listen on: 0.0.0.0 for the shop's tablets, "
+        "127.0.0.1 for this box only.",
+    )
+    port: int = Field(8080, ge=1, le=65535, description="TCP port of the status page.")
+    access: Literal["pin", "open-lan"] = Field(
+        "pin",
+        description="pin: associates enter the store PIN once per tablet; open-lan: anyone on the "
+        "shop network may read the page (choose this only on a closed staff network).",
+    )
+    pin: SecretStr | None = Field(
+        None,
+        description="Store PIN (4-12 digits) or its hash from `edge web hash-secret`; "
+        "write ${EDGE_WEB_PIN} to read it from the environment or a systemd credential.",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description=f"IT token (at least {MIN_TOKEN_CHARS} characters) or its hash, for the config "
+        "view, debug and restart endpoints; sent as `Authorization: Bearer <token>`. "
+        "No token: those endpoints are off.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Token (or hash) that lets a Prometheus scraper read /metrics without the "
+        "admin token. In open-lan mode /metrics is open.",
+    )
+    refresh_s: int = Field(15, ge=2, le=600, description="Seconds between page refreshes.")
+    live_window_s: float = Field(
+        5.0, gt=0, le=120,
+        description="People seen this recently count as in the store now (live cameras).",
+    )
+    health_stale_s: float = Field(
+        120.0, gt=0, le=86400,
+        description="A service that has not reported for this long is shown as silent.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 31, description="Hours a tablet stays signed in after the PIN."
+    )
+    login_attempts_per_minute: int = Field(
+        5, ge=1, le=100,
+        description="Wrong PINs or tokens allowed per client per minute before it must wait.",
+    )
+    max_request_bytes: int = Field(
+        16_384, ge=1024, le=1_048_576, description="Largest request body accepted (bytes)."
+    )
+    cache_s: float = Field(
+        2.0, ge=0, le=60,
+        description="Seconds computed figures are reused, so many tablets cost one query.",
+    )
+
+    @field_validator("pin")
+    @classmethod
+    def _pin_digits_or_hash(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        if not (PIN_PATTERN.match(text) or is_secret_hash(text)):
+            raise ValueError(
+                "the PIN must be 4 to 12 digits, or a hash printed by `edge web hash-secret`"
+            )
+        return value
+
+    @field_validator("admin_token", "metrics_token")
+    @classmethod
+    def _long_token_or_hash(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        if not is_secret_hash(text) and len(text) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"a token needs at least {MIN_TOKEN_CHARS} characters (got {len(text)}); "
+                "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+            )
+        return value

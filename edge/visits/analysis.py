@@ -1,0 +1,88 @@
+"""One site's behavioural layer: track positions in, measured and classified visits out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.config import SiteConfig
+from edge.visits.features import FeatureExtractor
+from edge.visits.records import LineCrossing, Visit, VisitResult
+from edge.visits.reload import SpecHolder
+from edge.visits.spec import default_spec_path
+from edge.visits.trajectory import track_segments
+
+
+@dataclass(frozen=True, slots=True)
+class TrackOutcome:
+    """What one finished track (or piece of one) gave.
+
+    Attributes:
+        visits: visits, measured and classified (fragments are not visits).
+        crossings: line crossings of every piece, fragments included, with the
+            piece they belong to.
+        fragments: pieces dropped for being shorter than ``visits.min_duration_s``.
+    """
+
+    visits: list[VisitResult]
+    crossings: list[tuple[Visit, LineCrossing]]
+    fragments: int
+
+
+class VisitAnalyzer:
+    """Turns tracks into visits for one site.
+
+    Args:
+        site: the site config (floor zones and lines, visit thresholds, spec path).
+        spec_path: a segment spec to use instead of the site's.
+    """
+
+    def __init__(self, site: SiteConfig, spec_path: str | Path | None = None) -> None:
+        self.site = site
+        self.config = site.visits
+        self.extractor = FeatureExtractor(site.floor, site.visits)
+        path = spec_path or site.visits.segment_spec or default_spec_path()
+        self.spec = SpecHolder(
+            path,
+            self.extractor.names,
+            self.extractor.tags,
+            check_every_s=site.visits.spec_reload_s,
+        )
+
+    def pieces(
+        self, camera_id: str, run_id: int | None, track_id: int, t: np.ndarray, xy: np.ndarray
+    ) -> list[Visit]:
+        """A track split where it was gone ``close_after_s`` or more, and smoothed."""
+        return track_segments(
+            camera_id, run_id, track_id, t, xy,
+            gap_s=self.config.close_after_s, smoothing_s=self.config.smoothing_s,
+        )
+
+    def analyze_pieces(self, pieces: Sequence[Visit]) -> TrackOutcome:
+        """Measure and classify finished pieces of tracks."""
+        crossings: list[tuple[Visit, LineCrossing]] = []
+        measured = []
+        fragments = 0
+        for piece in pieces:
+            found = self.extractor.crossings(piece)
+            crossings.extend((piece, c) for c in found)
+            if piece.duration_s < self.config.min_duration_s or len(piece) < 2:
+                fragments += 1
+                continue
+            measured.append(self.extractor.measure(piece, found))
+        classifier = self.spec.classifier
+        scores = classifier.classify_many([m.features for m in measured])
+        visits = [
+            VisitResult(str(uuid.uuid4()), m, s) for m, s in zip(measured, scores, strict=True)
+        ]
+        return TrackOutcome(visits, crossings, fragments)
+
+    def analyze_track(
+        self, camera_id: str, run_id: int | None, track_id: int, t: np.ndarray, xy: np.ndarray
+    ) -> TrackOutcome:
+        """All visits of a finished track."""
+        return self.analyze_pieces(self.pieces(camera_id, run_id, track_id, t, xy))

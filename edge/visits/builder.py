@@ -1,0 +1,189 @@
+"""Stored track positions -> visits in the database, incrementally.
+
+The builder can run after a replay (every track is finished) or every few seconds
+beside a live camera: a track piece is *closed* once its run has finished or the
+track has been gone for ``visits.close_after_s``; open pieces are left for a later
+call. Each call processes what closed since the last one and writes it in one
+transaction, together with its bookkeeping, so a crash never half-applies a build
+and no visit is written twice.
+
+Bookkeeping per run (``visit_build_runs.done_until_t``): every position before it
+has been processed, so later calls read only from there. Per track
+(``visit_build_tracks.closed_until_t``): positions up to it belong to pieces
+already closed; a row is dropped once the run's mark has passed it, which keeps
+the state bounded by the tracks currently in view.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+import sqlite_utils
+
+from edge.errors import StorageError
+from edge.storage.health import report_health
+from edge.storage.trajectories import read_trajectories
+from edge.visits.analysis import TrackOutcome, VisitAnalyzer
+from edge.visits.records import Visit
+from edge.visits.store import delete_visits_of_run, insert_crossings, insert_visits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildSummary:
+    """What one build call did."""
+
+    runs: int
+    visits: int
+    fragments: int
+    crossings: int
+    open_tracks: int
+    spec_version: str
+
+
+def build_visits(
+    db: sqlite_utils.Database,
+    analyzer: VisitAnalyzer,
+    *,
+    run_id: int | None = None,
+    rebuild: bool = False,
+) -> BuildSummary:
+    """Turn closed track pieces of one run (or of every unfinished run) into visits.
+
+    Args:
+        db: the local database (track_points in, visit tables out).
+        analyzer: the site's visit analyzer (its spec is hot-reloaded here).
+        run_id: only this run; default every run not yet finished.
+        rebuild: forget the run's visits first and build them again (needs ``run_id``).
+    """
+    analyzer.spec.maybe_reload()
+    if rebuild:
+        if run_id is None:
+            raise ValueError("rebuild needs a run_id")
+        with db.atomic():
+            delete_visits_of_run(db, run_id)
+    where, params = ("where id = ?", [run_id]) if run_id is not None else ("", [])
+    runs = db.execute(f"select id, status from runs {where} order by id", params).fetchall()
+    done = {
+        row[0]: (row[1], bool(row[2]))
+        for row in db.execute("select run_id, done_until_t, finished from visit_build_runs")
+    }
+    totals = [0, 0, 0, 0, 0]
+    for run, status in runs:
+        since, finished = done.get(run, (None, False))
+        if finished:
+            continue
+        counts = _build_run(db, analyzer, run, since, run_finished=status != "running")
+        totals = [a + b for a, b in zip(totals, (1, *counts), strict=True)]
+    summary = BuildSummary(*totals, spec_version=analyzer.spec.spec_version)
+    _report(db, analyzer, summary)
+    return summary
+
+
+def _report(db: sqlite_utils.Database, analyzer: VisitAnalyzer, summary: BuildSummary) -> None:
+    """Health of the behavioural layer, for the status page: a rejected spec is degraded."""
+    detail = {"spec_version": summary.spec_version, "visits_built": summary.visits,
+              "open_tracks": summary.open_tracks}
+    error = analyzer.spec.last_error
+    try:
+        if error:
+            report_health(db, "visits", "degraded",
+                          f"A new segment spec was rejected; still using version "
+                          f"{summary.spec_version}. {error.splitlines()[0]}", detail)
+        else:
+            report_health(db, "visits", "ok",
+                          f"Visits are classified with segment spec {summary.spec_version}.",
+                          detail)
+    except sqlite3.Error as failure:
+        raise StorageError(f"cannot record the visits' health: {failure}") from None
+
+
+def _build_run(
+    db: sqlite_utils.Database,
+    analyzer: VisitAnalyzer,
+    run_id: int,
+    since: float | None,
+    *,
+    run_finished: bool,
+) -> tuple[int, int, int, int]:
+    close_after = analyzer.config.close_after_s
+    latest = db.execute("select max(t) from track_points where run_id = ?", [run_id]).fetchone()[0]
+    closed_until = {
+        (row[0], row[1]): row[2]
+        for row in db.execute(
+            "select camera_id, track_id, closed_until_t from visit_build_tracks where run_id = ?",
+            [run_id],
+        )
+    }
+    closing: list[Visit] = []
+    newly_closed: dict[tuple[str, int], float] = {}
+    open_starts: list[float] = []
+    for trajectory in read_trajectories(db, run_id=run_id, since=since):
+        key = (trajectory.camera_id, trajectory.track_id)
+        keep = trajectory.t > closed_until.get(key, -math.inf)
+        if not keep.any():
+            continue
+        pieces = analyzer.pieces(
+            trajectory.camera_id, run_id, trajectory.track_id,
+            trajectory.t[keep], trajectory.xy[keep],
+        )
+        last = pieces[-1]
+        if not run_finished and latest - last.end_t < close_after:
+            open_starts.append(last.start_t)
+            pieces = pieces[:-1]
+        if pieces:
+            closing.extend(pieces)
+            newly_closed[key] = pieces[-1].end_t
+    outcome = analyzer.analyze_pieces(closing)
+    if open_starts:
+        mark = min(open_starts)
+    elif latest is not None:
+        mark = float(latest)
+    else:
+        mark = since if since is not None else -math.inf
+    try:
+        crossings = _commit(db, analyzer, run_id, outcome, newly_closed, mark, run_finished)
+    except sqlite3.Error as error:
+        raise StorageError(f"cannot write the visits of run {run_id}: {error}") from None
+    log.debug("run %s: %d visits, %d fragments, %d crossings, %d open", run_id,
+              len(outcome.visits), outcome.fragments, crossings, len(open_starts))
+    return len(outcome.visits), outcome.fragments, crossings, len(open_starts)
+
+
+def _commit(
+    db: sqlite_utils.Database,
+    analyzer: VisitAnalyzer,
+    run_id: int,
+    outcome: TrackOutcome,
+    newly_closed: dict[tuple[str, int], float],
+    mark: float,
+    run_finished: bool,
+) -> int:
+    """Write one run's new visits and the builder's progress in one transaction."""
+    with db.atomic():
+        insert_visits(db, analyzer.site.site.id, outcome.visits)
+        crossings = insert_crossings(db, outcome.crossings)
+        if newly_closed:
+            db["visit_build_tracks"].upsert_all(
+                [{"run_id": run_id, "camera_id": camera, "track_id": track,
+                  "closed_until_t": until} for (camera, track), until in newly_closed.items()],
+                pk=("run_id", "camera_id", "track_id"),
+            )
+        db["visit_build_runs"].upsert(
+            {"run_id": run_id, "done_until_t": mark if np.isfinite(mark) else None,
+             "finished": int(run_finished)},
+            pk="run_id",
+        )
+        if run_finished:
+            db.execute("delete from visit_build_tracks where run_id = ?", [run_id])
+        elif np.isfinite(mark):
+            db.execute(
+                "delete from visit_build_tracks where run_id = ? and closed_until_t < ?",
+                [run_id, mark],
+            )
+    return crossings

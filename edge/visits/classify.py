@@ -1,0 +1,203 @@
+"""Trait probabilities and segment memberships of a visit, from a segment spec.
+
+A spec is compiled once per site into flat arrays, so scoring a visit is a handful
+of numpy operations over its feature vector (microseconds). A trained ONNX model,
+when the spec names one, replaces the rule-based score of each trait it knows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from edge.visits.features import unknown_feature_reason
+from edge.visits.records import TraitScores
+from edge.visits.spec import AFFINITY_PREFIX, CATEGORY, SegmentSpec, SpecError, Term
+
+ONNX_FORMAT = "edge-traits-1"
+
+
+class OnnxTraitModel:
+    """A trained trait classifier: ONNX, input ``features`` ``(n, F)`` float32, output
+    ``probabilities`` ``(n, T)``; metadata ``feature_names`` and ``trait_names`` (JSON
+    lists) and ``format`` = ``edge-traits-1``.
+
+    Raises:
+        SpecError: the bytes are not such a model.
+    """
+
+    def __init__(self, model: bytes, *, source: str = "model") -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                model, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            raise SpecError(f"classifier model {source} is not a usable ONNX model: "
+                            f"{str(error).splitlines()[0][:200]}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            if meta.get("format") != ONNX_FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {ONNX_FORMAT!r}")
+            self.feature_names: list[str] = json.loads(meta["feature_names"])
+            self.trait_names: list[str] = json.loads(meta["trait_names"])
+        except (KeyError, ValueError, TypeError) as error:
+            raise SpecError(
+                f"classifier model {source} lacks the trait-model metadata: {error}"
+            ) from None
+        output = self.session.get_outputs()[0]
+        if self.session.get_inputs()[0].name != "features" or output.name != "probabilities":
+            raise SpecError(
+                f"classifier model {source} must map input 'features' to output "
+                "'probabilities' (scripts/train_traits writes such models)"
+            )
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``(n, T)`` probabilities for ``(n, F)`` feature vectors in ``feature_names`` order."""
+        (p,) = self.session.run(["probabilities"], {"features": x.astype(np.float32)})
+        return np.asarray(p, dtype=np.float64)
+
+
+class TraitClassifier:
+    """A segment spec compiled for one site's features and category tags.
+
+    Args:
+        spec: the validated spec.
+        feature_names: the site's feature vector layout (``FeatureExtractor.names``).
+        site_tags: the category tags on the site's zones (for ``affinity_<tag>``).
+        model: the spec's classifier model bytes, if it names one.
+    """
+
+    def __init__(
+        self,
+        spec: SegmentSpec,
+        feature_names: Sequence[str],
+        site_tags: Sequence[str],
+        model: bytes = b"",
+    ) -> None:
+        self.spec = spec
+        self.feature_names = list(feature_names)
+        index = {name: i for i, name in enumerate(self.feature_names)}
+        rules: list[tuple[str, float, list[Term]]] = [
+            (name, rule.bias, rule.terms) for name, rule in spec.traits.items()
+        ]
+        if spec.affinity is not None:
+            excluded = set(spec.affinity.exclude_tags)
+            for tag in sorted(set(site_tags) - excluded):
+                terms = [t.model_copy(update={"feature": t.feature.replace(CATEGORY, tag)})
+                         for t in spec.affinity.terms]
+                rules.append((AFFINITY_PREFIX + tag, spec.affinity.bias, terms))
+        self.traits = [name for name, _, _ in rules]
+        self._bias = np.array([bias for _, bias, _ in rules], dtype=np.float64)
+        rows = [(k, t) for k, (_, _, terms) in enumerate(rules) for t in terms]
+        # A feature the site lacks (e.g. a tag no zone carries) reads as 0.
+        self._term_feature = np.array([index.get(t.feature, -1) for _, t in rows], dtype=np.intp)
+        self._term_trait = np.array([k for k, _ in rows], dtype=np.intp)
+        # terms -> traits as a 0/1 matrix: summing terms per trait is one product
+        self._sum_terms = np.zeros((len(rows), len(rules)))
+        self._sum_terms[np.arange(len(rows)), self._term_trait] = 1.0
+        self._weight = np.array([t.weight for _, t in rows], dtype=np.float64)
+        self._center = np.array([t.center for _, t in rows], dtype=np.float64)
+        self._lo = np.array([t.clip[0] if t.clip else -np.inf for _, t in rows])
+        self._hi = np.array([t.clip[1] if t.clip else np.inf for _, t in rows])
+        self._segments = _CompiledSegments(spec, index) if spec.segments is not None else None
+        self.segment_names = (
+            [c.name for c in spec.segments.components] if spec.segments is not None else []
+        )
+        self.model: OnnxTraitModel | None = None
+        if model:
+            self.model = OnnxTraitModel(model, source=spec.classifier.model if spec.classifier
+                                        else "model")
+            for name in self.model.feature_names:
+                reason = unknown_feature_reason(name, [*spec.tags, *site_tags])
+                if reason is not None:
+                    raise SpecError(f"classifier model feature {name!r}: {reason}")
+            self._model_columns = np.array(
+                [index.get(name, -1) for name in self.model.feature_names], dtype=np.intp
+            )
+            self._model_traits = [self.traits.index(n) if n in self.traits else -1
+                                  for n in self.model.trait_names]
+            self.traits += [n for n in self.model.trait_names if n not in self.traits]
+
+    @property
+    def spec_version(self) -> str:
+        return self.spec.spec_version
+
+    def vector(self, features: Mapping[str, float]) -> np.ndarray:
+        """The feature vector of ``features`` in this classifier's layout (absent = 0)."""
+        return np.fromiter(
+            (features.get(name, 0.0) for name in self.feature_names),
+            dtype=np.float64,
+            count=len(self.feature_names),
+        )
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Rule-based trait probabilities for a ``(n, F)`` batch: ``(n, rules)``."""
+        x = np.atleast_2d(x)
+        padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)  # column -1 reads 0
+        values = np.clip(padded[:, self._term_feature], self._lo, self._hi)
+        z = (self._weight * (values - self._center)) @ self._sum_terms + self._bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def classify(self, features: Mapping[str, float]) -> TraitScores:
+        """Trait probabilities and segment memberships of one visit."""
+        return self.classify_many([features])[0]
+
+    def classify_many(self, batch: Sequence[Mapping[str, float]]) -> list[TraitScores]:
+        """Classify several visits at once (one model call for all)."""
+        if not batch:
+            return []
+        x = np.stack([self.vector(f) for f in batch])
+        p = self.scores(x)
+        if self.model is not None:
+            padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
+            learned = self.model.predict(padded[:, self._model_columns])
+            extra = [j for j, k in enumerate(self._model_traits) if k < 0]
+            for j, k in enumerate(self._model_traits):
+                if k >= 0:
+                    p[:, k] = learned[:, j]
+            p = np.concatenate([p, learned[:, extra]], axis=1)
+        memberships = self._segments.memberships(x) if self._segments is not None else None
+        out = []
+        for row in range(len(x)):
+            traits = dict(zip(self.traits, p[row].tolist(), strict=True))
+            segments = (
+                dict(zip(self.segment_names, memberships[row].tolist(), strict=True))
+                if memberships is not None else {}
+            )
+            out.append(TraitScores(traits, segments, self.spec.spec_version))
+        return out
+
+
+class _CompiledSegments:
+    """A diagonal Gaussian mixture's posterior memberships, vectorised."""
+
+    def __init__(self, spec: SegmentSpec, index: Mapping[str, int]) -> None:
+        model = spec.segments
+        assert model is not None
+        self.columns = np.array([index.get(n, -1) for n in model.features], dtype=np.intp)
+        self.log1p = np.array([n in set(model.log1p) for n in model.features], dtype=bool)
+        self.center = np.array(model.center, dtype=np.float64)
+        self.scale = np.array(model.scale, dtype=np.float64)
+        self.mean = np.array([c.mean for c in model.components], dtype=np.float64)
+        var = np.array([c.var for c in model.components], dtype=np.float64)
+        weights = np.array([c.weight for c in model.components], dtype=np.float64)
+        self.inv_var = 1.0 / var
+        self.log_norm = np.log(weights / weights.sum()) - 0.5 * np.log(2 * np.pi * var).sum(axis=1)
+
+    def memberships(self, x: np.ndarray) -> np.ndarray:
+        padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
+        v = padded[:, self.columns]
+        v = np.where(self.log1p, np.log1p(np.maximum(v, 0.0)), v)
+        z = (v - self.center) / self.scale
+        d = z[:, None, :] - self.mean[None, :, :]
+        log_p = self.log_norm - 0.5 * np.einsum("nkf,kf->nk", d * d, self.inv_var)
+        log_p -= log_p.max(axis=1, keepdims=True)
+        p = np.exp(log_p)
+        return p / p.sum(axis=1, keepdims=True)

@@ -1,0 +1,218 @@
+"""Zone dwell and line counts of a replay, measured against ground-truth floor positions.
+
+Ground truth is a MOTChallenge ``gt.txt`` whose columns 8 and 9 are world (floor)
+coordinates in metres, as for PETS09-S2L1. Both sides go through the same visit
+pipeline (smoothing, fragment dropping, zone hysteresis, line dead band), so the
+comparison measures the camera, detector, tracker and calibration, not
+differences of definition. Time is the frame index / camera fps on both sides
+(gt frame N is video frame N-1).
+
+Tracks are matched to people by floor overlap: in each frame a track position
+belongs to the nearest gt person within ``match_radius_m``, and a track is that of
+the person it belongs to most often (a track matched in under half its frames is
+a false track). A person's measured dwell is the sum over their tracks, so a
+person split into several tracks still counts whole.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import sqlite_utils
+
+from edge.config import SiteConfig
+from edge.errors import DataFormatError
+from edge.motformat import read_mot
+from edge.visits.features import FeatureExtractor
+from edge.visits.records import LineCrossing
+from edge.visits.trajectory import track_segments
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """Per id: frames, positions, zone dwell (visits only) and crossings (all pieces)."""
+
+    frames: dict[int, np.ndarray]
+    xy: dict[int, np.ndarray]
+    dwell: dict[int, dict[str, float]]
+    crossings: list[tuple[int, LineCrossing]]
+
+
+@dataclass(frozen=True, slots=True)
+class VisitEvaluation:
+    """Figures of one evaluation, plus the per (person, zone) dwell table."""
+
+    metrics: dict[str, float | int]
+    pairs: list[dict[str, object]]
+
+
+def _measure(
+    site: SiteConfig, frames: dict[int, np.ndarray], xy: dict[int, np.ndarray], fps: float
+) -> _Side:
+    extractor = FeatureExtractor(site.floor, site.visits)
+    cfg = site.visits
+    dwell: dict[int, dict[str, float]] = {}
+    crossings: list[tuple[int, LineCrossing]] = []
+    for key in frames:
+        pieces = track_segments("eval", None, key, frames[key] / fps, xy[key],
+                                gap_s=cfg.close_after_s, smoothing_s=cfg.smoothing_s)
+        totals: dict[str, float] = {}
+        for piece in pieces:
+            found = extractor.crossings(piece)
+            crossings += [(key, c) for c in found]
+            if piece.duration_s < cfg.min_duration_s or len(piece) < 2:
+                continue
+            for zone, seconds in extractor.measure(piece, found).zone_dwell.items():
+                totals[zone] = totals.get(zone, 0.0) + seconds
+        dwell[key] = totals
+    return _Side(frames, xy, dwell, crossings)
+
+
+def _group(ids: np.ndarray, frames: np.ndarray, xy: np.ndarray):
+    by_frames: dict[int, np.ndarray] = {}
+    by_xy: dict[int, np.ndarray] = {}
+    for key in np.unique(ids).tolist():
+        rows = np.flatnonzero(ids == key)
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        keep = np.concatenate(([True], np.diff(frames[rows]) > 0))  # one position per frame
+        by_frames[int(key)] = frames[rows][keep].astype(np.float64)
+        by_xy[int(key)] = xy[rows][keep]
+    return by_frames, by_xy
+
+
+def _assign(gt: _Side, rec: _Side, radius: float) -> dict[int, int | None]:
+    """Track id -> gt person id (or None for a false track)."""
+    frame_index: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for person, frames in gt.frames.items():
+        for f, p in zip(frames.astype(int).tolist(), gt.xy[person], strict=True):
+            frame_index.setdefault(f, []).append((person, p))
+    owner: dict[int, int | None] = {}
+    for track, frames in rec.frames.items():
+        votes: Counter[int] = Counter()
+        for f, p in zip(frames.astype(int).tolist(), rec.xy[track], strict=True):
+            best, best_d = None, radius
+            for person, q in frame_index.get(f, ()):
+                d = float(np.hypot(*(p - q)))
+                if d <= best_d:
+                    best, best_d = person, d
+            if best is not None:
+                votes[best] += 1
+        top = votes.most_common(1)
+        owner[track] = top[0][0] if top and top[0][1] >= 0.5 * len(frames) else None
+    return owner
+
+
+def _match_crossings(gt: list, rec: list, tolerance_s: float) -> int:
+    """Greedy one-to-one matching of crossings on the same line and direction."""
+    candidates = sorted(
+        (abs(g.t - r.t), i, j)
+        for i, (_, g) in enumerate(gt)
+        for j, (_, r) in enumerate(rec)
+        if g.line_id == r.line_id and g.direction == r.direction and abs(g.t - r.t) <= tolerance_s
+    )
+    used_g: set[int] = set()
+    used_r: set[int] = set()
+    for _, i, j in candidates:
+        if i not in used_g and j not in used_r:
+            used_g.add(i)
+            used_r.add(j)
+    return len(used_g)
+
+
+def evaluate_visits(
+    site: SiteConfig,
+    gt_path: str,
+    db: sqlite_utils.Database,
+    *,
+    run_id: int | None = None,
+    match_radius_m: float = 1.0,
+    crossing_tolerance_s: float = 2.0,
+) -> VisitEvaluation:
+    """Compare a replay's zone dwell and line crossings with ground truth.
+
+    Args:
+        site: the site whose zones and lines are measured (the camera's fps too).
+        gt_path: MOTChallenge gt.txt with world coordinates in columns 8-9.
+        db: a database holding the replay's track_points.
+        run_id: which run (default: the latest).
+
+    Raises:
+        DataFormatError: the gt file is malformed or the database holds no such run.
+    """
+    if run_id is None:
+        row = db.execute("select max(id) from runs").fetchone()
+        run_id = row[0] if row else None
+    run = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()
+    if run is None:
+        raise DataFormatError("the database holds no replay run to evaluate (run edge replay)")
+    camera = site.camera(run[0]) if any(c.id == run[0] for c in site.cameras) else None
+    fps = (camera.fps if camera and camera.fps else None) or 7.0
+    rows = read_mot(gt_path, min_columns=9)
+    gt = _measure(site, *_group(rows[:, 1].astype(int), rows[:, 0] - 1, rows[:, 7:9]), fps)
+    points = np.array(
+        db.execute("select track_id, frame, x, y from track_points where run_id = ?",
+                   [run_id]).fetchall(),
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    if len(points) == 0:
+        raise DataFormatError(f"run {run_id} has no track points")
+    rec = _measure(site, *_group(points[:, 0].astype(int), points[:, 1], points[:, 2:4]), fps)
+    owner = _assign(gt, rec, match_radius_m)
+
+    measured: dict[int, dict[str, float]] = {person: {} for person in gt.frames}
+    false_track_dwell = 0.0
+    for track, zones in rec.dwell.items():
+        person = owner.get(track)
+        for zone, seconds in zones.items():
+            if person is None:
+                false_track_dwell += seconds
+            else:
+                measured[person][zone] = measured[person].get(zone, 0.0) + seconds
+    pairs: list[dict[str, object]] = []
+    for person in sorted(gt.frames):
+        for zone in sorted(set(gt.dwell[person]) | set(measured[person])):
+            truth = gt.dwell[person].get(zone, 0.0)
+            got = measured[person].get(zone, 0.0)
+            pairs.append({"person": person, "zone": zone, "gt_s": truth, "measured_s": got,
+                          "rel_error": abs(got - truth) / truth if truth > 0 else None})
+    rel = np.array([p["rel_error"] for p in pairs if p["rel_error"] is not None], dtype=float)
+    spurious = [p for p in pairs if p["rel_error"] is None]
+
+    entrance = {line.id for line in site.floor.lines if line.kind == "entrance"}
+    gt_entrance = [c for c in gt.crossings if c[1].line_id in entrance]
+    rec_entrance = [c for c in rec.crossings if c[1].line_id in entrance]
+    matched = _match_crossings(gt_entrance, rec_entrance, crossing_tolerance_s)
+    metrics: dict[str, float | int] = {
+        "run_id": int(run_id),
+        "gt_people": len(gt.frames),
+        "tracks": len(rec.frames),
+        "false_tracks": sum(1 for p in owner.values() if p is None),
+        "dwell_pairs": int(len(rel)),
+        "dwell_median_rel_error": float(np.median(rel)) if len(rel) else float("nan"),
+        "dwell_mean_rel_error": float(rel.mean()) if len(rel) else float("nan"),
+        "dwell_p90_rel_error": float(np.percentile(rel, 90)) if len(rel) else float("nan"),
+        "dwell_pairs_within_10pct": float(np.mean(rel <= 0.10)) if len(rel) else float("nan"),
+        "dwell_gt_total_s": float(sum(sum(z.values()) for z in gt.dwell.values())),
+        "dwell_measured_total_s": float(sum(sum(z.values()) for z in measured.values())),
+        "spurious_dwell_pairs": len(spurious),
+        "spurious_dwell_s": float(sum(float(p["measured_s"]) for p in spurious)),
+        "false_track_dwell_s": false_track_dwell,
+        "entrance_gt_crossings": len(gt_entrance),
+        "entrance_measured_crossings": len(rec_entrance),
+        "entrance_matched_crossings": matched,
+        "entrance_crossing_recall": matched / len(gt_entrance) if gt_entrance else float("nan"),
+        "entrance_crossing_precision": (
+            matched / len(rec_entrance) if rec_entrance else float("nan")
+        ),
+        "entrance_count_ratio": (
+            len(rec_entrance) / len(gt_entrance) if gt_entrance else float("nan")
+        ),
+    }
+    for direction in ("in", "out"):
+        metrics[f"entrance_gt_{direction}"] = sum(
+            1 for _, c in gt_entrance if c.direction == direction)
+        metrics[f"entrance_measured_{direction}"] = sum(
+            1 for _, c in rec_entrance if c.direction == direction)
+    return VisitEvaluation(metrics, pairs)

@@ -1,0 +1,285 @@
+"""The segment spec: a versioned, declarative file that defines traits and segments.
+
+The central team writes it and the box loads it; a new version can be dropped in
+and is hot-reloaded (see :mod:`edge.visits.reload`). It defines:
+
+* ``traits``: each a logistic score ``p = 1 / (1 + exp(-(bias + sum(terms))))``
+  where a term is ``weight * (clip(feature, lo, hi) - center)``. ``p`` is the
+  probability of the named pole; the opposite pole is ``1 - p``.
+* ``affinity``: one rule applied to every category tag of the site, giving traits
+  ``affinity_<tag>``; its features may name ``{category}``.
+* ``segments``: micro-segments as a diagonal Gaussian mixture over (scaled)
+  features; each visit gets its membership probabilities.
+* ``classifier``: optionally a trained ONNX model whose traits replace the rules'.
+
+Loading checks everything up front (unknown features, bad versions, sizes that do
+not line up, a missing or corrupt model) and raises :class:`SpecError`; a spec is
+used whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from edge.config.base import StrictModel
+from edge.config.loader import _format_path, _line_index, _nearest_line
+from edge.errors import ConfigError
+from edge.paths import share_dir
+from edge.visits.features import unknown_feature_reason
+
+SPEC_FORMAT = 1
+CORE_TRAITS = ("showroomer", "wanderer", "indecisive", "bargain_hunter")
+AFFINITY_PREFIX = "affinity_"
+CATEGORY = "{category}"
+_SLUG = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+
+
+class SpecError(ConfigError):
+    """A segment spec (or its classifier model) is invalid; nothing of it is used."""
+
+
+def default_spec_path() -> Path:
+    return share_dir() / "models" / "segments" / "default.yaml"
+
+
+class Term(StrictModel):
+    """``weight * (clip(feature, clip[0], clip[1]) - center)``."""
+
+    feature: str = Field(description="A feature name (see docs/visits.md).")
+    weight: float
+    center: float = 0.0
+    clip: tuple[float, float] | None = Field(
+        None, description="Limit the feature to [lo, hi] first, so no one feature dominates."
+    )
+
+    @model_validator(mode="after")
+    def _ordered_clip(self) -> Term:
+        if self.clip is not None and self.clip[0] > self.clip[1]:
+            raise ValueError(f"clip must be [lo, hi] with lo <= hi, got {list(self.clip)}")
+        return self
+
+
+class TraitRule(StrictModel):
+    """A trait as a logistic score of features."""
+
+    description: str
+    opposite: str | None = Field(None, description="Name of the opposite pole (1 - p).")
+    bias: float = 0.0
+    terms: list[Term] = Field(min_length=1)
+
+
+class AffinityRule(StrictModel):
+    """The rule for ``affinity_<tag>``, applied to each category tag of the site."""
+
+    description: str
+    exclude_tags: list[str] = Field(
+        default_factory=list, description="Tags that are not categories (e.g. promo, premium)."
+    )
+    bias: float = 0.0
+    terms: list[Term] = Field(min_length=1)
+
+
+class SegmentComponent(StrictModel):
+    """One micro-segment: a Gaussian over the scaled segment features."""
+
+    name: str = Field(pattern=_SLUG)
+    description: str | None = None
+    weight: float = Field(gt=0)
+    mean: list[float]
+    var: list[float]
+
+    @field_validator("var")
+    @classmethod
+    def _positive(cls, var: list[float]) -> list[float]:
+        if any(v <= 0 for v in var):
+            raise ValueError("every variance must be > 0")
+        return var
+
+
+class SegmentModel(StrictModel):
+    """Micro-segments: a diagonal Gaussian mixture, e.g. fitted centrally."""
+
+    features: list[str] = Field(min_length=1)
+    log1p: list[str] = Field(
+        default_factory=list, description="Features replaced by log(1 + x) before scaling."
+    )
+    center: list[float]
+    scale: list[float]
+    components: list[SegmentComponent] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sizes_line_up(self) -> SegmentModel:
+        n = len(self.features)
+        if len(set(self.features)) != n:
+            raise ValueError("segment features must not repeat")
+        if len(self.center) != n or len(self.scale) != n:
+            raise ValueError(
+                f"center and scale need one value per feature ({n}), got "
+                f"{len(self.center)} and {len(self.scale)}"
+            )
+        if any(s <= 0 for s in self.scale):
+            raise ValueError("every scale must be > 0")
+        stray = sorted(set(self.log1p) - set(self.features))
+        if stray:
+            raise ValueError(f"log1p names features not in the segment features: {stray}")
+        names = [c.name for c in self.components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"segment names must be unique, got {names}")
+        for c in self.components:
+            if len(c.mean) != n or len(c.var) != n:
+                raise ValueError(
+                    f"segment {c.name!r}: mean and var need {n} values, got "
+                    f"{len(c.mean)} and {len(c.var)}"
+                )
+        return self
+
+
+class ClassifierRef(StrictModel):
+    """A trained trait classifier (ONNX) next to the spec."""
+
+    model: str = Field(description="ONNX file, relative to the spec file.")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+class SegmentSpec(StrictModel):
+    """A whole segment spec file."""
+
+    spec_format: Literal[1] = Field(description="Layout of this file; this box reads 1.")
+    spec_version: str = Field(
+        pattern=r"^\d+\.\d+(\.\d+)?$", description="Version of the definitions, e.g. 1.2.0."
+    )
+    name: str = Field(pattern=_SLUG)
+    description: str | None = None
+    tags: list[str] = Field(
+        default_factory=list, description="Category tags the definitions may name."
+    )
+    traits: dict[str, TraitRule]
+    affinity: AffinityRule | None = None
+    segments: SegmentModel | None = None
+    classifier: ClassifierRef | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SegmentSpec:
+        missing = [name for name in CORE_TRAITS if name not in self.traits]
+        if missing:
+            raise ValueError(f"the spec must define the traits {', '.join(missing)}")
+        for name in self.traits:
+            if not _is_trait_name(name) or name.startswith(AFFINITY_PREFIX):
+                raise ValueError(
+                    f"trait name {name!r} must be lower-case letters, digits and _, "
+                    f"and not start with {AFFINITY_PREFIX!r}"
+                )
+        problems = []
+        for name, rule in self.traits.items():
+            problems += _term_problems(f"traits.{name}", rule.terms, self.tags)
+        if self.affinity is not None:
+            for i, term in enumerate(self.affinity.terms):
+                if CATEGORY in term.feature:
+                    probe = term.feature.replace(CATEGORY, "category-probe")
+                    reason = unknown_feature_reason(probe, [*self.tags, "category-probe"])
+                    if reason is not None:
+                        problems.append(f"affinity.terms[{i}]: unknown feature {term.feature!r}")
+                else:
+                    problems += _term_problems("affinity", [term], self.tags, first=i)
+        if self.segments is not None:
+            for name in self.segments.features:
+                reason = unknown_feature_reason(name, self.tags)
+                if reason is not None:
+                    problems.append(f"segments.features: unknown feature {name!r}: {reason}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _is_trait_name(name: str) -> bool:
+    return bool(name) and name[0].isalpha() and all(c.islower() or c.isdigit() or c == "_"
+                                                     for c in name)
+
+
+def _term_problems(where: str, terms: list[Term], tags: list[str], first: int = 0) -> list[str]:
+    problems = []
+    for i, term in enumerate(terms, start=first):
+        reason = unknown_feature_reason(term.feature, tags)
+        if reason is not None:
+            problems.append(f"{where}.terms[{i}]: unknown feature {term.feature!r}: {reason}")
+    return problems
+
+
+def parse_spec(text: str, *, source: str = "<spec>") -> SegmentSpec:
+    """Validate a segment spec given as YAML text.
+
+    Raises:
+        SpecError: not YAML, or not a valid spec; the message names the key and line.
+    """
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise SpecError(f"segment spec {where}: not valid YAML: "
+                        f"{getattr(error, 'problem', None) or error}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"segment spec {source}: expected a mapping (spec_format:, traits:, ...)")
+    lines = _line_index(node) if node is not None else {}
+    try:
+        return SegmentSpec.model_validate(raw)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            path = tuple(item["loc"])
+            line = _nearest_line(lines, path)
+            where = f"{source}:{line}" if line else source
+            message = item["msg"].removeprefix("Value error, ")
+            got = ""
+            if item["type"] != "missing" and path and "input" in item:
+                shown = repr(item["input"])
+                got = f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+            problems.append(f"{where} {_format_path(path)}: {message}{got}")
+        raise SpecError("invalid segment spec:\n  " + "\n  ".join(problems)) from None
+
+
+def read_spec(path: str | Path) -> tuple[SegmentSpec, bytes]:
+    """Read and validate the spec at ``path``; return it with the model bytes (if any).
+
+    The classifier model is read here too, so a reload sees one consistent pair.
+
+    Raises:
+        SpecError: unreadable or invalid spec, or a missing/mismatched model file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"segment spec {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"cannot read segment spec {path}: {error}") from None
+    spec = parse_spec(text, source=str(path))
+    model = b""
+    if spec.classifier is not None:
+        model_path = model_file(path, spec)
+        try:
+            model = model_path.read_bytes()
+        except OSError as error:
+            raise SpecError(
+                f"segment spec {path}: cannot read its classifier model {model_path}: "
+                f"{error.strerror or error}"
+            ) from None
+        digest = hashlib.sha256(model).hexdigest()
+        if spec.classifier.sha256 and digest != spec.classifier.sha256:
+            raise SpecError(
+                f"segment spec {path}: classifier model {model_path} has sha256 {digest}, "
+                f"the spec expects {spec.classifier.sha256}"
+            )
+    return spec, model
+
+
+def model_file(spec_path: Path, spec: SegmentSpec) -> Path:
+    assert spec.classifier is not None
+    model = Path(spec.classifier.model).expanduser()
+    return model if model.is_absolute() else spec_path.parent / model

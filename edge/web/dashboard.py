@@ -1,0 +1,161 @@
+"""Assembles the status page's figures from the database, with a short cache.
+
+Fifty tablets refreshing at once cost one set of queries: a summary is reused
+for ``web.cache_s`` seconds, and while one request computes it the others wait
+for that result instead of querying in parallel (even with ``cache_s: 0``, a
+request that waited gets the figures read after it arrived, never older ones).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from edge import __version__
+from edge.config import SiteConfig
+from edge.errors import ConfigError, StorageError
+from edge.web import queries
+from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
+from edge.web.health import SystemProbe, component_health
+from edge.web.queries import DayWindow
+from edge.web.schemas import DataState, Health, Summary
+from edge.web.text import clock_text
+
+CACHED_DAYS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class WebDeps:
+    """What the web app needs from outside; tests pass their own.
+
+    Attributes:
+        site: the site config (floor, zones, privacy k, ``web:`` section).
+        db_path: the local SQLite database (read only by the page).
+        clock: epoch seconds now; tests fix it to replay a given moment.
+        restart: called by ``POST /admin/restart`` after answering; None turns it off.
+        version: software version shown on the page.
+    """
+
+    site: SiteConfig
+    db_path: Path
+    clock: Callable[[], float] = time.time
+    restart: Callable[[], None] | None = None
+    version: str = __version__
+    started_at: float = field(default_factory=time.time)
+
+
+def site_timezone(site: SiteConfig) -> ZoneInfo:
+    try:
+        return ZoneInfo(site.site.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"site.timezone {site.site.timezone!r} is not a known IANA time zone "
+            "(e.g. Europe/London)"
+        ) from None
+
+
+class Dashboard:
+    """Computes and caches :class:`Summary` objects, one per day asked for."""
+
+    def __init__(self, deps: WebDeps) -> None:
+        self.deps = deps
+        self.site = deps.site
+        self.tz = site_timezone(deps.site)
+        self.db = ReadOnlyDatabase(deps.db_path)
+        self.probe = SystemProbe(deps.db_path, deps.started_at)
+        self._cache: OrderedDict[dt.date, tuple[float, Summary]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._failure: tuple[float, StorageError] | None = None
+        self.computed = 0
+        self.attempts = 0
+
+    def today(self) -> dt.date:
+        return queries.local_day(self.deps.clock(), self.tz)
+
+    def summary(self, day: dt.date | None = None) -> Summary:
+        """The figures of ``day`` (default: today in store time), at most ``cache_s`` old."""
+        day = day or self.today()
+        asked = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(day)
+            now = time.monotonic()
+            # Reuse figures that are young enough, or that were read after this
+            # request arrived (it waited for them): many requests, one computation.
+            if hit and (now - hit[0] < self.site.web.cache_s or hit[0] >= asked):
+                return hit[1]
+            failed = self._failure
+            if failed is not None and failed[0] >= asked:
+                # The database failed while this request waited: answer at once
+                # rather than make every waiting request wait out its own timeout.
+                raise type(failed[1])(str(failed[1]))
+            started = time.monotonic()
+            self.attempts += 1
+            try:
+                result = self._compute(day)
+            except StorageError as error:
+                self._failure = (started, error)
+                raise
+            self._failure = None
+            self._cache[day] = (started, result)
+            self._cache.move_to_end(day)
+            while len(self._cache) > CACHED_DAYS:
+                self._cache.popitem(last=False)
+            self.computed += 1
+            return result
+
+    def _compute(self, day: dt.date) -> Summary:
+        try:
+            with self.db.connect() as conn:
+                return self._from_connection(conn, day, exists=True)
+        except DatabaseMissing:
+            # Nothing recorded yet: the same page, every figure empty.
+            with sqlite3.connect(":memory:") as conn:
+                return self._from_connection(conn, day, exists=False)
+
+    def _from_connection(self, conn: sqlite3.Connection, day: dt.date, *, exists: bool) -> Summary:
+        site, web, tz = self.site, self.site.web, self.tz
+        now = self.deps.clock()
+        tables = table_names(conn)
+        k = site.privacy.min_publishable_count
+        window = DayWindow.of(day, tz)
+        entrance = [line.id for line in site.floor.lines if line.kind == "entrance"]
+        components = [component_health(row, now, web.health_stale_s)
+                      for row in queries.health_rows(conn, tables)]
+        model = next((str(c.figures["model"]) for c in components
+                      if c.kind == "camera" and c.figures.get("model")), None)
+        model = model or queries.latest_model(conn, tables) or site.detector.model
+        if not exists:
+            data = DataState(status="missing", message=(
+                "Nothing has been recorded on this box yet. Start the cameras (or run "
+                "`edge replay` for the demo); figures appear here within a minute."))
+        elif not queries.has_any_data(conn, tables):
+            data = DataState(status="empty", message=(
+                "The database is empty. Check below that the cameras and the Wi-Fi sensor "
+                "are working; figures appear here within a minute of the first visitor."))
+        else:
+            data = DataState(status="ok", message=None)
+        return Summary(
+            site_id=site.site.id,
+            site_name=site.site.name or site.site.id,
+            generated_at=now,
+            generated_text=clock_text(now, tz, today=day),
+            data=data,
+            occupancy=queries.occupancy(conn, tables, now, web.live_window_s, tz),
+            footfall=queries.footfall(conn, tables, day, tz, entrance),
+            heatmap=queries.heatmap(conn, tables, window, site.floor, k),
+            zones=queries.zone_dwell(conn, tables, window, site.floor, k),
+            mix=queries.mix(conn, tables, window, k),
+            wifi=queries.wifi(conn, tables, window, tz),
+            health=Health(
+                components=components,
+                system=self.probe.read(version=self.deps.version, model=model,
+                                       database_bytes=self.db.size_bytes()),
+            ),
+        )

@@ -1,0 +1,124 @@
+"""The health panel: each service's last report, and this box's own figures.
+
+Services write free-form ``detail`` JSON into the ``health`` table; only the
+figures named here are passed on (renamed to one spelling), so a service that
+puts something unexpected in its detail can never leak it through the page.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+
+from edge.web.schemas import ComponentHealth, FigureValue, SystemHealth
+from edge.web.text import component_name, duration_text
+
+# Figure shown -> the detail keys services may use for it, first match wins.
+KNOWN_FIGURES: dict[str, dict[str, tuple[str, ...]]] = {
+    "camera": {
+        "fps": ("fps", "frames_per_s"),
+        "last_frame_age_s": ("last_frame_age_s", "frame_age_s"),
+        "reconnects": ("reconnects", "reconnect_count"),
+        "connected": ("connected",),
+        "frames_dropped": ("frames_dropped", "dropped_frames"),
+        "model": ("model",),
+    },
+    "wifi": {
+        "frames_per_s": ("frames_per_s", "frames_per_second", "fps", "frame_rate"),
+        "monitor_mode": ("monitor_mode", "monitor"),
+        "channel": ("channel",),
+        "frames_dropped": ("frames_dropped", "dropped"),
+    },
+    "sync": {
+        "broker_connected": ("broker_connected", "connected"),
+        "outbox_backlog": ("outbox_backlog", "backlog", "outbox"),
+        "last_delivered_window": ("last_delivered_window", "last_delivered", "last_delivered_at"),
+        "last_delivered_at": ("last_delivered_at",),
+    },
+}
+MAX_TEXT = 80
+Kind = Literal["camera", "wifi", "sync", "other"]
+Status = Literal["ok", "degraded", "down", "silent"]
+
+
+def component_kind(component: str) -> Kind:
+    prefix = component.split(":", 1)[0]
+    return prefix if prefix in KNOWN_FIGURES else "other"  # type: ignore[return-value]
+
+
+def _scalar(value: Any) -> FigureValue:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return value if value == value else None  # NaN reads as unknown
+    if isinstance(value, str):
+        return value[:MAX_TEXT]
+    return None
+
+
+def component_health(row: tuple, now: float, stale_s: float) -> ComponentHealth:
+    """Shape one ``health`` row; a component silent for ``stale_s`` is shown as such."""
+    component, status, detail_text, message, updated_at = row
+    kind = component_kind(str(component))
+    try:
+        detail = json.loads(detail_text or "{}")
+    except (TypeError, ValueError):
+        detail = {}
+    if not isinstance(detail, dict):
+        detail = {}
+    figures: dict[str, FigureValue] = {}
+    for shown, keys in KNOWN_FIGURES.get(kind, {}).items():
+        for key in keys:
+            if key in detail:
+                figures[shown] = _scalar(detail[key])
+                break
+    updated = float(updated_at or 0.0)
+    age = max(0.0, now - updated)
+    reported_age = figures.get("last_frame_age_s")
+    if isinstance(reported_age, int | float) and not isinstance(reported_age, bool):
+        # The camera measured the age when it reported; it has grown since.
+        figures["last_frame_age_s"] = round(float(reported_age) + age, 1)
+    shown_status: Status = status if status in ("ok", "degraded", "down") else "degraded"
+    text = str(message or "")[:200]
+    if age > stale_s and shown_status != "down":
+        shown_status = "silent"
+        text = f"No news for {duration_text(age)}: the service may have stopped. {text}".strip()
+    return ComponentHealth(
+        component=str(component)[:64], kind=kind, name=component_name(kind, str(component))[:80],
+        status=shown_status, message=text, updated_at=updated, age_s=round(age, 1),
+        figures=figures,
+    )
+
+
+class SystemProbe:
+    """CPU, disk and uptime of this box. ``cpu_percent`` is measured between calls,
+    so the first reading after start is primed in the constructor."""
+
+    def __init__(self, db_path: Path, started_at: float | None = None) -> None:
+        self.db_path = db_path
+        self.started_at = started_at if started_at is not None else time.time()
+        psutil.cpu_percent(interval=None)
+
+    def _disk(self) -> tuple[int | None, int | None]:
+        folder = self.db_path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            usage = shutil.disk_usage(folder)
+        except OSError:
+            return None, None
+        return usage.free, usage.total
+
+    def read(self, *, version: str, model: str | None, database_bytes: int | None) -> SystemHealth:
+        free, total = self._disk()
+        return SystemHealth(
+            version=version, model=model, cpu_percent=float(psutil.cpu_percent(interval=None)),
+            disk_free_bytes=free, disk_total_bytes=total,
+            disk_free_percent=round(100 * free / total, 1) if free is not None and total else None,
+            database_bytes=database_bytes, uptime_s=round(time.time() - self.started_at, 1),
+        )

@@ -1,0 +1,346 @@
+"""The aggregate SQL behind the status page.
+
+Every function reads one day (store time) or one instant and returns counts,
+sums and medians; none returns a row about one visit, track or device. Small
+groups are hidden below ``k`` (``privacy.min_publishable_count``). A table that
+does not exist yet (a service not installed, an older database) reads as empty.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from edge.config.floor import FloorConfig, ZoneConfig
+from edge.web.schemas import (
+    Footfall,
+    HeatCell,
+    Heatmap,
+    HourCount,
+    Mix,
+    MixItem,
+    Occupancy,
+    Wifi,
+    ZoneDwell,
+    ZoneDwellList,
+    ZoneShape,
+)
+from edge.web.text import STANDARD_TRAITS, clock_text, plain, trait_label
+
+TRAIT_THRESHOLD = 0.5
+# A track's time at a point is the gap to its next point, but never more than this:
+# a longer gap is a lost track, not someone standing still.
+MAX_POINT_GAP_S = 1.0
+# Replay/stale data: people whose last point lies within this of their camera's
+# last frame count as "in the store" at that instant.
+INSTANT_S = 1e-3
+CLOCK_SKEW_S = 1.0
+USUAL_HOURS = (9, 18)
+
+
+@dataclass(frozen=True, slots=True)
+class DayWindow:
+    """One calendar day in store time, as epoch seconds ``[start, end)``."""
+
+    day: dt.date
+    start: float
+    end: float
+
+    @classmethod
+    def of(cls, day: dt.date, tz: ZoneInfo) -> DayWindow:
+        start = dt.datetime.combine(day, dt.time(), tz)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
+        return cls(day, start.timestamp(), end.timestamp())
+
+
+def local_day(t: float, tz: ZoneInfo) -> dt.date:
+    return dt.datetime.fromtimestamp(t, tz).date()
+
+
+def occupancy(
+    conn: sqlite3.Connection, tables: set[str], now: float, window_s: float, tz: ZoneInfo
+) -> Occupancy:
+    """People in the store now (live), else at the most recent instant with data.
+
+    Live: distinct tracks seen in the last ``window_s`` seconds. Otherwise (a
+    replay, or cameras stopped) each camera's last frame with anyone in it is
+    counted, and the answer says when that was. Cameras with overlapping views
+    count a person in both: the figure is an upper bound on multi-camera sites.
+    """
+    empty = Occupancy(people=None, as_of=None, as_of_text=None, live=False, window_s=window_s)
+    if "track_points" not in tables:
+        return empty
+    # Points stamped after "now" (a camera clock slightly ahead) count as now.
+    latest = conn.execute(
+        "select max(t) from track_points where t <= ?", (now + CLOCK_SKEW_S,)
+    ).fetchone()[0]
+    if latest is None:
+        return empty
+    today = local_day(now, tz)
+    if now - latest <= window_s:
+        people = conn.execute(
+            "select count(*) from (select distinct run_id, camera_id, track_id "
+            "from track_points where t >= ? and t <= ?)",
+            (now - window_s, now + CLOCK_SKEW_S),
+        ).fetchone()[0]
+        return Occupancy(people=people, as_of=now, as_of_text=clock_text(now, tz, today=today),
+                         live=True, window_s=window_s)
+    # The t index makes this a short range scan: the last minute before the latest point.
+    lasts = conn.execute(
+        "select camera_id, max(t) from track_points where t >= ? and t <= ? group by camera_id",
+        (latest - 60.0, latest),
+    ).fetchall()
+    people = 0
+    for camera_id, last_t in lasts:
+        people += conn.execute(
+            "select count(*) from (select distinct run_id, track_id from track_points "
+            "where t >= ? and t <= ? and camera_id = ?)",
+            (last_t - INSTANT_S, last_t, camera_id),
+        ).fetchone()[0]
+    return Occupancy(people=people, as_of=latest, as_of_text=clock_text(latest, tz, today=today),
+                     live=False, window_s=window_s)
+
+
+def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> dict[int, int]:
+    counts: dict[int, int] = defaultdict(int)
+    for (start_t,) in conn.execute(
+        "select start_t from visits where start_t >= ? and start_t < ?", (window.start, window.end)
+    ):
+        counts[dt.datetime.fromtimestamp(start_t, tz).hour] += 1
+    return counts
+
+
+def footfall(
+    conn: sqlite3.Connection, tables: set[str], day: dt.date, tz: ZoneInfo,
+    entrance_lines: list[str],
+) -> Footfall:
+    """Visits started per hour on ``day`` and on the same weekday a week before."""
+    compare = day - dt.timedelta(days=7)
+    today: dict[int, int] = {}
+    before: dict[int, int] = {}
+    latest_day = None
+    if "visits" in tables:
+        today = _visit_hours(conn, DayWindow.of(day, tz), tz)
+        before = _visit_hours(conn, DayWindow.of(compare, tz), tz)
+        latest = conn.execute("select max(start_t) from visits").fetchone()[0]
+        latest_day = local_day(latest, tz) if latest is not None else None
+    hours: list[HourCount] = []
+    busy = sorted(set(today) | set(before))
+    if busy:
+        # At least a shop's usual day, so a quiet morning still reads as a day.
+        first, last = min(busy[0], USUAL_HOURS[0]), max(busy[-1], USUAL_HOURS[1])
+        for hour in range(first, last + 1):
+            hours.append(HourCount(hour=hour, label=f"{hour:02d}:00",
+                                   today=today.get(hour, 0), last_week=before.get(hour, 0)))
+    crossings = {"in": 0, "out": 0}
+    if "line_crossings" in tables and entrance_lines:
+        window = DayWindow.of(day, tz)
+        marks = ",".join("?" * len(entrance_lines))
+        for direction, count in conn.execute(
+            f"select direction, count(*) from line_crossings where t >= ? and t < ? "
+            f"and line_id in ({marks}) group by direction",
+            (window.start, window.end, *entrance_lines),
+        ):
+            if direction in crossings:
+                crossings[direction] = count
+    return Footfall(
+        day=day, compare_day=compare, total=sum(today.values()), compare_total=sum(before.values()),
+        hours=hours, entrance_in=crossings["in"], entrance_out=crossings["out"],
+        latest_day_with_visits=latest_day,
+    )
+
+
+def zone_name(zone: ZoneConfig) -> str:
+    return zone.name or plain(zone.id)
+
+
+def zone_shapes(floor: FloorConfig) -> list[ZoneShape]:
+    return [
+        ZoneShape(id=z.id, name=zone_name(z), kind=z.kind, polygon=[(x, y) for x, y in z.polygon])
+        for z in floor.zones
+    ]
+
+
+def heatmap(
+    conn: sqlite3.Connection, tables: set[str], window: DayWindow, floor: FloorConfig, k: int
+) -> Heatmap:
+    """Dwell time per grid cell of the floor, from the day's raw trajectories.
+
+    Each point stands for the time until its track's next point (capped at
+    :data:`MAX_POINT_GAP_S`). Cells visited by fewer than ``k`` distinct tracks
+    are dropped, so no single path can be read off the map.
+    """
+    (x0, y0), (x1, y1) = floor.bounds
+    cell = floor.heatmap_cell_m
+    raw: list[tuple[int, int, float, int]] = []
+    if "track_points" in tables:
+        raw = conn.execute(
+            """
+            with points as (
+                select x, y, run_id, camera_id, track_id,
+                       min(coalesce(lead(t) over (partition by run_id, camera_id, track_id
+                                                  order by t) - t, 0), :gap) as dt
+                from track_points where t >= :start and t < :end
+            ), per_track as (
+                select cast((x - :x0) / :cell as integer) as cx,
+                       cast((y - :y0) / :cell as integer) as cy,
+                       sum(dt) as dwell
+                from points
+                where x >= :x0 and x < :x1 and y >= :y0 and y < :y1
+                group by cx, cy, run_id, camera_id, track_id
+            )
+            select cx, cy, sum(dwell), count(*) from per_track group by cx, cy
+            """,
+            {"gap": MAX_POINT_GAP_S, "start": window.start, "end": window.end,
+             "x0": x0, "y0": y0, "x1": x1, "y1": y1, "cell": cell},
+        ).fetchall()
+    shown = [(cx, cy, dwell) for cx, cy, dwell, people in raw if people >= k and dwell > 0]
+    hidden = sum(1 for _, _, dwell, people in raw if people < k and dwell > 0)
+    top = max((dwell for _, _, dwell in shown), default=0.0)
+    cells = [
+        HeatCell(x=round(x0 + cx * cell, 6), y=round(y0 + cy * cell, 6), dwell_s=round(dwell, 2),
+                 level=round(dwell / top, 4) if top else 0.0)
+        for cx, cy, dwell in sorted(shown)
+    ]
+    return Heatmap(day=window.day, bounds=floor.bounds, cell_m=cell, min_people=k, cells=cells,
+                   hidden_cells=hidden, max_dwell_s=round(top, 2), zones=zone_shapes(floor))
+
+
+def zone_dwell(
+    conn: sqlite3.Connection, tables: set[str], window: DayWindow, floor: FloorConfig, k: int
+) -> ZoneDwellList:
+    """Visitors and typical time per zone; a zone with 1 to k-1 visitors is hidden."""
+    per_zone: dict[str, list[float]] = defaultdict(list)
+    if {"visits", "visit_zone_dwell"} <= tables:
+        for zone_id, dwell in conn.execute(
+            "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v "
+            "on v.visit_id = d.visit_id where v.start_t >= ? and v.start_t < ? and d.dwell_s > 0",
+            (window.start, window.end),
+        ):
+            per_zone[zone_id].append(float(dwell))
+    known = {z.id: z for z in floor.zones}
+    order = [z.id for z in floor.zones] + sorted(set(per_zone) - set(known))
+    zones = []
+    for zone_id in order:
+        dwells = per_zone.get(zone_id, [])
+        zone = known.get(zone_id)
+        name, kind = (zone_name(zone), zone.kind) if zone else (plain(zone_id), "other")
+        hide = 0 < len(dwells) < k
+        zones.append(ZoneDwell(
+            zone_id=zone_id, name=name, kind=kind, suppressed=hide,
+            visitors=None if hide else len(dwells),
+            typical_dwell_s=None if hide or not dwells else round(statistics.median(dwells), 1),
+            total_dwell_s=None if hide else round(sum(dwells), 1),
+        ))
+    return ZoneDwellList(day=window.day, min_count=k, zones=zones)
+
+
+def _mix_items(
+    conn: sqlite3.Connection, table: str, column: str, window: DayWindow, total: int, k: int,
+    always: tuple[str, ...], label,
+) -> list[MixItem]:
+    names = set(always)
+    counts: dict[str, int] = {}
+    for name, count in conn.execute(
+        f"select m.{column}, sum(m.probability >= ?) from {table} m join visits v "
+        f"on v.visit_id = m.visit_id where v.start_t >= ? and v.start_t < ? group by m.{column}",
+        (TRAIT_THRESHOLD, window.start, window.end),
+    ):
+        names.add(name)
+        counts[name] = int(count or 0)
+    items = []
+    def order(name: str) -> tuple:  # the standard names first, in their order; then A-Z
+        return (name not in always, always.index(name) if name in always else 0, name)
+
+    for name in sorted(names, key=order):
+        count = counts.get(name, 0)
+        hide = 0 < count < k
+        items.append(MixItem(
+            name=name, label=label(name), suppressed=hide,
+            visits=None if hide else count,
+            share=None if hide or not total else round(count / total, 4),
+        ))
+    return items
+
+
+def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int) -> Mix:
+    """How many of the day's visits show each trait and segment (at p >= 0.5)."""
+    total = 0
+    traits: list[MixItem] = []
+    segments: list[MixItem] = []
+    if "visits" in tables:
+        total = conn.execute(
+            "select count(*) from visits where start_t >= ? and start_t < ?",
+            (window.start, window.end),
+        ).fetchone()[0]
+        if "visit_traits" in tables:
+            traits = _mix_items(conn, "visit_traits", "trait", window, total, k,
+                                STANDARD_TRAITS, trait_label)
+        if "visit_segments" in tables:
+            segments = _mix_items(conn, "visit_segments", "segment", window, total, k, (), plain)
+    return Mix(day=window.day, total_visits=total, min_count=k, traits=traits, segments=segments)
+
+
+def wifi(conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: ZoneInfo) -> Wifi:
+    """Passers-by and phones in the store on one day, from the Wi-Fi windows.
+
+    Uses the longest window length the sensor wrote that day (so 1-minute and
+    15-minute windows are not both added up), and the largest count over sensors
+    for each window (sensors in one store hear the same phones).
+    """
+    empty = Wifi(day=window.day, windows=0, window_s=None, passers_by=None, in_store_devices=None,
+                 capture_rate=None, latest_occupancy_estimate=None, latest_window_text=None)
+    if "wifi_windows" not in tables:
+        return empty
+    rows = conn.execute(
+        "select window_start, window_s, in_store_devices, passers_by, occupancy_estimate "
+        "from wifi_windows where window_start >= ? and window_start < ?",
+        (window.start, window.end),
+    ).fetchall()
+    if not rows:
+        return empty
+    length = max(int(r[1]) for r in rows)
+    merged: dict[float, tuple[int, int]] = {}
+    for start, span, in_store, passing, _ in rows:
+        if int(span) == length:
+            old = merged.get(start, (0, 0))
+            merged[start] = (max(old[0], int(in_store or 0)), max(old[1], int(passing or 0)))
+    in_store = sum(v[0] for v in merged.values())
+    passing = sum(v[1] for v in merged.values())
+    latest_end = max(float(r[0]) + int(r[1]) for r in rows)
+    estimates = [float(r[4]) for r in rows
+                 if float(r[0]) + int(r[1]) == latest_end and r[4] is not None]
+    return Wifi(
+        day=window.day, windows=len(merged), window_s=length, passers_by=passing,
+        in_store_devices=in_store,
+        capture_rate=round(in_store / (in_store + passing), 4) if in_store + passing else None,
+        latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
+        latest_window_text=clock_text(latest_end, tz),
+    )
+
+
+def health_rows(conn: sqlite3.Connection, tables: set[str]) -> list[tuple]:
+    """``(component, status, detail JSON, message, updated_at)`` of every service."""
+    if "health" not in tables:
+        return []
+    return conn.execute(
+        "select component, status, detail, message, updated_at from health order by component"
+    ).fetchall()
+
+
+def latest_model(conn: sqlite3.Connection, tables: set[str]) -> str | None:
+    if "runs" not in tables:
+        return None
+    row = conn.execute("select model from runs order by id desc limit 1").fetchone()
+    return row[0] if row else None
+
+
+def has_any_data(conn: sqlite3.Connection, tables: set[str]) -> bool:
+    for table in ("track_points", "visits", "wifi_windows", "health"):
+        if table in tables and conn.execute(f"select 1 from {table} limit 1").fetchone():
+            return True
+    return False

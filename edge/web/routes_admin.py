@@ -1,0 +1,148 @@
+"""IT endpoints (config view, debug, restart), Prometheus ``/metrics`` and ``/healthz``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sqlite3
+import sys
+import time
+from importlib import metadata
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+
+from edge.web.access import require_admin, require_metrics_reader, web_state
+from edge.web.dbread import DatabaseMissing, table_names
+from edge.web.routes_api import ERRORS
+from edge.web.schemas import Figures
+
+SECRET_KEYS = re.compile(r"(pass|secret|token|pin|key|credential)", re.IGNORECASE)
+URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+COUNTED_TABLES = ("runs", "track_points", "visits", "visit_zone_dwell", "visit_traits",
+                  "visit_segments", "line_crossings", "wifi_windows", "health")
+PACKAGES = ("fastapi", "starlette", "uvicorn", "pydantic", "prometheus-client", "sqlite-utils",
+            "onnxruntime", "numpy")
+
+
+class Liveness(Figures):
+    status: str
+
+
+class Restarting(Figures):
+    detail: str
+
+
+class Debug(Figures):
+    """Process and database facts for IT. Row counts only, never rows."""
+
+    pid: int
+    python: str
+    platform: str
+    uptime_s: float
+    packages: dict[str, str]
+    sqlite_version: str
+    database_path: str
+    database_bytes: int | None
+    journal_mode: str | None
+    table_rows: dict[str, int]
+    summaries_computed: int
+    clients_with_failed_sign_ins: int
+
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=Liveness, tags=["service"],
+            summary="Liveness: the page's process answers (no data, no sign-in)")
+async def healthz() -> Liveness:
+    return Liveness(status="ok")
+
+
+@router.get(
+    "/metrics", tags=["service"], summary="Prometheus metrics",
+    dependencies=[Depends(require_metrics_reader)],
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
+               **{c: ERRORS[c] for c in (401, 403, 429)}},
+)
+def metrics(request: Request) -> Response:
+    registry = web_state(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """The config with secrets hidden: secret-like keys, and passwords inside URLs."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if value is not None and SECRET_KEYS.search(key) and not isinstance(value, bool):
+        return "(hidden)"
+    if isinstance(value, str):
+        return URL_USERINFO.sub(r"\g<scheme>(hidden)@", value)
+    return value
+
+
+admin = APIRouter(prefix="/admin", tags=["IT"], dependencies=[Depends(require_admin)],
+                  responses={c: ERRORS[c] for c in (401, 403, 429, 503)})
+
+
+class ConfigView(BaseModel):
+    """The site config in use, secrets hidden."""
+
+    config: dict[str, Any]
+
+
+@admin.get("/config", response_model=ConfigView, summary="The site config in use, secrets hidden")
+def config_view(request: Request) -> ConfigView:
+    site = web_state(request).deps.site
+    return ConfigView(config=redact(site.model_dump(mode="json")))
+
+
+@admin.get("/debug", response_model=Debug, summary="Process and database facts")
+def debug(request: Request) -> Debug:
+    state = web_state(request)
+    rows: dict[str, int] = {}
+    journal = None
+    try:
+        with state.dashboard.db.connect() as conn:
+            journal = conn.execute("pragma journal_mode").fetchone()[0]
+            present = table_names(conn)
+            for table in COUNTED_TABLES:
+                if table in present:
+                    rows[table] = conn.execute(f"select count(*) from {table}").fetchone()[0]
+    except DatabaseMissing:
+        pass
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = "not installed"
+    return Debug(
+        pid=os.getpid(), python=sys.version.split()[0], platform=platform.platform(),
+        uptime_s=round(time.time() - state.deps.started_at, 1), packages=packages,
+        sqlite_version=sqlite3.sqlite_version, database_path=str(state.deps.db_path),
+        database_bytes=state.dashboard.db.size_bytes(), journal_mode=journal, table_rows=rows,
+        summaries_computed=state.dashboard.computed,
+        clients_with_failed_sign_ins=state.limiter.tracked_clients,
+    )
+
+
+@admin.post("/restart", response_model=Restarting, status_code=202,
+            summary="Restart the status page's service",
+            responses={409: {"model": ERRORS[401]["model"],
+                             "description": "Not running under its service manager."}})
+def restart(request: Request) -> Response:
+    state = web_state(request)
+    if state.deps.restart is None:
+        raise HTTPException(409, "This page is not running as a service, so it cannot restart "
+                            "itself; restart it where it was started.")
+    body = Restarting(detail="Restarting the status page; it will be back in a few seconds.")
+    return Response(body.model_dump_json(), status_code=202, media_type="application/json",
+                    background=BackgroundTask(state.deps.restart))

@@ -1,0 +1,108 @@
+"""The REST API (``/api/v1``): the page's figures as JSON, described by OpenAPI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from edge.web.access import require_reader, web_state
+from edge.web.schemas import (
+    Footfall,
+    Health,
+    Heatmap,
+    Mix,
+    Occupancy,
+    Problem,
+    Summary,
+    Wifi,
+    ZoneDwellList,
+)
+
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2100, 12, 31)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Not signed in."},
+    403: {"model": Problem, "description": "Wrong token."},
+    404: {"model": Problem, "description": "A day outside 2000-01-01 to 2100-12-31."},
+    422: {"model": Problem, "description": "A parameter is not valid."},
+    429: {"model": Problem, "description": "Too many wrong PINs or tokens; wait."},
+    503: {"model": Problem, "description": "The database is busy or cannot be read."},
+}
+
+router = APIRouter(prefix="/api/v1", tags=["figures"], dependencies=[Depends(require_reader)],
+                   responses=ERRORS)
+
+
+def chosen_day(
+    day: Annotated[dt.date | None, Query(
+        description="Day in store time, YYYY-MM-DD (2000-01-01 to 2100-12-31); default today.",
+    )] = None,
+) -> dt.date | None:
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        # A well-formed date the box cannot hold figures for: no such day here.
+        raise HTTPException(404, f"No figures for {day}: days from {FIRST_DAY} to {LAST_DAY} only.")
+    return day
+
+
+Day = Annotated[dt.date | None, Depends(chosen_day)]
+
+
+def _figures(request: Request, day: dt.date | None, part: str | None) -> Response:
+    """One part of the day's summary as JSON, serialised once per cached summary.
+
+    The parts are validated pydantic models already; skipping FastAPI's second
+    validation of the same object keeps a busy page cheap.
+    """
+    state = web_state(request)
+    summary = state.dashboard.summary(day)
+    name = part or "summary"
+    body = state.fragments.get(summary, name)
+    if body is None:
+        body = (getattr(summary, part) if part else summary).model_dump_json()
+        state.fragments.put(summary, name, body)
+    return Response(body, media_type="application/json")
+
+
+@router.get("/summary", response_model=Summary, summary="Everything on the status page")
+def get_summary(request: Request, day: Day) -> Response:
+    return _figures(request, day, None)
+
+
+@router.get("/occupancy", response_model=Occupancy, summary="People in the store now")
+def get_occupancy(request: Request) -> Response:
+    return _figures(request, None, "occupancy")
+
+
+@router.get("/footfall", response_model=Footfall,
+            summary="Visits per hour against the same weekday last week")
+def get_footfall(request: Request, day: Day) -> Response:
+    return _figures(request, day, "footfall")
+
+
+@router.get("/heatmap", response_model=Heatmap, summary="Dwell time per floor grid cell")
+def get_heatmap(request: Request, day: Day) -> Response:
+    return _figures(request, day, "heatmap")
+
+
+@router.get("/zones", response_model=ZoneDwellList, summary="Visitors and time per zone")
+def get_zones(request: Request, day: Day) -> Response:
+    return _figures(request, day, "zones")
+
+
+@router.get("/mix", response_model=Mix, summary="Shopper traits and segments")
+def get_mix(request: Request, day: Day) -> Response:
+    return _figures(request, day, "mix")
+
+
+@router.get("/wifi", response_model=Wifi, summary="Wi-Fi passers-by and capture rate")
+def get_wifi(request: Request, day: Day) -> Response:
+    return _figures(request, day, "wifi")
+
+
+@router.get("/health", response_model=Health, summary="Cameras, sensor, link and box health")
+def get_health(request: Request) -> Response:
+    return _figures(request, None, "health")

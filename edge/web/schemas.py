@@ -1,0 +1,193 @@
+"""Shapes of the figures the status page shows and the REST API returns.
+
+Every model holds aggregates only: counts, durations, shares, grid cells. None
+has a field for a visit, a track, a device or a position of one person, so no
+endpoint can return one by mistake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Figures(BaseModel):
+    """Base of every response: immutable, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Occupancy(Figures):
+    """How many people are in the store now, or at the last moment with data."""
+
+    people: int | None = Field(description="People counted; null when there is no data at all.")
+    as_of: float | None = Field(description="Epoch seconds of the moment counted.")
+    as_of_text: str | None = Field(description="That moment in store time, for people.")
+    live: bool = Field(description="True when cameras reported within the live window.")
+    window_s: float = Field(description="Live: people seen in this many seconds count.")
+
+
+class HourCount(Figures):
+    hour: int = Field(ge=0, le=23, description="Hour of the day, store time.")
+    label: str
+    today: int = Field(ge=0, description="Visits starting in this hour on the day shown.")
+    last_week: int = Field(ge=0, description="The same hour on the same weekday a week earlier.")
+
+
+class Footfall(Figures):
+    """Visits per hour of one day against the same weekday one week earlier."""
+
+    day: dt.date
+    compare_day: dt.date
+    total: int
+    compare_total: int
+    hours: list[HourCount] = Field(
+        description="Hours from the first to the last with visits on either day (at least 9-18)."
+    )
+    entrance_in: int = Field(description="Entrance line crossings inwards on the day shown.")
+    entrance_out: int = Field(description="Entrance line crossings outwards on the day shown.")
+    latest_day_with_visits: dt.date | None = Field(description="Most recent day with any visit.")
+
+
+class HeatCell(Figures):
+    x: float = Field(description="West edge of the cell, floor metres.")
+    y: float = Field(description="South edge of the cell, floor metres.")
+    dwell_s: float = Field(description="Time people spent in the cell, summed (seconds).")
+    level: float = Field(ge=0, le=1, description="dwell_s relative to the busiest cell.")
+
+
+class ZoneShape(Figures):
+    id: str
+    name: str
+    kind: str
+    polygon: list[tuple[float, float]]
+
+
+class Heatmap(Figures):
+    """Where people spent time, on grid cells of the floor plan.
+
+    Cells crossed by fewer than ``min_people`` people are left out, so a lone
+    walker's path never shows.
+    """
+
+    day: dt.date
+    bounds: tuple[tuple[float, float], tuple[float, float]]
+    cell_m: float
+    min_people: int
+    cells: list[HeatCell]
+    hidden_cells: int = Field(description="Cells with some dwell but fewer than min_people people.")
+    max_dwell_s: float
+    zones: list[ZoneShape]
+
+
+class ZoneDwell(Figures):
+    """Time spent in one zone. Counts below k are hidden (``suppressed``)."""
+
+    zone_id: str
+    name: str
+    kind: str
+    visitors: int | None = Field(description="Visits that spent time here; null if fewer than k.")
+    typical_dwell_s: float | None = Field(description="Median time per visitor (seconds).")
+    total_dwell_s: float | None
+    suppressed: bool
+
+
+class ZoneDwellList(Figures):
+    day: dt.date
+    min_count: int
+    zones: list[ZoneDwell]
+
+
+class MixItem(Figures):
+    name: str
+    label: str
+    visits: int | None = Field(
+        description="Visits with this trait or segment; null if fewer than k."
+    )
+    share: float | None = Field(description="Share of the day's visits, 0-1; null if hidden.")
+    suppressed: bool
+
+
+class Mix(Figures):
+    """Shopper traits and segments of one day's visits (a trait counts at p >= 0.5)."""
+
+    day: dt.date
+    total_visits: int
+    min_count: int
+    traits: list[MixItem]
+    segments: list[MixItem]
+
+
+class Wifi(Figures):
+    """Phones counted by the Wi-Fi sensor on one day (counts only)."""
+
+    day: dt.date
+    windows: int = Field(description="Counting windows with data.")
+    window_s: int | None
+    passers_by: int | None
+    in_store_devices: int | None
+    capture_rate: float | None = Field(description="In-store phones / (in-store + passers-by).")
+    latest_occupancy_estimate: float | None
+    latest_window_text: str | None
+
+
+FigureValue = float | int | bool | str | None
+
+
+class ComponentHealth(Figures):
+    component: str
+    kind: Literal["camera", "wifi", "sync", "other"]
+    name: str
+    status: Literal["ok", "degraded", "down", "silent"]
+    message: str
+    updated_at: float
+    age_s: float = Field(description="Seconds since the component last reported.")
+    figures: dict[str, FigureValue] = Field(description="Known figures only (fps, backlog...).")
+
+
+class SystemHealth(Figures):
+    version: str
+    model: str | None = Field(description="Detector model in use.")
+    cpu_percent: float
+    disk_free_bytes: int | None
+    disk_total_bytes: int | None
+    disk_free_percent: float | None
+    database_bytes: int | None
+    uptime_s: float
+
+
+class Health(Figures):
+    components: list[ComponentHealth]
+    system: SystemHealth
+
+
+class DataState(Figures):
+    """Whether the database could be read; what to do when it could not."""
+
+    status: Literal["ok", "missing", "empty"]
+    message: str | None
+
+
+class Summary(Figures):
+    """Everything on the status page, in one response."""
+
+    site_id: str
+    site_name: str
+    generated_at: float
+    generated_text: str
+    data: DataState
+    occupancy: Occupancy
+    footfall: Footfall
+    heatmap: Heatmap
+    zones: ZoneDwellList
+    mix: Mix
+    wifi: Wifi
+    health: Health
+
+
+class Problem(Figures):
+    """An error, in one plain sentence."""
+
+    detail: str

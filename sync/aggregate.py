@@ -1,0 +1,367 @@
+"""Aggregate one time window of the local database into a :class:`WindowAggregate`.
+
+A window ``[start, start + seconds)`` is aligned to multiples of its length from
+the epoch, so windows tile the UTC day. Its visits are those whose ``end_t`` falls
+in it. The aggregate still holds exact small counts: it never leaves the process
+as is; :mod:`sync.kanon` turns it into the k-anonymous message that is stored and
+published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from sync.contract import AGGREGATE_KIND, SCHEMA_VERSION, aggregate_id, iso_utc
+
+log = logging.getLogger(__name__)
+
+TRAIT_THRESHOLD = 0.5  # a trait or segment "counts" for a visit at this probability
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A time window: ``[start, start + seconds)`` in epoch seconds."""
+
+    start: float
+    seconds: int
+
+    def __post_init__(self) -> None:
+        if self.seconds < 1 or self.start != int(self.start):
+            raise ValueError(f"expected a whole-second start and seconds >= 1, got {self}")
+
+    @property
+    def end(self) -> float:
+        return self.start + self.seconds
+
+
+def window_from(cursor: float, window_s: int) -> Window:
+    """The window starting at ``cursor`` and ending at the next multiple of ``window_s``.
+
+    When ``cursor`` is aligned that is a full window; after a change of window
+    length one shorter window bridges to the new alignment.
+    """
+    cursor = float(math.floor(cursor))
+    end = (math.floor(cursor / window_s) + 1) * window_s
+    return Window(cursor, int(end - cursor))
+
+
+def aligned_start(t: float, window_s: int) -> float:
+    return float(math.floor(t / window_s) * window_s)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneDwell:
+    zone: str
+    visits: int
+    mean_s: float
+    p50_s: float
+    p90_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    src: str
+    dst: str
+    visits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """A trait or segment: ``visits`` with probability >= 0.5, out of ``scored`` visits."""
+
+    name: str
+    visits: int
+    scored: int
+    mean_probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class WifiEstimate:
+    in_store_devices: int
+    passers_by: int
+    occupancy_estimate: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowAggregate:
+    """Exact (not yet k-anonymous) aggregates of one store window. Never published as is.
+
+    ``footfall`` is None when the site has no entrance line, ``occupancy`` when it
+    has no camera, ``wifi`` when no Wi-Fi window falls in the window.
+    """
+
+    store: str
+    window: Window
+    footfall: tuple[int, int] | None  # (in, out)
+    occupancy: tuple[float, int, float] | None  # (mean, max, sample_s)
+    visit_count: int
+    mean_duration_s: float | None
+    mean_path_m: float | None
+    checkout: int
+    dwell: tuple[ZoneDwell, ...]
+    transitions: tuple[Transition, ...]
+    traits: tuple[Mix, ...]
+    segments: tuple[Mix, ...]
+    spec_versions: tuple[str, ...]
+    wifi: WifiEstimate | None
+    skipped_records: int = 0  # malformed rows counted and skipped
+
+    @property
+    def id(self) -> str:
+        return aggregate_id(self.store, self.window.start, self.window.seconds)
+
+
+def aggregate_window(
+    db: sqlite_utils.Database,
+    window: Window,
+    *,
+    store: str,
+    entrance_lines: list[str] | None,
+    has_cameras: bool = True,
+    occupancy_sample_s: float = 1.0,
+) -> WindowAggregate:
+    """Compute the exact aggregates of ``window`` from the local tables.
+
+    Args:
+        db: the box's database (track_points, visits..., line_crossings, wifi_windows).
+        window: which window.
+        store: the store id.
+        entrance_lines: ids of the lines whose crossings are footfall; None = no footfall.
+        has_cameras: whether occupancy is measured at all.
+        occupancy_sample_s: occupancy counts distinct tracks per sample of this length.
+    """
+    span = (window.start, window.end)
+    visits = db.execute(
+        "select visit_id, duration_s, path_length_m, checkout_visited, zone_sequence, spec_version "
+        "from visits where end_t >= ? and end_t < ?",
+        span,
+    ).fetchall()
+    durations = [row[1] for row in visits if row[1] is not None]
+    paths = [row[2] for row in visits if row[2] is not None]
+    transitions, skipped = _transitions(row[4] for row in visits)
+    return WindowAggregate(
+        store=store,
+        window=window,
+        footfall=_footfall(db, span, entrance_lines) if entrance_lines is not None else None,
+        occupancy=_occupancy(db, window, occupancy_sample_s) if has_cameras else None,
+        visit_count=len(visits),
+        mean_duration_s=float(np.mean(durations)) if durations else None,
+        mean_path_m=float(np.mean(paths)) if paths else None,
+        checkout=sum(1 for row in visits if row[3]),
+        dwell=_dwell(db, span),
+        transitions=transitions,
+        traits=_mix(db, "visit_traits", "trait", span),
+        segments=_mix(db, "visit_segments", "segment", span),
+        spec_versions=tuple(sorted({row[5] for row in visits if row[5]})),
+        wifi=_wifi(db, window),
+        skipped_records=skipped,
+    )
+
+
+def _footfall(
+    db: sqlite_utils.Database, span: tuple[float, float], lines: list[str]
+) -> tuple[int, int]:
+    if not lines:
+        return (0, 0)
+    marks = ",".join("?" * len(lines))
+    counts = dict(
+        db.execute(
+            f"select direction, count(*) from line_crossings where t >= ? and t < ? "
+            f"and line_id in ({marks}) group by direction",
+            [*span, *lines],
+        ).fetchall()
+    )
+    return (int(counts.get("in", 0)), int(counts.get("out", 0)))
+
+
+def _occupancy(
+    db: sqlite_utils.Database, window: Window, sample_s: float
+) -> tuple[float, int, float]:
+    # Each sample counts the distinct tracks seen in it; samples with nobody (no rows) count 0.
+    counts = [
+        n
+        for (n,) in db.execute(
+            "select count(distinct camera_id || '/' || run_id || '/' || track_id) "
+            "from track_points "
+            "where t >= ? and t < ? group by cast((t - ?) / ? as integer)",
+            (window.start, window.end, window.start, sample_s),
+        )
+    ]
+    samples = math.ceil(window.seconds / sample_s)
+    return (sum(counts) / samples, max(counts, default=0), sample_s)
+
+
+def _dwell(db: sqlite_utils.Database, span: tuple[float, float]) -> tuple[ZoneDwell, ...]:
+    per_zone: dict[str, list[float]] = defaultdict(list)
+    for zone, dwell in db.execute(
+        "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v using (visit_id) "
+        "where v.end_t >= ? and v.end_t < ? and d.dwell_s > 0",
+        span,
+    ):
+        per_zone[zone].append(float(dwell))
+    cells = []
+    for zone in sorted(per_zone):
+        values = np.asarray(per_zone[zone])
+        p50, p90 = np.percentile(values, [50, 90])
+        cells.append(ZoneDwell(zone, len(values), float(values.mean()), float(p50), float(p90)))
+    return tuple(cells)
+
+
+def _transitions(sequences: Any) -> tuple[tuple[Transition, ...], int]:
+    """Count, per (from, to) zone pair, the visits that went directly from one to the other."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    skipped = 0
+    for text in sequences:
+        try:
+            zones = json.loads(text) if text else []
+            if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
+                raise ValueError("not a list of zone ids")
+        except ValueError as error:
+            skipped += 1
+            log.warning("Skipping a visit with a malformed zone_sequence (%s).", error)
+            continue
+        pairs = {(a, b) for a, b in zip(zones, zones[1:], strict=False) if a != b}
+        for pair in pairs:
+            counts[pair] += 1
+    cells = tuple(Transition(a, b, n) for (a, b), n in sorted(counts.items()))
+    return cells, skipped
+
+
+def _mix(
+    db: sqlite_utils.Database, table: str, column: str, span: tuple[float, float]
+) -> tuple[Mix, ...]:
+    rows = db.execute(
+        f"select s.{column}, sum(s.probability >= ?), count(*), avg(s.probability) "
+        f"from {table} s join visits v using (visit_id) "
+        f"where v.end_t >= ? and v.end_t < ? and s.probability is not null "
+        f"group by s.{column} order by s.{column}",
+        (TRAIT_THRESHOLD, *span),
+    ).fetchall()
+    return tuple(
+        Mix(name, int(hits), int(scored), float(mean)) for name, hits, scored, mean in rows
+    )
+
+
+def _wifi(db: sqlite_utils.Database, window: Window) -> WifiEstimate | None:
+    """Wi-Fi windows inside the window, at the longest length available.
+
+    Several sensors hear the same phones, so per sub-window the largest sensor's
+    figures count; over sub-windows, in-store devices is the peak, passers-by the
+    sum (a passer-by is in range briefly) and occupancy the mean.
+    """
+    rows = db.execute(
+        "select window_start, window_s, in_store_devices, passers_by, occupancy_estimate "
+        "from wifi_windows where window_start >= ? and window_start + window_s <= ? ",
+        (window.start, window.end),
+    ).fetchall()
+    if not rows:
+        return None
+    longest = max(row[1] for row in rows)
+    per_sub: dict[float, list[tuple[int, int, float | None]]] = defaultdict(list)
+    for start, length, devices, passers, occupancy in rows:
+        if length == longest:
+            per_sub[start].append((int(devices or 0), int(passers or 0), occupancy))
+    devices = [max(r[0] for r in sub) for sub in per_sub.values()]
+    passers = [max(r[1] for r in sub) for sub in per_sub.values()]
+    occupancies = [
+        max(r[2] for r in sub if r[2] is not None)
+        for sub in per_sub.values()
+        if any(r[2] is not None for r in sub)
+    ]
+    return WifiEstimate(
+        in_store_devices=max(devices),
+        passers_by=sum(passers),
+        occupancy_estimate=float(np.mean(occupancies)) if occupancies else None,
+    )
+
+
+def full_message(agg: WindowAggregate) -> dict[str, Any]:
+    """The message of ``agg`` with exact counts: input to :func:`sync.kanon.suppress`,
+    never stored or published itself."""
+    footfall = None
+    if agg.footfall is not None:
+        count_in, count_out = agg.footfall
+        rate = None
+        if agg.wifi is not None and count_in + agg.wifi.passers_by > 0:
+            rate = round(count_in / (count_in + agg.wifi.passers_by), 3)
+        footfall = {"in": count_in, "out": count_out, "capture_rate": rate}
+    occupancy = None
+    if agg.occupancy is not None:
+        mean, peak, sample_s = agg.occupancy
+        occupancy = {"mean": round(mean, 2), "max": peak, "sample_s": sample_s}
+    wifi = None
+    if agg.wifi is not None:
+        estimate = agg.wifi.occupancy_estimate
+        wifi = {
+            "in_store_devices": agg.wifi.in_store_devices,
+            "passers_by": agg.wifi.passers_by,
+            "occupancy_estimate": round(estimate, 2) if estimate is not None else None,
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": agg.id,
+        "kind": AGGREGATE_KIND,
+        "store": agg.store,
+        "window": {"start": iso_utc(agg.window.start), "seconds": agg.window.seconds},
+        "k": None,  # set by sync.kanon.suppress
+        "footfall": footfall,
+        "occupancy": occupancy,
+        "visits": {
+            "count": agg.visit_count,
+            "mean_duration_s": _round(agg.mean_duration_s, 1),
+            "mean_path_m": _round(agg.mean_path_m, 1),
+            "checkout": agg.checkout,
+        },
+        "dwell": [
+            {
+                "zone": d.zone,
+                "visits": d.visits,
+                "mean_s": round(d.mean_s, 1),
+                "p50_s": round(d.p50_s, 1),
+                "p90_s": round(d.p90_s, 1),
+            }
+            for d in agg.dwell
+        ],
+        "transitions": [{"from": t.src, "to": t.dst, "visits": t.visits} for t in agg.transitions],
+        "traits": [_mix_cell(m) for m in agg.traits],
+        "segments": [_mix_cell(m) for m in agg.segments],
+        "spec_versions": list(agg.spec_versions),
+        "wifi": wifi,
+        "suppressed": {},
+    }
+
+
+def _mix_cell(mix: Mix) -> dict[str, Any]:
+    return {
+        "name": mix.name,
+        "visits": mix.visits,
+        "scored": mix.scored,
+        "mean_probability": round(mix.mean_probability, 3),
+    }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def earliest_data_time(db: sqlite_utils.Database) -> float | None:
+    """The earliest timestamp of anything a window aggregates, or None for an empty box."""
+    times = [
+        db.execute(sql).fetchone()[0]
+        for sql in (
+            "select min(t) from track_points",
+            "select min(end_t) from visits",
+            "select min(t) from line_crossings",
+            "select min(window_start) from wifi_windows",
+        )
+    ]
+    present = [t for t in times if t is not None]
+    return min(present) if present else None

@@ -1,0 +1,179 @@
+"""Reference consumer: subscribe, validate, de-duplicate by id, store.
+
+For tests and as the central team's starting point. It keeps a persistent MQTT
+session (the broker queues aggregates while it is away), acknowledges a message
+only after it is committed to its own SQLite file, and stores each aggregate id
+once: redeliveries (QoS 1 is at-least-once) are counted, not stored again.
+Messages that fail the schema or the k-anonymity claim are kept in ``rejected``
+with the reason, never in ``aggregates``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from edge.config.sync import MqttConfig
+from edge.storage import open_database
+from sync import contract, kanon
+from sync.errors import ContractError
+from sync.mqtt_client import MqttClient
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Migrations("sync.consumer")
+
+
+@MIGRATIONS()
+def m001_consumer_tables(db: sqlite_utils.Database) -> None:
+    db["aggregates"].create(
+        {
+            "id": str,
+            "store": str,
+            "window_start": float,
+            "window_s": int,
+            "payload": str,
+            "received_at": float,
+            "duplicates": int,
+        },
+        pk="id",
+    )
+    db["aggregates"].create_index(["store", "window_start"])
+    db["rejected"].create({"topic": str, "reason": str, "bytes": int, "received_at": float})
+    db["availability"].create({"store": str, "status": str, "at": float}, pk="store")
+    db["stats"].create({"store": str, "payload": str, "at": float}, pk="store")
+
+
+def open_consumer_db(path: str | Path) -> sqlite_utils.Database:
+    db = open_database(path, migrate=False)
+    MIGRATIONS.apply(db)
+    return db
+
+
+@dataclass
+class ConsumerCounts:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class ReferenceConsumer:
+    """Receives every store's aggregates under ``prefix`` (or one store's).
+
+    Args:
+        db_path: the consumer's own SQLite file.
+        config: broker connection (host, port, credentials, TLS).
+        prefix: topic prefix of the boxes.
+        store: a store id, or ``+`` for all.
+        client_id: stable, so the broker keeps the session across restarts.
+        delay_s: sleep this long per message (to test slow consumers).
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        config: MqttConfig,
+        *,
+        prefix: str,
+        store: str = "+",
+        client_id: str = "edge-reference-consumer",
+        delay_s: float = 0.0,
+    ) -> None:
+        self.db_path = db_path
+        self.prefix, self.store = prefix, store
+        self.delay_s = delay_s
+        self.counts = ConsumerCounts()
+        self.client = MqttClient(
+            config, client_id=client_id, persistent_session=True, ack_after_handler=True
+        )
+        self._db: sqlite_utils.Database | None = None
+        self._db_thread: int | None = None
+
+    def _database(self) -> sqlite_utils.Database:
+        # sqlite3 connections belong to their thread: open it where messages arrive.
+        if self._db is None or self._db_thread != threading.get_ident():
+            self._db = open_consumer_db(self.db_path)
+            self._db_thread = threading.get_ident()
+        return self._db
+
+    def handle_aggregate(self, topic: str, payload: bytes) -> str:
+        """Validate and store one message; returns ``stored``, ``duplicate`` or ``rejected``.
+        Raises only if the message cannot be stored (then it is not acknowledged)."""
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        db = self._database()
+        now = time.time()
+        try:
+            message = json.loads(payload)
+            contract.validate("aggregate", message)
+            problems = kanon.violations(message, message["k"])
+            if problems:
+                raise ContractError("not k-anonymous as claimed: " + "; ".join(problems[:3]))
+            if topic.split("/")[-2] != message["store"]:
+                raise ContractError(f"store {message['store']!r} published on {topic}")
+        except (ValueError, ContractError) as error:
+            with db.atomic():
+                db.execute(
+                    "insert into rejected (topic, reason, bytes, received_at) values (?, ?, ?, ?)",
+                    [topic, str(error), len(payload), now],
+                )
+            self.counts.rejected += 1
+            log.warning("Rejected a message on %s: %s", topic, error)
+            return "rejected"
+        with db.atomic():
+            inserted = db.execute(
+                "insert or ignore into aggregates (id, store, window_start, window_s, payload, "
+                "received_at, duplicates) values (?, ?, ?, ?, ?, ?, 0)",
+                [
+                    message["id"],
+                    message["store"],
+                    contract.parse_iso_utc(message["window"]["start"]),
+                    message["window"]["seconds"],
+                    payload.decode(),
+                    now,
+                ],
+            ).rowcount
+            if not inserted:
+                db.execute(
+                    "update aggregates set duplicates = duplicates + 1 where id = ?",
+                    [message["id"]],
+                )
+        if inserted:
+            self.counts.stored += 1
+            return "stored"
+        self.counts.duplicates += 1
+        return "duplicate"
+
+    def _latest(self, table: str, column: str, topic: str, value: str) -> None:
+        db = self._database()
+        with db.atomic():
+            db.execute(
+                f"insert into {table} (store, {column}, at) values (?, ?, ?) on conflict(store) "
+                f"do update set {column} = excluded.{column}, at = excluded.at",
+                [topic.split("/")[-2], value, time.time()],
+            )
+
+    def _handle_available(self, topic: str, payload: bytes) -> None:
+        self._latest("availability", "status", topic, payload.decode(errors="replace")[:16])
+
+    def _handle_stats(self, topic: str, payload: bytes) -> None:
+        self._latest("stats", "payload", topic, payload.decode(errors="replace"))
+
+    def run(self) -> None:
+        """Receive until :meth:`stop` (blocks; messages are handled on this thread)."""
+        base = f"{self.prefix}/{self.store}"
+        self.client.subscribe(f"{base}/{contract.AGGREGATES}", self.handle_aggregate, qos=1)
+        self.client.subscribe(f"{base}/{contract.AVAILABLE}", self._handle_available, qos=1)
+        self.client.subscribe(f"{base}/{contract.STATS}", self._handle_stats, qos=0)
+        self._database()
+        self.client.run()
+
+    def stop(self) -> None:
+        self.client.stop()

@@ -1,0 +1,106 @@
+"""The MQTT contract with the central platform: topics, ids and versioned JSON schemas.
+
+Every message that leaves the box and every downlink that enters it is validated
+against a JSON schema shipped in ``sync/schemas/`` (documented in docs/mqtt.md).
+``schema_version`` is ``MAJOR.MINOR``: a receiver accepts any minor version of the
+major it knows; additions bump the minor, anything that breaks a reader bumps the
+major.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from sync.errors import ContractError
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_MAJOR = SCHEMA_VERSION.split(".")[0]
+AGGREGATE_KIND = "aggregate"
+
+# Topic suffixes under <prefix>/<store>/ (Frigate's layout: available, stats, .../set -> .../state).
+AVAILABLE = "available"
+AGGREGATES = "aggregates"
+STATS = "stats"
+CONFIG_SET = "config/set"
+CONFIG_STATE = "config/state"
+ONLINE, OFFLINE = "online", "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topics of one store under a prefix."""
+
+    prefix: str
+    store: str
+
+    def __call__(self, suffix: str) -> str:
+        return f"{self.prefix}/{self.store}/{suffix}"
+
+    def suffix_of(self, topic: str) -> str | None:
+        """The suffix of ``topic`` if it belongs to this store, else None."""
+        base = f"{self.prefix}/{self.store}/"
+        return topic[len(base) :] if topic.startswith(base) else None
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    """The JSON schema ``sync/schemas/<name>.schema.json`` (aggregate, downlink, state, stats)."""
+    text = resources.files("sync").joinpath("schemas", f"{name}.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    Draft202012Validator.check_schema(loaded)
+    return loaded
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(schema(name))
+
+
+def validate(name: str, message: Any) -> None:
+    """Check ``message`` against schema ``name``.
+
+    Raises:
+        ContractError: naming the first offending field, e.g. ``window.seconds: 0 is less
+            than the minimum of 1``; or an unsupported major ``schema_version``.
+    """
+    version = message.get("schema_version") if isinstance(message, dict) else None
+    if isinstance(version, str) and version.split(".")[0] != SCHEMA_MAJOR:
+        raise ContractError(
+            f"{name} message has schema_version {version!r}; this box speaks {SCHEMA_MAJOR}.x"
+        )
+    errors = sorted(_validator(name).iter_errors(message), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ContractError(f"{name} message is invalid at {where}: {first.message}{more}")
+
+
+def canonical_json(message: Any) -> bytes:
+    """Compact, key-sorted UTF-8 JSON: the bytes that are signed, stored and published."""
+    return json.dumps(
+        message, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def iso_utc(epoch_s: float) -> str:
+    """``2024-03-01T10:15:00Z`` (whole seconds; windows start on whole seconds)."""
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso_utc(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def aggregate_id(store: str, window_start: float, window_s: int, kind: str = AGGREGATE_KIND) -> str:
+    """Deterministic id of an aggregate: the same window always gets the same id, so a
+    receiver de-duplicates redeliveries by it."""
+    stamp = datetime.fromtimestamp(window_start, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{store}/{stamp}/{window_s}/{kind}"

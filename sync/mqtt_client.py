@@ -1,0 +1,282 @@
+"""A thin MQTT client: ``publish``, ``subscribe``, ``start``/``run``, ``stop``.
+
+Over paho-mqtt 2.x (``CallbackAPIVersion.VERSION2``, MQTT 5), whose network
+thread does all socket I/O (TLS sockets must not be written from two threads) and
+reconnects with backoff. It keeps no message queue of its own: the outbox is the
+queue. It announces itself with a retained ``online`` on ``available`` and leaves
+a retained ``offline`` there as its last will. Every connection failure is
+reported with its cause (unreachable broker, TLS handshake, refused credentials),
+and a refused CONNACK is never taken for a connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.config.sync import MqttConfig, TlsConfig
+from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], object]  # return value ignored
+
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+
+
+def tls_context(tls: TlsConfig) -> ssl.SSLContext:
+    """An SSL context from the TLS config.
+
+    Raises:
+        ConfigError: a CA, certificate or key file that cannot be read or parsed.
+    """
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(
+            f"sync.mqtt.tls.ca_file {tls.ca_file}: not a readable PEM CA bundle ({error})"
+        ) from None
+    if tls.cert_file:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                f"sync.mqtt.tls.cert_file/key_file {tls.cert_file}, {tls.key_file}: not a usable "
+                f"PEM certificate and matching key ({error})"
+            ) from None
+    if tls.insecure_skip_hostname_check:
+        context.check_hostname = False
+    return context
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A QoS 1 publish; ``done`` once the broker acknowledged it (PUBACK)."""
+
+    info: mqtt.MQTTMessageInfo
+    _acks: dict[int, ReasonCode]
+
+    def done(self) -> bool:
+        return self.info.is_published()
+
+    def refusal(self) -> str | None:
+        """The broker's reason if its PUBACK refused the message (e.g. not authorized)."""
+        code = self._acks.get(self.info.mid)
+        return str(code) if code is not None and code.is_failure else None
+
+
+class _Client(mqtt.Client):
+    """paho's client, remembering why the last connection attempt failed (paho's
+    ``on_connect_fail`` is not told)."""
+
+    last_connect_error: OSError | None = None
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as error:
+            self.last_connect_error = error
+            raise
+
+
+class MqttClient:
+    """Connects to one broker, keeps reconnecting, routes messages to handlers.
+
+    Args:
+        config: broker address, credentials and TLS.
+        client_id: unique per box (and per consumer).
+        available_topic: gets a retained ``online`` when connected; ``offline`` is the will.
+        persistent_session: keep subscriptions and queued QoS 1 messages at the broker
+            while disconnected (the consumer wants this; the edge uses its outbox).
+        ack_after_handler: acknowledge a received QoS 1 message only once its handler
+            returned without raising, so a message a receiver failed to store is sent
+            again (at-least-once to the receiver's disk, not just to its process).
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        client_id: str,
+        available_topic: str | None = None,
+        persistent_session: bool = False,
+        ack_after_handler: bool = False,
+    ) -> None:
+        self.config = config
+        self.available_topic = available_topic
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()  # every subscription acknowledged (SUBACK)
+        self._unacked_subscriptions: set[int] = set()
+        self.connections = 0  # successful CONNACKs so far; the service watches it to re-announce
+        self.last_error: str | None = None
+        self._handlers: dict[str, tuple[Handler, int]] = {}
+        self._acks: dict[int, ReasonCode] = {}
+        self._stop_requested = False  # a plain flag: set from signal handlers too
+        self._running_foreground = False
+        client = _Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=ack_after_handler,
+        )
+        self._manual_ack = ack_after_handler
+        if config.username is not None:
+            client.username_pw_set(config.username, config.password)
+        if config.tls is not None:
+            client.tls_set_context(tls_context(config.tls))
+        if available_topic:
+            client.will_set(available_topic, b"offline", qos=1, retain=True)
+        properties = None
+        if persistent_session:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        client.connect_async(
+            config.host,
+            config.port,
+            config.keepalive_s,
+            clean_start=not persistent_session,
+            properties=properties,
+        )
+        client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        self._client = client
+
+    # --- the four verbs -------------------------------------------------------------
+    def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
+        """Route messages on ``topic`` (wildcards allowed) to ``handler(topic, payload)``;
+        (re)subscribed on every connection."""
+        self._handlers[topic] = (handler, qos)
+        if self.connected.is_set():
+            self._client.subscribe(topic, qos)
+
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> Delivery:
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        return Delivery(info, self._acks)
+
+    def start(self) -> None:
+        """Connect, and keep reconnecting, in paho's background thread."""
+        self._client.loop_start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Say ``offline`` (retained; a clean disconnect does not fire the will), disconnect
+        and stop the network thread. When :meth:`run` is blocking another thread, only
+        ask it to do so: safe from a signal handler."""
+        self._stop_requested = True
+        if self._running_foreground:
+            return
+        if self.connected.is_set() and self.available_topic:
+            delivery = self.publish(self.available_topic, b"offline", retain=True)
+            deadline = time.monotonic() + timeout_s
+            while not delivery.done() and self.connected.is_set() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    def run(self) -> None:
+        """:meth:`start`, block until :meth:`stop` is called (from another thread or a
+        signal handler), then stop."""
+        self._running_foreground = True
+        self.start()
+        try:
+            while not self._stop_requested:
+                time.sleep(0.05)
+        finally:
+            self._running_foreground = False
+            self.stop()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        where = f"{self.config.host}:{self.config.port}"
+        error = self._client.last_connect_error
+        if isinstance(error, ssl.SSLError):
+            self._failed(f"TLS handshake with {where} failed: {error.reason or error}")
+        else:
+            detail = (error.strerror or str(error)) if error is not None else "connection failed"
+            self._failed(f"broker {where} unreachable: {detail}")
+
+    def _failed(self, reason: str) -> None:
+        if reason != self.last_error:
+            log.warning("MQTT: %s; retrying.", reason)
+        self.last_error = reason
+
+    # --- paho callbacks (network thread) ---------------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            # Frigate once logged a refusal and then marked itself connected (#22496): not here.
+            self._failed(f"broker refused the connection: {reason}")
+            return
+        self.last_error = None
+        self.subscribed.clear()
+        self._unacked_subscriptions = {
+            client.subscribe(topic, qos)[1] for topic, (_, qos) in self._handlers.items()
+        }
+        if not self._unacked_subscriptions:
+            self.subscribed.set()
+        if self.available_topic:
+            client.publish(self.available_topic, b"online", qos=1, retain=True)
+        self.connections += 1
+        self.connected.set()
+        log.info("MQTT: connected to %s:%s.", self.config.host, self.config.port)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        self.subscribed.clear()
+        if was_connected and not self._stop_requested:
+            self._failed(f"connection to the broker lost ({reason})")
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Any,
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                self._failed(f"broker refused a subscription: {reason}")
+        self._unacked_subscriptions.discard(mid)
+        if not self._unacked_subscriptions:
+            self.subscribed.set()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
+    ) -> None:
+        # Called under paho's own lock: record only, never call back into paho here.
+        self._acks[mid] = reason
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        for topic, (handler, _) in self._handlers.items():
+            if mqtt.topic_matches_sub(topic, message.topic):
+                try:
+                    handler(message.topic, bytes(message.payload))
+                except Exception:  # a bad message must not kill the network thread
+                    log.exception(
+                        "MQTT: handler for %s failed on a message; not acknowledged.", message.topic
+                    )
+                    return
+                break
+        if self._manual_ack and message.qos > 0:
+            client.ack(message.mid, message.qos)

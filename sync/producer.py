@@ -1,0 +1,116 @@
+"""Turn closed windows into k-anonymous, schema-valid outbox rows.
+
+A window is closed once ``settle_s`` has passed after its end (visits ending in it
+are closed and stored by then). Windows are produced in order from a cursor kept
+in the database, including windows with no data (a zero is information; a gap is
+not). The cursor moves in the same transaction as the row is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from edge.config import SiteConfig
+from sync import contract, kanon
+from sync.aggregate import (
+    Window,
+    aggregate_window,
+    aligned_start,
+    earliest_data_time,
+    full_message,
+    window_from,
+)
+from sync.outbox import Eviction, Outbox
+from sync.settings import SyncSettings
+
+log = logging.getLogger(__name__)
+
+MAX_WINDOWS_PER_PASS = 96  # a day of 15-min windows; a long backlog is caught up pass by pass
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """What one production pass stored."""
+
+    windows: tuple[Window, ...]
+    evictions: tuple[Eviction, ...]
+
+
+def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int) -> dict:
+    """The publishable message of one window: aggregated, suppressed at ``k``, validated."""
+    entrance = [line.id for line in site.floor.lines if line.kind == "entrance"]
+    aggregate = aggregate_window(
+        db,
+        window,
+        store=site.site.id,
+        entrance_lines=entrance or None,
+        has_cameras=bool(site.cameras),
+        occupancy_sample_s=site.sync.occupancy_sample_s,
+    )
+    if aggregate.skipped_records:
+        log.warning(
+            "Window %s: %d malformed records skipped.", aggregate.id, aggregate.skipped_records
+        )
+    message = kanon.suppress(full_message(aggregate), k)
+    contract.validate("aggregate", message)
+    kanon.assert_k_anonymous(message, k)
+    return message
+
+
+def produce(
+    db: sqlite_utils.Database,
+    site: SiteConfig,
+    outbox: Outbox,
+    settings: SyncSettings,
+    now: float,
+    *,
+    limit: int = MAX_WINDOWS_PER_PASS,
+) -> Produced:
+    """Store every closed window after the cursor (at most ``limit``) in the outbox.
+
+    Raises:
+        StorageError: the outbox cannot be written (disk full...). Windows stored before
+            the failure stay stored; the failed one is retried on the next pass.
+    """
+    cursor = outbox.cursor()
+    if cursor is None:
+        first = earliest_data_time(db)
+        if first is None:
+            return Produced((), ())
+        cursor = aligned_start(first, settings.window_s)
+    # Windows older than the visit retention cannot be aggregated truthfully any more (their
+    # data is purged): after a long outage the box resumes there instead of sending zeros.
+    horizon = aligned_start(now - site.storage.visit_days * 86_400, settings.window_s)
+    if cursor < horizon:
+        log.warning(
+            "Skipping windows from %s to %s: older than the %g-day visit retention.",
+            contract.iso_utc(cursor),
+            contract.iso_utc(horizon),
+            site.storage.visit_days,
+        )
+        cursor = horizon
+    windows: list[Window] = []
+    evictions: list[Eviction] = []
+    while len(windows) < limit:
+        window = window_from(cursor, settings.window_s)
+        if window.end + site.sync.settle_s > now:
+            break
+        message = build_message(db, site, window, settings.k)
+        eviction = outbox.add(
+            id=message["id"],
+            kind=message["kind"],
+            topic_suffix=contract.AGGREGATES,
+            window_start=window.start,
+            window_s=window.seconds,
+            payload=contract.canonical_json(message),
+            now=now,
+            next_cursor=window.end,
+        )
+        if eviction is not None:
+            evictions.append(eviction)
+        windows.append(window)
+        cursor = window.end
+    return Produced(tuple(windows), tuple(evictions))

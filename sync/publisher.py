@@ -1,0 +1,384 @@
+"""The sync service loop: closed windows -> outbox -> MQTT, acknowledgements, downlink.
+
+Each pass (every ``sync.poll_s``): store newly closed windows in the outbox; mark
+acknowledged publishes delivered and schedule retries for refused or timed-out
+ones; publish due rows (re-checked for k-anonymity and schema on the way out: the
+one place where data leaves the box); apply queued downlinks; send stats; report
+health. Everything here runs on the thread that owns the database connection;
+the MQTT network thread only queues downlink messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import sqlite_utils
+
+from edge.config import SiteConfig
+from edge.errors import StorageError
+from edge.storage.health import read_health, report_health
+from sync import contract, kanon
+from sync.contract import Topics
+from sync.discovery import discovery_messages
+from sync.downlink import HANDLERS, DownlinkContext, DownlinkResult
+from sync.errors import ContractError, PrivacyError
+from sync.mqtt_client import Delivery, MqttClient
+from sync.outbox import Outbox, OutboxSummary
+from sync.producer import produce
+from sync.settings import effective_settings, forget_nonces
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "sync"
+MAX_IN_FLIGHT = 20
+DOWNLINK_QUEUE = 32
+ALARM_HOLD_S = 3600.0
+PURGE_EVERY_S = 3600.0
+
+
+class Notifier(Protocol):
+    """systemd notifications (the appliance's ServiceNotifier fits)."""
+
+    def ready(self, status: str) -> None: ...
+    def alive(self) -> None: ...
+    def stopping(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    produced: int
+    published: int
+    delivered: int
+    retried: int
+
+
+def build_client(site: SiteConfig) -> MqttClient:
+    """The edge's client: its will and ``online`` go to ``<prefix>/<store>/available``."""
+    mqtt = site.sync.mqtt
+    topics = Topics(mqtt.topic_prefix, site.site.id)
+    return MqttClient(
+        mqtt,
+        client_id=mqtt.client_id or f"edge-{site.site.id}",
+        available_topic=topics(contract.AVAILABLE),
+    )
+
+
+class SyncService:
+    """Runs the sync of one store. ``clock`` is injectable for tests."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        db: sqlite_utils.Database,
+        client: MqttClient | None = None,
+        clock=time.time,
+    ) -> None:
+        self.site = site
+        self.config = site.sync
+        self.db = db
+        self.clock = clock
+        self.topics = Topics(self.config.mqtt.topic_prefix, site.site.id)
+        self.outbox = Outbox(
+            db,
+            max_pending=self.config.outbox_max_pending,
+            retry_initial_s=self.config.retry_initial_s,
+            retry_max_s=self.config.retry_max_s,
+        )
+        self.client = client or build_client(site)
+        self.in_flight: dict[str, tuple[Delivery, float]] = {}  # id -> (delivery, sent at)
+        self.downlinks: queue.Queue[tuple[str, bytes]] = queue.Queue(DOWNLINK_QUEUE)
+        self.dropped_downlinks = 0
+        self.last_downlink: DownlinkResult | None = None
+        self._announced = 0
+        self._last_stats = 0.0
+        self._last_purge = 0.0
+        self._alarms: dict[str, tuple[str, float]] = {}
+        self._last_health: tuple[str, str] | None = None
+        self._last_health_at = 0.0
+        if self.config.downlink_key is not None:
+            # Subscriptions come from the dispatch table, never from a second list.
+            for suffix in HANDLERS:
+                self.client.subscribe(self.topics(suffix), self._enqueue_downlink)
+
+    # --- network thread ---------------------------------------------------------------
+    def _enqueue_downlink(self, topic: str, payload: bytes) -> None:
+        suffix = self.topics.suffix_of(topic)
+        try:
+            self.downlinks.put_nowait((suffix or topic, payload))
+        except queue.Full:
+            self.dropped_downlinks += 1
+            log.warning(
+                "Downlink queue full: dropped a message on %s (%d so far).",
+                topic,
+                self.dropped_downlinks,
+            )
+
+    # --- one pass ---------------------------------------------------------------------
+    def run_pass(self) -> PassReport:
+        now = self.clock()
+        settings = effective_settings(self.db, self.site)
+        produced = 0
+        try:
+            result = produce(self.db, self.site, self.outbox, settings, now)
+            produced = len(result.windows)
+            self._alarms.pop("storage", None)
+            if result.evictions:
+                first = min(e.first_window_start for e in result.evictions)
+                last = max(e.last_window_start for e in result.evictions)
+                self._alarm(
+                    "evicted",
+                    f"outbox full ({self.config.outbox_max_pending} undelivered): dropped the "
+                    f"{sum(e.count for e in result.evictions)} oldest, windows "
+                    f"{contract.iso_utc(first)} to {contract.iso_utc(last)}",
+                    now,
+                )
+        except StorageError as error:
+            self._alarm("storage", str(error), now)
+        except (ContractError, PrivacyError) as error:
+            # A bug, not bad luck: keep the cursor (nothing is skipped) and keep delivering
+            # the backlog and serving downlinks while someone looks.
+            self._alarm("produce", f"cannot produce the next window: {error}", now)
+        delivered, retried = self._collect_acks(now)
+        published = self._publish_due(now, settings.k)
+        self._process_downlinks(now)
+        if self.client.connected.is_set():
+            if self._announced != self.client.connections:
+                self._announce()
+            if now - self._last_stats >= self.config.stats_interval_s:
+                self._publish_stats(now)
+        if now - self._last_purge >= PURGE_EVERY_S:
+            self._purge(now)
+        self._report_health(now)
+        if delivered:
+            log.info(
+                "Delivered %d aggregates (%d waiting).", delivered, self.outbox.summary().pending
+            )
+        return PassReport(produced, published, delivered, retried)
+
+    def _alarm(self, key: str, message: str, now: float) -> None:
+        if self._alarms.get(key, ("",))[0] != message:
+            log.error("Sync: %s.", message)
+        self._alarms[key] = (message, now)
+
+    def _collect_acks(self, now: float) -> tuple[int, int]:
+        delivered: list[str] = []
+        retried = 0
+        connected = self.client.connected.is_set()
+        for id, (delivery, sent_at) in list(self.in_flight.items()):
+            reason = None
+            if delivery.done():
+                reason = delivery.refusal()
+                if reason is None:
+                    delivered.append(id)
+                else:
+                    reason = f"broker refused the message: {reason}"
+            elif not connected:
+                reason = "connection lost before PUBACK"
+            elif now - sent_at > self.config.ack_timeout_s:
+                reason = f"no PUBACK within {self.config.ack_timeout_s:.0f} s"
+            else:
+                continue
+            del self.in_flight[id]
+            if reason is not None:
+                retried += 1
+                next_at = self.outbox.mark_failed(id, reason, now)
+                log.warning(
+                    "Aggregate %s not delivered (%s); retry in %.0f s.", id, reason, next_at - now
+                )
+        self.outbox.mark_delivered(delivered, now)
+        return len(delivered), retried
+
+    def _publish_due(self, now: float, k: int) -> int:
+        if not self.client.connected.is_set():
+            return 0
+        rows = self.outbox.due(
+            now, MAX_IN_FLIGHT - len(self.in_flight), exclude=set(self.in_flight)
+        )
+        for row in rows:
+            try:
+                message = json.loads(row.payload)
+                if message.get("k", 0) < k:
+                    # k was raised after this window was stored: the stricter k applies.
+                    message = kanon.suppress(message, k)
+                contract.validate("aggregate", message)
+                kanon.assert_k_anonymous(message, k)
+            except (PrivacyError, ContractError, ValueError) as error:
+                self.outbox.mark_refused(row.id, str(error))
+                self._alarm("refused", f"aggregate {row.id} refused on the way out: {error}", now)
+                continue
+            payload = contract.canonical_json(message)
+            delivery = self.client.publish(self.topics(row.topic_suffix), payload, qos=1)
+            self.in_flight[row.id] = (delivery, now)
+        return len(rows)
+
+    def _process_downlinks(self, now: float) -> None:
+        while True:
+            try:
+                suffix, payload = self.downlinks.get_nowait()
+            except queue.Empty:
+                return
+            handler = HANDLERS.get(suffix)
+            if handler is None:
+                log.warning("Refused a message on unknown topic suffix %r.", suffix)
+                continue
+            context = DownlinkContext(
+                self.db,
+                self.site.site.id,
+                self.config.downlink_key,
+                self.config.downlink_max_age_s,
+                now,
+            )
+            self.last_downlink = handler(payload, context)
+            self._publish_state(now)
+
+    def _announce(self) -> None:
+        """After each (re)connection: Home Assistant discovery and the config state."""
+        self._announced = self.client.connections
+        if self.config.homeassistant_discovery:
+            name = self.site.site.name or self.site.site.id
+            for topic, payload in discovery_messages(
+                self.topics, self.config.discovery_prefix, name
+            ):
+                self.client.publish(topic, payload, qos=1, retain=True)
+        self._publish_state(self.clock())
+
+    def _publish_state(self, now: float) -> None:
+        settings = effective_settings(self.db, self.site)
+        state = {
+            "schema_version": contract.SCHEMA_VERSION,
+            "store": self.site.site.id,
+            "settings": settings.as_state(),
+            "updated_at": settings.updated_at,
+            "last_downlink": self.last_downlink.as_state(now) if self.last_downlink else None,
+        }
+        contract.validate("state", state)
+        if self.client.connected.is_set():
+            self.client.publish(
+                self.topics(contract.CONFIG_STATE),
+                contract.canonical_json(state),
+                qos=1,
+                retain=True,
+            )
+
+    def stats(self, now: float) -> dict:
+        summary = self.outbox.summary()
+        components = [
+            {
+                "component": row["component"],
+                "status": row["status"],
+                "message": row["message"],
+                "age_s": round(max(0.0, now - row["updated_at"]), 1),
+            }
+            for row in read_health(self.db)
+        ]
+        return {
+            "schema_version": contract.SCHEMA_VERSION,
+            "store": self.site.site.id,
+            "at": round(now, 3),
+            "components": components,
+            "outbox": _outbox_stats(summary),
+        }
+
+    def _publish_stats(self, now: float) -> None:
+        self._last_stats = now
+        stats = self.stats(now)
+        contract.validate("stats", stats)
+        self.client.publish(self.topics(contract.STATS), contract.canonical_json(stats), qos=0)
+
+    def _purge(self, now: float) -> None:
+        self._last_purge = now
+        try:
+            self.outbox.purge_delivered(now - self.site.storage.delivered_aggregate_days * 86_400)
+            forget_nonces(self.db, now - self.config.downlink_max_age_s)
+        except Exception as error:  # retention is best effort; the next hour tries again
+            log.warning("Sync: purge failed: %s", error)
+
+    def _report_health(self, now: float) -> None:
+        summary = self.outbox.summary()
+        alarms = [message for message, at in self._alarms.values() if now - at < ALARM_HOLD_S]
+        if not self.client.connected.is_set():
+            status = "down"
+            message = f"Not connected: {self.client.last_error or 'connecting'}."
+        elif alarms:
+            status, message = "degraded", alarms[-1][0].upper() + alarms[-1][1:] + "."
+        else:
+            status, message = "ok", "Connected."
+        message += f" {summary.pending} aggregates waiting, {summary.delivered} delivered."
+        if (status, message) == self._last_health and now - self._last_health_at < 30:
+            return
+        try:
+            detail = {
+                **_outbox_stats(summary),
+                "in_flight": len(self.in_flight),
+                "alarms": alarms,
+                "dropped_downlinks": self.dropped_downlinks,
+            }
+            report_health(self.db, COMPONENT, status, message, detail)
+            self._last_health, self._last_health_at = (status, message), now
+        except Exception as error:  # a full disk must not stop delivery of what is stored
+            log.warning("Sync: cannot record health: %s", error)
+
+    # --- service ----------------------------------------------------------------------
+    def run(self, stop, notifier: Notifier | None = None) -> None:
+        """Run passes every ``poll_s`` until ``stop`` (a threading.Event) is set."""
+        self.client.start()
+        if notifier is not None:
+            notifier.ready(f"syncing store {self.site.site.id}")
+        log.info(
+            "Sync: store %s to %s:%s, topics %s/%s/...",
+            self.site.site.id,
+            self.config.mqtt.host,
+            self.config.mqtt.port,
+            self.topics.prefix,
+            self.topics.store,
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    self.run_pass()
+                except sqlite3.Error as error:  # e.g. locked past the busy timeout: next pass
+                    self._alarm("database", f"database error: {error}", self.clock())
+                else:
+                    if notifier is not None:
+                        notifier.alive()  # only a pass that worked counts as alive
+                stop.wait(self.config.poll_s)
+        finally:
+            if notifier is not None:
+                notifier.stopping()
+            self.client.stop()
+            try:
+                report_health(self.db, COMPONENT, "down", "Sync service stopped.")
+            except Exception as error:
+                log.warning("Sync: cannot record health: %s", error)
+
+    def flush(self, timeout_s: float) -> OutboxSummary:
+        """Connect, store closed windows, publish until nothing is pending or ``timeout_s``."""
+        self.client.start()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                self.run_pass()
+                idle = self.client.connected.is_set() and not self.in_flight
+                if idle and self.outbox.summary().pending == 0:
+                    break
+                time.sleep(0.05)
+        finally:
+            self.client.stop()
+        return self.outbox.summary()
+
+
+def _outbox_stats(summary: OutboxSummary) -> dict:
+    oldest = summary.oldest_pending_start
+    return {
+        "pending": summary.pending,
+        "delivered": summary.delivered,
+        "refused": summary.refused,
+        "evicted_total": summary.evicted_total,
+        "oldest_pending_window": contract.iso_utc(oldest) if oldest is not None else None,
+    }

@@ -1,0 +1,282 @@
+"""Window aggregation from the local tables, and k-anonymity of what would be published."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from edge.config.storage import PrivacyConfig
+from edge.storage import open_database
+from sync import contract, kanon
+from sync.aggregate import Window, aggregate_window, full_message, window_from
+from sync.errors import ContractError, PrivacyError
+from sync.producer import build_message
+from tests.sync_helpers import (
+    ENTRANCE,
+    STORE,
+    add_crossings,
+    add_track,
+    add_visit,
+    add_wifi,
+    sync_site,
+)
+
+W = Window(1_709_288_100.0, 900)  # 2024-03-01T10:15:00Z
+
+
+def exact(db, window=W, lines=(ENTRANCE,)):
+    return aggregate_window(db, window, store=STORE, entrance_lines=list(lines))
+
+
+def test_windows_tile_the_day_and_bridge_a_change_of_length():
+    assert window_from(W.start, 900) == W
+    assert window_from(W.start + 0.7, 900) == W  # a cursor is whole seconds
+    # 10:15 with a new length of 3600: a 45-min window bridges to 11:00, then full hours.
+    bridge = window_from(W.start, 3600)
+    assert (bridge.seconds, bridge.end % 3600) == (2700, 0)
+    assert window_from(bridge.end, 3600).seconds == 3600
+    with pytest.raises(ValueError, match="whole-second start"):
+        Window(1.5, 900)
+
+
+def test_exact_aggregates_of_a_window(memory_db):
+    db = memory_db
+    add_crossings(db, [W.start, W.start + 1, W.start + 899.9], "in")
+    add_crossings(db, [W.start + 10], "out")
+    add_crossings(db, [W.start - 0.1, W.end], "in")  # neighbours' crossings
+    add_crossings(db, [W.start + 5], "in", line="back-door")  # not an entrance line
+    dwell = [5.0, 10.0, 20.0, 40.0]
+    for i, seconds in enumerate(dwell):
+        add_visit(
+            db,
+            W.start + 100 + i,
+            duration_s=30 + i,
+            zones={"promo-table": seconds},
+            sequence=["entrance", "promo-table", "entrance", "promo-table"],
+            traits={"promo-seeker": 0.2 * (i + 1)},
+            segments={"browser": 0.9},
+            checkout=i < 1,
+        )
+    add_visit(db, W.end, zones={"promo-table": 99.0})  # ends on the boundary: next window
+    add_track(db, 1, [W.start + s + 0.5 for s in range(10)])  # 10 s of one person
+    add_track(db, 2, [W.start + s + 0.5 for s in range(5)])  # 5 s of another, overlapping
+    for minute in range(15):
+        add_wifi(db, W.start + 60 * minute, 60, devices=minute, passers=2, occupancy=1.0)
+    agg = exact(db)
+    assert agg.footfall == (3, 1)
+    assert agg.visit_count == 4 and agg.checkout == 1
+    assert agg.mean_duration_s == pytest.approx(31.5)
+    (zone,) = agg.dwell
+    assert (zone.zone, zone.visits) == ("promo-table", 4)
+    assert zone.p50_s == pytest.approx(np.percentile(dwell, 50))
+    assert zone.p90_s == pytest.approx(np.percentile(dwell, 90))
+    # A visit going entrance -> promo twice counts once for that transition.
+    assert [(t.src, t.dst, t.visits) for t in agg.transitions] == [
+        ("entrance", "promo-table", 4),
+        ("promo-table", "entrance", 4),
+    ]
+    (trait,) = agg.traits
+    assert (trait.visits, trait.scored) == (2, 4)  # 0.6 and 0.8 reach 0.5
+    assert trait.mean_probability == pytest.approx(0.5)
+    assert agg.segments[0].visits == 4
+    assert agg.occupancy == (pytest.approx(15 / 900), 2, 1.0)
+    assert agg.wifi.in_store_devices == 14 and agg.wifi.passers_by == 30
+    message = full_message(agg)
+    assert message["footfall"]["capture_rate"] == pytest.approx(3 / 33, abs=1e-3)
+    assert message["id"] == f"{STORE}/20240301T101500Z/900/aggregate"
+
+
+def test_no_entrance_line_no_camera_no_wifi_is_null_not_zero(memory_db):
+    agg = aggregate_window(memory_db, W, store=STORE, entrance_lines=None, has_cameras=False)
+    message = kanon.suppress(full_message(agg), 5)
+    contract.validate("aggregate", message)
+    assert message["footfall"] is None and message["occupancy"] is None and message["wifi"] is None
+
+
+def test_malformed_zone_sequence_is_counted_and_skipped(memory_db, caplog):
+    add_visit(memory_db, W.start + 1, sequence=["a", "b"])
+    visit = add_visit(memory_db, W.start + 2)
+    memory_db.execute("update visits set zone_sequence = '{not json' where visit_id = ?", [visit])
+    agg = exact(memory_db)
+    assert agg.skipped_records == 1 and agg.visit_count == 2
+    assert [(t.src, t.dst) for t in agg.transitions] == [("a", "b")]
+    assert "malformed zone_sequence" in caplog.text
+
+
+def test_small_cells_are_suppressed_and_derived_figures_with_them(memory_db):
+    db = memory_db
+    add_crossings(db, [W.start + i for i in range(6)], "in")
+    add_crossings(db, [W.start + i for i in range(2)], "out")
+    for i in range(6):
+        add_visit(
+            db,
+            W.start + 10 + i,
+            zones={"promo-table": 10.0, **({"deli": 5.0} if i < 2 else {})},
+            traits={"kids": 0.9 if i < 3 else 0.1, "rare": 0.7} if i < 4 else {"kids": 0.1},
+        )
+    message = kanon.suppress(full_message(exact(db)), 5)
+    contract.validate("aggregate", message)
+    assert message["footfall"]["in"] == 6 and message["footfall"]["out"] is None
+    assert [d["zone"] for d in message["dwell"]] == ["promo-table"]  # deli had 2 visits
+    kids = next(t for t in message["traits"] if t["name"] == "kids")
+    assert kids == {
+        "name": "kids",
+        "visits": None,
+        "scored": 6,
+        "mean_probability": kids["mean_probability"],
+    }
+    assert all(t["name"] != "rare" for t in message["traits"])  # scored on 4 visits only
+    assert message["suppressed"]["dwell"] == 1 and message["k"] == 5
+    assert kanon.violations(message, 5) == []
+    # Tightening a published message to a larger k keeps it k-anonymous.
+    tighter = kanon.suppress(message, 7)
+    assert (
+        tighter["k"] == 7
+        and tighter["footfall"]["in"] is None
+        and kanon.violations(tighter, 7) == []
+    )
+
+
+@pytest.mark.parametrize(
+    "tamper, problem",
+    [
+        (lambda m: m["footfall"].__setitem__("out", 4), "/footfall/out: counts 4"),
+        (lambda m: m["dwell"][0].__setitem__("visits", 1), "/dwell/0/visits: counts 1"),
+        (lambda m: m["visits"].__setitem__("count", None), "/visits/mean_duration_s: derived"),
+        (lambda m: m["wifi"].__setitem__("passers_by", None), "/footfall/capture_rate: derived"),
+        (lambda m: m.__setitem__("k", 3), "/k: message claims k=3"),
+        (lambda m: m["traits"][0].__setitem__("scored", True), "/traits/0/scored: counts True"),
+    ],
+)
+def test_publish_path_check_catches_any_small_cell(memory_db, tamper, problem):
+    db = memory_db
+    add_crossings(db, [W.start + i for i in range(6)], "in")
+    add_wifi(db, W.start, 900, devices=8, passers=40)
+    for i in range(6):
+        add_visit(db, W.start + 10 + i, zones={"promo-table": 10.0 + i}, traits={"kids": 0.9})
+    message = kanon.suppress(full_message(exact(db)), 5)
+    kanon.assert_k_anonymous(message, 5)
+    bad = copy.deepcopy(message)
+    tamper(bad)
+    with pytest.raises(PrivacyError, match="not 5-anonymous") as error:
+        kanon.assert_k_anonymous(bad, 5)
+    assert problem in str(error.value)
+
+
+def test_k_can_never_be_below_two():
+    with pytest.raises(PrivacyError):
+        kanon.suppress({"k": None, "suppressed": {}}, 1)
+    with pytest.raises(ValidationError):
+        PrivacyConfig(min_publishable_count=1)
+    assert kanon.violations({"k": 1}, 1)[0].startswith("k=1 is below the floor")
+
+
+def test_schema_rejects_unknown_fields_and_other_major_versions(memory_db):
+    message = kanon.suppress(full_message(exact(memory_db)), 5)
+    with pytest.raises(ContractError, match="Additional properties"):
+        contract.validate("aggregate", {**message, "visit_ids": ["v1"]})
+    with pytest.raises(ContractError, match="speaks 1.x"):
+        contract.validate("aggregate", {**message, "schema_version": "2.0"})
+
+
+# --- property: whatever the data, nothing below k is published ------------------------
+
+# Written out here, independently of the schema's x-visit-count marks, so that a count
+# the schema forgot to mark still fails this test.
+COUNT_PATHS = [
+    ("footfall", "in"),
+    ("footfall", "out"),
+    ("visits", "count"),
+    ("visits", "checkout"),
+    ("wifi", "in_store_devices"),
+    ("wifi", "passers_by"),
+    ("dwell", "*", "visits"),
+    ("transitions", "*", "visits"),
+    ("traits", "*", "visits"),
+    ("traits", "*", "scored"),
+    ("segments", "*", "visits"),
+    ("segments", "*", "scored"),
+]
+
+
+def published_counts(message):
+    for path in COUNT_PATHS:
+        nodes = [message]
+        for part in path:
+            nodes = [
+                n
+                for node in nodes
+                if node is not None
+                for n in (node if part == "*" else [node.get(part)])
+            ]
+        yield from ((path, value) for value in nodes if value is not None)
+
+
+ZONES = ["entrance", "promo-table", "kids-corner", "checkout"]
+visit_strategy = st.fixed_dictionaries(
+    {
+        "end": st.floats(0, 1799.9),
+        "zones": st.dictionaries(st.sampled_from(ZONES), st.floats(0.5, 600), max_size=4),
+        "sequence": st.lists(st.sampled_from(ZONES), max_size=6),
+        "traits": st.dictionaries(
+            st.sampled_from(["kids", "promo", "premium"]), st.floats(0, 1), max_size=3
+        ),
+        "segments": st.dictionaries(
+            st.sampled_from(["browser", "mission"]), st.floats(0, 1), max_size=2
+        ),
+        "checkout": st.booleans(),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    k=st.integers(2, 9),
+    visits=st.lists(visit_strategy, max_size=30),
+    crossings=st.lists(
+        st.tuples(st.floats(0, 1799.9), st.sampled_from(["in", "out"])), max_size=40
+    ),
+    wifi=st.one_of(st.none(), st.tuples(st.integers(0, 30), st.integers(0, 60))),
+)
+def test_property_every_published_count_is_at_least_k(k, visits, crossings, wifi):
+    db = open_database(":memory:")
+    for visit in visits:
+        add_visit(
+            db,
+            W.start + visit["end"],
+            zones=visit["zones"],
+            sequence=visit["sequence"],
+            traits=visit["traits"],
+            segments=visit["segments"],
+            checkout=visit["checkout"],
+        )
+    for offset, direction in crossings:
+        add_crossings(db, [W.start + offset], direction)
+    if wifi is not None:
+        add_wifi(db, W.start, 900, devices=wifi[0], passers=wifi[1])
+    site = sync_site(window_s=900)
+    for window in (W, Window(W.end, 900)):
+        message = build_message(db, site, window, k)  # validates and re-checks itself
+        assert message["k"] == k
+        for path, value in published_counts(message):
+            assert isinstance(value, int) and value >= k, (path, value)
+        assert kanon.violations(message, k) == []
+        # What is published is exact, not perturbed: compare with the raw rows.
+        inside = [v for v in visits if window.start <= W.start + v["end"] < window.end]
+        for zone in message["dwell"]:
+            assert zone["visits"] == sum(1 for v in inside if v["zones"].get(zone["zone"], 0) > 0)
+        for trait in message["traits"]:
+            assert trait["scored"] == sum(1 for v in inside if trait["name"] in v["traits"])
+        if message["visits"]["count"] is not None:
+            assert message["visits"]["count"] == len(inside)
+        else:
+            assert len(inside) < k
+        ins = sum(1 for t, d in crossings if d == "in" and window.start <= W.start + t < window.end)
+        assert message["footfall"]["in"] == (ins if ins >= k else None)
+        json.dumps(message, allow_nan=False)

@@ -1,0 +1,107 @@
+"""``edge sync`` commands: one-line errors, status, signing, sizes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.storage import open_database
+from sync.downlink import DownlinkContext, handle_config_set
+from tests.mqtt_broker import free_port
+from tests.sync_helpers import STORE, add_crossings, write_site
+
+KEY = "cli-test-downlink-key-0123456789-abcdefgh"
+
+
+def invoke(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def recent_data(path, hours: float = 1.0) -> None:
+    db = open_database(path)
+    start = (time.time() // 900) * 900 - hours * 3600
+    add_crossings(db, [start + i * 60 for i in range(int(hours * 60))])
+    db.close()
+
+
+def test_publish_once_to_an_unreachable_broker_is_one_line_and_keeps_the_data(tmp_path):
+    site = write_site(tmp_path / "site.yaml", mqtt={"host": "127.0.0.1", "port": free_port()})
+    db_path = tmp_path / "edge.db"
+    recent_data(db_path)
+    result = invoke(
+        "sync", "publish-once", "--site", str(site), "--db", str(db_path), "--timeout", "1"
+    )
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert (
+        last.startswith("Error: ")
+        and "aggregates still pending after 1 s: broker 127.0.0.1" in last
+    )
+    assert "unreachable" in last
+    status = json.loads(
+        invoke("sync", "status", "--site", str(site), "--db", str(db_path), "--json").output
+    )
+    assert (
+        status["pending"] >= 4 and status["delivered"] == 0 and status["min_publishable_count"] == 5
+    )
+
+
+def test_bad_ca_path_is_a_config_error_naming_the_line(tmp_path):
+    site = write_site(tmp_path / "site.yaml", mqtt={"tls": {"ca_file": "certs/missing-ca.pem"}})
+    result = invoke("sync", "publish-once", "--site", str(site), "--db", str(tmp_path / "edge.db"))
+    assert result.exit_code == 1
+    assert "Error: invalid site config" in result.output
+    line = next(i for i, text in enumerate(site.read_text().splitlines(), 1) if "ca_file" in text)
+    assert f"site.yaml:{line} sync.mqtt.tls.ca_file" in result.output
+    assert f"TLS file {tmp_path}/certs/missing-ca.pem does not exist" in result.output
+
+
+def test_sync_disabled_refuses_to_run(tmp_path):
+    site = write_site(tmp_path / "site.yaml", enabled=False)
+    result = invoke("sync", "run", "--site", str(site), "--db", str(tmp_path / "edge.db"))
+    assert result.exit_code == 1 and "sync.enabled is false" in result.output
+
+
+def test_sign_config_output_is_accepted_by_the_box(memory_db, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"version": "2024.3", "segments": []}))
+    result = invoke(
+        "sync",
+        "sign-config",
+        "--store",
+        STORE,
+        "--k",
+        "6",
+        "--segment-spec",
+        str(spec),
+        env={"EDGE_SYNC_DOWNLINK_KEY": KEY},
+    )
+    assert result.exit_code == 0, result.output
+    outcome = handle_config_set(
+        result.output.strip().encode(), DownlinkContext(memory_db, STORE, KEY, 300, time.time())
+    )
+    assert outcome.status == "applied" and outcome.changed == (
+        "min_publishable_count",
+        "segment_spec",
+    )
+    missing = invoke(
+        "sync", "sign-config", "--store", STORE, "--k", "6", env={"EDGE_SYNC_DOWNLINK_KEY": ""}
+    )
+    assert missing.exit_code == 1 and "EDGE_SYNC_DOWNLINK_KEY" in missing.output
+
+
+def test_payload_size_of_a_day(tmp_path):
+    site = write_site(tmp_path / "site.yaml")
+    db_path = tmp_path / "edge.db"
+    recent_data(db_path, hours=2)
+    result = invoke("sync", "payload-size", "--site", str(site), "--db", str(db_path))
+    assert result.exit_code == 0, result.output
+    assert (
+        result.output.startswith("96 windows of 900 s: ")
+        and "bytes with MQTT framing per store-day" in result.output
+    )
+    empty = invoke("sync", "payload-size", "--site", str(site), "--db", str(tmp_path / "empty.db"))
+    assert empty.exit_code == 1 and "holds no data" in empty.output

@@ -1,0 +1,200 @@
+"""Signed config downlink (refused unless authentic, fresh, new and valid; applied whole),
+and the ``sync:`` config section."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from edge.config import parse_site
+from edge.errors import ConfigError
+from sync.downlink import DownlinkContext, config_body, handle_config_set, sign_body
+from sync.mqtt_client import tls_context
+from sync.settings import effective_settings, read_overrides
+from tests.conftest import PETS_SITE
+from tests.sync_helpers import STORE, site_text, sync_site
+
+KEY = "k" * 16 + "-test-downlink-key-0123456789"
+NOW = 1_709_288_100.0
+
+
+def context(db, now=NOW, key=KEY):
+    return DownlinkContext(db, STORE, key, max_age_s=300, now=now)
+
+
+def signed(changes, *, store=STORE, issued_at=NOW, nonce=None, key=KEY) -> bytes:
+    return sign_body(config_body(store, changes, issued_at=issued_at, nonce=nonce), key)
+
+
+def overrides_and_nonces(db):
+    return (
+        read_overrides(db),
+        db.execute("select count(*) from sync_downlink_nonces").fetchone()[0],
+    )
+
+
+def test_a_signed_downlink_is_applied_whole_and_persisted(tmp_path):
+    from edge.storage import open_database
+
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    site = sync_site()
+    spec = {"version": "2024.2", "segments": [{"name": "browser", "when": "dwell > 60"}]}
+    result = handle_config_set(
+        signed({"min_publishable_count": 7, "window_s": 1800, "segment_spec": spec}), context(db)
+    )
+    assert result.status == "applied", result.reason
+    assert result.changed == ("min_publishable_count", "segment_spec", "window_s")
+    db.close()
+    again = open_database(path)  # persisted: every service reads the same after a restart
+    settings = effective_settings(again, site)
+    assert (settings.k, settings.window_s, settings.segment_spec_version) == (7, 1800, "2024.2")
+    assert read_overrides(again)["segment_spec"] == spec
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"\xff\xfenot json", "message is not JSON"),
+        (b"[1, 2]", "downlink message is invalid at (top level)"),
+        (
+            json.dumps({"body": "{}", "signature": "0" * 64, "extra": 1}).encode(),
+            "Additional properties",
+        ),
+        (json.dumps({"body": "{}", "signature": "xyz"}).encode(), "signature"),
+    ],
+)
+def test_malformed_downlinks_are_refused(memory_db, caplog, payload, reason):
+    with caplog.at_level(logging.WARNING, logger="sync"):
+        result = handle_config_set(payload, context(memory_db))
+    assert result.status == "refused" and reason in result.reason
+    assert "Refused a config downlink" in caplog.text
+    assert overrides_and_nonces(memory_db) == ({}, 0)
+
+
+def test_bad_signature_wrong_key_or_altered_body_is_refused(memory_db):
+    wrong_key = signed({"min_publishable_count": 9}, key="x" * 40)
+    result = handle_config_set(wrong_key, context(memory_db))
+    assert result.status == "refused" and "bad signature" in result.reason
+    envelope = json.loads(signed({"min_publishable_count": 9}))
+    envelope["body"] = envelope["body"].replace("9", "2")  # tampered on the way
+    result = handle_config_set(json.dumps(envelope).encode(), context(memory_db))
+    assert "bad signature" in result.reason
+    assert overrides_and_nonces(memory_db) == ({}, 0)
+
+
+def test_a_replayed_downlink_is_refused(memory_db):
+    message = signed({"min_publishable_count": 6}, nonce="nonce-0123456789abcdef")
+    assert handle_config_set(message, context(memory_db)).status == "applied"
+    again = handle_config_set(message, context(memory_db, now=NOW + 5))
+    assert again.status == "refused" and "already used (replayed message)" in again.reason
+    # Once the nonce is forgotten the timestamp still refuses it.
+    memory_db.execute("delete from sync_downlink_nonces")
+    late = handle_config_set(message, context(memory_db, now=NOW + 301))
+    assert late.status == "refused" and "outside +-300 s" in late.reason
+
+
+@pytest.mark.parametrize(
+    "changes, kwargs, reason",
+    [
+        (
+            {"min_publishable_count": 1},
+            {},
+            "set.min_publishable_count: 1 is less than the minimum of 2",
+        ),
+        ({"min_publishable_count": 6, "window_s": 7000}, {}, "window_s must divide a day"),
+        (
+            {"min_publishable_count": 6, "segment_spec": {"segments": []}},
+            {},
+            "'version' is a required",
+        ),
+        ({"min_publishable_count": 6, "segment_spec": {"version": ""}}, {}, "should be non-empty"),
+        ({"min_publishable_count": 6, "colour": "red"}, {}, "Additional properties"),
+        ({}, {}, "should be non-empty"),
+        (
+            {"min_publishable_count": 6},
+            {"store": "other-store"},
+            "addressed to store 'other-store'",
+        ),
+        ({"min_publishable_count": 6}, {"issued_at": NOW - 3600}, "stale, replayed"),
+        ({"min_publishable_count": 6}, {"nonce": "short"}, "nonce"),
+    ],
+)
+def test_invalid_changes_are_refused_and_nothing_is_half_applied(
+    memory_db, changes, kwargs, reason
+):
+    handle_config_set(signed({"window_s": 600}), context(memory_db))  # an earlier valid change
+    before = overrides_and_nonces(memory_db)
+    result = handle_config_set(signed(changes, **kwargs), context(memory_db))
+    assert result.status == "refused"
+    assert reason in result.reason, result.reason
+    assert overrides_and_nonces(memory_db) == before  # k untouched even when it was valid
+
+
+def test_other_schema_versions_are_refused(memory_db):
+    body = config_body(STORE, {"min_publishable_count": 6}, issued_at=NOW)
+    body["schema_version"] = "2.0"
+    result = handle_config_set(sign_body(body, KEY), context(memory_db))
+    assert result.status == "refused" and "speaks 1.x" in result.reason
+
+
+def test_downlink_without_a_provisioned_key_is_refused(memory_db):
+    result = handle_config_set(signed({"min_publishable_count": 6}), context(memory_db, key=None))
+    assert result.status == "refused" and "disabled" in result.reason
+
+
+def test_a_local_override_row_cannot_push_k_below_two(memory_db):
+    memory_db.execute(
+        "insert into sync_overrides (key, value, updated_at, nonce) values "
+        "('min_publishable_count', '1', 0, 'x')"
+    )
+    assert effective_settings(memory_db, sync_site()).k == 2
+
+
+# --- the sync: config section -----------------------------------------------------------
+
+
+def test_sync_section_defaults_and_secret_substitution(monkeypatch):
+    monkeypatch.setenv("EDGE_TEST_MQTT_PASSWORD", "s3cret")
+    monkeypatch.setenv("EDGE_TEST_DOWNLINK_KEY", KEY)
+    site = sync_site(
+        mqtt={"username": "store", "password": "${EDGE_TEST_MQTT_PASSWORD}"},
+        downlink_key="${EDGE_TEST_DOWNLINK_KEY}",
+    )
+    assert site.sync.mqtt.password == "s3cret" and site.sync.downlink_key == KEY
+    assert site.sync.window_s == 900 and site.privacy.min_publishable_count == 5
+    assert parse_site(PETS_SITE.read_text()).sync.enabled
+
+
+@pytest.mark.parametrize(
+    "sync, message",
+    [
+        ({"window_s": 700}, "window_s must divide a day"),
+        (
+            {"mqtt": {"tls": {"ca_file": "/nonexistent/ca.pem"}}},
+            "sync.mqtt.tls.ca_file: TLS file /nonexistent/ca.pem does not exist",
+        ),
+        ({"mqtt": {"password": "x"}}, "mqtt.password is set but mqtt.username is not"),
+        ({"mqtt": {"port": 70000}}, "sync.mqtt.port"),
+        ({"downlink_key": "short"}, "sync.downlink_key"),
+        ({"mqtt": {"topic_prefix": "a/#"}}, "sync.mqtt.topic_prefix"),
+        ({"colour": "red"}, "sync.colour: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_sync_config_is_a_clear_line_numbered_error(sync, message):
+    with pytest.raises(ConfigError) as error:
+        parse_site(site_text(**sync), source="site.yaml")
+    assert message in str(error.value)
+    assert "site.yaml:" in str(error.value)
+
+
+def test_a_ca_file_that_is_not_a_certificate_is_a_config_error(tmp_path):
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    site = sync_site(mqtt={"tls": {"ca_file": str(garbage)}})
+    with pytest.raises(
+        ConfigError, match=r"sync.mqtt.tls.ca_file .*ca.pem: not a readable PEM CA bundle"
+    ):
+        tls_context(site.sync.mqtt.tls)

@@ -1,0 +1,185 @@
+"""The store-and-forward outbox: deterministic ids, atomic cursor, bounds, full disk, restarts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+
+import pytest
+
+from edge.errors import StorageError
+from edge.storage import open_database
+from edge.storage.health import read_health
+from sync import contract
+from sync.outbox import Outbox
+from sync.producer import produce
+from sync.publisher import SyncService
+from sync.settings import effective_settings
+from tests.sync_helpers import STORE, add_crossings, sync_site
+
+DAY0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z, a midnight
+
+
+def fill(db, windows: int, window_s: int = 900, per_window: int = 6) -> None:
+    add_crossings(db, [DAY0 + w * window_s + i for w in range(windows) for i in range(per_window)])
+
+
+def run_produce(db, site, now):
+    return produce(
+        db,
+        site,
+        Outbox(db, max_pending=site.sync.outbox_max_pending),
+        effective_settings(db, site),
+        now,
+    )
+
+
+def ids(db):
+    return [row[0] for row in db.execute("select id from sync_outbox order by window_start")]
+
+
+def test_closed_windows_become_rows_with_deterministic_ids(tmp_path):
+    site = sync_site(window_s=900, settle_s=120)
+    db = open_database(tmp_path / "edge.db")
+    fill(db, 4)
+    # 119 s after 01:00 the window 00:45-01:00 has not settled (settle_s = 120); at 120 s it has.
+    produced = run_produce(db, site, DAY0 + 3600 + 119)
+    assert [w.start for w in produced.windows] == [DAY0, DAY0 + 900, DAY0 + 1800]
+    assert ids(db) == [f"{STORE}/20240301T0{h}Z/900/aggregate" for h in ("00000", "01500", "03000")]
+    run_produce(db, site, DAY0 + 3600 + 120)
+    assert len(ids(db)) == 4
+    # Each row is the published bytes: schema-valid, k-anonymous, footfall exact.
+    rows = list(db["sync_outbox"].rows)
+    for row in rows:
+        message = json.loads(row["payload"])
+        contract.validate("aggregate", message)
+        assert message["id"] == row["id"] and message["footfall"]["in"] == 6
+        assert row["bytes"] == len(row["payload"].encode()) and row["status"] == "pending"
+    # Empty windows after the data are produced too: zero is information, a gap is not.
+    run_produce(db, site, DAY0 + 2 * 3600 + 120)
+    assert len(ids(db)) == 8
+    assert json.loads(db["sync_outbox"].get(ids(db)[-1])["payload"])["footfall"]["in"] is None
+
+
+def test_same_window_gives_same_id_and_bytes_and_is_stored_once(tmp_path):
+    site = sync_site(window_s=900, settle_s=0)
+    db = open_database(tmp_path / "edge.db")
+    fill(db, 2)
+    outbox = Outbox(db)
+    run_produce(db, site, DAY0 + 1800)
+    first = {row["id"]: row["payload"] for row in db["sync_outbox"].rows}
+    # A crash between aggregation and commit: the window is aggregated again, same id, same bytes.
+    db.execute("delete from sync_state where key = 'cursor'")
+    run_produce(db, site, DAY0 + 1800)
+    assert {row["id"]: row["payload"] for row in db["sync_outbox"].rows} == first
+    assert outbox.summary().pending == 2
+
+
+def test_outbox_and_cursor_survive_a_restart(tmp_path):
+    site = sync_site(window_s=900, settle_s=0)
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    fill(db, 3)
+    run_produce(db, site, DAY0 + 1800)
+    outbox = Outbox(db)
+    outbox.mark_delivered([ids(db)[0]], DAY0 + 1800)
+    db.close()
+    again = open_database(path)
+    summary = Outbox(again).summary()
+    assert (summary.pending, summary.delivered) == (1, 1)
+    assert Outbox(again).cursor() == DAY0 + 1800
+    run_produce(again, site, DAY0 + 2700)
+    assert len(ids(again)) == 3
+
+
+def test_retries_back_off_exponentially_up_to_the_maximum(memory_db):
+    outbox = Outbox(memory_db, retry_initial_s=5, retry_max_s=60)
+    outbox.add(
+        id="a",
+        kind="aggregate",
+        topic_suffix="aggregates",
+        window_start=DAY0,
+        window_s=900,
+        payload=b"{}",
+        now=0.0,
+    )
+    delays = [outbox.mark_failed("a", "no PUBACK", 100.0) - 100.0 for _ in range(6)]
+    assert 4.0 <= delays[0] <= 5.0 and 8.0 <= delays[1] <= 10.0 and 16.0 <= delays[2] <= 20.0
+    assert all(48.0 <= d <= 60.0 for d in delays[4:])
+    assert outbox.due(100.0, 10) == []
+    assert [row.id for row in outbox.due(200.0, 10)] == ["a"]
+    assert memory_db["sync_outbox"].get("a")["attempts"] == 6
+
+
+def test_a_full_outbox_evicts_the_oldest_with_an_alarm(tmp_path, caplog):
+    site = sync_site(
+        window_s=60, settle_s=0, outbox_max_pending=10, mqtt={"host": "127.0.0.1", "port": 9}
+    )  # no broker: nothing is delivered
+    db = open_database(tmp_path / "edge.db")
+    fill(db, 15, window_s=60)
+    service = SyncService(site, db, clock=lambda: DAY0 + 15 * 60)
+    with caplog.at_level(logging.ERROR, logger="sync"):
+        service.run_pass()
+    summary = service.outbox.summary()
+    assert (summary.pending, summary.evicted_total) == (10, 5)
+    assert summary.oldest_pending_start == DAY0 + 5 * 60  # the 5 oldest went
+    assert "outbox full (10 undelivered): dropped the 5 oldest" in caplog.text
+    (health,) = [h for h in read_health(db) if h["component"] == "sync"]
+    # Not connected outranks the alarm in the status; the alarm is in the detail.
+    assert health["status"] == "down"
+    assert any("dropped the 5 oldest" in alarm for alarm in health["detail"]["alarms"])
+    assert health["detail"]["evicted_total"] == 5
+
+
+def test_full_disk_writes_nothing_half_and_recovers(tmp_path, caplog):
+    site = sync_site(window_s=60, settle_s=0, mqtt={"host": "127.0.0.1", "port": 9})
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    fill(db, 30, window_s=60)
+    service = SyncService(site, db, clock=lambda: DAY0 + 10 * 60)
+    service.run_pass()
+    assert len(ids(db)) == 10
+    before = [tuple(row) for row in db.execute("select * from sync_outbox order by id")]
+    # The disk is full: SQLite may not grow the file by a single page.
+    pages = db.execute("pragma page_count").fetchone()[0]
+    db.execute(f"pragma max_page_count = {pages}")
+    service.clock = lambda: DAY0 + 30 * 60
+    with caplog.at_level(logging.ERROR, logger="sync"):
+        service.run_pass()
+        with pytest.raises(StorageError, match="database or its disk is full"):
+            run_produce(db, site, DAY0 + 30 * 60)
+    assert (
+        "the database or its disk is full" in caplog.text and "Nothing was written" in caplog.text
+    )
+    after = [tuple(row) for row in db.execute("select * from sync_outbox order by id")]
+    assert after[: len(before)] == before  # what was stored is intact
+    assert Outbox(db).cursor() == DAY0 + len(after) * 60  # cursor matches the rows exactly
+    assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+    # Space comes back: every window is produced, none twice, none missing.
+    db.execute("pragma max_page_count = 1073741823")
+    service.run_pass()
+    starts = [
+        row[0] for row in db.execute("select window_start from sync_outbox order by window_start")
+    ]
+    assert starts == [DAY0 + 60 * i for i in range(30)]
+    other = sqlite3.connect(path)
+    assert other.execute("select count(*) from sync_outbox").fetchone()[0] == 30
+
+
+def test_a_new_window_length_bridges_to_its_alignment(memory_db):
+    from sync.settings import OverrideChanges, apply_changes
+
+    site = sync_site(window_s=900, settle_s=0)
+    fill(memory_db, 8)
+    run_produce(memory_db, site, DAY0 + 900)  # 00:00-00:15 stored
+    apply_changes(memory_db, OverrideChanges(window_s=1800), nonce="n" * 16, issued_at=0, now=0)
+    run_produce(memory_db, site, DAY0 + 7200)
+    windows = [
+        tuple(r)
+        for r in memory_db.execute(
+            "select window_start - ?, window_s from sync_outbox order by window_start", [DAY0]
+        )
+    ]
+    # 00:15-00:30 bridges (900 s), then whole half-hours aligned to midnight.
+    assert windows == [(0, 900), (900, 900), (1800, 1800), (3600, 1800), (5400, 1800)]

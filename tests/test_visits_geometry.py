@@ -1,0 +1,120 @@
+"""Zone membership, line crossings, hysteresis and smoothing on constructed paths."""
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely import contains_xy
+from shapely.geometry import Polygon
+
+from edge.config.floor import LineConfig, ZoneConfig
+from edge.visits.geometry import LineCounter, ZoneIndex
+from edge.visits.presence import zone_stays
+from edge.visits.trajectory import smooth, split_on_gaps
+
+ZONES = [
+    ZoneConfig(id="box", kind="product", polygon=[(0, 0), (4, 0), (4, 3), (0, 3)]),
+    ZoneConfig(id="ell", kind="product",
+               polygon=[(5, 0), (9, 0), (9, 1), (6, 1), (6, 4), (5, 4)]),
+    ZoneConfig(id="tilted", kind="checkout", polygon=[(2, 5), (5, 6), (4, 9), (1, 8)]),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-1, 10), st.floats(-1, 10)), min_size=1, max_size=50))
+def test_membership_matches_shapely(points):
+    """Rectangles take a fast path and other polygons a ray cast; both must agree with
+    shapely everywhere off the border."""
+    xy = np.array(points)
+    inside = ZoneIndex(ZONES).contains(xy)
+    for row, zone in enumerate(ZONES):
+        shape = Polygon(zone.polygon)
+        expected = contains_xy(shape, xy[:, 0], xy[:, 1])
+        off_border = shapely.distance(shape.exterior, shapely.points(xy)) > 1e-9
+        assert np.array_equal(inside[row][off_border], expected[off_border])
+
+
+def test_neighbours_are_zones_within_the_distance():
+    index = ZoneIndex(ZONES, neighbour_distance_m=1.0)
+    assert index.are_neighbours(0, 1)          # 1 m apart
+    assert not index.are_neighbours(1, 2)
+    assert ZoneIndex(ZONES, neighbour_distance_m=3.0).are_neighbours(0, 2)
+
+
+DOOR = LineConfig(id="door", start=(0, 0), end=(10, 0), inside="left")
+
+
+def walk(*points, speed=1.0, fps=10.0):
+    """A straight-segment walk through ``points`` at ``speed``, sampled at ``fps``."""
+    pts = np.array(points, float)
+    lengths = np.hypot(*np.diff(pts, axis=0).T)
+    knots = np.concatenate(([0.0], np.cumsum(lengths) / speed))
+    t = np.arange(0.0, knots[-1] + 1e-9, 1.0 / fps)
+    return t, np.column_stack([np.interp(t, knots, pts[:, 0]), np.interp(t, knots, pts[:, 1])])
+
+
+def test_crossing_directions_and_times():
+    t, xy = walk((5, -2), (5, 2), (6, 2), (6, -2))
+    found = LineCounter([DOOR]).crossings(t, xy)
+    assert [(c.line_id, c.direction) for c in found] == [("door", "in"), ("door", "out")]
+    assert found[0].t == pytest.approx(2.0, abs=1e-6)
+    assert found[1].t == pytest.approx(7.0, abs=1e-6)
+    flipped = LineConfig(id="door", start=(10, 0), end=(0, 0), inside="right")
+    assert [c.direction for c in LineCounter([flipped]).crossings(t, xy)] == ["in", "out"]
+
+
+def test_jitter_on_the_line_is_not_counted():
+    """Regression: a person standing on the door line must not count in/out every frame."""
+    t = np.arange(0, 20, 0.1)
+    xy = np.column_stack([np.full_like(t, 5.0), 0.2 * np.sin(t * 7)])
+    assert LineCounter([DOOR], margin_m=0.3).crossings(t, xy) == []
+    assert len(LineCounter([DOOR], margin_m=0.0).crossings(t, xy)) > 10
+
+
+def test_passing_beyond_the_line_ends_is_not_a_crossing():
+    t, xy = walk((12, -2), (12, 2))
+    assert LineCounter([DOOR]).crossings(t, xy) == []
+
+
+def test_hysteresis_bridges_flicker_and_ignores_brushes():
+    t = np.arange(0, 20, 0.1)
+    member = (t >= 2) & (t < 12)
+    member[(t >= 5) & (t < 5.5)] = False        # 0.5 s excursion: bridged
+    member[(t >= 15) & (t < 15.6)] = True       # 0.6 s brush: never entered
+    stays = zone_stays(t, member[None, :], ["z"], enter_after_s=1.0, leave_after_s=1.0)
+    assert len(stays) == 1
+    assert stays[0].enter_t == pytest.approx(2.0)    # dated from the first moment inside
+    assert stays[0].leave_t == pytest.approx(12.0)
+
+
+def test_border_flicker_gives_one_stay_per_real_presence():
+    rng = np.random.default_rng(1)
+    t = np.arange(0, 30, 1 / 7)
+    member = rng.random(len(t)) < 0.5               # someone on the border: 50/50 per frame
+    member[t < 5] = True
+    stays = zone_stays(t, member[None, :], ["z"], enter_after_s=1.0, leave_after_s=1.0)
+    assert len(stays) == 1 and stays[0].enter_t == 0.0
+
+
+def test_stay_open_at_the_end_of_the_visit_closes_there():
+    t = np.arange(0, 10, 0.5)
+    stays = zone_stays(t, (t >= 4)[None, :], ["z"], enter_after_s=1.0, leave_after_s=1.0)
+    assert [(s.enter_t, s.leave_t) for s in stays] == [(4.0, 9.5)]
+
+
+def test_smoothing_keeps_the_ends_and_removes_jitter():
+    rng = np.random.default_rng(0)
+    t = np.arange(0, 30, 0.1)
+    truth = np.column_stack([t, np.zeros_like(t)])
+    noisy = truth + rng.normal(0, 0.2, truth.shape)
+    smoothed = smooth(t, noisy, 1.0)
+    assert np.allclose(smoothed[[0, -1]], noisy[[0, -1]])
+    inner = slice(10, -10)
+    assert np.abs(smoothed[inner] - truth[inner]).std() < 0.5 * np.abs(noisy - truth).std()
+    assert smooth(t, noisy, 0.0) is not noisy
+
+
+def test_split_on_gaps():
+    t = np.array([0, 1, 2, 30, 31, 60.0])
+    assert [(s.start, s.stop) for s in split_on_gaps(t, 10)] == [(0, 3), (3, 5), (5, 6)]

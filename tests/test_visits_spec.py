@@ -1,0 +1,230 @@
+"""Segment specs: validation with clear errors, scoring, micro-segments, hot reload."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edge.config import parse_site
+from edge.errors import ConfigError
+from edge.visits.classify import TraitClassifier
+from edge.visits.features import feature_names
+from edge.visits.reload import SpecHolder
+from edge.visits.spec import SpecError, default_spec_path, parse_spec, read_spec
+
+DEFAULT_TEXT = default_spec_path().read_text()
+SITE_TAGS = ["promo", "clearance", "premium", "kids", "fitness", "ready-to-eat", "formal-wear"]
+NAMES = feature_names(SITE_TAGS)
+
+
+def default_doc() -> dict:
+    return yaml.safe_load(DEFAULT_TEXT)
+
+
+def test_shipped_spec_compiles_with_affinity_per_category(pets_site):
+    spec, model = read_spec(default_spec_path())
+    assert model == b"" and spec.spec_version
+    tags = sorted({t for z in pets_site.floor.zones for t in z.tags})
+    classifier = TraitClassifier(spec, feature_names(tags), tags)
+    assert classifier.traits[:4] == ["showroomer", "wanderer", "indecisive", "bargain_hunter"]
+    affinities = {t for t in classifier.traits if t.startswith("affinity_")}
+    assert affinities == {"affinity_kids", "affinity_fitness", "affinity_ready-to-eat",
+                          "affinity_formal-wear"}          # price tags are not categories
+    assert len(classifier.segment_names) >= 2
+
+
+def mutate(path, value):
+    def apply(doc):
+        *head, last = path
+        node = doc
+        for key in head:
+            node = node[key]
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+        return doc
+    return apply
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (mutate(["traits", "wanderer", "terms", 0, "feature"], "distinct_zone"),
+         r"traits\.wanderer\.terms\[0\]: unknown feature 'distinct_zone'"),
+        (mutate(["traits", "bargain_hunter", "terms", 0, "feature"], "dwell_tag_promos_s"),
+         r"tag 'promos' is not in the spec's tags"),
+        (mutate(["traits", "showroomer", "terms", 0, "feature"], "dwell_kind_shelf_s"),
+         r"no zone kind 'shelf'"),
+        (mutate(["affinity", "terms", 0, "feature"], "dwell_{category}_s"),
+         r"affinity\.terms\[0\]: unknown feature"),
+        (mutate(["segments", "features", 1], "zones_seen"),
+         r"segments\.features: unknown feature 'zones_seen'"),
+        (mutate(["spec_version"], "v2"), r"spec_version: String should match pattern"),
+        (mutate(["spec_version"], 2), r"spec_version: Input should be a valid string"),
+        (mutate(["spec_format"], 2), r"spec_format: Input should be 1"),
+        (mutate(["traits", "indecisive"], DELETE), r"must define the traits indecisive"),
+        (mutate(["segments", "center"], [0.0]), r"center and scale need one value per feature"),
+        (mutate(["segments", "components", 0, "var", 0], -1.0), r"every variance must be > 0"),
+        (mutate(["segments", "components", 1, "name"], "quick-look"), r"segment names must be"),
+        (mutate(["traits", "wanderer", "terms", 0, "clip"], [5, 1]), r"clip must be \[lo, hi\]"),
+        (mutate(["traits", "wanderer", "bias_typo"], 1.0), r"Extra inputs are not permitted"),
+    ],
+)
+def test_bad_specs_are_rejected_with_the_key_and_line(change, message):
+    text = yaml.safe_dump(change(default_doc()), sort_keys=False)
+    with pytest.raises(SpecError, match=message) as caught:
+        parse_spec(text, source="spec.yaml")
+    assert isinstance(caught.value, ConfigError)
+    assert "spec.yaml:" in str(caught.value)
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path):
+    with pytest.raises(SpecError, match=r"spec.yaml:3: not valid YAML"):
+        parse_spec("traits:\n  a: [1, 2\n", source="spec.yaml")
+    with pytest.raises(SpecError, match="expected a mapping"):
+        parse_spec("- 1\n", source="spec.yaml")
+    with pytest.raises(SpecError, match="does not exist"):
+        read_spec(tmp_path / "missing.yaml")
+
+
+def test_missing_or_mismatched_classifier_model(tmp_path):
+    doc = default_doc()
+    doc["classifier"] = {"model": "traits.onnx"}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match="cannot read its classifier model"):
+        read_spec(path)
+    (tmp_path / "traits.onnx").write_bytes(b"not onnx")
+    doc["classifier"]["sha256"] = "0" * 64
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match="has sha256"):
+        read_spec(path)
+    del doc["classifier"]["sha256"]
+    path.write_text(yaml.safe_dump(doc))
+    spec, model = read_spec(path)
+    with pytest.raises(SpecError, match="not a usable ONNX model"):
+        TraitClassifier(spec, NAMES, SITE_TAGS, model)
+
+
+def classifier(doc=None) -> TraitClassifier:
+    spec = parse_spec(yaml.safe_dump(doc or default_doc()))
+    return TraitClassifier(spec, NAMES, SITE_TAGS)
+
+
+def test_trait_scores_follow_the_rules():
+    c = classifier()
+    engaged = {"dwell_kind_product_s": 60.0, "product_stops": 3.0, "checkout_visited": 0.0}
+    assert c.classify(engaged).traits["showroomer"] > 0.9
+    assert c.classify({**engaged, "checkout_visited": 1.0}).traits["showroomer"] < 0.1
+    promo = c.classify({"dwell_tag_promo_s": 40.0}).traits["bargain_hunter"]
+    premium = c.classify({"dwell_tag_premium_s": 40.0}).traits["bargain_hunter"]
+    assert promo > 0.9 and premium < 0.1
+    kids = c.classify({"dwell_tag_kids_s": 60.0, "share_tag_kids": 0.5, "duration_s": 120.0})
+    assert kids.traits["affinity_kids"] > 0.9 and kids.traits["affinity_fitness"] < 0.1
+    assert all(0.0 <= p <= 1.0 for p in kids.traits.values())
+
+
+def test_segment_memberships_are_probabilities():
+    c = classifier()
+    quick = c.classify({"duration_s": 40.0, "distinct_zones": 1.0, "stop_time_s": 2.0,
+                        "leg_directness": 0.9, "product_dwell_share": 0.4})
+    long = c.classify({"duration_s": 900.0, "distinct_zones": 8.0, "stop_time_s": 300.0,
+                       "leg_directness": 0.3, "product_dwell_share": 0.3,
+                       "checkout_visited": 1.0})
+    for scores in (quick, long):
+        assert sum(scores.segments.values()) == pytest.approx(1.0)
+    assert max(quick.segments, key=quick.segments.get) == "quick-look"
+    assert max(long.segments, key=long.segments.get) == "explorer"
+
+
+def write(path: Path, doc: dict) -> None:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_hot_reload_swaps_whole_specs_and_keeps_the_old_one_on_error(tmp_path, caplog):
+    path = tmp_path / "segments.yaml"
+    write(path, default_doc())
+    clock = Clock()
+    holder = SpecHolder(path, NAMES, SITE_TAGS, check_every_s=5.0, clock=clock)
+    assert holder.spec_version == "1.0.0"
+
+    merged = default_doc()                         # v1.1: two segments merged into one
+    merged["spec_version"] = "1.1.0"
+    components = merged["segments"]["components"]
+    components[0]["name"] = "short-visit"
+    del components[2]
+    write(path, merged)
+    assert holder.maybe_reload() is False          # not yet time to look
+    clock.now = 6.0
+    assert holder.maybe_reload() is True
+    assert holder.spec_version == "1.1.0"
+    assert holder.classifier.segment_names == ["short-visit", "explorer", "mission-buyer"]
+
+    broken = json.loads(json.dumps(merged))
+    broken["spec_version"] = "1.2"
+    broken["traits"]["wanderer"]["terms"][0]["feature"] = "no_such_feature"
+    write(path, broken)
+    clock.now = 12.0
+    assert holder.maybe_reload() is False
+    assert holder.spec_version == "1.1.0"          # nothing of the bad spec applied
+    assert "no_such_feature" in holder.last_error
+    assert "keeping version 1.1.0" in caplog.text
+    clock.now = 18.0
+    assert holder.maybe_reload() is False          # unchanged file: not retried
+
+    path.write_text(DEFAULT_TEXT[: len(DEFAULT_TEXT) // 2])   # a half-copied file
+    clock.now = 24.0
+    assert holder.maybe_reload() is False and holder.spec_version == "1.1.0"
+
+    added = default_doc()                          # v2: a segment added
+    added["spec_version"] = "2.0.0"
+    added["segments"]["components"].append(dict(added["segments"]["components"][0],
+                                                name="newcomer"))
+    write(path, added)
+    clock.now = 30.0
+    assert holder.maybe_reload() is True and holder.last_error is None
+    assert "newcomer" in holder.classifier.segment_names
+
+
+def test_a_bad_spec_at_start_up_is_an_error(tmp_path):
+    path = tmp_path / "segments.yaml"
+    path.write_text("spec_format: 1\nspec_version: '1.0'\nname: x\ntraits: {}\n")
+    with pytest.raises(SpecError, match="must define the traits showroomer"):
+        SpecHolder(path, NAMES, SITE_TAGS)
+
+
+def test_site_points_at_its_spec_relative_to_the_site_file(tmp_path):
+    site = parse_site(
+        "site: {id: s}\nfloor: {bounds: [[0, 0], [1, 1]]}\nvisits: {segment_spec: specs/a.yaml}\n",
+        base_dir=tmp_path,
+    )
+    assert site.visits.segment_spec == str(tmp_path / "specs" / "a.yaml")
+
+
+def test_self_intersecting_zone_is_rejected():
+    with pytest.raises(ConfigError, match=r"zones\[0\]\.polygon: zone polygon is not a simple"):
+        parse_site("site: {id: s}\nfloor:\n  bounds: [[0, 0], [9, 9]]\n  zones:\n"
+                   "    - {id: bow, kind: product, polygon: [[0, 0], [2, 2], [2, 0], [0, 2]]}\n")
+
+
+def test_rule_scoring_is_vectorised_consistently():
+    c = classifier()
+    rng = np.random.default_rng(0)
+    batch = [{name: float(rng.uniform(0, 50)) for name in NAMES} for _ in range(5)]
+    one_by_one = [c.classify(f).traits for f in batch]
+    together = [s.traits for s in c.classify_many(batch)]
+    for a, b in zip(one_by_one, together, strict=True):
+        assert a == pytest.approx(b)

@@ -1,0 +1,454 @@
+"""The status page's figures and REST API, on real SQLite files filled by real replays.
+
+Expected values are recomputed here from the tables, independently of
+edge/web/queries.py, so a wrong query fails the test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from edge.config import load_site
+from edge.errors import ConfigError
+from edge.storage import health, open_database
+from edge.web import dbread
+from edge.web.app import create_app
+from edge.web.dashboard import Dashboard, WebDeps
+from tests.conftest import PETS_SITE
+from tests.web_support import (
+    DAY,
+    LONDON,
+    NOW,
+    at,
+    expected_heatmap,
+    shared_store_db,
+    with_web,
+)
+
+
+@pytest.fixture(scope="module")
+def site():
+    return load_site(PETS_SITE)
+
+
+@pytest.fixture(scope="session")
+def store_db(tmp_path_factory) -> Path:
+    return shared_store_db(tmp_path_factory)
+
+
+def client(site, db_path: Path, now: float = NOW, **web) -> TestClient:
+    settings = with_web(site, **{"cache_s": 0, "access": "open-lan", **web})
+    app = create_app(WebDeps(site=settings, db_path=db_path, clock=lambda: now))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def day_bounds(day: dt.date) -> tuple[float, float]:
+    return at(day, dt.time()), at(day + dt.timedelta(days=1), dt.time())
+
+
+def test_summary_figures_match_the_database(site, store_db):
+    with client(site, store_db) as web:
+        response = web.get("/api/v1/summary", params={"day": DAY.isoformat()})
+    assert response.status_code == 200
+    s = response.json()
+    db = sqlite3.connect(store_db)
+    start, end = day_bounds(DAY)
+    k = site.privacy.min_publishable_count
+
+    # Occupancy: a replay DB, so the last instant with data, and when.
+    latest = db.execute("select max(t) from track_points where t <= ?", (NOW,)).fetchone()[0]
+    people = db.execute("select count(distinct track_id) from track_points where t = ?",
+                        (latest,)).fetchone()[0]
+    assert s["occupancy"] == {**s["occupancy"], "people": people, "as_of": latest, "live": False}
+    assert people > 0
+
+    # Footfall by hour against the same weekday last week.
+    def hours(day):
+        a, b = day_bounds(day)
+        starts = [r[0] for r in db.execute(
+            "select start_t from visits where start_t >= ? and start_t < ?", (a, b))]
+        return Counter(dt.datetime.fromtimestamp(t, LONDON).hour for t in starts)
+
+    today, before = hours(DAY), hours(DAY - dt.timedelta(days=7))
+    shown = {h["hour"]: (h["today"], h["last_week"]) for h in s["footfall"]["hours"]}
+    for hour in set(today) | set(before):
+        assert shown[hour] == (today[hour], before[hour])
+    assert s["footfall"]["total"] == sum(today.values()) > 0
+    assert s["footfall"]["compare_total"] == sum(before.values()) > 0
+    assert today != before  # the comparison is not trivially equal
+    crossings = dict(db.execute(
+        "select direction, count(*) from line_crossings where t >= ? and t < ? group by 1",
+        (start, end)).fetchall())
+    assert (s["footfall"]["entrance_in"], s["footfall"]["entrance_out"]) == (
+        crossings["in"], crossings["out"])
+
+    # Zone dwell: visitors and median time; groups under k hidden.
+    per_zone = defaultdict(list)
+    for zone, dwell in db.execute(
+            "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v using (visit_id) "
+            "where v.start_t >= ? and v.start_t < ? and d.dwell_s > 0", (start, end)):
+        per_zone[zone].append(dwell)
+    for zone in s["zones"]["zones"]:
+        dwells = per_zone.get(zone["zone_id"], [])
+        if 0 < len(dwells) < k:
+            assert zone["suppressed"] and zone["visitors"] is None
+        else:
+            assert zone["visitors"] == len(dwells)
+            if dwells:
+                assert zone["typical_dwell_s"] == pytest.approx(statistics.median(dwells), abs=0.05)
+    assert sum(1 for z in s["zones"]["zones"] if z["visitors"]) >= 5
+
+    # Trait and segment mix at p >= 0.5.
+    total = db.execute("select count(*) from visits where start_t >= ? and start_t < ?",
+                       (start, end)).fetchone()[0]
+    assert s["mix"]["total_visits"] == total
+    for table, column, items in (("visit_traits", "trait", s["mix"]["traits"]),
+                                 ("visit_segments", "segment", s["mix"]["segments"])):
+        counts = dict(db.execute(
+            f"select m.{column}, count(*) from {table} m join visits v using (visit_id) "
+            f"where v.start_t >= ? and v.start_t < ? and m.probability >= 0.5 group by 1",
+            (start, end)).fetchall())
+        assert {i["name"]: i["visits"] for i in items} == {
+            name: (None if 0 < counts.get(name, 0) < k else counts.get(name, 0))
+            for name in {i["name"] for i in items}}
+        assert set(counts) <= {i["name"] for i in items}
+
+    # Wi-Fi: per window the larger sensor's count, summed over the day.
+    windows = defaultdict(lambda: (0, 0))
+    for start_t, inside, passing in db.execute(
+            "select window_start, in_store_devices, passers_by from wifi_windows "
+            "where window_start >= ? and window_start < ?", (start, end)):
+        old = windows[start_t]
+        windows[start_t] = (max(old[0], inside), max(old[1], passing))
+    inside = sum(v[0] for v in windows.values())
+    passing = sum(v[1] for v in windows.values())
+    assert (s["wifi"]["in_store_devices"], s["wifi"]["passers_by"]) == (inside, passing)
+    assert s["wifi"]["capture_rate"] == pytest.approx(inside / (inside + passing), abs=1e-4)
+
+    # Health: the silent camera is flagged, figures are the known ones only.
+    health = {c["component"]: c for c in s["health"]["components"]}
+    assert health["camera:view002"]["status"] == "silent"
+    assert health["sync"]["status"] == "degraded"
+    assert health["sync"]["figures"]["outbox_backlog"] == 3
+    assert health["wifi:wlan1"]["figures"] == {"frames_per_s": 41.5, "monitor_mode": True}
+    assert health["camera:view001"]["figures"]["last_frame_age_s"] == pytest.approx(10.4)
+    assert "rtsp_url" not in health["camera:view001"]["figures"]
+    assert s["health"]["system"]["model"] == "yolox_nano_416x416"
+
+
+def test_heatmap_cells_are_aggregates_above_k(site, store_db):
+    with client(site, store_db) as web:
+        heat = web.get("/api/v1/heatmap", params={"day": DAY.isoformat()}).json()
+    db = sqlite3.connect(store_db)
+    dwell, people = expected_heatmap(db, site, *day_bounds(DAY))
+    k = site.privacy.min_publishable_count
+    (x0, y0), _ = site.floor.bounds
+    cell = site.floor.heatmap_cell_m
+    shown = {(round((c["x"] - x0) / cell), round((c["y"] - y0) / cell)): c["dwell_s"]
+             for c in heat["cells"]}
+    expected = {key: value for key, value in dwell.items() if len(people[key]) >= k and value > 0}
+    assert shown.keys() == expected.keys()
+    for key, value in expected.items():
+        assert shown[key] == pytest.approx(value, abs=0.02)
+    assert heat["hidden_cells"] == sum(1 for key, v in dwell.items() if len(people[key]) < k and v)
+    assert heat["hidden_cells"] > 0 and len(heat["cells"]) > 20
+    assert max(c["level"] for c in heat["cells"]) == 1.0
+    assert [z["id"] for z in heat["zones"]] == [z.id for z in site.floor.zones]
+
+
+def test_live_occupancy_counts_people_seen_in_the_last_seconds(site, store_db):
+    now = at(DAY, dt.time(11, 6))  # a minute into the second replay of the day
+    with client(site, store_db, now=now) as web:
+        occupancy = web.get("/api/v1/occupancy").json()
+    db = sqlite3.connect(store_db)
+    people = db.execute(
+        "select count(*) from (select distinct run_id, track_id from track_points "
+        "where t >= ? and t <= ?)", (now - 5, now + 1)).fetchone()[0]
+    assert occupancy["live"] is True and occupancy["people"] == people > 0
+
+
+def small_store(tmp_path: Path, site) -> Path:
+    """Three visitors in one zone, seven in another, and one lone walker."""
+    path = tmp_path / "small.db"
+    db = open_database(path)
+    start = at(DAY, dt.time(12))
+    visits, dwell, traits = [], [], []
+    for i in range(10):
+        visit = f"{i:032x}"
+        visits.append({"visit_id": visit, "site_id": "s", "camera_id": "c", "run_id": 1,
+                       "track_id": i, "start_t": start + i, "end_t": start + i + 60,
+                       "duration_s": 60, "path_length_m": 10, "checkout_visited": 0,
+                       "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
+        dwell.append({"visit_id": visit, "zone_id": "premium" if i < 3 else "deli",
+                      "dwell_s": 10.0 + i, "entries": 1})
+        traits.append({"visit_id": visit, "trait": "wanderer",
+                       "probability": 0.9 if i < 2 else 0.1})
+        traits.append({"visit_id": visit, "trait": "showroomer", "probability": 0.8})
+    run = db["runs"].insert({"camera_id": "view001", "source": "x", "model": "m",
+                             "started_at": start, "ended_at": start, "frames": 9,
+                             "status": "done"}).last_pk
+    walker = [{"run_id": run, "camera_id": "view001", "track_id": 1, "frame": f, "t": start + f,
+               "x": -10 + 0.5 * f, "y": -10.0, "left": 0, "top": 0, "width": 1, "height": 1,
+               "confidence": 0.9} for f in range(9)]
+    with db.atomic():
+        db["visits"].insert_all(visits)
+        db["visit_zone_dwell"].insert_all(dwell)
+        db["visit_traits"].insert_all(traits)
+        db["track_points"].insert_all(walker)
+    db.close()
+    return path
+
+
+def test_small_groups_show_as_fewer_than_k(site, tmp_path):
+    path = small_store(tmp_path, site)
+    with client(site, path, now=at(DAY, dt.time(13))) as web:
+        s = web.get("/api/v1/summary").json()
+        page = web.get("/").text
+    zones = {z["zone_id"]: z for z in s["zones"]["zones"]}
+    assert zones["premium"] == {**zones["premium"], "visitors": None, "typical_dwell_s": None,
+                                "total_dwell_s": None, "suppressed": True}
+    assert zones["deli"]["visitors"] == 7 and zones["deli"]["typical_dwell_s"] == 16.0
+    traits = {m["name"]: m for m in s["mix"]["traits"]}
+    assert traits["wanderer"]["visits"] is None and traits["wanderer"]["share"] is None
+    assert traits["showroomer"]["visits"] == 10 and traits["showroomer"]["share"] == 1.0
+    assert traits["indecisive"]["visits"] == 0  # standard traits are listed even at zero
+    # A lone walker's path never shows on the heat map: 4 cells with time in them
+    # (the fifth holds only the last point, which has no time after it).
+    assert s["heatmap"]["cells"] == [] and s["heatmap"]["hidden_cells"] == 4
+    premium_row = re.search(r'data-zone="premium">(.*?)</tr>', page, re.S).group(1)
+    assert "fewer than 5" in premium_row and ">3<" not in premium_row
+    assert "Too few people" in page
+
+
+def every_get(web: TestClient, day: str) -> list[tuple[str, str]]:
+    paths = ["/", "/partials/dashboard", "/metrics", "/healthz", "/api/openapi.json",
+             *(f"/api/v1/{p}?day={day}" for p in
+               ("summary", "footfall", "heatmap", "zones", "mix", "wifi")),
+             "/api/v1/occupancy", "/api/v1/health", "/admin/config", "/admin/debug"]
+    headers = {"Authorization": "Bearer it-token-0123456789abcdef"}
+    out = []
+    for path in paths:
+        response = web.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.text[:200])
+        out.append((path, response.text))
+    return out
+
+
+def test_no_endpoint_returns_an_identifier_or_a_path(site, store_db):
+    db = sqlite3.connect(store_db)
+    visit_ids = {r[0] for r in db.execute("select visit_id from visits")}
+    forbidden = ["hunter2", "aa:bb:cc:dd:ee:ff", "visit_id", "track_id", "run_id", '"t":',
+                 "rtsp_url"]
+    with client(site, store_db, admin_token="it-token-0123456789abcdef") as web:
+        responses = every_get(web, DAY.isoformat())
+    for path, body in responses:
+        for word in forbidden:
+            assert word not in body, (path, word)
+        assert not visit_ids & set(re.findall(r"[0-9a-f]{32}", body)), path
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "tables-missing"])
+def test_no_data_gives_a_page_that_says_what_to_do(site, tmp_path, kind):
+    path = tmp_path / "edge.db"
+    if kind == "empty":
+        open_database(path).close()
+    elif kind == "tables-missing":  # a partial database: only the health table so far
+        partial = sqlite_utils.Database(path)
+        health.MIGRATIONS.apply(partial)
+        partial.close()
+    with client(site, path) as web:
+        page = web.get("/")
+        summary = web.get("/api/v1/summary").json()
+    assert page.status_code == 200
+    assert 'data-figure="occupancy-empty"' in page.text
+    assert 'data-figure="health-empty"' in page.text
+    assert "No visitors counted on this day" in page.text
+    assert summary["occupancy"]["people"] is None and summary["footfall"]["hours"] == []
+    assert summary["data"]["status"] == ("missing" if kind == "missing" else "empty")
+    assert ("edge replay" in page.text) == (kind == "missing")
+    assert path.exists() == (kind != "missing")  # the page never creates the database
+
+
+@pytest.mark.parametrize("kind", ["garbage", "foreign-schema"])
+def test_a_damaged_database_is_a_clear_503(site, tmp_path, kind):
+    path = tmp_path / "edge.db"
+    if kind == "garbage":
+        path.write_bytes(b"this is not a database" * 200)
+    else:
+        sqlite3.connect(path).execute("create table visits (something text)")
+    with client(site, path) as web:
+        api = web.get("/api/v1/summary")
+        page = web.get("/")
+    assert api.status_code == 503 and "damaged or not an edge database" in api.json()["detail"]
+    assert page.status_code == 503 and "Call IT" in page.text and "Traceback" not in page.text
+
+
+WRITER = """
+import sys, time
+from edge.storage import health, open_database
+db = open_database(sys.argv[1])
+start = float(sys.argv[2])
+print("ready", flush=True)
+for frame in range(100000):
+    with db.atomic():
+        db["track_points"].insert_all(
+            {"run_id": None, "camera_id": "view001", "track_id": i, "frame": frame,
+             "t": start + frame / 7, "x": -10.0 + i, "y": -10.0, "left": 0, "top": 0,
+             "width": 1, "height": 1, "confidence": 0.9} for i in range(4))
+        db["health"].upsert({"component": "camera:view001", "status": "ok", "detail": "{}",
+                             "message": "ok", "updated_at": time.time()}, pk="component")
+"""
+
+
+def test_reading_while_another_process_writes(site, tmp_path):
+    path = tmp_path / "edge.db"
+    open_database(path).close()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(NOW - 30)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        statuses = Counter()
+        people = set()
+        with client(site, path) as web:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                response = web.get("/api/v1/summary")
+                statuses[response.status_code] += 1
+                people.add(response.json()["occupancy"]["people"])
+                statuses[web.get("/").status_code] += 1
+    finally:
+        writer.terminate()
+        writer.wait(10)
+    assert set(statuses) == {200} and statuses[200] > 10, statuses
+    assert people == {4}  # each snapshot is consistent: always the 4 people of one frame
+
+
+def test_a_database_locked_by_another_program_is_a_clear_503(site, tmp_path, monkeypatch):
+    monkeypatch.setattr(dbread, "READ_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "edge.db"
+    open_database(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("pragma locking_mode=exclusive")
+    holder.execute("begin exclusive")
+    holder.execute("insert into health values ('sync', 'ok', '{}', 'ok', 0)")
+    try:
+        with client(site, path) as web:
+            api = web.get("/api/v1/summary")
+            page = web.get("/")
+    finally:
+        holder.rollback() if holder.in_transaction else None
+        holder.close()
+    assert api.status_code == 503 and api.headers["retry-after"] == "2"
+    assert "try again in a few seconds" in api.json()["detail"]
+    assert page.status_code == 503 and "<html" in page.text
+
+
+def test_waiting_requests_share_one_database_failure(site, tmp_path, monkeypatch):
+    """Regression: with the database locked, each of 50 waiting tablets used to wait
+    out its own busy timeout in turn; those that waited share the failure instead."""
+    monkeypatch.setattr(dbread, "READ_BUSY_TIMEOUT_S", 0.3)
+    path = tmp_path / "edge.db"
+    open_database(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("pragma locking_mode=exclusive")
+    holder.execute("begin exclusive")
+    holder.execute("insert into health values ('sync', 'ok', '{}', 'ok', 0)")
+    dashboard = Dashboard(WebDeps(site=with_web(site, cache_s=0), db_path=path))
+    start = threading.Barrier(8)
+    errors = []
+
+    def ask() -> None:
+        start.wait()
+        try:
+            dashboard.summary()
+        except dbread.DatabaseBusy as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    holder.rollback()
+    holder.close()
+    assert len(errors) == 8 and dashboard.attempts <= 3
+    assert dashboard.summary().data.status == "empty"  # the lock gone: readable again
+
+
+def test_metrics_match_the_summary(site, store_db):
+    with client(site, store_db) as web:
+        summary = web.get("/api/v1/summary").json()
+        text = web.get("/metrics").text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("edge_occupancy_people", ())] == summary["occupancy"]["people"]
+    assert samples[("edge_visits_today", ())] == summary["footfall"]["total"]
+    assert samples[("edge_sync_outbox_backlog", (("component", "sync"),))] == 3
+    assert samples[("edge_component_status", (("component", "camera:view002"),))] == 0
+    assert samples[("edge_camera_fps", (("component", "camera:view001"),))] == 7.0
+    for zone in summary["zones"]["zones"]:
+        key = ("edge_zone_visitors_today", (("zone", zone["zone_id"]),))
+        assert samples.get(key) == zone["visitors"]
+    requests = ("edge_web_requests_total", (("route", "/api/v1/summary"), ("status", "200")))
+    assert samples[requests] == 1
+
+
+@pytest.mark.parametrize(
+    "path, status, words",
+    [
+        ("/api/v1/summary?day=not-a-day", 422, "day"),
+        ("/api/v1/footfall?day=1066-10-14", 404, "from 2000-01-01 to 2100-12-31 only"),
+        ("/api/v1/heatmap?day=2026-02-30", 422, "day"),
+        ("/?day=yesterday", 400, "is not a day"),
+        ("/?day=9999-12-31", 400, "Pick a day between"),
+        ("/no/such/page", 404, "no such page"),
+        ("/api/v1/nothing", 404, "no such page"),
+        ("/api/v1/summary?" + "x=1&" * 600, 414, "too long"),
+    ],
+)
+def test_malformed_requests_get_clear_answers(site, store_db, path, status, words):
+    with client(site, store_db) as web:
+        response = web.get(path)
+    assert response.status_code == status
+    assert words in response.text and "Traceback" not in response.text
+
+
+def test_method_not_allowed_is_json(site, store_db):
+    with client(site, store_db) as web:
+        response = web.delete("/api/v1/summary")
+    assert response.status_code == 405 and response.json() == {
+        "detail": "That method is not allowed here."}
+
+
+def test_pin_access_needs_a_pin(site, store_db):
+    with pytest.raises(ConfigError, match="no web.pin is set"):
+        create_app(WebDeps(site=with_web(site, access="pin", pin=None), db_path=store_db))
+
+
+def test_page_shows_the_figures_in_plain_words(site, store_db):
+    with client(site, store_db) as web:
+        page = web.get("/", params={"day": DAY.isoformat()}).text
+        summary = web.get("/api/v1/summary", params={"day": DAY.isoformat()}).json()
+    assert f'data-figure="occupancy-people">{summary["occupancy"]["people"]}<' in page
+    assert f'data-figure="footfall-total">{summary["footfall"]["total"]}<' in page
+    assert "No news" in page and "Needs attention" in page and "Not working" not in page
+    assert "Link to head office" in page and "3 reports waiting to be sent" in page
+    assert "14:00, Tue 10 Mar" in page  # the sync's last delivery, in store time
+    assert page.count('class="cell"') == len(summary["heatmap"]["cells"])
+    assert page.count('class="zone ') == len(site.floor.zones)
+    assert json.loads(json.dumps(summary))  # plain JSON, nothing exotic

@@ -1,0 +1,266 @@
+"""The status page in a real headless Chromium, served by uvicorn, on a database
+filled by replays of the shared PETS recording.
+
+The figures the browser shows are checked against the database with SQL written
+here. Screenshots go to test-artifacts/web/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from edge.config import load_site
+from edge.storage import open_database
+from edge.web.app import create_app
+from edge.web.dashboard import WebDeps
+from tests.conftest import PETS_SITE, REPO
+from tests.web_support import (
+    DAY,
+    LONDON,
+    NOW,
+    at,
+    expected_heatmap,
+    served,
+    shared_store_db,
+    with_web,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = REPO / "test-artifacts" / "web"
+PIN = "2468"
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs Debian's chromium and chromium-driver (scripts/setup installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def site():
+    return load_site(PETS_SITE)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for argument in ("--no-sandbox", "--headless", "--disable-gpu",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                     "--window-size=1280,900"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def screenshot(driver, name: str, height: int | None = None) -> Path:
+    """A full-page picture: the window is stretched to the page's height first."""
+    width = driver.get_window_size()["width"]
+    full = height or driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(int(full) + 120, 6000))
+    path = ARTIFACTS / f"{name}.png"
+    assert driver.save_screenshot(str(path)) and path.stat().st_size > 5_000
+    driver.set_window_size(width, 900)
+    return path
+
+
+def figure(driver, name: str) -> str:
+    return driver.find_element(By.CSS_SELECTOR, f'[data-figure="{name}"]').text.strip()
+
+
+def severe_console_messages(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def table_rows(driver, key: str) -> dict[str, list[str]]:
+    """``data-KEY`` value -> the row's cell texts, for each ``tr[data-KEY]``."""
+    return {row.get_attribute(f"data-{key}"): [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+            for row in driver.find_elements(By.CSS_SELECTOR, f"tr[data-{key}]")}
+
+
+def sign_in(driver, base: str, pin: str) -> None:
+    field = driver.find_element(By.ID, "pin")
+    field.clear()
+    field.send_keys(pin)
+    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+
+
+def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
+    browser.get_log("browser")  # start from an empty console
+    db_path = shared_store_db(tmp_path_factory)
+    app = create_app(WebDeps(
+        site=with_web(site, access="pin", pin=PIN, cache_s=0), db_path=db_path,
+        clock=lambda: NOW))
+    with served(app) as base:
+        browser.get(f"{base}/?day={DAY.isoformat()}")
+        assert "/login" in browser.current_url
+        sign_in(browser, base, "9999")
+        assert "That PIN is not right" in figure(browser, "login-message")
+        screenshot(browser, "login-wrong-pin")
+        sign_in(browser, base, PIN)
+        WebDriverWait(browser, 10).until(lambda d: "/login" not in d.current_url)
+        browser.get_log("browser")  # the wrong PIN's 401 is expected; nothing else may fail
+        assert browser.find_element(By.ID, "dashboard").is_displayed()
+        screenshot(browser, "dashboard-desktop")
+        shown = {name: figure(browser, name) for name in (
+            "occupancy-people", "occupancy-as-of", "footfall-total", "footfall-compare-total",
+            "entrance-in", "entrance-out", "mix-total", "wifi-passers-by", "wifi-in-store",
+            "wifi-capture-rate")}
+        hour_rows = {int(key): cells for key, cells in table_rows(browser, "hour").items()}
+        zone_rows = table_rows(browser, "zone")
+        trait_rows = table_rows(browser, "trait")
+        cells = browser.find_elements(By.CSS_SELECTOR, "svg.floor rect.cell")
+        zones = browser.find_elements(By.CSS_SELECTOR, "svg.floor polygon.zone")
+        floor_box = browser.find_element(By.CSS_SELECTOR, "svg.floor").rect
+        badges = {li.get_attribute("data-component"): li.find_element(By.CLASS_NAME, "badge").text
+                  for li in browser.find_elements(By.CSS_SELECTOR, "ul.health li")}
+        # Tablet, portrait: the same page must still read in one column.
+        browser.set_window_size(800, 1280)
+        browser.refresh()
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth")
+        screenshot(browser, "dashboard-tablet")
+        browser.set_window_size(1280, 900)
+        assert severe_console_messages(browser) == []  # no script error, no CSP violation
+
+    db = sqlite3.connect(db_path)
+    start, end = at(DAY, dt.time()), at(DAY + dt.timedelta(days=1), dt.time())
+    k = site.privacy.min_publishable_count
+
+    latest = db.execute("select max(t) from track_points where t <= ?", (NOW,)).fetchone()[0]
+    people = db.execute("select count(*) from track_points where t = ?", (latest,)).fetchone()[0]
+    assert shown["occupancy-people"] == str(people)
+    as_of = dt.datetime.fromtimestamp(latest, LONDON).strftime("%H:%M:%S")
+    assert shown["occupancy-as-of"] == as_of
+
+    def visit_hours(a: float, b: float) -> Counter:
+        return Counter(dt.datetime.fromtimestamp(r[0], LONDON).hour for r in db.execute(
+            "select start_t from visits where start_t >= ? and start_t < ?", (a, b)))
+
+    today = visit_hours(start, end)
+    week_ago = visit_hours(start - 7 * 86400, end - 7 * 86400)
+    assert shown["footfall-total"] == str(sum(today.values()))
+    assert shown["footfall-compare-total"] == str(sum(week_ago.values()))
+    for hour, (label, visitors, last_week) in hour_rows.items():
+        expected = (f"{hour:02d}:00", str(today[hour]), str(week_ago[hour]))
+        assert (label, visitors, last_week) == expected
+    assert set(today) | set(week_ago) <= set(hour_rows)
+    directions = dict(db.execute("select direction, count(*) from line_crossings "
+                                 "where t >= ? and t < ? group by 1", (start, end)).fetchall())
+    assert shown["entrance-in"] == str(directions["in"])
+    assert shown["entrance-out"] == str(directions["out"])
+
+    dwell = defaultdict(list)
+    for zone, seconds in db.execute(
+            "select zone_id, dwell_s from visit_zone_dwell join visits using (visit_id) "
+            "where start_t >= ? and start_t < ? and dwell_s > 0", (start, end)):
+        dwell[zone].append(seconds)
+    assert set(zone_rows) == {z.id for z in site.floor.zones}
+    for zone_id, cells_text in zone_rows.items():
+        values = dwell.get(zone_id, [])
+        if 0 < len(values) < k:
+            assert cells_text[1] == f"fewer than {k}"
+        else:
+            assert cells_text[1] == str(len(values))
+            if values:
+                median = statistics.median(values)
+                words = f"{median:.0f} s" if median < 90 else f"{median / 60:.0f} min"
+                assert cells_text[2] == words
+
+    total = db.execute("select count(*) from visits where start_t >= ? and start_t < ?",
+                       (start, end)).fetchone()[0]
+    assert shown["mix-total"] == str(total)
+    traits = dict(db.execute(
+        "select trait, count(*) from visit_traits join visits using (visit_id) where start_t >= ? "
+        "and start_t < ? and probability >= 0.5 group by 1", (start, end)).fetchall())
+    for trait, count in traits.items():
+        row = trait_rows[trait]
+        share = f"{100 * count / total:.0f}%"
+        assert row[1:] == ([f"fewer than {k}"] if count < k else [str(count), share])
+
+    windows = defaultdict(lambda: (0, 0))
+    for window, inside, passing in db.execute(
+            "select window_start, in_store_devices, passers_by from wifi_windows "
+            "where window_start >= ? and window_start < ?", (start, end)):
+        old = windows[window]
+        windows[window] = (max(old[0], inside), max(old[1], passing))
+    inside = sum(v[0] for v in windows.values())
+    passing = sum(v[1] for v in windows.values())
+    assert (shown["wifi-in-store"], shown["wifi-passers-by"]) == (str(inside), str(passing))
+    assert shown["wifi-capture-rate"] == f"{100 * inside / (inside + passing):.0f}%"
+
+    heat, crossers = expected_heatmap(db, site, start, end)
+    assert len(cells) == sum(1 for key, v in heat.items() if v > 0 and len(crossers[key]) >= k) > 20
+    assert len(zones) == len(site.floor.zones)
+    assert floor_box["width"] > 400 and floor_box["height"] > 300
+    assert badges == {"camera:view001": "Working", "camera:view002": "No news",
+                      "sync": "Needs attention", "wifi:wlan1": "Working"}
+
+
+def test_page_refreshes_itself_when_new_data_arrives(site, browser, tmp_path):
+    path = tmp_path / "live.db"
+    db = open_database(path)
+    clock = [at(DAY, dt.time(12))]
+
+    def frame(people: int, t: float) -> None:
+        with db.atomic():
+            db["track_points"].insert_all(
+                {"run_id": None, "camera_id": "view001", "track_id": i, "frame": int(t * 7),
+                 "t": t, "x": -10.0 + i, "y": -8.0, "left": 0, "top": 0, "width": 1,
+                 "height": 1, "confidence": 0.9} for i in range(people))
+
+    frame(2, clock[0] - 1)
+    app = create_app(WebDeps(site=with_web(site, access="open-lan", refresh_s=2, cache_s=0),
+                             db_path=path, clock=lambda: clock[0]))
+    with served(app) as base:
+        browser.get(base + "/")
+        assert figure(browser, "occupancy-people") == "2"
+        browser.execute_script("window.notReloaded = true;")
+        clock[0] += 10
+        frame(5, clock[0] - 1)
+        WebDriverWait(browser, 15, poll_frequency=0.3).until(
+            lambda d: figure(d, "occupancy-people") == "5")
+        assert browser.execute_script("return window.notReloaded === true")  # swapped, not reloaded
+        assert browser.find_element(By.ID, "dashboard").get_attribute("data-refreshed")
+        # The box goes away: the page says so instead of failing silently.
+    WebDriverWait(browser, 15, poll_frequency=0.3).until(
+        lambda d: d.find_element(By.ID, "refresh-note").is_displayed())
+    assert "Cannot reach the box" in browser.find_element(By.ID, "refresh-note").text
+    screenshot(browser, "dashboard-box-unreachable")
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_empty_states_say_what_to_do(site, browser, tmp_path, kind):
+    path = tmp_path / "edge.db"
+    if kind == "empty":
+        open_database(path).close()
+    app = create_app(WebDeps(site=with_web(site, access="open-lan"), db_path=path,
+                             clock=lambda: NOW))
+    with served(app) as base:
+        browser.get_log("browser")
+        browser.get(base + "/")
+        messages = {name: figure(browser, name) for name in (
+            "data-state", "occupancy-empty", "footfall-empty", "heatmap-empty", "mix-empty",
+            "wifi-empty", "health-empty")}
+        screenshot(browser, f"dashboard-{kind}-database")
+        assert severe_console_messages(browser) == []
+    assert ("edge replay" in messages["data-state"]) == (kind == "missing")
+    assert "Check that the cameras are working" in messages["occupancy-empty"]
+    assert "Wi-Fi sensor" in messages["wifi-empty"]
+    assert "ask IT" in messages["health-empty"]

@@ -1,0 +1,113 @@
+"""``edge web serve`` as a real process: it answers, stops cleanly, restarts on
+IT's request with exit status 75, and explains a taken port or a missing PIN."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+TOKEN = "it-token-0123456789abcdef"
+SITE = """
+site: {id: serve-test, name: Serve test, timezone: Europe/London}
+floor: {bounds: [[0, 0], [10, 8]]}
+web:
+  pin: ${EDGE_WEB_PIN}
+  admin_token: ${EDGE_WEB_ADMIN_TOKEN}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE)
+    port = free_port()
+    env = {**os.environ, "EDGE_WEB_PIN": "2468", "EDGE_WEB_ADMIN_TOKEN": TOKEN}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge", "web", "serve", "--site", str(site),
+         "--db", str(tmp_path / "edge.db"), "--host", "127.0.0.1", "--port", str(port), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(process.stderr.read())
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            return process, base
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("edge web serve did not answer in 30 s")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def status_of(request: urllib.request.Request | str) -> int:
+    try:
+        return urllib.request.build_opener(NoRedirect).open(request, timeout=5).status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_serve_answers_then_restarts_on_request(tmp_path):
+    process, base = start(tmp_path)
+    try:
+        assert status_of(base + "/") == 303  # PIN mode: to the sign-in page
+        assert status_of(base + "/api/v1/summary") == 401
+        assert (tmp_path / "edge.db").exists()  # schema created for the services
+        restart = urllib.request.Request(base + "/admin/restart", method="POST",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        assert status_of(restart) == 202
+        assert process.wait(20) == 75
+    finally:
+        process.kill()
+    assert "Traceback" not in process.stderr.read()
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path):
+    process, base = start(tmp_path, "--open-lan")
+    try:
+        assert status_of(base + "/") == 200
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal so that the
+        # service manager sees a stop by SIGTERM (systemd counts it as clean).
+        assert process.wait(20) in (0, -signal.SIGTERM)
+    finally:
+        process.kill()
+    log = process.stderr.read()
+    assert "Application shutdown complete" in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("case", ["port-taken", "no-pin"])
+def test_serve_refuses_with_one_line(tmp_path, case):
+    args = ["--db", str(tmp_path / "edge.db")]
+    if case == "port-taken":
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        args += ["--open-lan", "--host", "127.0.0.1", "--port", str(blocker.getsockname()[1])]
+    result = subprocess.run([sys.executable, "-m", "edge", "web", "serve", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr
+    expected = ("cannot listen on 127.0.0.1" if case == "port-taken"
+                else "web.access is 'pin' but no web.pin is set")
+    assert lines[-1].startswith("Error: ") and expected in lines[-1], result.stderr

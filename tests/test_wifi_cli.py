@@ -1,0 +1,265 @@
+"""``edge wifi``: the JSON interface scripts depend on, the database rows, one-line
+errors, and a privacy audit of everything the commands leave behind."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import sqlite3
+import struct
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.wifi.pcapfile import CaptureFile
+from tests.conftest import SHARED
+from tests.test_wifi_brno import lab_pcs
+
+BRNO_DAY = SHARED / "wifi" / "brno-sc6-61" / "position_1_sc6-61_2024-03-15_anonymized.pcap"
+CAPTURES = sorted((SHARED / "wifi").glob("*/*.pcap*"))
+
+
+def edge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The installed command in a fresh process (exit codes, one-line errors)."""
+    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def run(*args: str):
+    """The same command in this process (faster; for output and database checks)."""
+    result = CliRunner().invoke(cli, list(args))
+    result.returncode = result.exit_code
+    return result
+
+
+def write_site(path: Path, wifi: str = "") -> Path:
+    path.write_text(
+        "site: {id: brno-lab, timezone: Europe/Prague}\n"
+        "floor: {bounds: [[0, 0], [10, 8]]}\n" + wifi
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab_site(tmp_path_factory) -> Path:
+    addresses = "".join(f"      - {address}\n" for address in lab_pcs())
+    return write_site(tmp_path_factory.mktemp("site") / "site.yaml",
+                      "wifi:\n  rssi_gate_dbm: -70\n  exclude_addresses:\n" + addresses)
+
+
+def test_replay_json_is_one_object_per_window(lab_site):
+    result = run("wifi", "replay", str(BRNO_DAY), "--json", "--window", "900",
+                  "--site", str(lab_site))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 46
+    windows = [json.loads(line) for line in lines]
+    for window in windows:
+        assert {"window_start", "frames", "in_store_devices", "passers_by",
+                "occupancy_estimate"} <= set(window)
+        start = datetime.fromisoformat(window["window_start"])
+        assert start.utcoffset().total_seconds() == 3600 and start.minute % 15 == 0
+    assert sum(w["frames"] for w in windows) == 4926
+    assert max(w["occupancy_estimate"] for w in windows) >= 5
+    assert "4926 probe requests" in result.stderr
+
+
+def test_replay_table_and_one_minute_windows(lab_site):
+    result = run("wifi", "replay", str(BRNO_DAY), "--window", "60", "--site", str(lab_site),
+                  "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("window start") and len(lines) == 1 + 690
+    assert result.stderr == ""
+
+
+def test_replay_writes_both_window_lengths_to_the_database(tmp_path, lab_site):
+    db = tmp_path / "edge.db"
+    result = run("wifi", "replay", str(BRNO_DAY), "--site", str(lab_site), "--db", str(db),
+                  "--quiet")
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(db) as connection:
+        counts = dict(connection.execute(
+            "select window_s, count(*) from wifi_windows group by window_s").fetchall())
+        total = connection.execute(
+            "select sum(frames) from wifi_windows where window_s = 900").fetchone()[0]
+    assert counts == {60: 690, 900: 46} and total == 4926
+    again = run("wifi", "replay", str(BRNO_DAY), "--site", str(lab_site), "--db", str(db),
+                 "--quiet")
+    assert again.returncode == 0
+    with sqlite3.connect(db) as connection:       # a second replay replaces, not duplicates
+        assert connection.execute("select count(*) from wifi_windows").fetchone()[0] == 736
+
+
+def test_calibrate_against_manual_counts(tmp_path, lab_site):
+    db = tmp_path / "edge.db"
+    assert run("wifi", "replay", str(BRNO_DAY), "--site", str(lab_site), "--db", str(db),
+                "--quiet").returncode == 0
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("select window_start, in_store_devices from wifi_windows "
+                                  "where window_s = 900 order by window_start").fetchall()
+    counts = tmp_path / "counts.csv"
+    counts.write_text("window_start,people\n" + "".join(
+        f"{start},{devices * 0.8}\n" for start, devices in rows))
+    result = run("wifi", "calibrate", "--site", str(lab_site), "--db", str(db),
+                  "--counts", str(counts))
+    assert result.returncode == 0, result.stderr
+    assert "people_per_device = 0.8 " in result.stdout and "Pearson r 1.000" in result.stdout
+
+
+def test_calibrate_without_data_is_a_clear_error(tmp_path, lab_site):
+    result = edge("wifi", "calibrate", "--site", str(lab_site), "--db", str(tmp_path / "e.db"))
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Error: need at least 4 windows")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["wifi", "replay", "/nonexistent/x.pcap"],
+         "capture file /nonexistent/x.pcap does not exist"),
+        (["wifi", "sniff", "--iface", "wlx-nonexistent0"],
+         "no network interface 'wlx-nonexistent0'"),
+        (["wifi", "sniff", "--iface", "lo"], "interface 'lo' is not in monitor mode"),
+    ],
+)
+def test_user_errors_are_one_line_with_the_fix(args, message):
+    result = edge(*args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+    if "sniff" in args:
+        assert "iw dev" in lines[0] and "type monitor" in lines[0]
+
+
+def test_garbage_file_is_a_clear_error(tmp_path):
+    garbage = tmp_path / "garbage.pcap"
+    garbage.write_bytes(b"\x13\x37" * 500)
+    result = edge("wifi", "replay", str(garbage))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "not a pcap or pcapng capture" in result.stderr
+
+
+def test_bad_exclusion_address_names_the_line(tmp_path):
+    site = write_site(tmp_path / "site.yaml", "wifi:\n  exclude_addresses: [dc:fb:48:zz:00:01]\n")
+    result = edge("wifi", "replay", str(BRNO_DAY), "--site", str(site))
+    assert result.returncode == 1
+    assert "site.yaml:4" in result.stderr and "expected a MAC address" in result.stderr
+
+
+# -- privacy audit -------------------------------------------------------------------
+
+def identifiers() -> tuple[set[bytes], set[bytes]]:
+    """Every transmitter address in the shared captures and every non-trivial SSID."""
+    addresses: set[bytes] = set()
+    ssids: set[bytes] = set()
+    for path in CAPTURES:
+        with CaptureFile(path) as capture:
+            for frame in capture:
+                data = frame.data
+                if len(data) < 4:
+                    continue
+                start = data[2] | data[3] << 8
+                if len(data) >= start + 16 and data[start] & 0x0C in (0x00, 0x08):
+                    addresses.add(data[start + 10:start + 16])
+                if len(data) > start + 24 and data[start] & 0xFC in (0x40, 0x50, 0x80):
+                    offset = start + (24 if data[start] & 0xFC == 0x40 else 36)
+                    if len(data) > offset + 2 and data[offset] == 0 and data[offset + 1] >= 4:
+                        ssids.add(data[offset + 2:offset + 2 + data[offset + 1]])
+    addresses.discard(b"\xff" * 6)
+    return addresses, ssids
+
+
+def spellings(address: bytes) -> set[bytes]:
+    colon = ":".join(f"{b:02x}" for b in address)
+    forms = {colon, colon.upper(), colon.replace(":", "-"), colon.replace(":", "-").upper(),
+             address.hex(), address.hex().upper(),
+             f"{address.hex()[0:4]}.{address.hex()[4:8]}.{address.hex()[8:12]}"}
+    encoded = {form.encode() for form in forms} | {address}
+    hashes = set()
+    for value in encoded:
+        for algorithm in (hashlib.sha256, hashlib.md5):
+            digest = algorithm(value)
+            hashes |= {digest.hexdigest().encode(), digest.digest(),
+                       digest.hexdigest()[:16].encode()}
+    return encoded | hashes | {str(int.from_bytes(address, "big")).encode()}
+
+
+
+def test_privacy_audit_of_database_and_logs(tmp_path, lab_site, monkeypatch):
+    """Replays every shared capture with debug logging into one database, then looks for
+    any address (in any common spelling, raw, or as an unkeyed SHA-256/MD5) and any SSID
+    in the database files, in everything printed and in every log record."""
+    monkeypatch.chdir(tmp_path)                   # relative paths: no tmp path printed
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.DEBUG)
+    root.addHandler(handler)
+    printed = b""
+    try:
+        for path in CAPTURES:
+            result = run("-v", "wifi", "replay", str(path), "--site", str(lab_site),
+                         "--db", "audit.db", "--json")
+            assert result.exit_code == 0, result.output
+            printed += result.stdout_bytes + result.stderr_bytes
+        # Once more as a separate process, as systemd would run it.
+        process = subprocess.run(
+            [sys.executable, "-m", "edge", "-v", "wifi", "replay", str(CAPTURES[0]), "--site",
+             str(lab_site), "--db", "audit.db"], capture_output=True, timeout=300)
+        assert process.returncode == 0, process.stderr
+        printed += process.stdout + process.stderr
+    finally:
+        root.removeHandler(handler)
+    printed += log.getvalue().encode()
+    with sqlite3.connect(tmp_path / "audit.db") as connection:
+        assert connection.execute("select count(*) from wifi_windows").fetchone()[0] > 100
+        connection.execute("pragma wal_checkpoint(truncate)")   # everything into one file
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("audit.db"))
+    assert b"Replayed" in printed and b'"window_start"' in printed
+    haystack = stored + b"\n--\n" + printed
+    addresses, ssids = identifiers()
+    assert len(addresses) > 2000 and len(ssids) > 20
+    needles: dict[bytes, str] = {ssid: "an SSID" for ssid in ssids}
+    for address in addresses:
+        for form in spellings(address):
+            if form == address and len(set(address)) < 4:
+                continue   # 02:00:00:00:01:00 as raw bytes is just SQLite page structure
+            needles[form] = f"an address starting {address.hex()[:4]}"
+    # Every substring of the haystack of each needle length: one set lookup per needle.
+    found = []
+    for length in {len(needle) for needle in needles}:
+        windows = {haystack[i:i + length] for i in range(len(haystack) - length + 1)}
+        found += [what for needle, what in needles.items()
+                  if len(needle) == length and needle in windows]
+    assert not found, found[:5]
+
+
+def test_a_truncated_capture_replays_what_it_has(tmp_path, lab_site):
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(BRNO_DAY.read_bytes()[:300_000])
+    result = run("wifi", "replay", str(cut), "--json", "--site", str(lab_site))
+    assert result.returncode == 0, result.stderr
+    assert "the file ends inside" in result.stderr and result.stdout.count("\n") > 5
+
+
+def test_pcap_with_another_link_type_is_skipped_with_a_counted_warning(tmp_path):
+    with CaptureFile(BRNO_DAY) as capture:
+        frames = [frame for _, frame in zip(range(30), capture, strict=False)]
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for frame in frames:
+        out += struct.pack("<IIII", int(frame.timestamp), 0, len(frame.data), len(frame.data))
+        out += frame.data
+    path = tmp_path / "ethernet.pcap"
+    path.write_bytes(out)
+    result = run("wifi", "replay", str(path))
+    assert result.returncode == 0
+    assert "Warning: skipped 30 frames: link type 1 (not radiotap)" in result.stderr

@@ -1,0 +1,119 @@
+"""Windows: clock-aligned, emitted even when empty, honest about coverage; dwell buckets;
+passers-by counted as bursts; the stored row and the JSON form."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge.wifi.parser import EXCLUDED, STRONG, WEAK, Probe
+from edge.wifi.windows import WifiWindow, WindowCounter, dwell_bucket
+
+T0 = 1_710_500_400.0        # 2024-03-15T11:00:00Z, a multiple of 900
+
+
+def strong(t: float) -> Probe:
+    return Probe(t, -50, 2412, 0, STRONG, 7, True, 1)
+
+
+def weak(t: float, fingerprint: int = 5) -> Probe:
+    return Probe(t, -85, 2412, 0, WEAK, None, True, fingerprint)
+
+
+def test_windows_are_aligned_and_quiet_ones_still_come_out():
+    counter = WindowCounter(60, "test", lateness_s=0)
+    assert counter.add(strong(T0 + 10), 1, T0 + 10) == []
+    closed = counter.add(strong(T0 + 200), 1, T0 + 10)     # three minutes later
+    assert [w.start for w in closed] == [T0, T0 + 60, T0 + 120]
+    assert [w.frames for w in closed] == [1, 0, 0]
+    assert closed[0].covered_s == 50 and closed[1].covered_s == 60
+    last = counter.finish()[0]
+    assert last.start == T0 + 180 and last.covered_s == 20 and last.frames == 1
+
+
+def test_in_store_needs_dwell_and_buckets_add_up():
+    counter = WindowCounter(900, "test", min_dwell_s=60, people_per_device=0.5, lateness_s=0)
+    counter.add(strong(T0 + 1), 1, T0 - 2000)     # seen since 33 min ago -> 30-60m
+    counter.add(strong(T0 + 5), 2, T0 + 5)        # one burst only -> brief
+    counter.add(strong(T0 + 10), 3, T0 + 10)
+    counter.add(strong(T0 + 400), 3, T0 + 10)     # 390 s -> 5-15m
+    window = counter.finish()[0]
+    assert window.in_store_devices == 2 and window.brief_devices == 1
+    assert window.dwell_buckets == {"<5m": 0, "5-15m": 1, "15-30m": 0, "30-60m": 1, "60m+": 0}
+    assert window.occupancy_estimate == 1.0
+
+
+def test_passers_by_are_bursts_of_weak_frames():
+    counter = WindowCounter(900, "test", burst_gap_s=2.0)
+    for t in (0.0, 0.3, 0.9, 1.5):           # one scan on three channels
+        counter.add(weak(T0 + t), None, None)
+    counter.add(weak(T0 + 40.0), None, None)  # the next scan
+    counter.add(weak(T0 + 40.1, fingerprint=9), None, None)   # another model, same moment
+    counter.add(Probe(T0 + 41, -50, 2412, 0, EXCLUDED, None, False, 3), None, None)
+    window = counter.finish()[0]
+    assert window.passers_by == 3 and window.excluded_frames == 1 and window.frames == 7
+    assert window.in_store_devices == 0
+
+
+def test_merge_of_two_ids_counts_one_device():
+    counter = WindowCounter(900, "test", min_dwell_s=60)
+    counter.add(strong(T0 + 1), 1, T0 + 1)
+    counter.add(strong(T0 + 100), 2, T0 + 100)
+    counter.merge(2, 1)
+    window = counter.finish()[0]
+    assert window.in_store_devices == 1 and window.brief_devices == 0
+
+
+def test_late_frames_within_tolerance_stay_in_their_window():
+    counter = WindowCounter(60, "test", lateness_s=2.0)
+    counter.add(strong(T0 + 59.5), 1, T0)
+    assert counter.add(strong(T0 + 60.5), 1, T0) == []
+    closed = counter.add(strong(T0 + 59.9), 1, T0)        # reordered by a second sniffer
+    assert closed == []
+    closed = counter.add(strong(T0 + 63.0), 1, T0)
+    assert closed[0].in_store_frames == 3
+
+
+def test_record_checks_itself():
+    good = dict(start=T0, window_s=900, sensor="s", covered_s=900.0, frames=1,
+                in_store_frames=1, excluded_frames=0, in_store_devices=1, brief_devices=0,
+                passers_by=0, occupancy_estimate=1.0,
+                dwell_buckets={"<5m": 1, "5-15m": 0, "15-30m": 0, "30-60m": 0, "60m+": 0})
+    WifiWindow(**good)
+    for change, message in [
+        ({"covered_s": 901.0}, "covered_s"),
+        ({"frames": -1}, "negative"),
+        ({"in_store_devices": 2}, "dwell buckets"),
+        ({"window_s": 0}, "window_s"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            WifiWindow(**{**good, **change})
+
+
+def test_json_and_row_forms_hold_only_counts():
+    counter = WindowCounter(900, "pcap:x.pcap")
+    counter.add(strong(T0 + 1), 1, T0 - 100)
+    window = counter.finish()[0]
+    as_json = window.as_json()
+    assert as_json["window_start"] == "2024-03-15T11:00:00+00:00"
+    assert {"window_start", "frames", "in_store_devices", "passers_by",
+            "occupancy_estimate"} <= set(as_json)
+    json.dumps(as_json)
+    row = window.as_row()
+    assert row["window_start"] == T0 and json.loads(row["dwell_buckets"])["<5m"] == 1
+    assert all(isinstance(v, (int, float, str)) for v in row.values())
+
+
+@pytest.mark.parametrize("seconds, label", [(0, "<5m"), (299, "<5m"), (300, "5-15m"),
+                                            (1799, "15-30m"), (3600, "60m+"), (86400, "60m+")])
+def test_dwell_buckets(seconds, label):
+    assert dwell_bucket(seconds) == label
+
+
+def test_a_clock_jump_does_not_flood_empty_windows():
+    counter = WindowCounter(60, "test")
+    counter.add(strong(T0), 1, T0)
+    closed = counter.add(strong(T0 + 40 * 365 * 86400), 1, T0)     # a damaged time stamp
+    assert len(closed) == 1 and counter.time_jumps == 1
+    assert len(counter.finish()) == 1

@@ -1,0 +1,247 @@
+"""Fill a database the way the store services will, for the status page's tests.
+
+Trajectories come from real replays of the shared PETS recording (tracker only,
+``det.txt``). Visits, zone dwell, traits, segments and line crossings are derived
+from those trajectories here (a stand-in for the visits builder, with the same
+columns), and Wi-Fi windows and health records are written as their services
+write them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import random
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import shapely
+import sqlite_utils
+from shapely.geometry import Polygon
+
+from edge.config import SiteConfig
+from edge.replay import replay
+from edge.storage.trajectories import read_trajectories
+from tests.conftest import PETS_DET
+
+LONDON = ZoneInfo("Europe/London")
+# A Tuesday in March (GMT, no daylight saving), a week before the one compared with.
+DAY = dt.date(2026, 3, 10)
+REPLAY_STARTS = [dt.time(9, 30), dt.time(11, 5), dt.time(14, 40)]
+LAST_WEEK_STARTS = [dt.time(10, 15), dt.time(14, 40)]
+NOW = dt.datetime.combine(DAY, dt.time(15, 0), LONDON).timestamp()
+SEGMENTS = ("quick_trip", "browser", "focused_buyer")
+
+
+def at(day: dt.date, time: dt.time) -> float:
+    return dt.datetime.combine(day, time, LONDON).timestamp()
+
+
+def _orient(a, b, c) -> float:
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+
+def _side(line, point) -> float:
+    """> 0 left of the line looking from start to end."""
+    return _orient(line.start, line.end, point)
+
+
+def _crosses(line, p, q) -> bool:
+    """Whether the step p -> q crosses the line segment (proper intersection)."""
+    a, b = line.start, line.end
+    return _orient(a, b, p) * _orient(a, b, q) < 0 and _orient(p, q, a) * _orient(p, q, b) < 0
+
+
+def build_visits(db: sqlite_utils.Database, site: SiteConfig, run_id: int, seed: int) -> int:
+    """Visits with zone dwell, traits, segments and line crossings for one run."""
+    rng = random.Random(seed)
+    zones = [(z.id, z.kind, Polygon(z.polygon)) for z in site.floor.zones]
+    tags = sorted({tag for z in site.floor.zones for tag in z.tags})
+    visits, dwell_rows, trait_rows, segment_rows, crossings = [], [], [], [], []
+    for track in read_trajectories(db, run_id=run_id):
+        for line in site.floor.lines:
+            for i in range(1, len(track.t)):
+                p, q = track.xy[i - 1], track.xy[i]
+                if _crosses(line, p, q):
+                    inward = (_side(line, q) > 0) == (line.inside == "left")
+                    crossings.append({"line_id": line.id, "camera_id": track.camera_id,
+                                      "run_id": run_id, "track_id": track.track_id,
+                                      "t": float(track.t[i]),
+                                      "direction": "in" if inward else "out"})
+        duration = float(track.t[-1] - track.t[0])
+        if duration < site.visits.min_duration_s:
+            continue
+        visit_id = uuid.UUID(int=rng.getrandbits(128)).hex
+        steps = np.minimum(np.diff(track.t, append=track.t[-1]), 1.0)
+        sequence, checkout = [], False
+        for zone_id, kind, shape in zones:
+            inside = shapely.contains_xy(shape, track.xy[:, 0], track.xy[:, 1])
+            if not inside.any():
+                continue
+            entries = int(inside[0]) + int(np.sum(inside[1:] & ~inside[:-1]))
+            dwell_rows.append({"visit_id": visit_id, "zone_id": zone_id,
+                               "dwell_s": round(float(steps[inside].sum()), 3), "entries": entries})
+            sequence.append((int(np.argmax(inside)), zone_id))
+            checkout |= kind == "checkout"
+        path = float(np.linalg.norm(np.diff(track.xy, axis=0), axis=1).sum())
+        visits.append({
+            "visit_id": visit_id, "site_id": site.site.id, "camera_id": track.camera_id,
+            "run_id": run_id, "track_id": track.track_id, "start_t": float(track.t[0]),
+            "end_t": float(track.t[-1]), "duration_s": duration, "path_length_m": path,
+            "checkout_visited": int(checkout),
+            "features": json.dumps({"duration_s": duration, "path_length_m": path}),
+            "zone_sequence": json.dumps([z for _, z in sorted(sequence)]),
+            "spec_version": "test-1",
+        })
+        for trait in ["showroomer", "wanderer", "indecisive", "bargain_hunter",
+                      *(f"affinity_{tag}" for tag in tags[:2])]:
+            trait_rows.append({"visit_id": visit_id, "trait": trait,
+                               "probability": round(rng.random(), 3)})
+        weights = [rng.random() for _ in SEGMENTS]
+        for name, weight in zip(SEGMENTS, weights, strict=True):
+            segment_rows.append({"visit_id": visit_id, "segment": name,
+                                 "probability": round(weight / sum(weights), 3)})
+    with db.atomic():
+        db["visits"].insert_all(visits)
+        db["visit_zone_dwell"].insert_all(dwell_rows)
+        db["visit_traits"].insert_all(trait_rows)
+        db["visit_segments"].insert_all(segment_rows)
+        db["line_crossings"].insert_all(crossings)
+    return len(visits)
+
+
+def write_wifi(db: sqlite_utils.Database, day: dt.date, seed: int) -> None:
+    rng = random.Random(seed)
+    rows = []
+    for hour in range(9, 15):
+        for quarter in range(4):
+            start = at(day, dt.time(hour, quarter * 15))
+            rows.append({"window_start": start, "window_s": 900, "sensor": "wlan1",
+                         "frames": rng.randint(800, 3000), "in_store_devices": rng.randint(2, 12),
+                         "passers_by": rng.randint(10, 60),
+                         "occupancy_estimate": round(rng.uniform(2, 10), 1),
+                         "dwell_buckets": json.dumps({"<5min": 3, "5-15min": 2})})
+            # A second, quieter sensor hearing the same phones must not double them.
+            rows.append({**rows[-1], "sensor": "wlan2", "in_store_devices": 1, "passers_by": 5})
+    with db.atomic():
+        db["wifi_windows"].insert_all(rows)
+
+
+def write_health(db: sqlite_utils.Database, now: float) -> None:
+    rows = [
+        ("camera:view001", "ok", {"fps": 7.0, "last_frame_age_s": 0.4, "reconnects": 2,
+                                  "connected": True, "model": "yolox_nano_416x416",
+                                  "rtsp_url": "rtsp://admin:hunter2@10.0.0.5/stream"},
+         "Camera view001 is working.", now - 10),
+        ("wifi:wlan1", "ok", {"frames_per_s": 41.5, "monitor_mode": True,
+                              "mac": "aa:bb:cc:dd:ee:ff"},
+         "Wi-Fi sensor wlan1 is listening.", now - 20),
+        ("sync", "degraded", {"broker_connected": False, "outbox_backlog": 3,
+                              "last_delivered_window": "2026-03-10T14:00:00Z"},
+         "Cannot reach head office; reports are kept and will be sent later.", now - 5),
+        ("camera:view002", "ok", {"fps": 6.5}, "Camera view002 is working.", now - 3600),
+    ]
+    with db.atomic():
+        db["health"].upsert_all(
+            [{"component": c, "status": s, "detail": json.dumps(d), "message": m, "updated_at": u}
+             for c, s, d, m, u in rows], pk="component")
+
+
+def fill_store_day(db_path: Path, site: SiteConfig) -> dict:
+    """A realistic day and the same weekday a week before, from real PETS replays."""
+    from edge.storage import open_database
+
+    db = open_database(db_path)
+    runs = []
+    for day, starts in ((DAY, REPLAY_STARTS), (DAY - dt.timedelta(days=7), LAST_WEEK_STARTS)):
+        for i, start in enumerate(starts):
+            summary = replay(site, db, detections=PETS_DET, start_time=at(day, start))
+            build_visits(db, site, summary.run_id, seed=1000 * day.day + i)
+            runs.append(summary.run_id)
+    write_wifi(db, DAY, seed=7)
+    write_health(db, NOW)
+    db.close()
+    return {"runs": runs, "now": NOW, "day": DAY}
+
+
+def shared_store_db(tmp_path_factory) -> Path:
+    """The filled database, built once per test run and shared by xdist workers.
+
+    The web app only reads it, so workers can share one file; a lock makes the
+    first worker build it while the others wait.
+    """
+    import fcntl
+    import os
+
+    from edge.config import load_site
+    from tests.conftest import PETS_SITE
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = root / "web-store.db"
+    done = root / "web-store.done"
+    with open(root / "web-store.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            fill_store_day(path, load_site(PETS_SITE))
+            done.write_text("ok")
+    return path
+
+
+def with_web(site: SiteConfig, **web) -> SiteConfig:
+    """The site with its ``web:`` section changed (validated, as if read from YAML)."""
+    from edge.config.web import WebConfig
+
+    fields = {**site.web.model_dump(), **web}
+    return site.model_copy(update={"web": WebConfig.model_validate(fields)})
+
+
+def expected_heatmap(db: sqlite3.Connection, site, start: float, end: float):
+    """Dwell per cell recomputed with numpy: gap to the track's next point, capped at 1 s."""
+    (x0, y0), (x1, y1) = site.floor.bounds
+    cell = site.floor.heatmap_cell_m
+    rows = np.array(db.execute(
+        "select run_id, track_id, t, x, y from track_points where t >= ? and t < ? "
+        "order by run_id, track_id, t", (start, end)).fetchall())
+    dwell, people = defaultdict(float), defaultdict(set)
+    for i, (run, track, t, x, y) in enumerate(rows):
+        nxt = rows[i + 1] if i + 1 < len(rows) else None
+        gap = 0.0 if nxt is None or (nxt[0], nxt[1]) != (run, track) else min(nxt[2] - t, 1.0)
+        if x0 <= x < x1 and y0 <= y < y1:
+            key = (int((x - x0) // cell), int((y - y0) // cell))
+            dwell[key] += gap
+            people[key].add((run, track))
+    return dwell, people
+
+
+@contextlib.contextmanager
+def served(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yield its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test web server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
