@@ -31,8 +31,10 @@ class EdgeGroup(click.Group):
             return super().invoke(ctx)
         except EdgeError as error:
             failure = click.ClickException(str(error))
-            if isinstance(error, (ConfigError, ModelError)):
-                failure.exit_code = EXIT_CONFIG  # systemd: RestartPreventExitStatus=78
+            if isinstance(error, (ConfigError, ModelError)) and ctx.invoked_subcommand == "run":
+                # The services: systemd's RestartPreventExitStatus=78 stops a restart loop
+                # that could not help until a person fixes the config or the model.
+                failure.exit_code = EXIT_CONFIG
             raise failure from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)

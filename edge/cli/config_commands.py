@@ -28,7 +28,7 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool) -> 
             click.echo(camera.id)
         return
     if has_wifi:
-        raise SystemExit(0 if getattr(site, "wifi", None) is not None else 1)
+        raise SystemExit(0 if site.wifi is not None and site.wifi.interface else 1)
     click.echo(f"{path}: valid site config for store {site.site.id!r}")
     for camera_id, homography in fit_camera_calibrations(site).items():
         errors = homography.reprojection_error_m

@@ -72,6 +72,36 @@ def run_camera(config_path: Path | None, camera_id: str) -> None:
     run_camera_worker(site, camera_id, open_database(resolve_db_path(None, site)))
 
 
+@run_group.command("sync")
+@config_option
+def run_sync(config_path: Path | None) -> None:
+    """Run the sync service: aggregates to the central platform over MQTT."""
+    from edge.runtime.services import run_sync_service
+
+    _, site = _load(config_path)
+    run_sync_service(site, resolve_db_path(None, site))
+
+
+@run_group.command("web")
+@config_option
+def run_web(config_path: Path | None) -> None:
+    """Run the status page (exits 75 when IT asks for a restart)."""
+    from edge.runtime.services import run_web_service
+
+    _, site = _load(config_path)
+    raise SystemExit(run_web_service(site, resolve_db_path(None, site)))
+
+
+@run_group.command("wifi")
+@config_option
+def run_wifi(config_path: Path | None) -> None:
+    """Run the Wi-Fi counter on the configured monitor interface."""
+    from edge.runtime.services import run_wifi_service
+
+    _, site = _load(config_path)
+    run_wifi_service(site, resolve_db_path(None, site))
+
+
 @click.command("purge")
 @config_option
 def purge_command(config_path: Path | None) -> None:

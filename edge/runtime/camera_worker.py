@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from edge.storage.health import report_health
 from edge.storage.trajectories import finish_run, start_run, write_track_points
 from edge.tracking import ByteTracker
 from edge.video import describe_source
+from edge.visits.analysis import VisitAnalyzer
+from edge.visits.builder import build_visits
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,8 @@ class CameraWorker:
             backoff_initial_s=self.service.reconnect_backoff_initial_s,
             backoff_max_s=self.service.reconnect_backoff_max_s,
         )
+        # Built here so that a bad segment spec stops the service before it starts.
+        self.visits = VisitAnalyzer(site)
         self.disk = DiskGuard(_database_folder(db), site.storage.min_free_disk_mb)
         self.notifier = ServiceNotifier()
         self.stats = WorkerStats()
@@ -89,7 +94,7 @@ class CameraWorker:
         self.notifier.ready(f"camera {self.camera.id} started")
         log.info("Camera %s started (%s).", self.camera.id, describe_source(self.camera.source))
         batch: list[FloorTracks] = []
-        last_flush = last_health = time.monotonic()
+        last_flush = last_health = last_visits = time.monotonic()
         window_start, window_frames = time.monotonic(), 0
         status = "failed"
         try:
@@ -105,6 +110,9 @@ class CameraWorker:
                 if batch and (now - last_flush >= self.service.flush_interval_s):
                     self._flush(run_id, batch)
                     batch, last_flush = [], now
+                if now - last_visits >= self.service.visits_interval_s:
+                    self._build_visits(run_id)
+                    last_visits = now
                 if now - last_health >= self.service.health_interval_s:
                     self.stats.fps = window_frames / (now - window_start)
                     window_start, window_frames = now, 0
@@ -118,6 +126,7 @@ class CameraWorker:
             if batch:
                 self._flush(run_id, batch)
             finish_run(self.db, run_id, self.stats.frames_processed, status)
+            self._build_visits(run_id)  # the run is over: every open track becomes a visit
             report_health(self.db, self.component, "down", f"Camera {self.camera.id} is stopped.",
                           self._detail())
             log.info("Camera %s stopped after %d frames.", self.camera.id, self.stats.frames_processed)
@@ -130,6 +139,13 @@ class CameraWorker:
             self.stats.raw_points_skipped += skipped
             log.warning("Disk nearly full: %d tracked positions of camera %s were not stored.",
                         skipped, self.camera.id)
+
+    def _build_visits(self, run_id: int) -> None:
+        """Turn tracks that ended (gone ``visits.close_after_s``) into visits and traits."""
+        try:
+            build_visits(self.db, self.visits, run_id=run_id)
+        except sqlite3.Error as error:  # busy or full: the next round catches up
+            log.warning("Camera %s: visits not built this time: %s", self.camera.id, error)
 
     def _frame_age(self) -> float | None:
         last = self.reader.stats.last_frame_at

@@ -46,9 +46,10 @@ def services_for(site: SiteConfig, config_path: Path) -> list[ChildService]:
         ChildService(f"camera-{camera.id}", [*base, "camera", *config, "--camera", camera.id])
         for camera in site.cameras
     ]
-    if getattr(site, "wifi", None) is not None:
+    if site.wifi is not None and site.wifi.interface is not None:
         services.append(ChildService("wifi", [*base, "wifi", *config]))
-    services.append(ChildService("sync", [*base, "sync", *config]))
+    if site.sync.enabled:
+        services.append(ChildService("sync", [*base, "sync", *config]))
     services.append(ChildService("web", [*base, "web", *config]))
     return services
 
