@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -98,7 +99,7 @@ class VideoSource:
         self.start_time = time.time() if start_time is None else start_time
         self._stride = 1
         if detect_fps and not live and detect_fps < self.info.fps:
-            self._stride = max(1, round(self.info.fps / detect_fps))
+            self._stride = max(1, math.ceil(self.info.fps / detect_fps - 1e-9))
         self._min_interval = 1.0 / detect_fps if detect_fps and live else 0.0
         self._prefetch = prefetch if prefetch is not None else (LIVE_PREFETCH_FRAMES if live else 0)
         self._stop = threading.Event()

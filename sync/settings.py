@@ -2,22 +2,26 @@
 
 Overrides live in the ``sync_overrides`` table (one row per key, JSON value) so
 every service reads the same values after a restart: the sync service reads k
-and the window length, and the visits service reads ``segment_spec`` with
-:func:`read_overrides`. A downlink's changes are written in one transaction with
+and the window length; a ``segment_spec`` is validated like the visits service
+would, then written to :func:`edge.visits.spec.downlinked_spec_path`, which the
+visits service hot-reloads. A downlink's changes are written in one transaction with
 its nonce: all of them are applied, or none.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
+import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from edge.config import SiteConfig
 from edge.config.base import StrictModel
+from edge.visits.spec import SpecError, downlinked_spec_path, parse_spec
 from edge.config.sync import check_window_s
 from sync.errors import DownlinkRefused
 
@@ -43,9 +47,17 @@ class OverrideChanges(StrictModel):
 
     @field_validator("segment_spec")
     @classmethod
-    def _versioned(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and not (isinstance(value.get("version"), str) and value["version"]):
-            raise ValueError("segment_spec needs a non-empty string 'version'")
+    def _valid_spec(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The whole spec is validated here, as the visits service would, so a spec that
+        could not be used is refused before anything is applied."""
+        if value is None:
+            return None
+        try:
+            spec = parse_spec(json.dumps(value), source="downlink segment_spec")
+        except SpecError as error:
+            raise ValueError(str(error)) from None
+        if spec.classifier is not None:
+            raise ValueError("a downlinked segment spec cannot name a classifier model file")
         return value
 
 
@@ -81,7 +93,7 @@ def effective_settings(db: sqlite_utils.Database, site: SiteConfig) -> SyncSetti
         # k is never below the floor, whatever a row says (the table is local, but be sure).
         k=max(2, int(overrides.get(K_KEY, site.privacy.min_publishable_count))),
         window_s=int(overrides.get(WINDOW_KEY, site.sync.window_s)),
-        segment_spec_version=spec.get("version") if isinstance(spec, dict) else None,
+        segment_spec_version=spec.get("spec_version") if isinstance(spec, dict) else None,
         updated_at=updated,
     )
 
@@ -107,6 +119,9 @@ def apply_changes(
     """Persist every change and the nonce in one transaction; return the keys changed."""
     values = changes.model_dump(exclude_none=True)
     with db.atomic():
+        if SEGMENT_SPEC_KEY in values:
+            # Written inside the transaction: if the file cannot be written, nothing is applied.
+            _write_spec_file(values[SEGMENT_SPEC_KEY])
         for key, value in values.items():
             db.execute(
                 "insert into sync_overrides (key, value, updated_at, nonce) values (?, ?, ?, ?) "
@@ -116,6 +131,15 @@ def apply_changes(
             )
         remember_nonce(db, nonce, issued_at, now)
     return sorted(values)
+
+
+def _write_spec_file(spec: dict[str, Any]) -> None:
+    """Hand a downlinked spec to the visits service, which hot-reloads it (atomic replace)."""
+    path = downlinked_spec_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".part")
+    temporary.write_text(yaml.safe_dump(spec, sort_keys=False))
+    os.replace(temporary, path)
 
 
 def remember_nonce(db: sqlite_utils.Database, nonce: str, issued_at: float, now: float) -> None:

@@ -22,7 +22,8 @@ def invoke(*args: str, env: dict | None = None):
 
 def recent_data(path, hours: float = 1.0) -> None:
     db = open_database(path)
-    start = (time.time() // 900) * 900 - hours * 3600
+    # End a whole window early, so every window is past its settle time whatever the clock.
+    start = (time.time() // 900) * 900 - hours * 3600 - 900
     add_crossings(db, [start + i * 60 for i in range(int(hours * 60))])
     db.close()
 
@@ -67,7 +68,9 @@ def test_sync_disabled_refuses_to_run(tmp_path):
 
 def test_sign_config_output_is_accepted_by_the_box(memory_db, tmp_path):
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"version": "2024.3", "segments": []}))
+    from tests.test_sync_downlink import shipped_spec
+
+    spec.write_text(json.dumps(shipped_spec("2024.3")))
     result = invoke(
         "sync",
         "sign-config",

@@ -35,13 +35,26 @@ def overrides_and_nonces(db):
     )
 
 
+def shipped_spec(version: str, unknown_feature: bool = False) -> dict:
+    """The shipped default segment spec as a downlink would carry it (JSON)."""
+    import yaml
+
+    from edge.visits.spec import default_spec_path
+
+    spec = yaml.safe_load(default_spec_path().read_text())
+    spec["spec_version"] = version
+    if unknown_feature:
+        spec["traits"]["wanderer"]["terms"][0]["feature"] = "no_such_feature"
+    return spec
+
+
 def test_a_signed_downlink_is_applied_whole_and_persisted(tmp_path):
     from edge.storage import open_database
 
     path = tmp_path / "edge.db"
     db = open_database(path)
     site = sync_site()
-    spec = {"version": "2024.2", "segments": [{"name": "browser", "when": "dwell > 60"}]}
+    spec = shipped_spec("2024.2")
     result = handle_config_set(
         signed({"min_publishable_count": 7, "window_s": 1800, "segment_spec": spec}), context(db)
     )
@@ -52,6 +65,10 @@ def test_a_signed_downlink_is_applied_whole_and_persisted(tmp_path):
     settings = effective_settings(again, site)
     assert (settings.k, settings.window_s, settings.segment_spec_version) == (7, 1800, "2024.2")
     assert read_overrides(again)["segment_spec"] == spec
+    # handed to the visits service, which prefers it to the site's spec
+    from edge.visits.spec import downlinked_spec_path, read_spec
+
+    assert read_spec(downlinked_spec_path())[0].spec_version == "2024.2"
 
 
 @pytest.mark.parametrize(
@@ -108,9 +125,14 @@ def test_a_replayed_downlink_is_refused(memory_db):
         (
             {"min_publishable_count": 6, "segment_spec": {"segments": []}},
             {},
-            "'version' is a required",
+            "'spec_version' is a required",
         ),
-        ({"min_publishable_count": 6, "segment_spec": {"version": ""}}, {}, "should be non-empty"),
+        ({"min_publishable_count": 6, "segment_spec": {"spec_version": ""}}, {}, "should be non-empty"),
+        (
+            {"min_publishable_count": 6, "segment_spec": shipped_spec("9", unknown_feature=True)},
+            {},
+            "no_such_feature",
+        ),
         ({"min_publishable_count": 6, "colour": "red"}, {}, "Additional properties"),
         ({}, {}, "should be non-empty"),
         (

@@ -12,11 +12,15 @@ from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
 from edge.cli.replay_commands import replay_command
-from edge.cli.visits_commands import visits_group
-from edge.cli.wifi_commands import wifi_group
+from edge.cli.run_commands import purge_command, run_group, status_command
 from edge.cli.sync_commands import sync_group
+from edge.cli.visits_commands import visits_group
 from edge.cli.web_commands import web_group
-from edge.errors import EdgeError
+from edge.cli.wifi_commands import wifi_group
+from edge.errors import ConfigError, EdgeError, ModelError
+
+# EX_CONFIG from sysexits.h: the service cannot work until a person fixes its config or model.
+EXIT_CONFIG = 78
 
 
 class EdgeGroup(click.Group):
@@ -26,7 +30,12 @@ class EdgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeError as error:
-            raise click.ClickException(str(error)) from None
+            failure = click.ClickException(str(error))
+            if isinstance(error, (ConfigError, ModelError)) and ctx.invoked_subcommand == "run":
+                # The services: systemd's RestartPreventExitStatus=78 stops a restart loop
+                # that could not help until a person fixes the config or the model.
+                failure.exit_code = EXIT_CONFIG
+            raise failure from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -48,6 +57,9 @@ COMMANDS: list[click.Command] = [
     eval_group,
     models_group,
     check_config,
+    run_group,
+    purge_command,
+    status_command,
     visits_group,
     wifi_group,
     sync_group,

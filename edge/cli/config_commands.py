@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from edge.calibration import fit_camera_calibrations
 from edge.config import load_site
@@ -13,18 +14,26 @@ from edge.paths import default_site_config
 
 @click.command("check-config")
 @click.argument("site_path", type=click.Path(dir_okay=False, path_type=Path), required=False)
-def check_config(site_path: Path | None) -> None:
+@click.option("--list-cameras", is_flag=True, help="Only print the camera ids, one a line.")
+@click.option("--has-wifi", is_flag=True, help="Only exit 0 if a Wi-Fi sensor is configured.")
+def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool) -> None:
     """Validate a site config and report each camera's calibration error.
 
-    Exits non-zero, naming the file, line and key, if anything is wrong.
+    Exits non-zero (78), naming the file, line and key, if anything is wrong.
     """
     path = site_path or default_site_config()
     site = load_site(path)
+    if list_cameras:
+        for camera in site.cameras:
+            click.echo(camera.id)
+        return
+    if has_wifi:
+        raise SystemExit(0 if site.wifi is not None and site.wifi.interface else 1)
     click.echo(f"{path}: valid site config for store {site.site.id!r}")
     for camera_id, homography in fit_camera_calibrations(site).items():
         errors = homography.reprojection_error_m
         click.echo(
             f"  camera {camera_id}: {len(errors)} calibration points, reprojection error "
-            f"median {float(errors.mean()):.3f} m, worst {float(errors.max()):.3f} m"
+            f"median {float(np.median(errors)):.3f} m, worst {float(errors.max()):.3f} m"
         )
     click.echo(f"  floor: {len(site.floor.zones)} zones, {len(site.floor.lines)} counting lines")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,8 +15,7 @@ from edge.cli.options import load_site_option, resolve_db_path, site_option
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
 from edge.storage import open_database
-from edge.storage.health import report_health
-from edge.wifi.pipeline import FramePipeline, ReplayResult, replay_capture
+from edge.wifi.pipeline import ReplayResult, replay_capture
 from edge.wifi.store import read_windows, write_windows
 from edge.wifi.windows import WifiWindow
 
@@ -161,56 +159,21 @@ def _summary(result: ReplayResult, db_path: Path | None) -> None:
 def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | None,
                   db_path: Path | None, channels: tuple[int, ...], duration: float | None) -> None:
     """Count probe requests live on a monitor-mode interface, writing windows to the database."""
-    from edge.wifi.capture import (
-        ARPHRD_IEEE80211_RADIOTAP,
-        CaptureError,
-        CaptureWatchdog,
-        ChannelHopper,
-        ScapySource,
-        check_monitor_interface,
-        interface_type,
-        run_capture,
-    )
+    from edge.wifi.capture import check_monitor_interface
+    from edge.wifi.service import run_sniffer
 
-    check_monitor_interface(iface)
+    check_monitor_interface(iface)  # before saying "listening"
     site = load_site_option(site_path)
-    config = _wifi_config(site)
     db = open_database(resolve_db_path(db_path, site))
-    tz = ZoneInfo(site.site.timezone)
-    printer = _Printer(window_s, as_json, tz)
-    sizes = sorted(set(config.windows_s) | {window_s})
-    pipeline = FramePipeline(config, sensor=f"iface:{iface}", timezone=site.site.timezone,
-                             window_sizes=sizes)
-    component = f"wifi:{iface}"
-
-    def on_windows(windows: list[WifiWindow]) -> None:
-        write_windows(db, windows)
-        printer(windows)
-
-    def on_health(state, detail) -> None:
-        report_health(db, component, state.status, state.message, detail)
-
-    hopper = ChannelHopper(iface, list(channels) or config.channels, config.hop_interval_s)
-    hopper.start()
-    source = ScapySource(iface)
-    watchdog = CaptureWatchdog(config.silence_alarm_s,
-                               lambda: interface_type(iface) == ARPHRD_IEEE80211_RADIOTAP)
+    printer = _Printer(window_s, as_json, ZoneInfo(site.site.timezone))
     stop = threading.Event()
     if duration is not None:
         timer = threading.Timer(duration, stop.set)
         timer.daemon = True
         timer.start()
-    click.echo(f"Listening on {iface} (channels {hopper.channels}); Ctrl-C to stop.", err=True)
-    final = "capture stopped"
-    try:
-        run_capture(source, pipeline, on_windows, watchdog=watchdog, on_health=on_health,
-                    stop=stop, clock=time.time)
-    except CaptureError as error:
-        final = str(error)
-        raise
-    finally:
-        hopper.stop()
-        report_health(db, component, "down", final, pipeline.stats.as_dict())
+    click.echo(f"Listening on {iface}; Ctrl-C to stop.", err=True)
+    run_sniffer(site, iface, db, stop, channels=list(channels) or None,
+                window_sizes=[window_s], on_windows=printer)
 
 
 @wifi_group.command("calibrate")

@@ -38,8 +38,11 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, 
 
 def _secret(name: str) -> str:
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / name).is_file():
-        return (Path(credentials) / name).read_text().strip()
+    if credentials:
+        # LoadCredential=edge:/etc/store-edge/credentials loads each file there as edge_NAME.
+        for candidate in (name, f"edge_{name}"):
+            if (Path(credentials) / candidate).is_file():
+                return (Path(credentials) / candidate).read_text().strip()
     if name in os.environ:
         return os.environ[name]
     raise ConfigError(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from edge.errors import ConfigError
+
 from edge.config.base import StrictModel
 from edge.config.floor import FloorConfig
+from edge.config.service import ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
@@ -36,6 +39,7 @@ class SiteConfig(StrictModel):
     visits: VisitConfig = VisitConfig()
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    service: ServiceConfig = ServiceConfig()
     wifi: WifiConfig | None = None
     sync: SyncConfig = SyncConfig()
     web: WebConfig = WebConfig()
@@ -53,4 +57,4 @@ class SiteConfig(StrictModel):
             if camera.id == camera_id:
                 return camera
         known = ", ".join(c.id for c in self.cameras) or "none"
-        raise KeyError(f"no camera {camera_id!r} in the site config (cameras: {known})")
+        raise ConfigError(f"no camera {camera_id!r} in the site config (cameras: {known})")

@@ -14,6 +14,11 @@ _VALID_CHANNELS = set(range(1, 15)) | set(range(32, 178, 2))
 class WifiConfig(StrictModel):
     """How probe requests become anonymous device and occupancy counts."""
 
+    interface: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,15}$",
+        description="Monitor-mode interface the live service listens on (e.g. mon0); set it up "
+        "with `iw dev wlan1 interface add mon0 type monitor`.",
+    )
     rssi_gate_dbm: float = Field(
         -70.0, ge=-100, le=0,
         description="Frames weaker than this (dBm) are passers-by (street, neighbours): they "

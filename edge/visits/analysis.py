@@ -13,7 +13,7 @@ from edge.config import SiteConfig
 from edge.visits.features import FeatureExtractor
 from edge.visits.records import LineCrossing, Visit, VisitResult
 from edge.visits.reload import SpecHolder
-from edge.visits.spec import default_spec_path
+from edge.visits.spec import default_spec_path, downlinked_spec_path
 from edge.visits.trajectory import track_segments
 
 
@@ -51,6 +51,7 @@ class VisitAnalyzer:
             self.extractor.names,
             self.extractor.tags,
             check_every_s=site.visits.spec_reload_s,
+            override_path=None if spec_path else downlinked_spec_path(),
         )
 
     def pieces(

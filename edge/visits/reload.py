@@ -25,6 +25,8 @@ class SpecHolder:
 
     Args:
         path: the spec file.
+        override_path: a spec file that, whenever it exists, is used instead of
+            ``path`` (the spec the central platform sent by downlink).
         feature_names: the site's feature layout.
         site_tags: the site's category tags.
         check_every_s: :meth:`maybe_reload` looks at the file at most this often.
@@ -37,17 +39,19 @@ class SpecHolder:
         feature_names: Sequence[str],
         site_tags: Sequence[str],
         *,
+        override_path: str | Path | None = None,
         check_every_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.path = Path(path)
+        self.configured_path = Path(path)
+        self.override_path = Path(override_path) if override_path is not None else None
         self._feature_names = list(feature_names)
         self._site_tags = list(site_tags)
         self._check_every_s = check_every_s
         self._clock = clock
         self._lock = threading.Lock()
         self.last_error: str | None = None
-        self._classifier = self._load()
+        self._classifier = self._load(at_start=True)
         self._seen = self._stamp(self._classifier)
         self._checked = clock()
 
@@ -56,6 +60,13 @@ class SpecHolder:
         """The active compiled spec."""
         with self._lock:
             return self._classifier
+
+    @property
+    def path(self) -> Path:
+        """The spec file in force: the downlinked one when present, else the site's."""
+        if self.override_path is not None and self.override_path.is_file():
+            return self.override_path
+        return self.configured_path
 
     @property
     def spec_version(self) -> str:
@@ -86,12 +97,20 @@ class SpecHolder:
                  self.path, loaded.spec_version, current.spec_version)
         return True
 
-    def _load(self) -> TraitClassifier:
-        spec, model = read_spec(self.path)
+    def _load(self, *, at_start: bool = False) -> TraitClassifier:
+        try:
+            spec, model = read_spec(self.path)
+        except SpecError:
+            if not at_start or self.path == self.configured_path:
+                raise
+            # A bad downlinked spec never leaves the box without one: fall back.
+            log.error("downlinked segment spec %s is invalid; using %s", self.path,
+                      self.configured_path)
+            spec, model = read_spec(self.configured_path)
         return TraitClassifier(spec, self._feature_names, self._site_tags, model)
 
     def _stamp(self, classifier: TraitClassifier) -> tuple:
-        files = [self.path]
+        files = [self.path, *([self.override_path] if self.override_path else [])]
         if classifier.spec.classifier is not None:
             files.append(model_file(self.path, classifier.spec))
         stamp = []

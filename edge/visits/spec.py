@@ -29,7 +29,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from edge.config.base import StrictModel
 from edge.config.loader import _format_path, _line_index, _nearest_line
 from edge.errors import ConfigError
-from edge.paths import share_dir
+from edge.paths import state_dir, share_dir
 from edge.visits.features import unknown_feature_reason
 
 SPEC_FORMAT = 1
@@ -41,6 +41,12 @@ _SLUG = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 
 class SpecError(ConfigError):
     """A segment spec (or its classifier model) is invalid; nothing of it is used."""
+
+
+def downlinked_spec_path() -> Path:
+    """Where a spec sent by the central platform (MQTT ``config/set``) is written; when it
+    exists it takes precedence over the site's own spec file."""
+    return state_dir() / "segment-spec.downlink.yaml"
 
 
 def default_spec_path() -> Path:

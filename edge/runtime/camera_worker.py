@@ -1,0 +1,206 @@
+"""One live camera: frames -> detections -> tracks -> floor positions -> the database.
+
+Runs as its own process (``edge run camera --camera ID``, one systemd unit per
+camera), so a camera that hangs or crashes takes nothing else with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from edge.calibration import fit_camera_calibrations
+from edge.config import SiteConfig
+from edge.detection import load_detector
+from edge.paths import state_dir
+from edge.pipeline import CameraPipeline
+from edge.records import FloorTracks
+from edge.runtime.disk_guard import DiskGuard
+from edge.runtime.frame_reader import FrameReader
+from edge.runtime.single_instance import InstanceLock
+from edge.runtime.systemd_notify import ServiceNotifier
+from edge.storage.health import report_health
+from edge.storage.trajectories import finish_run, start_run, write_track_points
+from edge.tracking import ByteTracker
+from edge.video import describe_source
+from edge.visits.analysis import VisitAnalyzer
+from edge.visits.builder import build_visits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    frames_processed: int = 0
+    points_written: int = 0
+    raw_points_skipped: int = 0
+    fps: float = 0.0
+
+
+class CameraWorker:
+    """The live loop of one camera.
+
+    Args:
+        site: the site config.
+        camera_id: which camera.
+        db: the shared database (WAL).
+        stop: set to end the loop cleanly (SIGTERM does this).
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        camera_id: str,
+        db: sqlite_utils.Database,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.site = site
+        self.camera = site.camera(camera_id)
+        self.db = db
+        self.stop = stop or threading.Event()
+        self.service = site.service
+        detector = load_detector(site.detector)
+        self.model_name = detector.name
+        frame_rate = self.camera.detect_fps or self.camera.fps or 10.0
+        self.pipeline = CameraPipeline(
+            self.camera.id,
+            detector,
+            ByteTracker(site.tracker, frame_rate),
+            fit_camera_calibrations(site)[self.camera.id],
+        )
+        self.reader = FrameReader(
+            self.camera,
+            backoff_initial_s=self.service.reconnect_backoff_initial_s,
+            backoff_max_s=self.service.reconnect_backoff_max_s,
+        )
+        # Built here so that a bad segment spec stops the service before it starts.
+        self.visits = VisitAnalyzer(site)
+        self.disk = DiskGuard(_database_folder(db), site.storage.min_free_disk_mb)
+        self.notifier = ServiceNotifier()
+        self.stats = WorkerStats()
+        self.component = f"camera:{self.camera.id}"
+
+    def run(self) -> None:
+        """Run until ``stop`` is set."""
+        run_id = start_run(self.db, self.camera.id, describe_source(self.camera.source), self.model_name)
+        self.reader.start()
+        self.notifier.ready(f"camera {self.camera.id} started")
+        log.info("Camera %s started (%s).", self.camera.id, describe_source(self.camera.source))
+        batch: list[FloorTracks] = []
+        last_flush = last_health = last_visits = time.monotonic()
+        window_start, window_frames = time.monotonic(), 0
+        status = "failed"
+        try:
+            while not self.stop.is_set():
+                frame = self.reader.next_frame(timeout=0.5)
+                now = time.monotonic()
+                if frame is not None:
+                    batch.append(self.pipeline.process(frame))
+                    self.stats.frames_processed += 1
+                    window_frames += 1
+                else:
+                    self._watch_for_stall()
+                if batch and (now - last_flush >= self.service.flush_interval_s):
+                    self._flush(run_id, batch)
+                    batch, last_flush = [], now
+                if now - last_visits >= self.service.visits_interval_s:
+                    self._build_visits(run_id)
+                    last_visits = now
+                if now - last_health >= self.service.health_interval_s:
+                    self.stats.fps = window_frames / (now - window_start)
+                    window_start, window_frames = now, 0
+                    self._report_health()
+                    last_health = now
+                self.notifier.alive()
+            status = "stopped"
+        finally:
+            self.notifier.stopping()
+            self.reader.stop()
+            if batch:
+                self._flush(run_id, batch)
+            finish_run(self.db, run_id, self.stats.frames_processed, status)
+            self._build_visits(run_id)  # the run is over: every open track becomes a visit
+            report_health(self.db, self.component, "down", f"Camera {self.camera.id} is stopped.",
+                          self._detail())
+            log.info("Camera %s stopped after %d frames.", self.camera.id, self.stats.frames_processed)
+
+    def _flush(self, run_id: int, batch: list[FloorTracks]) -> None:
+        if self.disk.raw_writes_allowed():
+            self.stats.points_written += write_track_points(self.db, run_id, batch)
+        else:
+            skipped = sum(len(floor) for floor in batch)
+            self.stats.raw_points_skipped += skipped
+            log.warning("Disk nearly full: %d tracked positions of camera %s were not stored.",
+                        skipped, self.camera.id)
+
+    def _build_visits(self, run_id: int) -> None:
+        """Turn tracks that ended (gone ``visits.close_after_s``) into visits and traits."""
+        try:
+            build_visits(self.db, self.visits, run_id=run_id)
+        except sqlite3.Error as error:  # busy or full: the next round catches up
+            log.warning("Camera %s: visits not built this time: %s", self.camera.id, error)
+
+    def _frame_age(self) -> float | None:
+        last = self.reader.stats.last_frame_at
+        return None if last is None else time.time() - last
+
+    def _watch_for_stall(self) -> None:
+        age = self._frame_age()
+        if age is not None and age > self.service.stall_timeout_s and self.reader.stats.connected:
+            log.warning("Camera %s sent no frame for %.0f s; restarting its stream.", self.camera.id, age)
+            self.reader.reopen()
+
+    def _detail(self) -> dict:
+        reader = self.reader.stats
+        age = self._frame_age()
+        frames = max(self.pipeline.times.frames, 1)
+        return {
+            "fps": round(self.stats.fps, 2),
+            "last_frame_age_s": None if age is None else round(age, 1),
+            "reconnects": reader.reconnects,
+            "frames_processed": self.stats.frames_processed,
+            "frames_dropped": reader.frames_dropped,
+            "detect_ms": round(1000 * self.pipeline.times.detect_s / frames, 1),
+            "model": self.model_name,
+            "raw_points_skipped": self.stats.raw_points_skipped,
+            "connected": reader.connected,
+        }
+
+    def _report_health(self) -> None:
+        reader = self.reader.stats
+        age = self._frame_age()
+        if not reader.connected:
+            status, message = "down", f"Camera {self.camera.id} is not sending pictures; retrying."
+        elif age is None or age > self.service.stall_timeout_s / 2:
+            status, message = "degraded", f"Camera {self.camera.id} is slow to send pictures."
+        elif self.stats.raw_points_skipped:
+            status, message = "degraded", "The disk is nearly full: movement details are not stored."
+        else:
+            status, message = "ok", f"Camera {self.camera.id} is working."
+        report_health(self.db, self.component, status, message, self._detail())
+        self.notifier.status(f"{message} {self.stats.fps:.1f} frames/s")
+
+
+def _database_folder(db: sqlite_utils.Database) -> Path:
+    """Folder of the database file: where raw writes would fill the disk."""
+    for _, name, file in db.execute("pragma database_list").fetchall():
+        if name == "main" and file:
+            return Path(file).parent
+    return state_dir()
+
+
+def run_camera_worker(site: SiteConfig, camera_id: str, db: sqlite_utils.Database) -> None:
+    """Entry point of ``edge run camera``: one instance per camera, clean stop on SIGTERM."""
+    site.camera(camera_id)  # unknown camera: KeyError before anything starts
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with InstanceLock(state_dir(), f"camera-{camera_id}"):
+        CameraWorker(site, camera_id, db, stop).run()

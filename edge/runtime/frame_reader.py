@@ -1,0 +1,147 @@
+"""Reads a live camera in a background thread: reconnects, paces files, drops when busy.
+
+The reader never blocks the detector and the detector never blocks the reader: frames
+go through a queue of one slot, and a frame that arrives while the detector is busy
+replaces the waiting one (counted as dropped), so the worker always detects the
+freshest frame. Frigate does the same with its frame queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+
+from edge.config.vision import CameraConfig
+from edge.errors import SourceError
+from edge.records import Frame
+from edge.video import VideoSource, describe_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class ReaderStats:
+    """Counters the health record reports."""
+
+    frames_read: int = 0
+    frames_dropped: int = 0
+    reconnects: int = 0
+    connected: bool = False
+    last_frame_at: float | None = None  # wall clock
+    last_error: str | None = None
+
+
+class FrameReader:
+    """Keeps one camera's freshest frame available, reconnecting with backoff.
+
+    Args:
+        camera: the camera's config.
+        backoff_initial_s, backoff_max_s: waits between reconnection attempts,
+            doubling from the first to the second. A short maximum means a camera
+            that comes back is picked up within that many seconds.
+    """
+
+    def __init__(
+        self, camera: CameraConfig, *, backoff_initial_s: float = 0.5, backoff_max_s: float = 2.0
+    ) -> None:
+        self.camera = camera
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.stats = ReaderStats()
+        self._slot: queue.Queue[Frame] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._reopen = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"reader-{camera.id}", daemon=True)
+        self._index = 0
+
+    def start(self) -> FrameReader:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def reopen(self) -> None:
+        """Ask the reader to drop the current connection and reconnect (stall watchdog)."""
+        self._reopen.set()
+
+    def next_frame(self, timeout: float) -> Frame | None:
+        try:
+            return self._slot.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _offer(self, frame: Frame) -> None:
+        try:
+            self._slot.put_nowait(frame)
+        except queue.Full:
+            try:
+                self._slot.get_nowait()
+                self.stats.frames_dropped += 1
+            except queue.Empty:
+                pass
+            self._slot.put_nowait(frame)
+
+    def _run(self) -> None:
+        backoff = self.backoff_initial_s
+        shown = describe_source(self.camera.source)
+        while not self._stop.is_set():
+            try:
+                source = VideoSource(
+                    self.camera.id,
+                    self.camera.source,
+                    fps=self.camera.fps,
+                    detect_fps=self.camera.detect_fps,
+                    prefetch=0,  # this reader is already the decoding thread
+                )
+            except SourceError as error:
+                self.stats.connected = False
+                self.stats.last_error = str(error)
+                log.warning("Camera %s is not answering (%s); retrying in %.1f s.",
+                            self.camera.id, shown, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            if self.stats.frames_read or self.stats.reconnects:
+                self.stats.reconnects += 1
+                log.info("Camera %s is back (%s).", self.camera.id, shown)
+            self.stats.connected = True
+            self.stats.last_error = None
+            backoff = self.backoff_initial_s
+            self._pump(source)
+            source.close()
+            self.stats.connected = False
+            if self._stop.is_set():
+                break
+            if not source.info.live and self.camera.loop and not self._reopen.is_set():
+                continue  # a demo file: start again at once
+            self._reopen.clear()
+            log.warning("Camera %s stopped delivering frames; reconnecting.", self.camera.id)
+            self._stop.wait(backoff)
+
+    def _pump(self, source: VideoSource) -> None:
+        """Forward frames until the source ends, fails, or a reopen is requested.
+
+        Files are paced to real time at the rate frames are kept, so a looped
+        recording behaves like a camera.
+        """
+        pace = None if source.info.live else source.info.fps / source.stride
+        started = time.monotonic()
+        sent = 0
+        for frame in source:
+            if self._stop.is_set() or self._reopen.is_set():
+                return
+            if pace:
+                delay = started + sent / pace - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+            sent += 1
+            now = time.time()
+            self._index += 1
+            self.stats.frames_read += 1
+            self.stats.last_frame_at = now
+            self._offer(dataclasses.replace(frame, index=self._index, timestamp=now))

@@ -1,0 +1,84 @@
+"""Entry points of the long-running services other than cameras: each holds its
+single-instance lock, tells systemd when it is ready and alive, and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import urllib.request
+from pathlib import Path
+
+from edge.config import SiteConfig
+from edge.errors import ConfigError
+from edge.paths import state_dir
+from edge.runtime.single_instance import InstanceLock
+from edge.runtime.systemd_notify import ServiceNotifier
+from edge.storage import open_database
+
+log = logging.getLogger(__name__)
+
+
+def stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def run_sync_service(site: SiteConfig, db_path: Path) -> None:
+    """Aggregate closed windows into the outbox and publish them, until SIGTERM."""
+    from sync.publisher import SyncService
+
+    if not site.sync.enabled:
+        raise ConfigError("sync.enabled is false in the site config: nothing to run")
+    with InstanceLock(state_dir(), "sync"):
+        SyncService(site, open_database(db_path)).run(stop_on_signals(), ServiceNotifier())
+
+
+def run_wifi_service(site: SiteConfig, db_path: Path) -> None:
+    """Count probe requests on the configured monitor interface, until SIGTERM."""
+    from edge.wifi.service import run_sniffer
+
+    if site.wifi is None or site.wifi.interface is None:
+        raise ConfigError("wifi.interface is not set in the site config: nothing to listen on")
+    notifier = ServiceNotifier()
+    with InstanceLock(state_dir(), "wifi"):
+        notifier.ready(f"listening on {site.wifi.interface}")
+        run_sniffer(site, site.wifi.interface, open_database(db_path), stop_on_signals(),
+                    on_alive=notifier.alive)
+
+
+def _watch_web(url: str, notifier: ServiceNotifier, done: threading.Event) -> None:
+    """Ping systemd's watchdog only while the page really answers: a hung event loop
+    stops the pings and systemd restarts the service."""
+    ready = False
+    while not done.wait(min(notifier.interval_s, 5.0)):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                answered = response.status == 200
+        except OSError:
+            answered = False
+        if answered and not ready:
+            notifier.ready("status page is serving")
+            ready = True
+        if answered:
+            notifier.alive()
+
+
+def run_web_service(site: SiteConfig, db_path: Path) -> int:
+    """Serve the status page until SIGTERM; returns the exit code (75: restart asked)."""
+    from edge.web.server import serve
+
+    notifier = ServiceNotifier()
+    host = "127.0.0.1" if site.web.host in ("0.0.0.0", "::", "") else site.web.host
+    url = f"http://{host}:{site.web.port}/healthz".replace("http://::1", "http://[::1]")
+    done = threading.Event()
+    with InstanceLock(state_dir(), "web"):
+        watcher = threading.Thread(target=_watch_web, args=(url, notifier, done), daemon=True)
+        watcher.start()
+        try:
+            return serve(site, db_path)
+        finally:
+            done.set()
+            notifier.stopping()

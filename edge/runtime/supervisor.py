@@ -1,0 +1,131 @@
+"""``edge run``: every service of the box as child processes, restarted when they die.
+
+On an installed box systemd does this job (one unit per service, see ``systemd/``);
+the supervisor gives engineers and the end-to-end test the same process layout
+with one command. A child that exits is restarted with a growing delay; one that
+keeps crashing (``restart_burst`` times within ``restart_window_s``) is left
+stopped with an error in the log, like systemd's ``StartLimitBurst``, so a crash
+loop never hides its cause. SIGTERM stops every child: terminate, wait, then kill.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.config import SiteConfig
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78  # EX_CONFIG: restarting cannot help
+
+
+@dataclass(slots=True)
+class ChildService:
+    """One supervised process."""
+
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    starts: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    next_start: float = 0.0
+    given_up: bool = False
+
+
+def services_for(site: SiteConfig, config_path: Path) -> list[ChildService]:
+    """The processes a site needs: one per camera, Wi-Fi if configured, sync, web."""
+    base = [sys.executable, "-m", "edge", "run"]
+    config = ["--config", str(config_path)]
+    services = [
+        ChildService(f"camera-{camera.id}", [*base, "camera", *config, "--camera", camera.id])
+        for camera in site.cameras
+    ]
+    if site.wifi is not None and site.wifi.interface is not None:
+        services.append(ChildService("wifi", [*base, "wifi", *config]))
+    if site.sync.enabled:
+        services.append(ChildService("sync", [*base, "sync", *config]))
+    services.append(ChildService("web", [*base, "web", *config]))
+    return services
+
+
+class Supervisor:
+    """Starts, watches and restarts child services until told to stop."""
+
+    def __init__(
+        self,
+        services: list[ChildService],
+        *,
+        restart_delay_s: float = 1.0,
+        restart_delay_max_s: float = 10.0,
+        restart_burst: int = 5,
+        restart_window_s: float = 300.0,
+        stop_timeout_s: float = 10.0,
+    ) -> None:
+        self.services = services
+        self.restart_delay_s = restart_delay_s
+        self.restart_delay_max_s = restart_delay_max_s
+        self.restart_burst = restart_burst
+        self.restart_window_s = restart_window_s
+        self.stop_timeout_s = stop_timeout_s
+        self.stop_event = threading.Event()
+
+    def _start(self, service: ChildService, now: float) -> None:
+        service.starts.append(now)
+        service.process = subprocess.Popen(service.argv)
+        log.info("Started %s (pid %d).", service.name, service.process.pid)
+
+    def _on_exit(self, service: ChildService, code: int, now: float) -> None:
+        service.process = None
+        recent = [t for t in service.starts if now - t <= self.restart_window_s]
+        if code == EXIT_CONFIG:
+            service.given_up = True
+            log.error("%s refused its configuration (exit %d); not restarting it.", service.name, code)
+        elif len(recent) >= self.restart_burst:
+            service.given_up = True
+            log.error(
+                "%s exited %d times in %.0f s (last exit code %d); not restarting it again.",
+                service.name, len(recent), self.restart_window_s, code,
+            )
+        else:
+            delay = min(self.restart_delay_s * 2 ** max(len(recent) - 1, 0), self.restart_delay_max_s)
+            service.next_start = now + delay
+            log.warning("%s exited with code %d; restarting in %.0f s.", service.name, code, delay)
+
+    def run(self, poll_s: float = 0.2) -> int:
+        """Supervise until :attr:`stop_event` is set; return 1 if a service was given up."""
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                for service in self.services:
+                    if service.given_up:
+                        continue
+                    if service.process is None:
+                        if now >= service.next_start:
+                            self._start(service, now)
+                    elif (code := service.process.poll()) is not None:
+                        self._on_exit(service, code, now)
+                if all(s.given_up for s in self.services):
+                    break
+                self.stop_event.wait(poll_s)
+        finally:
+            self.stop_all()
+        return 1 if any(s.given_up for s in self.services) else 0
+
+    def stop_all(self) -> None:
+        running = [s for s in self.services if s.process is not None and s.process.poll() is None]
+        for service in running:
+            service.process.terminate()  # type: ignore[union-attr]
+        deadline = time.monotonic() + self.stop_timeout_s
+        for service in running:
+            try:
+                service.process.wait(max(deadline - time.monotonic(), 0.1))  # type: ignore[union-attr]
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s; killing it.", service.name, self.stop_timeout_s)
+                service.process.kill()  # type: ignore[union-attr]
+                service.process.wait()  # type: ignore[union-attr]

@@ -1,0 +1,83 @@
+"""The live Wi-Fi counter: a monitor interface in, per-window counts and health out.
+
+Shared by ``edge wifi sniff`` (an engineer at a terminal) and ``edge run wifi`` (the
+systemd service), so both run exactly the same capture path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+from edge.config import SiteConfig
+from edge.config.wifi import WifiConfig
+from edge.storage.health import report_health
+from edge.wifi.capture import (
+    ARPHRD_IEEE80211_RADIOTAP,
+    CaptureError,
+    CaptureWatchdog,
+    ChannelHopper,
+    ScapySource,
+    check_monitor_interface,
+    interface_type,
+    run_capture,
+)
+from edge.wifi.pipeline import FramePipeline
+from edge.wifi.store import write_windows
+from edge.wifi.windows import WifiWindow
+
+
+def run_sniffer(
+    site: SiteConfig,
+    iface: str,
+    db: sqlite_utils.Database,
+    stop: threading.Event,
+    *,
+    channels: list[int] | None = None,
+    window_sizes: list[int] | None = None,
+    on_windows: Callable[[list[WifiWindow]], None] | None = None,
+    on_alive: Callable[[], None] | None = None,
+) -> None:
+    """Capture on ``iface`` until ``stop`` is set, writing windows and health to ``db``.
+
+    Raises:
+        CaptureError: the interface is missing, not in monitor mode, or stops delivering.
+    """
+    check_monitor_interface(iface)
+    config = site.wifi or WifiConfig()
+    pipeline = FramePipeline(
+        config,
+        sensor=f"iface:{iface}",
+        timezone=site.site.timezone,
+        window_sizes=sorted(set(config.windows_s) | set(window_sizes or [])),
+    )
+    component = f"wifi:{iface}"
+
+    def windows_closed(windows: list[WifiWindow]) -> None:
+        write_windows(db, windows)
+        if on_windows is not None:
+            on_windows(windows)
+
+    def health(state, detail) -> None:
+        report_health(db, component, state.status, state.message, detail)
+        if on_alive is not None and state.status != "down":
+            on_alive()
+
+    hopper = ChannelHopper(iface, channels or config.channels, config.hop_interval_s)
+    hopper.start()
+    watchdog = CaptureWatchdog(
+        config.silence_alarm_s, lambda: interface_type(iface) == ARPHRD_IEEE80211_RADIOTAP
+    )
+    final = "Wi-Fi counting stopped."
+    try:
+        run_capture(ScapySource(iface), pipeline, windows_closed, watchdog=watchdog,
+                    on_health=health, stop=stop, clock=time.time)
+    except CaptureError as error:
+        final = str(error)
+        raise
+    finally:
+        hopper.stop()
+        report_health(db, component, "down", final, pipeline.stats.as_dict())

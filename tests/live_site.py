@@ -1,0 +1,40 @@
+"""Site configs for live-service tests, derived from the shipped PETS demo site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import PETS_SITE
+
+FAST_SERVICE = {
+    "health_interval_s": 0.5,
+    "flush_interval_s": 0.5,
+    "reconnect_backoff_initial_s": 0.2,
+    "reconnect_backoff_max_s": 1.0,
+    "stall_timeout_s": 3,
+}
+
+
+def live_site_yaml(
+    folder: Path,
+    source: str,
+    *,
+    loop: bool = False,
+    detect_fps: float = 4,
+    sections: dict[str, Any] | None = None,
+) -> Path:
+    """Write a copy of the demo site whose camera reads ``source`` live; return its path.
+
+    ``sections`` replaces or adds top-level sections (e.g. ``storage``, ``sync``).
+    """
+    site = yaml.safe_load(PETS_SITE.read_text())
+    camera = site["cameras"][0]
+    camera.update(source=source, loop=loop, detect_fps=detect_fps)
+    site["service"] = dict(FAST_SERVICE)
+    site.update(sections or {})
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(site, sort_keys=False))
+    return path

@@ -1,0 +1,51 @@
+"""scripts/install into a scratch root: install, upgrade keeps config, uninstall keeps data."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import REPO, SHARED
+
+INSTALL = str(REPO / "scripts" / "install")
+
+
+def install(root, *args):
+    return subprocess.run(
+        [INSTALL, "--root", str(root), *args], capture_output=True, text=True, timeout=900
+    )
+
+
+def test_install_upgrade_uninstall(tmp_path):
+    root = tmp_path / "root"
+    first = install(root, "--assets", str(SHARED))
+    assert first.returncode == 0, first.stderr + first.stdout
+    config = root / "etc/store-edge/site.yaml"
+    edge = root / "opt/store-edge/venv/bin/edge"
+    assert (root / "etc/systemd/system/store-edge-camera@.service").is_file()
+    assert (root / "var/lib/store-edge/models/yolox_nano_416x416.onnx").is_file()
+    assert oct((root / "etc/store-edge/credentials").stat().st_mode & 0o777) == "0o700"
+    check = subprocess.run([str(edge), "check-config", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr  # the skeleton is a valid config
+
+    config.write_text(config.read_text().replace("Main Street store", "Edited by IT"))
+    (root / "var/lib/store-edge/edge.db").write_bytes(b"data")
+    again = install(root, "--assets", str(SHARED))  # an upgrade, or a second run by mistake
+    assert again.returncode == 0, again.stderr
+    assert "Edited by IT" in config.read_text()
+    assert "config skeleton" not in again.stdout
+
+    removed = install(root, "--uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert not (root / "opt/store-edge").exists()
+    assert not (root / "etc/systemd/system/store-edge-camera@.service").exists()
+    assert "Edited by IT" in config.read_text()
+    assert (root / "var/lib/store-edge/edge.db").read_bytes() == b"data"
+
+    purged = install(root, "--uninstall", "--purge")
+    assert purged.returncode == 0
+    assert not (root / "etc/store-edge").exists() and not (root / "var/lib/store-edge").exists()
+
+
+def test_bad_option_is_refused(tmp_path):
+    result = install(tmp_path, "--frobnicate")
+    assert result.returncode == 2 and "unknown option: --frobnicate" in result.stderr

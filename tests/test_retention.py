@@ -1,0 +1,60 @@
+"""Retention purge, with a clock the test controls."""
+
+import json
+
+from edge.config.storage import StorageConfig
+from edge.retention import DAY, HOUR, purge
+
+
+def fill(db, now):
+    db["runs"].insert({"id": 1, "camera_id": "c", "source": "s", "model": "m",
+                       "started_at": now - 3 * DAY, "ended_at": now - 2 * DAY, "frames": 1,
+                       "status": "done"})
+    db["runs"].insert({"id": 2, "camera_id": "c", "source": "s", "model": "m",
+                       "started_at": now - HOUR, "ended_at": None, "frames": 1, "status": "running"})
+    for age_h in (30, 25, 23, 1):
+        db["track_points"].insert({"run_id": 2, "camera_id": "c", "track_id": 1, "frame": 0,
+                                   "t": now - age_h * HOUR, "x": 0, "y": 0, "left": 0, "top": 0,
+                                   "width": 1, "height": 1, "confidence": 0.9})
+    for age_d, visit_id in ((8, "old"), (6, "recent")):
+        db["visits"].insert({"visit_id": visit_id, "site_id": "s", "camera_id": "c", "run_id": 2,
+                             "track_id": 1, "start_t": now - age_d * DAY - 60,
+                             "end_t": now - age_d * DAY, "duration_s": 60, "path_length_m": 5,
+                             "checkout_visited": 0, "features": json.dumps({}),
+                             "zone_sequence": "[]", "spec_version": "1"})
+        db["visit_traits"].insert({"visit_id": visit_id, "trait": "wanderer", "probability": 0.7})
+        db["visit_zone_dwell"].insert({"visit_id": visit_id, "zone_id": "z", "dwell_s": 3, "entries": 1})
+        db["line_crossings"].insert({"line_id": "door", "camera_id": "c", "run_id": 2, "track_id": 1,
+                                     "t": now - age_d * DAY, "direction": "in"})
+
+
+def test_purge_keeps_raw_trajectories_at_most_24_hours(memory_db):
+    now = 1_800_000_000.0
+    fill(memory_db, now)
+    result = purge(memory_db, StorageConfig(), now=now)
+    ages = sorted(round((now - t) / HOUR) for (t,) in memory_db.execute("select t from track_points"))
+    assert ages == [1, 23]
+    assert [r["visit_id"] for r in memory_db["visits"].rows] == ["recent"]
+    assert [r["visit_id"] for r in memory_db["visit_traits"].rows] == ["recent"]
+    assert [r["visit_id"] for r in memory_db["visit_zone_dwell"].rows] == ["recent"]
+    assert memory_db["line_crossings"].count == 1
+    assert [r["id"] for r in memory_db["runs"].rows] == [2]  # the old run has no points left
+    assert result.deleted["track_points"] == 2 and result.deleted["visits"] == 1
+
+
+def test_shorter_retention_and_idempotence(memory_db):
+    now = 1_800_000_000.0
+    fill(memory_db, now)
+    config = StorageConfig(raw_trajectory_hours=2, visit_days=1)
+    purge(memory_db, config, now=now)
+    assert memory_db["track_points"].count == 1
+    assert memory_db["visits"].count == 0
+    assert purge(memory_db, config, now=now).total == 0
+
+
+def test_raw_retention_cannot_exceed_24_hours():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="less than or equal to 24"):
+        StorageConfig(raw_trajectory_hours=48)

@@ -1,0 +1,133 @@
+"""A live camera worker against a real network stream that drops and comes back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from edge.config import load_site
+from edge.runtime.camera_worker import CameraWorker
+from edge.storage import open_database
+from edge.storage.health import read_health
+from tests.conftest import PETS_VIDEO
+from tests.live_site import live_site_yaml
+from tests.mjpeg_camera import MjpegCamera, load_jpegs
+
+
+@pytest.fixture(scope="module")
+def pets_jpegs():
+    return load_jpegs(PETS_VIDEO, count=40, width=768)
+
+
+def wait_for(condition, timeout: float, poll: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def start_worker(site, db_path):
+    """Run a CameraWorker in a thread with its own connection, as a service would."""
+    ready, holder = threading.Event(), {}
+
+    def target():
+        holder["worker"] = CameraWorker(site, "view001", open_database(db_path))
+        ready.set()
+        holder["worker"].run()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    assert ready.wait(60)
+    return holder["worker"], thread
+
+
+def camera_health(db):
+    rows = [r for r in read_health(db) if r["component"] == "camera:view001"]
+    return rows[0] if rows else None
+
+
+def test_stream_that_drops_is_reconnected_within_5_s(tmp_path, pets_jpegs):
+    camera = MjpegCamera(pets_jpegs, fps=7).start()
+    site = load_site(live_site_yaml(tmp_path, camera.url, detect_fps=4))
+    db = open_database(tmp_path / "edge.db")
+    worker, thread = start_worker(site, tmp_path / "edge.db")
+    try:
+        wait_for(lambda: db["track_points"].count > 0, timeout=60)
+        wait_for(lambda: (h := camera_health(db)) and h["status"] == "ok", timeout=10)
+
+        camera.stop()  # the camera drops off the network for a while
+        wait_for(lambda: camera_health(db)["status"] == "down", timeout=10)
+        assert "not sending pictures" in camera_health(db)["message"]
+        time.sleep(3)
+
+        camera.start()
+        back_at = time.time()
+        wait_for(lambda: (worker.reader.stats.last_frame_at or 0) > back_at, timeout=10)
+        recovered_after = worker.reader.stats.last_frame_at - back_at
+        assert recovered_after <= 5.0, f"stream recovered only after {recovered_after:.1f} s"
+        wait_for(lambda: camera_health(db)["status"] == "ok", timeout=10)
+        assert camera_health(db)["detail"]["reconnects"] >= 1
+    finally:
+        worker.stop.set()
+        thread.join(30)
+        camera.stop()
+    assert not thread.is_alive()
+    run = db["runs"].get(1)
+    assert run["status"] == "stopped" and run["frames"] == worker.stats.frames_processed > 0
+    points = db.execute("select count(*) from track_points").fetchone()[0]
+    assert points == worker.stats.points_written  # nothing buffered was lost on stop
+
+
+def test_nearly_full_disk_stops_raw_writes_but_not_the_camera(tmp_path, pets_jpegs):
+    camera = MjpegCamera(pets_jpegs, fps=7).start()
+    # No disk has a petabyte free: the guard sees a "full" disk.
+    site = load_site(
+        live_site_yaml(tmp_path, camera.url, sections={"storage": {"min_free_disk_mb": 10**9}})
+    )
+    db = open_database(tmp_path / "edge.db")
+    worker, thread = start_worker(site, tmp_path / "edge.db")
+    try:
+        wait_for(lambda: worker.stats.raw_points_skipped > 0, timeout=60)
+        wait_for(lambda: (h := camera_health(db)) and h["status"] == "degraded", timeout=10)
+        assert "disk is nearly full" in camera_health(db)["message"]
+    finally:
+        worker.stop.set()
+        thread.join(30)
+        camera.stop()
+    assert db["track_points"].count == 0
+    assert worker.stats.frames_processed > 0
+
+
+def test_a_second_worker_for_the_same_camera_refuses_to_start(tmp_path, pets_jpegs):
+    camera = MjpegCamera(pets_jpegs, fps=7).start()
+    config = live_site_yaml(tmp_path, camera.url)
+    command = [sys.executable, "-m", "edge", "run", "camera", "--config", str(config), "--camera", "view001"]
+    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = tmp_path / "state" / "locks" / "camera-view001.lock"
+        wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid), timeout=60)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert second.returncode != 0
+        assert "Traceback" not in second.stderr
+        assert f"another camera-view001 is already running (pid {first.pid})" in second.stderr
+    finally:
+        first.terminate()
+        first.wait(30)
+        camera.stop()
+    assert first.returncode == 0  # SIGTERM is a clean stop
+
+
+def test_unknown_camera_is_a_config_error(tmp_path):
+    config = live_site_yaml(tmp_path, "usb:0")
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "camera", "--config", str(config), "--camera", "nope"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 78
+    assert "no camera 'nope' in the site config" in result.stderr

@@ -1,0 +1,71 @@
+"""The supervisor restarts dead services, gives up on crash loops, stops cleanly."""
+
+import sys
+import threading
+import time
+
+from edge.runtime.supervisor import ChildService, Supervisor
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def run_in_thread(supervisor):
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("code", supervisor.run(poll_s=0.05)))
+    thread.start()
+    return thread, result
+
+
+def test_killed_service_is_restarted_and_all_stop_on_request():
+    service = ChildService("sleeper", python("import time; time.sleep(60)"))
+    supervisor = Supervisor([service], restart_delay_s=0.1)
+    thread, result = run_in_thread(supervisor)
+    deadline = time.monotonic() + 10
+    while service.process is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first_pid = service.process.pid
+    service.process.kill()  # kill -9
+    while (service.process is None or service.process.pid == first_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.process is not None and service.process.pid != first_pid
+    process = service.process
+    supervisor.stop_event.set()
+    thread.join(15)
+    assert result["code"] == 0
+    assert process.poll() is not None  # the child was stopped too
+
+
+def test_crash_loop_is_given_up_not_hidden(caplog):
+    crasher = ChildService("crasher", python("import sys; sys.exit(3)"))
+    supervisor = Supervisor([crasher], restart_delay_s=0.01, restart_burst=3)
+    with caplog.at_level("ERROR"):
+        assert supervisor.run(poll_s=0.01) == 1
+    assert len(crasher.starts) == 3
+    assert "crasher exited 3 times" in caplog.text and "last exit code 3" in caplog.text
+
+
+def test_config_error_is_not_restarted(caplog):
+    bad = ChildService("bad-config", python("import sys; sys.exit(78)"))
+    supervisor = Supervisor([bad], restart_delay_s=0.01)
+    with caplog.at_level("ERROR"):
+        assert supervisor.run(poll_s=0.01) == 1
+    assert len(bad.starts) == 1
+    assert "refused its configuration" in caplog.text
+
+
+def test_child_ignoring_sigterm_is_killed():
+    stubborn = ChildService(
+        "stubborn",
+        python("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"),
+    )
+    supervisor = Supervisor([stubborn], stop_timeout_s=0.5)
+    thread, _ = run_in_thread(supervisor)
+    time.sleep(1.0)
+    process = stubborn.process
+    started = time.monotonic()
+    supervisor.stop_event.set()
+    thread.join(15)
+    assert process.poll() is not None
+    assert time.monotonic() - started < 5
