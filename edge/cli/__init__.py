@@ -8,6 +8,7 @@ import sys
 import click
 
 from edge import __version__
+from edge.cli.calibrate_commands import calibrate_command
 from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
@@ -39,7 +40,13 @@ def cli(verbose: bool) -> None:
     )
 
 
-COMMANDS: list[click.Command] = [replay_command, eval_group, models_group, check_config]
+COMMANDS: list[click.Command] = [
+    replay_command,
+    eval_group,
+    models_group,
+    check_config,
+    calibrate_command,
+]
 for _command in COMMANDS:
     cli.add_command(_command)
 
