@@ -8,6 +8,7 @@ import sys
 import click
 
 from edge import __version__
+from edge.cli.calibrate_commands import calibrate_command
 from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
@@ -64,6 +65,7 @@ COMMANDS: list[click.Command] = [
     wifi_group,
     sync_group,
     web_group,
+    calibrate_command,
 ]
 for _command in COMMANDS:
     cli.add_command(_command)

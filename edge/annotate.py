@@ -1,0 +1,147 @@
+"""Drawing for engineers: boxes, ids, floor zones and lines, each person's zone and dwell.
+
+Pure drawing, apart from the logic (STYLE.md #4): it reads records and returns a new
+image, never changing the frame it is given. People are pixelated by default, and
+every detected person is, not only confirmed tracks: a person the tracker has not
+confirmed yet must not appear unblurred either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from shapely import contains_xy
+from shapely.geometry import Polygon
+
+from edge.calibration import Homography
+from edge.config.floor import FloorConfig
+from edge.records import Detections, FloorTracks, Frame
+
+ZONE_COLOURS = {
+    "entrance": (80, 200, 80),
+    "checkout": (60, 60, 230),
+    "product": (230, 160, 40),
+    "queue": (0, 200, 255),
+    "service": (200, 80, 200),
+    "passage": (160, 160, 160),
+    "staff": (90, 90, 90),
+}
+TRACK_COLOUR = (40, 220, 255)
+LINE_COLOUR = (255, 0, 255)
+PIXEL_BLOCKS = 6  # a person's box is reduced to about this many blocks across its height
+
+
+def pixelate(image: np.ndarray, xyxy: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """Return a copy of ``image`` with every box coarsely pixelated (faces unreadable)."""
+    out = image.copy()
+    height, width = image.shape[:2]
+    for x1, y1, x2, y2 in np.asarray(xyxy, dtype=np.float64).reshape(-1, 4):
+        pad_x, pad_y = (x2 - x1) * margin, (y2 - y1) * margin
+        left, top = int(max(x1 - pad_x, 0)), int(max(y1 - pad_y, 0))
+        right, bottom = int(min(x2 + pad_x, width)), int(min(y2 + pad_y, height))
+        if right - left < 2 or bottom - top < 2:
+            continue
+        region = out[top:bottom, left:right]
+        block = max((bottom - top) // PIXEL_BLOCKS, 4)
+        small = cv2.resize(
+            region,
+            (max((right - left) // block, 1), max((bottom - top) // block, 1)),
+            interpolation=cv2.INTER_AREA,
+        )
+        out[top:bottom, left:right] = cv2.resize(
+            small, (right - left, bottom - top), interpolation=cv2.INTER_NEAREST
+        )
+    return out
+
+
+@dataclass(slots=True)
+class _Presence:
+    zone: str | None = None
+    since: float = 0.0
+    last_seen: float = 0.0
+
+
+@dataclass
+class Annotator:
+    """Draws one camera's view with its floor overlay.
+
+    Args:
+        floor: the site's floor (zones and lines, in metres).
+        homography: the camera's calibration, used backwards to draw the floor.
+        pixelate_people: blur every detected person (default). Turning it off is
+            for engineers' own test footage only.
+        forget_after_s: per-track labels are dropped this long after a track was
+            last seen, so memory stays flat.
+    """
+
+    floor: FloorConfig
+    homography: Homography
+    pixelate_people: bool = True
+    forget_after_s: float = 10.0
+    _presence: dict[int, _Presence] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._zones = [(zone, Polygon(zone.polygon)) for zone in self.floor.zones]
+
+    def _zone_at(self, xy: np.ndarray) -> list[str | None]:
+        found: list[str | None] = [None] * len(xy)
+        for zone, polygon in self._zones:
+            inside = contains_xy(polygon, xy[:, 0], xy[:, 1]) if len(xy) else []
+            for i, hit in enumerate(inside):
+                if hit and found[i] is None:
+                    found[i] = zone.id
+        return found
+
+    def _labels(self, floor: FloorTracks) -> list[str]:
+        now = floor.timestamp
+        labels = []
+        for track_id, zone in zip(floor.tracks.tracker_id, self._zone_at(floor.xy), strict=True):
+            presence = self._presence.setdefault(int(track_id), _Presence(zone, now, now))
+            if presence.zone != zone:
+                presence.zone, presence.since = zone, now
+            presence.last_seen = now
+            where = f"{zone} {now - presence.since:.0f}s" if zone else "-"
+            labels.append(f"#{int(track_id)} {where}")
+        stale = [i for i, p in self._presence.items() if now - p.last_seen > self.forget_after_s]
+        for track_id in stale:
+            del self._presence[track_id]
+        return labels
+
+    def _draw_floor(self, image: np.ndarray) -> None:
+        overlay = image.copy()
+        for zone, _ in self._zones:
+            corners = self.homography.floor_to_image(np.array(zone.polygon))
+            if not np.all(np.isfinite(corners)):
+                continue
+            points = corners.round().astype(np.int32)
+            colour = ZONE_COLOURS.get(zone.kind, (200, 200, 200))
+            cv2.fillPoly(overlay, [points], colour)
+            cv2.polylines(image, [points], True, colour, 2, cv2.LINE_AA)
+            anchor = points.mean(axis=0).astype(int)
+            cv2.putText(image, zone.label, tuple(int(v) for v in anchor), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.addWeighted(overlay, 0.18, image, 0.82, 0, dst=image)
+        for line in self.floor.lines:
+            ends = self.homography.floor_to_image(np.array([line.start, line.end]))
+            if np.all(np.isfinite(ends)):
+                a, b = (tuple(int(v) for v in p) for p in ends.round())
+                cv2.line(image, a, b, LINE_COLOUR, 2, cv2.LINE_AA)
+                cv2.putText(image, line.id, a, cv2.FONT_HERSHEY_SIMPLEX, 0.45, LINE_COLOUR, 1,
+                            cv2.LINE_AA)
+
+    def draw(self, frame: Frame, floor: FloorTracks, detections: Detections | None = None) -> np.ndarray:
+        """The annotated picture of one frame (a new array)."""
+        to_blur = floor.tracks.xyxy if detections is None else np.concatenate(
+            [floor.tracks.xyxy, detections.xyxy]
+        )
+        image = pixelate(frame.image, to_blur) if self.pixelate_people else frame.image.copy()
+        self._draw_floor(image)
+        for (x1, y1, x2, y2), label in zip(floor.tracks.xyxy, self._labels(floor), strict=True):
+            top_left, bottom_right = (int(x1), int(y1)), (int(x2), int(y2))
+            cv2.rectangle(image, top_left, bottom_right, TRACK_COLOUR, 2)
+            cv2.circle(image, (int((x1 + x2) / 2), int(y2)), 3, TRACK_COLOUR, -1)
+            cv2.putText(image, label, (int(x1), max(int(y1) - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.42, TRACK_COLOUR, 1, cv2.LINE_AA)
+        return image
