@@ -117,3 +117,11 @@ def test_pets_calibration_matches_ground_truth_world_coordinates(pets_site):
     error = np.linalg.norm(homography.image_to_floor(feet) - gt[:, 7:9], axis=1)
     assert np.median(error) < 0.05
     assert PETS_SITE.is_file()
+
+
+def test_a_rejected_secret_is_not_echoed_into_the_error():
+    """Config errors go to the journal: a mistyped PIN must not be printed there."""
+    with pytest.raises(ConfigError) as raised:
+        parse_site(MINIMAL + "web: {pin: 'abc-secret-123'}\n")
+    assert "web.pin" in str(raised.value)
+    assert "abc-secret-123" not in str(raised.value) and "***" in str(raised.value)

@@ -22,6 +22,9 @@ from edge.errors import ConfigError, EdgeError, ModelError
 
 # EX_CONFIG from sysexits.h: the service cannot work until a person fixes its config or model.
 EXIT_CONFIG = 78
+# Commands systemd runs (services and their ExecStartPre check): a config or model error
+# exits EXIT_CONFIG so RestartPreventExitStatus=78 ends the restarts.
+SERVICE_COMMANDS = ("run", "check-config", "purge")
 
 
 class EdgeGroup(click.Group):
@@ -32,7 +35,7 @@ class EdgeGroup(click.Group):
             return super().invoke(ctx)
         except EdgeError as error:
             failure = click.ClickException(str(error))
-            if isinstance(error, (ConfigError, ModelError)) and ctx.invoked_subcommand == "run":
+            if isinstance(error, (ConfigError, ModelError)) and ctx.invoked_subcommand in SERVICE_COMMANDS:
                 # The services: systemd's RestartPreventExitStatus=78 stops a restart loop
                 # that could not help until a person fixes the config or the model.
                 failure.exit_code = EXIT_CONFIG

@@ -8,8 +8,8 @@ import click
 import numpy as np
 
 from edge.calibration import fit_camera_calibrations
+from edge.cli.options import resolve_site_path
 from edge.config import load_site
-from edge.paths import default_site_config
 
 
 @click.command("check-config")
@@ -21,7 +21,7 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool) -> 
 
     Exits non-zero (78), naming the file, line and key, if anything is wrong.
     """
-    path = site_path or default_site_config()
+    path = resolve_site_path(site_path)
     site = load_site(path)
     if list_cameras:
         for camera in site.cameras:

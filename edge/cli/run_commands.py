@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import time
@@ -11,39 +10,21 @@ from pathlib import Path
 
 import click
 
-from edge.cli.options import resolve_db_path
+from edge.cli.options import resolve_db_path, resolve_site_path, site_option
 from edge.config import SiteConfig, load_site
-from edge.paths import default_site_config, state_dir
+from edge.paths import state_dir
 from edge.storage import open_database
 
-INSTALLED_CONFIG = Path("/etc/store-edge/site.yaml")
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Site config. Default: $EDGE_CONFIG, else /etc/store-edge/site.yaml, else the demo site.",
-)
-
-
-def resolve_config(config_path: Path | None) -> Path:
-    if config_path is not None:
-        return config_path
-    if os.environ.get("EDGE_CONFIG"):
-        return Path(os.environ["EDGE_CONFIG"])
-    return INSTALLED_CONFIG if INSTALLED_CONFIG.is_file() else default_site_config()
-
-
-def _load(config_path: Path | None) -> tuple[Path, SiteConfig]:
-    path = resolve_config(config_path)
+def _load(site_path: Path | None) -> tuple[Path, SiteConfig]:
+    path = resolve_site_path(site_path)
     return path, load_site(path)
 
 
 @click.group("run", invoke_without_command=True)
-@config_option
+@site_option
 @click.pass_context
-def run_group(ctx: click.Context, config_path: Path | None) -> None:
+def run_group(ctx: click.Context, site_path: Path | None) -> None:
     """Run the live box: every camera, the Wi-Fi counter, the sync and the status page.
 
     Without a sub-command, starts them all as child processes and restarts any that
@@ -53,7 +34,7 @@ def run_group(ctx: click.Context, config_path: Path | None) -> None:
         return
     from edge.runtime.supervisor import Supervisor, services_for
 
-    path, site = _load(config_path)
+    path, site = _load(site_path)
     supervisor = Supervisor(services_for(site, path.resolve()))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: supervisor.stop_event.set())
@@ -62,54 +43,54 @@ def run_group(ctx: click.Context, config_path: Path | None) -> None:
 
 
 @run_group.command("camera")
-@config_option
+@site_option
 @click.option("--camera", "camera_id", required=True, help="The camera's id in the site config.")
-def run_camera(config_path: Path | None, camera_id: str) -> None:
+def run_camera(site_path: Path | None, camera_id: str) -> None:
     """Run one camera: detect, track and store floor positions until stopped."""
     from edge.runtime.camera_worker import run_camera_worker
 
-    _, site = _load(config_path)
+    _, site = _load(site_path)
     run_camera_worker(site, camera_id, open_database(resolve_db_path(None, site)))
 
 
 @run_group.command("sync")
-@config_option
-def run_sync(config_path: Path | None) -> None:
+@site_option
+def run_sync(site_path: Path | None) -> None:
     """Run the sync service: aggregates to the central platform over MQTT."""
     from edge.runtime.services import run_sync_service
 
-    _, site = _load(config_path)
+    _, site = _load(site_path)
     run_sync_service(site, resolve_db_path(None, site))
 
 
 @run_group.command("web")
-@config_option
-def run_web(config_path: Path | None) -> None:
+@site_option
+def run_web(site_path: Path | None) -> None:
     """Run the status page (exits 75 when IT asks for a restart)."""
     from edge.runtime.services import run_web_service
 
-    _, site = _load(config_path)
+    _, site = _load(site_path)
     raise SystemExit(run_web_service(site, resolve_db_path(None, site)))
 
 
 @run_group.command("wifi")
-@config_option
-def run_wifi(config_path: Path | None) -> None:
+@site_option
+def run_wifi(site_path: Path | None) -> None:
     """Run the Wi-Fi counter on the configured monitor interface."""
     from edge.runtime.services import run_wifi_service
 
-    _, site = _load(config_path)
+    _, site = _load(site_path)
     run_wifi_service(site, resolve_db_path(None, site))
 
 
 @click.command("purge")
-@config_option
-def purge_command(config_path: Path | None) -> None:
+@site_option
+def purge_command(site_path: Path | None) -> None:
     """Delete data older than its retention period (raw trajectories after hours,
     visits after days)."""
     from edge.retention import purge
 
-    _, site = _load(config_path)
+    _, site = _load(site_path)
     result = purge(open_database(resolve_db_path(None, site)), site.storage)
     if result.total:
         for table, count in result.deleted.items():
@@ -127,16 +108,16 @@ def _age(seconds: float) -> str:
 
 
 @click.command("status")
-@config_option
+@site_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status_command(config_path: Path | None, as_json: bool) -> None:
+def status_command(site_path: Path | None, as_json: bool) -> None:
     """Summarize the box's health for IT: each service, the database and the disk.
 
     Exits 0 when everything is ok, 1 when something is degraded or down.
     """
     from edge.storage.health import read_health
 
-    path, site = _load(config_path)
+    path, site = _load(site_path)
     db_path = resolve_db_path(None, site)
     health = read_health(open_database(db_path)) if db_path.exists() else []
     disk = shutil.disk_usage(db_path.parent if db_path.parent.exists() else state_dir().parent)

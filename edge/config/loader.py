@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from edge.config.site import SiteConfig
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Keys whose rejected values are never echoed into error messages (the journal).
+_SECRET_KEYS = re.compile(r"pin|token|password|secret|key", re.IGNORECASE)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -75,38 +79,64 @@ def _nearest_line(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> i
     return None
 
 
-def parse_site(text: str, *, source: str = "<site>", base_dir: Path | None = None) -> SiteConfig:
-    """Validate a site config given as YAML text."""
+def validate_yaml(
+    text: str,
+    model: type[ModelT],
+    *,
+    source: str,
+    what: str,
+    error: type[EdgeError] = ConfigError,
+    prepare: Callable[[dict], dict] = lambda raw: raw,
+    context: dict[str, Any] | None = None,
+) -> ModelT:
+    """Parse YAML ``text`` and validate it as ``model``, raising ``error`` with every
+    problem as ``SOURCE:LINE key.path: message (got VALUE)``: one line for one problem.
+
+    Args:
+        what: the document's name in messages, e.g. "site config".
+        prepare: applied to the parsed mapping before validation (e.g. secrets).
+    """
     try:
         node = yaml.compose(text)
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+    except yaml.YAMLError as problem:
+        mark = getattr(problem, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+        detail = getattr(problem, "problem", None) or str(problem)
+        raise error(f"{where}: not valid YAML: {detail}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (site:, cameras:, ...)")
+        raise error(f"{source}: expected a mapping of keys, the {what}'s sections")
     lines = _line_index(node) if node is not None else {}
     try:
-        return SiteConfig.model_validate(
-            _substitute(raw), context={"base_dir": base_dir or Path.cwd()}
-        )
-    except ValidationError as error:
+        return model.model_validate(prepare(raw), context=context)
+    except ValidationError as invalid:
         problems = []
-        for item in error.errors():
+        for item in invalid.errors():
             path = tuple(item["loc"])
             line = _nearest_line(lines, path)
             where = f"{source}:{line}" if line else source
             message = item["msg"].removeprefix("Value error, ")
             got = ""
-            if item["type"] not in ("missing",) and "input" in item:
-                shown = repr(item["input"])
+            if item["type"] != "missing" and path and "input" in item:
+                secret = any(isinstance(p, str) and _SECRET_KEYS.search(p) for p in path)
+                shown = "***" if secret else repr(item["input"])
                 got = f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
             problems.append(f"{where} {_format_path(path)}: {message}{got}")
         if len(problems) == 1:  # the common case stays one line in the journal
-            raise ConfigError(f"invalid site config: {problems[0]}") from None
-        raise ConfigError("invalid site config:\n  " + "\n  ".join(problems)) from None
+            raise error(f"invalid {what}: {problems[0]}") from None
+        raise error(f"invalid {what}:\n  " + "\n  ".join(problems)) from None
+
+
+def parse_site(text: str, *, source: str = "<site>", base_dir: Path | None = None) -> SiteConfig:
+    """Validate a site config given as YAML text."""
+    return validate_yaml(
+        text,
+        SiteConfig,
+        source=source,
+        what="site config",
+        prepare=_substitute,
+        context={"base_dir": base_dir or Path.cwd()},
+    )
 
 
 def load_site(path: str | Path) -> SiteConfig:

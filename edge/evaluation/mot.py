@@ -13,6 +13,7 @@ import numpy as np
 
 from edge.errors import DataFormatError
 from edge.motformat import read_mot
+from edge.tracking.association import box_iou
 
 IOU_THRESHOLD = 0.5
 
@@ -63,7 +64,7 @@ def _iou_distance(gt_xywh: np.ndarray, ts_xywh: np.ndarray) -> np.ndarray:
     a, b = gt_xywh.copy(), ts_xywh.copy()
     a[:, 2:] += a[:, :2]
     b[:, 2:] += b[:, :2]
-    distance = 1.0 - _iou(a, b)
+    distance = 1.0 - box_iou(a, b)
     distance[distance > IOU_THRESHOLD] = np.nan
     return distance
 
@@ -81,7 +82,7 @@ def _hota(gt_frames: list[np.ndarray], ts_frames: list[np.ndarray]) -> dict:
         a, b = _boxes(gt).copy(), _boxes(ts).copy()
         a[:, 2:] += a[:, :2]
         b[:, 2:] += b[:, :2]
-        similarity.append(_iou(a, b))
+        similarity.append(box_iou(a, b))
     data = {
         "num_timesteps": len(gt_frames),
         "num_gt_ids": len(gt_ids),
@@ -99,20 +100,6 @@ def _hota(gt_frames: list[np.ndarray], ts_frames: list[np.ndarray]) -> dict:
         "AssA": float(np.mean(result["AssA"])),
         "LocA": float(np.mean(result["LocA"])),
     }
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None] + (
-        (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    )[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def evaluate_mot(gt: np.ndarray, tracks: np.ndarray) -> dict[str, float | int]:

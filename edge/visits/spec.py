@@ -23,13 +23,12 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import StrictModel
-from edge.config.loader import _format_path, _line_index, _nearest_line
+from edge.config.loader import validate_yaml
 from edge.errors import ConfigError
-from edge.paths import state_dir, share_dir
+from edge.paths import share_dir, state_dir
 from edge.visits.features import unknown_feature_reason
 
 SPEC_FORMAT = 1
@@ -222,32 +221,7 @@ def parse_spec(text: str, *, source: str = "<spec>") -> SegmentSpec:
     Raises:
         SpecError: not YAML, or not a valid spec; the message names the key and line.
     """
-    try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise SpecError(f"segment spec {where}: not valid YAML: "
-                        f"{getattr(error, 'problem', None) or error}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"segment spec {source}: expected a mapping (spec_format:, traits:, ...)")
-    lines = _line_index(node) if node is not None else {}
-    try:
-        return SegmentSpec.model_validate(raw)
-    except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            path = tuple(item["loc"])
-            line = _nearest_line(lines, path)
-            where = f"{source}:{line}" if line else source
-            message = item["msg"].removeprefix("Value error, ")
-            got = ""
-            if item["type"] != "missing" and path and "input" in item:
-                shown = repr(item["input"])
-                got = f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
-            problems.append(f"{where} {_format_path(path)}: {message}{got}")
-        raise SpecError("invalid segment spec:\n  " + "\n  ".join(problems)) from None
+    return validate_yaml(text, SegmentSpec, source=source, what="segment spec", error=SpecError)
 
 
 def read_spec(path: str | Path) -> tuple[SegmentSpec, bytes]:
