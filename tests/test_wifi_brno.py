@@ -1,9 +1,17 @@
 """Accuracy on the Brno lab captures, whose CSVs give the people present (occupancy).
 
-Per 15-minute window (clock-aligned), the estimate is compared with the time-weighted
-mean occupancy over the part of the window the capture covers. The lab's own PCs
-(listed in the dataset's README) are excluded through the site config, i.e. by
-pseudonym under the day's key, as a store would exclude its tills and printers.
+Protocol (docs/wifi.md, "Measured figures"): 15-minute windows aligned on the clock
+(what ``WindowCounter`` emits, and what the dataset authors' own plots use, pandas'
+``Grouper``), first and last windows partial; per window, the estimate is compared
+with the time-weighted mean occupancy over the part of the window the capture covers.
+The lab's own PCs (listed in the dataset's README) are excluded from the estimate
+through the site config (by pseudonym under the day's key, as a store would exclude
+its tills) and from the distinct-address baselines by address.
+
+Because one alignment can be lucky or unlucky, the estimate and both baselines are
+also computed with the window grid shifted by whole minutes (``ORIGINS``). On
+2024-03-15 that changes almost nothing; on 2023-02-08 it decides everything, because
+the occupancy is 15 in every complete window there (see the tests at the end).
 Run with ``-s`` to see the figures.
 """
 
@@ -11,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +29,8 @@ from edge.config.wifi import WifiConfig
 from edge.wifi.calibration import fit_people_per_device, pearson
 from edge.wifi.parser import MalformedFrame, dissect
 from edge.wifi.pcapfile import CaptureFile
-from edge.wifi.pipeline import replay_to_list
+from edge.wifi.pipeline import FramePipeline, replay_to_list
+from edge.wifi.windows import WifiWindow
 from tests.conftest import SHARED
 
 BRNO = SHARED / "wifi" / "brno-sc6-61"
@@ -29,6 +39,8 @@ DAY_2 = BRNO / "position_2_sc6-61_2024-03-15_anonymized.pcap"
 LECTURE = BRNO / "position_1_sc6-61_2023-02-08_anonymized.pcap"
 NIGHT = BRNO / "position_1_sc6-61_2023-04-17_anonymized.pcap"
 WINDOW = 900
+# Window grids: starting on the quarter hour (the product's), then 3, 6, 9, 12 min later.
+ORIGINS = (0, 180, 360, 540, 720)
 
 
 def lab_pcs() -> list[str]:
@@ -38,14 +50,43 @@ def lab_pcs() -> list[str]:
     return re.findall(r"^([0-9a-f]{2}(?::[0-9a-f]{2}){5})$", block, flags=re.MULTILINE)
 
 
-def occupancy_per_window(capture: Path, starts: list[float]) -> list[float | None]:
-    """Time-weighted mean of the CSV's occupancy over each window's covered seconds."""
+@dataclass(frozen=True)
+class LabCapture:
+    """One capture read once: frame times, the CSV's occupancy, and probe addresses."""
+
+    path: Path
+    frame_times: np.ndarray       # every frame, in file order (pairs with the CSV rows)
+    occupancy: np.ndarray         # people present when each frame was received
+    probe_times: np.ndarray
+    sources: list[bytes]          # transmitter address of each probe (baselines only)
+    rssi: np.ndarray              # dBm, -inf when the frame has none
+
+
+def read_lab_capture(capture: Path) -> LabCapture:
+    frame_times, probe_times, sources, rssi = [], [], [], []
     with CaptureFile(capture) as frames:
-        times = np.array([frame.timestamp for frame in frames])
+        for frame in frames:
+            frame_times.append(frame.timestamp)
+            try:
+                probe = dissect(frame.data)
+            except MalformedFrame:
+                continue
+            if probe is None:
+                continue
+            probe_times.append(frame.timestamp)
+            sources.append(probe.source)
+            rssi.append(-np.inf if probe.rssi is None else probe.rssi)
     with open(str(capture).replace("_anonymized.pcap", "_ver-99.csv"), newline="") as handle:
         occupancy = np.array([float(row["occupancy"])
                               for row in csv.DictReader(handle, delimiter=";")])
-    assert len(occupancy) == len(times), "CSV rows and pcap frames must pair one to one"
+    assert len(occupancy) == len(frame_times), "CSV rows and pcap frames must pair one to one"
+    return LabCapture(capture, np.array(frame_times), occupancy, np.array(probe_times),
+                      sources, np.array(rssi, dtype=float))
+
+
+def occupancy_per_window(lab: LabCapture, starts: list[float]) -> list[float | None]:
+    """Time-weighted mean of the CSV's occupancy over each window's covered seconds."""
+    times = lab.frame_times
     means: list[float | None] = []
     for start in starts:
         grid = np.arange(max(start, times[0]), min(start + WINDOW, times[-1]), 1.0)
@@ -53,23 +94,65 @@ def occupancy_per_window(capture: Path, starts: list[float]) -> list[float | Non
             means.append(None)
             continue
         index = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
-        means.append(float(occupancy[index].mean()))
+        means.append(float(lab.occupancy[index].mean()))
     return means
 
 
-def distinct_addresses(capture: Path, starts: list[float], gate: float | None) -> list[int]:
-    """The baselines: distinct source addresses per window (raw, or above a gate)."""
-    seen: dict[float, set[bytes]] = {start: set() for start in starts}
+def distinct_addresses(lab: LabCapture, starts: list[float], gate: float | None) -> list[int]:
+    """The baselines: distinct source addresses per window (all, or above a gate),
+    the lab PCs excluded as in the estimate."""
+    excluded = {bytes.fromhex(address.replace(":", "")) for address in lab_pcs()}
+    keep = lab.rssi >= gate if gate is not None else np.ones(len(lab.sources), bool)
+    counts = []
+    for start in starts:
+        lo, hi = np.searchsorted(lab.probe_times, [start, start + WINDOW])
+        counts.append(len({lab.sources[i] for i in range(lo, hi)
+                           if keep[i] and lab.sources[i] not in excluded}))
+    return counts
+
+
+def replay_with_origin(capture: Path, config: WifiConfig, origin: int) -> list[WifiWindow]:
+    """The product's pipeline with its window grid starting ``origin`` seconds after the
+    quarter hour (time stamps shifted in, window starts shifted back)."""
+    if origin == 0:
+        return replay_to_list(capture, config, window_sizes=[WINDOW]).windows
+    pipeline = FramePipeline(config, sensor="origin", window_sizes=[WINDOW])
+    windows: list[WifiWindow] = []
     with CaptureFile(capture) as frames:
         for frame in frames:
-            try:
-                probe = dissect(frame.data)
-            except MalformedFrame:
-                continue
-            if probe is None or (gate is not None and (probe.rssi or -999) < gate):
-                continue
-            seen[frame.timestamp // WINDOW * WINDOW].add(probe.source)
-    return [len(seen[start]) for start in starts]
+            windows += pipeline.feed(frame.data, frame.timestamp - origin, frame.linktype)
+    windows += pipeline.finish()
+    return [_shifted(w, origin) for w in windows]
+
+
+def _shifted(window: WifiWindow, origin: int) -> WifiWindow:
+    return WifiWindow(window.start + origin, window.window_s, window.sensor, window.covered_s,
+                      window.frames, window.in_store_frames, window.excluded_frames,
+                      window.in_store_devices, window.brief_devices, window.passers_by,
+                      window.occupancy_estimate, window.dwell_buckets)
+
+
+def score(lab: LabCapture, windows: list[WifiWindow]) -> dict[str, object]:
+    """Pearson r of the estimate and both baselines against the people, per window."""
+    starts = [w.start for w in windows]
+    truth = occupancy_per_window(lab, starts)
+    kept = [i for i, t in enumerate(truth) if t is not None]
+    people = [truth[i] for i in kept]
+    estimate = [windows[i].occupancy_estimate for i in kept]
+    raw = distinct_addresses(lab, starts, None)
+    gated = distinct_addresses(lab, starts, -70)
+    return {
+        "windows": windows,
+        "covered": [windows[i].covered_s for i in kept],
+        "estimate": estimate,
+        "people": people,
+        "raw": [raw[i] for i in kept],
+        "gated": [gated[i] for i in kept],
+        "r": pearson(estimate, people),
+        "r_raw": pearson([raw[i] for i in kept], people),
+        "r_gated": pearson([gated[i] for i in kept], people),
+        "mae": float(np.mean(np.abs(np.array(estimate) - np.array(people)))),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -77,29 +160,20 @@ def figures():
     config = WifiConfig(exclude_addresses=lab_pcs())
     out = {}
     for capture in (DAY, DAY_2, LECTURE, NIGHT):
-        result = replay_to_list(capture, config, window_sizes=[WINDOW])
-        starts = [w.start for w in result.windows]
-        truth = occupancy_per_window(capture, starts)
-        paired = [(w, t) for w, t in zip(result.windows, truth, strict=False) if t is not None]
-        estimate = [w.occupancy_estimate for w, _ in paired]
-        people = [t for _, t in paired]
-        raw = distinct_addresses(capture, starts, None)
-        gated = distinct_addresses(capture, starts, -70)
-        out[capture.name] = {
-            "windows": result.windows,
-            "estimate": estimate,
-            "people": people,
-            "r": pearson(estimate, people),
-            "r_raw": pearson([raw[starts.index(w.start)] for w, _ in paired], people),
-            "r_gated": pearson([gated[starts.index(w.start)] for w, _ in paired], people),
-            "mae": float(np.mean(np.abs(np.array(estimate) - np.array(people)))),
-        }
-        r = out[capture.name]
-        print(f"\n{capture.name}: {len(paired)} windows; Pearson r estimate {_f(r['r'])}, "
-              f"raw distinct addresses {_f(r['r_raw'])}, gated at -70 dBm {_f(r['r_gated'])}; "
-              f"mean |estimate - people| {r['mae']:.2f}")
-        print(f"  people   {[round(p, 1) for p in people]}")
-        print(f"  estimate {estimate}")
+        lab = read_lab_capture(capture)
+        origins = (0,) if capture == NIGHT else ORIGINS
+        by_origin = {o: score(lab, replay_with_origin(capture, config, o)) for o in origins}
+        result = dict(by_origin[0])
+        result["by_origin"] = by_origin
+        out[capture.name] = result
+        print(f"\n{capture.name}: {len(result['people'])} windows; Pearson r estimate "
+              f"{_f(result['r'])}, raw distinct addresses {_f(result['r_raw'])}, gated at "
+              f"-70 dBm {_f(result['r_gated'])}; mean |estimate - people| {result['mae']:.2f}")
+        print(f"  people   {[round(p, 1) for p in result['people']]}")
+        print(f"  estimate {result['estimate']}")
+        for key, label in (("r", "estimate"), ("r_raw", "raw"), ("r_gated", "gated")):
+            print(f"  r by grid origin (min {', '.join(str(o // 60) for o in origins)}), "
+                  f"{label}: {[_f(s[key]) for s in by_origin.values()]}")
     return out
 
 
@@ -123,6 +197,14 @@ def test_occupancy_follows_the_room_through_a_day(figures, capture):
     assert sum(empty) / len(empty) < 0.25
 
 
+@pytest.mark.parametrize("capture", [DAY, DAY_2], ids=["position-1", "position-2"])
+def test_the_day_meets_the_target_whatever_the_window_grid(figures, capture):
+    """Issue 4's r >= 0.90, on every grid origin, not just the lucky one."""
+    by_origin = figures[capture.name]["by_origin"]
+    assert min(s["r"] for s in by_origin.values()) >= 0.90
+    assert all(s["r"] > s["r_raw"] for s in by_origin.values())
+
+
 def test_the_night_capture_is_empty(figures):
     night = figures[NIGHT.name]
     assert len(night["windows"]) == 21
@@ -133,14 +215,41 @@ def test_the_night_capture_is_empty(figures):
 def test_the_lecture_is_counted_at_its_level(figures):
     """2023-02-08: 14-15 people for 100 minutes, then 10 and 8 in the last four minutes.
 
-    The occupancy barely varies, so Pearson r measures noise here (0.6-0.8 between
-    reasonable settings); what the estimate must get right is the level. With the
-    default factor of 1 person per device, it is within about 2 people.
+    What the estimate can get right here is the level: with the default factor of
+    1 person per device, it is within about 2 people, and the emptying room's last
+    window is the lowest.
     """
     lecture = figures[LECTURE.name]
     assert lecture["mae"] <= 2.5
     assert lecture["r"] >= 0.6
     assert lecture["estimate"][-1] == min(lecture["estimate"])   # the emptying room
+    plateau = [e for e, p in zip(lecture["estimate"], lecture["people"], strict=True)
+               if p == 15]
+    assert 13 <= np.mean(plateau) <= 18
+
+
+def test_the_lecture_reference_varies_only_in_partial_windows(figures):
+    """Why r on 2023-02-08 is no measure of the estimator: in every complete window the
+    room holds 15 people, so over complete windows Pearson r is undefined, for any
+    estimator; all of the reference's variance sits in the two partial windows."""
+    lecture = figures[LECTURE.name]
+    complete = [p for p, c in zip(lecture["people"], lecture["covered"], strict=True)
+                if c == WINDOW]
+    assert len(complete) == 6 and set(complete) == {15.0}
+    assert pearson(lecture["estimate"][1:-1], complete) is None
+    assert len(lecture["people"]) - len(complete) == 2
+
+
+def test_the_lecture_correlation_is_decided_by_the_window_grid(figures):
+    """Shifting the grid by a few minutes moves r on 2023-02-08 by more than 0.2 for the
+    estimate and both baselines alike (0.45-0.87 for the estimate over the 15 whole-minute
+    origins); on 2024-03-15 it moves the estimate by less than 0.1."""
+    for key in ("r", "r_raw", "r_gated"):
+        values = [s[key] for s in figures[LECTURE.name]["by_origin"].values()]
+        assert max(values) - min(values) > 0.2, key
+    for capture in (DAY, DAY_2):
+        values = [s["r"] for s in figures[capture.name]["by_origin"].values()]
+        assert max(values) - min(values) < 0.1
 
 
 def test_a_fitted_factor_brings_the_day_to_people(figures):
