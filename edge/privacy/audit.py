@@ -26,7 +26,7 @@ from edge.privacy.needles import (
     frame_needles,
     identifier_needles,
 )
-from edge.privacy.scan import AuditReport, Finding, Scanner
+from edge.privacy.scan import AuditReport, Finding, Scanner, ScanStats
 
 __all__ = ["AuditReport", "Finding", "LeakAudit", "build_needles"]
 
@@ -49,9 +49,15 @@ def build_needles(
 class LeakAudit:
     """Collects findings over many sources into one :class:`AuditReport`."""
 
-    def __init__(self, needles: NeedleSet) -> None:
-        self.scanner = Scanner(needles)
+    def __init__(self, needles: NeedleSet, scanner: Scanner | None = None) -> None:
+        self.needles = needles
+        self.scanner = scanner or Scanner(needles)
+        self.scanner.stats = ScanStats()
         self.report = AuditReport(needles=needles.counts(), stats=self.scanner.stats)
+
+    def fresh(self) -> LeakAudit:
+        """A new audit (empty report) with the same needles, without rebuilding the search."""
+        return LeakAudit(self.needles, self.scanner)
 
     def _keep(self, findings: list[Finding]) -> list[Finding]:
         self.report.findings += findings

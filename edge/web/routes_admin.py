@@ -24,6 +24,7 @@ from edge.web.routes_api import ERRORS
 from edge.web.schemas import Figures
 
 SECRET_KEYS = re.compile(r"(pass|secret|token|pin|key|credential)", re.IGNORECASE)
+MAC_ADDRESS = re.compile(r"\b[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}\b", re.IGNORECASE)
 URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 COUNTED_TABLES = ("runs", "track_points", "visits", "visit_zone_dwell", "visit_traits",
                   "visit_segments", "line_crossings", "wifi_windows", "health", "privacy_audit",
@@ -78,7 +79,8 @@ def metrics(request: Request) -> Response:
 
 
 def redact(value: Any, key: str = "") -> Any:
-    """The config with secrets hidden: secret-like keys, and passwords inside URLs."""
+    """The config with secrets hidden: secret-like keys, passwords inside URLs, and MAC
+    addresses (``wifi.exclude_addresses`` lists staff devices: identifiers, never served)."""
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -86,6 +88,7 @@ def redact(value: Any, key: str = "") -> Any:
     if value is not None and SECRET_KEYS.search(key) and not isinstance(value, bool):
         return "(hidden)"
     if isinstance(value, str):
+        value = MAC_ADDRESS.sub("(MAC address hidden)", value)
         return URL_USERINFO.sub(r"\g<scheme>(hidden)@", value)
     return value
 
