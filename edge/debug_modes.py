@@ -107,7 +107,9 @@ class DebugMode:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop("stopped" if exc[0] is None else f"stopped by {getattr(exc[0], '__name__', exc[0])}")
+        error = exc[0]
+        self.stop("stopped" if error is None else
+                  f"stopped by {getattr(error, '__name__', error)}")
 
 
 def _database(db: sqlite_utils.Database | str | Path | None) -> sqlite_utils.Database:
@@ -173,7 +175,7 @@ def clear_stale_debug_modes(db: sqlite_utils.Database) -> list[str]:
     host = socket.gethostname()
     cleared = []
     for mode in active_debug_modes(db):
-        if mode["host"] == host and not _alive(mode["pid"]):
-            if delete_debug_mode(db, mode["id"], time.time(), "its process is gone"):
-                cleared.append(mode["name"])
+        gone = mode["host"] == host and not _alive(mode["pid"])
+        if gone and delete_debug_mode(db, mode["id"], time.time(), "its process is gone"):
+            cleared.append(mode["name"])
     return cleared

@@ -21,10 +21,10 @@ from pydantic import Field, ValidationError, field_validator
 
 from edge.config import SiteConfig
 from edge.config.base import StrictModel
+from edge.config.sync import check_window_s
 from edge.privacy.settings import K_SETTING as K_AUDIT_SETTING
 from edge.privacy.store import last_value, record_change
 from edge.visits.spec import SpecError, downlinked_spec_path, parse_spec
-from edge.config.sync import check_window_s
 from sync.errors import DownlinkRefused
 
 K_KEY, WINDOW_KEY, SEGMENT_SPEC_KEY = "min_publishable_count", "window_s", "segment_spec"

@@ -9,7 +9,6 @@ import json
 import shutil
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -25,7 +24,6 @@ from tests.privacy_run import (
     CAPTURES,
     CLOCK,
     MAX_FRAMES,
-    PREFIX,
     RAISED_K,
     Capture,
     audit_run,

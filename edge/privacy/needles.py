@@ -105,13 +105,14 @@ def dot11_identifiers(frame: bytes) -> tuple[list[bytes], bytes | None]:
     if len(frame) < 10:
         return [], None
     ftype, subtype, flags = (frame[0] >> 2) & 3, frame[0] >> 4, frame[1]
+    # Which address fields a frame has, as scapy's Dot11 layer decides it.
     offsets = [4]
+    if ftype not in (1, 3) or subtype in (4, 5, 6, 8, 9, 10, 11, 14, 15):
+        offsets.append(10)      # a transmitter address (control frames: some kinds only)
     if ftype in (0, 2):
-        offsets += [10, 16]
+        offsets.append(16)
         if ftype == 2 and flags & 3 == 3:
             offsets.append(24)
-    elif ftype == 1 and subtype in (8, 9, 10, 11, 14, 15):
-        offsets.append(10)      # control frames with a transmitter address
     addresses = [frame[o:o + 6] for o in offsets if len(frame) >= o + 6]
     addresses = [a for a in addresses if not a[0] & 1]      # group bit: not a device
     ssid = None
@@ -203,7 +204,9 @@ def add_image_magic(needles: NeedleSet) -> None:
         needles.add(magic, "image", what)
 
 
-def identifier_needles(found: CaptureIdentifiers, extra_addresses: Iterable[bytes] = ()) -> NeedleSet:
+def identifier_needles(
+    found: CaptureIdentifiers, extra_addresses: Iterable[bytes] = ()
+) -> NeedleSet:
     """Needles for every address and SSID of ``found`` (plus ``extra_addresses``, e.g.
     a site's exclusion list), and image signatures."""
     needles = NeedleSet()

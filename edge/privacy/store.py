@@ -31,7 +31,7 @@ def m001_privacy_audit(db: sqlite_utils.Database) -> None:
         {
             "id": int,
             "at": float,          # epoch seconds
-            "setting": str,       # e.g. "wifi.rssi_gate_dbm", "wifi.key_rotation", "debug_mode.no-blur"
+            "setting": str,       # "wifi.rssi_gate_dbm", "wifi.key_rotation", "debug_mode.no-blur"
             "old": str,           # JSON value before (null: first record)
             "new": str,           # JSON value after
             "source": str,        # "service:sync", "downlink <nonce>", "edge replay (pid 12)"...

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from edge.config import SiteConfig
 from edge.errors import ConfigError
-from edge.privacy.settings import record_service_start
 from edge.paths import state_dir
+from edge.privacy.settings import record_service_start
 from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage import open_database

@@ -19,7 +19,6 @@ from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
 from edge.privacy.settings import record_key_rotation, record_service_start
 from edge.storage.health import report_health
-from edge.wifi.debug_capture import RawPcapTee
 from edge.wifi.capture import (
     ARPHRD_IEEE80211_RADIOTAP,
     CaptureError,
@@ -31,6 +30,7 @@ from edge.wifi.capture import (
     interface_type,
     run_capture,
 )
+from edge.wifi.debug_capture import RawPcapTee
 from edge.wifi.pipeline import FramePipeline
 from edge.wifi.store import write_windows
 from edge.wifi.windows import WifiWindow
