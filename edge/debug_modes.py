@@ -75,8 +75,8 @@ def refuse_under_service(name: str, environ: Mapping[str, str] | None = None) ->
     if found:
         raise DebugModeRefused(
             f"{name} is a debug mode for an engineer at a terminal and refuses to run under "
-            f"a service ({' and '.join(found)} set: systemd or `edge run`); run it by hand, "
-            "on test footage or a test capture"
+            f"systemd or `edge run` ({' and '.join(found)} set); run it by hand on your own "
+            "test footage or captures"
         )
 
 
@@ -149,8 +149,8 @@ def announce_debug_mode(
                                 time.time())
     bar = "!" * 78
     print(f"{bar}\nWARNING: DEBUG MODE {name.upper()}: {detail}\n"
-          "It is shown on the status page and written to the privacy audit log until it "
-          f"stops.\nUse it on test footage or captures only.\n{bar}",
+          "Use it on your own test footage only; never on a store's cameras.\n"
+          f"It is shown on the status page and in the privacy audit log until it stops.\n{bar}",
           file=stream or sys.stderr, flush=True)
     log.warning("debug mode %s on: %s", name, detail)
     for listener in list(_listeners):
