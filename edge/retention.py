@@ -1,10 +1,12 @@
 """Retention: raw data is kept only as long as it is needed.
 
 Defaults (``storage`` in the site config): raw floor trajectories 24 h (never
-more), visits and line crossings 7 days, delivered aggregates 30 days. The purge
-runs periodically in the sync service and on demand (``edge purge``); each table
-is purged in its own transaction so a purge interrupted half-way leaves every
-table consistent.
+more), visits and line crossings 7 days, delivered aggregates 30 days, the privacy
+audit log 400 days. The purge runs every ``service.purge_interval_s`` (systemd's
+``store-edge-purge.timer``, or the ``edge run`` supervisor) as ``edge purge``, and
+deletes what would pass its period before the next run, so no row outlives it;
+each table is purged in its own transaction so a purge interrupted half-way leaves
+every table consistent.
 """
 
 from __future__ import annotations
@@ -41,12 +43,31 @@ def _delete(db: sqlite_utils.Database, table: str, where: str, params: list) -> 
         return db.execute(f"delete from [{table}] where {where}", params).rowcount
 
 
-def purge(db: sqlite_utils.Database, config: StorageConfig, now: float | None = None) -> PurgeResult:
-    """Delete what is older than its retention period, as of ``now`` (epoch seconds)."""
+def cutoff(now: float, keep_s: float, margin_s: float) -> float:
+    """Oldest time kept: ``keep_s`` back, less the time until the next purge, so nothing
+    outlives its period between two purges; never less than half the period is kept
+    (the visits builder reads recent raw points)."""
+    return now - max(keep_s - margin_s, keep_s / 2)
+
+
+def purge(
+    db: sqlite_utils.Database,
+    config: StorageConfig,
+    now: float | None = None,
+    *,
+    margin_s: float = 0.0,
+) -> PurgeResult:
+    """Delete what is older than its retention period, as of ``now`` (epoch seconds).
+
+    Args:
+        margin_s: seconds until the next purge (the services pass the purge interval):
+            what would pass its retention period before then goes now, so raw
+            trajectories are never older than ``raw_trajectory_hours``.
+    """
     now = time.time() if now is None else now
-    raw_cutoff = now - config.raw_trajectory_hours * HOUR
-    visit_cutoff = now - config.visit_days * DAY
-    aggregate_cutoff = now - config.delivered_aggregate_days * DAY
+    raw_cutoff = cutoff(now, config.raw_trajectory_hours * HOUR, margin_s)
+    visit_cutoff = cutoff(now, config.visit_days * DAY, margin_s)
+    aggregate_cutoff = cutoff(now, config.delivered_aggregate_days * DAY, margin_s)
     deleted: dict[str, int] = {}
     deleted["track_points"] = _delete(db, "track_points", "t < ?", [raw_cutoff])
     old_visits = "select visit_id from visits where end_t < ?"
@@ -63,6 +84,10 @@ def purge(db: sqlite_utils.Database, config: StorageConfig, now: float | None = 
         "ended_at is not null and ended_at < ? and id not in (select distinct run_id from track_points)",
         [raw_cutoff],
     )
+    if db["privacy_audit"].exists():
+        from edge.privacy.store import purge_audit_log
+
+        deleted["privacy_audit"] = purge_audit_log(db, now)
     result = PurgeResult({table: count for table, count in deleted.items() if count})
     if result.total:
         log.info("Retention purge removed %s.", ", ".join(f"{n} {t}" for t, n in result.deleted.items()))

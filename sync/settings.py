@@ -21,8 +21,10 @@ from pydantic import Field, ValidationError, field_validator
 
 from edge.config import SiteConfig
 from edge.config.base import StrictModel
-from edge.visits.spec import SpecError, downlinked_spec_path, parse_spec
 from edge.config.sync import check_window_s
+from edge.privacy.settings import K_SETTING as K_AUDIT_SETTING
+from edge.privacy.store import last_value, record_change
+from edge.visits.spec import SpecError, downlinked_spec_path, parse_spec
 from sync.errors import DownlinkRefused
 
 K_KEY, WINDOW_KEY, SEGMENT_SPEC_KEY = "min_publishable_count", "window_s", "segment_spec"
@@ -119,6 +121,8 @@ def apply_changes(
     """Persist every change and the nonce in one transaction; return the keys changed."""
     values = changes.model_dump(exclude_none=True)
     with db.atomic():
+        if K_KEY in values:
+            _audit_k(db, values[K_KEY], nonce, now)
         if SEGMENT_SPEC_KEY in values:
             # Written inside the transaction: if the file cannot be written, nothing is applied.
             _write_spec_file(values[SEGMENT_SPEC_KEY])
@@ -131,6 +135,18 @@ def apply_changes(
             )
         remember_nonce(db, nonce, issued_at, now)
     return sorted(values)
+
+
+def _audit_k(db: sqlite_utils.Database, k: int, nonce: str, now: float) -> None:
+    """A downlinked k goes into the privacy audit log, in the transaction that applies it.
+
+    The value before is the last one the log holds (each service records the k in
+    force when it starts), else the previous override."""
+    recorded, old = last_value(db, K_AUDIT_SETTING)
+    if not recorded:
+        old = read_overrides(db).get(K_KEY)
+    if old != k:
+        record_change(db, K_AUDIT_SETTING, old, k, f"downlink {nonce}", now)
 
 
 def _write_spec_file(spec: dict[str, Any]) -> None:

@@ -58,3 +58,76 @@ def test_raw_retention_cannot_exceed_24_hours():
 
     with pytest.raises(ValidationError, match="less than or equal to 24"):
         StorageConfig(raw_trajectory_hours=48)
+
+
+def _points(db, times):
+    if not db.execute("select 1 from runs where id = 2").fetchone():
+        db["runs"].insert({"id": 2, "camera_id": "c", "source": "s", "model": "m",
+                           "started_at": 0, "ended_at": None, "frames": 1, "status": "running"})
+    db["track_points"].insert_all(
+        {"run_id": 2, "camera_id": "c", "track_id": i, "frame": 0, "t": t, "x": 0, "y": 0,
+         "left": 0, "top": 0, "width": 1, "height": 1, "confidence": 0.9}
+        for i, t in enumerate(times))
+
+
+def oldest_age_h(db, now):
+    (oldest,) = db.execute("select min(t) from track_points").fetchone()
+    return (now - oldest) / HOUR
+
+
+def test_hourly_purges_never_let_raw_trajectories_pass_24_hours(memory_db):
+    """Three days of a camera writing every minute, the purge every hour (a clock the
+    test moves): at every minute the oldest raw point is at most 24 h old. Without the
+    margin the same schedule lets points reach 25 h."""
+    start = 1_800_000_000.0
+    for margin, ceiling in ((HOUR, 24.0), (0.0, 25.0)):
+        memory_db.execute("delete from track_points")
+        worst = 0.0
+        for minute in range(3 * 24 * 60):
+            now = start + minute * 60
+            _points(memory_db, [now])
+            if minute % 60 == 0:
+                purge(memory_db, StorageConfig(), now=now, margin_s=margin)
+            worst = max(worst, oldest_age_h(memory_db, now))
+        assert worst <= ceiling and worst > ceiling - 0.05, (margin, worst)
+        assert oldest_age_h(memory_db, now) >= 22.9       # a useful day is kept
+
+
+def test_the_margin_never_deletes_the_recent_half(memory_db):
+    now = 1_800_000_000.0
+    _points(memory_db, [now - 0.4 * HOUR, now - 0.6 * HOUR])
+    purge(memory_db, StorageConfig(raw_trajectory_hours=1), now=now, margin_s=HOUR)
+    assert memory_db["track_points"].count == 1
+
+
+def test_the_privacy_audit_log_is_kept_400_days(memory_db):
+    from edge.privacy.store import record_change
+
+    now = 1_800_000_000.0
+    record_change(memory_db, "wifi.rssi_gate_dbm", -70, -65, "test", at=now - 401 * DAY)
+    record_change(memory_db, "wifi.rssi_gate_dbm", -65, -60, "test", at=now - 399 * DAY)
+    assert purge(memory_db, StorageConfig(), now=now).deleted["privacy_audit"] == 1
+    assert memory_db["privacy_audit"].count == 1
+
+
+def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(tmp_path):
+    """`edge purge` (the hourly systemd timer, and `edge run`'s periodic job)."""
+    import time
+
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+    from edge.storage import open_database
+    from tests.conftest import PETS_SITE
+
+    site = tmp_path / "site.yaml"
+    site.write_text(PETS_SITE.read_text() + f"\nstorage: {{db_path: {tmp_path / 'edge.db'}}}\n")
+    db = open_database(tmp_path / "edge.db")
+    now = time.time()
+    _points(db, [now - 23.5 * HOUR, now - 22 * HOUR])
+    db.close()
+    result = CliRunner().invoke(cli, ["purge", "--config", str(site)])
+    assert result.exit_code == 0, result.output
+    assert "track_points: 1 rows deleted" in result.output
+    db = open_database(tmp_path / "edge.db")
+    assert round(oldest_age_h(db, now)) == 22

@@ -69,3 +69,29 @@ def test_child_ignoring_sigterm_is_killed():
     thread.join(15)
     assert process.poll() is not None
     assert time.monotonic() - started < 5
+
+
+def test_a_periodic_job_runs_again_and_is_never_given_up(caplog):
+    """The retention purge under `edge run`: started again every_s after each exit,
+    failed runs included (like a systemd timer), and never counted as a crash loop."""
+    ok = ChildService("purge", python("import sys; sys.exit(0)"), every_s=0.05)
+    failing = ChildService("purge-bad", python("import sys; sys.exit(3)"), every_s=0.05)
+    supervisor = Supervisor([ok, failing], restart_burst=2)
+    thread, result = run_in_thread(supervisor)
+    deadline = time.monotonic() + 20
+    while (len(ok.starts) < 4 or len(failing.starts) < 4) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    supervisor.stop_event.set()
+    thread.join(15)
+    assert len(ok.starts) >= 4 and len(failing.starts) >= 4
+    assert not ok.given_up and not failing.given_up and result["code"] == 0
+
+
+def test_the_box_runs_the_retention_purge(pets_site):
+    from pathlib import Path
+
+    from edge.runtime.supervisor import services_for
+
+    purge = [s for s in services_for(pets_site, Path("/etc/site.yaml")) if s.name == "purge"]
+    assert purge and purge[0].argv[-3:] == ["purge", "--config", "/etc/site.yaml"]
+    assert purge[0].every_s == pets_site.service.purge_interval_s == 3600

@@ -3,10 +3,7 @@ errors, and a privacy audit of everything the commands leave behind."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import logging
 import sqlite3
 import struct
 import subprocess
@@ -154,93 +151,9 @@ def test_bad_exclusion_address_names_the_line(tmp_path):
     assert "site.yaml:4" in result.stderr and "expected a MAC address" in result.stderr
 
 
-# -- privacy audit -------------------------------------------------------------------
-
-def identifiers() -> tuple[set[bytes], set[bytes]]:
-    """Every transmitter address in the shared captures and every non-trivial SSID."""
-    addresses: set[bytes] = set()
-    ssids: set[bytes] = set()
-    for path in CAPTURES:
-        with CaptureFile(path) as capture:
-            for frame in capture:
-                data = frame.data
-                if len(data) < 4:
-                    continue
-                start = data[2] | data[3] << 8
-                if len(data) >= start + 16 and data[start] & 0x0C in (0x00, 0x08):
-                    addresses.add(data[start + 10:start + 16])
-                if len(data) > start + 24 and data[start] & 0xFC in (0x40, 0x50, 0x80):
-                    offset = start + (24 if data[start] & 0xFC == 0x40 else 36)
-                    if len(data) > offset + 2 and data[offset] == 0 and data[offset + 1] >= 4:
-                        ssids.add(data[offset + 2:offset + 2 + data[offset + 1]])
-    addresses.discard(b"\xff" * 6)
-    return addresses, ssids
-
-
-def spellings(address: bytes) -> set[bytes]:
-    colon = ":".join(f"{b:02x}" for b in address)
-    forms = {colon, colon.upper(), colon.replace(":", "-"), colon.replace(":", "-").upper(),
-             address.hex(), address.hex().upper(),
-             f"{address.hex()[0:4]}.{address.hex()[4:8]}.{address.hex()[8:12]}"}
-    encoded = {form.encode() for form in forms} | {address}
-    hashes = set()
-    for value in encoded:
-        for algorithm in (hashlib.sha256, hashlib.md5):
-            digest = algorithm(value)
-            hashes |= {digest.hexdigest().encode(), digest.digest(),
-                       digest.hexdigest()[:16].encode()}
-    return encoded | hashes | {str(int.from_bytes(address, "big")).encode()}
-
-
-
-def test_privacy_audit_of_database_and_logs(tmp_path, lab_site, monkeypatch):
-    """Replays every shared capture with debug logging into one database, then looks for
-    any address (in any common spelling, raw, or as an unkeyed SHA-256/MD5) and any SSID
-    in the database files, in everything printed and in every log record."""
-    monkeypatch.chdir(tmp_path)                   # relative paths: no tmp path printed
-    log = io.StringIO()
-    handler = logging.StreamHandler(log)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "level", logging.DEBUG)
-    root.addHandler(handler)
-    printed = b""
-    try:
-        for path in CAPTURES:
-            result = run("-v", "wifi", "replay", str(path), "--site", str(lab_site),
-                         "--db", "audit.db", "--json")
-            assert result.exit_code == 0, result.output
-            printed += result.stdout_bytes + result.stderr_bytes
-        # Once more as a separate process, as systemd would run it.
-        process = subprocess.run(
-            [sys.executable, "-m", "edge", "-v", "wifi", "replay", str(CAPTURES[0]), "--site",
-             str(lab_site), "--db", "audit.db"], capture_output=True, timeout=300)
-        assert process.returncode == 0, process.stderr
-        printed += process.stdout + process.stderr
-    finally:
-        root.removeHandler(handler)
-    printed += log.getvalue().encode()
-    with sqlite3.connect(tmp_path / "audit.db") as connection:
-        assert connection.execute("select count(*) from wifi_windows").fetchone()[0] > 100
-        connection.execute("pragma wal_checkpoint(truncate)")   # everything into one file
-    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("audit.db"))
-    assert b"Replayed" in printed and b'"window_start"' in printed
-    haystack = stored + b"\n--\n" + printed
-    addresses, ssids = identifiers()
-    assert len(addresses) > 2000 and len(ssids) > 20
-    needles: dict[bytes, str] = {ssid: "an SSID" for ssid in ssids}
-    for address in addresses:
-        for form in spellings(address):
-            if form == address and len(set(address)) < 4:
-                continue   # 02:00:00:00:01:00 as raw bytes is just SQLite page structure
-            needles[form] = f"an address starting {address.hex()[:4]}"
-    # Every substring of the haystack of each needle length: one set lookup per needle.
-    found = []
-    for length in {len(needle) for needle in needles}:
-        windows = {haystack[i:i + length] for i in range(len(haystack) - length + 1)}
-        found += [what for needle, what in needles.items()
-                  if len(needle) == length and needle in windows]
-    assert not found, found[:5]
+# The privacy audit of everything these commands leave behind (database, output, logs
+# at DEBUG, for every shared capture) is part of the full-run leak audit:
+# tests/test_privacy_audit.py.
 
 
 def test_a_truncated_capture_replays_what_it_has(tmp_path, lab_site):

@@ -12,6 +12,7 @@ from edge.cli.calibrate_commands import calibrate_command
 from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
+from edge.cli.privacy_commands import privacy_group
 from edge.cli.replay_commands import replay_command
 from edge.cli.run_commands import purge_command, run_group, status_command
 from edge.cli.sync_commands import sync_group
@@ -69,6 +70,7 @@ COMMANDS: list[click.Command] = [
     sync_group,
     web_group,
     calibrate_command,
+    privacy_group,
 ]
 for _command in COMMANDS:
     cli.add_command(_command)

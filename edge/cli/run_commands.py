@@ -21,6 +21,21 @@ def _load(site_path: Path | None) -> tuple[Path, SiteConfig]:
     return path, load_site(path)
 
 
+def _mark_service(ctx: click.Context, role: str) -> None:
+    """Set ``EDGE_SERVICE`` for this process and the children it starts, so that debug
+    modes refuse to run inside a service (restored when the command ends)."""
+    before = os.environ.get("EDGE_SERVICE")
+    os.environ["EDGE_SERVICE"] = role
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop("EDGE_SERVICE", None)
+        else:
+            os.environ["EDGE_SERVICE"] = before
+
+    ctx.call_on_close(restore)
+
+
 @click.group("run", invoke_without_command=True)
 @site_option
 @click.pass_context
@@ -30,6 +45,7 @@ def run_group(ctx: click.Context, site_path: Path | None) -> None:
     Without a sub-command, starts them all as child processes and restarts any that
     dies (what systemd does on an installed box). Sub-commands run one service.
     """
+    _mark_service(ctx, ctx.invoked_subcommand or "supervisor")
     if ctx.invoked_subcommand is not None:
         return
     from edge.runtime.supervisor import Supervisor, services_for
@@ -87,11 +103,14 @@ def run_wifi(site_path: Path | None) -> None:
 @site_option
 def purge_command(site_path: Path | None) -> None:
     """Delete data older than its retention period (raw trajectories after hours,
-    visits after days)."""
+    visits after days), or that would be before the next hourly purge."""
     from edge.retention import purge
 
     _, site = _load(site_path)
-    result = purge(open_database(resolve_db_path(None, site)), site.storage)
+    # Run every service.purge_interval_s (the systemd timer, or `edge run`): what would
+    # pass its retention period before the next run goes now.
+    result = purge(open_database(resolve_db_path(None, site)), site.storage,
+                   margin_s=site.service.purge_interval_s)
     if result.total:
         for table, count in result.deleted.items():
             click.echo(f"{table}: {count} rows deleted")

@@ -156,15 +156,29 @@ def _summary(result: ReplayResult, db_path: Path | None) -> None:
               help="Channel to listen on (repeat to hop). Default: the site's wifi.channels.")
 @click.option("--duration", type=click.FloatRange(min=1), default=None,
               help="Stop after this many seconds (default: run until interrupted).")
+@click.option("--debug-raw-pcap", "raw_pcap", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="DEBUG MODE, for driver debugging only: also keep every raw frame, with "
+                   "its MAC addresses and SSIDs, in this pcap file. Refused under a service; "
+                   "shown on the status page and in the privacy audit log while on.")
 def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | None,
-                  db_path: Path | None, channels: tuple[int, ...], duration: float | None) -> None:
+                  db_path: Path | None, channels: tuple[int, ...], duration: float | None,
+                  raw_pcap: Path | None) -> None:
     """Count probe requests live on a monitor-mode interface, writing windows to the database."""
+    from edge.debug_modes import announce_debug_mode, refuse_under_service
     from edge.wifi.capture import check_monitor_interface
     from edge.wifi.service import run_sniffer
 
+    if raw_pcap is not None:
+        refuse_under_service("--debug-raw-pcap")
     check_monitor_interface(iface)  # before saying "listening"
     site = load_site_option(site_path)
     db = open_database(resolve_db_path(db_path, site))
+    debug = None
+    if raw_pcap is not None:
+        debug = announce_debug_mode(
+            "debug-raw-pcap", f"raw Wi-Fi frames of {iface}, with MAC addresses and SSIDs, "
+            f"written to {raw_pcap}", db)
     printer = _Printer(window_s, as_json, ZoneInfo(site.site.timezone))
     stop = threading.Event()
     if duration is not None:
@@ -172,8 +186,13 @@ def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | No
         timer.daemon = True
         timer.start()
     click.echo(f"Listening on {iface}; Ctrl-C to stop.", err=True)
-    run_sniffer(site, iface, db, stop, channels=list(channels) or None,
-                window_sizes=[window_s], on_windows=printer)
+    try:
+        run_sniffer(site, iface, db, stop, channels=list(channels) or None,
+                    window_sizes=[window_s], on_windows=printer, raw_pcap=raw_pcap,
+                    source_name="edge wifi sniff")
+    finally:
+        if debug is not None:
+            debug.stop()
 
 
 @wifi_group.command("calibrate")

@@ -32,5 +32,8 @@ class ServiceConfig(StrictModel):
         30.0, gt=0, le=3600, description="How often finished tracks are turned into visits."
     )
     purge_interval_s: float = Field(
-        3600.0, gt=0, description="How often the retention purge runs."
+        3600.0, ge=60, le=6 * 3600,
+        description="How often the retention purge runs (`edge run`; keep it equal to "
+        "store-edge-purge.timer's OnUnitActiveSec, 1 h). Each purge also deletes what would "
+        "pass its retention period before the next, so raw data never outlives it.",
     )

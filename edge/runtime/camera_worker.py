@@ -21,6 +21,7 @@ from edge.config import SiteConfig
 from edge.detection import load_detector
 from edge.paths import state_dir
 from edge.pipeline import CameraPipeline
+from edge.privacy.settings import record_service_start
 from edge.records import FloorTracks
 from edge.runtime.disk_guard import DiskGuard
 from edge.runtime.frame_reader import FrameReader
@@ -203,4 +204,5 @@ def run_camera_worker(site: SiteConfig, camera_id: str, db: sqlite_utils.Databas
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with InstanceLock(state_dir(), f"camera-{camera_id}"):
+        record_service_start(db, site, f"service:camera-{camera_id}")
         CameraWorker(site, camera_id, db, stop).run()

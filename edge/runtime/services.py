@@ -12,6 +12,7 @@ from pathlib import Path
 from edge.config import SiteConfig
 from edge.errors import ConfigError
 from edge.paths import state_dir
+from edge.privacy.settings import record_service_start
 from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage import open_database
@@ -33,7 +34,9 @@ def run_sync_service(site: SiteConfig, db_path: Path) -> None:
     if not site.sync.enabled:
         raise ConfigError("sync.enabled is false in the site config: nothing to run")
     with InstanceLock(state_dir(), "sync"):
-        SyncService(site, open_database(db_path)).run(stop_on_signals(), ServiceNotifier())
+        db = open_database(db_path)
+        record_service_start(db, site, "service:sync")
+        SyncService(site, db).run(stop_on_signals(), ServiceNotifier())
 
 
 def run_wifi_service(site: SiteConfig, db_path: Path) -> None:

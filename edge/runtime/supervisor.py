@@ -36,10 +36,13 @@ class ChildService:
     starts: deque[float] = field(default_factory=lambda: deque(maxlen=16))
     next_start: float = 0.0
     given_up: bool = False
+    every_s: float | None = None    # a periodic job (systemd: a timer): started again this
+                                    # long after it exits, whatever its exit code
 
 
 def services_for(site: SiteConfig, config_path: Path) -> list[ChildService]:
-    """The processes a site needs: one per camera, Wi-Fi if configured, sync, web."""
+    """The processes a site needs: one per camera, Wi-Fi if configured, sync, web, and
+    the periodic retention purge."""
     base = [sys.executable, "-m", "edge", "run"]
     config = ["--config", str(config_path)]
     services = [
@@ -51,6 +54,9 @@ def services_for(site: SiteConfig, config_path: Path) -> list[ChildService]:
     if site.sync.enabled:
         services.append(ChildService("sync", [*base, "sync", *config]))
     services.append(ChildService("web", [*base, "web", *config]))
+    # The retention purge, as store-edge-purge.timer runs it on an installed box.
+    services.append(ChildService("purge", [sys.executable, "-m", "edge", "purge", *config],
+                                 every_s=site.service.purge_interval_s))
     return services
 
 
@@ -82,6 +88,12 @@ class Supervisor:
 
     def _on_exit(self, service: ChildService, code: int, now: float) -> None:
         service.process = None
+        if service.every_s is not None:
+            if code != 0:
+                log.error("%s failed (exit code %d); next run in %.0f s.", service.name, code,
+                          service.every_s)
+            service.next_start = now + service.every_s
+            return
         recent = [t for t in service.starts if now - t <= self.restart_window_s]
         if code == EXIT_CONFIG:
             service.given_up = True

@@ -23,6 +23,7 @@ BUSY_TIMEOUT_MS = 10_000
 
 def _migration_sets() -> list[Migrations]:
     # Imported here so that each subsystem's store module can import this one.
+    from edge.privacy import store as privacy_store
     from edge.storage import health, trajectories
     from edge.visits import store as visits_store
     from edge.wifi import store as wifi_store
@@ -34,6 +35,7 @@ def _migration_sets() -> list[Migrations]:
         wifi_store.MIGRATIONS,
         health.MIGRATIONS,
         sync_outbox.MIGRATIONS,
+        privacy_store.MIGRATIONS,
     ]
 
 

@@ -25,7 +25,7 @@ from edge.web import queries
 from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
 from edge.web.health import SystemProbe, component_health
 from edge.web.queries import DayWindow
-from edge.web.schemas import DataState, Health, Summary
+from edge.web.schemas import DataState, DebugModeOn, Health, Summary
 from edge.web.text import clock_text
 
 CACHED_DAYS = 8
@@ -157,5 +157,8 @@ class Dashboard:
                 components=components,
                 system=self.probe.read(version=self.deps.version, model=model,
                                        database_bytes=self.db.size_bytes()),
+                debug_modes=[DebugModeOn(name=str(name)[:40], detail=str(detail)[:300],
+                                         started_at=float(started))
+                             for name, detail, started in queries.debug_modes(conn, tables)],
             ),
         )

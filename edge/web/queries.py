@@ -332,6 +332,15 @@ def health_rows(conn: sqlite3.Connection, tables: set[str]) -> list[tuple]:
     ).fetchall()
 
 
+def debug_modes(conn: sqlite3.Connection, tables: set[str]) -> list[tuple[str, str, float]]:
+    """``(name, detail, started_at)`` of every debug mode on now (edge.privacy.store)."""
+    if "debug_modes" not in tables:
+        return []
+    return conn.execute(
+        "select name, detail, started_at from debug_modes order by started_at"
+    ).fetchall()
+
+
 def latest_model(conn: sqlite3.Connection, tables: set[str]) -> str | None:
     if "runs" not in tables:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -11,10 +12,10 @@ import time
 from importlib import metadata
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from edge.web.access import require_admin, require_metrics_reader, web_state
@@ -23,9 +24,11 @@ from edge.web.routes_api import ERRORS
 from edge.web.schemas import Figures
 
 SECRET_KEYS = re.compile(r"(pass|secret|token|pin|key|credential)", re.IGNORECASE)
+MAC_ADDRESS = re.compile(r"\b[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}\b", re.IGNORECASE)
 URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 COUNTED_TABLES = ("runs", "track_points", "visits", "visit_zone_dwell", "visit_traits",
-                  "visit_segments", "line_crossings", "wifi_windows", "health")
+                  "visit_segments", "line_crossings", "wifi_windows", "health", "privacy_audit",
+                  "debug_modes")
 PACKAGES = ("fastapi", "starlette", "uvicorn", "pydantic", "prometheus-client", "sqlite-utils",
             "onnxruntime", "numpy")
 
@@ -76,7 +79,8 @@ def metrics(request: Request) -> Response:
 
 
 def redact(value: Any, key: str = "") -> Any:
-    """The config with secrets hidden: secret-like keys, and passwords inside URLs."""
+    """The config with secrets hidden: secret-like keys, passwords inside URLs, and MAC
+    addresses (``wifi.exclude_addresses`` lists staff devices: identifiers, never served)."""
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -84,6 +88,7 @@ def redact(value: Any, key: str = "") -> Any:
     if value is not None and SECRET_KEYS.search(key) and not isinstance(value, bool):
         return "(hidden)"
     if isinstance(value, str):
+        value = MAC_ADDRESS.sub("(MAC address hidden)", value)
         return URL_USERINFO.sub(r"\g<scheme>(hidden)@", value)
     return value
 
@@ -132,6 +137,51 @@ def debug(request: Request) -> Debug:
         summaries_computed=state.dashboard.computed,
         clients_with_failed_sign_ins=state.limiter.tracked_clients,
     )
+
+
+class PrivacyAuditRow(Figures):
+    """One change of a privacy-relevant setting, key rotation or debug mode."""
+
+    id: int
+    at: float = Field(description="Epoch seconds.")
+    setting: str
+    old: Any = Field(description="Value before (null: first record).")
+    new: Any
+    source: str = Field(description="Who changed it: a service start, a downlink, a debug run.")
+
+
+class PrivacyAudit(Figures):
+    """The privacy audit log, newest first, and the debug modes on now."""
+
+    rows: list[PrivacyAuditRow]
+    debug_modes_on: list[str]
+
+
+@admin.get("/privacy-audit", response_model=PrivacyAudit,
+           summary="Audit log of privacy settings, key rotations and debug modes")
+def privacy_audit(request: Request,
+                  limit: int = Query(500, ge=1, le=10_000, description="Newest rows to return."),
+                  ) -> PrivacyAudit:
+    state = web_state(request)
+    rows: list[PrivacyAuditRow] = []
+    modes: list[str] = []
+    try:
+        with state.dashboard.db.connect() as conn:
+            present = table_names(conn)
+            if "privacy_audit" in present:
+                for id_, at, setting, old, new, source in conn.execute(
+                        "select id, at, setting, old, new, source from privacy_audit "
+                        "order by id desc limit ?", (limit,)):
+                    rows.append(PrivacyAuditRow(
+                        id=id_, at=at, setting=setting, source=source,
+                        old=None if old is None else json.loads(old),
+                        new=None if new is None else json.loads(new)))
+            if "debug_modes" in present:
+                modes = [name for (name,) in conn.execute(
+                    "select name from debug_modes order by started_at")]
+    except DatabaseMissing:
+        pass
+    return PrivacyAudit(rows=rows, debug_modes_on=modes)
 
 
 @admin.post("/restart", response_model=Restarting, status_code=202,

@@ -158,9 +158,20 @@ class SystemHealth(Figures):
     uptime_s: float
 
 
+class DebugModeOn(Figures):
+    """An engineer's debug mode that lifts a privacy guard, on right now."""
+
+    name: str = Field(description="e.g. no-blur, debug-raw-pcap.")
+    detail: str = Field(description="What it writes where, in plain words.")
+    started_at: float
+
+
 class Health(Figures):
     components: list[ComponentHealth]
     system: SystemHealth
+    debug_modes: list[DebugModeOn] = Field(
+        default_factory=list,
+        description="Debug modes on now (frames or raw addresses being kept): normally none.")
 
 
 class DataState(Figures):

@@ -66,6 +66,8 @@ class FramePipeline:
         timezone: the site's time zone (midnight key rotation, window labels).
         window_sizes: window lengths to produce (default: ``config.windows_s``).
         key_factory, clock: injectable for tests (see :class:`Anonymizer`).
+        on_rotate: called ``(previous day or None, new day)`` after each key draw (the
+            live service writes it to the privacy audit log; no key material).
     """
 
     def __init__(
@@ -77,8 +79,12 @@ class FramePipeline:
         window_sizes: list[int] | None = None,
         key_factory: Callable[[int], bytes | bytearray] = random_key,
         clock: Callable[[], float] = time.time,
+        on_rotate: Callable[[str | None, str], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_rotate = on_rotate
+        self._day: str | None = None
+        self._last_expiry = float("-inf")
         self.sensor = sensor
         self.timezone = ZoneInfo(timezone)
         self.anonymizer = Anonymizer(
@@ -149,12 +155,19 @@ class FramePipeline:
         self._devices_before_today += len(self._device_ids)
         self._device_ids = set()
         clear_caches()
+        previous, self._day = self._day, self.anonymizer.day
+        if self.on_rotate is not None and self._day is not None:
+            self.on_rotate(previous, self._day)
 
     def tick(self, now: float) -> list[WifiWindow]:
-        """Live capture, once a second or so: rotate at midnight, close quiet windows."""
+        """Live capture, once a second or so: rotate at midnight, forget devices gone for
+        ``forget_after_s`` even when no frame comes, close quiet windows."""
         self.anonymizer.advance(now)
         if self.anonymizer.generation != self._generation:
             self._rotated()
+        if now - self._last_expiry >= 60.0:
+            self._last_expiry = now
+            self.devices.expire(now)
         closed: list[WifiWindow] = []
         for counter in self.counters:
             counter.extend_coverage(now)

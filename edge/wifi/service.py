@@ -6,28 +6,36 @@ systemd service), so both run exactly the same capture path.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
+from edge.privacy.settings import record_key_rotation, record_service_start
 from edge.storage.health import report_health
 from edge.wifi.capture import (
     ARPHRD_IEEE80211_RADIOTAP,
     CaptureError,
     CaptureWatchdog,
     ChannelHopper,
+    FrameSource,
     ScapySource,
     check_monitor_interface,
     interface_type,
     run_capture,
 )
+from edge.wifi.debug_capture import RawPcapTee
 from edge.wifi.pipeline import FramePipeline
 from edge.wifi.store import write_windows
 from edge.wifi.windows import WifiWindow
+
+log = logging.getLogger(__name__)
 
 
 def run_sniffer(
@@ -40,19 +48,36 @@ def run_sniffer(
     window_sizes: list[int] | None = None,
     on_windows: Callable[[list[WifiWindow]], None] | None = None,
     on_alive: Callable[[], None] | None = None,
+    raw_pcap: Path | None = None,
+    source_name: str = "service:wifi",
 ) -> None:
     """Capture on ``iface`` until ``stop`` is set, writing windows and health to ``db``.
+
+    Args:
+        raw_pcap: debug mode only (the caller announces it): also keep every raw frame
+            in this pcap file.
+        source_name: who started the capture, for the privacy audit log.
 
     Raises:
         CaptureError: the interface is missing, not in monitor mode, or stops delivering.
     """
     check_monitor_interface(iface)
     config = site.wifi or WifiConfig()
+    record_service_start(db, site, source_name)
+
+    def key_rotated(previous: str | None, day: str) -> None:
+        try:
+            record_key_rotation(db, previous, day, f"{source_name} ({iface})")
+        except sqlite3.Error as error:   # counting goes on; the journal has the event
+            log.error("Wi-Fi key rotated for %s but the audit log could not record it: %s",
+                      day, error)
+
     pipeline = FramePipeline(
         config,
         sensor=f"iface:{iface}",
         timezone=site.site.timezone,
         window_sizes=sorted(set(config.windows_s) | set(window_sizes or [])),
+        on_rotate=key_rotated,
     )
     component = f"wifi:{iface}"
 
@@ -73,7 +98,10 @@ def run_sniffer(
     )
     final = "Wi-Fi counting stopped."
     try:
-        run_capture(ScapySource(iface), pipeline, windows_closed, watchdog=watchdog,
+        source: FrameSource = ScapySource(iface)
+        if raw_pcap is not None:
+            source = RawPcapTee(source, raw_pcap)
+        run_capture(source, pipeline, windows_closed, watchdog=watchdog,
                     on_health=health, stop=stop, clock=time.time)
     except CaptureError as error:
         final = str(error)
