@@ -1,7 +1,8 @@
 """Retention: raw data is kept only as long as it is needed.
 
 Defaults (``storage`` in the site config): raw floor trajectories 24 h (never
-more), visits and line crossings 7 days, delivered aggregates 30 days. The purge
+more), visits and line crossings 7 days, delivered aggregates (Wi-Fi windows and
+sync's delivered outbox rows) 30 days. The purge
 runs periodically in the sync service and on demand (``edge purge``); each table
 is purged in its own transaction so a purge interrupted half-way leaves every
 table consistent.
@@ -56,6 +57,16 @@ def purge(db: sqlite_utils.Database, config: StorageConfig, now: float | None = 
     deleted["line_crossings"] = _delete(db, "line_crossings", "t < ?", [visit_cutoff])
     deleted["wifi_windows"] = _delete(
         db, "wifi_windows", "window_start + window_s < ?", [aggregate_cutoff]
+    )
+    # Sync's outbox: delivered (and refused, never-sent) aggregates after the same period.
+    # Pending rows are never purged here: they are the store-and-forward backlog, bounded
+    # by sync.outbox_max_pending. The sync service also purges delivered rows hourly.
+    deleted["sync_outbox"] = _delete(
+        db,
+        "sync_outbox",
+        "(status = 'delivered' and coalesce(delivered_at, created_at) < ?) "
+        "or (status = 'refused' and created_at < ?)",
+        [aggregate_cutoff, aggregate_cutoff],
     )
     deleted["runs"] = _delete(
         db,

@@ -87,8 +87,36 @@ class CameraWorker:
         self.stats = WorkerStats()
         self.component = f"camera:{self.camera.id}"
 
+    def close_interrupted_runs(self) -> list[int]:
+        """Close this camera's runs left ``running`` by a worker that died (kill -9, power
+        cut, OOM) and turn their cut-off tracks into visits; returns their ids.
+
+        Only call while holding the camera's lock: then no live worker owns those runs.
+        Without this their open tracks never became visits and the runs were never purged.
+        """
+        interrupted = [
+            row[0]
+            for row in self.db.execute(
+                "select id from runs where camera_id = ? and status = 'running' order by id",
+                [self.camera.id],
+            ).fetchall()
+        ]
+        for run_id in interrupted:
+            last_t = self.db.execute(
+                "select max(t) from track_points where run_id = ?", [run_id]
+            ).fetchone()[0]
+            with self.db.atomic():
+                self.db["runs"].update(
+                    run_id, {"ended_at": last_t or time.time(), "status": "interrupted"}
+                )
+            self._build_visits(run_id)
+            log.warning("Camera %s: run %d was interrupted (the worker died); closed it.",
+                        self.camera.id, run_id)
+        return interrupted
+
     def run(self) -> None:
         """Run until ``stop`` is set."""
+        self.close_interrupted_runs()
         run_id = start_run(self.db, self.camera.id, describe_source(self.camera.source), self.model_name)
         self.reader.start()
         self.notifier.ready(f"camera {self.camera.id} started")
