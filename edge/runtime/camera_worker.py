@@ -19,6 +19,7 @@ import sqlite_utils
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
+from edge.errors import StorageError
 from edge.paths import state_dir
 from edge.pipeline import CameraPipeline
 from edge.records import FloorTracks
@@ -42,6 +43,8 @@ class WorkerStats:
     points_written: int = 0
     raw_points_skipped: int = 0
     fps: float = 0.0
+    # Why the last batch of positions was not stored (None once a batch is stored again).
+    raw_write_problem: str | None = None
 
 
 class CameraWorker:
@@ -117,7 +120,15 @@ class CameraWorker:
     def run(self) -> None:
         """Run until ``stop`` is set."""
         self.close_interrupted_runs()
-        run_id = start_run(self.db, self.camera.id, describe_source(self.camera.source), self.model_name)
+        try:
+            run_id = start_run(
+                self.db, self.camera.id, describe_source(self.camera.source), self.model_name
+            )
+        except sqlite3.Error as error:
+            raise StorageError(
+                f"camera {self.camera.id}: cannot record the start of its run in the database: "
+                f"{error}; free disk space or check the database"
+            ) from None
         self.reader.start()
         self.notifier.ready(f"camera {self.camera.id} started")
         log.info("Camera %s started (%s).", self.camera.id, describe_source(self.camera.source))
@@ -153,26 +164,38 @@ class CameraWorker:
             self.reader.stop()
             if batch:
                 self._flush(run_id, batch)
-            finish_run(self.db, run_id, self.stats.frames_processed, status)
+            try:
+                finish_run(self.db, run_id, self.stats.frames_processed, status)
+            except sqlite3.Error as error:  # the next start closes it as interrupted
+                log.warning("Camera %s: cannot record the end of run %d: %s",
+                            self.camera.id, run_id, error)
             self._build_visits(run_id)  # the run is over: every open track becomes a visit
-            report_health(self.db, self.component, "down", f"Camera {self.camera.id} is stopped.",
-                          self._detail())
+            self._write_health("down", f"Camera {self.camera.id} is stopped.")
             log.info("Camera %s stopped after %d frames.", self.camera.id, self.stats.frames_processed)
 
     def _flush(self, run_id: int, batch: list[FloorTracks]) -> None:
+        """Store a batch of positions, or count it as skipped: a full or busy database
+        costs raw positions, never the camera (no crash, no restart loop)."""
         if self.disk.raw_writes_allowed():
-            self.stats.points_written += write_track_points(self.db, run_id, batch)
+            try:
+                self.stats.points_written += write_track_points(self.db, run_id, batch)
+                self.stats.raw_write_problem = None
+                return
+            except sqlite3.Error as error:
+                problem = f"the database cannot be written ({error})"
         else:
-            skipped = sum(len(floor) for floor in batch)
-            self.stats.raw_points_skipped += skipped
-            log.warning("Disk nearly full: %d tracked positions of camera %s were not stored.",
-                        skipped, self.camera.id)
+            problem = "the disk is nearly full"
+        skipped = sum(len(floor) for floor in batch)
+        self.stats.raw_points_skipped += skipped
+        if self.stats.raw_write_problem != problem:
+            log.warning("Camera %s: tracked positions are not stored: %s.", self.camera.id, problem)
+        self.stats.raw_write_problem = problem
 
     def _build_visits(self, run_id: int) -> None:
         """Turn tracks that ended (gone ``visits.close_after_s``) into visits and traits."""
         try:
             build_visits(self.db, self.visits, run_id=run_id)
-        except sqlite3.Error as error:  # busy or full: the next round catches up
+        except (sqlite3.Error, StorageError) as error:  # busy or full: the next round catches up
             log.warning("Camera %s: visits not built this time: %s", self.camera.id, error)
 
     def _frame_age(self) -> float | None:
@@ -199,6 +222,7 @@ class CameraWorker:
             "model": self.model_name,
             "raw_points_skipped": self.stats.raw_points_skipped,
             "connected": reader.connected,
+            "last_error": reader.last_error,
         }
 
     def _report_health(self) -> None:
@@ -208,12 +232,19 @@ class CameraWorker:
             status, message = "down", f"Camera {self.camera.id} is not sending pictures; retrying."
         elif age is None or age > self.service.stall_timeout_s / 2:
             status, message = "degraded", f"Camera {self.camera.id} is slow to send pictures."
-        elif self.stats.raw_points_skipped:
-            status, message = "degraded", "The disk is nearly full: movement details are not stored."
+        elif self.stats.raw_write_problem is not None:
+            problem = self.stats.raw_write_problem
+            status, message = "degraded", f"{problem[0].upper()}{problem[1:]}: movement details are not stored."
         else:
             status, message = "ok", f"Camera {self.camera.id} is working."
-        report_health(self.db, self.component, status, message, self._detail())
+        self._write_health(status, message)
         self.notifier.status(f"{message} {self.stats.fps:.1f} frames/s")
+
+    def _write_health(self, status: str, message: str) -> None:
+        try:
+            report_health(self.db, self.component, status, message, self._detail())
+        except sqlite3.Error as error:  # a full disk must not stop the camera
+            log.warning("Camera %s: cannot record health: %s", self.camera.id, error)
 
 
 def _database_folder(db: sqlite_utils.Database) -> Path:

@@ -9,6 +9,7 @@ turn instead of failing.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -65,6 +66,33 @@ def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sq
         if migrate:
             for migrations in _migration_sets():
                 migrations.apply(db)
+            if str(path) != ":memory:":
+                _probe_write(db)
     except (sqlite3.Error, OSError) as error:
-        raise StorageError(f"cannot open the database {path}: {error}") from None
+        raise StorageError(f"cannot open the database {path}: {error}{_access_hint(path)}") from None
     return db
+
+
+def _probe_write(db: sqlite_utils.Database) -> None:
+    """Fail now, not at the first write, when the file is read-only: a service must not
+    run for hours logging that it cannot store anything. Rewrites the header, undone."""
+    version = db.execute("pragma user_version").fetchone()[0]
+    db.execute("begin immediate")
+    try:
+        db.execute(f"pragma user_version = {int(version)}")
+    finally:
+        db.execute("rollback")
+
+
+def _access_hint(path: str | Path) -> str:
+    """Say which of the file or its folder this process may not write (SQLite says only
+    "unable to open database file" or "attempt to write a readonly database")."""
+    if str(path) == ":memory:":
+        return ""
+    for target in (Path(path), Path(path).parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            return (
+                f"; {target} is read-only for this process (uid {os.getuid()}): give the "
+                "service's user write access to it, or set storage.db_path to a writable folder"
+            )
+    return ""
