@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import shapely
 import yaml
 
 from tests.conftest import PETS_SITE, PETS_VIDEO
@@ -277,6 +278,11 @@ def test_the_whole_box_survives_kills_and_a_camera_outage(tmp_path, door_jpegs):
     assert all(b - a == WINDOW_S for a, b in zip(starts, starts[1:])), "a window is missing"
     for window_id, _, _, payload, *_ in ((r[0], r[1], r[2], r[4]) for r in sent if r[0] in got):
         assert json.loads(got[window_id][3]) == json.loads(payload)
+    # Live workers drop people off the store floor (the street beyond the window), as replay.
+    area = shapely.Polygon(yaml.safe_load(PETS_SITE.read_text())["cameras"][0]["floor_area"])
+    points = query(db, "select x, y from track_points")
+    outside = [p for p in points if area.distance(shapely.Point(p)) > 1.0]
+    assert points and not outside, f"{len(outside)} of {len(points)} positions off the floor"
     visits = query(db, "select count(*) from visits")[0][0]
     assert visits > 0, "the camera workers built no visit"
     runs = query(db, "select camera_id, status from runs order by id")

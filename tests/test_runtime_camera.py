@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import shapely
 
 from edge.config import load_site
 from edge.runtime.camera_worker import CameraWorker
@@ -189,6 +190,10 @@ def test_a_killed_workers_run_is_closed_and_its_tracks_become_visits(tmp_path):
         for i in range(20)
     )
     worker = CameraWorker(site, "view001", db)
+    # Regression: the live worker ignored the camera's floor_area that replay applies.
+    corners = site.camera("view001").floor_area
+    assert worker.pipeline.floor_area is not None
+    assert worker.pipeline.floor_area.equals(shapely.Polygon(corners))
     assert worker.close_interrupted_runs() == [orphan]
     run = db["runs"].get(orphan)
     assert run["status"] == "interrupted" and run["ended_at"] == t0 + 19

@@ -77,6 +77,7 @@ class CameraWorker:
             detector,
             ByteTracker(site.tracker, frame_rate),
             fit_camera_calibrations(site)[self.camera.id],
+            self.camera.floor_area,  # as in replay: people off the store floor are not tracked
         )
         self.reader = FrameReader(
             self.camera,
