@@ -222,3 +222,17 @@ def test_a_second_instance_refuses_to_start(tmp_path, service):
         first.wait(30)
     # uvicorn re-raises SIGTERM after its clean shutdown; systemd counts that as clean too.
     assert first.returncode in (0, -signal.SIGTERM)
+
+
+def test_services_starting_together_on_a_fresh_database_all_open_it(tmp_path):
+    """Regression: at first boot every service opens the new database at once; two saw
+    the same migration pending and one died with "database is locked"."""
+    db = tmp_path / "edge.db"
+    code = "import sys; from edge.storage import open_database; open_database(sys.argv[1])"
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE,
+                                  text=True) for _ in range(8)]
+    failures = [p.stderr.read() for p in processes if p.wait(120) != 0]
+    assert not failures, failures[0]
+    names = open_database(db).execute(
+        "select migration_set, name, count(*) from _sqlite_migrations group by 1, 2").fetchall()
+    assert names and all(count == 1 for _, _, count in names)

@@ -64,13 +64,34 @@ def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sq
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=NORMAL")
         if migrate:
-            for migrations in _migration_sets():
-                migrations.apply(db)
+            _migrate(db)
             if str(path) != ":memory:":
                 _probe_write(db)
     except (sqlite3.Error, OSError) as error:
         raise StorageError(f"cannot open the database {path}: {error}{_access_hint(path)}") from None
     return db
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Apply pending migrations, one process at a time.
+
+    Every service opens the database when the box boots: without one write lock over
+    the whole check-and-apply, two processes both saw a migration pending and one
+    failed ("database is locked" or "table already exists"), exiting and restarting.
+    ``BEGIN IMMEDIATE`` waits (busy timeout) for the other process's migrations; the
+    migrations' own transactions nest inside as savepoints.
+    """
+    sets = _migration_sets()
+    if not any(migrations.pending(db) for migrations in sets):
+        return  # the usual start: nothing to do, no write lock taken
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for migrations in sets:
+            migrations.apply(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _probe_write(db: sqlite_utils.Database) -> None:
