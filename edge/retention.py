@@ -42,7 +42,9 @@ def _delete(db: sqlite_utils.Database, table: str, where: str, params: list) -> 
         return db.execute(f"delete from [{table}] where {where}", params).rowcount
 
 
-def purge(db: sqlite_utils.Database, config: StorageConfig, now: float | None = None) -> PurgeResult:
+def purge(
+    db: sqlite_utils.Database, config: StorageConfig, now: float | None = None
+) -> PurgeResult:
     """Delete what is older than its retention period, as of ``now`` (epoch seconds)."""
     now = time.time() if now is None else now
     raw_cutoff = now - config.raw_trajectory_hours * HOUR
@@ -71,10 +73,12 @@ def purge(db: sqlite_utils.Database, config: StorageConfig, now: float | None = 
     deleted["runs"] = _delete(
         db,
         "runs",
-        "ended_at is not null and ended_at < ? and id not in (select distinct run_id from track_points)",
+        "ended_at is not null and ended_at < ? "
+        "and id not in (select distinct run_id from track_points)",
         [raw_cutoff],
     )
     result = PurgeResult({table: count for table, count in deleted.items() if count})
     if result.total:
-        log.info("Retention purge removed %s.", ", ".join(f"{n} {t}" for t, n in result.deleted.items()))
+        removed = ", ".join(f"{n} {t}" for t, n in result.deleted.items())
+        log.info("Retention purge removed %s.", removed)
     return result

@@ -9,6 +9,7 @@ everything comes back and that every closed window reaches the consumer once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -95,10 +96,8 @@ class Processes:
 
     def kill_all(self) -> None:
         for process in self.started:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # already gone
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait(10)
 
 
@@ -275,7 +274,8 @@ def test_the_whole_box_survives_kills_and_a_camera_outage(tmp_path, door_jpegs):
     assert not query(consumer_db, "select reason from rejected")
     starts = [row[1] for row in sent]
     assert len(starts) >= 3
-    assert all(b - a == WINDOW_S for a, b in zip(starts, starts[1:])), "a window is missing"
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(gap == WINDOW_S for gap in gaps), f"a window is missing: {gaps}"
     for window_id, _, _, payload, *_ in ((r[0], r[1], r[2], r[4]) for r in sent if r[0] in got):
         assert json.loads(got[window_id][3]) == json.loads(payload)
     # Live workers drop people off the store floor (the street beyond the window), as replay.
@@ -293,8 +293,9 @@ def test_the_whole_box_survives_kills_and_a_camera_outage(tmp_path, door_jpegs):
     assert "Traceback" not in text, text[-4000:]
     print(
         f"\ncamera restart ok after {camera_restart[2]:.1f} s (pid {camera_restart[0]} -> "
-        f"{camera_restart[1]}), sync after {sync_restart[2]:.1f} s; camera back: positions {recovered_after:.1f} s, "
-        f"health ok {healthy_after:.1f} s after its return; {len(sent)} windows, {len(got)} received, "
+        f"{camera_restart[1]}), sync after {sync_restart[2]:.1f} s; camera back: positions "
+        f"{recovered_after:.1f} s, health ok {healthy_after:.1f} s after its return; "
+        f"{len(sent)} windows, {len(got)} received, "
         f"{sum(r[2] for r in got.values())} duplicates absorbed; {visits} visits; runs {runs}"
     )
 

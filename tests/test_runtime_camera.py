@@ -108,7 +108,8 @@ def test_nearly_full_disk_stops_raw_writes_but_not_the_camera(tmp_path, pets_jpe
 def test_a_second_worker_for_the_same_camera_refuses_to_start(tmp_path, pets_jpegs):
     camera = MjpegCamera(pets_jpegs, fps=7).start()
     config = live_site_yaml(tmp_path, camera.url)
-    command = [sys.executable, "-m", "edge", "run", "camera", "--config", str(config), "--camera", "view001"]
+    command = [sys.executable, "-m", "edge", "run", "camera", "--config", str(config),
+               "--camera", "view001"]
     first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         lock = tmp_path / "state" / "locks" / "camera-view001.lock"
@@ -127,7 +128,8 @@ def test_a_second_worker_for_the_same_camera_refuses_to_start(tmp_path, pets_jpe
 def test_unknown_camera_is_a_config_error(tmp_path):
     config = live_site_yaml(tmp_path, "usb:0")
     result = subprocess.run(
-        [sys.executable, "-m", "edge", "run", "camera", "--config", str(config), "--camera", "nope"],
+        [sys.executable, "-m", "edge", "run", "camera", "--config", str(config),
+         "--camera", "nope"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 78

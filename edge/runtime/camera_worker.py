@@ -110,8 +110,9 @@ class CameraWorker:
                 "select max(t) from track_points where run_id = ?", [run_id]
             ).fetchone()[0]
             with self.db.atomic():
-                self.db["runs"].update(
-                    run_id, {"ended_at": last_t or time.time(), "status": "interrupted"}
+                self.db.execute(
+                    "update runs set ended_at = ?, status = 'interrupted' where id = ?",
+                    [last_t or time.time(), run_id],
                 )
             self._build_visits(run_id)
             log.warning("Camera %s: run %d was interrupted (the worker died); closed it.",
@@ -172,7 +173,8 @@ class CameraWorker:
                             self.camera.id, run_id, error)
             self._build_visits(run_id)  # the run is over: every open track becomes a visit
             self._write_health("down", f"Camera {self.camera.id} is stopped.")
-            log.info("Camera %s stopped after %d frames.", self.camera.id, self.stats.frames_processed)
+            log.info("Camera %s stopped after %d frames.", self.camera.id,
+                     self.stats.frames_processed)
 
     def _flush(self, run_id: int, batch: list[FloorTracks]) -> None:
         """Store a batch of positions, or count it as skipped: a full or busy database
@@ -206,7 +208,8 @@ class CameraWorker:
     def _watch_for_stall(self) -> None:
         age = self._frame_age()
         if age is not None and age > self.service.stall_timeout_s and self.reader.stats.connected:
-            log.warning("Camera %s sent no frame for %.0f s; restarting its stream.", self.camera.id, age)
+            log.warning("Camera %s sent no frame for %.0f s; restarting its stream.",
+                        self.camera.id, age)
             self.reader.reopen()
 
     def _detail(self) -> dict:
@@ -235,7 +238,8 @@ class CameraWorker:
             status, message = "degraded", f"Camera {self.camera.id} is slow to send pictures."
         elif self.stats.raw_write_problem is not None:
             problem = self.stats.raw_write_problem
-            status, message = "degraded", f"{problem[0].upper()}{problem[1:]}: movement details are not stored."
+            status = "degraded"
+            message = f"{problem[0].upper()}{problem[1:]}: movement details are not stored."
         else:
             status, message = "ok", f"Camera {self.camera.id} is working."
         self._write_health(status, message)

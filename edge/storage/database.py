@@ -68,7 +68,8 @@ def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sq
             if str(path) != ":memory:":
                 _probe_write(db)
     except (sqlite3.Error, OSError) as error:
-        raise StorageError(f"cannot open the database {path}: {error}{_access_hint(path)}") from None
+        hint = _access_hint(path)
+        raise StorageError(f"cannot open the database {path}: {error}{hint}") from None
     return db
 
 

@@ -48,7 +48,10 @@ class FrameRate:
 
 
 def health_detail(
-    counters: dict[str, object], state: WatchdogState, channel: int | None, frames_per_s: float | None
+    counters: dict[str, object],
+    state: WatchdogState,
+    channel: int | None,
+    frames_per_s: float | None,
 ) -> dict[str, object]:
     """The pipeline's counters plus the figures the status page shows, spelled as it
     reads them (``edge/web/health.py``: frames_per_s, monitor_mode, channel)."""
