@@ -236,3 +236,30 @@ def test_services_starting_together_on_a_fresh_database_all_open_it(tmp_path):
     names = open_database(db).execute(
         "select migration_set, name, count(*) from _sqlite_migrations group by 1, 2").fetchall()
     assert names and all(count == 1 for _, _, count in names)
+
+
+WRITER = """
+import sys, time
+from edge.storage import open_database
+from edge.storage.health import report_health
+from edge.storage.trajectories import start_run
+db = open_database(sys.argv[1])
+for i in range(100):
+    start_run(db, sys.argv[2], "usb:0", "m")  # reads the schema, then inserts
+    report_health(db, "camera:" + sys.argv[2], "ok", "working", {"i": i})
+"""
+
+
+def test_services_writing_at_once_lose_nothing(tmp_path):
+    """Regression: a deferred transaction that read before writing failed at once with
+    "database is locked" when another process had committed meanwhile (WAL snapshot),
+    so busy camera workers lost positions and health reports, or died at start."""
+    db = tmp_path / "edge.db"
+    open_database(db).close()
+    processes = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), f"cam{i}"],
+                                  stderr=subprocess.PIPE, text=True) for i in range(4)]
+    failures = [p.stderr.read() for p in processes if p.wait(120) != 0]
+    assert not failures, failures[0]
+    check = open_database(db)
+    assert check.execute("select count(*) from runs").fetchone()[0] == 400
+    assert sorted(r["detail"]["i"] for r in read_health(check)) == [99] * 4

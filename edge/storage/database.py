@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -38,6 +39,24 @@ def _migration_sets() -> list[Migrations]:
     ]
 
 
+class _ImmediateConnection(sqlite3.Connection):
+    """A connection whose transactions take the write lock when they begin.
+
+    ``db.atomic()`` opens a plain (deferred) ``BEGIN``. In WAL mode a deferred
+    transaction that reads first (sqlite-utils reads the table's schema before an
+    insert) and then writes fails at once with "database is locked" if another process
+    committed in between: the busy timeout cannot help, the snapshot is stale. With
+    several camera workers, the sync and the web writing the same file, that lost
+    positions and health reports and stopped workers at start. ``BEGIN IMMEDIATE``
+    waits for the lock (busy timeout) instead, and then cannot fail that way.
+    """
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        if sql.strip().rstrip(";").upper() == "BEGIN":
+            sql = "BEGIN IMMEDIATE"
+        return super().execute(sql, *args, **kwargs)
+
+
 def default_db_path() -> Path:
     return state_dir() / "edge.db"
 
@@ -57,7 +76,12 @@ def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sq
             db = sqlite_utils.Database(memory=True)
         else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn = sqlite3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                factory=_ImmediateConnection,
+            )
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
