@@ -162,7 +162,8 @@ def status_command(config_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(summary))
     else:
         click.echo(f"Store {site.site.id} ({path})")
-        click.echo(f"Database {db_path}: {summary['database_mb']} MB; disk free {summary['disk_free_mb']} MB")
+        click.echo(f"Database {db_path}: {summary['database_mb']} MB; "
+                   f"disk free {summary['disk_free_mb']} MB")
         for row in health:
             click.echo(f"  {row['status']:>8}  {row['component']:<20} {row['message']} "
                        f"(updated {_age(now - row['updated_at'])})")
