@@ -135,8 +135,9 @@ def resolve(name: str, *, download: bool | None = None) -> Path:
         download = os.environ.get("EDGE_OFFLINE", "") not in ("1", "true", "yes")
     if download and item.url:
         return fetch(item.name)
-    detail = f" ({bad[0]})" if bad else ""
-    raise ModelError(f"{item.name} not found{detail}; {how_to_get(item)}")
+    if bad:  # the error names the bad file, its checksum and how to get a good copy
+        raise ModelError(f"{item.name}: no valid copy; {bad[0]}")
+    raise ModelError(f"{item.name} not found; {how_to_get(item)}")
 
 
 def fetch(name: str, assets_dir: Path | None = None) -> Path:

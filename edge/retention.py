@@ -1,7 +1,8 @@
 """Retention: raw data is kept only as long as it is needed.
 
 Defaults (``storage`` in the site config): raw floor trajectories 24 h (never
-more), visits and line crossings 7 days, delivered aggregates 30 days, the privacy
+more), visits and line crossings 7 days, delivered aggregates (Wi-Fi windows and
+sync's delivered outbox rows) 30 days, the privacy
 audit log 400 days. The purge runs every ``service.purge_interval_s`` (systemd's
 ``store-edge-purge.timer``, or the ``edge run`` supervisor) as ``edge purge``, and
 deletes what would pass its period before the next run, so no row outlives it;
@@ -78,10 +79,21 @@ def purge(
     deleted["wifi_windows"] = _delete(
         db, "wifi_windows", "window_start + window_s < ?", [aggregate_cutoff]
     )
+    # Sync's outbox: delivered (and refused, never-sent) aggregates after the same period.
+    # Pending rows are never purged here: they are the store-and-forward backlog, bounded
+    # by sync.outbox_max_pending. The sync service also purges delivered rows hourly.
+    deleted["sync_outbox"] = _delete(
+        db,
+        "sync_outbox",
+        "(status = 'delivered' and coalesce(delivered_at, created_at) < ?) "
+        "or (status = 'refused' and created_at < ?)",
+        [aggregate_cutoff, aggregate_cutoff],
+    )
     deleted["runs"] = _delete(
         db,
         "runs",
-        "ended_at is not null and ended_at < ? and id not in (select distinct run_id from track_points)",
+        "ended_at is not null and ended_at < ? "
+        "and id not in (select distinct run_id from track_points)",
         [raw_cutoff],
     )
     if db["privacy_audit"].exists():
@@ -90,5 +102,6 @@ def purge(
         deleted["privacy_audit"] = purge_audit_log(db, now)
     result = PurgeResult({table: count for table, count in deleted.items() if count})
     if result.total:
-        log.info("Retention purge removed %s.", ", ".join(f"{n} {t}" for t, n in result.deleted.items()))
+        removed = ", ".join(f"{n} {t}" for t, n in result.deleted.items())
+        log.info("Retention purge removed %s.", removed)
     return result

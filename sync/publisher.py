@@ -315,6 +315,9 @@ class SyncService:
         try:
             detail = {
                 **_outbox_stats(summary),
+                # Spelled as the status page reads them (edge/web/health.py KNOWN_FIGURES).
+                "broker_connected": self.client.connected.is_set(),
+                "last_delivered_window": self._last_delivered_window(),
                 "in_flight": len(self.in_flight),
                 "alarms": alarms,
                 "dropped_downlinks": self.dropped_downlinks,
@@ -323,6 +326,12 @@ class SyncService:
             self._last_health, self._last_health_at = (status, message), now
         except Exception as error:  # a full disk must not stop delivery of what is stored
             log.warning("Sync: cannot record health: %s", error)
+
+    def _last_delivered_window(self) -> str | None:
+        row = self.db.execute(
+            "select max(window_start) from sync_outbox where status = 'delivered'"
+        ).fetchone()
+        return contract.iso_utc(row[0]) if row and row[0] is not None else None
 
     # --- service ----------------------------------------------------------------------
     def run(self, stop, notifier: Notifier | None = None) -> None:

@@ -131,3 +131,28 @@ def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(tmp_pat
     assert "track_points: 1 rows deleted" in result.output
     db = open_database(tmp_path / "edge.db")
     assert round(oldest_age_h(db, now)) == 22
+def test_delivered_outbox_rows_are_purged_but_never_the_backlog(memory_db):
+    """The outbox is sync's table: delivered rows go after ``delivered_aggregate_days``;
+    pending rows (the store-and-forward backlog) are never purged, however old."""
+    now = 1_800_000_000.0
+    rows = [
+        ("old-delivered", "delivered", 40, 39),
+        ("recent-delivered", "delivered", 20, 19),
+        ("old-pending", "pending", 40, None),
+        ("old-refused", "refused", 40, None),
+        ("recent-refused", "refused", 2, None),
+    ]
+    for id, status, created_days, delivered_days in rows:
+        memory_db["sync_outbox"].insert({
+            "id": id, "kind": "aggregate", "topic_suffix": "aggregates",
+            "window_start": now - created_days * DAY, "window_s": 900, "payload": "{}", "bytes": 2,
+            "created_at": now - created_days * DAY, "status": status, "attempts": 1,
+            "next_attempt_at": now, "last_error": None,
+            "delivered_at": None if delivered_days is None else now - delivered_days * DAY,
+        })
+    result = purge(memory_db, StorageConfig(), now=now)
+    kept = sorted(r["id"] for r in memory_db["sync_outbox"].rows)
+    assert kept == ["old-pending", "recent-delivered", "recent-refused"]
+    assert result.deleted["sync_outbox"] == 2
+    assert purge(memory_db, StorageConfig(delivered_aggregate_days=10), now=now).deleted == {
+        "sync_outbox": 1}

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import shapely
 
 from edge.config import load_site
 from edge.runtime.camera_worker import CameraWorker
@@ -107,7 +108,8 @@ def test_nearly_full_disk_stops_raw_writes_but_not_the_camera(tmp_path, pets_jpe
 def test_a_second_worker_for_the_same_camera_refuses_to_start(tmp_path, pets_jpegs):
     camera = MjpegCamera(pets_jpegs, fps=7).start()
     config = live_site_yaml(tmp_path, camera.url)
-    command = [sys.executable, "-m", "edge", "run", "camera", "--config", str(config), "--camera", "view001"]
+    command = [sys.executable, "-m", "edge", "run", "camera", "--config", str(config),
+               "--camera", "view001"]
     first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         lock = tmp_path / "state" / "locks" / "camera-view001.lock"
@@ -126,8 +128,77 @@ def test_a_second_worker_for_the_same_camera_refuses_to_start(tmp_path, pets_jpe
 def test_unknown_camera_is_a_config_error(tmp_path):
     config = live_site_yaml(tmp_path, "usb:0")
     result = subprocess.run(
-        [sys.executable, "-m", "edge", "run", "camera", "--config", str(config), "--camera", "nope"],
+        [sys.executable, "-m", "edge", "run", "camera", "--config", str(config),
+         "--camera", "nope"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 78
     assert "no camera 'nope' in the site config" in result.stderr
+
+
+def test_a_full_database_costs_positions_not_the_camera(tmp_path, pets_jpegs):
+    """SQLITE_FULL under the disk guard's threshold (the disk filled between two checks):
+    positions are counted as skipped and health says why; the worker neither crashes
+    nor enters a restart loop."""
+    camera = MjpegCamera(pets_jpegs, fps=7).start()
+    site = load_site(live_site_yaml(tmp_path, camera.url))
+    db = open_database(tmp_path / "edge.db")
+    worker = CameraWorker(site, "view001", db)  # runs on this thread, with this connection
+    # SQLite may not grow the file by a single page: every insert of positions fails.
+    db.execute(f"pragma max_page_count = {db.execute('pragma page_count').fetchone()[0]}")
+    seen: list[tuple[str, str]] = []
+
+    def watch() -> None:
+        other = open_database(tmp_path / "edge.db")
+        while not worker.stop.is_set():
+            if (row := camera_health(other)) and row["status"] != "down":
+                seen.append((row["status"], row["message"]))
+            if worker.stats.raw_points_skipped and len(seen) > 3:
+                worker.stop.set()
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    stopper = threading.Timer(90, worker.stop.set)  # a safety net only
+    stopper.start()
+    try:
+        worker.run()  # returns: no exception escaped
+    finally:
+        stopper.cancel()
+        worker.stop.set()
+        watcher.join(10)
+        camera.stop()
+    assert worker.stats.frames_processed > 0 and worker.stats.raw_points_skipped > 0
+    # Whatever fitted before the file was full is stored whole; nothing half-written.
+    assert db["track_points"].count == worker.stats.points_written
+    assert ("degraded", "The database cannot be written (database or disk is full): movement "
+            "details are not stored.") in seen
+    assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert db["runs"].get(1)["status"] == "stopped"
+
+
+def test_a_killed_workers_run_is_closed_and_its_tracks_become_visits(tmp_path):
+    from edge.storage.trajectories import start_run
+
+    site = load_site(live_site_yaml(tmp_path, "usb:0"))
+    db = open_database(tmp_path / "edge.db")
+    orphan = start_run(db, "view001", "usb:0", "m")  # its worker was killed: never finished
+    elsewhere = start_run(db, "another-camera", "usb:1", "m")
+    t0 = time.time() - 60
+    db["track_points"].insert_all(
+        {"run_id": orphan, "camera_id": "view001", "track_id": 7, "frame": i, "t": t0 + i,
+         "x": -10.0, "y": -12.0 + 0.5 * i, "left": 0, "top": 0, "width": 10, "height": 30,
+         "confidence": 0.9}
+        for i in range(20)
+    )
+    worker = CameraWorker(site, "view001", db)
+    # Regression: the live worker ignored the camera's floor_area that replay applies.
+    corners = site.camera("view001").floor_area
+    assert worker.pipeline.floor_area is not None
+    assert worker.pipeline.floor_area.equals(shapely.Polygon(corners))
+    assert worker.close_interrupted_runs() == [orphan]
+    run = db["runs"].get(orphan)
+    assert run["status"] == "interrupted" and run["ended_at"] == t0 + 19
+    assert db.execute("select count(*) from visits where run_id = ?", [orphan]).fetchone()[0] == 1
+    assert db["runs"].get(elsewhere)["status"] == "running"  # another camera's: not ours to close
+    assert worker.close_interrupted_runs() == []

@@ -133,7 +133,8 @@ def _age(seconds: float) -> str:
 def status_command(site_path: Path | None, as_json: bool) -> None:
     """Summarize the box's health for IT: each service, the database and the disk.
 
-    Exits 0 when everything is ok, 1 when something is degraded or down.
+    Exits 0 when everything is ok, 1 when something is degraded, down, silent (no
+    report for web.health_stale_s) or has never reported.
     """
     from edge.storage.health import read_health
 
@@ -142,6 +143,11 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
     health = read_health(open_database(db_path)) if db_path.exists() else []
     disk = shutil.disk_usage(db_path.parent if db_path.parent.exists() else state_dir().parent)
     now = time.time()
+    for row in health:
+        # A service killed without a word leaves its last "ok" behind: after the page's
+        # staleness limit it is "silent", as the status page shows it.
+        if row["status"] != "down" and now - row["updated_at"] > site.web.health_stale_s:
+            row["status"] = "silent"
     expected = [f"camera:{c.id}" for c in site.cameras]
     seen = {row["component"] for row in health}
     summary = {
@@ -157,7 +163,8 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(summary))
     else:
         click.echo(f"Store {site.site.id} ({path})")
-        click.echo(f"Database {db_path}: {summary['database_mb']} MB; disk free {summary['disk_free_mb']} MB")
+        click.echo(f"Database {db_path}: {summary['database_mb']} MB; "
+                   f"disk free {summary['disk_free_mb']} MB")
         for row in health:
             click.echo(f"  {row['status']:>8}  {row['component']:<20} {row['message']} "
                        f"(updated {_age(now - row['updated_at'])})")

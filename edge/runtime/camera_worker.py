@@ -19,6 +19,7 @@ import sqlite_utils
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
+from edge.errors import StorageError
 from edge.paths import state_dir
 from edge.pipeline import CameraPipeline
 from edge.privacy.settings import record_service_start
@@ -43,6 +44,8 @@ class WorkerStats:
     points_written: int = 0
     raw_points_skipped: int = 0
     fps: float = 0.0
+    # Why the last batch of positions was not stored (None once a batch is stored again).
+    raw_write_problem: str | None = None
 
 
 class CameraWorker:
@@ -75,6 +78,7 @@ class CameraWorker:
             detector,
             ByteTracker(site.tracker, frame_rate),
             fit_camera_calibrations(site)[self.camera.id],
+            self.camera.floor_area,  # as in replay: people off the store floor are not tracked
         )
         self.reader = FrameReader(
             self.camera,
@@ -88,9 +92,46 @@ class CameraWorker:
         self.stats = WorkerStats()
         self.component = f"camera:{self.camera.id}"
 
+    def close_interrupted_runs(self) -> list[int]:
+        """Close this camera's runs left ``running`` by a worker that died (kill -9, power
+        cut, OOM) and turn their cut-off tracks into visits; returns their ids.
+
+        Only call while holding the camera's lock: then no live worker owns those runs.
+        Without this their open tracks never became visits and the runs were never purged.
+        """
+        interrupted = [
+            row[0]
+            for row in self.db.execute(
+                "select id from runs where camera_id = ? and status = 'running' order by id",
+                [self.camera.id],
+            ).fetchall()
+        ]
+        for run_id in interrupted:
+            last_t = self.db.execute(
+                "select max(t) from track_points where run_id = ?", [run_id]
+            ).fetchone()[0]
+            with self.db.atomic():
+                self.db.execute(
+                    "update runs set ended_at = ?, status = 'interrupted' where id = ?",
+                    [last_t or time.time(), run_id],
+                )
+            self._build_visits(run_id)
+            log.warning("Camera %s: run %d was interrupted (the worker died); closed it.",
+                        self.camera.id, run_id)
+        return interrupted
+
     def run(self) -> None:
         """Run until ``stop`` is set."""
-        run_id = start_run(self.db, self.camera.id, describe_source(self.camera.source), self.model_name)
+        self.close_interrupted_runs()
+        try:
+            run_id = start_run(
+                self.db, self.camera.id, describe_source(self.camera.source), self.model_name
+            )
+        except sqlite3.Error as error:
+            raise StorageError(
+                f"camera {self.camera.id}: cannot record the start of its run in the database: "
+                f"{error}; free disk space or check the database"
+            ) from None
         self.reader.start()
         self.notifier.ready(f"camera {self.camera.id} started")
         log.info("Camera %s started (%s).", self.camera.id, describe_source(self.camera.source))
@@ -126,26 +167,39 @@ class CameraWorker:
             self.reader.stop()
             if batch:
                 self._flush(run_id, batch)
-            finish_run(self.db, run_id, self.stats.frames_processed, status)
+            try:
+                finish_run(self.db, run_id, self.stats.frames_processed, status)
+            except sqlite3.Error as error:  # the next start closes it as interrupted
+                log.warning("Camera %s: cannot record the end of run %d: %s",
+                            self.camera.id, run_id, error)
             self._build_visits(run_id)  # the run is over: every open track becomes a visit
-            report_health(self.db, self.component, "down", f"Camera {self.camera.id} is stopped.",
-                          self._detail())
-            log.info("Camera %s stopped after %d frames.", self.camera.id, self.stats.frames_processed)
+            self._write_health("down", f"Camera {self.camera.id} is stopped.")
+            log.info("Camera %s stopped after %d frames.", self.camera.id,
+                     self.stats.frames_processed)
 
     def _flush(self, run_id: int, batch: list[FloorTracks]) -> None:
+        """Store a batch of positions, or count it as skipped: a full or busy database
+        costs raw positions, never the camera (no crash, no restart loop)."""
         if self.disk.raw_writes_allowed():
-            self.stats.points_written += write_track_points(self.db, run_id, batch)
+            try:
+                self.stats.points_written += write_track_points(self.db, run_id, batch)
+                self.stats.raw_write_problem = None
+                return
+            except sqlite3.Error as error:
+                problem = f"the database cannot be written ({error})"
         else:
-            skipped = sum(len(floor) for floor in batch)
-            self.stats.raw_points_skipped += skipped
-            log.warning("Disk nearly full: %d tracked positions of camera %s were not stored.",
-                        skipped, self.camera.id)
+            problem = "the disk is nearly full"
+        skipped = sum(len(floor) for floor in batch)
+        self.stats.raw_points_skipped += skipped
+        if self.stats.raw_write_problem != problem:
+            log.warning("Camera %s: tracked positions are not stored: %s.", self.camera.id, problem)
+        self.stats.raw_write_problem = problem
 
     def _build_visits(self, run_id: int) -> None:
         """Turn tracks that ended (gone ``visits.close_after_s``) into visits and traits."""
         try:
             build_visits(self.db, self.visits, run_id=run_id)
-        except sqlite3.Error as error:  # busy or full: the next round catches up
+        except (sqlite3.Error, StorageError) as error:  # busy or full: the next round catches up
             log.warning("Camera %s: visits not built this time: %s", self.camera.id, error)
 
     def _frame_age(self) -> float | None:
@@ -155,7 +209,8 @@ class CameraWorker:
     def _watch_for_stall(self) -> None:
         age = self._frame_age()
         if age is not None and age > self.service.stall_timeout_s and self.reader.stats.connected:
-            log.warning("Camera %s sent no frame for %.0f s; restarting its stream.", self.camera.id, age)
+            log.warning("Camera %s sent no frame for %.0f s; restarting its stream.",
+                        self.camera.id, age)
             self.reader.reopen()
 
     def _detail(self) -> dict:
@@ -172,6 +227,7 @@ class CameraWorker:
             "model": self.model_name,
             "raw_points_skipped": self.stats.raw_points_skipped,
             "connected": reader.connected,
+            "last_error": reader.last_error,
         }
 
     def _report_health(self) -> None:
@@ -181,12 +237,20 @@ class CameraWorker:
             status, message = "down", f"Camera {self.camera.id} is not sending pictures; retrying."
         elif age is None or age > self.service.stall_timeout_s / 2:
             status, message = "degraded", f"Camera {self.camera.id} is slow to send pictures."
-        elif self.stats.raw_points_skipped:
-            status, message = "degraded", "The disk is nearly full: movement details are not stored."
+        elif self.stats.raw_write_problem is not None:
+            problem = self.stats.raw_write_problem
+            status = "degraded"
+            message = f"{problem[0].upper()}{problem[1:]}: movement details are not stored."
         else:
             status, message = "ok", f"Camera {self.camera.id} is working."
-        report_health(self.db, self.component, status, message, self._detail())
+        self._write_health(status, message)
         self.notifier.status(f"{message} {self.stats.fps:.1f} frames/s")
+
+    def _write_health(self, status: str, message: str) -> None:
+        try:
+            report_health(self.db, self.component, status, message, self._detail())
+        except sqlite3.Error as error:  # a full disk must not stop the camera
+            log.warning("Camera %s: cannot record health: %s", self.camera.id, error)
 
 
 def _database_folder(db: sqlite_utils.Database) -> Path:

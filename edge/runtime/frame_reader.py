@@ -21,6 +21,8 @@ from edge.video import VideoSource, describe_source
 
 log = logging.getLogger(__name__)
 
+RETRY_LOG_EVERY_S = 60.0  # while a camera stays away, say so once a minute
+
 
 @dataclasses.dataclass(slots=True)
 class ReaderStats:
@@ -89,6 +91,7 @@ class FrameReader:
     def _run(self) -> None:
         backoff = self.backoff_initial_s
         shown = describe_source(self.camera.source)
+        failures, last_warning = 0, 0.0
         while not self._stop.is_set():
             try:
                 source = VideoSource(
@@ -101,14 +104,21 @@ class FrameReader:
             except SourceError as error:
                 self.stats.connected = False
                 self.stats.last_error = str(error)
-                log.warning("Camera %s is not answering (%s); retrying in %.1f s.",
-                            self.camera.id, shown, backoff)
+                failures += 1
+                # The first failure, then one line a minute: a camera unplugged for a
+                # night must not write tens of thousands of lines to the journal.
+                if failures == 1 or time.monotonic() - last_warning >= RETRY_LOG_EVERY_S:
+                    log.warning("%s; retrying every %.0f s at most (attempt %d).", error,
+                                self.backoff_max_s, failures)
+                    last_warning = time.monotonic()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue
             if self.stats.frames_read or self.stats.reconnects:
                 self.stats.reconnects += 1
-                log.info("Camera %s is back (%s).", self.camera.id, shown)
+                log.info("Camera %s is back (%s) after %d failed attempts.", self.camera.id,
+                         shown, failures)
+            failures = 0
             self.stats.connected = True
             self.stats.last_error = None
             backoff = self.backoff_initial_s

@@ -97,7 +97,8 @@ class Supervisor:
         recent = [t for t in service.starts if now - t <= self.restart_window_s]
         if code == EXIT_CONFIG:
             service.given_up = True
-            log.error("%s refused its configuration (exit %d); not restarting it.", service.name, code)
+            log.error("%s refused its configuration (exit %d); not restarting it.",
+                      service.name, code)
         elif len(recent) >= self.restart_burst:
             service.given_up = True
             log.error(
@@ -105,7 +106,8 @@ class Supervisor:
                 service.name, len(recent), self.restart_window_s, code,
             )
         else:
-            delay = min(self.restart_delay_s * 2 ** max(len(recent) - 1, 0), self.restart_delay_max_s)
+            delay = min(self.restart_delay_s * 2 ** max(len(recent) - 1, 0),
+                        self.restart_delay_max_s)
             service.next_start = now + delay
             log.warning("%s exited with code %d; restarting in %.0f s.", service.name, code, delay)
 
@@ -138,6 +140,7 @@ class Supervisor:
             try:
                 service.process.wait(max(deadline - time.monotonic(), 0.1))  # type: ignore[union-attr]
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s; killing it.", service.name, self.stop_timeout_s)
+                log.warning("%s did not stop in %.0f s; killing it.", service.name,
+                            self.stop_timeout_s)
                 service.process.kill()  # type: ignore[union-attr]
                 service.process.wait()  # type: ignore[union-attr]

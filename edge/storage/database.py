@@ -9,8 +9,10 @@ turn instead of failing.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -39,6 +41,24 @@ def _migration_sets() -> list[Migrations]:
     ]
 
 
+class _ImmediateConnection(sqlite3.Connection):
+    """A connection whose transactions take the write lock when they begin.
+
+    ``db.atomic()`` opens a plain (deferred) ``BEGIN``. In WAL mode a deferred
+    transaction that reads first (sqlite-utils reads the table's schema before an
+    insert) and then writes fails at once with "database is locked" if another process
+    committed in between: the busy timeout cannot help, the snapshot is stale. With
+    several camera workers, the sync and the web writing the same file, that lost
+    positions and health reports and stopped workers at start. ``BEGIN IMMEDIATE``
+    waits for the lock (busy timeout) instead, and then cannot fail that way.
+    """
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        if sql.strip().rstrip(";").upper() == "BEGIN":
+            sql = "BEGIN IMMEDIATE"
+        return super().execute(sql, *args, **kwargs)
+
+
 def default_db_path() -> Path:
     return state_dir() / "edge.db"
 
@@ -58,15 +78,69 @@ def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sq
             db = sqlite_utils.Database(memory=True)
         else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn = sqlite3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                factory=_ImmediateConnection,
+            )
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=NORMAL")
         if migrate:
-            for migrations in _migration_sets():
-                migrations.apply(db)
+            _migrate(db)
+            if str(path) != ":memory:":
+                _probe_write(db)
     except (sqlite3.Error, OSError) as error:
-        raise StorageError(f"cannot open the database {path}: {error}") from None
+        hint = _access_hint(path)
+        raise StorageError(f"cannot open the database {path}: {error}{hint}") from None
     return db
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Apply pending migrations, one process at a time.
+
+    Every service opens the database when the box boots: without one write lock over
+    the whole check-and-apply, two processes both saw a migration pending and one
+    failed ("database is locked" or "table already exists"), exiting and restarting.
+    ``BEGIN IMMEDIATE`` waits (busy timeout) for the other process's migrations; the
+    migrations' own transactions nest inside as savepoints.
+    """
+    sets = _migration_sets()
+    if not any(migrations.pending(db) for migrations in sets):
+        return  # the usual start: nothing to do, no write lock taken
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for migrations in sets:
+            migrations.apply(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _probe_write(db: sqlite_utils.Database) -> None:
+    """Fail now, not at the first write, when the file is read-only: a service must not
+    run for hours logging that it cannot store anything. Rewrites the header, undone."""
+    version = db.execute("pragma user_version").fetchone()[0]
+    db.execute("begin immediate")
+    try:
+        db.execute(f"pragma user_version = {int(version)}")
+    finally:
+        db.execute("rollback")
+
+
+def _access_hint(path: str | Path) -> str:
+    """Say which of the file or its folder this process may not write (SQLite says only
+    "unable to open database file" or "attempt to write a readonly database")."""
+    if str(path) == ":memory:":
+        return ""
+    for target in (Path(path), Path(path).parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            return (
+                f"; {target} is read-only for this process (uid {os.getuid()}): give the "
+                "service's user write access to it, or set storage.db_path to a writable folder"
+            )
+    return ""

@@ -36,7 +36,7 @@ KNOWN_FIGURES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "sync": {
         "broker_connected": ("broker_connected", "connected"),
-        "outbox_backlog": ("outbox_backlog", "backlog", "outbox"),
+        "outbox_backlog": ("outbox_backlog", "backlog", "pending"),  # sync writes "pending"
         "last_delivered_window": ("last_delivered_window", "last_delivered", "last_delivered_at"),
         "last_delivered_at": ("last_delivered_at",),
     },

@@ -26,6 +26,7 @@ from edge.wifi.capture import (
     ChannelHopper,
     FrameSource,
     ScapySource,
+    WatchdogState,
     check_monitor_interface,
     interface_type,
     run_capture,
@@ -36,6 +37,39 @@ from edge.wifi.store import write_windows
 from edge.wifi.windows import WifiWindow
 
 log = logging.getLogger(__name__)
+
+
+class FrameRate:
+    """Frames per second between two health reports, from the pipeline's frame counter."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, float] | None = None
+
+    def update(self, counters: dict[str, object], now: float) -> float | None:
+        frames = counters.get("frames")
+        if not isinstance(frames, int):
+            return None
+        last, self._last = self._last, (frames, now)
+        if last is None or now <= last[1]:
+            return None
+        return round((frames - last[0]) / (now - last[1]), 2)
+
+
+def health_detail(
+    counters: dict[str, object],
+    state: WatchdogState,
+    channel: int | None,
+    frames_per_s: float | None,
+) -> dict[str, object]:
+    """The pipeline's counters plus the figures the status page shows, spelled as it
+    reads them (``edge/web/health.py``: frames_per_s, monitor_mode, channel)."""
+    return {
+        **counters,
+        "frames_per_s": frames_per_s,
+        # The watchdog's only "down" is an interface that left monitor mode or vanished.
+        "monitor_mode": state.status != "down",
+        "channel": channel,
+    }
 
 
 def run_sniffer(
@@ -86,8 +120,11 @@ def run_sniffer(
         if on_windows is not None:
             on_windows(windows)
 
+    rate = FrameRate()
+
     def health(state, detail) -> None:
-        report_health(db, component, state.status, state.message, detail)
+        figures = health_detail(detail, state, hopper.current, rate.update(detail, time.time()))
+        report_health(db, component, state.status, state.message, figures)
         if on_alive is not None and state.status != "down":
             on_alive()
 

@@ -1,0 +1,45 @@
+"""``edge status``: what IT sees on the box, and its exit status (for monitoring)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.storage import open_database
+from edge.storage.health import report_health
+from tests.live_site import live_site_yaml
+
+
+def status(config, *args):
+    return CliRunner().invoke(cli, ["status", "--config", str(config), *args])
+
+
+def test_all_ok_exits_0(tmp_path):
+    config = live_site_yaml(tmp_path, "usb:0")
+    db = open_database(tmp_path / "state" / "edge.db")
+    report_health(db, "camera:view001", "ok", "Camera view001 is working.", {"fps": 4.0})
+    report_health(db, "sync", "ok", "Connected. 0 aggregates waiting, 3 delivered.")
+    result = status(config)
+    assert result.exit_code == 0, result.output
+    assert "ok  camera:view001       Camera view001 is working. (updated 0 s ago)" in result.output
+
+
+def test_down_silent_and_missing_exit_1(tmp_path):
+    config = live_site_yaml(tmp_path, "usb:0", sections={"web": {"health_stale_s": 60}})
+    db = open_database(tmp_path / "state" / "edge.db")
+    report_health(db, "sync", "ok", "Connected.")
+    # The sync was killed an hour ago: its last word was "ok".
+    db.execute("update health set updated_at = ? where component = 'sync'", [time.time() - 3600])
+    report_health(db, "wifi:wlan1", "down", "The interface left monitor mode.")
+    result = status(config)
+    assert result.exit_code == 1
+    assert "silent  sync                 Connected. (updated 60 min ago)" in result.output
+    assert "down  wifi:wlan1" in result.output
+    assert "camera:view001       has never reported; is its service running?" in result.output
+    summary = json.loads(status(config, "--json").output)
+    assert {c["component"]: c["status"] for c in summary["components"]} == {
+        "sync": "silent", "wifi:wlan1": "down"}
+    assert summary["missing"] == ["camera:view001"]
