@@ -14,7 +14,7 @@ import jinja2
 import sqlite_utils
 
 from edge.config import SiteConfig
-from edge.report import plots
+from edge.errors import OutputError
 from edge.report.accuracy import Accuracy
 from edge.report.data import ReportData, collect
 from edge.report.files import write_text_whole
@@ -46,8 +46,25 @@ def _json_for_script(payload: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def load_plots():
+    """:mod:`edge.report.plots`, whose matplotlib is an optional extra (the appliance
+    itself never draws a plot).
+
+    Raises:
+        OutputError: matplotlib is not installed.
+    """
+    try:
+        from edge.report import plots
+    except ImportError as error:
+        raise OutputError(
+            f"the HTML report needs matplotlib ({error.name} is missing): "
+            "pip install 'store-edge[report]'"
+        ) from None
+    return plots
+
+
 def _plot(plot_id: str, title: str, caption: str, figure) -> Plot:
-    return Plot(plot_id, title, caption, plots.png_base64(figure))
+    return Plot(plot_id, title, caption, load_plots().png_base64(figure))
 
 
 def render(
@@ -58,6 +75,7 @@ def render(
     generated: dt.datetime | None = None,
 ) -> str:
     """The report as one HTML document."""
+    plots = load_plots()
     labels = {zone.id: zone.label for zone in site.floor.zones}
     floor_plots = [
         _plot("heatmap", "Heat map", "Seconds spent per floor cell (aggregated over all tracks), "

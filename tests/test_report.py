@@ -1,0 +1,274 @@
+"""The engineers' replay report: annotated mp4 and HTML report, on real replays of the
+shared PETS recording and its ground truth.
+
+One 100-frame `edge replay --annotate --report --gt --pcap` runs per module (the
+browser test in tests/test_report_browser.py makes its own); `edge report` is
+checked on a fast det.txt replay, where every figure is recomputed from the
+database with SQL and numpy written here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import shapely
+
+from edge.calibration import fit_camera_calibrations
+from edge.config import load_site
+from edge.detection import load_detector
+from edge.evaluation.mot import evaluate_mot
+from edge.motformat import read_mot
+from edge.pipeline import feet
+from tests.conftest import PETS_DET, PETS_GT, PETS_SITE, PETS_VIDEO, SHARED
+from tests.test_cli import run_edge
+
+pytestmark = pytest.mark.xdist_group("report")
+
+FRAMES = 100
+START = "2026-11-23T10:00:00+00:00"
+PHONE = SHARED / "wifi" / "single-phone" / "S21Ultra-M_anonymized.pcap"
+
+
+def kept_detail(original: np.ndarray, drawn: np.ndarray) -> float:
+    """How much of the original's fine detail the drawn patch still holds: correlation
+    of their high-pass images (about 1 for the same picture, about 0 once pixelated).
+    Drawn overlays (zone outlines, labels) are unrelated to the original, so they do
+    not raise it."""
+    def high_pass(patch: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float64)
+        return (grey - cv2.GaussianBlur(grey, (0, 0), 1.5)).ravel()
+
+    a, b = high_pass(original), high_pass(drawn)
+    return float(a @ b / np.sqrt((a @ a) * (b @ b) + 1e-9))
+
+
+def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames, index = {}, 0
+    while index <= max(indices):
+        ok, image = capture.read()
+        if not ok:
+            break
+        if index in indices:
+            frames[index] = image
+        index += 1
+    capture.release()
+    return frames
+
+
+def report_payload(path: Path) -> dict:
+    match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
+                      path.read_text(), flags=re.S)
+    assert match, "the report embeds its figures as JSON"
+    return json.loads(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def annotated(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("annotated")
+    paths = {name: folder / name for name in ("edge.db", "a.mp4", "a.html", "tracks.txt")}
+    result = run_edge(
+        "replay", "--max-frames", str(FRAMES), "--start-time", START,
+        "--db", str(paths["edge.db"]), "--annotate", str(paths["a.mp4"]),
+        "--report", str(paths["a.html"]), "--gt", str(PETS_GT), "--pcap", str(PHONE),
+        "--mot-out", str(paths["tracks.txt"]), "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    return {**paths, "stdout": result.stdout, "stderr": result.stderr}
+
+
+def test_annotated_video_plays_with_every_frame(annotated):
+    capture = cv2.VideoCapture(str(annotated["a.mp4"]))
+    assert capture.isOpened()
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(7.0)  # the site's fps, not the header's
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    assert count == FRAMES
+    assert f"Annotated video: {annotated['a.mp4']} ({FRAMES} frames, people pixelated)" in (
+        annotated["stdout"])
+
+
+def test_every_detected_person_is_pixelated(annotated):
+    """Tracked or not: the detector's boxes on the original frames, including people
+    outside the camera's floor area whom the tracker never sees, lose their detail."""
+    site = load_site(PETS_SITE)
+    detector = load_detector(site.detector)
+    homography = fit_camera_calibrations(site)["view001"]
+    area = shapely.Polygon(site.cameras[0].floor_area)
+    indices = [10, 45, 90]
+    originals, annotated_frames = read_frames(PETS_VIDEO, indices), read_frames(
+        annotated["a.mp4"], indices)
+    checked = untracked = 0
+    for index in indices:
+        original, drawn = originals[index], annotated_frames[index]
+        boxes = detector.detect(original)
+        keep = boxes.confidence >= 0.3
+        xyxy = boxes.xyxy[keep]
+        on_floor = homography.image_to_floor(feet(xyxy))
+        outside = ~shapely.contains_xy(area, on_floor[:, 0], on_floor[:, 1])
+        for (x1, y1, x2, y2), out in zip(xyxy.astype(int), outside, strict=True):
+            if y2 - y1 < 24 or x2 - x1 < 10:
+                continue  # too small to measure detail
+            # Inside the box, away from the drawn box outline and label.
+            inner = (slice(max(y1, 0) + 5, y2 - 5), slice(max(x1, 0) + 4, x2 - 4))
+            # Unpixelated, this is 0.95-1 (tests below); small people get small blocks.
+            assert kept_detail(original[inner], drawn[inner]) < 0.5, (index, x1, y1, x2, y2)
+            checked += 1
+            untracked += int(out)
+    assert checked >= 10
+    assert untracked >= 1  # a person the tracker never saw, pixelated all the same
+    # Far from anyone (the parked cars) the picture keeps its detail.
+    cars = (slice(40, 100), slice(650, 720))
+    assert kept_detail(originals[45][cars], annotated_frames[45][cars]) > 0.9
+
+
+def test_annotated_video_draws_the_floor_plan(annotated):
+    site = load_site(PETS_SITE)
+    homography = fit_camera_calibrations(site)["view001"]
+    frame = read_frames(annotated["a.mp4"], [30])[30]
+    # The checkout zone's outline is drawn in its colour (BGR 60, 60, 230) where the
+    # calibration puts it.
+    corners = homography.floor_to_image(np.array(site.floor.zones[4].polygon))
+    assert site.floor.zones[4].kind == "checkout"
+    hits = 0
+    for a, b in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+        for t in np.linspace(0.1, 0.9, 9):
+            u, v = (a + t * (b - a)).round().astype(int)
+            if 0 <= v < frame.shape[0] and 0 <= u < frame.shape[1]:
+                pixel = frame[v - 1 : v + 2, u - 1 : u + 2].reshape(-1, 3).astype(int)
+                hits += int(np.any((pixel[:, 2] > 170) & (pixel[:, 0] < 130) & (pixel[:, 1] < 130)))
+    assert hits >= 12
+
+
+def test_replay_report_measures_the_replayed_frames(annotated):
+    """The accuracy section equals the evaluator run on the replay's own MOT output,
+    against the ground truth of the 100 frames replayed."""
+    figures = report_payload(annotated["a.html"])
+    gt = read_mot(PETS_GT)
+    expected = evaluate_mot(gt[gt[:, 0] <= FRAMES], read_mot(annotated["tracks.txt"]))
+    for name in ("HOTA", "IDF1", "MOTA"):
+        assert figures["accuracy"][f"mot.{name}"] == pytest.approx(expected[name], abs=1e-9)
+    assert figures["accuracy"]["mot.id_switches"] == expected["id_switches"]
+    assert figures["accuracy"]["mot.frames"] == FRAMES
+    assert 0 < figures["accuracy"]["floor.median_m"] < 0.5
+    assert figures["accuracy"]["visits.gt_people"] >= 4
+    assert "Against gt.txt: HOTA" in annotated["stdout"]
+    assert "keep it local" in annotated["stdout"]
+
+
+def test_replay_report_holds_the_wifi_capture(annotated):
+    db = sqlite3.connect(annotated["edge.db"])
+    sensor, windows, peak = db.execute(
+        "select sensor, count(*), max(occupancy_estimate) from wifi_windows where window_s = 60"
+    ).fetchone()
+    figures = report_payload(annotated["a.html"])["figures"]
+    assert figures[f"wifi.{sensor}.windows"] == windows > 10
+    assert figures[f"wifi.{sensor}.max_occupancy_estimate"] == pytest.approx(peak)
+    assert peak == 1.0  # one phone
+
+
+# -- edge report on an existing database (det.txt replay: no detector, a few seconds) --
+
+@pytest.fixture(scope="module")
+def det_report(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("det")
+    db, out = folder / "edge.db", folder / "r.html"
+    replayed = run_edge("replay", "--detections", str(PETS_DET), "--start-time", START,
+                        "--db", str(db), "--quiet")
+    assert replayed.returncode == 0, replayed.stderr
+    result = run_edge("report", "--db", str(db), "--out", str(out), "--gt", str(PETS_GT))
+    assert result.returncode == 0, result.stderr
+    return {"db": db, "out": out, "stdout": result.stdout}
+
+
+def test_report_figures_match_the_database(det_report):
+    figures = report_payload(det_report["out"])["figures"]
+    db = sqlite3.connect(det_report["db"])
+    run = db.execute("select max(id) from runs").fetchone()[0]
+    assert figures["run_id"] == run
+    points, tracks = db.execute("select count(*), count(distinct track_id) from track_points "
+                                "where run_id = ?", (run,)).fetchone()
+    assert (figures["track_points"], figures["tracks"]) == (points, tracks)
+    visits = db.execute("select count(*) from visits where run_id = ?", (run,)).fetchone()[0]
+    assert figures["visits"] == visits > 5
+    for direction in ("in", "out"):
+        count = db.execute("select count(*) from line_crossings where run_id = ? and "
+                           "direction = ?", (run, direction)).fetchone()[0]
+        assert figures[f"line_crossings_{direction}"] == count
+    assert figures["line_crossings_in"] > 0
+    per_zone = defaultdict(list)
+    for zone, dwell in db.execute("select d.zone_id, d.dwell_s from visit_zone_dwell d join "
+                                  "visits v using (visit_id) where v.run_id = ?", (run,)):
+        if dwell > 0:
+            per_zone[zone].append(dwell)
+    assert per_zone
+    for zone, dwell in per_zone.items():
+        assert figures[f"zone.{zone}.visits"] == len(dwell)
+        assert figures[f"zone.{zone}.median_dwell_s"] == pytest.approx(np.median(dwell), abs=0.01)
+    for trait, count in db.execute("select t.trait, sum(t.probability >= 0.5) from visit_traits "
+                                   "t join visits v using (visit_id) where v.run_id = ? "
+                                   "group by t.trait", (run,)):
+        assert figures[f"trait.{trait}.visits"] == count
+
+
+def test_report_heat_map_is_the_dwell_per_cell(det_report):
+    """Recomputed in numpy: each point holds until its track's next point, at most 1 s."""
+    site = load_site(PETS_SITE)
+    (x0, y0), (x1, y1) = site.floor.bounds
+    db = sqlite3.connect(det_report["db"])
+    rows = db.execute("select track_id, t, x, y from track_points order by track_id, t").fetchall()
+    cells: dict[tuple[int, int], float] = defaultdict(float)
+    for i, (track, t, x, y) in enumerate(rows):
+        nxt = rows[i + 1] if i + 1 < len(rows) and rows[i + 1][0] == track else None
+        if x0 <= x < x1 and y0 <= y < y1:
+            key = (int((x - x0) // site.floor.heatmap_cell_m),
+                   int((y - y0) // site.floor.heatmap_cell_m))
+            cells[key] += min(nxt[1] - t, 1.0) if nxt else 0.0
+    figures = report_payload(det_report["out"])["figures"]
+    assert figures["heatmap_total_s"] == pytest.approx(sum(cells.values()), abs=0.01)
+    assert figures["heatmap_cells"] == sum(1 for v in cells.values() if v > 0)
+
+
+def test_report_accuracy_on_the_whole_det_replay(det_report):
+    payload = report_payload(det_report["out"])
+    accuracy = payload["accuracy"]
+    assert accuracy["mot.frames"] == 795
+    assert 0.3 < accuracy["mot.HOTA"] < 0.6  # the tracker alone on public detections
+    assert accuracy["visits.entrance_gt_crossings"] > 0
+    assert set(payload["plots"]) == {"heatmap", "trajectories", "zone-dwell", "footfall",
+                                     "mix", "dwell-accuracy"}
+
+
+def test_report_says_keep_it_local_and_loads_nothing(det_report):
+    html = det_report["out"].read_text()
+    assert "Contains movement paths: keep it local" in html
+    # Self-contained: no URL to fetch anything from.
+    assert not re.search(r'(src|href)="(?!data:)', html)
+    assert "http://" not in html and "https://" not in html
+    assert det_report["out"].stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("pets_replay")
+def test_report_on_the_whole_video_replay_agrees_with_edge_eval(pets_replay, tmp_path):
+    """The report's accuracy is `edge eval mot` / `edge eval floor` on the same run."""
+    out = tmp_path / "r.html"
+    result = run_edge("report", "--db", pets_replay["db"], "--out", str(out), "--gt",
+                      str(PETS_GT))
+    assert result.returncode == 0, result.stderr
+    accuracy = report_payload(out)["accuracy"]
+    for name in ("HOTA", "IDF1", "MOTA", "id_switches"):
+        assert accuracy[f"mot.{name}"] == pytest.approx(pets_replay["mot"][name], abs=1e-9)
+    assert accuracy["floor.median_m"] == pytest.approx(pets_replay["floor"]["median_m"])
+
+
+from tests.test_vision_accuracy import pets_replay  # noqa: E402, F401  (the shared replay)
