@@ -1,8 +1,8 @@
 """The engineers' replay report: annotated mp4 and HTML report, on real replays of the
 shared PETS recording and its ground truth.
 
-One 100-frame `edge replay --annotate --report --gt --pcap` runs per module (the
-browser test in tests/test_report_browser.py makes its own); `edge report` is
+One 100-frame `edge replay --annotate --report --gt --pcap` runs per session (the
+browser test in tests/test_report_browser.py opens its report); `edge report` is
 checked on a fast det.txt replay, where every figure is recomputed from the
 database with SQL and numpy written here.
 """
@@ -27,9 +27,8 @@ from edge.evaluation.mot import evaluate_mot
 from edge.motformat import read_mot
 from edge.pipeline import feet
 from tests.conftest import PETS_DET, PETS_GT, PETS_SITE, PETS_VIDEO, SHARED
+from tests.report_support import run_once
 from tests.test_cli import run_edge
-
-pytestmark = pytest.mark.xdist_group("report")
 
 FRAMES = 100
 START = "2026-11-23T10:00:00+00:00"
@@ -70,18 +69,25 @@ def report_payload(path: Path) -> dict:
     return json.loads(match.group(1))
 
 
-@pytest.fixture(scope="module")
-def annotated(tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("annotated")
-    paths = {name: folder / name for name in ("edge.db", "a.mp4", "a.html", "tracks.txt")}
+def _annotated_replay(folder: Path) -> dict:
+    paths = {name: str(folder / name) for name in ("edge.db", "a.mp4", "a.html", "tracks.txt")}
     result = run_edge(
         "replay", "--max-frames", str(FRAMES), "--start-time", START,
-        "--db", str(paths["edge.db"]), "--annotate", str(paths["a.mp4"]),
-        "--report", str(paths["a.html"]), "--gt", str(PETS_GT), "--pcap", str(PHONE),
-        "--mot-out", str(paths["tracks.txt"]), "--quiet",
+        "--db", paths["edge.db"], "--annotate", paths["a.mp4"],
+        "--report", paths["a.html"], "--gt", str(PETS_GT), "--pcap", str(PHONE),
+        "--mot-out", paths["tracks.txt"], "--quiet",
     )
     assert result.returncode == 0, result.stderr
     return {**paths, "stdout": result.stdout, "stderr": result.stderr}
+
+
+@pytest.fixture(scope="session")
+def annotated(tmp_path_factory) -> dict:
+    """The 100-frame replay with every output, made once per session (the browser test
+    in tests/test_report_browser.py opens its report)."""
+    result = run_once(tmp_path_factory, "report_annotated", _annotated_replay)
+    return {key: Path(value) if key != "stdout" and key != "stderr" else value
+            for key, value in result.items()}
 
 
 def test_annotated_video_plays_with_every_frame(annotated):
@@ -178,16 +184,27 @@ def test_replay_report_holds_the_wifi_capture(annotated):
 
 # -- edge report on an existing database (det.txt replay: no detector, a few seconds) --
 
-@pytest.fixture(scope="module")
-def det_report(tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("det")
-    db, out = folder / "edge.db", folder / "r.html"
+def _det_replay(folder: Path) -> dict:
+    db = folder / "edge.db"
     replayed = run_edge("replay", "--detections", str(PETS_DET), "--start-time", START,
                         "--db", str(db), "--quiet")
     assert replayed.returncode == 0, replayed.stderr
-    result = run_edge("report", "--db", str(db), "--out", str(out), "--gt", str(PETS_GT))
+    return {"db": str(db)}
+
+
+@pytest.fixture(scope="session")
+def det_db(tmp_path_factory) -> Path:
+    """A database holding one finished det.txt replay of PETS (made once per session;
+    tests only read it)."""
+    return Path(run_once(tmp_path_factory, "report_det_replay", _det_replay)["db"])
+
+
+@pytest.fixture(scope="module")
+def det_report(det_db, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("det-report") / "r.html"
+    result = run_edge("report", "--db", str(det_db), "--out", str(out), "--gt", str(PETS_GT))
     assert result.returncode == 0, result.stderr
-    return {"db": db, "out": out, "stdout": result.stdout}
+    return {"db": det_db, "out": out, "stdout": result.stdout}
 
 
 def test_report_figures_match_the_database(det_report):
@@ -258,7 +275,7 @@ def test_report_says_keep_it_local_and_loads_nothing(det_report):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("pets_replay")
+@pytest.mark.timeout(1200)  # the shared whole-recording replay, if this test runs first
 def test_report_on_the_whole_video_replay_agrees_with_edge_eval(pets_replay, tmp_path):
     """The report's accuracy is `edge eval mot` / `edge eval floor` on the same run."""
     out = tmp_path / "r.html"

@@ -21,20 +21,11 @@ from edge.debug_modes import (
 )
 from tests.conftest import PETS_DET, PETS_GT, PETS_VIDEO, SHARED
 from tests.test_cli import run_edge
-from tests.test_report import kept_detail, read_frames
+from tests.test_report import det_db, kept_detail, read_frames  # noqa: F401
 from tests.test_vision_errors import assert_clean_error, last_line
 
 NOT_A_SERVICE = {k: v for k, v in os.environ.items()
                  if k not in ("INVOCATION_ID", "NOTIFY_SOCKET")}
-
-
-@pytest.fixture(scope="module")
-def det_db(tmp_path_factory):
-    """A database holding one finished det.txt replay."""
-    db = tmp_path_factory.mktemp("db") / "edge.db"
-    result = run_edge("replay", "--detections", str(PETS_DET), "--db", str(db), "--quiet")
-    assert result.returncode == 0, result.stderr
-    return db
 
 
 @pytest.fixture
