@@ -91,7 +91,8 @@ def main() -> None:
                            help="2 passes, 1,000 scapy frames (scripts/bench --quick)")
     options = arguments.parse_args()
     if options.quick:
-        options.repeat, options.scapy_frames = min(options.repeat, 2), min(options.scapy_frames, 1000)
+        options.repeat = min(options.repeat, 2)
+        options.scapy_frames = min(options.scapy_frames, 1000)
     if not options.pcap.is_file():
         sys.exit(f"no capture at {options.pcap}: set EDGE_ASSETS_DIR or pass a pcap")
 

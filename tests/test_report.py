@@ -9,11 +9,9 @@ database with SQL and numpy written here.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from collections import defaultdict
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -26,68 +24,9 @@ from edge.detection import load_detector
 from edge.evaluation.mot import evaluate_mot
 from edge.motformat import read_mot
 from edge.pipeline import feet
-from tests.conftest import PETS_DET, PETS_GT, PETS_SITE, PETS_VIDEO, SHARED
-from tests.report_support import run_once
+from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
+from tests.report_support import FRAMES, kept_detail, read_frames, report_payload
 from tests.test_cli import run_edge
-
-FRAMES = 100
-START = "2026-11-23T10:00:00+00:00"
-PHONE = SHARED / "wifi" / "single-phone" / "S21Ultra-M_anonymized.pcap"
-
-
-def kept_detail(original: np.ndarray, drawn: np.ndarray) -> float:
-    """How much of the original's fine detail the drawn patch still holds: correlation
-    of their high-pass images (about 1 for the same picture, about 0 once pixelated).
-    Drawn overlays (zone outlines, labels) are unrelated to the original, so they do
-    not raise it."""
-    def high_pass(patch: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float64)
-        return (grey - cv2.GaussianBlur(grey, (0, 0), 1.5)).ravel()
-
-    a, b = high_pass(original), high_pass(drawn)
-    return float(a @ b / np.sqrt((a @ a) * (b @ b) + 1e-9))
-
-
-def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames, index = {}, 0
-    while index <= max(indices):
-        ok, image = capture.read()
-        if not ok:
-            break
-        if index in indices:
-            frames[index] = image
-        index += 1
-    capture.release()
-    return frames
-
-
-def report_payload(path: Path) -> dict:
-    match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
-                      path.read_text(), flags=re.S)
-    assert match, "the report embeds its figures as JSON"
-    return json.loads(match.group(1))
-
-
-def _annotated_replay(folder: Path) -> dict:
-    paths = {name: str(folder / name) for name in ("edge.db", "a.mp4", "a.html", "tracks.txt")}
-    result = run_edge(
-        "replay", "--max-frames", str(FRAMES), "--start-time", START,
-        "--db", paths["edge.db"], "--annotate", paths["a.mp4"],
-        "--report", paths["a.html"], "--gt", str(PETS_GT), "--pcap", str(PHONE),
-        "--mot-out", paths["tracks.txt"], "--quiet",
-    )
-    assert result.returncode == 0, result.stderr
-    return {**paths, "stdout": result.stdout, "stderr": result.stderr}
-
-
-@pytest.fixture(scope="session")
-def annotated(tmp_path_factory) -> dict:
-    """The 100-frame replay with every output, made once per session (the browser test
-    in tests/test_report_browser.py opens its report)."""
-    result = run_once(tmp_path_factory, "report_annotated", _annotated_replay)
-    return {key: Path(value) if key != "stdout" and key != "stderr" else value
-            for key, value in result.items()}
 
 
 def test_annotated_video_plays_with_every_frame(annotated):
@@ -184,21 +123,6 @@ def test_replay_report_holds_the_wifi_capture(annotated):
 
 # -- edge report on an existing database (det.txt replay: no detector, a few seconds) --
 
-def _det_replay(folder: Path) -> dict:
-    db = folder / "edge.db"
-    replayed = run_edge("replay", "--detections", str(PETS_DET), "--start-time", START,
-                        "--db", str(db), "--quiet")
-    assert replayed.returncode == 0, replayed.stderr
-    return {"db": str(db)}
-
-
-@pytest.fixture(scope="session")
-def det_db(tmp_path_factory) -> Path:
-    """A database holding one finished det.txt replay of PETS (made once per session;
-    tests only read it)."""
-    return Path(run_once(tmp_path_factory, "report_det_replay", _det_replay)["db"])
-
-
 @pytest.fixture(scope="module")
 def det_report(det_db, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("det-report") / "r.html"
@@ -287,5 +211,3 @@ def test_report_on_the_whole_video_replay_agrees_with_edge_eval(pets_replay, tmp
         assert accuracy[f"mot.{name}"] == pytest.approx(pets_replay["mot"][name], abs=1e-9)
     assert accuracy["floor.median_m"] == pytest.approx(pets_replay["floor"]["median_m"])
 
-
-from tests.test_vision_accuracy import pets_replay  # noqa: E402, F401  (the shared replay)

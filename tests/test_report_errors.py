@@ -20,8 +20,8 @@ from edge.debug_modes import (
     running_as_service,
 )
 from tests.conftest import PETS_DET, PETS_GT, PETS_VIDEO, SHARED
+from tests.report_support import kept_detail, read_frames
 from tests.test_cli import run_edge
-from tests.test_report import det_db, kept_detail, read_frames  # noqa: F401
 from tests.test_vision_errors import assert_clean_error, last_line
 
 NOT_A_SERVICE = {k: v for k, v in os.environ.items()
@@ -40,7 +40,8 @@ def test_annotated_video_to_an_unwritable_path_fails_before_the_replay(tmp_path,
     db = tmp_path / "edge.db"
     result = run_edge("replay", "--annotate", str(blocker / "out.mp4"), "--db", str(db),
                       "--quiet")
-    assert_clean_error(result, "cannot write the annotated video", str(blocker / "out.mp4"))
+    assert_clean_error(result, "cannot write the annotated video", str(blocker / "out.mp4"),
+                       f"{blocker} is a file, not a folder")
     assert sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0] == 0
 
 
@@ -135,7 +136,7 @@ def test_a_bad_capture_fails_before_the_replay(tmp_path):
     db = tmp_path / "edge.db"
     result = run_edge("replay", "--detections", str(PETS_DET), "--db", str(db),
                       "--report", str(tmp_path / "r.html"), "--pcap", str(pcap), "--quiet")
-    assert_clean_error(result)
+    assert_clean_error(result, f"{pcap}: not a pcap or pcapng capture")
     assert not db.exists()
 
 

@@ -30,7 +30,7 @@ def test_bench_finds_every_bench_and_no_helper_module():
     result = run_script("scripts/bench", "--list")
     assert result.returncode == 0, result.stderr
     found = set(result.stdout.split())
-    assert BENCHES <= found
+    assert found >= BENCHES
     assert not any("." in name for name in found)  # bench_wifi.py is bench_wifi's module
 
 

@@ -79,8 +79,9 @@ def track_supervision(frames: list[Detections], fps: float) -> tuple[np.ndarray,
     started = time.perf_counter()
     for index, detections in enumerate(inputs):
         tracked = tracker.update_with_detections(detections)
+        ids, scores = tracked.tracker_id, tracked.confidence
+        if ids is None or scores is None:  # supervision's types allow it; ByteTrack sets both
+            continue
         for i in range(len(tracked)):
-            rows.append(
-                (index + 1, tracked.tracker_id[i], *tracked.xyxy[i], tracked.confidence[i])
-            )
+            rows.append((index + 1, ids[i], *tracked.xyxy[i], scores[i]))
     return as_mot(rows), time.perf_counter() - started

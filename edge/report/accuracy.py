@@ -52,9 +52,8 @@ class Accuracy:
         for section, values in (("mot", self.mot), ("floor", self.floor),
                                 ("visits", self.visits)):
             for key, value in (values or {}).items():
-                if isinstance(value, float) and not np.isfinite(value):
-                    value = None
-                out[f"{section}.{key}"] = value
+                finite = not (isinstance(value, float) and not np.isfinite(value))
+                out[f"{section}.{key}"] = value if finite else None
         return out
 
 

@@ -11,6 +11,7 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
+from edge.errors import DataFormatError
 from edge.report.accuracy import Accuracy, evaluate_run, read_ground_truth
 from edge.report.data import ReportData
 from edge.report.files import ensure_writable
@@ -47,8 +48,14 @@ def plan_report(out: Path, gt: Path | None = None, pcap: Path | None = None) -> 
     ensure_writable(out, "report")
     rows = read_ground_truth(gt) if gt is not None else None
     if pcap is not None:
-        with CaptureFile(pcap):
-            pass  # a missing, empty or unknown file fails here, in one line
+        try:
+            with CaptureFile(pcap):
+                pass  # a missing, empty or unknown file fails here, in one line
+        except DataFormatError as error:
+            message = str(error)
+            raise DataFormatError(
+                message if str(pcap) in message else f"{pcap}: {message}"
+            ) from None
     return ReportPlan(out, rows, gt.name if gt is not None else None, pcap)
 
 

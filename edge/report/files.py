@@ -20,6 +20,9 @@ def ensure_writable(path: Path, what: str) -> None:
     """
     if path.is_dir():
         raise OutputError(f"cannot write the {what} to {path}: it is a folder; give a file name")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"cannot write the {what} to {path}: {blocker} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()

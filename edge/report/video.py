@@ -46,7 +46,7 @@ class AnnotatedVideo:
         try:
             for fourcc in FOURCCS:
                 writer = cv2.VideoWriter(
-                    str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (width, height)
+                    str(self.path), cv2.VideoWriter.fourcc(*fourcc), self.fps, (width, height)
                 )
                 if writer.isOpened():
                     self.fourcc = fourcc
