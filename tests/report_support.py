@@ -14,12 +14,15 @@ import json
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from edge.cli import cli
 from tests.conftest import PETS_DET, PETS_GT, SHARED
 from tests.test_cli import run_edge
 from tests.test_vision_accuracy import pets_replay  # noqa: F401  (a fixture, offered here)
@@ -114,3 +117,37 @@ def det_db(tmp_path_factory) -> Path:
     """A database holding one finished det.txt replay of PETS (made once per session;
     tests only read it)."""
     return Path(run_once(tmp_path_factory, "report_det_replay", _det_replay)["db"])
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a command did, shaped like ``subprocess.CompletedProcess``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke(*args: str, env: dict[str, str | None] | None = None) -> Ran:
+    """Run ``edge ARGS`` in this process (the same click group, error translation
+    included; no interpreter start-up, which costs seconds on a loaded machine).
+    ``env`` values of None unset a variable for the call. An exception that escapes
+    the command (a traceback for the user) is raised here."""
+    result = CliRunner().invoke(cli, list(args), env=env, prog_name="edge")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def _det_report(folder: Path, db: Path) -> dict:
+    out = folder / "r.html"
+    result = run_edge("report", "--db", str(db), "--out", str(out), "--gt", str(PETS_GT))
+    assert result.returncode == 0, result.stderr
+    return {"db": str(db), "out": str(out), "stdout": result.stdout}
+
+
+@pytest.fixture(scope="session")
+def det_report(det_db, tmp_path_factory) -> dict:
+    """`edge report --gt` of the det.txt replay (made once per session)."""
+    result = run_once(tmp_path_factory, "report_det_report", lambda f: _det_report(f, det_db))
+    return {**result, "db": Path(result["db"]), "out": Path(result["out"])}

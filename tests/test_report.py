@@ -123,14 +123,6 @@ def test_replay_report_holds_the_wifi_capture(annotated):
 
 # -- edge report on an existing database (det.txt replay: no detector, a few seconds) --
 
-@pytest.fixture(scope="module")
-def det_report(det_db, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("det-report") / "r.html"
-    result = run_edge("report", "--db", str(det_db), "--out", str(out), "--gt", str(PETS_GT))
-    assert result.returncode == 0, result.stderr
-    return {"db": det_db, "out": out, "stdout": result.stdout}
-
-
 def test_report_figures_match_the_database(det_report):
     figures = report_payload(det_report["out"])["figures"]
     db = sqlite3.connect(det_report["db"])

@@ -4,8 +4,6 @@ picture with the floor's metre grid, people pixelated, out."""
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 import pytest
@@ -14,15 +12,13 @@ import yaml
 from edge.calibration import fit_homography
 from edge.config.vision import CalibrationConfig
 from tests.conftest import PETS_GT, PETS_VIDEO
-from tests.report_support import kept_detail, read_frames
-from tests.test_cli import run_edge
+from tests.report_support import invoke, kept_detail, read_frames
 from tests.test_vision_errors import assert_clean_error
 
 PAIRS = ("u,v,x,y\n98.1,251.7,-9.627,1.038\n378.4,214.4,-3.779,-3.281\n646.3,210.0,-0.713,-9.393\n"
          "193.7,565.5,-19.825,-10.835\n399.5,562.6,-18.546,-12.924\n694.6,571.4,-17.129,-16.005\n")
 FRAME = 100
-NOT_A_SERVICE = {k: v for k, v in os.environ.items()
-                 if k not in ("INVOCATION_ID", "NOTIFY_SOCKET")}
+NOT_A_SERVICE: dict[str, str | None] = {"INVOCATION_ID": None, "NOTIFY_SOCKET": None}
 
 
 def people_boxes(frame_index: int, min_height: float = 60) -> np.ndarray:
@@ -40,7 +36,7 @@ def pairs(tmp_path):
 
 def calibrate(tmp_path, pairs, *extra, env=None):
     overlay, section = tmp_path / "overlay.png", tmp_path / "calibration.yaml"
-    result = run_edge("calibrate", str(PETS_VIDEO), "--pairs", str(pairs), "--frame", str(FRAME),
+    result = invoke("calibrate", str(PETS_VIDEO), "--pairs", str(pairs), "--frame", str(FRAME),
                       "--overlay", str(overlay), "--out", str(section), *extra, env=env)
     return result, overlay, section
 
@@ -91,6 +87,6 @@ def test_no_blur_overlay_is_a_refused_or_loud_debug_mode(tmp_path, pairs):
     ("missing-folder/overlay.png", "cannot write the overlay picture"),
 ])
 def test_overlay_that_cannot_be_written(tmp_path, pairs, name, message):
-    result = run_edge("calibrate", str(PETS_VIDEO), "--pairs", str(pairs),
+    result = invoke("calibrate", str(PETS_VIDEO), "--pairs", str(pairs),
                       "--overlay", str(tmp_path / name))
     assert_clean_error(result, message)

@@ -4,7 +4,6 @@ and the --no-blur debug mode: refused under systemd, loud otherwise."""
 from __future__ import annotations
 
 import io
-import os
 import sqlite3
 
 import cv2
@@ -20,12 +19,10 @@ from edge.debug_modes import (
     running_as_service,
 )
 from tests.conftest import PETS_DET, PETS_GT, PETS_VIDEO, SHARED
-from tests.report_support import kept_detail, read_frames
-from tests.test_cli import run_edge
+from tests.report_support import invoke, kept_detail, read_frames
 from tests.test_vision_errors import assert_clean_error, last_line
 
-NOT_A_SERVICE = {k: v for k, v in os.environ.items()
-                 if k not in ("INVOCATION_ID", "NOTIFY_SOCKET")}
+NOT_A_SERVICE: dict[str, str | None] = {"INVOCATION_ID": None, "NOTIFY_SOCKET": None}
 
 
 @pytest.fixture
@@ -38,7 +35,7 @@ def blocker(tmp_path):
 
 def test_annotated_video_to_an_unwritable_path_fails_before_the_replay(tmp_path, blocker):
     db = tmp_path / "edge.db"
-    result = run_edge("replay", "--annotate", str(blocker / "out.mp4"), "--db", str(db),
+    result = invoke("replay", "--annotate", str(blocker / "out.mp4"), "--db", str(db),
                       "--quiet")
     assert_clean_error(result, "cannot write the annotated video", str(blocker / "out.mp4"),
                        f"{blocker} is a file, not a folder")
@@ -48,14 +45,14 @@ def test_annotated_video_to_an_unwritable_path_fails_before_the_replay(tmp_path,
 @pytest.mark.parametrize("where", ["folder", "under-a-file"])
 def test_report_to_an_unwritable_path(tmp_path, blocker, det_db, where):
     out = tmp_path if where == "folder" else blocker / "r.html"
-    result = run_edge("report", "--db", str(det_db), "--out", str(out))
+    result = invoke("report", "--db", str(det_db), "--out", str(out))
     assert_clean_error(result, "cannot write the report")
     assert len(last_line(result.stderr)) < 300
 
 
 def test_replay_report_checks_its_output_before_the_replay(tmp_path, blocker):
     db = tmp_path / "edge.db"
-    result = run_edge("replay", "--detections", str(PETS_DET), "--db", str(db),
+    result = invoke("replay", "--detections", str(PETS_DET), "--db", str(db),
                       "--report", str(blocker / "r.html"), "--quiet")
     assert_clean_error(result, "cannot write the report")
     assert not db.exists()
@@ -78,7 +75,7 @@ def test_ground_truth_in_the_wrong_format(tmp_path, det_db, content, message):
     gt = tmp_path / "gt.txt"
     gt.write_text(content)
     out = tmp_path / "r.html"
-    result = run_edge("report", "--db", str(det_db), "--out", str(out), "--gt", str(gt))
+    result = invoke("report", "--db", str(det_db), "--out", str(out), "--gt", str(gt))
     assert_clean_error(result, message)
     assert not out.exists()
 
@@ -87,7 +84,7 @@ def test_wrong_ground_truth_fails_before_the_replay(tmp_path):
     gt = tmp_path / "gt.txt"
     gt.write_text("this is not a ground truth file\n")
     db = tmp_path / "edge.db"
-    result = run_edge("replay", "--db", str(db), "--report", str(tmp_path / "r.html"),
+    result = invoke("replay", "--db", str(db), "--report", str(tmp_path / "r.html"),
                       "--gt", str(gt), "--quiet")
     assert_clean_error(result, "gt.txt:1: expected at least 7 comma-separated columns")
     assert not db.exists()
@@ -97,7 +94,7 @@ def test_ground_truth_of_another_recording(tmp_path, det_db):
     """The TUD-Campus ground truth (71 frames, no world coordinates) on a PETS run: the
     MOT metrics are computed (and poor), the floor sections say why they are missing."""
     out = tmp_path / "r.html"
-    result = run_edge("report", "--db", str(det_db), "--out", str(out), "--gt",
+    result = invoke("report", "--db", str(det_db), "--out", str(out), "--gt",
                       str(SHARED / "mot" / "TUD-Campus" / "gt" / "gt.txt"))
     assert result.returncode == 0, result.stderr
     assert "has no world coordinates" in result.stdout
@@ -113,7 +110,7 @@ def test_a_video_with_zero_frames(tmp_path, kind):
         writer.release()
         assert video.stat().st_size > 0
     out = tmp_path / "out.mp4"
-    result = run_edge("replay", str(video), "--db", str(tmp_path / "edge.db"),
+    result = invoke("replay", str(video), "--db", str(tmp_path / "edge.db"),
                       "--annotate", str(out), "--report", str(tmp_path / "r.html"), "--quiet")
     assert_clean_error(result)
     assert ("holds no readable frames" in result.stderr
@@ -122,10 +119,10 @@ def test_a_video_with_zero_frames(tmp_path, kind):
 
 
 def test_report_without_a_database_or_run(tmp_path, det_db):
-    result = run_edge("report", "--db", str(tmp_path / "none.db"), "--out",
+    result = invoke("report", "--db", str(tmp_path / "none.db"), "--out",
                       str(tmp_path / "r.html"))
     assert_clean_error(result, "none.db does not exist")
-    result = run_edge("report", "--db", str(det_db), "--out", str(tmp_path / "r.html"),
+    result = invoke("report", "--db", str(det_db), "--out", str(tmp_path / "r.html"),
                       "--run", "99")
     assert_clean_error(result, "the database has no run 99")
 
@@ -134,14 +131,14 @@ def test_a_bad_capture_fails_before_the_replay(tmp_path):
     pcap = tmp_path / "capture.pcap"
     pcap.write_bytes(b"not a capture at all")
     db = tmp_path / "edge.db"
-    result = run_edge("replay", "--detections", str(PETS_DET), "--db", str(db),
+    result = invoke("replay", "--detections", str(PETS_DET), "--db", str(db),
                       "--report", str(tmp_path / "r.html"), "--pcap", str(pcap), "--quiet")
     assert_clean_error(result, f"{pcap}: not a pcap or pcapng capture")
     assert not db.exists()
 
 
 def test_annotate_needs_video_frames(tmp_path):
-    result = run_edge("replay", "--detections", str(PETS_DET), "--annotate",
+    result = invoke("replay", "--detections", str(PETS_DET), "--annotate",
                       str(tmp_path / "a.mp4"), "--db", str(tmp_path / "edge.db"))
     assert result.returncode == 2 and "--annotate needs the video's frames" in result.stderr
 
@@ -152,7 +149,7 @@ def test_annotate_needs_video_frames(tmp_path):
 def test_no_blur_refuses_to_run_under_systemd(tmp_path, variable):
     out = tmp_path / "a.mp4"
     env = {**NOT_A_SERVICE, variable: "5f1c0ffee" if variable == "INVOCATION_ID" else "@sd"}
-    result = run_edge("replay", "--annotate", str(out), "--no-blur", "--max-frames", "2",
+    result = invoke("replay", "--annotate", str(out), "--no-blur", "--max-frames", "2",
                       "--db", str(tmp_path / "edge.db"), "--quiet", env=env)
     assert_clean_error(result, "--no-blur is a debug mode", variable, "refuses to run under "
                        "systemd")
@@ -160,13 +157,13 @@ def test_no_blur_refuses_to_run_under_systemd(tmp_path, variable):
 
 
 def test_no_blur_needs_annotate(tmp_path):
-    result = run_edge("replay", "--no-blur", "--db", str(tmp_path / "edge.db"), env=NOT_A_SERVICE)
+    result = invoke("replay", "--no-blur", "--db", str(tmp_path / "edge.db"), env=NOT_A_SERVICE)
     assert result.returncode == 2 and "--no-blur only applies to --annotate" in result.stderr
 
 
 def test_no_blur_is_loud_and_keeps_people_visible(tmp_path):
     out, db = tmp_path / "a.mp4", tmp_path / "edge.db"
-    result = run_edge("replay", "--annotate", str(out), "--no-blur", "--max-frames", "12",
+    result = invoke("replay", "--annotate", str(out), "--no-blur", "--max-frames", "12",
                       "--db", str(db), "--quiet", env=NOT_A_SERVICE)
     assert result.returncode == 0, result.stderr
     assert "WARNING: DEBUG MODE NO-BLUR" in result.stderr
@@ -210,5 +207,5 @@ def test_debug_mode_helpers():
 
 
 def test_gt_and_pcap_go_with_report(tmp_path):
-    result = run_edge("replay", "--gt", str(PETS_GT), "--db", str(tmp_path / "edge.db"))
+    result = invoke("replay", "--gt", str(PETS_GT), "--db", str(tmp_path / "edge.db"))
     assert result.returncode == 2 and "--gt and --pcap go with --report" in result.stderr

@@ -88,7 +88,7 @@ def zone_dwell(zone_dwell: dict[str, list[float]], labels: dict[str, str]) -> Fi
     names = list(zone_dwell)
     if names:
         values = [zone_dwell[name] for name in names]
-        axes.boxplot(values, vert=False, showfliers=False, widths=0.5)
+        axes.boxplot(values, orientation="horizontal", showfliers=False, widths=0.5)
         for row, dwell in enumerate(values, start=1):
             jitter = np.linspace(-0.15, 0.15, len(dwell)) if len(dwell) > 1 else [0.0]
             axes.scatter(dwell, row + np.asarray(jitter), s=9, alpha=0.7, color="C0")
