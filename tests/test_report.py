@@ -38,6 +38,7 @@ def test_annotated_video_plays_with_every_frame(annotated):
         count += 1
     capture.release()
     assert count == FRAMES
+    assert annotated["a.mp4"].stat().st_mode & 0o077 == 0  # readable by its owner only
     assert f"Annotated video: {annotated['a.mp4']} ({FRAMES} frames, people pixelated)" in (
         annotated["stdout"])
 

@@ -3,6 +3,8 @@ into an mp4 that any ordinary player opens."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from types import TracebackType
 
@@ -68,10 +70,13 @@ class AnnotatedVideo:
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the file (writes the mp4 index); safe to call twice."""
+        """Finish the file (writes the mp4 index); safe to call twice. The file is
+        readable by its owner only: it shows the store and its visitors."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o600)
 
     def __enter__(self) -> AnnotatedVideo:
         return self
