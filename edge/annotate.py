@@ -131,11 +131,19 @@ class Annotator:
                 cv2.putText(image, line.id, a, cv2.FONT_HERSHEY_SIMPLEX, 0.45, LINE_COLOUR, 1,
                             cv2.LINE_AA)
 
-    def draw(self, frame: Frame, floor: FloorTracks, detections: Detections | None = None) -> np.ndarray:
-        """The annotated picture of one frame (a new array)."""
-        to_blur = floor.tracks.xyxy if detections is None else np.concatenate(
-            [floor.tracks.xyxy, detections.xyxy]
-        )
+    def draw(
+        self, frame: Frame, floor: FloorTracks, detections: Detections | None = None
+    ) -> np.ndarray:
+        """The annotated picture of one frame (a new array).
+
+        Args:
+            frame: the decoded frame (not changed).
+            floor: the frame's tracks on the floor.
+            detections: every person found in the frame (default: ``floor.detections``,
+                which the pipeline fills). All of them are pixelated, tracked or not.
+        """
+        found = floor.detections if detections is None else detections
+        to_blur = np.concatenate([floor.tracks.xyxy, found.xyxy]).reshape(-1, 4)
         image = pixelate(frame.image, to_blur) if self.pixelate_people else frame.image.copy()
         self._draw_floor(image)
         for (x1, y1, x2, y2), label in zip(floor.tracks.xyxy, self._labels(floor), strict=True):

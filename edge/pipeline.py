@@ -82,6 +82,7 @@ class CameraPipeline:
     ) -> FloorTracks:
         """Track and place precomputed detections (e.g. from a MOTChallenge det.txt)."""
         started = time.perf_counter()
+        found = detections
         detections = self._inside_area(detections)
         tracks: Tracks = self.tracker.update(detections, timestamp)
         floor = FloorTracks(
@@ -90,6 +91,7 @@ class CameraPipeline:
             timestamp=timestamp,
             tracks=tracks,
             xy=self.homography.image_to_floor(tracks.anchors),
+            detections=found,
         )
         self.times.track_s += time.perf_counter() - started
         self.times.frames += 1

@@ -152,6 +152,10 @@ class FloorTracks:
         timestamp: seconds since the Unix epoch.
         tracks: the image-space tracks this was computed from.
         xy: ``(n, 2)`` floor positions in metres, in the site's floor frame.
+        detections: every person the detector found in this frame, before the
+            floor-area filter and the tracker, so that an annotator can hide people
+            the tracker has not confirmed (yet) too. Kept in memory only: never
+            stored or sent.
     """
 
     camera_id: str
@@ -159,6 +163,7 @@ class FloorTracks:
     timestamp: float
     tracks: Tracks
     xy: np.ndarray
+    detections: Detections = field(default_factory=Detections.empty, repr=False)
 
     def __post_init__(self) -> None:
         _check_shape("FloorTracks.xy", self.xy, (len(self.tracks), 2))

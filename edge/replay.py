@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from edge.annotate import Annotator
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
@@ -18,6 +19,8 @@ from edge.errors import OutputError, SourceError
 from edge.motformat import detections_by_frame, write_mot
 from edge.pipeline import CameraPipeline
 from edge.records import FloorTracks
+from edge.report.files import ensure_writable
+from edge.report.video import AnnotatedVideo
 from edge.storage.trajectories import finish_run, start_run, write_track_points
 from edge.tracking import ByteTracker
 from edge.video import VideoSource, describe_source
@@ -42,6 +45,7 @@ class ReplaySummary:
     track_ms_per_frame: float
     expected_frames: int | None = None
     outside_area: int = 0
+    annotated_frames: int = 0
 
     @property
     def ended_early(self) -> bool:
@@ -70,6 +74,8 @@ def replay(
     start_time: float | None = None,
     progress: Progress | None = None,
     max_frames: int | None = None,
+    annotate: Path | None = None,
+    pixelate_people: bool = True,
 ) -> ReplaySummary:
     """Run one camera's recording through detection, tracking and calibration.
 
@@ -83,6 +89,11 @@ def replay(
         start_time: epoch seconds of the first frame (default: now).
         progress: called as ``progress(frames_done, frames_total_or_None)``.
         max_frames: stop after this many frames (benchmarks, quick looks).
+        annotate: also write the recording, annotated (boxes, ids, zones, lines, each
+            person's zone and dwell), as an mp4 here. Needs video frames, so not with
+            ``detections``.
+        pixelate_people: pixelate every detected person in the annotated video. Only
+            an engineer's debug mode turns this off (see :mod:`edge.debug_modes`).
 
     A file that ends before its header says (truncated, damaged) is processed as far
     as it can be read; the summary's ``ended_early`` says so.
@@ -92,6 +103,13 @@ def replay(
     camera = site.camera(camera_id) if camera_id else site.cameras[0]
     homography = fit_camera_calibrations(site)[camera.id]
     start_time = time.time() if start_time is None else start_time
+    if annotate is not None and detections is not None:
+        raise SourceError(
+            "an annotated video needs the recording's frames; replay the video instead of "
+            "a det.txt (drop --detections)"
+        )
+    if annotate is not None:
+        ensure_writable(annotate, "annotated video")  # before minutes of work, not after
     tracks_out = _open_output(mot_out)
 
     if detections is not None:
@@ -115,6 +133,10 @@ def replay(
         frames = ((f.index, f.timestamp, f) for f in source)
         source_name, model_name = describe_source(video or camera.source), detector.name
         total = source.info.frame_count
+    video_out = None
+    if annotate is not None and source is not None:
+        annotator = Annotator(site.floor, homography, pixelate_people=pixelate_people)
+        video_out = AnnotatedVideo(annotate, annotator, source.info.fps / source.stride)
 
     pipeline = CameraPipeline(
         camera.id, detector, ByteTracker(site.tracker, fps), homography, camera.floor_area
@@ -131,6 +153,8 @@ def replay(
                 stack.enter_context(tracks_out)
             if source is not None:
                 stack.enter_context(source)
+            if video_out is not None:
+                stack.enter_context(video_out)
             for index, timestamp, item in frames:
                 if max_frames is not None and done >= max_frames:
                     break
@@ -138,6 +162,8 @@ def replay(
                     floor = pipeline.process_detections(item, index, timestamp)  # type: ignore[arg-type]
                 else:
                     floor = pipeline.process(item)  # type: ignore[arg-type]
+                    if video_out is not None:
+                        video_out.write(item, floor)  # type: ignore[arg-type]
                 track_ids.update(int(i) for i in floor.tracks.tracker_id)
                 if tracks_out is not None:
                     write_mot(tracks_out, floor)
@@ -167,6 +193,7 @@ def replay(
         track_ms_per_frame=1000 * pipeline.times.track_s / max(done, 1),
         expected_frames=None if max_frames is not None else _expected_frames(source),
         outside_area=pipeline.times.outside_area,
+        annotated_frames=video_out.frames if video_out is not None else 0,
     )
 
 

@@ -87,7 +87,12 @@ def main() -> None:
     arguments.add_argument("--repeat", type=int, default=5)
     arguments.add_argument("--scapy-frames", type=int, default=3000,
                            help="frames scapy dissects per run (it is slow)")
+    arguments.add_argument("--quick", action="store_true",
+                           help="2 passes, 1,000 scapy frames (scripts/bench --quick)")
     options = arguments.parse_args()
+    if options.quick:
+        options.repeat = min(options.repeat, 2)
+        options.scapy_frames = min(options.scapy_frames, 1000)
     if not options.pcap.is_file():
         sys.exit(f"no capture at {options.pcap}: set EDGE_ASSETS_DIR or pass a pcap")
 

@@ -14,6 +14,7 @@ from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
 from edge.cli.privacy_commands import privacy_group
 from edge.cli.replay_commands import replay_command
+from edge.cli.report_commands import report_command
 from edge.cli.run_commands import purge_command, run_group, status_command
 from edge.cli.sync_commands import sync_group
 from edge.cli.visits_commands import visits_group
@@ -71,6 +72,7 @@ COMMANDS: list[click.Command] = [
     web_group,
     calibrate_command,
     privacy_group,
+    report_command,
 ]
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -1,4 +1,9 @@
-"""``edge calibrate``: fit a camera's homography from point pairs and draw the check."""
+"""``edge calibrate``: fit a camera's homography from point pairs and draw the check.
+
+The picture is a camera's view of the store, so the people in it are pixelated
+(every person the site's detector finds), unless the engineer turns on the
+``--no-blur`` debug mode.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,15 @@ import cv2
 import numpy as np
 import yaml
 
-from edge.calibration import fit_homography
+from edge.annotate import pixelate
+from edge.calibration import Homography, fit_homography
 from edge.calibration_overlay import draw_floor_grid
+from edge.cli.options import load_site_option, site_option
+from edge.config.vision import CalibrationConfig
+from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import DataFormatError, OutputError, SourceError
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def read_pairs(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +43,8 @@ def read_pairs(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_frame(video: Path, index: int) -> np.ndarray:
-    if video.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
+    """One picture: an image file, or frame ``index`` of a video."""
+    if video.suffix.lower() in PICTURE_SUFFIXES:
         image = cv2.imread(str(video))
     else:
         capture = cv2.VideoCapture(str(video))
@@ -56,30 +68,73 @@ def read_frame(video: Path, index: int) -> np.ndarray:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the camera's `calibration:` section (YAML) here.")
 @click.option("--step", default=1.0, show_default=True, help="Grid spacing in metres.")
+@site_option
+@click.option("--no-blur", is_flag=True,
+              help="DEBUG MODE: do not pixelate people in the overlay picture. Only for your "
+                   "own test footage; refused under systemd; announced loudly.")
 def calibrate_command(
-    picture: Path, pairs: Path, frame_index: int, overlay: Path, out: Path | None, step: float
+    picture: Path, pairs: Path, frame_index: int, overlay: Path, out: Path | None, step: float,
+    site_path: Path | None, no_blur: bool,
 ) -> None:
     """Fit a camera's image-to-floor calibration from point pairs, print each point's
-    error, and draw the floor grid on PICTURE (an image or a video frame) to check it."""
+    error, and draw the floor grid on PICTURE (an image or a video frame) to check it.
+    People in the picture are pixelated (found with the site's detector)."""
+    if overlay.suffix.lower() not in PICTURE_SUFFIXES:
+        raise OutputError(f"the overlay picture {overlay} must be a {'/'.join(PICTURE_SUFFIXES)} "
+                          "file")
+    if no_blur:
+        refuse_under_service("--no-blur")
     image_points, floor_points = read_pairs(pairs)
     homography = fit_homography(image_points, floor_points)
     image = read_frame(picture, frame_index)
+    if no_blur:
+        announce_debug_mode("no-blur", f"people are NOT pixelated in the picture {overlay}")
+    else:
+        image = _pixelate_people(image, site_path)
     pad = max(step, 1.0)
     bounds = (tuple(floor_points.min(axis=0) - pad), tuple(floor_points.max(axis=0) + pad))
     drawn = draw_floor_grid(image, homography, bounds, step, image_points, floor_points)
-    if not cv2.imwrite(str(overlay), drawn):
+    try:
+        written = cv2.imwrite(str(overlay), drawn)
+    except cv2.error:
+        written = False
+    if not written:
         raise OutputError(f"cannot write the overlay picture {overlay}")
     for (u, v), (x, y), error in zip(image_points, floor_points, homography.reprojection_error_m,
                                      strict=True):
         click.echo(f"  ({u:7.1f}, {v:7.1f}) px -> ({x:7.2f}, {y:7.2f}) m: off by {error:.3f} m")
     errors = homography.reprojection_error_m
     click.echo(f"{len(errors)} points; error median {np.median(errors):.3f} m, worst {errors.max():.3f} m")
+    limit = CalibrationConfig.model_fields["max_reprojection_error_m"].default
+    if errors.max() > limit:
+        click.echo(f"Warning: a point is off by more than {limit} m, which a site config refuses "
+                   "by default (calibration.max_reprojection_error_m); check that pair.", err=True)
     click.echo(f"Overlay: {overlay}")
     if out is not None:
         section = {"calibration": {"image_points": image_points.round(1).tolist(),
                                    "floor_points": floor_points.round(3).tolist()}}
         try:
-            out.write_text(yaml.safe_dump(section, default_flow_style=None, sort_keys=False))
+            out.write_text(_fit_comment(homography, picture, frame_index)
+                           + yaml.safe_dump(section, default_flow_style=None, sort_keys=False))
         except OSError as error:
             raise OutputError(f"cannot write {out}: {error.strerror}") from None
         click.echo(f"Calibration section for the site config: {out}")
+
+
+def _pixelate_people(image: np.ndarray, site_path: Path | None) -> np.ndarray:
+    """The picture with every person the site's detector finds pixelated."""
+    from edge.detection import load_detector
+
+    detector = load_detector(load_site_option(site_path).detector)
+    return pixelate(image, detector.detect(image).xyxy)
+
+
+def _fit_comment(homography: Homography, picture: Path, frame_index: int) -> str:
+    """YAML comments recording the fit: the site loader refits the same homography
+    from the points, so the matrix here is for the record only."""
+    errors = homography.reprojection_error_m
+    rows = "\n".join("#   [" + ", ".join(f"{value:.6g}" for value in row) + "]"
+                     for row in homography.matrix)
+    return (f"# edge calibrate on {picture.name} (frame {frame_index}): {len(errors)} points, "
+            f"error median {np.median(errors):.3f} m, worst {errors.max():.3f} m\n"
+            f"# homography, image pixels -> floor metres:\n{rows}\n")

@@ -10,8 +10,11 @@ import click
 from tqdm import tqdm
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.cli.report_commands import echo_report
+from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import SourceError
 from edge.replay import replay
+from edge.report.build import make_report, plan_report
 from edge.storage import open_database
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
@@ -42,6 +45,19 @@ def _parse_start(value: str | None) -> float | None:
               help="Also write the tracks in MOTChallenge format (frames from 1).")
 @click.option("--start-time", help="Wall-clock time of the first frame, ISO 8601 (default: now).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
+@click.option("--annotate", type=click.Path(path_type=Path),
+              help="Also write the recording with boxes, track ids, zones, counting lines and "
+                   "each person's zone and dwell, as an mp4. People are pixelated.")
+@click.option("--no-blur", is_flag=True,
+              help="DEBUG MODE: do not pixelate people in --annotate's video. Only for your "
+                   "own test footage; refused under systemd; announced loudly.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path),
+              help="Also write an HTML report of the run (heat map, paths, dwell, footfall, "
+                   "mix; it holds movement paths: keep it local).")
+@click.option("--gt", "gt_path", type=click.Path(path_type=Path),
+              help="With --report: ground truth (MOTChallenge gt.txt) to measure the run against.")
+@click.option("--pcap", type=click.Path(path_type=Path),
+              help="With --report: a Wi-Fi capture to replay into the same database and show.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay_command(
     video: str | None,
@@ -52,6 +68,11 @@ def replay_command(
     mot_out: Path | None,
     start_time: str | None,
     max_frames: int | None,
+    annotate: Path | None,
+    no_blur: bool,
+    report_path: Path | None,
+    gt_path: Path | None,
+    pcap: Path | None,
     quiet: bool,
 ) -> None:
     """Replay VIDEO (default: the camera's configured source) through detection,
@@ -59,10 +80,22 @@ def replay_command(
 
     With no arguments, replays the embedded demo: the PETS09-S2L1 sample recording.
     """
+    if no_blur and annotate is None:
+        raise click.UsageError("--no-blur only applies to --annotate's video")
+    if (gt_path is not None or pcap is not None) and report_path is None:
+        raise click.UsageError("--gt and --pcap go with --report")
+    if annotate is not None and detections is not None:
+        raise click.UsageError("--annotate needs the video's frames; drop --detections")
+    if no_blur:
+        refuse_under_service("--no-blur")
     site = load_site_option(site_path)
     visits = VisitAnalyzer(site)  # before the replay, so a bad segment spec fails fast
+    # Every output and input checked before minutes of replay, not after.
+    plan = plan_report(report_path, gt_path, pcap) if report_path is not None else None
     path = resolve_db_path(db_path, site)
     db = open_database(path)
+    if no_blur:  # recorded in this replay's database: its status page shows the banner
+        announce_debug_mode("no-blur", f"people are NOT pixelated in the video {annotate}", db)
     bar = tqdm(unit="frame", disable=quiet or None, file=sys.stderr, leave=False)
 
     def progress(done: int, total: int | None) -> None:
@@ -81,6 +114,8 @@ def replay_command(
             start_time=_parse_start(start_time),
             progress=progress,
             max_frames=max_frames,
+            annotate=annotate,
+            pixelate_people=not no_blur,
         )
     finally:
         bar.close()
@@ -107,6 +142,11 @@ def replay_command(
     built = build_visits(db, visits, run_id=summary.run_id)
     click.echo(f"Visits: {built.visits} (spec {built.spec_version}), "
                f"{built.crossings} line crossings.")
+    if annotate is not None:
+        blurred = "people NOT pixelated (debug mode)" if no_blur else "people pixelated"
+        click.echo(f"Annotated video: {annotate} ({summary.annotated_frames} frames, {blurred}).")
+    if plan is not None:
+        echo_report(plan, *make_report(plan, db, site, summary.run_id))
     if summary.ended_early:
         # What could be read is kept (and its visits built); the exit status still tells
         # a script it was not all.

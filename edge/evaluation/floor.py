@@ -114,13 +114,13 @@ def read_track_points(
 
 
 def evaluate_floor(
-    gt_path: str | Path,
+    gt_path: str | Path | np.ndarray,
     db: sqlite_utils.Database,
     run_id: int | None = None,
     frame_offset: int = 1,
 ) -> FloorAccuracy:
-    """Floor accuracy of a stored replay run against a ground-truth file."""
-    gt = read_mot(gt_path)
+    """Floor accuracy of a stored replay run against a ground-truth file (or its rows)."""
+    gt = gt_path if isinstance(gt_path, np.ndarray) else read_mot(gt_path)
     run_id, points = read_track_points(db, run_id, frame_offset)
     if len(points) == 0:
         raise DataFormatError(f"run {run_id} has no track points to evaluate")

@@ -123,7 +123,7 @@ def _match_crossings(gt: list, rec: list, tolerance_s: float) -> int:
 
 def evaluate_visits(
     site: SiteConfig,
-    gt_path: str,
+    gt_path: str | np.ndarray,
     db: sqlite_utils.Database,
     *,
     run_id: int | None = None,
@@ -134,7 +134,8 @@ def evaluate_visits(
 
     Args:
         site: the site whose zones and lines are measured (the camera's fps too).
-        gt_path: MOTChallenge gt.txt with world coordinates in columns 8-9.
+        gt_path: MOTChallenge gt.txt with world coordinates in columns 8-9, or its
+            rows as read by :func:`edge.motformat.read_mot` (e.g. cut to a partial replay).
         db: a database holding the replay's track_points.
         run_id: which run (default: the latest).
 
@@ -149,7 +150,7 @@ def evaluate_visits(
         raise DataFormatError("the database holds no replay run to evaluate (run edge replay)")
     camera = site.camera(run[0]) if any(c.id == run[0] for c in site.cameras) else None
     fps = (camera.fps if camera and camera.fps else None) or 7.0
-    rows = read_mot(gt_path, min_columns=9)
+    rows = gt_path if isinstance(gt_path, np.ndarray) else read_mot(gt_path, min_columns=9)
     gt = _measure(site, *_group(rows[:, 1].astype(int), rows[:, 0] - 1, rows[:, 7:9]), fps)
     points = np.array(
         db.execute("select track_id, frame, x, y from track_points where run_id = ?",

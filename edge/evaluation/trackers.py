@@ -1,0 +1,87 @@
+"""Tracker-only runs on precomputed detections: ours and, when installed, supervision's
+ByteTrack with its defaults, both as MOTChallenge rows for :mod:`edge.evaluation.mot`.
+
+Shared by ``scripts/bench_tracker`` (speed and accuracy ratios) and
+``scripts/evaluate`` (accuracy figures).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edge.config.vision import TrackerConfig
+from edge.motformat import detections_by_frame
+from edge.records import Detections
+from edge.tracking import ByteTracker
+
+
+def load_detections(path: str | Path) -> list[Detections]:
+    """Every frame's detections of a MOTChallenge det.txt, frame 1 first."""
+    return [detections for _, detections in detections_by_frame(path)]
+
+
+def as_mot(rows: list[tuple]) -> np.ndarray:
+    """``(frame, id, x1, y1, x2, y2, score)`` rows as MOTChallenge rows."""
+    array = np.array(rows, dtype=np.float64).reshape(-1, 7)
+    out = np.full((len(array), 10), -1.0)
+    out[:, :2] = array[:, :2]
+    out[:, 2:4] = array[:, 2:4]
+    out[:, 4:6] = array[:, 4:6] - array[:, 2:4]
+    out[:, 6] = array[:, 6]
+    return out
+
+
+def track_ours(
+    frames: list[Detections], fps: float, config: TrackerConfig
+) -> tuple[np.ndarray, float]:
+    """Our tracker over ``frames``: (MOTChallenge rows, seconds spent tracking)."""
+    tracker = ByteTracker(config, fps)
+    rows = []
+    started = time.perf_counter()
+    for index, detections in enumerate(frames):
+        tracks = tracker.update(detections, index / fps)
+        for i in range(len(tracks)):
+            rows.append((index + 1, tracks.tracker_id[i], *tracks.xyxy[i], tracks.confidence[i]))
+    return as_mot(rows), time.perf_counter() - started
+
+
+def supervision_available() -> bool:
+    """Whether supervision's ByteTrack can be imported (the ``bench`` extra)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import supervision as sv
+    except ImportError:
+        return False
+    return hasattr(sv, "ByteTrack")
+
+
+def track_supervision(frames: list[Detections], fps: float) -> tuple[np.ndarray, float]:
+    """supervision's ByteTrack (every knob at its default) over the same ``frames``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import supervision as sv
+
+        tracker = sv.ByteTrack(frame_rate=round(fps))
+    inputs = [
+        sv.Detections(
+            xyxy=d.xyxy.astype(np.float32),
+            confidence=d.confidence.astype(np.float32),
+            class_id=np.zeros(len(d), dtype=int),
+        )
+        for d in frames
+    ]
+    rows = []
+    started = time.perf_counter()
+    for index, detections in enumerate(inputs):
+        tracked = tracker.update_with_detections(detections)
+        ids, scores = tracked.tracker_id, tracked.confidence
+        if ids is None or scores is None:  # supervision's types allow it; ByteTrack sets both
+            continue
+        for i in range(len(tracked)):
+            rows.append((index + 1, ids[i], *tracked.xyxy[i], scores[i]))
+    return as_mot(rows), time.perf_counter() - started

@@ -1,0 +1,121 @@
+"""The report's accuracy section: a run against ground truth, through the project's
+own evaluators (:mod:`edge.evaluation.mot`, :mod:`edge.evaluation.floor`,
+:mod:`edge.visits.evaluation`); nothing is re-implemented here.
+
+A partial replay (``--max-frames``) is measured against the ground truth of the
+frames it covered, not against the whole recording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from edge.config import SiteConfig
+from edge.errors import DataFormatError
+from edge.evaluation.floor import evaluate_floor
+from edge.evaluation.mot import evaluate_mot
+from edge.motformat import read_mot
+from edge.visits.evaluation import evaluate_visits
+
+FRAME_OFFSET = 1  # our 0-based frame index + 1 = MOTChallenge frame number
+
+
+@dataclass(frozen=True, slots=True)
+class Accuracy:
+    """Figures of one run against ground truth.
+
+    Attributes:
+        gt_name: the ground-truth file's name (shown, not its full path).
+        last_frame: the last ground-truth frame evaluated.
+        mot: HOTA, IDF1, MOTA, ID switches... (``edge eval mot``).
+        floor: floor-position error in metres (``edge eval floor``), or None.
+        visits: dwell error and line-count accuracy (``edge eval visits``), or None.
+        notes: why a section is missing, in plain words.
+        dwell_pairs: per (gt person, zone): true and measured dwell seconds.
+    """
+
+    gt_name: str
+    last_frame: int
+    mot: dict[str, float | int]
+    floor: dict[str, float | int] | None
+    visits: dict[str, float | int] | None
+    notes: list[str] = field(default_factory=list)
+    dwell_pairs: list[dict[str, object]] = field(default_factory=list)
+
+    def figures(self) -> dict[str, float | int | None]:
+        """Flat ``section.name -> number`` for the report's table and JSON."""
+        out: dict[str, float | int | None] = {}
+        for section, values in (("mot", self.mot), ("floor", self.floor),
+                                ("visits", self.visits)):
+            for key, value in (values or {}).items():
+                finite = not (isinstance(value, float) and not np.isfinite(value))
+                out[f"{section}.{key}"] = value if finite else None
+        return out
+
+
+def read_ground_truth(path: Path) -> np.ndarray:
+    """Ground truth rows, checked now so a wrong file fails before a long replay.
+
+    Raises:
+        DataFormatError: not a MOTChallenge file (one line saying where and why).
+    """
+    rows = read_mot(path)
+    if not np.any(rows[:, 6] != 0):
+        raise DataFormatError(f"{path}: every row is marked 'do not evaluate' (column 7 is 0)")
+    return rows
+
+
+def _has_world(gt: np.ndarray) -> bool:
+    return bool(np.any((gt[:, 7] != -1) | (gt[:, 8] != -1)))
+
+
+def _tracks_as_mot(db: sqlite_utils.Database, run_id: int) -> np.ndarray:
+    rows = np.array(db.execute(
+        "select frame, track_id, left, top, width, height, confidence from track_points "
+        "where run_id = ?", [run_id]).fetchall(), dtype=np.float64).reshape(-1, 7)
+    out = np.full((len(rows), 10), -1.0)
+    out[:, :7] = rows
+    out[:, 0] += FRAME_OFFSET
+    return out
+
+
+def evaluate_run(
+    db: sqlite_utils.Database, site: SiteConfig, run_id: int, gt: np.ndarray, gt_name: str
+) -> Accuracy:
+    """MOT metrics, floor error, dwell error and line counts of ``run_id`` against ``gt``."""
+    frames = db.execute("select frames from runs where id = ?", [run_id]).fetchone()
+    if frames is None:
+        raise DataFormatError(f"the database has no run {run_id}")
+    tracks = _tracks_as_mot(db, run_id)
+    last_frame = max(int(frames[0] or 0), int(tracks[:, 0].max()) if len(tracks) else 0)
+    cut = gt[gt[:, 0] <= last_frame]
+    if not len(cut):
+        raise DataFormatError(
+            f"{gt_name} has no rows in the replayed frames 1-{last_frame}; is it the ground "
+            "truth of this recording?"
+        )
+    notes: list[str] = []
+    mot = evaluate_mot(cut, tracks)
+    floor = visits = None
+    pairs: list[dict[str, object]] = []
+    if not _has_world(cut):
+        notes.append(f"{gt_name} has no world coordinates (columns 8-9), so floor, dwell and "
+                     "line-count accuracy cannot be measured")
+    else:
+        try:
+            floor = evaluate_floor(cut, db, run_id, FRAME_OFFSET).as_dict()
+        except DataFormatError as error:
+            notes.append(f"floor accuracy: {error}")
+        try:
+            result = evaluate_visits(site, cut, db, run_id=run_id)
+            visits, pairs = result.metrics, result.pairs
+        except DataFormatError as error:
+            notes.append(f"visit accuracy: {error}")
+    if last_frame < int(gt[:, 0].max()):
+        notes.append(f"the replay covered ground-truth frames 1-{last_frame} of "
+                     f"{int(gt[:, 0].max())}; figures are for those frames")
+    return Accuracy(gt_name, last_frame, mot, floor, visits, notes, pairs)
