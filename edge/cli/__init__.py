@@ -37,7 +37,8 @@ class EdgeGroup(click.Group):
             return super().invoke(ctx)
         except EdgeError as error:
             failure = click.ClickException(str(error))
-            if isinstance(error, (ConfigError, ModelError)) and ctx.invoked_subcommand in SERVICE_COMMANDS:
+            service = ctx.invoked_subcommand in SERVICE_COMMANDS
+            if service and isinstance(error, (ConfigError, ModelError)):
                 # The services: systemd's RestartPreventExitStatus=78 stops a restart loop
                 # that could not help until a person fixes the config or the model.
                 failure.exit_code = EXIT_CONFIG

@@ -103,9 +103,15 @@ def occupancy_per_window(
 
 
 def distinct_addresses(
-    capture: Path, starts: list[float], gate: float | None, window_s: int = WINDOW_S
+    capture: Path,
+    starts: list[float],
+    gate: float | None,
+    window_s: int = WINDOW_S,
+    exclude: list[str] = (),  # type: ignore[assignment]
 ) -> list[int]:
-    """The baselines: distinct source addresses per window (all, or above ``gate`` dBm)."""
+    """The baselines: distinct source addresses per window (all, or above ``gate`` dBm),
+    leaving out ``exclude`` (the lab's PCs, as the estimate does)."""
+    excluded = {bytes.fromhex(address.replace(":", "")) for address in exclude}
     seen: dict[float, set[bytes]] = {start: set() for start in starts}
     with CaptureFile(capture) as frames:
         for frame in frames:
@@ -114,6 +120,8 @@ def distinct_addresses(
             except MalformedFrame:
                 continue
             if probe is None or (gate is not None and (probe.rssi or -999) < gate):
+                continue
+            if probe.source in excluded:
                 continue
             start = frame.timestamp // window_s * window_s
             if start in seen:
@@ -131,8 +139,10 @@ def evaluate_occupancy(
     paired = [(w, t) for w, t in zip(result.windows, truth, strict=False) if t is not None]
     estimate = [w.occupancy_estimate for w, _ in paired]
     people = [float(t) for _, t in paired]
-    raw = distinct_addresses(capture, starts, None, window_s)
-    gated = distinct_addresses(capture, starts, RSSI_BASELINE_GATE_DBM, window_s)
+    raw = distinct_addresses(capture, starts, None, window_s, config.exclude_addresses)
+    gated = distinct_addresses(
+        capture, starts, RSSI_BASELINE_GATE_DBM, window_s, config.exclude_addresses
+    )
     return OccupancyFigures(
         windows=result.windows,
         estimate=estimate,
