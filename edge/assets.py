@@ -77,7 +77,9 @@ def entry(name: str) -> AssetEntry:
         return manifest()[name]
     except KeyError:
         known = ", ".join(sorted(manifest()))
-        raise ModelError(f"no model or sample named {name!r} in the manifest; known: {known}")
+        raise ModelError(
+            f"no model or sample named {name!r} in the manifest; known: {known}"
+        ) from None
 
 
 def sha256_of(path: Path) -> str:
@@ -158,9 +160,9 @@ def fetch(name: str, assets_dir: Path | None = None) -> Path:
             shutil.copyfile(source, tmp_path)
         elif item.url:
             try:
-                with urllib.request.urlopen(item.url, timeout=60) as response:
-                    with tmp_path.open("wb") as out:
-                        shutil.copyfileobj(response, out)
+                with (urllib.request.urlopen(item.url, timeout=60) as response,
+                      tmp_path.open("wb") as out):
+                    shutil.copyfileobj(response, out)
             except OSError as error:
                 raise ModelError(
                     f"could not download {item.name} from {item.url}: {error}; "

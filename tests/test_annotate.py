@@ -88,4 +88,5 @@ def test_calibrate_rejects_collinear_pairs(tmp_path):
          "--overlay", str(tmp_path / "o.png")],
         capture_output=True, text=True, timeout=120,
     )
-    assert result.returncode != 0 and "collinear" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode != 0
+    assert "collinear" in result.stderr and "Traceback" not in result.stderr

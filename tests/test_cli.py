@@ -35,14 +35,20 @@ def run_edge(*args, **kwargs):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["replay", "/nonexistent/video.avi", "--quiet"], "video file /nonexistent/video.avi does not exist"),
-        (["replay", "--site", "/nonexistent/site.yaml"], "site config /nonexistent/site.yaml does not exist"),
-        (["eval", "mot", "--gt", "/nonexistent", "--tracks", "/nonexistent"], "/nonexistent does not exist"),
-        (["replay", "rtsp://127.0.0.1:9/stream", "--quiet"], "rtsp://127.0.0.1:9/stream stream did not answer"),
+        (["replay", "/nonexistent/video.avi", "--quiet"],
+         "video file /nonexistent/video.avi does not exist"),
+        (["replay", "--site", "/nonexistent/site.yaml"],
+         "site config /nonexistent/site.yaml does not exist"),
+        (["eval", "mot", "--gt", "/nonexistent", "--tracks", "/nonexistent"],
+         "/nonexistent does not exist"),
+        (["replay", "rtsp://127.0.0.1:9/stream", "--quiet"],
+         "rtsp://127.0.0.1:9/stream stream did not answer"),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, args, message):
-    result = run_edge(*args, "--db", str(tmp_path / "x.db")) if args[0] == "replay" else run_edge(*args)
+    if args[0] == "replay":
+        args = [*args, "--db", str(tmp_path / "x.db")]
+    result = run_edge(*args)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -45,9 +45,11 @@ def test_relative_source_resolves_next_to_the_site_file(tmp_path):
         ("site: {id: test-store}\n", "", r"site\.yaml.*site: Field required"),
         ("id: cam1", "id: Cam 1", r"site\.yaml:5 cameras\[0\]\.id: String should match"),
         ("[0, 100]]\n      floor", "[0, 100], [5, 5]]\n      floor",
-         r"site\.yaml:7 cameras\[0\]\.calibration: image_points has 5 points but floor_points has 4"),
+         r"site\.yaml:7 cameras\[0\]\.calibration: "
+         r"image_points has 5 points but floor_points has 4"),
         ("bounds:", "bounds_typo:", r"floor\.bounds_typo: Extra inputs are not permitted"),
-        ("floor:\n", "floor:\n  zones: [{id: z, kind: product, polygon: [[0,0],[2,2],[2,0],[0,2]]}]\n",
+        ("floor:\n",
+         "floor:\n  zones: [{id: z, kind: product, polygon: [[0,0],[2,2],[2,0],[0,2]]}]\n",
          r"floor\.zones\[0\]\.polygon: zone polygon is not a simple polygon: Self-intersection"),
     ],
 )
@@ -89,7 +91,8 @@ def test_mismatched_point_pair_is_refused(tmp_path):
 
 def test_secrets_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("STORE_NAME", "Main street")
-    site = parse_site(MINIMAL.replace("{id: test-store}", "{id: test-store, name: '${STORE_NAME}'}"))
+    site = parse_site(
+        MINIMAL.replace("{id: test-store}", "{id: test-store, name: '${STORE_NAME}'}"))
     assert site.site.name == "Main street"
     monkeypatch.delenv("STORE_NAME")
     with pytest.raises(ConfigError, match=r"\$\{STORE_NAME\}"):

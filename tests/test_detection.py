@@ -3,6 +3,8 @@ give one clear error."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -13,6 +15,7 @@ from onnx import TensorProto, helper
 
 from edge.config.vision import DetectorConfig
 from edge.detection import load_detector
+from edge.detection.session import with_symbolic_input_size
 from edge.errors import ModelError
 from edge.motformat import read_mot
 from edge.tracking.association import assign, box_iou
@@ -131,3 +134,28 @@ def test_not_an_onnx_file_is_one_clear_error(tmp_path):
 def test_missing_model_file():
     with pytest.raises(ModelError, match="does not exist"):
         load_detector(DetectorConfig(model="/nonexistent/model.onnx", kind="yolox"))
+
+
+def test_resizing_yolox_keeps_the_onnx_package_out_of_the_process():
+    """onnx and protobuf would cost a camera worker ~20 MB for its whole life: the
+    graph edit runs in a child process, and the detector still runs at the new size."""
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from edge.config.vision import DetectorConfig\n"
+        "from edge.detection import load_detector\n"
+        "detector = load_detector(DetectorConfig(input_size=(256, 448)))\n"
+        "detector.detect(np.zeros((360, 640, 3), np.uint8))\n"
+        "print(detector.input_size, 'onnx' in sys.modules, 'google.protobuf' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split("\n")[0] == "(256, 448) False False"
+
+
+def test_a_graph_the_edit_cannot_read_is_one_clear_error(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not a protobuf at all")
+    with pytest.raises(ModelError, match="is not a readable ONNX file") as raised:
+        with_symbolic_input_size(path)
+    assert "\n" not in str(raised.value)

@@ -29,7 +29,8 @@ def test_perfect_tracks_score_one():
 
 
 def test_swapped_ids_are_counted():
-    gt = np.array([[f, i, 10 + 100 * i, 10, 40, 80, 1, -1, -1, -1] for f in (1, 2, 3, 4) for i in (1, 2)], float)
+    gt = np.array([[f, i, 10 + 100 * i, 10, 40, 80, 1, -1, -1, -1]
+                   for f in (1, 2, 3, 4) for i in (1, 2)], float)
     tracks = gt.copy()
     tracks[(tracks[:, 0] >= 3), 1] = 3 - tracks[(tracks[:, 0] >= 3), 1]  # ids swap at frame 3
     metrics = evaluate_mot(gt, tracks)

@@ -11,7 +11,8 @@ def fill(db, now):
                        "started_at": now - 3 * DAY, "ended_at": now - 2 * DAY, "frames": 1,
                        "status": "done"})
     db["runs"].insert({"id": 2, "camera_id": "c", "source": "s", "model": "m",
-                       "started_at": now - HOUR, "ended_at": None, "frames": 1, "status": "running"})
+                       "started_at": now - HOUR, "ended_at": None, "frames": 1,
+                       "status": "running"})
     for age_h in (30, 25, 23, 1):
         db["track_points"].insert({"run_id": 2, "camera_id": "c", "track_id": 1, "frame": 0,
                                    "t": now - age_h * HOUR, "x": 0, "y": 0, "left": 0, "top": 0,
@@ -23,16 +24,18 @@ def fill(db, now):
                              "checkout_visited": 0, "features": json.dumps({}),
                              "zone_sequence": "[]", "spec_version": "1"})
         db["visit_traits"].insert({"visit_id": visit_id, "trait": "wanderer", "probability": 0.7})
-        db["visit_zone_dwell"].insert({"visit_id": visit_id, "zone_id": "z", "dwell_s": 3, "entries": 1})
-        db["line_crossings"].insert({"line_id": "door", "camera_id": "c", "run_id": 2, "track_id": 1,
-                                     "t": now - age_d * DAY, "direction": "in"})
+        db["visit_zone_dwell"].insert({"visit_id": visit_id, "zone_id": "z", "dwell_s": 3,
+                                       "entries": 1})
+        db["line_crossings"].insert({"line_id": "door", "camera_id": "c", "run_id": 2,
+                                     "track_id": 1, "t": now - age_d * DAY, "direction": "in"})
 
 
 def test_purge_keeps_raw_trajectories_at_most_24_hours(memory_db):
     now = 1_800_000_000.0
     fill(memory_db, now)
     result = purge(memory_db, StorageConfig(), now=now)
-    ages = sorted(round((now - t) / HOUR) for (t,) in memory_db.execute("select t from track_points"))
+    rows = memory_db.execute("select t from track_points")
+    ages = sorted(round((now - t) / HOUR) for (t,) in rows)
     assert ages == [1, 23]
     assert [r["visit_id"] for r in memory_db["visits"].rows] == ["recent"]
     assert [r["visit_id"] for r in memory_db["visit_traits"].rows] == ["recent"]

@@ -27,7 +27,8 @@ def test_killed_service_is_restarted_and_all_stop_on_request():
         time.sleep(0.05)
     first_pid = service.process.pid
     service.process.kill()  # kill -9
-    while (service.process is None or service.process.pid == first_pid) and time.monotonic() < deadline:
+    while ((service.process is None or service.process.pid == first_pid)
+           and time.monotonic() < deadline):
         time.sleep(0.05)
     assert service.process is not None and service.process.pid != first_pid
     process = service.process
@@ -58,7 +59,8 @@ def test_config_error_is_not_restarted(caplog):
 def test_child_ignoring_sigterm_is_killed():
     stubborn = ChildService(
         "stubborn",
-        python("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"),
+        python("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+               "print('up', flush=True); time.sleep(60)"),
     )
     supervisor = Supervisor([stubborn], stop_timeout_s=0.5)
     thread, _ = run_in_thread(supervisor)

@@ -127,7 +127,8 @@ def test_a_replayed_downlink_is_refused(memory_db):
             {},
             "'spec_version' is a required",
         ),
-        ({"min_publishable_count": 6, "segment_spec": {"spec_version": ""}}, {}, "should be non-empty"),
+        ({"min_publishable_count": 6, "segment_spec": {"spec_version": ""}}, {},
+         "should be non-empty"),
         (
             {"min_publishable_count": 6, "segment_spec": shipped_spec("9", unknown_feature=True)},
             {},

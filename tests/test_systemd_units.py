@@ -27,7 +27,8 @@ def installed_copy(unit: Path, folder: Path) -> Path:
 def test_units_pass_systemd_analyze_verify(tmp_path):
     copies = [installed_copy(unit, tmp_path) for unit in UNITS]
     result = subprocess.run(
-        ["systemd-analyze", "verify", *map(str, copies)], capture_output=True, text=True, timeout=120
+        ["systemd-analyze", "verify", *map(str, copies)],
+        capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "Unknown" not in result.stderr, result.stderr

@@ -104,7 +104,8 @@ def calibrate_command(
                                      strict=True):
         click.echo(f"  ({u:7.1f}, {v:7.1f}) px -> ({x:7.2f}, {y:7.2f}) m: off by {error:.3f} m")
     errors = homography.reprojection_error_m
-    click.echo(f"{len(errors)} points; error median {np.median(errors):.3f} m, worst {errors.max():.3f} m")
+    click.echo(f"{len(errors)} points; error median {np.median(errors):.3f} m, "
+               f"worst {errors.max():.3f} m")
     limit = CalibrationConfig.model_fields["max_reprojection_error_m"].default
     if errors.max() > limit:
         click.echo(f"Warning: a point is off by more than {limit} m, which a site config refuses "

@@ -77,7 +77,9 @@ class FloorConfig(StrictModel):
     bounds: tuple[Point, Point] = Field(
         description="[[x_min, y_min], [x_max, y_max]] of the floor area shown and gridded, metres."
     )
-    heatmap_cell_m: float = Field(0.5, gt=0, le=10, description="Dwell heat-map cell size (metres).")
+    heatmap_cell_m: float = Field(
+        0.5, gt=0, le=10, description="Dwell heat-map cell size (metres)."
+    )
     zones: list[ZoneConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list)
 

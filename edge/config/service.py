@@ -26,7 +26,8 @@ class ServiceConfig(StrictModel):
         5.0, gt=0, le=300, description="How often each service records its health."
     )
     flush_interval_s: float = Field(
-        2.0, gt=0, le=60, description="Most seconds tracked positions wait in memory before being written."
+        2.0, gt=0, le=60,
+        description="Most seconds tracked positions wait in memory before being written.",
     )
     visits_interval_s: float = Field(
         30.0, gt=0, le=3600, description="How often finished tracks are turned into visits."

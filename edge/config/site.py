@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from edge.errors import ConfigError
-
 from edge.config.base import StrictModel
 from edge.config.floor import FloorConfig
 from edge.config.service import ServiceConfig
@@ -13,8 +11,9 @@ from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
 from edge.config.visits import VisitConfig
-from edge.config.wifi import WifiConfig
 from edge.config.web import WebConfig
+from edge.config.wifi import WifiConfig
+from edge.errors import ConfigError
 
 
 class SiteInfo(StrictModel):

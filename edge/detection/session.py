@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
 from pathlib import Path
 
-import onnx
 import onnxruntime as ort
 
 from edge.errors import ModelError
@@ -26,23 +28,25 @@ def make_session(model: Path | bytes, threads: int | None) -> ort.InferenceSessi
         raise ModelError(f"onnxruntime cannot load {name}: {error}".splitlines()[0]) from None
 
 
+@functools.lru_cache(maxsize=2)
+def _edited_model(path: str, mtime_ns: int, size: int) -> bytes:
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.detection.graph_edit", path],
+        capture_output=True, check=False,
+    )
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        raise ModelError(reason[-1] if reason else f"cannot edit {path} (status "
+                         f"{result.returncode})")
+    return result.stdout
+
+
 def with_symbolic_input_size(path: Path) -> bytes:
     """Return the model with its input height/width (and the box count of its output)
     made symbolic, so onnxruntime accepts any input size.
 
-    YOLOX's graph is fully convolutional with size-agnostic reshapes; only the
-    declared shapes pin it to its export size.
+    The edit runs in a child process (:mod:`edge.detection.graph_edit`), so the onnx
+    package never loads into a long-running worker; the result is cached per file.
     """
-    try:
-        model = onnx.load(str(path))
-    except Exception as error:
-        raise ModelError(f"{path} is not a readable ONNX file: {error}") from None
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    if len(dims) != 4:
-        raise ModelError(f"{path}: expected a 4-d image input, got {len(dims)} dimensions")
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for output in model.graph.output:
-        out_dims = output.type.tensor_type.shape.dim
-        if len(out_dims) == 3:
-            out_dims[1].dim_param = "boxes"
-    return model.SerializeToString()
+    stat = path.stat()
+    return _edited_model(str(path), stat.st_mtime_ns, stat.st_size)

@@ -141,15 +141,13 @@ class FrameReader:
         """
         pace = None if source.info.live else source.info.fps / source.stride
         started = time.monotonic()
-        sent = 0
-        for frame in source:
+        for sent, frame in enumerate(source):
             if self._stop.is_set() or self._reopen.is_set():
                 return
             if pace:
                 delay = started + sent / pace - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return
-            sent += 1
             now = time.time()
             self._index += 1
             self.stats.frames_read += 1
