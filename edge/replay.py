@@ -86,7 +86,8 @@ def replay(
         video: a recording to use instead of the camera's configured source.
         detections: a MOTChallenge ``det.txt`` to track instead of running the detector.
         mot_out: also write the tracks in MOTChallenge format here.
-        start_time: epoch seconds of the first frame (default: now).
+        start_time: epoch seconds of the first frame. Default: the recording as if it
+            had just ended, so that no position is stamped in the future.
         progress: called as ``progress(frames_done, frames_total_or_None)``.
         max_frames: stop after this many frames (benchmarks, quick looks).
         annotate: also write the recording, annotated (boxes, ids, zones, lines, each
@@ -102,7 +103,6 @@ def replay(
         raise SourceError("the site config has no cameras to replay")
     camera = site.camera(camera_id) if camera_id else site.cameras[0]
     homography = fit_camera_calibrations(site)[camera.id]
-    start_time = time.time() if start_time is None else start_time
     if annotate is not None and detections is not None:
         raise SourceError(
             "an annotated video needs the recording's frames; replay the video instead of "
@@ -115,9 +115,10 @@ def replay(
     if detections is not None:
         fps = camera.fps or DEFAULT_DET_FPS
         detector = None
+        per_frame = list(detections_by_frame(detections))
+        first = time.time() - len(per_frame) / fps if start_time is None else start_time
         frames: Iterator[tuple[int, float, object]] = (
-            (index, start_time + index / fps, dets)
-            for index, dets in detections_by_frame(detections)
+            (index, first + index / fps, dets) for index, dets in per_frame
         )
         source_name, model_name, total, source = str(detections), "det.txt", None, None
     else:

@@ -63,7 +63,9 @@ class VideoSource:
         camera_id: the camera's id, stamped on each frame.
         source: file path, ``asset:NAME``, ``rtsp://`` URL, ``usb:N`` or ``/dev/videoN``.
         fps: frame rate to assume for a file (overrides a wrong header).
-        start_time: epoch seconds of a file's first frame (default: now). Live
+        start_time: epoch seconds of a file's first frame. Default: the recording
+            as if it had just ended (now minus its duration), so a replay, which runs
+            faster than real time, never stamps a position in the future. Live
             sources stamp frames with the wall clock.
         detect_fps: yield at most this many frames per second of video.
         prefetch: frames a reader thread may decode ahead; 0 decodes in the caller.
@@ -96,7 +98,9 @@ class VideoSource:
             frame_count=None if live or count <= 0 else count,
             live=live,
         )
-        self.start_time = time.time() if start_time is None else start_time
+        if start_time is None:
+            start_time = time.time() - (self.info.frame_count or 0) / self.info.fps
+        self.start_time = start_time
         self._stride = 1
         if detect_fps and not live and detect_fps < self.info.fps:
             self._stride = max(1, math.ceil(self.info.fps / detect_fps - 1e-9))

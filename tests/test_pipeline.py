@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from edge.calibration import fit_camera_calibrations
 from edge.config.vision import TrackerConfig
 from edge.pipeline import CameraPipeline, feet
 from edge.records import Detections
+from edge.replay import replay
 from edge.tracking import ByteTracker
+from tests.conftest import PETS_DET
 
 
 def test_floor_area_drops_people_outside_and_maps_the_rest(pets_site):
@@ -50,3 +54,15 @@ def test_no_floor_area_keeps_everyone(pets_site):
     boxes = np.array([[30.0, 111.0, 48.0, 140.0]], np.float32)
     floor = pipeline.process_detections(Detections(boxes, np.array([0.9], np.float32)), 0, 0.0)
     assert len(floor) == 1 and pipeline.times.outside_area == 0
+
+
+def test_a_replay_by_default_ends_before_it_started(pets_site, memory_db):
+    """No position of a replay lies in the future: the recording is placed so that it
+    ends when the replay starts (795 frames at 7 frames/s: 113 s before)."""
+    started = time.time()
+    summary = replay(pets_site, memory_db, detections=PETS_DET)
+    first, last = memory_db.execute("select min(t), max(t) from track_points").fetchone()
+    assert summary.frames == 795
+    assert last <= started
+    assert first >= started - 795 / 7 - 1
+    assert last - first > 100  # the people of the last frames are there, just in the past

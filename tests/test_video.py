@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -64,3 +65,17 @@ def test_files_decode_in_place_by_default():
     with VideoSource("cam", str(PETS_VIDEO), fps=7) as source:
         next(iter(source))
         assert source._reader is None
+
+
+def test_a_file_is_stamped_as_if_it_had_just_ended():
+    """A replay runs faster than real time: stamped from "now" on, its last positions
+    would lie minutes in the future (the status page would count them as people in
+    the store right now). By default the recording ends when it is opened."""
+    opened = time.time()
+    with VideoSource("cam", str(PETS_VIDEO), fps=7) as source:
+        assert source.info.frame_count == 795
+        stamps = [f.timestamp for f in source]
+    assert len(stamps) == 795
+    assert stamps[-1] <= time.time()
+    assert stamps[-1] == pytest.approx(opened - 1 / 7, abs=2.0)
+    assert stamps[-1] - stamps[0] == pytest.approx(794 / 7)

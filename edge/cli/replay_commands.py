@@ -43,7 +43,8 @@ def _parse_start(value: str | None) -> float | None:
               help="Track a MOTChallenge det.txt instead of running the detector.")
 @click.option("--mot-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the tracks in MOTChallenge format (frames from 1).")
-@click.option("--start-time", help="Wall-clock time of the first frame, ISO 8601 (default: now).")
+@click.option("--start-time", help="Wall-clock time of the first frame, ISO 8601 "
+              "(default: the recording as if it had just ended).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
 @click.option("--annotate", type=click.Path(path_type=Path),
               help="Also write the recording with boxes, track ids, zones, counting lines and "
