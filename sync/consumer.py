@@ -33,7 +33,7 @@ MIGRATIONS = Migrations("sync.consumer")
 
 @MIGRATIONS()
 def m001_consumer_tables(db: sqlite_utils.Database) -> None:
-    db["aggregates"].create(
+    db.table("aggregates").create(
         {
             "id": str,
             "store": str,
@@ -45,10 +45,10 @@ def m001_consumer_tables(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["aggregates"].create_index(["store", "window_start"])
-    db["rejected"].create({"topic": str, "reason": str, "bytes": int, "received_at": float})
-    db["availability"].create({"store": str, "status": str, "at": float}, pk="store")
-    db["stats"].create({"store": str, "payload": str, "at": float}, pk="store")
+    db.table("aggregates").create_index(["store", "window_start"])
+    db.table("rejected").create({"topic": str, "reason": str, "bytes": int, "received_at": float})
+    db.table("availability").create({"store": str, "status": str, "at": float}, pk="store")
+    db.table("stats").create({"store": str, "payload": str, "at": float}, pk="store")
 
 
 def open_consumer_db(path: str | Path) -> sqlite_utils.Database:

@@ -116,7 +116,9 @@ class MqttClient:
         self.available_topic = available_topic
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # every subscription acknowledged (SUBACK)
-        self._unacked_subscriptions: set[int] = set()
+        # Message ids of subscriptions not yet acknowledged. paho gives None for one it
+        # could not send (no connection): it stays here, so `subscribed` is not set.
+        self._unacked_subscriptions: set[int | None] = set()
         self.connections = 0  # successful CONNACKs so far; the service watches it to re-announce
         self.last_error: str | None = None
         self._handlers: dict[str, tuple[Handler, int]] = {}

@@ -31,7 +31,7 @@ PENDING, DELIVERED, REFUSED = "pending", "delivered", "refused"
 
 @MIGRATIONS()
 def m001_sync_tables(db: sqlite_utils.Database) -> None:
-    db["sync_outbox"].create(
+    db.table("sync_outbox").create(
         {
             "id": str,  # deterministic: <store>/<window start>/<seconds>/<kind>
             "kind": str,
@@ -49,13 +49,13 @@ def m001_sync_tables(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["sync_outbox"].create_index(["status", "next_attempt_at"])
-    db["sync_outbox"].create_index(["window_start"])
-    db["sync_state"].create({"key": str, "value": str}, pk="key")
-    db["sync_overrides"].create(
+    db.table("sync_outbox").create_index(["status", "next_attempt_at"])
+    db.table("sync_outbox").create_index(["window_start"])
+    db.table("sync_state").create({"key": str, "value": str}, pk="key")
+    db.table("sync_overrides").create(
         {"key": str, "value": str, "updated_at": float, "nonce": str}, pk="key"
     )
-    db["sync_downlink_nonces"].create(
+    db.table("sync_downlink_nonces").create(
         {"nonce": str, "issued_at": float, "received_at": float}, pk="nonce"
     )
 

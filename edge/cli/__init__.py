@@ -29,6 +29,12 @@ EXIT_CONFIG = 78
 SERVICE_COMMANDS = ("run", "check-config", "purge")
 
 
+class _ConfigFailure(click.ClickException):
+    """``Error: <message>`` with exit status :data:`EXIT_CONFIG` (click's is a class variable)."""
+
+    exit_code = EXIT_CONFIG
+
+
 class EdgeGroup(click.Group):
     """Translates every :class:`EdgeError` into ``Error: <message>`` and exit status 1."""
 
@@ -36,13 +42,12 @@ class EdgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeError as error:
-            failure = click.ClickException(str(error))
             service = ctx.invoked_subcommand in SERVICE_COMMANDS
             if service and isinstance(error, (ConfigError, ModelError)):
                 # The services: systemd's RestartPreventExitStatus=78 stops a restart loop
                 # that could not help until a person fixes the config or the model.
-                failure.exit_code = EXIT_CONFIG
-            raise failure from None
+                raise _ConfigFailure(str(error)) from None
+            raise click.ClickException(str(error)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

@@ -150,6 +150,7 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
             row["status"] = "silent"
     expected = [f"camera:{c.id}" for c in site.cameras]
     seen = {row["component"] for row in health}
+    missing = [name for name in expected if name not in seen]
     summary = {
         "store": site.site.id,
         "config": str(path),
@@ -157,7 +158,7 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
         "database_mb": round(db_path.stat().st_size / 1e6, 1) if db_path.exists() else 0.0,
         "disk_free_mb": disk.free // 1_000_000,
         "components": health,
-        "missing": [name for name in expected if name not in seen],
+        "missing": missing,
     }
     if as_json:
         click.echo(json.dumps(summary))
@@ -168,7 +169,7 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
         for row in health:
             click.echo(f"  {row['status']:>8}  {row['component']:<20} {row['message']} "
                        f"(updated {_age(now - row['updated_at'])})")
-        for name in summary["missing"]:
+        for name in missing:
             click.echo(f"  {'unknown':>8}  {name:<20} has never reported; is its service running?")
-    bad = summary["missing"] or any(row["status"] != "ok" for row in health)
+    bad = missing or any(row["status"] != "ok" for row in health)
     raise SystemExit(1 if bad else 0)

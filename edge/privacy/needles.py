@@ -122,7 +122,9 @@ def dot11_identifiers(frame: bytes) -> tuple[list[bytes], bytes | None]:
     return addresses, ssid
 
 
-def _bare_80211(data: bytes, linktype: int) -> bytes | None:
+def _bare_80211(data: bytes, linktype: int | None) -> bytes | None:
+    """The 802.11 frame inside a capture record; None when the link type (None: unknown)
+    carries no 802.11."""
     if linktype == RADIOTAP and len(data) >= 4:
         return data[int.from_bytes(data[2:4], "little"):]
     if linktype == PPI and len(data) >= 4:

@@ -27,7 +27,7 @@ AUDIT_KEEP_DAYS = 400      # a year of history for a yearly DPIA review, and som
 
 @MIGRATIONS()
 def m001_privacy_audit(db: sqlite_utils.Database) -> None:
-    db["privacy_audit"].create(
+    db.table("privacy_audit").create(
         {
             "id": int,
             "at": float,          # epoch seconds
@@ -38,8 +38,8 @@ def m001_privacy_audit(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["privacy_audit"].create_index(["setting", "id"])
-    db["debug_modes"].create(
+    db.table("privacy_audit").create_index(["setting", "id"])
+    db.table("debug_modes").create(
         {
             "id": int,
             "name": str,          # e.g. "no-blur", "debug-raw-pcap"
@@ -143,6 +143,7 @@ def insert_debug_mode(db: sqlite_utils.Database, name: str, detail: str, pid: in
         )
         record_change(db, f"debug_mode.{name}", "off", "on",
                       f"pid {pid} on {host}: {detail}", at)
+        assert cursor.lastrowid is not None  # set by the insert just made
         return int(cursor.lastrowid)
 
 

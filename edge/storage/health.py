@@ -15,7 +15,7 @@ MIGRATIONS = Migrations("edge.health")
 
 @MIGRATIONS()
 def m001_health(db: sqlite_utils.Database) -> None:
-    db["health"].create(
+    db.table("health").create(
         {
             "component": str,   # e.g. "camera:view001", "wifi:wlan1", "sync", "web"
             "status": str,      # "ok", "degraded" or "down"
@@ -38,7 +38,7 @@ def report_health(
     if status not in ("ok", "degraded", "down"):
         raise ValueError(f"status must be ok, degraded or down, got {status!r}")
     with db.atomic():
-        db["health"].upsert(
+        db.table("health").upsert(
             {
                 "component": component,
                 "status": status,

@@ -22,7 +22,7 @@ MIGRATIONS = Migrations("edge.trajectories")
 
 @MIGRATIONS()
 def m001_runs_and_track_points(db: sqlite_utils.Database) -> None:
-    db["runs"].create(
+    db.table("runs").create(
         {
             "id": int,
             "camera_id": str,
@@ -35,7 +35,7 @@ def m001_runs_and_track_points(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["track_points"].create(
+    db.table("track_points").create(
         {
             "run_id": int,
             "camera_id": str,
@@ -52,13 +52,13 @@ def m001_runs_and_track_points(db: sqlite_utils.Database) -> None:
         },
         foreign_keys=[("run_id", "runs", "id")],
     )
-    db["track_points"].create_index(["run_id", "track_id", "frame"])
-    db["track_points"].create_index(["t"])
+    db.table("track_points").create_index(["run_id", "track_id", "frame"])
+    db.table("track_points").create_index(["t"])
 
 
 def start_run(db: sqlite_utils.Database, camera_id: str, source: str, model: str) -> int:
     with db.atomic():
-        table = db["runs"].insert(
+        table = db.table("runs").insert(
             {
                 "camera_id": camera_id,
                 "source": source,
@@ -69,12 +69,15 @@ def start_run(db: sqlite_utils.Database, camera_id: str, source: str, model: str
                 "status": "running",
             }
         )
+    assert table.last_pk is not None  # set by the insert just made
     return int(table.last_pk)
 
 
 def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str) -> None:
     with db.atomic():
-        db["runs"].update(run_id, {"ended_at": time.time(), "frames": frames, "status": status})
+        db.table("runs").update(
+            run_id, {"ended_at": time.time(), "frames": frames, "status": status}
+        )
 
 
 def track_point_rows(run_id: int, floor: FloorTracks) -> Iterator[dict]:
@@ -102,7 +105,7 @@ def write_track_points(db: sqlite_utils.Database, run_id: int, batch: list[Floor
     rows = [row for floor in batch for row in track_point_rows(run_id, floor)]
     if rows:
         with db.atomic():
-            db["track_points"].insert_all(rows, batch_size=1000)
+            db.table("track_points").insert_all(rows, batch_size=1000)
     return len(rows)
 
 
@@ -126,7 +129,8 @@ def read_trajectories(
     db: sqlite_utils.Database, run_id: int | None = None, since: float | None = None
 ) -> Iterator[Trajectory]:
     """Stored trajectories, optionally of one run or with points after ``since``."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     if run_id is not None:
         where.append("run_id = ?")
         params.append(run_id)

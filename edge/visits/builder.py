@@ -80,7 +80,9 @@ def build_visits(
             continue
         counts = _build_run(db, analyzer, run, since, run_finished=status != "running")
         totals = [a + b for a, b in zip(totals, (1, *counts), strict=True)]
-    summary = BuildSummary(*totals, spec_version=analyzer.spec.spec_version)
+    n_runs, visits, fragments, crossings, open_tracks = totals
+    summary = BuildSummary(n_runs, visits, fragments, crossings, open_tracks,
+                           spec_version=analyzer.spec.spec_version)
     _report(db, analyzer, summary)
     return summary
 
@@ -169,12 +171,12 @@ def _commit(
         insert_visits(db, analyzer.site.site.id, outcome.visits)
         crossings = insert_crossings(db, outcome.crossings)
         if newly_closed:
-            db["visit_build_tracks"].upsert_all(
+            db.table("visit_build_tracks").upsert_all(
                 [{"run_id": run_id, "camera_id": camera, "track_id": track,
                   "closed_until_t": until} for (camera, track), until in newly_closed.items()],
                 pk=("run_id", "camera_id", "track_id"),
             )
-        db["visit_build_runs"].upsert(
+        db.table("visit_build_runs").upsert(
             {"run_id": run_id, "done_until_t": mark if np.isfinite(mark) else None,
              "finished": int(run_finished)},
             pk="run_id",

@@ -70,7 +70,9 @@ def _measure(
     return _Side(frames, xy, dwell, crossings)
 
 
-def _group(ids: np.ndarray, frames: np.ndarray, xy: np.ndarray):
+def _group(
+    ids: np.ndarray, frames: np.ndarray, xy: np.ndarray
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     by_frames: dict[int, np.ndarray] = {}
     by_xy: dict[int, np.ndarray] = {}
     for key in np.unique(ids).tolist():
@@ -145,6 +147,8 @@ def evaluate_visits(
     if run_id is None:
         row = db.execute("select max(id) from runs").fetchone()
         run_id = row[0] if row else None
+    if run_id is None:
+        raise DataFormatError("the database holds no replay run to evaluate (run edge replay)")
     run = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()
     if run is None:
         raise DataFormatError("the database holds no replay run to evaluate (run edge replay)")
@@ -172,14 +176,20 @@ def evaluate_visits(
             else:
                 measured[person][zone] = measured[person].get(zone, 0.0) + seconds
     pairs: list[dict[str, object]] = []
+    errors: list[float] = []  # relative dwell error of each pair with a true dwell
+    spurious: list[float] = []  # measured seconds of each pair without one
     for person in sorted(gt.frames):
         for zone in sorted(set(gt.dwell[person]) | set(measured[person])):
             truth = gt.dwell[person].get(zone, 0.0)
             got = measured[person].get(zone, 0.0)
+            rel_error = abs(got - truth) / truth if truth > 0 else None
             pairs.append({"person": person, "zone": zone, "gt_s": truth, "measured_s": got,
-                          "rel_error": abs(got - truth) / truth if truth > 0 else None})
-    rel = np.array([p["rel_error"] for p in pairs if p["rel_error"] is not None], dtype=float)
-    spurious = [p for p in pairs if p["rel_error"] is None]
+                          "rel_error": rel_error})
+            if rel_error is None:
+                spurious.append(got)
+            else:
+                errors.append(rel_error)
+    rel = np.array(errors, dtype=float)
 
     entrance = {line.id for line in site.floor.lines if line.kind == "entrance"}
     gt_entrance = [c for c in gt.crossings if c[1].line_id in entrance]
@@ -198,7 +208,7 @@ def evaluate_visits(
         "dwell_gt_total_s": float(sum(sum(z.values()) for z in gt.dwell.values())),
         "dwell_measured_total_s": float(sum(sum(z.values()) for z in measured.values())),
         "spurious_dwell_pairs": len(spurious),
-        "spurious_dwell_s": float(sum(float(p["measured_s"]) for p in spurious)),
+        "spurious_dwell_s": float(sum(spurious)),
         "false_track_dwell_s": false_track_dwell,
         "entrance_gt_crossings": len(gt_entrance),
         "entrance_measured_crossings": len(rec_entrance),

@@ -9,6 +9,7 @@ microseconds for a visit of hundreds of positions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from shapely.geometry import Polygon
@@ -56,6 +57,10 @@ class ZoneIndex:
         self._rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
         self._slabs = _RectangleSlabs(self._rects) if 0 < len(rects) <= 64 else None
         edge_array = np.vstack(edges) if edges else np.zeros((0, 4))
+        self._x1: np.ndarray
+        self._y1: np.ndarray
+        self._x2: np.ndarray
+        self._y2: np.ndarray
         self._x1, self._y1, self._x2, self._y2 = edge_array.T
         dy = self._y2 - self._y1
         # Horizontal edges never straddle a ray, so their slope is never used.
@@ -182,7 +187,8 @@ class LineCounter:
                 when = self._meeting(t, xy, signed, a, b, k)
                 if when is None:
                     continue
-                direction = "in" if sides[flip + 1] == self._inside_sign[k] else "out"
+                inward = sides[flip + 1] == self._inside_sign[k]
+                direction: Literal["in", "out"] = "in" if inward else "out"
                 found.append(LineCrossing(line_id, when, direction))
         found.sort(key=lambda c: c.t)
         return found

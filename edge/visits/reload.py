@@ -109,11 +109,11 @@ class SpecHolder:
             spec, model = read_spec(self.configured_path)
         return TraitClassifier(spec, self._feature_names, self._site_tags, model)
 
-    def _stamp(self, classifier: TraitClassifier) -> tuple:
+    def _stamp(self, classifier: TraitClassifier) -> tuple[tuple[int, int, int] | None, ...]:
         files = [self.path, *([self.override_path] if self.override_path else [])]
         if classifier.spec.classifier is not None:
             files.append(model_file(self.path, classifier.spec))
-        stamp = []
+        stamp: list[tuple[int, int, int] | None] = []  # None: the file is missing
         for path in files:
             try:
                 info = os.stat(path)

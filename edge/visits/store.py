@@ -20,7 +20,7 @@ MIGRATIONS = Migrations("edge.visits")
 
 @MIGRATIONS()
 def m001_visits(db: sqlite_utils.Database) -> None:
-    db["visits"].create(
+    db.table("visits").create(
         {
             "visit_id": str,        # random, per visit
             "site_id": str,
@@ -38,24 +38,24 @@ def m001_visits(db: sqlite_utils.Database) -> None:
         },
         pk="visit_id",
     )
-    db["visits"].create_index(["start_t"])
-    db["visits"].create_index(["end_t"])
-    db["visit_zone_dwell"].create(
+    db.table("visits").create_index(["start_t"])
+    db.table("visits").create_index(["end_t"])
+    db.table("visit_zone_dwell").create(
         {"visit_id": str, "zone_id": str, "dwell_s": float, "entries": int},
         pk=("visit_id", "zone_id"),
         foreign_keys=[("visit_id", "visits", "visit_id")],
     )
-    db["visit_traits"].create(
+    db.table("visit_traits").create(
         {"visit_id": str, "trait": str, "probability": float},
         pk=("visit_id", "trait"),
         foreign_keys=[("visit_id", "visits", "visit_id")],
     )
-    db["visit_segments"].create(
+    db.table("visit_segments").create(
         {"visit_id": str, "segment": str, "probability": float},
         pk=("visit_id", "segment"),
         foreign_keys=[("visit_id", "visits", "visit_id")],
     )
-    db["line_crossings"].create(
+    db.table("line_crossings").create(
         {
             "line_id": str,
             "camera_id": str,
@@ -65,19 +65,19 @@ def m001_visits(db: sqlite_utils.Database) -> None:
             "direction": str,       # "in" or "out"
         }
     )
-    db["line_crossings"].create_index(["t"])
+    db.table("line_crossings").create_index(["t"])
 
 
 @MIGRATIONS()
 def m002_build_progress(db: sqlite_utils.Database) -> None:
     # Builder bookkeeping: per run, everything before done_until_t is processed;
     # per track, positions up to closed_until_t are (rows pruned once behind the run).
-    db["visit_build_runs"].create(
+    db.table("visit_build_runs").create(
         {"run_id": int, "done_until_t": float, "finished": int}, pk="run_id"
     )
-    db["visits"].create_index(["run_id", "track_id"])
-    db["line_crossings"].create_index(["run_id", "track_id"])
-    db["visit_build_tracks"].create(
+    db.table("visits").create_index(["run_id", "track_id"])
+    db.table("line_crossings").create_index(["run_id", "track_id"])
+    db.table("visit_build_tracks").create(
         {"run_id": int, "camera_id": str, "track_id": int, "closed_until_t": float},
         pk=("run_id", "camera_id", "track_id"),
     )
@@ -116,11 +116,11 @@ def insert_visits(db: sqlite_utils.Database, site_id: str, visits: Sequence[Visi
                    for name, p in result.scores.traits.items()]
         segments += [{"visit_id": result.visit_id, "segment": name, "probability": p}
                      for name, p in result.scores.segments.items()]
-    db["visits"].insert_all(rows)
+    db.table("visits").insert_all(rows)
     for table, batch in (("visit_zone_dwell", dwell), ("visit_traits", traits),
                          ("visit_segments", segments)):
         if batch:
-            db[table].insert_all(batch)
+            db.table(table).insert_all(batch)
 
 
 def insert_crossings(
@@ -133,7 +133,7 @@ def insert_crossings(
         for piece, c in crossings
     ]
     if rows:
-        db["line_crossings"].insert_all(rows)
+        db.table("line_crossings").insert_all(rows)
     return len(rows)
 
 

@@ -80,7 +80,8 @@ def export_onnx(models: Mapping[str, Any], feature_names: Sequence[str]) -> byte
     from skl2onnx.common.data_types import FloatTensorType
 
     n = len(feature_names)
-    nodes, initializers, opsets = [], [], {}
+    nodes, initializers = [], []
+    opsets: dict[str, int] = {}
     columns = []
     index = helper.make_tensor("positive_class", TensorProto.INT64, [], [1])
     axes = helper.make_tensor("column_axis", TensorProto.INT64, [1], [1])

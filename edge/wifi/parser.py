@@ -163,7 +163,7 @@ def clear_caches() -> None:
 def _elements(region: bytes) -> tuple[tuple[tuple[int, bytes], ...], bool]:
     """Walk an element block: ``((id, content), ...)`` and whether the last one ran past
     the end (it is dropped, as is a lone trailing byte)."""
-    ies = []
+    ies: list[tuple[int, bytes]] = []
     append = ies.append
     position = 0
     end = len(region)

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -224,7 +224,7 @@ def replay_capture(
     sensor: str | None = None,
     key_factory: Callable[[int], bytes | bytearray] = random_key,
     progress: Callable[[int, int], None] | None = None,
-) -> Iterator[WifiWindow]:
+) -> Generator[WifiWindow, None, ReplayResult]:
     """Replay a pcap/pcapng file, yielding windows as they close (partial ones last).
 
     The generator's return value (``StopIteration.value``) is a :class:`ReplayResult`;

@@ -19,7 +19,7 @@ MIGRATIONS = Migrations("edge.wifi")
 
 @MIGRATIONS()
 def m001_wifi_windows(db: sqlite_utils.Database) -> None:
-    db["wifi_windows"].create(
+    db.table("wifi_windows").create(
         {
             "window_start": float,      # epoch seconds, a multiple of window_s
             "window_s": int,            # 60 or 900 (site config wifi.windows_s)
@@ -36,7 +36,7 @@ def m001_wifi_windows(db: sqlite_utils.Database) -> None:
         },
         pk=("window_start", "window_s", "sensor"),
     )
-    db["wifi_windows"].create_index(["window_s", "window_start"])
+    db.table("wifi_windows").create_index(["window_s", "window_start"])
 
 
 def write_windows(db: sqlite_utils.Database, windows: Iterable[WifiWindow]) -> int:
@@ -50,7 +50,7 @@ def write_windows(db: sqlite_utils.Database, windows: Iterable[WifiWindow]) -> i
         return 0
     try:
         with db.atomic():
-            db["wifi_windows"].upsert_all(rows, pk=("window_start", "window_s", "sensor"))
+            db.table("wifi_windows").upsert_all(rows, pk=("window_start", "window_s", "sensor"))
     except sqlite3.Error as error:
         raise StorageError(f"cannot write Wi-Fi windows: {error}") from None
     return len(rows)
@@ -64,7 +64,8 @@ def read_windows(
     since: float | None = None,
 ) -> list[dict[str, Any]]:
     """Stored windows, oldest first, with ``dwell_buckets`` decoded."""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     if window_s is not None:
         clauses.append("window_s = ?")
         params.append(window_s)
