@@ -9,6 +9,13 @@ Which fields count visits is said once, in the contract's JSON schema
 - ``x-derived-from``: a figure computed from counts (a mean, a percentile, a rate);
   null whenever one of them is null. Names are sibling fields, or ``/a/b``
   pointers from the message root.
+- ``x-part-of``: a count that is part of a published total (a sibling field, or a
+  ``/a/b`` pointer): it is also withheld when the rest of that total is 1 to k-1
+  ("19 of 21 visits went to the till" says 2 did not).
+- ``x-exclusive`` (on array items): no visit is in two items; once an item's count
+  is withheld, what the published items leave of the total must be >= k too, else
+  the smallest published item is withheld as well (the rules are in
+  :mod:`edge.privacy.small_counts`, which the status page applies too).
 - ``x-drop-when-null``: array items whose named count is null are left out whole.
 
 :func:`suppress` applies the rules; :func:`assert_k_anonymous` checks them
@@ -23,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from edge.privacy.small_counts import is_small, residual_problem, withheld
 from sync.contract import schema
 from sync.errors import PrivacyError
 
@@ -56,18 +64,18 @@ def _objects(
 
 
 def _arrays(
-    node: dict[str, Any], instance: Any, root: dict[str, Any]
-) -> Iterator[tuple[list[Any], dict[str, Any]]]:
-    """Yield ``(array, resolved item schema)`` for every array in ``instance``."""
+    node: dict[str, Any], instance: Any, root: dict[str, Any], path: str = ""
+) -> Iterator[tuple[str, list[Any], dict[str, Any]]]:
+    """Yield ``(path, array, resolved item schema)`` for every array in ``instance``."""
     node = _resolve(node, root)
     if isinstance(instance, dict) and "properties" in node:
         for key, child in node["properties"].items():
             if key in instance:
-                yield from _arrays(child, instance[key], root)
+                yield from _arrays(child, instance[key], root, f"{path}/{key}")
     elif isinstance(instance, list) and "items" in node:
-        yield instance, _resolve(node["items"], root)
-        for item in instance:
-            yield from _arrays(node["items"], item, root)
+        yield path, instance, _resolve(node["items"], root)
+        for index, item in enumerate(instance):
+            yield from _arrays(node["items"], item, root, f"{path}/{index}")
 
 
 def _fields(
@@ -91,11 +99,24 @@ def _pointer(message: dict[str, Any], pointer: str) -> Any:
     return value
 
 
+def _lookup(message: dict[str, Any], obj: dict[str, Any], ref: str) -> Any:
+    """A sibling field of ``obj``, or a ``/a/b`` pointer from the message root."""
+    return _pointer(message, ref) if ref.startswith("/") else obj.get(ref)
+
+
 def _bases_null(message: dict[str, Any], obj: dict[str, Any], bases: list[str]) -> bool:
-    return any(
-        (_pointer(message, base) if base.startswith("/") else obj.get(base)) is None
-        for base in bases
-    )
+    return any(_lookup(message, obj, base) is None for base in bases)
+
+
+def _exclusive_sets(
+    message: dict[str, Any],
+) -> Iterator[tuple[str, list[dict[str, Any]], str, Any]]:
+    """``(path, items, count field, total)`` for every array whose items are exclusive."""
+    root = schema("aggregate")
+    for path, array, item_schema in _arrays(root, message, root):
+        spec = item_schema.get("x-exclusive")
+        if spec and array:
+            yield path, array, spec["count"], _lookup(message, array[0], spec["total"])
 
 
 def _section(path: str) -> str:
@@ -118,8 +139,19 @@ def suppress(full: dict[str, Any], k: int) -> dict[str, Any]:
         if value is not None and value < k:
             obj[key] = None
             counts[_section(path)] += 1
+    for path, obj, key, spec in list(_fields(message, "x-part-of")):
+        total = _lookup(message, obj, spec["x-part-of"])
+        if obj[key] is not None and withheld({key: obj[key]}, k, total=total):
+            obj[key] = None
+            counts[_section(path)] += 1
+    for path, items, field, total in list(_exclusive_sets(message)):
+        cells = {str(i): item[field] for i, item in enumerate(items)}
+        for name in withheld(cells, k, total=total, exclusive=True):
+            if items[int(name)][field] is not None:
+                items[int(name)][field] = None
+                counts[_section(path)] += 1
     root = schema("aggregate")
-    for array, item_schema in list(_arrays(root, message, root)):
+    for _, array, item_schema in list(_arrays(root, message, root)):
         field = item_schema.get("x-drop-when-null")
         if field:
             array[:] = [item for item in array if item.get(field) is not None]
@@ -146,6 +178,20 @@ def violations(message: dict[str, Any], k: int) -> list[str]:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < k:
             problems.append(f"{path}: counts {value!r} visits, fewer than k={k}")
+    for path, obj, key, spec in _fields(message, "x-part-of"):
+        total = _lookup(message, obj, spec["x-part-of"])
+        value = obj[key]
+        if isinstance(value, int) and isinstance(total, int) and is_small(
+            total - value, k, zero_is_small=False
+        ):
+            problems.append(f"{path}: {total} - {value} = {total - value} visits can be "
+                            f"worked out, fewer than k={k}")
+    for path, items, field, total in _exclusive_sets(message):
+        shown = [item[field] for item in items if isinstance(item.get(field), int)]
+        if isinstance(total, int):
+            problem = residual_problem(shown, total, k, any_withheld=len(shown) < len(items))
+            if problem:
+                problems.append(f"{path}: {problem}")
     for path, obj, key, spec in _fields(message, "x-derived-from"):
         if obj[key] is not None and _bases_null(message, obj, spec["x-derived-from"]):
             problems.append(f"{path}: derived from a suppressed count but published")

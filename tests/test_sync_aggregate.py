@@ -152,6 +152,9 @@ def test_small_cells_are_suppressed_and_derived_figures_with_them(memory_db):
         (lambda m: m["wifi"].__setitem__("passers_by", None), "/footfall/capture_rate: derived"),
         (lambda m: m.__setitem__("k", 3), "/k: message claims k=3"),
         (lambda m: m["traits"][0].__setitem__("scored", True), "/traits/0/scored: counts True"),
+        # Both counts >= k, but their difference is a group of one.
+        (lambda m: m["dwell"][0].__setitem__("visits", 5), "/dwell/0/visits: 6 - 5 = 1"),
+        (lambda m: m["traits"][0].__setitem__("visits", 5), "/traits/0/visits: 6 - 5 = 1"),
     ],
 )
 def test_publish_path_check_catches_any_small_cell(memory_db, tamper, problem):
@@ -279,4 +282,24 @@ def test_property_every_published_count_is_at_least_k(k, visits, crossings, wifi
             assert len(inside) < k
         ins = sum(1 for t, d in crossings if d == "in" and window.start <= W.start + t < window.end)
         assert message["footfall"]["in"] == (ins if ins >= k else None)
+        assert_nothing_small_by_subtraction(message, inside, k)
         json.dumps(message, allow_nan=False)
+
+
+def assert_nothing_small_by_subtraction(message, inside, k):
+    """No group of 1 to k-1 visits is the difference of two published counts, and the
+    segments shown never give away the ones withheld (checked on the raw visits)."""
+    total = message["visits"]["count"]
+    for trait in message["traits"] + message["segments"]:
+        if trait["visits"] is not None:
+            assert not 0 < trait["scored"] - trait["visits"] < k, trait
+    if total is None:
+        return
+    parts = [message["visits"]["checkout"], *(d["visits"] for d in message["dwell"]),
+             *(t["visits"] for t in message["transitions"])]
+    for part in parts:
+        assert part is None or not 0 < total - part < k, (total, part)
+    raw = {name for v in inside for name, p in v["segments"].items() if p >= 0.5}
+    shown = {s["name"]: s["visits"] for s in message["segments"] if s["visits"] is not None}
+    rest = total - sum(shown.values())
+    assert rest >= k or (rest == 0 and set(shown) >= raw), (total, shown, raw)

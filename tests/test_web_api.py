@@ -183,7 +183,7 @@ def test_live_occupancy_counts_people_seen_in_the_last_seconds(site, store_db):
 
 
 def small_store(tmp_path: Path, site) -> Path:
-    """Three visitors in one zone, seven in another, and one lone walker."""
+    """Ten visitors, all in one zone, three of them also in another, and one lone walker."""
     path = tmp_path / "small.db"
     db = open_database(path)
     start = at(DAY, dt.time(12))
@@ -194,8 +194,9 @@ def small_store(tmp_path: Path, site) -> Path:
                        "track_id": i, "start_t": start + i, "end_t": start + i + 60,
                        "duration_s": 60, "path_length_m": 10, "checkout_visited": 0,
                        "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
-        dwell.append({"visit_id": visit, "zone_id": "premium" if i < 3 else "deli",
-                      "dwell_s": 10.0 + i, "entries": 1})
+        dwell.append({"visit_id": visit, "zone_id": "deli", "dwell_s": 10.0 + i, "entries": 1})
+        if i < 3:
+            dwell.append({"visit_id": visit, "zone_id": "premium", "dwell_s": 5.0, "entries": 1})
         traits.append({"visit_id": visit, "trait": "wanderer",
                        "probability": 0.9 if i < 2 else 0.1})
         traits.append({"visit_id": visit, "trait": "showroomer", "probability": 0.8})
@@ -222,7 +223,7 @@ def test_small_groups_show_as_fewer_than_k(site, tmp_path):
     zones = {z["zone_id"]: z for z in s["zones"]["zones"]}
     assert zones["premium"] == {**zones["premium"], "visitors": None, "typical_dwell_s": None,
                                 "total_dwell_s": None, "suppressed": True}
-    assert zones["deli"]["visitors"] == 7 and zones["deli"]["typical_dwell_s"] == 16.0
+    assert zones["deli"]["visitors"] == 10 and zones["deli"]["typical_dwell_s"] == 14.5
     traits = {m["name"]: m for m in s["mix"]["traits"]}
     assert traits["wanderer"]["visits"] is None and traits["wanderer"]["share"] is None
     assert traits["showroomer"]["visits"] == 10 and traits["showroomer"]["share"] == 1.0
@@ -231,8 +232,49 @@ def test_small_groups_show_as_fewer_than_k(site, tmp_path):
     # (the fifth holds only the last point, which has no time after it).
     assert s["heatmap"]["cells"] == [] and s["heatmap"]["hidden_cells"] == 4
     premium_row = re.search(r'data-zone="premium">(.*?)</tr>', page, re.S).group(1)
-    assert "fewer than 5" in premium_row and ">3<" not in premium_row
+    assert "hidden" in premium_row and ">3<" not in premium_row
     assert "Too few people" in page
+
+
+def test_counts_that_would_give_a_small_group_away_are_hidden_too(site, tmp_path):
+    """Hiding a group of one is not enough when the total and the other groups are
+    shown: 27 visits, 6 + 20 in two shopper groups, gives the third away as 1. And
+    "24 of 27 looked around and skipped the till" says that 3 paid."""
+    path = tmp_path / "subtract.db"
+    db = open_database(path)
+    start = at(DAY, dt.time(12))
+    visits, dwell, traits, segments = [], [], [], []
+    for i in range(27):
+        visit = f"{i:032x}"
+        visits.append({"visit_id": visit, "site_id": "s", "camera_id": "c", "run_id": 1,
+                       "track_id": i, "start_t": start + i, "end_t": start + i + 60,
+                       "duration_s": 60, "path_length_m": 10, "checkout_visited": 0,
+                       "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
+        dwell.append({"visit_id": visit, "zone_id": "deli", "dwell_s": 10.0, "entries": 1})
+        if i < 23:  # 4 of 27 never went to the promotions
+            dwell.append({"visit_id": visit, "zone_id": "promo-table", "dwell_s": 8.0, "entries": 1})
+        traits.append({"visit_id": visit, "trait": "showroomer",
+                       "probability": 0.8 if i < 24 else 0.2})
+        group = "explorer" if i == 0 else "focused-browser" if i < 7 else "mission-buyer"
+        for name in ("explorer", "focused-browser", "mission-buyer"):
+            segments.append({"visit_id": visit, "segment": name,
+                             "probability": 0.9 if name == group else 0.05})
+    with db.atomic():
+        db["visits"].insert_all(visits)
+        db["visit_zone_dwell"].insert_all(dwell)
+        db["visit_traits"].insert_all(traits)
+        db["visit_segments"].insert_all(segments)
+    db.close()
+    with client(site, path, now=at(DAY, dt.time(13))) as web:
+        s = web.get("/api/v1/summary").json()
+        mix = web.get(f"/api/v1/mix?day={DAY.isoformat()}").json()
+    assert mix == {**mix, "total_visits": 27}
+    groups = {m["name"]: m["visits"] for m in mix["segments"]}
+    assert groups == {"explorer": None, "focused-browser": None, "mission-buyer": 20}
+    traits = {m["name"]: m["visits"] for m in mix["traits"]}
+    assert traits["showroomer"] is None
+    zones = {z["zone_id"]: z["visitors"] for z in s["zones"]["zones"]}
+    assert zones["deli"] == 27 and zones["promo-table"] is None
 
 
 def every_get(web: TestClient, day: str) -> list[tuple[str, str]]:

@@ -172,10 +172,12 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
             "where start_t >= ? and start_t < ? and dwell_s > 0", (start, end)):
         dwell[zone].append(seconds)
     assert set(zone_rows) == {z.id for z in site.floor.zones}
+    total = db.execute("select count(*) from visits where start_t >= ? and start_t < ?",
+                       (start, end)).fetchone()[0]
     for zone_id, cells_text in zone_rows.items():
         values = dwell.get(zone_id, [])
-        if 0 < len(values) < k:
-            assert cells_text[1] == f"fewer than {k}"
+        if 0 < len(values) < k or 0 < total - len(values) < k:  # a small group, or its rest
+            assert cells_text[1] == "hidden"
         else:
             assert cells_text[1] == str(len(values))
             if values:
@@ -183,8 +185,6 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
                 words = f"{median:.0f} s" if median < 90 else f"{median / 60:.0f} min"
                 assert cells_text[2] == words
 
-    total = db.execute("select count(*) from visits where start_t >= ? and start_t < ?",
-                       (start, end)).fetchone()[0]
     assert shown["mix-total"] == str(total)
     traits = dict(db.execute(
         "select trait, count(*) from visit_traits join visits using (visit_id) where start_t >= ? "
@@ -192,7 +192,8 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
     for trait, count in traits.items():
         row = trait_rows[trait]
         share = f"{100 * count / total:.0f}%"
-        assert row[1:] == ([f"fewer than {k}"] if count < k else [str(count), share])
+        hidden = count < k or 0 < total - count < k
+        assert row[1:] == (["hidden"] if hidden else [str(count), share])
 
     windows = defaultdict(lambda: (0, 0))
     for window, inside, passing in db.execute(

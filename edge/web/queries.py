@@ -1,9 +1,12 @@
 """The aggregate SQL behind the status page.
 
 Every function reads one day (store time) or one instant and returns counts,
-sums and medians; none returns a row about one visit, track or device. Small
-groups are hidden below ``k`` (``privacy.min_publishable_count``). A table that
-does not exist yet (a service not installed, an older database) reads as empty.
+sums and medians; none returns a row about one visit, track or device. Groups of
+fewer than ``k`` visits (``privacy.min_publishable_count``) are hidden, and so are
+counts that would let one be worked out by subtraction from the day's total
+(:mod:`edge.privacy.small_counts`, the rules the MQTT aggregates follow too). A
+table that does not exist yet (a service not installed, an older database) reads
+as empty.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from edge.config.floor import FloorConfig, ZoneConfig
+from edge.privacy.small_counts import withheld
 from edge.web.schemas import (
     Footfall,
     HeatCell,
@@ -210,10 +214,20 @@ def heatmap(
                    hidden_cells=hidden, max_dwell_s=round(top, 2), zones=zone_shapes(floor))
 
 
+def _day_visits(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> int:
+    if "visits" not in tables:
+        return 0
+    return int(conn.execute(
+        "select count(*) from visits where start_t >= ? and start_t < ?",
+        (window.start, window.end),
+    ).fetchone()[0])
+
+
 def zone_dwell(
     conn: sqlite3.Connection, tables: set[str], window: DayWindow, floor: FloorConfig, k: int
 ) -> ZoneDwellList:
-    """Visitors and typical time per zone; a zone with 1 to k-1 visitors is hidden."""
+    """Visitors and typical time per zone; a zone whose visitors, or the day's visitors
+    who did not go there, number 1 to k-1 is hidden."""
     per_zone: dict[str, list[float]] = defaultdict(list)
     if {"visits", "visit_zone_dwell"} <= tables:
         for zone_id, dwell in conn.execute(
@@ -224,12 +238,14 @@ def zone_dwell(
             per_zone[zone_id].append(float(dwell))
     known = {z.id: z for z in floor.zones}
     order = [z.id for z in floor.zones] + sorted(set(per_zone) - set(known))
+    hidden = withheld({zone_id: len(per_zone.get(zone_id, [])) for zone_id in order}, k,
+                      total=_day_visits(conn, tables, window))
     zones = []
     for zone_id in order:
         dwells = per_zone.get(zone_id, [])
         zone = known.get(zone_id)
         name, kind = (zone_name(zone), zone.kind) if zone else (plain(zone_id), "other")
-        hide = 0 < len(dwells) < k
+        hide = zone_id in hidden
         zones.append(ZoneDwell(
             zone_id=zone_id, name=name, kind=kind, suppressed=hide,
             visitors=None if hide else len(dwells),
@@ -241,7 +257,7 @@ def zone_dwell(
 
 def _mix_items(
     conn: sqlite3.Connection, table: str, column: str, window: DayWindow, total: int, k: int,
-    always: tuple[str, ...], label,
+    always: tuple[str, ...], label, *, exclusive: bool,
 ) -> list[MixItem]:
     names = set(always)
     counts: dict[str, int] = {}
@@ -252,13 +268,16 @@ def _mix_items(
     ):
         names.add(name)
         counts[name] = int(count or 0)
-    items = []
+
     def order(name: str) -> tuple:  # the standard names first, in their order; then A-Z
         return (name not in always, always.index(name) if name in always else 0, name)
 
+    hidden = withheld({name: counts.get(name, 0) for name in names}, k, total=total,
+                      exclusive=exclusive)
+    items = []
     for name in sorted(names, key=order):
         count = counts.get(name, 0)
-        hide = 0 < count < k
+        hide = name in hidden
         items.append(MixItem(
             name=name, label=label(name), suppressed=hide,
             visits=None if hide else count,
@@ -268,20 +287,20 @@ def _mix_items(
 
 
 def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int) -> Mix:
-    """How many of the day's visits show each trait and segment (at p >= 0.5)."""
-    total = 0
+    """How many of the day's visits show each trait and segment (at p >= 0.5).
+
+    Traits overlap; segments do not (a visit's memberships sum to 1, so at most one
+    reaches 0.5), so a hidden segment also hides the next smallest until the rest of
+    the day's visits is not a small group."""
+    total = _day_visits(conn, tables, window)
     traits: list[MixItem] = []
     segments: list[MixItem] = []
-    if "visits" in tables:
-        total = conn.execute(
-            "select count(*) from visits where start_t >= ? and start_t < ?",
-            (window.start, window.end),
-        ).fetchone()[0]
-        if "visit_traits" in tables:
-            traits = _mix_items(conn, "visit_traits", "trait", window, total, k,
-                                STANDARD_TRAITS, trait_label)
-        if "visit_segments" in tables:
-            segments = _mix_items(conn, "visit_segments", "segment", window, total, k, (), plain)
+    if {"visits", "visit_traits"} <= tables:
+        traits = _mix_items(conn, "visit_traits", "trait", window, total, k,
+                            STANDARD_TRAITS, trait_label, exclusive=False)
+    if {"visits", "visit_segments"} <= tables:
+        segments = _mix_items(conn, "visit_segments", "segment", window, total, k, (), plain,
+                              exclusive=True)
     return Mix(day=window.day, total_visits=total, min_count=k, traits=traits, segments=segments)
 
 
