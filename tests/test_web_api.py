@@ -252,7 +252,8 @@ def test_counts_that_would_give_a_small_group_away_are_hidden_too(site, tmp_path
                        "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
         dwell.append({"visit_id": visit, "zone_id": "deli", "dwell_s": 10.0, "entries": 1})
         if i < 23:  # 4 of 27 never went to the promotions
-            dwell.append({"visit_id": visit, "zone_id": "promo-table", "dwell_s": 8.0, "entries": 1})
+            dwell.append({"visit_id": visit, "zone_id": "promo-table", "dwell_s": 8.0,
+                          "entries": 1})
         traits.append({"visit_id": visit, "trait": "showroomer",
                        "probability": 0.8 if i < 24 else 0.2})
         group = "explorer" if i == 0 else "focused-browser" if i < 7 else "mission-buyer"

@@ -2,7 +2,8 @@
 
 Each app has its own registry (several apps can live in one test process). The
 store figures are read at scrape time from the same cached summary the page
-shows, so a scrape costs no extra query; hidden (fewer than k) groups are left out.
+shows, so a scrape costs no extra query; hidden groups (fewer than k, or
+giving one away by subtraction) are left out.
 """
 
 from __future__ import annotations

@@ -88,7 +88,9 @@ class ZoneDwell(Figures):
     zone_id: str
     name: str
     kind: str
-    visitors: int | None = Field(description="Visits that spent time here; null if fewer than k.")
+    visitors: int | None = Field(
+        description="Visits that spent time here; null if fewer than k, or if the day's "
+                    "other visits number 1 to k-1.")
     typical_dwell_s: float | None = Field(description="Median time per visitor (seconds).")
     total_dwell_s: float | None
     suppressed: bool
@@ -104,7 +106,8 @@ class MixItem(Figures):
     name: str
     label: str
     visits: int | None = Field(
-        description="Visits with this trait or segment; null if fewer than k."
+        description="Visits with this trait or segment; null if fewer than k, or "
+                    "if it would let a group of fewer than k be worked out."
     )
     share: float | None = Field(description="Share of the day's visits, 0-1; null if hidden.")
     suppressed: bool
