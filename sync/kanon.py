@@ -144,11 +144,11 @@ def suppress(full: dict[str, Any], k: int) -> dict[str, Any]:
         if obj[key] is not None and withheld({key: obj[key]}, k, total=total):
             obj[key] = None
             counts[_section(path)] += 1
-    for path, items, field, total in list(_exclusive_sets(message)):
-        cells = {str(i): item[field] for i, item in enumerate(items)}
+    for path, items, count_field, total in list(_exclusive_sets(message)):
+        cells = {str(i): item[count_field] for i, item in enumerate(items)}
         for name in withheld(cells, k, total=total, exclusive=True):
-            if items[int(name)][field] is not None:
-                items[int(name)][field] = None
+            if items[int(name)][count_field] is not None:
+                items[int(name)][count_field] = None
                 counts[_section(path)] += 1
     root = schema("aggregate")
     for _, array, item_schema in list(_arrays(root, message, root)):
