@@ -239,10 +239,19 @@ def test_page_refreshes_itself_when_new_data_arrives(site, browser, tmp_path):
             lambda d: figure(d, "occupancy-people") == "5")
         assert browser.execute_script("return window.notReloaded === true")  # swapped, not reloaded
         assert browser.find_element(By.ID, "dashboard").get_attribute("data-refreshed")
+        # The database is damaged: the page passes on what the box says, not that it is
+        # unreachable.
+        db.close()
+        for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        path.write_bytes(b"not a database " * 1000)
+        WebDriverWait(browser, 15, poll_frequency=0.3).until(
+            lambda d: d.find_element(By.ID, "refresh-note").is_displayed())
+        note = browser.find_element(By.ID, "refresh-note").text
+        assert "damaged" in note and "out of date" in note and "Cannot reach" not in note, note
         # The box goes away: the page says so instead of failing silently.
     WebDriverWait(browser, 15, poll_frequency=0.3).until(
-        lambda d: d.find_element(By.ID, "refresh-note").is_displayed())
-    assert "Cannot reach the box" in browser.find_element(By.ID, "refresh-note").text
+        lambda d: "Cannot reach the box" in d.find_element(By.ID, "refresh-note").text)
     screenshot(browser, "dashboard-box-unreachable")
 
 

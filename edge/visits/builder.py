@@ -95,11 +95,13 @@ def _report(db: sqlite_utils.Database, analyzer: VisitAnalyzer, summary: BuildSu
     try:
         if error:
             report_health(db, "visits", "degraded",
-                          f"A new segment spec was rejected; still using version "
-                          f"{summary.spec_version}. {error.splitlines()[0]}", detail)
+                          f"New shopper-type definitions (segment spec) were refused; still "
+                          f"using version {summary.spec_version}. {error.splitlines()[0]}",
+                          detail)
         else:
             report_health(db, "visits", "ok",
-                          f"Visits are classified with segment spec {summary.spec_version}.",
+                          f"Shopper types are worked out with definitions version "
+                          f"{summary.spec_version}.",
                           detail)
     except sqlite3.Error as failure:
         raise StorageError(f"cannot record the visits' health: {failure}") from None

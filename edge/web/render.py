@@ -46,6 +46,7 @@ class ZoneDrawing:
     label_y: float
     name: str
     kind: str
+    font: float  # small enough for the name to fit inside the zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,10 @@ class FloorDrawing:
     stroke: float
     cells: list[Rect]
     zones: list[ZoneDrawing]
+
+
+# Average width of a character of the page's sans-serif font, in ems.
+LABEL_EM_PER_CHAR = 0.55
 
 
 def floor_drawing(heatmap: Heatmap, duration_text) -> FloorDrawing:
@@ -76,14 +81,18 @@ def floor_drawing(heatmap: Heatmap, duration_text) -> FloorDrawing:
              f"{duration_text(c.dwell_s)} spent here")
         for c in heatmap.cells
     ]
+    font = round(max(width, height) / 40, 3)
     zones = []
     for zone in heatmap.zones:
-        centre = Polygon(zone.polygon).representative_point()
+        shape = Polygon(zone.polygon)
+        centre = shape.representative_point()
+        min_x, _, max_x, _ = shape.bounds
+        fits = 0.9 * (max_x - min_x) / (LABEL_EM_PER_CHAR * max(len(zone.name), 1))
         zones.append(ZoneDrawing(
             points=" ".join(f"{sx(x)},{sy(y)}" for x, y in zone.polygon),
             label_x=sx(centre.x), label_y=sy(centre.y), name=zone.name, kind=zone.kind,
+            font=round(min(font, fits), 3),
         ))
-    font = round(max(width, height) / 40, 3)
     return FloorDrawing(f"0 0 {round(width, 3)} {round(height, 3)}", width, height,
                         font, round(font / 6, 3), cells, zones)
 

@@ -39,6 +39,8 @@ def _dashboard(request: Request, state: WebState, day: dt.date | None) -> tuple[
     if html is None:
         html = state.templates.env.get_template("_dashboard.html").render(
             s=summary, t=text, web=state.web, tz=state.dashboard.tz,
+            is_today=summary.footfall.day == state.dashboard.today(),
+            wifi_enabled=state.dashboard.site.wifi is not None,
             floor=render.floor_drawing(summary.heatmap, text.duration_text),
             chart=render.footfall_chart(summary.footfall),
         )

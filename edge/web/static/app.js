@@ -18,7 +18,18 @@
           window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
           return null;
         }
-        if (!response.ok) { throw new Error("status " + response.status); }
+        if (!response.ok) {
+          // The box answered but cannot give figures (a busy or damaged database):
+          // say what it said, not that it cannot be reached.
+          return response.text().then(function (page) {
+            var found = new DOMParser().parseFromString(page, "text/html")
+              .querySelector("[data-figure=error-detail]");
+            show(found ? found.textContent + " The figures below may be out of date."
+                       : "The box answered with an error (code " + response.status +
+                         "): the figures below may be out of date.");
+            return null;
+          });
+        }
         return response.text();
       })
       .then(function (html) {
