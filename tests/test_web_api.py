@@ -458,7 +458,7 @@ def test_metrics_match_the_summary(site, store_db):
         ("/api/v1/footfall?day=1066-10-14", 404, "from 2000-01-01 to 2100-12-31 only"),
         ("/api/v1/heatmap?day=2026-02-30", 422, "day"),
         ("/?day=yesterday", 400, "is not a day"),
-        ("/?day=9999-12-31", 400, "Pick a day between"),
+        ("/?day=9999-12-31", 404, "pick a day between"),
         ("/no/such/page", 404, "no such page"),
         ("/api/v1/nothing", 404, "no such page"),
         ("/api/v1/summary?" + "x=1&" * 600, 414, "too long"),

@@ -28,7 +28,8 @@ def _day(value: str | None) -> dt.date | None:
     except ValueError:
         raise HTTPException(400, f"'{value[:20]}' is not a day: use the form 2026-11-23.") from None
     if not FIRST_DAY <= day <= LAST_DAY:
-        raise HTTPException(400, f"Pick a day between {FIRST_DAY} and {LAST_DAY}.")
+        raise HTTPException(404, f"No figures for {day}: pick a day between {FIRST_DAY} and "
+                                 f"{LAST_DAY}.")
     return day
 
 
