@@ -58,7 +58,7 @@ def import_command(
     """
     site = load_site_option(site_path)
     analyzer = VisitAnalyzer(site, spec_path)
-    tracks = read_trajectory_csv(csv_path)
+    tracks = read_trajectory_csv(csv_path, bounds=site.floor.bounds)
     visits, crossings, fragments = [], [], 0
     for track in tracks:
         outcome = analyzer.analyze_track(camera_id, None, track.track_id, track.t, track.xy)
