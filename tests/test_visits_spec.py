@@ -112,7 +112,8 @@ def line_of(text: str, needle: str) -> int:
         ("bias: -2.5", "bias: .inf", r"traits\.indecisive\.bias: Input should be a finite number"),
         ("{feature: product_stops, weight: 0.8,", "{feature: product_stops, weight: .nan,",
          r"traits\.showroomer\.terms\[1\]\.weight: Input should be a finite number"),
-        ("clip: [0, 4]}\n      - {feature: checkout", "clip: [0, .inf]}\n      - {feature: checkout",
+        ("clip: [0, 4]}\n      - {feature: checkout",
+         "clip: [0, .inf]}\n      - {feature: checkout",
          r"traits\.showroomer\.terms\[1\]\.clip\[1\]: Input should be a finite number"),
     ],
 )

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
+from edge.storage import open_database
 from edge.wifi.pcapfile import CaptureFile
 from tests.conftest import SHARED
 from tests.test_wifi_brno import lab_pcs
@@ -112,9 +113,13 @@ def test_calibrate_against_manual_counts(tmp_path, lab_site):
 
 
 def test_calibrate_without_data_is_a_clear_error(tmp_path, lab_site):
+    open_database(tmp_path / "e.db").close()
     result = edge("wifi", "calibrate", "--site", str(lab_site), "--db", str(tmp_path / "e.db"))
     assert result.returncode == 1
     assert result.stderr.strip().startswith("Error: need at least 4 windows")
+    missing = edge("wifi", "calibrate", "--site", str(lab_site), "--db", str(tmp_path / "no.db"))
+    assert missing.returncode == 1 and not (tmp_path / "no.db").exists()
+    assert missing.stderr.startswith(f"Error: database {tmp_path / 'no.db'} does not exist; ")
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ from edge.wifi.pipeline import ReplayResult, replay_capture
 from edge.wifi.store import read_windows, write_windows
 from edge.wifi.windows import WifiWindow
 
+WIFI_FIRST = ("write Wi-Fi windows into it first (`edge wifi replay CAPTURE --db DB`, or the "
+              "live Wi-Fi service)")
 window_option = click.option(
     "--window", "window_s", type=click.IntRange(10, 86400), default=900, show_default=True,
     help="Window length (seconds) to print; 60 and 900 are the stored ones.",
@@ -210,7 +212,7 @@ def calibrate_command(site_path: Path | None, db_path: Path | None, sensor: str 
     from edge.wifi.calibration import camera_people, fit_people_per_device, manual_counts
 
     site = load_site_option(site_path)
-    db = open_database(resolve_db_path(db_path, site))
+    db = open_database(resolve_db_path(db_path, site, must_exist=True, hint=WIFI_FIRST))
     windows = read_windows(db, window_s=window_s, sensor=sensor)
     devices_by_start: dict[float, float] = {}
     for row in windows:

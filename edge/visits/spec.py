@@ -22,6 +22,7 @@ path it is about, so the error names the line of that key (see
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -48,7 +49,7 @@ class SpecError(ConfigError):
 Loc = tuple[str | int, ...]
 
 
-def _invalid(model: str, problems: list[tuple[Loc, str, object]]) -> ValidationError:
+def _invalid(model: str, problems: Sequence[tuple[Loc, str, object]]) -> ValidationError:
     """A validation error with one entry per ``(key path, message, value)``.
 
     Raised from a model validator, pydantic prefixes each key path with the path of
