@@ -6,6 +6,8 @@ if they bend away or float, a point pair is wrong.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -14,6 +16,20 @@ from edge.calibration import Homography
 GRID_COLOUR = (0, 255, 255)
 MARK_COLOUR = (0, 0, 255)
 FIT_COLOUR = (0, 255, 0)
+# Lines drawn per direction at most: more are a blur on any picture, and each costs a
+# projection and a polyline (a 0.0001 m step over a plan took 37 s).
+MAX_GRID_LINES = 400
+
+Bounds = tuple[tuple[float, float], tuple[float, float]]
+
+
+def grid_step(bounds: Bounds, step_m: float, max_lines: int = MAX_GRID_LINES) -> float:
+    """The spacing actually drawn: ``step_m``, or the smallest multiple of it that keeps
+    each direction to ``max_lines`` lines over ``bounds``."""
+    (x0, y0), (x1, y1) = bounds
+    span = max(x1 - x0, y1 - y0)
+    factor = max(1, math.ceil(span / (step_m * max_lines)))
+    return step_m * factor
 
 
 def _visible(points: np.ndarray, homography: Homography) -> np.ndarray:
@@ -25,16 +41,20 @@ def _visible(points: np.ndarray, homography: Homography) -> np.ndarray:
 def draw_floor_grid(
     image: np.ndarray,
     homography: Homography,
-    bounds: tuple[tuple[float, float], tuple[float, float]],
+    bounds: Bounds,
     step_m: float = 1.0,
     image_points: np.ndarray | None = None,
     floor_points: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Return a copy of ``image`` with floor grid lines every ``step_m`` metres.
+    """Return a copy of ``image`` with floor grid lines every ``step_m`` metres (or a
+    multiple of it, see :func:`grid_step`).
 
     Calibration marks (``image_points``) are drawn as red circles and where their
     floor points map back into the image as green crosses: the two should coincide.
     """
+    if not (math.isfinite(step_m) and step_m > 0):
+        raise ValueError(f"the grid step must be a positive number of metres, got {step_m}")
+    step_m = grid_step(bounds, step_m)
     out = image.copy()
     (x0, y0), (x1, y1) = bounds
     samples = np.linspace(0.0, 1.0, 200)

@@ -16,14 +16,14 @@ from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
 from edge.errors import OutputError, SourceError
-from edge.motformat import detections_by_frame, write_mot
+from edge.motformat import detections_by_frame, read_mot, write_mot
 from edge.pipeline import CameraPipeline
 from edge.records import FloorTracks
 from edge.report.files import ensure_writable
 from edge.report.video import AnnotatedVideo
 from edge.storage.trajectories import finish_run, start_run, write_track_points
 from edge.tracking import ByteTracker
-from edge.video import VideoSource, describe_source
+from edge.video import VideoSource, describe_source, is_live_source
 
 WRITE_BATCH_FRAMES = 50
 FRAME_COUNT_SLACK = 2  # container headers may miscount by a frame or two
@@ -196,6 +196,40 @@ def replay(
         outside_area=pipeline.times.outside_area,
         annotated_frames=video_out.frames if video_out is not None else 0,
     )
+
+
+def frames_to_cover(
+    site: SiteConfig,
+    *,
+    camera_id: str | None = None,
+    video: str | None = None,
+    detections: Path | None = None,
+    max_frames: int | None = None,
+) -> int | None:
+    """The last frame (numbered from 1, as in MOTChallenge files) that :func:`replay`
+    with these arguments can reach, found without replaying: from the file's frame
+    count (or det.txt's last frame), ``max_frames`` and the ``detect_fps`` stride.
+    None when it cannot be known (a live stream without ``max_frames``).
+
+    Raises:
+        SourceError, DataFormatError: the recording or det.txt cannot be read (as the
+            replay itself would fail).
+    """
+    if not site.cameras:
+        raise SourceError("the site config has no cameras to replay")
+    camera = site.camera(camera_id) if camera_id else site.cameras[0]
+    stride, last = 1, None
+    if detections is not None:
+        last = int(read_mot(detections)[:, 0].max())
+    elif not is_live_source(video or camera.source):
+        with VideoSource(camera.id, video or camera.source, fps=camera.fps,
+                         detect_fps=camera.detect_fps) as source:
+            stride, last = source.stride, source.info.frame_count
+    if max_frames is not None:
+        # processed frame k is the source's frame k * stride, numbered k * stride + 1
+        reach = max(max_frames, (max_frames - 1) * stride + 1)
+        last = reach if last is None else min(last, reach)
+    return last
 
 
 def _expected_frames(source: VideoSource | None) -> int | None:

@@ -45,6 +45,14 @@ def describe_source(source: str) -> str:
     return source
 
 
+LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "usb:", "/dev/")
+
+
+def is_live_source(source: str) -> bool:
+    """A camera or stream (frames stamped with the wall clock, no frame count), not a file."""
+    return source.startswith(LIVE_PREFIXES)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     """What was learnt about a source when it opened."""
@@ -88,7 +96,7 @@ class VideoSource:
         self.camera_id = camera_id
         self.source = source
         self._capture = self._open(assets.resolve_uri(source))
-        live = source.startswith(("rtsp://", "rtsps://", "http://", "https://", "usb:", "/dev/"))
+        live = is_live_source(source)
         declared_fps = self._capture.get(cv2.CAP_PROP_FPS)
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.info = SourceInfo(

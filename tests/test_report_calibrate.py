@@ -90,3 +90,30 @@ def test_overlay_that_cannot_be_written(tmp_path, pairs, name, message):
     result = invoke("calibrate", str(PETS_VIDEO), "--pairs", str(pairs),
                       "--overlay", str(tmp_path / name))
     assert_clean_error(result, message)
+
+
+@pytest.mark.parametrize("step", ["0", "-1", "nan", "inf", "0.0001", "51"])
+def test_grid_step_must_be_a_sensible_number_of_metres(tmp_path, pairs, step):
+    """Field report: --step 0 or nan gave a traceback, -1 no grid and exit 0, and 0.0001
+    took 37 s."""
+    result, overlay, _ = calibrate(tmp_path, pairs, "--step", step)
+    assert result.returncode == 2, result.stderr
+    assert "Invalid value for '--step'" in result.stderr and "Traceback" not in result.stderr
+    assert not overlay.exists()
+
+
+def test_a_fine_grid_is_capped(tmp_path, pairs):
+    result, overlay, _ = calibrate(tmp_path, pairs, "--step", "0.05")
+    assert result.returncode == 0, result.stderr
+    assert overlay.is_file()
+    assert ("Note: grid lines drawn every 0.1 m, not 0.05 m, so that at most 400 cross"
+            in result.stderr)
+
+
+def test_grid_step_keeps_to_the_line_budget():
+    from edge.calibration_overlay import MAX_GRID_LINES, grid_step
+
+    assert grid_step(((0, 0), (10, 5)), 1.0) == 1.0
+    assert grid_step(((0, 0), (10, 5)), 0.05) == pytest.approx(0.05)
+    step = grid_step(((0, 0), (10_000, 5)), 0.05)
+    assert 10_000 / step <= MAX_GRID_LINES and step / 0.05 == pytest.approx(round(step / 0.05))

@@ -90,6 +90,40 @@ def test_wrong_ground_truth_fails_before_the_replay(tmp_path):
     assert not db.exists()
 
 
+@pytest.fixture
+def late_gt(tmp_path):
+    """PETS ground truth of frames after 700 only."""
+    gt = tmp_path / "gt_late.txt"
+    gt.write_text("".join(line for line in PETS_GT.read_text().splitlines(keepends=True)
+                          if int(line.split(",")[0]) > 700))
+    return gt
+
+
+@pytest.mark.parametrize("source", ["video", "detections"])
+def test_ground_truth_without_rows_in_the_frames_to_replay_fails_before_it(
+    tmp_path, late_gt, source
+):
+    """Field report: `edge replay --max-frames 20 --report r.html --gt gt_late.txt` ran
+    the whole replay, and only then said the ground truth "has no rows in the replayed
+    frames 1-20"; docs/report.md says the ground truth is checked before."""
+    db = tmp_path / "edge.db"
+    inputs = ["--detections", str(PETS_DET)] if source == "detections" else []
+    result = invoke("replay", *inputs, "--max-frames", "20", "--db", str(db), "--report",
+                    str(tmp_path / "r.html"), "--gt", str(late_gt), "--quiet")
+    assert_clean_error(result, "gt_late.txt has no rows in frames 1-20, the ones the replay "
+                               "will cover; is it the ground truth of this recording?")
+    assert result.stdout == "" and not db.exists()       # nothing replayed
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_ground_truth_with_rows_in_the_frames_to_replay_is_accepted(tmp_path, late_gt):
+    result = invoke("replay", "--detections", str(PETS_DET), "--max-frames", "720", "--db",
+                    str(tmp_path / "edge.db"), "--report", str(tmp_path / "r.html"), "--gt",
+                    str(late_gt), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "Note: the replay covered ground-truth frames 1-720 of 795" in result.stdout
+
+
 def test_ground_truth_of_another_recording(tmp_path, det_db):
     """The TUD-Campus ground truth (71 frames, no world coordinates) on a PETS run: the
     MOT metrics are computed (and poor), the floor sections say why they are missing."""
@@ -209,3 +243,18 @@ def test_debug_mode_helpers():
 def test_gt_and_pcap_go_with_report(tmp_path):
     result = invoke("replay", "--gt", str(PETS_GT), "--db", str(tmp_path / "edge.db"))
     assert result.returncode == 2 and "--gt and --pcap go with --report" in result.stderr
+
+
+def test_frames_a_replay_will_cover(pets_site):
+    from edge.replay import frames_to_cover
+
+    assert frames_to_cover(pets_site) == 795                    # the demo video's frame count
+    assert frames_to_cover(pets_site, max_frames=20) == 20
+    assert frames_to_cover(pets_site, max_frames=5000) == 795
+    assert frames_to_cover(pets_site, detections=PETS_DET) == 795
+    assert frames_to_cover(pets_site, detections=PETS_DET, max_frames=150) == 150
+    assert frames_to_cover(pets_site, video="rtsp://127.0.0.1:9/x", max_frames=30) == 30
+    assert frames_to_cover(pets_site, video="rtsp://127.0.0.1:9/x") is None
+    strided = pets_site.model_copy(update={"cameras": [
+        pets_site.cameras[0].model_copy(update={"detect_fps": 3.5})]})
+    assert frames_to_cover(strided, max_frames=20) == 39           # every 2nd frame: 1..39

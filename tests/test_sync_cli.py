@@ -106,5 +106,6 @@ def test_payload_size_of_a_day(tmp_path):
         result.output.startswith("96 windows of 900 s: ")
         and "bytes with MQTT framing per store-day" in result.output
     )
+    open_database(tmp_path / "empty.db").close()
     empty = invoke("sync", "payload-size", "--site", str(site), "--db", str(tmp_path / "empty.db"))
     assert empty.exit_code == 1 and "holds no data" in empty.output

@@ -8,23 +8,26 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
+from edge.config import load_site
+from edge.errors import DataFormatError
 from edge.storage import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.evaluation import evaluate_visits
-from tests.conftest import PETS_DET, PETS_GT, PETS_SITE
+from tests.conftest import PETS_DET, PETS_GT, PETS_SITE, SHARED
 
 
-def tracks_from_gt(db, keep=lambda person: True, shift_m=0.0):
-    """Store the ground truth itself as a run's track points (frame = gt frame - 1)."""
+def tracks_from_gt(db, keep=lambda person: True, shift_m=0.0, frames=795):
+    """Store the ground truth itself as a run's track points (frame = gt frame - 1), as
+    a replay of its first ``frames`` frames."""
     run = start_run(db, "view001", "gt", "gt")
     rows = np.loadtxt(PETS_GT, delimiter=",")
     db["track_points"].insert_all(
         {"run_id": run, "camera_id": "view001", "track_id": int(r[1]) + 100,
          "frame": int(r[0]) - 1, "t": (r[0] - 1) / 7, "x": r[7] + shift_m, "y": r[8],
          "left": r[2], "top": r[3], "width": r[4], "height": r[5], "confidence": 1.0}
-        for r in rows if keep(int(r[1]))
+        for r in rows if keep(int(r[1])) and r[0] <= frames
     )
-    finish_run(db, run, 795, "done")
+    finish_run(db, run, frames, "done")
     return run
 
 
@@ -68,6 +71,53 @@ def test_tracker_on_public_detections(det_replay_db):
     # Public detections are sparse and fragment tracks: a regression guard, not the target.
     assert m["dwell_median_rel_error"] <= 0.35
     assert m["dwell_pairs"] >= 60
+
+
+def test_a_partial_replay_is_measured_on_the_frames_it_covered(tmp_path):
+    """Field report: after `edge replay --max-frames 150`, `edge eval visits` measured
+    against all 795 ground-truth frames (every later person "missed"), while the
+    report restricts to the frames replayed. Now both restrict, and the command says so."""
+    db_path = tmp_path / "edge.db"
+    tracks_from_gt(open_database(db_path), frames=150)
+    result = CliRunner().invoke(cli, ["eval", "visits", "--gt", str(PETS_GT), "--site",
+                                      str(PETS_SITE), "--db", str(db_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("Note: the replay covered ground-truth frames 1-150 of 795; "
+                             "figures are for those frames.\n")
+    m = json.loads(result.stdout)
+    assert m["dwell_median_rel_error"] == 0.0 and m["spurious_dwell_pairs"] == 0
+    gt = np.loadtxt(PETS_GT, delimiter=",")
+    assert m["gt_people"] == len(np.unique(gt[gt[:, 0] <= 150, 1])) < 19
+    if m["entrance_gt_crossings"]:
+        assert m["entrance_crossing_recall"] == 1.0
+    whole = CliRunner().invoke(cli, ["eval", "visits", "--gt", str(PETS_GT), "--site",
+                                     str(PETS_SITE), "--db", str(db_path), "--json"])
+    assert json.loads(whole.stdout) == m                 # the same, run after run
+
+
+def test_a_whole_replay_gets_no_note(tmp_path):
+    db_path = tmp_path / "edge.db"
+    tracks_from_gt(open_database(db_path))
+    result = CliRunner().invoke(cli, ["eval", "visits", "--gt", str(PETS_GT), "--site",
+                                      str(PETS_SITE), "--db", str(db_path)])
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_ground_truth_without_world_coordinates_is_a_clear_error(tmp_path):
+    """Field report: TUD-Campus ground truth (columns 8-9 = -1) printed rows of nan and
+    exited 0; `edge eval floor` said why it cannot. Now eval visits says it too."""
+    db_path = tmp_path / "edge.db"
+    tracks_from_gt(open_database(db_path))
+    tud = SHARED / "mot" / "TUD-Campus" / "gt" / "gt.txt"
+    for command in (["visits", "--site", str(PETS_SITE)], ["floor"]):
+        result = CliRunner().invoke(cli, ["eval", *command, "--gt", str(tud), "--db",
+                                          str(db_path)])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: the ground truth has no world coordinates "
+                                        "(columns 8 and 9 are -1); ")
+        assert "nan" not in result.output
+    with pytest.raises(DataFormatError, match="no world coordinates"):
+        evaluate_visits(load_site(PETS_SITE), str(tud), open_database(db_path))
 
 
 def test_eval_on_a_missing_database_is_a_clear_error(tmp_path):

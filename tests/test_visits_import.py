@@ -128,3 +128,84 @@ def test_bad_spec_is_a_one_line_error(tmp_path, gt_csv):
     assert "Error: invalid segment spec" in result.output
     assert "spec_version: String should match pattern" in result.output
     assert "Traceback" not in result.output
+
+
+def test_excel_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    """Field report: a CSV saved by Excel ("CSV UTF-8") was rejected with "missing
+    column(s) track_id": the invisible BOM was read as part of the first name."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    tracks = {t.track_id: t for t in read_trajectory_csv(path)}
+    assert sorted(tracks) == [1, 2] and tracks[1].t.tolist() == [0.0, 0.5]
+
+
+BOUNDS = ((-22.0, -18.0), (9.0, 16.0))        # the PETS demo site's floor.bounds
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("1,1.0,1e308,-14", r":5: position x=1e\+308, y=-14 is more than 100 m outside"),
+        ("1,1.0,-10,-118.5", r":5: position x=-10, y=-118.5 is more than 100 m outside"),
+        ("1,1.0,109.5,0", r"floor\.bounds \[\[-22, -18\], \[9, 16\]\]"),
+    ],
+)
+def test_positions_far_off_the_floor_are_rejected(tmp_path, row, message):
+    path = tmp_path / "far.csv"
+    path.write_text(GOOD + row + "\n")
+    with pytest.raises(DataFormatError, match=message):
+        read_trajectory_csv(path, bounds=BOUNDS)
+    assert len(read_trajectory_csv(path)) == 2          # without a site, nothing to check
+
+
+def test_positions_near_the_floor_are_kept(tmp_path):
+    path = tmp_path / "near.csv"
+    path.write_text(GOOD + "1,1.0,108.9,-117.9\n")      # within 100 m of the bounds
+    assert len(read_trajectory_csv(path, bounds=BOUNDS)) == 2
+
+
+def test_absurd_coordinates_are_an_error_not_infinite_visits(tmp_path):
+    """Field report: x=1e308 gave overflow warnings, a null path_length and exit 0; with
+    --db it stored inf/Infinity."""
+    path = tmp_path / "absurd.csv"
+    path.write_text("track_id,t,x,y\n" + "".join(
+        f"1,{t},{-10 if t != 5 else 1e308},-14\n" for t in range(10)))
+    db_path = tmp_path / "edge.db"
+    for extra in (["--json"], ["--db", str(db_path)]):
+        result = CliRunner().invoke(cli, ["visits", "import", str(path), "--site",
+                                          str(PETS_SITE), *extra])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(f"Error: {path}:7: position x=1e+308")
+        assert "RuntimeWarning" not in result.output and "Traceback" not in result.output
+    assert not db_path.exists()
+
+
+@pytest.mark.parametrize("track", ["9223372036854775808", "-9223372036854775809",
+                                   "99999999999999999999999"])
+def test_track_ids_must_fit_64_bits(tmp_path, track):
+    path = tmp_path / "big.csv"
+    path.write_text(GOOD + f"{track},1.0,-10,-14\n")
+    with pytest.raises(DataFormatError, match=rf":5: track_id {track} does not fit a signed "
+                                              "64-bit integer"):
+        read_trajectory_csv(path)
+
+
+def test_huge_track_id_is_an_error_before_the_database(tmp_path, gt_csv):
+    """Field report: track_id 99999999999999999999999 with --db crashed with
+    OverflowError: Python int too large to convert to SQLite INTEGER."""
+    path = tmp_path / "big.csv"
+    path.write_text(gt_csv.read_text() + "99999999999999999999999,0.0,-10,-14,gt\n")
+    db_path = tmp_path / "edge.db"
+    result = CliRunner().invoke(cli, ["visits", "import", str(path), "--site", str(PETS_SITE),
+                                      "--db", str(db_path)])
+    assert result.exit_code == 1
+    lines = len(gt_csv.read_text().splitlines()) + 1
+    assert result.output == (f"Error: {path}:{lines}: track_id 99999999999999999999999 does "
+                             "not fit a signed 64-bit integer "
+                             "(-9223372036854775808..9223372036854775807)\n")
+    assert not db_path.exists()
+    edge = tmp_path / "edge64.csv"
+    edge.write_text(GOOD + "9223372036854775807,1.0,-10,-14\n")
+    result = CliRunner().invoke(cli, ["visits", "import", str(edge), "--site", str(PETS_SITE),
+                                      "--db", str(db_path)])
+    assert result.exit_code == 0, result.output

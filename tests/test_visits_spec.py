@@ -1,6 +1,7 @@
 """Segment specs: validation with clear errors, scoring, micro-segments, hot reload."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +57,16 @@ DELETE = object()
     "change, message",
     [
         (mutate(["traits", "wanderer", "terms", 0, "feature"], "distinct_zone"),
-         r"traits\.wanderer\.terms\[0\]: unknown feature 'distinct_zone'"),
+         r"traits\.wanderer\.terms\[0\]\.feature: unknown feature: not a feature name.*"
+         r"\(got 'distinct_zone'\)"),
         (mutate(["traits", "bargain_hunter", "terms", 0, "feature"], "dwell_tag_promos_s"),
          r"tag 'promos' is not in the spec's tags"),
         (mutate(["traits", "showroomer", "terms", 0, "feature"], "dwell_kind_shelf_s"),
          r"no zone kind 'shelf'"),
         (mutate(["affinity", "terms", 0, "feature"], "dwell_{category}_s"),
-         r"affinity\.terms\[0\]: unknown feature"),
+         r"affinity\.terms\[0\]\.feature: unknown feature"),
         (mutate(["segments", "features", 1], "zones_seen"),
-         r"segments\.features: unknown feature 'zones_seen'"),
+         r"segments\.features\[1\]: unknown feature: .*\(got 'zones_seen'\)"),
         (mutate(["spec_version"], "v2"), r"spec_version: String should match pattern"),
         (mutate(["spec_version"], 2), r"spec_version: Input should be a valid string"),
         (mutate(["spec_format"], 2), r"spec_format: Input should be 1"),
@@ -82,6 +84,71 @@ def test_bad_specs_are_rejected_with_the_key_and_line(change, message):
         parse_spec(text, source="spec.yaml")
     assert isinstance(caught.value, ConfigError)
     assert "spec.yaml:" in str(caught.value)
+
+
+def edited(old: str, new: str) -> str:
+    """The shipped spec with one text edit, so every other line stays where it is."""
+    assert DEFAULT_TEXT.count(old) == 1, old
+    return DEFAULT_TEXT.replace(old, new)
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("feature: distinct_zones,", "feature: distinct_zone,",
+         r"traits\.wanderer\.terms\[0\]\.feature: unknown feature: not a feature name"),
+        ("dwell_tag_promo_s", "dwell_tag_promos_s",
+         r"traits\.bargain_hunter\.terms\[0\]\.feature: unknown feature: tag 'promos'"),
+        ("dwell_kind_product_s", "dwell_kind_shelf_s",
+         r"traits\.showroomer\.terms\[0\]\.feature: unknown feature: no zone kind 'shelf'"),
+        ('"dwell_tag_{category}_s"', '"dwell_{category}_s"',
+         r"affinity\.terms\[0\]\.feature: unknown feature"),
+        ("leg_directness, product_dwell_share", "leg_directnes, product_dwell_share",
+         r"segments\.features\[3\]: unknown feature"),
+        ("bias: -2.5", "bias: .inf", r"traits\.indecisive\.bias: Input should be a finite number"),
+        ("{feature: product_stops, weight: 0.8,", "{feature: product_stops, weight: .nan,",
+         r"traits\.showroomer\.terms\[1\]\.weight: Input should be a finite number"),
+        ("clip: [0, 4]}\n      - {feature: checkout",
+         "clip: [0, .inf]}\n      - {feature: checkout",
+         r"traits\.showroomer\.terms\[1\]\.clip\[1\]: Input should be a finite number"),
+    ],
+)
+def test_spec_errors_name_the_line_of_the_offending_key(old, new, message):
+    """Field report: a typo on line 31 was reported at line 8 (the first key), and a
+    `.inf` weight passed validation, so traits came out NaN, were stored as NULL and
+    `edge report` crashed on float(None)."""
+    text = edited(old, new)
+    with pytest.raises(SpecError, match=message) as caught:
+        parse_spec(text, source="spec.yaml")
+    line = line_of(text, new.splitlines()[0])
+    assert f"spec.yaml:{line} " in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_missing_trait_names_the_traits_line():
+    text = edited("  indecisive:\n", "  indecisive_typo:\n")
+    with pytest.raises(SpecError, match="must define the traits indecisive") as caught:
+        parse_spec(text, source="spec.yaml")
+    assert f"spec.yaml:{line_of(text, 'traits:')} traits:" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("path", [
+    ["affinity", "bias"],
+    ["traits", "wanderer", "terms", 1, "center"],
+    ["segments", "center", 0],
+    ["segments", "components", 0, "mean", 1],
+    ["segments", "components", 0, "weight"],
+])
+def test_non_finite_numbers_are_rejected_anywhere(path, value):
+    text = yaml.safe_dump(mutate(path, value)(default_doc()), sort_keys=False)
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)[1:]
+    with pytest.raises(SpecError, match=re.escape(where)):
+        parse_spec(text, source="spec.yaml")
 
 
 def test_not_yaml_and_not_a_mapping(tmp_path):

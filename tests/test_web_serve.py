@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.storage import open_database
+
 TOKEN = "it-token-0123456789abcdef"
 SITE = """
 site: {id: serve-test, name: Serve test, timezone: Europe/London}
@@ -31,14 +33,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+def start(tmp_path: Path, *args: str, named_db: bool = True) -> tuple[subprocess.Popen, str]:
     site = tmp_path / "site.yaml"
     site.write_text(SITE)
+    db_args: list[str] = []
+    if named_db:
+        open_database(tmp_path / "edge.db").close()   # a named --db must exist
+        db_args = ["--db", str(tmp_path / "edge.db")]
     port = free_port()
     env = {**os.environ, "EDGE_WEB_PIN": "2468", "EDGE_WEB_ADMIN_TOKEN": TOKEN}
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge", "web", "serve", "--site", str(site),
-         "--db", str(tmp_path / "edge.db"), "--host", "127.0.0.1", "--port", str(port), *args],
+        [sys.executable, "-m", "edge", "web", "serve", "--site", str(site), *db_args,
+         "--host", "127.0.0.1", "--port", str(port), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -97,6 +103,7 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
 
 @pytest.mark.parametrize("case", ["port-taken", "no-pin"])
 def test_serve_refuses_with_one_line(tmp_path, case):
+    open_database(tmp_path / "edge.db").close()
     args = ["--db", str(tmp_path / "edge.db")]
     if case == "port-taken":
         blocker = socket.socket()
@@ -111,3 +118,25 @@ def test_serve_refuses_with_one_line(tmp_path, case):
     expected = ("cannot listen on 127.0.0.1" if case == "port-taken"
                 else "web.access is 'pin' but no web.pin is set")
     assert lines[-1].startswith("Error: ") and expected in lines[-1], result.stderr
+
+
+def test_serve_refuses_a_named_database_that_is_not_there(tmp_path):
+    """Field report: `edge web serve --db nodir/sub/edge.db` made the folders and an empty
+    database, and served a page of nothing. Without --db the default one is still made."""
+    missing = tmp_path / "nodir" / "sub" / "edge.db"
+    result = subprocess.run([sys.executable, "-m", "edge", "web", "serve", "--open-lan",
+                             "--db", str(missing)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"Error: database {missing} does not exist; give the "
+                                     "database the services write (storage.db_path), or "
+                                     "leave out --db")
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_serve_without_db_creates_the_default_database(tmp_path, _isolated_state):
+    process, base = start(tmp_path, "--open-lan", named_db=False)
+    try:
+        assert status_of(base + "/") == 200
+        assert (_isolated_state / "edge.db").is_file()   # as before: made for the services
+    finally:
+        process.kill()

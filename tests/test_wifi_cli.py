@@ -4,6 +4,7 @@ errors, and a privacy audit of everything the commands leave behind."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import struct
 import subprocess
@@ -15,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
+from edge.storage import open_database
 from edge.wifi.pcapfile import CaptureFile
-from tests.conftest import SHARED
+from tests.conftest import PETS_SITE, SHARED
 from tests.test_wifi_brno import lab_pcs
 
 BRNO_DAY = SHARED / "wifi" / "brno-sc6-61" / "position_1_sc6-61_2024-03-15_anonymized.pcap"
@@ -112,9 +114,13 @@ def test_calibrate_against_manual_counts(tmp_path, lab_site):
 
 
 def test_calibrate_without_data_is_a_clear_error(tmp_path, lab_site):
+    open_database(tmp_path / "e.db").close()
     result = edge("wifi", "calibrate", "--site", str(lab_site), "--db", str(tmp_path / "e.db"))
     assert result.returncode == 1
     assert result.stderr.strip().startswith("Error: need at least 4 windows")
+    missing = edge("wifi", "calibrate", "--site", str(lab_site), "--db", str(tmp_path / "no.db"))
+    assert missing.returncode == 1 and not (tmp_path / "no.db").exists()
+    assert missing.stderr.startswith(f"Error: database {tmp_path / 'no.db'} does not exist; ")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +147,38 @@ def test_garbage_file_is_a_clear_error(tmp_path):
     garbage.write_bytes(b"\x13\x37" * 500)
     result = edge("wifi", "replay", str(garbage))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "not a pcap or pcapng capture" in result.stderr
+    assert result.stderr.startswith(f"Error: {garbage}: not a pcap or pcapng capture")
+
+
+@pytest.mark.parametrize("size", [0, 10])
+def test_a_capture_too_short_for_its_header_is_an_error(tmp_path, size):
+    """A pcap cut inside its 24-byte file header used to exit 0 with a warning while an
+    empty file exited 1; both are errors now."""
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(BRNO_DAY.read_bytes()[:size])
+    result = run("wifi", "replay", str(cut))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"Error: capture {cut} is ")
+
+
+def test_the_closing_line_splits_devices_as_the_windows_do():
+    """One phone, hundreds of randomized addresses, the demo site: every window shows 1
+    (now and then 2: keys are random per run) device in store; the closing line said
+    "237 devices estimated in all"."""
+    capture = SHARED / "wifi" / "single-phone" / "iPhone11-B_anonymized.pcap"
+    result = run("wifi", "replay", str(capture), "--json", "--site", str(PETS_SITE))
+    assert result.returncode == 0, result.stderr
+    windows = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = result.stderr.splitlines()[-1]
+    match = re.fullmatch(
+        r"Devices estimated above the RSSI gate: (\d+) in store \(heard for 60 s or more\), "
+        r"(\d+) brief \(heard for less: a phone passing by, or an address not linked to its "
+        r"phone; not counted in store\); below the gate: (\d+) passer-by bursts", summary)
+    assert match, result.stderr
+    in_store, brief, passers = (int(g) for g in match.groups())
+    assert max(w["in_store_devices"] for w in windows) <= in_store <= 2
+    assert brief > 200 and passers == sum(w["passers_by"] for w in windows) == 0
+    assert "estimated in all" not in result.stderr
 
 
 def test_bad_exclusion_address_names_the_line(tmp_path):

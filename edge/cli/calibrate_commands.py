@@ -17,13 +17,14 @@ import yaml
 
 from edge.annotate import pixelate
 from edge.calibration import Homography, fit_homography
-from edge.calibration_overlay import draw_floor_grid
-from edge.cli.options import load_site_option, site_option
+from edge.calibration_overlay import MAX_GRID_LINES, draw_floor_grid, grid_step
+from edge.cli.options import FiniteFloatRange, load_site_option, site_option
 from edge.config.vision import CalibrationConfig
 from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import DataFormatError, OutputError, SourceError
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+MIN_STEP_M, MAX_STEP_M = 0.05, 50.0   # grid spacing: 5 cm tiles to a car park's rows
 
 
 def read_pairs(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +68,10 @@ def read_frame(video: Path, index: int) -> np.ndarray:
               help="Write the picture with the floor's metre grid drawn on it here (PNG/JPEG).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the camera's `calibration:` section (YAML) here.")
-@click.option("--step", default=1.0, show_default=True, help="Grid spacing in metres.")
+@click.option("--step", type=FiniteFloatRange(MIN_STEP_M, MAX_STEP_M), default=1.0,
+              show_default=True,
+              help=f"Grid spacing in metres, {MIN_STEP_M:g} to {MAX_STEP_M:g} (widened to a "
+                   f"multiple when more than {MAX_GRID_LINES} lines would be drawn).")
 @site_option
 @click.option("--no-blur", is_flag=True,
               help="DEBUG MODE: do not pixelate people in the overlay picture. Only for your "
@@ -94,6 +98,7 @@ def calibrate_command(
     pad = max(step, 1.0)
     bounds = (tuple(floor_points.min(axis=0) - pad), tuple(floor_points.max(axis=0) + pad))
     drawn = draw_floor_grid(image, homography, bounds, step, image_points, floor_points)
+    drawn_step = grid_step(bounds, step)
     try:
         written = cv2.imwrite(str(overlay), drawn)
     except cv2.error:
@@ -110,6 +115,10 @@ def calibrate_command(
     if errors.max() > limit:
         click.echo(f"Warning: a point is off by more than {limit} m, which a site config refuses "
                    "by default (calibration.max_reprojection_error_m); check that pair.", err=True)
+    if drawn_step != step:
+        click.echo(f"Note: grid lines drawn every {drawn_step:g} m, not {step:g} m, so that "
+                   f"at most {MAX_GRID_LINES} cross the {_span(bounds):g} m the marks span.",
+                   err=True)
     click.echo(f"Overlay: {overlay}")
     if out is not None:
         section = {"calibration": {"image_points": image_points.round(1).tolist(),
@@ -120,6 +129,11 @@ def calibrate_command(
         except OSError as error:
             raise OutputError(f"cannot write {out}: {error.strerror}") from None
         click.echo(f"Calibration section for the site config: {out}")
+
+
+def _span(bounds: tuple[tuple[float, float], tuple[float, float]]) -> float:
+    (x0, y0), (x1, y1) = bounds
+    return round(max(x1 - x0, y1 - y0), 1)
 
 
 def _pixelate_people(image: np.ndarray, site_path: Path | None) -> np.ndarray:

@@ -8,10 +8,29 @@ from pathlib import Path
 import click
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path
-from edge.errors import StorageError
 from edge.evaluation.floor import evaluate_floor
-from edge.evaluation.mot import evaluate_mot_files
+from edge.evaluation.mot import FrameRange, coverage_hint, evaluate_mot
+from edge.motformat import read_mot
 from edge.storage import open_database
+
+
+class FrameRangeType(click.ParamType):
+    """``FIRST-LAST``: MOTChallenge frame numbers, from 1, both included."""
+
+    name = "FIRST-LAST"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> FrameRange:
+        if isinstance(value, tuple):
+            return value  # type: ignore[return-value]
+        first, sep, last = str(value).strip().partition("-")
+        if not (sep and first.isdigit() and last.isdigit()):
+            self.fail(f"expected FIRST-LAST frame numbers such as 1-150, got {value!r}",
+                      param, ctx)
+        start, end = int(first), int(last)
+        if start < 1 or end < start:
+            self.fail(f"expected 1 <= FIRST <= LAST, got {value!r}", param, ctx)
+        return start, end
 
 
 @click.group("eval")
@@ -25,10 +44,20 @@ def eval_group() -> None:
 @click.option("--tracks", "tracks_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="Tracks in MOTChallenge format (edge replay --mot-out).")
+@click.option("--frames", "frames", type=FrameRangeType(), default=None,
+              help="Score only these ground-truth frames, e.g. 1-150 after "
+                   "`edge replay --max-frames 150` (default: all of the ground truth's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_mot(gt_path: Path, tracks_path: Path, as_json: bool) -> None:
-    """HOTA (trackeval), MOTA and IDF1 (motmetrics, IoU 0.5) of TRACKS against GT."""
-    metrics = evaluate_mot_files(gt_path, tracks_path)
+def eval_mot(gt_path: Path, tracks_path: Path, frames: FrameRange | None, as_json: bool) -> None:
+    """HOTA (trackeval), MOTA and IDF1 (motmetrics, IoU 0.5) of TRACKS against GT.
+
+    Every ground-truth frame is scored unless --frames says otherwise; when the tracks
+    end before the ground truth, a note on stderr says so."""
+    gt, tracks = read_mot(gt_path), read_mot(tracks_path)
+    metrics = evaluate_mot(gt, tracks, frames)
+    hint = coverage_hint(gt, tracks) if frames is None else None
+    if hint is not None:
+        click.echo(f"Note: {hint}.", err=True)
     if as_json:
         click.echo(json.dumps(metrics))
         return
@@ -51,9 +80,8 @@ def eval_floor(
 ) -> None:
     """Floor-position error of a replay run (its stored floor positions) against the
     ground truth's world coordinates, in metres, over tracks matched to GT boxes by IoU."""
-    path = db_path if db_path is not None else resolve_db_path(None, load_site_option(None))
-    if not path.is_file():
-        raise StorageError(f"database {path} does not exist; run `edge replay` first")
+    site = load_site_option(None) if db_path is None else None
+    path = resolve_db_path(db_path, site, must_exist=True)
     accuracy = evaluate_floor(gt_path, open_database(path), run_id, frame_offset)
     if as_json:
         click.echo(json.dumps(accuracy.as_dict()))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from edge.config import SiteConfig, load_site
+from edge.errors import StorageError
 from edge.paths import default_site_config, state_dir
 from edge.storage.database import default_db_path
 
@@ -44,10 +47,48 @@ def load_site_option(site_path: Path | None) -> SiteConfig:
     return load_site(resolve_site_path(site_path))
 
 
-def resolve_db_path(db_path: Path | None, site: SiteConfig | None) -> Path:
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN (which compares false with any bound)."""
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number; give one from {self.min:g} to {self.max:g}.",
+                      param, ctx)
+        return number
+
+
+REPLAY_FIRST = "run `edge replay` first"
+
+
+def resolve_db_path(
+    db_path: Path | None,
+    site: SiteConfig | None,
+    *,
+    must_exist: bool = False,
+    hint: str = REPLAY_FIRST,
+) -> Path:
+    """The database a command uses: ``--db``, else the site's ``storage.db_path``, else
+    ``<state dir>/edge.db``.
+
+    Args:
+        must_exist: for commands that only read or derive from data already stored
+            (reports, evaluations, builds, status): a database that is not there is an
+            error, instead of a new empty one that a mistyped ``--db`` would create.
+        hint: how to get the data, ending the error message.
+
+    Raises:
+        StorageError: ``must_exist`` and there is no such file.
+    """
     if db_path is not None:
-        return db_path
-    if site is not None and site.storage.db_path:
+        path = db_path
+    elif site is not None and site.storage.db_path:
         configured = Path(site.storage.db_path)
-        return configured if configured.is_absolute() else state_dir() / configured
-    return default_db_path()
+        path = configured if configured.is_absolute() else state_dir() / configured
+    else:
+        path = default_db_path()
+    if must_exist and not path.is_file():
+        raise StorageError(f"database {path} does not exist; {hint}")
+    return path

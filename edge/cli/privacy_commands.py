@@ -12,6 +12,8 @@ import click
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
 from edge.storage import open_database
 
+NO_SERVICE_YET = "no service has started on it yet"
+
 
 def _value(value: object) -> str:
     return "-" if value is None else json.dumps(value)
@@ -35,7 +37,8 @@ def audit_log_command(site_path: Path | None, db_path: Path | None, limit: int,
     from edge.privacy.store import read_audit_log
 
     site = load_site_option(site_path)
-    rows = read_audit_log(open_database(resolve_db_path(db_path, site)), limit=limit)
+    path = resolve_db_path(db_path, site, must_exist=True, hint=NO_SERVICE_YET)
+    rows = read_audit_log(open_database(path), limit=limit)
     tz = ZoneInfo(site.site.timezone)
     if as_json:
         for row in rows:
@@ -62,7 +65,13 @@ def debug_modes_command(site_path: Path | None, db_path: Path | None) -> None:
     from edge.privacy.store import active_debug_modes
 
     site = load_site_option(site_path)
-    db = open_database(resolve_db_path(db_path, site))
+    # A named database must exist; where the default one does not, nothing has run, so
+    # no debug mode can be on (and none is created just to say so).
+    path = resolve_db_path(db_path, site, must_exist=db_path is not None, hint=NO_SERVICE_YET)
+    if not path.is_file():
+        click.echo("No debug mode is on.")
+        raise SystemExit(0)
+    db = open_database(path)
     for name in clear_stale_debug_modes(db):
         click.echo(f"Cleared debug mode {name}: its process is gone.")
     modes = active_debug_modes(db)

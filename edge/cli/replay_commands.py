@@ -13,7 +13,7 @@ from edge.cli.options import db_option, load_site_option, resolve_db_path, site_
 from edge.cli.report_commands import echo_report
 from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import SourceError
-from edge.replay import replay
+from edge.replay import frames_to_cover, replay
 from edge.report.build import make_report, plan_report
 from edge.storage import open_database
 from edge.visits.analysis import VisitAnalyzer
@@ -91,8 +91,13 @@ def replay_command(
         refuse_under_service("--no-blur")
     site = load_site_option(site_path)
     visits = VisitAnalyzer(site)  # before the replay, so a bad segment spec fails fast
-    # Every output and input checked before minutes of replay, not after.
-    plan = plan_report(report_path, gt_path, pcap) if report_path is not None else None
+    # Every output and input checked before minutes of replay, not after; the ground
+    # truth against the frames this replay will cover, too.
+    plan = None
+    if report_path is not None:
+        frames = frames_to_cover(site, camera_id=camera_id, video=video, detections=detections,
+                                 max_frames=max_frames) if gt_path is not None else None
+        plan = plan_report(report_path, gt_path, pcap, frames=frames)
     path = resolve_db_path(db_path, site)
     db = open_database(path)
     if no_blur:  # recorded in this replay's database: its status page shows the banner

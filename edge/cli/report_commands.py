@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
-from edge.errors import StorageError
 from edge.report.accuracy import Accuracy
 from edge.report.build import ReportPlan, make_report, plan_report
 from edge.report.data import ReportData, latest_run
@@ -52,9 +51,7 @@ def report_command(
     per zone, footfall, trait and segment mix, Wi-Fi windows, and accuracy against
     ground truth when --gt is given. The report holds per-person paths: keep it local."""
     site = load_site_option(site_path)
-    path = resolve_db_path(db_path, site)
-    if not path.is_file():
-        raise StorageError(f"database {path} does not exist; run `edge replay` first")
+    path = resolve_db_path(db_path, site, must_exist=True)
     plan = plan_report(out, gt_path)
     db = open_database(path)
     chosen = run_id if run_id is not None else latest_run(db)

@@ -18,6 +18,7 @@ from edge.errors import ConfigError
 from edge.storage import open_database
 
 log = logging.getLogger(__name__)
+SERVICES_FIRST = "no service has written to it yet (start them with `edge run`)"
 
 
 @click.group("sync")
@@ -96,7 +97,7 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
     from sync.settings import effective_settings
 
     site = load_site_option(site_path)
-    db = open_database(resolve_db_path(db_path, site))
+    db = open_database(resolve_db_path(db_path, site, must_exist=True, hint=SERVICES_FIRST))
     summary = Outbox(db).summary()
     settings = effective_settings(db, site)
     oldest = summary.oldest_pending_start
@@ -248,7 +249,7 @@ def payload_size_command(site_path: Path | None, db_path: Path | None, day: str 
     from sync.sizing import bytes_per_day
 
     site = load_site_option(site_path)
-    db = open_database(resolve_db_path(db_path, site))
+    db = open_database(resolve_db_path(db_path, site, must_exist=True, hint=SERVICES_FIRST))
     if day is not None:
         try:
             start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()

@@ -58,7 +58,7 @@ def import_command(
     """
     site = load_site_option(site_path)
     analyzer = VisitAnalyzer(site, spec_path)
-    tracks = read_trajectory_csv(csv_path)
+    tracks = read_trajectory_csv(csv_path, bounds=site.floor.bounds)
     visits, crossings, fragments = [], [], 0
     for track in tracks:
         outcome = analyzer.analyze_track(camera_id, None, track.track_id, track.t, track.xy)
@@ -104,7 +104,7 @@ def build_command(
     if rebuild and run_id is None:
         raise click.BadParameter("--rebuild needs --run", param_hint="--rebuild")
     site = load_site_option(site_path)
-    path = resolve_db_path(db_path, site)
+    path = resolve_db_path(db_path, site, must_exist=True)
     summary = build_visits(open_database(path), VisitAnalyzer(site, spec_path),
                            run_id=run_id, rebuild=rebuild)
     click.echo(
@@ -186,14 +186,27 @@ def eval_visits(
 ) -> None:
     """Zone dwell and entrance-line crossings of a replay (its track points) against
     ground-truth floor positions: median relative dwell error per (person, zone),
-    and recall of gt line crossings."""
-    from edge.visits.evaluation import evaluate_visits
+    and recall of gt line crossings.
+
+    A partial replay (--max-frames) is measured against the ground truth of the frames
+    it covered, as in the report; a note on stderr says so."""
+    from edge.evaluation.floor import require_world_coordinates
+    from edge.motformat import read_mot
+    from edge.report.accuracy import coverage_note, covered_frames, ground_truth_of_frames
+    from edge.visits.evaluation import evaluate_visits, latest_run_id
 
     site = load_site_option(site_path)
-    path = resolve_db_path(db_path, site)
-    if not path.is_file():
-        raise click.ClickException(f"database {path} does not exist (run edge replay first)")
-    report = evaluate_visits(site, str(gt_path), open_database(path), run_id=run_id)
+    path = resolve_db_path(db_path, site, must_exist=True)
+    gt = read_mot(gt_path, min_columns=9)
+    require_world_coordinates(gt, "dwell and line-count accuracy")
+    db = open_database(path)
+    run = run_id if run_id is not None else latest_run_id(db)
+    last_frame = covered_frames(db, run)
+    note = coverage_note(gt, last_frame)
+    if note is not None:
+        click.echo(f"Note: {note}.", err=True)
+    report = evaluate_visits(site, ground_truth_of_frames(gt, last_frame, gt_path.name), db,
+                             run_id=run)
     if as_json:
         payload: dict = dict(report.metrics)
         if pairs:

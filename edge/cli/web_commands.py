@@ -36,7 +36,12 @@ def serve_command(site_path: Path | None, db_path: Path | None, host: str | None
     site = load_site_option(site_path)
     if open_lan:
         site = site.model_copy(update={"web": site.web.model_copy(update={"access": "open-lan"})})
-    code = serve(site, resolve_db_path(db_path, site), host=host, port=port)
+    # A named database must exist (a typo would serve a new, empty one); the default
+    # one is created if need be, so the page works on a box whose services just started.
+    path = resolve_db_path(db_path, site, must_exist=db_path is not None,
+                           hint="give the database the services write (storage.db_path), or "
+                                "leave out --db")
+    code = serve(site, path, host=host, port=port)
     sys.exit(code)
 
 

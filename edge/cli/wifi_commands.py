@@ -19,6 +19,8 @@ from edge.wifi.pipeline import ReplayResult, replay_capture
 from edge.wifi.store import read_windows, write_windows
 from edge.wifi.windows import WifiWindow
 
+WIFI_FIRST = ("write Wi-Fi windows into it first (`edge wifi replay CAPTURE --db DB`, or the "
+              "live Wi-Fi service)")
 window_option = click.option(
     "--window", "window_s", type=click.IntRange(10, 86400), default=900, show_default=True,
     help="Window length (seconds) to print; 60 and 900 are the stored ones.",
@@ -118,17 +120,27 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
     if db is not None:
         write_windows(db, pending)
     if not quiet:
-        _summary(result, db_path)
+        _summary(result, db_path, window_s, config.min_dwell_s)
 
 
-def _summary(result: ReplayResult, db_path: Path | None) -> None:
+def _summary(result: ReplayResult, db_path: Path | None, window_s: int,
+             min_dwell_s: float) -> None:
     # File names stay out of the output: test captures name SSIDs and devices.
     stats = result.stats
+    devices = result.devices
+    passers_by = sum(w.passers_by for w in result.windows if w.window_s == window_s)
+    # The same split as each window's in store / brief / passers-by columns: a device
+    # heard for less than min_dwell_s (often one randomized address of a phone that is
+    # counted in store under another) is never "in store".
     lines = [
         f"Replayed {stats.frames} frames, {stats.probe_requests} probe requests "
         f"({stats.in_store_frames} above the RSSI gate, {stats.weak_frames} weak, "
-        f"{stats.excluded_frames} excluded) in {result.seconds:.2f} s; "
-        f"{result.devices_seen} devices estimated in all"
+        f"{stats.excluded_frames} excluded) in {result.seconds:.2f} s",
+        f"Devices estimated above the RSSI gate: {devices.in_store} in store (heard for "
+        f"{min_dwell_s:g} s or more), {devices.brief} brief (heard for less: a phone passing "
+        f"by, or an address not linked to its phone; not counted in store); below the gate: "
+        f"{passers_by} passer-by bursts"
+        + (" (devices counted afresh each day)" if stats.key_rotations else ""),
     ]
     if stats.other_frames:
         lines.append(f"{stats.other_frames} frames were not probe requests (ignored)")
@@ -210,7 +222,7 @@ def calibrate_command(site_path: Path | None, db_path: Path | None, sensor: str 
     from edge.wifi.calibration import camera_people, fit_people_per_device, manual_counts
 
     site = load_site_option(site_path)
-    db = open_database(resolve_db_path(db_path, site))
+    db = open_database(resolve_db_path(db_path, site, must_exist=True, hint=WIFI_FIRST))
     windows = read_windows(db, window_s=window_s, sensor=sensor)
     devices_by_start: dict[float, float] = {}
     for row in windows:

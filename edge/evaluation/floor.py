@@ -21,6 +21,7 @@ import sqlite_utils
 from edge.errors import DataFormatError
 from edge.evaluation.mot import IOU_THRESHOLD
 from edge.motformat import read_mot
+from edge.storage.trajectories import require_run
 from edge.tracking.association import assign, box_iou
 
 MIN_IOU = IOU_THRESHOLD
@@ -49,6 +50,25 @@ class FloorAccuracy:
         return asdict(self)
 
 
+def has_world_coordinates(gt: np.ndarray) -> np.ndarray:
+    """Per ground-truth row, whether it gives a world (floor) position: MOTChallenge
+    writes -1 in columns 8 and 9 when it does not (TUD-Campus, most MOT sequences)."""
+    return (gt[:, 7] != -1) | (gt[:, 8] != -1)
+
+
+def require_world_coordinates(gt: np.ndarray, needed_for: str = "floor accuracy") -> None:
+    """Check that some row to evaluate (confidence not 0) has world coordinates.
+
+    Raises:
+        DataFormatError: none has; ``needed_for`` says what cannot be measured.
+    """
+    if not np.any(has_world_coordinates(gt[gt[:, 6] != 0])):
+        raise DataFormatError(
+            f"the ground truth has no world coordinates (columns 8 and 9 are -1); "
+            f"{needed_for} needs a calibrated sequence such as PETS09-S2L1"
+        )
+
+
 def floor_errors(gt: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, int]:
     """Per matched point, the distance to the true floor position.
 
@@ -60,13 +80,9 @@ def floor_errors(gt: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, int]:
     Returns:
         ``(distances in metres, number of points that matched nothing)``.
     """
+    require_world_coordinates(gt)
     gt = gt[gt[:, 6] != 0]
-    gt = gt[(gt[:, 7] != -1) | (gt[:, 8] != -1)]
-    if len(gt) == 0:
-        raise DataFormatError(
-            "the ground truth has no world coordinates (columns 8 and 9 are -1); floor "
-            "accuracy needs a calibrated sequence such as PETS09-S2L1"
-        )
+    gt = gt[has_world_coordinates(gt)]
     distances: list[np.ndarray] = []
     unmatched = 0
     gt_frames = gt[:, 0].astype(np.int64)
@@ -102,8 +118,8 @@ def read_track_points(
         if row is None or row[0] is None:
             raise DataFormatError("the database holds no finished replay run")
         run_id = int(row[0])
-    elif db.execute("select 1 from runs where id = ?", [run_id]).fetchone() is None:
-        raise DataFormatError(f"the database has no run {run_id}")
+    else:
+        require_run(db, run_id)
     rows = db.execute(
         "select frame, left, top, width, height, x, y from track_points where run_id = ?",
         [run_id],

@@ -102,25 +102,61 @@ def _hota(gt_frames: list[np.ndarray], ts_frames: list[np.ndarray]) -> dict:
     }
 
 
-def evaluate_mot(gt: np.ndarray, tracks: np.ndarray) -> dict[str, float | int]:
+FrameRange = tuple[int, int]
+
+
+def evaluate_mot(
+    gt: np.ndarray, tracks: np.ndarray, frames: FrameRange | None = None
+) -> dict[str, float | int]:
     """HOTA, MOTA, IDF1 and their parts of ``tracks`` against ``gt`` (MOTChallenge rows).
 
-    Frames are those of the ground truth; tracker rows on other frames are ignored.
+    Frames are those of the ground truth, from its first to its last; tracker rows on
+    other frames are ignored.
+
+    Args:
+        frames: ``(first, last)``: only these frames of the ground truth (e.g. those
+            a partial replay covered).
+
+    Raises:
+        DataFormatError: no ground-truth row to evaluate (in ``frames``).
     """
     gt = gt[gt[:, 6] != 0]
     if len(gt) == 0:
         raise DataFormatError("the ground truth has no rows to evaluate (all marked 0)")
-    frames = np.arange(int(gt[:, 0].min()), int(gt[:, 0].max()) + 1)
-    tracks = tracks[(tracks[:, 0] >= frames[0]) & (tracks[:, 0] <= frames[-1])]
-    gt_frames, ts_frames = _by_frame(gt, frames), _by_frame(tracks, frames)
+    if frames is not None:
+        gt = gt[(gt[:, 0] >= frames[0]) & (gt[:, 0] <= frames[1])]
+        if len(gt) == 0:
+            raise DataFormatError(
+                f"the ground truth has no rows to evaluate in frames {frames[0]}-{frames[1]}"
+            )
+    evaluated = np.arange(int(gt[:, 0].min()), int(gt[:, 0].max()) + 1)
+    tracks = tracks[(tracks[:, 0] >= evaluated[0]) & (tracks[:, 0] <= evaluated[-1])]
+    gt_frames, ts_frames = _by_frame(gt, evaluated), _by_frame(tracks, evaluated)
     result: dict[str, float | int] = {}
     result.update(_hota(gt_frames, ts_frames))
     result.update(_clear_and_identity(gt_frames, ts_frames))
-    result["frames"] = len(frames)
+    result["frames"] = len(evaluated)
     result["tracker_ids"] = int(len(np.unique(tracks[:, 1]))) if len(tracks) else 0
     return result
 
 
-def evaluate_mot_files(gt_path: str | Path, tracks_path: str | Path) -> dict[str, float | int]:
+def evaluate_mot_files(
+    gt_path: str | Path, tracks_path: str | Path, frames: FrameRange | None = None
+) -> dict[str, float | int]:
     """:func:`evaluate_mot` on two MOTChallenge files."""
-    return evaluate_mot(read_mot(gt_path), read_mot(tracks_path))
+    return evaluate_mot(read_mot(gt_path), read_mot(tracks_path), frames)
+
+
+def coverage_hint(gt: np.ndarray, tracks: np.ndarray) -> str | None:
+    """A note when the tracks end before the ground truth (a partial replay, say), whose
+    later frames then all count as misses; None otherwise."""
+    gt = gt[gt[:, 6] != 0]
+    if not len(gt) or not len(tracks):
+        return None
+    gt_first, gt_last = int(gt[:, 0].min()), int(gt[:, 0].max())
+    track_first, track_last = int(tracks[:, 0].min()), int(tracks[:, 0].max())
+    if track_last >= gt_last:
+        return None
+    return (f"the tracks cover frames {track_first}-{track_last}, the ground truth "
+            f"{gt_first}-{gt_last}: its frames after {track_last} are scored as misses; to "
+            f"score only the frames the tracks cover, add --frames {gt_first}-{track_last}")

@@ -3,7 +3,8 @@ own evaluators (:mod:`edge.evaluation.mot`, :mod:`edge.evaluation.floor`,
 :mod:`edge.visits.evaluation`); nothing is re-implemented here.
 
 A partial replay (``--max-frames``) is measured against the ground truth of the
-frames it covered, not against the whole recording.
+frames it covered, not against the whole recording (:func:`covered_frames`,
+:func:`ground_truth_of_frames`; ``edge eval visits`` does the same).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.errors import DataFormatError
-from edge.evaluation.floor import evaluate_floor
+from edge.evaluation.floor import evaluate_floor, has_world_coordinates
 from edge.evaluation.mot import evaluate_mot
 from edge.motformat import read_mot
+from edge.storage.trajectories import require_run
 from edge.visits.evaluation import evaluate_visits
 
 FRAME_OFFSET = 1  # our 0-based frame index + 1 = MOTChallenge frame number
@@ -69,8 +71,50 @@ def read_ground_truth(path: Path) -> np.ndarray:
     return rows
 
 
-def _has_world(gt: np.ndarray) -> bool:
-    return bool(np.any((gt[:, 7] != -1) | (gt[:, 8] != -1)))
+def covered_frames(db: sqlite_utils.Database, run_id: int) -> int:
+    """The last ground-truth frame a run covered: its frame count, or the frame of its
+    last track point when that is later (a replay limited by ``detect_fps``).
+
+    Raises:
+        DataFormatError: the database has no run ``run_id``.
+    """
+    require_run(db, run_id)
+    frames = db.execute("select frames from runs where id = ?", [run_id]).fetchone()[0]
+    last = db.execute("select max(frame) from track_points where run_id = ?",
+                      [run_id]).fetchone()[0]
+    return max(int(frames or 0), int(last) + FRAME_OFFSET if last is not None else 0)
+
+
+def ground_truth_of_frames(
+    gt: np.ndarray, last_frame: int, gt_name: str, *, replayed: bool = True
+) -> np.ndarray:
+    """The ground-truth rows of frames 1 to ``last_frame``.
+
+    Args:
+        replayed: the frames were replayed (else: they are the ones a replay about to
+            start will cover); only changes the message.
+
+    Raises:
+        DataFormatError: none of those rows is to be evaluated: the ground truth is of
+            another recording, or only of later frames.
+    """
+    cut = gt[gt[:, 0] <= last_frame]
+    if not np.any(cut[:, 6] != 0):
+        frames = (f"the replayed frames 1-{last_frame}" if replayed
+                  else f"frames 1-{last_frame}, the ones the replay will cover")
+        raise DataFormatError(
+            f"{gt_name} has no rows in {frames}; is it the ground truth of this recording?"
+        )
+    return cut
+
+
+def coverage_note(gt: np.ndarray, last_frame: int) -> str | None:
+    """What a partial replay's figures are measured on, or None for the whole recording."""
+    gt_last = int(gt[:, 0].max())
+    if last_frame >= gt_last:
+        return None
+    return (f"the replay covered ground-truth frames 1-{last_frame} of {gt_last}; figures "
+            "are for those frames")
 
 
 def _tracks_as_mot(db: sqlite_utils.Database, run_id: int) -> np.ndarray:
@@ -87,22 +131,14 @@ def evaluate_run(
     db: sqlite_utils.Database, site: SiteConfig, run_id: int, gt: np.ndarray, gt_name: str
 ) -> Accuracy:
     """MOT metrics, floor error, dwell error and line counts of ``run_id`` against ``gt``."""
-    frames = db.execute("select frames from runs where id = ?", [run_id]).fetchone()
-    if frames is None:
-        raise DataFormatError(f"the database has no run {run_id}")
+    last_frame = covered_frames(db, run_id)
+    cut = ground_truth_of_frames(gt, last_frame, gt_name)
     tracks = _tracks_as_mot(db, run_id)
-    last_frame = max(int(frames[0] or 0), int(tracks[:, 0].max()) if len(tracks) else 0)
-    cut = gt[gt[:, 0] <= last_frame]
-    if not len(cut):
-        raise DataFormatError(
-            f"{gt_name} has no rows in the replayed frames 1-{last_frame}; is it the ground "
-            "truth of this recording?"
-        )
     notes: list[str] = []
     mot = evaluate_mot(cut, tracks)
     floor = visits = None
     pairs: list[dict[str, object]] = []
-    if not _has_world(cut):
+    if not np.any(has_world_coordinates(cut)):
         notes.append(f"{gt_name} has no world coordinates (columns 8-9), so floor, dwell and "
                      "line-count accuracy cannot be measured")
     else:
@@ -115,7 +151,7 @@ def evaluate_run(
             visits, pairs = result.metrics, result.pairs
         except DataFormatError as error:
             notes.append(f"visit accuracy: {error}")
-    if last_frame < int(gt[:, 0].max()):
-        notes.append(f"the replay covered ground-truth frames 1-{last_frame} of "
-                     f"{int(gt[:, 0].max())}; figures are for those frames")
+    note = coverage_note(gt, last_frame)
+    if note is not None:
+        notes.append(note)
     return Accuracy(gt_name, last_frame, mot, floor, visits, notes, pairs)

@@ -12,7 +12,12 @@ import sqlite_utils
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
 from edge.errors import DataFormatError
-from edge.report.accuracy import Accuracy, evaluate_run, read_ground_truth
+from edge.report.accuracy import (
+    Accuracy,
+    evaluate_run,
+    ground_truth_of_frames,
+    read_ground_truth,
+)
 from edge.report.data import ReportData
 from edge.report.files import ensure_writable
 from edge.report.html import write_report
@@ -38,15 +43,26 @@ class ReportPlan:
     pcap: Path | None = None
 
 
-def plan_report(out: Path, gt: Path | None = None, pcap: Path | None = None) -> ReportPlan:
+def plan_report(
+    out: Path, gt: Path | None = None, pcap: Path | None = None, *,
+    frames: int | None = None,
+) -> ReportPlan:
     """Check the report's output and inputs now.
+
+    Args:
+        frames: the last frame the replay about to start will cover (see
+            :func:`edge.replay.frames_to_cover`), when known: the ground truth must
+            have rows to evaluate in frames 1 to it.
 
     Raises:
         OutputError: the report cannot be written there.
-        DataFormatError: the ground truth or the capture is not in the expected format.
+        DataFormatError: the ground truth or the capture is not in the expected format,
+            or the ground truth has nothing in the frames to replay.
     """
     ensure_writable(out, "report")
     rows = read_ground_truth(gt) if gt is not None else None
+    if rows is not None and gt is not None and frames is not None:
+        ground_truth_of_frames(rows, frames, gt.name, replayed=False)
     if pcap is not None:
         try:
             with CaptureFile(pcap):

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.errors import DataFormatError
-from edge.storage.trajectories import read_trajectories
+from edge.storage.trajectories import read_trajectories, require_run
 
 # As on the status page (edge.web.queries): a track's time at a point is the gap to its
 # next point, capped, so a lost-and-found track does not pile seconds on one cell.
@@ -113,12 +113,10 @@ def read_run(db: sqlite_utils.Database, run_id: int) -> RunInfo:
     """The run's row, with the time span of its track points."""
     if "runs" not in db.table_names():
         raise DataFormatError("the database holds no replay runs; run `edge replay` first")
+    require_run(db, run_id)
     row = db.execute(
         "select id, camera_id, source, model, frames, status from runs where id = ?", [run_id]
     ).fetchone()
-    if row is None:
-        known = [r[0] for r in db.execute("select id from runs order by id")]
-        raise DataFormatError(f"the database has no run {run_id} (runs: {known or 'none'})")
     first, last = db.execute(
         "select min(t), max(t) from track_points where run_id = ?", [run_id]
     ).fetchone()

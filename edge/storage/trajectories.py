@@ -15,6 +15,7 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from edge.errors import DataFormatError
 from edge.records import FloorTracks
 
 MIGRATIONS = Migrations("edge.trajectories")
@@ -71,6 +72,21 @@ def start_run(db: sqlite_utils.Database, camera_id: str, source: str, model: str
         )
     assert table.last_pk is not None  # set by the insert just made
     return int(table.last_pk)
+
+
+def require_run(db: sqlite_utils.Database, run_id: int) -> None:
+    """Check that the database holds run ``run_id``.
+
+    Raises:
+        DataFormatError: it does not; the message lists the runs it has.
+    """
+    if "runs" in db.table_names():
+        if db.execute("select 1 from runs where id = ?", [run_id]).fetchone() is not None:
+            return
+        known = [row[0] for row in db.execute("select id from runs order by id")]
+    else:
+        known = []
+    raise DataFormatError(f"the database has no run {run_id} (runs: {known or 'none'})")
 
 
 def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str) -> None:

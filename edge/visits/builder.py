@@ -26,7 +26,7 @@ import sqlite_utils
 
 from edge.errors import StorageError
 from edge.storage.health import report_health
-from edge.storage.trajectories import read_trajectories
+from edge.storage.trajectories import read_trajectories, require_run
 from edge.visits.analysis import TrackOutcome, VisitAnalyzer
 from edge.visits.records import Visit
 from edge.visits.store import delete_visits_of_run, insert_crossings, insert_visits
@@ -60,7 +60,13 @@ def build_visits(
         analyzer: the site's visit analyzer (its spec is hot-reloaded here).
         run_id: only this run; default every run not yet finished.
         rebuild: forget the run's visits first and build them again (needs ``run_id``).
+
+    Raises:
+        DataFormatError: the database has no run ``run_id``.
+        StorageError: the visits cannot be written.
     """
+    if run_id is not None:
+        require_run(db, run_id)
     analyzer.spec.maybe_reload()
     if rebuild:
         if run_id is None:

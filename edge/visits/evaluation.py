@@ -24,7 +24,9 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.errors import DataFormatError
+from edge.evaluation.floor import has_world_coordinates, require_world_coordinates
 from edge.motformat import read_mot
+from edge.storage.trajectories import require_run
 from edge.visits.features import FeatureExtractor
 from edge.visits.records import LineCrossing
 from edge.visits.trajectory import track_segments
@@ -123,6 +125,18 @@ def _match_crossings(gt: list, rec: list, tolerance_s: float) -> int:
     return len(used_g)
 
 
+def latest_run_id(db: sqlite_utils.Database) -> int:
+    """The latest run (what ``edge eval visits`` measures by default).
+
+    Raises:
+        DataFormatError: the database holds no run.
+    """
+    row = db.execute("select max(id) from runs").fetchone()
+    if row is None or row[0] is None:
+        raise DataFormatError("the database holds no replay run to evaluate (run edge replay)")
+    return int(row[0])
+
+
 def evaluate_visits(
     site: SiteConfig,
     gt_path: str | np.ndarray,
@@ -142,19 +156,18 @@ def evaluate_visits(
         run_id: which run (default: the latest).
 
     Raises:
-        DataFormatError: the gt file is malformed or the database holds no such run.
+        DataFormatError: the gt file is malformed or has no world coordinates, or the
+            database holds no such run.
     """
     if run_id is None:
-        row = db.execute("select max(id) from runs").fetchone()
-        run_id = row[0] if row else None
-    if run_id is None:
-        raise DataFormatError("the database holds no replay run to evaluate (run edge replay)")
+        run_id = latest_run_id(db)
+    require_run(db, run_id)
     run = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()
-    if run is None:
-        raise DataFormatError("the database holds no replay run to evaluate (run edge replay)")
     camera = site.camera(run[0]) if any(c.id == run[0] for c in site.cameras) else None
     fps = (camera.fps if camera and camera.fps else None) or 7.0
     rows = gt_path if isinstance(gt_path, np.ndarray) else read_mot(gt_path, min_columns=9)
+    require_world_coordinates(rows, "dwell and line-count accuracy")
+    rows = rows[has_world_coordinates(rows)]  # (-1, -1) is "no position", not a place
     gt = _measure(site, *_group(rows[:, 1].astype(int), rows[:, 0] - 1, rows[:, 7:9]), fps)
     points = np.array(
         db.execute("select track_id, frame, x, y from track_points where run_id = ?",

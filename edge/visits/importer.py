@@ -4,7 +4,8 @@
 real times), ``x``/``y`` in metres in the site's floor frame. Rows of different
 tracks may be interleaved; within a track, ``t`` must increase. Other columns are
 ignored. The whole file is checked before anything is used: one bad row rejects
-the file, with its line number.
+the file, with its line number. The file is UTF-8, with or without the byte-order
+mark Excel writes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ import numpy as np
 from edge.errors import DataFormatError
 
 REQUIRED_COLUMNS = ("track_id", "t", "x", "y")
+# A position farther than this outside the site's floor bounds is not on the floor:
+# another frame or unit (millimetres, GPS degrees, pixels), or a broken value.
+FLOOR_MARGIN_M = 100.0
+# Track ids are stored as SQLite INTEGER, a signed 64-bit number.
+TRACK_ID_RANGE = (-(2**63), 2**63 - 1)
+Bounds = tuple[tuple[float, float], tuple[float, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,17 +37,26 @@ class ImportedTrack:
     xy: np.ndarray = field(repr=False)
 
 
-def read_trajectory_csv(path: str | Path) -> list[ImportedTrack]:
+def read_trajectory_csv(
+    path: str | Path, *, bounds: Bounds | None = None, margin_m: float = FLOOR_MARGIN_M
+) -> list[ImportedTrack]:
     """Read and validate a trajectory CSV.
+
+    Args:
+        bounds: the site's ``floor.bounds``; a position more than ``margin_m`` outside
+            them rejects the file.
 
     Raises:
         DataFormatError: unreadable file, missing columns, a non-numeric, NaN or
-            infinite value, a non-integer track id, time not increasing within a
-            track, or no rows at all. The message names the line.
+            infinite value, a track id that is not an integer or does not fit 64 bits,
+            a position far off the floor, time not increasing within a track, or no
+            rows at all. The message names the line.
     """
     path = Path(path)
     try:
-        handle = path.open(newline="")
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would
+        # otherwise become part of the first column's name.
+        handle = path.open(newline="", encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataFormatError(f"trajectory file {path} does not exist") from None
     except OSError as error:
@@ -65,6 +81,8 @@ def read_trajectory_csv(path: str | Path) -> list[ImportedTrack]:
                 if not row or all(not cell.strip() for cell in row):
                     continue
                 track, t, x, y = _parse_row(path, line, row, columns)
+                if bounds is not None:
+                    _check_on_floor(path, line, x, y, bounds, margin_m)
                 previous = points.setdefault(track, [])
                 if previous and t <= previous[-1][0]:
                     raise DataFormatError(
@@ -99,6 +117,12 @@ def _parse_row(
         raise DataFormatError(
             f"{path}:{line}: track_id must be an integer, got {cells[0]!r}"
         ) from None
+    low, high = TRACK_ID_RANGE
+    if not low <= track <= high:
+        raise DataFormatError(
+            f"{path}:{line}: track_id {cells[0]} does not fit a signed 64-bit integer "
+            f"({low}..{high})"
+        )
     values = []
     for name, cell in zip(REQUIRED_COLUMNS[1:], cells[1:], strict=True):
         try:
@@ -109,3 +133,16 @@ def _parse_row(
             raise DataFormatError(f"{path}:{line}: {name} must be a finite number, got {cell!r}")
         values.append(value)
     return track, values[0], values[1], values[2]
+
+
+def _check_on_floor(
+    path: Path, line: int, x: float, y: float, bounds: Bounds, margin_m: float
+) -> None:
+    (x0, y0), (x1, y1) = bounds
+    if x0 - margin_m <= x <= x1 + margin_m and y0 - margin_m <= y <= y1 + margin_m:
+        return
+    raise DataFormatError(
+        f"{path}:{line}: position x={x:g}, y={y:g} is more than {margin_m:g} m outside the "
+        f"site's floor.bounds [[{x0:g}, {y0:g}], [{x1:g}, {y1:g}]]; x and y must be metres "
+        "in the site's floor frame"
+    )

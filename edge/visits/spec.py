@@ -13,17 +13,21 @@ and is hot-reloaded (see :mod:`edge.visits.reload`). It defines:
 * ``classifier``: optionally a trained ONNX model whose traits replace the rules'.
 
 Loading checks everything up front (unknown features, bad versions, sizes that do
-not line up, a missing or corrupt model) and raises :class:`SpecError`; a spec is
-used whole or not at all.
+not line up, numbers that are not finite, a missing or corrupt model) and raises
+:class:`SpecError`; a spec is used whole or not at all. Every problem carries the key
+path it is about, so the error names the line of that key (see
+:func:`edge.config.loader.validate_yaml`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edge.config.base import StrictModel
 from edge.config.loader import validate_yaml
@@ -42,6 +46,30 @@ class SpecError(ConfigError):
     """A segment spec (or its classifier model) is invalid; nothing of it is used."""
 
 
+Loc = tuple[str | int, ...]
+
+
+def _invalid(model: str, problems: Sequence[tuple[Loc, str, object]]) -> ValidationError:
+    """A validation error with one entry per ``(key path, message, value)``.
+
+    Raised from a model validator, pydantic prefixes each key path with the path of
+    the model being validated, so the loader finds the line of the offending key
+    instead of the line of the document's first key.
+    """
+    return ValidationError.from_exception_data(model, [
+        InitErrorDetails(type=PydanticCustomError("spec", "{message}", {"message": message}),
+                         loc=loc, input=value)
+        for loc, message, value in problems
+    ])
+
+
+class _SpecModel(StrictModel):
+    """A spec section: as a config section, and every number must be finite (an
+    ``.inf`` or ``.nan`` weight would make every probability NaN, stored as NULL)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
 def downlinked_spec_path() -> Path:
     """Where a spec sent by the central platform (MQTT ``config/set``) is written; when it
     exists it takes precedence over the site's own spec file."""
@@ -52,7 +80,7 @@ def default_spec_path() -> Path:
     return share_dir() / "models" / "segments" / "default.yaml"
 
 
-class Term(StrictModel):
+class Term(_SpecModel):
     """``weight * (clip(feature, clip[0], clip[1]) - center)``."""
 
     feature: str = Field(description="A feature name (see docs/visits.md).")
@@ -65,11 +93,12 @@ class Term(StrictModel):
     @model_validator(mode="after")
     def _ordered_clip(self) -> Term:
         if self.clip is not None and self.clip[0] > self.clip[1]:
-            raise ValueError(f"clip must be [lo, hi] with lo <= hi, got {list(self.clip)}")
+            raise _invalid("Term", [(("clip",), "clip must be [lo, hi] with lo <= hi",
+                                     list(self.clip))])
         return self
 
 
-class TraitRule(StrictModel):
+class TraitRule(_SpecModel):
     """A trait as a logistic score of features."""
 
     description: str
@@ -78,7 +107,7 @@ class TraitRule(StrictModel):
     terms: list[Term] = Field(min_length=1)
 
 
-class AffinityRule(StrictModel):
+class AffinityRule(_SpecModel):
     """The rule for ``affinity_<tag>``, applied to each category tag of the site."""
 
     description: str
@@ -89,7 +118,7 @@ class AffinityRule(StrictModel):
     terms: list[Term] = Field(min_length=1)
 
 
-class SegmentComponent(StrictModel):
+class SegmentComponent(_SpecModel):
     """One micro-segment: a Gaussian over the scaled segment features."""
 
     name: str = Field(pattern=_SLUG)
@@ -98,15 +127,16 @@ class SegmentComponent(StrictModel):
     mean: list[float]
     var: list[float]
 
-    @field_validator("var")
-    @classmethod
-    def _positive(cls, var: list[float]) -> list[float]:
-        if any(v <= 0 for v in var):
-            raise ValueError("every variance must be > 0")
-        return var
+    @model_validator(mode="after")
+    def _positive(self) -> SegmentComponent:
+        bad = [(("var", i), "every variance must be > 0", v)
+               for i, v in enumerate(self.var) if v <= 0]
+        if bad:
+            raise _invalid("SegmentComponent", bad)
+        return self
 
 
-class SegmentModel(StrictModel):
+class SegmentModel(_SpecModel):
     """Micro-segments: a diagonal Gaussian mixture, e.g. fitted centrally."""
 
     features: list[str] = Field(min_length=1)
@@ -120,38 +150,40 @@ class SegmentModel(StrictModel):
     @model_validator(mode="after")
     def _sizes_line_up(self) -> SegmentModel:
         n = len(self.features)
+        problems: list[tuple[Loc, str, object]] = []
         if len(set(self.features)) != n:
-            raise ValueError("segment features must not repeat")
-        if len(self.center) != n or len(self.scale) != n:
-            raise ValueError(
-                f"center and scale need one value per feature ({n}), got "
-                f"{len(self.center)} and {len(self.scale)}"
-            )
-        if any(s <= 0 for s in self.scale):
-            raise ValueError("every scale must be > 0")
-        stray = sorted(set(self.log1p) - set(self.features))
-        if stray:
-            raise ValueError(f"log1p names features not in the segment features: {stray}")
-        names = [c.name for c in self.components]
-        if len(set(names)) != len(names):
-            raise ValueError(f"segment names must be unique, got {names}")
-        for c in self.components:
-            if len(c.mean) != n or len(c.var) != n:
-                raise ValueError(
-                    f"segment {c.name!r}: mean and var need {n} values, got "
-                    f"{len(c.mean)} and {len(c.var)}"
-                )
+            problems.append((("features",), "segment features must not repeat", self.features))
+        for key, values in (("center", self.center), ("scale", self.scale)):
+            if len(values) != n:
+                problems.append(((key,), f"center and scale need one value per feature ({n}), "
+                                 f"got {len(values)} for {key}", values))
+        problems += [(("scale", i), "every scale must be > 0", s)
+                     for i, s in enumerate(self.scale) if s <= 0]
+        problems += [(("log1p", i), "log1p names a feature not in the segment features", name)
+                     for i, name in enumerate(self.log1p) if name not in self.features]
+        seen: set[str] = set()
+        for i, c in enumerate(self.components):
+            if c.name in seen:
+                problems.append((("components", i, "name"), "segment names must be unique",
+                                 c.name))
+            seen.add(c.name)
+            for key, values in (("mean", c.mean), ("var", c.var)):
+                if len(values) != n:
+                    problems.append((("components", i, key), f"segment {c.name!r}: mean and "
+                                     f"var need {n} values, got {len(values)} for {key}", values))
+        if problems:
+            raise _invalid("SegmentModel", problems)
         return self
 
 
-class ClassifierRef(StrictModel):
+class ClassifierRef(_SpecModel):
     """A trained trait classifier (ONNX) next to the spec."""
 
     model: str = Field(description="ONNX file, relative to the spec file.")
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
-class SegmentSpec(StrictModel):
+class SegmentSpec(_SpecModel):
     """A whole segment spec file."""
 
     spec_format: Literal[1] = Field(description="Layout of this file; this box reads 1.")
@@ -170,34 +202,28 @@ class SegmentSpec(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> SegmentSpec:
+        problems: list[tuple[Loc, str, object]] = []
         missing = [name for name in CORE_TRAITS if name not in self.traits]
         if missing:
-            raise ValueError(f"the spec must define the traits {', '.join(missing)}")
+            problems.append((("traits",), f"the spec must define the traits "
+                             f"{', '.join(missing)}", sorted(self.traits)))
         for name in self.traits:
             if not _is_trait_name(name) or name.startswith(AFFINITY_PREFIX):
-                raise ValueError(
-                    f"trait name {name!r} must be lower-case letters, digits and _, "
-                    f"and not start with {AFFINITY_PREFIX!r}"
-                )
-        problems = []
+                problems.append((("traits", name), "a trait name must be lower-case letters, "
+                                 f"digits and _, and not start with {AFFINITY_PREFIX!r}", name))
         for name, rule in self.traits.items():
-            problems += _term_problems(f"traits.{name}", rule.terms, self.tags)
+            problems += _term_problems(("traits", name), rule.terms, self.tags)
         if self.affinity is not None:
-            for i, term in enumerate(self.affinity.terms):
-                if CATEGORY in term.feature:
-                    probe = term.feature.replace(CATEGORY, "category-probe")
-                    reason = unknown_feature_reason(probe, [*self.tags, "category-probe"])
-                    if reason is not None:
-                        problems.append(f"affinity.terms[{i}]: unknown feature {term.feature!r}")
-                else:
-                    problems += _term_problems("affinity", [term], self.tags, first=i)
+            problems += _term_problems(("affinity",), self.affinity.terms, self.tags,
+                                       category=True)
         if self.segments is not None:
-            for name in self.segments.features:
+            for i, name in enumerate(self.segments.features):
                 reason = unknown_feature_reason(name, self.tags)
                 if reason is not None:
-                    problems.append(f"segments.features: unknown feature {name!r}: {reason}")
+                    problems.append((("segments", "features", i), f"unknown feature: {reason}",
+                                     name))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise _invalid("SegmentSpec", problems)
         return self
 
 
@@ -206,12 +232,24 @@ def _is_trait_name(name: str) -> bool:
                                                      for c in name)
 
 
-def _term_problems(where: str, terms: list[Term], tags: list[str], first: int = 0) -> list[str]:
-    problems = []
-    for i, term in enumerate(terms, start=first):
-        reason = unknown_feature_reason(term.feature, tags)
+_PROBE = "category-probe"
+
+
+def _term_problems(
+    where: Loc, terms: list[Term], tags: list[str], *, category: bool = False
+) -> list[tuple[Loc, str, object]]:
+    """Unknown features of ``terms``; with ``category``, ``{category}`` stands for any tag."""
+    problems: list[tuple[Loc, str, object]] = []
+    for i, term in enumerate(terms):
+        if category and CATEGORY in term.feature:
+            probe = term.feature.replace(CATEGORY, _PROBE)
+            reason = unknown_feature_reason(probe, [*tags, _PROBE])
+            reason = reason.replace(_PROBE, CATEGORY) if reason is not None else None
+        else:
+            reason = unknown_feature_reason(term.feature, tags)
         if reason is not None:
-            problems.append(f"{where}.terms[{i}]: unknown feature {term.feature!r}: {reason}")
+            problems.append(((*where, "terms", i, "feature"), f"unknown feature: {reason}",
+                             term.feature))
     return problems
 
 

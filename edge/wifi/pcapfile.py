@@ -37,6 +37,9 @@ _PCAP_MAGICS = {
 }
 _PCAPNG_SHB = 0x0A0D0D0A
 _PCAPNG_BOM = 0x1A2B3C4D
+# The smallest file of each format: its file header alone (pcap global header; pcapng
+# Section Header Block without options). Shorter is a cut-off file, not a capture.
+HEADER_BYTES = {"pcap": 24, "pcapng": 28}
 
 
 @dataclass(slots=True)
@@ -62,8 +65,11 @@ class RawFrame(NamedTuple):
     data: bytes
 
 
-def sniff_format(head: bytes) -> str:
+def sniff_format(head: bytes, source: str = "capture") -> str:
     """``"pcap"`` or ``"pcapng"`` from a file's first four bytes.
+
+    Args:
+        source: the file's name, for the message.
 
     Raises:
         DataFormatError: the bytes start neither format.
@@ -73,8 +79,8 @@ def sniff_format(head: bytes) -> str:
     if len(head) >= 4 and struct.unpack("<I", head[:4])[0] == _PCAPNG_SHB:
         return "pcapng"
     raise DataFormatError(
-        f"not a pcap or pcapng capture (it starts with bytes {head[:4].hex() or 'nothing'}); "
-        "write captures with tcpdump -w, dumpcap or Wireshark"
+        f"{source}: not a pcap or pcapng capture (it starts with bytes "
+        f"{head[:4].hex() or 'nothing'}); write captures with tcpdump -w, dumpcap or Wireshark"
     )
 
 
@@ -84,8 +90,9 @@ class CaptureFile:
     ``position`` and ``size`` (bytes) drive progress bars; ``stats`` counts anomalies.
 
     Raises:
-        DataFormatError: on open, when the file is missing, unreadable, empty or of an
-            unknown format. Never while iterating.
+        DataFormatError: on open, when the file is missing, unreadable, empty, of an
+            unknown format or too short to hold its own file header. Never while
+            iterating.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -106,7 +113,16 @@ class CaptureFile:
             raise DataFormatError(f"{self.path} is a folder, not a capture file") from None
         except OSError as error:
             raise DataFormatError(f"cannot read capture {self.path}: {error.strerror}") from None
-        self.format = sniff_format(bytes(self._map[:4]))
+        try:
+            self.format = sniff_format(bytes(self._map[:4]), str(self.path))
+            if self.size < HEADER_BYTES[self.format]:
+                raise DataFormatError(
+                    f"capture {self.path} is cut short: {self.size} bytes, but a "
+                    f"{self.format} file header alone takes {HEADER_BYTES[self.format]}"
+                )
+        except DataFormatError:
+            self.close()
+            raise
 
     def __enter__(self) -> CaptureFile:
         return self
@@ -135,10 +151,7 @@ class CaptureFile:
     def _pcap(self) -> Iterator[RawFrame]:
         buf = self._map
         size = self.size
-        order, unit = _PCAP_MAGICS[bytes(buf[:4])]
-        if size < 24:
-            self._end("truncated", 0, "the pcap header is cut short")
-            return
+        order, unit = _PCAP_MAGICS[bytes(buf[:4])]  # the header is there (checked on open)
         linktype = struct.unpack_from(order + "I", buf, 20)[0] & 0xFFFF
         unpack = struct.Struct(order + "IIII").unpack_from
         new = tuple.__new__   # builds the named tuple without its Python-level __new__

@@ -57,6 +57,28 @@ class PipelineStats:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceTally:
+    """Estimated devices above the RSSI gate, split as the windows split them.
+
+    Attributes:
+        in_store: heard over at least ``min_dwell_s`` (what a window's
+            ``in_store_devices`` counts).
+        brief: heard for less: one burst, most often a randomized address the
+            estimator could not chain to its phone (a window's ``brief_devices``).
+    """
+
+    in_store: int = 0
+    brief: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.in_store + self.brief
+
+    def __add__(self, other: DeviceTally) -> DeviceTally:
+        return DeviceTally(self.in_store + other.in_store, self.brief + other.brief)
+
+
 class FramePipeline:
     """Radiotap frames in, closed :class:`WifiWindow` objects out.
 
@@ -108,8 +130,11 @@ class FramePipeline:
         ]
         self.stats = PipelineStats()
         self._generation = 0
-        self._device_ids: set[int] = set()      # today's only (bounded with the day)
-        self._devices_before_today = 0
+        self.min_dwell_s = config.min_dwell_s
+        # Today's devices (bounded with the day): id -> [first seen, last frame], as
+        # the window counters see them, so the totals agree with the windows.
+        self._device_spans: dict[int, list[float]] = {}
+        self._before_today = DeviceTally()
 
     def feed(self, frame: bytes, timestamp: float, linktype: int) -> list[WifiWindow]:
         """Process one captured frame; returns the windows it closed."""
@@ -131,10 +156,17 @@ class FramePipeline:
             stats.in_store_frames += 1
             device = self.devices.observe(probe)
             device_id, first_seen = device.id, device.first_seen
-            self._device_ids.add(device_id)
+            span = self._device_spans.get(device_id)
+            if span is None:
+                self._device_spans[device_id] = [first_seen, probe.timestamp]
+            else:
+                span[0], span[1] = min(span[0], first_seen), max(span[1], probe.timestamp)
             if self.devices.last_merge is not None:
                 absorbed, kept = self.devices.last_merge
-                self._device_ids.discard(absorbed)
+                old = self._device_spans.pop(absorbed, None)
+                if old is not None:
+                    into = self._device_spans.setdefault(kept, old)
+                    into[0], into[1] = min(into[0], old[0]), max(into[1], old[1])
                 for counter in self.counters:
                     counter.merge(absorbed, kept)
         elif probe.status == EXCLUDED:
@@ -152,8 +184,8 @@ class FramePipeline:
             log.info("Wi-Fi key rotated for %s; device state dropped", self.anonymizer.day)
         self._generation = self.anonymizer.generation
         self.devices.reset()
-        self._devices_before_today += len(self._device_ids)
-        self._device_ids = set()
+        self._before_today = self._before_today + self._tally_today()
+        self._device_spans = {}
         clear_caches()
         previous, self._day = self._day, self.anonymizer.day
         if self.on_rotate is not None and self._day is not None:
@@ -189,10 +221,20 @@ class FramePipeline:
         clear_caches()
         return closed
 
+    def _tally_today(self) -> DeviceTally:
+        in_store = sum(1 for first, last in self._device_spans.values()
+                       if last - first >= self.min_dwell_s)
+        return DeviceTally(in_store, len(self._device_spans) - in_store)
+
+    @property
+    def device_tally(self) -> DeviceTally:
+        """Estimated devices above the RSSI gate since start, counted per day; no identity."""
+        return self._before_today + self._tally_today()
+
     @property
     def devices_seen(self) -> int:
         """Estimated devices (all dwell) since start, counted per day; no identity."""
-        return self._devices_before_today + len(self._device_ids)
+        return self.device_tally.total
 
     @property
     def truncated_ies(self) -> int:
@@ -211,8 +253,13 @@ class ReplayResult:
     windows: list[WifiWindow]
     stats: PipelineStats
     read_notes: list[str]
-    devices_seen: int
+    devices: DeviceTally
     seconds: float
+
+    @property
+    def devices_seen(self) -> int:
+        """Every estimated device above the gate, brief ones included."""
+        return self.devices.total
 
 
 def replay_capture(
@@ -259,7 +306,7 @@ def replay_capture(
         notes = list(read.notes)
         if read.no_timestamp:
             notes.append(f"{read.no_timestamp} pcapng simple packet blocks skipped (no time stamp)")
-    return ReplayResult(windows, pipeline.stats, notes, pipeline.devices_seen,
+    return ReplayResult(windows, pipeline.stats, notes, pipeline.device_tally,
                         time.perf_counter() - started)
 
 
