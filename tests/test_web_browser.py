@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -81,7 +82,14 @@ def screenshot(driver, name: str, height: int | None = None) -> Path:
 
 
 def figure(driver, name: str) -> str:
-    return driver.find_element(By.CSS_SELECTOR, f'[data-figure="{name}"]').text.strip()
+    """The figure's text. The page swaps its figures in every few seconds, so an element
+    found may be replaced before its text is read: then read the new one."""
+    for _ in range(5):
+        try:
+            return driver.find_element(By.CSS_SELECTOR, f'[data-figure="{name}"]').text.strip()
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"figure {name!r} kept being replaced while read")
 
 
 def severe_console_messages(driver) -> list[str]:
