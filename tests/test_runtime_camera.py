@@ -202,3 +202,25 @@ def test_a_killed_workers_run_is_closed_and_its_tracks_become_visits(tmp_path):
     assert db.execute("select count(*) from visits where run_id = ?", [orphan]).fetchone()[0] == 1
     assert db["runs"].get(elsewhere)["status"] == "running"  # another camera's: not ours to close
     assert worker.close_interrupted_runs() == []
+
+
+def test_a_missing_video_file_stops_its_worker_with_exit_78(tmp_path):
+    """Regression: a looped demo file that is not there was retried every 2 s forever,
+    while check-config said the config was valid. Both now say the same one line."""
+    config = live_site_yaml(tmp_path, str(tmp_path / "gone.avi"), loop=True)
+    commands = {
+        "worker": ["run", "camera", "--config", str(config), "--camera", "view001"],
+        "check": ["check-config", str(config)],
+    }
+    said = {}
+    for name, args in commands.items():
+        result = subprocess.run([sys.executable, "-m", "edge", *args],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 78, result.stderr
+        assert "Traceback" not in result.stderr and "retrying" not in result.stderr
+        said[name] = result.stderr.strip().splitlines()
+    assert said["worker"] == said["check"]
+    assert len(said["worker"]) == 1
+    assert said["worker"][0].startswith(f"Error: invalid site config: {config}:")
+    assert (f"cameras[0].source: the video file {tmp_path / 'gone.avi'} does not exist"
+            in said["worker"][0])

@@ -28,7 +28,8 @@ def test_all_ok_exits_0(tmp_path):
 
 
 def test_down_silent_and_missing_exit_1(tmp_path):
-    config = live_site_yaml(tmp_path, "usb:0", sections={"web": {"health_stale_s": 60}})
+    web = {"access": "open-lan", "health_stale_s": 60}
+    config = live_site_yaml(tmp_path, "usb:0", sections={"web": web})
     db = open_database(tmp_path / "state" / "edge.db")
     report_health(db, "sync", "ok", "Connected.")
     # The sync was killed an hour ago: its last word was "ok".

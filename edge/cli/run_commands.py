@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import click
@@ -17,9 +18,9 @@ from edge.paths import state_dir
 from edge.storage import open_database
 
 
-def _load(site_path: Path | None) -> tuple[Path, SiteConfig]:
+def _load(site_path: Path | None, *, check_files: Collection[str] = ()) -> tuple[Path, SiteConfig]:
     path = resolve_site_path(site_path)
-    return path, load_site(path)
+    return path, load_site(path, check_files=check_files)
 
 
 def _mark_service(ctx: click.Context, role: str) -> None:
@@ -66,7 +67,9 @@ def run_camera(site_path: Path | None, camera_id: str) -> None:
     """Run one camera: detect, track and store floor positions until stopped."""
     from edge.runtime.camera_worker import run_camera_worker
 
-    _, site = _load(site_path)
+    # Its own video file must exist: a missing file is a config error (exit 78), not a
+    # camera that may come back.
+    _, site = _load(site_path, check_files=[camera_id])
     run_camera_worker(site, camera_id, open_database(resolve_db_path(None, site)))
 
 
