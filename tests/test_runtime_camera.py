@@ -204,6 +204,62 @@ def test_a_killed_workers_run_is_closed_and_its_tracks_become_visits(tmp_path):
     assert worker.close_interrupted_runs() == []
 
 
+def short_video(path, frames: int = 5, fps: float = 50.0):
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def looped_camera(source):
+    from edge.config.vision import CameraConfig
+
+    return CameraConfig.model_validate({
+        "id": "demo", "source": str(source), "loop": True, "fps": 50,
+        "calibration": {"image_points": [[0, 0], [64, 0], [64, 48], [0, 48]],
+                        "floor_points": [[0, 0], [6, 0], [6, 4], [0, 4]]},
+    })
+
+
+def test_a_looped_file_starting_again_is_not_a_reconnection(tmp_path, caplog):
+    """Regression: each pass over a looped demo file logged "Camera X is back ... after 0
+    failed attempts" and counted one more reconnection in its health."""
+    from edge.runtime.frame_reader import FrameReader
+
+    reader = FrameReader(looped_camera(short_video(tmp_path / "demo.avi")),
+                         backoff_initial_s=0.05, backoff_max_s=0.1)
+    with caplog.at_level("INFO", logger="edge.runtime.frame_reader"):
+        reader.start()
+        try:
+            wait_for(lambda: reader.stats.frames_read >= 20, timeout=30)  # four passes
+        finally:
+            reader.stop()
+    assert reader.stats.reconnects == 0
+    assert "is back" not in caplog.text and "reconnecting" not in caplog.text
+
+
+def test_a_looped_file_that_comes_back_is_a_reconnection(tmp_path, caplog):
+    from edge.runtime.frame_reader import FrameReader
+
+    video = short_video(tmp_path / "demo.avi")
+    reader = FrameReader(looped_camera(video), backoff_initial_s=0.05, backoff_max_s=0.1)
+    with caplog.at_level("INFO", logger="edge.runtime.frame_reader"):
+        reader.start()
+        try:
+            wait_for(lambda: reader.stats.frames_read >= 5, timeout=30)
+            video.rename(tmp_path / "away.avi")  # the file goes (a USB stick pulled out)
+            wait_for(lambda: reader.stats.last_error is not None, timeout=10)
+            (tmp_path / "away.avi").rename(video)
+            wait_for(lambda: reader.stats.reconnects == 1, timeout=10)
+        finally:
+            reader.stop()
+    assert "Camera demo is back" in caplog.text
+
+
 def test_a_missing_video_file_stops_its_worker_with_exit_78(tmp_path):
     """Regression: a looped demo file that is not there was retried every 2 s forever,
     while check-config said the config was valid. Both now say the same one line."""
