@@ -97,6 +97,8 @@ def test_nearly_full_disk_stops_raw_writes_but_not_the_camera(tmp_path, pets_jpe
         wait_for(lambda: worker.stats.raw_points_skipped > 0, timeout=60)
         wait_for(lambda: (h := camera_health(db)) and h["status"] == "degraded", timeout=10)
         assert "disk is nearly full" in camera_health(db)["message"]
+        # No positions are stored, but the run still counts its frames as it goes.
+        wait_for(lambda: db["runs"].get(1)["frames"] > 0, timeout=10)
     finally:
         worker.stop.set()
         thread.join(30)
@@ -280,3 +282,39 @@ def test_a_missing_video_file_stops_its_worker_with_exit_78(tmp_path):
     assert said["worker"][0].startswith(f"Error: invalid site config: {config}:")
     assert (f"cameras[0].source: the video file {tmp_path / 'gone.avi'} does not exist"
             in said["worker"][0])
+
+
+def test_a_worker_killed_mid_run_leaves_its_frame_count(tmp_path):
+    """Regression: a run killed with kill -9 was stored with frames=0 although ~300 frames
+    had been processed: the count was written only when the run ended."""
+    import signal
+    import sqlite3
+
+    config = live_site_yaml(tmp_path, str(PETS_VIDEO), detect_fps=7)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "camera", "--config", str(config),
+         "--camera", "view001"], stderr=subprocess.DEVNULL)
+    db_path = tmp_path / "state" / "edge.db"
+
+    def frames_stored():
+        if not db_path.exists():
+            return 0
+        with sqlite3.connect(db_path) as db:
+            try:
+                row = db.execute("select frames from runs where status = 'running'").fetchone()
+            except sqlite3.OperationalError:  # the schema is not there yet
+                return 0
+        return row[0] if row else 0
+
+    try:
+        wait_for(lambda: frames_stored() >= 5, timeout=90, poll=0.2)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+    finally:
+        worker.kill()
+        worker.wait(30)
+    with sqlite3.connect(db_path) as db:
+        frames, status = db.execute("select frames, status from runs").fetchone()
+        stored = db.execute("select count(distinct frame) from track_points").fetchone()[0]
+    assert status == "running" and frames >= 5  # as the next worker will find it
+    assert frames >= stored  # every frame with positions stored was counted
