@@ -12,10 +12,11 @@ from pathlib import Path
 
 import click
 
-from edge.cli.options import resolve_db_path, resolve_site_path, site_option
+from edge.cli.options import db_option, resolve_db_path, resolve_site_path, site_option
 from edge.config import SiteConfig, load_site
 from edge.paths import state_dir
 from edge.storage import open_database
+from edge.storage.database import database_bytes
 
 
 def _load(site_path: Path | None, *, check_files: Collection[str] = ()) -> tuple[Path, SiteConfig]:
@@ -122,7 +123,7 @@ def purge_command(site_path: Path | None) -> None:
                    margin_s=site.service.purge_interval_s)
     if result.total:
         for table, count in result.deleted.items():
-            click.echo(f"{table}: {count} rows deleted")
+            click.echo(f"{table}: {count} {'row' if count == 1 else 'rows'} deleted")
     else:
         click.echo("Nothing to purge.")
 
@@ -137,8 +138,9 @@ def _age(seconds: float) -> str:
 
 @click.command("status")
 @site_option
+@db_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status_command(site_path: Path | None, as_json: bool) -> None:
+def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) -> None:
     """Summarize the box's health for IT: each service, the database and the disk.
 
     Exits 0 when everything is ok, 1 when something is degraded, down, silent (no
@@ -147,7 +149,7 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
     from edge.storage.health import read_health
 
     path, site = _load(site_path)
-    db_path = resolve_db_path(None, site)
+    db_path = resolve_db_path(db_path, site)
     health = read_health(open_database(db_path)) if db_path.exists() else []
     disk = shutil.disk_usage(db_path.parent if db_path.parent.exists() else state_dir().parent)
     now = time.time()
@@ -163,7 +165,8 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
         "store": site.site.id,
         "config": str(path),
         "database": str(db_path),
-        "database_mb": round(db_path.stat().st_size / 1e6, 1) if db_path.exists() else 0.0,
+        # With its -wal and -shm files, as the status page counts it ("figures kept").
+        "database_mb": round((database_bytes(db_path) or 0) / 1e6, 1),
         "disk_free_mb": disk.free // 1_000_000,
         "components": health,
         "missing": missing,
