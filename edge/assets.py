@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
+from edge.config.yaml_loader import UniqueKeyLoader
 from edge.errors import ModelError
 from edge.paths import share_dir, state_dir
 
@@ -53,7 +54,11 @@ class AssetEntry:
 def manifest() -> dict[str, AssetEntry]:
     """All manifest entries by name."""
     manifest_path = share_dir() / "models" / "manifest.yaml"
-    raw = yaml.safe_load(manifest_path.read_text())
+    try:
+        raw = yaml.load(manifest_path.read_text(), Loader=UniqueKeyLoader)
+    except yaml.MarkedYAMLError as problem:  # e.g. a model listed twice under one name
+        line = f":{problem.problem_mark.line + 1}" if problem.problem_mark else ""
+        raise ModelError(f"{manifest_path}{line}: not valid YAML: {problem.problem}") from None
     entries: dict[str, AssetEntry] = {}
     for kind in ("models", "samples"):
         for name, item in (raw.get(kind) or {}).items():

@@ -171,11 +171,11 @@ def replay(
                 batch.append(floor)
                 done += 1
                 if len(batch) >= WRITE_BATCH_FRAMES:
-                    points += write_track_points(db, run_id, batch)
+                    points += write_track_points(db, run_id, batch, frames=done)
                     batch = []
                 if progress is not None:
                     progress(done, total)
-            points += write_track_points(db, run_id, batch)
+            points += write_track_points(db, run_id, batch, frames=done)
         if done == 0:
             raise SourceError(f"camera {camera.id}: {source_name} holds no readable frames")
         status = "done"

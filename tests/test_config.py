@@ -20,6 +20,7 @@ cameras:
     calibration:
       image_points: [[0, 0], [100, 0], [100, 100], [0, 100]]
       floor_points: [[0, 0], [10, 0], [10, 10], [0, 10]]
+web: {access: open-lan}
 """
 
 
@@ -125,6 +126,180 @@ def test_pets_calibration_matches_ground_truth_world_coordinates(pets_site):
 def test_a_rejected_secret_is_not_echoed_into_the_error():
     """Config errors go to the journal: a mistyped PIN must not be printed there."""
     with pytest.raises(ConfigError) as raised:
-        parse_site(MINIMAL + "web: {pin: 'abc-secret-123'}\n")
+        parse_site(MINIMAL.replace("web: {access: open-lan}", "web: {pin: 'abc-secret-123'}"))
     assert "web.pin" in str(raised.value)
     assert "abc-secret-123" not in str(raised.value) and "***" in str(raised.value)
+
+
+def check_config(path: Path):
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    return CliRunner().invoke(cli, ["check-config", str(path)])
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        # Regression: check-config accepted these; the services then refused them (exit 78).
+        ("{id: test-store}", "{id: test-store, timezone: Europe/Londn}",
+         r"site\.yaml:1 site\.timezone: not a known IANA time zone, e\.g\. Europe/London or UTC "
+         r"\(got 'Europe/Londn'\)$"),
+        ("{id: test-store}", "{id: test-store, timezone: Europe}",  # a folder of zones
+         r"site\.yaml:1 site\.timezone: not a known IANA time zone"),
+        ("web: {access: open-lan}", "web:\n  port: 8080\n  access: pin",
+         r"site\.yaml:12 web\.access: 'pin' needs a PIN but no web\.pin is set: add "
+         r"`pin: \$\{EDGE_WEB_PIN\}`.*\(got 'pin'\)$"),
+        ("web: {access: open-lan}\n", "",
+         r"site\.yaml:1 web\.access: 'pin' \(the default\) needs a PIN but no web\.pin is set"),
+    ],
+)
+def test_what_the_services_refuse_check_config_refuses(tmp_path, old, new, expected):
+    path = write(tmp_path, MINIMAL.replace(old, new, 1))
+    (tmp_path / "video.avi").write_bytes(b"")
+    with pytest.raises(ConfigError, match=expected) as raised:
+        load_site(path)
+    result = check_config(path)
+    assert result.exit_code == 78
+    assert result.output.splitlines() == [f"Error: {raised.value}"]  # one line, the same
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("site:\n  id: test-store\n  name: First\n  name: Second\n",
+         r"site\.yaml:4: not valid YAML: duplicate key site\.name \(first on line 3\)"),
+        ("site: {id: test-store, id: other}\n", r"site\.yaml:1: not valid YAML: duplicate key "
+         r"site\.id \(first on line 1\)"),
+        ("site: {id: test-store}\nfloor: {bounds: [[0, 0], [9, 9]]}\nfloor: {bounds: [[0, 0], "
+         "[1, 1]]}\n", r"site\.yaml:3: not valid YAML: duplicate key floor \(first on line 2\)"),
+        ("site: {id: test-store}\ncameras:\n  - {id: a, id: b}\n",
+         r"site\.yaml:3: not valid YAML: duplicate key cameras\[0\]\.id \(first on line 3\)"),
+    ],
+)
+def test_a_key_given_twice_is_refused_not_overwritten(tmp_path, text, expected):
+    """Regression: PyYAML keeps the last of two equal keys without a word."""
+    with pytest.raises(ConfigError, match=expected):
+        load_site(write(tmp_path, text))
+
+
+def test_yaml_merge_keys_are_not_duplicates():
+    text = MINIMAL.replace("site: {id: test-store}", "site: &s {id: test-store, name: A}\n"
+                           "x-copy: {<<: *s, name: B}")
+    with pytest.raises(ConfigError) as raised:  # an unknown section, but valid YAML
+        parse_site(text)
+    assert "x-copy: Extra inputs are not permitted" in str(raised.value)
+
+
+def test_a_segment_spec_with_a_key_twice_is_refused():
+    from edge.visits.spec import SpecError, parse_spec
+
+    text = REPO_SPEC.read_text() + '\nspec_version: "9.9.9"\n'
+    with pytest.raises(SpecError, match=r"spec\.yaml:\d+: not valid YAML: duplicate key "
+                       r"spec_version \(first on line 9\)"):
+        parse_spec(text, source="spec.yaml")
+
+
+REPO_SPEC = PETS_SITE.parents[2] / "models" / "segments" / "default.yaml"
+
+
+@pytest.mark.parametrize(
+    "floor, expected",
+    [
+        ("  zones:\n    - {id: far, kind: product, polygon: [[20, 20], [24, 20], [24, 24]]}\n",
+         r"site\.yaml:5 floor\.zones\[0\]\.polygon: zone 'far' lies entirely outside "
+         r"floor\.bounds \[\[0, 0\], \[10, 10\]\]"),
+        # Touching the edge is not inside either: nobody can stand in it.
+        ("  zones:\n    - {id: edge, kind: product, polygon: [[10, 0], [12, 0], [12, 4]]}\n",
+         r"zone 'edge' lies entirely outside"),
+        ("  lines:\n    - {id: door, start: [-5, -1], end: [-5, 4], inside: left}\n",
+         r"site\.yaml:5 floor\.lines\[0\]: line 'door' lies entirely outside floor\.bounds"),
+    ],
+)
+def test_zones_and_lines_off_the_floor_plan_are_refused(tmp_path, floor, expected):
+    text = MINIMAL.replace("  bounds: [[0, 0], [10, 10]]\n", "  bounds: [[0, 0], [10, 10]]\n"
+                           + floor)
+    with pytest.raises(ConfigError, match=expected):
+        load_site(write(tmp_path, text))
+
+
+def test_partly_inside_zones_and_lines_are_kept(tmp_path):
+    text = MINIMAL.replace("  bounds: [[0, 0], [10, 10]]\n", "  bounds: [[0, 0], [10, 10]]\n"
+                           "  zones:\n    - {id: door, kind: entrance, polygon: [[8, 8], [12, 8],"
+                           " [12, 12], [8, 12]]}\n"
+                           "  lines:\n    - {id: in, start: [-5, 1], end: [5, 1], inside: left}\n")
+    site = load_site(write(tmp_path, text))
+    assert [z.id for z in site.floor.zones] == ["door"] and site.floor.lines[0].id == "in"
+
+
+@pytest.mark.parametrize("shipped", ["pets09/site.yaml", "site.example.yaml"])
+def test_shipped_sites_validate(shipped, monkeypatch):
+    monkeypatch.setenv("EDGE_WEB_PIN", "2468")  # the skeleton reads it as a credential
+    site = load_site(PETS_SITE.parents[1] / shipped, check_files=True)
+    for zone in site.floor.zones:
+        assert zone.polygon  # every zone passed the bounds check
+
+
+def test_a_repeated_zone_id_names_the_repeat_and_its_line(tmp_path):
+    """Regression: the error pointed at `floor:` and printed the whole section."""
+    text = MINIMAL.replace("  bounds: [[0, 0], [10, 10]]\n", "  bounds: [[0, 0], [10, 10]]\n"
+                           "  zones:\n"
+                           "    - {id: till, kind: checkout, polygon: [[0, 0], [2, 0], [2, 2]]}\n"
+                           "    - {id: till, kind: checkout, polygon: [[4, 4], [6, 4], [6, 6]]}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_site(write(tmp_path, text))
+    assert str(raised.value) == (
+        f"invalid site config: {tmp_path / 'site.yaml'}:6 floor.zones[1].id: id 'till' is "
+        "already used by floor.zones[0]; zone and line ids must be unique (got 'till')")
+
+
+def test_a_repeated_camera_id_names_the_repeat(tmp_path):
+    camera = MINIMAL[MINIMAL.index("  - id: cam1"):MINIMAL.index("web:")]
+    text = MINIMAL.replace("web:", camera + "web:")
+    with pytest.raises(ConfigError, match=r"site\.yaml:10 cameras\[1\]\.id: camera id 'cam1' is "
+                       r"already used by cameras\[0\]; camera ids must be unique \(got 'cam1'\)$"):
+        load_site(write(tmp_path, text))
+
+
+def test_input_size_error_says_it_once(tmp_path):
+    text = MINIMAL + "detector: {input_size: [481, 640]}\n"
+    with pytest.raises(ConfigError) as raised:
+        load_site(write(tmp_path, text))
+    message = str(raised.value)
+    assert message.endswith("detector.input_size: input_size must be multiples of 32, "
+                            "e.g. [480, 640] (got [481, 640])")
+    assert message.count("481") == 1
+
+
+def test_a_missing_video_file_is_refused_by_check_config(tmp_path):
+    path = write(tmp_path, MINIMAL)  # source: video.avi, next to the site file: not there
+    assert load_site(path).cameras[0].source == str(tmp_path / "video.avi")  # replay may pass
+    result = check_config(path)
+    assert result.exit_code == 78
+    assert result.output.splitlines() == [
+        f"Error: invalid site config: {path}:6 cameras[0].source: the video file "
+        f"{tmp_path / 'video.avi'} does not exist; fix the path (relative to the site file) or "
+        "put the file there (got 'video.avi')"]
+    (tmp_path / "video.avi").write_bytes(b"")  # a file is there: decoding it is the worker's job
+    assert load_site(path, check_files=True).cameras[0].source == str(tmp_path / "video.avi")
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["rtsp://user:pw@camera-1.local:554/stream1", "http://127.0.0.1:9/stream.mjpg", "usb:0",
+     "/dev/video0", "asset:pets09_s2l1_view001"],
+)
+def test_sources_that_are_not_files_are_not_looked_for(tmp_path, source):
+    site = load_site(write(tmp_path, MINIMAL.replace("video.avi", source)), check_files=True)
+    assert site.cameras[0].source == source
+
+
+def test_only_the_named_cameras_files_are_required(tmp_path):
+    camera = MINIMAL[MINIMAL.index("  - id: cam1"):MINIMAL.index("web:")]
+    text = MINIMAL.replace("web:", camera.replace("cam1", "cam2").replace("video.avi", "usb:0")
+                           + "web:")
+    path = write(tmp_path, text)
+    assert load_site(path, check_files=["cam2"]).cameras[1].source == "usb:0"
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.source: the video file"):
+        load_site(path, check_files=["cam1"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from tests.conftest import REPO, SHARED
@@ -24,7 +25,15 @@ def test_install_upgrade_uninstall(tmp_path):
     assert (root / "etc/systemd/system/store-edge-camera@.service").is_file()
     assert (root / "var/lib/store-edge/models/yolox_nano_416x416.onnx").is_file()
     assert oct((root / "etc/store-edge/credentials").stat().st_mode & 0o777) == "0o700"
-    check = subprocess.run([str(edge), "check-config", str(config)], capture_output=True, text=True)
+    credentials = root / "etc/store-edge/credentials"
+    env = {**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)}
+    env.pop("EDGE_WEB_PIN", None)
+    check = subprocess.run([str(edge), "check-config", str(config)], capture_output=True,
+                           text=True, env=env)
+    assert check.returncode == 78 and "EDGE_WEB_PIN" in check.stderr  # the page needs a PIN
+    (credentials / "EDGE_WEB_PIN").write_text("2468\n")
+    check = subprocess.run([str(edge), "check-config", str(config)], capture_output=True,
+                           text=True, env=env)
     assert check.returncode == 0, check.stderr  # the skeleton is a valid config
 
     config.write_text(config.read_text().replace("Main Street store", "Edited by IT"))

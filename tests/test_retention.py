@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from edge.config.storage import StorageConfig
 from edge.retention import DAY, HOUR, purge
 
@@ -113,7 +115,8 @@ def test_the_privacy_audit_log_is_kept_400_days(memory_db):
     assert memory_db["privacy_audit"].count == 1
 
 
-def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(tmp_path):
+@pytest.mark.parametrize("old, said", [(1, "1 row deleted"), (2, "2 rows deleted")])
+def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(tmp_path, old, said):
     """`edge purge` (the hourly systemd timer, and `edge run`'s periodic job)."""
     import time
 
@@ -127,11 +130,11 @@ def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(tmp_pat
     site.write_text(PETS_SITE.read_text() + f"\nstorage: {{db_path: {tmp_path / 'edge.db'}}}\n")
     db = open_database(tmp_path / "edge.db")
     now = time.time()
-    _points(db, [now - 23.5 * HOUR, now - 22 * HOUR])
+    _points(db, [now - (23.5 + 0.1 * i) * HOUR for i in range(old)] + [now - 22 * HOUR])
     db.close()
     result = CliRunner().invoke(cli, ["purge", "--config", str(site)])
     assert result.exit_code == 0, result.output
-    assert "track_points: 1 rows deleted" in result.output
+    assert result.output.splitlines() == [f"track_points: {said}"]
     db = open_database(tmp_path / "edge.db")
     assert round(oldest_age_h(db, now)) == 22
 def test_delivered_outbox_rows_are_purged_but_never_the_backlog(memory_db):

@@ -97,6 +97,8 @@ def test_nearly_full_disk_stops_raw_writes_but_not_the_camera(tmp_path, pets_jpe
         wait_for(lambda: worker.stats.raw_points_skipped > 0, timeout=60)
         wait_for(lambda: (h := camera_health(db)) and h["status"] == "degraded", timeout=10)
         assert "disk is nearly full" in camera_health(db)["message"]
+        # No positions are stored, but the run still counts its frames as it goes.
+        wait_for(lambda: db["runs"].get(1)["frames"] > 0, timeout=10)
     finally:
         worker.stop.set()
         thread.join(30)
@@ -202,3 +204,117 @@ def test_a_killed_workers_run_is_closed_and_its_tracks_become_visits(tmp_path):
     assert db.execute("select count(*) from visits where run_id = ?", [orphan]).fetchone()[0] == 1
     assert db["runs"].get(elsewhere)["status"] == "running"  # another camera's: not ours to close
     assert worker.close_interrupted_runs() == []
+
+
+def short_video(path, frames: int = 5, fps: float = 50.0):
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def looped_camera(source):
+    from edge.config.vision import CameraConfig
+
+    return CameraConfig.model_validate({
+        "id": "demo", "source": str(source), "loop": True, "fps": 50,
+        "calibration": {"image_points": [[0, 0], [64, 0], [64, 48], [0, 48]],
+                        "floor_points": [[0, 0], [6, 0], [6, 4], [0, 4]]},
+    })
+
+
+def test_a_looped_file_starting_again_is_not_a_reconnection(tmp_path, caplog):
+    """Regression: each pass over a looped demo file logged "Camera X is back ... after 0
+    failed attempts" and counted one more reconnection in its health."""
+    from edge.runtime.frame_reader import FrameReader
+
+    reader = FrameReader(looped_camera(short_video(tmp_path / "demo.avi")),
+                         backoff_initial_s=0.05, backoff_max_s=0.1)
+    with caplog.at_level("INFO", logger="edge.runtime.frame_reader"):
+        reader.start()
+        try:
+            wait_for(lambda: reader.stats.frames_read >= 20, timeout=30)  # four passes
+        finally:
+            reader.stop()
+    assert reader.stats.reconnects == 0
+    assert "is back" not in caplog.text and "reconnecting" not in caplog.text
+
+
+def test_a_looped_file_that_comes_back_is_a_reconnection(tmp_path, caplog):
+    from edge.runtime.frame_reader import FrameReader
+
+    video = short_video(tmp_path / "demo.avi")
+    reader = FrameReader(looped_camera(video), backoff_initial_s=0.05, backoff_max_s=0.1)
+    with caplog.at_level("INFO", logger="edge.runtime.frame_reader"):
+        reader.start()
+        try:
+            wait_for(lambda: reader.stats.frames_read >= 5, timeout=30)
+            video.rename(tmp_path / "away.avi")  # the file goes (a USB stick pulled out)
+            wait_for(lambda: reader.stats.last_error is not None, timeout=10)
+            (tmp_path / "away.avi").rename(video)
+            wait_for(lambda: reader.stats.reconnects == 1, timeout=10)
+        finally:
+            reader.stop()
+    assert "Camera demo is back" in caplog.text
+
+
+def test_a_missing_video_file_stops_its_worker_with_exit_78(tmp_path):
+    """Regression: a looped demo file that is not there was retried every 2 s forever,
+    while check-config said the config was valid. Both now say the same one line."""
+    config = live_site_yaml(tmp_path, str(tmp_path / "gone.avi"), loop=True)
+    commands = {
+        "worker": ["run", "camera", "--config", str(config), "--camera", "view001"],
+        "check": ["check-config", str(config)],
+    }
+    said = {}
+    for name, args in commands.items():
+        result = subprocess.run([sys.executable, "-m", "edge", *args],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 78, result.stderr
+        assert "Traceback" not in result.stderr and "retrying" not in result.stderr
+        said[name] = result.stderr.strip().splitlines()
+    assert said["worker"] == said["check"]
+    assert len(said["worker"]) == 1
+    assert said["worker"][0].startswith(f"Error: invalid site config: {config}:")
+    assert (f"cameras[0].source: the video file {tmp_path / 'gone.avi'} does not exist"
+            in said["worker"][0])
+
+
+def test_a_worker_killed_mid_run_leaves_its_frame_count(tmp_path):
+    """Regression: a run killed with kill -9 was stored with frames=0 although ~300 frames
+    had been processed: the count was written only when the run ended."""
+    import signal
+    import sqlite3
+
+    config = live_site_yaml(tmp_path, str(PETS_VIDEO), detect_fps=7)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "camera", "--config", str(config),
+         "--camera", "view001"], stderr=subprocess.DEVNULL)
+    db_path = tmp_path / "state" / "edge.db"
+
+    def frames_stored():
+        if not db_path.exists():
+            return 0
+        with sqlite3.connect(db_path) as db:
+            try:
+                row = db.execute("select frames from runs where status = 'running'").fetchone()
+            except sqlite3.OperationalError:  # the schema is not there yet
+                return 0
+        return row[0] if row else 0
+
+    try:
+        wait_for(lambda: frames_stored() >= 5, timeout=90, poll=0.2)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+    finally:
+        worker.kill()
+        worker.wait(30)
+    with sqlite3.connect(db_path) as db:
+        frames, status = db.execute("select frames, status from runs").fetchone()
+        stored = db.execute("select count(distinct frame) from track_points").fetchone()[0]
+    assert status == "running" and frames >= 5  # as the next worker will find it
+    assert frames >= stored  # every frame with positions stored was counted

@@ -28,7 +28,8 @@ def test_all_ok_exits_0(tmp_path):
 
 
 def test_down_silent_and_missing_exit_1(tmp_path):
-    config = live_site_yaml(tmp_path, "usb:0", sections={"web": {"health_stale_s": 60}})
+    web = {"access": "open-lan", "health_stale_s": 60}
+    config = live_site_yaml(tmp_path, "usb:0", sections={"web": web})
     db = open_database(tmp_path / "state" / "edge.db")
     report_health(db, "sync", "ok", "Connected.")
     # The sync was killed an hour ago: its last word was "ok".
@@ -43,3 +44,33 @@ def test_down_silent_and_missing_exit_1(tmp_path):
     assert {c["component"]: c["status"] for c in summary["components"]} == {
         "sync": "silent", "wifi:wlan1": "down"}
     assert summary["missing"] == ["camera:view001"]
+
+
+def test_database_size_counts_its_wal_like_the_status_page(tmp_path):
+    """Regression: `edge status` said 0.0 MB while the page said 2.5 MB: in WAL mode the
+    recent writes are in edge.db-wal until a checkpoint, and status read edge.db only."""
+    config = live_site_yaml(tmp_path, "usb:0")
+    path = tmp_path / "elsewhere" / "store.db"  # not the default: --db chooses it
+    path.parent.mkdir()
+    db = open_database(path)
+    db.execute("pragma wal_autocheckpoint = 0")  # keep everything in the WAL
+    with db.atomic():
+        db["filler"].insert_all({"blob": bytes(1000)} for _ in range(2500))
+    wal = path.with_name("store.db-wal").stat().st_size
+    shm = path.with_name("store.db-shm").stat().st_size
+    assert wal > 2_000_000 and path.stat().st_size < 500_000
+    summary = json.loads(status(config, "--json", "--db", str(path)).output)
+    assert summary["database"] == str(path)
+    assert summary["database_mb"] == round((path.stat().st_size + wal + shm) / 1e6, 1)
+    assert summary["database_mb"] >= 2.0
+    text = status(config, "--db", str(path)).output
+    assert f"Database {path}: {summary['database_mb']} MB" in text
+
+
+def test_a_missing_database_is_0_mb(tmp_path):
+    from edge.storage.database import database_bytes
+
+    assert database_bytes(tmp_path / "none.db") is None
+    summary = json.loads(status(live_site_yaml(tmp_path, "usb:0"), "--json", "--db",
+                                str(tmp_path / "none.db")).output)
+    assert summary["database_mb"] == 0.0 and summary["components"] == []

@@ -35,3 +35,27 @@ def test_a_second_connection_reads_while_one_writes(tmp_path):
         assert reader.execute("select count(*) from health").fetchone()[0] == 0
     assert reader.execute("select count(*) from health").fetchone()[0] == 1
     assert read_health(writer)[0]["message"] == "Camera a is running."
+
+
+def test_a_batch_of_positions_keeps_the_runs_frame_count_current(tmp_path):
+    """Regression: a run cut off by kill -9 kept frames=0 (the count was written only when
+    the run finished); each batch now stores it with its positions, in one transaction."""
+    import numpy as np
+
+    from edge.records import FloorTracks, Tracks
+    from edge.storage.trajectories import start_run, write_track_points
+
+    db = open_database(tmp_path / "edge.db")
+    run_id = start_run(db, "cam", "test", "model")
+    person = Tracks(np.array([1]), np.array([[10, 10, 30, 60]], np.float32),
+                    np.array([0.9], np.float32))
+    batch = [FloorTracks("cam", frame, float(frame), person, np.array([[1.0, 2.0]]))
+             for frame in range(3)]
+    assert write_track_points(db, run_id, batch, frames=3) == 3
+    other = sqlite3.connect(tmp_path / "edge.db")  # what a later process reads
+    assert other.execute("select frames, status from runs").fetchone() == (3, "running")
+    empty = [FloorTracks("cam", 3, 3.0, Tracks.empty(), np.zeros((0, 2)))]
+    assert write_track_points(db, run_id, empty, frames=4) == 0  # nobody seen: still counted
+    assert other.execute("select frames from runs").fetchone() == (4,)
+    assert write_track_points(db, run_id, empty) == 0  # no count given: left alone
+    assert other.execute("select frames from runs").fetchone() == (4,)

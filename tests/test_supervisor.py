@@ -97,3 +97,39 @@ def test_the_box_runs_the_retention_purge(pets_site):
     purge = [s for s in services_for(pets_site, Path("/etc/site.yaml")) if s.name == "purge"]
     assert purge and purge[0].argv[-3:] == ["purge", "--config", "/etc/site.yaml"]
     assert purge[0].every_s == pets_site.service.purge_interval_s == 3600
+
+
+def test_a_second_edge_run_refuses_at_once(tmp_path):
+    """Regression: a second `edge run` started a second copy of every service; each was
+    refused by its own lock ("another camera-view001 is already running") and restarted
+    in a loop. The supervisor now holds a lock of its own."""
+    import socket
+    import subprocess
+
+    from tests.live_site import live_site_yaml
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = live_site_yaml(tmp_path, "usb:0", sections={
+        "cameras": [], "sync": {"enabled": False},
+        "web": {"access": "open-lan", "host": "127.0.0.1", "port": port}})
+    command = [sys.executable, "-m", "edge", "run", "--config", str(config)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = tmp_path / "state" / "locks" / "supervisor.lock"
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.1)
+        started = time.monotonic()
+        second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert time.monotonic() - started < 30
+        assert second.returncode == 1 and "Running store" not in second.stdout
+        assert second.stderr.splitlines() == [
+            f"Error: another supervisor is already running (pid {first.pid}); stop it first "
+            "(Ctrl-C in its terminal, or kill that pid); one `edge run` runs every service"]
+    finally:
+        first.terminate()
+        first.wait(30)
+    assert first.returncode == 0  # SIGTERM is a clean stop

@@ -24,6 +24,7 @@ floor:
   lines:
     - {id: door, start: [-5, -2], end: [15, -2], inside: left}
 visits: {close_after_s: 10, min_duration_s: 3}
+web: {access: open-lan}
 """)
 T0 = 1_700_000_000.0
 

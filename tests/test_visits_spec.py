@@ -275,7 +275,8 @@ def test_a_bad_spec_at_start_up_is_an_error(tmp_path):
 
 def test_site_points_at_its_spec_relative_to_the_site_file(tmp_path):
     site = parse_site(
-        "site: {id: s}\nfloor: {bounds: [[0, 0], [1, 1]]}\nvisits: {segment_spec: specs/a.yaml}\n",
+        "site: {id: s}\nfloor: {bounds: [[0, 0], [1, 1]]}\nvisits: {segment_spec: specs/a.yaml}\n"
+        "web: {access: open-lan}\n",
         base_dir=tmp_path,
     )
     assert site.visits.segment_spec == str(tmp_path / "specs" / "a.yaml")

@@ -479,8 +479,13 @@ def test_method_not_allowed_is_json(site, store_db):
 
 
 def test_pin_access_needs_a_pin(site, store_db):
+    # The config itself refuses it (edge/config/web.py), so check-config does too.
+    with pytest.raises(ValueError, match="no web.pin is set"):
+        with_web(site, access="pin", pin=None)
+    unchecked = site.model_copy(update={"web": site.web.model_copy(
+        update={"access": "pin", "pin": None})})
     with pytest.raises(ConfigError, match="no web.pin is set"):
-        create_app(WebDeps(site=with_web(site, access="pin", pin=None), db_path=store_db))
+        create_app(WebDeps(site=unchecked, db_path=store_db))
 
 
 def test_page_shows_the_figures_in_plain_words(site, store_db):

@@ -110,13 +110,17 @@ def test_serve_refuses_with_one_line(tmp_path, case):
         blocker.bind(("127.0.0.1", 0))
         blocker.listen(1)
         args += ["--open-lan", "--host", "127.0.0.1", "--port", str(blocker.getsockname()[1])]
+    else:
+        site = tmp_path / "site.yaml"
+        site.write_text(SITE.split("web:")[0] + "web: {access: pin}\n")
+        args += ["--site", str(site)]
     result = subprocess.run([sys.executable, "-m", "edge", "web", "serve", *args],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert "Traceback" not in result.stderr
     expected = ("cannot listen on 127.0.0.1" if case == "port-taken"
-                else "web.access is 'pin' but no web.pin is set")
+                else "web.access: 'pin' needs a PIN but no web.pin is set")
     assert lines[-1].startswith("Error: ") and expected in lines[-1], result.stderr
 
 

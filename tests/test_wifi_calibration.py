@@ -77,7 +77,7 @@ def test_manual_counts_file(tmp_path):
         manual_counts(tmp_path / "nope.csv")
 
 
-SITE = "site: {id: shop}\nfloor: {bounds: [[0, 0], [10, 8]]}\n"
+SITE = "site: {id: shop}\nfloor: {bounds: [[0, 0], [10, 8]]}\nweb: {access: open-lan}\n"
 
 
 def test_wifi_section_defaults_and_normalisation():
@@ -103,4 +103,4 @@ def test_wifi_section_defaults_and_normalisation():
 def test_wifi_section_errors_name_the_line(section, message):
     with pytest.raises(ConfigError, match=message) as caught:
         parse_site(SITE + section + "\n")
-    assert ":3" in str(caught.value)
+    assert ":4" in str(caught.value)

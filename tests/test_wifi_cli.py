@@ -41,7 +41,7 @@ def run(*args: str):
 def write_site(path: Path, wifi: str = "") -> Path:
     path.write_text(
         "site: {id: brno-lab, timezone: Europe/Prague}\n"
-        "floor: {bounds: [[0, 0], [10, 8]]}\n" + wifi
+        "floor: {bounds: [[0, 0], [10, 8]]}\n" + wifi + "web: {access: open-lan}\n"
     )
     return path
 

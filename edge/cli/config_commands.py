@@ -19,10 +19,12 @@ from edge.config import load_site
 def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool) -> None:
     """Validate a site config and report each camera's calibration error.
 
-    Exits non-zero (78), naming the file, line and key, if anything is wrong.
+    Exits non-zero (78), naming the file, line and key, if anything is wrong
+    (cameras' video files must exist).
     """
     path = resolve_site_path(site_path)
-    site = load_site(path)
+    # Cameras' video files too: a missing file would leave its worker retrying forever.
+    site = load_site(path, check_files=True)
     if list_cameras:
         for camera in site.cameras:
             click.echo(camera.id)

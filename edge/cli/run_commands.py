@@ -7,19 +7,21 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import click
 
-from edge.cli.options import resolve_db_path, resolve_site_path, site_option
+from edge.cli.options import db_option, resolve_db_path, resolve_site_path, site_option
 from edge.config import SiteConfig, load_site
 from edge.paths import state_dir
 from edge.storage import open_database
+from edge.storage.database import database_bytes
 
 
-def _load(site_path: Path | None) -> tuple[Path, SiteConfig]:
+def _load(site_path: Path | None, *, check_files: Collection[str] = ()) -> tuple[Path, SiteConfig]:
     path = resolve_site_path(site_path)
-    return path, load_site(path)
+    return path, load_site(path, check_files=check_files)
 
 
 def _mark_service(ctx: click.Context, role: str) -> None:
@@ -49,14 +51,19 @@ def run_group(ctx: click.Context, site_path: Path | None) -> None:
     _mark_service(ctx, ctx.invoked_subcommand or "supervisor")
     if ctx.invoked_subcommand is not None:
         return
-    from edge.runtime.supervisor import Supervisor, services_for
+    from edge.runtime.supervisor import Supervisor, services_for, supervisor_lock
 
     path, site = _load(site_path)
-    supervisor = Supervisor(services_for(site, path.resolve()))
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: supervisor.stop_event.set())
-    click.echo(f"Running store {site.site.id}: {len(supervisor.services)} services. Ctrl-C stops.")
-    ctx.exit(supervisor.run())
+    # A second supervisor would start a second copy of every service, each refused by
+    # its own lock and restarted in a loop: refuse here, once, before starting any.
+    with supervisor_lock():
+        supervisor = Supervisor(services_for(site, path.resolve()))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: supervisor.stop_event.set())
+        click.echo(f"Running store {site.site.id}: {len(supervisor.services)} services. "
+                   "Ctrl-C stops.")
+        code = supervisor.run()
+    ctx.exit(code)
 
 
 @run_group.command("camera")
@@ -66,7 +73,9 @@ def run_camera(site_path: Path | None, camera_id: str) -> None:
     """Run one camera: detect, track and store floor positions until stopped."""
     from edge.runtime.camera_worker import run_camera_worker
 
-    _, site = _load(site_path)
+    # Its own video file must exist: a missing file is a config error (exit 78), not a
+    # camera that may come back.
+    _, site = _load(site_path, check_files=[camera_id])
     run_camera_worker(site, camera_id, open_database(resolve_db_path(None, site)))
 
 
@@ -114,7 +123,7 @@ def purge_command(site_path: Path | None) -> None:
                    margin_s=site.service.purge_interval_s)
     if result.total:
         for table, count in result.deleted.items():
-            click.echo(f"{table}: {count} rows deleted")
+            click.echo(f"{table}: {count} {'row' if count == 1 else 'rows'} deleted")
     else:
         click.echo("Nothing to purge.")
 
@@ -129,8 +138,9 @@ def _age(seconds: float) -> str:
 
 @click.command("status")
 @site_option
+@db_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status_command(site_path: Path | None, as_json: bool) -> None:
+def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) -> None:
     """Summarize the box's health for IT: each service, the database and the disk.
 
     Exits 0 when everything is ok, 1 when something is degraded, down, silent (no
@@ -139,7 +149,7 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
     from edge.storage.health import read_health
 
     path, site = _load(site_path)
-    db_path = resolve_db_path(None, site)
+    db_path = resolve_db_path(db_path, site)
     health = read_health(open_database(db_path)) if db_path.exists() else []
     disk = shutil.disk_usage(db_path.parent if db_path.parent.exists() else state_dir().parent)
     now = time.time()
@@ -155,7 +165,8 @@ def status_command(site_path: Path | None, as_json: bool) -> None:
         "store": site.site.id,
         "config": str(path),
         "database": str(db_path),
-        "database_mb": round(db_path.stat().st_size / 1e6, 1) if db_path.exists() else 0.0,
+        # With its -wal and -shm files, as the status page counts it ("figures kept").
+        "database_mb": round((database_bytes(db_path) or 0) / 1e6, 1),
         "disk_free_mb": disk.free // 1_000_000,
         "components": health,
         "missing": missing,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from shapely.geometry import Polygon
+from shapely.geometry import LineString, Polygon, box
 from shapely.validation import explain_validity
 
-from edge.config.base import StrictModel
+from edge.config.base import KeyProblem, StrictModel
 
 Point = tuple[float, float]
 
@@ -84,12 +84,48 @@ class FloorConfig(StrictModel):
     lines: list[LineConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique_ids_and_bounds(self) -> FloorConfig:
+    def _ordered_bounds(self) -> FloorConfig:
         (x0, y0), (x1, y1) = self.bounds
         if not (x1 > x0 and y1 > y0):
-            raise ValueError("bounds must be [[x_min, y_min], [x_max, y_max]] with max > min")
-        ids = [z.id for z in self.zones] + [line.id for line in self.lines]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"zone/line ids must be unique; repeated: {', '.join(duplicates)}")
+            raise KeyProblem(
+                "bounds must be [[x_min, y_min], [x_max, y_max]] with max > min", at=("bounds",)
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> FloorConfig:
+        keys = [("zones", i, z.id) for i, z in enumerate(self.zones)]
+        keys += [("lines", i, line.id) for i, line in enumerate(self.lines)]
+        first: dict[str, str] = {}
+        for section, index, item_id in keys:
+            if item_id in first:
+                raise KeyProblem(
+                    f"id {item_id!r} is already used by floor.{first[item_id]}; zone and line "
+                    "ids must be unique",
+                    at=(section, index, "id"),
+                )
+            first[item_id] = f"{section}[{index}]"
+        return self
+
+    @model_validator(mode="after")
+    def _inside_bounds(self) -> FloorConfig:
+        # A zone or line off the floor plan can never be entered or crossed: its
+        # figures would stay empty without a word (usually a sign error or swapped axes).
+        (x0, y0), (x1, y1) = self.bounds
+        floor = box(x0, y0, x1, y1)
+        shown = f"floor.bounds [[{x0:g}, {y0:g}], [{x1:g}, {y1:g}]]"
+        for index, zone in enumerate(self.zones):
+            if Polygon(zone.polygon).intersection(floor).area <= 0:
+                raise KeyProblem(
+                    f"zone {zone.id!r} lies entirely outside {shown}; move the zone or widen "
+                    "the bounds",
+                    at=("zones", index, "polygon"),
+                )
+        for index, line in enumerate(self.lines):
+            if LineString([line.start, line.end]).intersection(floor).length <= 0:
+                raise KeyProblem(
+                    f"line {line.id!r} lies entirely outside {shown}; move the line or widen "
+                    "the bounds",
+                    at=("lines", index),
+                )
         return self

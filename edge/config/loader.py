@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from edge.config.base import KeyProblem
 from edge.config.site import SiteConfig
+from edge.config.yaml_loader import UniqueKeyLoader, format_key_path
 from edge.errors import ConfigError, EdgeError
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -66,10 +68,20 @@ def _substitute(value: Any) -> Any:
 
 
 def _format_path(path: tuple[Any, ...]) -> str:
-    text = ""
+    return format_key_path(path) or "(top level)"
+
+
+_ABSENT = object()
+
+
+def _value_at(data: Any, path: tuple[Any, ...]) -> Any:
+    """The value at ``path`` in the parsed document, or ``_ABSENT`` (a default)."""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _ABSENT
+    return data
 
 
 def _nearest_line(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
@@ -97,8 +109,8 @@ def validate_yaml(
         prepare: applied to the parsed mapping before validation (e.g. secrets).
     """
     try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=UniqueKeyLoader)
+        raw = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as problem:
         mark = getattr(problem, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -107,19 +119,26 @@ def validate_yaml(
     if not isinstance(raw, dict):
         raise error(f"{source}: expected a mapping of keys, the {what}'s sections")
     lines = _line_index(node) if node is not None else {}
+    data = prepare(raw)
     try:
-        return model.model_validate(prepare(raw), context=context)
+        return model.model_validate(data, context=context)
     except ValidationError as invalid:
         problems = []
         for item in invalid.errors():
             path = tuple(item["loc"])
+            value = item.get("input", _ABSENT) if item["type"] != "missing" else _ABSENT
+            cause = (item.get("ctx") or {}).get("error")
+            if isinstance(cause, KeyProblem):  # a cross-field check naming the key to fix
+                path = (*path, *cause.at)
+                value = _value_at(data, path)
             line = _nearest_line(lines, path)
             where = f"{source}:{line}" if line else source
             message = item["msg"].removeprefix("Value error, ")
             got = ""
-            if item["type"] != "missing" and path and "input" in item:
+            # A whole section is never echoed: it is long, and may hold secrets.
+            if path and value is not _ABSENT and not isinstance(value, dict):
                 secret = any(isinstance(p, str) and _SECRET_KEYS.search(p) for p in path)
-                shown = "***" if secret else repr(item["input"])
+                shown = "***" if secret else repr(value)
                 got = f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
             problems.append(f"{where} {_format_path(path)}: {message}{got}")
         if len(problems) == 1:  # the common case stays one line in the journal
@@ -127,20 +146,33 @@ def validate_yaml(
         raise error(f"invalid {what}:\n  " + "\n  ".join(problems)) from None
 
 
-def parse_site(text: str, *, source: str = "<site>", base_dir: Path | None = None) -> SiteConfig:
-    """Validate a site config given as YAML text."""
+def parse_site(
+    text: str,
+    *,
+    source: str = "<site>",
+    base_dir: Path | None = None,
+    check_files: bool | Collection[str] = False,
+) -> SiteConfig:
+    """Validate a site config given as YAML text.
+
+    Args:
+        base_dir: folder that relative paths in the file are relative to.
+        check_files: also require that cameras' video files exist: True for every
+            camera, or the ids of the cameras to check (a camera worker checks its own).
+    """
     return validate_yaml(
         text,
         SiteConfig,
         source=source,
         what="site config",
         prepare=_substitute,
-        context={"base_dir": base_dir or Path.cwd()},
+        context={"base_dir": base_dir or Path.cwd(), "check_files": check_files},
     )
 
 
-def load_site(path: str | Path) -> SiteConfig:
-    """Read, validate and cross-check the site config at ``path``."""
+def load_site(path: str | Path, *, check_files: bool | Collection[str] = False) -> SiteConfig:
+    """Read, validate and cross-check the site config at ``path`` (``check_files``: as
+    :func:`parse_site`)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -148,7 +180,9 @@ def load_site(path: str | Path) -> SiteConfig:
         raise ConfigError(f"site config {path} does not exist") from None
     except OSError as error:
         raise ConfigError(f"cannot read site config {path}: {error.strerror}") from None
-    site = parse_site(text, source=str(path), base_dir=path.resolve().parent)
+    site = parse_site(
+        text, source=str(path), base_dir=path.resolve().parent, check_files=check_files
+    )
     # Imported here: fitting needs OpenCV, which plain config tooling should not.
     from edge.calibration import fit_camera_calibrations
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edge.config.base import StrictModel
+from pydantic import Field, field_validator, model_validator
+
+from edge.config.base import KeyProblem, StrictModel
 from edge.config.floor import FloorConfig
 from edge.config.service import ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
@@ -26,6 +28,17 @@ class SiteInfo(StrictModel):
     name: str | None = None
     timezone: str = Field("UTC", description="IANA time zone for hourly and daily figures.")
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        # The status page, the Wi-Fi windows and the reports all need it; checked here so
+        # that check-config refuses what the services would (OSError: "Europe", a folder).
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError("not a known IANA time zone, e.g. Europe/London or UTC") from None
+        return value
+
 
 class SiteConfig(StrictModel):
     """Everything one box needs to know about its store."""
@@ -41,14 +54,21 @@ class SiteConfig(StrictModel):
     service: ServiceConfig = ServiceConfig()
     wifi: WifiConfig | None = None
     sync: SyncConfig = SyncConfig()
-    web: WebConfig = WebConfig()
+    # Validated even when the file has no web: section, so that the status page's
+    # defaults (PIN access) meet the same checks as a written section.
+    web: WebConfig = Field(default_factory=dict, validate_default=True)
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> SiteConfig:
-        ids = [camera.id for camera in self.cameras]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"camera ids must be unique; repeated: {', '.join(repeated)}")
+        first: dict[str, int] = {}
+        for index, camera in enumerate(self.cameras):
+            if camera.id in first:
+                raise KeyProblem(
+                    f"camera id {camera.id!r} is already used by cameras[{first[camera.id]}]; "
+                    "camera ids must be unique",
+                    at=("cameras", index, "id"),
+                )
+            first[camera.id] = index
         return self
 
     def camera(self, camera_id: str) -> CameraConfig:

@@ -13,6 +13,14 @@ from edge.config.base import StrictModel
 
 Point = tuple[float, float]
 
+# Sources that are not a file on this box: network streams, USB cameras, manifest assets.
+NOT_FILE_PREFIXES = ("asset:", "usb:", "/dev/")
+
+
+def is_file_source(source: str) -> bool:
+    """Whether a camera ``source`` is a local video file path (not a URL, device or asset)."""
+    return "://" not in source and not source.startswith(NOT_FILE_PREFIXES)
+
 
 class CalibrationConfig(StrictModel):
     """Image-to-floor calibration of one camera, from matched point pairs.
@@ -94,11 +102,23 @@ class CameraConfig(StrictModel):
     @field_validator("source")
     @classmethod
     def _resolve_relative_path(cls, value: str, info: ValidationInfo) -> str:
-        base_dir = (info.context or {}).get("base_dir")
-        if base_dir is None or "://" in value or value.startswith(("asset:", "usb:", "/dev/")):
+        context = info.context or {}
+        base_dir = context.get("base_dir")
+        if base_dir is None or not is_file_source(value):
             return value
         path = Path(value).expanduser()
-        return str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
+        path = path if path.is_absolute() else (Path(base_dir) / path).resolve()
+        # Only where asked (check-config, the camera's own worker): a replay given another
+        # video, or `edge status`, must work while a camera's file is missing.
+        check = context.get("check_files", False)
+        camera_id = info.data.get("id")
+        if (check is True or (check and camera_id in check)) and not path.is_file():
+            what = "is a folder, not a video file" if path.is_dir() else "does not exist"
+            raise ValueError(
+                f"the video file {path} {what}; fix the path (relative to the site file) "
+                "or put the file there"
+            )
+        return str(path)
 
 
 class DetectorConfig(StrictModel):
@@ -134,7 +154,8 @@ class DetectorConfig(StrictModel):
     @classmethod
     def _multiple_of_32(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
         if value is not None and (value[0] % 32 or value[1] % 32):
-            raise ValueError(f"input_size must be multiples of 32, got {list(value)}")
+            nearest = [max(32, round(side / 32) * 32) for side in value]
+            raise ValueError(f"input_size must be multiples of 32, e.g. {nearest}")
         return value
 
 

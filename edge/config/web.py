@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from edge.config.base import StrictModel
+from edge.config.base import KeyProblem, StrictModel
 
 # Format written by ``edge web hash-secret`` (edge/web/auth.py makes and checks it).
 HASH_PATTERN = re.compile(r"^pbkdf2_sha256\$\d{4,7}\$[A-Za-z0-9_-]{16,64}\$[A-Za-z0-9_-]{43}$")
@@ -103,3 +103,17 @@ class WebConfig(StrictModel):
                 "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
             )
         return value
+
+    @model_validator(mode="after")
+    def _pin_access_has_a_pin(self) -> WebConfig:
+        # Checked here, not only when the page starts: check-config (systemd's
+        # ExecStartPre) must refuse what the web service would refuse.
+        if self.access == "pin" and self.pin is None:
+            default = "" if "access" in self.model_fields_set else " (the default)"
+            raise KeyProblem(
+                f"'pin'{default} needs a PIN but no web.pin is set: add `pin: ${{EDGE_WEB_PIN}}` "
+                "to the web: section (and set EDGE_WEB_PIN), or choose `access: open-lan` on a "
+                "closed staff network",
+                at=("access",),
+            )
+        return self

@@ -6,6 +6,7 @@ camera), so a camera that hangs or crashes takes nothing else with it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sqlite3
@@ -29,7 +30,7 @@ from edge.runtime.frame_reader import FrameReader
 from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage.health import report_health
-from edge.storage.trajectories import finish_run, start_run, write_track_points
+from edge.storage.trajectories import finish_run, record_frames, start_run, write_track_points
 from edge.tracking import ByteTracker
 from edge.video import describe_source
 from edge.visits.analysis import VisitAnalyzer
@@ -180,15 +181,20 @@ class CameraWorker:
     def _flush(self, run_id: int, batch: list[FloorTracks]) -> None:
         """Store a batch of positions, or count it as skipped: a full or busy database
         costs raw positions, never the camera (no crash, no restart loop)."""
+        frames = self.stats.frames_processed  # the run's count, kept current for a kill -9
         if self.disk.raw_writes_allowed():
             try:
-                self.stats.points_written += write_track_points(self.db, run_id, batch)
+                self.stats.points_written += write_track_points(
+                    self.db, run_id, batch, frames=frames
+                )
                 self.stats.raw_write_problem = None
                 return
             except sqlite3.Error as error:
                 problem = f"the database cannot be written ({error})"
         else:
             problem = "the disk is nearly full"
+            with contextlib.suppress(sqlite3.Error):  # counted again with the next batch
+                record_frames(self.db, run_id, frames)
         skipped = sum(len(floor) for floor in batch)
         self.stats.raw_points_skipped += skipped
         if self.stats.raw_write_problem != problem:

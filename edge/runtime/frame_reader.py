@@ -92,6 +92,9 @@ class FrameReader:
         backoff = self.backoff_initial_s
         shown = describe_source(self.camera.source)
         failures, last_warning = 0, 0.0
+        # Whether the source was lost (it failed, stalled or ended) since it last opened.
+        # A looped file starting again was not lost: that is no reconnection.
+        lost = False
         while not self._stop.is_set():
             try:
                 source = VideoSource(
@@ -114,11 +117,11 @@ class FrameReader:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue
-            if self.stats.frames_read or self.stats.reconnects:
+            if (lost or failures) and (self.stats.frames_read or self.stats.reconnects):
                 self.stats.reconnects += 1
                 log.info("Camera %s is back (%s) after %d failed attempts.", self.camera.id,
                          shown, failures)
-            failures = 0
+            failures, lost = 0, False
             self.stats.connected = True
             self.stats.last_error = None
             backoff = self.backoff_initial_s
@@ -128,8 +131,10 @@ class FrameReader:
             if self._stop.is_set():
                 break
             if not source.info.live and self.camera.loop and not self._reopen.is_set():
+                log.debug("Camera %s: %s ended; playing it again.", self.camera.id, shown)
                 continue  # a demo file: start again at once
             self._reopen.clear()
+            lost = True
             log.warning("Camera %s stopped delivering frames; reconnecting.", self.camera.id)
             self._stop.wait(backoff)
 

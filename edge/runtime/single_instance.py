@@ -19,11 +19,23 @@ class InstanceLock:
 
     The kernel drops the lock when the process dies (even on kill -9), so a
     crashed service never blocks its own restart.
+
+    Args:
+        directory: the state folder.
+        role: the lock's name, and how the refusal names the other process.
+        how_to_stop: the end of the refusal: how to stop the other one.
     """
 
-    def __init__(self, directory: Path, role: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        role: str,
+        *,
+        how_to_stop: str = "stop it first (systemctl stop) or remove the duplicate service",
+    ) -> None:
         self.path = directory / "locks" / f"{role}.lock"
         self.role = role
+        self.how_to_stop = how_to_stop
         self._file: IO[str] | None = None
 
     def acquire(self) -> InstanceLock:
@@ -36,8 +48,7 @@ class InstanceLock:
             holder = handle.read().strip() or "unknown"
             handle.close()
             raise AlreadyRunningError(
-                f"another {self.role} is already running (pid {holder}); stop it first "
-                f"(systemctl stop) or remove the duplicate service"
+                f"another {self.role} is already running (pid {holder}); {self.how_to_stop}"
             ) from None
         handle.seek(0)
         handle.truncate()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import SiteConfig
+from edge.paths import state_dir
+from edge.runtime.single_instance import InstanceLock
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,16 @@ def services_for(site: SiteConfig, config_path: Path) -> list[ChildService]:
     services.append(ChildService("purge", [sys.executable, "-m", "edge", "purge", *config],
                                  every_s=site.service.purge_interval_s))
     return services
+
+
+def supervisor_lock() -> InstanceLock:
+    """The lock of ``edge run`` itself (``<state dir>/locks/supervisor.lock``), like each
+    service's own: a second supervisor is refused before it starts any child."""
+    return InstanceLock(
+        state_dir(), "supervisor",
+        how_to_stop="stop it first (Ctrl-C in its terminal, or kill that pid); "
+        "one `edge run` runs every service",
+    )
 
 
 class Supervisor:

@@ -9,6 +9,7 @@ turn instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -61,6 +62,25 @@ class _ImmediateConnection(sqlite3.Connection):
 
 def default_db_path() -> Path:
     return state_dir() / "edge.db"
+
+
+# In WAL mode committed pages wait in "-wal" until a checkpoint copies them into the
+# main file; "-shm" is the WAL's index. Without them a busy database looks empty.
+SIDE_FILES = ("-wal", "-shm")
+
+
+def database_bytes(path: str | Path) -> int | None:
+    """Bytes the database at ``path`` takes on disk, with its ``-wal`` and ``-shm``
+    files; None if there is no such database."""
+    path = Path(path)
+    try:
+        total = path.stat().st_size
+    except OSError:
+        return None
+    for suffix in SIDE_FILES:
+        with contextlib.suppress(OSError):  # no WAL yet, or checkpointed and removed
+            total += path.with_name(path.name + suffix).stat().st_size
+    return total
 
 
 def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_utils.Database:

@@ -116,12 +116,32 @@ def track_point_rows(run_id: int, floor: FloorTracks) -> Iterator[dict]:
         }
 
 
-def write_track_points(db: sqlite_utils.Database, run_id: int, batch: list[FloorTracks]) -> int:
-    """Append a batch of frames' tracks in one transaction; return rows written."""
+def _set_frames(db: sqlite_utils.Database, run_id: int, frames: int) -> None:
+    db.execute("update runs set frames = ? where id = ?", [frames, run_id])
+
+
+def record_frames(db: sqlite_utils.Database, run_id: int, frames: int) -> None:
+    """Set the frames processed so far by a running run."""
+    with db.atomic():
+        _set_frames(db, run_id, frames)
+
+
+def write_track_points(
+    db: sqlite_utils.Database, run_id: int, batch: list[FloorTracks], *, frames: int | None = None
+) -> int:
+    """Append a batch of frames' tracks in one transaction; return rows written.
+
+    ``frames``, the run's frames processed so far, is stored in the same transaction, so
+    a run cut off by kill -9 or a power cut keeps the count of what it stored (it was
+    0 until :func:`finish_run`, which such a run never reaches).
+    """
     rows = [row for floor in batch for row in track_point_rows(run_id, floor)]
-    if rows:
+    if rows or frames is not None:
         with db.atomic():
-            db.table("track_points").insert_all(rows, batch_size=1000)
+            if rows:
+                db.table("track_points").insert_all(rows, batch_size=1000)
+            if frames is not None:
+                _set_frames(db, run_id, frames)
     return len(rows)
 
 
