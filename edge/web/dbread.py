@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edge.errors import StorageError
+from edge.storage.database import database_bytes
 
 READ_BUSY_TIMEOUT_S = 3.0
 
@@ -62,12 +63,7 @@ class ReadOnlyDatabase:
             conn.close()
 
     def size_bytes(self) -> int | None:
-        try:
-            total = self.path.stat().st_size
-            wal = self.path.with_name(self.path.name + "-wal")
-            return total + (wal.stat().st_size if wal.exists() else 0)
-        except OSError:
-            return None
+        return database_bytes(self.path)
 
 
 def translate(error: sqlite3.OperationalError, path: Path) -> StorageError:
