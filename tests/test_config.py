@@ -131,12 +131,12 @@ def test_a_rejected_secret_is_not_echoed_into_the_error():
     assert "abc-secret-123" not in str(raised.value) and "***" in str(raised.value)
 
 
-def check_config(path: Path):
+def check_config(path: Path, *options: str):
     from click.testing import CliRunner
 
     from edge.cli import cli
 
-    return CliRunner().invoke(cli, ["check-config", str(path)])
+    return CliRunner().invoke(cli, ["check-config", *options, str(path)])
 
 
 @pytest.mark.parametrize(
@@ -159,10 +159,26 @@ def test_what_the_services_refuse_check_config_refuses(tmp_path, old, new, expec
     path = write(tmp_path, MINIMAL.replace(old, new, 1))
     (tmp_path / "video.avi").write_bytes(b"")
     with pytest.raises(ConfigError, match=expected) as raised:
-        load_site(path)
+        load_site(path, services=["web"])
     result = check_config(path)
     assert result.exit_code == 78
     assert result.output.splitlines() == [f"Error: {raised.value}"]  # one line, the same
+
+
+def test_what_a_service_needs_is_checked_for_that_service_only(tmp_path):
+    """A site without a PIN is a valid site for an engineer's replay or trajectory
+    import, and for the cameras' units; the page's unit and check-config refuse it."""
+    path = write(tmp_path, MINIMAL.replace("web: {access: open-lan}\n", "", 1))
+    (tmp_path / "video.avi").write_bytes(b"")
+    assert load_site(path).web.pin is None
+    assert check_config(path, "--service", "camera:cam1").exit_code == 0
+    assert check_config(path, "--service", "sync", "--service", "wifi").exit_code == 0
+    for service in ((), ("--service", "web")):
+        result = check_config(path, *service)
+        assert result.exit_code == 78 and "no web.pin is set" in result.output
+    unknown = check_config(path, "--service", "camera:nope")
+    assert unknown.exit_code == 78 and "has no camera nope (cameras: cam1)" in unknown.output
+    assert check_config(path, "--service", "printer").exit_code == 2
 
 
 @pytest.mark.parametrize(
@@ -236,7 +252,7 @@ def test_partly_inside_zones_and_lines_are_kept(tmp_path):
 @pytest.mark.parametrize("shipped", ["pets09/site.yaml", "site.example.yaml"])
 def test_shipped_sites_validate(shipped, monkeypatch):
     monkeypatch.setenv("EDGE_WEB_PIN", "2468")  # the skeleton reads it as a credential
-    site = load_site(PETS_SITE.parents[1] / shipped, check_files=True)
+    site = load_site(PETS_SITE.parents[1] / shipped, services=True)
     for zone in site.floor.zones:
         assert zone.polygon  # every zone passed the bounds check
 
@@ -282,7 +298,7 @@ def test_a_missing_video_file_is_refused_by_check_config(tmp_path):
         f"{tmp_path / 'video.avi'} does not exist; fix the path (relative to the site file) or "
         "put the file there (got 'video.avi')"]
     (tmp_path / "video.avi").write_bytes(b"")  # a file is there: decoding it is the worker's job
-    assert load_site(path, check_files=True).cameras[0].source == str(tmp_path / "video.avi")
+    assert load_site(path, services=True).cameras[0].source == str(tmp_path / "video.avi")
 
 
 @pytest.mark.parametrize(
@@ -291,7 +307,7 @@ def test_a_missing_video_file_is_refused_by_check_config(tmp_path):
      "/dev/video0", "asset:pets09_s2l1_view001"],
 )
 def test_sources_that_are_not_files_are_not_looked_for(tmp_path, source):
-    site = load_site(write(tmp_path, MINIMAL.replace("video.avi", source)), check_files=True)
+    site = load_site(write(tmp_path, MINIMAL.replace("video.avi", source)), services=True)
     assert site.cameras[0].source == source
 
 
@@ -300,6 +316,6 @@ def test_only_the_named_cameras_files_are_required(tmp_path):
     text = MINIMAL.replace("web:", camera.replace("cam1", "cam2").replace("video.avi", "usb:0")
                            + "web:")
     path = write(tmp_path, text)
-    assert load_site(path, check_files=["cam2"]).cameras[1].source == "usb:0"
+    assert load_site(path, services=["camera:cam2"]).cameras[1].source == "usb:0"
     with pytest.raises(ConfigError, match=r"cameras\[0\]\.source: the video file"):
-        load_site(path, check_files=["cam1"])
+        load_site(path, services=["camera:cam1"])

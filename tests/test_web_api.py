@@ -479,7 +479,7 @@ def test_method_not_allowed_is_json(site, store_db):
 
 
 def test_pin_access_needs_a_pin(site, store_db):
-    # The config itself refuses it (edge/config/web.py), so check-config does too.
+    # The config refuses it for the web service (edge/config/web.py), as check-config does.
     with pytest.raises(ValueError, match="no web.pin is set"):
         with_web(site, access="pin", pin=None)
     unchecked = site.model_copy(update={"web": site.web.model_copy(

@@ -198,11 +198,13 @@ def shared_store_db(tmp_path_factory) -> Path:
 
 
 def with_web(site: SiteConfig, **web) -> SiteConfig:
-    """The site with its ``web:`` section changed (validated, as if read from YAML)."""
+    """The site with its ``web:`` section changed (validated, as if read from YAML for
+    the web service)."""
     from edge.config.web import WebConfig
 
     fields = {**site.web.model_dump(), **web}
-    return site.model_copy(update={"web": WebConfig.model_validate(fields)})
+    checked = WebConfig.model_validate(fields, context={"services": ["web"]})
+    return site.model_copy(update={"web": checked})
 
 
 def expected_heatmap(db: sqlite3.Connection, site, start: float, end: float):

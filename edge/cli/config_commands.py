@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -10,21 +11,38 @@ import numpy as np
 from edge.calibration import fit_camera_calibrations
 from edge.cli.options import resolve_site_path
 from edge.config import load_site
+from edge.errors import ConfigError
 
 
 @click.command("check-config")
 @click.argument("site_path", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--list-cameras", is_flag=True, help="Only print the camera ids, one a line.")
 @click.option("--has-wifi", is_flag=True, help="Only exit 0 if a Wi-Fi sensor is configured.")
-def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool) -> None:
+@click.option("--service", "services", multiple=True, metavar="NAME",
+              help="Check only what this service needs besides a valid config: web (a PIN "
+                   "unless open-lan), camera:ID (its video file), sync, wifi. Repeatable; "
+                   "default: every service. Each systemd unit checks its own.")
+def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
+                 services: tuple[str, ...]) -> None:
     """Validate a site config and report each camera's calibration error.
 
-    Exits non-zero (78), naming the file, line and key, if anything is wrong
-    (cameras' video files must exist).
+    Exits non-zero (78), naming the file, line and key, if anything is wrong,
+    including what the services need to run (cameras' video files, the page's PIN).
     """
+    for name in services:
+        if not re.fullmatch(r"web|sync|wifi|camera:\S+", name):
+            raise click.BadParameter(
+                f"{name!r} is not a service; give web, sync, wifi or camera:ID",
+                param_hint="--service")
     path = resolve_site_path(site_path)
-    # Cameras' video files too: a missing file would leave its worker retrying forever.
-    site = load_site(path, check_files=True)
+    # What the services need too: a missing video file would leave its worker retrying
+    # forever, a missing PIN would stop the page.
+    site = load_site(path, services=services or True)
+    unknown = sorted({name.removeprefix("camera:") for name in services
+                      if name.startswith("camera:")} - {c.id for c in site.cameras})
+    if unknown:
+        raise ConfigError(f"{path} has no camera {', '.join(unknown)} (cameras: "
+                          f"{', '.join(c.id for c in site.cameras) or 'none'})")
     if list_cameras:
         for camera in site.cameras:
             click.echo(camera.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,12 @@ def resolve_site_path(site_path: Path | None) -> Path:
     return INSTALLED_CONFIG if INSTALLED_CONFIG.is_file() else default_site_config()
 
 
-def load_site_option(site_path: Path | None) -> SiteConfig:
-    return load_site(resolve_site_path(site_path))
+def load_site_option(
+    site_path: Path | None, *, services: bool | Collection[str] = False
+) -> SiteConfig:
+    """The site config of ``--site`` (or the default one); ``services``: as
+    :func:`edge.config.loader.parse_site`."""
+    return load_site(resolve_site_path(site_path), services=services)
 
 
 class FiniteFloatRange(click.FloatRange):

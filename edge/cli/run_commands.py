@@ -19,9 +19,12 @@ from edge.storage import open_database
 from edge.storage.database import database_bytes
 
 
-def _load(site_path: Path | None, *, check_files: Collection[str] = ()) -> tuple[Path, SiteConfig]:
+def _load(
+    site_path: Path | None, *, services: bool | Collection[str] = ()
+) -> tuple[Path, SiteConfig]:
+    """The site config, checked for what ``services`` need to run (see parse_site)."""
     path = resolve_site_path(site_path)
-    return path, load_site(path, check_files=check_files)
+    return path, load_site(path, services=services)
 
 
 def _mark_service(ctx: click.Context, role: str) -> None:
@@ -53,7 +56,7 @@ def run_group(ctx: click.Context, site_path: Path | None) -> None:
         return
     from edge.runtime.supervisor import Supervisor, services_for, supervisor_lock
 
-    path, site = _load(site_path)
+    path, site = _load(site_path, services=True)
     # A second supervisor would start a second copy of every service, each refused by
     # its own lock and restarted in a loop: refuse here, once, before starting any.
     with supervisor_lock():
@@ -75,7 +78,7 @@ def run_camera(site_path: Path | None, camera_id: str) -> None:
 
     # Its own video file must exist: a missing file is a config error (exit 78), not a
     # camera that may come back.
-    _, site = _load(site_path, check_files=[camera_id])
+    _, site = _load(site_path, services=[f"camera:{camera_id}"])
     run_camera_worker(site, camera_id, open_database(resolve_db_path(None, site)))
 
 
@@ -95,7 +98,7 @@ def run_web(site_path: Path | None) -> None:
     """Run the status page (exits 75 when IT asks for a restart)."""
     from edge.runtime.services import run_web_service
 
-    _, site = _load(site_path)
+    _, site = _load(site_path, services=["web"])
     raise SystemExit(run_web_service(site, resolve_db_path(None, site)))
 
 

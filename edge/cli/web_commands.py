@@ -33,7 +33,8 @@ def serve_command(site_path: Path | None, db_path: Path | None, host: str | None
     """
     from edge.web.server import serve  # the web stack loads only for this command
 
-    site = load_site_option(site_path)
+    # The page's own needs (a PIN) are checked unless --open-lan does away with them.
+    site = load_site_option(site_path, services=() if open_lan else ["web"])
     if open_lan:
         site = site.model_copy(update={"web": site.web.model_copy(update={"access": "open-lan"})})
     # A named database must exist (a typo would serve a new, empty one); the default

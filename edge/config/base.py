@@ -11,6 +11,13 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def checks_service(context: dict | None, name: str) -> bool:
+    """Whether validation was asked to check what service ``name`` needs to run (see
+    :func:`edge.config.loader.parse_site`)."""
+    services = (context or {}).get("services", False)
+    return services is True or (bool(services) and name in services)
+
+
 class KeyProblem(ValueError):
     """A cross-field check's error that names the one key to fix.
 

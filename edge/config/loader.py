@@ -151,14 +151,16 @@ def parse_site(
     *,
     source: str = "<site>",
     base_dir: Path | None = None,
-    check_files: bool | Collection[str] = False,
+    services: bool | Collection[str] = False,
 ) -> SiteConfig:
     """Validate a site config given as YAML text.
 
     Args:
         base_dir: folder that relative paths in the file are relative to.
-        check_files: also require that cameras' video files exist: True for every
-            camera, or the ids of the cameras to check (a camera worker checks its own).
+        services: also check what these services need to run: True for all of them
+            (``edge check-config``), or names such as ``"web"`` (a PIN unless the page
+            is open-lan) and ``"camera:<id>"`` (its video file, if it reads one). Other
+            commands (a replay, ``edge visits import``) need neither.
     """
     return validate_yaml(
         text,
@@ -166,12 +168,12 @@ def parse_site(
         source=source,
         what="site config",
         prepare=_substitute,
-        context={"base_dir": base_dir or Path.cwd(), "check_files": check_files},
+        context={"base_dir": base_dir or Path.cwd(), "services": services},
     )
 
 
-def load_site(path: str | Path, *, check_files: bool | Collection[str] = False) -> SiteConfig:
-    """Read, validate and cross-check the site config at ``path`` (``check_files``: as
+def load_site(path: str | Path, *, services: bool | Collection[str] = False) -> SiteConfig:
+    """Read, validate and cross-check the site config at ``path`` (``services``: as
     :func:`parse_site`)."""
     path = Path(path)
     try:
@@ -181,7 +183,7 @@ def load_site(path: str | Path, *, check_files: bool | Collection[str] = False) 
     except OSError as error:
         raise ConfigError(f"cannot read site config {path}: {error.strerror}") from None
     site = parse_site(
-        text, source=str(path), base_dir=path.resolve().parent, check_files=check_files
+        text, source=str(path), base_dir=path.resolve().parent, services=services
     )
     # Imported here: fitting needs OpenCV, which plain config tooling should not.
     from edge.calibration import fit_camera_calibrations

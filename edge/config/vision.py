@@ -9,7 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
-from edge.config.base import StrictModel
+from edge.config.base import StrictModel, checks_service
 
 Point = tuple[float, float]
 
@@ -110,9 +110,8 @@ class CameraConfig(StrictModel):
         path = path if path.is_absolute() else (Path(base_dir) / path).resolve()
         # Only where asked (check-config, the camera's own worker): a replay given another
         # video, or `edge status`, must work while a camera's file is missing.
-        check = context.get("check_files", False)
         camera_id = info.data.get("id")
-        if (check is True or (check and camera_id in check)) and not path.is_file():
+        if checks_service(context, f"camera:{camera_id}") and not path.is_file():
             what = "is a folder, not a video file" if path.is_dir() else "does not exist"
             raise ValueError(
                 f"the video file {path} {what}; fix the path (relative to the site file) "

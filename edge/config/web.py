@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from edge.config.base import KeyProblem, StrictModel
+from edge.config.base import KeyProblem, StrictModel, checks_service
 
 # Format written by ``edge web hash-secret`` (edge/web/auth.py makes and checks it).
 HASH_PATTERN = re.compile(r"^pbkdf2_sha256\$\d{4,7}\$[A-Za-z0-9_-]{16,64}\$[A-Za-z0-9_-]{43}$")
@@ -105,10 +105,11 @@ class WebConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _pin_access_has_a_pin(self) -> WebConfig:
-        # Checked here, not only when the page starts: check-config (systemd's
-        # ExecStartPre) must refuse what the web service would refuse.
-        if self.access == "pin" and self.pin is None:
+    def _pin_access_has_a_pin(self, info: ValidationInfo) -> WebConfig:
+        # Checked here for the status page's service and for check-config (systemd's
+        # ExecStartPre), so both refuse the same config; other commands (a replay,
+        # `edge visits import`) do not need the page.
+        if checks_service(info.context, "web") and self.access == "pin" and self.pin is None:
             default = "" if "access" in self.model_fields_set else " (the default)"
             raise KeyProblem(
                 f"'pin'{default} needs a PIN but no web.pin is set: add `pin: ${{EDGE_WEB_PIN}}` "
