@@ -356,6 +356,7 @@ class SyncService:
         )
         try:
             while not stop.is_set():
+                self.client.check()  # a dead network thread ends the service (systemd restarts)
                 try:
                     self.run_pass()
                 except sqlite3.Error as error:  # e.g. locked past the busy timeout: next pass
@@ -379,6 +380,7 @@ class SyncService:
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
+                self.client.check()
                 self.run_pass()
                 idle = self.client.connected.is_set() and not self.in_flight
                 if idle and self.outbox.summary().pending == 0:

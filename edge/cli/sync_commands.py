@@ -169,8 +169,9 @@ def consume_command(
     """Reference consumer: receive aggregates, validate them, store each id once."""
     from pydantic import ValidationError
 
-    from sync.consumer import ReferenceConsumer
+    from sync.consumer import ReferenceConsumer, check_topic_segments
 
+    check_topic_segments(prefix, store, names=("--prefix", "--store"))
     try:
         tls = (
             TlsConfig(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
