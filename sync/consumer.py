@@ -4,13 +4,14 @@ For tests and as the central team's starting point. It keeps a persistent MQTT
 session (the broker queues aggregates while it is away), acknowledges a message
 only after it is committed to its own SQLite file, and stores each aggregate id
 once: redeliveries (QoS 1 is at-least-once) are counted, not stored again.
-Messages that fail the schema or the k-anonymity claim are kept in ``rejected``
-with the reason, never in ``aggregates``.
+Messages it cannot take (not JSON, too deeply nested, failing the schema or the
+k-anonymity claim, naming another store than their topic's, or an id that is not
+the one of their store and window) are kept in ``rejected`` with a short reason,
+never in ``aggregates``, and acknowledged: no message blocks the ones behind it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
+from pydantic import ValidationError
 from sqlite_utils.migrations import Migrations
 
 from edge.config.sync import MqttConfig
+from edge.errors import ConfigError
 from edge.storage import open_database
 from sync import contract, kanon
-from sync.errors import ContractError
+from sync.errors import ContractError, short_reason
 from sync.mqtt_client import MqttClient
 
 log = logging.getLogger(__name__)
@@ -51,10 +54,75 @@ def m001_consumer_tables(db: sqlite_utils.Database) -> None:
     db.table("stats").create({"store": str, "payload": str, "at": float}, pk="store")
 
 
+def check_topic_segments(
+    prefix: str, store: str, *, names: tuple[str, str] = ("prefix", "store")
+) -> None:
+    """``prefix`` must be a topic prefix the box's config accepts (``sync.mqtt.topic_prefix``)
+    and ``store`` ``+`` or a store id as the contract spells it: a ``#`` or ``a/b`` would
+    make a subscription the broker refuses, or one that matches other topics.
+
+    Raises:
+        ConfigError: naming the value (``names`` are how the caller calls them).
+    """
+    try:
+        MqttConfig(topic_prefix=prefix)
+    except ValidationError:
+        raise ConfigError(
+            f"{names[0]} {prefix!r} is not a topic prefix: letters, digits, _ and - in levels "
+            "separated by /, no wildcard"
+        ) from None
+    if store != "+" and not contract.is_store_id(store):
+        raise ConfigError(
+            f"{names[1]} {store!r} is neither + (all stores) nor a store id (lower-case letters, "
+            "digits, _ and -, at most 48)"
+        )
+
+
 def open_consumer_db(path: str | Path) -> sqlite_utils.Database:
     db = open_database(path, migrate=False)
     MIGRATIONS.apply(db)
     return db
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An aggregate that passed every check, with the columns it is stored under."""
+
+    id: str
+    store: str
+    window_start: float
+    window_s: int
+    text: str
+
+
+def check_aggregate(topic: str, payload: bytes) -> Accepted:
+    """Everything the consumer checks before storing a message from ``topic``
+    (``<prefix>/<store>/aggregates``): JSON the rest can handle, the schema, the
+    k-anonymity it claims, the store it names against the topic's, and its id against
+    the one derived from its store and window (so no store can take another's window).
+
+    Raises:
+        ContractError: why it is rejected.
+    """
+    message = contract.parse_json(payload, "message")
+    contract.validate("aggregate", message)
+    problems = kanon.violations(message, message["k"])
+    if problems:
+        raise ContractError("not k-anonymous as claimed: " + "; ".join(problems[:3]))
+    store = message["store"]
+    if topic.split("/")[-2] != store:
+        raise ContractError(f"store {store!r} published on {topic}")
+    window = message["window"]
+    try:
+        start = contract.parse_iso_utc(window["start"])
+    except ValueError:
+        raise ContractError(f"window.start {window['start']!r} is not a UTC time") from None
+    expected = contract.aggregate_id(store, start, window["seconds"], message["kind"])
+    if message["id"] != expected:
+        raise ContractError(
+            f"id {message['id']!r} is not the id of its store and window, {expected!r}"
+        )
+    return Accepted(expected, store, start, window["seconds"], payload.decode("utf-8"))
 
 
 @dataclass
@@ -86,6 +154,7 @@ class ReferenceConsumer:
         client_id: str = "edge-reference-consumer",
         delay_s: float = 0.0,
     ) -> None:
+        check_topic_segments(prefix, store)
         self.db_path = db_path
         self.prefix, self.store = prefix, store
         self.delay_s = delay_s
@@ -105,51 +174,52 @@ class ReferenceConsumer:
 
     def handle_aggregate(self, topic: str, payload: bytes) -> str:
         """Validate and store one message; returns ``stored``, ``duplicate`` or ``rejected``.
-        Raises only if the message cannot be stored (then it is not acknowledged)."""
+
+        A message that cannot be processed, whatever is wrong with it, is rejected: kept in
+        ``rejected`` with a short reason and acknowledged, so it never blocks the queue.
+        Raises only if the message cannot be stored (then it is not acknowledged and the
+        broker sends it again)."""
         if self.delay_s:
             time.sleep(self.delay_s)
         db = self._database()
         now = time.time()
         try:
-            message = json.loads(payload)
-            contract.validate("aggregate", message)
-            problems = kanon.violations(message, message["k"])
-            if problems:
-                raise ContractError("not k-anonymous as claimed: " + "; ".join(problems[:3]))
-            if topic.split("/")[-2] != message["store"]:
-                raise ContractError(f"store {message['store']!r} published on {topic}")
-        except (ValueError, ContractError) as error:
-            with db.atomic():
-                db.execute(
-                    "insert into rejected (topic, reason, bytes, received_at) values (?, ?, ?, ?)",
-                    [topic, str(error), len(payload), now],
-                )
-            self.counts.rejected += 1
-            log.warning("Rejected a message on %s: %s", topic, error)
-            return "rejected"
+            accepted = check_aggregate(topic, payload)
+        except ContractError as error:
+            return self._reject(db, topic, payload, str(error), now)
+        except Exception as error:  # a check that chokes on a message is a reason, not a crash
+            log.exception("Checking a message on %s failed; rejecting it.", topic)
+            return self._reject(db, topic, payload, f"{type(error).__name__}: {error}", now)
         with db.atomic():
             inserted = db.execute(
                 "insert or ignore into aggregates (id, store, window_start, window_s, payload, "
                 "received_at, duplicates) values (?, ?, ?, ?, ?, ?, 0)",
-                [
-                    message["id"],
-                    message["store"],
-                    contract.parse_iso_utc(message["window"]["start"]),
-                    message["window"]["seconds"],
-                    payload.decode(),
-                    now,
-                ],
+                [accepted.id, accepted.store, accepted.window_start, accepted.window_s,
+                 accepted.text, now],
             ).rowcount
             if not inserted:
                 db.execute(
                     "update aggregates set duplicates = duplicates + 1 where id = ?",
-                    [message["id"]],
+                    [accepted.id],
                 )
         if inserted:
             self.counts.stored += 1
             return "stored"
         self.counts.duplicates += 1
         return "duplicate"
+
+    def _reject(
+        self, db: sqlite_utils.Database, topic: str, payload: bytes, reason: str, now: float
+    ) -> str:
+        reason = short_reason(reason)
+        with db.atomic():
+            db.execute(
+                "insert into rejected (topic, reason, bytes, received_at) values (?, ?, ?, ?)",
+                [topic, reason, len(payload), now],
+            )
+        self.counts.rejected += 1
+        log.warning("Rejected a message on %s: %s", topic, reason)
+        return "rejected"
 
     def _latest(self, table: str, column: str, topic: str, value: str) -> None:
         db = self._database()

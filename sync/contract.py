@@ -10,6 +10,8 @@ major.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -18,7 +20,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from sync.errors import ContractError
+from sync.errors import ContractError, short_reason
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_MAJOR = SCHEMA_VERSION.split(".")[0]
@@ -31,6 +33,12 @@ STATS = "stats"
 CONFIG_SET = "config/set"
 CONFIG_STATE = "config/state"
 ONLINE, OFFLINE = "online", "offline"
+
+# Far deeper than any message of the contract (a downlinked segment spec nests about 9
+# levels), far shallower than the recursion limit of the parser and the validators.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +88,80 @@ def validate(name: str, message: Any) -> None:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise ContractError(f"{name} message is invalid at {where}: {first.message}{more}")
+        # first.message quotes the offending value, which may be the whole payload.
+        raise ContractError(
+            f"{name} message is invalid at {short_reason(where, 80)}: "
+            f"{short_reason(first.message, 120)}{more}"
+        )
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON ``text``, found without parsing it
+    (brackets inside strings do not count), so a hostile message never recurses."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {short_reason(text, 24)} is out of range")
+    return value
+
+
+def parse_json(payload: bytes, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Decode a JSON message from the network, refusing anything the rest of the code
+    could choke on: bytes that are not UTF-8, nesting deeper than ``max_depth``, NaN or
+    infinite numbers, integers of thousands of digits, and lone surrogate escapes
+    (``"\\ud800"`` decodes to a string that cannot be encoded back to UTF-8).
+
+    Raises:
+        ContractError: one short line saying which of these ``what`` is.
+    """
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ContractError(f"{what} is not UTF-8 text: {error}") from None
+    depth = nesting_depth(text)
+    if depth > max_depth:
+        raise ContractError(f"{what} is nested {depth} levels deep, more than {max_depth}")
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise ContractError(f"{what} is not JSON: {short_reason(str(error), 120)}") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ContractError(
+            f"{what} holds a lone surrogate escape (\\ud800-\\udfff), which is not Unicode text"
+        ) from None
+    return value
+
+
+@cache
+def _pattern(schema_name: str, field: str) -> re.Pattern[str]:
+    return re.compile(schema(schema_name)["properties"][field]["pattern"])
+
+
+def is_store_id(text: str) -> bool:
+    """Whether ``text`` is a store id as the contract spells it (the schemas' ``store``):
+    also a single topic level with no wildcard."""
+    return _pattern("aggregate", "store").fullmatch(text) is not None
+
+
+def is_nonce(text: object) -> bool:
+    """Whether ``text`` is a downlink nonce as the contract spells it."""
+    return isinstance(text, str) and _pattern("downlink-body", "nonce").fullmatch(text) is not None
 
 
 def canonical_json(message: Any) -> bytes:

@@ -3,7 +3,8 @@
 A downlink is a JSON envelope ``{"body": "<JSON text>", "signature": "<hex>"}``;
 the signature is HMAC-SHA256 over the body's exact UTF-8 bytes with the key
 provisioned at install (``sync.downlink_key``). A message is applied only if, in
-this order: the envelope matches its schema, the signature is right, the body
+this order: it is at most 70 kB of UTF-8 JSON nested at most 32 deep (no NaN, no lone
+surrogate), the envelope matches its schema, the signature is right, the body
 matches its schema and major version, it names this store, it was issued within
 ``downlink_max_age_s`` of now, its nonce was never seen, and every change is
 allowed (k >= 2, a window that divides the day...). All changes and the nonce are
@@ -25,13 +26,15 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlite_utils
+from pydantic import ValidationError
 
+from edge.config.sync import SyncConfig
 from edge.errors import StorageError
 from sync import contract
-from sync.errors import ContractError, DownlinkRefused
+from sync.errors import ContractError, DownlinkRefused, short_reason
 from sync.settings import apply_changes, check_changes, nonce_seen
 
 log = logging.getLogger(__name__)
@@ -61,10 +64,20 @@ class DownlinkResult:
         return {"status": self.status, "nonce": self.nonce, "reason": self.reason, "at": at}
 
 
+def key_bytes(key: str) -> bytes:
+    """The HMAC key's bytes: its UTF-8, and bytes that were not UTF-8 in the environment
+    variable it came from as they were (Python holds those as surrogate escapes).
+
+    Raises:
+        UnicodeEncodeError: a key holding other lone surrogates.
+    """
+    return key.encode("utf-8", "surrogateescape")
+
+
 def sign_body(body: dict[str, Any], key: str) -> bytes:
     """The signed envelope of ``body`` (what the central platform publishes)."""
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    signature = hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+    signature = hmac.new(key_bytes(key), text.encode(), hashlib.sha256).hexdigest()
     return json.dumps({"body": text, "signature": signature}).encode()
 
 
@@ -81,11 +94,62 @@ def config_body(
     }
 
 
+def signed_config_set(store: str, changes: dict[str, Any], key: str) -> bytes:
+    """A signed config/set message that a box holding ``key`` accepts: the key, the
+    envelope, the body and every change pass the box's own checks before it is returned
+    (what ``edge sync sign-config`` prints).
+
+    Raises:
+        DownlinkRefused: what the box would refuse, and why.
+    """
+    try:
+        SyncConfig.model_validate({"downlink_key": key})
+    except ValidationError as error:
+        raise DownlinkRefused(f"sync.downlink_key: {error.errors()[0]['msg']}") from None
+    payload = sign_body(config_body(store, changes), key)
+    check_changes(authenticated_body(payload, key)["set"])
+    return payload
+
+
 def _parse(payload: bytes, what: str) -> Any:
     try:
-        return json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DownlinkRefused(f"{what} is not JSON: {error}") from None
+        return contract.parse_json(payload, what)
+    except ContractError as error:
+        raise DownlinkRefused(str(error)) from None
+
+
+def authenticated_body(payload: bytes, key: str) -> dict[str, Any]:
+    """The signed, schema-valid body of a config/set message: the checks that need only
+    the key (size, UTF-8, nesting, JSON, envelope schema, signature, then the body's
+    nesting, JSON, schema and major version).
+
+    Raises:
+        DownlinkRefused: why; with the nonce once the body is authentic and has one.
+    """
+    if len(payload) > MAX_DOWNLINK_BYTES:
+        raise DownlinkRefused(f"message of {len(payload)} bytes exceeds {MAX_DOWNLINK_BYTES}")
+    envelope = _parse(payload, "message")
+    try:
+        contract.validate("downlink", envelope)
+    except ContractError as error:
+        raise DownlinkRefused(str(error)) from None
+    # Encodable: parse_json refused lone surrogates, the only str that UTF-8 cannot carry.
+    body_bytes = envelope["body"].encode("utf-8")
+    try:
+        secret = key_bytes(key)
+    except UnicodeEncodeError:
+        raise DownlinkRefused("sync.downlink_key cannot be encoded as UTF-8") from None
+    expected = hmac.new(secret, body_bytes, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), envelope["signature"].encode()):
+        raise DownlinkRefused("bad signature (wrong key, or the body was altered)")
+    body = _parse(body_bytes, "body")
+    nonce = body.get("nonce") if isinstance(body, dict) else None
+    nonce = nonce if contract.is_nonce(nonce) else None
+    try:
+        contract.validate("downlink-body", body)
+    except ContractError as error:
+        raise DownlinkRefused(str(error), nonce) from None
+    return cast(dict[str, Any], body)
 
 
 def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:
@@ -96,36 +160,29 @@ def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:
     """
     if ctx.key is None:
         raise DownlinkRefused("downlink is disabled on this box (no sync.downlink_key)")
-    if len(payload) > MAX_DOWNLINK_BYTES:
-        raise DownlinkRefused(f"message of {len(payload)} bytes exceeds {MAX_DOWNLINK_BYTES}")
-    envelope = _parse(payload, "message")
-    try:
-        contract.validate("downlink", envelope)
-    except ContractError as error:
-        raise DownlinkRefused(str(error)) from None
-    expected = hmac.new(ctx.key.encode(), envelope["body"].encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, envelope["signature"]):
-        raise DownlinkRefused("bad signature (wrong key, or the body was altered)")
-    body = _parse(envelope["body"].encode(), "body")
-    try:
-        contract.validate("downlink-body", body)
-    except ContractError as error:
-        raise DownlinkRefused(str(error)) from None
+    body = authenticated_body(payload, ctx.key)
+    nonce = body["nonce"]
     if body["store"] != ctx.store:
-        raise DownlinkRefused(f"addressed to store {body['store']!r}, this is {ctx.store!r}")
-    age = ctx.now - body["issued_at"]
+        raise DownlinkRefused(
+            f"addressed to store {body['store']!r}, this is {ctx.store!r}", nonce
+        )
+    age = ctx.now - float(body["issued_at"])  # the schema bounds it: a float, finite
     if abs(age) > ctx.max_age_s:
         raise DownlinkRefused(
             f"issued {age:+.0f} s from now, outside +-{ctx.max_age_s:.0f} s (stale, replayed, "
-            "or a clock is wrong)"
+            "or a clock is wrong)",
+            nonce,
         )
-    if nonce_seen(ctx.db, body["nonce"]):
-        raise DownlinkRefused(f"nonce {body['nonce']} was already used (replayed message)")
+    if nonce_seen(ctx.db, nonce):
+        raise DownlinkRefused(f"nonce {nonce} was already used (replayed message)", nonce)
     return body
 
 
 def handle_config_set(payload: bytes, ctx: DownlinkContext) -> DownlinkResult:
-    """Verify a config/set message and apply all its changes atomically, or none."""
+    """Verify a config/set message and apply all its changes atomically, or none.
+
+    Never raises: whatever the message holds, it is applied or refused with one log line
+    and a short reason (the service must outlive any message, retained ones included)."""
     nonce = None
     try:
         body = verify(payload, ctx)
@@ -135,11 +192,18 @@ def handle_config_set(payload: bytes, ctx: DownlinkContext) -> DownlinkResult:
             ctx.db, changes, nonce=nonce, issued_at=body["issued_at"], now=ctx.now
         )
     except DownlinkRefused as error:
-        log.warning("Refused a config downlink: %s", error)
-        return DownlinkResult("refused", str(error), nonce)
+        reason = short_reason(str(error))
+        log.warning("Refused a config downlink: %s", reason)
+        return DownlinkResult("refused", reason, error.nonce or nonce)
     except (StorageError, sqlite3.Error) as error:  # the transaction rolled back as a whole
-        log.error("Could not apply a config downlink (nothing changed): %s", error)
-        return DownlinkResult("refused", f"not applied: {error}", nonce)
+        reason = short_reason(f"not applied: {error}")
+        log.error("Could not apply a config downlink (nothing changed): %s", reason)
+        return DownlinkResult("refused", reason, nonce)
+    except Exception as error:  # a bug; the transaction rolled back, the service lives on
+        log.exception("Could not handle a config downlink (nothing changed).")
+        return DownlinkResult(
+            "refused", short_reason(f"internal error: {type(error).__name__}: {error}"), nonce
+        )
     log.info("Applied a config downlink (nonce %s): %s.", nonce, ", ".join(changed))
     return DownlinkResult("applied", "applied " + ", ".join(changed), nonce, tuple(changed))
 

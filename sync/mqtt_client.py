@@ -26,6 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config.sync import MqttConfig, TlsConfig
 from edge.errors import ConfigError
+from sync.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,31 @@ class Delivery:
         return str(code) if code is not None and code.is_failure else None
 
 
+def check_filter(topic: str) -> None:
+    """Refuse a subscription filter the broker (and paho) would refuse, here and now
+    rather than on the network thread at the next connection, which it would end.
+
+    Raises:
+        ValueError: naming the filter and what is wrong with it.
+    """
+    levels = topic.split("/")
+    if not topic or len(topic.encode("utf-8", "surrogatepass")) > 65535 or "\0" in topic:
+        raise ValueError(f"invalid MQTT subscription filter {topic!r}: empty, too long or NUL")
+    for index, level in enumerate(levels):
+        if ("#" in level or "+" in level) and len(level) > 1:
+            raise ValueError(
+                f"invalid MQTT subscription filter {topic!r}: a wildcard must be a whole level"
+            )
+        if level == "#" and index != len(levels) - 1:
+            raise ValueError(f"invalid MQTT subscription filter {topic!r}: '#' must come last")
+
+
 class _Client(mqtt.Client):
     """paho's client, remembering why the last connection attempt failed (paho's
-    ``on_connect_fail`` is not told)."""
+    ``on_connect_fail`` is not told), and why its network thread ended if it died."""
 
     last_connect_error: OSError | None = None
+    thread_failure: BaseException | None = None
 
     def reconnect(self) -> mqtt.MQTTErrorCode:
         try:
@@ -87,6 +108,15 @@ class _Client(mqtt.Client):
         except OSError as error:
             self.last_connect_error = error
             raise
+
+    def _thread_main(self) -> None:
+        # paho re-raises an exception from a callback, which ends its thread silently for
+        # the rest of the process: record it, so the thread that waits can end with it.
+        try:
+            super()._thread_main()
+        except BaseException as error:
+            self.thread_failure = error
+            log.exception("MQTT: the network thread failed.")
 
 
 class MqttClient:
@@ -161,7 +191,12 @@ class MqttClient:
     # --- the four verbs -------------------------------------------------------------
     def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
         """Route messages on ``topic`` (wildcards allowed) to ``handler(topic, payload)``;
-        (re)subscribed on every connection."""
+        (re)subscribed on every connection.
+
+        Raises:
+            ValueError: ``topic`` is not a valid subscription filter.
+        """
+        check_filter(topic)
         self._handlers[topic] = (handler, qos)
         if self.connected.is_set():
             self._client.subscribe(topic, qos)
@@ -192,13 +227,31 @@ class MqttClient:
         self._client.loop_stop()
         self.connected.clear()
 
+    def check(self) -> None:
+        """Raise if the network thread died (a bug in a callback): nothing would ever be
+        sent or received again, so whoever waits must not wait for ever.
+
+        Raises:
+            BrokerError: naming what ended the thread.
+        """
+        failure = self._client.thread_failure
+        if failure is not None:
+            raise BrokerError(
+                f"the MQTT network thread failed: {type(failure).__name__}: {failure}"
+            )
+
     def run(self) -> None:
         """:meth:`start`, block until :meth:`stop` is called (from another thread or a
-        signal handler), then stop."""
+        signal handler), then stop.
+
+        Raises:
+            BrokerError: the network thread died.
+        """
         self._running_foreground = True
         self.start()
         try:
             while not self._stop_requested:
+                self.check()
                 time.sleep(0.05)
         finally:
             self._running_foreground = False

@@ -247,6 +247,16 @@ class Outbox:
                 [REFUSED, reason, id],
             )
 
+    def last_error(self) -> str | None:
+        """Why the most recently retried pending row failed (e.g. the broker's PUBACK
+        refusal "Not authorized"), or None."""
+        row = self.db.execute(
+            "select last_error from sync_outbox where status = ? and last_error is not null "
+            "order by next_attempt_at desc limit 1",
+            [PENDING],
+        ).fetchone()
+        return row[0] if row else None
+
     def summary(self) -> OutboxSummary:
         counts = dict(
             self.db.execute("select status, count(*) from sync_outbox group by status").fetchall()

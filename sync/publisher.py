@@ -27,7 +27,7 @@ from sync import contract, kanon
 from sync.contract import Topics
 from sync.discovery import discovery_messages
 from sync.downlink import HANDLERS, DownlinkContext, DownlinkResult
-from sync.errors import ContractError, PrivacyError
+from sync.errors import ContractError, PrivacyError, short_reason
 from sync.mqtt_client import Delivery, MqttClient
 from sync.outbox import Outbox, OutboxSummary
 from sync.producer import produce
@@ -209,8 +209,9 @@ class SyncService:
                 contract.validate("aggregate", message)
                 kanon.assert_k_anonymous(message, k)
             except (PrivacyError, ContractError, ValueError) as error:
-                self.outbox.mark_refused(row.id, str(error))
-                self._alarm("refused", f"aggregate {row.id} refused on the way out: {error}", now)
+                reason = short_reason(str(error))
+                self.outbox.mark_refused(row.id, reason)
+                self._alarm("refused", f"aggregate {row.id} refused on the way out: {reason}", now)
                 continue
             payload = contract.canonical_json(message)
             delivery = self.client.publish(self.topics(row.topic_suffix), payload, qos=1)
@@ -234,7 +235,13 @@ class SyncService:
                 self.config.downlink_max_age_s,
                 now,
             )
-            self.last_downlink = handler(payload, context)
+            try:
+                self.last_downlink = handler(payload, context)
+            except Exception as error:  # a bug: a retained message would end every start
+                log.exception("Downlink handler for %s failed; message refused.", suffix)
+                self.last_downlink = DownlinkResult(
+                    "refused", short_reason(f"internal error: {type(error).__name__}: {error}")
+                )
             self._publish_state(now)
 
     def _announce(self) -> None:
@@ -349,6 +356,7 @@ class SyncService:
         )
         try:
             while not stop.is_set():
+                self.client.check()  # a dead network thread ends the service (systemd restarts)
                 try:
                     self.run_pass()
                 except sqlite3.Error as error:  # e.g. locked past the busy timeout: next pass
@@ -372,6 +380,7 @@ class SyncService:
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
+                self.client.check()
                 self.run_pass()
                 idle = self.client.connected.is_set() and not self.in_flight
                 if idle and self.outbox.summary().pending == 0:

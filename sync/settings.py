@@ -5,14 +5,17 @@ every service reads the same values after a restart: the sync service reads k
 and the window length; a ``segment_spec`` is validated like the visits service
 would, then written to :func:`edge.visits.spec.downlinked_spec_path`, which the
 visits service hot-reloads. A downlink's changes are written in one transaction with
-its nonce: all of them are applied, or none.
+its nonce, and the spec file is renamed into place only once that transaction is
+committed: all of them are applied, or none.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -22,10 +25,11 @@ from pydantic import Field, ValidationError, field_validator
 from edge.config import SiteConfig
 from edge.config.base import StrictModel
 from edge.config.sync import check_window_s
+from edge.errors import StorageError
 from edge.privacy.settings import K_SETTING as K_AUDIT_SETTING
 from edge.privacy.store import last_value, record_change
 from edge.visits.spec import SpecError, downlinked_spec_path, parse_spec
-from sync.errors import DownlinkRefused
+from sync.errors import DownlinkRefused, short_reason
 
 K_KEY, WINDOW_KEY, SEGMENT_SPEC_KEY = "min_publishable_count", "window_s", "segment_spec"
 
@@ -112,29 +116,104 @@ def check_changes(changes: dict[str, Any]) -> OverrideChanges:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "set"
         message = first["msg"].removeprefix("Value error, ")
-        raise DownlinkRefused(f"set.{where}: {message} (got {first.get('input')!r})") from None
+        value = first.get("input")
+        # Quote a value, not a whole segment spec (the reason is one short line).
+        got = "" if isinstance(value, dict | list) else f" (got {short_reason(repr(value), 40)})"
+        raise DownlinkRefused(f"set.{where}: {message}{got}") from None
 
 
 def apply_changes(
     db: sqlite_utils.Database, changes: OverrideChanges, *, nonce: str, issued_at: float, now: float
 ) -> list[str]:
-    """Persist every change and the nonce in one transaction; return the keys changed."""
+    """Persist every change and the nonce, all or nothing; return the keys changed.
+
+    A segment spec is written to a temporary file first, the rows are committed in one
+    transaction, and only then is the file renamed into place (the visits service
+    never sees a spec whose transaction rolled back). If even that rename fails, the rows
+    are put back as they were. The temporary file is removed in every case.
+
+    Raises:
+        StorageError: the spec file cannot be written or put in place (nothing applied).
+        sqlite3.Error: the transaction failed (nothing applied).
+    """
     values = changes.model_dump(exclude_none=True)
-    with db.atomic():
-        if K_KEY in values:
-            _audit_k(db, values[K_KEY], nonce, now)
-        if SEGMENT_SPEC_KEY in values:
-            # Written inside the transaction: if the file cannot be written, nothing is applied.
-            _write_spec_file(values[SEGMENT_SPEC_KEY])
-        for key, value in values.items():
-            db.execute(
-                "insert into sync_overrides (key, value, updated_at, nonce) values (?, ?, ?, ?) "
-                "on conflict(key) do update set value = excluded.value, "
-                "updated_at = excluded.updated_at, nonce = excluded.nonce",
-                [key, json.dumps(value, sort_keys=True), now, nonce],
-            )
-        remember_nonce(db, nonce, issued_at, now)
+    staged = _stage_spec_file(values[SEGMENT_SPEC_KEY]) if SEGMENT_SPEC_KEY in values else None
+    try:
+        with db.atomic():
+            before = _override_rows(db, list(values)), last_value(db, K_AUDIT_SETTING)
+            if K_KEY in values:
+                _audit_k(db, values[K_KEY], nonce, now)
+            for key, value in values.items():
+                _put_override(db, key, json.dumps(value, sort_keys=True), now, nonce)
+            remember_nonce(db, nonce, issued_at, now)
+        if staged is not None:
+            try:
+                os.replace(staged, downlinked_spec_path())
+            except OSError as error:
+                _restore(db, before, values, nonce, now)
+                raise StorageError(
+                    f"cannot put the segment spec in place at {downlinked_spec_path()}: {error}"
+                ) from None
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
     return sorted(values)
+
+
+def _stage_spec_file(spec: dict[str, Any]) -> Path:
+    """Write a downlinked spec next to where the visits service reads it, under a
+    temporary name (renamed into place once the rows are committed)."""
+    path = downlinked_spec_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(yaml.safe_dump(spec, sort_keys=False))
+    except OSError as error:
+        raise StorageError(f"cannot write the segment spec to {path.parent}: {error}") from None
+    return Path(name)
+
+
+def _override_rows(db: sqlite_utils.Database, keys: list[str]) -> dict[str, tuple[Any, ...]]:
+    rows = db.execute(
+        f"select key, value, updated_at, nonce from sync_overrides "
+        f"where key in ({', '.join('?' * len(keys))})",
+        keys,
+    ).fetchall()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def _put_override(
+    db: sqlite_utils.Database, key: str, value: str, updated_at: float, nonce: str
+) -> None:
+    db.execute(
+        "insert into sync_overrides (key, value, updated_at, nonce) values (?, ?, ?, ?) "
+        "on conflict(key) do update set value = excluded.value, "
+        "updated_at = excluded.updated_at, nonce = excluded.nonce",
+        [key, value, updated_at, nonce],
+    )
+
+
+def _restore(
+    db: sqlite_utils.Database,
+    before: tuple[dict[str, tuple[Any, ...]], tuple[bool, Any]],
+    values: dict[str, Any],
+    nonce: str,
+    now: float,
+) -> None:
+    """Undo a committed downlink whose spec file could not be put in place: the rows as
+    they were, and a k change reversed in the audit log. The nonce stays used."""
+    rows, audited = before
+    with db.atomic():
+        for key in values:
+            if key in rows:
+                _put_override(db, key, *rows[key])
+            else:
+                db.execute("delete from sync_overrides where key = ?", [key])
+        if last_value(db, K_AUDIT_SETTING) != audited:
+            record_change(
+                db, K_AUDIT_SETTING, values[K_KEY], audited[1], f"downlink {nonce} undone", now
+            )
 
 
 def _audit_k(db: sqlite_utils.Database, k: int, nonce: str, now: float) -> None:
@@ -147,15 +226,6 @@ def _audit_k(db: sqlite_utils.Database, k: int, nonce: str, now: float) -> None:
         old = read_overrides(db).get(K_KEY)
     if old != k:
         record_change(db, K_AUDIT_SETTING, old, k, f"downlink {nonce}", now)
-
-
-def _write_spec_file(spec: dict[str, Any]) -> None:
-    """Hand a downlinked spec to the visits service, which hot-reloads it (atomic replace)."""
-    path = downlinked_spec_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".part")
-    temporary.write_text(yaml.safe_dump(spec, sort_keys=False))
-    os.replace(temporary, path)
 
 
 def remember_nonce(db: sqlite_utils.Database, nonce: str, issued_at: float, now: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
@@ -109,3 +110,56 @@ def test_payload_size_of_a_day(tmp_path):
     open_database(tmp_path / "empty.db").close()
     empty = invoke("sync", "payload-size", "--site", str(site), "--db", str(tmp_path / "empty.db"))
     assert empty.exit_code == 1 and "holds no data" in empty.output
+
+
+@pytest.mark.parametrize(
+    "options, env_key, message",
+    [
+        (["--k", "1"], KEY, "min_publishable_count"),
+        (["--k", "0"], KEY, "min_publishable_count"),
+        (["--k", "1001"], KEY, "min_publishable_count"),
+        (["--window", "7"], KEY, "window_s"),
+        (["--window", "7000"], KEY, "window_s must divide a day"),
+        (["--store", "Bad Store!", "--k", "6"], KEY, "store"),
+        (["--k", "6"], "12345", "at least 32 characters"),
+        (["--segment-spec", "BAD_SPEC", "--k", "6"], KEY, "segment_spec"),
+    ],
+)
+def test_sign_config_refuses_what_the_box_would_refuse(tmp_path, options, env_key, message):
+    """Field failure: --k 1, --k 0, --window 7, --store 'Bad Store!' and a 5-character key
+    were all signed (exit 0), for the box to refuse."""
+    bad_spec = tmp_path / "spec.json"
+    bad_spec.write_text(json.dumps({"spec_version": 3}))
+    options = [str(bad_spec) if o == "BAD_SPEC" else o for o in options]
+    if "--store" not in options:
+        options = ["--store", STORE, *options]
+    result = CliRunner().invoke(
+        cli, ["sync", "sign-config", *options], env={"EDGE_SYNC_DOWNLINK_KEY": env_key}
+    )
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+    assert len(lines[0]) < 300
+
+
+def test_publish_once_after_an_acl_refusal_reports_the_brokers_reason(tmp_path):
+    from tests.mqtt_broker import Broker
+
+    acl = f"user {STORE}\ntopic readwrite store-edge/{STORE}/available\n"
+    broker = Broker(tmp_path / "broker", users={STORE: "pw"}, acl=acl).start()
+    try:
+        site = write_site(
+            tmp_path / "site.yaml",
+            retry_initial_s=60,
+            mqtt={"host": "127.0.0.1", "port": broker.port, "username": STORE, "password": "pw"},
+        )
+        db_path = tmp_path / "edge.db"
+        recent_data(db_path)
+        result = invoke(
+            "sync", "publish-once", "--site", str(site), "--db", str(db_path), "--timeout", "3"
+        )
+    finally:
+        broker.stop()
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "Not authorized" in last, last

@@ -74,7 +74,8 @@ def test_a_signed_downlink_is_applied_whole_and_persisted(tmp_path):
 @pytest.mark.parametrize(
     "payload, reason",
     [
-        (b"\xff\xfenot json", "message is not JSON"),
+        (b"\xff\xfenot json", "message is not UTF-8"),
+        (b"{not json", "message is not JSON"),
         (b"[1, 2]", "downlink message is invalid at (top level)"),
         (
             json.dumps({"body": "{}", "signature": "0" * 64, "extra": 1}).encode(),
@@ -130,7 +131,7 @@ def test_a_replayed_downlink_is_refused(memory_db):
         ({"min_publishable_count": 6, "segment_spec": {"spec_version": ""}}, {},
          "should be non-empty"),
         (
-            {"min_publishable_count": 6, "segment_spec": shipped_spec("9", unknown_feature=True)},
+            {"min_publishable_count": 6, "segment_spec": shipped_spec("9.0", unknown_feature=True)},
             {},
             "no_such_feature",
         ),

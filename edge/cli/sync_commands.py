@@ -80,7 +80,10 @@ def publish_once_command(site_path: Path | None, db_path: Path | None, timeout_s
         f"{summary.delivered} delivered, {summary.pending} pending, {summary.refused} refused."
     )
     if summary.pending:
-        reason = service.client.last_error or "no acknowledgement in time"
+        # The connection's problem, else the broker's refusal of a publish (an ACL), else none.
+        reason = (
+            service.client.last_error or service.outbox.last_error() or "no acknowledgement in time"
+        )
         raise BrokerError(
             f"{summary.pending} aggregates still pending after {timeout_s:.0f} s: {reason}"
         )
@@ -170,8 +173,9 @@ def consume_command(
     """Reference consumer: receive aggregates, validate them, store each id once."""
     from pydantic import ValidationError
 
-    from sync.consumer import ReferenceConsumer
+    from sync.consumer import ReferenceConsumer, check_topic_segments
 
+    check_topic_segments(prefix, store, names=("--prefix", "--store"))
     try:
         tls = (
             TlsConfig(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
@@ -218,8 +222,13 @@ def consume_command(
 def sign_config_command(
     store: str, k: int | None, window_s: int | None, segment_spec: Path | None, key_env: str
 ) -> None:
-    """Print a signed config/set message (for the central platform, and for tests)."""
-    from sync.downlink import config_body, sign_body
+    """Print a signed config/set message (for the central platform, and for tests).
+
+    It is checked first with the box's own checks (key, store, every change): what a box
+    would refuse is not signed."""
+    from sync.contract import parse_json
+    from sync.downlink import signed_config_set
+    from sync.errors import ContractError, DownlinkRefused, short_reason
 
     key = os.environ.get(key_env)
     if not key:
@@ -231,12 +240,17 @@ def sign_config_command(
         changes["window_s"] = window_s
     if segment_spec is not None:
         try:
-            changes["segment_spec"] = json.loads(segment_spec.read_text())
-        except ValueError as error:
-            raise ConfigError(f"{segment_spec} is not JSON: {error}") from None
+            changes["segment_spec"] = parse_json(segment_spec.read_bytes(), str(segment_spec))
+        except ContractError as error:
+            raise ConfigError(str(error)) from None
     if not changes:
         raise click.UsageError("nothing to set: give --k, --window or --segment-spec")
-    click.echo(sign_body(config_body(store, changes), key).decode())
+    try:
+        payload = signed_config_set(store, changes, key)
+    except DownlinkRefused as error:
+        reason = short_reason(str(error))
+        raise ConfigError(f"not signed, a box would refuse it: {reason}") from None
+    click.echo(payload.decode())
 
 
 @sync_group.command("payload-size")
