@@ -42,22 +42,9 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext:
         ConfigError: a CA, certificate or key file that cannot be read or parsed.
     """
     try:
-        context = ssl.create_default_context(cafile=tls.ca_file)
-    except (OSError, ssl.SSLError) as error:
-        raise ConfigError(
-            f"sync.mqtt.tls.ca_file {tls.ca_file}: not a readable PEM CA bundle ({error})"
-        ) from None
-    if tls.cert_file:
-        try:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(
-                f"sync.mqtt.tls.cert_file/key_file {tls.cert_file}, {tls.key_file}: not a usable "
-                f"PEM certificate and matching key ({error})"
-            ) from None
-    if tls.insecure_skip_hostname_check:
-        context.check_hostname = False
-    return context
+        return tls.ssl_context()
+    except ValueError as error:
+        raise ConfigError(f"sync.mqtt.{error}") from None
 
 
 @dataclass(frozen=True, slots=True)

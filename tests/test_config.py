@@ -319,3 +319,16 @@ def test_only_the_named_cameras_files_are_required(tmp_path):
     assert load_site(path, services=["camera:cam2"]).cameras[1].source == "usb:0"
     with pytest.raises(ConfigError, match=r"cameras\[0\]\.source: the video file"):
         load_site(path, services=["camera:cam1"])
+
+
+def test_a_tls_file_that_is_no_certificate_stops_check_config_for_the_sync(tmp_path):
+    """It exists, so it passed; the sync then failed at its first connection."""
+    (tmp_path / "video.avi").write_bytes(b"")
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    path = write(tmp_path, MINIMAL + "sync:\n  mqtt:\n    tls: {ca_file: ca.pem}\n")
+    assert load_site(path).sync.mqtt.tls.ca_file == str(tmp_path / "ca.pem")
+    for service in ((), ("--service", "sync")):
+        result = check_config(path, *service)
+        assert result.exit_code == 78
+        assert "sync.mqtt.tls" in result.output and "not a readable PEM CA bundle" in result.output
+    assert check_config(path, "--service", "web").exit_code == 0

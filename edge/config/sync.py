@@ -7,11 +7,12 @@ systemd credential (see :mod:`edge.config.loader`).
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from edge.config.base import StrictModel
+from edge.config.base import StrictModel, checks_service
 
 DAY_S = 86_400
 
@@ -55,10 +56,36 @@ class TlsConfig(StrictModel):
         return str(path.resolve())
 
     @model_validator(mode="after")
-    def _cert_needs_key(self) -> TlsConfig:
+    def _cert_needs_key(self, info: ValidationInfo) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("tls.cert_file and tls.key_file go together: give both or neither")
+        if checks_service(info.context, "sync"):
+            self.ssl_context()  # files that exist but are no CA bundle, certificate or key
         return self
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The client's SSL context.
+
+        Raises:
+            ValueError: a CA, certificate or key file that cannot be read or parsed.
+        """
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(
+                f"tls.ca_file {self.ca_file}: not a readable PEM CA bundle ({error})"
+            ) from None
+        if self.cert_file:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file)
+            except (OSError, ssl.SSLError) as error:
+                raise ValueError(
+                    f"tls.cert_file/key_file {self.cert_file}, {self.key_file}: not a usable "
+                    f"PEM certificate and matching key ({error})"
+                ) from None
+        if self.insecure_skip_hostname_check:
+            context.check_hostname = False
+        return context
 
 
 class MqttConfig(StrictModel):
