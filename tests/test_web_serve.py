@@ -3,6 +3,7 @@ IT's request with exit status 75, and explains a taken port or a missing PIN."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -78,6 +79,11 @@ def test_serve_answers_then_restarts_on_request(tmp_path):
         assert status_of(base + "/") == 303  # PIN mode: to the sign-in page
         assert status_of(base + "/api/v1/summary") == 401
         assert (tmp_path / "edge.db").exists()  # schema created for the services
+        # The config in use is the one served: --host/--port, not the file's defaults.
+        config = urllib.request.Request(base + "/admin/config",
+                                        headers={"Authorization": f"Bearer {TOKEN}"})
+        web = json.loads(urllib.request.urlopen(config, timeout=5).read())["config"]["web"]
+        assert (web["host"], web["port"]) == ("127.0.0.1", int(base.rsplit(":", 1)[1]))
         restart = urllib.request.Request(base + "/admin/restart", method="POST",
                                          headers={"Authorization": f"Bearer {TOKEN}"})
         assert status_of(restart) == 202

@@ -45,6 +45,10 @@ def serve(site: SiteConfig, db_path: Path, *, host: str | None = None,
         ConfigError: the ``web:`` section is unusable, or the port is taken.
         StorageError: the database cannot be created.
     """
+    # The address served is part of the config in use (/admin/config shows it).
+    served = {"host": host, "port": port}
+    site = site.model_copy(update={"web": site.web.model_copy(
+        update={key: value for key, value in served.items() if value is not None})})
     # Bring the schema up to date once, so every table the page reads exists.
     open_database(db_path).close()
     restart_requested = threading.Event()
@@ -56,8 +60,7 @@ def serve(site: SiteConfig, db_path: Path, *, host: str | None = None,
         holder["server"].should_exit = True
 
     app = create_app(WebDeps(site=site, db_path=db_path, restart=restart))
-    host = host or site.web.host
-    port = port or site.web.port
+    host, port = site.web.host, site.web.port
     sock = _listen(host, port)
     config = uvicorn.Config(
         app, log_level="info", access_log=False, server_header=False, proxy_headers=False,
