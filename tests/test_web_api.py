@@ -182,6 +182,14 @@ def test_live_occupancy_counts_people_seen_in_the_last_seconds(site, store_db):
     assert occupancy["live"] is True and occupancy["people"] == people > 0
 
 
+def visit_row(visit_id: str, track_id: int, start_t: float) -> dict:
+    """A one-minute visit, as the visits table stores it."""
+    return {"visit_id": visit_id, "site_id": "s", "camera_id": "c", "run_id": 1,
+            "track_id": track_id, "start_t": start_t, "end_t": start_t + 60, "duration_s": 60,
+            "path_length_m": 10, "checkout_visited": 0, "features": "{}",
+            "zone_sequence": "[]", "spec_version": "t"}
+
+
 def small_store(tmp_path: Path, site) -> Path:
     """Ten visitors, all in one zone, three of them also in another, and one lone walker."""
     path = tmp_path / "small.db"
@@ -190,10 +198,7 @@ def small_store(tmp_path: Path, site) -> Path:
     visits, dwell, traits = [], [], []
     for i in range(10):
         visit = f"{i:032x}"
-        visits.append({"visit_id": visit, "site_id": "s", "camera_id": "c", "run_id": 1,
-                       "track_id": i, "start_t": start + i, "end_t": start + i + 60,
-                       "duration_s": 60, "path_length_m": 10, "checkout_visited": 0,
-                       "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
+        visits.append(visit_row(visit, i, start + i))
         dwell.append({"visit_id": visit, "zone_id": "deli", "dwell_s": 10.0 + i, "entries": 1})
         if i < 3:
             dwell.append({"visit_id": visit, "zone_id": "premium", "dwell_s": 5.0, "entries": 1})
@@ -246,10 +251,7 @@ def test_counts_that_would_give_a_small_group_away_are_hidden_too(site, tmp_path
     visits, dwell, traits, segments = [], [], [], []
     for i in range(27):
         visit = f"{i:032x}"
-        visits.append({"visit_id": visit, "site_id": "s", "camera_id": "c", "run_id": 1,
-                       "track_id": i, "start_t": start + i, "end_t": start + i + 60,
-                       "duration_s": 60, "path_length_m": 10, "checkout_visited": 0,
-                       "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
+        visits.append(visit_row(visit, i, start + i))
         dwell.append({"visit_id": visit, "zone_id": "deli", "dwell_s": 10.0, "entries": 1})
         if i < 23:  # 4 of 27 never went to the promotions
             dwell.append({"visit_id": visit, "zone_id": "promo-table", "dwell_s": 8.0,
