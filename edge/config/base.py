@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class StrictModel(BaseModel):
@@ -18,15 +21,19 @@ def checks_service(context: dict | None, name: str) -> bool:
     return services is True or (bool(services) and name in services)
 
 
-class KeyProblem(ValueError):
-    """A cross-field check's error that names the one key to fix.
+Loc = tuple[str | int, ...]
 
-    Pydantic reports an error raised by a model validator at the model itself: the
-    line of the section and the whole section as the value. Raised with ``at``, the
-    key path below that model (e.g. ``("zones", 3, "id")``), the loader reports that
-    key's line and value instead (``edge/config/loader.py``).
+
+def key_problems(model: str, problems: Sequence[tuple[Loc, str, object]]) -> ValidationError:
+    """The error a cross-field check raises: one entry per ``(key path, message, value)``,
+    the key path below the model being validated (e.g. ``("zones", 3, "id")``).
+
+    Raised from a model validator, pydantic prefixes each path with the model's own, so
+    the loader (``edge/config/loader.py``) names the line and value of each key to fix,
+    not the line of the section with the whole section as the value.
     """
-
-    def __init__(self, message: str, *, at: tuple[str | int, ...]) -> None:
-        super().__init__(message)
-        self.at = at
+    return ValidationError.from_exception_data(model, [
+        InitErrorDetails(type=PydanticCustomError("key", "{message}", {"message": message}),
+                         loc=loc, input=value)
+        for loc, message, value in problems
+    ])

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from shapely.geometry import LineString, Polygon, box
 from shapely.validation import explain_validity
 
-from edge.config.base import KeyProblem, StrictModel
+from edge.config.base import StrictModel, key_problems
 
 Point = tuple[float, float]
 
@@ -87,9 +87,10 @@ class FloorConfig(StrictModel):
     def _ordered_bounds(self) -> FloorConfig:
         (x0, y0), (x1, y1) = self.bounds
         if not (x1 > x0 and y1 > y0):
-            raise KeyProblem(
-                "bounds must be [[x_min, y_min], [x_max, y_max]] with max > min", at=("bounds",)
-            )
+            raise key_problems("FloorConfig", [(
+                ("bounds",), "bounds must be [[x_min, y_min], [x_max, y_max]] with max > min",
+                [list(corner) for corner in self.bounds],
+            )])
         return self
 
     @model_validator(mode="after")
@@ -99,11 +100,12 @@ class FloorConfig(StrictModel):
         first: dict[str, str] = {}
         for section, index, item_id in keys:
             if item_id in first:
-                raise KeyProblem(
+                raise key_problems("FloorConfig", [(
+                    (section, index, "id"),
                     f"id {item_id!r} is already used by floor.{first[item_id]}; zone and line "
                     "ids must be unique",
-                    at=(section, index, "id"),
-                )
+                    item_id,
+                )])
             first[item_id] = f"{section}[{index}]"
         return self
 
@@ -116,16 +118,18 @@ class FloorConfig(StrictModel):
         shown = f"floor.bounds [[{x0:g}, {y0:g}], [{x1:g}, {y1:g}]]"
         for index, zone in enumerate(self.zones):
             if Polygon(zone.polygon).intersection(floor).area <= 0:
-                raise KeyProblem(
+                raise key_problems("FloorConfig", [(
+                    ("zones", index, "polygon"),
                     f"zone {zone.id!r} lies entirely outside {shown}; move the zone or widen "
                     "the bounds",
-                    at=("zones", index, "polygon"),
-                )
+                    [list(point) for point in zone.polygon],
+                )])
         for index, line in enumerate(self.lines):
             if LineString([line.start, line.end]).intersection(floor).length <= 0:
-                raise KeyProblem(
+                raise key_problems("FloorConfig", [(
+                    ("lines", index),
                     f"line {line.id!r} lies entirely outside {shown}; move the line or widen "
                     "the bounds",
-                    at=("lines", index),
-                )
+                    {},  # a whole line: its id and ends are in the message
+                )])
         return self

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from edge.config.base import KeyProblem
 from edge.config.site import SiteConfig
 from edge.config.yaml_loader import UniqueKeyLoader, format_key_path
 from edge.errors import ConfigError, EdgeError
@@ -74,16 +73,6 @@ def _format_path(path: tuple[Any, ...]) -> str:
 _ABSENT = object()
 
 
-def _value_at(data: Any, path: tuple[Any, ...]) -> Any:
-    """The value at ``path`` in the parsed document, or ``_ABSENT`` (a default)."""
-    for part in path:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return _ABSENT
-    return data
-
-
 def _nearest_line(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
     for end in range(len(path), -1, -1):
         if path[:end] in lines:
@@ -127,10 +116,6 @@ def validate_yaml(
         for item in invalid.errors():
             path = tuple(item["loc"])
             value = item.get("input", _ABSENT) if item["type"] != "missing" else _ABSENT
-            cause = (item.get("ctx") or {}).get("error")
-            if isinstance(cause, KeyProblem):  # a cross-field check naming the key to fix
-                path = (*path, *cause.at)
-                value = _value_at(data, path)
             line = _nearest_line(lines, path)
             where = f"{source}:{line}" if line else source
             message = item["msg"].removeprefix("Value error, ")

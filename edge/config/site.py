@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from edge.config.base import KeyProblem, StrictModel
+from edge.config.base import StrictModel, key_problems
 from edge.config.floor import FloorConfig
 from edge.config.service import ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
@@ -63,11 +63,12 @@ class SiteConfig(StrictModel):
         first: dict[str, int] = {}
         for index, camera in enumerate(self.cameras):
             if camera.id in first:
-                raise KeyProblem(
+                raise key_problems("SiteConfig", [(
+                    ("cameras", index, "id"),
                     f"camera id {camera.id!r} is already used by cameras[{first[camera.id]}]; "
                     "camera ids must be unique",
-                    at=("cameras", index, "id"),
-                )
+                    camera.id,
+                )])
             first[camera.id] = index
         return self
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from edge.config.base import KeyProblem, StrictModel, checks_service
+from edge.config.base import StrictModel, checks_service, key_problems
 
 # Format written by ``edge web hash-secret`` (edge/web/auth.py makes and checks it).
 HASH_PATTERN = re.compile(r"^pbkdf2_sha256\$\d{4,7}\$[A-Za-z0-9_-]{16,64}\$[A-Za-z0-9_-]{43}$")
@@ -111,10 +111,11 @@ class WebConfig(StrictModel):
         # `edge visits import`) do not need the page.
         if checks_service(info.context, "web") and self.access == "pin" and self.pin is None:
             default = "" if "access" in self.model_fields_set else " (the default)"
-            raise KeyProblem(
+            raise key_problems("WebConfig", [(
+                ("access",),
                 f"'pin'{default} needs a PIN but no web.pin is set: add `pin: ${{EDGE_WEB_PIN}}` "
                 "to the web: section (and set EDGE_WEB_PIN), or choose `access: open-lan` on a "
                 "closed staff network",
-                at=("access",),
-            )
+                self.access,
+            )])
         return self

@@ -22,14 +22,12 @@ path it is about, so the error names the line of that key (see
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import ConfigDict, Field, model_validator
 
-from edge.config.base import StrictModel
+from edge.config.base import Loc, StrictModel, key_problems
 from edge.config.loader import validate_yaml
 from edge.errors import ConfigError
 from edge.paths import share_dir, state_dir
@@ -44,23 +42,6 @@ _SLUG = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 
 class SpecError(ConfigError):
     """A segment spec (or its classifier model) is invalid; nothing of it is used."""
-
-
-Loc = tuple[str | int, ...]
-
-
-def _invalid(model: str, problems: Sequence[tuple[Loc, str, object]]) -> ValidationError:
-    """A validation error with one entry per ``(key path, message, value)``.
-
-    Raised from a model validator, pydantic prefixes each key path with the path of
-    the model being validated, so the loader finds the line of the offending key
-    instead of the line of the document's first key.
-    """
-    return ValidationError.from_exception_data(model, [
-        InitErrorDetails(type=PydanticCustomError("spec", "{message}", {"message": message}),
-                         loc=loc, input=value)
-        for loc, message, value in problems
-    ])
 
 
 class _SpecModel(StrictModel):
@@ -93,7 +74,7 @@ class Term(_SpecModel):
     @model_validator(mode="after")
     def _ordered_clip(self) -> Term:
         if self.clip is not None and self.clip[0] > self.clip[1]:
-            raise _invalid("Term", [(("clip",), "clip must be [lo, hi] with lo <= hi",
+            raise key_problems("Term", [(("clip",), "clip must be [lo, hi] with lo <= hi",
                                      list(self.clip))])
         return self
 
@@ -132,7 +113,7 @@ class SegmentComponent(_SpecModel):
         bad = [(("var", i), "every variance must be > 0", v)
                for i, v in enumerate(self.var) if v <= 0]
         if bad:
-            raise _invalid("SegmentComponent", bad)
+            raise key_problems("SegmentComponent", bad)
         return self
 
 
@@ -172,7 +153,7 @@ class SegmentModel(_SpecModel):
                     problems.append((("components", i, key), f"segment {c.name!r}: mean and "
                                      f"var need {n} values, got {len(values)} for {key}", values))
         if problems:
-            raise _invalid("SegmentModel", problems)
+            raise key_problems("SegmentModel", problems)
         return self
 
 
@@ -223,7 +204,7 @@ class SegmentSpec(_SpecModel):
                     problems.append((("segments", "features", i), f"unknown feature: {reason}",
                                      name))
         if problems:
-            raise _invalid("SegmentSpec", problems)
+            raise key_problems("SegmentSpec", problems)
         return self
 
 
