@@ -90,6 +90,12 @@ def fit_camera_calibrations(site: SiteConfig, *, source: str = "site") -> dict[s
     for index, camera in enumerate(site.cameras):
         where = f"{source} cameras[{index}] ({camera.id}).calibration"
         calibration = camera.calibration
+        if calibration.homography is not None:  # checked by the config: finite, regular
+            fitted[camera.id] = Homography(
+                matrix=np.array(calibration.homography, dtype=np.float64),
+                reprojection_error_m=np.zeros(0),
+            )
+            continue
         try:
             homography = fit_homography(
                 np.array(calibration.image_points), np.array(calibration.floor_points)

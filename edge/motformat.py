@@ -12,7 +12,7 @@ from typing import TextIO
 import numpy as np
 
 from edge.errors import DataFormatError
-from edge.records import Detections, FloorTracks
+from edge.records import Detections, FloorTracks, FusedTracks
 
 MOT_COLUMNS = 10
 
@@ -83,3 +83,12 @@ def mot_rows(floor: FloorTracks) -> Iterable[str]:
 
 def write_mot(stream: TextIO, floor: FloorTracks) -> None:
     stream.writelines(mot_rows(floor))
+
+
+def write_floor_rows(stream: TextIO, tracks: FloorTracks | FusedTracks) -> None:
+    """``frame,track_id,x,y`` rows (frames from 1, metres) of one frame's floor tracks:
+    one camera's, or the store-wide fused ones."""
+    ids = tracks.track_id if isinstance(tracks, FusedTracks) else tracks.tracks.tracker_id
+    frame = tracks.frame_index + 1
+    for track_id, (x, y) in zip(ids, tracks.xy, strict=True):
+        stream.write(f"{frame},{int(track_id)},{x:.3f},{y:.3f}\n")

@@ -175,3 +175,74 @@ class FloorTracks:
 def as_array(values: Any, dtype: Any) -> np.ndarray:
     """``np.asarray`` that never returns a view the caller could mutate later."""
     return np.array(values, dtype=dtype, copy=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FloorObservations:
+    """Everyone one camera saw in one frame, placed on the floor with an uncertainty:
+    what a camera hands to the store-wide fusion stage.
+
+    Attributes:
+        camera_id: the camera that saw them.
+        frame_index: the frame's index in its source.
+        timestamp: seconds since the Unix epoch at which the frame was captured.
+        xy: ``(n, 2)`` floor positions of the people's feet, in metres.
+        covariance: ``(n, 2, 2)`` covariance of each position, in square metres: how
+            far the floor position may be off, given the box's size, its distance from
+            the camera (through the homography) and the calibration's own error.
+        local_id: ``(n,)`` int64 id of the camera's own track matched to each
+            detection, or -1 when the camera's tracker has not confirmed it (yet).
+            Meaningless outside this camera; a hint of continuity, never a person.
+    """
+
+    camera_id: str
+    frame_index: int
+    timestamp: float
+    xy: np.ndarray
+    covariance: np.ndarray
+    local_id: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.xy)
+        _check_shape("FloorObservations.xy", self.xy, (None, 2))
+        _check_shape("FloorObservations.covariance", self.covariance, (n, 2, 2))
+        _check_shape("FloorObservations.local_id", self.local_id, (n,))
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    @classmethod
+    def empty(cls, camera_id: str, frame_index: int, timestamp: float) -> FloorObservations:
+        return cls(camera_id, frame_index, timestamp, np.zeros((0, 2)), np.zeros((0, 2, 2)),
+                   np.zeros((0,), np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class FusedTracks:
+    """The store-wide tracks at one instant: one row per person, whichever cameras saw
+    them.
+
+    Attributes:
+        frame_index: the instant's index on the fusion clock (the frames of the
+            fastest camera in a replay).
+        timestamp: seconds since the Unix epoch.
+        track_id: ``(n,)`` int64 store-wide ids, unique per fusion run.
+        xy: ``(n, 2)`` floor positions in metres.
+        cameras: ``(n,)`` how many cameras saw each person at this instant (0: the
+            person is unseen: between views, or in the area of a camera that is down).
+    """
+
+    frame_index: int
+    timestamp: float
+    track_id: np.ndarray
+    xy: np.ndarray
+    cameras: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.track_id)
+        _check_shape("FusedTracks.track_id", self.track_id, (None,))
+        _check_shape("FusedTracks.xy", self.xy, (n, 2))
+        _check_shape("FusedTracks.cameras", self.cameras, (n,))
+
+    def __len__(self) -> int:
+        return len(self.track_id)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import sqlite_utils
 
@@ -16,7 +17,7 @@ from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
 from edge.errors import OutputError, SourceError
-from edge.motformat import detections_by_frame, read_mot, write_mot
+from edge.motformat import detections_by_frame, read_mot, write_floor_rows, write_mot
 from edge.pipeline import CameraPipeline
 from edge.records import FloorTracks
 from edge.report.files import ensure_writable
@@ -71,6 +72,7 @@ def replay(
     video: str | None = None,
     detections: Path | None = None,
     mot_out: Path | None = None,
+    floor_out: Path | None = None,
     start_time: float | None = None,
     progress: Progress | None = None,
     max_frames: int | None = None,
@@ -86,6 +88,7 @@ def replay(
         video: a recording to use instead of the camera's configured source.
         detections: a MOTChallenge ``det.txt`` to track instead of running the detector.
         mot_out: also write the tracks in MOTChallenge format here.
+        floor_out: also write the floor tracks as ``frame,track_id,x,y`` rows here.
         start_time: epoch seconds of the first frame. Default: the recording as if it
             had just ended, so that no position is stamped in the future.
         progress: called as ``progress(frames_done, frames_total_or_None)``.
@@ -110,7 +113,8 @@ def replay(
         )
     if annotate is not None:
         ensure_writable(annotate, "annotated video")  # before minutes of work, not after
-    tracks_out = _open_output(mot_out)
+    tracks_out = open_output(mot_out)
+    floor_rows = open_output(floor_out, "floor tracks")
 
     if detections is not None:
         fps = camera.fps or DEFAULT_DET_FPS
@@ -152,6 +156,8 @@ def replay(
         with contextlib.ExitStack() as stack:
             if tracks_out is not None:
                 stack.enter_context(tracks_out)
+            if floor_rows is not None:
+                stack.enter_context(floor_rows)
             if source is not None:
                 stack.enter_context(source)
             if video_out is not None:
@@ -168,6 +174,8 @@ def replay(
                 track_ids.update(int(i) for i in floor.tracks.tracker_id)
                 if tracks_out is not None:
                     write_mot(tracks_out, floor)
+                if floor_rows is not None:
+                    write_floor_rows(floor_rows, floor)
                 batch.append(floor)
                 done += 1
                 if len(batch) >= WRITE_BATCH_FRAMES:
@@ -239,11 +247,12 @@ def _expected_frames(source: VideoSource | None) -> int | None:
     return -(-source.info.frame_count // source.stride)
 
 
-def _open_output(path: Path | None):
+def open_output(path: Path | None, what: str = "tracks") -> TextIO | None:
+    """A text file to write (folders made), or None; OutputError when it cannot be."""
     if path is None:
         return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.open("w")
     except OSError as error:
-        raise OutputError(f"cannot write tracks to {path}: {error.strerror}") from None
+        raise OutputError(f"cannot write {what} to {path}: {error.strerror}") from None

@@ -52,6 +52,9 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
     click.echo(f"{path}: valid site config for store {site.site.id!r}")
     for camera_id, homography in fit_camera_calibrations(site).items():
         errors = homography.reprojection_error_m
+        if len(errors) == 0:
+            click.echo(f"  camera {camera_id}: calibrated by its image-to-floor matrix")
+            continue
         click.echo(
             f"  camera {camera_id}: {len(errors)} calibration points, reprojection error "
             f"median {float(np.median(errors)):.3f} m, worst {float(errors.max()):.3f} m"

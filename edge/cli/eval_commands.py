@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from edge.cli.options import db_option, load_site_option, resolve_db_path
+from edge.cli.options import FiniteFloatRange, db_option, load_site_option, resolve_db_path
 from edge.evaluation.floor import evaluate_floor
+from edge.evaluation.floor_tracks import DEFAULT_GATE_M, evaluate_floor_tracks, read_floor_rows
 from edge.evaluation.mot import FrameRange, coverage_hint, evaluate_mot
 from edge.motformat import read_mot
 from edge.storage import open_database
@@ -69,17 +70,42 @@ def eval_mot(gt_path: Path, tracks_path: Path, frames: FrameRange | None, as_jso
 
 @eval_group.command("floor")
 @click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Ground truth in MOTChallenge format with world coordinates (gt.txt).")
+              help="Ground truth: MOTChallenge gt.txt with world coordinates; with --tracks, "
+                   "floor rows frame,id,x,y.")
+@click.option("--tracks", "tracks_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Floor tracks frame,track_id,x,y (edge replay --floor-out): score identities "
+                   "and occupancy on the floor.")
+@click.option("--gate", "gate_m", type=FiniteFloatRange(min=0.01, max=100.0),
+              default=DEFAULT_GATE_M, show_default=True,
+              help="With --tracks: a track and a true person farther apart (metres) never match.")
 @db_option
 @click.option("--run", "run_id", type=int, help="Replay run to evaluate (default: the latest).")
 @click.option("--frame-offset", default=1, show_default=True,
               help="Added to our 0-based frame index to get the ground truth's frame number.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def eval_floor(
-    gt_path: Path, db_path: Path | None, run_id: int | None, frame_offset: int, as_json: bool
+    gt_path: Path, tracks_path: Path | None, gate_m: float, db_path: Path | None,
+    run_id: int | None, frame_offset: int, as_json: bool
 ) -> None:
-    """Floor-position error of a replay run (its stored floor positions) against the
-    ground truth's world coordinates, in metres, over tracks matched to GT boxes by IoU."""
+    """Floor accuracy against ground truth.
+
+    With --tracks: floor IDF1, MOTA and identity switches at a floor-distance gate
+    (py-motmetrics), and the occupancy error (mean over frames of |people reported -
+    people present| / people present). Without: the floor-position error of a replay
+    run's stored positions against the ground truth's world coordinates, in metres,
+    over tracks matched to GT boxes by IoU."""
+    if tracks_path is not None:
+        if db_path is not None or run_id is not None:
+            raise click.UsageError("--tracks scores a file: drop --db and --run")
+        metrics = evaluate_floor_tracks(read_floor_rows(gt_path), read_floor_rows(tracks_path),
+                                        gate_m)
+        if as_json:
+            click.echo(json.dumps(metrics))
+            return
+        for name, value in metrics.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            click.echo(f"{name:>26}  {shown}")
+        return
     site = load_site_option(None) if db_path is None else None
     path = resolve_db_path(db_path, site, must_exist=True)
     accuracy = evaluate_floor(gt_path, open_database(path), run_id, frame_offset)

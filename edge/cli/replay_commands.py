@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -11,13 +12,17 @@ from tqdm import tqdm
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
 from edge.cli.report_commands import echo_report
+from edge.config import SiteConfig
 from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import SourceError
 from edge.replay import frames_to_cover, replay
+from edge.replay_store import replay_store
 from edge.report.build import make_report, plan_report
 from edge.storage import open_database
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
+
+CAMERA_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 def _parse_start(value: str | None) -> float | None:
@@ -39,8 +44,12 @@ def _parse_start(value: str | None) -> float | None:
 @site_option
 @db_option
 @click.option("--camera", "camera_id", help="Camera of the site config (default: the first).")
-@click.option("--detections", type=click.Path(dir_okay=False, path_type=Path),
-              help="Track a MOTChallenge det.txt instead of running the detector.")
+@click.option("--detections", "detection_args", multiple=True, metavar="[CAMERA=]det.txt",
+              help="Track a MOTChallenge det.txt instead of running the detector; on a site "
+                   "with several cameras, CAMERA=det.txt for each (repeatable).")
+@click.option("--floor-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the floor tracks (store-wide when several cameras are fused) "
+                   "as frame,track_id,x,y rows (metres, frames from 1).")
 @click.option("--mot-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the tracks in MOTChallenge format (frames from 1).")
 @click.option("--start-time", help="Wall-clock time of the first frame, ISO 8601 "
@@ -65,7 +74,8 @@ def replay_command(
     site_path: Path | None,
     db_path: Path | None,
     camera_id: str | None,
-    detections: Path | None,
+    detection_args: tuple[str, ...],
+    floor_out: Path | None,
     mot_out: Path | None,
     start_time: str | None,
     max_frames: int | None,
@@ -80,7 +90,23 @@ def replay_command(
     tracking and calibration, writing floor trajectories to the database.
 
     With no arguments, replays the embedded demo: the PETS09-S2L1 sample recording.
+    On a site with several cameras and no VIDEO (nor --camera), replays every camera
+    together on one clock and fuses them into one floor track per person.
     """
+    site = load_site_option(site_path)
+    per_camera = parse_detections(detection_args, site)
+    if video is None and camera_id is None and site.fuses_cameras:
+        _replay_store(site, db_path, per_camera, floor_out, mot_out, start_time, max_frames,
+                      annotate, report_path, quiet)
+        return
+    if per_camera and len(per_camera) > 1:
+        raise click.UsageError("one camera is replayed: give one --detections")
+    detections = next(iter(per_camera.values()), None)
+    named = next((name for name in per_camera if name), None)
+    if named is not None:
+        if camera_id is not None and camera_id != named:
+            raise click.UsageError(f"--detections is for camera {named}, --camera is {camera_id}")
+        camera_id = named
     if no_blur and annotate is None:
         raise click.UsageError("--no-blur only applies to --annotate's video")
     if (gt_path is not None or pcap is not None) and report_path is None:
@@ -89,7 +115,6 @@ def replay_command(
         raise click.UsageError("--annotate needs the video's frames; drop --detections")
     if no_blur:
         refuse_under_service("--no-blur")
-    site = load_site_option(site_path)
     visits = VisitAnalyzer(site)  # before the replay, so a bad segment spec fails fast
     # Every output and input checked before minutes of replay, not after; the ground
     # truth against the frames this replay will cover, too.
@@ -117,6 +142,7 @@ def replay_command(
             video=video,
             detections=detections,
             mot_out=mot_out,
+            floor_out=floor_out,
             start_time=_parse_start(start_time),
             progress=progress,
             max_frames=max_frames,
@@ -145,6 +171,8 @@ def replay_command(
         )
     if mot_out:
         click.echo(f"Tracks in MOTChallenge format: {mot_out}")
+    if floor_out:
+        click.echo(f"Floor tracks (frame,track_id,x,y): {floor_out}")
     built = build_visits(db, visits, run_id=summary.run_id)
     click.echo(f"Visits: {built.visits} (spec {built.spec_version}), "
                f"{built.crossings} line crossings.")
@@ -161,3 +189,87 @@ def replay_command(
             f"frames its header announces (truncated or damaged file?); the {summary.frames} "
             f"frames read were processed and saved as run {summary.run_id}"
         )
+
+
+def parse_detections(values: tuple[str, ...], site: SiteConfig) -> dict[str, Path]:
+    """``--detections`` values as camera id -> det.txt. A bare path is the replayed
+    camera's (``--camera``, else the first); ``CAMERA=path`` names the camera."""
+    known = {c.id for c in site.cameras}
+    per_camera: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if sep and CAMERA_ID.fullmatch(name):
+            if name not in known:
+                raise click.BadParameter(
+                    f"{name!r} is not a camera of the site (cameras: "
+                    f"{', '.join(sorted(known)) or 'none'})", param_hint="--detections")
+            if name in per_camera:
+                raise click.BadParameter(f"camera {name} is given twice",
+                                         param_hint="--detections")
+            per_camera[name] = Path(path)
+        else:
+            if len(values) > 1:
+                raise click.BadParameter(
+                    f"{value!r}: with several --detections, name each camera: CAMERA=det.txt",
+                    param_hint="--detections")
+            per_camera[""] = Path(value)
+    return per_camera
+
+
+def _replay_store(
+    site: SiteConfig,
+    db_path: Path | None,
+    detections: dict[str, Path],
+    floor_out: Path | None,
+    mot_out: Path | None,
+    start_time: str | None,
+    max_frames: int | None,
+    annotate: Path | None,
+    report_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Every camera of the site together, fused into store-wide tracks."""
+    if "" in detections:
+        raise click.UsageError(
+            f"the site has {len(site.cameras)} cameras: name each det.txt's camera, e.g. "
+            f"--detections {site.cameras[0].id}=det.txt")
+    for option, value in (("--mot-out", mot_out), ("--annotate", annotate),
+                          ("--report", report_path)):
+        if value is not None:
+            raise click.UsageError(
+                f"{option} is for one camera's recording: add --camera ID to replay that "
+                "camera alone")
+    visits = VisitAnalyzer(site)
+    path = resolve_db_path(db_path, site)
+    db = open_database(path)
+    bar = tqdm(unit="frame", disable=quiet or None, file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int | None) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        summary = replay_store(site, db, detections=detections, floor_out=floor_out,
+                               start_time=_parse_start(start_time), max_frames=max_frames,
+                               progress=progress)
+    finally:
+        bar.close()
+    frames = ", ".join(f"{c} {n}" for c, n in summary.camera_frames.items())
+    click.echo(
+        f"Replayed {len(summary.cameras)} cameras together ({frames} frames) in "
+        f"{summary.seconds:.1f} s: {summary.tracks} people tracked store-wide over "
+        f"{summary.frames} fused frames, {summary.track_points} floor positions written to "
+        f"{path} (run {summary.run_id})."
+    )
+    for camera in summary.lonely_cameras:
+        click.echo(f"Warning: camera {camera}'s view overlaps no other camera's; people "
+                   "walking between it and the others are followed by motion alone.", err=True)
+    for (a, b), (median, n) in summary.calibration_health.items():
+        click.echo(f"Calibration check {a}-{b}: the two cameras place the same person "
+                   f"{median:.2f} m apart (median of {n}).")
+    if floor_out:
+        click.echo(f"Floor tracks (frame,track_id,x,y): {floor_out}")
+    built = build_visits(db, visits, run_id=summary.run_id)
+    click.echo(f"Visits: {built.visits} (spec {built.spec_version}), "
+               f"{built.crossings} line crossings.")

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import StrictModel, key_problems
 from edge.config.floor import FloorConfig
+from edge.config.fusion import FusionConfig
 from edge.config.service import ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.sync import SyncConfig
@@ -16,6 +17,9 @@ from edge.config.visits import VisitConfig
 from edge.config.web import WebConfig
 from edge.config.wifi import WifiConfig
 from edge.errors import ConfigError
+
+# The camera id of the fused, store-wide tracks in the database (track_points, runs).
+STORE_TRACKS_ID = "store"
 
 
 class SiteInfo(StrictModel):
@@ -47,6 +51,7 @@ class SiteConfig(StrictModel):
     cameras: list[CameraConfig] = Field(default_factory=list)
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
+    fusion: FusionConfig = FusionConfig()
     floor: FloorConfig
     visits: VisitConfig = VisitConfig()
     storage: StorageConfig = StorageConfig()
@@ -62,6 +67,13 @@ class SiteConfig(StrictModel):
     def _unique_camera_ids(self) -> SiteConfig:
         first: dict[str, int] = {}
         for index, camera in enumerate(self.cameras):
+            if camera.id == STORE_TRACKS_ID:
+                raise key_problems("SiteConfig", [(
+                    ("cameras", index, "id"),
+                    f"camera id {STORE_TRACKS_ID!r} is reserved for the store-wide tracks of "
+                    "several cameras; name the camera after where it looks",
+                    camera.id,
+                )])
             if camera.id in first:
                 raise key_problems("SiteConfig", [(
                     ("cameras", index, "id"),
@@ -71,6 +83,11 @@ class SiteConfig(StrictModel):
                 )])
             first[camera.id] = index
         return self
+
+    @property
+    def fuses_cameras(self) -> bool:
+        """Whether this site's cameras are fused into store-wide tracks (two or more)."""
+        return len(self.cameras) >= 2
 
     def camera(self, camera_id: str) -> CameraConfig:
         for camera in self.cameras:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
@@ -23,17 +24,35 @@ def is_file_source(source: str) -> bool:
 
 
 class CalibrationConfig(StrictModel):
-    """Image-to-floor calibration of one camera, from matched point pairs.
+    """Image-to-floor calibration of one camera: matched point pairs, or the matrix.
 
-    The homography is fitted with ``cv2.findHomography`` when the site is loaded;
-    its reprojection error is reported by ``edge check-config``.
+    Either ``image_points`` with ``floor_points`` (the homography is fitted with
+    ``cv2.findHomography`` when the site is loaded, and its reprojection error is
+    reported by ``edge check-config``), or ``homography``: a 3x3 matrix mapping pixels
+    to floor metres, as other calibration tools export it.
     """
 
-    image_points: list[Point] = Field(
-        title="Image points", description="Pixel positions (x right, y down) of floor marks."
+    image_points: list[Point] | None = Field(
+        None, title="Image points", description="Pixel positions (x right, y down) of floor marks."
     )
-    floor_points: list[Point] = Field(
-        title="Floor points", description="The same marks on the floor plan, in metres."
+    floor_points: list[Point] | None = Field(
+        None, title="Floor points", description="The same marks on the floor plan, in metres."
+    )
+    homography: tuple[tuple[float, float, float], tuple[float, float, float],
+                      tuple[float, float, float]] | None = Field(
+        None, title="Image-to-floor matrix",
+        description=(
+            "3x3 matrix taking a pixel (u, v, 1) to floor metres (x, y, 1) up to scale; "
+            "instead of point pairs."
+        ),
+    )
+    image_size: tuple[Annotated[int, Field(ge=16, le=16384)],
+                      Annotated[int, Field(ge=16, le=16384)]] | None = Field(
+        None, title="Frame size (width, height)",
+        description=(
+            "The camera's frame size in pixels: with it, the camera's footprint on the "
+            "floor is known before its first frame (multi-camera sites)."
+        ),
     )
     max_reprojection_error_m: float = Field(
         0.5,
@@ -43,7 +62,19 @@ class CalibrationConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _pairs_match(self) -> CalibrationConfig:
+    def _pairs_or_matrix(self) -> CalibrationConfig:
+        if self.homography is not None:
+            if self.image_points is not None or self.floor_points is not None:
+                raise ValueError(
+                    "give either image_points and floor_points, or homography, not both"
+                )
+            _check_matrix(self.homography, self.image_size)
+            return self
+        if self.image_points is None or self.floor_points is None:
+            raise ValueError(
+                "give image_points and floor_points (matched marks), or homography (a 3x3 "
+                "pixel-to-metre matrix)"
+            )
         if len(self.image_points) != len(self.floor_points):
             raise ValueError(
                 f"image_points has {len(self.image_points)} points but floor_points has "
@@ -54,6 +85,31 @@ class CalibrationConfig(StrictModel):
                 f"a homography needs at least 4 point pairs, got {len(self.image_points)}"
             )
         return self
+
+
+def _check_matrix(rows: tuple, image_size: tuple[int, int] | None) -> None:
+    """Refuse a matrix no camera can have: not finite, singular, or (with the frame size
+    known) one that maps no pixel of the frame onto the floor in front of the camera."""
+    matrix = np.array(rows, dtype=np.float64)
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError("the homography holds NaN or infinite numbers")
+    singular = np.linalg.svd(matrix, compute_uv=False)
+    if singular[0] == 0 or singular[-1] / singular[0] < 1e-12:
+        raise ValueError(
+            "the homography is singular (it squashes the image onto a line or a point); "
+            "export the camera's image-to-floor matrix again"
+        )
+    if image_size is not None:
+        width, height = image_size
+        us, vs = np.meshgrid(np.linspace(0, width - 1, 9), np.linspace(0, height - 1, 9))
+        w = np.c_[us.ravel(), vs.ravel(), np.ones(us.size)] @ matrix[2]
+        bottom = float(np.array([width / 2.0, height - 1.0, 1.0]) @ matrix[2])
+        if abs(bottom) < 1e-15 or not np.any(w * np.sign(bottom) > 0):
+            raise ValueError(
+                "the homography maps the bottom of the frame onto the horizon or behind the "
+                "camera: is it the image-to-floor matrix (not floor-to-image), for this frame "
+                "size?"
+            )
 
 
 class CameraConfig(StrictModel):

@@ -15,8 +15,9 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from edge.config.site import STORE_TRACKS_ID
 from edge.errors import DataFormatError
-from edge.records import FloorTracks
+from edge.records import FloorTracks, FusedTracks
 
 MIGRATIONS = Migrations("edge.trajectories")
 
@@ -136,6 +137,12 @@ def write_track_points(
     0 until :func:`finish_run`, which such a run never reaches).
     """
     rows = [row for floor in batch for row in track_point_rows(run_id, floor)]
+    return _insert_points(db, run_id, rows, frames)
+
+
+def _insert_points(
+    db: sqlite_utils.Database, run_id: int, rows: list[dict], frames: int | None
+) -> int:
     if rows or frames is not None:
         with db.atomic():
             if rows:
@@ -195,3 +202,30 @@ def read_trajectories(
 def _trajectory(key: tuple, points: list[tuple[float, float, float]]) -> Trajectory:
     array = np.array(points, dtype=np.float64)
     return Trajectory(key[0], key[1], key[2], array[:, 0], array[:, 1:3])
+
+
+def fused_point_rows(run_id: int, fused: FusedTracks) -> Iterator[dict]:
+    """Rows of one instant's store-wide tracks: floor positions only, no box."""
+    for i in range(len(fused)):
+        yield {
+            "run_id": run_id,
+            "camera_id": STORE_TRACKS_ID,
+            "track_id": int(fused.track_id[i]),
+            "frame": fused.frame_index,
+            "t": fused.timestamp,
+            "x": float(fused.xy[i, 0]),
+            "y": float(fused.xy[i, 1]),
+            "left": None,
+            "top": None,
+            "width": None,
+            "height": None,
+            "confidence": None,
+        }
+
+
+def write_fused_points(
+    db: sqlite_utils.Database, run_id: int, batch: list[FusedTracks], *, frames: int | None = None
+) -> int:
+    """Append a batch of fused instants in one transaction; return rows written."""
+    rows = [row for fused in batch for row in fused_point_rows(run_id, fused)]
+    return _insert_points(db, run_id, rows, frames)

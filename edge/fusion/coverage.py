@@ -1,0 +1,86 @@
+"""Where each camera sees the floor: its footprint, and which cameras are live.
+
+A camera's footprint is the part of the floor its image covers: the image rectangle
+mapped through the homography, cut where the floor recedes past ``max_range_m``
+from the camera's nearest floor point (towards the horizon a pixel covers metres),
+and cut to its ``floor_area`` when one is set. The fusion asks, for a person no
+camera saw this instant, whether a *live* camera should have: if so they are
+probably gone; if not (between views, or in the area of a camera that is down),
+they are kept, unseen, for longer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import shapely
+
+from edge.fusion.observe import below_horizon, floor_side_sign, homography_jacobian
+
+GRID = 41  # image samples per side to outline a footprint
+
+
+def footprint(
+    matrix: np.ndarray,
+    image_size: tuple[int, int],
+    *,
+    max_range_m: float,
+    area: shapely.Polygon | None = None,
+) -> shapely.Polygon | None:
+    """The floor polygon a camera sees (None when no pixel maps onto the floor)."""
+    width, height = image_size
+    us, vs = np.meshgrid(np.linspace(0, width - 1, GRID), np.linspace(0, height - 1, GRID))
+    pixels = np.c_[us.ravel(), vs.ravel()]
+    xy, _, w = homography_jacobian(matrix, pixels)
+    sign = floor_side_sign(matrix, image_size)
+    on_floor = below_horizon(w, sign) & np.all(np.isfinite(xy), axis=1)
+    if not on_floor.any():
+        return None
+    nearest = homography_jacobian(matrix, np.array([[width / 2.0, height - 1.0]]))[0][0]
+    near = on_floor & (np.linalg.norm(xy - nearest, axis=1) <= max_range_m)
+    points = xy[near] if near.sum() >= 3 else xy[on_floor]
+    hull = shapely.MultiPoint(points).convex_hull
+    if not isinstance(hull, shapely.Polygon) or hull.area <= 0:
+        return None
+    if area is not None:
+        hull = hull.intersection(area)
+        if not isinstance(hull, shapely.Polygon) or hull.area <= 0:
+            return None
+    return hull
+
+
+class Coverage:
+    """Which live cameras cover a floor position.
+
+    Args:
+        footprints: per camera id, its footprint, or None when unknown (a camera whose
+            image size is not known yet is taken to cover every position).
+    """
+
+    def __init__(self, footprints: Mapping[str, shapely.Polygon | None]) -> None:
+        self.footprints = dict(footprints)
+        for polygon in self.footprints.values():
+            if polygon is not None:
+                shapely.prepare(polygon)
+
+    def covering(self, xy: np.ndarray, cameras: set[str]) -> np.ndarray:
+        """``(n,)`` how many of ``cameras`` cover each ``(n, 2)`` position."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        count = np.zeros(len(xy), dtype=np.int64)
+        for camera in cameras:
+            polygon = self.footprints.get(camera)
+            if polygon is None:
+                count += 1
+            elif len(xy):
+                count += shapely.contains_xy(polygon, xy[:, 0], xy[:, 1])
+        return count
+
+    def overlaps(self) -> dict[tuple[str, str], float]:
+        """Square metres of floor each pair of cameras both see (known footprints)."""
+        known = sorted((k, v) for k, v in self.footprints.items() if v is not None)
+        shared = {}
+        for i, (a, pa) in enumerate(known):
+            for b, pb in known[i + 1:]:
+                shared[(a, b)] = float(pa.intersection(pb).area)
+        return shared

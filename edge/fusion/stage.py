@@ -1,0 +1,89 @@
+"""The fusion stage of a site: its cameras' calibrations, footprints and the
+store-wide tracker, built once from the site config and shared by the replay and the
+live fusion service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import shapely
+
+from edge.calibration import Homography, fit_camera_calibrations
+from edge.config import SiteConfig
+from edge.fusion.coverage import Coverage, footprint
+from edge.fusion.observe import floor_side_sign, observe
+from edge.fusion.tracker import FloorFusion
+from edge.records import FloorObservations, FloorTracks, FusedTracks
+
+log = logging.getLogger(__name__)
+
+
+class FusionStage:
+    """Turns each camera's floor tracks into observations and fuses them.
+
+    Args:
+        site: the site config (cameras, calibrations, floor bounds, ``fusion``).
+        image_sizes: per camera, its frame size ``(width, height)`` where known beyond
+            the config's ``calibration.image_size`` (read from a video file).
+        homographies: the fitted calibrations, when the caller has them already.
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        image_sizes: Mapping[str, tuple[int, int]] | None = None,
+        homographies: Mapping[str, Homography] | None = None,
+    ) -> None:
+        self.site = site
+        self.config = site.fusion
+        fitted = dict(homographies) if homographies is not None else fit_camera_calibrations(site)
+        sizes = dict(image_sizes or {})
+        self.matrices: dict[str, np.ndarray] = {}
+        self.signs: dict[str, float] = {}
+        self.areas: dict[str, shapely.Polygon | None] = {}
+        footprints: dict[str, shapely.Polygon | None] = {}
+        for camera in site.cameras:
+            matrix = fitted[camera.id].matrix
+            size = sizes.get(camera.id) or camera.calibration.image_size
+            area = shapely.Polygon(camera.floor_area) if camera.floor_area else None
+            if area is not None:
+                shapely.prepare(area)
+            self.matrices[camera.id] = matrix
+            self.signs[camera.id] = floor_side_sign(matrix, size)
+            self.areas[camera.id] = area
+            if size is not None:
+                footprints[camera.id] = footprint(matrix, size,
+                                                  max_range_m=self.config.max_range_m, area=area)
+            else:
+                footprints[camera.id] = area  # unknown frame: its floor_area, or everywhere
+        self.coverage = Coverage(footprints)
+        self.tracker = FloorFusion(self.config, self.coverage, site.floor.bounds)
+
+    def lonely_cameras(self) -> list[str]:
+        """Cameras whose footprint overlaps no other camera's (known footprints only): a
+        person walking from one into the next is bridged by motion alone."""
+        overlaps = self.coverage.overlaps()
+        known = [c for c, p in self.coverage.footprints.items() if p is not None]
+        if len(known) < 2:
+            return []
+        return [c for c in known
+                if not any(area > 0 for pair, area in overlaps.items() if c in pair)]
+
+    def observe(self, floor: FloorTracks) -> FloorObservations:
+        """One camera frame's detections as floor observations."""
+        camera = floor.camera_id
+        return observe(
+            floor,
+            self.matrices[camera],
+            floor_sign=self.signs[camera],
+            pixel_noise=self.config.pixel_noise,
+            calibration_noise_m=self.config.calibration_noise_m,
+            area=self.areas[camera],
+        )
+
+    def step(
+        self, frame_index: int, t: float, observations: Iterable[FloorObservations]
+    ) -> FusedTracks:
+        return self.tracker.step(frame_index, t, observations)

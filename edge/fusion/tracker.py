@@ -1,0 +1,412 @@
+"""Store-wide tracking: every camera's floor sightings fused into one track per person.
+
+How it decides, each instant ``t`` (one frame of every camera that sent one):
+
+1. **Predict.** Every person's floor state moves on under a constant-velocity model
+   (:mod:`edge.fusion.motion`); their uncertainty grows with the time unseen.
+2. **Associate, camera by camera.** A camera's sightings meet the predicted people in
+   one cost matrix: the squared Mahalanobis distance between sighting and person,
+   with the person's uncertainty, the sighting's own (it grows with distance from the
+   camera, :mod:`edge.fusion.observe`) and a walker's speed times the tolerated clock
+   skew. Pairs beyond ``gate_sigmas`` or ``max_gate_m`` cannot meet. A sighting whose
+   camera track was given to this person last time costs ``continuity_bonus`` less.
+   Jonker-Volgenant (``lap``) picks the one-to-one matching: a camera gives a person
+   at most one sighting, and a sighting goes to at most one person, so two people
+   0.7 m apart whom a camera sees as two boxes stay two people even when another
+   camera's floor error is larger than the gap (a merge radius alone fails there).
+   Each camera's matched sightings update the people before the next camera's are
+   matched, so later cameras meet sharper estimates.
+3. **Birth.** Sightings no person took are clustered across cameras (again one
+   sighting per camera per cluster, gated the same way). A cluster starts a tentative
+   person, reported once it has ``confirm_sightings`` sightings: two cameras at once,
+   or one camera twice in a row. A tentative person missed once is dropped: a false
+   box in one camera never becomes a person.
+4. **Coverage and ageing.** A person no camera saw this instant is:
+   - *gone* after ``lost_after_s`` when a live camera's footprint covers where they
+     should be (a camera that should see them does not), or at once when their
+     predicted position leaves the floor;
+   - *unseen in a blind spot* when no camera's footprint covers them: carried on by
+     the motion model for up to ``blind_keep_s``, to be picked up by the next camera;
+   - *held* where they were, with no time limit, when only cameras that are down
+     cover them: a camera dying never makes a person "leave".
+5. **Duplicates.** Two people closer than ``merge_distance_m`` for ``merge_after_s``
+   whom no camera ever saw as two are one person seen twice (a calibration error):
+   the younger track is dropped.
+
+No appearance is used: positions, their uncertainties and time alone. Per-person
+state is dropped with the person; per camera only its last frame time is kept.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from edge.config.fusion import FusionConfig
+from edge.fusion import motion
+from edge.fusion.coverage import Coverage
+from edge.records import FloorObservations, FusedTracks
+from edge.tracking.association import assign
+
+INITIAL_SPEED_SD = 1.0  # m/s: a new person may be walking either way
+PAIR_SAMPLES = 500  # floor distances kept per camera pair for the calibration health
+
+
+@dataclass(slots=True)
+class _People:
+    """Column store of every tracked person (confirmed or tentative)."""
+
+    x: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    p: np.ndarray = field(default_factory=lambda: np.zeros((0, 4, 4)))
+    uid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    track_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # 0: tentative
+    sightings: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    instants: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    camera_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_seen: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    held: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # cameras, now
+    missed_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # while a camera looked
+
+    def __len__(self) -> int:
+        return len(self.uid)
+
+    def keep(self, mask: np.ndarray) -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name)[mask])
+
+    def add(self, x: np.ndarray, p: np.ndarray, uid: int, sightings: int, t: float,
+            camera_mask: int) -> None:
+        self.seen = np.append(self.seen, sightings)
+        self.missed_s = np.append(self.missed_s, 0.0)
+        self.camera_mask = np.append(self.camera_mask, camera_mask)
+        self.x = np.vstack([self.x, x[None]])
+        self.p = np.concatenate([self.p, p[None]])
+        self.uid = np.append(self.uid, uid)
+        self.track_id = np.append(self.track_id, 0)
+        self.sightings = np.append(self.sightings, sightings)
+        self.instants = np.append(self.instants, 1)
+        self.last_seen = np.append(self.last_seen, t)
+        self.held = np.append(self.held, False)
+
+
+class FloorFusion:
+    """One store-wide tracker over every camera of a site.
+
+    Args:
+        config: the site's ``fusion`` settings.
+        coverage: each camera's footprint on the floor.
+        bounds: the floor plan's ``((x_min, y_min), (x_max, y_max))``: a person whose
+            predicted position leaves it has left. None: no such check.
+    """
+
+    def __init__(
+        self,
+        config: FusionConfig,
+        coverage: Coverage,
+        bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    ) -> None:
+        self.config = config
+        self.coverage = coverage
+        self.bounds = shapely.box(*bounds[0], *bounds[1]) if bounds is not None else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every person and camera (a new run)."""
+        self.people = _People()
+        self.t: float | None = None
+        self._dt = 0.0
+        self.camera_last_t: dict[str, float] = {}
+        self._next_uid = 1
+        self._next_track_id = 1
+        self._local: dict[tuple[str, int], int] = {}  # (camera, camera track) -> uid
+        self._together: dict[tuple[int, int], float] = {}  # close pair -> since when
+        self._camera_bits: dict[str, int] = {}
+        self.pair_distances: dict[tuple[str, str], deque[float]] = {}
+
+    def _camera_bit(self, camera: str) -> int:
+        if camera not in self._camera_bits:
+            self._camera_bits[camera] = 1 << (len(self._camera_bits) % 63)
+        return self._camera_bits[camera]
+
+    def live_cameras(self, t: float) -> set[str]:
+        """Cameras that sent a frame within ``camera_down_after_s`` of ``t``."""
+        limit = self.config.camera_down_after_s
+        return {c for c, last in self.camera_last_t.items() if t - last <= limit}
+
+    def step(
+        self, frame_index: int, t: float, observations: Iterable[FloorObservations]
+    ) -> FusedTracks:
+        """Fuse one instant: at most one frame per camera, each near ``t``."""
+        batch = list(observations)
+        for seen in batch:
+            self.camera_last_t[seen.camera_id] = max(
+                self.camera_last_t.get(seen.camera_id, -np.inf), seen.timestamp
+            )
+        self._predict(t)
+        people = self.people
+        people.seen[:] = 0
+        assigned: dict[str, np.ndarray] = {}  # camera -> uids it gave a sighting to
+        sightings: dict[int, list[tuple[str, np.ndarray]]] = {}
+        leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        for seen in batch:
+            if len(seen) == 0:
+                continue
+            pairs = self._associate(seen)
+            rows = np.array([r for r, _ in pairs], np.int64)
+            cols = np.array([c for _, c in pairs], np.int64)
+            if len(pairs):
+                people.x[rows], people.p[rows] = motion.update(
+                    people.x[rows], people.p[rows], seen.xy[cols], seen.covariance[cols]
+                )
+                people.seen[rows] += 1
+                people.sightings[rows] += 1
+                people.last_seen[rows] = t
+                people.held[rows] = False
+                people.camera_mask[rows] |= self._camera_bit(seen.camera_id)
+                assigned[seen.camera_id] = people.uid[rows]
+                for row, col in pairs:
+                    uid = int(people.uid[row])
+                    sightings.setdefault(uid, []).append((seen.camera_id, seen.xy[col]))
+                    if seen.local_id[col] >= 0:
+                        self._local[(seen.camera_id, int(seen.local_id[col]))] = uid
+            free = np.setdiff1d(np.arange(len(seen)), cols)
+            if len(free):
+                leftovers.append(
+                    (seen.camera_id, seen.xy[free], seen.covariance[free], seen.local_id[free])
+                )
+        people.instants[people.seen > 0] += 1
+        self._record_pair_distances(sightings)
+        self._confirm(t)
+        self._age(t, {seen.camera_id for seen in batch})
+        self._merge_duplicates(t, assigned)
+        self._births(t, leftovers)
+        self._confirm(t)
+        self._prune_local()
+        return self._report(frame_index, t)
+
+    # -- stages ---------------------------------------------------------------------
+
+    def _predict(self, t: float) -> None:
+        dt = 0.0 if self.t is None else t - self.t
+        self.t, self._dt = t, max(dt, 0.0)
+        people = self.people
+        if dt <= 0 or len(people) == 0:
+            return
+        moving = ~people.held
+        x, p = motion.predict(people.x[moving], people.p[moving], dt,
+                              self.config.acceleration_noise)
+        people.x[moving], people.p[moving] = x, p
+
+    def _cost(
+        self, camera: str, xy: np.ndarray, cov: np.ndarray, local: np.ndarray
+    ) -> np.ndarray:
+        people = self.people
+        speed2 = np.sum(people.x[:, 2:] ** 2, axis=1)
+        d2, dist, log_det = motion.mahalanobis(people.x, people.p, xy, cov,
+                                               speed2 * self.config.clock_skew_s**2)
+        # negative log-likelihood (up to a constant): a vague person does not win a
+        # sighting from a sharp one merely because its gate is wide
+        cost = d2 + log_det
+        if self.config.continuity_bonus > 0 and len(local):
+            previous = np.array([self._local.get((camera, int(i)), -1) if i >= 0 else -1
+                                 for i in local])
+            cost -= self.config.continuity_bonus * (people.uid[:, None] == previous[None, :])
+        outside = (d2 > self.config.gate_sigmas**2) | (dist > self.config.max_gate_m)
+        cost[outside] = np.inf
+        return cost
+
+    def _associate(self, seen: FloorObservations) -> list[tuple[int, int]]:
+        """Confirmed people pick their sightings first; tentative ones get what is left."""
+        if len(self.people) == 0:
+            return []
+        cost = self._cost(seen.camera_id, seen.xy, seen.covariance, seen.local_id)
+        finite = cost[np.isfinite(cost)]
+        if finite.size == 0:
+            return []
+        limit = float(finite.max()) + 1.0
+        confirmed = self.people.track_id > 0
+        pairs = []
+        taken = np.zeros(len(seen), bool)
+        for group in (np.flatnonzero(confirmed), np.flatnonzero(~confirmed)):
+            if len(group) == 0:
+                continue
+            sub = cost[group][:, ~taken]
+            columns = np.flatnonzero(~taken)
+            for row, col in assign(sub, limit):
+                pairs.append((int(group[row]), int(columns[col])))
+                taken[columns[col]] = True
+        return pairs
+
+    def _confirm(self, t: float) -> None:
+        """Tentative people seen often enough become reported people.
+
+        Where two or more live cameras look, a person must have been seen by two of
+        them (false boxes rarely agree across cameras), or by one for twice as long
+        (someone the others cannot see behind a shelf or a crowd)."""
+        people = self.people
+        tentative = people.track_id == 0
+        views = np.array([bin(int(m)).count("1") for m in people.camera_mask], np.int64)
+        looking = self.coverage.covering(people.x[:, :2], self.live_cameras(t))
+        enough = np.where(
+            (views >= 2) | (looking <= 1),
+            people.instants >= self.config.confirm_instants,
+            people.instants >= 2 * self.config.confirm_instants,
+        )
+        new = tentative & (people.sightings >= self.config.confirm_sightings) & enough
+        for row in np.flatnonzero(new):
+            people.track_id[row] = self._next_track_id
+            self._next_track_id += 1
+        # a tentative person missed once was a false box
+        people.keep(~((people.track_id == 0) & (people.seen == 0)))
+
+    def _age(self, t: float, sending: set[str]) -> None:
+        """Drop the people who are gone; hold those only a dead camera could see.
+
+        "Missed" time only runs while a camera whose view covers the person sends
+        frames: a camera that stopped sending is not looking, so its people are not
+        missed, and once it is down they are held."""
+        people = self.people
+        if len(people) == 0:
+            return
+        unseen = people.seen == 0
+        xy = people.x[:, :2]
+        watched = self.coverage.covering(xy, sending) > 0 if sending else np.zeros(len(xy), bool)
+        people.missed_s = np.where(unseen, people.missed_s + watched * self._dt, 0.0)
+        live = self.live_cameras(t)
+        covered_live = self.coverage.covering(xy, live) > 0
+        down = set(self.coverage.footprints) - live
+        covered_down = self.coverage.covering(xy, down) > 0 if down else np.zeros(len(xy), bool)
+        on_floor = (shapely.contains_xy(self.bounds, xy[:, 0], xy[:, 1])
+                    if self.bounds is not None else np.ones(len(xy), bool))
+        held = unseen & ~covered_live & covered_down
+        people.held = held
+        people.last_seen[held] = t  # the clock stops while only a dead camera could see them
+        people.x[held, 2:] = 0.0
+        age = t - people.last_seen
+        gone = unseen & (
+            ~on_floor
+            | (covered_live & (people.missed_s > self.config.lost_after_s))
+            | (~covered_live & ~held & (age > self.config.blind_keep_s))
+        )
+        self.people.keep(~gone)
+
+    def _merge_duplicates(self, t: float, assigned: Mapping[str, np.ndarray]) -> None:
+        people = self.people
+        confirmed = np.flatnonzero(people.track_id > 0)
+        if len(confirmed) < 2 or self.config.merge_distance_m <= 0:
+            self._together.clear()
+            return
+        xy = people.x[confirmed, :2]
+        close = np.linalg.norm(xy[:, None] - xy[None], axis=2) < self.config.merge_distance_m
+        apart: set[tuple[int, int]] = set()
+        for given in assigned.values():
+            uids = sorted(int(u) for u in given)
+            apart.update((a, b) for i, a in enumerate(uids) for b in uids[i + 1:])
+        together = {}
+        drop: set[int] = set()
+        for i, j in zip(*np.nonzero(np.triu(close, 1)), strict=True):
+            a, b = sorted((int(people.uid[confirmed[i]]), int(people.uid[confirmed[j]])))
+            if (a, b) in apart:
+                continue
+            since = self._together.get((a, b), t)
+            together[(a, b)] = since
+            if t - since >= self.config.merge_after_s:
+                drop.add(b)  # the younger: uids grow with time
+                for key, uid in list(self._local.items()):
+                    if uid == b:
+                        self._local[key] = a
+        self._together = together
+        if drop:
+            self.people.keep(~np.isin(people.uid, list(drop)))
+
+    def _births(
+        self, t: float, leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+    ) -> None:
+        clusters: list[dict] = []
+        gate2 = self.config.gate_sigmas**2
+        for camera, xy, cov, local in leftovers:
+            if clusters:
+                means = np.array([c["mean"] for c in clusters])
+                covs = np.array([c["cov"] for c in clusters])
+                states = np.c_[means, np.zeros((len(clusters), 2))]
+                p = np.zeros((len(clusters), 4, 4))
+                p[:, :2, :2] = covs
+                d2, dist, _ = motion.mahalanobis(states, p, xy, cov)
+                taken = np.array([camera in c["cameras"] for c in clusters])
+                d2[taken] = np.inf
+                d2[(d2 > gate2) | (dist > self.config.max_gate_m)] = np.inf
+                pairs = assign(d2, gate2)
+            else:
+                pairs = []
+            used = set()
+            for row, col in pairs:
+                cluster = clusters[row]
+                cluster["z"].append(xy[col])
+                cluster["r"].append(cov[col])
+                cluster["mean"], cluster["cov"] = motion.fuse(np.array(cluster["z"]),
+                                                              np.array(cluster["r"]))
+                cluster["cameras"].add(camera)
+                cluster["local"].append((camera, int(local[col])))
+                used.add(col)
+            for col in range(len(xy)):
+                if col not in used:
+                    clusters.append({"z": [xy[col]], "r": [cov[col]], "mean": xy[col],
+                                     "cov": cov[col], "cameras": {camera},
+                                     "local": [(camera, int(local[col]))]})
+        for cluster in clusters:
+            if self.bounds is not None and not shapely.contains_xy(self.bounds,
+                                                                   *cluster["mean"]):
+                continue  # off the floor plan: the street, a reflection, a poster
+            x = np.r_[cluster["mean"], 0.0, 0.0]
+            p = np.zeros((4, 4))
+            p[:2, :2] = cluster["cov"]
+            p[2:, 2:] = np.eye(2) * INITIAL_SPEED_SD**2
+            uid = self._next_uid
+            self._next_uid += 1
+            mask = 0
+            for camera in cluster["cameras"]:
+                mask |= self._camera_bit(camera)
+            self.people.add(x, p, uid, len(cluster["cameras"]), t, mask)
+            for camera, local in cluster["local"]:
+                if local >= 0:
+                    self._local[(camera, local)] = uid
+
+    def _prune_local(self) -> None:
+        alive = set(int(u) for u in self.people.uid)
+        if len(self._local) > 4 * max(len(alive), 16):
+            self._local = {k: v for k, v in self._local.items() if v in alive}
+
+    def _record_pair_distances(self, sightings: Mapping[int, list[tuple[str, np.ndarray]]]) -> None:
+        for views in sightings.values():
+            for i, (a, xa) in enumerate(views):
+                for b, xb in views[i + 1:]:
+                    key = (a, b) if a < b else (b, a)
+                    samples = self.pair_distances.setdefault(key, deque(maxlen=PAIR_SAMPLES))
+                    samples.append(float(np.linalg.norm(xa - xb)))
+
+    def _report(self, frame_index: int, t: float) -> FusedTracks:
+        people = self.people
+        confirmed = people.track_id > 0
+        recent = (t - people.last_seen) <= self.config.report_unseen_s
+        live = self.live_cameras(t)
+        uncovered = self.coverage.covering(people.x[:, :2], live) == 0 if len(people) else \
+            np.zeros(0, bool)
+        show = confirmed & (recent | uncovered | people.held)
+        return FusedTracks(
+            frame_index=frame_index,
+            timestamp=t,
+            track_id=people.track_id[show].copy(),
+            xy=people.x[show, :2].copy(),
+            cameras=people.seen[show].copy(),
+        )
+
+    def calibration_health(self) -> dict[tuple[str, str], tuple[float, int]]:
+        """Per camera pair that saw the same people: the median floor distance between
+        their positions of one person, and how many sightings it is from."""
+        return {pair: (float(np.median(samples)), len(samples))
+                for pair, samples in sorted(self.pair_distances.items()) if samples}
