@@ -193,12 +193,13 @@ def render_web(site_path: Path, db_path: Path, folder: Path) -> dict[str, int]:
 
     from edge.web.app import create_app
     from edge.web.dashboard import WebDeps
+    from tests.web_support import BASE_URL
 
     folder.mkdir(parents=True, exist_ok=True)
     app = create_app(WebDeps(site=load_site(site_path), db_path=db_path, clock=lambda: CLOCK))
     day = START.date().isoformat()
     statuses = {}
-    with TestClient(app) as client:
+    with TestClient(app, base_url=BASE_URL) as client:
         schema = client.get("/api/openapi.json").json()
         paths = sorted(path for path, methods in schema["paths"].items()
                        if "get" in methods and "{" not in path)

@@ -332,3 +332,26 @@ def test_a_tls_file_that_is_no_certificate_stops_check_config_for_the_sync(tmp_p
         assert result.exit_code == 78
         assert "sync.mqtt.tls" in result.output and "not a readable PEM CA bundle" in result.output
     assert check_config(path, "--service", "web").exit_code == 0
+
+
+def test_the_status_page_s_tls_files_are_checked_like_the_sync_s(tmp_path):
+    """web.tls: a missing file is an error for everyone; a file that is no certificate
+    stops check-config for the page (and the page's start), not for the other services."""
+    (tmp_path / "video.avi").write_bytes(b"")
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    (tmp_path / "key.pem").write_text("not a key\n")
+    missing = write(tmp_path, MINIMAL.replace(
+        "web: {access: open-lan}", "web: {access: open-lan, tls: {cert_file: cert.pem, "
+        "key_file: nokey.pem}}"))
+    with pytest.raises(ConfigError, match=r"web\.tls\.key_file: .*TLS file .*nokey.pem does not"):
+        load_site(missing)
+    path = write(tmp_path, MINIMAL.replace(
+        "web: {access: open-lan}", "web: {access: open-lan, tls: {cert_file: cert.pem, "
+        "key_file: key.pem}}"))
+    assert load_site(path).web.tls.cert_file == str(tmp_path / "cert.pem")
+    for service in ((), ("--service", "web")):
+        result = check_config(path, *service)
+        assert result.exit_code == 78
+        assert "web.tls" in result.output
+        assert "not a usable PEM certificate and matching key" in result.output
+    assert check_config(path, "--service", "sync").exit_code == 0

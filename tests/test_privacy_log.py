@@ -26,7 +26,7 @@ from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
 from tests.mqtt_broker import free_port
-from tests.web_support import with_web
+from tests.web_support import BASE_URL, with_web
 
 TOKEN = "it-token-0123456789abcdef"
 
@@ -122,7 +122,8 @@ def test_it_reads_the_log_with_the_cli(logged_db):
 
 def test_it_reads_the_log_on_the_web_with_its_token_only(logged_db):
     site = with_web(load_site(PETS_SITE), access="open-lan", admin_token=TOKEN)
-    with TestClient(create_app(WebDeps(site=site, db_path=logged_db))) as web:
+    with TestClient(create_app(WebDeps(site=site, db_path=logged_db)),
+                    base_url=BASE_URL) as web:
         assert web.get("/admin/privacy-audit").status_code == 401
         wrong = web.get("/admin/privacy-audit", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code in (401, 403)

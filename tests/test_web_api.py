@@ -31,6 +31,7 @@ from edge.web.app import create_app
 from edge.web.dashboard import Dashboard, WebDeps
 from tests.conftest import PETS_SITE
 from tests.web_support import (
+    BASE_URL,
     DAY,
     LONDON,
     NOW,
@@ -54,7 +55,7 @@ def store_db(tmp_path_factory) -> Path:
 def client(site, db_path: Path, now: float = NOW, **web) -> TestClient:
     settings = with_web(site, **{"cache_s": 0, "access": "open-lan", **web})
     app = create_app(WebDeps(site=settings, db_path=db_path, clock=lambda: now))
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, base_url=BASE_URL)
 
 
 def day_bounds(day: dt.date) -> tuple[float, float]:

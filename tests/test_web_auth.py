@@ -3,7 +3,11 @@ malformed requests get clear refusals, never a 500."""
 
 from __future__ import annotations
 
+import http.client
 import re
+import socket
+import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,7 @@ from edge.storage import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
-from tests.web_support import NOW, with_web
+from tests.web_support import BASE_URL, NOW, served, with_web
 
 PIN = "2468"
 TOKEN = "it-token-0123456789abcdef"
@@ -48,7 +52,14 @@ def make(site, db_path, clock=None, restart=None, **web) -> TestClient:
     settings = {"access": "pin", "pin": PIN, "admin_token": TOKEN, "cache_s": 0, **web}
     deps = WebDeps(site=with_web(site, **settings), db_path=db_path, clock=clock or Clock(NOW),
                    restart=restart)
-    return TestClient(create_app(deps), raise_server_exceptions=False, follow_redirects=False)
+    return TestClient(create_app(deps), raise_server_exceptions=False, follow_redirects=False,
+                      base_url=BASE_URL)
+
+
+def from_address(web: TestClient, address: str) -> TestClient:
+    """Another device calling the same app, from ``address``."""
+    return TestClient(web.app, raise_server_exceptions=False, follow_redirects=False,
+                      base_url=BASE_URL, client=(address, 50000))
 
 
 def csrf_of(web: TestClient) -> str:
@@ -186,6 +197,138 @@ def test_wrong_tokens_are_rate_limited(site, db_path):
         assert web.get("/api/v1/summary", headers=bad).status_code == 429
 
 
+def test_many_addresses_cannot_lock_out_tokens_or_tablets_that_signed_in(site, db_path):
+    """Field report (issue 18): ten addresses x five wrong PINs tripped a global limit;
+    then the right PIN, the admin token and Prometheus's metrics token all got 429
+    ("from this device"), and 50 requests a minute kept the box locked."""
+    clock = Clock(NOW)
+    with make(site, db_path, clock=clock, metrics_token=METRICS_TOKEN) as tablet:
+        assert sign_in(tablet).status_code == 303  # the till's tablet, signed in before
+        tablet.post("/logout", data={"csrf": tablet.cookies.get("edge_csrf")})
+        answers: Counter[int] = Counter()
+        for i in range(20):  # 100 wrong PINs from 20 addresses
+            with from_address(tablet, f"10.0.0.{i + 1}") as guesser:
+                answers.update(sign_in(guesser, f"{i:02d}{j}0").status_code for j in range(5))
+        # Only pin_failures_per_hour (30) of them were checked at all.
+        assert answers == {401: 30, 429: 70}
+        with from_address(tablet, "10.0.1.1") as it, from_address(tablet, "10.0.1.2") as scraper:
+            assert it.get("/admin/debug", headers={"Authorization": f"Bearer {TOKEN}"}
+                          ).status_code == 200
+            assert scraper.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+                               ).status_code == 200
+        assert sign_in(tablet).status_code == 303  # it knew the PIN before: not held back
+        with from_address(tablet, "10.0.1.3") as new_tablet:
+            held = sign_in(new_tablet)
+            assert held.status_code == 429 and "on this box from other devices" in held.text
+            assert "from this device" not in held.text
+            clock.now += 3601
+            assert sign_in(new_tablet).status_code == 303
+
+
+def test_docs_state_the_worst_case_time_to_guess_a_pin():
+    """The figure in docs/web.md follows from the limits in force by default."""
+    from edge.config.web import WebConfig
+
+    web = WebConfig()
+    hours = 10**4 / web.pin_failures_per_hour  # every wrong PIN checked is one guess
+    docs = (Path(__file__).parents[1] / "docs" / "web.md").read_text()
+    assert f"{web.pin_failures_per_hour} wrong PINs an hour" in docs
+    assert f"{hours:,.0f} hours ({hours / 24:.1f} days)" in docs
+
+
+def test_a_valid_token_does_not_clear_wrong_pins(site, db_path):
+    """Field report (issue 18): one address made 32 wrong PIN guesses in 4.4 s by sending
+    a valid metrics token between them, which cleared its failure count."""
+    metrics = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    with make(site, db_path, metrics_token=METRICS_TOKEN) as web:
+        for _ in range(5):
+            assert sign_in(web, "0000").status_code == 401
+            assert web.get("/metrics", headers=metrics).status_code == 200
+        assert sign_in(web, "0000").status_code == 429
+        assert sign_in(web).status_code == 429  # the PIN count holds, the tokens still work
+        assert web.get("/admin/debug", headers={"Authorization": f"Bearer {TOKEN}"}
+                       ).status_code == 200
+
+
+def test_wrong_tokens_at_metrics_count_against_the_admin_token(site, db_path):
+    """/metrics accepts the admin token too: guesses there, between scrapes with the
+    known metrics token, must still use up the admin token's tries."""
+    with make(site, db_path, metrics_token=METRICS_TOKEN) as web:
+        for i in range(5):
+            guess = {"Authorization": f"Bearer admin-guess-{i:012d}"}
+            assert web.get("/metrics", headers=guess).status_code == 403
+            assert web.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+                           ).status_code == 200
+        limited = web.get("/admin/debug", headers={"Authorization": "Bearer admin-guess-again"})
+        assert limited.status_code == 429 and "wrong tokens from this device" in limited.text
+
+
+def test_concurrent_wrong_tokens_are_counted_before_they_are_checked(site, db_path):
+    """Field report (issue 18): the limit was checked, then the slow hash, then the
+    failure recorded; 16 of 60 concurrent wrong tokens got through the limit of 5."""
+    app = make(site, db_path).app
+    with served(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        start = threading.Barrier(60)
+        statuses: list[int] = []
+
+        def guess(i: int) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            start.wait()
+            connection.request("GET", "/admin/debug",
+                               headers={"Authorization": f"Bearer wrong-token-{i:010d}"})
+            statuses.append(connection.getresponse().status)
+            connection.close()
+
+        threads = [threading.Thread(target=guess, args=(i,)) for i in range(60)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    assert Counter(statuses) == {403: 5, 429: 55}
+
+
+def test_sign_out_revokes_the_session_on_the_box(site, db_path):
+    """Field report (issue 18): after signing out, a copy of the old cookie still read
+    the figures until it expired."""
+    with make(site, db_path) as web:
+        assert sign_in(web).status_code == 303
+        session = web.cookies.get("edge_session")
+        assert web.post("/logout", data={"csrf": web.cookies.get("edge_csrf")}
+                        ).status_code == 303
+        web.cookies.clear()
+        copied = {"Cookie": f"edge_session={session}"}
+        assert web.get("/api/v1/summary", headers=copied).status_code == 401
+        assert web.get("/", headers=copied).status_code == 303
+        assert sign_in(web).status_code == 303  # a new sign-in works as before
+        assert web.get("/api/v1/summary").status_code == 200
+
+
+@pytest.mark.parametrize("host, status", [
+    ("evil.example", 421), ("evil.example:8080", 421), ("rebind.127.0.0.1.nip.io", 421),
+    ("localhost", 200), ("localhost:8080", 200), ("127.0.0.1:8080", 200),
+    ("192.168.1.20:8080", 200), ("[::1]:8080", 200), ("[fe80::1]", 200),
+    ("edge-0042.store.lan", 200), ("EDGE-0042.store.lan.", 200), (socket.gethostname(), 200),
+])
+def test_only_the_box_s_own_names_are_answered(site, db_path, host, status):
+    """Field report (issue 18): any Host was accepted, so a page on another site could
+    rebind its name to the box's address and read the status page."""
+    with make(site, db_path, access="open-lan", allowed_hosts=["edge-0042.store.lan"]) as web:
+        for path in ("/api/v1/summary", "/healthz"):
+            response = web.get(path, headers={"Host": host})
+            assert response.status_code == status, (path, response.text)
+        if status == 421:
+            assert "web.allowed_hosts" in response.json()["detail"]
+
+
+def test_allowed_hosts_take_names_only():
+    with pytest.raises(ConfigError, match="'https://edge.lan' is not a host name"):
+        parse_site("site: {id: s}\nfloor: {bounds: [[0, 0], [1, 1]]}\n"
+                   "web: {access: open-lan, allowed_hosts: ['https://edge.lan']}\n")
+
+
 def test_metrics_access(site, db_path):
     with make(site, db_path, metrics_token=METRICS_TOKEN) as web:
         assert web.get("/metrics").status_code == 401
@@ -254,7 +397,7 @@ def test_secrets_from_environment_and_hashes(site, db_path, monkeypatch):
     assert parsed.web.pin.get_secret_value() == PIN
     assert TOKEN not in repr(parsed) and PIN not in repr(parsed)
     app = create_app(WebDeps(site=parsed, db_path=db_path))
-    with TestClient(app, follow_redirects=False) as web:
+    with TestClient(app, follow_redirects=False, base_url=BASE_URL) as web:
         auth = {"Authorization": f"Bearer {TOKEN}"}
         assert web.get("/admin/debug", headers=auth).status_code == 200
         assert sign_in(web).status_code == 303

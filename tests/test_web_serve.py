@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from edge.storage import open_database
+from tests.mqtt_broker import make_tls_files
 
 TOKEN = "it-token-0123456789abcdef"
 SITE = """
@@ -34,9 +37,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(tmp_path: Path, *args: str, named_db: bool = True) -> tuple[subprocess.Popen, str]:
+def start(tmp_path: Path, *args: str, named_db: bool = True, site_text: str = SITE,
+          tls: ssl.SSLContext | None = None) -> tuple[subprocess.Popen, str]:
     site = tmp_path / "site.yaml"
-    site.write_text(SITE)
+    site.write_text(site_text)
     db_args: list[str] = []
     if named_db:
         open_database(tmp_path / "edge.db").close()   # a named --db must exist
@@ -47,13 +51,13 @@ def start(tmp_path: Path, *args: str, named_db: bool = True) -> tuple[subprocess
         [sys.executable, "-m", "edge", "web", "serve", "--site", str(site), *db_args,
          "--host", "127.0.0.1", "--port", str(port), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(process.stderr.read())
         try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
+            urllib.request.urlopen(base + "/healthz", timeout=1, context=tls)
             return process, base
         except OSError:
             time.sleep(0.1)
@@ -105,6 +109,52 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
         process.kill()
     log = process.stderr.read()
     assert "Application shutdown complete" in log and "Traceback" not in log
+    assert "OPEN-LAN" not in log  # loopback only: nobody else can reach it
+
+
+def test_open_lan_on_every_interface_warns_loudly(tmp_path):
+    """Field report (issue 18): `--open-lan` with the default host 0.0.0.0 served the API
+    and /metrics without a PIN on every interface, and said nothing."""
+    process, base = start(tmp_path, "--open-lan", "--host", "0.0.0.0")
+    try:
+        assert status_of(base + "/metrics") == 200  # open indeed, hence the warning
+    finally:
+        process.kill()
+    log = process.stderr.read()
+    assert "OPEN-LAN: the status page, its API and /metrics are served WITHOUT a PIN" in log
+    assert "on every interface of this box" in log
+
+
+def test_serves_https_with_the_configured_certificate(tmp_path):
+    """web.tls: the page is served over HTTPS only, and its cookies are Secure."""
+    files = make_tls_files(tmp_path / "tls")
+    site = SITE + f"  tls: {{cert_file: tls/server.pem, key_file: {files['server_key']}}}\n"
+    trust = ssl.create_default_context(cafile=str(files["ca"]))
+    process, base = start(tmp_path, site_text=site, tls=trust)
+    try:
+        opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=trust))
+        login = opener.open(base + "/login", timeout=5)
+        csrf_cookie = login.headers["set-cookie"]
+        assert "edge_csrf=" in csrf_cookie and "Secure" in csrf_cookie
+        token = re.search(r'name="csrf" value="([^"]+)"', login.read().decode()).group(1)
+        form = urllib.request.Request(
+            base + "/login", data=f"csrf={token}&pin=2468&next=/".encode(), method="POST",
+            headers={"Cookie": f"edge_csrf={token}",
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            opener.open(form, timeout=5)
+            raise AssertionError("signing in should redirect")
+        except urllib.error.HTTPError as redirect:
+            assert redirect.code == 303
+            cookies = redirect.headers.get_all("set-cookie")
+        session = next(c for c in cookies if c.startswith("edge_session="))
+        assert "Secure" in session and "HttpOnly" in session
+        with pytest.raises(OSError):  # plain HTTP on the same port gets no page
+            urllib.request.urlopen(base.replace("https:", "http:") + "/healthz", timeout=5)
+    finally:
+        process.kill()
+    log = process.stderr.read()
+    assert "Status page on https://127.0.0.1" in log and "Traceback" not in log
 
 
 @pytest.mark.parametrize("case", ["port-taken", "no-pin"])

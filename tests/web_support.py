@@ -40,6 +40,9 @@ REPLAY_STARTS = [dt.time(9, 30), dt.time(11, 5), dt.time(14, 40)]
 LAST_WEEK_STARTS = [dt.time(10, 15), dt.time(14, 40)]
 NOW = dt.datetime.combine(DAY, dt.time(15, 0), LONDON).timestamp()
 SEGMENTS = ("quick_trip", "browser", "focused_buyer")
+# Test clients call the page by a name it answers to (it refuses unknown Host names,
+# such as TestClient's default "testserver": DNS rebinding).
+BASE_URL = "http://localhost"
 
 
 def at(day: dt.date, time: dt.time) -> float:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
@@ -37,3 +38,19 @@ def key_problems(model: str, problems: Sequence[tuple[Loc, str, object]]) -> Val
                          loc=loc, input=value)
         for loc, message, value in problems
     ])
+
+
+def existing_file(value: str, info: ValidationInfo, what: str) -> str:
+    """``value`` as an absolute path to a file that is there; a relative path is taken
+    from the site file's folder (``base_dir`` in the validation context).
+
+    Raises:
+        ValueError: no such file ("{what} file PATH does not exist or is not a file").
+    """
+    path = Path(value).expanduser()
+    base_dir = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    if not path.is_file():
+        raise ValueError(f"{what} file {path} does not exist or is not a file")
+    return str(path.resolve())

@@ -8,11 +8,10 @@ systemd credential (see :mod:`edge.config.loader`).
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from edge.config.base import StrictModel, checks_service
+from edge.config.base import StrictModel, checks_service, existing_file
 
 DAY_S = 86_400
 
@@ -45,15 +44,7 @@ class TlsConfig(StrictModel):
     @field_validator("ca_file", "cert_file", "key_file")
     @classmethod
     def _existing_file(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        path = Path(value).expanduser()
-        base_dir = (info.context or {}).get("base_dir")
-        if not path.is_absolute() and base_dir is not None:
-            path = Path(base_dir) / path
-        if not path.is_file():
-            raise ValueError(f"TLS file {path} does not exist or is not a file")
-        return str(path.resolve())
+        return None if value is None else existing_file(value, info, "TLS")
 
     @model_validator(mode="after")
     def _cert_needs_key(self, info: ValidationInfo) -> TlsConfig:

@@ -8,21 +8,61 @@ printed by ``edge web hash-secret``.
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from edge.config.base import StrictModel, checks_service, key_problems
+from edge.config.base import StrictModel, checks_service, existing_file, key_problems
 
 # Format written by ``edge web hash-secret`` (edge/web/auth.py makes and checks it).
 HASH_PATTERN = re.compile(r"^pbkdf2_sha256\$\d{4,7}\$[A-Za-z0-9_-]{16,64}\$[A-Za-z0-9_-]{43}$")
 PIN_PATTERN = re.compile(r"^\d{4,12}$")
 MIN_TOKEN_CHARS = 16
+HOST_LABEL = r"[a-z0-9_][a-z0-9_-]{0,62}"
+HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(\.{HOST_LABEL})*$")
 
 
 def is_secret_hash(value: str) -> bool:
     """Whether ``value`` is a hash from ``edge web hash-secret`` rather than a clear secret."""
     return bool(HASH_PATTERN.match(value))
+
+
+class WebTlsConfig(StrictModel):
+    """HTTPS for the status page. Paths relative to the site file are resolved against it."""
+
+    cert_file: str = Field(
+        description="Certificate of the page (PEM), with any intermediate certificates after it."
+    )
+    key_file: str = Field(description="Private key of that certificate (PEM, not encrypted).")
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _existing_file(cls, value: str, info: ValidationInfo) -> str:
+        return existing_file(value, info, "TLS")
+
+    @model_validator(mode="after")
+    def _usable(self, info: ValidationInfo) -> WebTlsConfig:
+        if checks_service(info.context, "web"):
+            self.ssl_context()  # files that exist but are no certificate and matching key
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The server's SSL context.
+
+        Raises:
+            ValueError: a certificate or key file that cannot be read or parsed, or a key
+                that does not match the certificate.
+        """
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(
+                f"tls.cert_file/key_file {self.cert_file}, {self.key_file}: not a usable "
+                f"PEM certificate and matching key ({error})"
+            ) from None
+        return context
 
 
 class WebConfig(StrictModel):
@@ -69,7 +109,25 @@ class WebConfig(StrictModel):
     )
     login_attempts_per_minute: int = Field(
         5, ge=1, le=100,
-        description="Wrong PINs or tokens allowed per client per minute before it must wait.",
+        description="Wrong PINs allowed per client per minute before it must wait; the same "
+        "for wrong admin tokens and wrong metrics tokens, each counted apart.",
+    )
+    pin_failures_per_hour: int = Field(
+        30, ge=1, le=1000,
+        description="Wrong PINs from all devices together per sliding hour; past it, devices "
+        "that have not signed in before wait (tokens and signed-in tablets do not). "
+        "Bounds a PIN guess spread over many addresses: see docs/web.md.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra host names the page may be reached by (e.g. edge-0042.store.lan). "
+        "Always allowed: addresses, localhost, this box's host name (and NAME.local) and "
+        "web.host; any other Host header is refused (DNS rebinding).",
+    )
+    tls: WebTlsConfig | None = Field(
+        None,
+        description="Serve the page over HTTPS with this certificate and key; session "
+        "cookies are then marked Secure.",
     )
     max_request_bytes: int = Field(
         16_384, ge=1024, le=1_048_576, description="Largest request body accepted (bytes)."
@@ -103,6 +161,17 @@ class WebConfig(StrictModel):
                 "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
             )
         return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not HOST_NAME.match(name.lower()):
+                raise ValueError(
+                    f"{name!r} is not a host name: give names only, like edge-0042.store.lan "
+                    "(no scheme, port or path; addresses are always allowed)"
+                )
+        return [name.lower() for name in names]
 
     @model_validator(mode="after")
     def _pin_access_has_a_pin(self, info: ValidationInfo) -> WebConfig:

@@ -3,7 +3,8 @@
 Readers (page, API): open-lan mode, a PIN session cookie, or an IT bearer token.
 IT endpoints: the admin bearer token only. ``/metrics``: open-lan, a session, the
 metrics token or the admin token. Every wrong PIN or token counts against the
-client's address; once over the limit it gets 429 until the minute has passed.
+client's address for that kind of secret; once over the limit that kind gets 429 from
+that address until the minute has passed (see :class:`edge.web.auth.FailureLimiter`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from fastapi.templating import Jinja2Templates
 from edge.config.web import WebConfig
 from edge.web.auth import (
     SESSION_COOKIE,
+    Attempt,
     FailureLimiter,
+    Kind,
+    Limited,
     SecretCheck,
     Session,
     SessionSigner,
@@ -68,26 +72,48 @@ def session_of(request: Request, state: WebState) -> Session | None:
     return state.signer.read(request.cookies.get(SESSION_COOKIE), state.now())
 
 
-def check_not_limited(request: Request, state: WebState) -> None:
-    wait = state.limiter.retry_after(client_address(request), state.now())
-    if wait:
+def too_many(limited: Limited, kind: Kind) -> HTTPException:
+    """The 429 for a refused try, saying whose count refused it."""
+    what = "PINs" if kind == "pin" else "tokens"
+    if limited.box_wide:
+        detail = (f"Too many wrong PINs on this box from other devices: a device that has "
+                  f"not signed in here before can try again in {limited.wait} s.")
+    else:
+        detail = f"Too many wrong {what} from this device: try again in {limited.wait} s."
+    return HTTPException(429, detail, headers={"Retry-After": str(limited.wait)})
+
+
+def _token_matches(request: Request, state: WebState, token: str,
+                   checks: list[tuple[Kind, SecretCheck | None]]) -> bool:
+    """Check a presented token against each secret; a wrong one counts against the
+    client, once for each kind of secret it was checked against.
+
+    A secret whose kind this client is over the limit for is not tried; when none is
+    left, 429.
+    """
+    client = client_address(request)
+    attempts: list[tuple[Attempt, SecretCheck]] = []
+    refusals: list[tuple[Limited, Kind]] = []
+    for kind, check in checks:
+        if check is None:
+            continue
+        try:
+            attempts.append((state.limiter.begin(kind, client, state.now()), check))
+        except Limited as limited:
+            refusals.append((limited, kind))
+    if not attempts and refusals:
         state.metrics.rate_limited.inc()
-        raise HTTPException(
-            429, f"Too many wrong PINs or tokens from this device: try again in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
-
-
-def _token_matches(
-    request: Request, state: WebState, token: str, checks: list[SecretCheck | None], kind: str
-) -> bool:
-    """Check a presented token; a wrong one counts against the client."""
-    check_not_limited(request, state)
-    if any(c is not None and c.matches(token) for c in checks):
-        state.limiter.succeeded(client_address(request))
-        return True
-    state.limiter.failed(client_address(request), state.now())
-    state.metrics.auth_failures.labels(kind).inc()
+        raise too_many(*max(refusals, key=lambda refusal: refusal[0].wait))
+    for attempt, check in attempts:
+        if check.matches(token):
+            state.limiter.succeeded(attempt)
+            for other, _ in attempts:
+                if other is not attempt:
+                    state.limiter.release(other)
+            return True
+    for attempt, _ in attempts:
+        state.limiter.failed(attempt)
+        state.metrics.auth_failures.labels(attempt.kind).inc()
     return False
 
 
@@ -96,7 +122,7 @@ def reader_allowed(request: Request, state: WebState, token: str | None) -> bool
         return True
     if token is None:
         return False
-    if _token_matches(request, state, token, [state.admin], "token"):
+    if _token_matches(request, state, token, [("admin", state.admin)]):
         return True
     raise HTTPException(403, "That token is not right.")
 
@@ -129,7 +155,7 @@ def require_admin(request: Request, bearer: Bearer) -> None:
     if bearer is None:
         raise HTTPException(401, "Send the IT token as 'Authorization: Bearer <token>'.",
                             headers={"WWW-Authenticate": "Bearer"})
-    if not _token_matches(request, state, bearer.credentials, [state.admin], "admin"):
+    if not _token_matches(request, state, bearer.credentials, [("admin", state.admin)]):
         raise HTTPException(403, "That IT token is not right.")
 
 
@@ -141,5 +167,5 @@ def require_metrics_reader(request: Request, bearer: Bearer) -> None:
         raise HTTPException(401, "Send the metrics token as 'Authorization: Bearer <token>'.",
                             headers={"WWW-Authenticate": "Bearer"})
     if not _token_matches(request, state, bearer.credentials,
-                          [state.metrics_token, state.admin], "metrics"):
+                          [("metrics", state.metrics_token), ("admin", state.admin)]):
         raise HTTPException(403, "That metrics token is not right.")

@@ -28,6 +28,7 @@ from edge.web.access import WebState
 from edge.web.auth import FailureLimiter, SecretCheck, SessionSigner
 from edge.web.dashboard import Dashboard, WebDeps
 from edge.web.dbread import DatabaseBusy, DatabaseUnreadable
+from edge.web.hosts import HostRule
 from edge.web.metrics import WebMetrics
 from edge.web.render import FragmentCache
 
@@ -51,15 +52,17 @@ class BodyTooLarge(Exception):
 
 
 class Guard:
-    """Outermost ASGI layer: size limits, security headers, request metrics.
+    """Outermost ASGI layer: host names, size limits, security headers, request metrics.
 
+    Refuses a ``Host`` that :class:`HostRule` does not allow (421), against DNS rebinding.
     Refuses a declared body over the limit before reading it (413), and stops
     reading a chunked one as soon as it passes the limit.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body: int, metrics_of) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, hosts: HostRule, metrics_of) -> None:
         self.app = app
         self.max_body = max_body
+        self.hosts = hosts
         self.metrics_of = metrics_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,6 +72,12 @@ class Guard:
         started = time.perf_counter()
         status = {"code": 500}
         headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host")
+        if not self.hosts.allows(None if host is None else host.decode("latin-1")):
+            words = ("This page does not answer to that host name: use the box's address, or "
+                     "add the name to web.allowed_hosts.")
+            await JSONResponse({"detail": words}, status_code=421)(scope, receive, send)
+            return
         declared = headers.get(b"content-length", b"0")
         too_big = not declared.isdigit() or int(declared) > self.max_body
         if too_big or len(scope.get("query_string", b"")) > MAX_QUERY_CHARS:
@@ -187,7 +196,8 @@ def build_state(deps: WebDeps) -> WebState:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     return WebState(
         deps=deps, web=web, dashboard=dashboard, metrics=WebMetrics(dashboard),
-        signer=SessionSigner(), limiter=FailureLimiter(web.login_attempts_per_minute),
+        signer=SessionSigner(), limiter=FailureLimiter(web.login_attempts_per_minute,
+                                                 pin_per_hour=web.pin_failures_per_hour),
         pin=_secret(web.pin), admin=_secret(web.admin_token),
         metrics_token=_secret(web.metrics_token), templates=templates,
         fragments=FragmentCache(),
@@ -223,5 +233,6 @@ def create_app(deps: WebDeps) -> FastAPI:
     app.include_router(routes_admin.admin)
     _install_handlers(app)
     app.add_middleware(Guard, max_body=state.web.max_request_bytes,
+                       hosts=HostRule(state.web.host, state.web.allowed_hosts),
                        metrics_of=lambda: getattr(app.state, "web", None) and app.state.web.metrics)
     return app

@@ -11,13 +11,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from edge.web import render, text
-from edge.web.access import WebState, check_not_limited, client_address, session_of, web_state
-from edge.web.auth import CSRF_COOKIE, SESSION_COOKIE, csrf_matches
+from edge.web.access import WebState, client_address, session_of, too_many, web_state
+from edge.web.auth import CSRF_COOKIE, DEVICE_COOKIE, SESSION_COOKIE, Limited, csrf_matches
 from edge.web.routes_api import FIRST_DAY, LAST_DAY
 from edge.web.schemas import Summary
 
 router = APIRouter(include_in_schema=False)
 FORM_TYPE = "application/x-www-form-urlencoded"
+# How long a browser is remembered as one that knew the PIN (browsers keep 400 days
+# at most); the mark is signed with the process's key, so a restart forgets it too.
+DEVICE_LIFETIME_S = 400 * 86400
 
 
 def _day(value: str | None) -> dt.date | None:
@@ -49,10 +52,15 @@ def _dashboard(request: Request, state: WebState, day: dt.date | None) -> tuple[
     return summary, html
 
 
+def _secure(request: Request, state: WebState) -> bool:
+    """Cookies are ``Secure`` whenever the page is served over HTTPS (``web.tls``)."""
+    return state.web.tls is not None or request.url.scheme == "https"
+
+
 def _with_csrf_cookie(request: Request, response: Response, token: str) -> Response:
     if request.cookies.get(CSRF_COOKIE) != token:
         response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", path="/")
+                            secure=_secure(request, web_state(request)), path="/")
     return response
 
 
@@ -150,25 +158,35 @@ async def login(request: Request) -> Response:
     fields = await _form(request)
     _check_form_origin(request, fields)
     next_path = _safe_next(fields.get("next"))
+    client = client_address(request)
+    known = state.signer.known_device(request.cookies.get(DEVICE_COOKIE), state.now())
     try:
-        check_not_limited(request, state)
-    except HTTPException as limited:
-        return _login_page(request, state, status=429, message=limited.detail,
-                           next_path=next_path, headers=limited.headers)
+        # A device that signed in before is held to its own count only.
+        attempt = state.limiter.begin("pin", client, state.now(), box_wide=not known)
+    except Limited as limited:
+        state.metrics.rate_limited.inc()
+        refusal = too_many(limited, "pin")
+        return _login_page(request, state, status=429, message=refusal.detail,
+                           next_path=next_path, headers=refusal.headers)
     assert state.pin is not None  # create_app refuses pin mode without a PIN
     if not state.pin.matches(fields.get("pin", "").strip()):
-        left = state.limiter.failed(client_address(request), state.now())
+        left = state.limiter.failed(attempt)
         state.metrics.auth_failures.labels("pin").inc()
         hint = f" {left} tries left this minute." if left else " Wait a minute before trying again."
         return _login_page(request, state, status=401, next_path=next_path,
                            message="That PIN is not right." + hint)
-    state.limiter.succeeded(client_address(request))
+    state.limiter.succeeded(attempt)
     response = RedirectResponse(next_path, status_code=303)
     lifetime = state.web.session_hours * 3600
     response.set_cookie(
         SESSION_COOKIE, state.signer.issue("associate", lifetime, state.now()),
         max_age=int(lifetime), httponly=True, samesite="strict",
-        secure=request.url.scheme == "https", path="/",
+        secure=_secure(request, state), path="/",
+    )
+    response.set_cookie(
+        DEVICE_COOKIE, state.signer.issue_device(DEVICE_LIFETIME_S, state.now()),
+        max_age=DEVICE_LIFETIME_S, httponly=True, samesite="strict",
+        secure=_secure(request, state), path="/login",
     )
     return response
 
@@ -178,6 +196,9 @@ async def logout(request: Request) -> Response:
     state = web_state(request)
     fields = await _form(request)
     _check_form_origin(request, fields)
+    # Server-side: a copy of the cookie kept anywhere is refused from now on.
+    state.signer.revoke(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login" if not state.open_lan else "/", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=_secure(request, state))
     return response
