@@ -71,6 +71,9 @@ def purge(
     aggregate_cutoff = cutoff(now, config.delivered_aggregate_days * DAY, margin_s)
     deleted: dict[str, int] = {}
     deleted["track_points"] = _delete(db, "track_points", "t < ?", [raw_cutoff])
+    # cameras' hand-over to the fusion: fused within seconds; whatever a stopped fusion
+    # service left goes with the raw trajectories
+    deleted["camera_frames"] = _delete(db, "camera_frames", "t < ?", [raw_cutoff])
     old_visits = "select visit_id from visits where end_t < ?"
     for child in ("visit_zone_dwell", "visit_traits", "visit_segments"):
         deleted[child] = _delete(db, child, f"visit_id in ({old_visits})", [visit_cutoff])

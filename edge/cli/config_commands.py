@@ -18,21 +18,23 @@ from edge.errors import ConfigError
 @click.argument("site_path", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--list-cameras", is_flag=True, help="Only print the camera ids, one a line.")
 @click.option("--has-wifi", is_flag=True, help="Only exit 0 if a Wi-Fi sensor is configured.")
+@click.option("--fuses-cameras", is_flag=True,
+              help="Only exit 0 if the site has several cameras to fuse (a fusion service).")
 @click.option("--service", "services", multiple=True, metavar="NAME",
               help="Check only what this service needs besides a valid config: web (a PIN "
                    "unless open-lan), camera:ID (its video file), sync, wifi. Repeatable; "
                    "default: every service. Each systemd unit checks its own.")
 def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
-                 services: tuple[str, ...]) -> None:
+                 fuses_cameras: bool, services: tuple[str, ...]) -> None:
     """Validate a site config and report each camera's calibration error.
 
     Exits non-zero (78), naming the file, line and key, if anything is wrong,
     including what the services need to run (cameras' video files, the page's PIN).
     """
     for name in services:
-        if not re.fullmatch(r"web|sync|wifi|camera:\S+", name):
+        if not re.fullmatch(r"web|sync|wifi|fusion|camera:\S+", name):
             raise click.BadParameter(
-                f"{name!r} is not a service; give web, sync, wifi or camera:ID",
+                f"{name!r} is not a service; give web, sync, wifi, fusion or camera:ID",
                 param_hint="--service")
     path = resolve_site_path(site_path)
     # What the services need too: a missing video file would leave its worker retrying
@@ -49,6 +51,8 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
         return
     if has_wifi:
         raise SystemExit(0 if site.wifi is not None and site.wifi.interface else 1)
+    if fuses_cameras:
+        raise SystemExit(0 if site.fuses_cameras else 1)
     click.echo(f"{path}: valid site config for store {site.site.id!r}")
     for camera_id, homography in fit_camera_calibrations(site).items():
         errors = homography.reprojection_error_m

@@ -92,6 +92,16 @@ def run_sync(site_path: Path | None) -> None:
     run_sync_service(site, resolve_db_path(None, site))
 
 
+@run_group.command("fusion")
+@site_option
+def run_fusion(site_path: Path | None) -> None:
+    """Run the fusion of a multi-camera site: one store-wide track per person."""
+    from edge.runtime.services import run_fusion_service
+
+    _, site = _load(site_path)
+    run_fusion_service(site, resolve_db_path(None, site))
+
+
 @run_group.command("web")
 @site_option
 def run_web(site_path: Path | None) -> None:
@@ -162,6 +172,8 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
         if row["status"] != "down" and now - row["updated_at"] > site.web.health_stale_s:
             row["status"] = "silent"
     expected = [f"camera:{c.id}" for c in site.cameras]
+    if site.fuses_cameras:
+        expected.append("fusion")
     seen = {row["component"] for row in health}
     missing = [name for name in expected if name not in seen]
     summary = {

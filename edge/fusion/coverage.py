@@ -64,6 +64,11 @@ class Coverage:
             if polygon is not None:
                 shapely.prepare(polygon)
 
+    def set_footprint(self, camera: str, polygon: shapely.Polygon | None) -> None:
+        if polygon is not None:
+            shapely.prepare(polygon)
+        self.footprints[camera] = polygon
+
     def covering(self, xy: np.ndarray, cameras: set[str]) -> np.ndarray:
         """``(n,)`` how many of ``cameras`` cover each ``(n, 2)`` position."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)

@@ -51,7 +51,7 @@ class FusionStage:
             if area is not None:
                 shapely.prepare(area)
             self.matrices[camera.id] = matrix
-            self.signs[camera.id] = floor_side_sign(matrix, size)
+            self.signs[camera.id] = _floor_sign(matrix, size, camera.calibration.image_points)
             self.areas[camera.id] = area
             if size is not None:
                 footprints[camera.id] = footprint(matrix, size,
@@ -60,6 +60,14 @@ class FusionStage:
                 footprints[camera.id] = area  # unknown frame: its floor_area, or everywhere
         self.coverage = Coverage(footprints)
         self.tracker = FloorFusion(self.config, self.coverage, site.floor.bounds)
+
+    def learn_image_size(self, camera_id: str, size: tuple[int, int]) -> None:
+        """A camera's frame size, learnt from its first frame: its footprint and the
+        side of its horizon the floor is on follow."""
+        matrix = self.matrices[camera_id]
+        self.signs[camera_id] = floor_side_sign(matrix, size)
+        self.coverage.set_footprint(camera_id, footprint(
+            matrix, size, max_range_m=self.config.max_range_m, area=self.areas[camera_id]))
 
     def lonely_cameras(self) -> list[str]:
         """Cameras whose footprint overlaps no other camera's (known footprints only): a
@@ -87,3 +95,13 @@ class FusionStage:
         self, frame_index: int, t: float, observations: Iterable[FloorObservations]
     ) -> FusedTracks:
         return self.tracker.step(frame_index, t, observations)
+
+
+def _floor_sign(matrix: np.ndarray, size: tuple[int, int] | None,
+                image_points: list[tuple[float, float]] | None) -> float:
+    """Which side of the horizon the floor is on: from the bottom of the frame when
+    its size is known, else from the calibration marks (they lie on the floor)."""
+    if size is None and image_points:
+        w = np.c_[np.array(image_points), np.ones(len(image_points))] @ matrix[2]
+        return 1.0 if float(np.median(w)) >= 0 else -1.0
+    return floor_side_sign(matrix, size)

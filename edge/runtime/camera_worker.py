@@ -21,6 +21,8 @@ from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
 from edge.errors import StorageError
+from edge.fusion.stage import FusionStage
+from edge.fusion.store import write_camera_frames
 from edge.paths import state_dir
 from edge.pipeline import CameraPipeline
 from edge.privacy.settings import record_service_start
@@ -92,6 +94,10 @@ class CameraWorker:
         self.notifier = ServiceNotifier()
         self.stats = WorkerStats()
         self.component = f"camera:{self.camera.id}"
+        # Several cameras: this one's sightings go to the fusion service, which keeps the
+        # store-wide tracks and builds the visits; one camera: its own tracks are the store's.
+        self.fusion = FusionStage(site) if site.fuses_cameras else None
+        self._size_known = False
 
     def close_interrupted_runs(self) -> list[int]:
         """Close this camera's runs left ``running`` by a worker that died (kill -9, power
@@ -145,6 +151,9 @@ class CameraWorker:
                 frame = self.reader.next_frame(timeout=0.5)
                 now = time.monotonic()
                 if frame is not None:
+                    if self.fusion is not None and not self._size_known:
+                        self.fusion.learn_image_size(self.camera.id, frame.size)
+                        self._size_known = True
                     batch.append(self.pipeline.process(frame))
                     self.stats.frames_processed += 1
                     window_frames += 1
@@ -184,9 +193,14 @@ class CameraWorker:
         frames = self.stats.frames_processed  # the run's count, kept current for a kill -9
         if self.disk.raw_writes_allowed():
             try:
-                self.stats.points_written += write_track_points(
-                    self.db, run_id, batch, frames=frames
-                )
+                if self.fusion is not None:
+                    write_camera_frames(self.db, [self.fusion.observe(f) for f in batch])
+                    record_frames(self.db, run_id, frames)
+                    self.stats.points_written += sum(len(floor) for floor in batch)
+                else:
+                    self.stats.points_written += write_track_points(
+                        self.db, run_id, batch, frames=frames
+                    )
                 self.stats.raw_write_problem = None
                 return
             except sqlite3.Error as error:
@@ -202,7 +216,10 @@ class CameraWorker:
         self.stats.raw_write_problem = problem
 
     def _build_visits(self, run_id: int) -> None:
-        """Turn tracks that ended (gone ``visits.close_after_s``) into visits and traits."""
+        """Turn tracks that ended (gone ``visits.close_after_s``) into visits and traits
+        (on a multi-camera site the fusion service does, from the store-wide tracks)."""
+        if self.fusion is not None:
+            return
         try:
             build_visits(self.db, self.visits, run_id=run_id)
         except (sqlite3.Error, StorageError) as error:  # busy or full: the next round catches up

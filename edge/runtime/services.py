@@ -39,6 +39,21 @@ def run_sync_service(site: SiteConfig, db_path: Path) -> None:
         SyncService(site, db).run(stop_on_signals(), ServiceNotifier())
 
 
+def run_fusion_service(site: SiteConfig, db_path: Path) -> None:
+    """Fuse the cameras' floor sightings into store-wide tracks, until SIGTERM."""
+    from edge.runtime.fusion_worker import FusionWorker
+
+    if not site.fuses_cameras:
+        raise ConfigError("the site has one camera: there is nothing to fuse")
+    notifier = ServiceNotifier()
+    with InstanceLock(state_dir(), "fusion"):
+        db = open_database(db_path)
+        record_service_start(db, site, "service:fusion")
+        worker = FusionWorker(site, db)
+        notifier.ready(f"fusing {len(site.cameras)} cameras")
+        worker.run(stop_on_signals(), on_alive=notifier.alive)
+
+
 def run_wifi_service(site: SiteConfig, db_path: Path) -> None:
     """Count probe requests on the configured monitor interface, until SIGTERM."""
     from edge.wifi.service import run_sniffer

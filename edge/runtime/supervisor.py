@@ -51,6 +51,8 @@ def services_for(site: SiteConfig, config_path: Path) -> list[ChildService]:
         ChildService(f"camera-{camera.id}", [*base, "camera", *config, "--camera", camera.id])
         for camera in site.cameras
     ]
+    if site.fuses_cameras:
+        services.append(ChildService("fusion", [*base, "fusion", *config]))
     if site.wifi is not None and site.wifi.interface is not None:
         services.append(ChildService("wifi", [*base, "wifi", *config]))
     if site.sync.enabled:

@@ -1,0 +1,80 @@
+"""The hand-over between live camera workers and the fusion service: each camera's
+frames with their floor sightings, kept seconds only.
+
+A camera worker appends one row per processed frame (also frames with nobody in
+them: the fusion must know a camera looked and saw no one). The fusion service reads
+them in time order and deletes what it has fused; :func:`delete_camera_frames` also
+runs with the retention purge, so a stopped fusion service leaves nothing behind
+for longer than the raw-trajectory retention.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from edge.records import FloorObservations
+
+MIGRATIONS = Migrations("edge.fusion")
+
+
+@MIGRATIONS()
+def m001_camera_frames(db: sqlite_utils.Database) -> None:
+    db.table("camera_frames").create(
+        {
+            "camera_id": str,
+            "frame": int,
+            "t": float,
+            # JSON [[x, y, cov_xx, cov_xy, cov_yy, camera track id], ...]: positions only
+            "sightings": str,
+        },
+    )
+    db.table("camera_frames").create_index(["t"])
+
+
+def camera_frame_row(seen: FloorObservations) -> dict:
+    cov = seen.covariance
+    rows = [
+        [round(float(x), 3), round(float(y), 3), float(c[0, 0]), float(c[0, 1]), float(c[1, 1]),
+         int(local)]
+        for (x, y), c, local in zip(seen.xy, cov, seen.local_id, strict=True)
+    ]
+    return {"camera_id": seen.camera_id, "frame": seen.frame_index, "t": seen.timestamp,
+            "sightings": json.dumps(rows, separators=(",", ":"))}
+
+
+def write_camera_frames(db: sqlite_utils.Database, frames: Iterable[FloorObservations]) -> int:
+    rows = [camera_frame_row(seen) for seen in frames]
+    if rows:
+        with db.atomic():
+            db.table("camera_frames").insert_all(rows, batch_size=500)
+    return len(rows)
+
+
+def read_camera_frames(
+    db: sqlite_utils.Database, after_t: float, until_t: float
+) -> Iterator[FloorObservations]:
+    """Frames stamped in ``(after_t, until_t]``, in time order."""
+    if "camera_frames" not in db.table_names():
+        return
+    for camera, frame, t, text in db.execute(
+        "select camera_id, frame, t, sightings from camera_frames where t > ? and t <= ? "
+        "order by t", [after_t, until_t]
+    ):
+        data = np.array(json.loads(text), dtype=np.float64).reshape(-1, 6)
+        cov = np.stack([data[:, 2], data[:, 3], data[:, 3], data[:, 4]], axis=1).reshape(-1, 2, 2)
+        yield FloorObservations(camera, int(frame), float(t), data[:, :2].copy(), cov,
+                                data[:, 5].astype(np.int64))
+
+
+def delete_camera_frames(db: sqlite_utils.Database, before_t: float) -> int:
+    """Forget every camera frame stamped before ``before_t``; returns rows deleted."""
+    if "camera_frames" not in db.table_names():
+        return 0
+    with db.atomic():
+        cursor = db.execute("delete from camera_frames where t < ?", [before_t])
+    return cursor.rowcount

@@ -1,0 +1,180 @@
+"""The live fusion service of a multi-camera site: the camera workers' floor sightings
+-> store-wide tracks -> visits.
+
+Camera workers stay separate processes and hand each processed frame's sightings over
+through the ``camera_frames`` table (:mod:`edge.fusion.store`). This service fuses one
+instant every ``1 / fusion.rate_fps`` seconds of camera time, ``fusion.latency_s``
+behind the clock so that every camera's frames of that instant have arrived, with
+each camera's latest frame at or before the instant: cameras may run at different
+frame rates and their clocks may disagree by a few hundred milliseconds. The fused
+tracks are stored as the ``store`` run's ``track_points``, which the visits, the
+status page and the aggregates read, so every person is counted once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+from edge.config import SiteConfig
+from edge.config.site import STORE_TRACKS_ID
+from edge.errors import StorageError
+from edge.fusion.stage import FusionStage
+from edge.fusion.store import delete_camera_frames, read_camera_frames
+from edge.records import FloorObservations, FusedTracks
+from edge.storage.health import report_health
+from edge.storage.trajectories import finish_run, start_run, write_fused_points
+from edge.visits.analysis import VisitAnalyzer
+from edge.visits.builder import build_visits
+
+log = logging.getLogger(__name__)
+
+KEEP_FUSED_FRAMES_S = 5.0  # camera frames kept this long after they were fused
+
+
+class FusionWorker:
+    """The live fusion loop.
+
+    Args:
+        site: a site with two or more cameras.
+        db: the shared database.
+        clock: the wall clock (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        db: sqlite_utils.Database,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.site = site
+        self.db = db
+        self.clock = clock
+        self.config = site.fusion
+        self.step_s = 1.0 / self.config.rate_fps
+        self.stage = FusionStage(site)
+        self.visits = VisitAnalyzer(site)  # a bad segment spec stops the service at start
+        self.run_id: int | None = None
+        self.instant: float | None = None  # the last fused instant
+        self.read_until = 0.0
+        self.frames = 0
+        self.pending: list[FloorObservations] = []
+        self.batch: list[FusedTracks] = []
+        self.last_people = 0
+
+    def close_interrupted_runs(self) -> None:
+        """Close store runs a killed fusion service left ``running``, and build their
+        visits."""
+        for (run_id,) in self.db.execute(
+            "select id from runs where camera_id = ? and status = 'running'", [STORE_TRACKS_ID]
+        ).fetchall():
+            with self.db.atomic():
+                self.db.execute("update runs set ended_at = ?, status = 'interrupted' "
+                                "where id = ?", [self.clock(), run_id])
+            self._build_visits(run_id)
+
+    def start(self) -> None:
+        self.close_interrupted_runs()
+        names = ", ".join(c.id for c in self.site.cameras)
+        self.run_id = start_run(self.db, STORE_TRACKS_ID, f"fusion of {names}", "fusion")
+        self.read_until = self.clock() - self.config.latency_s
+
+    def fuse_ready(self) -> int:
+        """Fuse every instant whose frames have all arrived; returns instants fused."""
+        watermark = self.clock() - self.config.latency_s
+        self.pending.extend(read_camera_frames(self.db, self.read_until, watermark))
+        self.read_until = max(self.read_until, watermark)
+        if self.instant is None:
+            if not self.pending:
+                return 0
+            self.instant = self.pending[0].timestamp - self.step_s
+        fused = 0
+        while self.instant + self.step_s <= watermark:
+            self.instant += self.step_s
+            edge = self.instant + self.step_s / 2
+            due = [seen for seen in self.pending if seen.timestamp <= edge]
+            self.pending = [seen for seen in self.pending if seen.timestamp > edge]
+            latest: dict[str, FloorObservations] = {}
+            for seen in due:  # in time order: the latest frame of each camera wins
+                latest[seen.camera_id] = seen
+            result = self.stage.step(self.frames, self.instant, latest.values())
+            self.batch.append(result)
+            self.frames += 1
+            fused += 1
+            self.last_people = len(result)
+        return fused
+
+    def flush(self) -> None:
+        """Store the fused instants and forget the camera frames they came from."""
+        if self.run_id is None:
+            return
+        try:
+            write_fused_points(self.db, self.run_id, self.batch, frames=self.frames)
+            self.batch = []
+            if self.instant is not None:
+                delete_camera_frames(self.db, self.instant - KEEP_FUSED_FRAMES_S)
+        except sqlite3.Error as error:  # a full or busy disk costs positions, not the service
+            log.warning("Fusion: store-wide positions not stored this time: %s", error)
+            self.batch = []
+
+    def _build_visits(self, run_id: int) -> None:
+        try:
+            build_visits(self.db, self.visits, run_id=run_id)
+        except (sqlite3.Error, StorageError) as error:
+            log.warning("Fusion: visits not built this time: %s", error)
+
+    def report_health(self) -> None:
+        now = self.clock()
+        live = sorted(self.stage.tracker.live_cameras(now - self.config.latency_s))
+        down = sorted({c.id for c in self.site.cameras} - set(live))
+        pairs = {f"{a}-{b}": {"median_m": round(m, 3), "sightings": n}
+                 for (a, b), (m, n) in self.stage.tracker.calibration_health().items()}
+        detail = {"people": self.last_people, "cameras_live": live, "cameras_down": down,
+                  "fused_frames": self.frames, "calibration_pairs": pairs}
+        if down:
+            status = "degraded"
+            message = (f"Cameras {', '.join(down)} send no pictures: the people in their "
+                       "areas are kept as last seen until they are back.")
+        else:
+            status = "ok"
+            message = f"All {len(live)} cameras are combined into one count of people."
+        try:
+            report_health(self.db, "fusion", status, message, detail)
+        except sqlite3.Error as error:
+            log.warning("Fusion: cannot record health: %s", error)
+
+    def run(self, stop: threading.Event, on_alive: Callable[[], None] | None = None) -> None:
+        """Fuse until ``stop`` is set; then store what is left and close the run."""
+        self.start()
+        assert self.run_id is not None
+        service = self.site.service
+        last_flush = last_visits = last_health = time.monotonic()
+        status = "failed"
+        try:
+            while not stop.wait(self.step_s):
+                self.fuse_ready()
+                now = time.monotonic()
+                if now - last_flush >= service.flush_interval_s:
+                    self.flush()
+                    last_flush = now
+                if now - last_visits >= service.visits_interval_s:
+                    self._build_visits(self.run_id)
+                    last_visits = now
+                if now - last_health >= service.health_interval_s:
+                    self.report_health()
+                    last_health = now
+                if on_alive is not None:
+                    on_alive()
+            status = "stopped"
+        finally:
+            self.flush()
+            try:
+                finish_run(self.db, self.run_id, self.frames, status)
+            except sqlite3.Error as error:
+                log.warning("Fusion: cannot record the end of run %d: %s", self.run_id, error)
+            self._build_visits(self.run_id)

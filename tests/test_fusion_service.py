@@ -1,0 +1,79 @@
+"""The live fusion service: camera workers' frames in the database -> store-wide tracks
+that the status page counts once."""
+
+from __future__ import annotations
+
+import numpy as np
+import yaml
+
+from edge.config import load_site
+from edge.fusion.store import read_camera_frames, write_camera_frames
+from edge.runtime.fusion_worker import FusionWorker
+from edge.storage import open_database
+from edge.web.queries import occupancy
+from tests.test_fusion import sighting
+
+START = 1_800_000_000.0
+
+
+def two_camera_site(tmp_path):
+    """Two cameras looking at the same 10 x 10 m floor (identity homographies in
+    centimetre pixels), as a store with overlapping views."""
+    scale = [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]
+    site = {
+        "site": {"id": "two-cams"},
+        "cameras": [{"id": name, "source": f"rtsp://{name}.invalid/s", "fps": fps,
+                     "calibration": {"homography": scale, "image_size": [1000, 1000]}}
+                    for name, fps in (("door", 10), ("aisle", 5))],
+        "floor": {"bounds": [[0, 0], [10, 10]]},
+        "web": {"access": "open-lan"},
+    }
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
+    return load_site(path)
+
+
+def people_at(t: float) -> np.ndarray:
+    return np.array([[1.0 + 0.5 * t, 2.0], [5.0, 1.0 + 0.4 * t], [8.0, 8.0 - 0.3 * t]])
+
+
+def test_two_cameras_seeing_the_same_people_count_them_once(tmp_path):
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    rng = np.random.default_rng(4)
+    frames = []
+    for camera, fps, skew in (("door", 10.0, 0.0), ("aisle", 5.0, 0.3)):  # aisle's clock +0.3 s
+        for k in range(int(10 * fps)):
+            t = k / fps
+            truth = people_at(t)
+            seen = sighting(camera, START + t + skew, truth + rng.normal(0, 0.1, truth.shape))
+            frames.append(seen)
+    write_camera_frames(db, frames)
+    now = [START + 2.0]
+    worker = FusionWorker(site, db, clock=lambda: now[0])
+    worker.start()
+    while now[0] < START + 11.5:
+        now[0] += 0.5
+        worker.fuse_ready()
+        worker.flush()
+    people = db.execute("select count(distinct track_id) from track_points where camera_id = "
+                        "'store'").fetchone()[0]
+    assert people == 3, "three people, seen by two cameras, are three tracks"
+    last = db.execute("select max(t) from track_points").fetchone()[0]
+    from zoneinfo import ZoneInfo
+    live = occupancy(db.conn, set(db.table_names()), last, 1.0, ZoneInfo("UTC"))
+    assert live.people == 3
+    # the camera frames are gone once fused (only the last seconds stay)
+    left = list(read_camera_frames(db, 0, START + 100))
+    assert all(seen.timestamp >= worker.instant - 5.0 for seen in left)
+
+
+def test_the_fusion_service_closes_a_run_a_killed_service_left_running(tmp_path):
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    first = FusionWorker(site, db, clock=lambda: START)
+    first.start()  # then killed: never finished
+    second = FusionWorker(site, db, clock=lambda: START + 60)
+    second.start()
+    statuses = dict(db.execute("select id, status from runs").fetchall())
+    assert statuses[first.run_id] == "interrupted" and statuses[second.run_id] == "running"
