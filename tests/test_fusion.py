@@ -140,12 +140,12 @@ def test_state_is_bounded_by_the_people_in_view():
 def test_calibration_health_measures_the_offset_between_cameras():
     coverage = squares(a=(0, 0, 10, 10), b=(0, 0, 10, 10))
     fusion = FloorFusion(FusionConfig(), coverage, ((0, 0), (10, 10)))
-    for k in range(50):
-        p = np.array([2.0 + 0.1 * k, 5.0])
+    for k in range(80):
+        p = np.array([2.0 + 0.05 * k, 5.0])
         fusion.step(k, k / FPS, [sighting("a", k / FPS, p, sigma=0.15),
                                  sighting("b", k / FPS, p + [0.0, 0.3], sigma=0.15)])
     (pair, (median, n)), = fusion.calibration_health().items()
-    assert pair == ("a", "b") and n >= 45 and median == pytest.approx(0.3, abs=0.01)
+    assert pair == ("a", "b") and n >= 15 and median == pytest.approx(0.3, abs=0.01)
 
 
 # -- the whole replay on WILDTRACK's seven cameras ---------------------------------------

@@ -54,6 +54,7 @@ from edge.tracking.association import assign
 
 INITIAL_SPEED_SD = 1.0  # m/s: a new person may be walking either way
 PAIR_SAMPLES = 500  # floor distances kept per camera pair for the calibration health
+PAIR_EVERY = 4  # instants between two samples of those distances (they cost time)
 
 
 @dataclass(slots=True)
@@ -126,6 +127,7 @@ class FloorFusion:
         self._local: dict[tuple[str, int], int] = {}  # (camera, camera track) -> uid
         self._together: dict[tuple[int, int], float] = {}  # close pair -> since when
         self._camera_bits: dict[str, int] = {}
+        self._steps = 0
         self.pair_distances: dict[tuple[str, str], deque[float]] = {}
 
     def _camera_bit(self, camera: str) -> int:
@@ -151,7 +153,7 @@ class FloorFusion:
         people = self.people
         people.seen[:] = 0
         assigned: dict[str, np.ndarray] = {}  # camera -> uids it gave a sighting to
-        sightings: dict[int, list[tuple[str, np.ndarray]]] = {}
+        sightings: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # camera -> (uids, xy)
         leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
         for seen in batch:
             if len(seen) == 0:
@@ -169,18 +171,20 @@ class FloorFusion:
                 people.held[rows] = False
                 people.camera_mask[rows] |= self._camera_bit(seen.camera_id)
                 assigned[seen.camera_id] = people.uid[rows]
-                for row, col in pairs:
-                    uid = int(people.uid[row])
-                    sightings.setdefault(uid, []).append((seen.camera_id, seen.xy[col]))
-                    if seen.local_id[col] >= 0:
-                        self._local[(seen.camera_id, int(seen.local_id[col]))] = uid
+                sightings[seen.camera_id] = (people.uid[rows], seen.xy[cols])
+                local = seen.local_id[cols]
+                for uid, camera_track in zip(people.uid[rows][local >= 0].tolist(),
+                                             local[local >= 0].tolist(), strict=True):
+                    self._local[(seen.camera_id, camera_track)] = uid
             free = np.setdiff1d(np.arange(len(seen)), cols)
             if len(free):
                 leftovers.append(
                     (seen.camera_id, seen.xy[free], seen.covariance[free], seen.local_id[free])
                 )
         people.instants[people.seen > 0] += 1
-        self._record_pair_distances(sightings)
+        self._steps += 1
+        if self._steps % PAIR_EVERY == 0:
+            self._record_pair_distances(sightings)
         self._confirm(t)
         self._age(t, {seen.camera_id for seen in batch})
         self._merge_duplicates(t, assigned)
@@ -212,7 +216,7 @@ class FloorFusion:
         # negative log-likelihood (up to a constant): a vague person does not win a
         # sighting from a sharp one merely because its gate is wide
         cost = d2 + log_det
-        if self.config.continuity_bonus > 0 and len(local):
+        if self.config.continuity_bonus > 0 and len(local) and (local >= 0).any():
             previous = np.array([self._local.get((camera, int(i)), -1) if i >= 0 else -1
                                  for i in local])
             cost -= self.config.continuity_bonus * (people.uid[:, None] == previous[None, :])
@@ -303,16 +307,13 @@ class FloorFusion:
             return
         xy = people.x[confirmed, :2]
         close = np.linalg.norm(xy[:, None] - xy[None], axis=2) < self.config.merge_distance_m
-        apart: set[tuple[int, int]] = set()
-        for given in assigned.values():
-            uids = sorted(int(u) for u in given)
-            apart.update((a, b) for i, a in enumerate(uids) for b in uids[i + 1:])
+        views = [set(given.tolist()) for given in assigned.values()]
         together = {}
         drop: set[int] = set()
         for i, j in zip(*np.nonzero(np.triu(close, 1)), strict=True):
             a, b = sorted((int(people.uid[confirmed[i]]), int(people.uid[confirmed[j]])))
-            if (a, b) in apart:
-                continue
+            if any(a in uids and b in uids for uids in views):
+                continue  # a camera saw them as two people this instant
             since = self._together.get((a, b), t)
             together[(a, b)] = since
             if t - since >= self.config.merge_after_s:
@@ -381,13 +382,19 @@ class FloorFusion:
         if len(self._local) > 4 * max(len(alive), 16):
             self._local = {k: v for k, v in self._local.items() if v in alive}
 
-    def _record_pair_distances(self, sightings: Mapping[int, list[tuple[str, np.ndarray]]]) -> None:
-        for views in sightings.values():
-            for i, (a, xa) in enumerate(views):
-                for b, xb in views[i + 1:]:
-                    key = (a, b) if a < b else (b, a)
-                    samples = self.pair_distances.setdefault(key, deque(maxlen=PAIR_SAMPLES))
-                    samples.append(float(np.linalg.norm(xa - xb)))
+    def _record_pair_distances(
+        self, sightings: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    ) -> None:
+        """Where two cameras placed the same person this instant, how far apart."""
+        cameras = sorted(sightings)
+        for i, a in enumerate(cameras):
+            uids_a, xy_a = sightings[a]
+            for b in cameras[i + 1:]:
+                uids_b, xy_b = sightings[b]
+                _, in_a, in_b = np.intersect1d(uids_a, uids_b, return_indices=True)
+                if len(in_a):
+                    samples = self.pair_distances.setdefault((a, b), deque(maxlen=PAIR_SAMPLES))
+                    samples.extend(np.linalg.norm(xy_a[in_a] - xy_b[in_b], axis=1).tolist())
 
     def _report(self, frame_index: int, t: float) -> FusedTracks:
         people = self.people
