@@ -1,5 +1,11 @@
 """Site config validation: precise, line-numbered errors; nothing half-loaded."""
 
+import re
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +14,7 @@ import pytest
 from edge.calibration import fit_homography
 from edge.config import load_site, parse_site
 from edge.errors import CalibrationError, ConfigError
-from tests.conftest import PETS_SITE
+from tests.conftest import PETS_SITE, REPO
 
 MINIMAL = """\
 site: {id: test-store}
@@ -332,3 +338,75 @@ def test_a_tls_file_that_is_no_certificate_stops_check_config_for_the_sync(tmp_p
         assert result.exit_code == 78
         assert "sync.mqtt.tls" in result.output and "not a readable PEM CA bundle" in result.output
     assert check_config(path, "--service", "web").exit_code == 0
+
+
+def _alias_bomb(levels: int = 9) -> bytes:
+    """"Billion laughs": anchors each a list of 9 aliases of the one before (9**9 leaves)."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for before, name in zip("abcdefgh"[:levels - 1], "bcdefghi"[:levels - 1], strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{before}'] * 9)}]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+HOSTILE_YAML = {
+    "alias bomb": (_alias_bomb(), r":5: not valid YAML: this value expands to more than 20,000 "
+                   r"values \(aliases included\)"),
+    "deep nesting": (b"site: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+                     r":1: not valid YAML: nested more than 32 levels deep"),
+    "long integer": (b"site: {id: x}\nstorage: {visit_days: " + b"9" * 5000 + b"}\n",
+                     r":2: not valid YAML: an integer of 5,000 characters; Python reads at most "
+                     r"4,300 digits"),
+    "latin-1": ("site: {id: x}\n# Caf\xe9 du coin\n".encode("latin-1"),
+                r":2: not UTF-8 text \(byte 0xe9 in column 6\); save the site config as UTF-8"),
+}
+
+
+def _cap_memory() -> None:
+    # check-config's imports reserve ~0.6 GB of address space; the bomb used to take 3.4 GB.
+    resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
+
+
+@pytest.mark.parametrize("name", HOSTILE_YAML)
+def test_hostile_yaml_is_one_error_line_within_a_second_and_a_few_mb(tmp_path, name):
+    """Regression (issue 18): check-config died after 27 s and 3.4 GB (MemoryError) on a
+    430-byte alias bomb, and with a RecursionError, a ValueError or a UnicodeDecodeError
+    traceback on deep nesting, a 5,000-digit integer and a Latin-1 file."""
+    data, expected = HOSTILE_YAML[name]
+    path = tmp_path / "site.yaml"
+    path.write_bytes(data)
+    result = subprocess.run([sys.executable, "-m", "edge", "check-config", str(path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=30, preexec_fn=_cap_memory)
+    assert result.returncode == 78, result.stderr
+    assert re.fullmatch(f"Error: {re.escape(str(path))}{expected}[^\n]*\n", result.stderr)
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(ConfigError):
+        load_site(path)
+    elapsed, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 4 * 2**20, (elapsed, peak)
+
+
+def test_a_segment_spec_shares_the_loaders_limits(tmp_path):
+    from edge.visits.spec import SpecError, parse_spec, read_spec
+
+    # 5 levels (66,430 values): enough to refuse, and harmless to the code it regresses on.
+    with pytest.raises(SpecError, match=r"^spec\.yaml:5: not valid YAML: this value expands"):
+        parse_spec(_alias_bomb(levels=5).decode(), source="spec.yaml")
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(HOSTILE_YAML["latin-1"][0])
+    with pytest.raises(SpecError, match=r"spec\.yaml:2: not UTF-8 text .* as UTF-8$"):
+        read_spec(path)
+
+
+def test_a_recursive_alias_is_refused():
+    with pytest.raises(ConfigError, match=r"<site>:1: not valid YAML: alias \*a refers to a "
+                       r"node that contains it"):
+        parse_site("site: &a {id: x, self: *a}\n")
+
+
+def test_anchors_and_aliases_within_the_budget_still_load():
+    text = MINIMAL.replace("calibration:", "calibration: &cal").replace(
+        "web:", "  - {id: cam2, source: usb:1, calibration: *cal}\nweb:")
+    site = parse_site(text)
+    assert site.cameras[1].calibration == site.cameras[0].calibration
