@@ -255,12 +255,32 @@ def test_partly_inside_zones_and_lines_are_kept(tmp_path):
     assert [z.id for z in site.floor.zones] == ["door"] and site.floor.lines[0].id == "in"
 
 
-@pytest.mark.parametrize("shipped", ["pets09/site.yaml", "site.example.yaml"])
-def test_shipped_sites_validate(shipped, monkeypatch):
+@pytest.mark.parametrize("shipped, services", [("pets09/site.yaml", True),
+                                               ("site.example.yaml", False)])
+def test_shipped_sites_validate(shipped, services, monkeypatch):
     monkeypatch.setenv("EDGE_WEB_PIN", "2468")  # the skeleton reads it as a credential
-    site = load_site(PETS_SITE.parents[1] / shipped, services=True)
+    site = load_site(PETS_SITE.parents[1] / shipped, services=services)
     for zone in site.floor.zones:
         assert zone.polygon  # every zone passed the bounds check
+
+
+def test_check_config_says_the_skeletons_placeholders_are_still_there(monkeypatch):
+    """Regression (issue 18): the skeleton as installed passed check-config, and the
+    services ran as store-0001 on a camera URL that does not exist."""
+    monkeypatch.setenv("EDGE_WEB_PIN", "2468")
+    skeleton = PETS_SITE.parents[1] / "site.example.yaml"
+    result = check_config(skeleton)
+    assert result.exit_code == 78
+    assert result.output.splitlines() == [
+        "Error: invalid site config:",
+        f"  {skeleton}:10 site.id: still the placeholder of the site skeleton; set this "
+        "store's own id (lower-case letters, digits, - and _) (got 'store-0001')",
+        f"  {skeleton}:18 cameras[0].source: still the placeholder of the site skeleton; set "
+        "this camera's stream (rtsp://user:${CAMERA_PASSWORD}@host/path), usb:N or a video "
+        "file (got 'rtsp://camera-1.local:554/stream1')"]
+    web_only = check_config(skeleton, "--service", "web")  # the id is every service's
+    assert web_only.exit_code == 78 and "site.id: still the placeholder" in web_only.output
+    assert "cameras[0]" not in web_only.output
 
 
 def test_a_repeated_zone_id_names_the_repeat_and_its_line(tmp_path):
@@ -410,3 +430,83 @@ def test_anchors_and_aliases_within_the_budget_still_load():
         "web:", "  - {id: cam2, source: usb:1, calibration: *cal}\nweb:")
     site = parse_site(text)
     assert site.cameras[1].calibration == site.cameras[0].calibration
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        # A 23.8 GiB input tensor: the camera service died of MemoryMax, restarting.
+        ("web:", "detector: {input_size: [320000, 640000]}\nweb:",
+         r"site\.yaml:10 detector\.input_size: input_size must be at most 4096 per side: memory "
+         r"and time grow with its square \(416 to 1280 suit a shop floor\) "
+         r"\(got \[320000, 640000\]\)$"),
+        # Retried forever: "bad USB source" is a source error, not a config error.
+        ("video.avi", "usb:-1", r"site\.yaml:6 cameras\[0\]\.source: a USB camera is usb:N or "
+         r"/dev/videoN, N its device number \(0 for /dev/video0\) \(got 'usb:-1'\)$"),
+        ("video.avi", "/dev/videox", r"cameras\[0\]\.source: a USB camera is usb:N"),
+    ],
+)
+def test_camera_settings_the_camera_service_cannot_run_are_refused(tmp_path, old, new, expected):
+    """Regression (issue 18): check-config passed these; the camera service could not run."""
+    path = write(tmp_path, MINIMAL.replace(old, new, 1))
+    (tmp_path / "video.avi").write_bytes(b"")
+    with pytest.raises(ConfigError, match=expected) as raised:
+        load_site(path)
+    result = check_config(path)
+    assert result.exit_code == 78
+    assert result.output.splitlines() == [f"Error: {raised.value}"]
+
+
+@pytest.mark.parametrize(
+    "fps, detect_fps, used",
+    [(10, 6, 5), (25, 10, 8.33), (7, 3, 2.33), (5, 8, 5), (10, 5, None), (7, 3.5, None),
+     (10, 10, None), (None, 6, None)],
+)
+def test_check_config_says_the_detection_rate_really_used(tmp_path, fps, detect_fps, used):
+    """Regression (issue 18): fps 10 with detect_fps 6 ran at 5 frames/s without a word
+    (the detector skips whole frames), and the tracker was told 6."""
+    rate = f"\n    fps: {fps}" if fps else ""
+    path = write(tmp_path, MINIMAL.replace(
+        "source: video.avi", f"source: usb:0{rate}\n    detect_fps: {detect_fps}"))
+    result = check_config(path)
+    assert result.exit_code == 0
+    if used is None:
+        assert result.stderr == ""
+    else:
+        assert result.stderr.splitlines() == [
+            f"Warning: {path} cameras[0].detect_fps: frames are skipped whole, so of {fps} "
+            f"frames/s the detector runs at {used:g}, not {detect_fps}; set detect_fps: "
+            f"{used:g} to say so"]
+        assert load_site(path).cameras[0].detection_rate == pytest.approx(used, abs=0.01)
+
+
+def test_a_misspelt_asset_is_refused_by_check_config(tmp_path):
+    """Regression (issue 18): the camera service ran on with 0 frames, never exiting 78."""
+    path = write(tmp_path, MINIMAL.replace("video.avi", "asset:pets09_s2l1_view01"))
+    assert load_site(path).cameras[0].source == "asset:pets09_s2l1_view01"  # a replay's own
+    result = check_config(path, "--service", "camera:cam1")
+    assert result.exit_code == 78
+    assert result.output.splitlines() == [
+        f"Error: invalid site config: {path} cameras[0].source: no sample recording named "
+        "'pets09_s2l1_view01' in the model manifest; known: pets09_s2l1_view001 "
+        "(got 'asset:pets09_s2l1_view01')"]
+    assert check_config(path, "--service", "web").exit_code == 0
+    model = write(tmp_path, MINIMAL.replace("video.avi", "asset:yolox_nano_416x416"))
+    assert "no sample recording named 'yolox_nano_416x416'" in check_config(model).output
+    good = write(tmp_path, MINIMAL.replace("video.avi", "asset:pets09_s2l1_view001"))
+    assert check_config(good).exit_code == 0
+
+
+def test_a_video_file_the_camera_unit_cannot_see_is_warned_about(tmp_path):
+    """Regression (issue 18): a file under /tmp or /home passed check-config in a shell;
+    the camera unit (PrivateTmp=yes, ProtectHome=yes) then found no file there."""
+    path = write(tmp_path, MINIMAL)
+    (tmp_path / "video.avi").write_bytes(b"")
+    assert str(tmp_path).startswith("/tmp/")
+    result = check_config(path)
+    assert result.exit_code == 0  # engineers and tests run cameras on such files by hand
+    assert result.stderr.splitlines() == [
+        f"Warning: {path} cameras[0].source: the camera service cannot see "
+        f"{tmp_path / 'video.avi'} (PrivateTmp=yes in its systemd unit); move the file "
+        "under /var/lib/store-edge or /etc/store-edge"]
+    assert check_config(path, "--service", "web").stderr == ""
