@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import math
+import logging
 import os
 import threading
 import time
@@ -15,6 +15,7 @@ from queue import Empty, Full, Queue
 import cv2
 
 from edge import assets
+from edge.config.vision import USB_PREFIXES, detection_stride, usb_device_index
 from edge.errors import SourceError
 from edge.records import Frame
 
@@ -22,6 +23,8 @@ from edge.records import Frame
 # the damage is reported once, in plain words, by us (read_failures, a short file).
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+log = logging.getLogger(__name__)
 
 RTSP_OPEN_TIMEOUT_MS = 5000
 RTSP_READ_TIMEOUT_MS = 5000
@@ -109,9 +112,12 @@ class VideoSource:
         if start_time is None:
             start_time = time.time() - (self.info.frame_count or 0) / self.info.fps
         self.start_time = start_time
-        self._stride = 1
-        if detect_fps and not live and detect_fps < self.info.fps:
-            self._stride = max(1, math.ceil(self.info.fps / detect_fps - 1e-9))
+        self._stride = 1 if live else detection_stride(self.info.fps, detect_fps)
+        if detect_fps and self._stride > 1 and self.info.fps / self._stride < detect_fps * 0.999:
+            log.warning("Camera %s: %s has %g frames/s; detecting 1 frame in %d, so at "
+                        "%.3g frames/s, not the %g of detect_fps.", camera_id,
+                        describe_source(source), self.info.fps, self._stride,
+                        self.info.fps / self._stride, detect_fps)
         self._min_interval = 1.0 / detect_fps if detect_fps and live else 0.0
         self._prefetch = prefetch if prefetch is not None else (LIVE_PREFETCH_FRAMES if live else 0)
         self._stop = threading.Event()
@@ -121,11 +127,11 @@ class VideoSource:
 
     def _open(self, source: str) -> cv2.VideoCapture:
         shown = describe_source(source)
-        if source.startswith(("usb:", "/dev/video")):
-            index = source.removeprefix("usb:").removeprefix("/dev/video")
-            if not index.isdigit():
+        if source.startswith(USB_PREFIXES):
+            index = usb_device_index(source)
+            if index is None:
                 raise SourceError(f"camera {self.camera_id}: bad USB source {shown!r}; use usb:N")
-            capture = cv2.VideoCapture(int(index), cv2.CAP_V4L2)
+            capture = cv2.VideoCapture(index, cv2.CAP_V4L2)
         elif "://" in source:
             capture = cv2.VideoCapture(
                 source,

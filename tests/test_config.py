@@ -1,5 +1,11 @@
 """Site config validation: precise, line-numbered errors; nothing half-loaded."""
 
+import re
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +14,7 @@ import pytest
 from edge.calibration import fit_homography
 from edge.config import load_site, parse_site
 from edge.errors import CalibrationError, ConfigError
-from tests.conftest import PETS_SITE
+from tests.conftest import PETS_SITE, REPO
 
 MINIMAL = """\
 site: {id: test-store}
@@ -249,12 +255,32 @@ def test_partly_inside_zones_and_lines_are_kept(tmp_path):
     assert [z.id for z in site.floor.zones] == ["door"] and site.floor.lines[0].id == "in"
 
 
-@pytest.mark.parametrize("shipped", ["pets09/site.yaml", "site.example.yaml"])
-def test_shipped_sites_validate(shipped, monkeypatch):
+@pytest.mark.parametrize("shipped, services", [("pets09/site.yaml", True),
+                                               ("site.example.yaml", False)])
+def test_shipped_sites_validate(shipped, services, monkeypatch):
     monkeypatch.setenv("EDGE_WEB_PIN", "2468")  # the skeleton reads it as a credential
-    site = load_site(PETS_SITE.parents[1] / shipped, services=True)
+    site = load_site(PETS_SITE.parents[1] / shipped, services=services)
     for zone in site.floor.zones:
         assert zone.polygon  # every zone passed the bounds check
+
+
+def test_check_config_says_the_skeletons_placeholders_are_still_there(monkeypatch):
+    """Regression (issue 18): the skeleton as installed passed check-config, and the
+    services ran as store-0001 on a camera URL that does not exist."""
+    monkeypatch.setenv("EDGE_WEB_PIN", "2468")
+    skeleton = PETS_SITE.parents[1] / "site.example.yaml"
+    result = check_config(skeleton)
+    assert result.exit_code == 78
+    assert result.output.splitlines() == [
+        "Error: invalid site config:",
+        f"  {skeleton}:10 site.id: still the placeholder of the site skeleton; set this "
+        "store's own id (lower-case letters, digits, - and _) (got 'store-0001')",
+        f"  {skeleton}:18 cameras[0].source: still the placeholder of the site skeleton; set "
+        "this camera's stream (rtsp://user:${CAMERA_PASSWORD}@host/path), usb:N or a video "
+        "file (got 'rtsp://camera-1.local:554/stream1')"]
+    web_only = check_config(skeleton, "--service", "web")  # the id is every service's
+    assert web_only.exit_code == 78 and "site.id: still the placeholder" in web_only.output
+    assert "cameras[0]" not in web_only.output
 
 
 def test_a_repeated_zone_id_names_the_repeat_and_its_line(tmp_path):
@@ -355,3 +381,155 @@ def test_the_status_page_s_tls_files_are_checked_like_the_sync_s(tmp_path):
         assert "web.tls" in result.output
         assert "not a usable PEM certificate and matching key" in result.output
     assert check_config(path, "--service", "sync").exit_code == 0
+
+
+def _alias_bomb(levels: int = 9) -> bytes:
+    """"Billion laughs": anchors each a list of 9 aliases of the one before (9**9 leaves)."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for before, name in zip("abcdefgh"[:levels - 1], "bcdefghi"[:levels - 1], strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{before}'] * 9)}]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+HOSTILE_YAML = {
+    "alias bomb": (_alias_bomb(), r":5: not valid YAML: this value expands to more than 20,000 "
+                   r"values \(aliases included\)"),
+    "deep nesting": (b"site: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+                     r":1: not valid YAML: nested more than 32 levels deep"),
+    "long integer": (b"site: {id: x}\nstorage: {visit_days: " + b"9" * 5000 + b"}\n",
+                     r":2: not valid YAML: an integer of 5,000 characters; Python reads at most "
+                     r"4,300 digits"),
+    "latin-1": ("site: {id: x}\n# Caf\xe9 du coin\n".encode("latin-1"),
+                r":2: not UTF-8 text \(byte 0xe9 in column 6\); save the site config as UTF-8"),
+}
+
+
+def _cap_memory() -> None:
+    # check-config's imports reserve ~0.6 GB of address space; the bomb used to take 3.4 GB.
+    resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
+
+
+@pytest.mark.parametrize("name", HOSTILE_YAML)
+def test_hostile_yaml_is_one_error_line_within_a_second_and_a_few_mb(tmp_path, name):
+    """Regression (issue 18): check-config died after 27 s and 3.4 GB (MemoryError) on a
+    430-byte alias bomb, and with a RecursionError, a ValueError or a UnicodeDecodeError
+    traceback on deep nesting, a 5,000-digit integer and a Latin-1 file."""
+    data, expected = HOSTILE_YAML[name]
+    path = tmp_path / "site.yaml"
+    path.write_bytes(data)
+    result = subprocess.run([sys.executable, "-m", "edge", "check-config", str(path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=30, preexec_fn=_cap_memory)
+    assert result.returncode == 78, result.stderr
+    assert re.fullmatch(f"Error: {re.escape(str(path))}{expected}[^\n]*\n", result.stderr)
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(ConfigError):
+        load_site(path)
+    elapsed, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 4 * 2**20, (elapsed, peak)
+
+
+def test_a_segment_spec_shares_the_loaders_limits(tmp_path):
+    from edge.visits.spec import SpecError, parse_spec, read_spec
+
+    # 5 levels (66,430 values): enough to refuse, and harmless to the code it regresses on.
+    with pytest.raises(SpecError, match=r"^spec\.yaml:5: not valid YAML: this value expands"):
+        parse_spec(_alias_bomb(levels=5).decode(), source="spec.yaml")
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(HOSTILE_YAML["latin-1"][0])
+    with pytest.raises(SpecError, match=r"spec\.yaml:2: not UTF-8 text .* as UTF-8$"):
+        read_spec(path)
+
+
+def test_a_recursive_alias_is_refused():
+    with pytest.raises(ConfigError, match=r"<site>:1: not valid YAML: alias \*a refers to a "
+                       r"node that contains it"):
+        parse_site("site: &a {id: x, self: *a}\n")
+
+
+def test_anchors_and_aliases_within_the_budget_still_load():
+    text = MINIMAL.replace("calibration:", "calibration: &cal").replace(
+        "web:", "  - {id: cam2, source: usb:1, calibration: *cal}\nweb:")
+    site = parse_site(text)
+    assert site.cameras[1].calibration == site.cameras[0].calibration
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        # A 23.8 GiB input tensor: the camera service died of MemoryMax, restarting.
+        ("web:", "detector: {input_size: [320000, 640000]}\nweb:",
+         r"site\.yaml:10 detector\.input_size: input_size must be at most 4096 per side: memory "
+         r"and time grow with its square \(416 to 1280 suit a shop floor\) "
+         r"\(got \[320000, 640000\]\)$"),
+        # Retried forever: "bad USB source" is a source error, not a config error.
+        ("video.avi", "usb:-1", r"site\.yaml:6 cameras\[0\]\.source: a USB camera is usb:N or "
+         r"/dev/videoN, N its device number \(0 for /dev/video0\) \(got 'usb:-1'\)$"),
+        ("video.avi", "/dev/videox", r"cameras\[0\]\.source: a USB camera is usb:N"),
+    ],
+)
+def test_camera_settings_the_camera_service_cannot_run_are_refused(tmp_path, old, new, expected):
+    """Regression (issue 18): check-config passed these; the camera service could not run."""
+    path = write(tmp_path, MINIMAL.replace(old, new, 1))
+    (tmp_path / "video.avi").write_bytes(b"")
+    with pytest.raises(ConfigError, match=expected) as raised:
+        load_site(path)
+    result = check_config(path)
+    assert result.exit_code == 78
+    assert result.output.splitlines() == [f"Error: {raised.value}"]
+
+
+@pytest.mark.parametrize(
+    "fps, detect_fps, used",
+    [(10, 6, 5), (25, 10, 8.33), (7, 3, 2.33), (5, 8, 5), (10, 5, None), (7, 3.5, None),
+     (10, 10, None), (None, 6, None)],
+)
+def test_check_config_says_the_detection_rate_really_used(tmp_path, fps, detect_fps, used):
+    """Regression (issue 18): fps 10 with detect_fps 6 ran at 5 frames/s without a word
+    (the detector skips whole frames), and the tracker was told 6."""
+    rate = f"\n    fps: {fps}" if fps else ""
+    path = write(tmp_path, MINIMAL.replace(
+        "source: video.avi", f"source: usb:0{rate}\n    detect_fps: {detect_fps}"))
+    result = check_config(path)
+    assert result.exit_code == 0
+    if used is None:
+        assert result.stderr == ""
+    else:
+        assert result.stderr.splitlines() == [
+            f"Warning: {path} cameras[0].detect_fps: frames are skipped whole, so of {fps} "
+            f"frames/s the detector runs at {used:g}, not {detect_fps}; set detect_fps: "
+            f"{used:g} to say so"]
+        assert load_site(path).cameras[0].detection_rate == pytest.approx(used, abs=0.01)
+
+
+def test_a_misspelt_asset_is_refused_by_check_config(tmp_path):
+    """Regression (issue 18): the camera service ran on with 0 frames, never exiting 78."""
+    path = write(tmp_path, MINIMAL.replace("video.avi", "asset:pets09_s2l1_view01"))
+    assert load_site(path).cameras[0].source == "asset:pets09_s2l1_view01"  # a replay's own
+    result = check_config(path, "--service", "camera:cam1")
+    assert result.exit_code == 78
+    assert result.output.splitlines() == [
+        f"Error: invalid site config: {path} cameras[0].source: no sample recording named "
+        "'pets09_s2l1_view01' in the model manifest; known: pets09_s2l1_view001 "
+        "(got 'asset:pets09_s2l1_view01')"]
+    assert check_config(path, "--service", "web").exit_code == 0
+    model = write(tmp_path, MINIMAL.replace("video.avi", "asset:yolox_nano_416x416"))
+    assert "no sample recording named 'yolox_nano_416x416'" in check_config(model).output
+    good = write(tmp_path, MINIMAL.replace("video.avi", "asset:pets09_s2l1_view001"))
+    assert check_config(good).exit_code == 0
+
+
+def test_a_video_file_the_camera_unit_cannot_see_is_warned_about(tmp_path):
+    """Regression (issue 18): a file under /tmp or /home passed check-config in a shell;
+    the camera unit (PrivateTmp=yes, ProtectHome=yes) then found no file there."""
+    path = write(tmp_path, MINIMAL)
+    (tmp_path / "video.avi").write_bytes(b"")
+    assert str(tmp_path).startswith("/tmp/")
+    result = check_config(path)
+    assert result.exit_code == 0  # engineers and tests run cameras on such files by hand
+    assert result.stderr.splitlines() == [
+        f"Warning: {path} cameras[0].source: the camera service cannot see "
+        f"{tmp_path / 'video.avi'} (PrivateTmp=yes in its systemd unit); move the file "
+        "under /var/lib/store-edge or /etc/store-edge"]
+    assert check_config(path, "--service", "web").stderr == ""

@@ -61,3 +61,13 @@ def test_only_the_sniffer_gets_network_capabilities():
             assert set(capabilities.split()) == {"CAP_NET_RAW", "CAP_NET_ADMIN"}
         else:
             assert capabilities.strip() == "", f"{unit.name} has capabilities {capabilities}"
+
+
+def test_check_config_knows_what_the_camera_unit_hides():
+    """check-config warns about video files in these folders (issue 18): each must be
+    hidden by a setting the camera unit really has."""
+    from edge.cli.config_commands import HIDDEN_FROM_SERVICES
+
+    text = (REPO / "systemd" / "store-edge-camera@.service").read_text()
+    for folder, setting in HIDDEN_FROM_SERVICES.items():
+        assert re.search(rf"^{re.escape(setting)}$", text, re.M), f"{folder}: no {setting}"

@@ -42,6 +42,16 @@ def test_detect_fps_skips_frames_of_a_file():
     assert source.stride == 2 and indices == [0, 2, 4, 6]
 
 
+def test_a_detect_fps_that_skips_more_says_the_rate_it_really_gets(caplog):
+    """Regression (issue 18): 3 of 7 frames/s silently ran at 2.33 frames/s."""
+    with VideoSource("cam", str(PETS_VIDEO), fps=7, detect_fps=3) as source:
+        assert source.stride == 3
+    assert "detecting 1 frame in 3, so at 2.33 frames/s, not the 3 of detect_fps" in caplog.text
+    caplog.clear()
+    with VideoSource("cam", str(PETS_VIDEO), fps=7, detect_fps=3.5):
+        assert caplog.text == ""
+
+
 def test_truncated_file_ends_early_without_error(tmp_path):
     truncated = tmp_path / "cut.avi"
     truncated.write_bytes(PETS_VIDEO.read_bytes()[:400_000])

@@ -2,16 +2,62 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import click
 import numpy as np
 
+from edge import assets
 from edge.calibration import fit_camera_calibrations
 from edge.cli.options import resolve_site_path
-from edge.config import load_site
+from edge.config import SiteConfig, load_site
+from edge.config.vision import is_file_source
 from edge.errors import ConfigError
+
+# Folders the camera unit (systemd/store-edge-camera@.service) cannot see: its /tmp and
+# /var/tmp are private and empty (PrivateTmp=yes), home folders hidden (ProtectHome=yes).
+HIDDEN_FROM_SERVICES = {"/tmp": "PrivateTmp=yes", "/var/tmp": "PrivateTmp=yes",
+                        "/home": "ProtectHome=yes", "/root": "ProtectHome=yes",
+                        "/run/user": "ProtectHome=yes"}
+
+
+def _camera_problems(path: Path, site: SiteConfig, camera_ids: set[str] | None,
+                     ) -> tuple[list[str], list[str]]:
+    """What a camera service could not run with, beyond the config's own checks: an
+    ``asset:`` name the manifest lacks (errors); a video file its unit cannot see (tests
+    and engineers run cameras on such files by hand) and a ``detect_fps`` it cannot keep
+    (warnings)."""
+    errors, warnings = [], []
+    for index, camera in enumerate(site.cameras):
+        if camera_ids is not None and camera.id not in camera_ids:
+            continue
+        rate = camera.detection_rate
+        if camera.detect_fps and rate and not math.isclose(rate, camera.detect_fps, rel_tol=1e-3):
+            # Regression: fps 10 and detect_fps 6 ran at 5 frames/s, without a word.
+            warnings.append(
+                f"{path} cameras[{index}].detect_fps: frames are skipped whole, so of "
+                f"{camera.fps:g} frames/s the detector runs at {rate:.3g}, not "
+                f"{camera.detect_fps:g}; set detect_fps: {rate:.3g} to say so")
+        where = f"{path} cameras[{index}].source"
+        if camera.source.startswith(assets.ASSET_SCHEME):
+            name = camera.source.removeprefix(assets.ASSET_SCHEME)
+            samples = sorted(n for n, e in assets.manifest().items() if e.kind == "samples")
+            if name not in samples:  # the service ran on with 0 frames
+                errors.append(f"{where}: no sample recording named {name!r} in the model "
+                              f"manifest; known: {', '.join(samples) or 'none'} "
+                              f"(got {camera.source!r})")
+        elif is_file_source(camera.source):
+            resolved = Path(camera.source).resolve()
+            for folder, setting in HIDDEN_FROM_SERVICES.items():
+                if resolved.is_relative_to(folder):
+                    warnings.append(
+                        f"{where}: the camera service cannot see {resolved} ({setting} in "
+                        f"its systemd unit); move the file under /var/lib/store-edge or "
+                        f"/etc/store-edge")
+                    break
+    return errors, warnings
 
 
 @click.command("check-config")
@@ -45,6 +91,14 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
     if unknown:
         raise ConfigError(f"{path} has no camera {', '.join(unknown)} (cameras: "
                           f"{', '.join(c.id for c in site.cameras) or 'none'})")
+    cameras = (None if not services else
+               {name.removeprefix("camera:") for name in services if name.startswith("camera:")})
+    problems, warnings = _camera_problems(path, site, cameras)
+    if problems:
+        raise ConfigError("invalid site config: " + problems[0] if len(problems) == 1 else
+                          "invalid site config:\n  " + "\n  ".join(problems))
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if list_cameras:
         for camera in site.cameras:
             click.echo(camera.id)

@@ -131,6 +131,31 @@ def validate_yaml(
         raise error(f"invalid {what}:\n  " + "\n  ".join(problems)) from None
 
 
+def read_yaml_file(path: Path, *, what: str, error: type[EdgeError] = ConfigError) -> str:
+    """The text of the YAML file at ``path``, raising ``error`` (naming the file, and the
+    line of a byte that is not UTF-8) if it is missing, unreadable or not UTF-8 text.
+
+    Args:
+        what: the document's name in messages, e.g. "site config".
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except OSError as problem:
+        raise error(f"cannot read {what} {path}: {problem.strerror or problem}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        # e.g. saved as Latin-1 by a Windows editor: 'Café' is b"Caf\xe9".
+        line = data.count(b"\n", 0, problem.start) + 1
+        column = problem.start - (data.rfind(b"\n", 0, problem.start) + 1) + 1
+        raise error(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[problem.start]:02x} in column "
+            f"{column}); save the {what} as UTF-8"
+        ) from None
+
+
 def parse_site(
     text: str,
     *,
@@ -161,12 +186,7 @@ def load_site(path: str | Path, *, services: bool | Collection[str] = False) -> 
     """Read, validate and cross-check the site config at ``path`` (``services``: as
     :func:`parse_site`)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"site config {path} does not exist") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read site config {path}: {error.strerror}") from None
+    text = read_yaml_file(path, what="site config")
     site = parse_site(
         text, source=str(path), base_dir=path.resolve().parent, services=services
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edge.config.base import StrictModel, key_problems
 from edge.config.floor import FloorConfig
@@ -20,6 +20,8 @@ from edge.errors import ConfigError
 
 # The camera id of the fused, store-wide tracks in the database (track_points, runs).
 STORE_TRACKS_ID = "store"
+# The store id calibration/site.example.yaml ships: no service may publish under it.
+SKELETON_SITE_ID = "store-0001"
 
 
 class SiteInfo(StrictModel):
@@ -31,6 +33,15 @@ class SiteInfo(StrictModel):
     )
     name: str | None = None
     timezone: str = Field("UTC", description="IANA time zone for hourly and daily figures.")
+
+    @field_validator("id")
+    @classmethod
+    def _not_the_skeletons(cls, value: str, info: ValidationInfo) -> str:
+        # Every service stamps it on what it stores or publishes; a replay may use it.
+        if value == SKELETON_SITE_ID and (info.context or {}).get("services"):
+            raise ValueError("still the placeholder of the site skeleton; set this store's "
+                             "own id (lower-case letters, digits, - and _)")
+        return value
 
     @field_validator("timezone")
     @classmethod

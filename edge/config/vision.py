@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -16,11 +17,34 @@ Point = tuple[float, float]
 
 # Sources that are not a file on this box: network streams, USB cameras, manifest assets.
 NOT_FILE_PREFIXES = ("asset:", "usb:", "/dev/")
+USB_PREFIXES = ("usb:", "/dev/video")
+# The camera source calibration/site.example.yaml ships: a service must not run with it.
+SKELETON_SOURCE = "rtsp://camera-1.local:554/stream1"
+# Largest detector input side: 4096 x 4096 is 97 times the default model's pixels and
+# 192 MiB of input tensor alone; a typo of [320000, 640000] asked for 23.8 GiB.
+MAX_INPUT_SIDE = 4096
 
 
 def is_file_source(source: str) -> bool:
     """Whether a camera ``source`` is a local video file path (not a URL, device or asset)."""
     return "://" not in source and not source.startswith(NOT_FILE_PREFIXES)
+
+
+def usb_device_index(source: str) -> int | None:
+    """The device number of ``usb:N`` or ``/dev/videoN``; None if ``source`` is another
+    kind of source or no device number (``usb:-1``, ``usb:front``)."""
+    if not source.startswith(USB_PREFIXES):
+        return None
+    index = source.removeprefix("usb:").removeprefix("/dev/video")
+    return int(index) if index.isascii() and index.isdigit() else None
+
+
+def detection_stride(fps: float, detect_fps: float | None) -> int:
+    """Every how many frames the detector runs: whole frames, so a ``detect_fps`` that
+    does not divide ``fps`` gets the next lower rate (``fps / stride``)."""
+    if not detect_fps or detect_fps >= fps:
+        return 1
+    return max(1, math.ceil(fps / detect_fps - 1e-9))
 
 
 class CalibrationConfig(StrictModel):
@@ -129,7 +153,11 @@ class CameraConfig(StrictModel):
     )
     detect_fps: float | None = Field(
         None, gt=0, le=60, title="Detection frame rate",
-        description="Run the detector at most this often per second; None = every frame.",
+        description=(
+            "Run the detector at most this often per second; None = every frame. Frames "
+            "are skipped whole, so the rate used is fps / N, the next at or below this "
+            "(fps 10: 10, 5, 3.33, 2.5...); check-config says which when it differs."
+        ),
     )
     loop: bool = Field(False, description="Loop a file source forever (demos).")
     calibration: CalibrationConfig
@@ -142,6 +170,14 @@ class CameraConfig(StrictModel):
             "staff-only corridor, a poster). None = everywhere the camera sees."
         ),
     )
+
+    @property
+    def detection_rate(self) -> float | None:
+        """Frames per second the detector really runs at, when ``fps`` is known:
+        ``fps / N``, the next whole-frame rate at or below ``detect_fps``."""
+        if self.fps is None:
+            return self.detect_fps
+        return self.fps / detection_stride(self.fps, self.detect_fps)
 
     @field_validator("floor_area")
     @classmethod
@@ -159,6 +195,15 @@ class CameraConfig(StrictModel):
     @classmethod
     def _resolve_relative_path(cls, value: str, info: ValidationInfo) -> str:
         context = info.context or {}
+        camera_id = info.data.get("id")
+        if value.startswith(USB_PREFIXES) and usb_device_index(value) is None:
+            # Regression: usb:-1 passed, and the camera service retried it forever.
+            raise ValueError("a USB camera is usb:N or /dev/videoN, N its device number "
+                             "(0 for /dev/video0)")
+        if value == SKELETON_SOURCE and checks_service(context, f"camera:{camera_id}"):
+            raise ValueError(
+                "still the placeholder of the site skeleton; set this camera's stream "
+                "(rtsp://user:${CAMERA_PASSWORD}@host/path), usb:N or a video file")
         base_dir = context.get("base_dir")
         if base_dir is None or not is_file_source(value):
             return value
@@ -166,7 +211,6 @@ class CameraConfig(StrictModel):
         path = path if path.is_absolute() else (Path(base_dir) / path).resolve()
         # Only where asked (check-config, the camera's own worker): a replay given another
         # video, or `edge status`, must work while a camera's file is missing.
-        camera_id = info.data.get("id")
         if checks_service(context, f"camera:{camera_id}") and not path.is_file():
             what = "is a folder, not a video file" if path.is_dir() else "does not exist"
             raise ValueError(
@@ -192,7 +236,10 @@ class DetectorConfig(StrictModel):
     )
     input_size: tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]] | None = Field(
         None, title="Network input (height, width)",
-        description="YOLOX runs at any multiple of 32; larger finds smaller, distant people.",
+        description=(
+            "YOLOX runs at any multiple of 32 up to 4096; larger finds smaller, distant "
+            "people, and costs memory and time with the square of the side."
+        ),
     )
     confidence_threshold: float = Field(
         0.1, ge=0.0, le=1.0,
@@ -208,6 +255,9 @@ class DetectorConfig(StrictModel):
     @field_validator("input_size")
     @classmethod
     def _multiple_of_32(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and max(value) > MAX_INPUT_SIDE:
+            raise ValueError(f"input_size must be at most {MAX_INPUT_SIDE} per side: memory "
+                             "and time grow with its square (416 to 1280 suit a shop floor)")
         if value is not None and (value[0] % 32 or value[1] % 32):
             nearest = [max(32, round(side / 32) * 32) for side in value]
             raise ValueError(f"input_size must be multiples of 32, e.g. {nearest}")

@@ -75,7 +75,8 @@ class CameraWorker:
         self.service = site.service
         detector = load_detector(site.detector)
         self.model_name = detector.name
-        frame_rate = self.camera.detect_fps or self.camera.fps or 10.0
+        # The rate frames really reach the tracker: fps / N, at or below detect_fps.
+        frame_rate = self.camera.detection_rate or self.camera.fps or 10.0
         self.pipeline = CameraPipeline(
             self.camera.id,
             detector,

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from edge.config.base import Loc, StrictModel, key_problems
-from edge.config.loader import validate_yaml
+from edge.config.loader import read_yaml_file, validate_yaml
 from edge.errors import ConfigError
 from edge.paths import share_dir, state_dir
 from edge.visits.features import unknown_feature_reason
@@ -252,12 +252,7 @@ def read_spec(path: str | Path) -> tuple[SegmentSpec, bytes]:
         SpecError: unreadable or invalid spec, or a missing/mismatched model file.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"segment spec {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"cannot read segment spec {path}: {error}") from None
+    text = read_yaml_file(path, what="segment spec", error=SpecError)
     spec = parse_spec(text, source=str(path))
     model = b""
     if spec.classifier is not None:
