@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], object]  # return value ignored
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+# paho sends at most this many QoS 1 messages before their PUBACKs and queues the rest
+# unsent; the publisher keeps far fewer aggregates in flight, so what it hands paho goes
+# out at once and is never stuck behind its own retries (paho's default is 20).
+PAHO_MAX_INFLIGHT = 100
+# Beyond this many unacknowledged messages paho refuses new ones (Delivery.dropped):
+# a hard bound on what a silent broker can make this process hold.
+PAHO_MAX_QUEUED = 2000
 
 
 def tls_context(tls: TlsConfig) -> ssl.SSLContext:
@@ -56,6 +63,12 @@ class Delivery:
 
     def done(self) -> bool:
         return self.info.is_published()
+
+    def dropped(self) -> bool:
+        """paho refused to queue it (its queue was full): it will never be sent. Any
+        other unacknowledged publish is still held by paho, which sends it again after
+        a reconnection."""
+        return self.info.rc == mqtt.MQTT_ERR_QUEUE_SIZE
 
     def refusal(self) -> str | None:
         """The broker's reason if its PUBACK refused the message (e.g. not authorized)."""
@@ -118,6 +131,10 @@ class MqttClient:
         ack_after_handler: acknowledge a received QoS 1 message only once its handler
             returned without raising, so a message a receiver failed to store is sent
             again (at-least-once to the receiver's disk, not just to its process).
+        max_packet_bytes: the largest packet this client takes (MQTT 5 Maximum Packet
+            Size, sent in CONNECT): the broker must not send it a bigger one, so an
+            oversized message never reaches this process's memory (the broker drops it
+            for this client). None: no limit.
     """
 
     def __init__(
@@ -128,6 +145,7 @@ class MqttClient:
         available_topic: str | None = None,
         persistent_session: bool = False,
         ack_after_handler: bool = False,
+        max_packet_bytes: int | None = None,
     ) -> None:
         self.config = config
         self.available_topic = available_topic
@@ -155,10 +173,14 @@ class MqttClient:
             client.tls_set_context(tls_context(config.tls))
         if available_topic:
             client.will_set(available_topic, b"offline", qos=1, retain=True)
-        properties = None
+        client.max_inflight_messages_set(PAHO_MAX_INFLIGHT)
+        client.max_queued_messages_set(PAHO_MAX_QUEUED)
+        connect = Properties(PacketTypes.CONNECT)
         if persistent_session:
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+            connect.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        if max_packet_bytes is not None:
+            connect.MaximumPacketSize = max_packet_bytes
+        properties = connect if persistent_session or max_packet_bytes is not None else None
         client.connect_async(
             config.host,
             config.port,

@@ -1,11 +1,18 @@
 """The sync service loop: closed windows -> outbox -> MQTT, acknowledgements, downlink.
 
 Each pass (every ``sync.poll_s``): store newly closed windows in the outbox; mark
-acknowledged publishes delivered and schedule retries for refused or timed-out
-ones; publish due rows (re-checked for k-anonymity and schema on the way out: the
+acknowledged publishes delivered and schedule retries for refused ones; publish due
+rows (re-checked for k-anonymity and schema on the way out: the
 one place where data leaves the box); apply queued downlinks; send stats; report
 health. Everything here runs on the thread that owns the database connection;
 the MQTT network thread only queues downlink messages.
+
+At most :data:`MAX_IN_FLIGHT` aggregates are unacknowledged at a time, and a row is
+never published again while paho still holds its previous publish: paho keeps an
+unacknowledged QoS 1 message until its PUBACK and sends it again by itself after a
+reconnection, so a second copy would only be a duplicate. A broker that stops
+acknowledging leaves the outbox growing on disk, not in memory, and health turns
+``degraded`` ("not acknowledged for N s") instead of reading ``ok``.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from sync.settings import effective_settings, forget_nonces
 log = logging.getLogger(__name__)
 
 COMPONENT = "sync"
-MAX_IN_FLIGHT = 20
+MAX_IN_FLIGHT = 20  # aggregates published and not yet acknowledged, at most
 DOWNLINK_QUEUE = 32
 ALARM_HOLD_S = 3600.0
 PURGE_EVERY_S = 3600.0
@@ -91,7 +98,10 @@ class SyncService:
             retry_max_s=self.config.retry_max_s,
         )
         self.client = client or build_client(site)
-        self.in_flight: dict[str, tuple[Delivery, float]] = {}  # id -> (delivery, sent at)
+        # id -> (delivery, sent at); kept until paho has its PUBACK (or refused to queue it)
+        self.in_flight: dict[str, tuple[Delivery, float]] = {}
+        self._connection_seen = 0  # client.connections when in_flight's clocks were last reset
+        self.unacked_for_s = 0.0  # how long the oldest in-flight publish has waited
         self.downlinks: queue.Queue[tuple[str, bytes]] = queue.Queue(DOWNLINK_QUEUE)
         self.dropped_downlinks = 0
         self.last_downlink: DownlinkResult | None = None
@@ -167,31 +177,46 @@ class SyncService:
         self._alarms[key] = (message, now)
 
     def _collect_acks(self, now: float) -> tuple[int, int]:
+        """Mark acknowledged rows delivered; schedule a retry for a refused one (its PUBACK
+        carried a failure) or one paho would not queue. A row waiting for its PUBACK stays
+        in flight, across timeouts and reconnections alike: paho still holds it and sends
+        it again itself after a reconnection, so publishing it again would send it twice
+        (before this, a silent broker got a new copy of every row at each timeout)."""
         delivered: list[str] = []
         retried = 0
-        connected = self.client.connected.is_set()
-        for id, (delivery, sent_at) in list(self.in_flight.items()):
-            reason = None
+        if self._connection_seen != self.client.connections:
+            # A new connection: paho resent what it holds; wait ack_timeout_s from now.
+            self._connection_seen = self.client.connections
+            self.in_flight = {id: (d, now) for id, (d, _) in self.in_flight.items()}
+        for id, (delivery, _) in list(self.in_flight.items()):
             if delivery.done():
                 reason = delivery.refusal()
-                if reason is None:
-                    delivered.append(id)
-                else:
+                if reason is not None:
                     reason = f"broker refused the message: {reason}"
-            elif not connected:
-                reason = "connection lost before PUBACK"
-            elif now - sent_at > self.config.ack_timeout_s:
-                reason = f"no PUBACK within {self.config.ack_timeout_s:.0f} s"
+            elif delivery.dropped():
+                reason = "the MQTT client's queue was full"
             else:
                 continue
             del self.in_flight[id]
-            if reason is not None:
+            if reason is None:
+                delivered.append(id)
+            else:
                 retried += 1
                 next_at = self.outbox.mark_failed(id, reason, now)
                 log.warning(
                     "Aggregate %s not delivered (%s); retry in %.0f s.", id, reason, next_at - now
                 )
         self.outbox.mark_delivered(delivered, now)
+        oldest = min((sent for _, sent in self.in_flight.values()), default=now)
+        waited = now - oldest if self.client.connected.is_set() else 0.0
+        if waited > self.config.ack_timeout_s and self.unacked_for_s <= self.config.ack_timeout_s:
+            log.warning(
+                "Sync: the broker has not acknowledged %d aggregates for %.0f s; holding them "
+                "(they are sent again on reconnection) and sending no more meanwhile.",
+                len(self.in_flight),
+                waited,
+            )
+        self.unacked_for_s = waited
         return len(delivered), retried
 
     def _publish_due(self, now: float, k: int) -> int:
@@ -312,6 +337,12 @@ class SyncService:
         if not self.client.connected.is_set():
             status = "down"
             message = f"Not connected: {self.client.last_error or 'connecting'}."
+        elif self.unacked_for_s > self.config.ack_timeout_s:
+            status = "degraded"
+            message = (
+                f"Connected, but {len(self.in_flight)} aggregates not acknowledged for "
+                f"{self.unacked_for_s:.0f} s (the broker sends no PUBACK)."
+            )
         elif alarms:
             status, message = "degraded", alarms[-1][0].upper() + alarms[-1][1:] + "."
         else:
@@ -326,6 +357,7 @@ class SyncService:
                 "broker_connected": self.client.connected.is_set(),
                 "last_delivered_window": self._last_delivered_window(),
                 "in_flight": len(self.in_flight),
+                "unacknowledged_s": round(self.unacked_for_s, 1),
                 "alarms": alarms,
                 "dropped_downlinks": self.dropped_downlinks,
             }
