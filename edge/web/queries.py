@@ -72,8 +72,8 @@ def occupancy(
 
     Live: distinct tracks seen in the last ``window_s`` seconds. Otherwise (a
     replay, or cameras stopped) each camera's last frame with anyone in it is
-    counted, and the answer says when that was. Cameras with overlapping views
-    count a person in both: the figure is an upper bound on multi-camera sites.
+    counted, and the answer says when that was. On a multi-camera site the stored
+    tracks are the fusion's store-wide ones (camera id ``store``): each person once.
     """
     empty = Occupancy(people=None, as_of=None, as_of_text=None, live=False, window_s=window_s)
     if "track_points" not in tables:
