@@ -171,6 +171,13 @@ class SyncService:
             )
         return PassReport(produced, published, delivered, retried)
 
+    def storage_problem(self) -> str | None:
+        """Why the last pass could not store windows (a full disk...), or None."""
+        for key in ("storage", "database"):
+            if key in self._alarms:
+                return self._alarms[key][0]
+        return None
+
     def _alarm(self, key: str, message: str, now: float) -> None:
         if self._alarms.get(key, ("",))[0] != message:
             log.error("Sync: %s.", message)

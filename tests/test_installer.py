@@ -34,7 +34,13 @@ def test_install_upgrade_uninstall(tmp_path):
     (credentials / "EDGE_WEB_PIN").write_text("2468\n")
     check = subprocess.run([str(edge), "check-config", str(config)], capture_output=True,
                            text=True, env=env)
-    assert check.returncode == 0, check.stderr  # the skeleton is a valid config
+    assert check.returncode == 78  # valid, but its store id and camera are placeholders
+    assert check.stderr.count("still the placeholder of the site skeleton") == 2, check.stderr
+    config.write_text(config.read_text().replace("store-0001", "store-0042").replace(
+        "rtsp://camera-1.local:554/stream1", "usb:0"))
+    check = subprocess.run([str(edge), "check-config", str(config)], capture_output=True,
+                           text=True, env=env)
+    assert check.returncode == 0, check.stderr  # the edited skeleton is a valid config
 
     config.write_text(config.read_text().replace("Main Street store", "Edited by IT"))
     (root / "var/lib/store-edge/edge.db").write_bytes(b"data")

@@ -213,3 +213,16 @@ def test_pcap_with_another_link_type_is_skipped_with_a_counted_warning(tmp_path)
     result = run("wifi", "replay", str(path))
     assert result.returncode == 0
     assert "Warning: skipped 30 frames: link type 1 (not radiotap)" in result.stderr
+
+
+@pytest.mark.parametrize("records", [b"", struct.pack("<IIII", 1, 0, 80, 80) + b"\x00" * 10])
+def test_a_capture_without_one_readable_frame_is_an_error(tmp_path, records):
+    """Regression (issue 18): a capture cut off in its first record, or with none,
+    replayed "0 frames" and exited 0."""
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(BRNO_DAY.read_bytes()[:24] + records)
+    result = run("wifi", "replay", str(cut), "--db", str(tmp_path / "edge.db"))
+    assert result.returncode == 1
+    assert result.output.splitlines()[-1].startswith(
+        f"Error: capture {cut}: no frame could be read")
+    assert result.output.count("\n") == 1

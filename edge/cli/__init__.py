@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 
 import click
@@ -12,6 +13,7 @@ from edge.cli.calibrate_commands import calibrate_command
 from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
+from edge.cli.options import DB_PATH_META
 from edge.cli.privacy_commands import privacy_group
 from edge.cli.replay_commands import replay_command
 from edge.cli.report_commands import report_command
@@ -21,6 +23,7 @@ from edge.cli.visits_commands import visits_group
 from edge.cli.web_commands import web_group
 from edge.cli.wifi_commands import wifi_group
 from edge.errors import ConfigError, EdgeError, ModelError
+from edge.storage.database import storage_error
 
 # EX_CONFIG from sysexits.h: the service cannot work until a person fixes its config or model.
 EXIT_CONFIG = 78
@@ -36,7 +39,8 @@ class _ConfigFailure(click.ClickException):
 
 
 class EdgeGroup(click.Group):
-    """Translates every :class:`EdgeError` into ``Error: <message>`` and exit status 1."""
+    """Translates every :class:`EdgeError`, and a sqlite error no command caught (a full
+    disk, a corrupt page), into ``Error: <message>`` and exit status 1."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -48,6 +52,13 @@ class EdgeGroup(click.Group):
                 # that could not help until a person fixes the config or the model.
                 raise _ConfigFailure(str(error)) from None
             raise click.ClickException(str(error)) from None
+        except sqlite3.DatabaseError as error:
+            # A full disk or a corrupt page met mid-command, where no library call expected
+            # it; programming errors (IntegrityError, ProgrammingError...) keep their trace.
+            if type(error) not in (sqlite3.DatabaseError, sqlite3.OperationalError):
+                raise
+            raise click.ClickException(
+                str(storage_error(error, ctx.meta.get(DB_PATH_META)))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

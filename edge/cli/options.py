@@ -66,6 +66,7 @@ class FiniteFloatRange(click.FloatRange):
 
 
 REPLAY_FIRST = "run `edge replay` first"
+DB_PATH_META = "edge.db_path"  # click context meta: the database the command uses
 
 
 def resolve_db_path(
@@ -96,4 +97,7 @@ def resolve_db_path(
         path = default_db_path()
     if must_exist and not path.is_file():
         raise StorageError(f"database {path} does not exist; {hint}")
+    context = click.get_current_context(silent=True)
+    if context is not None:  # named by the CLI's message if sqlite fails later (full, corrupt)
+        context.meta[DB_PATH_META] = path
     return path

@@ -14,7 +14,7 @@ import click
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
 from edge.config.sync import MqttConfig, TlsConfig
-from edge.errors import ConfigError
+from edge.errors import ConfigError, StorageError
 from edge.storage import open_database
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ def publish_once_command(site_path: Path | None, db_path: Path | None, timeout_s
 
     service = _service(site_path, db_path)
     summary = service.flush(timeout_s)
+    problem = service.storage_problem()
+    if problem is not None:  # Regression: a full disk printed "0 delivered" and exited 0.
+        raise StorageError(f"nothing could be aggregated: {problem}")
     click.echo(
         f"{summary.delivered} delivered, {summary.pending} pending, {summary.refused} refused."
     )

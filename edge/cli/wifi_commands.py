@@ -14,6 +14,7 @@ from tqdm import tqdm
 from edge.cli.options import load_site_option, resolve_db_path, site_option
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
+from edge.errors import DataFormatError
 from edge.storage import open_database
 from edge.wifi.pipeline import ReplayResult, replay_capture
 from edge.wifi.store import read_windows, write_windows
@@ -117,6 +118,11 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
                     pending.clear()
     finally:
         bar.close()
+    if result.stats.frames == 0:
+        # Regression: "Replayed 0 frames" and exit 0, e.g. on a capture cut off in its
+        # first record (as the other capture errors, this one names the file).
+        notes = "".join(f": {note}" for note in result.read_notes[:1])
+        raise DataFormatError(f"capture {capture}: no frame could be read{notes}")
     if db is not None:
         write_windows(db, pending)
     if not quiet:

@@ -85,6 +85,20 @@ def database_bytes(path: str | Path) -> int | None:
     return total
 
 
+def storage_error(error: sqlite3.Error, path: str | Path | None) -> StorageError:
+    """A raw sqlite error met while using the database at ``path`` as one plain sentence
+    that says what to do: the CLI translates what no command caught with this."""
+    text = str(error)
+    where = f"the database {path}" if path is not None else "the database"
+    if "full" in text:  # SQLITE_FULL: "database or disk is full"
+        return StorageError(f"{where} cannot be written: the disk is full ({text}); free "
+                            "space, e.g. `edge purge`, or move the database to a larger disk")
+    if "malformed" in text or "not a database" in text:  # SQLITE_CORRUPT, SQLITE_NOTADB
+        return StorageError(f"{where} is corrupt ({text}); move it aside (the services start "
+                            "a new one) and restore a backup if its data is needed")
+    return StorageError(f"{where} failed: {text}")
+
+
 def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
