@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from edge.config.storage import StorageConfig
+from edge.storage.trajectories import close_dead_runs
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def purge(
         "or (status = 'refused' and created_at < ?)",
         [aggregate_cutoff, aggregate_cutoff],
     )
+    close_dead_runs(db)  # a killed replay's run, left "running", becomes purgeable
     deleted["runs"] = _delete(
         db,
         "runs",

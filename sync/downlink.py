@@ -40,6 +40,11 @@ from sync.settings import apply_changes, check_changes, nonce_seen
 log = logging.getLogger(__name__)
 
 MAX_DOWNLINK_BYTES = 70_000
+# The largest MQTT packet the box accepts (MQTT 5 Maximum Packet Size, in its CONNECT):
+# the broker must not send it anything bigger, so a 20 MB message never reaches its
+# memory. Above MAX_DOWNLINK_BYTES, so that a message a little too big still arrives
+# and is refused with a reason on config/state.
+MAX_INCOMING_PACKET = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,32 @@ def authenticated_body(payload: bytes, key: str) -> dict[str, Any]:
     except ContractError as error:
         raise DownlinkRefused(str(error), nonce) from None
     return cast(dict[str, Any], body)
+
+
+def screen(payload: bytes, key: str | None) -> DownlinkResult | None:
+    """The refusal of a message that could never be applied, or None for an authentic
+    one: the checks that need only the key (:func:`authenticated_body`, size first).
+
+    Cheap (at most 70 kB parsed and one HMAC), without the database: the MQTT network
+    thread runs it on every message before it keeps anything, so only signed messages
+    are queued and no flood of junk can push a valid change out of the queue. Never raises.
+    """
+    if len(payload) > MAX_DOWNLINK_BYTES:
+        return DownlinkResult(
+            "refused", f"message of {len(payload)} bytes exceeds {MAX_DOWNLINK_BYTES}"
+        )
+    if key is None:
+        return DownlinkResult("refused", "downlink is disabled on this box (no sync.downlink_key)")
+    try:
+        authenticated_body(payload, key)
+    except DownlinkRefused as error:
+        return DownlinkResult("refused", short_reason(str(error)), error.nonce)
+    except Exception as error:  # a bug: refuse the message, keep the network thread alive
+        log.exception("Could not check a config downlink; refused.")
+        return DownlinkResult(
+            "refused", short_reason(f"internal error: {type(error).__name__}: {error}")
+        )
+    return None
 
 
 def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:

@@ -162,3 +162,53 @@ def test_delivered_outbox_rows_are_purged_but_never_the_backlog(memory_db):
     assert result.deleted["sync_outbox"] == 2
     assert purge(memory_db, StorageConfig(delivered_aggregate_days=10), now=now).deleted == {
         "sync_outbox": 1}
+
+
+def test_a_killed_replay_leaves_no_run_running_for_ever(tmp_path):
+    """Field failure (issue 18): a killed `edge replay` left its run `running` for ever
+    (5 of 20 runs on one box), so `edge purge` never removed it. A run records its
+    process; a run whose process is gone is closed as `interrupted`, then purged."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from edge.config import load_site
+    from edge.storage import open_database
+    from edge.storage.trajectories import close_dead_runs
+    from tests.conftest import PETS_SITE
+
+    db_path = tmp_path / "edge.db"
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "edge", "replay", "--config", str(PETS_SITE), "--db",
+         str(db_path), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+    def runs() -> list[tuple]:
+        try:
+            with sqlite3.connect(db_path, timeout=10) as conn:
+                return conn.execute("select id, status from runs").fetchall()
+        except sqlite3.OperationalError:  # not created yet
+            return []
+
+    try:
+        deadline = time.monotonic() + 120
+        while not runs():
+            assert replay.poll() is None, replay.stderr.read()
+            assert time.monotonic() < deadline, "the replay never started its run"
+            time.sleep(0.1)
+        assert close_dead_runs(open_database(db_path)) == []  # alive: left alone
+    finally:
+        replay.send_signal(signal.SIGKILL)
+        replay.wait(10)
+    (run_id, status), = runs()
+    assert status == "running"
+    db = open_database(db_path)
+    storage = load_site(PETS_SITE).storage
+    now = time.time()
+    assert purge(db, storage, now).deleted.get("runs") is None  # recent: kept, but closed
+    assert runs() == [(run_id, "interrupted")]
+    assert purge(db, storage, now + 2 * 86_400).deleted["runs"] == 1
+    assert runs() == []

@@ -133,3 +133,98 @@ def test_a_second_edge_run_refuses_at_once(tmp_path):
         first.terminate()
         first.wait(30)
     assert first.returncode == 0  # SIGTERM is a clean stop
+
+
+def _web_only_site(tmp_path):
+    import socket
+
+    from tests.live_site import live_site_yaml
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return live_site_yaml(tmp_path, "usb:0", sections={
+        "cameras": [], "sync": {"enabled": False},
+        "web": {"access": "open-lan", "host": "127.0.0.1", "port": port}})
+
+
+def _lock_holder(tmp_path, role: str, other_than: int | None = None) -> int | None:
+    """The live pid in ``<state>/locks/<role>.lock``, if any (and not ``other_than``)."""
+    from edge.processes import start_ticks
+
+    lock = tmp_path / "state" / "locks" / f"{role}.lock"
+    text = lock.read_text().strip() if lock.exists() else ""
+    if not text.isdigit() or int(text) == other_than or start_ticks(int(text)) is None:
+        return None
+    return int(text)
+
+
+def _wait(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def test_children_die_with_a_killed_edge_run_and_the_next_one_starts(tmp_path):
+    """Field failure (issue 18): `kill -9` of the `edge run` supervisor orphaned its
+    children, which kept running with health `ok`; the next `edge run` then gave up,
+    each new child refused by the lock an orphan still held."""
+    import signal
+    import subprocess
+
+    from edge.processes import start_ticks
+
+    command = [sys.executable, "-m", "edge", "run", "--config", str(_web_only_site(tmp_path))]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = None
+    try:
+        web = _wait(lambda: _lock_holder(tmp_path, "web"), 60, "the web service's lock")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        _wait(lambda: start_ticks(web) is None, 15, f"the orphaned web service {web} to stop")
+        second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)
+        _wait(lambda: _lock_holder(tmp_path, "web", other_than=web), 60,
+              "the next edge run's web service")
+        assert second.poll() is None
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(30)
+    assert second.returncode == 0, second.stderr.read()
+
+
+def test_the_next_edge_run_stops_children_a_killed_one_left(tmp_path):
+    """A child that outlived its supervisor (one that ignores SIGTERM, say) is stopped by
+    the next supervisor, from the pids the killed one recorded; a recorded pid now used by
+    another process (different start time) is left alone."""
+    import json
+    import os
+    import subprocess
+
+    from edge.processes import ProcessId
+
+    stubborn = subprocess.Popen(python(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"))
+    try:
+        time.sleep(0.3)
+        record = tmp_path / "supervisor.children.json"
+        me = ProcessId.current()
+        child = ProcessId.of(stubborn.pid)
+        record.write_text(json.dumps([
+            {"name": "camera-door", "pid": child.pid, "start": child.start, "boot": child.boot},
+            {"name": "reused", "pid": os.getppid(), "start": -1, "boot": me.boot},
+        ]))
+        supervisor = Supervisor([], stop_timeout_s=0.5, children_file=record)
+        assert supervisor.stop_stale_children() == [stubborn.pid]
+        assert stubborn.wait(5) == -9
+        assert not record.exists()
+    finally:
+        if stubborn.poll() is None:
+            stubborn.kill()
+            stubborn.wait()

@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 from edge.storage import open_database
 from edge.storage.health import read_health
@@ -69,3 +70,114 @@ def test_a_broker_that_stops_acknowledging_gets_each_window_once(tmp_path, broke
     finally:
         service.client.stop()
         listener.close()
+
+
+# --- downlinks ------------------------------------------------------------------------
+
+KEY = "test-downlink-key-0123456789-abcdefghijkl"
+MB = 1024 * 1024
+
+
+def states(listener: Listener) -> list[dict]:
+    return [json.loads(p) for p in listener.payloads(f"{PREFIX}/{STORE}/config/state")]
+
+
+def last_downlinks(listener: Listener, status: str) -> list[dict]:
+    return [
+        s["last_downlink"]
+        for s in states(listener)
+        if s["last_downlink"] and s["last_downlink"]["status"] == status
+    ]
+
+
+def test_a_flood_of_junk_never_pushes_out_a_signed_change(tmp_path, broker):
+    """Field failure: 300 junk messages filled the downlink queue and a valid signed
+    change, which the sender had a PUBACK for, was dropped without a word. Only signed
+    messages are queued now, and every message not applied gets a refusal state."""
+    import threading
+
+    from sync.downlink import config_body, sign_body
+
+    site = sync_site(downlink_key=KEY, poll_s=2, mqtt=mqtt_section(broker.port))
+    listener = Listener(broker.port, f"{PREFIX}/{STORE}/config/state")
+    stop = threading.Event()
+    services: list[SyncService] = []
+
+    def serve() -> None:  # the database belongs to the thread that opens it
+        services.append(SyncService(site, open_database(tmp_path / "edge.db")))
+        services[0].run(stop)
+
+    runner = threading.Thread(target=serve, daemon=True)
+    runner.start()
+    topic = f"{PREFIX}/{STORE}/config/set"
+    try:
+        wait_for(lambda: services and services[0].client.subscribed.is_set(),
+                 what="subscribed to config/set")
+        for i in range(300):  # between two passes of the service
+            junk = json.dumps({"body": f'{{"n": {i}}}', "signature": "0" * 64}).encode()
+            listener.client.publish(topic, junk, qos=1)
+        listener.publish(topic, sign_body(config_body(STORE, {"min_publishable_count": 8}), KEY))
+        wait_for(
+            lambda: last_downlinks(listener, "applied"), timeout_s=20, what="the change applied"
+        )
+        assert states(listener)[-1]["settings"]["min_publishable_count"] == 8
+        wait_for(lambda: len(last_downlinks(listener, "refused")) >= 300, what="300 refusals")
+        refused = last_downlinks(listener, "refused")
+        assert len(refused) == 300 and all("bad signature" in r["reason"] for r in refused)
+    finally:
+        stop.set()
+        runner.join(10)
+        listener.close()
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    status = (Path(f"/proc/{pid}/status")).read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in status)
+    return {name: int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM")}
+
+
+def test_oversized_downlinks_never_reach_the_sync_memory(tmp_path, broker):
+    """Field failure: 12 downlinks of 20 MB were queued before the size check and took
+    `edge sync run` from 140 to 422 MB (its unit's MemoryMax is 300 MB). The box now
+    declares a maximum packet size to the broker, and checks the size before keeping
+    anything: a message too big for that is refused with a reason on config/state."""
+    import os
+    import subprocess
+    import sys
+
+    from sync.downlink import config_body, sign_body
+    from tests.sync_helpers import write_site
+
+    site = write_site(tmp_path / "site.yaml", downlink_key=KEY, poll_s=0.5,
+                      mqtt=mqtt_section(broker.port))
+    log = (tmp_path / "sync.log").open("wb")
+    sync = subprocess.Popen(
+        [sys.executable, "-m", "edge", "sync", "run", "--site", str(site),
+         "--db", str(tmp_path / "edge.db")],
+        stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    listener = Listener(broker.port, f"{PREFIX}/{STORE}/config/state")
+    topic = f"{PREFIX}/{STORE}/config/set"
+    try:
+        wait_for(lambda: states(listener), timeout_s=60, what="the service's first state")
+        time.sleep(1.0)  # its subscription is acknowledged by now
+        before = memory_kb(sync.pid)
+        big = b"x" * (20 * MB)
+        for _ in range(12):
+            listener.client.publish(topic, big, qos=1).wait_for_publish(30)
+        listener.publish(topic, b"y" * 100_000)  # over 70 kB, under the packet limit
+        listener.publish(topic, sign_body(config_body(STORE, {"min_publishable_count": 7}), KEY))
+        wait_for(lambda: last_downlinks(listener, "applied"), timeout_s=60, what="a change after")
+        after = memory_kb(sync.pid)
+        grown_mb = (after["VmHWM"] - before["VmRSS"]) / 1024
+        print(f"sync RSS before {before['VmRSS'] / 1024:.1f} MB, peak after 12 x 20 MB "
+              f"downlinks {after['VmHWM'] / 1024:.1f} MB (+{grown_mb:.1f} MB)")
+        assert grown_mb < 40, (before, after)
+        refused = last_downlinks(listener, "refused")
+        assert [r["reason"] for r in refused] == ["message of 100000 bytes exceeds 70000"]
+        assert sync.poll() is None
+    finally:
+        sync.terminate()
+        sync.wait(30)
+        listener.close()
+        log.close()

@@ -54,13 +54,19 @@ def run_group(ctx: click.Context, site_path: Path | None) -> None:
     _mark_service(ctx, ctx.invoked_subcommand or "supervisor")
     if ctx.invoked_subcommand is not None:
         return
-    from edge.runtime.supervisor import Supervisor, services_for, supervisor_lock
+    from edge.runtime.supervisor import (
+        Supervisor,
+        children_file,
+        services_for,
+        supervisor_lock,
+    )
 
     path, site = _load(site_path, services=True)
     # A second supervisor would start a second copy of every service, each refused by
     # its own lock and restarted in a loop: refuse here, once, before starting any.
     with supervisor_lock():
-        supervisor = Supervisor(services_for(site, path.resolve()))
+        supervisor = Supervisor(services_for(site, path.resolve()),
+                                children_file=children_file())
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: supervisor.stop_event.set())
         click.echo(f"Running store {site.site.id}: {len(supervisor.services)} services. "

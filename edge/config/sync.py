@@ -161,7 +161,8 @@ class SyncConfig(StrictModel):
         30.0,
         gt=0,
         le=3600,
-        description="A publish not acknowledged (PUBACK) within this is retried.",
+        description="A publish not acknowledged (PUBACK) within this turns health degraded; "
+        "it stays queued in the MQTT client, which sends it again after a reconnection.",
     )
     stats_interval_s: float = Field(
         60.0, ge=1, le=86_400, description="How often health stats go out."

@@ -126,6 +126,15 @@ class CameraWorker:
             self._build_visits(run_id)
             log.warning("Camera %s: run %d was interrupted (the worker died); closed it.",
                         self.camera.id, run_id)
+        # Runs `edge purge` already closed as interrupted (close_dead_runs: their process was
+        # gone) while no worker ran: their cut-off tracks still have to become visits.
+        if self.db["visit_build_runs"].exists():
+            for (run_id,) in self.db.execute(
+                "select id from runs where camera_id = ? and status = 'interrupted' and id not "
+                "in (select run_id from visit_build_runs where finished) order by id",
+                [self.camera.id],
+            ).fetchall():
+                self._build_visits(run_id)
         return interrupted
 
     def run(self) -> None:

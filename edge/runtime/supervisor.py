@@ -6,26 +6,68 @@ with one command. A child that exits is restarted with a growing delay; one that
 keeps crashing (``restart_burst`` times within ``restart_window_s``) is left
 stopped with an error in the log, like systemd's ``StartLimitBurst``, so a crash
 loop never hides its cause. SIGTERM stops every child: terminate, wait, then kill.
+
+Children die with their supervisor: each asks the kernel for SIGTERM when its parent
+dies (``PR_SET_PDEATHSIG``), so a ``kill -9`` of ``edge run`` no longer leaves them
+running with health ``ok`` and holding the locks the next ``edge run`` needs. The
+supervisor also records its children (pid and start time) in
+``<state dir>/locks/supervisor.children.json``; the next one stops any it finds still
+running (one that ignored SIGTERM) before it starts its own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import SiteConfig
 from edge.paths import state_dir
+from edge.processes import ProcessId
 from edge.runtime.single_instance import InstanceLock
 
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 78  # EX_CONFIG: restarting cannot help
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not Linux: children only stop on a clean stop
+        return None
+
+
+_PRCTL = _libc_prctl()  # looked up here: the child must not load libraries after fork
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` (runs in the child, between fork and exec) that has the kernel
+    send SIGTERM to the child when ``parent`` dies, even by SIGKILL. The signal goes when
+    the *thread* that started the child ends, so :meth:`Supervisor.run` must keep running
+    on one thread."""
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request: go now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 @dataclass(slots=True)
@@ -64,6 +106,11 @@ def services_for(site: SiteConfig, config_path: Path) -> list[ChildService]:
     return services
 
 
+def children_file() -> Path:
+    """Where ``edge run`` records its children, for the next one to clean up after it."""
+    return state_dir() / "locks" / "supervisor.children.json"
+
+
 def supervisor_lock() -> InstanceLock:
     """The lock of ``edge run`` itself (``<state dir>/locks/supervisor.lock``), like each
     service's own: a second supervisor is refused before it starts any child."""
@@ -86,6 +133,7 @@ class Supervisor:
         restart_burst: int = 5,
         restart_window_s: float = 300.0,
         stop_timeout_s: float = 10.0,
+        children_file: Path | None = None,
     ) -> None:
         self.services = services
         self.restart_delay_s = restart_delay_s
@@ -93,12 +141,57 @@ class Supervisor:
         self.restart_burst = restart_burst
         self.restart_window_s = restart_window_s
         self.stop_timeout_s = stop_timeout_s
+        self.children_file = children_file
         self.stop_event = threading.Event()
 
     def _start(self, service: ChildService, now: float) -> None:
         service.starts.append(now)
-        service.process = subprocess.Popen(service.argv)
+        service.process = subprocess.Popen(service.argv, preexec_fn=_die_with(os.getpid()))
         log.info("Started %s (pid %d).", service.name, service.process.pid)
+        self._record_children()
+
+    def _record_children(self) -> None:
+        if self.children_file is None:
+            return
+        children = [
+            {"name": s.name, "pid": child.pid, "start": child.start, "boot": child.boot}
+            for s in self.services if s.process is not None
+            for child in [ProcessId.of(s.process.pid)]
+        ]
+        try:
+            self.children_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.children_file.with_suffix(".tmp")
+            temporary.write_text(json.dumps(children))
+            temporary.replace(self.children_file)
+        except OSError as error:  # bookkeeping for a crash: never a reason to stop
+            log.warning("Cannot record the supervised pids in %s: %s", self.children_file, error)
+
+    def stop_stale_children(self) -> list[int]:
+        """Stop the children a previous supervisor recorded that still run (it was killed
+        and they outlived it): terminate, wait ``stop_timeout_s``, kill. Only call while
+        holding the supervisor lock. Returns their pids."""
+        if self.children_file is None or not self.children_file.exists():
+            return []
+        try:
+            recorded = json.loads(self.children_file.read_text())
+            stale = [ProcessId(int(c["pid"]), c["start"], c["boot"]) for c in recorded]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("Ignoring %s: %s", self.children_file, error)
+            return []
+        stale = [child for child in stale if child.pid != os.getpid() and child.alive()]
+        if stale:
+            log.warning("Stopping %d services left running by a previous `edge run` "
+                        "(pids %s).", len(stale), ", ".join(str(c.pid) for c in stale))
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for child in stale:
+                if child.alive():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child.pid, sig)
+            deadline = time.monotonic() + self.stop_timeout_s
+            while any(c.alive() for c in stale) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.children_file.unlink(missing_ok=True)
+        return [child.pid for child in stale]
 
     def _on_exit(self, service: ChildService, code: int, now: float) -> None:
         service.process = None
@@ -127,6 +220,7 @@ class Supervisor:
 
     def run(self, poll_s: float = 0.2) -> int:
         """Supervise until :attr:`stop_event` is set; return 1 if a service was given up."""
+        self.stop_stale_children()
         try:
             while not self.stop_event.is_set():
                 now = time.monotonic()
@@ -158,3 +252,5 @@ class Supervisor:
                             self.stop_timeout_s)
                 service.process.kill()  # type: ignore[union-attr]
                 service.process.wait()  # type: ignore[union-attr]
+        if self.children_file is not None:
+            self.children_file.unlink(missing_ok=True)

@@ -3,10 +3,16 @@
 These rows are the rawest data the box keeps (no image, no appearance, a track id
 that means nothing outside the run) and are purged after
 ``storage.raw_trajectory_hours`` (24 h at most).
+
+A run records the process writing it (pid, start time, boot id): a run left
+``running`` by a process that is gone (``kill -9`` of ``edge replay``, a power cut) is
+recognised by :func:`close_dead_runs` and closed as ``interrupted``, so that the
+retention purge can remove it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +23,10 @@ from sqlite_utils.migrations import Migrations
 
 from edge.config.site import STORE_TRACKS_ID
 from edge.errors import DataFormatError
+from edge.processes import ProcessId
 from edge.records import FloorTracks, FusedTracks
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Migrations("edge.trajectories")
 
@@ -58,7 +67,18 @@ def m001_runs_and_track_points(db: sqlite_utils.Database) -> None:
     db.table("track_points").create_index(["t"])
 
 
+@MIGRATIONS()
+def m002_runs_owner(db: sqlite_utils.Database) -> None:
+    """Who writes a run: a run whose process is gone is interrupted, not running (runs
+    from before this migration have none and are left as they are)."""
+    runs = db.table("runs")
+    runs.add_column("pid", int)
+    runs.add_column("pid_start", int)  # clock ticks since boot: tells a reused pid apart
+    runs.add_column("boot_id", str)
+
+
 def start_run(db: sqlite_utils.Database, camera_id: str, source: str, model: str) -> int:
+    owner = ProcessId.current()
     with db.atomic():
         table = db.table("runs").insert(
             {
@@ -69,6 +89,9 @@ def start_run(db: sqlite_utils.Database, camera_id: str, source: str, model: str
                 "ended_at": None,
                 "frames": 0,
                 "status": "running",
+                "pid": owner.pid,
+                "pid_start": owner.start,
+                "boot_id": owner.boot,
             }
         )
     assert table.last_pk is not None  # set by the insert just made
@@ -95,6 +118,36 @@ def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str)
         db.table("runs").update(
             run_id, {"ended_at": time.time(), "frames": frames, "status": status}
         )
+
+
+def close_dead_runs(db: sqlite_utils.Database) -> list[int]:
+    """Close as ``interrupted`` every run still ``running`` whose process is gone (killed,
+    crashed, or from an earlier boot); returns their ids. Its end is its last stored
+    position (else its start). A camera worker closes its own camera's runs at start and
+    turns their cut-off tracks into visits; this catches the rest, e.g. a killed
+    ``edge replay``, whose run used to stay ``running`` and escape the purge for ever."""
+    if not db["runs"].exists() or "pid" not in db["runs"].columns_dict:
+        return []
+    candidates = db.execute(
+        "select id, camera_id, pid, pid_start, boot_id from runs "
+        "where status = 'running' and pid is not null order by id"
+    ).fetchall()
+    dead = [
+        (run_id, camera)
+        for run_id, camera, pid, start, boot in candidates
+        if not ProcessId(pid, start, boot).alive()
+    ]
+    for run_id, camera in dead:
+        with db.atomic():
+            db.execute(
+                "update runs set status = 'interrupted', ended_at = coalesce("
+                "(select max(t) from track_points where run_id = ?), started_at) "
+                "where id = ? and status = 'running'",
+                [run_id, run_id],
+            )
+        log.warning("Run %d (camera %s) was left running by a process that is gone; "
+                    "closed it as interrupted.", run_id, camera)
+    return [run_id for run_id, _ in dead]
 
 
 def track_point_rows(run_id: int, floor: FloorTracks) -> Iterator[dict]:
