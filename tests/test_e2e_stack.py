@@ -206,8 +206,13 @@ def test_the_whole_box_survives_kills_and_a_camera_outage(tmp_path, door_jpegs):
         # 1. Everything starts: both cameras track people, the page answers.
         for component in (door, recording, "sync"):
             wait_for(lambda c=component: ok_since(db, c, 0), 90, f"{component} ok", log)
-        wait_for(lambda: query(db, "select count(*) from track_points where camera_id = ?",
-                               [NETWORK_CAMERA])[0][0], 60, "tracked people", log)
+        # Two cameras: each hands its sightings to the fusion, which keeps the store-wide
+        # tracks (camera id "store") that everything else reads.
+        wait_for(lambda: query(db, "select count(*) from camera_frames where camera_id = ? "
+                               "and sightings != '[]'", [NETWORK_CAMERA])[0][0], 60,
+                 "people seen by the network camera", log)
+        wait_for(lambda: query(db, "select count(*) from track_points where camera_id = 'store'"
+                               )[0][0], 60, "store-wide tracked people", log)
         page = f"http://127.0.0.1:{web_port}"
         wait_for(lambda: _answers(f"{page}/healthz"), 60, "the status page", log)
         components = {c["component"]: c for c in get_json(f"{page}/api/v1/health")["components"]}
@@ -234,8 +239,9 @@ def test_the_whole_box_survives_kills_and_a_camera_outage(tmp_path, door_jpegs):
         # Positions are stamped with their frame's arrival time: the first one after the
         # return dates the stream's recovery.
         first_point = wait_for(
-            lambda: query(db, "select min(t) from track_points where camera_id = ? and t > ?",
-                          [NETWORK_CAMERA, back_at])[0][0], 30, "tracked people again", log)
+            lambda: query(db, "select min(t) from camera_frames where camera_id = ? and t > ? "
+                          "and sightings != '[]'", [NETWORK_CAMERA, back_at])[0][0], 30,
+            "people seen again", log)
         recovered_after = first_point - back_at
         assert recovered_after <= 5.0, f"first position {recovered_after:.1f} s after the return"
         assert healthy_after <= 5.0, f"health ok only {healthy_after:.1f} s after the return"
@@ -284,11 +290,13 @@ def test_the_whole_box_survives_kills_and_a_camera_outage(tmp_path, door_jpegs):
     outside = [p for p in points if area.distance(shapely.Point(p)) > 1.0]
     assert points and not outside, f"{len(outside)} of {len(points)} positions off the floor"
     visits = query(db, "select count(*) from visits")[0][0]
-    assert visits > 0, "the camera workers built no visit"
+    assert visits > 0, "the fusion service built no visit"
     runs = query(db, "select camera_id, status from runs order by id")
     # The killed worker's run was closed by its successor; the others stopped cleanly.
     assert sorted(runs) == sorted([(NETWORK_CAMERA, "interrupted"), (NETWORK_CAMERA, "stopped"),
-                                   (FILE_CAMERA, "stopped")])
+                                   (FILE_CAMERA, "stopped"), ("store", "stopped")])
+    assert {row[0] for row in query(db, "select distinct camera_id from track_points")} == \
+        {"store"}, "a two-camera site stores only the store-wide tracks"
     text = log.read_text()
     assert "Traceback" not in text, text[-4000:]
     print(
