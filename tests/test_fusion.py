@@ -222,3 +222,69 @@ def test_cameras_with_different_frame_counts_replay_to_the_longest(wildtrack, tm
     assert result.returncode == 0, result.stderr
     assert "cvlab1 100" in result.stdout and "cvlab2 150" in result.stdout
     assert "150 fused frames" in result.stdout
+
+
+def test_calibrate_draws_every_camera_s_footprint_and_warns_about_a_lonely_one(tmp_path):
+    """Two cameras over the left and right halves of a room, overlapping by a metre, and
+    a third over a back room that no other sees."""
+    scale = [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]  # 1 px = 1 cm, the image is the floor
+
+    def shifted(dx):
+        return [[0.01, 0, dx], [0, 0.01, 0], [0, 0, 1]]
+
+    site = {
+        "site": {"id": "plan"},
+        "cameras": [
+            {"id": "left", "source": "rtsp://left.invalid/s", "calibration":
+             {"homography": scale, "image_size": [600, 500]}},
+            {"id": "right", "source": "rtsp://right.invalid/s", "calibration":
+             {"homography": shifted(5.0), "image_size": [600, 500]}},
+            {"id": "back", "source": "rtsp://back.invalid/s", "calibration":
+             {"homography": shifted(12.0), "image_size": [300, 500]}},
+        ],
+        "floor": {"bounds": [[0, 0], [15, 5]]},
+    }
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
+    plan = tmp_path / "plan.png"
+    result = run_edge("calibrate", "--footprints", str(plan), "--site", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "cameras left and right both see 5.0 m²" in result.stdout
+    assert "camera back: sees 15.0 m²" in result.stdout
+    assert "no camera sees 5.0 m²" in result.stdout  # 11-12 m: between right and back
+    assert "camera back's view overlaps no other camera's" in result.stderr
+    import cv2
+
+    picture = cv2.imread(str(plan))
+    assert picture is not None and picture.shape[1] == 1000
+
+
+def test_a_singular_or_backwards_matrix_is_refused_with_its_line(tmp_path):
+    from edge.config import load_site
+    from edge.errors import ConfigError
+
+    base = {"site": {"id": "m"}, "floor": {"bounds": [[0, 0], [10, 10]]}}
+    for matrix, message in (
+        ([[1, 2, 0], [2, 4, 0], [0, 0, 0]], "singular"),
+        ([[0.01, 0, 0], [0, 0.01, 0], [0, 1, -240]], "onto the horizon"),  # the frame's
+        # bottom-centre (320, 240) at w = 0: maps to infinity
+    ):
+        site = dict(base, cameras=[{"id": "a", "source": "rtsp://a.invalid/s", "calibration": {
+            "homography": matrix, "image_size": [640, 241]}}])
+        path = tmp_path / "site.yaml"
+        path.write_text(yaml.safe_dump(site))
+        with pytest.raises(ConfigError, match=message):
+            load_site(path)
+
+
+def test_store_is_not_a_camera_id(tmp_path):
+    from edge.config import load_site
+    from edge.errors import ConfigError
+
+    site = {"site": {"id": "m"}, "floor": {"bounds": [[0, 0], [10, 10]]},
+            "cameras": [{"id": "store", "source": "rtsp://a.invalid/s", "calibration": {
+                "homography": [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]}}]}
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
+    with pytest.raises(ConfigError, match="reserved for the store-wide tracks"):
+        load_site(path)

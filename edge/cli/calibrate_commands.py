@@ -59,12 +59,17 @@ def read_frame(video: Path, index: int) -> np.ndarray:
 
 
 @click.command("calibrate")
-@click.argument("picture", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--pairs", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("picture", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                required=False)
+@click.option("--pairs", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV of floor marks: u,v (pixels in the picture), x,y (metres on the plan).")
+@click.option("--footprints", type=click.Path(dir_okay=False, path_type=Path),
+              help="Instead: draw every camera's footprint of the site on its floor plan, with "
+                   "the overlaps, here (PNG), and print the floor each camera and each pair "
+                   "sees.")
 @click.option("--frame", "frame_index", default=0, show_default=True,
               help="Which frame, when PICTURE is a video.")
-@click.option("--overlay", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--overlay", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the picture with the floor's metre grid drawn on it here (PNG/JPEG).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the camera's `calibration:` section (YAML) here.")
@@ -77,12 +82,22 @@ def read_frame(video: Path, index: int) -> np.ndarray:
               help="DEBUG MODE: do not pixelate people in the overlay picture. Only for your "
                    "own test footage; refused under systemd; announced loudly.")
 def calibrate_command(
-    picture: Path, pairs: Path, frame_index: int, overlay: Path, out: Path | None, step: float,
-    site_path: Path | None, no_blur: bool,
+    picture: Path | None, pairs: Path | None, footprints: Path | None, frame_index: int,
+    overlay: Path | None, out: Path | None, step: float, site_path: Path | None, no_blur: bool,
 ) -> None:
     """Fit a camera's image-to-floor calibration from point pairs, print each point's
     error, and draw the floor grid on PICTURE (an image or a video frame) to check it.
-    People in the picture are pixelated (found with the site's detector)."""
+    People in the picture are pixelated (found with the site's detector).
+
+    With --footprints instead: draw where every camera of the site sees the floor."""
+    if footprints is not None:
+        if picture is not None or pairs is not None or overlay is not None:
+            raise click.UsageError("--footprints draws the site's cameras: drop PICTURE, "
+                                   "--pairs and --overlay")
+        _draw_footprints(footprints, site_path)
+        return
+    if picture is None or pairs is None or overlay is None:
+        raise click.UsageError("give PICTURE, --pairs and --overlay (or --footprints PLAN.png)")
     if overlay.suffix.lower() not in PICTURE_SUFFIXES:
         raise OutputError(f"the overlay picture {overlay} must be a {'/'.join(PICTURE_SUFFIXES)} "
                           "file")
@@ -129,6 +144,44 @@ def calibrate_command(
         except OSError as error:
             raise OutputError(f"cannot write {out}: {error.strerror}") from None
         click.echo(f"Calibration section for the site config: {out}")
+
+
+def _draw_footprints(path: Path, site_path: Path | None) -> None:
+    """``edge calibrate --footprints``: every camera's footprint on the floor plan."""
+    from edge.fusion.plan import coverage_report, draw_footprints
+    from edge.fusion.stage import FusionStage
+    from edge.video import VideoSource, is_live_source
+
+    if path.suffix.lower() != ".png":
+        raise OutputError(f"the footprint plan {path} must be a .png file")
+    site = load_site_option(site_path)
+    if not site.cameras:
+        raise SourceError("the site config has no cameras")
+    sizes = {}
+    for camera in site.cameras:  # a recording's frame size, where the config lacks it
+        if camera.calibration.image_size is None and not is_live_source(camera.source):
+            try:
+                with VideoSource(camera.id, camera.source, fps=camera.fps) as source:
+                    sizes[camera.id] = (source.info.width, source.info.height)
+            except SourceError:
+                pass
+    stage = FusionStage(site, sizes)
+    footprints = stage.coverage.footprints
+    report = coverage_report(footprints, site.floor)
+    if not cv2.imwrite(str(path), draw_footprints(footprints, site.floor)):
+        raise OutputError(f"cannot write the footprint plan {path}")
+    for camera in site.cameras:
+        seen = report.seen_m2.get(camera.id)
+        click.echo(f"  camera {camera.id}: " + (f"sees {seen:.1f} m² of the floor plan"
+                   if seen is not None else "footprint unknown (give calibration.image_size)"))
+    for (a, b), area in report.shared_m2.items():
+        if area > 0:
+            click.echo(f"  cameras {a} and {b} both see {area:.1f} m²")
+    click.echo(f"  no camera sees {report.unseen_m2:.1f} m² of the floor plan")
+    for camera in report.lonely:
+        click.echo(f"Warning: camera {camera}'s view overlaps no other camera's: people walking "
+                   "between it and the others are followed by motion alone.", err=True)
+    click.echo(f"Footprints: {path}")
 
 
 def _span(bounds: tuple[tuple[float, float], tuple[float, float]]) -> float:

@@ -30,7 +30,7 @@ def footprint(
 ) -> shapely.Polygon | None:
     """The floor polygon a camera sees (None when no pixel maps onto the floor)."""
     width, height = image_size
-    us, vs = np.meshgrid(np.linspace(0, width - 1, GRID), np.linspace(0, height - 1, GRID))
+    us, vs = np.meshgrid(np.linspace(0, width, GRID), np.linspace(0, height, GRID))
     pixels = np.c_[us.ravel(), vs.ravel()]
     xy, _, w = homography_jacobian(matrix, pixels)
     sign = floor_side_sign(matrix, image_size)

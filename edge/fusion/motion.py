@@ -57,13 +57,17 @@ def mahalanobis(
         z, r: sightings ``(m, 2)`` and their covariances ``(m, 2, 2)``.
         extra: ``(n,)`` variance added per person on both axes (clock skew).
     """
-    offset = z[None, :, :] - x[:, None, :2]  # (n, m, 2)
-    s = p[:, None, :2, :2] + r[None, :, :, :]
-    if extra is not None:
-        s = s + extra[:, None, None, None] * np.eye(2)
-    inv, det = inverse_2x2(s)
-    d2 = np.einsum("nmi,nmij,nmj->nm", offset, inv, offset)
-    return d2, np.linalg.norm(offset, axis=2), np.log(np.maximum(det, 1e-18))
+    dx = z[None, :, 0] - x[:, None, 0]  # (n, m)
+    dy = z[None, :, 1] - x[:, None, 1]
+    extra_v = np.zeros(len(x)) if extra is None else extra
+    # the innovation covariance [[a, b], [b, d]] of every pair, written out: a stack of
+    # (n, m, 2, 2) matrices and einsum cost ten times as much at 30 people x 8 cameras
+    a = (p[:, 0, 0] + extra_v)[:, None] + r[None, :, 0, 0]
+    b = p[:, 0, 1][:, None] + r[None, :, 0, 1]
+    d = (p[:, 1, 1] + extra_v)[:, None] + r[None, :, 1, 1]
+    det = np.maximum(a * d - b * b, 1e-18)
+    d2 = (d * dx * dx - 2.0 * b * dx * dy + a * dy * dy) / det
+    return d2, np.hypot(dx, dy), np.log(det)
 
 
 def update(

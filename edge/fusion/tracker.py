@@ -155,20 +155,17 @@ class FloorFusion:
         assigned: dict[str, np.ndarray] = {}  # camera -> uids it gave a sighting to
         sightings: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # camera -> (uids, xy)
         leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
-        for seen in batch:
-            if len(seen) == 0:
-                continue
-            pairs = self._associate(seen)
-            rows = np.array([r for r, _ in pairs], np.int64)
-            cols = np.array([c for _, c in pairs], np.int64)
-            if len(pairs):
-                people.x[rows], people.p[rows] = motion.update(
-                    people.x[rows], people.p[rows], seen.xy[cols], seen.covariance[cols]
-                )
-                people.seen[rows] += 1
-                people.sightings[rows] += 1
-                people.last_seen[rows] = t
-                people.held[rows] = False
+        looked = [seen for seen in batch if len(seen)]
+        cost = self._cost(looked) if looked and len(people) else None
+        start = 0
+        matched_rows, matched_cols = [], []
+        for seen in looked:
+            end = start + len(seen)
+            pairs = self._assign(cost[:, start:end]) if cost is not None else ([], [])
+            rows, cols = np.array(pairs[0], np.int64), np.array(pairs[1], np.int64)
+            if len(rows):
+                matched_rows.append(rows)
+                matched_cols.append(cols + start)
                 people.camera_mask[rows] |= self._camera_bit(seen.camera_id)
                 assigned[seen.camera_id] = people.uid[rows]
                 sightings[seen.camera_id] = (people.uid[rows], seen.xy[cols])
@@ -176,11 +173,19 @@ class FloorFusion:
                 for uid, camera_track in zip(people.uid[rows][local >= 0].tolist(),
                                              local[local >= 0].tolist(), strict=True):
                     self._local[(seen.camera_id, camera_track)] = uid
-            free = np.setdiff1d(np.arange(len(seen)), cols)
-            if len(free):
+            free = np.ones(len(seen), bool)
+            free[cols] = False
+            if free.any():
                 leftovers.append(
                     (seen.camera_id, seen.xy[free], seen.covariance[free], seen.local_id[free])
                 )
+            start = end
+        if matched_rows:
+            rows = np.concatenate(matched_rows)
+            cols = np.concatenate(matched_cols)
+            xy = np.concatenate([seen.xy for seen in looked])
+            cov = np.concatenate([seen.covariance for seen in looked])
+            self._update(rows, xy[cols], cov[cols], t)
         people.instants[people.seen > 0] += 1
         self._steps += 1
         if self._steps % PAIR_EVERY == 0:
@@ -206,45 +211,70 @@ class FloorFusion:
                               self.config.acceleration_noise)
         people.x[moving], people.p[moving] = x, p
 
-    def _cost(
-        self, camera: str, xy: np.ndarray, cov: np.ndarray, local: np.ndarray
-    ) -> np.ndarray:
+    def _cost(self, looked: list[FloorObservations]) -> np.ndarray:
+        """Cost of every (person, sighting) pair of this instant, ``inf`` outside the gate:
+        the negative log-likelihood (up to a constant), so a vague person does not win a
+        sighting from a sharp one merely because its gate is wide."""
         people = self.people
+        xy = np.concatenate([seen.xy for seen in looked])
+        cov = np.concatenate([seen.covariance for seen in looked])
         speed2 = np.sum(people.x[:, 2:] ** 2, axis=1)
         d2, dist, log_det = motion.mahalanobis(people.x, people.p, xy, cov,
                                                speed2 * self.config.clock_skew_s**2)
-        # negative log-likelihood (up to a constant): a vague person does not win a
-        # sighting from a sharp one merely because its gate is wide
         cost = d2 + log_det
-        if self.config.continuity_bonus > 0 and len(local) and (local >= 0).any():
-            previous = np.array([self._local.get((camera, int(i)), -1) if i >= 0 else -1
-                                 for i in local])
-            cost -= self.config.continuity_bonus * (people.uid[:, None] == previous[None, :])
-        outside = (d2 > self.config.gate_sigmas**2) | (dist > self.config.max_gate_m)
-        cost[outside] = np.inf
+        if self.config.continuity_bonus > 0:
+            previous = np.concatenate([
+                [self._local.get((seen.camera_id, int(i)), -1) if i >= 0 else -1
+                 for i in seen.local_id] if (seen.local_id >= 0).any()
+                else np.full(len(seen), -1) for seen in looked])
+            same = people.uid[:, None] == previous[None, :]
+            if same.any():
+                cost -= self.config.continuity_bonus * same
+        cost[(d2 > self.config.gate_sigmas**2) | (dist > self.config.max_gate_m)] = np.inf
         return cost
 
-    def _associate(self, seen: FloorObservations) -> list[tuple[int, int]]:
-        """Confirmed people pick their sightings first; tentative ones get what is left."""
-        if len(self.people) == 0:
-            return []
-        cost = self._cost(seen.camera_id, seen.xy, seen.covariance, seen.local_id)
-        finite = cost[np.isfinite(cost)]
-        if finite.size == 0:
-            return []
-        limit = float(finite.max()) + 1.0
+    def _assign(self, cost: np.ndarray) -> tuple[list[int], list[int]]:
+        """One camera's matching: confirmed people pick their sightings first; tentative
+        ones get what is left. Returns (people rows, sighting columns)."""
+        finite = np.isfinite(cost)
+        if not finite.any():
+            return [], []
+        limit = float(cost[finite].max()) + 1.0
         confirmed = self.people.track_id > 0
-        pairs = []
-        taken = np.zeros(len(seen), bool)
+        rows: list[int] = []
+        cols: list[int] = []
+        taken = np.zeros(cost.shape[1], bool)
         for group in (np.flatnonzero(confirmed), np.flatnonzero(~confirmed)):
-            if len(group) == 0:
+            if len(group) == 0 or taken.all():
                 continue
-            sub = cost[group][:, ~taken]
             columns = np.flatnonzero(~taken)
+            sub = cost[np.ix_(group, columns)]
+            if not np.isfinite(sub).any():
+                continue
             for row, col in assign(sub, limit):
-                pairs.append((int(group[row]), int(columns[col])))
+                rows.append(int(group[row]))
+                cols.append(int(columns[col]))
                 taken[columns[col]] = True
-        return pairs
+        return rows, cols
+
+    def _update(self, rows: np.ndarray, z: np.ndarray, r: np.ndarray, t: float) -> None:
+        """Fuse every camera's sighting of each person into one measurement (information
+        form: the inverse covariances add up) and update the person once."""
+        people = self.people
+        inv, _ = motion.inverse_2x2(r)
+        info = np.zeros((len(people), 2, 2))
+        vector = np.zeros((len(people), 2))
+        np.add.at(info, rows, inv)
+        np.add.at(vector, rows, np.einsum("kij,kj->ki", inv, z))
+        seen = np.unique(rows)
+        fused_cov, _ = motion.inverse_2x2(info[seen])
+        fused_z = np.einsum("kij,kj->ki", fused_cov, vector[seen])
+        people.x[seen], people.p[seen] = motion.update(people.x[seen], people.p[seen],
+                                                       fused_z, fused_cov)
+        np.add.at(people.seen, rows, 1)
+        np.add.at(people.sightings, rows, 1)
+        people.last_seen[seen] = t
+        people.held[seen] = False
 
     def _confirm(self, t: float) -> None:
         """Tentative people seen often enough become reported people.
