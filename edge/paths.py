@@ -20,6 +20,11 @@ def share_dir() -> Path:
     return _PACKAGE_DIR / "_share"
 
 
+# Where the installer keeps the services' secrets (scripts/install); systemd hands them
+# to each service as $CREDENTIALS_DIRECTORY (LoadCredential in the units).
+CREDENTIALS_DIR = Path("/etc/store-edge/credentials")
+
+
 def state_dir() -> Path:
     """Writable state folder: ``$EDGE_STATE_DIR``, systemd's ``$STATE_DIRECTORY``,
     or ``./var`` for engineers working in a checkout."""

@@ -146,7 +146,7 @@ def replay(
     pipeline = CameraPipeline(
         camera.id, detector, ByteTracker(site.tracker, fps), homography, camera.floor_area
     )
-    run_id = start_run(db, camera.id, source_name, model_name)
+    run_id = start_run(db, camera.id, source_name, model_name, kind="replay")
     batch: list[FloorTracks] = []
     done = points = 0
     track_ids: set[int] = set()

@@ -154,7 +154,7 @@ def replay_store(
             start_time = time.time() - (total or 0) / fastest
         sources = ", ".join(f"{s.camera.id}={s.source_name}" for s in streams)
         model = detector.name if detector is not None else "det.txt"
-        run_id = start_run(db, STORE_TRACKS_ID, sources, model)
+        run_id = start_run(db, STORE_TRACKS_ID, sources, model, kind="replay")
         status = "failed"
         done = points = 0
         track_ids: set[int] = set()

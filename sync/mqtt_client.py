@@ -76,6 +76,46 @@ class Delivery:
         return str(code) if code is not None and code.is_failure else None
 
 
+# paho's reason-code names (MQTT 5), in words for the journal and the status page.
+REASON_WORDS = {
+    "Keep alive timeout": "the broker stopped answering (no reply within the keep-alive time)",
+    "Server shutting down": "the broker is shutting down",
+    "Session taken over": "another client connected with this box's client id",
+    "Not authorized": "the broker does not accept this box's user name or password",
+    "Bad user name or password": "the broker does not accept this box's user name or password",
+    "Banned": "the broker has banned this box",
+    "Server busy": "the broker is too busy",
+    "Server unavailable": "the broker is not available",
+    "Administrative action": "the broker's administrator disconnected this box",
+    "Message rate too high": "this box sent messages faster than the broker allows",
+    "Quota exceeded": "this box went over the broker's quota",
+    "Packet too large": "a message was larger than the broker allows",
+    "Connection rate exceeded": "this box reconnected more often than the broker allows",
+    "Maximum connect time": "the broker's longest allowed connection time was reached",
+    "Use another server": "the broker asks this box to use another server",
+    "Server moved": "the broker has moved to another address",
+    "Protocol error": "the broker and this box disagreed on the MQTT protocol",
+    "Malformed packet": "the broker and this box disagreed on the MQTT protocol",
+}
+# paho reports a connection that ended without a DISCONNECT from the broker (socket
+# closed, network down, broker killed) as "Unspecified error".
+CONNECTION_CLOSED = ("the network connection closed without a word from the broker (broker "
+                     "stopped or restarted, or the network is down)")
+
+
+def reason_words(reason: ReasonCode, *, from_broker: bool = True) -> str:
+    """Plain words for a paho reason code, ending with its MQTT code for IT."""
+    name = getattr(reason, "getName", lambda: str(reason))()
+    value = getattr(reason, "value", None)
+    code = f" (MQTT reason {value:#04x})" if isinstance(value, int) else ""
+    if name == "Unspecified error" and not from_broker:
+        return CONNECTION_CLOSED
+    words = REASON_WORDS.get(name)
+    if words is None:
+        return f"the broker said: {name}{code}"
+    return f"{words}{code}"
+
+
 def check_filter(topic: str) -> None:
     """Refuse a subscription filter the broker (and paho) would refuse, here and now
     rather than on the network thread at the next connection, which it would end.
@@ -286,7 +326,7 @@ class MqttClient:
     ) -> None:
         if reason.is_failure:
             # Frigate once logged a refusal and then marked itself connected (#22496): not here.
-            self._failed(f"broker refused the connection: {reason}")
+            self._failed(f"broker refused the connection: {reason}: {reason_words(reason)}")
             return
         self.last_error = None
         self.subscribed.clear()
@@ -308,7 +348,10 @@ class MqttClient:
         self.connected.clear()
         self.subscribed.clear()
         if was_connected and not self._stop_requested:
-            self._failed(f"connection to the broker lost ({reason})")
+            from_broker = bool(getattr(flags, "is_disconnect_packet_from_server", False))
+            where = f"{self.config.host}:{self.config.port}"
+            self._failed(f"connection to the broker {where} lost: "
+                         f"{reason_words(reason, from_broker=from_broker)}")
 
     def _on_subscribe(
         self,

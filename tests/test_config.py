@@ -106,6 +106,27 @@ def test_secrets_come_from_the_environment(monkeypatch):
         parse_site(MINIMAL.replace("{id: test-store}", "{id: test-store, name: '${STORE_NAME}'}"))
 
 
+def test_a_missing_secret_names_the_credential_file_expected(monkeypatch, tmp_path):
+    """Regression (issue 18 #13): "neither the environment variable nor a systemd
+    credential is set" named no file, and IT did not know where to put the PIN."""
+    text = MINIMAL.replace("web: {access: open-lan}", "web: {pin: '${EDGE_WEB_PIN}'}")
+    monkeypatch.delenv("EDGE_WEB_PIN", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        parse_site(text)
+    assert "/etc/store-edge/credentials/EDGE_WEB_PIN" in str(raised.value)
+    assert "CREDENTIALS_DIRECTORY=/etc/store-edge/credentials" in str(raised.value)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    with pytest.raises(ConfigError) as raised:
+        parse_site(text)
+    assert f"no credential file {tmp_path / 'EDGE_WEB_PIN'}" in str(raised.value)
+    (tmp_path / "EDGE_WEB_PIN").write_text("2468\n")
+    assert parse_site(text).web.pin is not None
+    # A command that uses no secret (edge status) reads the config all the same.
+    (tmp_path / "EDGE_WEB_PIN").unlink()
+    assert parse_site(text, secrets=False).web.pin is None
+
+
 def test_homography_recovers_a_known_mapping():
     truth = np.array([[0.02, 0.001, -3.0], [0.0005, 0.03, -1.0], [0.0001, 0.0004, 1.0]])
     image = np.array([[10, 10], [700, 20], [650, 560], [30, 540], [350, 300]], float)

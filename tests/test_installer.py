@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 from tests.conftest import REPO, SHARED
@@ -25,6 +26,14 @@ def test_install_upgrade_uninstall(tmp_path):
     assert (root / "etc/systemd/system/store-edge-camera@.service").is_file()
     assert (root / "var/lib/store-edge/models/yolox_nano_416x416.onnx").is_file()
     assert oct((root / "etc/store-edge/credentials").stat().st_mode & 0o777) == "0o700"
+    # Regression (issue 18 #13): the hints said "run: edge check-config", but no `edge`
+    # was on PATH. Every command a hint names is a file that runs, and the command is
+    # linked as /usr/local/bin/edge.
+    hinted = re.findall(r"(\S*edge) (?:check-config|status)\b", first.stdout)
+    assert hinted, first.stdout
+    for command in hinted:
+        assert os.path.isabs(command) and os.access(command, os.X_OK), (command, first.stdout)
+    assert (root / "usr/local/bin/edge").resolve() == edge.resolve()
     credentials = root / "etc/store-edge/credentials"
     env = {**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)}
     env.pop("EDGE_WEB_PIN", None)
@@ -52,6 +61,7 @@ def test_install_upgrade_uninstall(tmp_path):
     removed = install(root, "--uninstall")
     assert removed.returncode == 0, removed.stderr
     assert not (root / "opt/store-edge").exists()
+    assert not (root / "usr/local/bin/edge").is_symlink()
     assert not (root / "etc/systemd/system/store-edge-camera@.service").exists()
     assert "Edited by IT" in config.read_text()
     assert (root / "var/lib/store-edge/edge.db").read_bytes() == b"data"

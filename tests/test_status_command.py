@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from edge.cli import cli
 from edge.storage import open_database
-from edge.storage.health import report_health
+from edge.storage.health import read_health, report_health
 from tests.live_site import live_site_yaml
 
 
@@ -22,6 +22,7 @@ def test_all_ok_exits_0(tmp_path):
     db = open_database(tmp_path / "state" / "edge.db")
     report_health(db, "camera:view001", "ok", "Camera view001 is working.", {"fps": 4.0})
     report_health(db, "sync", "ok", "Connected. 0 aggregates waiting, 3 delivered.")
+    report_health(db, "web", "ok", "The status page is answering at http://127.0.0.1:8080.")
     result = status(config)
     assert result.exit_code == 0, result.output
     assert "ok  camera:view001       Camera view001 is working. (updated 0 s ago)" in result.output
@@ -43,7 +44,7 @@ def test_down_silent_and_missing_exit_1(tmp_path):
     summary = json.loads(status(config, "--json").output)
     assert {c["component"]: c["status"] for c in summary["components"]} == {
         "sync": "silent", "wifi:wlan1": "down"}
-    assert summary["missing"] == ["camera:view001"]
+    assert summary["missing"] == ["camera:view001", "web"]
 
 
 def test_database_size_counts_its_wal_like_the_status_page(tmp_path):
@@ -74,3 +75,60 @@ def test_a_missing_database_is_0_mb(tmp_path):
     summary = json.loads(status(live_site_yaml(tmp_path, "usb:0"), "--json", "--db",
                                 str(tmp_path / "none.db")).output)
     assert summary["database_mb"] == 0.0 and summary["components"] == []
+
+
+def test_status_needs_no_web_pin(tmp_path, monkeypatch):
+    """Regression (issue 18 #13): on an installed box `edge status` stopped with
+    "${EDGE_WEB_PIN} ... not set": IT's shell cannot read the services' credentials,
+    and status only reads health."""
+    monkeypatch.delenv("EDGE_WEB_PIN", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    config = live_site_yaml(tmp_path, "usb:0", sections={
+        "web": {"access": "pin", "pin": "${EDGE_WEB_PIN}"}})
+    db = open_database(tmp_path / "state" / "edge.db")
+    report_health(db, "camera:view001", "ok", "Camera view001 is working.", {"fps": 4.0})
+    report_health(db, "web", "ok", "The status page is answering.")
+    result = status(config)
+    assert result.exit_code == 0, result.output
+    assert "EDGE_WEB_PIN" not in result.output
+    assert "ok  web" in result.output
+
+
+def test_status_has_a_row_for_the_status_page(tmp_path):
+    """Regression (issue 18 #13): `edge status` listed cameras, sync and Wi-Fi but never
+    the status page. Its service now reports health from its watchdog thread (which
+    asks the page's /healthz), and status expects that row."""
+    import threading
+
+    from edge.config import load_site
+    from edge.runtime.services import _watch_web, _web_health_reporter
+    from edge.runtime.systemd_notify import ServiceNotifier
+    from edge.web.app import create_app
+    from edge.web.dashboard import WebDeps
+    from tests.web_support import served
+
+    config = live_site_yaml(tmp_path, "usb:0")
+    site = load_site(config)
+    db_path = tmp_path / "state" / "edge.db"
+    db = open_database(db_path)
+    report_health(db, "camera:view001", "ok", "Camera view001 is working.")
+    before = status(config)
+    assert before.exit_code == 1
+    assert "web                  has never reported; is its service running?" in before.output
+
+    done = threading.Event()
+    with served(create_app(WebDeps(site=site, db_path=db_path))) as base:
+        watcher = threading.Thread(target=_watch_web, daemon=True, args=(
+            f"{base}/healthz", ServiceNotifier(), done, _web_health_reporter(site, db_path), 0.1))
+        watcher.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                row["component"] == "web" for row in read_health(db)):
+            time.sleep(0.05)
+    time.sleep(0.5)  # the page is gone: the next round says so
+    done.set()
+    watcher.join(5)
+    after = status(config)
+    (web,) = [row for row in read_health(db) if row["component"] == "web"]
+    assert web["status"] == "down" and "stopped answering" in web["message"], web
+    assert "down  web" in after.output and "has never reported" not in after.output

@@ -397,3 +397,45 @@ def test_the_publish_path_rechecks_k_and_applies_a_raised_k_to_the_backlog(tmp_p
     (health,) = [h for h in read_health(db) if h["component"] == "sync"]
     assert any("refused on the way out" in alarm for alarm in health["detail"]["alarms"])
     listener.close()
+
+
+def test_a_lost_broker_is_logged_in_words(tmp_path, caplog):
+    """Regression (issue 18 #13): a broker that went away was logged as "connection to
+    the broker lost (Unspecified error)": paho's name for a socket that closed without
+    a DISCONNECT. The log now says what happened, and still names the broker."""
+    broker = Broker(tmp_path / "broker").start()
+    client = MqttClient(MqttConfig(host="127.0.0.1", port=broker.port), client_id="lost-test")
+    try:
+        client.start()
+        wait_for(client.connected.is_set, what="connection")
+        with caplog.at_level("WARNING", logger="sync.mqtt_client"):
+            broker.process.kill()  # the broker's machine lost power: no DISCONNECT
+            broker.process.wait(5)
+            wait_for(lambda: client.last_error, what="the loss to be noticed")
+    finally:
+        client.stop()
+        broker.stop()
+    assert "Unspecified error" not in client.last_error
+    assert client.last_error.startswith(f"connection to the broker 127.0.0.1:{broker.port} lost: "
+                                        "the network connection closed"), client.last_error
+    assert any("broker stopped or restarted, or the network is down" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_reason_codes_in_words():
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from sync.mqtt_client import reason_words
+
+    def code(name: str) -> ReasonCode:
+        return ReasonCode(PacketTypes.DISCONNECT, name)
+
+    assert reason_words(code("Keep alive timeout"), from_broker=False).startswith(
+        "the broker stopped answering")
+    assert reason_words(code("Server shutting down")) == (
+        "the broker is shutting down (MQTT reason 0x8b)")
+    assert reason_words(code("Session taken over")).startswith("another client connected")
+    # From the broker itself, "Unspecified error" is all it said: say so, with the code.
+    assert reason_words(code("Unspecified error")) == (
+        "the broker said: Unspecified error (MQTT reason 0x80)")

@@ -410,7 +410,7 @@ def test_secrets_from_environment_and_hashes(site, db_path, monkeypatch):
         ("admin_token: short", "a token needs at least 16 characters (got 5)"),
         ("access: everyone", "web.access: Input should be 'pin' or 'open-lan'"),
         ("port: 70000", "web.port"),
-        ("pin: ${NOT_SET_ANYWHERE}", "neither the environment variable NOT_SET_ANYWHERE"),
+        ("pin: ${NOT_SET_ANYWHERE}", "and no environment variable NOT_SET_ANYWHERE"),
     ],
 )
 def test_bad_web_config_is_a_clear_error(web, message):

@@ -184,8 +184,10 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
                        (start, end)).fetchone()[0]
     for zone_id, cells_text in zone_rows.items():
         values = dwell.get(zone_id, [])
-        if 0 < len(values) < k or 0 < total - len(values) < k:  # a small group, or its rest
-            assert cells_text[1] == "hidden"
+        if 0 < len(values) < k:  # a small group
+            assert cells_text[1] == f"hidden: fewer than {k} visitors"
+        elif 0 < total - len(values) < k:  # its rest is a small group
+            assert cells_text[1] == "hidden: almost everyone went here"
         else:
             assert cells_text[1] == str(len(values))
             if values:
@@ -201,7 +203,10 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         row = trait_rows[trait]
         share = f"{100 * count / total:.0f}%"
         hidden = count < k or 0 < total - count < k
-        assert row[1:] == (["hidden"] if hidden else [str(count), share])
+        if hidden:
+            assert row[1].startswith("hidden: "), row
+        else:
+            assert row[1:] == [str(count), share]
 
     windows = defaultdict(lambda: (0, 0))
     for window, inside, passing in db.execute(
@@ -282,3 +287,32 @@ def test_empty_states_say_what_to_do(site, browser, tmp_path, kind):
     assert "Check that the cameras are working" in messages["occupancy-empty"]
     assert "Wi-Fi sensor" in messages["wifi-empty"]
     assert "ask IT" in messages["health-empty"]
+
+
+def test_heat_map_labels_are_readable_on_a_phone(site, browser, tmp_path_factory):
+    """Regression (issue 18 #12): on a phone the area names on the heat map were about
+    6 px high: they were drawn in the map's own units, which shrink with the screen.
+    Measured in a 390 px wide viewport: every label shown is at least 11 px, and the
+    names are listed under the map."""
+    store_db = shared_store_db(tmp_path_factory)
+    app = create_app(WebDeps(site=with_web(site, access="open-lan"), db_path=store_db,
+                             clock=lambda: NOW))
+    with served(app) as base:
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+        try:
+            browser.get(base + "/?day=" + DAY.isoformat())
+            assert browser.execute_script("return window.innerWidth") == 390
+            sizes = browser.execute_script("""
+                return [...document.querySelectorAll('svg.floor text, svg.floor-labels text')]
+                  .filter(e => e.getBoundingClientRect().width > 0)
+                  .map(e => [e.textContent,
+                             parseFloat(getComputedStyle(e).fontSize) * e.getScreenCTM().a]);""")
+            legend = figure(browser, "zone-legend")
+            screenshot(browser, "dashboard-phone")
+        finally:
+            browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert len(sizes) == len(site.floor.zones)
+    assert all(size >= 11 for _, size in sizes), sizes
+    for zone in site.floor.zones:
+        assert (zone.name or zone.id) in legend

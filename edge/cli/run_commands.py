@@ -20,11 +20,11 @@ from edge.storage.database import database_bytes
 
 
 def _load(
-    site_path: Path | None, *, services: bool | Collection[str] = ()
+    site_path: Path | None, *, services: bool | Collection[str] = (), secrets: bool = True
 ) -> tuple[Path, SiteConfig]:
     """The site config, checked for what ``services`` need to run (see parse_site)."""
     path = resolve_site_path(site_path)
-    return path, load_site(path, services=services)
+    return path, load_site(path, services=services, secrets=secrets)
 
 
 def _mark_service(ctx: click.Context, role: str) -> None:
@@ -167,7 +167,9 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
     """
     from edge.storage.health import read_health
 
-    path, site = _load(site_path)
+    # Status only reads health: it must work for IT at a shell, where the services'
+    # secrets (the page's PIN, the broker password) are not readable.
+    path, site = _load(site_path, secrets=False)
     db_path = resolve_db_path(db_path, site)
     health = read_health(open_database(db_path)) if db_path.exists() else []
     disk = shutil.disk_usage(db_path.parent if db_path.parent.exists() else state_dir().parent)
@@ -180,6 +182,7 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
     expected = [f"camera:{c.id}" for c in site.cameras]
     if site.fuses_cameras:
         expected.append("fusion")
+    expected.append("web")  # the status page runs on every box (`edge run`, its unit)
     seen = {row["component"] for row in health}
     missing = [name for name in expected if name not in seen]
     summary = {

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from edge.config.site import SiteConfig
 from edge.config.yaml_loader import UniqueKeyLoader, format_key_path
 from edge.errors import ConfigError, EdgeError
+from edge.paths import CREDENTIALS_DIR
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Keys whose rejected values are never echoed into error messages (the journal).
@@ -41,6 +42,10 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, 
     return lines
 
 
+class MissingSecret(ConfigError):
+    """A ``${NAME}`` in the site config with no environment variable or credential file."""
+
+
 def _secret(name: str) -> str:
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if credentials:
@@ -50,20 +55,48 @@ def _secret(name: str) -> str:
                 return (Path(credentials) / candidate).read_text().strip()
     if name in os.environ:
         return os.environ[name]
-    raise ConfigError(
-        f"the site config refers to ${{{name}}} but neither the environment variable {name} "
-        "nor a systemd credential of that name is set"
+    # Name the file to write: the one this process was given, else the installer's folder.
+    expected = Path(credentials) / name if credentials else CREDENTIALS_DIR / name
+    hint = "" if credentials else (
+        f" (commands run by hand read that folder only with CREDENTIALS_DIRECTORY="
+        f"{CREDENTIALS_DIR}, as the services do)")
+    raise MissingSecret(
+        f"the site config refers to ${{{name}}} but there is no credential file {expected} "
+        f"and no environment variable {name}: put the secret in {expected}{hint}"
     )
 
 
-def _substitute(value: Any) -> Any:
+def _substitute(value: Any, *, required: bool = True) -> Any:
+    """Replace each ``${NAME}`` by its secret. With ``required=False`` (commands that
+    never use a secret, such as ``edge status``) a value that is only an unknown
+    ``${NAME}`` reads as unset (null) instead of stopping the command."""
     if isinstance(value, str):
-        return _PLACEHOLDER.sub(lambda match: _secret(match.group(1)), value)
+        if not required:
+            whole = _PLACEHOLDER.fullmatch(value)
+            if whole is not None:
+                try:
+                    return _secret(whole.group(1))
+                except MissingSecret:
+                    return None
+
+        def secret(match: re.Match[str]) -> str:
+            try:
+                return _secret(match.group(1))
+            except MissingSecret:
+                if required:
+                    raise
+                return match.group(0)
+
+        return _PLACEHOLDER.sub(secret, value)
     if isinstance(value, dict):
-        return {key: _substitute(item) for key, item in value.items()}
+        return {key: _substitute(item, required=required) for key, item in value.items()}
     if isinstance(value, list):
-        return [_substitute(item) for item in value]
+        return [_substitute(item, required=required) for item in value]
     return value
+
+
+def _substitute_if_known(value: Any) -> Any:
+    return _substitute(value, required=False)
 
 
 def _format_path(path: tuple[Any, ...]) -> str:
@@ -162,6 +195,7 @@ def parse_site(
     source: str = "<site>",
     base_dir: Path | None = None,
     services: bool | Collection[str] = False,
+    secrets: bool = True,
 ) -> SiteConfig:
     """Validate a site config given as YAML text.
 
@@ -171,24 +205,30 @@ def parse_site(
             (``edge check-config``), or names such as ``"web"`` (a PIN unless the page
             is open-lan) and ``"camera:<id>"`` (its video file, if it reads one). Other
             commands (a replay, ``edge visits import``) need neither.
+        secrets: False for commands that use no secret (``edge status`` only reads
+            health): a ``${NAME}`` that cannot be read is left unset instead of
+            refused.
     """
     return validate_yaml(
         text,
         SiteConfig,
         source=source,
         what="site config",
-        prepare=_substitute,
+        prepare=_substitute if secrets else _substitute_if_known,
         context={"base_dir": base_dir or Path.cwd(), "services": services},
     )
 
 
-def load_site(path: str | Path, *, services: bool | Collection[str] = False) -> SiteConfig:
-    """Read, validate and cross-check the site config at ``path`` (``services``: as
-    :func:`parse_site`)."""
+def load_site(
+    path: str | Path, *, services: bool | Collection[str] = False, secrets: bool = True
+) -> SiteConfig:
+    """Read, validate and cross-check the site config at ``path`` (``services`` and
+    ``secrets``: as :func:`parse_site`)."""
     path = Path(path)
     text = read_yaml_file(path, what="site config")
     site = parse_site(
-        text, source=str(path), base_dir=path.resolve().parent, services=services
+        text, source=str(path), base_dir=path.resolve().parent, services=services,
+        secrets=secrets,
     )
     # Imported here: fitting needs OpenCV, which plain config tooling should not.
     from edge.calibration import fit_camera_calibrations

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
+import sqlite_utils
+
 from edge.config import SiteConfig
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 from edge.paths import state_dir
 from edge.privacy.settings import record_service_start
 from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage import open_database
+from edge.storage.health import report_health
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +72,19 @@ def run_wifi_service(site: SiteConfig, db_path: Path) -> None:
                     on_alive=notifier.alive)
 
 
-def _watch_web(url: str, notifier: ServiceNotifier, done: threading.Event) -> None:
+def _watch_web(
+    url: str,
+    notifier: ServiceNotifier,
+    done: threading.Event,
+    report: Callable[[str, str], None] | None = None,
+    every_s: float = 5.0,
+) -> None:
     """Ping systemd's watchdog only while the page really answers: a hung event loop
-    stops the pings and systemd restarts the service."""
+    stops the pings and systemd restarts the service. Each round also reports the
+    page's health as component ``web`` (``report(status, message)``), so that
+    ``edge status`` shows it like the other services."""
     ready = False
-    while not done.wait(min(notifier.interval_s, 5.0)):
+    while not done.wait(min(notifier.interval_s, every_s)):
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 answered = response.status == 200
@@ -82,6 +95,28 @@ def _watch_web(url: str, notifier: ServiceNotifier, done: threading.Event) -> No
             ready = True
         if answered:
             notifier.alive()
+        if report is not None and (answered or ready):
+            if answered:
+                report("ok", f"The status page is answering at {url.removesuffix('/healthz')}.")
+            else:
+                report("down", f"The status page stopped answering at "
+                               f"{url.removesuffix('/healthz')}.")
+
+
+def _web_health_reporter(site: SiteConfig, db_path: Path) -> Callable[[str, str], None]:
+    """``report(status, message)`` writing the ``web`` health row; a busy database
+    skips one report rather than stopping the watchdog thread."""
+    state: dict[str, sqlite_utils.Database] = {}
+
+    def report(status: str, message: str) -> None:
+        try:
+            if "db" not in state:
+                state["db"] = open_database(db_path)
+            report_health(state["db"], "web", status, message, {"port": site.web.port})
+        except (sqlite3.Error, EdgeError) as error:
+            log.warning("status page: could not record its health: %s", error)
+
+    return report
 
 
 def run_web_service(site: SiteConfig, db_path: Path) -> int:
@@ -93,7 +128,10 @@ def run_web_service(site: SiteConfig, db_path: Path) -> int:
     url = f"http://{host}:{site.web.port}/healthz".replace("http://::1", "http://[::1]")
     done = threading.Event()
     with InstanceLock(state_dir(), "web"):
-        watcher = threading.Thread(target=_watch_web, args=(url, notifier, done), daemon=True)
+        watcher = threading.Thread(
+            target=_watch_web, daemon=True,
+            args=(url, notifier, done, _web_health_reporter(site, db_path),
+                  site.service.health_interval_s))
         watcher.start()
         try:
             return serve(site, db_path)

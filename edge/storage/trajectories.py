@@ -77,7 +77,18 @@ def m002_runs_owner(db: sqlite_utils.Database) -> None:
     runs.add_column("boot_id", str)
 
 
-def start_run(db: sqlite_utils.Database, camera_id: str, source: str, model: str) -> int:
+@MIGRATIONS()
+def m003_runs_kind(db: sqlite_utils.Database) -> None:
+    # "live" (a camera or the fusion service) or "replay" (`edge replay`): the status page
+    # says how many replays its figures include, so a demo never passes for visitors.
+    db.table("runs").add_column("kind", str)
+    db.execute("update runs set kind = 'replay' where source like 'asset:%' or model = 'det.txt'")
+
+
+def start_run(
+    db: sqlite_utils.Database, camera_id: str, source: str, model: str, *, kind: str = "live"
+) -> int:
+    """Record the start of a run; ``kind`` is ``live`` or ``replay``."""
     owner = ProcessId.current()
     with db.atomic():
         table = db.table("runs").insert(
@@ -92,6 +103,7 @@ def start_run(db: sqlite_utils.Database, camera_id: str, source: str, model: str
                 "pid": owner.pid,
                 "pid_start": owner.start,
                 "boot_id": owner.boot,
+                "kind": kind,
             }
         )
     assert table.last_pk is not None  # set by the insert just made

@@ -161,4 +161,5 @@ class Dashboard:
                                          started_at=float(started))
                              for name, detail, started in queries.debug_modes(conn, tables)],
             ),
+            replays=queries.replays(conn, tables, window),
         )

@@ -24,6 +24,7 @@ from edge.web.schemas import (
     Footfall,
     HeatCell,
     Heatmap,
+    HiddenReason,
     HourCount,
     Mix,
     MixItem,
@@ -158,6 +159,15 @@ def footfall(
     )
 
 
+def hidden_reason(count: int, total: int, k: int) -> HiddenReason:
+    """Why a withheld count is withheld (:func:`edge.privacy.small_counts.withheld`)."""
+    if count < k:
+        return "few"
+    if 0 < total - count < k:
+        return "nearly_all"
+    return "worked_out"
+
+
 def zone_name(zone: ZoneConfig) -> str:
     return zone.name or plain(zone.id)
 
@@ -238,8 +248,9 @@ def zone_dwell(
             per_zone[zone_id].append(float(dwell))
     known = {z.id: z for z in floor.zones}
     order = [z.id for z in floor.zones] + sorted(set(per_zone) - set(known))
+    total = _day_visits(conn, tables, window)
     hidden = withheld({zone_id: len(per_zone.get(zone_id, [])) for zone_id in order}, k,
-                      total=_day_visits(conn, tables, window))
+                      total=total)
     zones = []
     for zone_id in order:
         dwells = per_zone.get(zone_id, [])
@@ -248,6 +259,7 @@ def zone_dwell(
         hide = zone_id in hidden
         zones.append(ZoneDwell(
             zone_id=zone_id, name=name, kind=kind, suppressed=hide,
+            hidden_reason=hidden_reason(len(dwells), total, k) if hide else None,
             visitors=None if hide else len(dwells),
             typical_dwell_s=None if hide or not dwells else round(statistics.median(dwells), 1),
             total_dwell_s=None if hide else round(sum(dwells), 1),
@@ -280,6 +292,7 @@ def _mix_items(
         hide = name in hidden
         items.append(MixItem(
             name=name, label=label(name), suppressed=hide,
+            hidden_reason=hidden_reason(count, total, k) if hide else None,
             visits=None if hide else count,
             share=None if hide or not total else round(count / total, 4),
         ))
@@ -358,6 +371,33 @@ def debug_modes(conn: sqlite3.Connection, tables: set[str]) -> list[tuple[str, s
     return conn.execute(
         "select name, detail, started_at from debug_modes order by started_at"
     ).fetchall()
+
+
+def replays(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> int:
+    """How many replays (runs of kind ``replay``) wrote visits or positions on the day."""
+    if "runs" not in tables:
+        return 0
+    columns = {row[1] for row in conn.execute("pragma table_info(runs)")}
+    if "kind" not in columns:
+        return 0
+    checks = [f"exists (select 1 from {table} x where x.run_id = r.id and x.{column} >= :start "
+              f"and x.{column} < :end)"
+              for table, column in (("visits", "start_t"), ("track_points", "t"))
+              if table in tables]
+    if not checks:
+        return 0
+    return int(conn.execute(
+        f"select count(*) from runs r where r.kind = 'replay' and ({' or '.join(checks)})",
+        {"start": window.start, "end": window.end},
+    ).fetchone()[0])
+
+
+def spec_version(conn: sqlite3.Connection, tables: set[str]) -> str | None:
+    """The shopper-type definitions version of the latest visit (IT detail)."""
+    if "visits" not in tables:
+        return None
+    row = conn.execute("select spec_version from visits order by end_t desc limit 1").fetchone()
+    return str(row[0]) if row and row[0] is not None else None
 
 
 def latest_model(conn: sqlite3.Connection, tables: set[str]) -> str | None:

@@ -41,12 +41,20 @@ class Rect:
 
 @dataclass(frozen=True, slots=True)
 class ZoneDrawing:
+    """A zone's outline (SVG units) and where its label goes.
+
+    Labels are not drawn in the map's own units, which shrink with the screen (about
+    6 px on a phone): they sit on an overlay without a viewBox, placed in percent of
+    the map and sized in CSS pixels. ``key`` is the short label narrow screens show,
+    with the names listed under the map.
+    """
+
     points: str
-    label_x: float
-    label_y: float
+    left_pct: float
+    top_pct: float
     name: str
     kind: str
-    font: float  # small enough for the name to fit inside the zone
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +66,6 @@ class FloorDrawing:
     stroke: float
     cells: list[Rect]
     zones: list[ZoneDrawing]
-
-
-# Average width of a character of the page's sans-serif font, in ems.
-LABEL_EM_PER_CHAR = 0.55
 
 
 def floor_drawing(heatmap: Heatmap, duration_text) -> FloorDrawing:
@@ -83,15 +87,13 @@ def floor_drawing(heatmap: Heatmap, duration_text) -> FloorDrawing:
     ]
     font = round(max(width, height) / 40, 3)
     zones = []
-    for zone in heatmap.zones:
-        shape = Polygon(zone.polygon)
-        centre = shape.representative_point()
-        min_x, _, max_x, _ = shape.bounds
-        fits = 0.9 * (max_x - min_x) / (LABEL_EM_PER_CHAR * max(len(zone.name), 1))
+    for number, zone in enumerate(heatmap.zones, start=1):
+        centre = Polygon(zone.polygon).representative_point()
         zones.append(ZoneDrawing(
             points=" ".join(f"{sx(x)},{sy(y)}" for x, y in zone.polygon),
-            label_x=sx(centre.x), label_y=sy(centre.y), name=zone.name, kind=zone.kind,
-            font=round(min(font, fits), 3),
+            left_pct=round(100 * sx(centre.x) / width, 2) if width else 50.0,
+            top_pct=round(100 * sy(centre.y) / height, 2) if height else 50.0,
+            name=zone.name, kind=zone.kind, key=str(number),
         ))
     return FloorDrawing(f"0 0 {round(width, 3)} {round(height, 3)}", width, height,
                         font, round(font / 6, 3), cells, zones)

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
+from edge.web import queries
 from edge.web.access import require_admin, require_metrics_reader, web_state
 from edge.web.dbread import DatabaseMissing, table_names
 from edge.web.routes_api import ERRORS
@@ -56,6 +57,10 @@ class Debug(Figures):
     table_rows: dict[str, int]
     summaries_computed: int
     clients_with_failed_sign_ins: int
+    version: str = Field(description="Software version.")
+    model: str | None = Field(description="Person detector model of the latest run.")
+    spec_version: str | None = Field(
+        description="Shopper-type definitions (segment spec) version of the latest visit.")
 
 
 router = APIRouter()
@@ -114,10 +119,13 @@ def debug(request: Request) -> Debug:
     state = web_state(request)
     rows: dict[str, int] = {}
     journal = None
+    model = spec = None
     try:
         with state.dashboard.db.connect() as conn:
             journal = conn.execute("pragma journal_mode").fetchone()[0]
             present = table_names(conn)
+            model = queries.latest_model(conn, present)
+            spec = queries.spec_version(conn, present)
             for table in COUNTED_TABLES:
                 if table in present:
                     rows[table] = conn.execute(f"select count(*) from {table}").fetchone()[0]
@@ -136,6 +144,8 @@ def debug(request: Request) -> Debug:
         database_bytes=state.dashboard.db.size_bytes(), journal_mode=journal, table_rows=rows,
         summaries_computed=state.dashboard.computed,
         clients_with_failed_sign_ins=state.limiter.tracked_clients,
+        version=state.deps.version, model=model or state.deps.site.detector.model,
+        spec_version=spec,
     )
 
 

@@ -82,6 +82,14 @@ class Heatmap(Figures):
     zones: list[ZoneShape]
 
 
+HiddenReason = Literal["few", "nearly_all", "worked_out"]
+HIDDEN_REASON = (
+    "Why a figure is hidden: few (fewer than k visits), nearly_all (all but fewer than k "
+    "of the day's visits: it would single out the few who were not), worked_out (it would "
+    "let a hidden group be worked out from the figures shown); null if shown."
+)
+
+
 class ZoneDwell(Figures):
     """Time spent in one zone. Counts below k are hidden (``suppressed``)."""
 
@@ -94,6 +102,7 @@ class ZoneDwell(Figures):
     typical_dwell_s: float | None = Field(description="Median time per visitor (seconds).")
     total_dwell_s: float | None
     suppressed: bool
+    hidden_reason: HiddenReason | None = Field(None, description=HIDDEN_REASON)
 
 
 class ZoneDwellList(Figures):
@@ -111,6 +120,7 @@ class MixItem(Figures):
     )
     share: float | None = Field(description="Share of the day's visits, 0-1; null if hidden.")
     suppressed: bool
+    hidden_reason: HiddenReason | None = Field(None, description=HIDDEN_REASON)
 
 
 class Mix(Figures):
@@ -199,6 +209,9 @@ class Summary(Figures):
     mix: Mix
     wifi: Wifi
     health: Health
+    replays: int = Field(0, description=(
+        "Replays of recordings (`edge replay`: demos, tests) among the day's figures; "
+        "0 when they all come from the live cameras."))
 
 
 class Problem(Figures):
