@@ -102,6 +102,7 @@ def replay(
     A file that ends before its header says (truncated, damaged) is processed as far
     as it can be read; the summary's ``ended_early`` says so.
     """
+    called_at = time.time()  # "now" for the time stamps: before minutes of set-up on a busy box
     if not site.cameras:
         raise SourceError("the site config has no cameras to replay")
     camera = site.camera(camera_id) if camera_id else site.cameras[0]
@@ -120,7 +121,7 @@ def replay(
         fps = camera.fps or DEFAULT_DET_FPS
         detector = None
         per_frame = list(detections_by_frame(detections))
-        first = time.time() - len(per_frame) / fps if start_time is None else start_time
+        first = called_at - len(per_frame) / fps if start_time is None else start_time
         frames: Iterator[tuple[int, float, object]] = (
             (index, first + index / fps, dets) for index, dets in per_frame
         )

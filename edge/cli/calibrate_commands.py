@@ -178,8 +178,8 @@ def _draw_footprints(path: Path, site_path: Path | None) -> None:
         if area > 0:
             click.echo(f"  cameras {a} and {b} both see {area:.1f} m²")
     click.echo(f"  no camera sees {report.unseen_m2:.1f} m² of the floor plan")
-    for camera in report.lonely:
-        click.echo(f"Warning: camera {camera}'s view overlaps no other camera's: people walking "
+    for lonely in report.lonely:
+        click.echo(f"Warning: camera {lonely}'s view overlaps no other camera's: people walking "
                    "between it and the others are followed by motion alone.", err=True)
     click.echo(f"Footprints: {path}")
 

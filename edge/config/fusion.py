@@ -28,14 +28,14 @@ class FusionConfig(StrictModel):
         description="Floor error of a camera's calibration itself (metres, one sigma).",
     )
     acceleration_noise: float = Field(
-        0.5, gt=0, le=50, title="Motion noise",
+        0.3, gt=0, le=50, title="Motion noise",
         description=(
             "How quickly a walker may change speed (m/s², the floor motion model's "
             "process noise): higher follows turns, lower bridges gaps straighter."
         ),
     )
     gate_sigmas: float = Field(
-        3.0, gt=1, le=10, title="Association gate",
+        2.5, gt=1, le=10, title="Association gate",
         description=(
             "A sighting can only join a person whose predicted position is within this "
             "many standard deviations (the person's and the sighting's uncertainty "

@@ -63,7 +63,7 @@ def draw_footprints(
     (x0, y0), (x1, y1) = floor.bounds
     scale = (PLAN_WIDTH_PX - 2 * MARGIN_PX) / max(x1 - x0, 1e-6)
     height = int((y1 - y0) * scale + 2 * MARGIN_PX)
-    canvas = np.full((height, PLAN_WIDTH_PX, 3), 255, np.uint8)
+    canvas: np.ndarray = np.full((height, PLAN_WIDTH_PX, 3), 255, np.uint8)
 
     def pixels(polygon: shapely.Polygon) -> np.ndarray:
         xy = np.asarray(polygon.exterior.coords)
