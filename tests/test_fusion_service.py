@@ -77,3 +77,38 @@ def test_the_fusion_service_closes_a_run_a_killed_service_left_running(tmp_path)
     second.start()
     statuses = dict(db.execute("select id, status from runs").fetchall())
     assert statuses[first.run_id] == "interrupted" and statuses[second.run_id] == "running"
+
+
+def test_calibration_health_reaches_the_page_and_metrics(tmp_path):
+    """Where two cameras see the same person, how far apart they place them: on the
+    status page's health panel and in /metrics, per camera pair."""
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edge.web.app import WebDeps, create_app
+    from tests.web_support import BASE_URL
+
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    frames = []
+    for camera, offset in (("door", 0.0), ("aisle", 0.3)):  # aisle places people 0.3 m off
+        for k in range(50):
+            t = k / 5.0
+            frames.append(sighting(camera, START + t, people_at(t) + [offset, 0.0], sigma=0.15))
+    write_camera_frames(db, frames)
+    now = [START + 1.0]
+    worker = FusionWorker(site, db, clock=lambda: now[0])
+    worker.start()
+    while now[0] < START + 11.5:
+        now[0] += 0.5
+        worker.fuse_ready()
+    worker.report_health()
+    app = create_app(WebDeps(site=site, db_path=tmp_path / "edge.db", clock=lambda: now[0]))
+    with TestClient(app, base_url=BASE_URL) as web:
+        page = web.get("/").text
+        metrics = web.get("/metrics").text
+    assert "Counting across cameras" in page and "within 30 cm" in page
+    samples = {s.labels.get("pair"): s.value for family in text_string_to_metric_families(metrics)
+               for s in family.samples
+               if s.name == "edge_fusion_calibration_pair_median_metres"}
+    assert list(samples) == ["aisle-door"] and abs(samples["aisle-door"] - 0.3) < 0.02

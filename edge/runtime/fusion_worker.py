@@ -134,8 +134,12 @@ class FusionWorker:
         down = sorted({c.id for c in self.site.cameras} - set(live))
         pairs = {f"{a}-{b}": {"median_m": round(m, 3), "sightings": n}
                  for (a, b), (m, n) in self.stage.tracker.calibration_health().items()}
+        worst = max(pairs.items(), key=lambda item: item[1]["median_m"], default=None)
         detail = {"people": self.last_people, "cameras_live": live, "cameras_down": down,
-                  "fused_frames": self.frames, "calibration_pairs": pairs}
+                  "cameras_live_count": len(live), "cameras_down_count": len(down),
+                  "fused_frames": self.frames, "calibration_pairs": pairs,
+                  "calibration_worst_pair": worst[0] if worst else None,
+                  "calibration_worst_median_m": worst[1]["median_m"] if worst else None}
         if down:
             status = "degraded"
             message = (f"Cameras {', '.join(down)} send no pictures: the people in their "

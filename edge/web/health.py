@@ -8,6 +8,7 @@ puts something unexpected in its detail can never leak it through the page.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -40,9 +41,18 @@ KNOWN_FIGURES: dict[str, dict[str, tuple[str, ...]]] = {
         "last_delivered_window": ("last_delivered_window", "last_delivered", "last_delivered_at"),
         "last_delivered_at": ("last_delivered_at",),
     },
+    "fusion": {
+        "people": ("people",),
+        "cameras_live": ("cameras_live_count",),
+        "cameras_down": ("cameras_down_count",),
+        "calibration_worst_pair": ("calibration_worst_pair",),
+        "calibration_worst_median_m": ("calibration_worst_median_m",),
+    },
 }
 MAX_TEXT = 80
-Kind = Literal["camera", "wifi", "sync", "other"]
+MAX_PAIRS = 120  # 16 cameras
+PAIR = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}-[a-z0-9][a-z0-9_-]{0,31}")
+Kind = Literal["camera", "wifi", "sync", "fusion", "other"]
 Status = Literal["ok", "degraded", "down", "silent"]
 
 
@@ -77,6 +87,8 @@ def component_health(row: tuple, now: float, stale_s: float) -> ComponentHealth:
             if key in detail:
                 figures[shown] = _scalar(detail[key])
                 break
+    if kind == "fusion":
+        figures.update(_pair_figures(detail.get("calibration_pairs")))
     updated = float(updated_at or 0.0)
     age = max(0.0, now - updated)
     reported_age = figures.get("last_frame_age_s")
@@ -93,6 +105,20 @@ def component_health(row: tuple, now: float, stale_s: float) -> ComponentHealth:
         status=shown_status, message=text, updated_at=updated, age_s=round(age, 1),
         figures=figures,
     )
+
+
+def _pair_figures(pairs: Any) -> dict[str, FigureValue]:
+    """``calibration_<a>-<b>_m``: per camera pair, the median floor distance between the
+    two cameras' positions of the same person (only well-formed pairs pass)."""
+    figures: dict[str, FigureValue] = {}
+    if not isinstance(pairs, dict):
+        return figures
+    for pair, value in list(pairs.items())[:MAX_PAIRS]:
+        median = value.get("median_m") if isinstance(value, dict) else None
+        if isinstance(pair, str) and PAIR.fullmatch(pair) and isinstance(median, int | float) \
+                and not isinstance(median, bool) and median == median:
+            figures[f"calibration_{pair}_m"] = float(median)
+    return figures
 
 
 class SystemProbe:

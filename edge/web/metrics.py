@@ -115,7 +115,15 @@ class StoreCollector(Collector):
                                               "1 if the Wi-Fi interface is in monitor mode.",
                                               labels=["component"]),
         }
+        pairs = GaugeMetricFamily(
+            "edge_fusion_calibration_pair_median_metres",
+            "Median floor distance between two cameras' positions of the same person: a "
+            "calibration check (it grows when a camera was moved).", labels=["pair"])
         for component in summary.health.components:
+            for key, value in component.figures.items():
+                if key.startswith("calibration_") and key.endswith("_m") and \
+                        key != "calibration_worst_median_m" and isinstance(value, float):
+                    pairs.add_metric([key.removeprefix("calibration_").removesuffix("_m")], value)
             status.add_metric([component.component], STATUS_VALUE[component.status])
             age.add_metric([component.component], component.age_s)
             for key, family in numbers.items():
@@ -124,6 +132,7 @@ class StoreCollector(Collector):
                     family.add_metric([component.component], float(value))
         yield status
         yield age
+        yield pairs
         yield from numbers.values()
         system = summary.health.system
         yield GaugeMetricFamily("edge_cpu_percent", "CPU use of the box.", value=system.cpu_percent)

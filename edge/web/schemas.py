@@ -151,7 +151,7 @@ FigureValue = float | int | bool | str | None
 
 class ComponentHealth(Figures):
     component: str
-    kind: Literal["camera", "wifi", "sync", "other"]
+    kind: Literal["camera", "wifi", "sync", "fusion", "other"]
     name: str
     status: Literal["ok", "degraded", "down", "silent"]
     message: str

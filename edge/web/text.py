@@ -13,7 +13,8 @@ TRAIT_LABELS = {
 }
 STANDARD_TRAITS = tuple(TRAIT_LABELS)
 
-COMPONENT_NAMES = {"camera": "Camera", "wifi": "Wi-Fi sensor", "sync": "Link to head office"}
+COMPONENT_NAMES = {"camera": "Camera", "wifi": "Wi-Fi sensor", "sync": "Link to head office",
+                   "fusion": "Counting across cameras"}
 
 
 def trait_label(name: str) -> str:
