@@ -48,14 +48,14 @@ def test_one_walker_keeps_one_id():
 
 
 def test_birth_hysteresis_confirms_after_consecutive_frames():
-    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=3), FPS)
+    tracker = ByteTracker(TrackerConfig(minimum_track_age_s=3 / FPS), FPS)
     ids = feed(tracker, walker(5))
     assert ids == [[], [], [1], [1], [1]]
 
 
 def test_a_miss_before_confirmation_ends_a_tentative_track():
     """Two frames seen, one missed, then seen again: the first two never count."""
-    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=3), FPS)
+    tracker = ByteTracker(TrackerConfig(minimum_track_age_s=3 / FPS), FPS)
     frames = walker(8)
     frames[2] = Detections.empty()
     ids = feed(tracker, frames)
@@ -166,7 +166,7 @@ def test_two_people_crossing_keep_their_ids():
 
 
 def test_reports_the_detector_boxes_and_passes_data_through_untouched():
-    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=1), FPS)
+    tracker = ByteTracker(TrackerConfig(minimum_track_age_s=0.0), FPS)
     detections = Detections(
         np.array([person(100), person(400)], np.float32),
         np.array([0.9, 0.8], np.float32),
@@ -182,7 +182,7 @@ def test_reports_the_detector_boxes_and_passes_data_through_untouched():
 
 
 def test_non_finite_boxes_are_skipped_and_counted():
-    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=1), FPS)
+    tracker = ByteTracker(TrackerConfig(minimum_track_age_s=0.0), FPS)
     bad = dets(person(100), [np.nan, 0, 10, 10], [5, 5, 5, 5], scores=[0.9, 0.9, 0.9])
     tracks = tracker.update(bad, 0.0)
     assert len(tracks) == 1
@@ -215,7 +215,7 @@ def _deep_size(root: object) -> int:
 def test_state_stays_bounded_over_100000_ids():
     """STYLE A4: per-id state must go when the id goes. 100,000 people pass through a
     10x10 grid of spots, one frame each; what the tracker holds must not grow."""
-    config = TrackerConfig(minimum_consecutive_frames=1, lost_track_buffer_s=0.0)
+    config = TrackerConfig(minimum_track_age_s=0.0, lost_track_buffer_s=0.0)
     tracker = ByteTracker(config, FPS)
     spots = np.array(
         [person(10 + 75 * col, y=10 + 100 * row) for row in range(10) for col in range(10)],
@@ -278,3 +278,35 @@ def test_kalman_shortcut_equals_the_textbook_update():
         kalman.update(box)
         np.testing.assert_allclose(kalman.mean, expected_mean, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(kalman.covariance, expected_cov, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(("fps", "frames_before_report"), [(7.0, 2), (14.0, 5), (30.0, 11)])
+def test_birth_hysteresis_is_in_seconds(fps, frames_before_report):
+    """0.4 s of sightings before a track is reported, whatever the frame rate: it is
+    reported in its 3rd frame at 7 frames/s, 6th at 14, 12th at 30 (whole frames)."""
+    tracker = ByteTracker(TrackerConfig(minimum_track_age_s=0.4), fps)
+    reported = [len(tracker.update(d, k / fps)) for k, d in enumerate(walker(20, step=2))]
+    assert reported.index(1) == frames_before_report
+
+
+def test_velocity_noise_follows_the_frame_rate():
+    """The same acceleration_noise is a smaller per-frame velocity noise at a higher
+    frame rate: (1/F)^2 of it."""
+    config = TrackerConfig(acceleration_noise=0.98)
+    assert config.velocity_weight(7.0) == pytest.approx(0.02)
+    assert config.velocity_weight(14.0) == pytest.approx(0.005)
+
+
+def test_per_frame_keys_of_old_configs_still_work_with_a_warning():
+    with pytest.warns(FutureWarning, match="minimum_track_age_s.*3 / F|N / F"):
+        old = TrackerConfig(minimum_consecutive_frames=3)
+    assert old.frames_to_confirm(30.0) == 3  # frames, as before, at any rate
+    with pytest.warns(FutureWarning, match="acceleration_noise"):
+        old = TrackerConfig(velocity_noise=0.0125)
+    assert old.velocity_weight(30.0) == 0.0125
+
+
+@pytest.mark.parametrize("fps", [0, 0.0, -7.0, float("nan"), float("inf"), None, "7 fps"])
+def test_a_missing_or_zero_frame_rate_is_refused(fps):
+    with pytest.raises(ValueError, match="frame rate"):
+        ByteTracker(TrackerConfig(), fps)
