@@ -277,7 +277,7 @@ class TrackerConfig(StrictModel):
     """
 
     track_activation_threshold: float = Field(
-        0.5, ge=0, le=1,
+        0.9, ge=0, le=1,
         description=(
             "Detections at or above this score are 'high': they match first and can start "
             "tracks."
@@ -291,7 +291,7 @@ class TrackerConfig(StrictModel):
         ),
     )
     new_track_threshold: float = Field(
-        0.6, ge=0, le=1, description="An unmatched detection starts a track only above this score."
+        0.9, ge=0, le=1, description="An unmatched detection starts a track only above this score."
     )
     high_match_iou: float = Field(
         0.1, gt=0, le=1, description="Least IoU for a high-score detection to match a track."
@@ -327,7 +327,7 @@ class TrackerConfig(StrictModel):
         ),
     )
     acceleration_noise: float = Field(
-        0.6125, gt=0, le=100,
+        1.2, gt=0, le=100,
         description=(
             "How quickly a person's speed may change, in body heights per second per "
             "second (the Kalman velocity noise, converted to each frame rate). Higher "
@@ -336,14 +336,14 @@ class TrackerConfig(StrictModel):
         ),
     )
     minimum_track_age_s: float = Field(
-        0.43, ge=0, le=10,
+        0.0, ge=0, le=10,
         description=(
             "Seconds a new track must be seen, frame after frame, before it is reported "
             "(birth hysteresis: rounded to whole frames, at least one)."
         ),
     )
     lost_track_buffer_s: float = Field(
-        4.0, ge=0, le=120, description="Seconds a lost track is kept for re-association."
+        2.0, ge=0, le=120, description="Seconds a lost track is kept for re-association."
     )
     minimum_consecutive_frames: int | None = Field(
         None, ge=1, le=30,
