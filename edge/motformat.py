@@ -5,6 +5,7 @@ Rows are ``frame,id,left,top,width,height,conf,x,y,z`` with frames numbered from
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -52,9 +53,17 @@ def read_mot(path: str | Path, *, min_columns: int = 7) -> np.ndarray:
 def detections_by_frame(path: str | Path) -> Iterator[tuple[int, Detections]]:
     """Per 0-based frame index, the detections of a MOTChallenge ``det.txt``.
 
-    Frames without detections are yielded empty so trackers see time pass.
+    Frames without detections are yielded empty so trackers see time pass. Rows may
+    come in any order (they are sorted by frame, keeping the file's order within a
+    frame). A row repeated exactly (same frame, box and score) is a writer's mistake,
+    not a second person: it is dropped, and a warning says how many were.
     """
     rows = read_mot(path)
+    _, first = np.unique(rows[:, [0, 2, 3, 4, 5, 6]], axis=0, return_index=True)
+    if len(first) < len(rows):
+        warnings.warn(f"{path}: {len(rows) - len(first)} duplicate detection rows (same "
+                      "frame, box and score) were dropped", UserWarning, stacklevel=2)
+        rows = rows[np.sort(first)]
     frames = rows[:, 0].astype(np.int64)
     last = int(frames.max())
     order = np.argsort(frames, kind="stable")

@@ -21,7 +21,7 @@ def test_floor_area_drops_people_outside_and_maps_the_rest(pets_site):
     camera = pets_site.cameras[0]
     homography = fit_camera_calibrations(pets_site)[camera.id]
     pipeline = CameraPipeline(
-        camera.id, None, ByteTracker(TrackerConfig(minimum_consecutive_frames=1), 7.0),
+        camera.id, None, ByteTracker(TrackerConfig(minimum_track_age_s=0.0), 7.0),
         homography, camera.floor_area,
     )
     boxes = np.array(
@@ -48,7 +48,7 @@ def test_no_floor_area_keeps_everyone(pets_site):
     camera = pets_site.cameras[0]
     homography = fit_camera_calibrations(pets_site)[camera.id]
     pipeline = CameraPipeline(
-        camera.id, None, ByteTracker(TrackerConfig(minimum_consecutive_frames=1), 7.0),
+        camera.id, None, ByteTracker(TrackerConfig(minimum_track_age_s=0.0), 7.0),
         homography, None,
     )
     boxes = np.array([[30.0, 111.0, 48.0, 140.0]], np.float32)

@@ -1,57 +1,72 @@
-"""The tracker alone on PETS09-S2L1's public detections may not fall below its
-committed baseline (like norfair's tests/metrics.txt), nor below supervision's
-ByteTrack on the same detections."""
+"""The tracker alone, on the public detections of the six shared scenes, may not fall
+below its committed baseline (like norfair's tests/metrics.txt): not in the mean over
+the scenes, nor by more than a hundredth on any one of them; and it must stay ahead
+of the better of supervision's ByteTrack and norfair, measured on the same detections
+(scripts/bench_tracker).
+
+Regression: settings chosen on PETS09-S2L1 alone fell behind supervision's ByteTrack
+on ADL-Rundle-6 (HOTA 0.301 against 0.343) and ETH-Bahnhof (0.382 against 0.410);
+the gate therefore holds every scene, 7 to 30 frames/s, 640 to 1920 pixels wide.
+"""
 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from edge.config.vision import TrackerConfig
 from edge.evaluation.mot import evaluate_mot
-from edge.motformat import detections_by_frame, read_mot
-from edge.tracking import ByteTracker
-from tests.conftest import PETS_DET, PETS_GT
+from edge.evaluation.scenes import SCENE_FOLDERS, read_scene
+from edge.evaluation.trackers import load_detections, track_ours
+from edge.motformat import read_mot
+from tests.conftest import SHARED
 
 BASELINE = json.loads((Path(__file__).parent / "data" / "tracker_baseline.json").read_text())
-FPS = 7.0
 SLACK = 1e-3  # rounding of the committed figures
+SCENE_SLACK = 0.01  # one scene may give this much for a better mean; lower it deliberately
+REFERENCES = ("supervision_bytetrack", "norfair")
 
 
 @pytest.fixture(scope="module")
-def metrics(pets_site_module):
-    tracker = ByteTracker(pets_site_module.tracker, FPS)
-    rows = []
-    for index, detections in detections_by_frame(PETS_DET):
-        tracks = tracker.update(detections, index / FPS)
-        for track_id, (x1, y1, x2, y2), score in zip(
-            tracks.tracker_id, tracks.xyxy, tracks.confidence, strict=True
-        ):
-            rows.append([index + 1, track_id, x1, y1, x2 - x1, y2 - y1, score, -1, -1, -1])
-    return evaluate_mot(read_mot(PETS_GT), np.array(rows, dtype=np.float64))
+def metrics() -> dict[str, dict]:
+    config = TrackerConfig()  # the defaults, chosen on these six scenes
+    figures = {}
+    for folder in SCENE_FOLDERS:
+        scene = read_scene(SHARED / "mot" / folder)
+        rows, _ = track_ours(load_detections(scene.det), scene.fps, config)
+        figures[scene.name] = evaluate_mot(read_mot(scene.gt), rows)
+    return figures
 
 
-@pytest.fixture(scope="module")
-def pets_site_module():
-    from edge.config import load_site
-    from tests.conftest import PETS_SITE
-
-    return load_site(PETS_SITE)
+def test_baseline_holds_every_scene():
+    assert sorted(BASELINE["scenes"]) == sorted(Path(f).name for f in SCENE_FOLDERS)
 
 
-@pytest.mark.parametrize("name", ["HOTA", "IDF1", "MOTA"])
-def test_not_below_the_committed_baseline(metrics, name):
-    assert metrics[name] >= BASELINE[name] - SLACK, (
-        f"{name} fell to {metrics[name]:.4f} from the committed {BASELINE[name]}"
+@pytest.mark.parametrize("name", ["HOTA", "IDF1"])
+def test_mean_not_below_the_committed_baseline(metrics, name):
+    mean = statistics.fmean(m[name] for m in metrics.values())
+    assert mean >= BASELINE["mean"][name] - SLACK, (
+        f"mean {name} over the six scenes fell to {mean:.4f} from the committed "
+        f"{BASELINE['mean'][name]}: "
+        + ", ".join(f"{scene} {m[name]:.4f}" for scene, m in metrics.items())
     )
 
 
-def test_id_switches_not_above_the_baseline(metrics):
-    assert metrics["id_switches"] <= BASELINE["id_switches"]
+@pytest.mark.parametrize("scene", sorted(Path(f).name for f in SCENE_FOLDERS))
+def test_no_scene_far_below_its_baseline(metrics, scene):
+    committed = BASELINE["scenes"][scene]
+    assert metrics[scene]["HOTA"] >= committed["HOTA"] - SCENE_SLACK, (
+        f"{scene}: HOTA {metrics[scene]['HOTA']:.4f}, committed {committed['HOTA']}"
+    )
 
 
-def test_at_least_supervision_bytetrack(metrics):
-    assert metrics["HOTA"] >= BASELINE["supervision_bytetrack"]["HOTA"]
-    assert metrics["IDF1"] >= BASELINE["supervision_bytetrack"]["IDF1"]
+def test_mean_ahead_of_the_better_reference(metrics):
+    ours = statistics.fmean(m["HOTA"] for m in metrics.values())
+    references = [
+        statistics.fmean(BASELINE["scenes"][s][ref]["HOTA"] for s in metrics)
+        for ref in REFERENCES
+    ]
+    assert ours >= max(references) + BASELINE["margin_over_references"], (ours, references)

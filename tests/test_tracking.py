@@ -17,6 +17,14 @@ from edge.tracking.association import assign, box_iou, centre_distance
 
 FPS = 7.0
 WIDTH, HEIGHT = 30.0, 80.0
+# These tests check mechanisms with scores and timings of their own, not the defaults
+# (chosen on the public detections of six scenes: docs/vision.md).
+SYNTHETIC = {"track_activation_threshold": 0.5, "new_track_threshold": 0.6,
+             "minimum_track_age_s": 3 / FPS, "lost_track_buffer_s": 4.0}
+
+
+def config(**overrides: float) -> TrackerConfig:
+    return TrackerConfig(**{**SYNTHETIC, **overrides})
 
 
 def person(x: float, y: float = 200.0, height: float = HEIGHT) -> list[float]:
@@ -43,19 +51,19 @@ def walker(frames: int, start_x: float = 100.0, step: float = 10.0, score: float
 
 
 def test_one_walker_keeps_one_id():
-    ids = feed(ByteTracker(TrackerConfig(), FPS), walker(40))
+    ids = feed(ByteTracker(config(), FPS), walker(40))
     assert {i for frame in ids for i in frame} == {1}
 
 
 def test_birth_hysteresis_confirms_after_consecutive_frames():
-    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=3), FPS)
+    tracker = ByteTracker(config(minimum_track_age_s=3 / FPS), FPS)
     ids = feed(tracker, walker(5))
     assert ids == [[], [], [1], [1], [1]]
 
 
 def test_a_miss_before_confirmation_ends_a_tentative_track():
     """Two frames seen, one missed, then seen again: the first two never count."""
-    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=3), FPS)
+    tracker = ByteTracker(config(minimum_track_age_s=3 / FPS), FPS)
     frames = walker(8)
     frames[2] = Detections.empty()
     ids = feed(tracker, frames)
@@ -64,7 +72,7 @@ def test_a_miss_before_confirmation_ends_a_tentative_track():
 
 
 def test_new_tracks_need_a_confident_detection():
-    tracker = ByteTracker(TrackerConfig(new_track_threshold=0.6), FPS)
+    tracker = ByteTracker(config(new_track_threshold=0.6), FPS)
     assert feed(tracker, walker(6, score=0.55)) == [[]] * 6
 
 
@@ -74,12 +82,12 @@ def test_low_score_boxes_bridge_an_occlusion():
     frames = walker(30)
     for k in range(10, 20):
         frames[k] = dets(frames[k].xyxy[0].tolist(), scores=[0.3])
-    ids = feed(ByteTracker(TrackerConfig(), FPS), frames)
+    ids = feed(ByteTracker(config(), FPS), frames)
     assert all(frame == [1] for frame in ids[2:])
 
 
 def test_low_score_boxes_never_start_tracks():
-    ids = feed(ByteTracker(TrackerConfig(), FPS), walker(10, score=0.3))
+    ids = feed(ByteTracker(config(), FPS), walker(10, score=0.3))
     assert ids == [[]] * 10
 
 
@@ -87,7 +95,7 @@ def test_boxes_below_the_low_threshold_are_ignored():
     frames = walker(30)
     for k in range(10, 20):
         frames[k] = dets(frames[k].xyxy[0].tolist(), scores=[0.05])
-    ids = feed(ByteTracker(TrackerConfig(low_confidence_threshold=0.1), FPS), frames)
+    ids = feed(ByteTracker(config(low_confidence_threshold=0.1), FPS), frames)
     assert ids[10:20] == [[]] * 10  # not reported while unseen...
     assert ids[25] == [1]  # ...but the id survives the gap
 
@@ -96,7 +104,7 @@ def test_boxes_below_the_low_threshold_are_ignored():
 def test_death_after_lost_track_buffer(gap_s, same_id):
     """A person standing still, hidden for gap_s: within lost_track_buffer_s (4 s) the
     track is found again under its id; after it, the track was retired."""
-    tracker = ByteTracker(TrackerConfig(lost_track_buffer_s=4.0), FPS)
+    tracker = ByteTracker(config(lost_track_buffer_s=4.0), FPS)
     still = [dets(person(300)) for _ in range(10)]
     gap = round(gap_s * FPS)
     ids = feed(tracker, still)
@@ -107,7 +115,7 @@ def test_death_after_lost_track_buffer(gap_s, same_id):
 
 
 def test_retired_tracks_free_their_state():
-    tracker = ByteTracker(TrackerConfig(lost_track_buffer_s=1.0), FPS)
+    tracker = ByteTracker(config(lost_track_buffer_s=1.0), FPS)
     feed(tracker, walker(10))
     assert tracker.live_track_count == 1
     feed(tracker, [Detections.empty()] * 10, start=10)
@@ -129,9 +137,9 @@ def test_recovery_by_centre_distance_after_occlusion():
     """Back from behind a shelf off the predicted path (IoU with the prediction below
     high_match_iou), but within recovery_max_distance body heights: same id."""
     frames, back = _hidden_walker(offset=28.0)
-    ids = feed(ByteTracker(TrackerConfig(recovery_max_distance=0.5), FPS), frames)
+    ids = feed(ByteTracker(config(recovery_max_distance=0.5), FPS), frames)
     assert ids[back] == [1]
-    without = feed(ByteTracker(TrackerConfig(recovery_max_distance=0.0), FPS), frames)
+    without = feed(ByteTracker(config(recovery_max_distance=0.0), FPS), frames)
     assert 1 not in {i for frame in without[back:] for i in frame}
 
 
@@ -139,7 +147,7 @@ def test_a_head_sized_box_does_not_take_over_a_track():
     """Regression: a detector box around a head (a third of the body) matched a
     walker's track, shrank its Kalman height to nothing, and the person came back
     under a new id. The height gate refuses such a match."""
-    tracker = ByteTracker(TrackerConfig(max_height_ratio=2.0), FPS)
+    tracker = ByteTracker(config(max_height_ratio=2.0), FPS)
     feed(tracker, walker(10))
     head = [200.0, 200.0, 215.0, 225.0]
     reported = tracker.update(dets(head), 10 / FPS)
@@ -152,7 +160,7 @@ def test_two_people_crossing_keep_their_ids():
     frames = [
         dets(person(100 + 12 * k), person(400 - 12 * k, y=205)) for k in range(26)
     ]
-    tracker = ByteTracker(TrackerConfig(), FPS)
+    tracker = ByteTracker(config(), FPS)
     first = tracker.update(frames[0], 0.0)
     assert len(first) == 0
     by_direction: dict[int, set[str]] = {}
@@ -166,7 +174,7 @@ def test_two_people_crossing_keep_their_ids():
 
 
 def test_reports_the_detector_boxes_and_passes_data_through_untouched():
-    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=1), FPS)
+    tracker = ByteTracker(config(minimum_track_age_s=0.0), FPS)
     detections = Detections(
         np.array([person(100), person(400)], np.float32),
         np.array([0.9, 0.8], np.float32),
@@ -182,7 +190,7 @@ def test_reports_the_detector_boxes_and_passes_data_through_untouched():
 
 
 def test_non_finite_boxes_are_skipped_and_counted():
-    tracker = ByteTracker(TrackerConfig(minimum_consecutive_frames=1), FPS)
+    tracker = ByteTracker(config(minimum_track_age_s=0.0), FPS)
     bad = dets(person(100), [np.nan, 0, 10, 10], [5, 5, 5, 5], scores=[0.9, 0.9, 0.9])
     tracks = tracker.update(bad, 0.0)
     assert len(tracks) == 1
@@ -190,7 +198,7 @@ def test_non_finite_boxes_are_skipped_and_counted():
 
 
 def test_reset_forgets_everything():
-    tracker = ByteTracker(TrackerConfig(), FPS)
+    tracker = ByteTracker(config(), FPS)
     feed(tracker, walker(10))
     tracker.reset()
     assert tracker.live_track_count == 0
@@ -215,8 +223,8 @@ def _deep_size(root: object) -> int:
 def test_state_stays_bounded_over_100000_ids():
     """STYLE A4: per-id state must go when the id goes. 100,000 people pass through a
     10x10 grid of spots, one frame each; what the tracker holds must not grow."""
-    config = TrackerConfig(minimum_consecutive_frames=1, lost_track_buffer_s=0.0)
-    tracker = ByteTracker(config, FPS)
+    quick = config(minimum_track_age_s=0.0, lost_track_buffer_s=0.0)
+    tracker = ByteTracker(quick, FPS)
     spots = np.array(
         [person(10 + 75 * col, y=10 + 100 * row) for row in range(10) for col in range(10)],
         np.float32,
@@ -278,3 +286,35 @@ def test_kalman_shortcut_equals_the_textbook_update():
         kalman.update(box)
         np.testing.assert_allclose(kalman.mean, expected_mean, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(kalman.covariance, expected_cov, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(("fps", "frames_before_report"), [(7.0, 2), (14.0, 5), (30.0, 11)])
+def test_birth_hysteresis_is_in_seconds(fps, frames_before_report):
+    """0.4 s of sightings before a track is reported, whatever the frame rate: it is
+    reported in its 3rd frame at 7 frames/s, 6th at 14, 12th at 30 (whole frames)."""
+    tracker = ByteTracker(config(minimum_track_age_s=0.4), fps)
+    reported = [len(tracker.update(d, k / fps)) for k, d in enumerate(walker(20, step=2))]
+    assert reported.index(1) == frames_before_report
+
+
+def test_velocity_noise_follows_the_frame_rate():
+    """The same acceleration_noise is a smaller per-frame velocity noise at a higher
+    frame rate: (1/F)^2 of it."""
+    noise = TrackerConfig(acceleration_noise=0.98)
+    assert noise.velocity_weight(7.0) == pytest.approx(0.02)
+    assert noise.velocity_weight(14.0) == pytest.approx(0.005)
+
+
+def test_per_frame_keys_of_old_configs_still_work_with_a_warning():
+    with pytest.warns(FutureWarning, match="minimum_track_age_s.*3 / F|N / F"):
+        old = TrackerConfig(minimum_consecutive_frames=3)
+    assert old.frames_to_confirm(30.0) == 3  # frames, as before, at any rate
+    with pytest.warns(FutureWarning, match="acceleration_noise"):
+        old = TrackerConfig(velocity_noise=0.0125)
+    assert old.velocity_weight(30.0) == 0.0125
+
+
+@pytest.mark.parametrize("fps", [0, 0.0, -7.0, float("nan"), float("inf"), None, "7 fps"])
+def test_a_missing_or_zero_frame_rate_is_refused(fps):
+    with pytest.raises(ValueError, match="frame rate"):
+        ByteTracker(config(), fps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -265,11 +266,18 @@ class DetectorConfig(StrictModel):
 
 
 class TrackerConfig(StrictModel):
-    """ByteTrack-style multi-object tracker. Times are in seconds, not frames, so the
-    same config holds at any frame rate."""
+    """ByteTrack-style multi-object tracker.
+
+    Every time-dependent setting is in seconds and converted to frames with the frame
+    rate the tracker is fed (``ByteTracker(config, frame_rate)``), so one config holds
+    at 7 or 30 frames/s; every size-dependent one is relative to the box (IoU, body
+    heights, height ratios), so it holds at any image size. Two per-frame keys of older
+    configs are still accepted, with a warning: ``minimum_consecutive_frames`` (now
+    ``minimum_track_age_s``) and ``velocity_noise`` (now ``acceleration_noise``).
+    """
 
     track_activation_threshold: float = Field(
-        0.5, ge=0, le=1,
+        0.9, ge=0, le=1,
         description=(
             "Detections at or above this score are 'high': they match first and can start "
             "tracks."
@@ -283,7 +291,7 @@ class TrackerConfig(StrictModel):
         ),
     )
     new_track_threshold: float = Field(
-        0.6, ge=0, le=1, description="An unmatched detection starts a track only above this score."
+        0.9, ge=0, le=1, description="An unmatched detection starts a track only above this score."
     )
     high_match_iou: float = Field(
         0.1, gt=0, le=1, description="Least IoU for a high-score detection to match a track."
@@ -313,22 +321,79 @@ class TrackerConfig(StrictModel):
     position_noise: float = Field(
         1.0 / 20, gt=0, le=1,
         description=(
-            "Kalman position noise, as a fraction of the box height per frame: how far the "
-            "motion model trusts a detection over its own prediction."
+            "Kalman position noise, as a fraction of the box height: how far the motion "
+            "model trusts a detection over its own prediction (mostly the detector's "
+            "jitter, which does not depend on the frame rate)."
         ),
     )
-    velocity_noise: float = Field(
-        1.0 / 80, gt=0, le=1,
+    acceleration_noise: float = Field(
+        1.2, gt=0, le=100,
         description=(
-            "Kalman velocity noise, as a fraction of the box height per frame: how quickly "
-            "a track's speed may change. ByteTrack's 1/160 suits 30 frames/s; between the "
-            "frames of a 5-10 frames/s edge camera a walker turns more."
+            "How quickly a person's speed may change, in body heights per second per "
+            "second (the Kalman velocity noise, converted to each frame rate). Higher "
+            "follows turns and a moving camera sooner; lower holds a straight walk "
+            "through occlusions."
         ),
     )
-    minimum_consecutive_frames: int = Field(
-        3, ge=1, le=30,
-        description="Frames a new track must be seen in a row before it is reported.",
+    minimum_track_age_s: float = Field(
+        0.0, ge=0, le=10,
+        description=(
+            "Seconds a new track must be seen, frame after frame, before it is reported "
+            "(birth hysteresis: rounded to whole frames, at least one)."
+        ),
     )
     lost_track_buffer_s: float = Field(
-        4.0, ge=0, le=120, description="Seconds a lost track is kept for re-association."
+        2.0, ge=0, le=120, description="Seconds a lost track is kept for re-association."
     )
+    minimum_consecutive_frames: int | None = Field(
+        None, ge=1, le=30,
+        description=(
+            "Deprecated: frames a new track must be seen in a row. Counts frames, so it "
+            "changes meaning with the frame rate; overrides minimum_track_age_s when set. "
+            "Use minimum_track_age_s (N frames at F frames/s = N / F seconds)."
+        ),
+    )
+    velocity_noise: float | None = Field(
+        None, gt=0, le=1,
+        description=(
+            "Deprecated: the Kalman velocity noise as a fraction of the box height per "
+            "frame. Per frame, so it changes meaning with the frame rate; overrides "
+            "acceleration_noise when set. Use acceleration_noise (V per frame at F "
+            "frames/s = V x F x F body heights per second per second)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _warn_per_frame_keys(self) -> TrackerConfig:
+        if self.minimum_consecutive_frames is not None:
+            warnings.warn(
+                f"tracker.minimum_consecutive_frames ({self.minimum_consecutive_frames}) is "
+                "deprecated: it counts frames, so its meaning changes with the frame rate. "
+                "Replace it with minimum_track_age_s: N frames at F frames/s is N / F "
+                f"seconds (at 7 frames/s, {self.minimum_consecutive_frames / 7:.2f}). It "
+                "overrides minimum_track_age_s until then.",
+                FutureWarning, stacklevel=2,
+            )
+        if self.velocity_noise is not None:
+            warnings.warn(
+                f"tracker.velocity_noise ({self.velocity_noise}) is deprecated: it is per "
+                "frame, so its meaning changes with the frame rate. Replace it with "
+                "acceleration_noise: V at F frames/s is V x F x F (at 7 frames/s, "
+                f"{self.velocity_noise * 49:.4g}). It overrides acceleration_noise until then.",
+                FutureWarning, stacklevel=2,
+            )
+        return self
+
+    def frames_to_confirm(self, frame_rate: float) -> int:
+        """Matched frames in a row a new track needs at ``frame_rate`` (at least 1)."""
+        if self.minimum_consecutive_frames is not None:
+            return self.minimum_consecutive_frames
+        return max(1, math.floor(self.minimum_track_age_s * frame_rate + 0.5))
+
+    def velocity_weight(self, frame_rate: float) -> float:
+        """The Kalman velocity noise per frame at ``frame_rate``, as a fraction of the box
+        height: a change of speed of ``a`` body heights/s per second is ``a / F`` heights/s
+        per frame, ``a / F**2`` heights per frame per frame."""
+        if self.velocity_noise is not None:
+            return self.velocity_noise
+        return self.acceleration_noise / (frame_rate * frame_rate)

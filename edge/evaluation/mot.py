@@ -106,7 +106,8 @@ FrameRange = tuple[int, int]
 
 
 def evaluate_mot(
-    gt: np.ndarray, tracks: np.ndarray, frames: FrameRange | None = None
+    gt: np.ndarray, tracks: np.ndarray, frames: FrameRange | None = None, *,
+    hota_only: bool = False,
 ) -> dict[str, float | int]:
     """HOTA, MOTA, IDF1 and their parts of ``tracks`` against ``gt`` (MOTChallenge rows).
 
@@ -116,6 +117,7 @@ def evaluate_mot(
     Args:
         frames: ``(first, last)``: only these frames of the ground truth (e.g. those
             a partial replay covered).
+        hota_only: only HOTA and its parts (about twice as fast: for parameter searches).
 
     Raises:
         DataFormatError: no ground-truth row to evaluate (in ``frames``).
@@ -134,7 +136,8 @@ def evaluate_mot(
     gt_frames, ts_frames = _by_frame(gt, evaluated), _by_frame(tracks, evaluated)
     result: dict[str, float | int] = {}
     result.update(_hota(gt_frames, ts_frames))
-    result.update(_clear_and_identity(gt_frames, ts_frames))
+    if not hota_only:
+        result.update(_clear_and_identity(gt_frames, ts_frames))
     result["frames"] = len(evaluated)
     result["tracker_ids"] = int(len(np.unique(tracks[:, 1]))) if len(tracks) else 0
     return result

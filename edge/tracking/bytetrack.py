@@ -32,11 +32,17 @@ descriptions say what each does):
 - ``recovery_max_distance``: stage 3's gate, in body heights.
 - ``max_height_ratio``: no match between boxes whose heights differ more (a box
   around a head must not take over a walker's track).
-- ``position_noise`` / ``velocity_noise``: the Kalman filter's noise.
-- ``minimum_consecutive_frames``: birth hysteresis; a tentative track is confirmed
-  after that many matched frames in a row, and a miss before then deletes it.
+- ``position_noise`` / ``acceleration_noise``: the Kalman filter's noise (the second
+  in body heights per second per second, turned into a per-frame weight with the
+  frame rate).
+- ``minimum_track_age_s``: birth hysteresis; a tentative track is confirmed after
+  being matched in every frame for that long (rounded to whole frames at the
+  tracker's frame rate, at least one), and a miss before then deletes it.
 - ``lost_track_buffer_s``: death hysteresis; a confirmed track unmatched for longer is
-  retired (seconds, so it holds at any frame rate).
+  retired.
+
+Times are in seconds and sizes relative to the boxes, so one config holds at any
+frame rate and image size.
 
 Assignment is solved with ``lap.lapjv`` (Jonker-Volgenant). Per-track state lives
 only in ``self._tracks`` and is dropped when a track is retired, so memory stays
@@ -46,6 +52,7 @@ flat however many people pass (STYLE A4).
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +92,13 @@ class ByteTracker:
 
     Args:
         config: the tracker's thresholds (see :class:`TrackerConfig`).
-        frame_rate: frames per second the tracker will be fed; kept for reference,
-            the tracker itself reasons in seconds from the timestamps it is given.
+        frame_rate: frames per second the tracker will be fed: turns the config's
+            seconds into frames (birth hysteresis, the Kalman velocity noise). The
+            death hysteresis reads the timestamps given to :meth:`update`.
+
+    Raises:
+        ValueError: ``frame_rate`` is zero, negative, NaN or infinite. There is no
+            safe guess: every time-based setting would silently mean something else.
 
     Example:
         >>> tracker = ByteTracker(TrackerConfig(), frame_rate=7.0)
@@ -94,8 +106,19 @@ class ByteTracker:
     """
 
     def __init__(self, config: TrackerConfig, frame_rate: float) -> None:
+        try:
+            rate = float(frame_rate)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(
+                f"the tracker needs the frame rate it is fed, > 0 frames/s, got {frame_rate!r}; "
+                "give the camera's fps (or detect_fps) in the site config"
+            )
         self.config = config
-        self.frame_rate = frame_rate
+        self.frame_rate = rate
+        self._frames_to_confirm = config.frames_to_confirm(self.frame_rate)
+        self._velocity_weight = config.velocity_weight(self.frame_rate)
         self._tracks: list[_Track] = []
         self._next_id = 1
         self.skipped_detections = 0  # boxes dropped as non-finite or empty
@@ -188,7 +211,7 @@ class ByteTracker:
                 continue
             box = detections.xyxy[row].astype(np.float64)
             track = _Track(
-                KalmanBoxFilter(box, config.position_noise, config.velocity_noise),
+                KalmanBoxFilter(box, config.position_noise, self._velocity_weight),
                 observed=box,
                 score=float(detections.confidence[row]),
                 last_seen=timestamp,
@@ -290,7 +313,7 @@ class ByteTracker:
         """Birth hysteresis: confirm a tentative track after enough matched frames."""
         if (
             track.state is TrackState.TENTATIVE
-            and track.hits >= self.config.minimum_consecutive_frames
+            and track.hits >= self._frames_to_confirm
         ):
             track.state = TrackState.TRACKED
             track.track_id = self._next_id

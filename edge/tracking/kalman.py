@@ -4,11 +4,11 @@ The state is ``(cx, cy, a, h, vcx, vcy, va, vh)`` with ``a = w / h``, as in SORT
 DeepSORT and ByteTrack. Noise scales with the box height, so near (large) and far
 (small) people are tracked with the same relative uncertainty.
 
-The two noise weights are fractions of the box height per frame. ByteTrack's
-(1/20 position, 1/160 velocity) suit 25-30 frames/s; at the 5-10 frames/s an edge
-box runs its detector, a walker's velocity changes about four times as much between
-frames, so the default velocity weight here is 1/80 (see docs/vision.md for the
-measurements behind it). Only their ratio changes which boxes get matched.
+The two noise weights are fractions of the box height per frame. ByteTrack fixes
+them (1/20 position, 1/160 velocity) for 25-30 frames/s; here the tracker derives the
+velocity weight from the frame rate (``TrackerConfig.velocity_weight``: a speed
+change in body heights per second per second, divided by the frame rate squared), so
+a 7 frames/s camera gets a larger one than a 30 frames/s one (docs/vision.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT_POSITION_WEIGHT = 1.0 / 20
-DEFAULT_VELOCITY_WEIGHT = 1.0 / 80
+DEFAULT_VELOCITY_WEIGHT = 1.0 / 80  # 1.2 body heights/s² at about 10 frames/s
 _ASPECT_NOISE = 1e-2  # the aspect ratio of a walking person barely changes
 _ASPECT_VELOCITY_NOISE = 1e-5
 _ASPECT_MEASUREMENT_NOISE = 1e-1
