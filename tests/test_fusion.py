@@ -243,6 +243,7 @@ def test_calibrate_draws_every_camera_s_footprint_and_warns_about_a_lonely_one(t
              {"homography": shifted(12.0), "image_size": [300, 500]}},
         ],
         "floor": {"bounds": [[0, 0], [15, 5]]},
+        "web": {"access": "open-lan"},
     }
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(site))
@@ -257,6 +258,10 @@ def test_calibrate_draws_every_camera_s_footprint_and_warns_about_a_lonely_one(t
 
     picture = cv2.imread(str(plan))
     assert picture is not None and picture.shape[1] == 1000
+    checked = run_edge("check-config", str(path))
+    assert checked.returncode == 0, checked.stderr  # a warning, not an error
+    assert "3 cameras fused into one track per person" in checked.stdout
+    assert "camera back's view overlaps no other camera's" in checked.stderr
 
 
 def test_a_singular_or_backwards_matrix_is_refused_with_its_line(tmp_path):

@@ -118,3 +118,21 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
             f"median {float(np.median(errors)):.3f} m, worst {float(errors.max()):.3f} m"
         )
     click.echo(f"  floor: {len(site.floor.zones)} zones, {len(site.floor.lines)} counting lines")
+    if site.fuses_cameras:
+        _check_fusion(site)
+
+
+def _check_fusion(site: SiteConfig) -> None:
+    """A multi-camera site: say how the cameras are fused, and warn about a camera whose
+    footprint (known from calibration.image_size) overlaps no other camera's."""
+    from edge.fusion.stage import FusionStage
+
+    stage = FusionStage(site)
+    unknown = [c for c, p in stage.coverage.footprints.items() if p is None]
+    click.echo(f"  {len(site.cameras)} cameras fused into one track per person"
+               + (f" (footprints of {', '.join(unknown)} unknown: give calibration.image_size)"
+                  if unknown else ""))
+    for camera in stage.lonely_cameras():
+        click.echo(f"Warning: camera {camera}'s view overlaps no other camera's: people walking "
+                   "between it and the others are followed by motion alone (edge calibrate "
+                   "--footprints PLAN.png draws them).", err=True)
