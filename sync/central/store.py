@@ -232,14 +232,12 @@ class CentralStore:
                 ).fetchall()
             }
             counts.stored = len(inserted)
-            seen: set[str] = set()
+            first: set[str] = set()
             for w in windows:
-                if w.window_id in seen:  # twice in this batch (a redelivery)
-                    counts.duplicates += 1
+                if w.window_id in inserted and w.window_id not in first:
+                    first.add(w.window_id)  # stored by this batch
                     continue
-                seen.add(w.window_id)
-                if w.window_id in inserted:
-                    continue
+                # stored before, or twice in this batch (a redelivery)
                 same = conn.execute(
                     _COUNT_DUPLICATE, [w.store, w.window_id, w.window_start, w.sha256]
                 ).fetchone()
