@@ -184,3 +184,22 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
     assert any("window.seconds" in row[1] for row in letters)
     assert all(row[3] == (row[0] == "oversized") for row in letters)  # oversized: not kept
     assert all(len(row[1]) <= 200 for row in letters)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ((), {"EDGE_CENTRAL_DSN": ""}, "Error: no database: pass --dsn or set EDGE_CENTRAL_DSN"),
+        (("--dsn", "x", "--group", "a/b"), {}, "Error: shared subscription group 'a/b'"),
+        (("--dsn", "x", "--prefix", "#"), {}, "Error: --prefix '#' is not a topic prefix"),
+    ],
+)
+def test_ingest_refuses_bad_options_in_one_line(args, env, message):
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    result = CliRunner().invoke(cli, ["sync", "ingest", *args], env=env)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.output
