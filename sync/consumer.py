@@ -26,7 +26,7 @@ from edge.config.sync import MqttConfig
 from edge.errors import ConfigError
 from edge.storage import open_database
 from sync import contract, kanon
-from sync.errors import ContractError, short_reason
+from sync.errors import ContractError, WrongStore, short_reason
 from sync.mqtt_client import MqttClient
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class Accepted:
     window_start: float
     window_s: int
     text: str
+    k: int
+    schema_version: str
 
 
 def check_aggregate(topic: str, payload: bytes) -> Accepted:
@@ -111,7 +113,7 @@ def check_aggregate(topic: str, payload: bytes) -> Accepted:
         raise ContractError("not k-anonymous as claimed: " + "; ".join(problems[:3]))
     store = message["store"]
     if topic.split("/")[-2] != store:
-        raise ContractError(f"store {store!r} published on {topic}")
+        raise WrongStore(f"store {store!r} published on {topic}")
     window = message["window"]
     try:
         start = contract.parse_iso_utc(window["start"])
@@ -122,7 +124,15 @@ def check_aggregate(topic: str, payload: bytes) -> Accepted:
         raise ContractError(
             f"id {message['id']!r} is not the id of its store and window, {expected!r}"
         )
-    return Accepted(expected, store, start, window["seconds"], payload.decode("utf-8"))
+    return Accepted(
+        expected,
+        store,
+        start,
+        window["seconds"],
+        payload.decode("utf-8"),
+        message["k"],
+        message["schema_version"],
+    )
 
 
 @dataclass

@@ -13,6 +13,10 @@ class ContractError(DataFormatError):
     """A message does not match the versioned MQTT contract (JSON schema)."""
 
 
+class WrongStore(ContractError):
+    """A message names another store than the store level of the topic it came on."""
+
+
 class DownlinkRefused(EdgeError):
     """A downlink message was refused: malformed, unsigned, badly signed, stale or replayed.
 

@@ -124,6 +124,89 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
         click.echo(f"{key}: {value}")
 
 
+def _receiver_mqtt_config(
+    host: str,
+    port: int,
+    username: str | None,
+    password_env: str,
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    *,
+    what: str,
+) -> MqttConfig:
+    """The broker settings of a central-side receiver (consume, ingest), from options."""
+    from pydantic import ValidationError
+
+    try:
+        tls = (
+            TlsConfig(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+            if (ca_file or cert_file)
+            else None
+        )
+        return MqttConfig(
+            host=host,
+            port=port,
+            username=username,
+            password=os.environ.get(password_env) if username else None,
+            tls=tls,
+        )
+    except ValidationError as error:
+        raise ConfigError(f"invalid {what} options: {error.errors()[0]['msg']}") from None
+
+
+def receiver_options(default_client_id: str):
+    """The broker options ``consume`` and ``ingest`` share."""
+
+    def decorate(command):
+        for option in reversed(
+            [
+                click.option("--host", default="localhost", show_default=True, help="Broker host."),
+                click.option(
+                    "--port", type=int, default=1883, show_default=True, help="Broker port."
+                ),
+                click.option(
+                    "--prefix",
+                    default="store-edge",
+                    show_default=True,
+                    help="Topic prefix of the boxes.",
+                ),
+                click.option(
+                    "--client-id",
+                    default=default_client_id,
+                    show_default=True,
+                    help="Stable client id: the broker keeps its session (and queued messages).",
+                ),
+                click.option("--username", default=None, help="Broker user."),
+                click.option(
+                    "--password-env",
+                    default="EDGE_CONSUMER_PASSWORD",
+                    show_default=True,
+                    help="Environment variable holding the broker password.",
+                ),
+                click.option(
+                    "--ca-file",
+                    type=click.Path(dir_okay=False),
+                    default=None,
+                    help="CA bundle: use TLS.",
+                ),
+                click.option(
+                    "--cert-file",
+                    type=click.Path(dir_okay=False),
+                    default=None,
+                    help="Client certificate.",
+                ),
+                click.option(
+                    "--key-file", type=click.Path(dir_okay=False), default=None, help="Client key."
+                ),
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @sync_group.command("consume")
 @click.option(
     "--db",
@@ -132,32 +215,8 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
     required=True,
     help="The consumer's own SQLite file.",
 )
-@click.option("--host", default="localhost", show_default=True, help="Broker host.")
-@click.option("--port", type=int, default=1883, show_default=True, help="Broker port.")
-@click.option(
-    "--prefix", default="store-edge", show_default=True, help="Topic prefix of the boxes."
-)
+@receiver_options("edge-reference-consumer")
 @click.option("--store", default="+", show_default=True, help="One store id, or + for all.")
-@click.option(
-    "--client-id",
-    default="edge-reference-consumer",
-    show_default=True,
-    help="Stable client id: the broker keeps its session (and queued messages).",
-)
-@click.option("--username", default=None, help="Broker user.")
-@click.option(
-    "--password-env",
-    default="EDGE_CONSUMER_PASSWORD",
-    show_default=True,
-    help="Environment variable holding the broker password.",
-)
-@click.option(
-    "--ca-file", type=click.Path(dir_okay=False), default=None, help="CA bundle: use TLS."
-)
-@click.option(
-    "--cert-file", type=click.Path(dir_okay=False), default=None, help="Client certificate."
-)
-@click.option("--key-file", type=click.Path(dir_okay=False), default=None, help="Client key.")
 @click.option("--delay", "delay_s", type=float, default=0.0, help="Sleep per message (testing).")
 def consume_command(
     db_path: Path,
@@ -174,26 +233,12 @@ def consume_command(
     delay_s: float,
 ) -> None:
     """Reference consumer: receive aggregates, validate them, store each id once."""
-    from pydantic import ValidationError
-
     from sync.consumer import ReferenceConsumer, check_topic_segments
 
     check_topic_segments(prefix, store, names=("--prefix", "--store"))
-    try:
-        tls = (
-            TlsConfig(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
-            if (ca_file or cert_file)
-            else None
-        )
-        config = MqttConfig(
-            host=host,
-            port=port,
-            username=username,
-            password=os.environ.get(password_env) if username else None,
-            tls=tls,
-        )
-    except ValidationError as error:
-        raise ConfigError(f"invalid consumer options: {error.errors()[0]['msg']}") from None
+    config = _receiver_mqtt_config(
+        host, port, username, password_env, ca_file, cert_file, key_file, what="consumer"
+    )
     consumer = ReferenceConsumer(
         db_path, config, prefix=prefix, store=store, client_id=client_id, delay_s=delay_s
     )
@@ -203,6 +248,104 @@ def consume_command(
     counts = consumer.counts
     click.echo(
         f"{counts.stored} stored, {counts.duplicates} duplicates, {counts.rejected} rejected."
+    )
+
+
+@sync_group.command("ingest")
+@click.option(
+    "--dsn",
+    default=None,
+    help="PostgreSQL connection string (default: $EDGE_CENTRAL_DSN), e.g. "
+    "'host=db dbname=central user=ingest'.",
+)
+@receiver_options("central-ingest-1")
+@click.option(
+    "--group",
+    default="central-ingest",
+    show_default=True,
+    help="Shared subscription group: the workers of one group split the messages.",
+)
+@click.option(
+    "--session-expiry",
+    "session_expiry_s",
+    type=click.IntRange(0, 0xFFFFFFFE),
+    default=7 * 86400,
+    show_default=True,
+    help="Seconds the broker keeps this worker's session (and its messages) while it is away.",
+)
+@click.option(
+    "--batch",
+    "batch_max",
+    type=click.IntRange(1, 5000),
+    default=200,
+    show_default=True,
+    help="Messages committed per transaction at most.",
+)
+@click.option(
+    "--receive-maximum",
+    type=click.IntRange(1, 65535),
+    default=400,
+    show_default=True,
+    help="Unacknowledged messages the broker may have out to this worker.",
+)
+@click.option(
+    "--delay",
+    "commit_delay_s",
+    type=float,
+    default=0.0,
+    help="Sleep before each commit (testing a slow database).",
+)
+def ingest_command(
+    dsn: str | None,
+    host: str,
+    port: int,
+    prefix: str,
+    client_id: str,
+    username: str | None,
+    password_env: str,
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    group: str,
+    session_expiry_s: int,
+    batch_max: int,
+    receive_maximum: int,
+    commit_delay_s: float,
+) -> None:
+    """Central ingestion worker: a shared subscription to every store's aggregates, each
+    committed to PostgreSQL before it is acknowledged (see docs/central.md)."""
+    from sync.central.ingest import IngestSettings, IngestWorker
+    from sync.central.store import CentralStore
+    from sync.consumer import check_topic_segments
+
+    dsn = dsn or os.environ.get("EDGE_CENTRAL_DSN")
+    if not dsn:
+        raise ConfigError("no database: pass --dsn or set EDGE_CENTRAL_DSN")
+    check_topic_segments(prefix, "+", names=("--prefix", "--store"))
+    config = _receiver_mqtt_config(
+        host, port, username, password_env, ca_file, cert_file, key_file, what="ingest"
+    )
+    settings = IngestSettings(
+        prefix=prefix,
+        group=group,
+        client_id=client_id,
+        session_expiry_s=session_expiry_s,
+        receive_maximum=receive_maximum,
+        batch_max=batch_max,
+        commit_delay_s=commit_delay_s,
+    )
+    try:
+        worker = IngestWorker(CentralStore(dsn, worker=client_id), config, settings)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    stop = threading.Event()
+    _on_stop_signals(stop.set)
+    click.echo(f"Ingesting {settings.topic_filter()} from {host}:{port} as {client_id}.")
+    worker.run(stop)
+    counts = worker.counts
+    click.echo(
+        f"{counts.stored} stored, {counts.duplicates} duplicates, "
+        f"{counts.dead_letters} dead-lettered."
     )
 
 

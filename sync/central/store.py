@@ -1,0 +1,266 @@
+"""The central store: screen a message, then commit windows and dead letters in batches.
+
+:func:`screen` is the CPU part (size, JSON, schema, k claim, store, id: the reference
+consumer's :func:`sync.consumer.check_aggregate`), done before any database work.
+:class:`CentralStore` writes a batch in one transaction: windows keyed by
+``(store, window id)`` with ``INSERT ... ON CONFLICT DO NOTHING``, so a redelivered
+window is counted as a duplicate, never stored twice; a window id that comes back
+with *different* bytes keeps the first and dead-letters the second (``conflict``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from edge.errors import EdgeError
+from sync.central.schema import day_of, ensure_partition, migrate
+from sync.consumer import check_aggregate
+from sync.errors import ContractError, WrongStore, short_reason
+
+log = logging.getLogger(__name__)
+
+# Aggregates are about 4 kB (docs/mqtt.md, Volume); a box refuses downlinks over 70 kB.
+MAX_MESSAGE_BYTES = 65_536
+DEAD_LETTER_KEEP_BYTES = MAX_MESSAGE_BYTES  # an oversized payload is not kept at all
+
+
+class CentralStoreError(EdgeError):
+    """The central database cannot be reached or refused a write: nothing of the batch
+    was committed, so nothing of it may be acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRow:
+    """An aggregate that passed every check, as it is stored."""
+
+    topic: str
+    store: str
+    window_id: str
+    window_start: float
+    window_s: int
+    k: int
+    schema_version: str
+    text: str
+    sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that is not stored as a window, and why.
+
+    ``category``: ``oversized``, ``wrong_store``, ``invalid`` (not JSON, schema, k
+    claim, id) or ``conflict`` (an id already stored with other bytes).
+    """
+
+    topic: str
+    category: str
+    reason: str
+    size: int
+    payload: bytes | None
+
+
+Screened = WindowRow | DeadLetter
+
+
+def screen(topic: str, payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Screened:
+    """Check one message from ``topic`` (``<prefix>/<store>/aggregates``); never raises."""
+    if len(payload) > max_bytes:
+        reason = f"{len(payload)} bytes, more than the {max_bytes} an aggregate may have"
+        return DeadLetter(topic, "oversized", reason, len(payload), None)
+    try:
+        accepted = check_aggregate(topic, payload)
+    except WrongStore as error:
+        return DeadLetter(topic, "wrong_store", short_reason(str(error)), len(payload), payload)
+    except ContractError as error:
+        return DeadLetter(topic, "invalid", short_reason(str(error)), len(payload), payload)
+    except Exception as error:  # a check that chokes on a message is a reason, not a crash
+        log.exception("Checking a message on %s failed; dead-lettering it.", topic)
+        reason = short_reason(f"{type(error).__name__}: {error}")
+        return DeadLetter(topic, "invalid", reason, len(payload), payload)
+    return WindowRow(
+        topic,
+        accepted.store,
+        accepted.id,
+        accepted.window_start,
+        accepted.window_s,
+        accepted.k,
+        accepted.schema_version,
+        accepted.text,
+        hashlib.sha256(payload).digest(),
+    )
+
+
+@dataclass
+class WriteCounts:
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    by_category: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: WriteCounts) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.dead_letters += other.dead_letters
+        for category, count in other.by_category.items():
+            self.by_category[category] = self.by_category.get(category, 0) + count
+
+
+_INSERT_WINDOWS = """
+INSERT INTO windows (store, window_id, window_start, window_s, k, schema_version, payload,
+                     payload_sha256, worker)
+SELECT u.store, u.window_id, to_timestamp(u.start), u.window_s, u.k, u.version, u.payload::jsonb,
+       u.sha, %s
+FROM unnest(%s::text[], %s::text[], %s::float8[], %s::int[], %s::int[], %s::text[], %s::text[],
+            %s::bytea[]) AS u(store, window_id, start, window_s, k, version, payload, sha)
+ORDER BY u.store, u.window_id
+ON CONFLICT (store, window_id, window_start) DO NOTHING
+RETURNING window_id
+"""
+_COUNT_DUPLICATE = """
+UPDATE windows SET duplicates = duplicates + 1
+WHERE store = %s AND window_id = %s AND window_start = to_timestamp(%s) AND payload_sha256 = %s
+RETURNING 1
+"""
+_INSERT_DEAD_LETTER = """
+INSERT INTO dead_letters (topic, category, reason, bytes, payload, worker)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+
+
+class CentralStore:
+    """A pool of connections to the central database, written by one worker.
+
+    Args:
+        dsn: libpq connection string (``host=... dbname=... user=...`` or a URI).
+        worker: recorded with every row this worker commits.
+        timeout_s: how long to wait for a connection before a write fails.
+    """
+
+    def __init__(self, dsn: str, *, worker: str, timeout_s: float = 5.0) -> None:
+        self.worker = worker
+        self.timeout_s = timeout_s
+        self.pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=2,
+            open=False,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout_s))},
+            check=ConnectionPool.check_connection,
+            name=f"central-{worker}",
+        )
+        self._days: set[date] = set()
+        self._migrated = False
+
+    def open(self) -> None:
+        self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def ready(self) -> bool:
+        """Whether the database answers now (and its schema is up to date)."""
+        try:
+            with self.pool.connection(timeout=self.timeout_s) as conn:
+                if not self._migrated:
+                    applied = migrate(conn)
+                    if applied:
+                        log.info("Central database: applied migrations %s.", applied)
+                    self._migrated = True
+                conn.execute("SELECT 1")
+            return True
+        except (psycopg.Error, PoolTimeout) as error:
+            log.warning("Central database not available: %s", short_reason(str(error)))
+            return False
+
+    def write(self, items: Sequence[Screened]) -> WriteCounts:
+        """Commit ``items`` in one transaction.
+
+        Raises:
+            CentralStoreError: nothing was committed (database down, connection lost).
+        """
+        windows = [item for item in items if isinstance(item, WindowRow)]
+        dead = [item for item in items if isinstance(item, DeadLetter)]
+        try:
+            with self.pool.connection(timeout=self.timeout_s) as conn:
+                for day in sorted({day_of(w.window_start) for w in windows} - self._days):
+                    if ensure_partition(conn, day):
+                        log.info("Central database: created the partition of %s.", day)
+                    self._days.add(day)
+                with conn.transaction():
+                    counts = self._write(conn, windows, dead)
+        except (psycopg.Error, PoolTimeout) as error:
+            self._days.clear()  # a partition may have been dropped meanwhile
+            raise CentralStoreError(
+                f"cannot write to the central database: {short_reason(str(error))}"
+            ) from error
+        return counts
+
+    def _write(
+        self, conn: psycopg.Connection, windows: list[WindowRow], dead: list[DeadLetter]
+    ) -> WriteCounts:
+        counts = WriteCounts()
+        if windows:
+            columns = list(
+                zip(
+                    *(
+                        (
+                            w.store,
+                            w.window_id,
+                            w.window_start,
+                            w.window_s,
+                            w.k,
+                            w.schema_version,
+                            w.text,
+                            w.sha256,
+                        )
+                        for w in windows
+                    ),
+                    strict=True,
+                )
+            )
+            inserted = {
+                row[0]
+                for row in conn.execute(
+                    _INSERT_WINDOWS, [self.worker, *(list(column) for column in columns)]
+                ).fetchall()
+            }
+            counts.stored = len(inserted)
+            first: set[str] = set()
+            for w in windows:
+                if w.window_id in inserted and w.window_id not in first:
+                    first.add(w.window_id)  # stored by this batch
+                    continue
+                # stored before, or twice in this batch (a redelivery)
+                same = conn.execute(
+                    _COUNT_DUPLICATE, [w.store, w.window_id, w.window_start, w.sha256]
+                ).fetchone()
+                if same:
+                    counts.duplicates += 1
+                else:
+                    dead.append(
+                        DeadLetter(
+                            w.topic,
+                            "conflict",
+                            f"window {w.window_id} is already stored with other content; "
+                            "the first one is kept",
+                            len(w.text.encode()),
+                            w.text.encode(),
+                        )
+                    )
+        if dead:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    _INSERT_DEAD_LETTER,
+                    [(d.topic, d.category, d.reason, d.size, d.payload, self.worker) for d in dead],
+                )
+            counts.dead_letters = len(dead)
+            for d in dead:
+                counts.by_category[d.category] = counts.by_category.get(d.category, 0) + 1
+        return counts

@@ -1,0 +1,157 @@
+"""Helpers for the central ingestion tests: a throw-away PostgreSQL database on the local
+server, and ``edge sync ingest`` workers as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from tests.conftest import REPO
+
+# The server the tests use (scripts/test starts the local cluster if it is down).
+ADMIN_DSN = os.environ.get(
+    "EDGE_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
+GROUP = "central-test"
+
+
+def admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {ADMIN_DSN!r} ({error}); start it "
+            "(scripts/test does) or set EDGE_TEST_PG_DSN"
+        )
+
+
+@pytest.fixture(name="central_db")
+def central_db_fixture() -> Iterator[str]:
+    """A database of this test's own (created empty, dropped after): its DSN."""
+    name = f"central_test_{uuid.uuid4().hex[:12]}"
+    with admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(ADMIN_DSN, dbname=name)
+    finally:
+        with admin() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def set_connections_allowed(dsn: str, allowed: bool) -> None:
+    """Take the database down for its clients (no new connection, every open one cut),
+    or bring it back: an outage of the central store, without touching the server
+    other databases live on."""
+    name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    with admin() as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(str(name)), sql.SQL("true" if allowed else "false")
+            )
+        )
+        if not allowed:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [name],
+            )
+
+
+def query(dsn: str, text: str, params: list | None = None) -> list[tuple]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(text, params).fetchall()
+
+
+def window_count(dsn: str) -> int:
+    try:
+        return int(query(dsn, "SELECT count(*) FROM windows")[0][0])
+    except psycopg.Error:  # not migrated yet
+        return 0
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.1)
+
+
+class Worker:
+    """One ``edge sync ingest`` process (its log in ``folder/<client id>.log``)."""
+
+    def __init__(self, dsn: str, port: int, client_id: str, folder: Path, *extra: str) -> None:
+        self.args = [
+            sys.executable,
+            "-m",
+            "edge",
+            "sync",
+            "ingest",
+            "--dsn",
+            dsn,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--group",
+            GROUP,
+            "--client-id",
+            client_id,
+            *extra,
+        ]
+        self.client_id = client_id
+        self.log = folder / f"{client_id}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Worker:
+        stream = self.log.open("a")
+        self.process = subprocess.Popen(
+            self.args,
+            cwd=REPO,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        stream.close()
+        return self
+
+    def log_text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def wait_subscribed(self, times: int = 1, timeout_s: float = 30) -> None:
+        """Until the worker's log says it subscribed ``times`` times (restarts append)."""
+        wait_for(
+            lambda: self.log_text().count("MQTT: subscribed") >= times,
+            timeout_s,
+            f"{self.client_id} to subscribe",
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        """SIGTERM and wait: the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return int(self.process.returncode)

@@ -1,0 +1,146 @@
+"""The central PostgreSQL store without MQTT: migrations, day partitions, the idempotent
+upsert, and roll-ups that are built only from published (non-null) cells."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from scripts.fleet_sim import fleet_messages
+from sync.central.schema import MIGRATIONS, migrate
+from sync.central.store import CentralStore, WindowRow, screen
+from tests.central_support import central_db_fixture, query  # noqa: F401 (fixture)
+from tests.conftest import REPO
+
+K = 5
+
+
+@pytest.fixture(name="store")
+def store_fixture(central_db):
+    store = CentralStore(central_db, worker="test")
+    store.open()
+    assert store.ready()
+    yield store
+    store.close()
+
+
+def published_sum(values) -> int | None:
+    """What a roll-up cell must be: the sum of the published cells, null if none is."""
+    shown = [v for v in values if v is not None]
+    return sum(shown) if shown else None
+
+
+def test_migrations_are_recorded_and_applied_once(central_db, store):
+    with psycopg.connect(central_db, autocommit=True) as conn:
+        assert migrate(conn) == []  # store.ready() applied them
+    rows = query(central_db, "SELECT version FROM central_schema_migrations ORDER BY version")
+    assert [row[0] for row in rows] == [m.version for m in MIGRATIONS]
+
+
+def test_windows_go_to_day_partitions_once_and_a_redelivery_is_a_duplicate(central_db, store):
+    messages = fleet_messages(2, 100, window_s=3600)  # a bit more than four days
+    counts = store.write([screen(m.topic, m.payload) for m in messages])
+    assert (counts.stored, counts.duplicates, counts.dead_letters) == (200, 0, 0)
+    again = store.write([screen(m.topic, m.payload) for m in messages[:30] + messages[:5]])
+    assert (again.stored, again.duplicates, again.dead_letters) == (0, 35, 0)
+    partitions = query(
+        central_db,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'windows'::regclass ORDER BY 1",
+    )
+    assert [row[0] for row in partitions] == [
+        "windows_20240301",
+        "windows_20240302",
+        "windows_20240303",
+        "windows_20240304",
+        "windows_20240305",
+    ]
+    assert query(central_db, "SELECT count(*), sum(duplicates) FROM windows")[0] == (200, 35)
+
+
+def test_store_and_region_rollups_sum_only_published_cells(central_db, store):
+    messages = fleet_messages(3, 96 * 2, k=K)
+    rows = [screen(m.topic, m.payload) for m in messages]
+    assert all(isinstance(row, WindowRow) for row in rows)
+    store.write(rows)
+    region_of = {"sim-0000": "north", "sim-0001": "north", "sim-0002": "south"}
+    with psycopg.connect(central_db, autocommit=True) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO store_regions (store, region) VALUES (%s, %s)", list(region_of.items())
+        )
+
+    expected: dict = defaultdict(lambda: defaultdict(list))
+    zones: dict = defaultdict(lambda: defaultdict(list))
+    mixes: dict = defaultdict(lambda: defaultdict(list))
+    for m in messages:
+        payload = json.loads(m.payload)
+        key = (m.store, payload["window"]["start"][:10])
+        expected[key]["footfall_in"].append(payload["footfall"]["in"])
+        expected[key]["visits"].append(payload["visits"]["count"])
+        expected[key]["checkout"].append(payload["visits"]["checkout"])
+        for cell in payload["dwell"]:
+            zones[key][cell["zone"]].append(cell["visits"])
+        for kind in ("traits", "segments"):
+            for cell in payload[kind]:
+                mixes[key][(kind[:-1], cell["name"])].append(cell["visits"])
+
+    day_rows = query(
+        central_db,
+        "SELECT store, day::text, footfall_in, visits, checkout, k FROM rollup_store_day",
+    )
+    assert len(day_rows) == 6
+    saw_partial = False
+    for store_id, day, footfall_in, visits, checkout, k in day_rows:
+        cells = expected[(store_id, day)]
+        assert footfall_in == published_sum(cells["footfall_in"])
+        assert visits == published_sum(cells["visits"])
+        assert checkout == published_sum(cells["checkout"])
+        assert k == K
+        saw_partial |= None in cells["visits"] and any(cells["visits"])
+    assert saw_partial  # the data has suppressed windows beside published ones
+
+    for store_id, day, zone, visits in query(
+        central_db, "SELECT store, day::text, zone, visits FROM rollup_store_day_dwell"
+    ):
+        assert visits == published_sum(zones[(store_id, day)][zone])
+    for store_id, day, kind, name, visits in query(
+        central_db, "SELECT store, day::text, kind, name, visits FROM rollup_store_day_mix"
+    ):
+        assert visits == published_sum(mixes[(store_id, day)][(kind, name)])
+
+    # Every count cell of every roll-up is null or at least k.
+    for view, columns in (
+        ("rollup_store_day", "footfall_in, footfall_out, visits, checkout, passers_by"),
+        ("rollup_store_day_dwell", "visits"),
+        ("rollup_store_day_mix", "scored, visits"),
+        ("rollup_region_day", "footfall_in, footfall_out, visits, checkout, passers_by"),
+        ("rollup_region_day_dwell", "visits"),
+        ("rollup_region_day_mix", "scored, visits"),
+    ):
+        for row in query(central_db, f"SELECT {columns} FROM {view}"):
+            assert all(value is None or value >= K for value in row), (view, row)
+
+    region = dict(
+        ((r, d), v)
+        for r, d, v in query(central_db, "SELECT region, day::text, visits FROM rollup_region_day")
+    )
+    for day in ("2024-03-01", "2024-03-02"):
+        north = [published_sum(expected[(s, day)]["visits"]) for s in ("sim-0000", "sim-0001")]
+        assert region[("north", day)] == published_sum(north)
+        assert region[("south", day)] == published_sum(
+            [published_sum(expected[("sim-0002", day)]["visits"])]
+        )
+
+
+def test_edge_never_imports_the_central_side():
+    """Only the CLI, which assembles services, may see sync.central (STYLE A6)."""
+    offenders = [
+        path.relative_to(REPO)
+        for path in Path(REPO, "edge").rglob("*.py")
+        if "sync.central" in path.read_text() and "cli" not in path.parts
+    ]
+    assert offenders == []
