@@ -293,3 +293,34 @@ def test_store_is_not_a_camera_id(tmp_path):
     path.write_text(yaml.safe_dump(site))
     with pytest.raises(ConfigError, match="reserved for the store-wide tracks"):
         load_site(path)
+
+
+def test_two_cameras_on_the_demo_recording_count_the_real_people(tmp_path):
+    """Issue 13's field report: with two cameras on the demo recording the page showed 17
+    people "right now" for 7 real ones. Two cameras seeing the same people (the PETS
+    detections twice) now report the people present, not their sum."""
+    from tests.conftest import PETS_DET, PETS_GT, PETS_SITE
+
+    site = yaml.safe_load(PETS_SITE.read_text())
+    second = dict(site["cameras"][0], id="view001b")
+    site["cameras"].append(second)
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
+    gt = np.loadtxt(PETS_GT, delimiter=",")
+    truth = tmp_path / "floor_gt.txt"
+    np.savetxt(truth, gt[:, [0, 1, 7, 8]], fmt=["%d", "%d", "%.3f", "%.3f"], delimiter=",")
+    fused = tmp_path / "fused.txt"
+    result = run_edge("replay", "--site", str(path), "--detections", f"view001={PETS_DET}",
+                      "--detections", f"view001b={PETS_DET}", "--db", str(tmp_path / "f.db"),
+                      "--floor-out", str(fused), "--quiet")
+    assert result.returncode == 0, result.stderr
+    figures = _eval_against(truth, fused)
+    present = figures["people_present_per_frame"]
+    assert abs(figures["people_reported_per_frame"] - present) / present < 0.12, figures
+    assert figures["occupancy_error"] < 0.15 and figures["MOTA"] > 0.7, figures
+
+
+def _eval_against(gt, tracks) -> dict:
+    result = run_edge("eval", "floor", "--gt", str(gt), "--tracks", str(tracks), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
