@@ -79,7 +79,9 @@ def degrade(rows: np.ndarray, degradation: Degradation, image_size: tuple[int, i
     edges[:, 2] = np.maximum(edges[:, 2], edges[:, 0] + 2)
     edges[:, 3] = np.maximum(edges[:, 3], edges[:, 1] + 4)
     kept[:, 2:6] = np.c_[edges[:, :2], edges[:, 2:] - edges[:, :2]]
-    kept[:, 6] = np.clip(rng.normal(0.8, 0.1, len(kept)), 0.3, 1.0)
+    # scores as the public MOTChallenge detections have them: true boxes mostly above
+    # 0.9, false ones spread lower (a tracker's activation threshold then means the same)
+    kept[:, 6] = np.clip(rng.normal(0.92, 0.06, len(kept)), 0.3, 1.0)
     frames = np.unique(rows[:, 0])
     false = []
     width, height = image_size
@@ -89,7 +91,7 @@ def degrade(rows: np.ndarray, degradation: Degradation, image_size: tuple[int, i
             h = typical * rng.uniform(0.5, 1.5)
             w = h * rng.uniform(0.3, 0.45)
             left, top = rng.uniform(0, width - w), rng.uniform(height * 0.3, height - h)
-            false.append([frame, -1, left, top, w, h, rng.uniform(0.3, 0.7), -1, -1, -1])
+            false.append([frame, -1, left, top, w, h, rng.uniform(0.3, 0.9), -1, -1, -1])
     out = np.vstack([kept[:, :10], np.array(false).reshape(-1, 10)])
     return out[np.argsort(out[:, 0], kind="stable")]
 

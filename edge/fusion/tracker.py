@@ -248,9 +248,7 @@ class FloorFusion:
             if len(group) == 0 or taken.all():
                 continue
             columns = np.flatnonzero(~taken)
-            sub = cost[np.ix_(group, columns)]
-            if not np.isfinite(sub).any():
-                continue
+            sub = cost[group] if len(columns) == cost.shape[1] else cost[np.ix_(group, columns)]
             for row, col in assign(sub, limit):
                 rows.append(int(group[row]))
                 cols.append(int(columns[col]))
@@ -283,16 +281,16 @@ class FloorFusion:
         them (false boxes rarely agree across cameras), or by one for twice as long
         (someone the others cannot see behind a shelf or a crowd)."""
         people = self.people
-        tentative = people.track_id == 0
-        views = np.array([bin(int(m)).count("1") for m in people.camera_mask], np.int64)
-        looking = self.coverage.covering(people.x[:, :2], self.live_cameras(t))
-        enough = np.where(
-            (views >= 2) | (looking <= 1),
-            people.instants >= self.config.confirm_instants,
-            people.instants >= 2 * self.config.confirm_instants,
-        )
-        new = tentative & (people.sightings >= self.config.confirm_sightings) & enough
-        for row in np.flatnonzero(new):
+        rows = np.flatnonzero((people.track_id == 0)
+                              & (people.sightings >= self.config.confirm_sightings)
+                              & (people.instants >= self.config.confirm_instants))
+        if len(rows):
+            views = np.array([bin(int(m)).count("1") for m in people.camera_mask[rows]])
+            looking = self.coverage.covering(people.x[rows, :2], self.live_cameras(t))
+            enough = ((views >= 2) | (looking <= 1)
+                      | (people.instants[rows] >= 2 * self.config.confirm_instants))
+            rows = rows[enough]
+        for row in rows:
             people.track_id[row] = self._next_track_id
             self._next_track_id += 1
         # a tentative person missed once was a false box
@@ -307,27 +305,32 @@ class FloorFusion:
         people = self.people
         if len(people) == 0:
             return
-        unseen = people.seen == 0
-        xy = people.x[:, :2]
-        watched = self.coverage.covering(xy, sending) > 0 if sending else np.zeros(len(xy), bool)
-        people.missed_s = np.where(unseen, people.missed_s + watched * self._dt, 0.0)
+        people.missed_s[people.seen > 0] = 0.0
+        people.held[people.seen > 0] = False
+        unseen = np.flatnonzero(people.seen == 0)  # only they can be gone: few, usually
+        if len(unseen) == 0:
+            return
+        xy = people.x[unseen, :2]
+        if sending:
+            people.missed_s[unseen] += (self.coverage.covering(xy, sending) > 0) * self._dt
         live = self.live_cameras(t)
         covered_live = self.coverage.covering(xy, live) > 0
         down = set(self.coverage.footprints) - live
         covered_down = self.coverage.covering(xy, down) > 0 if down else np.zeros(len(xy), bool)
         on_floor = (shapely.contains_xy(self.bounds, xy[:, 0], xy[:, 1])
                     if self.bounds is not None else np.ones(len(xy), bool))
-        held = unseen & ~covered_live & covered_down
-        people.held = held
-        people.last_seen[held] = t  # the clock stops while only a dead camera could see them
-        people.x[held, 2:] = 0.0
-        age = t - people.last_seen
-        gone = unseen & (
-            ~on_floor
-            | (covered_live & (people.missed_s > self.config.lost_after_s))
-            | (~covered_live & ~held & (age > self.config.blind_keep_s))
-        )
-        self.people.keep(~gone)
+        held = ~covered_live & covered_down
+        people.held[unseen] = held
+        people.last_seen[unseen[held]] = t  # the clock stops while only a dead camera looks
+        people.x[unseen[held], 2:] = 0.0
+        age = t - people.last_seen[unseen]
+        gone = (~on_floor
+                | (covered_live & (people.missed_s[unseen] > self.config.lost_after_s))
+                | (~covered_live & ~held & (age > self.config.blind_keep_s)))
+        if gone.any():
+            keep = np.ones(len(people), bool)
+            keep[unseen[gone]] = False
+            people.keep(keep)
 
     def _merge_duplicates(self, t: float, assigned: Mapping[str, np.ndarray]) -> None:
         people = self.people
@@ -429,11 +432,12 @@ class FloorFusion:
     def _report(self, frame_index: int, t: float) -> FusedTracks:
         people = self.people
         confirmed = people.track_id > 0
-        recent = (t - people.last_seen) <= self.config.report_unseen_s
-        live = self.live_cameras(t)
-        uncovered = self.coverage.covering(people.x[:, :2], live) == 0 if len(people) else \
-            np.zeros(0, bool)
-        show = confirmed & (recent | uncovered | people.held)
+        show = confirmed & (((t - people.last_seen) <= self.config.report_unseen_s)
+                            | people.held)
+        unsure = np.flatnonzero(confirmed & ~show)  # unseen for a while: in a blind spot?
+        if len(unsure):
+            blind = self.coverage.covering(people.x[unsure, :2], self.live_cameras(t)) == 0
+            show[unsure[blind]] = True
         return FusedTracks(
             frame_index=frame_index,
             timestamp=t,
