@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edge.annotate import LINE_COLOUR, TRACK_COLOUR, ZONE_COLOURS
 from edge.cli import cli
 from tests.conftest import PETS_DET, PETS_GT, SHARED
 from tests.test_cli import run_edge
@@ -54,12 +55,70 @@ def kept_detail(original: np.ndarray, drawn: np.ndarray) -> float:
     of their high-pass images (about 1 for the same picture, about 0 once pixelated).
     Drawn overlays (zone outlines, labels) are unrelated to the original, so they do
     not raise it."""
-    def high_pass(patch: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float64)
-        return (grey - cv2.GaussianBlur(grey, (0, 0), 1.5)).ravel()
-
-    a, b = high_pass(original), high_pass(drawn)
+    a, b = _high_pass(original), _high_pass(drawn)
     return float(a @ b / np.sqrt((a @ a) * (b @ b) + 1e-9))
+
+
+def _high_pass(patch: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float64)
+    return (grey - cv2.GaussianBlur(grey, (0, 0), 1.5)).ravel()
+
+
+# The annotator's drawing colours (boxes, labels, lines, zone outlines; white zone
+# names), leaving out its greys, which the pavement shares.
+OVERLAY_COLOURS = np.array([c for c in (TRACK_COLOUR, LINE_COLOUR, *ZONE_COLOURS.values())
+                            if max(c) - min(c) > 80] + [(255, 255, 255)], dtype=np.float64)
+MIN_VISIBLE_PX = 30  # a head with fewer pixels outside the drawing is hidden by it
+
+
+def overlay_mask(drawn: np.ndarray) -> np.ndarray:
+    """Pixels the annotator drew over (in one of its colours), widened by the reach of
+    the high-pass filter: what lies under a drawn box edge is hidden, not shown."""
+    distance = np.linalg.norm(drawn[:, :, None, :].astype(np.float64) - OVERLAY_COLOURS,
+                              axis=-1).min(axis=-1)
+    return cv2.dilate((distance < 70).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+
+
+def retained_detail(original: np.ndarray, drawn: np.ndarray,
+                    ignore: np.ndarray | None = None) -> float:
+    """Share of the original's fine detail still in the drawn patch: the drawn high-pass
+    image projected on the original's (1 unchanged, about 0 once covered). Unlike the
+    correlation of :func:`kept_detail` it also falls when the detail is only faint
+    (smoothed). Pixels in ``ignore`` (drawn overlays) are left out."""
+    a, b = _high_pass(original), _high_pass(drawn)
+    if ignore is not None:
+        keep = ~ignore.ravel()
+        a, b = a[keep], b[keep]
+    return float(a @ b / (a @ a + 1e-9))
+
+
+COVERED_BELOW = 0.5  # a head keeping half its fine detail or more is visible
+
+
+def ground_truth_heads(gt: np.ndarray, frame_number: int,
+                       size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Head regions of one ground-truth frame: the top 20% of each box, clipped to the
+    picture (``size`` is width, height); regions under 4x4 px are left out."""
+    width, height = size
+    heads = []
+    for x, y, w, h in gt[gt[:, 0] == frame_number][:, 2:6]:
+        x1, y1 = int(max(x, 0)), int(max(y, 0))
+        x2, y2 = int(min(x + w, width)), int(min(y + 0.2 * h, height))
+        if x2 - x1 >= 4 and y2 - y1 >= 4:
+            heads.append((x1, y1, x2, y2))
+    return heads
+
+
+def uncovered_heads(gt: np.ndarray, frame_number: int, original: np.ndarray,
+                    drawn: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The frame's ground-truth heads whose detail the drawn picture still shows (drawn
+    boxes and labels left out of the comparison)."""
+    size = (original.shape[1], original.shape[0])
+    drawn_over = overlay_mask(drawn)
+    return [(x1, y1, x2, y2) for x1, y1, x2, y2 in ground_truth_heads(gt, frame_number, size)
+            if (~drawn_over[y1:y2, x1:x2]).sum() >= MIN_VISIBLE_PX
+            and retained_detail(original[y1:y2, x1:x2], drawn[y1:y2, x1:x2],
+                                drawn_over[y1:y2, x1:x2]) >= COVERED_BELOW]
 
 
 def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:

@@ -1,6 +1,8 @@
 """The evaluator is wired to motmetrics/trackeval correctly."""
 
 import json
+import shutil
+import sqlite3
 
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ from edge.cli import cli
 from edge.errors import DataFormatError
 from edge.evaluation.mot import evaluate_mot, evaluate_mot_files
 from edge.motformat import read_mot
+from edge.storage import open_database
+from edge.storage.trajectories import finish_run, start_run
 from tests.conftest import PETS_GT, SHARED
 
 
@@ -106,3 +110,53 @@ def test_eval_mot_frames_without_ground_truth(tmp_path):
                                       str(tracks), "--frames", "900-1000"])
     assert result.exit_code == 1
     assert result.output == "Error: the ground truth has no rows to evaluate in frames 900-1000\n"
+
+
+def test_eval_mot_scores_a_run_stored_in_the_database(det_db):
+    """Issue 18 #14: `edge eval mot` could only score a --mot-out file, not a replay
+    already in the database. --db/--run reads the run's boxes from track_points."""
+    db = sqlite3.connect(det_db)
+    run = db.execute("select max(id) from runs").fetchone()[0]
+    rows = np.array(db.execute(
+        "select frame + 1, track_id, left, top, width, height, confidence, -1, -1, -1 "
+        "from track_points where run_id = ?", (run,)).fetchall(), dtype=np.float64)
+    result = CliRunner().invoke(cli, ["eval", "mot", "--gt", str(PETS_GT), "--db", str(det_db),
+                                      "--run", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures == evaluate_mot(read_mot(PETS_GT), rows)
+    assert figures["frames"] == 795 and figures["HOTA"] > 0.3
+    latest = CliRunner().invoke(cli, ["eval", "mot", "--gt", str(PETS_GT), "--db", str(det_db),
+                                      "--json"])  # default: the latest finished run
+    assert latest.exit_code == 0 and json.loads(latest.stdout) == figures
+
+
+def test_eval_mot_refuses_a_store_wide_run_without_boxes(det_db, tmp_path):
+    """A store-wide run fused from several cameras stores floor positions only (camera
+    'store', NULL boxes): one line saying so, and which runs have boxes."""
+    path = tmp_path / "edge.db"
+    shutil.copy(det_db, path)
+    db = open_database(path)
+    camera_run = db.execute("select max(id) from runs").fetchone()[0]
+    store_run = start_run(db, "store", "fusion", "fusion")
+    db["track_points"].insert_all(
+        {"run_id": store_run, "camera_id": "store", "track_id": 1, "frame": frame,
+         "t": 1.0e9 + frame, "x": 1.0, "y": 2.0, "left": None, "top": None, "width": None,
+         "height": None, "confidence": None} for frame in range(10))
+    finish_run(db, store_run, 10, "done")
+    for args in (["--run", str(store_run)], []):  # asked for, or the latest
+        result = CliRunner().invoke(cli, ["eval", "mot", "--gt", str(PETS_GT), "--db",
+                                          str(path), *args])
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: run {store_run} (camera store) has no image boxes to score: a store-wide "
+            "run fused from several cameras holds floor positions only; score one of the "
+            f"runs with boxes instead (--run {camera_run})\n")
+
+
+@pytest.mark.parametrize("args", [["--db", "x.db"], ["--run", "1"]])
+def test_eval_mot_tracks_file_or_database_not_both(tmp_path, args):
+    tracks = partial_tracks(tmp_path, 10)
+    result = CliRunner().invoke(cli, ["eval", "mot", "--gt", str(PETS_GT), "--tracks",
+                                      str(tracks), *args])
+    assert result.exit_code == 2 and "--tracks scores a file: drop --db and --run" in result.output

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from edge.cli.options import FiniteFloatRange, db_option, load_site_option, resolve_db_path
-from edge.evaluation.floor import evaluate_floor
+from edge.evaluation.floor import evaluate_floor, latest_finished_run
 from edge.evaluation.floor_tracks import DEFAULT_GATE_M, evaluate_floor_tracks, read_floor_rows
-from edge.evaluation.mot import FrameRange, coverage_hint, evaluate_mot
+from edge.evaluation.mot import FrameRange, coverage_hint, evaluate_mot, require_run_boxes
 from edge.motformat import read_mot
 from edge.storage import open_database
 
@@ -42,19 +42,34 @@ def eval_group() -> None:
 @eval_group.command("mot")
 @click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Ground truth in MOTChallenge format (gt.txt).")
-@click.option("--tracks", "tracks_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Tracks in MOTChallenge format (edge replay --mot-out).")
+@click.option("--tracks", "tracks_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Tracks in MOTChallenge format (edge replay --mot-out). Without it, a "
+                   "replay run stored in the database (--db, --run) is scored.")
+@db_option
+@click.option("--run", "run_id", type=int,
+              help="Without --tracks: the stored replay run to score, from its boxes in "
+                   "track_points (default: the latest finished run).")
 @click.option("--frames", "frames", type=FrameRangeType(), default=None,
               help="Score only these ground-truth frames, e.g. 1-150 after "
                    "`edge replay --max-frames 150` (default: all of the ground truth's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_mot(gt_path: Path, tracks_path: Path, frames: FrameRange | None, as_json: bool) -> None:
-    """HOTA (trackeval), MOTA and IDF1 (motmetrics, IoU 0.5) of TRACKS against GT.
+def eval_mot(gt_path: Path, tracks_path: Path | None, db_path: Path | None,
+             run_id: int | None, frames: FrameRange | None, as_json: bool) -> None:
+    """HOTA (trackeval), MOTA and IDF1 (motmetrics, IoU 0.5) of TRACKS, or of a stored
+    replay run, against GT.
 
     Every ground-truth frame is scored unless --frames says otherwise; when the tracks
-    end before the ground truth, a note on stderr says so."""
-    gt, tracks = read_mot(gt_path), read_mot(tracks_path)
+    end before the ground truth, a note on stderr says so. A store-wide run fused from
+    several cameras has no image boxes and is refused: score its cameras' runs."""
+    gt = read_mot(gt_path)
+    if tracks_path is not None:
+        if db_path is not None or run_id is not None:
+            raise click.UsageError("--tracks scores a file: drop --db and --run")
+        tracks = read_mot(tracks_path)
+    else:
+        site = load_site_option(None) if db_path is None else None
+        db = open_database(resolve_db_path(db_path, site, must_exist=True))
+        tracks = require_run_boxes(db, latest_finished_run(db) if run_id is None else run_id)
     metrics = evaluate_mot(gt, tracks, frames)
     hint = coverage_hint(gt, tracks) if frames is None else None
     if hint is not None:

@@ -100,6 +100,20 @@ def floor_errors(gt: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, int]:
     return (np.concatenate(distances) if distances else np.zeros(0)), unmatched
 
 
+def latest_finished_run(db: sqlite_utils.Database) -> int:
+    """The id of the latest finished replay run.
+
+    Raises:
+        DataFormatError: the database holds none.
+    """
+    if "runs" not in db.table_names():
+        raise DataFormatError("the database holds no replay runs; run `edge replay` first")
+    row = db.execute("select max(id) from runs where status = 'done'").fetchone()
+    if row is None or row[0] is None:
+        raise DataFormatError("the database holds no finished replay run")
+    return int(row[0])
+
+
 def read_track_points(
     db: sqlite_utils.Database, run_id: int | None = None, frame_offset: int = 1
 ) -> tuple[int, np.ndarray]:
@@ -111,13 +125,8 @@ def read_track_points(
         frame_offset: added to our 0-based frame index to get the ground truth's
             frame number (1 for MOTChallenge, whose frames count from 1).
     """
-    if "runs" not in db.table_names():
-        raise DataFormatError("the database holds no replay runs; run `edge replay` first")
     if run_id is None:
-        row = db.execute("select max(id) from runs where status = 'done'").fetchone()
-        if row is None or row[0] is None:
-            raise DataFormatError("the database holds no finished replay run")
-        run_id = int(row[0])
+        run_id = latest_finished_run(db)
     else:
         require_run(db, run_id)
     rows = db.execute(

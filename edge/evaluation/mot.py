@@ -10,12 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import sqlite_utils
 
 from edge.errors import DataFormatError
 from edge.motformat import read_mot
+from edge.storage.trajectories import require_run
 from edge.tracking.association import box_iou
 
 IOU_THRESHOLD = 0.5
+FRAME_OFFSET = 1  # our 0-based frame index + 1 = MOTChallenge frame number
 
 
 def _boxes(rows: np.ndarray) -> np.ndarray:
@@ -163,3 +166,44 @@ def coverage_hint(gt: np.ndarray, tracks: np.ndarray) -> str | None:
     return (f"the tracks cover frames {track_first}-{track_last}, the ground truth "
             f"{gt_first}-{gt_last}: its frames after {track_last} are scored as misses; to "
             f"score only the frames the tracks cover, add --frames {gt_first}-{track_last}")
+
+
+def read_run_boxes(db: sqlite_utils.Database, run_id: int) -> np.ndarray:
+    """A stored run's image boxes as MOTChallenge rows (frames from 1, columns 8-10 -1).
+
+    Points without a box are left out: a store-wide run fused from several cameras
+    (camera ``store``) holds floor positions only.
+
+    Raises:
+        DataFormatError: the database has no run ``run_id``.
+    """
+    require_run(db, run_id)
+    rows = np.array(db.execute(
+        "select frame, track_id, left, top, width, height, confidence from track_points "
+        "where run_id = ? and left is not null and top is not null and width is not null "
+        "and height is not null", [run_id]).fetchall(), dtype=np.float64).reshape(-1, 7)
+    out = np.full((len(rows), 10), -1.0)
+    out[:, :7] = rows
+    out[:, 0] += FRAME_OFFSET
+    return out
+
+
+def require_run_boxes(db: sqlite_utils.Database, run_id: int) -> np.ndarray:
+    """:func:`read_run_boxes`, refusing a run that has none.
+
+    Raises:
+        DataFormatError: no such run, or a run without boxes (one line naming the runs
+            that have some).
+    """
+    boxes = read_run_boxes(db, run_id)
+    if len(boxes):
+        return boxes
+    camera = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()[0]
+    with_boxes = [row[0] for row in db.execute(
+        "select distinct run_id from track_points where left is not null order by run_id")]
+    why = ("a store-wide run fused from several cameras holds floor positions only"
+           if camera == "store" else "it stored no track point with a box")
+    raise DataFormatError(
+        f"run {run_id} (camera {camera}) has no image boxes to score: {why}; score one of "
+        f"the runs with boxes instead (--run {', '.join(map(str, with_boxes)) or 'none'})"
+    )

@@ -18,12 +18,10 @@ import sqlite_utils
 from edge.config import SiteConfig
 from edge.errors import DataFormatError
 from edge.evaluation.floor import evaluate_floor, has_world_coordinates
-from edge.evaluation.mot import evaluate_mot
+from edge.evaluation.mot import FRAME_OFFSET, evaluate_mot, read_run_boxes
 from edge.motformat import read_mot
 from edge.storage.trajectories import require_run
 from edge.visits.evaluation import evaluate_visits
-
-FRAME_OFFSET = 1  # our 0-based frame index + 1 = MOTChallenge frame number
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,23 +115,13 @@ def coverage_note(gt: np.ndarray, last_frame: int) -> str | None:
             "are for those frames")
 
 
-def _tracks_as_mot(db: sqlite_utils.Database, run_id: int) -> np.ndarray:
-    rows = np.array(db.execute(
-        "select frame, track_id, left, top, width, height, confidence from track_points "
-        "where run_id = ?", [run_id]).fetchall(), dtype=np.float64).reshape(-1, 7)
-    out = np.full((len(rows), 10), -1.0)
-    out[:, :7] = rows
-    out[:, 0] += FRAME_OFFSET
-    return out
-
-
 def evaluate_run(
     db: sqlite_utils.Database, site: SiteConfig, run_id: int, gt: np.ndarray, gt_name: str
 ) -> Accuracy:
     """MOT metrics, floor error, dwell error and line counts of ``run_id`` against ``gt``."""
     last_frame = covered_frames(db, run_id)
     cut = ground_truth_of_frames(gt, last_frame, gt_name)
-    tracks = _tracks_as_mot(db, run_id)
+    tracks = read_run_boxes(db, run_id)
     notes: list[str] = []
     mot = evaluate_mot(cut, tracks)
     floor = visits = None
