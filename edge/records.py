@@ -193,6 +193,7 @@ class FloorObservations:
         local_id: ``(n,)`` int64 id of the camera's own track matched to each
             detection, or -1 when the camera's tracker has not confirmed it (yet).
             Meaningless outside this camera; a hint of continuity, never a person.
+        confidence: ``(n,)`` the detector's score of each sighting (1 where unknown).
     """
 
     camera_id: str
@@ -201,12 +202,16 @@ class FloorObservations:
     xy: np.ndarray
     covariance: np.ndarray
     local_id: np.ndarray
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         n = len(self.xy)
         _check_shape("FloorObservations.xy", self.xy, (None, 2))
         _check_shape("FloorObservations.covariance", self.covariance, (n, 2, 2))
         _check_shape("FloorObservations.local_id", self.local_id, (n,))
+        if n and len(self.confidence) == 0:  # scores not known: every sighting counts
+            object.__setattr__(self, "confidence", np.ones(n))
+        _check_shape("FloorObservations.confidence", self.confidence, (n,))
 
     def __len__(self) -> int:
         return len(self.xy)

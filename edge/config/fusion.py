@@ -60,6 +60,14 @@ class FusionConfig(StrictModel):
             "person its camera's own track was given last time."
         ),
     )
+    new_person_confidence: float = Field(
+        0.6, ge=0, le=1,
+        description=(
+            "A new person starts only from sightings one of which scores at least this; "
+            "weaker sightings still follow people already tracked (as ByteTrack's second "
+            "stage)."
+        ),
+    )
     confirm_sightings: int = Field(
         2, ge=1, le=20,
         description=(

@@ -96,6 +96,7 @@ def observe(
     return FloorObservations(
         floor.camera_id, floor.frame_index, floor.timestamp,
         xy[keep], covariance[keep], local[keep],
+        np.asarray(detections.confidence, dtype=np.float64)[keep],
     )
 
 

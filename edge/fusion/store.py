@@ -29,7 +29,8 @@ def m001_camera_frames(db: sqlite_utils.Database) -> None:
             "camera_id": str,
             "frame": int,
             "t": float,
-            # JSON [[x, y, cov_xx, cov_xy, cov_yy, camera track id], ...]: positions only
+            # JSON [[x, y, cov_xx, cov_xy, cov_yy, camera track id, score], ...]: positions
+            # only
             "sightings": str,
         },
     )
@@ -38,10 +39,11 @@ def m001_camera_frames(db: sqlite_utils.Database) -> None:
 
 def camera_frame_row(seen: FloorObservations) -> dict:
     cov = seen.covariance
+    scores = seen.confidence
     rows = [
         [round(float(x), 3), round(float(y), 3), float(c[0, 0]), float(c[0, 1]), float(c[1, 1]),
-         int(local)]
-        for (x, y), c, local in zip(seen.xy, cov, seen.local_id, strict=True)
+         int(local), round(float(score), 3)]
+        for (x, y), c, local, score in zip(seen.xy, cov, seen.local_id, scores, strict=True)
     ]
     return {"camera_id": seen.camera_id, "frame": seen.frame_index, "t": seen.timestamp,
             "sightings": json.dumps(rows, separators=(",", ":"))}
@@ -65,10 +67,13 @@ def read_camera_frames(
         "select camera_id, frame, t, sightings from camera_frames where t > ? and t <= ? "
         "order by t", [after_t, until_t]
     ):
-        data = np.array(json.loads(text), dtype=np.float64).reshape(-1, 6)
+        data = np.array(json.loads(text), dtype=np.float64)
+        data = data.reshape(-1, data.shape[1] if data.ndim == 2 else 7)
+        if data.shape[1] == 6:  # written before scores were kept
+            data = np.c_[data, np.ones(len(data))]
         cov = np.stack([data[:, 2], data[:, 3], data[:, 3], data[:, 4]], axis=1).reshape(-1, 2, 2)
         yield FloorObservations(camera, int(frame), float(t), data[:, :2].copy(), cov,
-                                data[:, 5].astype(np.int64))
+                                data[:, 5].astype(np.int64), data[:, 6].copy())
 
 
 def delete_camera_frames(db: sqlite_utils.Database, before_t: float) -> int:

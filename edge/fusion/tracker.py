@@ -154,7 +154,7 @@ class FloorFusion:
         people.seen[:] = 0
         assigned: dict[str, np.ndarray] = {}  # camera -> uids it gave a sighting to
         sightings: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # camera -> (uids, xy)
-        leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         looked = [seen for seen in batch if len(seen)]
         cost = self._cost(looked) if looked and len(people) else None
         start = 0
@@ -176,9 +176,8 @@ class FloorFusion:
             free = np.ones(len(seen), bool)
             free[cols] = False
             if free.any():
-                leftovers.append(
-                    (seen.camera_id, seen.xy[free], seen.covariance[free], seen.local_id[free])
-                )
+                leftovers.append((seen.camera_id, seen.xy[free], seen.covariance[free],
+                                  seen.local_id[free], seen.confidence[free]))
             start = end
         if matched_rows:
             rows = np.concatenate(matched_rows)
@@ -359,11 +358,12 @@ class FloorFusion:
             self.people.keep(~np.isin(people.uid, list(drop)))
 
     def _births(
-        self, t: float, leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+        self, t: float,
+        leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     ) -> None:
         clusters: list[dict] = []
         gate2 = self.config.gate_sigmas**2
-        for camera, xy, cov, local in leftovers:
+        for camera, xy, cov, local, score in leftovers:
             if clusters:
                 means = np.array([c["mean"] for c in clusters])
                 covs = np.array([c["cov"] for c in clusters])
@@ -386,13 +386,17 @@ class FloorFusion:
                                                               np.array(cluster["r"]))
                 cluster["cameras"].add(camera)
                 cluster["local"].append((camera, int(local[col])))
+                cluster["score"] = max(cluster["score"], float(score[col]))
                 used.add(col)
             for col in range(len(xy)):
                 if col not in used:
                     clusters.append({"z": [xy[col]], "r": [cov[col]], "mean": xy[col],
                                      "cov": cov[col], "cameras": {camera},
-                                     "local": [(camera, int(local[col]))]})
+                                     "local": [(camera, int(local[col]))],
+                                     "score": float(score[col])})
         for cluster in clusters:
+            if cluster["score"] < self.config.new_person_confidence:
+                continue  # weak boxes only: they may follow a person, never start one
             if self.bounds is not None and not shapely.contains_xy(self.bounds,
                                                                    *cluster["mean"]):
                 continue  # off the floor plan: the street, a reflection, a poster
