@@ -60,12 +60,13 @@ class FusionConfig(StrictModel):
             "person its camera's own track was given last time."
         ),
     )
-    new_person_confidence: float = Field(
-        0.6, ge=0, le=1,
+    new_person_confidence: float | None = Field(
+        None, ge=0, le=1,
         description=(
             "A new person starts only from sightings one of which scores at least this; "
             "weaker sightings still follow people already tracked (as ByteTrack's second "
-            "stage)."
+            "stage). None: the tracker's new_track_threshold, the score that starts a track "
+            "in one camera (it depends on the detector)."
         ),
     )
     confirm_sightings: int = Field(

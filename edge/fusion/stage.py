@@ -59,7 +59,8 @@ class FusionStage:
             else:
                 footprints[camera.id] = area  # unknown frame: its floor_area, or everywhere
         self.coverage = Coverage(footprints)
-        self.tracker = FloorFusion(self.config, self.coverage, site.floor.bounds)
+        self.tracker = FloorFusion(self.config, self.coverage, site.floor.bounds,
+                                   new_person_confidence=site.tracker.new_track_threshold)
 
     def learn_image_size(self, camera_id: str, size: tuple[int, int]) -> None:
         """A camera's frame size, learnt from its first frame: its footprint and the

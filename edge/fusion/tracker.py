@@ -103,6 +103,8 @@ class FloorFusion:
         coverage: each camera's footprint on the floor.
         bounds: the floor plan's ``((x_min, y_min), (x_max, y_max))``: a person whose
             predicted position leaves it has left. None: no such check.
+        new_person_confidence: the score that starts a person when the config leaves it
+            unset (the site's tracker's ``new_track_threshold``).
     """
 
     def __init__(
@@ -110,8 +112,12 @@ class FloorFusion:
         config: FusionConfig,
         coverage: Coverage,
         bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+        new_person_confidence: float = 0.0,
     ) -> None:
         self.config = config
+        self.new_person_confidence = (config.new_person_confidence
+                                      if config.new_person_confidence is not None
+                                      else new_person_confidence)
         self.coverage = coverage
         self.bounds = shapely.box(*bounds[0], *bounds[1]) if bounds is not None else None
         self.reset()
@@ -395,7 +401,7 @@ class FloorFusion:
                                      "local": [(camera, int(local[col]))],
                                      "score": float(score[col])})
         for cluster in clusters:
-            if cluster["score"] < self.config.new_person_confidence:
+            if cluster["score"] < self.new_person_confidence:
                 continue  # weak boxes only: they may follow a person, never start one
             if self.bounds is not None and not shapely.contains_xy(self.bounds,
                                                                    *cluster["mean"]):
