@@ -13,6 +13,7 @@ from edge.errors import DataFormatError
 from edge.storage import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.evaluation import evaluate_visits
+from edge.visits.layouts import evaluate_layouts
 from tests.conftest import PETS_DET, PETS_GT, PETS_SITE, SHARED
 
 
@@ -146,3 +147,32 @@ def test_recording_meets_the_dwell_and_count_targets(detector_replay_db, pets_si
     assert m["entrance_crossing_recall"] >= 0.97, m
     db = open_database(detector_replay_db)
     assert db["visits"].count >= 15                 # edge replay built the demo's visits
+
+
+def test_random_counting_lines_on_public_detections(det_replay_db, pets_site):
+    """Issue 14: counting lines placed at random over the plaza (24 per seed, seeds 1
+    and 2), scored against ground-truth world trajectories. On det.txt (seconds) the
+    tracker fragments and swaps ids more than with the detector, so this is a
+    regression guard; the 0.97 targets are asserted on the detector replay below."""
+    m = evaluate_layouts(pets_site, str(PETS_GT), open_database(det_replay_db)).metrics
+    assert m["lines"] == 48 and m["lines_crossed"] >= 40 and m["gt_crossings"] >= 200
+    assert m["crossing_recall"] >= 0.90, m
+    assert m["crossing_precision"] >= 0.90, m
+
+
+def test_random_layouts_score_perfect_tracks_perfectly(pets_site):
+    db = open_database(":memory:")
+    tracks_from_gt(db)
+    m = evaluate_layouts(pets_site, str(PETS_GT), db, seeds=(3,)).metrics
+    assert m["crossing_recall"] == 1.0 and m["crossing_precision"] == 1.0
+    assert m["dwell_median_rel_error"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="not met yet: precision 0.948 (seeds 1-2) with line_smoothing_s 0.5; "
+                   "2.0 reaches 0.972/0.979 but loses one det.txt entrance crossing")
+def test_recording_meets_the_random_line_targets(detector_replay_db, pets_site):
+    """Issue 14's targets on random counting lines: recall and precision >= 0.97."""
+    m = evaluate_layouts(pets_site, str(PETS_GT), open_database(detector_replay_db)).metrics
+    assert m["crossing_recall"] >= 0.97, m
+    assert m["crossing_precision"] >= 0.97, m

@@ -176,6 +176,9 @@ def scenarios_command(spec_path: Path | None, repeats: int, seed: int, as_json: 
 @click.option("--run", "run_id", type=int, default=None, help="Replay run (default: the latest).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--pairs", is_flag=True, help="Also list dwell per (person, zone).")
+@click.option("--random-layouts", "random_layouts", is_flag=True,
+              help="Instead of the site's zones and lines, score 24 random counting lines and "
+                   "12 random zones per seed (seeds 1 and 2) across the floor the camera sees.")
 def eval_visits(
     gt_path: Path,
     site_path: Path | None,
@@ -183,6 +186,7 @@ def eval_visits(
     run_id: int | None,
     as_json: bool,
     pairs: bool,
+    random_layouts: bool,
 ) -> None:
     """Zone dwell and entrance-line crossings of a replay (its track points) against
     ground-truth floor positions: median relative dwell error per (person, zone),
@@ -205,8 +209,18 @@ def eval_visits(
     note = coverage_note(gt, last_frame)
     if note is not None:
         click.echo(f"Note: {note}.", err=True)
-    report = evaluate_visits(site, ground_truth_of_frames(gt, last_frame, gt_path.name), db,
-                             run_id=run)
+    covered = ground_truth_of_frames(gt, last_frame, gt_path.name)
+    if random_layouts:
+        from edge.visits.layouts import evaluate_layouts
+
+        figures = evaluate_layouts(site, covered, db, run_id=run).metrics
+        if as_json:
+            click.echo(json.dumps(_finite(dict(figures))))
+        for name, value in figures.items() if not as_json else ():
+            click.echo(f"{name:>36}  {value:.4f}" if isinstance(value, float) else
+                       f"{name:>36}  {value}")
+        return
+    report = evaluate_visits(site, covered, db, run_id=run)
     if as_json:
         payload: dict = dict(report.metrics)
         if pairs:

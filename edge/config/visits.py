@@ -36,6 +36,16 @@ class VisitConfig(StrictModel):
         0.3, ge=0, le=5, description="A line crossing counts once the person is this far past "
         "the line, having been this far on the other side (hysteresis against jitter)."
     )
+    line_settle_s: float = Field(
+        0.0, ge=0, le=30, description="A line crossing counts only when the person stayed at "
+        "least line_margin_m on each side for this long (before and after): a track that "
+        "follows someone else across for a moment (an id swap) counts nothing."
+    )
+    line_smoothing_s: float = Field(
+        0.5, ge=0, le=30, description="Line crossings are counted on the visit's path smoothed "
+        "once more over this many seconds (a centred moving average): a swap of ids between "
+        "two people passing each other moves it less than it moves the raw positions."
+    )
     neighbour_distance_m: float = Field(
         1.0, ge=0, le=20, description="Zones closer than this are neighbours: going A -> B -> A "
         "between neighbours is a back-and-forth switch."

@@ -50,7 +50,7 @@ class VisitEvaluation:
     pairs: list[dict[str, object]]
 
 
-def _measure(
+def measure_side(
     site: SiteConfig, frames: dict[int, np.ndarray], xy: dict[int, np.ndarray], fps: float
 ) -> _Side:
     extractor = FeatureExtractor(site.floor, site.visits)
@@ -72,7 +72,7 @@ def _measure(
     return _Side(frames, xy, dwell, crossings)
 
 
-def _group(
+def group_tracks(
     ids: np.ndarray, frames: np.ndarray, xy: np.ndarray
 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     by_frames: dict[int, np.ndarray] = {}
@@ -108,7 +108,7 @@ def _assign(gt: _Side, rec: _Side, radius: float) -> dict[int, int | None]:
     return owner
 
 
-def _match_crossings(gt: list, rec: list, tolerance_s: float) -> int:
+def match_crossings(gt: list, rec: list, tolerance_s: float) -> int:
     """Greedy one-to-one matching of crossings on the same line and direction."""
     candidates = sorted(
         (abs(g.t - r.t), i, j)
@@ -137,6 +137,35 @@ def latest_run_id(db: sqlite_utils.Database) -> int:
     return int(row[0])
 
 
+Tracks = tuple[dict[int, np.ndarray], dict[int, np.ndarray]]  # id -> frames, id -> (n, 2)
+
+
+def read_tracks(
+    site: SiteConfig, gt_path: str | np.ndarray, db: sqlite_utils.Database, run_id: int
+) -> tuple[float, Tracks, Tracks]:
+    """The camera's fps, the ground truth's floor tracks and the run's.
+
+    Raises:
+        DataFormatError: the gt has no world coordinates, or the run no track points.
+    """
+    require_run(db, run_id)
+    run = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()
+    camera = site.camera(run[0]) if any(c.id == run[0] for c in site.cameras) else None
+    fps = (camera.fps if camera and camera.fps else None) or 7.0
+    rows = gt_path if isinstance(gt_path, np.ndarray) else read_mot(gt_path, min_columns=9)
+    require_world_coordinates(rows, "dwell and line-count accuracy")
+    rows = rows[has_world_coordinates(rows)]  # (-1, -1) is "no position", not a place
+    points = np.array(
+        db.execute("select track_id, frame, x, y from track_points where run_id = ?",
+                   [run_id]).fetchall(),
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    if len(points) == 0:
+        raise DataFormatError(f"run {run_id} has no track points")
+    return (fps, group_tracks(rows[:, 1].astype(int), rows[:, 0] - 1, rows[:, 7:9]),
+            group_tracks(points[:, 0].astype(int), points[:, 1], points[:, 2:4]))
+
+
 def evaluate_visits(
     site: SiteConfig,
     gt_path: str | np.ndarray,
@@ -161,22 +190,9 @@ def evaluate_visits(
     """
     if run_id is None:
         run_id = latest_run_id(db)
-    require_run(db, run_id)
-    run = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()
-    camera = site.camera(run[0]) if any(c.id == run[0] for c in site.cameras) else None
-    fps = (camera.fps if camera and camera.fps else None) or 7.0
-    rows = gt_path if isinstance(gt_path, np.ndarray) else read_mot(gt_path, min_columns=9)
-    require_world_coordinates(rows, "dwell and line-count accuracy")
-    rows = rows[has_world_coordinates(rows)]  # (-1, -1) is "no position", not a place
-    gt = _measure(site, *_group(rows[:, 1].astype(int), rows[:, 0] - 1, rows[:, 7:9]), fps)
-    points = np.array(
-        db.execute("select track_id, frame, x, y from track_points where run_id = ?",
-                   [run_id]).fetchall(),
-        dtype=np.float64,
-    ).reshape(-1, 4)
-    if len(points) == 0:
-        raise DataFormatError(f"run {run_id} has no track points")
-    rec = _measure(site, *_group(points[:, 0].astype(int), points[:, 1], points[:, 2:4]), fps)
+    fps, gt_tracks, rec_tracks = read_tracks(site, gt_path, db, run_id)
+    gt = measure_side(site, *gt_tracks, fps)
+    rec = measure_side(site, *rec_tracks, fps)
     owner = _assign(gt, rec, match_radius_m)
 
     measured: dict[int, dict[str, float]] = {person: {} for person in gt.frames}
@@ -207,7 +223,7 @@ def evaluate_visits(
     entrance = {line.id for line in site.floor.lines if line.kind == "entrance"}
     gt_entrance = [c for c in gt.crossings if c[1].line_id in entrance]
     rec_entrance = [c for c in rec.crossings if c[1].line_id in entrance]
-    matched = _match_crossings(gt_entrance, rec_entrance, crossing_tolerance_s)
+    matched = match_crossings(gt_entrance, rec_entrance, crossing_tolerance_s)
     metrics: dict[str, float | int] = {
         "run_id": int(run_id),
         "gt_people": len(gt.frames),

@@ -100,7 +100,9 @@ class FeatureExtractor:
     def __init__(self, floor: FloorConfig, config: VisitConfig) -> None:
         self.config = config
         self.zones = ZoneIndex(floor.zones, config.neighbour_distance_m)
-        self.lines = LineCounter(floor.lines, config.line_margin_m)
+        self.lines = LineCounter(
+            floor.lines, config.line_margin_m, config.line_settle_s, config.line_smoothing_s
+        )
         self.tags = sorted({tag for zone in floor.zones for tag in zone.tags})
         self.names = feature_names(self.tags)
         kinds = self.zones.kinds

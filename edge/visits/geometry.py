@@ -16,6 +16,7 @@ from shapely.geometry import Polygon
 
 from edge.config.floor import LineConfig, ZoneConfig
 from edge.visits.records import LineCrossing
+from edge.visits.trajectory import smooth
 
 
 class ZoneIndex:
@@ -147,16 +148,29 @@ def _is_axis_aligned_rectangle(corners: np.ndarray) -> bool:
 
 
 class LineCounter:
-    """Counts crossings of the site's counting lines, with a dead band against jitter.
+    """Counts crossings of the site's counting lines, from where a person truly walked.
 
-    A crossing counts when a trajectory that was at least ``margin_m`` on one side of
-    a line gets at least ``margin_m`` onto the other side, and passes the line
-    within its two ends. It is dated when the trajectory meets the line.
+    A crossing counts when the (smoothed) path that stayed at least ``margin_m`` on
+    one side of a line for ``settle_s`` seconds gets at least ``margin_m`` onto the
+    other side and stays there for ``settle_s`` seconds too, passing the line within
+    its two ends. Time within ``margin_m`` of the line (the dead band) does not end a
+    stay on a side. So jitter on the line, and a track that follows someone else for
+    a moment (an id swap as two people pass each other), count nothing: what counts
+    is being settled on one side, then settled on the other. A crossing is dated when
+    the path last meets the line between the two stays.
     """
 
-    def __init__(self, lines: Sequence[LineConfig], margin_m: float = 0.3) -> None:
+    def __init__(
+        self,
+        lines: Sequence[LineConfig],
+        margin_m: float = 0.3,
+        settle_s: float = 0.0,
+        smoothing_s: float = 0.0,
+    ) -> None:
         self.ids = [line.id for line in lines]
         self.margin_m = margin_m
+        self.settle_s = settle_s
+        self.smoothing_s = smoothing_s
         self._start = np.asarray([line.start for line in lines], dtype=np.float64).reshape(-1, 2)
         end = np.asarray([line.end for line in lines], dtype=np.float64).reshape(-1, 2)
         self._direction = end - self._start
@@ -174,24 +188,39 @@ class LineCounter:
         found: list[LineCrossing] = []
         if len(t) < 2:
             return found
+        xy = smooth(t, xy, self.smoothing_s)
         for k, line_id in enumerate(self.ids):
             rel = xy - self._start[k]
             d = self._direction[k]
             signed = (d[0] * rel[:, 1] - d[1] * rel[:, 0]) / self._length[k]
-            settled = np.flatnonzero(np.abs(signed) >= self.margin_m)
-            if len(settled) < 2:
-                continue
-            sides = np.sign(signed[settled])
-            for flip in np.flatnonzero(sides[1:] != sides[:-1]):
-                a, b = settled[flip], settled[flip + 1]
+            runs = self._stays(t, signed)
+            for (side_a, _, a), (side_b, b, _) in zip(runs[:-1], runs[1:], strict=True):
+                if side_a == side_b:
+                    continue
                 when = self._meeting(t, xy, signed, a, b, k)
                 if when is None:
                     continue
-                inward = sides[flip + 1] == self._inside_sign[k]
+                inward = side_b == self._inside_sign[k]
                 direction: Literal["in", "out"] = "in" if inward else "out"
                 found.append(LineCrossing(line_id, when, direction))
         found.sort(key=lambda c: c.t)
         return found
+
+    def _stays(self, t: np.ndarray, signed: np.ndarray) -> list[tuple[float, int, int]]:
+        """``(side, first, last)`` sample indices of each stay on a side of the line:
+        a run of samples at least ``margin_m`` from it on that side (samples in the
+        dead band are skipped), lasting ``settle_s`` or more."""
+        settled = np.flatnonzero(np.abs(signed) >= self.margin_m)
+        if len(settled) < 2:
+            return []
+        sides = np.sign(signed[settled])
+        edges = [0, *(np.flatnonzero(sides[1:] != sides[:-1]) + 1).tolist(), len(settled)]
+        stays = []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            first, last = int(settled[lo]), int(settled[hi - 1])
+            if t[last] - t[first] >= self.settle_s:
+                stays.append((float(sides[lo]), first, last))
+        return stays
 
     def _meeting(
         self, t: np.ndarray, xy: np.ndarray, signed: np.ndarray, a: int, b: int, k: int
