@@ -20,6 +20,7 @@ import sqlite_utils
 
 from edge.config.storage import StorageConfig
 from edge.storage.trajectories import close_dead_runs
+from edge.visits.store import VISIT_CHILD_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def purge(
     # service left goes with the raw trajectories
     deleted["camera_frames"] = _delete(db, "camera_frames", "t < ?", [raw_cutoff])
     old_visits = "select visit_id from visits where end_t < ?"
-    for child in ("visit_zone_dwell", "visit_traits", "visit_segments"):
+    for child in VISIT_CHILD_TABLES:
         deleted[child] = _delete(db, child, f"visit_id in ({old_visits})", [visit_cutoff])
     deleted["visits"] = _delete(db, "visits", "end_t < ?", [visit_cutoff])
     deleted["line_crossings"] = _delete(db, "line_crossings", "t < ?", [visit_cutoff])

@@ -19,7 +19,11 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from sync.contract import AGGREGATE_KIND, SCHEMA_VERSION, aggregate_id, iso_utc
+from edge.config.floor import FloorConfig
+from edge.pos.store import read_periods
+from edge.privacy.small_counts import is_small, residual_problem
+from edge.visits.queue import has_queue, queue_counts, read_waits, wait_summary, waiting_visits
+from sync.contract import AGGREGATE_KIND, AGGREGATE_SCHEMA_VERSION, aggregate_id, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,31 @@ class WifiEstimate:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueFigures:
+    """Checkout queue of a window: visits that waited (ended in the window), their wait
+    percentiles, and people in the queue zones per sample."""
+
+    waits: int
+    p50_s: float | None
+    p90_s: float | None
+    length_mean: float
+    length_max: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionPeriod:
+    """A till period ending in the window: its transactions, the visits that ended in it,
+    and those visits per aggregate window it spans (None: it is not a whole number of
+    aligned windows, so its visit count cannot be checked against theirs)."""
+
+    start: float
+    seconds: int
+    transactions: int
+    visits: int
+    window_visits: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
 class WindowAggregate:
     """Exact (not yet k-anonymous) aggregates of one store window. Never published as is.
 
@@ -113,6 +142,8 @@ class WindowAggregate:
     spec_versions: tuple[str, ...]
     wifi: WifiEstimate | None
     skipped_records: int = 0  # malformed rows counted and skipped
+    queue: QueueFigures | None = None  # None: the site has no queue and checkout zones
+    conversion: tuple[ConversionPeriod, ...] = ()
 
     @property
     def id(self) -> str:
@@ -127,6 +158,7 @@ def aggregate_window(
     entrance_lines: list[str] | None,
     has_cameras: bool = True,
     occupancy_sample_s: float = 1.0,
+    floor: FloorConfig | None = None,
 ) -> WindowAggregate:
     """Compute the exact aggregates of ``window`` from the local tables.
 
@@ -137,6 +169,7 @@ def aggregate_window(
         entrance_lines: ids of the lines whose crossings are footfall; None = no footfall.
         has_cameras: whether occupancy is measured at all.
         occupancy_sample_s: occupancy counts distinct tracks per sample of this length.
+        floor: the site's floor; with queue and checkout zones, the window has queue figures.
     """
     span = (window.start, window.end)
     visits = db.execute(
@@ -163,7 +196,43 @@ def aggregate_window(
         spec_versions=tuple(sorted({row[5] for row in visits if row[5]})),
         wifi=_wifi(db, window),
         skipped_records=skipped,
+        queue=_queue(db, window, floor, occupancy_sample_s) if floor and has_queue(floor) else None,
+        conversion=_conversion(db, window),
     )
+
+
+def _queue(
+    db: sqlite_utils.Database, window: Window, floor: FloorConfig, sample_s: float
+) -> QueueFigures:
+    waits = read_waits(db, window.start, window.end, by="end_t")
+    summary = wait_summary(waits, waiting_visits(db, window.start, window.end, by="end_t"))
+    counts = queue_counts(db, floor, window.start, window.end, sample_s)
+    return QueueFigures(summary.people, summary.p50_s, summary.p90_s,
+                        float(np.mean(counts)), int(max(counts)))
+
+
+def _visits_ended(db: sqlite_utils.Database, start: float, end: float) -> int:
+    return int(db.execute("select count(*) from visits where end_t >= ? and end_t < ?",
+                          (start, end)).fetchone()[0])
+
+
+def _conversion(db: sqlite_utils.Database, window: Window) -> tuple[ConversionPeriod, ...]:
+    """Till periods that end in ``(start, end]`` of the window, stored by then."""
+    if not db["pos_periods"].exists():
+        return ()
+    cells = []
+    for period in read_periods(db, window.start - 86_400, window.end):
+        if not window.start < period.end <= window.end:
+            continue
+        split = None
+        if period.start % window.seconds == 0 and period.seconds % window.seconds == 0:
+            split = tuple(
+                _visits_ended(db, s, s + window.seconds)
+                for s in np.arange(period.start, period.end, window.seconds).tolist()
+            )
+        cells.append(ConversionPeriod(period.start, period.seconds, period.transactions,
+                                      _visits_ended(db, period.start, period.end), split))
+    return tuple(cells)
 
 
 def _footfall(
@@ -306,7 +375,7 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
             "occupancy_estimate": round(estimate, 2) if estimate is not None else None,
         }
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": AGGREGATE_SCHEMA_VERSION,
         "id": agg.id,
         "kind": AGGREGATE_KIND,
         "store": agg.store,
@@ -335,8 +404,58 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
         "segments": [_mix_cell(m) for m in agg.segments],
         "spec_versions": list(agg.spec_versions),
         "wifi": wifi,
+        "queue": None if agg.queue is None else {
+            "waits": agg.queue.waits,
+            "wait_p50_s": _round(agg.queue.p50_s, 1),
+            "wait_p90_s": _round(agg.queue.p90_s, 1),
+            "length_mean": round(agg.queue.length_mean, 2),
+            "length_max": agg.queue.length_max,
+        },
+        "conversion": [
+            {
+                "period_start": iso_utc(c.start),
+                "period_s": c.seconds,
+                "transactions": c.transactions,
+                "visits": c.visits,
+                "rate": round(c.transactions / c.visits, 3) if c.visits else None,
+            }
+            for c in agg.conversion
+        ],
         "suppressed": {},
     }
+
+
+def withhold_period_visits(message: dict[str, Any], agg: WindowAggregate, k: int) -> None:
+    """Null a till period's ``visits`` (and its rate) in a suppressed ``message`` when it
+    would give away a withheld window count of earlier messages.
+
+    A period spanning several windows counts the visits of all of them; the windows'
+    own ``visits.count`` were published, or withheld below k. The period's count minus
+    the published ones must then leave 0 with nothing withheld, or at least k (the
+    exclusive-cells rule of :mod:`edge.privacy.small_counts`); a period that is not a
+    whole number of aligned windows cannot be checked, so its visits are withheld.
+    """
+    cells = message.get("conversion") or []
+    by_start = {iso_utc(c.start): c for c in agg.conversion}
+    hidden = 0
+    for cell in cells:
+        period = by_start.get(cell["period_start"])
+        if period is None or cell["visits"] is None:
+            continue
+        split = period.window_visits
+        problem = split is None
+        if split is not None:
+            shown = [n for n in split if not is_small(n, k, zero_is_small=True)]
+            problem = residual_problem(shown, period.visits, k,
+                                       any_withheld=len(shown) < len(split)) is not None
+        if problem:
+            cell["visits"] = None
+            cell["rate"] = None
+            hidden += 1
+    if hidden:
+        counts = dict(message.get("suppressed") or {})
+        counts["conversion"] = counts.get("conversion", 0) + hidden
+        message["suppressed"] = {key: counts[key] for key in sorted(counts) if counts[key]}
 
 
 def _mix_cell(mix: Mix) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from sync.aggregate import (
     earliest_data_time,
     full_message,
     window_from,
+    withhold_period_visits,
 )
 from sync.outbox import Eviction, Outbox
 from sync.settings import SyncSettings
@@ -49,12 +50,14 @@ def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k
         entrance_lines=entrance or None,
         has_cameras=bool(site.cameras),
         occupancy_sample_s=site.sync.occupancy_sample_s,
+        floor=site.floor,
     )
     if aggregate.skipped_records:
         log.warning(
             "Window %s: %d malformed records skipped.", aggregate.id, aggregate.skipped_records
         )
     message = kanon.suppress(full_message(aggregate), k)
+    withhold_period_visits(message, aggregate, k)
     contract.validate("aggregate", message)
     kanon.assert_k_anonymous(message, k)
     return message

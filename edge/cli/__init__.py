@@ -14,6 +14,7 @@ from edge.cli.config_commands import check_config
 from edge.cli.eval_commands import eval_group
 from edge.cli.model_commands import models_group
 from edge.cli.options import DB_PATH_META
+from edge.cli.pos_commands import pos_group
 from edge.cli.privacy_commands import privacy_group
 from edge.cli.replay_commands import replay_command
 from edge.cli.report_commands import report_command
@@ -84,6 +85,7 @@ COMMANDS: list[click.Command] = [
     purge_command,
     status_command,
     visits_group,
+    pos_group,
     wifi_group,
     sync_group,
     web_group,

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from edge.config.base import StrictModel, key_problems
 from edge.config.floor import FloorConfig
 from edge.config.fusion import FusionConfig
+from edge.config.pos import PosConfig
 from edge.config.service import ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.sync import SyncConfig
@@ -70,6 +71,7 @@ class SiteConfig(StrictModel):
     service: ServiceConfig = ServiceConfig()
     wifi: WifiConfig | None = None
     sync: SyncConfig = SyncConfig()
+    pos: PosConfig = PosConfig()
     # Validated even when the file has no web: section, so that the status page's
     # defaults (PIN access) meet the same checks as a written section.
     web: WebConfig = Field(default_factory=dict, validate_default=True)

@@ -27,6 +27,7 @@ BUSY_TIMEOUT_MS = 10_000
 def _migration_sets() -> list[Migrations]:
     # Imported here so that each subsystem's store module can import this one.
     from edge.fusion import store as fusion_store
+    from edge.pos import store as pos_store
     from edge.privacy import store as privacy_store
     from edge.storage import health, trajectories
     from edge.visits import store as visits_store
@@ -41,6 +42,7 @@ def _migration_sets() -> list[Migrations]:
         sync_outbox.MIGRATIONS,
         privacy_store.MIGRATIONS,
         fusion_store.MIGRATIONS,
+        pos_store.MIGRATIONS,
     ]
 
 

@@ -18,6 +18,7 @@ from edge.config.floor import FloorConfig, ZoneKind
 from edge.config.visits import VisitConfig
 from edge.visits.geometry import LineCounter, ZoneIndex
 from edge.visits.presence import zone_stays
+from edge.visits.queue import queue_waits
 from edge.visits.records import LineCrossing, Visit, VisitFeatures
 
 ZONE_KINDS: tuple[str, ...] = get_args(ZoneKind)
@@ -111,6 +112,7 @@ class FeatureExtractor:
         self._column = {zone_id: i for i, zone_id in enumerate(self.zones.ids)}
         self._checkout = {z for z, k in zip(self.zones.ids, kinds, strict=True) if k == "checkout"}
         self._destination = [k not in TRANSIT_KINDS for k in kinds]
+        self._kinds = dict(zip(self.zones.ids, kinds, strict=True))
 
     def crossings(self, visit: Visit) -> list[LineCrossing]:
         """Counting-line crossings of a visit (or of a fragment too short to be one)."""
@@ -182,7 +184,8 @@ class FeatureExtractor:
         )
         f["crossings_in"] = float(sum(c.direction == "in" for c in crossings))
         f["crossings_out"] = float(sum(c.direction == "out" for c in crossings))
-        return VisitFeatures(visit, f, tuple(stays), tuple(crossings))
+        return VisitFeatures(visit, f, tuple(stays), tuple(crossings),
+                             queue_waits(stays, self._kinds))
 
     def _speeds(self, t: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Speed at each position, over a baseline of ``speed_window_s`` around it."""

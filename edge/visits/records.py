@@ -70,6 +70,23 @@ class ZoneStay:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueWait:
+    """A wait at the tills: from joining a ``queue`` zone to reaching a ``checkout`` zone.
+
+    Both times are the zone stays' entry times (first moment inside, after hysteresis).
+    """
+
+    queue_zone: str
+    checkout_zone: str
+    joined_t: float
+    reached_t: float
+
+    @property
+    def wait_s(self) -> float:
+        return self.reached_t - self.joined_t
+
+
+@dataclass(frozen=True, slots=True)
 class LineCrossing:
     """A counting line crossed by a trajectory; ``in`` is towards the line's inside."""
 
@@ -87,12 +104,14 @@ class VisitFeatures:
         features: feature name -> finite number (see ``edge.visits.features``).
         stays: zone stays in order of entry.
         crossings: line crossings in time order.
+        queue_waits: waits from a queue zone to a checkout zone, in time order.
     """
 
     visit: Visit
     features: Mapping[str, float]
     stays: tuple[ZoneStay, ...]
     crossings: tuple[LineCrossing, ...]
+    queue_waits: tuple[QueueWait, ...] = ()
 
     @property
     def zone_sequence(self) -> list[str]:
@@ -152,6 +171,11 @@ class VisitResult:
             "line_crossings": [
                 {"line_id": c.line_id, "t": c.t, "direction": c.direction}
                 for c in self.measured.crossings
+            ],
+            "queue_waits": [
+                {"queue": w.queue_zone, "checkout": w.checkout_zone, "joined_t": w.joined_t,
+                 "reached_t": w.reached_t, "wait_s": w.wait_s}
+                for w in self.measured.queue_waits
             ],
             "traits": dict(self.scores.traits),
             "segments": dict(self.scores.segments),

@@ -9,6 +9,8 @@ and it is the default training set of ``scripts/train_traits``.
 The test store (:data:`SCENARIO_SITE_YAML`), 30 x 24 m: an entrance at the front
 with a counting line, a checkout to its right, and three rows of 4 x 4 m product
 zones either side of a main aisle. Zones side by side (1 m apart) are neighbours.
+A queue zone right of the checkout is where :func:`queue_scenarios` wait (the trait
+suite never enters it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ floor:
   zones:
     - {id: entrance, kind: entrance, polygon: [[12, 0], [18, 0], [18, 3], [12, 3]]}
     - {id: checkout, kind: checkout, polygon: [[20, 0], [28, 0], [28, 3.5], [20, 3.5]]}
+    - {id: till-queue, kind: queue, polygon: [[28.5, 0], [30.5, 0], [30.5, 3.5], [28.5, 3.5]]}
     - {id: promo, kind: product, tags: [promo], polygon: [[1, 6], [5, 6], [5, 10], [1, 10]]}
     - {id: clearance, kind: product, tags: [clearance],
            polygon: [[6, 6], [10, 6], [10, 10], [6, 10]]}
@@ -298,3 +301,125 @@ def score_scenarios(analyzer, scenarios) -> dict[str, dict[str, float]]:
         row["n"] = row["tp"] + row["fp"] + row["fn"] + row["tn"]
         row["agreement"] = (row["tp"] + row["tn"]) / row["n"]
     return table
+
+
+# --- checkout queue scenarios ------------------------------------------------------------
+
+QUEUE_ZONE = "till-queue"
+TRUTH_FPS = 100.0  # the noiseless path is sampled this finely to date the true wait
+
+
+@dataclass(frozen=True, slots=True)
+class QueueScenario:
+    """One visit that queues for the tills, and its true wait.
+
+    Attributes:
+        track_id: its number in the suite.
+        t: ``(n,)`` seconds. xy: ``(n, 2)`` noisy floor metres, with dropouts.
+        wait_s: seconds from first stepping into the queue zone to first stepping into
+            the checkout zone, on the noiseless path; None when the visit left the
+            queue for the shelves (abandoned) and never reached a till.
+    """
+
+    track_id: int
+    t: np.ndarray = field(repr=False)
+    xy: np.ndarray = field(repr=False)
+    wait_s: float | None
+
+
+def _first_inside(t: np.ndarray, xy: np.ndarray, rect: tuple) -> float:
+    x0, y0, x1, y1 = rect
+    inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+    return float(t[np.argmax(inside)]) if inside.any() else float("nan")
+
+
+def generate_queue_scenario(track_id: int, seed: int, *, abandon: bool = False) -> QueueScenario:
+    """A shopper who browses one zone, joins the queue at its far end, shuffles forward
+    for a drawn wait (20 s to 6 min), pays at the checkout and leaves; or, with
+    ``abandon``, gives up half-way and goes back to the shelves and out."""
+    rng = np.random.default_rng(seed)
+    store = _Store(_SITE)
+    walker = _Walker(rng, (MAIN_AISLE_X + rng.uniform(-1.5, 1.5), -1.5))
+    walker.walk((MAIN_AISLE_X + rng.uniform(-0.5, 0.5), FRONT_AISLE_Y))
+    zone = str(rng.choice(GENERAL))
+    access = store.access(zone)
+    walker.walk(*store.route(walker.here, FRONT_AISLE_Y, access))
+    walker.walk(store.spot(zone, rng))
+    walker.stop(float(rng.uniform(5, 30)))
+    walker.walk(access, *store.route(np.asarray(access), access[1], (MAIN_AISLE_X, FRONT_AISLE_Y)))
+    # The queue runs from the back (x ~ 30.2) to its head (x ~ 28.8), by the checkout.
+    lane_y = float(rng.uniform(1.2, 2.3))
+    walker.walk((29.5, FRONT_AISLE_Y), (30.2, lane_y))
+    wait = float(rng.uniform(20, 360))
+    steps = int(rng.integers(2, 6))
+    xs = np.linspace(30.2, 28.8, steps + 1)[1:]
+    for x in xs:
+        walker.stop(wait / (steps + 1))
+        walker.walk((float(x), lane_y + float(rng.normal(0, 0.1))))
+    walker.stop(wait / (steps + 1))
+    if abandon:
+        walker.walk((29.5, FRONT_AISLE_Y))
+        zone = str(rng.choice([z for z in GENERAL if z not in ("general-3", "general-4")]))
+        access = store.access(zone)
+        walker.walk(*store.route(walker.here, FRONT_AISLE_Y, access))
+        walker.walk(store.spot(zone, rng))
+        walker.stop(float(rng.uniform(5, 20)))
+        walker.walk(access)
+        aisle = access[1]
+    else:
+        walker.walk((float(rng.uniform(25.5, 27.2)), float(rng.uniform(1.0, 2.5))))
+        walker.stop(float(rng.uniform(20, 60)))
+        walker.walk((24.0, FRONT_AISLE_Y))
+        aisle = FRONT_AISLE_Y
+    walker.walk(*store.route(walker.here, aisle, (MAIN_AISLE_X, FRONT_AISLE_Y)))
+    walker.walk((MAIN_AISLE_X + rng.uniform(-1.5, 1.5), -1.5))
+    knots, path = np.asarray(walker.times), np.asarray(walker.points)
+    dense_t = np.arange(0.0, knots[-1], 1.0 / TRUTH_FPS)
+    dense = np.column_stack([np.interp(dense_t, knots, path[:, 0]),
+                             np.interp(dense_t, knots, path[:, 1])])
+    truth = None
+    if not abandon:
+        truth = (_first_inside(dense_t, dense, store.rect["checkout"])
+                 - _first_inside(dense_t, dense, store.rect[QUEUE_ZONE]))
+    t, xy = walker.sample(fps=float(rng.choice([5.0, 7.0, 10.0])),
+                          noise_m=float(rng.uniform(0.05, 0.25)), dropouts=int(rng.integers(0, 6)))
+    return QueueScenario(track_id, t, xy, truth)
+
+
+def queue_scenarios(count: int = 48, seed: int = 0) -> Iterator[QueueScenario]:
+    """``count`` queueing visits with known waits; every eighth abandons the queue."""
+    for track_id in range(1, count + 1):
+        yield generate_queue_scenario(10_000 + track_id, seed * 1_000_003 + 50_000 + track_id,
+                                      abandon=track_id % 8 == 0)
+
+
+def score_queue_scenarios(analyzer, scenarios) -> dict[str, float]:
+    """Measured against true waits: median and p90 absolute error (seconds), and how many
+    scenarios gave the wrong number of waits (one per queueing visit, none when abandoned).
+
+    Args:
+        analyzer: a :class:`edge.visits.analysis.VisitAnalyzer` of :func:`scenario_site`.
+        scenarios: :class:`QueueScenario` visits.
+    """
+    errors: list[float] = []
+    wrong = n = 0
+    for scenario in scenarios:
+        n += 1
+        outcome = analyzer.analyze_track("scenario", None, scenario.track_id, scenario.t,
+                                         scenario.xy)
+        waits = [w for v in outcome.visits for w in v.measured.queue_waits]
+        expected = 0 if scenario.wait_s is None else 1
+        if len(waits) != expected:
+            wrong += 1
+            continue
+        if scenario.wait_s is not None:
+            errors.append(abs(waits[0].wait_s - scenario.wait_s))
+    err = np.asarray(errors, dtype=float)
+    return {
+        "scenarios": n,
+        "waits": len(errors),
+        "wrong_count": wrong,
+        "median_abs_error_s": float(np.median(err)) if len(err) else float("nan"),
+        "p90_abs_error_s": float(np.percentile(err, 90)) if len(err) else float("nan"),
+        "max_abs_error_s": float(err.max()) if len(err) else float("nan"),
+    }

@@ -83,11 +83,25 @@ def m002_build_progress(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m003_queue_waits(db: sqlite_utils.Database) -> None:
+    # Waits from a queue zone to a checkout zone (edge.visits.queue); a visit may have several.
+    db.table("visit_queue_waits").create(
+        {"visit_id": str, "queue_zone": str, "checkout_zone": str, "joined_t": float,
+         "reached_t": float, "wait_s": float},
+        pk=("visit_id", "joined_t"),
+        foreign_keys=[("visit_id", "visits", "visit_id")],
+    )
+
+
+VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits")
+
+
 def insert_visits(db: sqlite_utils.Database, site_id: str, visits: Sequence[VisitResult]) -> None:
     """Write visits with their dwell, traits and segments (call inside ``db.atomic()``)."""
     if not visits:
         return
-    rows, dwell, traits, segments = [], [], [], []
+    rows, dwell, traits, segments, waits = [], [], [], [], []
     for result in visits:
         visit = result.measured.visit
         features = result.measured.features
@@ -116,9 +130,13 @@ def insert_visits(db: sqlite_utils.Database, site_id: str, visits: Sequence[Visi
                    for name, p in result.scores.traits.items()]
         segments += [{"visit_id": result.visit_id, "segment": name, "probability": p}
                      for name, p in result.scores.segments.items()]
+        waits += [{"visit_id": result.visit_id, "queue_zone": w.queue_zone,
+                   "checkout_zone": w.checkout_zone, "joined_t": w.joined_t,
+                   "reached_t": w.reached_t, "wait_s": w.wait_s}
+                  for w in result.measured.queue_waits]
     db.table("visits").insert_all(rows)
     for table, batch in (("visit_zone_dwell", dwell), ("visit_traits", traits),
-                         ("visit_segments", segments)):
+                         ("visit_segments", segments), ("visit_queue_waits", waits)):
         if batch:
             db.table(table).insert_all(batch)
 
@@ -140,7 +158,7 @@ def insert_crossings(
 def delete_visits_of_run(db: sqlite_utils.Database, run_id: int) -> int:
     """Forget a run's visits, crossings and build progress (to rebuild it); how many visits."""
     ids = [row[0] for row in db.execute("select visit_id from visits where run_id = ?", [run_id])]
-    for table in ("visit_zone_dwell", "visit_traits", "visit_segments"):
+    for table in VISIT_CHILD_TABLES:
         db.execute(
             f"delete from {table} where visit_id in (select visit_id from visits where run_id = ?)",
             [run_id],
@@ -157,7 +175,7 @@ def purge_visits(db: sqlite_utils.Database, before_t: float) -> int:
     traits and segments, and older line crossings (for ``storage.visit_days``).
     Call inside ``db.atomic()``; return how many visits went."""
     old = "(select visit_id from visits where end_t < ?)"
-    for table in ("visit_zone_dwell", "visit_traits", "visit_segments"):
+    for table in VISIT_CHILD_TABLES:
         db.execute(f"delete from {table} where visit_id in {old}", [before_t])
     gone = db.execute("delete from visits where end_t < ?", [before_t]).rowcount
     db.execute("delete from line_crossings where t < ?", [before_t])

@@ -153,6 +153,8 @@ class Dashboard:
             zones=queries.zone_dwell(conn, tables, window, site.floor, k),
             mix=queries.mix(conn, tables, window, k),
             wifi=queries.wifi(conn, tables, window, tz),
+            queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
+            conversion=queries.conversion(conn, tables, window, k),
             health=Health(
                 components=components,
                 system=self.probe.read(version=self.deps.version, model=model,

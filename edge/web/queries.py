@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from edge.config.floor import FloorConfig, ZoneConfig
+from edge.pos.store import read_periods
 from edge.privacy.small_counts import withheld
+from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
 from edge.web.schemas import (
+    Conversion,
     Footfall,
     HeatCell,
     Heatmap,
@@ -29,6 +32,7 @@ from edge.web.schemas import (
     Mix,
     MixItem,
     Occupancy,
+    Queue,
     Wifi,
     ZoneDwell,
     ZoneDwellList,
@@ -352,6 +356,71 @@ def wifi(conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: Zone
         capture_rate=round(in_store / (in_store + passing), 4) if in_store + passing else None,
         latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
         latest_window_text=clock_text(latest_end, tz),
+    )
+
+
+RECENT_WAITS_S = 3600.0
+
+
+def queue(
+    conn: sqlite3.Connection, tables: set[str], now: float, window: DayWindow,
+    floor: FloorConfig, k: int, live_window_s: float,
+) -> Queue:
+    """The checkout queue: people in it now (live only, like occupancy, shown as counted)
+    and the waits of the day's visits (hidden below k, like zone dwell)."""
+    if not has_queue(floor):
+        return Queue(configured=False, waiting_now=None, waited=None, wait_p50_s=None,
+                     wait_p90_s=None, recent_wait_s=None, suppressed=False)
+    waiting_now = None
+    if "track_points" in tables:
+        latest = conn.execute("select max(t) from track_points where t <= ?",
+                              (now + CLOCK_SKEW_S,)).fetchone()[0]
+        if latest is not None and now - latest <= live_window_s:
+            waiting_now = people_in_queue(conn, floor, now - live_window_s, now + CLOCK_SKEW_S)
+    waits: list[float] = []
+    people = 0
+    recent = None
+    if {"visits", "visit_queue_waits"} <= tables:
+        waits = read_waits(conn, window.start, window.end, by="start_t")
+        people = waiting_visits(conn, window.start, window.end, by="start_t")
+        last_hour = (now - RECENT_WAITS_S, now + CLOCK_SKEW_S)
+        if waiting_visits(conn, *last_hour, by="end_t") >= k:
+            recent = wait_summary(read_waits(conn, *last_hour, by="end_t"), 0).p50_s
+    total = _day_visits(conn, tables, window)
+    hide = bool(withheld({"waited": people}, k, total=total, zero_is_small=True))
+    summary = wait_summary(waits, people)
+    return Queue(
+        configured=True, waiting_now=waiting_now,
+        waited=None if hide else people,
+        wait_p50_s=None if hide or summary.p50_s is None else round(summary.p50_s, 1),
+        wait_p90_s=None if hide or summary.p90_s is None else round(summary.p90_s, 1),
+        recent_wait_s=None if recent is None else round(recent, 1),
+        suppressed=hide and people > 0,
+        hidden_reason=hidden_reason(people, total, k) if hide and people > 0 else None,
+    )
+
+
+def conversion(
+    conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int
+) -> Conversion:
+    """Transactions of the day's till periods against the visits that ended in them."""
+    if "pos_periods" not in tables:
+        return Conversion(periods=0, transactions=None, visits=None, rate=None, suppressed=False)
+    periods = read_periods(conn, window.start, window.end)
+    transactions = sum(p.transactions for p in periods)
+    visits = 0
+    if "visits" in tables:
+        for p in periods:
+            visits += int(conn.execute(
+                "select count(*) from visits where end_t >= ? and end_t < ?", (p.start, p.end),
+            ).fetchone()[0])
+    hidden = withheld({"transactions": transactions, "visits": visits}, k, zero_is_small=True)
+    shown_t = None if "transactions" in hidden else transactions
+    shown_v = None if "visits" in hidden else visits
+    return Conversion(
+        periods=len(periods), transactions=shown_t, visits=shown_v,
+        rate=round(shown_t / shown_v, 3) if shown_t is not None and shown_v else None,
+        suppressed=bool(periods) and bool(hidden),
     )
 
 

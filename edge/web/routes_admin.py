@@ -18,6 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
+from edge.errors import DataFormatError, StorageError
+from edge.pos.store import store_periods
+from edge.pos.till import parse_periods
+from edge.storage import open_database
 from edge.web import queries
 from edge.web.access import require_admin, require_metrics_reader, web_state
 from edge.web.dbread import DatabaseMissing, table_names
@@ -29,7 +33,7 @@ MAC_ADDRESS = re.compile(r"\b[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}\b
 URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 COUNTED_TABLES = ("runs", "track_points", "visits", "visit_zone_dwell", "visit_traits",
                   "visit_segments", "line_crossings", "wifi_windows", "health", "privacy_audit",
-                  "debug_modes")
+                  "debug_modes", "visit_queue_waits", "pos_periods")
 PACKAGES = ("fastapi", "starlette", "uvicorn", "pydantic", "prometheus-client", "sqlite-utils",
             "onnxruntime", "numpy")
 
@@ -192,6 +196,60 @@ def privacy_audit(request: Request,
     except DatabaseMissing:
         pass
     return PrivacyAudit(rows=rows, debug_modes_on=modes)
+
+
+class TillPeriodIn(BaseModel):
+    """One till period: its start and how many transactions the tills counted."""
+
+    start: str = Field(max_length=64,
+                       description="ISO 8601 start; without an offset, store time.")
+    transactions: int = Field(ge=0, le=10_000_000, description="Whole number, zero or more.")
+    period_s: int | None = Field(None, ge=60, le=86_400,
+                                 description="Length (s); default the push's or pos.period_s.")
+
+
+class TillPush(BaseModel):
+    """Transactions per till period, counts only (no customer data)."""
+
+    period_s: int | None = Field(None, ge=60, le=86_400,
+                                 description="Length of every period (s), dividing a day.")
+    periods: list[TillPeriodIn] = Field(min_length=1, max_length=2000)
+
+
+class TillStored(Figures):
+    stored: int = Field(description="Periods stored.")
+    replaced: int = Field(description="Of which replaced a count stored before.")
+
+
+@admin.post("/pos", response_model=TillStored,
+            summary="Store transaction counts per till period (idempotent per period)",
+            responses={409: {"model": ERRORS[401]["model"],
+                             "description": "An unknown period (not on the till period grid, "
+                             "not ended, unreadable), a period given twice, or one overlapping "
+                             "a stored period of another length; nothing is stored."},
+                       422: ERRORS[422]})
+def push_till_periods(request: Request, push: TillPush) -> TillStored:
+    """Validated like ``edge pos import``: one bad period refuses the whole push and
+    nothing is stored (422: a count that is negative or not a whole number; 409: an
+    unknown or repeated period); a period stored before is replaced."""
+    state = web_state(request)
+    site = state.deps.site
+    now = state.deps.clock()
+    default = push.period_s if push.period_s is not None else site.pos.period_s
+    try:
+        periods = parse_periods(
+            [(f"periods[{i}]", p.start, p.transactions, p.period_s)
+             for i, p in enumerate(push.periods)],
+            default_period_s=default, tz=state.dashboard.tz, now=now,
+        )
+        # The page only reads the database; this IT write opens its own connection.
+        result = store_periods(open_database(state.deps.db_path), periods, source="push",
+                               now=now)
+    except DataFormatError as error:
+        raise HTTPException(409, str(error)) from None
+    except StorageError as error:
+        raise HTTPException(503, str(error)) from None
+    return TillStored(stored=result.stored, replaced=result.replaced)
 
 
 @admin.post("/restart", response_model=Restarting, status_code=202,

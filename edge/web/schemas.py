@@ -146,6 +146,40 @@ class Wifi(Figures):
     latest_window_text: str | None
 
 
+class Queue(Figures):
+    """The checkout queue: people in it now, and waits from joining it to reaching a till.
+
+    Waits count visits that started on the day (and, for ``recent_wait_s``, ended in the
+    last hour); each wait figure is null when fewer than k visits waited.
+    """
+
+    configured: bool = Field(description="The site has a queue zone and a checkout zone.")
+    waiting_now: int | None = Field(
+        description="People whose latest position (live window) is in a queue zone; null "
+                    "when the cameras are not live.")
+    waited: int | None = Field(description="Visits that queued and reached a till; null if hidden.")
+    wait_p50_s: float | None = Field(description="Median wait (seconds).")
+    wait_p90_s: float | None = Field(description="90th percentile of the waits (seconds).")
+    recent_wait_s: float | None = Field(
+        description="Median wait of visits that ended in the last hour, if k or more waited.")
+    suppressed: bool
+    hidden_reason: HiddenReason | None = Field(None, description=HIDDEN_REASON)
+
+
+class Conversion(Figures):
+    """Till transactions against visits, over the day's till periods.
+
+    Visits are those that ended inside the periods the tills reported.
+    """
+
+    periods: int = Field(description="Till periods of the day with a transaction count.")
+    transactions: int | None = Field(description="Transactions; null if fewer than k.")
+    visits: int | None = Field(description="Visits that ended in those periods; null if fewer "
+                                           "than k.")
+    rate: float | None = Field(description="transactions / visits; null if either is hidden.")
+    suppressed: bool
+
+
 FigureValue = float | int | bool | str | None
 
 
@@ -208,6 +242,8 @@ class Summary(Figures):
     zones: ZoneDwellList
     mix: Mix
     wifi: Wifi
+    queue: Queue
+    conversion: Conversion
     health: Health
     replays: int = Field(0, description=(
         "Replays of recordings (`edge replay`: demos, tests) among the day's figures; "

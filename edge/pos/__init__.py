@@ -1,0 +1,1 @@
+"""Till transaction counts (``edge pos import``, ``POST /admin/pos``) and conversion."""
