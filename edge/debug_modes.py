@@ -31,6 +31,9 @@ from typing import TextIO
 import sqlite_utils
 
 from edge.errors import EdgeError
+from edge.privacy import store as privacy_store
+from edge.privacy.store import active_debug_modes, delete_debug_mode, insert_debug_mode
+from edge.storage.database import open_database
 
 log = logging.getLogger("edge.debug_mode")
 
@@ -94,8 +97,6 @@ class DebugMode:
             return
         self.active = False
         atexit.unregister(self.stop)
-        from edge.privacy.store import delete_debug_mode
-
         try:
             delete_debug_mode(self._db, self._id, time.time(), reason)
         except Exception as error:   # at exit, never mask the real error
@@ -115,9 +116,9 @@ class DebugMode:
 def _database(db: sqlite_utils.Database | str | Path | None) -> sqlite_utils.Database:
     if isinstance(db, sqlite_utils.Database):
         return db
-    from edge.storage import open_database
-
-    return open_database(db)        # None: the default database of the state directory
+    # None: the default database of the state directory. Only the tables of debug modes
+    # are needed here; the services bring up the rest of the schema when they start.
+    return open_database(db, migrations=[privacy_store.MIGRATIONS])
 
 
 def announce_debug_mode(
@@ -141,8 +142,6 @@ def announce_debug_mode(
     Raises:
         StorageError: the mode cannot be recorded, so it must not run.
     """
-    from edge.privacy.store import insert_debug_mode
-
     database = _database(db)
     clear_stale_debug_modes(database)
     mode_id = insert_debug_mode(database, name, detail, os.getpid(), socket.gethostname(),
@@ -170,8 +169,6 @@ def _alive(pid: int) -> bool:
 
 def clear_stale_debug_modes(db: sqlite_utils.Database) -> list[str]:
     """Turn off the records of debug modes whose process (on this host) is gone."""
-    from edge.privacy.store import active_debug_modes, delete_debug_mode
-
     host = socket.gethostname()
     cleared = []
     for mode in active_debug_modes(db):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from edge.config.storage import StorageConfig
+from edge.privacy.store import purge_audit_log
 from edge.storage.trajectories import close_dead_runs
 from edge.visits.store import VISIT_CHILD_TABLES
 
@@ -103,8 +104,6 @@ def purge(
         [raw_cutoff],
     )
     if db["privacy_audit"].exists():
-        from edge.privacy.store import purge_audit_log
-
         deleted["privacy_audit"] = purge_audit_log(db, now)
     result = PurgeResult({table: count for table, count in deleted.items() if count})
     if result.total:

@@ -29,7 +29,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.config.sync import MqttConfig  # noqa: E402
-from edge.storage import open_database  # noqa: E402
+from edge.runtime.schema import open_database  # noqa: E402
 from sync import contract, kanon  # noqa: E402
 from sync.aggregate import Window, aggregate_window, full_message  # noqa: E402
 from sync.mqtt_client import MqttClient  # noqa: E402

@@ -24,7 +24,7 @@ from sqlite_utils.migrations import Migrations
 
 from edge.config.sync import MqttConfig
 from edge.errors import ConfigError
-from edge.storage import open_database
+from edge.storage.database import open_database
 from sync import contract, kanon
 from sync.errors import ContractError, WrongStore, short_reason
 from sync.mqtt_client import MqttClient
@@ -79,9 +79,7 @@ def check_topic_segments(
 
 
 def open_consumer_db(path: str | Path) -> sqlite_utils.Database:
-    db = open_database(path, migrate=False)
-    MIGRATIONS.apply(db)
-    return db
+    return open_database(path, migrations=[MIGRATIONS])
 
 
 @dataclass(frozen=True, slots=True)

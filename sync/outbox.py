@@ -7,8 +7,8 @@ Rows are marked delivered only when the broker acknowledges them (PUBACK), and
 retried with exponential backoff until then. The outbox is bounded: past
 ``max_pending`` undelivered rows the oldest are dropped, counted, and reported.
 
-Also here: the other tables of the sync service (overrides set by downlink, seen
-downlink nonces), in one ``Migrations`` set.
+Also here: the other tables of the sync service (its state, seen downlink nonces),
+in one ``Migrations`` set.
 """
 
 from __future__ import annotations
@@ -52,9 +52,8 @@ def m001_sync_tables(db: sqlite_utils.Database) -> None:
     db.table("sync_outbox").create_index(["status", "next_attempt_at"])
     db.table("sync_outbox").create_index(["window_start"])
     db.table("sync_state").create({"key": str, "value": str}, pk="key")
-    db.table("sync_overrides").create(
-        {"key": str, "value": str, "updated_at": float, "nonce": str}, pk="key"
-    )
+    # sync_overrides was created here too; edge.privacy.overrides owns it now (its own
+    # set creates it where this migration has not already).
     db.table("sync_downlink_nonces").create(
         {"nonce": str, "issued_at": float, "received_at": float}, pk="nonce"
     )
@@ -112,7 +111,7 @@ class Outbox:
     """The outbox table of one database.
 
     Args:
-        db: the box's database (opened with :func:`edge.storage.open_database`).
+        db: the box's database (opened with :func:`edge.runtime.schema.open_database`).
         max_pending: most undelivered rows kept; older ones are evicted beyond it.
         retry_initial_s, retry_max_s: backoff of failed publishes (doubling, jittered).
     """

@@ -1,9 +1,9 @@
 """Effective sync settings: the site config, overlaid by downlink overrides.
 
-Overrides live in the ``sync_overrides`` table (one row per key, JSON value) so
-every service reads the same values after a restart: the sync service reads k
-and the window length; a ``segment_spec`` is validated like the visits service
-would, then written to :func:`edge.visits.spec.downlinked_spec_path`, which the
+Overrides live in the ``sync_overrides`` table, stored by :mod:`edge.privacy.overrides`
+(the status page and the services' audit read the k in force there too): the sync
+service reads k and the window length; a ``segment_spec`` is validated like the visits
+service would, then written to :func:`edge.visits.spec.downlinked_spec_path`, which the
 visits service hot-reloads. A downlink's changes are written in one transaction with
 its nonce, and the spec file is renamed into place only once that transaction is
 committed: all of them are applied, or none.
@@ -26,12 +26,21 @@ from edge.config import SiteConfig
 from edge.config.base import StrictModel
 from edge.config.sync import check_window_s
 from edge.errors import StorageError
+from edge.privacy.overrides import (
+    K_KEY,
+    SEGMENT_SPEC_KEY,
+    WINDOW_KEY,
+    delete_override,
+    k_of,
+    last_update,
+    override_rows,
+    put_override,
+    read_overrides,
+)
 from edge.privacy.settings import K_SETTING as K_AUDIT_SETTING
 from edge.privacy.store import last_value, record_change
 from edge.visits.spec import SpecError, downlinked_spec_path, parse_spec
 from sync.errors import DownlinkRefused, short_reason
-
-K_KEY, WINDOW_KEY, SEGMENT_SPEC_KEY = "min_publishable_count", "window_s", "segment_spec"
 
 
 class OverrideChanges(StrictModel):
@@ -84,23 +93,14 @@ class SyncSettings:
         }
 
 
-def read_overrides(db: sqlite_utils.Database) -> dict[str, Any]:
-    """Every override set by downlink, key -> value."""
-    return {
-        key: json.loads(value) for key, value in db.execute("select key, value from sync_overrides")
-    }
-
-
 def effective_settings(db: sqlite_utils.Database, site: SiteConfig) -> SyncSettings:
     overrides = read_overrides(db)
-    updated = db.execute("select max(updated_at) from sync_overrides").fetchone()[0]
     spec = overrides.get(SEGMENT_SPEC_KEY)
     return SyncSettings(
-        # k is never below the floor, whatever a row says (the table is local, but be sure).
-        k=max(2, int(overrides.get(K_KEY, site.privacy.min_publishable_count))),
+        k=k_of(overrides, site),
         window_s=int(overrides.get(WINDOW_KEY, site.sync.window_s)),
         segment_spec_version=spec.get("spec_version") if isinstance(spec, dict) else None,
-        updated_at=updated,
+        updated_at=last_update(db),
     )
 
 
@@ -140,11 +140,11 @@ def apply_changes(
     staged = _stage_spec_file(values[SEGMENT_SPEC_KEY]) if SEGMENT_SPEC_KEY in values else None
     try:
         with db.atomic():
-            before = _override_rows(db, list(values)), last_value(db, K_AUDIT_SETTING)
+            before = override_rows(db, list(values)), last_value(db, K_AUDIT_SETTING)
             if K_KEY in values:
                 _audit_k(db, values[K_KEY], nonce, now)
             for key, value in values.items():
-                _put_override(db, key, json.dumps(value, sort_keys=True), now, nonce)
+                put_override(db, key, json.dumps(value, sort_keys=True), now, nonce)
             remember_nonce(db, nonce, issued_at, now)
         if staged is not None:
             try:
@@ -174,26 +174,6 @@ def _stage_spec_file(spec: dict[str, Any]) -> Path:
     return Path(name)
 
 
-def _override_rows(db: sqlite_utils.Database, keys: list[str]) -> dict[str, tuple[Any, ...]]:
-    rows = db.execute(
-        f"select key, value, updated_at, nonce from sync_overrides "
-        f"where key in ({', '.join('?' * len(keys))})",
-        keys,
-    ).fetchall()
-    return {row[0]: tuple(row[1:]) for row in rows}
-
-
-def _put_override(
-    db: sqlite_utils.Database, key: str, value: str, updated_at: float, nonce: str
-) -> None:
-    db.execute(
-        "insert into sync_overrides (key, value, updated_at, nonce) values (?, ?, ?, ?) "
-        "on conflict(key) do update set value = excluded.value, "
-        "updated_at = excluded.updated_at, nonce = excluded.nonce",
-        [key, value, updated_at, nonce],
-    )
-
-
 def _restore(
     db: sqlite_utils.Database,
     before: tuple[dict[str, tuple[Any, ...]], tuple[bool, Any]],
@@ -207,9 +187,9 @@ def _restore(
     with db.atomic():
         for key in values:
             if key in rows:
-                _put_override(db, key, *rows[key])
+                put_override(db, key, *rows[key])
             else:
-                db.execute("delete from sync_overrides where key = ?", [key])
+                delete_override(db, key)
         if last_value(db, K_AUDIT_SETTING) != audited:
             record_change(
                 db, K_AUDIT_SETTING, values[K_KEY], audited[1], f"downlink {nonce} undone", now

@@ -44,7 +44,7 @@ def pets_site():
 
 @pytest.fixture
 def memory_db():
-    from edge.storage import open_database
+    from edge.runtime.schema import open_database
 
     return open_database(":memory:")
 

@@ -151,7 +151,7 @@ def run_sync(site_path: Path, db_path: Path, capture: Capture) -> dict:
     connection) until the outbox is empty, then a signed downlink raising k, and the
     new state published."""
     from edge.privacy.settings import record_service_start
-    from edge.storage import open_database
+    from edge.runtime.schema import open_database
     from sync.downlink import config_body, sign_body
     from sync.publisher import SyncService
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from tests.conftest import PETS_DET, PETS_GT, PETS_SITE
 

@@ -28,7 +28,7 @@ from edge.debug_modes import (
     refuse_under_service,
 )
 from edge.privacy.store import active_debug_modes, read_audit_log
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from edge.wifi.capture import FrameSource, run_capture

@@ -12,7 +12,7 @@ from edge.cli import cli
 from edge.errors import DataFormatError
 from edge.evaluation.mot import evaluate_mot, evaluate_mot_files
 from edge.motformat import read_mot
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from tests.conftest import PETS_GT, SHARED
 

@@ -9,7 +9,7 @@ import yaml
 from edge.config import load_site
 from edge.fusion.store import read_camera_frames, write_camera_frames
 from edge.runtime.fusion_worker import FusionWorker
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.web.queries import occupancy
 from tests.test_fusion import sighting
 

@@ -178,7 +178,7 @@ def plant_mac_in_mqtt_payload(root: Path, phone: bytes) -> str:
     """Through the product's own path: a service puts an address in its health message,
     the sync service publishes its stats to a real broker, the capture keeps the payload."""
     from edge.config import load_site
-    from edge.storage import open_database
+    from edge.runtime.schema import open_database
     from edge.storage.health import report_health
     from sync.publisher import SyncService
 

@@ -21,7 +21,7 @@ from edge.privacy.needles import Needle
 from edge.privacy.scan import Scanner
 from edge.privacy.settings import KEY_ROTATION, record_key_rotation
 from edge.privacy.store import read_audit_log
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.wifi.anonymize import KEY_BYTES, random_key
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline, replay_to_list

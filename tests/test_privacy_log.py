@@ -21,7 +21,7 @@ from edge.cli import cli
 from edge.config import load_site, parse_site
 from edge.privacy.settings import privacy_settings, record_service_start
 from edge.privacy.store import read_audit_log
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE

@@ -123,7 +123,7 @@ def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(tmp_pat
     from click.testing import CliRunner
 
     from edge.cli import cli
-    from edge.storage import open_database
+    from edge.runtime.schema import open_database
     from tests.conftest import PETS_SITE
 
     site = tmp_path / "site.yaml"
@@ -175,7 +175,7 @@ def test_a_killed_replay_leaves_no_run_running_for_ever(tmp_path):
     import time
 
     from edge.config import load_site
-    from edge.storage import open_database
+    from edge.runtime.schema import open_database
     from edge.storage.trajectories import close_dead_runs
     from tests.conftest import PETS_SITE
 

@@ -12,7 +12,7 @@ import shapely
 
 from edge.config import load_site
 from edge.runtime.camera_worker import CameraWorker
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from tests.conftest import PETS_VIDEO
 from tests.live_site import live_site_yaml

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from tests.conftest import PETS_SITE, SHARED
 from tests.live_site import live_site_yaml
@@ -231,7 +231,7 @@ def test_services_starting_together_on_a_fresh_database_all_open_it(tmp_path):
     """Regression: at first boot every service opens the new database at once; two saw
     the same migration pending and one died with "database is locked"."""
     db = tmp_path / "edge.db"
-    code = "import sys; from edge.storage import open_database; open_database(sys.argv[1])"
+    code = "import sys; from edge.runtime.schema import open_database; open_database(sys.argv[1])"
     processes = [subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE,
                                   text=True) for _ in range(8)]
     failures = [p.stderr.read() for p in processes if p.wait(120) != 0]
@@ -243,7 +243,7 @@ def test_services_starting_together_on_a_fresh_database_all_open_it(tmp_path):
 
 WRITER = """
 import sys, time
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.health import report_health
 from edge.storage.trajectories import start_run
 db = open_database(sys.argv[1])

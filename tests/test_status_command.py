@@ -8,7 +8,7 @@ import time
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.health import read_health, report_health
 from tests.live_site import live_site_yaml
 

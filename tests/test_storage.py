@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 
 from edge.errors import StorageError
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.health import read_health, report_health
 
 

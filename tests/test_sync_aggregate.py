@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from edge.config.storage import PrivacyConfig
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from sync import contract, kanon
 from sync.aggregate import Window, aggregate_window, full_message, window_from
 from sync.errors import ContractError, PrivacyError

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from sync.mqtt_client import MqttClient
 from sync.publisher import MAX_IN_FLIGHT, SyncService

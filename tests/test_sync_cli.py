@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from sync.downlink import DownlinkContext, handle_config_set
 from tests.mqtt_broker import free_port
 from tests.sync_helpers import STORE, add_crossings, write_site

@@ -14,7 +14,7 @@ import pytest
 
 from edge.config.sync import MqttConfig
 from edge.errors import ConfigError
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from sync.consumer import ConsumerCounts, ReferenceConsumer, open_consumer_db
 from sync.contract import aggregate_id
 from sync.errors import BrokerError

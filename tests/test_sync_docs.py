@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from sync import contract, kanon
 from sync.publisher import SyncService
 from tests.conftest import REPO

@@ -49,7 +49,7 @@ def shipped_spec(version: str, unknown_feature: bool = False) -> dict:
 
 
 def test_a_signed_downlink_is_applied_whole_and_persisted(tmp_path):
-    from edge.storage import open_database
+    from edge.runtime.schema import open_database
 
     path = tmp_path / "edge.db"
     db = open_database(path)

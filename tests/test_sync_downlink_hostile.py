@@ -215,7 +215,7 @@ def test_the_service_outlives_retained_hostile_downlinks(tmp_path, broker):
     """Retained, the surrogate downlink killed `edge sync run` at every restart."""
     import threading
 
-    from edge.storage import open_database
+    from edge.runtime.schema import open_database
     from sync.publisher import SyncService
     from tests.test_sync_mqtt import PREFIX, Listener, mqtt_section, wait_for
 

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from tests.mqtt_broker import Broker
 from tests.sync_helpers import ENTRANCE, STORE, write_site
 

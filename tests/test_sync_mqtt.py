@@ -10,7 +10,7 @@ from collections.abc import Callable
 import paho.mqtt.client as paho
 
 from edge.config.sync import MqttConfig
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from sync.consumer import ReferenceConsumer, open_consumer_db
 from sync.downlink import config_body, sign_body

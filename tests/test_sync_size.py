@@ -23,7 +23,7 @@ import shapely
 from shapely.geometry import Polygon
 
 from edge.config import load_site
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.trajectories import read_trajectories
 from sync.aggregate import Window
 from sync.producer import build_message

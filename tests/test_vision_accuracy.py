@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.trajectories import read_trajectories
 from tests.conftest import PETS_GT
 from tests.test_cli import run_edge

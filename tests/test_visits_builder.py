@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from edge.cli import cli
 from edge.config import parse_site
 from edge.errors import StorageError
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from edge.cli import cli
 from edge.errors import DataFormatError
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.visits.importer import read_trajectory_csv
 from tests.conftest import PETS_GT, PETS_SITE
 

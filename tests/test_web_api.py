@@ -25,7 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import load_site
 from edge.errors import ConfigError
-from edge.storage import health, open_database
+from edge.privacy.overrides import K_KEY, effective_k, put_override
+from edge.runtime.schema import open_database
+from edge.storage import health
 from edge.web import dbread
 from edge.web.app import create_app
 from edge.web.dashboard import Dashboard, WebDeps
@@ -346,7 +348,8 @@ def test_a_damaged_database_is_a_clear_503(site, tmp_path, kind):
 
 WRITER = """
 import sys, time
-from edge.storage import health, open_database
+from edge.runtime.schema import open_database
+from edge.storage import health
 db = open_database(sys.argv[1])
 start = float(sys.argv[2])
 print("ready", flush=True)
@@ -503,3 +506,16 @@ def test_page_shows_the_figures_in_plain_words(site, store_db):
     assert page.count('class="cell"') == len(summary["heatmap"]["cells"])
     assert page.count('class="zone ') == len(site.floor.zones)
     assert json.loads(json.dumps(summary))  # plain JSON, nothing exotic
+
+
+def test_a_downlinked_k_hides_on_the_page_what_the_sync_would_not_publish(site, tmp_path):
+    """The page and the sync read k through one query (edge.privacy.overrides): a k
+    raised by downlink hides the same groups on the page as in the published aggregates."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    put_override(db, K_KEY, "7", NOW, "test-nonce")
+    assert effective_k(db, site) == 7 != site.privacy.min_publishable_count
+    db.close()
+    with client(site, path) as web:
+        heat = web.get("/api/v1/heatmap", params={"day": DAY.isoformat()})
+    assert heat.status_code == 200 and heat.json()["min_people"] == 7

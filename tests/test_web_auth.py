@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from edge.cli import cli
 from edge.config import load_site, parse_site
 from edge.errors import ConfigError
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE

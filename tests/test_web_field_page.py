@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge.config import load_site
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.trajectories import start_run
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps

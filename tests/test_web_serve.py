@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from tests.mqtt_broker import make_tls_files
 
 TOKEN = "it-token-0123456789abcdef"

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.wifi.pcapfile import CaptureFile
 from tests.conftest import PETS_SITE, SHARED
 from tests.test_wifi_brno import lab_pcs

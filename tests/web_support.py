@@ -161,7 +161,7 @@ def write_health(db: sqlite_utils.Database, now: float) -> None:
 
 def fill_store_day(db_path: Path, site: SiteConfig) -> dict:
     """A realistic day and the same weekday a week before, from real PETS replays."""
-    from edge.storage import open_database
+    from edge.runtime.schema import open_database
 
     db = open_database(db_path)
     runs = []

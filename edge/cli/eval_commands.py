@@ -12,7 +12,7 @@ from edge.evaluation.floor import evaluate_floor, latest_finished_run
 from edge.evaluation.floor_tracks import DEFAULT_GATE_M, evaluate_floor_tracks, read_floor_rows
 from edge.evaluation.mot import FrameRange, coverage_hint, evaluate_mot, require_run_boxes
 from edge.motformat import read_mot
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 
 
 class FrameRangeType(click.ParamType):

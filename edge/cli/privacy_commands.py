@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 
 NO_SERVICE_YET = "no service has started on it yet"
 

@@ -18,7 +18,7 @@ from edge.errors import SourceError
 from edge.replay import frames_to_cover, replay
 from edge.replay_store import replay_store
 from edge.report.build import make_report, plan_report
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 

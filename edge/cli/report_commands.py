@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
-from edge.report.accuracy import Accuracy
+from edge.evaluation.accuracy import Accuracy
 from edge.report.build import ReportPlan, make_report, plan_report
 from edge.report.data import ReportData, latest_run
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 
 KEEP_LOCAL = "it contains movement paths: keep it local, never send it anywhere"
 

@@ -15,7 +15,7 @@ import click
 from edge.cli.options import db_option, resolve_db_path, resolve_site_path, site_option
 from edge.config import SiteConfig, load_site
 from edge.paths import state_dir
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.storage.database import database_bytes
 
 

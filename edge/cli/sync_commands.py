@@ -15,7 +15,7 @@ import click
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
 from edge.config.sync import MqttConfig, TlsConfig
 from edge.errors import ConfigError, StorageError
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 
 log = logging.getLogger(__name__)
 SERVICES_FIRST = "no service has written to it yet (start them with `edge run`)"

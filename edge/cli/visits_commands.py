@@ -14,7 +14,7 @@ import click
 
 from edge.cli.eval_commands import eval_group
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.visits.features import BASE_FEATURES, ZONE_KINDS, feature_names
@@ -194,9 +194,9 @@ def eval_visits(
 
     A partial replay (--max-frames) is measured against the ground truth of the frames
     it covered, as in the report; a note on stderr says so."""
+    from edge.evaluation.accuracy import coverage_note, covered_frames, ground_truth_of_frames
     from edge.evaluation.floor import require_world_coordinates
     from edge.motformat import read_mot
-    from edge.report.accuracy import coverage_note, covered_frames, ground_truth_of_frames
     from edge.visits.evaluation import evaluate_visits, latest_run_id
 
     site = load_site_option(site_path)

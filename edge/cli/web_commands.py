@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.runtime.schema import open_database
 
 
 @click.group("web")
@@ -42,6 +43,8 @@ def serve_command(site_path: Path | None, db_path: Path | None, host: str | None
     path = resolve_db_path(db_path, site, must_exist=db_path is not None,
                            hint="give the database the services write (storage.db_path), or "
                                 "leave out --db")
+    # Bring the schema up to date once, so every table the page reads exists.
+    open_database(path).close()
     code = serve(site, path, host=host, port=port)
     sys.exit(code)
 

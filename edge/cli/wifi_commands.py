@@ -15,7 +15,7 @@ from edge.cli.options import load_site_option, resolve_db_path, site_option
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
 from edge.errors import DataFormatError
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.wifi.pipeline import ReplayResult, replay_capture
 from edge.wifi.store import read_windows, write_windows
 from edge.wifi.windows import WifiWindow

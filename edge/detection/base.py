@@ -9,6 +9,8 @@ import numpy as np
 
 from edge import assets
 from edge.config.vision import DetectorConfig
+from edge.detection.ssd import SsdDetector
+from edge.detection.yolox import YoloxDetector
 from edge.errors import ModelError
 from edge.records import Detections
 
@@ -45,11 +47,7 @@ def load_detector(config: DetectorConfig) -> Detector:
     """Build the configured detector, checking the model's shape on load."""
     path, kind, spec = resolve_model(config)
     if kind == "yolox":
-        from edge.detection.yolox import YoloxDetector
-
         return YoloxDetector(path, config, person_class=int(spec.get("person_class", 0)))
     if kind == "ssd":
-        from edge.detection.ssd import SsdDetector
-
         return SsdDetector(path, config, person_class=int(spec.get("person_class", 1)))
     raise ModelError(f"unknown decoder kind {kind!r}; expected yolox or ssd")

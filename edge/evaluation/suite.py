@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import SiteConfig
+from edge.evaluation.accuracy import evaluate_run, read_ground_truth
 from edge.evaluation.mot import evaluate_mot, evaluate_mot_files
 from edge.evaluation.trackers import (
     load_detections,
@@ -35,6 +36,9 @@ from edge.evaluation.trackers import (
 )
 from edge.evaluation.wifi import brno_config, evaluate_occupancy, single_phone_devices
 from edge.motformat import read_mot
+from edge.replay import replay
+from edge.storage import trajectories
+from edge.storage.database import open_database
 
 Figures = dict[str, float | int | None]
 
@@ -81,13 +85,10 @@ def reference(shared: Path) -> Figures:
 
 def video(site: SiteConfig, shared: Path, max_frames: int | None = None) -> Figures:
     """Replay the PETS recording through the whole pipeline and measure it."""
-    from edge.replay import replay
-    from edge.report.accuracy import evaluate_run, read_ground_truth
-    from edge.storage import open_database
-
     gt_path = shared / "mot" / "PETS09-S2L1" / "gt" / "gt.txt"
     with tempfile.TemporaryDirectory(prefix="edge-evaluate-") as folder:
-        db = open_database(Path(folder) / "evaluate.db")
+        # A replay writes runs and track points only: their tables are all it needs.
+        db = open_database(Path(folder) / "evaluate.db", migrations=[trajectories.MIGRATIONS])
         summary = replay(site, db, start_time=0.0, max_frames=max_frames)
         accuracy = evaluate_run(db, site, summary.run_id, read_ground_truth(gt_path), "gt.txt")
         db.close()

@@ -17,6 +17,7 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
+from edge.privacy.overrides import effective_k
 from edge.privacy.store import immediate, last_value, record_change
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def privacy_settings(site: SiteConfig, k: int | None = None) -> dict[str, Any]:
 
     Args:
         site: the site config.
-        k: the k in force if a downlink overrides the config's (see ``sync.settings``).
+        k: the k in force if a downlink overrides the config's (see :mod:`edge.privacy.overrides`).
     """
     wifi = site.wifi or WifiConfig()
     return {
@@ -44,13 +45,6 @@ def privacy_settings(site: SiteConfig, k: int | None = None) -> dict[str, Any]:
         "wifi.forget_after_s": wifi.forget_after_s,
         "wifi.excluded_devices": len(wifi.exclude_addresses),
     }
-
-
-def effective_k(db: sqlite_utils.Database, site: SiteConfig) -> int:
-    """k as the sync service will apply it (a downlinked value wins over the config)."""
-    from sync.settings import effective_settings
-
-    return effective_settings(db, site).k
 
 
 def record_service_start(

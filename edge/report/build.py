@@ -12,7 +12,7 @@ import sqlite_utils
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
 from edge.errors import DataFormatError
-from edge.report.accuracy import (
+from edge.evaluation.accuracy import (
     Accuracy,
     evaluate_run,
     ground_truth_of_frames,

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.errors import OutputError
-from edge.report.accuracy import Accuracy
+from edge.evaluation.accuracy import Accuracy
 from edge.report.data import ReportData, collect
 from edge.report.files import write_text_whole
 

@@ -17,9 +17,9 @@ from edge.config import SiteConfig
 from edge.errors import ConfigError, EdgeError
 from edge.paths import state_dir
 from edge.privacy.settings import record_service_start
+from edge.runtime.schema import open_database
 from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
-from edge.storage import open_database
 from edge.storage.health import report_health
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ def run_web_service(site: SiteConfig, db_path: Path) -> int:
                   site.service.health_interval_s))
         watcher.start()
         try:
+            # Bring the schema up to date once, so every table the page reads exists.
+            open_database(db_path).close()
             return serve(site, db_path)
         finally:
             done.set()

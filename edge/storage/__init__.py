@@ -1,5 +1,5 @@
-"""The box's local state: one SQLite database in WAL mode, versioned by migrations."""
+"""The box's local state: one SQLite database in WAL mode, versioned by migrations.
 
-from edge.storage.database import open_database
-
-__all__ = ["open_database"]
+:func:`edge.storage.database.open_database` applies the migration sets it is given;
+the list of every set lives in the composition layer (:mod:`edge.runtime.schema`).
+"""

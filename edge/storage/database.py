@@ -1,10 +1,12 @@
 """Open the local SQLite database, in WAL mode, with every schema migration applied.
 
-Each subsystem owns its tables and registers them as a ``sqlite_utils``
-``Migrations`` set (one transaction per migration); :data:`MIGRATION_SETS` lists
-them. Several processes (camera workers, sync, web) share the file: WAL lets
-readers run while one writer writes, and a busy timeout makes writers wait their
-turn instead of failing.
+Each subsystem owns its tables and declares them as a ``sqlite_utils``
+``Migrations`` set (one transaction per migration). This module knows none of them:
+the caller hands in the sets to apply, and the composition layer lists them all once
+(:data:`edge.runtime.schema.MIGRATION_SETS`, whose ``open_database`` is the one
+services, commands and tests use). Several processes (camera workers, sync, web)
+share the file: WAL lets readers run while one writer writes, and a busy timeout
+makes writers wait their turn instead of failing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +25,6 @@ from edge.errors import StorageError
 from edge.paths import state_dir
 
 BUSY_TIMEOUT_MS = 10_000
-
-
-def _migration_sets() -> list[Migrations]:
-    # Imported here so that each subsystem's store module can import this one.
-    from edge.fusion import store as fusion_store
-    from edge.pos import store as pos_store
-    from edge.privacy import store as privacy_store
-    from edge.storage import health, trajectories
-    from edge.visits import store as visits_store
-    from edge.wifi import store as wifi_store
-    from sync import outbox as sync_outbox
-
-    return [
-        trajectories.MIGRATIONS,
-        visits_store.MIGRATIONS,
-        wifi_store.MIGRATIONS,
-        health.MIGRATIONS,
-        sync_outbox.MIGRATIONS,
-        privacy_store.MIGRATIONS,
-        fusion_store.MIGRATIONS,
-        pos_store.MIGRATIONS,
-    ]
 
 
 class _ImmediateConnection(sqlite3.Connection):
@@ -101,10 +82,20 @@ def storage_error(error: sqlite3.Error, path: str | Path | None) -> StorageError
     return StorageError(f"{where} failed: {text}")
 
 
-def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_utils.Database:
+def open_database(
+    path: str | Path | None = None,
+    *,
+    migrations: Sequence[Migrations],
+    migrate: bool = True,
+) -> sqlite_utils.Database:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
-    ``":memory:"`` gives an in-memory database (tests).
+    Args:
+        path: the file; ``":memory:"`` gives an in-memory database (tests); None the
+            state directory's.
+        migrations: the sets to apply, in order (required: storage does not know its
+            users; :func:`edge.runtime.schema.open_database` passes them all).
+        migrate: False opens the file as it is (no migration, no write probe).
 
     Raises:
         StorageError: the file cannot be created, opened or written.
@@ -128,7 +119,7 @@ def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sq
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=NORMAL")
         if migrate:
-            _migrate(db)
+            _migrate(db, migrations)
             if str(path) != ":memory:":
                 _probe_write(db)
     except (sqlite3.Error, OSError) as error:
@@ -137,7 +128,7 @@ def open_database(path: str | Path | None = None, *, migrate: bool = True) -> sq
     return db
 
 
-def _migrate(db: sqlite_utils.Database) -> None:
+def _migrate(db: sqlite_utils.Database, sets: Sequence[Migrations]) -> None:
     """Apply pending migrations, one process at a time.
 
     Every service opens the database when the box boots: without one write lock over
@@ -146,7 +137,6 @@ def _migrate(db: sqlite_utils.Database) -> None:
     ``BEGIN IMMEDIATE`` waits (busy timeout) for the other process's migrations; the
     migrations' own transactions nest inside as savepoints.
     """
-    sets = _migration_sets()
     if not any(migrations.pending(db) for migrations in sets):
         return  # the usual start: nothing to do, no write lock taken
     db.execute("BEGIN IMMEDIATE")

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from edge import __version__
 from edge.config import SiteConfig
 from edge.errors import ConfigError, StorageError
+from edge.privacy.overrides import effective_k
 from edge.web import queries
 from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
 from edge.web.health import SystemProbe, component_health
@@ -123,7 +124,10 @@ class Dashboard:
         site, web, tz = self.site, self.site.web, self.tz
         now = self.deps.clock()
         tables = table_names(conn)
-        k = site.privacy.min_publishable_count
+        # The k the sync service applies (a downlinked one wins): the page hides what
+        # would not be published.
+        k = (effective_k(conn, site) if "sync_overrides" in tables
+             else site.privacy.min_publishable_count)
         window = DayWindow.of(day, tz)
         entrance = [line.id for line in site.floor.lines if line.kind == "entrance"]
         components = [component_health(row, now, web.health_stale_s)

@@ -13,7 +13,6 @@ import uvicorn
 from edge.config import SiteConfig
 from edge.config.web import WebConfig
 from edge.errors import ConfigError
-from edge.storage import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 
@@ -80,14 +79,11 @@ def serve(site: SiteConfig, db_path: Path, *, host: str | None = None,
 
     Raises:
         ConfigError: the ``web:`` section is unusable, or the port is taken.
-        StorageError: the database cannot be created.
     """
     # The address served is part of the config in use (/admin/config shows it).
     served = {"host": host, "port": port}
     site = site.model_copy(update={"web": site.web.model_copy(
         update={key: value for key, value in served.items() if value is not None})})
-    # Bring the schema up to date once, so every table the page reads exists.
-    open_database(db_path).close()
     restart_requested = threading.Event()
     holder: dict[str, uvicorn.Server] = {}
 
