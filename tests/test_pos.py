@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from edge.cli import cli
 from edge.config import load_site
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 from edge.visits.scenarios import scenario_site
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps

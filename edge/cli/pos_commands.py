@@ -11,7 +11,7 @@ import click
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
 from edge.pos.store import store_periods
 from edge.pos.till import read_till_csv
-from edge.storage import open_database
+from edge.runtime.schema import open_database
 
 
 @click.group("pos")

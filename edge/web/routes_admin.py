@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from edge.errors import DataFormatError, StorageError
+from edge.pos import store as pos_store
 from edge.pos.store import store_periods
 from edge.pos.till import parse_periods
-from edge.storage import open_database
+from edge.storage.database import open_database
 from edge.web import queries
 from edge.web.access import require_admin, require_metrics_reader, web_state
 from edge.web.dbread import DatabaseMissing, table_names
@@ -243,8 +244,8 @@ def push_till_periods(request: Request, push: TillPush) -> TillStored:
             default_period_s=default, tz=state.dashboard.tz, now=now,
         )
         # The page only reads the database; this IT write opens its own connection.
-        result = store_periods(open_database(state.deps.db_path), periods, source="push",
-                               now=now)
+        db = open_database(state.deps.db_path, migrations=[pos_store.MIGRATIONS])
+        result = store_periods(db, periods, source="push", now=now)
     except DataFormatError as error:
         raise HTTPException(409, str(error)) from None
     except StorageError as error:
