@@ -5,6 +5,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from edge.annotate import Annotator, cover_scene, pixelate
 from edge.calibration import fit_camera_calibrations
@@ -14,6 +15,8 @@ from edge.records import FloorTracks, Frame, Tracks
 from edge.tracking import ByteTracker
 from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
 from tests.report_support import ground_truth_heads, read_frames, uncovered_heads
+
+pytestmark = pytest.mark.system
 
 
 def first_frame():

@@ -25,7 +25,7 @@ from tests.central_support import (
 )
 from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.xdist_group("central")
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("central")]
 
 
 def stored(dsn: str) -> list[tuple[str, int]]:

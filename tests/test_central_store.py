@@ -16,6 +16,8 @@ from sync.central.store import CentralStore, WindowRow, screen
 from tests.central_support import central_db_fixture, query  # noqa: F401 (fixture)
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.system
+
 K = 5
 
 

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from edge.cli import cli
 from tests.conftest import PETS_DET, PETS_GT
 
+pytestmark = pytest.mark.system
+
 
 def all_commands(group: click.Group, prefix=()):
     for name, command in group.commands.items():

@@ -11,6 +11,8 @@ from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from tests.conftest import PETS_DET, PETS_GT, PETS_SITE
 
+pytestmark = pytest.mark.system
+
 SITE = ["--site", str(PETS_SITE)]
 
 READERS = {

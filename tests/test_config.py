@@ -16,6 +16,8 @@ from edge.config import load_site, parse_site
 from edge.errors import CalibrationError, ConfigError
 from tests.conftest import PETS_SITE, REPO
 
+pytestmark = pytest.mark.system
+
 MINIMAL = """\
 site: {id: test-store}
 floor:

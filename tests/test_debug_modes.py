@@ -37,6 +37,8 @@ from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline
 from tests.conftest import PETS_SITE, SHARED
 
+pytestmark = pytest.mark.system
+
 IPHONE = SHARED / "wifi" / "single-phone" / "iPhone7-F_anonymized.pcap"
 SERVICE_ENV = ("INVOCATION_ID", "NOTIFY_SOCKET", "EDGE_SERVICE")
 

@@ -21,6 +21,8 @@ from edge.motformat import read_mot
 from edge.tracking.association import assign, box_iou
 from tests.conftest import PETS_GT, PETS_VIDEO
 
+pytestmark = pytest.mark.system
+
 FRAMES = (0, 400)  # video frame N is ground-truth frame N + 1
 
 

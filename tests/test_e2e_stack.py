@@ -28,6 +28,8 @@ from tests.conftest import PETS_SITE, PETS_VIDEO
 from tests.mjpeg_camera import MjpegCamera, free_port, load_jpegs
 from tests.mqtt_broker import Broker
 
+pytestmark = pytest.mark.system
+
 NETWORK_CAMERA = "door"  # the MJPEG camera that goes away and comes back
 FILE_CAMERA = "view001"  # the shipped recording, looped
 WINDOW_S = 10

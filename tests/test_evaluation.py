@@ -16,6 +16,8 @@ from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from tests.conftest import PETS_GT, SHARED
 
+pytestmark = pytest.mark.system
+
 
 def test_matches_motmetrics_reference_figures():
     """py-motmetrics' own TUD-Campus test data: IDF1 0.557659, MOTA 0.526462 at IoU 0.5."""

@@ -17,6 +17,8 @@ from edge.records import FloorObservations
 from tests.conftest import SHARED
 from tests.test_cli import run_edge
 
+pytestmark = pytest.mark.system
+
 WILDTRACK = SHARED / "multicam" / "wildtrack-train"
 FPS = 5.0
 

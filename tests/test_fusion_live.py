@@ -15,6 +15,8 @@ from tests.conftest import PETS_SITE, PETS_VIDEO
 from tests.mjpeg_camera import MjpegCamera, free_port, load_jpegs
 from tests.test_e2e_stack import Processes, get_json, query, wait_for
 
+pytestmark = pytest.mark.system
+
 
 @pytest.mark.timeout(240)
 def test_two_live_cameras_on_the_same_people_count_them_once(tmp_path):

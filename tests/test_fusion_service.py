@@ -4,6 +4,7 @@ that the status page counts once."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import yaml
 
 from edge.config import load_site
@@ -12,6 +13,8 @@ from edge.runtime.fusion_worker import FusionWorker
 from edge.runtime.schema import open_database
 from edge.web.queries import occupancy
 from tests.test_fusion import sighting
+
+pytestmark = pytest.mark.system
 
 START = 1_800_000_000.0
 

@@ -6,7 +6,11 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from tests.conftest import REPO, SHARED
+
+pytestmark = pytest.mark.system
 
 INSTALL = str(REPO / "scripts" / "install")
 

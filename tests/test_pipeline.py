@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from edge.calibration import fit_camera_calibrations
 from edge.config.vision import TrackerConfig
@@ -13,6 +14,8 @@ from edge.records import Detections
 from edge.replay import replay
 from edge.tracking import ByteTracker
 from tests.conftest import PETS_DET
+
+pytestmark = pytest.mark.system
 
 
 def test_floor_area_drops_people_outside_and_maps_the_rest(pets_site):

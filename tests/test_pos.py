@@ -20,6 +20,8 @@ from tests.conftest import PETS_SITE
 from tests.sync_helpers import add_visit
 from tests.web_support import BASE_URL, with_web
 
+pytestmark = pytest.mark.system
+
 TOKEN = "it-token-0123456789abcdef"
 T10 = 1_709_287_200.0  # 2024-03-01T10:00:00Z (= store time in London in March)
 NOW = T10 + 3 * 3600

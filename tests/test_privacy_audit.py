@@ -18,7 +18,7 @@ import pytest
 from edge.privacy.audit import LeakAudit, build_needles
 from edge.privacy.needles import capture_identifiers
 from edge.wifi.anonymize import parse_mac
-from tests.conftest import PETS_VIDEO
+from tests.conftest import PETS_VIDEO, skip_module_without_shared
 from tests.mqtt_broker import Broker
 from tests.privacy_run import (
     CAPTURES,
@@ -32,6 +32,9 @@ from tests.privacy_run import (
     write_site,
 )
 from tests.test_wifi_brno import lab_pcs
+
+pytestmark = pytest.mark.system
+skip_module_without_shared()
 
 BRNO_DAY = CAPTURES[2]
 

@@ -29,6 +29,8 @@ from edge.wifi.store import write_windows
 from tests.privacy_run import CAPTURES
 from tests.test_wifi_parser import ELEMENTS, PROBE_80211, radiotap_header
 
+pytestmark = pytest.mark.system
+
 PRAGUE = ZoneInfo("Europe/Prague")
 FRAME = radiotap_header([1 << 5], bytes([(-50) & 0xFF])) + PROBE_80211 + ELEMENTS
 

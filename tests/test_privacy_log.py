@@ -28,6 +28,8 @@ from tests.conftest import PETS_SITE
 from tests.mqtt_broker import free_port
 from tests.web_support import BASE_URL, with_web
 
+pytestmark = pytest.mark.system
+
 TOKEN = "it-token-0123456789abcdef"
 
 

@@ -26,6 +26,8 @@ from edge.privacy.needles import (
 from edge.privacy.scan import Scanner
 from tests.privacy_run import CAPTURES
 
+pytestmark = pytest.mark.system
+
 PHONE = bytes.fromhex("3c2eff1a9b47")
 OTHER = bytes.fromhex("3c2eff1a9b48")
 

@@ -41,6 +41,8 @@ from tests.report_support import (
 )
 from tests.test_cli import run_edge
 
+pytestmark = pytest.mark.system
+
 
 def test_annotated_video_plays_with_every_frame(annotated):
     capture = cv2.VideoCapture(str(annotated["a.mp4"]))

@@ -15,6 +15,8 @@ from tests.conftest import PETS_GT, PETS_VIDEO
 from tests.report_support import invoke, kept_detail, read_frames
 from tests.test_vision_errors import assert_clean_error
 
+pytestmark = pytest.mark.system
+
 PAIRS = ("u,v,x,y\n98.1,251.7,-9.627,1.038\n378.4,214.4,-3.779,-3.281\n646.3,210.0,-0.713,-9.393\n"
          "193.7,565.5,-19.825,-10.835\n399.5,562.6,-18.546,-12.924\n694.6,571.4,-17.129,-16.005\n")
 FRAME = 100

@@ -22,6 +22,8 @@ from tests.conftest import PETS_DET, PETS_GT, PETS_VIDEO, SHARED
 from tests.report_support import invoke, kept_detail, read_frames
 from tests.test_vision_errors import assert_clean_error, last_line
 
+pytestmark = pytest.mark.system
+
 NOT_A_SERVICE: dict[str, str | None] = {"INVOCATION_ID": None, "NOTIFY_SOCKET": None}
 
 

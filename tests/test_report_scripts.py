@@ -12,6 +12,8 @@ import pytest
 from edge.evaluation.suite import BRNO_CAPTURES, FLOOR_NAMES, MOT_NAMES, VISIT_NAMES
 from tests.conftest import REPO, SHARED
 
+pytestmark = pytest.mark.system
+
 DOCS = REPO / "docs" / "report.md"
 BENCHES = {"tracker", "vision", "visits", "web", "wifi"}
 

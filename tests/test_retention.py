@@ -7,6 +7,8 @@ import pytest
 from edge.config.storage import StorageConfig
 from edge.retention import DAY, HOUR, purge
 
+pytestmark = pytest.mark.system
+
 
 def fill(db, now):
     db["runs"].insert({"id": 1, "camera_id": "c", "source": "s", "model": "m",

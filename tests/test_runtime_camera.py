@@ -18,6 +18,8 @@ from tests.conftest import PETS_VIDEO
 from tests.live_site import live_site_yaml
 from tests.mjpeg_camera import MjpegCamera, load_jpegs
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def pets_jpegs():

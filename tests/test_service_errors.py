@@ -25,6 +25,8 @@ from tests.conftest import PETS_SITE, SHARED
 from tests.live_site import live_site_yaml
 from tests.mjpeg_camera import free_port
 
+pytestmark = pytest.mark.system
+
 EDGE = [sys.executable, "-m", "edge", "run"]
 SERVICES = {
     "supervisor": [],

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health, report_health
 from tests.live_site import live_site_yaml
+
+pytestmark = pytest.mark.system
 
 
 def status(config, *args):

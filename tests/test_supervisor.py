@@ -4,7 +4,11 @@ import sys
 import threading
 import time
 
+import pytest
+
 from edge.runtime.supervisor import ChildService, Supervisor
+
+pytestmark = pytest.mark.system
 
 
 def python(code: str) -> list[str]:

@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from sync.mqtt_client import MqttClient
@@ -16,6 +18,8 @@ from sync.publisher import MAX_IN_FLIGHT, SyncService
 from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 from tests.sync_helpers import STORE, sync_site
 from tests.test_sync_mqtt import DAY0, PREFIX, Listener, mqtt_section, past_windows, wait_for
+
+pytestmark = pytest.mark.system
 
 WINDOWS = 60
 

@@ -14,6 +14,8 @@ from sync.downlink import DownlinkContext, handle_config_set
 from tests.mqtt_broker import free_port
 from tests.sync_helpers import STORE, add_crossings, write_site
 
+pytestmark = pytest.mark.system
+
 KEY = "cli-test-downlink-key-0123456789-abcdefgh"
 
 

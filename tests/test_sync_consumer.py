@@ -35,6 +35,8 @@ from tests.test_sync_mqtt import (
     wait_for,
 )
 
+pytestmark = pytest.mark.system
+
 EVIL = "evil"
 
 

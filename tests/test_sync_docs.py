@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from edge.runtime.schema import open_database
 from sync import contract, kanon
 from sync.publisher import SyncService
 from tests.conftest import REPO
 from tests.mqtt_broker import Broker
 from tests.sync_helpers import STORE, add_crossings, sync_site
+
+pytestmark = pytest.mark.system
 
 DOC = (REPO / "docs" / "mqtt.md").read_text()
 DAY0 = 1_709_251_200.0

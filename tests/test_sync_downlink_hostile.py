@@ -15,6 +15,8 @@ from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 from tests.sync_helpers import STORE, sync_site
 from tests.test_sync_downlink import KEY, NOW, context, overrides_and_nonces, shipped_spec
 
+pytestmark = pytest.mark.system
+
 ZEROS = "0" * 64
 DEEP = "[" * 30000 + "]" * 30000
 # The reviewer's crash: an unsigned envelope whose body holds a lone surrogate escape.

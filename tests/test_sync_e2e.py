@@ -14,9 +14,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.runtime.schema import open_database
 from tests.mqtt_broker import Broker
 from tests.sync_helpers import ENTRANCE, STORE, write_site
+
+pytestmark = pytest.mark.system
 
 WINDOW_S = 2
 PREFIX = "e2e-edge"

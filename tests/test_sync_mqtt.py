@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as paho
+import pytest
 
 from edge.config.sync import MqttConfig
 from edge.runtime.schema import open_database
@@ -18,6 +19,8 @@ from sync.mqtt_client import MqttClient
 from sync.publisher import SyncService
 from tests.mqtt_broker import Broker, broker_fixture, make_tls_files  # noqa: F401 (fixture)
 from tests.sync_helpers import STORE, add_crossings, sync_site
+
+pytestmark = pytest.mark.system
 
 PREFIX = "test-edge"
 DAY0 = 1_709_251_200.0

@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import shapely
 from shapely.geometry import Polygon
 
@@ -29,6 +30,8 @@ from sync.aggregate import Window
 from sync.producer import build_message
 from sync.sizing import bytes_per_day, tile_day
 from tests.conftest import PETS_DET, PETS_SITE
+
+pytestmark = pytest.mark.system
 
 DAY0 = 1_709_251_200.0
 GOAL_BYTES = 1_000_000

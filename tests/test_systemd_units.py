@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.system
+
 UNITS = sorted((REPO / "systemd").iterdir())
 SERVICES = [u for u in UNITS if u.suffix == ".service"]
 LONG_RUNNING = [u for u in SERVICES if "purge" not in u.name]

@@ -24,6 +24,8 @@ from edge.evaluation.trackers import load_detections, track_ours
 from edge.motformat import read_mot
 from tests.conftest import SHARED
 
+pytestmark = pytest.mark.system
+
 BASELINE = json.loads((Path(__file__).parent / "data" / "tracker_baseline.json").read_text())
 SLACK = 1e-3  # rounding of the committed figures
 SCENE_SLACK = 0.01  # one scene may give this much for a better mean; lower it deliberately

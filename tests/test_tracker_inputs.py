@@ -14,6 +14,8 @@ from edge.evaluation.scenes import read_scene
 from edge.evaluation.trackers import load_detections, track_ours
 from tests.conftest import PETS_DET
 
+pytestmark = pytest.mark.system
+
 SEQINFO = "[Sequence]\nname=test\nframeRate={fps}\nseqLength=3\nimWidth=640\nimHeight=480\n"
 
 

@@ -12,6 +12,8 @@ from edge.errors import SourceError
 from edge.video import VideoSource, describe_source
 from tests.conftest import PETS_VIDEO
 
+pytestmark = pytest.mark.system
+
 
 def test_read_ahead_gives_the_same_frames_as_reading_in_place():
     with VideoSource("cam", str(PETS_VIDEO), fps=7, start_time=0.0, prefetch=0) as plain:

@@ -19,6 +19,7 @@ from tests.conftest import PETS_GT
 from tests.test_cli import run_edge
 
 pytestmark = [
+    pytest.mark.system,
     pytest.mark.slow,
     pytest.mark.xdist_group("pets_replay"),
     pytest.mark.timeout(1200),  # ~1 min alone; far more on a CPU shared with the suite

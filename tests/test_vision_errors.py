@@ -15,6 +15,8 @@ from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
 from tests.test_cli import run_edge
 from tests.test_detection import _write_model
 
+pytestmark = pytest.mark.system
+
 
 def last_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]

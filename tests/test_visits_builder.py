@@ -15,6 +15,8 @@ from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from tests.conftest import PETS_DET, PETS_SITE
 
+pytestmark = pytest.mark.system
+
 SITE = parse_site("""
 site: {id: test-store}
 floor:

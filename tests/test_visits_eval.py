@@ -16,6 +16,8 @@ from edge.visits.evaluation import evaluate_visits
 from edge.visits.layouts import evaluate_layouts
 from tests.conftest import PETS_DET, PETS_GT, PETS_SITE, SHARED
 
+pytestmark = pytest.mark.system
+
 
 def tracks_from_gt(db, keep=lambda person: True, shift_m=0.0, frames=795):
     """Store the ground truth itself as a run's track points (frame = gt frame - 1), as

@@ -13,6 +13,8 @@ from edge.runtime.schema import open_database
 from edge.visits.importer import read_trajectory_csv
 from tests.conftest import PETS_GT, PETS_SITE
 
+pytestmark = pytest.mark.system
+
 GOOD = "track_id,t,x,y\n1,0.0,-10,-14\n2,0.0,-5,-14\n1,0.5,-10,-13.5\n"
 
 

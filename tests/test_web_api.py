@@ -43,6 +43,8 @@ from tests.web_support import (
     with_web,
 )
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def site():

@@ -23,6 +23,8 @@ from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
 from tests.web_support import BASE_URL, NOW, served, with_web
 
+pytestmark = pytest.mark.system
+
 PIN = "2468"
 TOKEN = "it-token-0123456789abcdef"
 METRICS_TOKEN = "scrape-token-0123456789"

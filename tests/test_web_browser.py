@@ -41,10 +41,10 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = REPO / "test-artifacts" / "web"
 PIN = "2468"
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.system, pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
     reason="needs Debian's chromium and chromium-driver (scripts/setup installs them)",
-)
+)]
 
 
 @pytest.fixture(scope="module")

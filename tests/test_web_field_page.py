@@ -22,6 +22,8 @@ from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
 from tests.web_support import BASE_URL, DAY, NOW, at, with_web
 
+pytestmark = pytest.mark.system
+
 TOKEN = "it-admin-token-0123456789"
 VISITS = 21
 

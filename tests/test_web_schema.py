@@ -16,6 +16,8 @@ from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
 from tests.web_support import BASE_URL, NOW, shared_store_db, with_web
 
+pytestmark = pytest.mark.system
+
 TOKEN = "it-token-0123456789abcdef"
 EXAMPLES = 10
 

@@ -21,6 +21,8 @@ import pytest
 from edge.runtime.schema import open_database
 from tests.mqtt_broker import make_tls_files
 
+pytestmark = pytest.mark.system
+
 TOKEN = "it-token-0123456789abcdef"
 SITE = """
 site: {id: serve-test, name: Serve test, timezone: Europe/London}

@@ -33,6 +33,8 @@ from edge.wifi.pipeline import FramePipeline, replay_to_list
 from edge.wifi.windows import WifiWindow
 from tests.conftest import SHARED
 
+pytestmark = pytest.mark.system
+
 BRNO = SHARED / "wifi" / "brno-sc6-61"
 DAY = BRNO / "position_1_sc6-61_2024-03-15_anonymized.pcap"
 DAY_2 = BRNO / "position_2_sc6-61_2024-03-15_anonymized.pcap"

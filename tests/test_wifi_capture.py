@@ -27,6 +27,8 @@ from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline, replay_to_list
 from tests.conftest import SHARED
 
+pytestmark = pytest.mark.system
+
 IPHONE = SHARED / "wifi" / "single-phone" / "iPhone12-M_anonymized.pcap"
 
 

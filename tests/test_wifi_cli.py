@@ -21,6 +21,8 @@ from edge.wifi.pcapfile import CaptureFile
 from tests.conftest import PETS_SITE, SHARED
 from tests.test_wifi_brno import lab_pcs
 
+pytestmark = pytest.mark.system
+
 BRNO_DAY = SHARED / "wifi" / "brno-sc6-61" / "position_1_sc6-61_2024-03-15_anonymized.pcap"
 CAPTURES = sorted((SHARED / "wifi").glob("*/*.pcap*"))
 

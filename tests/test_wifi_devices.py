@@ -13,6 +13,8 @@ from edge.wifi.parser import STRONG, Probe
 from edge.wifi.pipeline import replay_to_list
 from tests.conftest import SHARED
 
+pytestmark = pytest.mark.system
+
 IPHONE, PIXEL = 0x1111, 0x2222     # two IE fingerprints (device models)
 
 

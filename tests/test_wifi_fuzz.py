@@ -16,7 +16,10 @@ from edge.wifi.anonymize import Anonymizer
 from edge.wifi.parser import MalformedFrame, ProbeParser, dissect
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline, replay_to_list
-from tests.conftest import SHARED
+from tests.conftest import SHARED, skip_module_without_shared
+
+pytestmark = pytest.mark.system
+skip_module_without_shared()
 
 
 def sample_frames() -> list[bytes]:

@@ -17,6 +17,8 @@ from edge.wifi.parser import EXCLUDED, STRONG, WEAK, MalformedFrame, ProbeParser
 from edge.wifi.pcapfile import CaptureFile
 from tests.conftest import SHARED
 
+pytestmark = pytest.mark.system
+
 CAPTURES = sorted((SHARED / "wifi").glob("*/*.pcap*"))
 
 

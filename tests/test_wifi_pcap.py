@@ -12,7 +12,10 @@ from edge.config.wifi import WifiConfig
 from edge.errors import DataFormatError
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import replay_to_list
-from tests.conftest import SHARED
+from tests.conftest import SHARED, skip_module_without_shared
+
+pytestmark = pytest.mark.system
+skip_module_without_shared()
 
 LAB_DAY = SHARED / "wifi" / "brno-sc6-61" / "position_1_sc6-61_2024-03-15_anonymized.pcap"
 OWE = SHARED / "wifi" / "mixed-traffic" / "owe.pcapng"
