@@ -17,14 +17,9 @@ from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.visits.records import LineCrossing, Visit, VisitFeatures, ZoneStay
-from edge.visits.scenarios import (
-    generate_scenario,
-    generate_staff_scenario,
-    mixed_floor,
-    scenario_site,
-    score_staff,
-)
+from edge.visits.scenarios import generate_scenario, scenario_site
 from edge.visits.staff import StaffRule
+from edge.visits.staff_scenarios import generate_staff_scenario, mixed_floor, score_staff
 from edge.visits.store import purge_visits
 from edge.web.queries import DayWindow, associates_on_floor
 
