@@ -81,6 +81,7 @@ def purge(
     for child in VISIT_CHILD_TABLES:
         deleted[child] = _delete(db, child, f"visit_id in ({old_visits})", [visit_cutoff])
     deleted["visits"] = _delete(db, "visits", "end_t < ?", [visit_cutoff])
+    deleted["staff_visits"] = _delete(db, "staff_visits", "end_t < ?", [visit_cutoff])
     deleted["line_crossings"] = _delete(db, "line_crossings", "t < ?", [visit_cutoff])
     deleted["wifi_windows"] = _delete(
         db, "wifi_windows", "window_start + window_s < ?", [aggregate_cutoff]

@@ -19,7 +19,7 @@ from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.visits.features import BASE_FEATURES, ZONE_KINDS, feature_names
 from edge.visits.importer import read_trajectory_csv
-from edge.visits.store import insert_crossings, insert_visits
+from edge.visits.store import insert_crossings, insert_staff_visits, insert_visits
 
 spec_option = click.option(
     "--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -59,11 +59,12 @@ def import_command(
     site = load_site_option(site_path)
     analyzer = VisitAnalyzer(site, spec_path)
     tracks = read_trajectory_csv(csv_path, bounds=site.floor.bounds)
-    visits, crossings, fragments = [], [], 0
+    visits, crossings, staff, fragments = [], [], [], 0
     for track in tracks:
         outcome = analyzer.analyze_track(camera_id, None, track.track_id, track.t, track.xy)
         visits += outcome.visits
         crossings += outcome.crossings
+        staff += outcome.staff
         fragments += outcome.fragments
     if as_json:
         for result in visits:
@@ -73,10 +74,12 @@ def import_command(
         db = open_database(path)
         with db.atomic():
             insert_visits(db, site.site.id, visits)
+            insert_staff_visits(db, site.site.id, staff)
             insert_crossings(db, crossings)
         click.echo(
             f"Imported {len(tracks)} tracks from {csv_path}: {len(visits)} visits "
-            f"({fragments} fragments under {site.visits.min_duration_s:g} s dropped), "
+            f"({fragments} fragments under {site.visits.min_duration_s:g} s dropped, "
+            f"{len(staff)} associates' left out), "
             f"{len(crossings)} line crossings, written to {path}.",
             err=as_json,
         )

@@ -62,7 +62,10 @@ class LineConfig(StrictModel):
     inside: Literal["left", "right"] = Field(
         description="Which side of the line, looking from start to end, is the store's inside."
     )
-    kind: Literal["entrance", "other"] = "entrance"
+    kind: Literal["entrance", "other", "staff"] = Field(
+        "entrance", description="entrance: the customers' door (door counter); staff: a door "
+        "only associates use (a visit crossing it is an associate's); other: counted only."
+    )
 
     @model_validator(mode="after")
     def _has_length(self) -> LineConfig:

@@ -54,6 +54,21 @@ class VisitConfig(StrictModel):
         10.0, gt=0, description="A visit ends when its track has been gone this long; a gap "
         "this long inside one track starts a new visit."
     )
+    staff_zone_min_s: float = Field(
+        5.0, ge=0, le=3600, description="A visit that spends this long in zones of kind "
+        "'staff' (back office, behind the counter) is an associate's, not a customer's."
+    )
+    staff_presence_s: float = Field(
+        1800.0, gt=0, description="A visit this long (one unbroken track) is an associate's: "
+        "customers of the store do not stay this long."
+    )
+    staff_busy_entries: int = Field(
+        10, ge=1, description="A visit that enters this many destination zones…"
+    )
+    staff_busy_s: float = Field(
+        900.0, gt=0, description="…within at least this many seconds is an associate's "
+        "(restocking: long and from shelf to shelf)."
+    )
     segment_spec: str | None = Field(
         None, description="Segment spec (traits and micro-segments), YAML. Relative paths are "
         "resolved next to the site file. Default: the shipped models/segments/default.yaml."

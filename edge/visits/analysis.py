@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from edge.visits.features import FeatureExtractor
 from edge.visits.records import LineCrossing, Visit, VisitResult
 from edge.visits.reload import SpecHolder
 from edge.visits.spec import default_spec_path, downlinked_spec_path
+from edge.visits.staff import StaffRule, StaffVisit
 from edge.visits.trajectory import track_segments
 
 
@@ -22,15 +23,18 @@ class TrackOutcome:
     """What one finished track (or piece of one) gave.
 
     Attributes:
-        visits: visits, measured and classified (fragments are not visits).
+        visits: customers' visits, measured and classified (fragments are not visits).
         crossings: line crossings of every piece, fragments included, with the
-            piece they belong to.
+            piece they belong to; an associate's pieces' crossings are left out.
         fragments: pieces dropped for being shorter than ``visits.min_duration_s``.
+        staff: visits classified as associates' (``edge.visits.staff``): not in
+            ``visits``, never given traits.
     """
 
     visits: list[VisitResult]
     crossings: list[tuple[Visit, LineCrossing]]
     fragments: int
+    staff: list[StaffVisit] = field(default_factory=list)
 
 
 class VisitAnalyzer:
@@ -45,6 +49,7 @@ class VisitAnalyzer:
         self.site = site
         self.config = site.visits
         self.extractor = FeatureExtractor(site.floor, site.visits)
+        self.staff_rule = StaffRule(site.floor, site.visits)
         path = spec_path or site.visits.segment_spec or default_spec_path()
         self.spec = SpecHolder(
             path,
@@ -67,20 +72,27 @@ class VisitAnalyzer:
         """Measure and classify finished pieces of tracks."""
         crossings: list[tuple[Visit, LineCrossing]] = []
         measured = []
+        staff: list[StaffVisit] = []
         fragments = 0
         for piece in pieces:
             found = self.extractor.crossings(piece)
-            crossings.extend((piece, c) for c in found)
             if piece.duration_s < self.config.min_duration_s or len(piece) < 2:
+                crossings.extend((piece, c) for c in found)
                 fragments += 1
                 continue
-            measured.append(self.extractor.measure(piece, found))
+            features = self.extractor.measure(piece, found)
+            reason = self.staff_rule.reason(features)
+            if reason is not None:
+                staff.append(StaffVisit(str(uuid.uuid4()), features, reason))
+                continue
+            crossings.extend((piece, c) for c in found)
+            measured.append(features)
         classifier = self.spec.classifier
         scores = classifier.classify_many([m.features for m in measured])
         visits = [
             VisitResult(str(uuid.uuid4()), m, s) for m, s in zip(measured, scores, strict=True)
         ]
-        return TrackOutcome(visits, crossings, fragments)
+        return TrackOutcome(visits, crossings, fragments, staff)
 
     def analyze_track(
         self, camera_id: str, run_id: int | None, track_id: int, t: np.ndarray, xy: np.ndarray

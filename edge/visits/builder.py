@@ -29,7 +29,12 @@ from edge.storage.health import report_health
 from edge.storage.trajectories import read_trajectories, require_run
 from edge.visits.analysis import TrackOutcome, VisitAnalyzer
 from edge.visits.records import Visit
-from edge.visits.store import delete_visits_of_run, insert_crossings, insert_visits
+from edge.visits.store import (
+    delete_visits_of_run,
+    insert_crossings,
+    insert_staff_visits,
+    insert_visits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +182,7 @@ def _commit(
     """Write one run's new visits and the builder's progress in one transaction."""
     with db.atomic():
         insert_visits(db, analyzer.site.site.id, outcome.visits)
+        insert_staff_visits(db, analyzer.site.site.id, outcome.staff)
         crossings = insert_crossings(db, outcome.crossings)
         if newly_closed:
             db.table("visit_build_tracks").upsert_all(

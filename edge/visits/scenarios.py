@@ -10,7 +10,10 @@ The test store (:data:`SCENARIO_SITE_YAML`), 30 x 24 m: an entrance at the front
 with a counting line, a checkout to its right, and three rows of 4 x 4 m product
 zones either side of a main aisle. Zones side by side (1 m apart) are neighbours.
 A queue zone right of the checkout is where :func:`queue_scenarios` wait (the trait
-suite never enters it).
+suite never enters it). Two ``staff`` zones, a back office behind the main aisle (with
+a ``staff`` door line in front of it) and the space behind the counter, are where
+:mod:`edge.visits.staff_scenarios` (associates) come from; customers never enter
+them.
 """
 
 from __future__ import annotations
@@ -48,8 +51,12 @@ floor:
     - {id: premium, kind: product, tags: [premium],
            polygon: [[20, 18], [24, 18], [24, 22], [20, 22]]}
     - {id: general-5, kind: product, polygon: [[25, 18], [29, 18], [29, 22], [25, 22]]}
+    - {id: back-office, kind: staff, polygon: [[11, 22.5], [19, 22.5], [19, 24.8], [11, 24.8]]}
+    - {id: behind-counter, kind: staff,
+           polygon: [[20, -2.8], [28, -2.8], [28, -0.6], [20, -0.6]]}
   lines:
     - {id: door, kind: entrance, start: [12, 2], end: [18, 2], inside: left}
+    - {id: staff-door, kind: staff, start: [13, 21.5], end: [17, 21.5], inside: right}
 """
 
 MAIN_AISLE_X = 15.0
@@ -423,3 +430,4 @@ def score_queue_scenarios(analyzer, scenarios) -> dict[str, float]:
         "p90_abs_error_s": float(np.percentile(err, 90)) if len(err) else float("nan"),
         "max_abs_error_s": float(err.max()) if len(err) else float("nan"),
     }
+

@@ -14,6 +14,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from edge.visits.records import LineCrossing, Visit, VisitResult
+from edge.visits.staff import StaffVisit
 
 MIGRATIONS = Migrations("edge.visits")
 
@@ -94,6 +95,20 @@ def m003_queue_waits(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m004_staff_visits(db: sqlite_utils.Database) -> None:
+    # Visits classified as associates' (edge.visits.staff): times and the rule only, no
+    # features, zones or traits; they are in none of the visit tables.
+    db.table("staff_visits").create(
+        {"visit_id": str, "site_id": str, "camera_id": str, "run_id": int, "track_id": int,
+         "start_t": float, "end_t": float, "duration_s": float, "reason": str},
+        pk="visit_id",
+    )
+    db.table("staff_visits").create_index(["start_t"])
+    db.table("staff_visits").create_index(["end_t"])
+    db.table("staff_visits").create_index(["run_id", "track_id"])
+
+
 VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits")
 
 
@@ -141,6 +156,21 @@ def insert_visits(db: sqlite_utils.Database, site_id: str, visits: Sequence[Visi
             db.table(table).insert_all(batch)
 
 
+def insert_staff_visits(
+    db: sqlite_utils.Database, site_id: str, staff: Sequence[StaffVisit]
+) -> None:
+    """Write visits classified as associates' (call inside ``db.atomic()``)."""
+    rows = []
+    for item in staff:
+        visit = item.measured.visit
+        rows.append({"visit_id": item.visit_id, "site_id": site_id,
+                     "camera_id": visit.camera_id, "run_id": visit.run_id,
+                     "track_id": visit.track_id, "start_t": visit.start_t, "end_t": visit.end_t,
+                     "duration_s": visit.duration_s, "reason": item.reason})
+    if rows:
+        db.table("staff_visits").insert_all(rows)
+
+
 def insert_crossings(
     db: sqlite_utils.Database, crossings: Iterable[tuple[Visit, LineCrossing]]
 ) -> int:
@@ -164,6 +194,8 @@ def delete_visits_of_run(db: sqlite_utils.Database, run_id: int) -> int:
             [run_id],
         )
     db.execute("delete from visits where run_id = ?", [run_id])
+    if db.table("staff_visits").exists():
+        db.execute("delete from staff_visits where run_id = ?", [run_id])
     db.execute("delete from line_crossings where run_id = ?", [run_id])
     db.execute("delete from visit_build_tracks where run_id = ?", [run_id])
     db.execute("delete from visit_build_runs where run_id = ?", [run_id])
@@ -178,5 +210,7 @@ def purge_visits(db: sqlite_utils.Database, before_t: float) -> int:
     for table in VISIT_CHILD_TABLES:
         db.execute(f"delete from {table} where visit_id in {old}", [before_t])
     gone = db.execute("delete from visits where end_t < ?", [before_t]).rowcount
+    if db.table("staff_visits").exists():
+        db.execute("delete from staff_visits where end_t < ?", [before_t])
     db.execute("delete from line_crossings where t < ?", [before_t])
     return int(gone)

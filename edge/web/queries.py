@@ -123,6 +123,25 @@ def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> d
     return counts
 
 
+def associates_on_floor(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> int:
+    """The most associates' visits (``staff_visits``) on the floor at one moment of the
+    day. Pieces of one associate's track never overlap in time, so a track split by the
+    tracker counts once, where a count of pieces would count it twice."""
+    if "staff_visits" not in tables:
+        return 0
+    events: list[tuple[float, int]] = []
+    for start_t, end_t in conn.execute(
+        "select start_t, end_t from staff_visits where start_t < ? and end_t >= ?",
+        (window.end, window.start),
+    ):
+        events += [(float(start_t), 1), (float(end_t), -1)]
+    here = most = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):  # leaves before arrivals
+        here += step
+        most = max(most, here)
+    return most
+
+
 def footfall(
     conn: sqlite3.Connection, tables: set[str], day: dt.date, tz: ZoneInfo,
     entrance_lines: list[str],
@@ -160,6 +179,7 @@ def footfall(
         day=day, compare_day=compare, total=sum(today.values()), compare_total=sum(before.values()),
         hours=hours, entrance_in=crossings["in"], entrance_out=crossings["out"],
         latest_day_with_visits=latest_day,
+        associates=associates_on_floor(conn, tables, DayWindow.of(day, tz)),
     )
 
 

@@ -49,6 +49,10 @@ class Footfall(Figures):
     entrance_in: int = Field(description="Entrance line crossings inwards on the day shown.")
     entrance_out: int = Field(description="Entrance line crossings outwards on the day shown.")
     latest_day_with_visits: dt.date | None = Field(description="Most recent day with any visit.")
+    associates: int = Field(
+        0, description="Associates on the floor on the day shown: the most visits classified "
+        "as staff (edge.visits.staff) at one moment. They are left out of every other figure."
+    )
 
 
 class HeatCell(Figures):
