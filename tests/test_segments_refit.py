@@ -106,6 +106,11 @@ def test_refit_refuses_and_keeps_the_spec(spec, analyzer):
     # small stores withhold components below k: refuse rather than pool a biased rest
     withheld = [sufficient_statistics(spec, z[i::STORES], k=3) for i in range(STORES)]
     assert any(s.withheld() for s in withheld)
+    for store in withheld:  # what is published never gives a withheld one away
+        shown = [c.membership for c in store.components.values() if c is not None]
+        assert all(n >= 3 for n in shown)
+        if store.withheld():
+            assert store.visits - sum(shown) >= 3
     result = refit_spec(spec, withheld)
     assert not result.ok and result.spec is spec
     assert "withheld" in result.refused and "keeping spec 1.0.0" in result.refused

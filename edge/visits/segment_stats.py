@@ -13,8 +13,9 @@ with ``r_ik`` the *untempered* posterior (temperature 1: the EM E-step; the spec
 these are exactly the statistics of all visits in one place, so the central M-step
 (:mod:`sync.central.refit`) gives the same mixture as fitting on the pooled visits.
 
-A component whose summed membership at a store is below ``k`` (the small-count
-threshold) is withheld: ``None`` instead of its numbers.
+A component whose summed membership at a store is a small group (the k rules of
+:mod:`edge.privacy.small_counts`, with memberships as soft counts) is withheld:
+``None`` instead of its numbers.
 
 Also here: the expected calibration error of top memberships, and the temperature
 that minimises it on labelled visits.
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.privacy.small_counts import withheld as small_cells
 from edge.visits.classify import CompiledSegments
 from edge.visits.spec import SegmentSpec, SpecError
 
@@ -118,14 +120,18 @@ def scaled_features(spec: SegmentSpec, feature_names: Sequence[str], x: np.ndarr
 
 
 def sufficient_statistics(
-    spec: SegmentSpec, z: np.ndarray, *, k: float = 0.0
+    spec: SegmentSpec, z: np.ndarray, *, k: int = 0
 ) -> SegmentStatistics:
     """E-step statistics of the spec's mixture over scaled features ``z`` ``(n, D)``.
 
     Args:
         spec: the spec whose mixture gives the memberships (at temperature 1).
         z: the visits' scaled segment features (:func:`scaled_features`).
-        k: withhold a component whose summed membership is below ``k``.
+        k: the small-count threshold (0: withhold nothing). Memberships partition the
+            visits softly, so the rules of :mod:`edge.privacy.small_counts` apply with
+            the summed memberships as counts and the visits as their total: a
+            component below ``k``, one whose complement is below ``k``, and more until
+            the published ones do not give a withheld one away by subtraction.
     """
     assert spec.segments is not None
     z = np.asarray(z, dtype=np.float64).reshape(-1, len(spec.segments.features))
@@ -135,9 +141,12 @@ def sufficient_statistics(
     n = r.sum(axis=0)
     s = r.T @ z
     q = r.T @ (z * z)
+    names = [c.name for c in spec.segments.components]
+    hidden = small_cells(dict(zip(names, n.tolist(), strict=True)), k, total=len(z),
+                      exclusive=True, zero_is_small=True) if k > 0 else set()
     components: dict[str, ComponentStats | None] = {}
     for j, component in enumerate(spec.segments.components):
-        if n[j] < k:
+        if component.name in hidden:
             components[component.name] = None
         else:
             components[component.name] = ComponentStats(
