@@ -23,26 +23,27 @@ no cell at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 
-def is_small(count: int, k: int, *, zero_is_small: bool) -> bool:
+def is_small(count: float, k: int, *, zero_is_small: bool) -> bool:
     """Whether ``count`` visits is a group too small to show."""
     return count < k if zero_is_small else 0 < count < k
 
 
 def withheld(
-    counts: Mapping[str, int | None],
+    counts: Mapping[str, float | None],
     k: int,
     *,
-    total: int | None = None,
+    total: float | None = None,
     exclusive: bool = False,
     zero_is_small: bool = False,
 ) -> set[str]:
     """The names in ``counts`` to withhold.
 
     Args:
-        counts: cell name -> count of visits; None for a cell already withheld.
+        counts: cell name -> count of visits (or summed memberships, a soft count);
+            None for a cell already withheld.
         k: the smallest group that may be shown.
         total: the published total the cells are parts of (None: no total is
             published, so only the first rule applies).
@@ -72,7 +73,7 @@ def withheld(
 
 
 def residual_problem(
-    published: list[int], total: int, k: int, *, any_withheld: bool
+    published: Sequence[float], total: float, k: int, *, any_withheld: bool
 ) -> str | None:
     """Why a set of exclusive cells lets a withheld count be worked out, or None.
 

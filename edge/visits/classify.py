@@ -106,7 +106,7 @@ class TraitClassifier:
         self._center = np.array([t.center for _, t in rows], dtype=np.float64)
         self._lo = np.array([t.clip[0] if t.clip else -np.inf for _, t in rows])
         self._hi = np.array([t.clip[1] if t.clip else np.inf for _, t in rows])
-        self._segments = _CompiledSegments(spec, index) if spec.segments is not None else None
+        self._segments = CompiledSegments(spec, index) if spec.segments is not None else None
         self.segment_names = (
             [c.name for c in spec.segments.components] if spec.segments is not None else []
         )
@@ -175,8 +175,13 @@ class TraitClassifier:
         return out
 
 
-class _CompiledSegments:
-    """A diagonal Gaussian mixture's posterior memberships, vectorised."""
+class CompiledSegments:
+    """A diagonal Gaussian mixture's posterior memberships, vectorised.
+
+    The memberships are ``softmax(log w_k + log N(z; mean_k, var_k) / T)`` with the
+    spec's ``temperature`` ``T`` (1 = the plain posterior; > 1 softens the near-certain
+    memberships a mixture gives short, noisy visits).
+    """
 
     def __init__(self, spec: SegmentSpec, index: Mapping[str, int]) -> None:
         model = spec.segments
@@ -189,15 +194,31 @@ class _CompiledSegments:
         var = np.array([c.var for c in model.components], dtype=np.float64)
         weights = np.array([c.weight for c in model.components], dtype=np.float64)
         self.inv_var = 1.0 / var
-        self.log_norm = np.log(weights / weights.sum()) - 0.5 * np.log(2 * np.pi * var).sum(axis=1)
+        self.log_weight = np.log(weights / weights.sum())
+        self.log_det = -0.5 * np.log(2 * np.pi * var).sum(axis=1)
+        self.temperature = float(model.temperature)
 
-    def memberships(self, x: np.ndarray) -> np.ndarray:
+    def scaled(self, x: np.ndarray) -> np.ndarray:
+        """The scaled segment features ``(n, D)`` of ``(n, F)`` site feature vectors."""
+        x = np.atleast_2d(x)
         padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
         v = padded[:, self.columns]
         v = np.where(self.log1p, np.log1p(np.maximum(v, 0.0)), v)
-        z = (v - self.center) / self.scale
+        return (v - self.center) / self.scale
+
+    def log_likelihoods(self, z: np.ndarray) -> np.ndarray:
+        """``(n, K)`` log N(z; mean_k, var_k) of scaled features ``z``."""
         d = z[:, None, :] - self.mean[None, :, :]
-        log_p = self.log_norm - 0.5 * np.einsum("nkf,kf->nk", d * d, self.inv_var)
+        return self.log_det - 0.5 * np.einsum("nkf,kf->nk", d * d, self.inv_var)
+
+    def posterior(self, z: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        """``(n, K)`` memberships of scaled features ``z`` (at the spec's temperature
+        unless one is given; 1.0 is the untempered posterior, the EM E-step)."""
+        t = self.temperature if temperature is None else float(temperature)
+        log_p = self.log_weight + self.log_likelihoods(z) / t
         log_p -= log_p.max(axis=1, keepdims=True)
         p = np.exp(log_p)
         return p / p.sum(axis=1, keepdims=True)
+
+    def memberships(self, x: np.ndarray) -> np.ndarray:
+        return self.posterior(self.scaled(x))

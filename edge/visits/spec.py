@@ -127,6 +127,10 @@ class SegmentModel(_SpecModel):
     center: list[float]
     scale: list[float]
     components: list[SegmentComponent] = Field(min_length=1)
+    temperature: float = Field(
+        1.0, gt=0, description="Memberships use log-likelihood / temperature (1 = the plain "
+        "posterior; > 1 softens over-confident memberships). Calibrated centrally."
+    )
 
     @model_validator(mode="after")
     def _sizes_line_up(self) -> SegmentModel:

@@ -1,0 +1,194 @@
+"""Sufficient statistics of the micro-segment mixture, for a federated refit.
+
+A box never sends visits to redefine the segments: it sends, per mixture component
+``k`` of its current spec, the E-step statistics over its visits' scaled features
+``z`` (see :class:`edge.visits.classify.CompiledSegments`):
+
+* ``n_k = sum_i r_ik`` (summed membership),
+* ``s_k = sum_i r_ik z_i`` (membership-weighted sum, one value per feature),
+* ``q_k = sum_i r_ik z_i**2`` (weighted sum of squares, diagonal),
+
+with ``r_ik`` the *untempered* posterior (temperature 1: the EM E-step; the spec's
+``temperature`` only changes what is stored as memberships). Summed over stores
+these are exactly the statistics of all visits in one place, so the central M-step
+(:mod:`sync.central.refit`) gives the same mixture as fitting on the pooled visits.
+
+A component whose summed membership at a store is a small group (the k rules of
+:mod:`edge.privacy.small_counts`, with memberships as soft counts) is withheld:
+``None`` instead of its numbers.
+
+Also here: the expected calibration error of top memberships, and the temperature
+that minimises it on labelled visits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge.privacy.small_counts import withheld as small_cells
+from edge.visits.classify import CompiledSegments
+from edge.visits.spec import SegmentSpec, SpecError
+
+STATS_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStats:
+    """One component's E-step statistics at one store."""
+
+    membership: float
+    weighted_sum: tuple[float, ...]
+    weighted_sumsq: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStatistics:
+    """One store's E-step statistics under one spec version.
+
+    Attributes:
+        spec_version: the spec whose mixture (and scaling) the statistics are about.
+        features: the segment features, in order.
+        visits: how many visits were summed.
+        components: component name -> its statistics, or ``None`` where withheld.
+    """
+
+    spec_version: str
+    features: tuple[str, ...]
+    visits: int
+    components: dict[str, ComponentStats | None]
+
+    def withheld(self) -> list[str]:
+        return [name for name, c in self.components.items() if c is None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stats_format": STATS_FORMAT,
+            "spec_version": self.spec_version,
+            "features": list(self.features),
+            "visits": self.visits,
+            "components": {
+                name: None if c is None else {
+                    "membership": c.membership,
+                    "sum": list(c.weighted_sum),
+                    "sumsq": list(c.weighted_sumsq),
+                }
+                for name, c in self.components.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SegmentStatistics:
+        """Raises ValueError when ``data`` is not statistics of this layout."""
+        try:
+            if data["stats_format"] != STATS_FORMAT:
+                raise ValueError(f"stats_format {data['stats_format']!r}, expected {STATS_FORMAT}")
+            features = tuple(str(f) for f in data["features"])
+            components: dict[str, ComponentStats | None] = {}
+            for name, c in data["components"].items():
+                if c is None:
+                    components[str(name)] = None
+                    continue
+                s = tuple(float(v) for v in c["sum"])
+                q = tuple(float(v) for v in c["sumsq"])
+                if len(s) != len(features) or len(q) != len(features):
+                    raise ValueError(f"component {name!r}: sum and sumsq need "
+                                     f"{len(features)} values")
+                components[str(name)] = ComponentStats(float(c["membership"]), s, q)
+            return cls(str(data["spec_version"]), features, int(data["visits"]), components)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"not segment statistics: {error!r}") from None
+
+
+def compile_segments(spec: SegmentSpec, feature_names: Sequence[str]) -> CompiledSegments:
+    """The spec's mixture compiled for a site's feature layout.
+
+    Raises:
+        SpecError: the spec has no ``segments``.
+    """
+    if spec.segments is None:
+        raise SpecError(f"segment spec {spec.spec_version} defines no segments")
+    return CompiledSegments(spec, {name: i for i, name in enumerate(feature_names)})
+
+
+def scaled_features(spec: SegmentSpec, feature_names: Sequence[str], x: np.ndarray) -> np.ndarray:
+    """``(n, D)`` scaled segment features of ``(n, F)`` site feature vectors."""
+    return compile_segments(spec, feature_names).scaled(np.asarray(x, dtype=np.float64))
+
+
+def sufficient_statistics(
+    spec: SegmentSpec, z: np.ndarray, *, k: int = 0
+) -> SegmentStatistics:
+    """E-step statistics of the spec's mixture over scaled features ``z`` ``(n, D)``.
+
+    Args:
+        spec: the spec whose mixture gives the memberships (at temperature 1).
+        z: the visits' scaled segment features (:func:`scaled_features`).
+        k: the small-count threshold (0: withhold nothing). Memberships partition the
+            visits softly, so the rules of :mod:`edge.privacy.small_counts` apply with
+            the summed memberships as counts and the visits as their total: a
+            component below ``k``, one whose complement is below ``k``, and more until
+            the published ones do not give a withheld one away by subtraction.
+    """
+    assert spec.segments is not None
+    z = np.asarray(z, dtype=np.float64).reshape(-1, len(spec.segments.features))
+    compiled = compile_segments(spec, spec.segments.features)
+    r = compiled.posterior(z, temperature=1.0) if len(z) else np.zeros(
+        (0, len(spec.segments.components)))
+    n = r.sum(axis=0)
+    s = r.T @ z
+    q = r.T @ (z * z)
+    names = [c.name for c in spec.segments.components]
+    hidden = small_cells(dict(zip(names, n.tolist(), strict=True)), k, total=len(z),
+                      exclusive=True, zero_is_small=True) if k > 0 else set()
+    components: dict[str, ComponentStats | None] = {}
+    for j, component in enumerate(spec.segments.components):
+        if component.name in hidden:
+            components[component.name] = None
+        else:
+            components[component.name] = ComponentStats(
+                float(n[j]), tuple(s[j].tolist()), tuple(q[j].tolist()))
+    return SegmentStatistics(spec.spec_version, tuple(spec.segments.features), len(z),
+                             components)
+
+
+def expected_calibration_error(p: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """ECE of top-class confidences ``p`` ``(n,)`` against 0/1 ``correct`` ``(n,)``:
+    the visit-weighted mean over equal-width confidence bins of |accuracy - confidence|."""
+    p = np.asarray(p, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if len(p) == 0:
+        return 0.0
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.sum() * abs(correct[inside].mean() - p[inside].mean())
+    return float(total / len(p))
+
+
+def membership_ece(
+    compiled: CompiledSegments, z: np.ndarray, labels: np.ndarray, temperature: float,
+    bins: int = 10,
+) -> float:
+    """ECE of the top membership at ``temperature`` against reference components
+    ``labels`` (``(n,)`` component indices)."""
+    r = compiled.posterior(z, temperature=temperature)
+    top = r.argmax(axis=1)
+    return expected_calibration_error(r.max(axis=1), top == labels, bins)
+
+
+def calibrate_temperature(
+    compiled: CompiledSegments, z: np.ndarray, labels: np.ndarray, *,
+    grid: Sequence[float] | None = None, bins: int = 10,
+) -> tuple[float, float]:
+    """The temperature (from ``grid``, log-spaced 0.5..200 by default) minimising the
+    membership ECE on labelled visits; returns ``(temperature, ece)``."""
+    grid = list(grid) if grid is not None else np.geomspace(0.5, 200.0, 121).tolist()
+    scored = [(membership_ece(compiled, z, labels, t, bins), t) for t in grid]
+    ece, t = min(scored)
+    return float(t), float(ece)
