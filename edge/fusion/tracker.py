@@ -4,23 +4,26 @@ How it decides, each instant ``t`` (one frame of every camera that sent one):
 
 1. **Predict.** Every person's floor state moves on under a constant-velocity model
    (:mod:`edge.fusion.motion`); their uncertainty grows with the time unseen.
-2. **Associate, camera by camera.** A camera's sightings meet the predicted people in
-   one cost matrix: the squared Mahalanobis distance between sighting and person,
-   with the person's uncertainty, the sighting's own (it grows with distance from the
-   camera, :mod:`edge.fusion.observe`) and a walker's speed times the tolerated clock
-   skew. Pairs beyond ``gate_sigmas`` or ``max_gate_m`` cannot meet. A sighting whose
-   camera track was given to this person last time costs ``continuity_bonus`` less.
-   Jonker-Volgenant (``lap``) picks the one-to-one matching: a camera gives a person
-   at most one sighting, and a sighting goes to at most one person, so two people
-   0.7 m apart whom a camera sees as two boxes stay two people even when another
-   camera's floor error is larger than the gap (a merge radius alone fails there).
-   Each camera's matched sightings update the people before the next camera's are
-   matched, so later cameras meet sharper estimates.
+2. **Associate.** Every sighting of the instant meets every predicted person in one
+   cost matrix: the negative log-likelihood of the pair (squared Mahalanobis distance
+   plus the log-determinant), with the person's uncertainty, the sighting's own (it
+   grows with distance from the camera, :mod:`edge.fusion.observe`) and a walker's
+   speed times the tolerated clock skew. Pairs beyond ``gate_sigmas`` or ``max_gate_m``
+   cannot meet. A sighting whose camera track was given to this person last time
+   costs ``continuity_bonus`` less. Then, camera by camera, Jonker-Volgenant (``lap``)
+   picks the one-to-one matching on that camera's columns, confirmed people first,
+   tentative ones with what is left: a camera gives a person at most one sighting,
+   so two people 0.7 m apart whom a camera sees as two boxes stay two people even
+   when another camera's floor error is larger than the gap (a merge radius alone
+   fails there). Each person's sightings from all cameras are then fused into one
+   measurement (their inverse covariances add up) and the person is updated once.
 3. **Birth.** Sightings no person took are clustered across cameras (again one
-   sighting per camera per cluster, gated the same way). A cluster starts a tentative
-   person, reported once it has ``confirm_sightings`` sightings: two cameras at once,
-   or one camera twice in a row. A tentative person missed once is dropped: a false
-   box in one camera never becomes a person.
+   sighting per camera per cluster, gated the same way). A cluster with a sighting
+   scoring at least the new-person confidence starts a tentative person. It is
+   reported once seen at ``confirm_instants`` instants in a row, by two cameras where
+   two or more look (false boxes rarely agree across cameras), or for twice as long
+   by one. A tentative person missed once is dropped: a false box in one camera never
+   becomes a person.
 4. **Coverage and ageing.** A person no camera saw this instant is:
    - *gone* after ``lost_after_s`` when a live camera's footprint covers where they
      should be (a camera that should see them does not), or at once when their
