@@ -212,6 +212,20 @@ def test_report_figures_match_the_database(det_report):
         assert figures[f"trait.{trait}.visits"] == count
 
 
+def test_report_table_names_zones_as_its_plots_do(det_report):
+    """Issue 18: the report's tables used zone ids where its plots used names."""
+    from edge.config import load_site
+    from tests.conftest import PETS_SITE
+
+    html = det_report["out"].read_text()
+    zones = load_site(PETS_SITE).floor.zones
+    for zone in zones:
+        row = re.search(rf'<tr data-figure="zone\.{zone.id}\.visits"><th>([^<]*)</th>', html)
+        if row is not None:
+            assert row.group(1) == f"{zone.label}: visits"
+    assert any(f"{zone.label}: median dwell (s)" in html for zone in zones)
+
+
 def test_report_heat_map_is_the_dwell_per_cell(det_report):
     """Recomputed in numpy: each point holds until its track's next point, at most 1 s."""
     site = load_site(PETS_SITE)

@@ -101,6 +101,7 @@ def render(
                               "ground-truth person in one zone.",
                               plots.dwell_accuracy(accuracy.dwell_pairs))
     figures = data.figures()
+    labels = figure_labels(figures, site)
     accuracy_figures = accuracy.figures() if accuracy is not None else {}
     tz = ZoneInfo(site.site.timezone)
     moment = (generated or dt.datetime.now(tz)).astimezone(tz)
@@ -113,11 +114,27 @@ def render(
                          if p is not None]}
     return environment.get_template("report.html").render(
         site_name=site.site.name or site.site.id, site_id=site.site.id, run=data.run,
-        generated=moment.strftime("%Y-%m-%d %H:%M:%S %Z"), figures=figures,
+        generated=moment.strftime("%Y-%m-%d %H:%M:%S %Z"), figures=figures, labels=labels,
         floor_plots=floor_plots, visit_plots=visit_plots, wifi_plot=wifi_plot,
         accuracy=accuracy, accuracy_figures=accuracy_figures, accuracy_plot=accuracy_plot,
         payload=_json_for_script(payload),
     )
+
+
+def figure_labels(figures: dict, site: SiteConfig) -> dict[str, str]:
+    """What the report's table shows for each figure: a zone by its name, as the plots
+    show it (the key, kept in ``data-figure`` and the JSON, still has the id)."""
+    zones = {zone.id: zone.label for zone in site.floor.zones}
+    stats = {"visits": "visits", "median_dwell_s": "median dwell (s)"}
+    labels = {}
+    for name in figures:
+        kind, _, rest = name.partition(".")
+        zone, _, stat = rest.rpartition(".")
+        if kind == "zone" and zone in zones and stat in stats:
+            labels[name] = f"{zones[zone]}: {stats[stat]}"
+        else:
+            labels[name] = name
+    return labels
 
 
 def write_report(
