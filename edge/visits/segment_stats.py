@@ -11,7 +11,7 @@ A box never sends visits to redefine the segments: it sends, per mixture compone
 with ``r_ik`` the *untempered* posterior (temperature 1: the EM E-step; the spec's
 ``temperature`` only changes what is stored as memberships). Summed over stores
 these are exactly the statistics of all visits in one place, so the central M-step
-(:mod:`sync.central.refit`) gives the same mixture as fitting on the pooled visits.
+(the central side, sync/central/refit.py) gives the same mixture as fitting on the pooled visits.
 
 A component whose summed membership at a store is a small group (the k rules of
 :mod:`edge.privacy.small_counts`, with memberships as soft counts) is withheld:
