@@ -19,7 +19,23 @@ MOT_COLUMNS = 10
 
 
 def read_mot(path: str | Path, *, min_columns: int = 7) -> np.ndarray:
-    """Read a MOTChallenge file as an ``(n, >=7)`` float array, with precise errors."""
+    """Read a MOTChallenge file as an ``(n, 10)`` float array, with precise errors."""
+    return read_rows(path, min_columns=min_columns, keep=MOT_COLUMNS,
+                     layout="frame,id,left,top,width,height,conf,...")
+
+
+def read_rows(
+    path: str | Path, *, min_columns: int, keep: int, layout: str, allow_empty: bool = False
+) -> np.ndarray:
+    """Comma-separated numeric rows whose first column is a frame number from 1 (the
+    MOTChallenge files, the floor tracks ``frame,id,x,y``), as an ``(n, keep)`` array:
+    extra columns dropped, missing ones -1. Errors name the file, line and what was
+    expected (``layout``).
+
+    Raises:
+        DataFormatError: no such file, a short, non-numeric or non-finite row, a bad
+            frame number, or (unless ``allow_empty``) no rows at all.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path} does not exist")
@@ -33,21 +49,21 @@ def read_mot(path: str | Path, *, min_columns: int = 7) -> np.ndarray:
             if len(parts) < min_columns:
                 raise DataFormatError(
                     f"{path}:{number}: expected at least {min_columns} comma-separated columns "
-                    f"(frame,id,left,top,width,height,conf,...), got {len(parts)}"
+                    f"({layout}), got {len(parts)}"
                 )
             try:
-                values = [float(p) for p in parts[:MOT_COLUMNS]]
+                values = [float(p) for p in parts[:keep]]
             except ValueError:
                 raise DataFormatError(f"{path}:{number}: non-numeric value in {line!r}") from None
             if not all(np.isfinite(values)):
                 raise DataFormatError(f"{path}:{number}: NaN or infinite value in {line!r}")
             if values[0] < 1 or values[0] != int(values[0]):
                 raise DataFormatError(f"{path}:{number}: frame numbers start at 1, got {parts[0]}")
-            values += [-1.0] * (MOT_COLUMNS - len(values))
+            values += [-1.0] * (keep - len(values))
             rows.append(values)
-    if not rows:
+    if not rows and not allow_empty:
         raise DataFormatError(f"{path} holds no rows")
-    return np.array(rows, dtype=np.float64)
+    return np.array(rows, dtype=np.float64).reshape(-1, keep)
 
 
 def detections_by_frame(path: str | Path) -> Iterator[tuple[int, Detections]]:

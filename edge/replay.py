@@ -28,7 +28,7 @@ from edge.video import VideoSource, describe_source, is_live_source
 
 WRITE_BATCH_FRAMES = 50
 FRAME_COUNT_SLACK = 2  # container headers may miscount by a frame or two
-DEFAULT_DET_FPS = 7.0
+DEFAULT_DET_FPS = 7.0  # a det.txt has no frame rate: the camera's fps, else this
 
 
 @dataclass(frozen=True, slots=True)

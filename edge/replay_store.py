@@ -36,15 +36,13 @@ from edge.fusion.stage import FusionStage
 from edge.motformat import detections_by_frame, read_mot, write_floor_rows
 from edge.pipeline import CameraPipeline
 from edge.records import Detections, FloorObservations, Frame, FusedTracks
-from edge.replay import open_output
+from edge.replay import DEFAULT_DET_FPS, WRITE_BATCH_FRAMES, open_output
 from edge.storage.trajectories import finish_run, start_run, write_fused_points
 from edge.tracking import ByteTracker
 from edge.video import VideoSource, describe_source, is_live_source
 
 log = logging.getLogger(__name__)
 
-WRITE_BATCH_FRAMES = 50
-DEFAULT_DET_FPS = 7.0  # a det.txt has no frame rate; the camera's fps, else this
 
 
 @dataclass(slots=True)

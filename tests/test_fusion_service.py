@@ -40,6 +40,19 @@ def people_at(t: float) -> np.ndarray:
     return np.array([[1.0 + 0.5 * t, 2.0], [5.0, 1.0 + 0.4 * t], [8.0, 8.0 - 0.3 * t]])
 
 
+def fuse_until(site, db, start: float, until: float) -> FusionWorker:
+    """A fusion service on its own clock, run in half-second steps from ``start`` to
+    ``until`` (storing what it fused at each step)."""
+    now = [start]
+    worker = FusionWorker(site, db, clock=lambda: now[0])
+    worker.start()
+    while now[0] < until:
+        now[0] += 0.5
+        worker.fuse_ready()
+        worker.flush()
+    return worker
+
+
 def test_two_cameras_seeing_the_same_people_count_them_once(tmp_path):
     site = two_camera_site(tmp_path)
     db = open_database(tmp_path / "edge.db")
@@ -52,13 +65,7 @@ def test_two_cameras_seeing_the_same_people_count_them_once(tmp_path):
             seen = sighting(camera, START + t + skew, truth + rng.normal(0, 0.1, truth.shape))
             frames.append(seen)
     write_camera_frames(db, frames)
-    now = [START + 2.0]
-    worker = FusionWorker(site, db, clock=lambda: now[0])
-    worker.start()
-    while now[0] < START + 11.5:
-        now[0] += 0.5
-        worker.fuse_ready()
-        worker.flush()
+    worker = fuse_until(site, db, START + 2.0, START + 11.5)
     people = db.execute("select count(distinct track_id) from track_points where camera_id = "
                         "'store'").fetchone()[0]
     assert people == 3, "three people, seen by two cameras, are three tracks"
@@ -99,14 +106,9 @@ def test_calibration_health_reaches_the_page_and_metrics(tmp_path):
             t = k / 5.0
             frames.append(sighting(camera, START + t, people_at(t) + [offset, 0.0], sigma=0.15))
     write_camera_frames(db, frames)
-    now = [START + 1.0]
-    worker = FusionWorker(site, db, clock=lambda: now[0])
-    worker.start()
-    while now[0] < START + 11.5:
-        now[0] += 0.5
-        worker.fuse_ready()
+    worker = fuse_until(site, db, START + 1.0, START + 11.5)
     worker.report_health()
-    app = create_app(WebDeps(site=site, db_path=tmp_path / "edge.db", clock=lambda: now[0]))
+    app = create_app(WebDeps(site=site, db_path=tmp_path / "edge.db", clock=lambda: START + 12))
     with TestClient(app, base_url=BASE_URL) as web:
         page = web.get("/").text
         metrics = web.get("/metrics").text

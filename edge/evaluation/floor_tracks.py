@@ -15,37 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataFormatError
+from edge.motformat import read_rows
 
 DEFAULT_GATE_M = 1.0
 
 
 def read_floor_rows(path: str | Path) -> np.ndarray:
-    """Rows ``frame,id,x,y`` (no header) as an ``(n, 4)`` array, with precise errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path} does not exist")
-    rows = []
-    with path.open() as stream:
-        for number, line in enumerate(stream, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(",")
-            if len(parts) < 4:
-                raise DataFormatError(
-                    f"{path}:{number}: expected frame,id,x,y (4 comma-separated columns), "
-                    f"got {len(parts)}"
-                )
-            try:
-                values = [float(p) for p in parts[:4]]
-            except ValueError:
-                raise DataFormatError(f"{path}:{number}: non-numeric value in {line!r}") from None
-            if not all(np.isfinite(values)):
-                raise DataFormatError(f"{path}:{number}: NaN or infinite value in {line!r}")
-            if values[0] < 1 or values[0] != int(values[0]):
-                raise DataFormatError(f"{path}:{number}: frame numbers start at 1, got {parts[0]}")
-            rows.append(values)
-    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+    """Rows ``frame,id,x,y`` (no header) as an ``(n, 4)`` array, with precise errors. An
+    empty file is no one tracked, not an error."""
+    return read_rows(path, min_columns=4, keep=4, layout="frame,id,x,y", allow_empty=True)
 
 
 def evaluate_floor_tracks(

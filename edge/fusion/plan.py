@@ -65,8 +65,9 @@ def draw_footprints(
     height = int((y1 - y0) * scale + 2 * MARGIN_PX)
     canvas: np.ndarray = np.full((height, PLAN_WIDTH_PX, 3), 255, np.uint8)
 
-    def pixels(polygon: shapely.Polygon) -> np.ndarray:
-        xy = np.asarray(polygon.exterior.coords)
+    def pixels(polygon: shapely.Polygon | shapely.Point) -> np.ndarray:
+        xy = np.asarray(polygon.coords if isinstance(polygon, shapely.Point)
+                        else polygon.exterior.coords)
         return np.stack([MARGIN_PX + (xy[:, 0] - x0) * scale,
                          height - MARGIN_PX - (xy[:, 1] - y0) * scale], axis=1).astype(np.int32)
 
@@ -85,7 +86,7 @@ def draw_footprints(
         cv2.fillPoly(layer, [pixels(shape)], colour)
         canvas = cv2.addWeighted(layer, 0.35, canvas, 0.65, 0)
         cv2.polylines(canvas, [pixels(shape)], True, colour, 2)
-        labels.append((camera, pixels(shapely.Polygon([shape.centroid.coords[0]] * 3))[0]))
+        labels.append((camera, pixels(shape.centroid)[0]))
     for camera, centre in labels:  # on top of every footprint
         cv2.putText(canvas, camera, (int(centre[0]) - 20, int(centre[1])),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
