@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +22,18 @@ from edge.report.build import make_report, plan_report
 from edge.runtime.schema import open_database
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
+
+
+def _progress(bar: tqdm) -> Callable[[int, int | None], None]:
+    """A replay's ``progress(done, total)`` shown on ``bar``."""
+
+    def progress(done: int, total: int | None) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return progress
+
 
 CAMERA_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
@@ -128,12 +141,7 @@ def replay_command(
     if no_blur:  # recorded in this replay's database: its status page shows the banner
         announce_debug_mode("no-blur", f"people are NOT pixelated in the video {annotate}", db)
     bar = tqdm(unit="frame", disable=quiet or None, file=sys.stderr, leave=False)
-
-    def progress(done: int, total: int | None) -> None:
-        if total and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
+    progress = _progress(bar)
     try:
         summary = replay(
             site,
@@ -243,12 +251,7 @@ def _replay_store(
     path = resolve_db_path(db_path, site)
     db = open_database(path)
     bar = tqdm(unit="frame", disable=quiet or None, file=sys.stderr, leave=False)
-
-    def progress(done: int, total: int | None) -> None:
-        if total and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
+    progress = _progress(bar)
     try:
         summary = replay_store(site, db, detections=detections, floor_out=floor_out,
                                start_time=_parse_start(start_time), max_frames=max_frames,
