@@ -13,6 +13,7 @@ from edge.errors import DataFormatError
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.evaluation import evaluate_visits
+from edge.visits.group_evaluation import evaluate_groups
 from edge.visits.layouts import evaluate_layouts
 from tests.conftest import PETS_DET, PETS_GT, PETS_SITE, SHARED
 
@@ -178,3 +179,33 @@ def test_recording_meets_the_random_line_targets(detector_replay_db, pets_site):
     m = evaluate_layouts(pets_site, str(PETS_GT), open_database(detector_replay_db)).metrics
     assert m["crossing_recall"] >= 0.97, m
     assert m["crossing_precision"] >= 0.97, m
+
+
+def test_groups_of_perfect_tracks_score_perfectly(pets_site):
+    """The group evaluator on the ground truth itself: PETS09-S2L1 has two pairs who walk
+    together (people 11 and 12; 9 and 15), both found, nothing else."""
+    db = open_database(":memory:")
+    tracks_from_gt(db)
+    m = evaluate_groups(pets_site, str(PETS_GT), db)
+    assert m["true_pair_ids"] == [(9, 15), (11, 12)]
+    assert m["precision"] == 1.0 and m["recall"] == 1.0
+
+
+def test_groups_on_public_detections(det_replay_db, pets_site):
+    """A regression guard: person 15 walks hidden behind person 9 for the first 17 s and
+    is then picked up by a track that followed someone else until 21 s, so the pair
+    9-15 is missed (recall 0.5); nobody is grouped wrongly."""
+    m = evaluate_groups(pets_site, str(PETS_GT), open_database(det_replay_db))
+    assert m["found_pair_ids"] == [(11, 12)], m
+    assert m["precision"] == 1.0 and m["recall"] >= 0.5, m
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="not met: recall 0.5 (1 of the 2 true pairs), precision 1.0; the "
+                   "detector never sees person 15 while hidden behind person 9, and the track "
+                   "that later follows 15 started on another person")
+def test_recording_meets_the_group_targets(detector_replay_db, pets_site):
+    """Issue 17's target on the recording: group membership precision and recall >= 0.90."""
+    m = evaluate_groups(pets_site, str(PETS_GT), open_database(detector_replay_db))
+    assert m["precision"] >= 0.90, m
+    assert m["recall"] >= 0.90, m

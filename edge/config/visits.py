@@ -69,6 +69,26 @@ class VisitConfig(StrictModel):
         900.0, gt=0, description="…within at least this many seconds is an associate's "
         "(restocking: long and from shelf to shelf)."
     )
+    group_entry_window_s: float = Field(
+        5.0, ge=0, le=120, description="Shopping groups: visits that started within this many "
+        "seconds of each other may be one group (they came in together)."
+    )
+    group_distance_m: float = Field(
+        1.5, gt=0, le=10, description="Shopping groups: two people this close (metres) are "
+        "walking together."
+    )
+    group_together_fraction: float = Field(
+        0.5, gt=0, le=1, description="Shopping groups: the share of their time in the store "
+        "together (overlap) that two people must spend within group_distance_m."
+    )
+    group_min_overlap_s: float = Field(
+        10.0, ge=0, le=3600, description="Shopping groups: two visits must overlap this long "
+        "to be compared (a brief meeting is not a shopping trip)."
+    )
+    group_step_s: float = Field(
+        0.5, gt=0, le=10, description="Shopping groups: distances are sampled this often over "
+        "two visits' overlap."
+    )
     segment_spec: str | None = Field(
         None, description="Segment spec (traits and micro-segments), YAML. Relative paths are "
         "resolved next to the site file. Default: the shipped models/segments/default.yaml."

@@ -28,6 +28,7 @@ from edge.errors import StorageError
 from edge.storage.health import report_health
 from edge.storage.trajectories import read_trajectories, require_run
 from edge.visits.analysis import TrackOutcome, VisitAnalyzer
+from edge.visits.group_store import insert_groups
 from edge.visits.records import Visit
 from edge.visits.store import (
     delete_visits_of_run,
@@ -182,6 +183,7 @@ def _commit(
     """Write one run's new visits and the builder's progress in one transaction."""
     with db.atomic():
         insert_visits(db, analyzer.site.site.id, outcome.visits)
+        insert_groups(db, analyzer.config, outcome.visits)
         insert_staff_visits(db, analyzer.site.site.id, outcome.staff)
         crossings = insert_crossings(db, outcome.crossings)
         if newly_closed:

@@ -86,7 +86,7 @@ def group_tracks(
     return by_frames, by_xy
 
 
-def _assign(gt: _Side, rec: _Side, radius: float) -> dict[int, int | None]:
+def assign_tracks(gt: _Side, rec: _Side, radius: float) -> dict[int, int | None]:
     """Track id -> gt person id (or None for a false track)."""
     frame_index: dict[int, list[tuple[int, np.ndarray]]] = {}
     for person, frames in gt.frames.items():
@@ -193,7 +193,7 @@ def evaluate_visits(
     fps, gt_tracks, rec_tracks = read_tracks(site, gt_path, db, run_id)
     gt = measure_side(site, *gt_tracks, fps)
     rec = measure_side(site, *rec_tracks, fps)
-    owner = _assign(gt, rec, match_radius_m)
+    owner = assign_tracks(gt, rec, match_radius_m)
 
     measured: dict[int, dict[str, float]] = {person: {} for person in gt.frames}
     false_track_dwell = 0.0

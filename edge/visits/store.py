@@ -109,7 +109,20 @@ def m004_staff_visits(db: sqlite_utils.Database) -> None:
     db.table("staff_visits").create_index(["run_id", "track_id"])
 
 
-VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits")
+@MIGRATIONS()
+def m005_visit_groups(db: sqlite_utils.Database) -> None:
+    # Shopping groups (edge.visits.groups): a random group id per customer visit; a visit
+    # with no companion is a group of its own. Nothing else about the group is stored.
+    db.table("visit_groups").create(
+        {"visit_id": str, "group_id": str},
+        pk="visit_id",
+        foreign_keys=[("visit_id", "visits", "visit_id")],
+    )
+    db.table("visit_groups").create_index(["group_id"])
+
+
+VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits",
+                      "visit_groups")
 
 
 def insert_visits(db: sqlite_utils.Database, site_id: str, visits: Sequence[VisitResult]) -> None:
