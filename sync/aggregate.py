@@ -22,6 +22,7 @@ import sqlite_utils
 from edge.config.floor import FloorConfig
 from edge.pos.store import read_periods
 from edge.privacy.small_counts import is_small, residual_problem
+from edge.visits.group_store import units_ended
 from edge.visits.queue import has_queue, queue_counts, read_waits, wait_summary, waiting_visits
 from sync.contract import AGGREGATE_KIND, AGGREGATE_SCHEMA_VERSION, aggregate_id, iso_utc
 
@@ -144,6 +145,7 @@ class WindowAggregate:
     skipped_records: int = 0  # malformed rows counted and skipped
     queue: QueueFigures | None = None  # None: the site has no queue and checkout zones
     conversion: tuple[ConversionPeriod, ...] = ()
+    groups: int | None = None  # buying units (edge.visits.group_store.units_ended)
 
     @property
     def id(self) -> str:
@@ -198,6 +200,7 @@ def aggregate_window(
         skipped_records=skipped,
         queue=_queue(db, window, floor, occupancy_sample_s) if floor and has_queue(floor) else None,
         conversion=_conversion(db, window),
+        groups=units_ended(db.conn, *span),
     )
 
 
@@ -388,6 +391,7 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
             "mean_duration_s": _round(agg.mean_duration_s, 1),
             "mean_path_m": _round(agg.mean_path_m, 1),
             "checkout": agg.checkout,
+            "groups": agg.groups,
         },
         "dwell": [
             {

@@ -198,6 +198,7 @@ COUNT_PATHS = [
     ("footfall", "out"),
     ("visits", "count"),
     ("visits", "checkout"),
+    ("visits", "groups"),
     ("wifi", "in_store_devices"),
     ("wifi", "passers_by"),
     ("dwell", "*", "visits"),
@@ -296,7 +297,8 @@ def assert_nothing_small_by_subtraction(message, inside, k):
             assert not 0 < trait["scored"] - trait["visits"] < k, trait
     if total is None:
         return
-    parts = [message["visits"]["checkout"], *(d["visits"] for d in message["dwell"]),
+    parts = [message["visits"]["checkout"], message["visits"]["groups"],
+             *(d["visits"] for d in message["dwell"]),
              *(t["visits"] for t in message["transitions"])]
     for part in parts:
         assert part is None or not 0 < total - part < k, (total, part)
@@ -304,3 +306,26 @@ def assert_nothing_small_by_subtraction(message, inside, k):
     shown = {s["name"]: s["visits"] for s in message["segments"] if s["visits"] is not None}
     rest = total - sum(shown.values())
     assert rest >= k or (rest == 0 and set(shown) >= raw), (total, shown, raw)
+
+
+def test_groups_are_buying_units_counted_once_under_the_k_rules(memory_db):
+    """Issue 17: visits.groups counts shopping groups (a group of one included) in the
+    window where the group's first member left; withheld below k, and when the people who
+    came with someone (count - groups) are fewer than k."""
+    db = memory_db
+    ids = [add_visit(db, W.start + 100 + i) for i in range(12)]
+    couples = [ids[0:2], ids[2:4], ids[4:6], ids[6:8]]          # 4 couples + 4 alone
+    late = add_visit(db, W.end + 30)             # the last couple's partner, next window
+    rows = [{"visit_id": v, "group_id": f"g{n}"} for n, pair in enumerate(couples) for v in pair]
+    rows += [{"visit_id": v, "group_id": f"s{v}"} for v in ids[8:]]
+    rows.append({"visit_id": late, "group_id": "g3"})
+    db["visit_groups"].insert_all(rows)
+    assert exact(db).groups == 8
+    assert exact(db, Window(W.end, 900)).groups == 0     # g3 was counted in W already
+    site = sync_site(window_s=900)
+    shown = build_message(db, site, W, 3)
+    assert shown["schema_version"] == "1.3"
+    assert (shown["visits"]["count"], shown["visits"]["groups"]) == (12, 8)
+    hidden = build_message(db, site, W, 5)               # 12 - 8 = 4 came with someone
+    assert hidden["visits"]["count"] == 12 and hidden["visits"]["groups"] is None
+    assert kanon.violations(hidden, 5) == []

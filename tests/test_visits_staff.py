@@ -21,7 +21,7 @@ from edge.visits.scenarios import generate_scenario, scenario_site
 from edge.visits.staff import StaffRule
 from edge.visits.staff_scenarios import generate_staff_scenario, mixed_floor, score_staff
 from edge.visits.store import purge_visits
-from edge.web.queries import DayWindow, associates_on_floor
+from edge.web.queries import DayWindow, associates_on_floor, heatmap, occupancy
 
 SITE = scenario_site()
 T0 = 1_700_000_000.0
@@ -118,3 +118,39 @@ def test_associates_on_floor_counts_a_split_track_once():
     ])
     window = DayWindow(dt.date(2023, 11, 14), T0 - 10, T0 + 86_400)
     assert associates_on_floor(db.conn, set(db.table_names()), window) == 2
+
+
+def test_live_occupancy_and_heat_map_leave_associates_out():
+    """Field failure (issue 17): associates were left out of visits, footfall and dwell,
+    but the page's live occupancy and heat map still counted them. Now the builder marks
+    a track still in view as an associate's as soon as the staff rule fires (here: 5 s
+    behind the counter), and both figures leave it out; occupancy counts it apart."""
+    db = open_database(":memory:")
+    run = start_run(db, "cam", "live", "model")
+    till = generate_staff_scenario(3, "till", seed=4)[0]
+    customer = generate_scenario(5, {"purchase": "buy", "style": "mission",
+                                     "decision": "decisive", "price": "none",
+                                     "category": "kids"}, seed=5)
+    now = min(till.t[-1], customer.t[-1]) - 1.0   # both in view, the run still going
+    for scenario in (till, customer):
+        seen = scenario.t <= now
+        add_track(db, run, scenario.track_id, scenario.t[seen], scenario.xy[seen])
+    build_visits(db, VisitAnalyzer(SITE))
+    assert db["visits"].count == 0 and db["staff_visits"].count == 0   # nobody has left
+
+    tables = set(db.table_names())
+    utc = ZoneInfo("UTC")
+    live = occupancy(db.conn, tables, T0 + now, 5.0, utc)
+    assert live.live and (live.people, live.associates) == (1, 1)
+    window = DayWindow.of(dt.datetime.fromtimestamp(T0, utc).date(), utc)
+    cells = heatmap(db.conn, tables, window, SITE.floor, k=1).cells
+    counter = next(z for z in SITE.floor.zones if z.id == "behind-counter")
+    (x0, y0), (x1, y1) = np.min(counter.polygon, axis=0), np.max(counter.polygon, axis=0)
+    assert cells and not [c for c in cells if x0 <= c.x < x1 and y0 <= c.y < y1]
+    # once the associate has left, the stored staff visit keeps them out the same way
+    finish_run(db, run, frames=0, status="finished")
+    build_visits(db, VisitAnalyzer(SITE))
+    assert db["staff_visits"].count == 1 and db["staff_tracks_open"].count == 0
+    assert occupancy(db.conn, set(db.table_names()), T0 + now, 5.0, utc).associates == 1
+    cells = heatmap(db.conn, set(db.table_names()), window, SITE.floor, k=1).cells
+    assert not [c for c in cells if x0 <= c.x < x1 and y0 <= c.y < y1]

@@ -152,3 +152,31 @@ def test_figures_say_how_many_replays_they_include(site, store, tmp_path):
     live = tmp_path / "live.db"
     fill(live, kind="live")
     assert 'data-figure="replays"' not in page(site, live)
+
+
+def test_parties_and_associates_are_shown_apart(site, tmp_path):
+    """Issue 17: the 21 visitors came as 6 couples and 9 people alone (15 parties); two of
+    the 7 people in the cameras' last frame were associates (stored staff visits), who
+    are counted apart, not as people in the store."""
+    path = tmp_path / "edge.db"
+    fill(path)
+    db = open_database(path)
+    last = NOW - 600
+    with db.atomic():
+        db["visit_groups"].insert_all(
+            {"visit_id": f"v{i:02d}", "group_id": f"g{i // 2}" if i < 12 else f"g{i}"}
+            for i in range(VISITS))
+        db["staff_visits"].insert_all(
+            {"visit_id": f"s{i}", "site_id": "pets09-demo", "camera_id": "store", "run_id": 1,
+             "track_id": i, "start_t": last - 3600, "end_t": last, "duration_s": 3600.0,
+             "reason": "long-presence"} for i in (5, 6))
+    db.close()
+    html = page(site, path)
+    assert 'data-figure="footfall-total">21<' in html
+    assert 'data-figure="footfall-groups">They came as <strong>15</strong> shopping parties' in html
+    assert '<strong data-figure="occupancy-people">5</strong> people were in view then' in html
+    assert '(and <span data-figure="occupancy-associates">2</span> associates, not counted)' in html
+    with client(site, path) as web:
+        api = web.get("/api/v1/footfall", params={"day": DAY.isoformat()}).json()
+        assert (api["total"], api["groups"]) == (21, 15)
+        assert web.get("/api/v1/occupancy").json()["associates"] == 2

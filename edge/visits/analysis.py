@@ -14,7 +14,7 @@ from edge.visits.features import FeatureExtractor
 from edge.visits.records import LineCrossing, Visit, VisitResult
 from edge.visits.reload import SpecHolder
 from edge.visits.spec import default_spec_path, downlinked_spec_path
-from edge.visits.staff import StaffRule, StaffVisit
+from edge.visits.staff import StaffReason, StaffRule, StaffVisit
 from edge.visits.trajectory import track_segments
 
 
@@ -93,6 +93,14 @@ class VisitAnalyzer:
             VisitResult(str(uuid.uuid4()), m, s) for m, s in zip(measured, scores, strict=True)
         ]
         return TrackOutcome(visits, crossings, fragments, staff)
+
+    def staff_reason(self, piece: Visit) -> StaffReason | None:
+        """Whether a piece still in view is already an associate's, by the staff rule
+        (the rule's signals only grow as a piece goes on, so the answer stands)."""
+        if piece.duration_s < self.config.min_duration_s or len(piece) < 2:
+            return None
+        measured = self.extractor.measure(piece, self.extractor.crossings(piece))
+        return self.staff_rule.reason(measured)
 
     def analyze_track(
         self, camera_id: str, run_id: int | None, track_id: int, t: np.ndarray, xy: np.ndarray

@@ -35,6 +35,7 @@ from edge.visits.store import (
     insert_crossings,
     insert_staff_visits,
     insert_visits,
+    replace_open_staff,
 )
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def _build_run(
     closing: list[Visit] = []
     newly_closed: dict[tuple[str, int], float] = {}
     open_starts: list[float] = []
+    open_staff: list[tuple[str, int, float, str]] = []
     for trajectory in read_trajectories(db, run_id=run_id, since=since):
         key = (trajectory.camera_id, trajectory.track_id)
         keep = trajectory.t > closed_until.get(key, -math.inf)
@@ -151,6 +153,10 @@ def _build_run(
         last = pieces[-1]
         if not run_finished and latest - last.end_t < close_after:
             open_starts.append(last.start_t)
+            reason = analyzer.staff_reason(last)
+            if reason is not None:
+                open_staff.append((trajectory.camera_id, trajectory.track_id, last.start_t,
+                                   reason))
             pieces = pieces[:-1]
         if pieces:
             closing.extend(pieces)
@@ -164,6 +170,8 @@ def _build_run(
         mark = since if since is not None else -math.inf
     try:
         crossings = _commit(db, analyzer, run_id, outcome, newly_closed, mark, run_finished)
+        with db.atomic():
+            replace_open_staff(db, run_id, open_staff)
     except sqlite3.Error as error:
         raise StorageError(f"cannot write the visits of run {run_id}: {error}") from None
     log.debug("run %s: %d visits, %d fragments, %d crossings, %d open", run_id,

@@ -121,6 +121,45 @@ def m005_visit_groups(db: sqlite_utils.Database) -> None:
     db.table("visit_groups").create_index(["group_id"])
 
 
+@MIGRATIONS()
+def m006_staff_tracks_open(db: sqlite_utils.Database) -> None:
+    # Tracks still in view whose current piece the staff rule already classifies as an
+    # associate's (edge.visits.builder): the live page leaves them out of occupancy and
+    # the heat map. Replaced at every build; a run's rows go when it finishes.
+    db.table("staff_tracks_open").create(
+        {"run_id": int, "camera_id": str, "track_id": int, "start_t": float, "reason": str},
+        pk=("run_id", "camera_id", "track_id"),
+    )
+
+
+def replace_open_staff(
+    db: sqlite_utils.Database, run_id: int, rows: Sequence[tuple[str, int, float, str]]
+) -> None:
+    """The run's open tracks classified as associates' now: ``(camera_id, track_id,
+    piece start, reason)`` (call inside ``db.atomic()``)."""
+    db.execute("delete from staff_tracks_open where run_id = ?", [run_id])
+    if rows:
+        db.table("staff_tracks_open").insert_all(
+            {"run_id": run_id, "camera_id": camera, "track_id": track, "start_t": start,
+             "reason": reason} for camera, track, start, reason in rows)
+
+
+def staff_point_filter(tables: set[str], alias: str) -> str:
+    """SQL (``and ...``) keeping only the ``track_points`` rows (as ``alias``) that are no
+    associate's: not inside a stored staff visit, nor on an open track the builder has
+    classified as staff. Empty when neither table exists (an older database)."""
+    clause = ""
+    if "staff_visits" in tables:
+        clause += (f" and not exists (select 1 from staff_visits s where s.run_id = {alias}.run_id"
+                   f" and s.camera_id = {alias}.camera_id and s.track_id = {alias}.track_id"
+                   f" and {alias}.t >= s.start_t and {alias}.t <= s.end_t)")
+    if "staff_tracks_open" in tables:
+        clause += (f" and not exists (select 1 from staff_tracks_open o where o.run_id = "
+                   f"{alias}.run_id and o.camera_id = {alias}.camera_id and o.track_id = "
+                   f"{alias}.track_id and {alias}.t >= o.start_t)")
+    return clause
+
+
 VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits",
                       "visit_groups")
 
@@ -212,6 +251,8 @@ def delete_visits_of_run(db: sqlite_utils.Database, run_id: int) -> int:
     db.execute("delete from line_crossings where run_id = ?", [run_id])
     db.execute("delete from visit_build_tracks where run_id = ?", [run_id])
     db.execute("delete from visit_build_runs where run_id = ?", [run_id])
+    if db.table("staff_tracks_open").exists():
+        db.execute("delete from staff_tracks_open where run_id = ?", [run_id])
     return len(ids)
 
 

@@ -152,7 +152,8 @@ class Dashboard:
             generated_text=clock_text(now, tz, today=day),
             data=data,
             occupancy=queries.occupancy(conn, tables, now, web.live_window_s, tz),
-            footfall=queries.footfall(conn, tables, day, tz, entrance),
+            footfall=queries.with_groups(
+                conn, tables, queries.footfall(conn, tables, day, tz, entrance), window, k),
             heatmap=queries.heatmap(conn, tables, window, site.floor, k),
             zones=queries.zone_dwell(conn, tables, window, site.floor, k),
             mix=queries.mix(conn, tables, window, k),

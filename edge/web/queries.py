@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 from edge.config.floor import FloorConfig, ZoneConfig
 from edge.pos.store import read_periods
 from edge.privacy.small_counts import withheld
+from edge.visits.group_store import units_started
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
+from edge.visits.store import staff_point_filter
 from edge.web.schemas import (
     Conversion,
     Footfall,
@@ -79,6 +81,7 @@ def occupancy(
     replay, or cameras stopped) each camera's last frame with anyone in it is
     counted, and the answer says when that was. On a multi-camera site the stored
     tracks are the fusion's store-wide ones (camera id ``store``): each person once.
+    Associates are counted apart (:func:`in_view`).
     """
     empty = Occupancy(people=None, as_of=None, as_of_text=None, live=False, window_s=window_s)
     if "track_points" not in tables:
@@ -91,27 +94,37 @@ def occupancy(
         return empty
     today = local_day(now, tz)
     if now - latest <= window_s:
-        people = conn.execute(
-            "select count(*) from (select distinct run_id, camera_id, track_id "
-            "from track_points where t >= ? and t <= ?)",
-            (now - window_s, now + CLOCK_SKEW_S),
-        ).fetchone()[0]
+        people, associates = in_view(conn, tables, now - window_s, now + CLOCK_SKEW_S)
         return Occupancy(people=people, as_of=now, as_of_text=clock_text(now, tz, today=today),
-                         live=True, window_s=window_s)
+                         live=True, window_s=window_s, associates=associates)
     # The t index makes this a short range scan: the last minute before the latest point.
     lasts = conn.execute(
         "select camera_id, max(t) from track_points where t >= ? and t <= ? group by camera_id",
         (latest - 60.0, latest),
     ).fetchall()
-    people = 0
+    people = associates = 0
     for camera_id, last_t in lasts:
-        people += conn.execute(
-            "select count(*) from (select distinct run_id, track_id from track_points "
-            "where t >= ? and t <= ? and camera_id = ?)",
-            (last_t - INSTANT_S, last_t, camera_id),
-        ).fetchone()[0]
+        customers, staff = in_view(conn, tables, last_t - INSTANT_S, last_t, camera_id)
+        people += customers
+        associates += staff
     return Occupancy(people=people, as_of=latest, as_of_text=clock_text(latest, tz, today=today),
-                     live=False, window_s=window_s)
+                     live=False, window_s=window_s, associates=associates)
+
+
+def in_view(
+    conn: sqlite3.Connection, tables: set[str], start: float, end: float,
+    camera_id: str | None = None,
+) -> tuple[int, int]:
+    """Customers and associates with a track point in ``[start, end]`` (of one camera):
+    a track is an associate's inside a stored staff visit or once the builder has
+    classified its open piece as staff (:func:`edge.visits.store.staff_point_filter`)."""
+    camera, params = ("and camera_id = ?", [camera_id]) if camera_id is not None else ("", [])
+    every, customers = (conn.execute(
+        f"select count(*) from (select distinct run_id, camera_id, track_id "
+        f"from track_points tp where t >= ? and t <= ? {camera} {keep})",
+        [start, end, *params],
+    ).fetchone()[0] for keep in ("", staff_point_filter(tables, "tp")))
+    return int(customers), int(every - customers)
 
 
 def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> dict[int, int]:
@@ -183,6 +196,21 @@ def footfall(
     )
 
 
+def with_groups(
+    conn: sqlite3.Connection, tables: set[str], footfall: Footfall, window: DayWindow, k: int
+) -> Footfall:
+    """``footfall`` with the day's buying units (:func:`edge.visits.group_store.units_started`),
+    under the k rules the aggregates' ``visits.groups`` follows: hidden below k, and when
+    fewer than k of the day's visitors came with someone."""
+    if "visit_groups" not in tables or not footfall.total:
+        return footfall
+    units = units_started(conn, window.start, window.end)
+    if withheld({"groups": units}, k, total=footfall.total):
+        return footfall.model_copy(update={"groups_hidden_reason": hidden_reason(
+            units, footfall.total, k)})
+    return footfall.model_copy(update={"groups": units})
+
+
 def hidden_reason(count: int, total: int, k: int) -> HiddenReason:
     """Why a withheld count is withheld (:func:`edge.privacy.small_counts.withheld`)."""
     if count < k:
@@ -210,7 +238,8 @@ def heatmap(
 
     Each point stands for the time until its track's next point (capped at
     :data:`MAX_POINT_GAP_S`). Cells visited by fewer than ``k`` distinct tracks
-    are dropped, so no single path can be read off the map.
+    are dropped, so no single path can be read off the map. Associates' points are left
+    out (:func:`edge.visits.store.staff_point_filter`).
     """
     (x0, y0), (x1, y1) = floor.bounds
     cell = floor.heatmap_cell_m
@@ -222,7 +251,7 @@ def heatmap(
                 select x, y, run_id, camera_id, track_id,
                        min(coalesce(lead(t) over (partition by run_id, camera_id, track_id
                                                   order by t) - t, 0), :gap) as dt
-                from track_points where t >= :start and t < :end
+                from track_points tp where t >= :start and t < :end {not_staff}
             ), per_track as (
                 select cast((x - :x0) / :cell as integer) as cx,
                        cast((y - :y0) / :cell as integer) as cy,
@@ -232,7 +261,7 @@ def heatmap(
                 group by cx, cy, run_id, camera_id, track_id
             )
             select cx, cy, sum(dwell), count(*) from per_track group by cx, cy
-            """,
+            """.format(not_staff=staff_point_filter(tables, "tp")),
             {"gap": MAX_POINT_GAP_S, "start": window.start, "end": window.end,
              "x0": x0, "y0": y0, "x1": x1, "y1": y1, "cell": cell},
         ).fetchall()

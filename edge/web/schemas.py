@@ -27,6 +27,10 @@ class Occupancy(Figures):
     as_of_text: str | None = Field(description="That moment in store time, for people.")
     live: bool = Field(description="True when cameras reported within the live window.")
     window_s: float = Field(description="Live: people seen in this many seconds count.")
+    associates: int = Field(
+        0, description="Associates on the floor at that moment, counted apart: not in "
+        "``people`` (a track is an associate's once the staff rule has classified it)."
+    )
 
 
 class HourCount(Figures):
@@ -52,6 +56,15 @@ class Footfall(Figures):
     associates: int = Field(
         0, description="Associates on the floor on the day shown: the most visits classified "
         "as staff (edge.visits.staff) at one moment. They are left out of every other figure."
+    )
+    groups: int | None = Field(
+        None, description="Buying units among the day's visitors: shopping groups (people who "
+        "came in and walked together, edge.visits.groups; someone alone is a group of one). "
+        "Null when hidden by the k rules (groups_hidden_reason) or with no visitors."
+    )
+    groups_hidden_reason: Literal["few", "nearly_all", "worked_out"] | None = Field(
+        None, description="Why groups is hidden: few (fewer than k groups) or nearly_all "
+        "(fewer than k visitors came with someone: it would single them out)."
     )
 
 
