@@ -13,7 +13,7 @@ from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.visits.group_scenarios import group_floor, score_groups
-from edge.visits.group_store import units_ended, units_started
+from edge.visits.group_store import unit_segments, units_ended, units_started
 from edge.visits.groups import find_groups, group_pairs, pair_scores
 from edge.visits.records import Visit
 from edge.visits.scenarios import scenario_site
@@ -148,3 +148,26 @@ def test_the_builder_stores_each_visit_s_group_and_a_late_companion_joins_it():
     # each group once, in the window where its first member left
     assert units_ended(conn, T0, T0 + 100) == 2
     assert units_ended(conn, T0 + 100, T0 + 1000) == 2
+
+
+def test_a_group_is_classified_once_in_the_segment_mix():
+    """A family of three counts once, with the segment its members have on average;
+    a couple split between two segments goes to the stronger (then the first name)."""
+    db = open_database(":memory:")
+    members = {"a": ("fam", {"browser": 0.9, "mission": 0.1}),
+               "b": ("fam", {"browser": 0.3, "mission": 0.7}),
+               "c": ("fam", {"browser": 0.6, "mission": 0.4}),
+               "d": ("two", {"browser": 1.0, "mission": 0.0}),
+               "e": ("two", {"browser": 0.0, "mission": 1.0}),
+               "f": ("f", {"browser": 0.2, "mission": 0.8})}
+    for visit_id, (group, segments) in members.items():
+        db["visits"].insert({"visit_id": visit_id, "start_t": T0, "end_t": T0 + 60})
+        db["visit_groups"].insert({"visit_id": visit_id, "group_id": group})
+        db["visit_segments"].insert_all({"visit_id": visit_id, "segment": name, "probability": p}
+                                        for name, p in segments.items())
+    db["visits"].insert({"visit_id": "g", "start_t": T0, "end_t": T0 + 60})  # no group yet
+    db["visit_segments"].insert({"visit_id": "g", "segment": "mission", "probability": 1.0})
+    assert unit_segments(db.conn, T0, T0 + 100) == {"browser": 2, "mission": 2}
+    assert unit_segments(db.conn, T0 + 100, T0 + 200) == {}
+    with pytest.raises(ValueError, match="by must be"):
+        unit_segments(db.conn, T0, T0 + 100, by="t")

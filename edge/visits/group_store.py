@@ -115,3 +115,33 @@ def units_ended(conn: sqlite3.Connection, start: float, end: float) -> int:
         "  and (w.end_t < v.end_t or (w.end_t = v.end_t and w.visit_id < v.visit_id)))",
         [start, end],
     ).fetchone()[0])
+
+
+def unit_segments(
+    conn: sqlite3.Connection, start: float, end: float, *, by: str = "end_t"
+) -> dict[str, int]:
+    """The segment mix of buying units: each group classified once.
+
+    A group's segment memberships are the mean of its members' (those whose visit
+    ``by`` — ``start_t`` or ``end_t`` — falls in ``[start, end)``); its segment is the
+    one with the highest mean (ties to the first name), so every unit counts in exactly
+    one segment and a family of four counts once, not four times. Traits stay
+    per person: they describe how each one walked and stopped.
+    """
+    if by not in ("start_t", "end_t"):
+        raise ValueError(f"by must be start_t or end_t, got {by!r}")
+    rows = conn.execute(
+        "select coalesce(g.group_id, v.visit_id) as unit, s.segment, avg(s.probability) "
+        "from visit_segments s join visits v on v.visit_id = s.visit_id "
+        "left join visit_groups g on g.visit_id = v.visit_id "
+        f"where v.{by} >= ? and v.{by} < ? group by unit, s.segment",
+        [start, end],
+    ).fetchall()
+    best: dict[str, tuple[float, str]] = {}
+    for unit, segment, p in rows:
+        if unit not in best or (-p, segment) < (-best[unit][0], best[unit][1]):
+            best[unit] = (float(p), str(segment))
+    counts: dict[str, int] = {}
+    for _, segment in best.values():
+        counts[segment] = counts.get(segment, 0) + 1
+    return counts
