@@ -71,9 +71,11 @@ def test_pair_scores_count_pairs_of_people():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_scenario_groups_meet_the_target(seed):
     """Issue 17's target on scenarios: couples, families (who split up for a while) and
-    strangers through the door at the same moment, precision and recall >= 0.90."""
+    strangers through the door at the same moment, some tracks broken in two by the
+    tracker; precision and recall of pairs of people >= 0.90."""
     scores = score_groups(VisitAnalyzer(scenario_site()), group_floor(seed=seed))
-    assert scores["true_pairs"] >= 200 and scores["visits"] >= 300
+    assert scores["true_pairs"] >= 200 and scores["people"] >= 300
+    assert scores["tracks"] >= scores["people"] + 50       # the broken tracks are in
     assert scores["precision"] >= 0.90, scores
     assert scores["recall"] >= 0.90, scores
 

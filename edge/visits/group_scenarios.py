@@ -29,6 +29,8 @@ class GroupScenario:
         track_id: its number in the suite.
         t: ``(n,)`` seconds since the floor opened. xy: ``(n, 2)`` noisy floor metres.
         group: the true group (buying unit) number; a solo shopper's is their own.
+        person: the shopper; a quarter of them are lost by the tracker for 1-3 s once
+            and come back as a new track (a new ``track_id``, the same ``person``).
         kind: the unit it came with: ``couple``, ``family`` (3-4 people who may split up
             for a while), ``solo`` or ``strangers`` (two unrelated shoppers through the
             door within 4 s of each other, who share the entrance aisle; half of them
@@ -40,6 +42,7 @@ class GroupScenario:
     xy: np.ndarray = field(repr=False)
     group: int
     kind: str
+    person: int
 
 
 def _factors(rng: np.random.Generator) -> dict[str, str]:
@@ -94,12 +97,29 @@ def group_floor(units: int = 160, seed: int = 0) -> list[GroupScenario]:
                                       int(rng.integers(2**31)))
             shoppers.append((other.t + float(rng.uniform(0.0, 4.0)), other.xy, units + unit))
         for t, xy, group in shoppers:
-            tracks.append(GroupScenario(len(tracks) + 1, t + arrival, xy, group, kind))
+            person = len(tracks) + 1
+            for piece in _pieces(t, rng):
+                tracks.append(GroupScenario(len(tracks) + 1, t[piece] + arrival, xy[piece],
+                                            group, kind, person))
     return tracks
 
 
+def _pieces(t: np.ndarray, rng: np.random.Generator) -> list[slice]:
+    """One piece, or (a quarter of the time) two: lost for 1-3 s somewhere in the middle
+    (hidden behind a companion or a passer-by) and picked up again as a new track."""
+    if rng.random() >= 0.25:
+        return [slice(None)]
+    lost = t[0] + float(rng.uniform(0.2, 0.8)) * (t[-1] - t[0])
+    gone = lost + float(rng.uniform(1.0, 3.0))
+    first, second = int(np.searchsorted(t, lost)), int(np.searchsorted(t, gone))
+    if first < 2 or second > len(t) - 2:
+        return [slice(None)]
+    return [slice(0, first), slice(second, None)]
+
+
 def score_groups(analyzer: VisitAnalyzer, scenarios: Sequence[GroupScenario]) -> dict[str, float]:
-    """Precision and recall of group membership (pairs of shoppers) by the site's rule.
+    """Precision and recall of group membership (pairs of people) by the site's rule:
+    a pair is found when tracks of the two people are in one measured group.
 
     Args:
         analyzer: a :class:`VisitAnalyzer` of :func:`edge.visits.scenarios.scenario_site`.
@@ -107,15 +127,16 @@ def score_groups(analyzer: VisitAnalyzer, scenarios: Sequence[GroupScenario]) ->
 
     Returns:
         :func:`edge.visits.groups.pair_scores` plus ``visits``, ``groups`` (measured
-        buying units) and ``true_groups``.
+        groups of visits), ``true_groups``, ``tracks`` and ``people``.
     """
     pieces = [piece for s in scenarios
               for piece in analyzer.pieces("scenario", None, s.track_id, s.t, s.xy)]
     visits = [result.measured.visit for result in analyzer.analyze_pieces(pieces).visits]
-    group_of = {s.track_id: s.group for s in scenarios}
-    truth_labels = [group_of[s.track_id] for s in scenarios]
-    truth = group_pairs(truth_labels, [s.track_id for s in scenarios])
+    person = {s.track_id: s.person for s in scenarios}
+    truth_labels = [s.group for s in scenarios]
+    truth = group_pairs(truth_labels, [s.person for s in scenarios])
     labels = find_groups(visits, analyzer.config)
-    found = group_pairs(labels, [v.track_id for v in visits])
+    found = group_pairs(labels, [person[v.track_id] for v in visits])
     return {**pair_scores(truth, found), "visits": len(visits), "groups": len(set(labels)),
-            "true_groups": len(set(truth_labels))}
+            "true_groups": len(set(truth_labels)), "tracks": len(scenarios),
+            "people": len(set(person.values()))}
