@@ -209,3 +209,12 @@ def test_recording_meets_the_group_targets(detector_replay_db, pets_site):
     m = evaluate_groups(pets_site, str(PETS_GT), open_database(detector_replay_db))
     assert m["precision"] >= 0.90, m
     assert m["recall"] >= 0.90, m
+
+
+def test_eval_visits_groups_prints_the_pair_scores(det_replay_db):
+    result = CliRunner().invoke(cli, ["eval", "visits", "--groups", "--gt", str(PETS_GT),
+                                      "--site", str(PETS_SITE), "--db", str(det_replay_db),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.output)
+    assert m["true_pair_ids"] == [[9, 15], [11, 12]] and m["precision"] == 1.0

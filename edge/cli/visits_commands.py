@@ -182,6 +182,9 @@ def scenarios_command(spec_path: Path | None, repeats: int, seed: int, as_json: 
 @click.option("--random-layouts", "random_layouts", is_flag=True,
               help="Instead of the site's zones and lines, score 24 random counting lines and "
                    "12 random zones per seed (seeds 1 and 2) across the floor the camera sees.")
+@click.option("--groups", is_flag=True,
+              help="Instead, score shopping groups: precision and recall of pairs of people "
+                   "put in one group, against groups in the ground truth (1.0 m rule).")
 def eval_visits(
     gt_path: Path,
     site_path: Path | None,
@@ -190,6 +193,7 @@ def eval_visits(
     as_json: bool,
     pairs: bool,
     random_layouts: bool,
+    groups: bool,
 ) -> None:
     """Zone dwell and entrance-line crossings of a replay (its track points) against
     ground-truth floor positions: median relative dwell error per (person, zone),
@@ -213,6 +217,16 @@ def eval_visits(
     if note is not None:
         click.echo(f"Note: {note}.", err=True)
     covered = ground_truth_of_frames(gt, last_frame, gt_path.name)
+    if groups:
+        from edge.visits.group_evaluation import evaluate_groups
+
+        scores = evaluate_groups(site, covered, db, run_id=run)
+        if as_json:
+            click.echo(json.dumps(scores))
+        for name, value in scores.items() if not as_json else ():
+            click.echo(f"{name:>20}  {value:.4f}" if isinstance(value, float) else
+                       f"{name:>20}  {value}")
+        return
     if random_layouts:
         from edge.visits.layouts import evaluate_layouts
 
