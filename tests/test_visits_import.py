@@ -110,6 +110,8 @@ def test_import_writes_the_database_atomically(gt_csv, tmp_path):
     ids = [r["visit_id"] for r in db["visits"].rows]
     assert len(set(ids)) == 19 and all(len(i) == 36 for i in ids)     # uuid4, not track ids
     assert db["visit_traits"].count == 19 * 8
+    # the two pairs who walk together (people 9 and 15, 11 and 12) are one party each
+    assert db.execute("select count(distinct group_id) from visit_groups").fetchone()[0] == 17
     assert db.execute("select count(*) from line_crossings where camera_id = 'import'"
                       ).fetchone()[0] > 0
     bad = tmp_path / "bad.csv"

@@ -18,6 +18,7 @@ from edge.runtime.schema import open_database
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.visits.features import BASE_FEATURES, ZONE_KINDS, feature_names
+from edge.visits.group_store import insert_groups
 from edge.visits.importer import read_trajectory_csv
 from edge.visits.store import insert_crossings, insert_staff_visits, insert_visits
 
@@ -74,6 +75,7 @@ def import_command(
         db = open_database(path)
         with db.atomic():
             insert_visits(db, site.site.id, visits)
+            insert_groups(db, site.visits, visits)
             insert_staff_visits(db, site.site.id, staff)
             insert_crossings(db, crossings)
         click.echo(
