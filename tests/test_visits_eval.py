@@ -171,10 +171,10 @@ def test_random_layouts_score_perfect_tracks_perfectly(pets_site):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not met yet: precision 0.948 (seeds 1-2) with line_smoothing_s 0.5; "
-                   "2.0 reaches 0.972/0.979 but loses one det.txt entrance crossing")
 def test_recording_meets_the_random_line_targets(detector_replay_db, pets_site):
-    """Issue 14's targets on random counting lines: recall and precision >= 0.97."""
+    """Issue 14's targets on random counting lines (48, seeds 1-2): recall and
+    precision >= 0.97. Before excursions were dropped (line_settle_s) and crossings
+    dated mid-passage: 0.980 / 0.948; now 0.983 / 0.987."""
     m = evaluate_layouts(pets_site, str(PETS_GT), open_database(detector_replay_db)).metrics
     assert m["crossing_recall"] >= 0.97, m
     assert m["crossing_precision"] >= 0.97, m
