@@ -129,6 +129,24 @@ def test_a_person_waiting_on_the_line_is_dated_by_the_middle_of_the_wait():
     assert found[0].t == pytest.approx(2.0 + 3.0, abs=0.15)   # reached the line at 2 s
 
 
+@pytest.mark.parametrize("phase", [0.0, 0.03, 0.07, 0.11])
+def test_zone_dwell_is_timed_between_frames(phase):
+    """Issue 14, random zones on PETS: stays dated by samples were off by up to a
+    frame at each end, 0.3 s of a 2.3 s walk through a 3 m zone at 7 frames/s (half
+    the random zones' (person, zone) pairs are such walks). Now the border crossing
+    is timed on the path between samples."""
+    t, xy = walk((-2.0, 1.5), (7.0, 1.5), speed=1.3, fps=7.0)
+    t = t + phase
+    xy = xy + np.array([phase * 1.3, 0.0])      # the same walk, sampled at other moments
+    index = ZoneIndex(ZONES[:1])                  # "box": x in [0, 4)
+    inside = index.contains(xy)
+    stays = zone_stays(t, inside, index.ids, enter_after_s=1.0, leave_after_s=1.0,
+                       change_t=index.change_times(t, xy, inside))
+    assert len(stays) == 1
+    assert stays[0].enter_t == pytest.approx(2.0 / 1.3, abs=0.005)
+    assert stays[0].seconds == pytest.approx(4.0 / 1.3, abs=0.005)
+
+
 def test_hysteresis_bridges_flicker_and_ignores_brushes():
     t = np.arange(0, 20, 0.1)
     member = (t >= 2) & (t < 12)

@@ -107,6 +107,38 @@ class ZoneIndex:
         return inside
 
 
+    def change_times(
+        self, t: np.ndarray, xy: np.ndarray, inside: np.ndarray, steps: int = 12
+    ) -> np.ndarray:
+        """``(zones, n)`` seconds: when the path, taken as straight between samples,
+        crosses each zone's border, for every sample ``i`` whose membership differs
+        from sample ``i - 1``'s (found by bisection on the segment, to 1/2**steps of
+        it); ``t[i]`` elsewhere.
+
+        Membership is sampled at the camera's frame rate, so a stay dated by samples
+        is off by up to a frame at each end: 0.3 s of a 2 s walk through a zone at
+        7 frames/s, a 15 % dwell error from sampling alone.
+        """
+        times = np.broadcast_to(np.asarray(t, dtype=np.float64), inside.shape).copy()
+        zone, index = np.nonzero(inside[:, 1:] != inside[:, :-1])
+        if len(zone) == 0:
+            return times
+        index = index + 1
+        start, step = xy[index - 1], xy[index] - xy[index - 1]
+        was_inside = inside[zone, index - 1]
+        lo = np.zeros(len(zone))
+        hi = np.ones(len(zone))
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            same = self.contains(start + mid[:, None] * step)[zone, np.arange(len(zone))]
+            same = same == was_inside
+            lo = np.where(same, mid, lo)
+            hi = np.where(same, hi, mid)
+        f = (lo + hi) / 2
+        times[zone, index] = t[index - 1] + f * (t[index] - t[index - 1])
+        return times
+
+
 class _RectangleSlabs:
     """Axis-aligned rectangles as a grid of slabs between their edges.
 
