@@ -147,6 +147,23 @@ def test_zone_dwell_is_timed_between_frames(phase):
     assert stays[0].seconds == pytest.approx(4.0 / 1.3, abs=0.005)
 
 
+def test_border_times_agree_for_rectangles_and_other_polygons():
+    """Rectangles are clipped exactly, other polygons bisected: the same square given
+    with a fifth corner (so not taken as a rectangle) gives the same times."""
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.uniform(0.1, 0.3, 400))
+    xy = np.cumsum(rng.normal(0, 0.4, (400, 2)), axis=0) % 6.0
+    square = ZoneConfig(id="sq", kind="product", polygon=[(1, 1), (4, 1), (4, 4), (1, 4)])
+    five = square.model_copy(update={"polygon": [(1, 1), (2.5, 1), (4, 1), (4, 4), (1, 4)]})
+    times = []
+    for zone in (square, five):
+        index = ZoneIndex([zone])
+        times.append(index.change_times(t, xy, index.contains(xy)))
+    changed = times[0] != t
+    assert changed.sum() > 20
+    assert np.abs(times[0] - times[1]).max() < 0.3 / 2**11
+
+
 def test_hysteresis_bridges_flicker_and_ignores_brushes():
     t = np.arange(0, 20, 0.1)
     member = (t >= 2) & (t < 12)
