@@ -13,6 +13,7 @@ from pathlib import Path
 from queue import Empty, Full, Queue
 
 import cv2
+import numpy as np
 
 from edge import assets
 from edge.config.vision import USB_PREFIXES, detection_stride, usb_device_index
@@ -31,6 +32,7 @@ RTSP_READ_TIMEOUT_MS = 5000
 LIVE_PREFETCH_FRAMES = 2  # frames a live stream's reader thread holds for the detector
 STOP_POLL_S = 0.1  # how often a blocked reader thread checks for close()
 READER_JOIN_TIMEOUT_S = 10.0  # longer than an RTSP read timeout
+SAME_SHAPE_TOLERANCE = 0.01  # aspect ratios this close are the same view at another size
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,15 @@ class VideoSource:
             faster than real time, never stamps a position in the future. Live
             sources stamp frames with the wall clock.
         detect_fps: yield at most this many frames per second of video.
+        frame_size: ``(width, height)`` every frame must have (a reconnected camera
+            passes its first connection's). Default: the first frame's. A frame of
+            another size but the same shape (aspect ratio within 1 %) is the same
+            view at another resolution (a stream profile changed): it is scaled to
+            ``frame_size``, counted in ``resized_frames`` and logged once, and the
+            calibration, made in ``frame_size`` pixels, still holds. A frame of
+            another shape is a different view: :class:`SourceError`. (OpenCV's
+            FFmpeg reader already scales a stream whose size changes to the size it
+            opened with, so there this shows on reconnection.)
         prefetch: frames a reader thread may decode ahead; 0 decodes in the caller.
             Default: a reader thread for live sources (it keeps draining the stream
             and drops the oldest frame, counted, when the detector lags), none for
@@ -94,9 +105,12 @@ class VideoSource:
         fps: float | None = None,
         start_time: float | None = None,
         detect_fps: float | None = None,
+        frame_size: tuple[int, int] | None = None,
         prefetch: int | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self.frame_size = frame_size
+        self.resized_frames = 0
         self.source = source
         self._capture = self._open(assets.resolve_uri(source))
         live = is_live_source(source)
@@ -223,7 +237,33 @@ class VideoSource:
                 continue
             last_yield = now
             timestamp = now if self.info.live else self.start_time + index / self.info.fps
-            yield Frame(self.camera_id, index, timestamp, image)
+            yield Frame(self.camera_id, index, timestamp, self._fit(image))
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        """The frame at ``frame_size`` (see the class); raises if its shape differs."""
+        height, width = image.shape[:2]
+        if self.frame_size is None:
+            self.frame_size = (width, height)
+            return image
+        want_width, want_height = self.frame_size
+        if (width, height) == (want_width, want_height):
+            return image
+        if abs(width * want_height - height * want_width) > (
+            SAME_SHAPE_TOLERANCE * width * want_height
+        ):
+            raise SourceError(
+                f"camera {self.camera_id}: frames changed from {want_width}x{want_height} to "
+                f"{width}x{height}, another shape: the view or the stream profile changed and "
+                "the calibration no longer fits; restore the camera's stream settings or "
+                "calibrate it again"
+            )
+        if not self.resized_frames:
+            log.warning("Camera %s: frames changed from %dx%d to %dx%d (the same shape); "
+                        "scaling them back to %dx%d, where the calibration holds.",
+                        self.camera_id, want_width, want_height, width, height,
+                        want_width, want_height)
+        self.resized_frames += 1
+        return cv2.resize(image, self.frame_size, interpolation=cv2.INTER_AREA)
 
     def close(self) -> None:
         """Stop the reader thread (if any), then release the capture."""

@@ -5,12 +5,17 @@ from __future__ import annotations
 import itertools
 import time
 
+import cv2
 import numpy as np
 import pytest
 
+from edge.config import load_site
 from edge.errors import SourceError
+from edge.runtime.frame_reader import FrameReader
 from edge.video import VideoSource, describe_source
 from tests.conftest import PETS_VIDEO
+from tests.live_site import live_site_yaml
+from tests.mjpeg_camera import MjpegCamera
 
 pytestmark = pytest.mark.system
 
@@ -91,3 +96,73 @@ def test_a_file_is_stamped_as_if_it_had_just_ended():
     assert stamps[-1] <= time.time()
     assert stamps[-1] == pytest.approx(opened - 1 / 7, abs=2.0)
     assert stamps[-1] - stamps[0] == pytest.approx(794 / 7)
+
+
+def small_video(path, size=(64, 48), frames=6):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 7.0, size)
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 20 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def test_frames_of_another_size_but_the_same_shape_are_scaled_back(tmp_path, caplog):
+    """Issue 14, bad input: a camera whose stream comes back at another resolution (a
+    profile changed) would have its pixels read with a calibration made for the old
+    size. The same view at another size is scaled back, said once, and counted."""
+    video = small_video(tmp_path / "a.avi")
+    with VideoSource("cam", str(video), frame_size=(32, 24), prefetch=0) as source:
+        sizes = {f.image.shape[:2] for f in source}
+        assert sizes == {(24, 32)} and source.resized_frames == 6
+    warnings = [r.message for r in caplog.records if "frames changed" in r.message]
+    assert warnings == ["Camera cam: frames changed from 32x24 to 64x48 (the same shape); "
+                        "scaling them back to 32x24, where the calibration holds."]
+    with VideoSource("cam", str(video), prefetch=0) as source:      # its own size: as is
+        assert [f.image.shape[:2] for f in source] == [(48, 64)] * 6
+        assert source.frame_size == (64, 48) and source.resized_frames == 0
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_frames_of_another_shape_are_refused(tmp_path, prefetch):
+    video = small_video(tmp_path / "a.avi")
+    refused = pytest.raises(SourceError, match=r"^camera cam: frames changed from 48x48 to "
+                            r"64x48, another shape: the view or the stream profile changed")
+    with VideoSource("cam", str(video), frame_size=(48, 48), prefetch=prefetch) as source, \
+            refused:
+        list(source)
+
+
+def test_a_camera_that_comes_back_at_another_size_keeps_its_first_size(tmp_path):
+    """The live reader keeps the first connection's frame size: a camera back at
+    twice the resolution is scaled to it; back with another shape, none of its
+    frames reach the detector and the reader says why."""
+    def jpegs(width, height):
+        image = np.full((height, width, 3), 128, np.uint8)
+        return [cv2.imencode(".jpg", image)[1].tobytes()] * 5
+
+    camera = MjpegCamera(jpegs(160, 120), fps=10).start()
+    site = load_site(live_site_yaml(tmp_path, camera.url, detect_fps=4))
+    reader = FrameReader(site.cameras[0], backoff_initial_s=0.1, backoff_max_s=0.3).start()
+
+    def next_size(after: float):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            frame = reader.next_frame(timeout=0.5)
+            if frame is not None and frame.timestamp > after:
+                return frame.image.shape[:2]
+        return None
+
+    try:
+        assert next_size(0.0) == (120, 160)
+        for size, expected in (((320, 240), (120, 160)), ((240, 240), None)):
+            camera.stop()
+            camera.jpegs = jpegs(*size)
+            camera.start()
+            reader.reopen()
+            time.sleep(0.5)
+            assert next_size(time.time()) == expected
+        assert reader.stats.last_error.startswith(
+            "camera view001: frames changed from 160x120 to 240x240, another shape")
+    finally:
+        reader.stop()
+        camera.stop()

@@ -172,10 +172,10 @@ def test_random_layouts_score_perfect_tracks_perfectly(pets_site):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not met yet: precision 0.948 (seeds 1-2) with line_smoothing_s 0.5; "
-                   "2.0 reaches 0.972/0.979 but loses one det.txt entrance crossing")
 def test_recording_meets_the_random_line_targets(detector_replay_db, pets_site):
-    """Issue 14's targets on random counting lines: recall and precision >= 0.97."""
+    """Issue 14's targets on random counting lines (48, seeds 1-2): recall and
+    precision >= 0.97. Before excursions were dropped (line_settle_s) and crossings
+    dated mid-passage: 0.980 / 0.948; now 0.983 / 0.987."""
     m = evaluate_layouts(pets_site, str(PETS_GT), open_database(detector_replay_db)).metrics
     assert m["crossing_recall"] >= 0.97, m
     assert m["crossing_precision"] >= 0.97, m
@@ -218,3 +218,38 @@ def test_eval_visits_groups_prints_the_pair_scores(det_replay_db):
     assert result.exit_code == 0, result.output
     m = json.loads(result.output)
     assert m["true_pair_ids"] == [[9, 15], [11, 12]] and m["precision"] == 1.0
+
+
+@pytest.fixture(scope="session")
+def held_out_layouts(detector_replay_db):
+    """Random layouts never used to choose a setting (seeds 3-6: 96 lines, 48 zones)."""
+    return evaluate_layouts(load_site(PETS_SITE), str(PETS_GT),
+                            open_database(detector_replay_db), seeds=(3, 4, 5, 6)).metrics
+
+
+@pytest.mark.slow
+def test_random_lines_not_tuned_on(held_out_layouts):
+    """Held-out seeds 3-6: precision meets the 0.97 target (0.936 before excursions
+    were dropped, 0.975 now); recall 0.957 (0.965 before) misses it by tracker
+    failures the counting rule cannot undo (docs/visits.md): a regression guard."""
+    m = held_out_layouts
+    assert m["lines"] == 96 and m["gt_crossings"] >= 400
+    assert m["crossing_precision"] >= 0.97, m
+    assert m["crossing_recall"] >= 0.95, m
+
+
+@pytest.mark.slow
+def test_random_zone_dwell_not_tuned_on(held_out_layouts):
+    """Zone dwell on held-out random zones: median error 0.087 with stays dated by
+    samples, 0.063 timed between them. A regression guard; the target is below."""
+    m = held_out_layouts
+    assert m["dwell_pairs"] >= 400
+    assert m["dwell_median_rel_error"] <= 0.07, m
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="not met: 0.063 on held-out seeds 3-6; people followed "
+                   "by one clean track are at 0.044, the rest is tracker swaps and fragments")
+def test_random_zone_dwell_meets_the_5_percent_target(held_out_layouts):
+    """Issue 14's target: median dwell error <= 5 % on layouts not tuned on."""
+    assert held_out_layouts["dwell_median_rel_error"] <= 0.05

@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from shapely import contains_xy
 from shapely.geometry import Polygon
 
-from edge.config.floor import LineConfig, ZoneConfig
+from edge.config.floor import FloorConfig, LineConfig, ZoneConfig
+from edge.config.visits import VisitConfig
+from edge.visits.features import FeatureExtractor
 from edge.visits.geometry import LineCounter, ZoneIndex
 from edge.visits.presence import zone_stays
 from edge.visits.trajectory import smooth, split_on_gaps
@@ -75,6 +77,91 @@ def test_jitter_on_the_line_is_not_counted():
 def test_passing_beyond_the_line_ends_is_not_a_crossing():
     t, xy = walk((12, -2), (12, 2))
     assert LineCounter([DOOR]).crossings(t, xy) == []
+
+
+def default_counter(lines=(DOOR,)):
+    """The counting rule with the shipped settings (VisitConfig's defaults)."""
+    return FeatureExtractor(FloorConfig(bounds=((-20, -20), (20, 20)), lines=list(lines)),
+                            VisitConfig()).lines
+
+
+def test_an_id_swap_and_back_across_the_line_counts_nothing():
+    """Issue 14, random lines on PETS: as two people pass each other by a line, a
+    track follows the other person across for a second, then returns to its own.
+    Counted per sign change, that was an "in" and an "out" nobody made (about half of
+    the false counts over 144 random lines)."""
+    t, xy = walk((2, -2), (8, -2), fps=7.0)                  # walks along, 2 m outside
+    swapped = (t >= 3.0) & (t < 4.0)
+    xy[swapped, 1] = 1.0                                     # 1 s on someone 1 m inside
+    assert default_counter().crossings(t, xy) == []
+    stays = walk((2, -2), (5, -2), (5, 2), (6, 2), (6, -2), (9, -2), fps=7.0)
+    assert [c.direction for c in default_counter().crossings(*stays)] == ["in", "out"]
+
+
+def test_a_step_over_and_straight_back_counts_nothing():
+    t, xy = walk((5, -2), (5, 0.8), (5.5, 0.8), (5.5, -2), speed=1.3, fps=7.0)
+    assert default_counter().crossings(t, xy) == []
+
+
+def test_tracks_that_begin_or_end_near_the_line_still_count():
+    """A track may start or end within a second of the line (the tracker lost the
+    person there): its first and last stays count however short they are."""
+    t, xy = walk((5, -0.6), (5, 3), fps=7.0)                   # 0.3 s before the band
+    assert [c.direction for c in default_counter().crossings(t, xy)] == ["in"]
+    t, xy = walk((5, 3), (5, -0.6), fps=7.0)                   # ends 0.3 s past it
+    assert [c.direction for c in default_counter().crossings(t, xy)] == ["out"]
+
+
+def test_a_person_waiting_on_the_line_is_dated_by_the_middle_of_the_wait():
+    """Issue 14: a person who stood on a line for 6 s was dated by where their
+    position last flickered over it, 5 s apart for truth and track (a miss and a
+    false count). Now dated midway between leaving one side's band and reaching the
+    other's, which for a straight walk is when the line is crossed."""
+    rng = np.random.default_rng(3)
+    before_t, before = walk((5, -2), (5, 0))
+    wait_t = np.arange(0.1, 6.0, 0.1)
+    wait = np.column_stack([np.full_like(wait_t, 5.0), rng.uniform(-0.1, 0.1, len(wait_t))])
+    after_t, after = walk((5, 0), (5, 2))
+    t = np.concatenate([before_t, before_t[-1] + wait_t, before_t[-1] + 6.0 + after_t])
+    xy = np.vstack([before, wait, after])
+    found = LineCounter([DOOR]).crossings(t, xy)
+    assert [c.direction for c in found] == ["in"]
+    assert found[0].t == pytest.approx(2.0 + 3.0, abs=0.15)   # reached the line at 2 s
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.03, 0.07, 0.11])
+def test_zone_dwell_is_timed_between_frames(phase):
+    """Issue 14, random zones on PETS: stays dated by samples were off by up to a
+    frame at each end, 0.3 s of a 2.3 s walk through a 3 m zone at 7 frames/s (half
+    the random zones' (person, zone) pairs are such walks). Now the border crossing
+    is timed on the path between samples."""
+    t, xy = walk((-2.0, 1.5), (7.0, 1.5), speed=1.3, fps=7.0)
+    t = t + phase
+    xy = xy + np.array([phase * 1.3, 0.0])      # the same walk, sampled at other moments
+    index = ZoneIndex(ZONES[:1])                  # "box": x in [0, 4)
+    inside = index.contains(xy)
+    stays = zone_stays(t, inside, index.ids, enter_after_s=1.0, leave_after_s=1.0,
+                       change_t=index.change_times(t, xy, inside))
+    assert len(stays) == 1
+    assert stays[0].enter_t == pytest.approx(2.0 / 1.3, abs=0.005)
+    assert stays[0].seconds == pytest.approx(4.0 / 1.3, abs=0.005)
+
+
+def test_border_times_agree_for_rectangles_and_other_polygons():
+    """Rectangles are clipped exactly, other polygons bisected: the same square given
+    with a fifth corner (so not taken as a rectangle) gives the same times."""
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.uniform(0.1, 0.3, 400))
+    xy = np.cumsum(rng.normal(0, 0.4, (400, 2)), axis=0) % 6.0
+    square = ZoneConfig(id="sq", kind="product", polygon=[(1, 1), (4, 1), (4, 4), (1, 4)])
+    five = square.model_copy(update={"polygon": [(1, 1), (2.5, 1), (4, 1), (4, 4), (1, 4)]})
+    times = []
+    for zone in (square, five):
+        index = ZoneIndex([zone])
+        times.append(index.change_times(t, xy, index.contains(xy)))
+    changed = times[0] != t
+    assert changed.sum() > 20
+    assert np.abs(times[0] - times[1]).max() < 0.3 / 2**11
 
 
 def test_hysteresis_bridges_flicker_and_ignores_brushes():

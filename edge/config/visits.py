@@ -37,9 +37,11 @@ class VisitConfig(StrictModel):
         "the line, having been this far on the other side (hysteresis against jitter)."
     )
     line_settle_s: float = Field(
-        0.0, ge=0, le=30, description="A line crossing counts only when the person stayed at "
-        "least line_margin_m on each side for this long (before and after): a track that "
-        "follows someone else across for a moment (an id swap) counts nothing."
+        2.0, ge=0, le=30, description="A stay at least line_margin_m on one side of a line "
+        "that lasts less than this, between stays on the other side, is an excursion and "
+        "counts no crossing: a track that follows someone else across for a moment (an id "
+        "swap and back), or a step over and straight back. A track's first and last stays "
+        "count whatever their length (tracks begin and end near lines)."
     )
     line_smoothing_s: float = Field(
         0.5, ge=0, le=30, description="Line crossings are counted on the visit's path smoothed "

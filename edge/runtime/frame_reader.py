@@ -58,6 +58,9 @@ class FrameReader:
         self._reopen = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reader-{camera.id}", daemon=True)
         self._index = 0
+        # The frame size of the first connection: a camera that comes back at another
+        # size is scaled to it, or refused if its shape changed (edge.video.VideoSource).
+        self._frame_size: tuple[int, int] | None = None
 
     def start(self) -> FrameReader:
         self._thread.start()
@@ -92,6 +95,7 @@ class FrameReader:
         backoff = self.backoff_initial_s
         shown = describe_source(self.camera.source)
         failures, last_warning = 0, 0.0
+        last_refusal = -RETRY_LOG_EVERY_S  # when frames of another shape were last logged
         # Whether the source was lost (it failed, stalled or ended) since it last opened.
         # A looped file starting again was not lost: that is no reconnection.
         lost = False
@@ -102,6 +106,7 @@ class FrameReader:
                     self.camera.source,
                     fps=self.camera.fps,
                     detect_fps=self.camera.detect_fps,
+                    frame_size=self._frame_size,
                     prefetch=0,  # this reader is already the decoding thread
                 )
             except SourceError as error:
@@ -125,7 +130,19 @@ class FrameReader:
             self.stats.connected = True
             self.stats.last_error = None
             backoff = self.backoff_initial_s
-            self._pump(source)
+            try:
+                self._pump(source)
+            except SourceError as error:  # frames of another shape: none are passed on
+                source.close()
+                self.stats.connected = False
+                self.stats.last_error = str(error)
+                if time.monotonic() - last_refusal >= RETRY_LOG_EVERY_S:
+                    log.error("%s; trying again every %.0f s.", error, self.backoff_max_s)
+                    last_refusal = time.monotonic()
+                self._stop.wait(self.backoff_max_s)
+                continue
+            finally:
+                self._frame_size = self._frame_size or source.frame_size
             source.close()
             self.stats.connected = False
             if self._stop.is_set():

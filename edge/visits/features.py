@@ -132,6 +132,7 @@ class FeatureExtractor:
         stays = zone_stays(
             t, inside, self.zones.ids,
             enter_after_s=cfg.zone_enter_after_s, leave_after_s=cfg.zone_leave_after_s,
+            change_t=self.zones.change_times(t, xy, inside),
         )
         if crossings is None:
             crossings = self.crossings(visit)

@@ -107,6 +107,65 @@ class ZoneIndex:
         return inside
 
 
+    def change_times(
+        self, t: np.ndarray, xy: np.ndarray, inside: np.ndarray, steps: int = 12
+    ) -> np.ndarray:
+        """``(zones, n)`` seconds: when the path, taken as straight between samples,
+        crosses each zone's border, for every sample ``i`` whose membership differs
+        from sample ``i - 1``'s; ``t[i]`` elsewhere. Exact for rectangles (where the
+        segment enters or leaves both slabs); by bisection on the segment, to
+        1/2**steps of it, for other polygons.
+
+        Membership is sampled at the camera's frame rate, so a stay dated by samples
+        is off by up to a frame at each end: 0.3 s of a 2 s walk through a zone at
+        7 frames/s, a 15 % dwell error from sampling alone.
+        """
+        times = np.broadcast_to(np.asarray(t, dtype=np.float64), inside.shape).copy()
+        zone, index = np.nonzero(inside[:, 1:] != inside[:, :-1])
+        if len(zone) == 0:
+            return times
+        index = index + 1
+        start, step = xy[index - 1], xy[index] - xy[index - 1]
+        was_inside = inside[zone, index - 1]
+        rect_of = np.full(len(self.ids), -1)
+        rect_of[self._rect_columns] = np.arange(len(self._rect_columns))
+        rect = rect_of[zone]
+        f = np.empty(len(zone))
+        is_rect = rect >= 0
+        if is_rect.any():
+            f[is_rect] = _rectangle_border(self._rects[rect[is_rect]], start[is_rect],
+                                           step[is_rect], was_inside[is_rect])
+        other = np.flatnonzero(~is_rect)
+        if len(other):
+            lo, hi = np.zeros(len(other)), np.ones(len(other))
+            for _ in range(steps):
+                mid = (lo + hi) / 2
+                points = start[other] + mid[:, None] * step[other]
+                same = self.contains(points)[zone[other], np.arange(len(other))]
+                same = same == was_inside[other]
+                lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
+            f[other] = (lo + hi) / 2
+        times[zone, index] = t[index - 1] + f * (t[index] - t[index - 1])
+        return times
+
+
+def _rectangle_border(
+    rects: np.ndarray, start: np.ndarray, step: np.ndarray, leaving: np.ndarray
+) -> np.ndarray:
+    """Fraction of each segment ``start -> start + step`` at which it enters (or, where
+    ``leaving``, leaves) its rectangle ``(x0, y0, x1, y1)``: the segment is inside
+    when within both slabs, so it enters at the later slab entry and leaves at the
+    earlier slab exit (Liang-Barsky clipping)."""
+    low, high = rects[:, :2], rects[:, 2:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = (low - start) / step
+        b = (high - start) / step
+    moving = step != 0
+    enter = np.where(moving, np.minimum(a, b), -np.inf).max(axis=1)
+    leave = np.where(moving, np.maximum(a, b), np.inf).min(axis=1)
+    return np.clip(np.where(leaving, leave, enter), 0.0, 1.0)
+
+
 class _RectangleSlabs:
     """Axis-aligned rectangles as a grid of slabs between their edges.
 
@@ -150,14 +209,16 @@ def _is_axis_aligned_rectangle(corners: np.ndarray) -> bool:
 class LineCounter:
     """Counts crossings of the site's counting lines, from where a person truly walked.
 
-    A crossing counts when the (smoothed) path that stayed at least ``margin_m`` on
-    one side of a line for ``settle_s`` seconds gets at least ``margin_m`` onto the
-    other side and stays there for ``settle_s`` seconds too, passing the line within
-    its two ends. Time within ``margin_m`` of the line (the dead band) does not end a
-    stay on a side. So jitter on the line, and a track that follows someone else for
-    a moment (an id swap as two people pass each other), count nothing: what counts
-    is being settled on one side, then settled on the other. A crossing is dated when
-    the path last meets the line between the two stays.
+    The (smoothed) path's stays on each side of a line are runs at least ``margin_m``
+    from it; time within ``margin_m`` (the dead band) does not end a stay, so jitter
+    on the line counts nothing. A stay shorter than ``settle_s`` between two stays on
+    the other side is an excursion and is dropped (the stays around it merge): a track
+    that follows someone else across for a moment as two people pass each other (an
+    id swap and back) counts nothing, nor does a step over and straight back. A
+    track's first and last stays count however short they are, since trackers start
+    and lose people near lines. A crossing counts between consecutive stays on
+    opposite sides when the path meets the line within its two ends, and is dated
+    midway between leaving the band on one side and reaching it on the other.
     """
 
     def __init__(
@@ -194,39 +255,67 @@ class LineCounter:
             d = self._direction[k]
             signed = (d[0] * rel[:, 1] - d[1] * rel[:, 0]) / self._length[k]
             runs = self._stays(t, signed)
-            for (side_a, _, a), (side_b, b, _) in zip(runs[:-1], runs[1:], strict=True):
-                if side_a == side_b:
-                    continue
-                when = self._meeting(t, xy, signed, a, b, k)
-                if when is None:
+            for (_, _, a), (side_b, b, _) in zip(runs[:-1], runs[1:], strict=True):
+                if not self._within_ends(xy, signed, a, b, k):
                     continue
                 inward = side_b == self._inside_sign[k]
                 direction: Literal["in", "out"] = "in" if inward else "out"
-                found.append(LineCrossing(line_id, when, direction))
+                found.append(LineCrossing(line_id, self._passage(t, signed, a, b), direction))
         found.sort(key=lambda c: c.t)
         return found
 
     def _stays(self, t: np.ndarray, signed: np.ndarray) -> list[tuple[float, int, int]]:
-        """``(side, first, last)`` sample indices of each stay on a side of the line:
-        a run of samples at least ``margin_m`` from it on that side (samples in the
-        dead band are skipped), lasting ``settle_s`` or more."""
+        """``(side, first, last)`` sample indices of each stay on a side of the line.
+
+        A stay is a run of samples at least ``margin_m`` from the line on one side
+        (samples in the dead band are skipped). A stay shorter than ``settle_s`` between
+        two others is an excursion (a track that followed someone else across for a
+        moment, or a person who stepped over and straight back): it is dropped and the
+        stays around it merge. The first and last stays count whatever their length, as
+        a track may begin or end near the line.
+        """
         settled = np.flatnonzero(np.abs(signed) >= self.margin_m)
         if len(settled) < 2:
             return []
         sides = np.sign(signed[settled])
         edges = [0, *(np.flatnonzero(sides[1:] != sides[:-1]) + 1).tolist(), len(settled)]
-        stays = []
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            first, last = int(settled[lo]), int(settled[hi - 1])
-            if t[last] - t[first] >= self.settle_s:
-                stays.append((float(sides[lo]), first, last))
+        runs = [(float(sides[lo]), int(settled[lo]), int(settled[hi - 1]))
+                for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+        kept = [run for i, run in enumerate(runs)
+                if i in (0, len(runs) - 1) or t[run[2]] - t[run[1]] >= self.settle_s]
+        stays: list[tuple[float, int, int]] = []
+        for side, first, last in kept:
+            if stays and stays[-1][0] == side:
+                stays[-1] = (side, stays[-1][1], last)
+            else:
+                stays.append((side, first, last))
         return stays
 
-    def _meeting(
-        self, t: np.ndarray, xy: np.ndarray, signed: np.ndarray, a: int, b: int, k: int
-    ) -> float | None:
-        """Time at which the path from sample ``a`` to ``b`` last meets line ``k``,
-        or ``None`` if it passes beyond the line's ends."""
+    def _passage(self, t: np.ndarray, signed: np.ndarray, a: int, b: int) -> float:
+        """The crossing's time: midway between when the path leaves the band
+        ``margin_m`` wide on the side of sample ``a`` (the last of a stay there) and
+        when it reaches the band on the side of sample ``b`` (the first of the next
+        stay), each interpolated. For a straight walk this is when the line is
+        crossed; a person who stands on the line for a while is dated by the middle
+        of their wait, not by the jitter of their position on the line."""
+        left = self._at_band(t, signed, a, float(np.sign(signed[a])))
+        reached = self._at_band(t, signed, b - 1, float(np.sign(signed[b])))
+        return (left + reached) / 2
+
+    def _at_band(self, t: np.ndarray, signed: np.ndarray, i: int, side: float) -> float:
+        """When the path between samples ``i`` and ``i + 1`` is ``margin_m`` from the
+        line on ``side`` (interpolated)."""
+        j = i + 1
+        s0, s1 = float(signed[i]), float(signed[j])
+        target = side * self.margin_m
+        f = 0.0 if s1 == s0 else min(max((target - s0) / (s1 - s0), 0.0), 1.0)
+        return float(t[i]) + f * float(t[j] - t[i])
+
+    def _within_ends(
+        self, xy: np.ndarray, signed: np.ndarray, a: int, b: int, k: int
+    ) -> bool:
+        """Whether the path from sample ``a`` to ``b`` last meets line ``k`` between
+        its two ends."""
         values = signed[a : b + 1].tolist()
         i = a
         for j in range(len(values) - 1, 0, -1):   # the last sign change before settling
@@ -239,6 +328,4 @@ class LineCounter:
         py = float(xy[i, 1]) + f * float(xy[i + 1, 1] - xy[i, 1])
         (sx, sy), (dx, dy) = self._start[k].tolist(), self._direction[k].tolist()
         along = ((px - sx) * dx + (py - sy) * dy) / (dx * dx + dy * dy)
-        if along < 0.0 or along > 1.0:
-            return None
-        return float(t[i]) + f * float(t[i + 1] - t[i])
+        return 0.0 <= along <= 1.0

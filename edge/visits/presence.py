@@ -6,7 +6,9 @@ therefore starts only after the person has been inside continuously for
 ``leave_after_s`` (shorter excursions are bridged). Once confirmed, a stay is dated
 from the first moment inside to the first moment outside, so dwell is not cut
 short by the confirmation delay (the same idea as supervision's
-``minimum_crossing_threshold`` and Frigate's zone ``inertia``).
+``minimum_crossing_threshold`` and Frigate's zone ``inertia``). Given the times at
+which the path crosses each zone's border between samples, stays are dated by those
+rather than by the samples around them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def zone_stays(
     *,
     enter_after_s: float,
     leave_after_s: float,
+    change_t: np.ndarray | None = None,
 ) -> list[ZoneStay]:
     """Stays of one trajectory in every zone, ordered by entry time.
 
@@ -34,6 +37,9 @@ def zone_stays(
         zone_ids: the zone of each row.
         enter_after_s: seconds inside before a stay starts.
         leave_after_s: seconds outside before a stay ends.
+        change_t: ``(zones, n)`` when each change of membership happened (between
+            sample ``i - 1`` and ``i`` for a change at ``i``), as
+            :meth:`edge.visits.geometry.ZoneIndex.change_times` gives; default ``t[i]``.
     """
     stays: list[ZoneStay] = []
     touched = np.flatnonzero(inside.any(axis=1))
@@ -47,7 +53,9 @@ def zone_stays(
     first = member[:, 0].tolist()
     for k, changes in enumerate(np.split(cols + 1, split)):
         zone_id = zone_ids[int(touched[k])]
-        for enter_t, leave_t in _intervals(times, first[k], changes.tolist(),
+        at = changes.tolist()
+        when = (t[at] if change_t is None else change_t[touched[k], at]).tolist()
+        for enter_t, leave_t in _intervals(times, first[k], when,
                                            enter_after_s, leave_after_s):
             stays.append(ZoneStay(zone_id, enter_t, leave_t))
     stays.sort(key=lambda stay: (stay.enter_t, stay.zone_id))
@@ -55,16 +63,16 @@ def zone_stays(
 
 
 def _intervals(
-    t: list[float], first: bool, changes: list[int], enter_after_s: float, leave_after_s: float
+    t: list[float], first: bool, changes: list[float], enter_after_s: float,
+    leave_after_s: float,
 ) -> list[tuple[float, float]]:
     """Stays of one zone from its membership runs.
 
     Args:
         t: all times. first: membership of the first position.
-        changes: indices where membership flips (each starts a new run).
+        changes: when membership flips (each starts a new run), in order.
     """
-    starts = [0, *changes]
-    run_t = [t[i] for i in starts]
+    run_t = [t[0], *changes]
     run_end = [*run_t[1:], t[-1]]
     intervals: list[tuple[float, float]] = []
     entered: float | None = None
