@@ -1,7 +1,10 @@
 """The aggregate SQL behind the status page.
 
 Every function reads one day (store time) or one instant and returns counts,
-sums and medians; none returns a row about one visit, track or device. Groups of
+sums and medians; none returns a row about one visit, track or device. The figures
+the MQTT aggregates publish too (footfall, entrance crossings, occupancy, zone dwell,
+the trait and segment mix, conversion) come from :mod:`edge.figures`, with its one
+rule for which period a visit belongs to: the one in which it ended. Groups of
 fewer than ``k`` visits (``privacy.min_publishable_count``) are hidden, and so are
 counts that would let one be worked out by subtraction from the day's total
 (:mod:`edge.privacy.small_counts`, the rules the MQTT aggregates follow too). A
@@ -18,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from edge import figures
 from edge.config.floor import FloorConfig, ZoneConfig
 from edge.pos.store import read_periods
 from edge.privacy.small_counts import withheld
@@ -40,7 +44,6 @@ from edge.web.schemas import (
 )
 from edge.web.text import STANDARD_TRAITS, clock_text, plain, trait_label
 
-TRAIT_THRESHOLD = 0.5
 # A track's time at a point is the gap to its next point, but never more than this:
 # a longer gap is a lost track, not someone standing still.
 MAX_POINT_GAP_S = 1.0
@@ -84,42 +87,23 @@ def occupancy(
     if "track_points" not in tables:
         return empty
     # Points stamped after "now" (a camera clock slightly ahead) count as now.
-    latest = conn.execute(
-        "select max(t) from track_points where t <= ?", (now + CLOCK_SKEW_S,)
-    ).fetchone()[0]
+    latest = figures.latest_position_time(conn, now + CLOCK_SKEW_S)
     if latest is None:
         return empty
     today = local_day(now, tz)
     if now - latest <= window_s:
-        people = conn.execute(
-            "select count(*) from (select distinct run_id, camera_id, track_id "
-            "from track_points where t >= ? and t <= ?)",
-            (now - window_s, now + CLOCK_SKEW_S),
-        ).fetchone()[0]
+        people = figures.people_seen(conn, now - window_s, now + CLOCK_SKEW_S)
         return Occupancy(people=people, as_of=now, as_of_text=clock_text(now, tz, today=today),
                          live=True, window_s=window_s)
-    # The t index makes this a short range scan: the last minute before the latest point.
-    lasts = conn.execute(
-        "select camera_id, max(t) from track_points where t >= ? and t <= ? group by camera_id",
-        (latest - 60.0, latest),
-    ).fetchall()
-    people = 0
-    for camera_id, last_t in lasts:
-        people += conn.execute(
-            "select count(*) from (select distinct run_id, track_id from track_points "
-            "where t >= ? and t <= ? and camera_id = ?)",
-            (last_t - INSTANT_S, last_t, camera_id),
-        ).fetchone()[0]
+    people = figures.people_in_last_frames(conn, latest, INSTANT_S)
     return Occupancy(people=people, as_of=latest, as_of_text=clock_text(latest, tz, today=today),
                      live=False, window_s=window_s)
 
 
 def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> dict[int, int]:
     counts: dict[int, int] = defaultdict(int)
-    for (start_t,) in conn.execute(
-        "select start_t from visits where start_t >= ? and start_t < ?", (window.start, window.end)
-    ):
-        counts[dt.datetime.fromtimestamp(start_t, tz).hour] += 1
+    for t in figures.visit_times(conn, window.start, window.end):
+        counts[dt.datetime.fromtimestamp(t, tz).hour] += 1
     return counts
 
 
@@ -146,7 +130,8 @@ def footfall(
     conn: sqlite3.Connection, tables: set[str], day: dt.date, tz: ZoneInfo,
     entrance_lines: list[str],
 ) -> Footfall:
-    """Visits started per hour on ``day`` and on the same weekday a week before."""
+    """Visits per hour (by the hour they ended in) on ``day`` and on the same weekday a
+    week before, and the day's entrance crossings."""
     compare = day - dt.timedelta(days=7)
     today: dict[int, int] = {}
     before: dict[int, int] = {}
@@ -154,7 +139,7 @@ def footfall(
     if "visits" in tables:
         today = _visit_hours(conn, DayWindow.of(day, tz), tz)
         before = _visit_hours(conn, DayWindow.of(compare, tz), tz)
-        latest = conn.execute("select max(start_t) from visits").fetchone()[0]
+        latest = figures.latest_visit_time(conn)
         latest_day = local_day(latest, tz) if latest is not None else None
     hours: list[HourCount] = []
     busy = sorted(set(today) | set(before))
@@ -164,20 +149,14 @@ def footfall(
         for hour in range(first, last + 1):
             hours.append(HourCount(hour=hour, label=f"{hour:02d}:00",
                                    today=today.get(hour, 0), last_week=before.get(hour, 0)))
-    crossings = {"in": 0, "out": 0}
-    if "line_crossings" in tables and entrance_lines:
+    entrance_in = entrance_out = 0
+    if "line_crossings" in tables:
         window = DayWindow.of(day, tz)
-        marks = ",".join("?" * len(entrance_lines))
-        for direction, count in conn.execute(
-            f"select direction, count(*) from line_crossings where t >= ? and t < ? "
-            f"and line_id in ({marks}) group by direction",
-            (window.start, window.end, *entrance_lines),
-        ):
-            if direction in crossings:
-                crossings[direction] = count
+        entrance_in, entrance_out = figures.entrance_crossings(
+            conn, window.start, window.end, entrance_lines)
     return Footfall(
         day=day, compare_day=compare, total=sum(today.values()), compare_total=sum(before.values()),
-        hours=hours, entrance_in=crossings["in"], entrance_out=crossings["out"],
+        hours=hours, entrance_in=entrance_in, entrance_out=entrance_out,
         latest_day_with_visits=latest_day,
         associates=associates_on_floor(conn, tables, DayWindow.of(day, tz)),
     )
@@ -251,10 +230,7 @@ def heatmap(
 def _day_visits(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> int:
     if "visits" not in tables:
         return 0
-    return int(conn.execute(
-        "select count(*) from visits where start_t >= ? and start_t < ?",
-        (window.start, window.end),
-    ).fetchone()[0])
+    return figures.visit_count(conn, window.start, window.end)
 
 
 def zone_dwell(
@@ -262,14 +238,9 @@ def zone_dwell(
 ) -> ZoneDwellList:
     """Visitors and typical time per zone; a zone whose visitors, or the day's visitors
     who did not go there, number 1 to k-1 is hidden."""
-    per_zone: dict[str, list[float]] = defaultdict(list)
+    per_zone: dict[str, list[float]] = {}
     if {"visits", "visit_zone_dwell"} <= tables:
-        for zone_id, dwell in conn.execute(
-            "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v "
-            "on v.visit_id = d.visit_id where v.start_t >= ? and v.start_t < ? and d.dwell_s > 0",
-            (window.start, window.end),
-        ):
-            per_zone[zone_id].append(float(dwell))
+        per_zone = figures.zone_dwell(conn, window.start, window.end)
     known = {z.id: z for z in floor.zones}
     order = [z.id for z in floor.zones] + sorted(set(per_zone) - set(known))
     total = _day_visits(conn, tables, window)
@@ -297,13 +268,9 @@ def _mix_items(
 ) -> list[MixItem]:
     names = set(always)
     counts: dict[str, int] = {}
-    for name, count in conn.execute(
-        f"select m.{column}, sum(m.probability >= ?) from {table} m join visits v "
-        f"on v.visit_id = m.visit_id where v.start_t >= ? and v.start_t < ? group by m.{column}",
-        (TRAIT_THRESHOLD, window.start, window.end),
-    ):
-        names.add(name)
-        counts[name] = int(count or 0)
+    for cell in figures.mix(conn, table, column, window.start, window.end):
+        names.add(cell.name)
+        counts[cell.name] = cell.visits
 
     def order(name: str) -> tuple:  # the standard names first, in their order; then A-Z
         return (name not in always, always.index(name) if name in always else 0, name)
@@ -401,11 +368,11 @@ def queue(
     people = 0
     recent = None
     if {"visits", "visit_queue_waits"} <= tables:
-        waits = read_waits(conn, window.start, window.end, by="start_t")
-        people = waiting_visits(conn, window.start, window.end, by="start_t")
+        waits = read_waits(conn, window.start, window.end)
+        people = waiting_visits(conn, window.start, window.end)
         last_hour = (now - RECENT_WAITS_S, now + CLOCK_SKEW_S)
-        if waiting_visits(conn, *last_hour, by="end_t") >= k:
-            recent = wait_summary(read_waits(conn, *last_hour, by="end_t"), 0).p50_s
+        if waiting_visits(conn, *last_hour) >= k:
+            recent = wait_summary(read_waits(conn, *last_hour), 0).p50_s
     total = _day_visits(conn, tables, window)
     hide = bool(withheld({"waited": people}, k, total=total, zero_is_small=True))
     summary = wait_summary(waits, people)
@@ -431,9 +398,7 @@ def conversion(
     visits = 0
     if "visits" in tables:
         for p in periods:
-            visits += int(conn.execute(
-                "select count(*) from visits where end_t >= ? and end_t < ?", (p.start, p.end),
-            ).fetchone()[0])
+            visits += figures.visit_count(conn, p.start, p.end)
     hidden = withheld({"transactions": transactions, "visits": visits}, k, zero_is_small=True)
     shown_t = None if "transactions" in hidden else transactions
     shown_v = None if "visits" in hidden else visits
@@ -471,7 +436,7 @@ def replays(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> in
         return 0
     checks = [f"exists (select 1 from {table} x where x.run_id = r.id and x.{column} >= :start "
               f"and x.{column} < :end)"
-              for table, column in (("visits", "start_t"), ("track_points", "t"))
+              for table, column in (("visits", figures.VISIT_TIME), ("track_points", "t"))
               if table in tables]
     if not checks:
         return 0
