@@ -8,20 +8,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import sqlite_utils
 
 from edge.annotate import Annotator
+from edge.annotated_video import AnnotatedVideo
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
-from edge.errors import OutputError, SourceError
+from edge.errors import SourceError
 from edge.motformat import detections_by_frame, read_mot, write_floor_rows, write_mot
+from edge.outputs import ensure_writable, open_output
 from edge.pipeline import build_camera_pipeline, tracker_frame_rate
 from edge.records import FloorTracks
-from edge.report.files import ensure_writable
-from edge.report.video import AnnotatedVideo
 from edge.storage.trajectories import finish_run, start_run, write_track_points
 from edge.video import VideoSource, describe_source, is_live_source
 
@@ -244,14 +243,3 @@ def _expected_frames(source: VideoSource | None) -> int | None:
     if source is None or source.info.frame_count is None:
         return None
     return -(-source.info.frame_count // source.stride)
-
-
-def open_output(path: Path | None, what: str = "tracks") -> TextIO | None:
-    """A text file to write (folders made), or None; OutputError when it cannot be."""
-    if path is None:
-        return None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("w")
-    except OSError as error:
-        raise OutputError(f"cannot write {what} to {path}: {error.strerror}") from None

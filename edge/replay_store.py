@@ -34,9 +34,10 @@ from edge.detection import Detector, load_detector
 from edge.errors import SourceError
 from edge.fusion.stage import FusionStage
 from edge.motformat import detections_by_frame, read_mot, write_floor_rows
+from edge.outputs import open_output
 from edge.pipeline import CameraPipeline, build_camera_pipeline, tracker_frame_rate
 from edge.records import Detections, FloorObservations, Frame, FusedTracks
-from edge.replay import WRITE_BATCH_FRAMES, open_output
+from edge.replay import WRITE_BATCH_FRAMES
 from edge.storage.trajectories import finish_run, start_run, write_fused_points
 from edge.video import VideoSource, describe_source, is_live_source
 

@@ -22,6 +22,7 @@ import pytest
 import shapely
 
 from edge.annotate import Annotator
+from edge.annotated_video import AnnotatedVideo
 from edge.calibration import fit_camera_calibrations
 from edge.config import load_site
 from edge.detection import load_detector
@@ -29,7 +30,6 @@ from edge.evaluation.mot import evaluate_mot
 from edge.motformat import read_mot
 from edge.pipeline import feet
 from edge.records import FloorTracks, Frame, Tracks
-from edge.report.video import AnnotatedVideo
 from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
 from tests.report_support import (
     FRAMES,

@@ -199,8 +199,8 @@ def eval_visits(
     it covered, as in the report; a note on stderr says so."""
     from edge.evaluation.accuracy import coverage_note, covered_frames, ground_truth_of_frames
     from edge.evaluation.floor import require_world_coordinates
+    from edge.evaluation.visits import evaluate_visits, latest_run_id
     from edge.motformat import read_mot
-    from edge.visits.evaluation import evaluate_visits, latest_run_id
 
     site = load_site_option(site_path)
     path = resolve_db_path(db_path, site, must_exist=True)
@@ -214,7 +214,7 @@ def eval_visits(
         click.echo(f"Note: {note}.", err=True)
     covered = ground_truth_of_frames(gt, last_frame, gt_path.name)
     if random_layouts:
-        from edge.visits.layouts import evaluate_layouts
+        from edge.evaluation.layouts import evaluate_layouts
 
         figures = evaluate_layouts(site, covered, db, run_id=run).metrics
         if as_json:

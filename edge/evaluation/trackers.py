@@ -3,7 +3,7 @@ ByteTrack and norfair with their defaults, all as MOTChallenge rows for
 :mod:`edge.evaluation.mot`.
 
 Shared by ``scripts/bench_tracker`` (speed and accuracy ratios) and
-``scripts/evaluate`` (accuracy figures).
+``edge eval suite`` (accuracy figures).
 """
 
 from __future__ import annotations
