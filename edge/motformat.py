@@ -6,9 +6,9 @@ Rows are ``frame,id,left,top,width,height,conf,x,y,z`` with frames numbered from
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -95,19 +95,50 @@ def detections_by_frame(path: str | Path) -> Iterator[tuple[int, Detections]]:
         yield frame - 1, Detections(xyxy.astype(np.float32), confidence.astype(np.float32))
 
 
-def mot_rows(floor: FloorTracks) -> Iterable[str]:
-    """MOTChallenge lines for one frame's tracks (frame numbered from 1)."""
-    tracks = floor.tracks
-    for i in range(len(tracks)):
-        x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
-        yield (
-            f"{floor.frame_index + 1},{int(tracks.tracker_id[i])},{x1:.2f},{y1:.2f},"
-            f"{x2 - x1:.2f},{y2 - y1:.2f},{float(tracks.confidence[i]):.4f},-1,-1,-1\n"
-        )
+def mot_array(
+    frame: Any, track_id: Any, boxes: Any, confidence: Any, *, frame_offset: int = 0,
+    corners: bool = True,
+) -> np.ndarray:
+    """``(n, 10)`` MOTChallenge rows (``x, y, z`` -1) of ``n`` boxes: the one place a
+    MOT row is built. ``frame`` and ``track_id`` are one value each or one per box
+    (a detection's id is -1); ``boxes`` is ``(n, 4)``: corners ``x1, y1, x2, y2``
+    (turned into left, top, width, height), or with ``corners=False`` already left,
+    top, width, height; ``frame_offset`` is added to the frames (1: 0-based indices to
+    MOTChallenge frames)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    rows = np.full((len(boxes), MOT_COLUMNS), -1.0)
+    rows[:, 0] = np.asarray(frame, dtype=np.float64) + frame_offset
+    rows[:, 1] = track_id
+    rows[:, 2:6] = boxes
+    if corners:
+        rows[:, 4:6] = boxes[:, 2:] - boxes[:, :2]
+    rows[:, 6] = confidence
+    return rows
+
+
+def mot_lines(rows: np.ndarray, *, box_decimals: int = 2,
+              score_decimals: int = 4) -> Iterator[str]:
+    """The text lines of MOTChallenge ``rows`` (:func:`mot_array`): the one MOT writer."""
+    b, s = box_decimals, score_decimals
+    for row in np.asarray(rows, dtype=np.float64).reshape(-1, MOT_COLUMNS):
+        frame, track, left, top, width, height, score, x, y, z = row.tolist()
+        yield (f"{int(frame)},{int(track)},{left:.{b}f},{top:.{b}f},{width:.{b}f},"
+               f"{height:.{b}f},{score:.{s}f},{int(x)},{int(y)},{int(z)}\n")
+
+
+def save_mot(path: str | Path, rows: np.ndarray, *, box_decimals: int = 2,
+             score_decimals: int = 4) -> None:
+    """Write MOTChallenge ``rows`` to ``path`` (a det.txt or tracks file)."""
+    with Path(path).open("w") as stream:
+        stream.writelines(mot_lines(rows, box_decimals=box_decimals,
+                                    score_decimals=score_decimals))
 
 
 def write_mot(stream: TextIO, floor: FloorTracks) -> None:
-    stream.writelines(mot_rows(floor))
+    """Append the MOTChallenge lines of one frame's tracks (frame numbered from 1)."""
+    tracks = floor.tracks
+    stream.writelines(mot_lines(mot_array(floor.frame_index, tracks.tracker_id, tracks.xyxy,
+                                          tracks.confidence, frame_offset=1)))
 
 
 def write_floor_rows(stream: TextIO, tracks: FloorTracks | FusedTracks) -> None:

@@ -1,4 +1,9 @@
-"""One camera's per-frame pipeline: frame -> detections -> tracks -> floor positions."""
+"""One camera's per-frame pipeline: frame -> detections -> tracks -> floor positions.
+
+:func:`build_camera_pipeline` is the one place a camera's pipeline is put together,
+for the live camera worker and both replays alike, with the one rule for the frame
+rate its tracker is fed (:func:`tracker_frame_rate`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import shapely
 
 from edge.calibration import Homography
+from edge.config import SiteConfig
+from edge.config.vision import DEFAULT_FPS, CameraConfig
 from edge.detection import Detector
 from edge.records import Detections, FloorTracks, Frame, Tracks
 from edge.tracking import ByteTracker
@@ -31,12 +37,6 @@ class StageTimes:
     track_s: float = 0.0
     frames: int = 0
     outside_area: int = 0
-
-
-def feet(xyxy: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` bottom-centre of each xyxy box: where the person stands."""
-    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-    return np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2.0, xyxy[:, 3]], axis=1)
 
 
 class CameraPipeline:
@@ -100,9 +100,47 @@ class CameraPipeline:
     def _inside_area(self, detections: Detections) -> Detections:
         if self.floor_area is None or len(detections) == 0:
             return detections
-        xy = self.homography.image_to_floor(feet(detections.xyxy))
+        xy = self.homography.image_to_floor(detections.anchors)
         inside = shapely.contains_xy(self.floor_area, xy[:, 0], xy[:, 1])
         if inside.all():
             return detections
         self.times.outside_area += int((~inside).sum())
         return detections.filter(inside)
+
+
+def tracker_frame_rate(
+    camera: CameraConfig, *, file_fps: float | None = None, stride: int = 1, live: bool = False
+) -> float:
+    """Frames per second that reach ``camera``'s tracker.
+
+    Args:
+        camera: the camera's config (its ``fps``, which overrides a file's own rate, and
+            ``detect_fps``).
+        file_fps: the rate a recording declares; None for a det.txt, which has none.
+        stride: a recording is read every ``stride`` frames (``detect_fps``).
+        live: a live stream, throttled to ``detect_fps`` as it comes.
+
+    A recording: its rate (the camera's ``fps``, else the file's, else
+    :data:`~edge.config.vision.DEFAULT_FPS`) divided by ``stride``. A live stream:
+    the camera's :attr:`~edge.config.vision.CameraConfig.detection_rate`, else
+    ``DEFAULT_FPS``.
+    """
+    if live:
+        return camera.detection_rate or DEFAULT_FPS
+    return (camera.fps or file_fps or DEFAULT_FPS) / stride
+
+
+def build_camera_pipeline(
+    site: SiteConfig,
+    camera: CameraConfig,
+    homography: Homography,
+    detector: Detector | None = None,
+    *,
+    frame_rate: float,
+) -> CameraPipeline:
+    """The pipeline of ``camera``: its own tracker (``site.tracker``, fed ``frame_rate``
+    frames per second, from :func:`tracker_frame_rate`), its calibration and its
+    ``floor_area`` (people off the store floor are not tracked). ``detector`` None: the
+    pipeline is fed detections (a det.txt)."""
+    return CameraPipeline(camera.id, detector, ByteTracker(site.tracker, frame_rate),
+                          homography, camera.floor_area)

@@ -63,6 +63,13 @@ class Frame:
         return int(self.image.shape[1]), int(self.image.shape[0])
 
 
+def box_anchors(xyxy: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` bottom-centre of each ``(x1, y1, x2, y2)`` box, in float64: where the
+    person stands, the point calibration maps to the floor."""
+    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2.0, boxes[:, 3]], axis=1)
+
+
 @dataclass(frozen=True, slots=True)
 class Detections:
     """Person boxes found in one frame, in image pixels.
@@ -88,6 +95,11 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    @property
+    def anchors(self) -> np.ndarray:
+        """``(n, 2)`` bottom-centre of each box: where the person stands."""
+        return box_anchors(self.xyxy)
 
     def filter(self, mask: np.ndarray) -> Detections:
         """Rows where ``mask`` is true (a boolean or index array)."""
@@ -137,9 +149,7 @@ class Tracks:
     @property
     def anchors(self) -> np.ndarray:
         """``(n, 2)`` bottom-centre of each box: where the person stands."""
-        return np.stack(
-            [(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2.0, self.xyxy[:, 3]], axis=1
-        ).astype(np.float64)
+        return box_anchors(self.xyxy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,27 +8,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import sqlite_utils
 
 from edge.annotate import Annotator
+from edge.annotated_video import AnnotatedVideo
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
-from edge.errors import OutputError, SourceError
+from edge.errors import SourceError
 from edge.motformat import detections_by_frame, read_mot, write_floor_rows, write_mot
-from edge.pipeline import CameraPipeline
+from edge.outputs import ensure_writable, open_output
+from edge.pipeline import build_camera_pipeline, tracker_frame_rate
 from edge.records import FloorTracks
-from edge.report.files import ensure_writable
-from edge.report.video import AnnotatedVideo
 from edge.storage.trajectories import finish_run, start_run, write_track_points
-from edge.tracking import ByteTracker
 from edge.video import VideoSource, describe_source, is_live_source
 
 WRITE_BATCH_FRAMES = 50
 FRAME_COUNT_SLACK = 2  # container headers may miscount by a frame or two
-DEFAULT_DET_FPS = 7.0  # a det.txt has no frame rate: the camera's fps, else this
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +44,7 @@ class ReplaySummary:
     expected_frames: int | None = None
     outside_area: int = 0
     annotated_frames: int = 0
+    tracker_fps: float = 0.0  # frames per second fed to the tracker (after detect_fps)
 
     @property
     def ended_early(self) -> bool:
@@ -118,7 +116,7 @@ def replay(
     floor_rows = open_output(floor_out, "floor tracks")
 
     if detections is not None:
-        fps = camera.fps or DEFAULT_DET_FPS
+        fps = tracker_frame_rate(camera)
         detector = None
         per_frame = list(detections_by_frame(detections))
         first = called_at - len(per_frame) / fps if start_time is None else start_time
@@ -134,7 +132,7 @@ def replay(
             start_time=start_time,
             detect_fps=camera.detect_fps,
         )
-        fps = source.info.fps
+        fps = tracker_frame_rate(camera, file_fps=source.info.fps, stride=source.stride)
         detector = load_detector(site.detector)
         frames = ((f.index, f.timestamp, f) for f in source)
         source_name, model_name = describe_source(video or camera.source), detector.name
@@ -144,9 +142,7 @@ def replay(
         annotator = Annotator(site.floor, homography, pixelate_people=pixelate_people)
         video_out = AnnotatedVideo(annotate, annotator, source.info.fps / source.stride)
 
-    pipeline = CameraPipeline(
-        camera.id, detector, ByteTracker(site.tracker, fps), homography, camera.floor_area
-    )
+    pipeline = build_camera_pipeline(site, camera, homography, detector, frame_rate=fps)
     run_id = start_run(db, camera.id, source_name, model_name, kind="replay")
     batch: list[FloorTracks] = []
     done = points = 0
@@ -204,6 +200,7 @@ def replay(
         expected_frames=None if max_frames is not None else _expected_frames(source),
         outside_area=pipeline.times.outside_area,
         annotated_frames=video_out.frames if video_out is not None else 0,
+        tracker_fps=fps,
     )
 
 
@@ -246,14 +243,3 @@ def _expected_frames(source: VideoSource | None) -> int | None:
     if source is None or source.info.frame_count is None:
         return None
     return -(-source.info.frame_count // source.stride)
-
-
-def open_output(path: Path | None, what: str = "tracks") -> TextIO | None:
-    """A text file to write (folders made), or None; OutputError when it cannot be."""
-    if path is None:
-        return None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("w")
-    except OSError as error:
-        raise OutputError(f"cannot write {what} to {path}: {error.strerror}") from None

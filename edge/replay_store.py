@@ -34,11 +34,11 @@ from edge.detection import Detector, load_detector
 from edge.errors import SourceError
 from edge.fusion.stage import FusionStage
 from edge.motformat import detections_by_frame, read_mot, write_floor_rows
-from edge.pipeline import CameraPipeline
+from edge.outputs import open_output
+from edge.pipeline import CameraPipeline, build_camera_pipeline, tracker_frame_rate
 from edge.records import Detections, FloorObservations, Frame, FusedTracks
-from edge.replay import DEFAULT_DET_FPS, WRITE_BATCH_FRAMES, open_output
+from edge.replay import WRITE_BATCH_FRAMES
 from edge.storage.trajectories import finish_run, start_run, write_fused_points
-from edge.tracking import ByteTracker
 from edge.video import VideoSource, describe_source, is_live_source
 
 log = logging.getLogger(__name__)
@@ -229,11 +229,10 @@ def _open_stream(
     homographies: Mapping,
 ) -> CameraStream:
     if detections is not None:
-        fps = camera.fps or DEFAULT_DET_FPS
+        fps = tracker_frame_rate(camera)
         rows = read_mot(detections)  # errors now, with the file's name, not mid-replay
         per_frame: Iterator[tuple[int, Detections]] = detections_by_frame(detections)
-        pipeline = CameraPipeline(camera.id, None, ByteTracker(site.tracker, fps),
-                                  homographies[camera.id], camera.floor_area)
+        pipeline = build_camera_pipeline(site, camera, homographies[camera.id], frame_rate=fps)
         return CameraStream(camera, fps, per_frame, pipeline, str(detections),  # type: ignore[arg-type]
                             int(rows[:, 0].max()))
     if is_live_source(camera.source):
@@ -243,9 +242,9 @@ def _open_stream(
             f"{camera.id}=det.txt, or replay the cameras whose sources are files"
         )
     video = VideoSource(camera.id, camera.source, fps=camera.fps, detect_fps=camera.detect_fps)
-    fps = video.info.fps / video.stride
-    pipeline = CameraPipeline(camera.id, detector, ByteTracker(site.tracker, fps),
-                              homographies[camera.id], camera.floor_area)
+    fps = tracker_frame_rate(camera, file_fps=video.info.fps, stride=video.stride)
+    pipeline = build_camera_pipeline(site, camera, homographies[camera.id], detector,
+                                     frame_rate=fps)
     frames = ((i, frame) for i, frame in enumerate(video))
     total = -(-video.info.frame_count // video.stride) if video.info.frame_count else None
     return CameraStream(camera, fps, frames, pipeline, describe_source(camera.source),  # type: ignore[arg-type]

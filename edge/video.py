@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edge import assets
-from edge.config.vision import USB_PREFIXES, detection_stride, usb_device_index
+from edge.config.vision import DEFAULT_FPS, USB_PREFIXES, detection_stride, usb_device_index
 from edge.errors import SourceError
 from edge.records import Frame
 
@@ -117,7 +117,7 @@ class VideoSource:
         declared_fps = self._capture.get(cv2.CAP_PROP_FPS)
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.info = SourceInfo(
-            fps=float(fps or (declared_fps if 0 < declared_fps < 1000 else 25.0)),
+            fps=float(fps or (declared_fps if 0 < declared_fps < 1000 else DEFAULT_FPS)),
             width=int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             frame_count=None if live or count <= 0 else count,

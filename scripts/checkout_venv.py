@@ -1,7 +1,7 @@
 """Run a script of this checkout with the checkout's own interpreter.
 
 The scripts need the project and its extras, which ``scripts/setup`` installs into
-``.venv``. Started with any other Python (``scripts/evaluate`` finds ``python3`` on
+``.venv``. Started with any other Python (``scripts/bench`` finds ``python3`` on
 the PATH), a script re-runs itself with ``.venv/bin/python``; with no ``.venv`` it
 goes on with the interpreter it has, which may hold the project too.
 """

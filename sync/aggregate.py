@@ -1,10 +1,11 @@
 """Aggregate one time window of the local database into a :class:`WindowAggregate`.
 
 A window ``[start, start + seconds)`` is aligned to multiples of its length from
-the epoch, so windows tile the UTC day. Its visits are those whose ``end_t`` falls
-in it. The aggregate still holds exact small counts: it never leaves the process
-as is; :mod:`sync.kanon` turns it into the k-anonymous message that is stored and
-published.
+the epoch, so windows tile the UTC day. Its visits are those that ended in it, and
+every figure the status page shows too comes from the same query of
+:mod:`edge.figures` (one rule for which period a visit belongs to). The aggregate
+still holds exact small counts: it never leaves the process as is; :mod:`sync.kanon`
+turns it into the k-anonymous message that is stored and published.
 """
 
 from __future__ import annotations
@@ -19,16 +20,14 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from edge import figures
 from edge.config.floor import FloorConfig
 from edge.pos.store import read_periods
 from edge.privacy.small_counts import is_small, residual_problem
-from edge.visits.group_store import units_ended
 from edge.visits.queue import has_queue, queue_counts, read_waits, wait_summary, waiting_visits
 from sync.contract import AGGREGATE_KIND, AGGREGATE_SCHEMA_VERSION, aggregate_id, iso_utc
 
 log = logging.getLogger(__name__)
-
-TRAIT_THRESHOLD = 0.5  # a trait or segment "counts" for a visit at this probability
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +144,7 @@ class WindowAggregate:
     skipped_records: int = 0  # malformed rows counted and skipped
     queue: QueueFigures | None = None  # None: the site has no queue and checkout zones
     conversion: tuple[ConversionPeriod, ...] = ()
-    groups: int | None = None  # buying units (edge.visits.group_store.units_ended)
+    groups: int | None = None  # buying units (edge.figures.buying_units)
 
     @property
     def id(self) -> str:
@@ -176,7 +175,7 @@ def aggregate_window(
     span = (window.start, window.end)
     visits = db.execute(
         "select visit_id, duration_s, path_length_m, checkout_visited, zone_sequence, spec_version "
-        "from visits where end_t >= ? and end_t < ?",
+        f"from visits where {figures.visit_period()}",
         span,
     ).fetchall()
     durations = [row[1] for row in visits if row[1] is not None]
@@ -200,23 +199,18 @@ def aggregate_window(
         skipped_records=skipped,
         queue=_queue(db, window, floor, occupancy_sample_s) if floor and has_queue(floor) else None,
         conversion=_conversion(db, window),
-        groups=units_ended(db.conn, *span),
+        groups=figures.buying_units(db.conn, *span),
     )
 
 
 def _queue(
     db: sqlite_utils.Database, window: Window, floor: FloorConfig, sample_s: float
 ) -> QueueFigures:
-    waits = read_waits(db, window.start, window.end, by="end_t")
-    summary = wait_summary(waits, waiting_visits(db, window.start, window.end, by="end_t"))
+    waits = read_waits(db, window.start, window.end)
+    summary = wait_summary(waits, waiting_visits(db, window.start, window.end))
     counts = queue_counts(db, floor, window.start, window.end, sample_s)
     return QueueFigures(summary.people, summary.p50_s, summary.p90_s,
                         float(np.mean(counts)), int(max(counts)))
-
-
-def _visits_ended(db: sqlite_utils.Database, start: float, end: float) -> int:
-    return int(db.execute("select count(*) from visits where end_t >= ? and end_t < ?",
-                          (start, end)).fetchone()[0])
 
 
 def _conversion(db: sqlite_utils.Database, window: Window) -> tuple[ConversionPeriod, ...]:
@@ -230,55 +224,31 @@ def _conversion(db: sqlite_utils.Database, window: Window) -> tuple[ConversionPe
         split = None
         if period.start % window.seconds == 0 and period.seconds % window.seconds == 0:
             split = tuple(
-                _visits_ended(db, s, s + window.seconds)
+                figures.visit_count(db, s, s + window.seconds)
                 for s in np.arange(period.start, period.end, window.seconds).tolist()
             )
         cells.append(ConversionPeriod(period.start, period.seconds, period.transactions,
-                                      _visits_ended(db, period.start, period.end), split))
+                                      figures.visit_count(db, period.start, period.end), split))
     return tuple(cells)
 
 
 def _footfall(
     db: sqlite_utils.Database, span: tuple[float, float], lines: list[str]
 ) -> tuple[int, int]:
-    if not lines:
-        return (0, 0)
-    marks = ",".join("?" * len(lines))
-    counts = dict(
-        db.execute(
-            f"select direction, count(*) from line_crossings where t >= ? and t < ? "
-            f"and line_id in ({marks}) group by direction",
-            [*span, *lines],
-        ).fetchall()
-    )
-    return (int(counts.get("in", 0)), int(counts.get("out", 0)))
+    return figures.entrance_crossings(db, *span, lines)
 
 
 def _occupancy(
     db: sqlite_utils.Database, window: Window, sample_s: float
 ) -> tuple[float, int, float]:
     # Each sample counts the distinct tracks seen in it; samples with nobody (no rows) count 0.
-    counts = [
-        n
-        for (n,) in db.execute(
-            "select count(distinct camera_id || '/' || run_id || '/' || track_id) "
-            "from track_points "
-            "where t >= ? and t < ? group by cast((t - ?) / ? as integer)",
-            (window.start, window.end, window.start, sample_s),
-        )
-    ]
+    counts = figures.people_per_sample(db, window.start, window.end, sample_s)
     samples = math.ceil(window.seconds / sample_s)
     return (sum(counts) / samples, max(counts, default=0), sample_s)
 
 
 def _dwell(db: sqlite_utils.Database, span: tuple[float, float]) -> tuple[ZoneDwell, ...]:
-    per_zone: dict[str, list[float]] = defaultdict(list)
-    for zone, dwell in db.execute(
-        "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v using (visit_id) "
-        "where v.end_t >= ? and v.end_t < ? and d.dwell_s > 0",
-        span,
-    ):
-        per_zone[zone].append(float(dwell))
+    per_zone = figures.zone_dwell(db, *span)
     cells = []
     for zone in sorted(per_zone):
         values = np.asarray(per_zone[zone])
@@ -310,15 +280,9 @@ def _transitions(sequences: Any) -> tuple[tuple[Transition, ...], int]:
 def _mix(
     db: sqlite_utils.Database, table: str, column: str, span: tuple[float, float]
 ) -> tuple[Mix, ...]:
-    rows = db.execute(
-        f"select s.{column}, sum(s.probability >= ?), count(*), avg(s.probability) "
-        f"from {table} s join visits v using (visit_id) "
-        f"where v.end_t >= ? and v.end_t < ? and s.probability is not null "
-        f"group by s.{column} order by s.{column}",
-        (TRAIT_THRESHOLD, *span),
-    ).fetchall()
     return tuple(
-        Mix(name, int(hits), int(scored), float(mean)) for name, hits, scored, mean in rows
+        Mix(cell.name, cell.visits, cell.scored, cell.mean_probability)
+        for cell in figures.mix(db, table, column, *span)
     )
 
 

@@ -42,7 +42,7 @@ class Produced:
 
 def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int) -> dict:
     """The publishable message of one window: aggregated, suppressed at ``k``, validated."""
-    entrance = [line.id for line in site.floor.lines if line.kind == "entrance"]
+    entrance = site.floor.entrance_line_ids
     aggregate = aggregate_window(
         db,
         window,

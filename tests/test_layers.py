@@ -178,6 +178,17 @@ def test_no_lazy_project_imports_outside_the_cli():
     assert wrong == [], "import at module level; a cycle means a piece must move down a layer"
 
 
+def test_only_the_cli_imports_the_report():
+    """The HTML report is a tool on top of replay and evaluation: ``edge replay``
+    once imported it for a file check and the annotated video, so the appliance's
+    pipeline loaded the report's package."""
+    wrong = [f"{item.source}:{item.line} imports {item.target}"
+             for item in project_imports()
+             if _within(item.target, ("edge.report",))
+             and not _within(item.source, ("edge.report", "edge.cli"))]
+    assert wrong == [], "move what both need (files, video) out of edge.report"
+
+
 def test_the_allow_list_has_no_stale_entries():
     lazy = {(item.source, item.target) for item in project_imports() if item.lazy}
     assert LAZY_ALLOWED - lazy == set()

@@ -22,14 +22,13 @@ import pytest
 import shapely
 
 from edge.annotate import Annotator
+from edge.annotated_video import AnnotatedVideo
 from edge.calibration import fit_camera_calibrations
 from edge.config import load_site
 from edge.detection import load_detector
 from edge.evaluation.mot import evaluate_mot
 from edge.motformat import read_mot
-from edge.pipeline import feet
-from edge.records import FloorTracks, Frame, Tracks
-from edge.report.video import AnnotatedVideo
+from edge.records import FloorTracks, Frame, Tracks, box_anchors
 from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
 from tests.report_support import (
     FRAMES,
@@ -74,7 +73,7 @@ def test_every_detected_person_is_pixelated(annotated):
         boxes = detector.detect(original)
         keep = boxes.confidence >= 0.3
         xyxy = boxes.xyxy[keep]
-        on_floor = homography.image_to_floor(feet(xyxy))
+        on_floor = homography.image_to_floor(box_anchors(xyxy))
         outside = ~shapely.contains_xy(area, on_floor[:, 0], on_floor[:, 1])
         for (x1, y1, x2, y2), out in zip(xyxy.astype(int), outside, strict=True):
             if y2 - y1 < 24 or x2 - x1 < 10:

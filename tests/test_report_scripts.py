@@ -1,4 +1,4 @@
-"""scripts/bench and scripts/evaluate: one JSON object each, stable documented names."""
+"""scripts/bench and `edge eval suite`: one JSON object each, stable documented names."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_bench_rejects_an_unknown_bench():
 
 @pytest.fixture(scope="module")
 def evaluated() -> dict:
-    result = run_script("scripts/evaluate", "reference", "wifi", "--json")
+    result = run_script("-m", "edge", "eval", "suite", "reference", "wifi", "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -95,5 +95,5 @@ def test_every_figure_name_is_documented(evaluated):
 
 
 def test_evaluate_rejects_an_unknown_section():
-    result = run_script("scripts/evaluate", "nonesuch")
+    result = run_script("-m", "edge", "eval", "suite", "nonesuch")
     assert result.returncode == 2 and "unknown section nonesuch" in result.stderr

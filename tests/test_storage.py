@@ -1,4 +1,6 @@
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -59,3 +61,31 @@ def test_a_batch_of_positions_keeps_the_runs_frame_count_current(tmp_path):
     assert other.execute("select frames from runs").fetchone() == (4,)
     assert write_track_points(db, run_id, empty) == 0  # no count given: left alone
     assert other.execute("select frames from runs").fetchone() == (4,)
+
+
+def test_a_read_then_write_transaction_waits_for_another_writer(tmp_path):
+    """Every ``db.atomic()`` takes the write lock when it begins (one mechanism:
+    the connection's BEGIN IMMEDIATE). A deferred one would read a snapshot while the
+    other service wrote, then fail at once with "database is locked" when it wrote."""
+    path = tmp_path / "edge.db"
+    mine = open_database(path)
+    holding, done = threading.Event(), threading.Event()
+
+    def other_service():
+        theirs = open_database(path)
+        with theirs.atomic():
+            report_health(theirs, "sync", "ok", "Sync is running.")
+            holding.set()
+            time.sleep(0.4)
+        done.set()
+
+    thread = threading.Thread(target=other_service)
+    thread.start()
+    assert holding.wait(5)
+    with mine.atomic():
+        seen = mine.execute("select count(*) from health").fetchone()[0]
+        time.sleep(0.6)  # the other service commits meanwhile
+        report_health(mine, "camera:a", "ok", "Camera a is running.")
+    thread.join()
+    assert done.is_set() and seen == 1  # it waited, then read the other's row
+    assert {row["component"] for row in read_health(mine)} == {"sync", "camera:a"}

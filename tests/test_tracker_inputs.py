@@ -12,6 +12,7 @@ from edge.config.vision import TrackerConfig
 from edge.errors import DataFormatError
 from edge.evaluation.scenes import read_scene
 from edge.evaluation.trackers import load_detections, track_ours
+from edge.motformat import mot_array, read_mot, save_mot
 from tests.conftest import PETS_DET
 
 pytestmark = pytest.mark.system
@@ -75,3 +76,15 @@ def test_a_given_frame_rate_stands_in_for_a_missing_one(tmp_path):
 def test_a_folder_without_seqinfo_is_refused(tmp_path):
     with pytest.raises(DataFormatError, match="seqinfo.ini"):
         read_scene(tmp_path)
+
+
+def test_mot_rows_written_are_read_back_as_written(tmp_path):
+    """The one MOT writer (edge.motformat.mot_array/save_mot) round-trips through the
+    reader: corners become left, top, width, height; detections carry id -1."""
+    rows = mot_array([0, 0, 4], [-1, 7, 3], [[10, 20, 40, 100], [1.5, 2.5, 11.5, 42.5],
+                                             [0, 0, 1, 1]], [0.9, 0.25, 1.0], frame_offset=1)
+    save_mot(tmp_path / "det.txt", rows)
+    assert (tmp_path / "det.txt").read_text().splitlines()[1] == (
+        "1,7,1.50,2.50,10.00,40.00,0.2500,-1,-1,-1")
+    np.testing.assert_array_equal(read_mot(tmp_path / "det.txt"), rows)
+    assert rows[:, 0].tolist() == [1, 1, 5] and rows[0, 2:6].tolist() == [10, 20, 30, 80]

@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from edge.cli import cli
 from edge.config import load_site
 from edge.errors import DataFormatError
+from edge.evaluation.groups import evaluate_groups
+from edge.evaluation.layouts import evaluate_layouts
+from edge.evaluation.visits import evaluate_visits
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
-from edge.visits.evaluation import evaluate_visits
-from edge.visits.group_evaluation import evaluate_groups
-from edge.visits.layouts import evaluate_layouts
 from tests.conftest import PETS_DET, PETS_GT, PETS_SITE, SHARED
 
 pytestmark = pytest.mark.system

@@ -8,12 +8,13 @@ from pydantic import ValidationError
 
 from edge.config import parse_site
 from edge.config.visits import VisitConfig
+from edge.figures import buying_units
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.visits.group_scenarios import group_floor, score_groups
-from edge.visits.group_store import unit_segments, units_ended, units_started
+from edge.visits.group_store import unit_segments
 from edge.visits.groups import find_groups, group_pairs, pair_scores
 from edge.visits.records import Visit
 from edge.visits.scenarios import scenario_site
@@ -144,12 +145,11 @@ def test_the_builder_stores_each_visit_s_group_and_a_late_companion_joins_it():
     assert {k: later[k] for k in first} == first    # decisions already stored stand
     assert later[5] == later[4] and later[6] not in (later[1], later[3], later[4])
     conn = db.conn
-    assert units_started(conn, T0, T0 + 1000) == 4    # couple, stranger, pair, one more
-    assert units_started(conn, T0 + 100, T0 + 1000) == 2
+    assert buying_units(conn, T0, T0 + 1000) == 4    # couple, stranger, pair, one more
     assert db["visits"].count == 6
     # each group once, in the window where its first member left
-    assert units_ended(conn, T0, T0 + 100) == 2
-    assert units_ended(conn, T0 + 100, T0 + 1000) == 2
+    assert buying_units(conn, T0, T0 + 100) == 2
+    assert buying_units(conn, T0 + 100, T0 + 1000) == 2
 
 
 def test_a_group_is_classified_once_in_the_segment_mix():

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from edge.figures import people_per_sample
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
@@ -154,3 +155,9 @@ def test_live_occupancy_and_heat_map_leave_associates_out():
     assert occupancy(db.conn, set(db.table_names()), T0 + now, 5.0, utc).associates == 1
     cells = heatmap(db.conn, set(db.table_names()), window, SITE.floor, k=1).cells
     assert not [c for c in cells if x0 <= c.x < x1 and y0 <= c.y < y1]
+    # the aggregates' occupancy reads the same query: customers only
+    window_s = 60.0
+    start = T0 + now - window_s / 2
+    per_sample = people_per_sample(db.conn, start, start + window_s, 1.0)
+    assert per_sample and max(per_sample) == 1
+

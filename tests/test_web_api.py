@@ -86,7 +86,7 @@ def test_summary_figures_match_the_database(site, store_db):
     def hours(day):
         a, b = day_bounds(day)
         starts = [r[0] for r in db.execute(
-            "select start_t from visits where start_t >= ? and start_t < ?", (a, b))]
+            "select end_t from visits where end_t >= ? and end_t < ?", (a, b))]
         return Counter(dt.datetime.fromtimestamp(t, LONDON).hour for t in starts)
 
     today, before = hours(DAY), hours(DAY - dt.timedelta(days=7))
@@ -106,7 +106,7 @@ def test_summary_figures_match_the_database(site, store_db):
     per_zone = defaultdict(list)
     for zone, dwell in db.execute(
             "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v using (visit_id) "
-            "where v.start_t >= ? and v.start_t < ? and d.dwell_s > 0", (start, end)):
+            "where v.end_t >= ? and v.end_t < ? and d.dwell_s > 0", (start, end)):
         per_zone[zone].append(dwell)
     for zone in s["zones"]["zones"]:
         dwells = per_zone.get(zone["zone_id"], [])
@@ -119,14 +119,14 @@ def test_summary_figures_match_the_database(site, store_db):
     assert sum(1 for z in s["zones"]["zones"] if z["visitors"]) >= 5
 
     # Trait and segment mix at p >= 0.5.
-    total = db.execute("select count(*) from visits where start_t >= ? and start_t < ?",
+    total = db.execute("select count(*) from visits where end_t >= ? and end_t < ?",
                        (start, end)).fetchone()[0]
     assert s["mix"]["total_visits"] == total
     for table, column, items in (("visit_traits", "trait", s["mix"]["traits"]),
                                  ("visit_segments", "segment", s["mix"]["segments"])):
         counts = dict(db.execute(
             f"select m.{column}, count(*) from {table} m join visits v using (visit_id) "
-            f"where v.start_t >= ? and v.start_t < ? and m.probability >= 0.5 group by 1",
+            f"where v.end_t >= ? and v.end_t < ? and m.probability >= 0.5 group by 1",
             (start, end)).fetchall())
         assert {i["name"]: i["visits"] for i in items} == {
             name: (None if 0 < counts.get(name, 0) < k else counts.get(name, 0))

@@ -159,7 +159,7 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
 
     def visit_hours(a: float, b: float) -> Counter:
         return Counter(dt.datetime.fromtimestamp(r[0], LONDON).hour for r in db.execute(
-            "select start_t from visits where start_t >= ? and start_t < ?", (a, b)))
+            "select end_t from visits where end_t >= ? and end_t < ?", (a, b)))
 
     today = visit_hours(start, end)
     week_ago = visit_hours(start - 7 * 86400, end - 7 * 86400)
@@ -177,10 +177,10 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
     dwell = defaultdict(list)
     for zone, seconds in db.execute(
             "select zone_id, dwell_s from visit_zone_dwell join visits using (visit_id) "
-            "where start_t >= ? and start_t < ? and dwell_s > 0", (start, end)):
+            "where end_t >= ? and end_t < ? and dwell_s > 0", (start, end)):
         dwell[zone].append(seconds)
     assert set(zone_rows) == {z.id for z in site.floor.zones}
-    total = db.execute("select count(*) from visits where start_t >= ? and start_t < ?",
+    total = db.execute("select count(*) from visits where end_t >= ? and end_t < ?",
                        (start, end)).fetchone()[0]
     for zone_id, cells_text in zone_rows.items():
         values = dwell.get(zone_id, [])
@@ -197,8 +197,8 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
 
     assert shown["mix-total"] == str(total)
     traits = dict(db.execute(
-        "select trait, count(*) from visit_traits join visits using (visit_id) where start_t >= ? "
-        "and start_t < ? and probability >= 0.5 group by 1", (start, end)).fetchall())
+        "select trait, count(*) from visit_traits join visits using (visit_id) where end_t >= ? "
+        "and end_t < ? and probability >= 0.5 group by 1", (start, end)).fetchall())
     for trait, count in traits.items():
         row = trait_rows[trait]
         share = f"{100 * count / total:.0f}%"

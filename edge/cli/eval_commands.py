@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
-from edge.cli.options import FiniteFloatRange, db_option, load_site_option, resolve_db_path
+from edge.cli.options import (
+    FiniteFloatRange,
+    db_option,
+    load_site_option,
+    resolve_db_path,
+)
+from edge.config import load_site
 from edge.evaluation.floor import evaluate_floor, latest_finished_run
 from edge.evaluation.floor_tracks import DEFAULT_GATE_M, evaluate_floor_tracks, read_floor_rows
 from edge.evaluation.mot import FrameRange, coverage_hint, evaluate_mot, require_run_boxes
 from edge.motformat import read_mot
+from edge.paths import default_site_config, share_dir
 from edge.runtime.schema import open_database
 
 
@@ -130,3 +138,49 @@ def eval_floor(
     for name, value in accuracy.as_dict().items():
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         click.echo(f"{name:>16}  {shown}")
+
+
+def _default_shared() -> Path:
+    """``$EDGE_ASSETS_DIR``, else ``shared/`` beside a source checkout."""
+    if os.environ.get("EDGE_ASSETS_DIR"):
+        return Path(os.environ["EDGE_ASSETS_DIR"])
+    return share_dir().parent / "shared"
+
+
+@eval_group.command("suite")
+@click.argument("sections", nargs=-1, metavar="[SECTION]...")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: figure name -> number (null: undefined).")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Site config of the PETS demo (default: the embedded one).")
+@click.option("--shared", "shared", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="The shared ground truth and recordings. Default: "
+              "$EDGE_ASSETS_DIR, else shared/ beside the checkout.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="video section: replay only this many frames (a quick look; figures are "
+                   "then for those frames only).")
+def eval_suite(sections: tuple[str, ...], as_json: bool, site_path: Path | None,
+               shared: Path | None, max_frames: int | None) -> None:
+    """Every accuracy figure of the project against the shared ground truth.
+
+    SECTION (default all; figure names in docs/report.md): reference (the evaluator on
+    py-motmetrics' TUD-Campus data), tracker (our tracker alone on the PETS det.txt,
+    and supervision's ByteTrack), wifi (Brno occupancy correlation, single-phone
+    device counts), video (`edge replay` of the PETS recording: HOTA, IDF1, MOTA, ID
+    switches, floor error, dwell error, entrance-line recall)."""
+    from edge.evaluation.suite import SECTIONS, run
+
+    chosen = list(sections) or list(SECTIONS)
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        raise click.UsageError(
+            f"unknown section {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    site = load_site(site_path or default_site_config())
+    figures = run(site, shared or _default_shared(), chosen, max_frames=max_frames,
+                  progress=lambda name: click.echo(f"evaluate {name}...", err=True))
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    width = max((len(name) for name in figures), default=10)
+    for name, value in figures.items():
+        click.echo(f"{name:<{width}}  {'-' if value is None else value}")

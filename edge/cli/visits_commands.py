@@ -205,8 +205,8 @@ def eval_visits(
     it covered, as in the report; a note on stderr says so."""
     from edge.evaluation.accuracy import coverage_note, covered_frames, ground_truth_of_frames
     from edge.evaluation.floor import require_world_coordinates
+    from edge.evaluation.visits import evaluate_visits, latest_run_id
     from edge.motformat import read_mot
-    from edge.visits.evaluation import evaluate_visits, latest_run_id
 
     site = load_site_option(site_path)
     path = resolve_db_path(db_path, site, must_exist=True)
@@ -220,7 +220,7 @@ def eval_visits(
         click.echo(f"Note: {note}.", err=True)
     covered = ground_truth_of_frames(gt, last_frame, gt_path.name)
     if groups:
-        from edge.visits.group_evaluation import evaluate_groups
+        from edge.evaluation.groups import evaluate_groups
 
         scores = evaluate_groups(site, covered, db, run_id=run)
         if as_json:
@@ -230,7 +230,7 @@ def eval_visits(
                        f"{name:>20}  {value}")
         return
     if random_layouts:
-        from edge.visits.layouts import evaluate_layouts
+        from edge.evaluation.layouts import evaluate_layouts
 
         figures = evaluate_layouts(site, covered, db, run_id=run).metrics
         if as_json:

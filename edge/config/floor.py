@@ -86,6 +86,11 @@ class FloorConfig(StrictModel):
     zones: list[ZoneConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list)
 
+    @property
+    def entrance_line_ids(self) -> list[str]:
+        """Ids of the entrance lines (``kind: entrance``): their crossings are footfall."""
+        return [line.id for line in self.lines if line.kind == "entrance"]
+
     @model_validator(mode="after")
     def _ordered_bounds(self) -> FloorConfig:
         (x0, y0), (x1, y1) = self.bounds

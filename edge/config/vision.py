@@ -40,6 +40,12 @@ def usb_device_index(source: str) -> int | None:
     return int(index) if index.isascii() and index.isdigit() else None
 
 
+# The frame rate assumed when neither the camera's ``fps`` nor its source gives one (a
+# det.txt, a file whose header has none, a live stream): the one fallback of
+# edge.video and edge.pipeline.tracker_frame_rate.
+DEFAULT_FPS = 10.0
+
+
 def detection_stride(fps: float, detect_fps: float | None) -> int:
     """Every how many frames the detector runs: whole frames, so a ``detect_fps`` that
     does not divide ``fps`` gets the next lower rate (``fps / stride``)."""

@@ -1,6 +1,6 @@
 """The report's accuracy section: a run against ground truth, through the project's
 own evaluators (:mod:`edge.evaluation.mot`, :mod:`edge.evaluation.floor`,
-:mod:`edge.visits.evaluation`); nothing is re-implemented here.
+:mod:`edge.evaluation.visits`); nothing is re-implemented here.
 
 A partial replay (``--max-frames``) is measured against the ground truth of the
 frames it covered, not against the whole recording (:func:`covered_frames`,
@@ -19,9 +19,9 @@ from edge.config import SiteConfig
 from edge.errors import DataFormatError
 from edge.evaluation.floor import evaluate_floor, has_world_coordinates
 from edge.evaluation.mot import FRAME_OFFSET, evaluate_mot, read_run_boxes
+from edge.evaluation.visits import evaluate_visits
 from edge.motformat import read_mot
 from edge.storage.trajectories import require_run
-from edge.visits.evaluation import evaluate_visits
 
 
 @dataclass(frozen=True, slots=True)

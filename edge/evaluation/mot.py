@@ -13,7 +13,7 @@ import numpy as np
 import sqlite_utils
 
 from edge.errors import DataFormatError
-from edge.motformat import read_mot
+from edge.motformat import mot_array, read_mot
 from edge.storage.trajectories import require_run
 from edge.tracking.association import box_iou
 
@@ -182,10 +182,8 @@ def read_run_boxes(db: sqlite_utils.Database, run_id: int) -> np.ndarray:
         "select frame, track_id, left, top, width, height, confidence from track_points "
         "where run_id = ? and left is not null and top is not null and width is not null "
         "and height is not null", [run_id]).fetchall(), dtype=np.float64).reshape(-1, 7)
-    out = np.full((len(rows), 10), -1.0)
-    out[:, :7] = rows
-    out[:, 0] += FRAME_OFFSET
-    return out
+    return mot_array(rows[:, 0], rows[:, 1], rows[:, 2:6], rows[:, 6],
+                     frame_offset=FRAME_OFFSET, corners=False)
 
 
 def require_run_boxes(db: sqlite_utils.Database, run_id: int) -> np.ndarray:

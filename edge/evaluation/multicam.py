@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataFormatError
-from edge.motformat import read_mot
+from edge.motformat import mot_array, read_mot, save_mot
 
 WILDTRACK_FPS = 2.0
 WILDTRACK_IMAGE = (1920, 1080)
@@ -83,7 +83,9 @@ def degrade(rows: np.ndarray, degradation: Degradation, image_size: tuple[int, i
     # 0.9, false ones spread lower (a tracker's activation threshold then means the same)
     kept[:, 6] = np.clip(rng.normal(0.92, 0.06, len(kept)), 0.3, 1.0)
     frames = np.unique(rows[:, 0])
-    false = []
+    false_frames: list[float] = []
+    false_boxes: list[tuple[float, float, float, float]] = []
+    false_scores: list[float] = []
     width, height = image_size
     typical = np.median(rows[:, 5]) if len(rows) else 200.0
     for frame in frames:
@@ -91,8 +93,11 @@ def degrade(rows: np.ndarray, degradation: Degradation, image_size: tuple[int, i
             h = typical * rng.uniform(0.5, 1.5)
             w = h * rng.uniform(0.3, 0.45)
             left, top = rng.uniform(0, width - w), rng.uniform(height * 0.3, height - h)
-            false.append([frame, -1, left, top, w, h, rng.uniform(0.3, 0.9), -1, -1, -1])
-    out = np.vstack([kept[:, :10], np.array(false).reshape(-1, 10)])
+            false_frames.append(frame)
+            false_boxes.append((left, top, w, h))
+            false_scores.append(rng.uniform(0.3, 0.9))
+    false = mot_array(false_frames, -1, false_boxes, false_scores, corners=False)
+    out = np.vstack([kept[:, :10], false])
     return out[np.argsort(out[:, 0], kind="stable")]
 
 
@@ -106,8 +111,7 @@ def write_degraded(folder: str | Path, out_dir: str | Path,
         source = Path(folder) / "det" / f"{_file_name(folder, camera)}.txt"
         rows = degrade(read_mot(source), degradation, WILDTRACK_IMAGE, index)
         path = out_dir / f"{camera}.txt"
-        np.savetxt(path, rows, fmt=["%d", "%d", "%.1f", "%.1f", "%.1f", "%.1f", "%.3f",
-                                    "%d", "%d", "%d"], delimiter=",")
+        save_mot(path, rows, box_decimals=1, score_decimals=3)
         paths[camera] = path
     return paths
 

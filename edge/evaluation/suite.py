@@ -1,6 +1,6 @@
 """Every accuracy figure of the project against the shared ground truth, by section.
 
-``scripts/evaluate`` prints them; each section is a function returning
+``edge eval suite`` prints them; each section is a function returning
 ``figure name -> number`` (``None`` where a figure is undefined, e.g. a correlation
 over a constant series). The names are an interface (docs/report.md lists them).
 

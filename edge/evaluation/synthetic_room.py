@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.evaluation.multicam import Degradation, degrade
+from edge.motformat import mot_array, save_mot
 
 PERSON_HEIGHT_M = 1.7
 WIDTH_RATIO = 0.4
@@ -122,7 +123,8 @@ def make_room(room: Room, folder: str | Path) -> tuple[dict, dict[str, Path], Pa
             shift = np.eye(3)
             shift[0, 2] = room.calibration_error_m  # this camera's floor is 0.2 m off
             image_to_floor = shift @ image_to_floor
-        rows = []
+        frames: list[int] = []
+        shown_boxes: list[np.ndarray] = []
         for frame in range(room.frames):
             feet = np.c_[walk[frame], np.zeros(room.people)]
             heads = np.c_[walk[frame], np.full(room.people, PERSON_HEIGHT_M)]
@@ -141,14 +143,13 @@ def make_room(room: Room, folder: str | Path) -> tuple[dict, dict[str, Path], Pa
                     continue
                 shown.append(i)
                 visible_any[frame, i] = True
-                x1, y1, x2, y2 = boxes[i]
-                rows.append([frame + 1, -1, x1, y1, x2 - x1, y2 - y1, 1, -1, -1, -1])
-        detections = degrade(np.array(rows).reshape(-1, 10),
-                             Degradation(seed=room.seed), room.image, c)
+                frames.append(frame)
+                shown_boxes.append(boxes[i])
+        rows = mot_array(frames, -1, np.reshape(shown_boxes, (-1, 4)), 1.0, frame_offset=1)
+        detections = degrade(rows, Degradation(seed=room.seed), room.image, c)
         name = f"cam{c + 1}"
         path = folder / f"{name}.txt"
-        np.savetxt(path, detections, fmt=["%d", "%d", "%.1f", "%.1f", "%.1f", "%.1f", "%.3f",
-                                          "%d", "%d", "%d"], delimiter=",")
+        save_mot(path, detections, box_decimals=1, score_decimals=3)
         paths[name] = path
         cameras.append({"id": name, "source": f"rtsp://{name}.invalid/stream", "fps": room.fps,
                         "calibration": {"homography": image_to_floor.tolist(),

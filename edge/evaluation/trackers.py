@@ -3,7 +3,7 @@ ByteTrack and norfair with their defaults, all as MOTChallenge rows for
 :mod:`edge.evaluation.mot`.
 
 Shared by ``scripts/bench_tracker`` (speed and accuracy ratios) and
-``scripts/evaluate`` (accuracy figures).
+``edge eval suite`` (accuracy figures).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config.vision import TrackerConfig
-from edge.motformat import detections_by_frame
+from edge.motformat import detections_by_frame, mot_array
 from edge.records import Detections
 from edge.tracking import ByteTracker
 
@@ -28,12 +28,7 @@ def load_detections(path: str | Path) -> list[Detections]:
 def as_mot(rows: list[tuple]) -> np.ndarray:
     """``(frame, id, x1, y1, x2, y2, score)`` rows as MOTChallenge rows."""
     array = np.array(rows, dtype=np.float64).reshape(-1, 7)
-    out = np.full((len(array), 10), -1.0)
-    out[:, :2] = array[:, :2]
-    out[:, 2:4] = array[:, 2:4]
-    out[:, 4:6] = array[:, 4:6] - array[:, 2:4]
-    out[:, 6] = array[:, 6]
-    return out
+    return mot_array(array[:, 0], array[:, 1], array[:, 2:6], array[:, 6])
 
 
 def track_ours(

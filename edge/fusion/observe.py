@@ -79,7 +79,7 @@ def observe(
     if len(detections) == 0:
         return FloorObservations.empty(floor.camera_id, floor.frame_index, floor.timestamp)
     boxes = np.asarray(detections.xyxy, dtype=np.float64)
-    anchors = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2.0, boxes[:, 3]], axis=1)
+    anchors = detections.anchors
     xy, jacobian, w = homography_jacobian(matrix, anchors)
     heights = np.maximum(boxes[:, 3] - boxes[:, 1], MIN_BOX_HEIGHT_PX)
     sigma = pixel_noise * heights + 1.0  # a pixel of quantisation on top

@@ -18,7 +18,7 @@ import sqlite_utils
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
 from edge.privacy.overrides import effective_k
-from edge.privacy.store import immediate, last_value, record_change
+from edge.privacy.store import last_value, record_change
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def record_service_start(
     """
     now = time.time() if now is None else now
     changed = []
-    with immediate(db):
+    with db.atomic():  # immediate: the read and the write are not interleaved
         for setting, value in privacy_settings(site, effective_k(db, site)).items():
             recorded, last = last_value(db, setting)
             if recorded and last == value:

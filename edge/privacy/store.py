@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlite_utils
@@ -52,27 +50,6 @@ def m001_privacy_audit(db: sqlite_utils.Database) -> None:
     )
 
 
-@contextmanager
-def immediate(db: sqlite_utils.Database) -> Iterator[None]:
-    """A write transaction taken at once (BEGIN IMMEDIATE), or a savepoint inside one.
-
-    Reading the last value and writing the next must not interleave with another
-    service doing the same: a deferred transaction that reads and then writes fails
-    at once with SQLITE_BUSY instead of waiting out the busy timeout.
-    """
-    if db.conn.in_transaction:
-        with db.atomic():
-            yield
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.execute("COMMIT")
-
-
 def _encode(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 
@@ -86,7 +63,7 @@ def record_change(
     at: float | None = None,
 ) -> None:
     """Append one row to the audit log (inside the caller's transaction if there is one)."""
-    with immediate(db):
+    with db.atomic():
         db.execute(
             "insert into privacy_audit (at, setting, old, new, source) values (?, ?, ?, ?, ?)",
             [time.time() if at is None else at, setting, _encode(old), _encode(new), source],
@@ -125,7 +102,7 @@ def read_audit_log(
 
 
 def purge_audit_log(db: sqlite_utils.Database, now: float) -> int:
-    with immediate(db):
+    with db.atomic():
         return db.execute("delete from privacy_audit where at < ?",
                           [now - AUDIT_KEEP_DAYS * 86_400]).rowcount
 
@@ -136,7 +113,7 @@ def purge_audit_log(db: sqlite_utils.Database, now: float) -> int:
 def insert_debug_mode(db: sqlite_utils.Database, name: str, detail: str, pid: int, host: str,
                       at: float) -> int:
     """Record a debug mode as on, with its audit row, in one transaction; returns its id."""
-    with immediate(db):
+    with db.atomic():
         cursor = db.execute(
             "insert into debug_modes (name, detail, pid, host, started_at) values (?, ?, ?, ?, ?)",
             [name, detail, pid, host, at],
@@ -150,7 +127,7 @@ def insert_debug_mode(db: sqlite_utils.Database, name: str, detail: str, pid: in
 def delete_debug_mode(db: sqlite_utils.Database, mode_id: int, at: float,
                       reason: str = "stopped") -> bool:
     """Record a debug mode as off (and audit it); False if it was not recorded as on."""
-    with immediate(db):
+    with db.atomic():
         row = db.execute("select name, pid, host from debug_modes where id = ?",
                          [mode_id]).fetchone()
         if row is None:

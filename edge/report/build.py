@@ -18,8 +18,8 @@ from edge.evaluation.accuracy import (
     ground_truth_of_frames,
     read_ground_truth,
 )
+from edge.outputs import ensure_writable
 from edge.report.data import ReportData
-from edge.report.files import ensure_writable
 from edge.report.html import write_report
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import capture_sensor_name, replay_to_list

@@ -16,12 +16,12 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.errors import DataFormatError
+from edge.figures import TRAIT_THRESHOLD
 from edge.storage.trajectories import read_trajectories, require_run
 
 # As on the status page (edge.web.queries): a track's time at a point is the gap to its
 # next point, capped, so a lost-and-found track does not pile seconds on one cell.
 MAX_POINT_GAP_S = 1.0
-TRAIT_THRESHOLD = 0.5  # a visit "shows" a trait or segment at this probability or more
 
 
 @dataclass(frozen=True, slots=True)

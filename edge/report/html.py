@@ -16,8 +16,8 @@ import sqlite_utils
 from edge.config import SiteConfig
 from edge.errors import OutputError
 from edge.evaluation.accuracy import Accuracy
+from edge.outputs import write_text_whole
 from edge.report.data import ReportData, collect
-from edge.report.files import write_text_whole
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

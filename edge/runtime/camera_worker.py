@@ -24,7 +24,7 @@ from edge.errors import StorageError
 from edge.fusion.stage import FusionStage
 from edge.fusion.store import write_camera_frames
 from edge.paths import state_dir
-from edge.pipeline import CameraPipeline
+from edge.pipeline import build_camera_pipeline, tracker_frame_rate
 from edge.privacy.settings import record_service_start
 from edge.records import FloorTracks
 from edge.runtime.disk_guard import DiskGuard
@@ -33,7 +33,6 @@ from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage.health import report_health
 from edge.storage.trajectories import finish_run, record_frames, start_run, write_track_points
-from edge.tracking import ByteTracker
 from edge.video import describe_source
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
@@ -75,14 +74,9 @@ class CameraWorker:
         self.service = site.service
         detector = load_detector(site.detector)
         self.model_name = detector.name
-        # The rate frames really reach the tracker: fps / N, at or below detect_fps.
-        frame_rate = self.camera.detection_rate or self.camera.fps or 10.0
-        self.pipeline = CameraPipeline(
-            self.camera.id,
-            detector,
-            ByteTracker(site.tracker, frame_rate),
-            fit_camera_calibrations(site)[self.camera.id],
-            self.camera.floor_area,  # as in replay: people off the store floor are not tracked
+        self.pipeline = build_camera_pipeline(
+            site, self.camera, fit_camera_calibrations(site)[self.camera.id], detector,
+            frame_rate=tracker_frame_rate(self.camera, live=True),
         )
         self.reader = FrameReader(
             self.camera,

@@ -37,6 +37,10 @@ class _ImmediateConnection(sqlite3.Connection):
     several camera workers, the sync and the web writing the same file, that lost
     positions and health reports and stopped workers at start. ``BEGIN IMMEDIATE``
     waits for the lock (busy timeout) instead, and then cannot fail that way.
+
+    This is the one way the project takes the write lock: every ``BEGIN`` on a
+    database from :func:`open_database` (``db.atomic()``, sqlite-utils' own, the
+    migrations') is immediate; no module writes ``BEGIN IMMEDIATE`` itself.
     """
 
     def execute(self, sql: str, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
@@ -134,26 +138,22 @@ def _migrate(db: sqlite_utils.Database, sets: Sequence[Migrations]) -> None:
     Every service opens the database when the box boots: without one write lock over
     the whole check-and-apply, two processes both saw a migration pending and one
     failed ("database is locked" or "table already exists"), exiting and restarting.
-    ``BEGIN IMMEDIATE`` waits (busy timeout) for the other process's migrations; the
-    migrations' own transactions nest inside as savepoints.
+    The transaction (``BEGIN IMMEDIATE``, :class:`_ImmediateConnection`) waits (busy
+    timeout) for the other process's migrations; the migrations' own transactions nest
+    inside as savepoints.
     """
     if not any(migrations.pending(db) for migrations in sets):
         return  # the usual start: nothing to do, no write lock taken
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with db.atomic():
         for migrations in sets:
             migrations.apply(db)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _probe_write(db: sqlite_utils.Database) -> None:
     """Fail now, not at the first write, when the file is read-only: a service must not
     run for hours logging that it cannot store anything. Rewrites the header, undone."""
     version = db.execute("pragma user_version").fetchone()[0]
-    db.execute("begin immediate")
+    db.execute("BEGIN")  # immediate (_ImmediateConnection): takes the write lock now
     try:
         db.execute(f"pragma user_version = {int(version)}")
     finally:

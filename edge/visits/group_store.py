@@ -9,8 +9,8 @@ visit that meets a stored group joins it; one that joins two groups merges them.
 companion still in view is compared when it closes (then it joins), and an associate
 walking beside a shopper never joins (associates' visits are not stored as visits).
 
-Figures (:func:`units_started`, :func:`units_ended`) count buying units: the groups
-of the visits in a period, a group counted once.
+The figure, buying units in a period (each group counted once), is
+:func:`edge.figures.buying_units`.
 """
 
 from __future__ import annotations
@@ -91,30 +91,6 @@ def insert_groups(
                 for r, label in zip(batch, labels[:len(new)], strict=True)]
         db.table("visit_groups").insert_all(rows)
     return merged
-
-
-def units_started(conn: sqlite3.Connection, start: float, end: float) -> int:
-    """Buying units among the visits that started in ``[start, end)``: each group once
-    (a visit not yet given a group counts as one)."""
-    return int(conn.execute(
-        "select count(distinct coalesce(g.group_id, v.visit_id)) from visits v "
-        "left join visit_groups g using (visit_id) where v.start_t >= ? and v.start_t < ?",
-        [start, end],
-    ).fetchone()[0])
-
-
-def units_ended(conn: sqlite3.Connection, start: float, end: float) -> int:
-    """Buying units whose first visit to end ended in ``[start, end)``: each group is
-    counted in one window only, the one where its first member left (later members of
-    the group ending in later windows add nothing there)."""
-    return int(conn.execute(
-        "select count(*) from visits v left join visit_groups g using (visit_id) "
-        "where v.end_t >= ? and v.end_t < ? and not exists ("
-        "  select 1 from visit_groups o join visits w on w.visit_id = o.visit_id "
-        "  where g.group_id is not null and o.group_id = g.group_id and o.visit_id != v.visit_id"
-        "  and (w.end_t < v.end_t or (w.end_t = v.end_t and w.visit_id < v.visit_id)))",
-        [start, end],
-    ).fetchone()[0])
 
 
 def unit_segments(

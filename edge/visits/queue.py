@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from shapely import contains_xy
@@ -24,6 +24,7 @@ from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
 from edge.config.floor import FloorConfig
+from edge.figures import visit_period
 from edge.visits.records import QueueWait, ZoneStay
 
 # Leaving the queue for one of these abandons it (transit zones do not: a queue often
@@ -70,33 +71,27 @@ class WaitSummary:
     p90_s: float | None
 
 
-def read_waits(
-    conn: Any, start: float, end: float, *, by: Literal["start_t", "end_t"] = "end_t"
-) -> list[float]:
-    """Wait seconds of the visits whose ``by`` time is in ``[start, end)``.
+def read_waits(conn: Any, start: float, end: float) -> list[float]:
+    """Wait seconds of the visits of ``[start, end)`` (those that ended in it: the one
+    rule of :mod:`edge.figures`, for the status page and the aggregates alike).
 
-    ``conn`` is a ``sqlite3.Connection`` or a ``sqlite_utils.Database``. The status
-    page dates visits by start (its days), the aggregates by end (their windows).
+    ``conn`` is a ``sqlite3.Connection`` or a ``sqlite_utils.Database``.
     """
-    column = "v.start_t" if by == "start_t" else "v.end_t"
     return [
         float(row[0])
         for row in conn.execute(
             f"select w.wait_s from visit_queue_waits w join visits v on v.visit_id = w.visit_id "
-            f"where {column} >= ? and {column} < ? and w.wait_s >= 0",
+            f"where {visit_period('v')} and w.wait_s >= 0",
             (start, end),
         )
     ]
 
 
-def waiting_visits(
-    conn: Any, start: float, end: float, *, by: Literal["start_t", "end_t"] = "end_t"
-) -> int:
+def waiting_visits(conn: Any, start: float, end: float) -> int:
     """Visits (people) with at least one wait: the count the k rules apply to."""
-    column = "v.start_t" if by == "start_t" else "v.end_t"
     row = conn.execute(
         f"select count(distinct w.visit_id) from visit_queue_waits w join visits v "
-        f"on v.visit_id = w.visit_id where {column} >= ? and {column} < ?",
+        f"on v.visit_id = w.visit_id where {visit_period('v')}",
         (start, end),
     ).fetchone()
     return int(row[0] or 0)

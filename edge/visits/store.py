@@ -144,22 +144,6 @@ def replace_open_staff(
              "reason": reason} for camera, track, start, reason in rows)
 
 
-def staff_point_filter(tables: set[str], alias: str) -> str:
-    """SQL (``and ...``) keeping only the ``track_points`` rows (as ``alias``) that are no
-    associate's: not inside a stored staff visit, nor on an open track the builder has
-    classified as staff. Empty when neither table exists (an older database)."""
-    clause = ""
-    if "staff_visits" in tables:
-        clause += (f" and not exists (select 1 from staff_visits s where s.run_id = {alias}.run_id"
-                   f" and s.camera_id = {alias}.camera_id and s.track_id = {alias}.track_id"
-                   f" and {alias}.t >= s.start_t and {alias}.t <= s.end_t)")
-    if "staff_tracks_open" in tables:
-        clause += (f" and not exists (select 1 from staff_tracks_open o where o.run_id = "
-                   f"{alias}.run_id and o.camera_id = {alias}.camera_id and o.track_id = "
-                   f"{alias}.track_id and {alias}.t >= o.start_t)")
-    return clause
-
-
 VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits",
                       "visit_groups")
 

@@ -129,7 +129,6 @@ class Dashboard:
         k = (effective_k(conn, site) if "sync_overrides" in tables
              else site.privacy.min_publishable_count)
         window = DayWindow.of(day, tz)
-        entrance = [line.id for line in site.floor.lines if line.kind == "entrance"]
         components = [component_health(row, now, web.health_stale_s)
                       for row in queries.health_rows(conn, tables)]
         model = next((str(c.figures["model"]) for c in components
@@ -153,7 +152,8 @@ class Dashboard:
             data=data,
             occupancy=queries.occupancy(conn, tables, now, web.live_window_s, tz),
             footfall=queries.with_groups(
-                conn, tables, queries.footfall(conn, tables, day, tz, entrance), window, k),
+                conn, tables,
+                queries.footfall(conn, tables, day, tz, site.floor.entrance_line_ids), window, k),
             heatmap=queries.heatmap(conn, tables, window, site.floor, k),
             zones=queries.zone_dwell(conn, tables, window, site.floor, k),
             mix=queries.mix(conn, tables, window, k),

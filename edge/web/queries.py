@@ -1,7 +1,10 @@
 """The aggregate SQL behind the status page.
 
 Every function reads one day (store time) or one instant and returns counts,
-sums and medians; none returns a row about one visit, track or device. Groups of
+sums and medians; none returns a row about one visit, track or device. The figures
+the MQTT aggregates publish too (footfall, entrance crossings, occupancy, zone dwell,
+the trait and segment mix, conversion) come from :mod:`edge.figures`, with its one
+rule for which period a visit belongs to: the one in which it ended. Groups of
 fewer than ``k`` visits (``privacy.min_publishable_count``) are hidden, and so are
 counts that would let one be worked out by subtraction from the day's total
 (:mod:`edge.privacy.small_counts`, the rules the MQTT aggregates follow too). A
@@ -18,12 +21,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from edge import figures
 from edge.config.floor import FloorConfig, ZoneConfig
 from edge.pos.store import read_periods
 from edge.privacy.small_counts import withheld
-from edge.visits.group_store import units_started
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
-from edge.visits.store import staff_point_filter
 from edge.web.schemas import (
     Conversion,
     Footfall,
@@ -42,7 +44,6 @@ from edge.web.schemas import (
 )
 from edge.web.text import STANDARD_TRAITS, clock_text, plain, trait_label
 
-TRAIT_THRESHOLD = 0.5
 # A track's time at a point is the gap to its next point, but never more than this:
 # a longer gap is a lost track, not someone standing still.
 MAX_POINT_GAP_S = 1.0
@@ -81,58 +82,31 @@ def occupancy(
     replay, or cameras stopped) each camera's last frame with anyone in it is
     counted, and the answer says when that was. On a multi-camera site the stored
     tracks are the fusion's store-wide ones (camera id ``store``): each person once.
-    Associates are counted apart (:func:`in_view`).
+    Associates are counted apart (:func:`edge.figures.people_seen`).
     """
     empty = Occupancy(people=None, as_of=None, as_of_text=None, live=False, window_s=window_s)
     if "track_points" not in tables:
         return empty
     # Points stamped after "now" (a camera clock slightly ahead) count as now.
-    latest = conn.execute(
-        "select max(t) from track_points where t <= ?", (now + CLOCK_SKEW_S,)
-    ).fetchone()[0]
+    latest = figures.latest_position_time(conn, now + CLOCK_SKEW_S)
     if latest is None:
         return empty
     today = local_day(now, tz)
     if now - latest <= window_s:
-        people, associates = in_view(conn, tables, now - window_s, now + CLOCK_SKEW_S)
-        return Occupancy(people=people, as_of=now, as_of_text=clock_text(now, tz, today=today),
-                         live=True, window_s=window_s, associates=associates)
-    # The t index makes this a short range scan: the last minute before the latest point.
-    lasts = conn.execute(
-        "select camera_id, max(t) from track_points where t >= ? and t <= ? group by camera_id",
-        (latest - 60.0, latest),
-    ).fetchall()
-    people = associates = 0
-    for camera_id, last_t in lasts:
-        customers, staff = in_view(conn, tables, last_t - INSTANT_S, last_t, camera_id)
-        people += customers
-        associates += staff
-    return Occupancy(people=people, as_of=latest, as_of_text=clock_text(latest, tz, today=today),
-                     live=False, window_s=window_s, associates=associates)
-
-
-def in_view(
-    conn: sqlite3.Connection, tables: set[str], start: float, end: float,
-    camera_id: str | None = None,
-) -> tuple[int, int]:
-    """Customers and associates with a track point in ``[start, end]`` (of one camera):
-    a track is an associate's inside a stored staff visit or once the builder has
-    classified its open piece as staff (:func:`edge.visits.store.staff_point_filter`)."""
-    camera, params = ("and camera_id = ?", [camera_id]) if camera_id is not None else ("", [])
-    every, customers = (conn.execute(
-        f"select count(*) from (select distinct run_id, camera_id, track_id "
-        f"from track_points tp where t >= ? and t <= ? {camera} {keep})",
-        [start, end, *params],
-    ).fetchone()[0] for keep in ("", staff_point_filter(tables, "tp")))
-    return int(customers), int(every - customers)
+        seen = figures.people_seen(conn, now - window_s, now + CLOCK_SKEW_S)
+        return Occupancy(people=seen.customers, as_of=now,
+                         as_of_text=clock_text(now, tz, today=today), live=True,
+                         window_s=window_s, associates=seen.associates)
+    seen = figures.people_in_last_frames(conn, latest, INSTANT_S)
+    return Occupancy(people=seen.customers, as_of=latest,
+                     as_of_text=clock_text(latest, tz, today=today), live=False,
+                     window_s=window_s, associates=seen.associates)
 
 
 def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> dict[int, int]:
     counts: dict[int, int] = defaultdict(int)
-    for (start_t,) in conn.execute(
-        "select start_t from visits where start_t >= ? and start_t < ?", (window.start, window.end)
-    ):
-        counts[dt.datetime.fromtimestamp(start_t, tz).hour] += 1
+    for t in figures.visit_times(conn, window.start, window.end):
+        counts[dt.datetime.fromtimestamp(t, tz).hour] += 1
     return counts
 
 
@@ -159,7 +133,8 @@ def footfall(
     conn: sqlite3.Connection, tables: set[str], day: dt.date, tz: ZoneInfo,
     entrance_lines: list[str],
 ) -> Footfall:
-    """Visits started per hour on ``day`` and on the same weekday a week before."""
+    """Visits per hour (by the hour they ended in) on ``day`` and on the same weekday a
+    week before, and the day's entrance crossings."""
     compare = day - dt.timedelta(days=7)
     today: dict[int, int] = {}
     before: dict[int, int] = {}
@@ -167,7 +142,7 @@ def footfall(
     if "visits" in tables:
         today = _visit_hours(conn, DayWindow.of(day, tz), tz)
         before = _visit_hours(conn, DayWindow.of(compare, tz), tz)
-        latest = conn.execute("select max(start_t) from visits").fetchone()[0]
+        latest = figures.latest_visit_time(conn)
         latest_day = local_day(latest, tz) if latest is not None else None
     hours: list[HourCount] = []
     busy = sorted(set(today) | set(before))
@@ -177,20 +152,14 @@ def footfall(
         for hour in range(first, last + 1):
             hours.append(HourCount(hour=hour, label=f"{hour:02d}:00",
                                    today=today.get(hour, 0), last_week=before.get(hour, 0)))
-    crossings = {"in": 0, "out": 0}
-    if "line_crossings" in tables and entrance_lines:
+    entrance_in = entrance_out = 0
+    if "line_crossings" in tables:
         window = DayWindow.of(day, tz)
-        marks = ",".join("?" * len(entrance_lines))
-        for direction, count in conn.execute(
-            f"select direction, count(*) from line_crossings where t >= ? and t < ? "
-            f"and line_id in ({marks}) group by direction",
-            (window.start, window.end, *entrance_lines),
-        ):
-            if direction in crossings:
-                crossings[direction] = count
+        entrance_in, entrance_out = figures.entrance_crossings(
+            conn, window.start, window.end, entrance_lines)
     return Footfall(
         day=day, compare_day=compare, total=sum(today.values()), compare_total=sum(before.values()),
-        hours=hours, entrance_in=crossings["in"], entrance_out=crossings["out"],
+        hours=hours, entrance_in=entrance_in, entrance_out=entrance_out,
         latest_day_with_visits=latest_day,
         associates=associates_on_floor(conn, tables, DayWindow.of(day, tz)),
     )
@@ -199,12 +168,12 @@ def footfall(
 def with_groups(
     conn: sqlite3.Connection, tables: set[str], footfall: Footfall, window: DayWindow, k: int
 ) -> Footfall:
-    """``footfall`` with the day's buying units (:func:`edge.visits.group_store.units_started`),
+    """``footfall`` with the day's buying units (:func:`edge.figures.buying_units`),
     under the k rules the aggregates' ``visits.groups`` follows: hidden below k, and when
     fewer than k of the day's visitors came with someone."""
     if "visit_groups" not in tables or not footfall.total:
         return footfall
-    units = units_started(conn, window.start, window.end)
+    units = figures.buying_units(conn, window.start, window.end)
     if withheld({"groups": units}, k, total=footfall.total):
         return footfall.model_copy(update={"groups_hidden_reason": hidden_reason(
             units, footfall.total, k)})
@@ -239,7 +208,7 @@ def heatmap(
     Each point stands for the time until its track's next point (capped at
     :data:`MAX_POINT_GAP_S`). Cells visited by fewer than ``k`` distinct tracks
     are dropped, so no single path can be read off the map. Associates' points are left
-    out (:func:`edge.visits.store.staff_point_filter`).
+    out (:func:`edge.figures.staff_point_filter`).
     """
     (x0, y0), (x1, y1) = floor.bounds
     cell = floor.heatmap_cell_m
@@ -261,7 +230,7 @@ def heatmap(
                 group by cx, cy, run_id, camera_id, track_id
             )
             select cx, cy, sum(dwell), count(*) from per_track group by cx, cy
-            """.format(not_staff=staff_point_filter(tables, "tp")),
+            """.format(not_staff=figures.staff_point_filter(tables, "tp")),
             {"gap": MAX_POINT_GAP_S, "start": window.start, "end": window.end,
              "x0": x0, "y0": y0, "x1": x1, "y1": y1, "cell": cell},
         ).fetchall()
@@ -280,10 +249,7 @@ def heatmap(
 def _day_visits(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> int:
     if "visits" not in tables:
         return 0
-    return int(conn.execute(
-        "select count(*) from visits where start_t >= ? and start_t < ?",
-        (window.start, window.end),
-    ).fetchone()[0])
+    return figures.visit_count(conn, window.start, window.end)
 
 
 def zone_dwell(
@@ -291,14 +257,9 @@ def zone_dwell(
 ) -> ZoneDwellList:
     """Visitors and typical time per zone; a zone whose visitors, or the day's visitors
     who did not go there, number 1 to k-1 is hidden."""
-    per_zone: dict[str, list[float]] = defaultdict(list)
+    per_zone: dict[str, list[float]] = {}
     if {"visits", "visit_zone_dwell"} <= tables:
-        for zone_id, dwell in conn.execute(
-            "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v "
-            "on v.visit_id = d.visit_id where v.start_t >= ? and v.start_t < ? and d.dwell_s > 0",
-            (window.start, window.end),
-        ):
-            per_zone[zone_id].append(float(dwell))
+        per_zone = figures.zone_dwell(conn, window.start, window.end)
     known = {z.id: z for z in floor.zones}
     order = [z.id for z in floor.zones] + sorted(set(per_zone) - set(known))
     total = _day_visits(conn, tables, window)
@@ -326,13 +287,9 @@ def _mix_items(
 ) -> list[MixItem]:
     names = set(always)
     counts: dict[str, int] = {}
-    for name, count in conn.execute(
-        f"select m.{column}, sum(m.probability >= ?) from {table} m join visits v "
-        f"on v.visit_id = m.visit_id where v.start_t >= ? and v.start_t < ? group by m.{column}",
-        (TRAIT_THRESHOLD, window.start, window.end),
-    ):
-        names.add(name)
-        counts[name] = int(count or 0)
+    for cell in figures.mix(conn, table, column, window.start, window.end):
+        names.add(cell.name)
+        counts[cell.name] = cell.visits
 
     def order(name: str) -> tuple:  # the standard names first, in their order; then A-Z
         return (name not in always, always.index(name) if name in always else 0, name)
@@ -430,11 +387,11 @@ def queue(
     people = 0
     recent = None
     if {"visits", "visit_queue_waits"} <= tables:
-        waits = read_waits(conn, window.start, window.end, by="start_t")
-        people = waiting_visits(conn, window.start, window.end, by="start_t")
+        waits = read_waits(conn, window.start, window.end)
+        people = waiting_visits(conn, window.start, window.end)
         last_hour = (now - RECENT_WAITS_S, now + CLOCK_SKEW_S)
-        if waiting_visits(conn, *last_hour, by="end_t") >= k:
-            recent = wait_summary(read_waits(conn, *last_hour, by="end_t"), 0).p50_s
+        if waiting_visits(conn, *last_hour) >= k:
+            recent = wait_summary(read_waits(conn, *last_hour), 0).p50_s
     total = _day_visits(conn, tables, window)
     hide = bool(withheld({"waited": people}, k, total=total, zero_is_small=True))
     summary = wait_summary(waits, people)
@@ -460,9 +417,7 @@ def conversion(
     visits = 0
     if "visits" in tables:
         for p in periods:
-            visits += int(conn.execute(
-                "select count(*) from visits where end_t >= ? and end_t < ?", (p.start, p.end),
-            ).fetchone()[0])
+            visits += figures.visit_count(conn, p.start, p.end)
     hidden = withheld({"transactions": transactions, "visits": visits}, k, zero_is_small=True)
     shown_t = None if "transactions" in hidden else transactions
     shown_v = None if "visits" in hidden else visits
@@ -500,7 +455,7 @@ def replays(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> in
         return 0
     checks = [f"exists (select 1 from {table} x where x.run_id = r.id and x.{column} >= :start "
               f"and x.{column} < :end)"
-              for table, column in (("visits", "start_t"), ("track_points", "t"))
+              for table, column in (("visits", figures.VISIT_TIME), ("track_points", "t"))
               if table in tables]
     if not checks:
         return 0

@@ -41,7 +41,9 @@ class HourCount(Figures):
 
 
 class Footfall(Figures):
-    """Visits per hour of one day against the same weekday one week earlier."""
+    """Visits per hour of one day against the same weekday one week earlier; a visit
+    counts in the hour it ended (the shopper left), as in the MQTT aggregates
+    (edge.figures)."""
 
     day: dt.date
     compare_day: dt.date
@@ -166,8 +168,8 @@ class Wifi(Figures):
 class Queue(Figures):
     """The checkout queue: people in it now, and waits from joining it to reaching a till.
 
-    Waits count visits that started on the day (and, for ``recent_wait_s``, ended in the
-    last hour); each wait figure is null when fewer than k visits waited.
+    Waits count visits that ended on the day (and, for ``recent_wait_s``, in the last
+    hour); each wait figure is null when fewer than k visits waited.
     """
 
     configured: bool = Field(description="The site has a queue zone and a checkout zone.")

@@ -220,7 +220,7 @@ def evaluate_visits(
                 errors.append(rel_error)
     rel = np.array(errors, dtype=float)
 
-    entrance = {line.id for line in site.floor.lines if line.kind == "entrance"}
+    entrance = set(site.floor.entrance_line_ids)
     gt_entrance = [c for c in gt.crossings if c[1].line_id in entrance]
     rec_entrance = [c for c in rec.crossings if c[1].line_id in entrance]
     matched = match_crossings(gt_entrance, rec_entrance, crossing_tolerance_s)

@@ -21,8 +21,8 @@ import numpy as np
 
 from edge.annotate import Annotator
 from edge.errors import OutputError
+from edge.outputs import ensure_writable
 from edge.records import FloorTracks, Frame
-from edge.report.files import ensure_writable
 
 # File suffix -> (container format, encoder, encoder options). Anything else is mp4.
 FORMATS: dict[str, tuple[str, str, dict[str, str]]] = {

@@ -1,4 +1,5 @@
-"""Output files of the report: checked before the work starts, written whole or not at all."""
+"""Output files of the tools (replay tracks, annotated video, report): checked before
+the work starts, written whole or not at all."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 from edge.errors import OutputError
 
@@ -49,3 +51,14 @@ def write_text_whole(path: Path, text: str, what: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise OutputError(f"cannot write the {what} to {path}: {error.strerror or error}") from None
+
+
+def open_output(path: Path | None, what: str = "tracks") -> TextIO | None:
+    """A text file to write (folders made), or None; OutputError when it cannot be."""
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("w")
+    except OSError as error:
+        raise OutputError(f"cannot write {what} to {path}: {error.strerror}") from None

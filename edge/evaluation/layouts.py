@@ -4,7 +4,7 @@ The demo's one entrance line says little about counting elsewhere: a line placed
 where people pass each other, or where tracks hand over between ids, behaves
 differently. Random layouts (fixed seeds, so figures repeat) put many lines and
 zones across the area the camera sees and score them with the same evaluator as
-the demo's own layout (:func:`edge.visits.evaluation.evaluate_visits`):
+the demo's own layout (:func:`edge.evaluation.visits.evaluate_visits`):
 
 * lines: horizontal and vertical in turn, ``line_length_m`` long, with a random
   inside side, inside the camera's floor area and the area people were annotated
@@ -26,14 +26,14 @@ from shapely.geometry import LineString, MultiPoint, Polygon, box
 
 from edge.config import SiteConfig
 from edge.config.floor import LineConfig, ZoneConfig
-from edge.motformat import read_mot
-from edge.visits.evaluation import (
+from edge.evaluation.visits import (
     evaluate_visits,
     latest_run_id,
     match_crossings,
     measure_side,
     read_tracks,
 )
+from edge.motformat import read_mot
 
 DEFAULT_SEEDS = (1, 2)
 
@@ -146,7 +146,7 @@ def evaluate_layouts(
     Figures are given per seed (``seed<N>.…``) and over all seeds together.
 
     Raises:
-        DataFormatError: as :func:`edge.visits.evaluation.evaluate_visits`.
+        DataFormatError: as :func:`edge.evaluation.visits.evaluate_visits`.
     """
     if run_id is None:
         run_id = latest_run_id(db)

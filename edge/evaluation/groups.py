@@ -19,8 +19,8 @@ import numpy as np
 import sqlite_utils
 
 from edge.config import SiteConfig
+from edge.evaluation.visits import assign_tracks, latest_run_id, measure_side, read_tracks
 from edge.visits.analysis import VisitAnalyzer
-from edge.visits.evaluation import assign_tracks, latest_run_id, measure_side, read_tracks
 from edge.visits.groups import find_groups, group_pairs, pair_scores
 from edge.visits.records import Visit
 

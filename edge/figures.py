@@ -1,0 +1,200 @@
+"""The store figures, one query each: read by the status page (:mod:`edge.web.queries`)
+and by the MQTT aggregates (:mod:`sync.aggregate`), so the page and head office see
+the same numbers for the same period (STYLE.md A6).
+
+**Which period a visit belongs to: the one in which it ended** (``visits.end_t``),
+when the shopper left. That is when a visit is complete (its time in the store,
+zones and traits are known only then, and it is stored only then), so a period's
+figures are final once the period is over: the page's bar for 10:00 stops changing
+soon after 11:00 and says what the 10:00 aggregate sent to head office says, which
+never sends a window again. Till conversion pairs a period's transactions with the
+visits that ended in it for the same reason (people pay on their way out). Line
+crossings (the door counter) and positions (occupancy) count at the moment they
+happen.
+
+Every function takes a ``sqlite3.Connection`` or a ``sqlite_utils.Database`` and a
+period ``[start, end)`` in epoch seconds, and returns exact counts: hiding small
+groups (:mod:`edge.privacy.small_counts`, :mod:`sync.kanon`) is the reader's job.
+The tables must exist; the page checks which do first.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+# A trait or segment "counts" for a visit at this probability or more.
+TRAIT_THRESHOLD = 0.5
+# The time that places a visit in a period (see the module docstring).
+VISIT_TIME = "end_t"
+
+
+def visit_period(alias: str = "") -> str:
+    """The SQL condition "the visit belongs to ``[?, ?)``", for a query over ``visits``
+    (aliased ``alias``); its two parameters are the period's start and end."""
+    column = f"{alias}.{VISIT_TIME}" if alias else VISIT_TIME
+    return f"{column} >= ? and {column} < ?"
+
+
+def visit_count(conn: Any, start: float, end: float) -> int:
+    """Visits of the period."""
+    return int(conn.execute(
+        f"select count(*) from visits where {visit_period()}", (start, end)
+    ).fetchone()[0])
+
+
+def visit_times(conn: Any, start: float, end: float) -> list[float]:
+    """The time that places each visit of the period in it (its end), for counts per
+    hour."""
+    return [float(t) for (t,) in conn.execute(
+        f"select {VISIT_TIME} from visits where {visit_period()}", (start, end)
+    )]
+
+
+def latest_visit_time(conn: Any) -> float | None:
+    """The time of the latest visit (its end), None when there is none."""
+    latest = conn.execute(f"select max({VISIT_TIME}) from visits").fetchone()[0]
+    return None if latest is None else float(latest)
+
+
+def entrance_crossings(conn: Any, start: float, end: float, lines: list[str]) -> tuple[int, int]:
+    """``(in, out)``: steps across the entrance lines ``lines``
+    (:attr:`edge.config.floor.FloorConfig.entrance_line_ids`) in the period."""
+    if not lines:
+        return (0, 0)
+    marks = ",".join("?" * len(lines))
+    counts = dict(conn.execute(
+        f"select direction, count(*) from line_crossings where t >= ? and t < ? "
+        f"and line_id in ({marks}) group by direction",
+        (start, end, *lines),
+    ).fetchall())
+    return (int(counts.get("in", 0)), int(counts.get("out", 0)))
+
+
+def zone_dwell(conn: Any, start: float, end: float) -> dict[str, list[float]]:
+    """Zone id -> the seconds each visit of the period spent there (visits that went
+    there only)."""
+    per_zone: dict[str, list[float]] = defaultdict(list)
+    for zone_id, dwell in conn.execute(
+        f"select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v "
+        f"on v.visit_id = d.visit_id where {visit_period('v')} and d.dwell_s > 0",
+        (start, end),
+    ):
+        per_zone[str(zone_id)].append(float(dwell))
+    return dict(per_zone)
+
+
+@dataclass(frozen=True, slots=True)
+class MixCount:
+    """A trait or segment over a period's visits: ``visits`` with probability >=
+    :data:`TRAIT_THRESHOLD`, out of ``scored`` visits with a probability for it."""
+
+    name: str
+    visits: int
+    scored: int
+    mean_probability: float
+
+
+def mix(conn: Any, table: str, column: str, start: float, end: float) -> list[MixCount]:
+    """Per trait (``visit_traits``/``trait``) or segment (``visit_segments``/``segment``),
+    sorted by name."""
+    rows = conn.execute(
+        f"select s.{column}, sum(s.probability >= ?), count(*), avg(s.probability) "
+        f"from {table} s join visits v on v.visit_id = s.visit_id "
+        f"where {visit_period('v')} and s.probability is not null "
+        f"group by s.{column} order by s.{column}",
+        (TRAIT_THRESHOLD, start, end),
+    ).fetchall()
+    return [MixCount(str(name), int(hits), int(scored), float(mean))
+            for name, hits, scored, mean in rows]
+
+
+def latest_position_time(conn: Any, until: float) -> float | None:
+    """The time of the latest stored position at or before ``until``."""
+    latest = conn.execute("select max(t) from track_points where t <= ?", (until,)).fetchone()[0]
+    return None if latest is None else float(latest)
+
+
+@dataclass(frozen=True)
+class Headcount:
+    """People seen: customers, and associates counted apart (never in ``customers``)."""
+
+    customers: int
+    associates: int
+
+
+def staff_point_filter(tables: set[str], alias: str) -> str:
+    """SQL (``and ...``) keeping only the ``track_points`` rows (as ``alias``) that are no
+    associate's: not inside a stored staff visit, nor on an open track the visit builder
+    has classified as staff (docs/visits.md, Associates). Empty when neither table
+    exists (an older database)."""
+    clause = ""
+    if "staff_visits" in tables:
+        clause += (f" and not exists (select 1 from staff_visits s where s.run_id = {alias}.run_id"
+                   f" and s.camera_id = {alias}.camera_id and s.track_id = {alias}.track_id"
+                   f" and {alias}.t >= s.start_t and {alias}.t <= s.end_t)")
+    if "staff_tracks_open" in tables:
+        clause += (f" and not exists (select 1 from staff_tracks_open o where o.run_id = "
+                   f"{alias}.run_id and o.camera_id = {alias}.camera_id and o.track_id = "
+                   f"{alias}.track_id and {alias}.t >= o.start_t)")
+    return clause
+
+
+def table_names(conn: Any) -> set[str]:
+    return {name for (name,) in conn.execute("select name from sqlite_master where type = 'table'")}
+
+
+def people_seen(
+    conn: Any, start: float, end: float, camera_id: str | None = None
+) -> Headcount:
+    """People (distinct tracks) with a position in ``[start, end]`` (of one camera):
+    occupancy, associates apart."""
+    camera, params = ("and camera_id = ?", [camera_id]) if camera_id is not None else ("", [])
+    every, customers = (int(conn.execute(
+        f"select count(*) from (select distinct run_id, camera_id, track_id "
+        f"from track_points tp where t >= ? and t <= ? {camera} {keep})",
+        [start, end, *params],
+    ).fetchone()[0]) for keep in ("", staff_point_filter(table_names(conn), "tp")))
+    return Headcount(customers=customers, associates=every - customers)
+
+
+def people_per_sample(conn: Any, start: float, end: float, sample_s: float) -> list[int]:
+    """Customers in the store per sample of ``sample_s`` seconds of ``[start, end)``: the
+    distinct tracks seen in each sample with anyone in it (a sample with nobody has no
+    entry); associates are left out."""
+    return [int(n) for (n,) in conn.execute(
+        "select count(*) from (select distinct cast((t - ?) / ? as integer) as sample, "
+        "run_id, camera_id, track_id from track_points tp where t >= ? and t < ? "
+        f"{staff_point_filter(table_names(conn), 'tp')}) group by sample",
+        (start, sample_s, start, end),
+    )]
+
+
+def people_in_last_frames(conn: Any, latest: float, instant_s: float = 1e-3) -> Headcount:
+    """People in each camera's last frame with anyone in it, up to ``latest``: the
+    occupancy of a replay, or of cameras stopped. The frames looked at are those of the
+    minute before ``latest`` (the ``t`` index makes this a short range scan)."""
+    customers = associates = 0
+    for camera_id, last_t in conn.execute(
+        "select camera_id, max(t) from track_points where t >= ? and t <= ? group by camera_id",
+        (latest - 60.0, latest),
+    ).fetchall():
+        seen = people_seen(conn, last_t - instant_s, last_t, camera_id)
+        customers += seen.customers
+        associates += seen.associates
+    return Headcount(customers=customers, associates=associates)
+
+
+def buying_units(conn: Any, start: float, end: float) -> int:
+    """Buying units whose first visit to end ended in ``[start, end)`` (the period rule
+    above, for shopping groups: docs/visits.md): each group is counted in one period
+    only, the one where its first member left; a visit without a group is a unit."""
+    return int(conn.execute(
+        "select count(*) from visits v left join visit_groups g using (visit_id) "
+        "where v.end_t >= ? and v.end_t < ? and not exists ("
+        "  select 1 from visit_groups o join visits w on w.visit_id = o.visit_id "
+        "  where g.group_id is not null and o.group_id = g.group_id and o.visit_id != v.visit_id"
+        "  and (w.end_t < v.end_t or (w.end_t = v.end_t and w.visit_id < v.visit_id)))",
+        [start, end],
+    ).fetchone()[0])

@@ -1,0 +1,116 @@
+"""The status page and the MQTT aggregates read one query per figure (edge/figures.py):
+on the same database and the same period they give the same numbers.
+
+Regression: the page placed a visit in the hour (and day) it started, the aggregates
+in the window it ended, so a 25-minute visit from 10:50 to 11:15 was a 10:00 visitor
+on the page and an 11:00 one in the message sent to head office.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from edge.config.web import WebConfig
+from edge.runtime.schema import open_database
+from edge.web.app import create_app
+from edge.web.dashboard import WebDeps
+from sync.aggregate import Window, aggregate_window
+
+LONDON = ZoneInfo("Europe/London")
+DAY = dt.date(2026, 3, 10)  # GMT: the store's day is the UTC day the windows tile
+HOUR = 3600
+
+
+def at(day: dt.date, hour: int, minute: int = 0) -> float:
+    return dt.datetime.combine(day, dt.time(hour, minute), LONDON).timestamp()
+
+
+def fill(path) -> None:
+    """40 visits of 25 minutes from 10:40 on, one every 90 s: most end in a later hour
+    than they started. One visit crosses into the day from the evening before, one out
+    of it into the next day. Door steps on the entrance line and on a line that is not
+    one."""
+    db = open_database(path)
+    spans = [(at(DAY, 10, 40) + 90 * i, at(DAY, 10, 40) + 90 * i + 25 * 60) for i in range(40)]
+    spans += [(at(DAY, 0, 0) - 600, at(DAY, 0, 0) + 600),
+              (at(DAY, 23, 55), at(DAY, 23, 55) + 600)]
+    visits, dwell, traits, segments = [], [], [], []
+    for i, (start, end) in enumerate(spans):
+        visit = f"{i:032x}"
+        visits.append({"visit_id": visit, "site_id": "pets09-demo", "camera_id": "view001",
+                       "run_id": 1, "track_id": i, "start_t": start, "end_t": end,
+                       "duration_s": end - start, "path_length_m": 12.0,
+                       "checkout_visited": 0, "features": "{}",
+                       "zone_sequence": '["deli"]', "spec_version": "t"})
+        dwell.append({"visit_id": visit, "zone_id": "deli", "dwell_s": 10.0 + i, "entries": 1})
+        if i % 3 == 0:
+            dwell.append({"visit_id": visit, "zone_id": "premium", "dwell_s": 4.0 + i,
+                          "entries": 1})
+        traits += [{"visit_id": visit, "trait": "wanderer", "probability": 0.9 if i < 20 else 0.2},
+                   {"visit_id": visit, "trait": "showroomer", "probability": 0.3 + 0.5 * (i % 2)}]
+        segments.append({"visit_id": visit, "segment": "browser" if i < 25 else "quick_trip",
+                         "probability": 0.7})
+    steps = [{"line_id": line, "camera_id": "view001", "run_id": 1, "track_id": i,
+              "t": at(DAY, 9) + 700 * i, "direction": "in" if i % 3 else "out"}
+             for i, line in enumerate(["front-door"] * 30 + ["not-an-entrance"] * 5)]
+    with db.atomic():
+        db["visits"].insert_all(visits)
+        db["visit_zone_dwell"].insert_all(dwell)
+        db["visit_traits"].insert_all(traits)
+        db["visit_segments"].insert_all(segments)
+        db["line_crossings"].insert_all(steps)
+    db.close()
+
+
+@pytest.fixture
+def store(tmp_path, pets_site):
+    path = tmp_path / "edge.db"
+    fill(path)
+    web = WebConfig.model_validate({**pets_site.web.model_dump(), "cache_s": 0,
+                                    "access": "open-lan"}, context={"services": ["web"]})
+    site = pets_site.model_copy(update={"web": web})
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: at(DAY, 23, 59)))
+    with TestClient(app, base_url="http://localhost") as client:
+        page = client.get("/api/v1/summary", params={"day": DAY.isoformat()}).json()
+    db = open_database(path)
+    yield site, page, db
+    db.close()
+
+
+def aggregate(db, site, start: float, seconds: int):
+    return aggregate_window(db, Window(start, seconds), store=site.site.id,
+                            entrance_lines=site.floor.entrance_line_ids, floor=site.floor)
+
+
+def test_visitors_per_hour_on_the_page_are_the_hourly_aggregates(store):
+    site, page, db = store
+    shown = {h["hour"]: h["today"] for h in page["footfall"]["hours"]}
+    per_hour = {h: aggregate(db, site, at(DAY, 0) + h * HOUR, HOUR).visit_count
+                for h in range(24)}
+    assert {h: shown.get(h, 0) for h in range(24)} == per_hour
+    assert per_hour[11] > 0 and per_hour[12] > 0  # the visits started at 10:40-11:39
+    day = aggregate(db, site, at(DAY, 0), 24 * HOUR)
+    assert page["footfall"]["total"] == page["mix"]["total_visits"] == day.visit_count == 41
+
+
+def test_the_days_figures_on_the_page_are_the_aggregate_of_the_day(store):
+    site, page, db = store
+    day = aggregate(db, site, at(DAY, 0), 24 * HOUR)
+    assert (page["footfall"]["entrance_in"], page["footfall"]["entrance_out"]) == day.footfall
+    assert day.footfall == (20, 10)  # the other line's steps are not footfall
+
+    zones = {z["zone_id"]: z for z in page["zones"]["zones"] if z["visitors"]}
+    assert {z: zones[z]["visitors"] for z in zones} == {d.zone: d.visits for d in day.dwell}
+    for cell in day.dwell:
+        assert zones[cell.zone]["typical_dwell_s"] == round(cell.p50_s, 1)
+    assert set(zones) == {"deli", "premium"}
+
+    for items, cells in ((page["mix"]["traits"], day.traits),
+                         (page["mix"]["segments"], day.segments)):
+        shown = {i["name"]: i["visits"] for i in items if i["visits"]}  # standard ones at 0 too
+        assert shown == {c.name: c.visits for c in cells}
+    assert {c.name: c.visits for c in day.traits} == {"showroomer": 20, "wanderer": 20}
