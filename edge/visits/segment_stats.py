@@ -131,7 +131,10 @@ def sufficient_statistics(
             visits softly, so the rules of :mod:`edge.privacy.small_counts` apply with
             the summed memberships as counts and the visits as their total: a
             component below ``k``, one whose complement is below ``k``, and more until
-            the published ones do not give a withheld one away by subtraction.
+            the published ones do not give a withheld one away by subtraction. A
+            published component's sums also stem from at least ``k`` visits: each
+            membership is at most 1, so Kish's effective number of visits behind them,
+            ``(sum_i r_ik)**2 / sum_i r_ik**2``, is at least the summed membership.
     """
     assert spec.segments is not None
     z = np.asarray(z, dtype=np.float64).reshape(-1, len(spec.segments.features))
@@ -143,7 +146,7 @@ def sufficient_statistics(
     q = r.T @ (z * z)
     names = [c.name for c in spec.segments.components]
     hidden = small_cells(dict(zip(names, n.tolist(), strict=True)), k, total=len(z),
-                      exclusive=True, zero_is_small=True) if k > 0 else set()
+                         exclusive=True, zero_is_small=True) if k > 0 else set()
     components: dict[str, ComponentStats | None] = {}
     for j, component in enumerate(spec.segments.components):
         if component.name in hidden:
