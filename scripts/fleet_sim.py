@@ -9,6 +9,7 @@ the box would (its own MQTT client, one connection per store, QoS 1, ``<prefix>/
 aggregates``) at a chosen total rate.
 
     python scripts/fleet_sim.py --host 127.0.0.1 --port 1883 --stores 20 --windows 96 --rate 200
+    python scripts/fleet_sim.py --fault-run --stores 1000 --windows 96   # the fault run
 
 Importable (the central ingestion tests and ``scripts/bench_ingest`` use
 :func:`fleet_messages` and :class:`Fleet`).
@@ -32,7 +33,7 @@ from edge.config.sync import MqttConfig  # noqa: E402
 from edge.runtime.schema import open_database  # noqa: E402
 from sync import contract, kanon  # noqa: E402
 from sync.aggregate import Window, aggregate_window, full_message  # noqa: E402
-from sync.mqtt_client import MqttClient  # noqa: E402
+from sync.mqtt_client import Delivery, MqttClient  # noqa: E402
 
 ENTRANCE = "front-door"
 ZONES = ("entrance", "promo-table", "premium", "grocery", "checkout")
@@ -172,25 +173,61 @@ def fleet_messages(stores: int, windows: int, **options) -> list[SimMessage]:
     return [messages[i] for i in range(windows) for messages in per_store]
 
 
-class Fleet:
-    """One MQTT connection per simulated store (client id ``fleet-sim-<store>``)."""
+def relabelled(message: SimMessage, store: str, prefix: str) -> SimMessage:
+    """``message`` as store ``store`` sends it: the same counts (so just as k-anonymous),
+    the store's own id and topic."""
+    body = json.loads(message.payload)
+    start = contract.parse_iso_utc(body["window"]["start"])
+    body["store"] = store
+    body["id"] = contract.aggregate_id(store, start, body["window"]["seconds"])
+    return SimMessage(store, body["id"], f"{prefix}/{store}/{contract.AGGREGATES}",
+                      contract.canonical_json(body))
 
-    def __init__(self, host: str, port: int, stores: Sequence[str]) -> None:
-        config = MqttConfig(host=host, port=port)
-        self.clients = {
-            store: MqttClient(config, client_id=f"fleet-sim-{store}") for store in stores
-        }
+
+def templated_fleet_messages(
+    stores: int, windows: int, *, templates: int = 25, prefix: str = "store-edge",
+    **options,
+) -> list[SimMessage]:
+    """Like :func:`fleet_messages` for a large fleet: ``templates`` stores' days are built
+    by the box's code (1.7 s per store-day here), and store ``i`` sends template
+    ``i % templates``'s windows under its own id."""
+    ids = store_ids(stores)
+    built = [store_messages(store, windows, prefix=prefix, **options)
+             for store in ids[:templates]]
+    per_store = [built[i % len(built)] if i < len(built) else
+                 [relabelled(m, store, prefix) for m in built[i % len(built)]]
+                 for i, store in enumerate(ids)]
+    return [messages[w] for w in range(windows) for messages in per_store]
+
+
+class Fleet:
+    """One MQTT connection per simulated store (client id ``fleet-sim-<store>``), or
+    ``connections`` connections shared round-robin by the stores (a thousand stores need
+    not be a thousand client threads in one process)."""
+
+    def __init__(
+        self, host: str, port: int, stores: Sequence[str], *, connections: int | None = None
+    ) -> None:
+        config = MqttConfig(host=host, port=port, reconnect_min_s=1, reconnect_max_s=2)
+        if connections is None:
+            self.clients = {
+                store: MqttClient(config, client_id=f"fleet-sim-{store}") for store in stores
+            }
+        else:
+            shared = [MqttClient(config, client_id=f"fleet-sim-c{i}") for i in range(connections)]
+            self.clients = {store: shared[i % connections] for i, store in enumerate(stores)}
+        self.connections = list({id(c): c for c in self.clients.values()}.values())
 
     def __enter__(self) -> Fleet:
-        for client in self.clients.values():
+        for client in self.connections:
             client.start()
-        for client in self.clients.values():
+        for client in self.connections:
             if not client.connected.wait(10):
                 raise RuntimeError(f"fleet simulator: no connection ({client.last_error})")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for client in self.clients.values():
+        for client in self.connections:
             client.stop()
 
     def publish(
@@ -222,6 +259,188 @@ class Fleet:
         return time.monotonic() - started
 
 
+def _rows(dsn: str) -> int:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM windows").fetchone()
+            return int(row[0]) if row else 0
+    except psycopg.Error:
+        return 0
+
+
+def fault_run(
+    stores: int,
+    windows: int,
+    *,
+    folder: Path,
+    admin_dsn: str,
+    workers: int = 2,
+    templates: int = 25,
+    connections: int = 20,
+    backlog: int = 3000,
+    stall_s: float = 180.0,
+    log=print,
+) -> dict:
+    """A fleet's windows through a real mosquitto to ``workers`` ``edge sync ingest``
+    processes on one shared subscription, while worker 0 is ``kill -9``ed (at a third of
+    the rows) and restarted, and the broker is restarted (at two thirds); then the rows
+    are counted against what was sent.
+
+    The fleet publishes as a box does: QoS 1, and a message whose PUBACK never came is
+    published again (the outbox). It keeps at most ``backlog`` messages published and not
+    yet committed, so no broker queue overflows (mosquitto drops beyond
+    ``max_queued_messages``). Its own database on ``admin_dsn``'s server, dropped after.
+
+    Returns:
+        figures: messages, rows, lost, duplicated (rows beyond one per window), the
+        redeliveries the database absorbed, dead letters, republished, wall seconds.
+    """
+    import signal
+    import subprocess
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    from tests.mqtt_broker import Broker
+
+    root = Path(__file__).resolve().parents[1]
+    started = time.monotonic()
+    messages = templated_fleet_messages(stores, windows, templates=templates)
+    log(f"built {len(messages)} windows of {stores} stores in "
+        f"{time.monotonic() - started:.0f} s")
+    name = f"central_fault_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = make_conninfo(admin_dsn, dbname=name)
+    broker = Broker(folder / "broker").start()
+    processes: list[subprocess.Popen | None] = [None] * workers
+    logs = [folder / f"fault-{i}.log" for i in range(workers)]
+
+    def start(i: int) -> None:
+        with logs[i].open("a") as stream:
+            processes[i] = subprocess.Popen(
+                [sys.executable, "-m", "edge", "sync", "ingest", "--dsn", dsn, "--host",
+                 "127.0.0.1", "--port", str(broker.port), "--group", "fault-run",
+                 "--client-id", f"fault-{i}"],
+                cwd=root, stdout=stream, stderr=subprocess.STDOUT,
+            )
+
+    def wait_subscribed(i: int, times: int) -> None:
+        deadline = time.monotonic() + 60
+        while logs[i].read_text().count("MQTT: subscribed") < times:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker {i} did not subscribe: {logs[i].read_text()[-800:]}")
+            time.sleep(0.1)
+
+    figures: dict = {"stores": stores, "windows_per_store": windows, "workers": workers,
+                     "messages": len(messages)}
+    republished = 0
+    try:
+        for i in range(workers):
+            start(i)
+        for i in range(workers):
+            wait_subscribed(i, 1)
+        run_started = time.monotonic()
+        done: set[str] = set()
+
+        def maybe_fault(rows: int) -> None:
+            """kill -9 worker 0 at a third of the rows, restart the broker at two thirds."""
+            if "kill" not in done and rows >= len(messages) // 3:
+                done.add("kill")
+                processes[0].send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+                processes[0].wait(10)  # type: ignore[union-attr]
+                log(f"kill -9 worker 0 at {rows} rows; restarting it")
+                figures["killed_at_rows"] = rows
+                start(0)
+                wait_subscribed(0, 2)
+            elif "kill" in done and "broker" not in done and rows >= 2 * len(messages) // 3:
+                done.add("broker")
+                log(f"restarting the broker at {rows} rows")
+                figures["broker_restarted_at_rows"] = rows
+                broker.restart()
+                for i in range(workers):
+                    wait_subscribed(i, 3 if i == 0 else 2)
+
+        with Fleet("127.0.0.1", broker.port, store_ids(stores),
+                   connections=connections) as fleet:
+            pending: list[tuple[SimMessage, Delivery]] = []
+            for index, message in enumerate(messages):
+                if index % 250 == 0:
+                    while index - (rows := _rows(dsn)) > backlog:
+                        maybe_fault(rows)
+                        time.sleep(0.05)
+                    maybe_fault(rows)
+                    pending = [(m, d) for m, d in pending if not d.done()]
+                pending.append((message, fleet.clients[message.store].publish(
+                    message.topic, message.payload, qos=1)))
+            # until every row is there; a message whose PUBACK never came (or that paho
+            # dropped) is published again, as a box's outbox would
+            last, last_change = -1, time.monotonic()
+            while True:
+                pending = [(m, d) for m, d in pending if not d.done()]
+                rows = _rows(dsn)
+                if rows >= len(messages) and not pending:
+                    break
+                maybe_fault(rows)
+                if rows != last:
+                    last, last_change = rows, time.monotonic()
+                elif time.monotonic() - last_change > stall_s or any(
+                        d.dropped() for _, d in pending):
+                    if not pending:
+                        log(f"no progress for {stall_s:.0f} s at {rows} rows")
+                        break
+                    log(f"publishing {len(pending)} unacknowledged messages again")
+                    republished += len(pending)
+                    pending = [(m, fleet.clients[m.store].publish(m.topic, m.payload, qos=1))
+                               for m, _ in pending]
+                    last_change = time.monotonic()
+                time.sleep(0.2)
+        figures["faults"] = sorted(done)
+        figures["ingest_s"] = round(time.monotonic() - run_started, 1)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            stored = {(s, w) for s, w in conn.execute("SELECT store, window_id FROM windows")}
+            total = conn.execute("SELECT count(*), coalesce(sum(duplicates), 0) FROM windows"
+                                 ).fetchone()
+            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+            per_worker: dict[str, int] = dict(conn.execute(
+                "SELECT worker, count(*) FROM windows GROUP BY worker ORDER BY worker"
+            ).fetchall())
+        sent = {(m.store, m.window_id) for m in messages}
+        assert total is not None and dead is not None
+        figures.update(
+            rows=int(total[0]),
+            lost=len(sent - stored),
+            unexpected=len(stored - sent),
+            duplicated=int(total[0]) - len(stored),
+            redeliveries_absorbed=int(total[1]),
+            dead_letters=int(dead[0]),
+            republished=republished,
+            rows_per_worker=per_worker,
+            session_resumed="session resumed" in logs[0].read_text(),
+        )
+    finally:
+        for process in processes:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in processes:
+            if process is not None:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        broker.stop()
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    figures["wall_s"] = round(time.monotonic() - started, 1)
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -235,7 +454,28 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--rate", type=float, default=100.0, help="messages/s in all (0: max)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--fault-run", action="store_true",
+        help="own mosquitto and database: ingest the fleet's windows with 2 workers while "
+        "one is kill -9ed and the broker restarted, then count rows (JSON figures)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="ingest workers (--fault-run)")
+    parser.add_argument("--templates", type=int, default=25,
+                        help="store-days built by the box's code, relabelled per store "
+                        "(--fault-run)")
     args = parser.parse_args()
+    if args.fault_run:
+        import os
+        import tempfile
+
+        dsn = os.environ.get("EDGE_BENCH_PG_DSN",
+                             "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+        with tempfile.TemporaryDirectory(prefix="fleet-fault-") as tmp:
+            figures = fault_run(args.stores, args.windows, folder=Path(tmp), admin_dsn=dsn,
+                                workers=args.workers, templates=args.templates,
+                                log=lambda text: print(text, file=sys.stderr, flush=True))
+        print(json.dumps(figures))
+        return 0 if figures["lost"] == 0 and figures["duplicated"] == 0 else 1
     messages = fleet_messages(
         args.stores,
         args.windows,

@@ -24,9 +24,9 @@ from sync.errors import ContractError, short_reason
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_MAJOR = SCHEMA_VERSION.split(".")[0]
-# 1.1 added the optional ``queue`` and ``conversion`` sections (issue 17).
-# 1.3 added the optional ``visits.groups`` (shopping groups, issue 17; 1.2 is the segment
-# statistics' bump).
+# 1.1 added the optional ``queue`` and ``conversion`` sections (issue 17); 1.2 the
+# optional ``segment_stats`` of the window that closes a day (issue 16); 1.3 the optional
+# ``visits.groups`` (shopping groups, issue 17).
 AGGREGATE_SCHEMA_VERSION = "1.3"
 AGGREGATE_KIND = "aggregate"
 

@@ -6,6 +6,8 @@ Which fields count visits is said once, in the contract's JSON schema
 - ``x-visit-count``: an integer count of visits (or people). Published only if >= k,
   else null. Zero is a count below k too: "nobody in the window had trait X" is
   also a disclosure about everybody.
+- ``x-soft-count``: a sum of memberships (a soft count of visits, such as the segment
+  statistics' ``membership``), under the same rule as ``x-visit-count``.
 - ``x-derived-from``: a figure computed from counts (a mean, a percentile, a rate);
   null whenever one of them is null. Names are sibling fields, or ``/a/b``
   pointers from the message root.
@@ -134,11 +136,12 @@ def suppress(full: dict[str, Any], k: int) -> dict[str, Any]:
         raise PrivacyError(f"k must be at least {MIN_K}, got {k}")
     message = copy.deepcopy(full)
     counts: dict[str, int] = defaultdict(int, message.get("suppressed") or {})
-    for path, obj, key, _ in list(_fields(message, "x-visit-count")):
-        value = obj[key]
-        if value is not None and value < k:
-            obj[key] = None
-            counts[_section(path)] += 1
+    for keyword in ("x-visit-count", "x-soft-count"):
+        for path, obj, key, _ in list(_fields(message, keyword)):
+            value = obj[key]
+            if value is not None and value < k:
+                obj[key] = None
+                counts[_section(path)] += 1
     for path, obj, key, spec in list(_fields(message, "x-part-of")):
         total = _lookup(message, obj, spec["x-part-of"])
         if obj[key] is not None and withheld({key: obj[key]}, k, total=total):
@@ -178,6 +181,10 @@ def violations(message: dict[str, Any], k: int) -> list[str]:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < k:
             problems.append(f"{path}: counts {value!r} visits, fewer than k={k}")
+    for path, obj, key, _ in _fields(message, "x-soft-count"):
+        value = obj[key]
+        if value is not None and (not _is_number(value) or value < k):
+            problems.append(f"{path}: sums the memberships of {value!r} visits, fewer than k={k}")
     for path, obj, key, spec in _fields(message, "x-part-of"):
         total = _lookup(message, obj, spec["x-part-of"])
         value = obj[key]
@@ -187,7 +194,7 @@ def violations(message: dict[str, Any], k: int) -> list[str]:
             problems.append(f"{path}: {total} - {value} = {total - value} visits can be "
                             f"worked out, fewer than k={k}")
     for path, items, field, total in _exclusive_sets(message):
-        shown = [item[field] for item in items if isinstance(item.get(field), int)]
+        shown = [item[field] for item in items if _is_number(item.get(field))]
         if isinstance(total, int):
             problem = residual_problem(shown, total, k, any_withheld=len(shown) < len(items))
             if problem:
@@ -196,6 +203,10 @@ def violations(message: dict[str, Any], k: int) -> list[str]:
         if obj[key] is not None and _bases_null(message, obj, spec["x-derived-from"]):
             problems.append(f"{path}: derived from a suppressed count but published")
     return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def assert_k_anonymous(message: dict[str, Any], k: int) -> None:

@@ -24,6 +24,7 @@ from sync.aggregate import (
     window_from,
     withhold_period_visits,
 )
+from sync.day_stats import add_segment_stats
 from sync.outbox import Eviction, Outbox
 from sync.settings import SyncSettings
 
@@ -56,7 +57,9 @@ def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k
         log.warning(
             "Window %s: %d malformed records skipped.", aggregate.id, aggregate.skipped_records
         )
-    message = kanon.suppress(full_message(aggregate), k)
+    full = full_message(aggregate)
+    add_segment_stats(full, db, site, window, k)
+    message = kanon.suppress(full, k)
     withhold_period_visits(message, aggregate, k)
     contract.validate("aggregate", message)
     kanon.assert_k_anonymous(message, k)

@@ -18,8 +18,10 @@ from edge.visits.classify import TraitClassifier
 from edge.visits.scenarios import scenario_site, scenario_suite
 from edge.visits.segment_stats import (
     SegmentStatistics,
+    calibrate_by_duration,
     calibrate_temperature,
     compile_segments,
+    ece_by_duration,
     membership_ece,
     scaled_features,
     sufficient_statistics,
@@ -149,10 +151,11 @@ def test_temperature_calibrated_on_held_out_short_visits(spec, analyzer):
     # the temperature is a spec parameter: the box's memberships use it, and a refit
     # carries it into the new spec
     document = spec.model_dump(mode="json")
+    document["segments"]["temperature_by_duration"] = None  # the scalar T alone
+    plain = TraitClassifier(spec.model_validate(document), names, [])
     document["segments"]["temperature"] = temperature
     tempered = spec.model_validate(document)
     classifier = TraitClassifier(tempered, names, [])
-    plain = TraitClassifier(spec, names, [])
     _, x_short = _visits(analyzer, 1, 5, short=True)
     feats = [dict(zip(names, row, strict=True)) for row in x_short]
     top_tempered = np.mean([max(s.segments.values()) for s in classifier.classify_many(feats)])
@@ -169,3 +172,77 @@ def test_spec_rejects_a_bad_temperature(spec):
     document["segments"]["temperature"] = 0
     with pytest.raises(Exception, match="temperature"):
         spec.model_validate(document)
+
+
+EDGES = (60.0, 100.0, 140.0, 180.0, 240.0)  # calibration buckets (seconds)
+REPORT = (60.0, 120.0, 240.0)  # reporting buckets: <1 min, 1-2 min, 2-4 min, >= 4 min
+
+
+def _length_mix(analyzer, reference, seeds, full_seed):
+    """Raw features, reference labels and durations of scenario visits of every length:
+    tracks cut to 5-100 % of their samples (seeds) and whole ones (full_seed)."""
+    names = analyzer.extractor.names
+    rows, labels = [], []
+    for seed, short in [*((s, True) for s in seeds), (full_seed, False)]:
+        rng = np.random.default_rng(seed + 99)
+        for s in scenario_suite(2, seed):
+            m = max(int(len(s.t) * rng.uniform(0.05, 1.0)), 10) if short else len(s.t)
+            for visit in analyzer.analyze_track("t", None, s.track_id, s.t[:m],
+                                                s.xy[:m]).visits[:1]:
+                rows.append([visit.measured.features[n] for n in names])
+                labels.append(reference[tuple(s.factors[f] for f in FACTORS)])
+    x = np.asarray(rows)
+    return x, np.array(labels), x[:, names.index("duration_s")]
+
+
+def test_temperature_by_visit_length_calibrates_every_length(spec, analyzer, capsys):
+    """One temperature for all lengths over-softens full visits (ECE 0.018 -> 0.23, test
+    above); a temperature per visit duration, calibrated on held-out scenario visits, keeps
+    every length calibrated, and the shipped spec carries it."""
+    names = analyzer.extractor.names
+    untempered = spec.model_copy(update={"segments": spec.segments.model_copy(
+        update={"temperature_by_duration": None, "temperature": 1.0})})
+    plain = compile_segments(untempered, names)
+    keys, x = _visits(analyzer, 3, 11)
+    votes: dict[tuple, np.ndarray] = collections.defaultdict(lambda: 0.0)
+    for key, r in zip(keys, plain.memberships(x), strict=True):
+        votes[key] = votes[key] + r
+    reference = {key: int(np.argmax(v)) for key, v in votes.items()}
+    x_cal, y_cal, d_cal = _length_mix(analyzer, reference, (1, 2, 3), 1)
+    x_test, y_test, d_test = _length_mix(analyzer, reference, (0, 4, 5), 0)
+
+    table = calibrate_by_duration(plain, plain.scaled(x_cal), y_cal, d_cal, EDGES)
+    calibrated = compile_segments(untempered.model_copy(update={
+        "segments": untempered.segments.model_copy(
+            update={"temperature_by_duration": table})}), names)
+    before = ece_by_duration(plain.memberships(x_test), y_test, d_test, REPORT)
+    after = ece_by_duration(calibrated.memberships(x_test), y_test, d_test, REPORT)
+    # what ships: the default spec's own memberships (its table), from raw features
+    shipped = compile_segments(spec, names)
+    after_shipped = ece_by_duration(shipped.memberships(x_test), y_test, d_test, REPORT)
+    with capsys.disabled():
+        print(f"\ncalibrated temperature_by_duration: {[(b, round(t, 2)) for b, t in table]}")
+        for (lo, hi, n, e0), (_, _, _, e1), (_, _, _, e2) in zip(before, after, after_shipped,
+                                                                  strict=True):
+            print(f"  {lo:4.0f}-{hi:4.0f} s: {n:4d} held-out visits, ECE {e0:.3f} -> "
+                  f"{e1:.3f} (shipped spec {e2:.3f})")
+    assert max(e for *_, e in before) > 0.5  # untempered: near-certain and often wrong
+    assert all(n >= 100 for _, _, n, _ in after)
+    assert all(e <= 0.05 for *_, e in after)
+    assert all(e <= 0.05 for *_, e in after_shipped)
+    # long visits are not over-softened: calibrated as before, and still confident
+    long = d_test >= 240
+    assert after[-1][-1] <= before[-1][-1] + 0.01
+    assert shipped.memberships(x_test[long]).max(axis=1).mean() > 0.9
+    assert [b for b, _ in spec.segments.temperature_by_duration] == [*EDGES, 86_400.0]
+    assert np.allclose([t for _, t in spec.segments.temperature_by_duration],
+                       [t for _, t in table], rtol=0.01)
+
+
+def test_spec_rejects_a_bad_duration_table(spec):
+    document = spec.model_dump(mode="json")
+    for table, reason in (([[60, 5.0], [30, 2.0]], "below_s must increase"),
+                          ([[60, 0.0]], "must be > 0"), ([], "at least 1")):
+        document["segments"]["temperature_by_duration"] = table
+        with pytest.raises(Exception, match=reason):
+            spec.model_validate(document)

@@ -252,7 +252,8 @@ def test_hot_reload_swaps_whole_specs_and_keeps_the_old_one_on_error(tmp_path, c
     clock.now = 18.0
     assert holder.maybe_reload() is False          # unchanged file: not retried
 
-    path.write_text(DEFAULT_TEXT[: len(DEFAULT_TEXT) // 2])   # a half-copied file
+    # a half-copied file (cut inside the segments, where no prefix is a valid spec)
+    path.write_text(DEFAULT_TEXT[: DEFAULT_TEXT.index("  components:") + 40])
     clock.now = 24.0
     assert holder.maybe_reload() is False and holder.spec_version == "1.1.0"
 

@@ -428,3 +428,75 @@ def payload_size_command(site_path: Path | None, db_path: Path | None, day: str 
         f"(mean {size.mean_payload_bytes:.0f}, largest {size.largest_payload_bytes}), "
         f"{size.wire_bytes} bytes with MQTT framing per store-day."
     )
+
+
+@sync_group.command("refit")
+@click.option(
+    "--dsn",
+    default=None,
+    help="Central PostgreSQL connection string (default: $EDGE_CENTRAL_DSN).",
+)
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The segment spec the stores run now (YAML or JSON): their statistics are about it.",
+)
+@click.option("--day", "first", required=True, help="First UTC day, YYYY-MM-DD.")
+@click.option("--until", "last", default=None, help="Last UTC day (default: --day).")
+@click.option(
+    "--min-stores",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Refuse the refit with statistics from fewer stores.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where the new spec goes (JSON, for `edge sync sign-config --segment-spec`).",
+)
+def refit_command(
+    dsn: str | None, spec_path: Path, first: str, last: str | None, min_stores: int, out: Path
+) -> None:
+    """Refit the micro-segments from the stores' daily statistics (one federated EM round).
+
+    Writes a new spec version to --out; a refusal (too few stores, a segment withheld by
+    k, statistics of another version) keeps the current spec, says why and exits 1."""
+    import psycopg
+
+    from edge.visits.spec import read_spec
+    from sync.central.pool import refit_from_database
+
+    dsn = dsn or os.environ.get("EDGE_CENTRAL_DSN")
+    if not dsn:
+        raise ConfigError("no database: pass --dsn or set EDGE_CENTRAL_DSN")
+    spec = read_spec(spec_path)[0]
+    days = [_utc_day(first, "--day"), _utc_day(last or first, "--until")]
+    if days[1] < days[0]:
+        raise click.BadParameter("is before --day", param_hint="--until")
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            result, pooled = refit_from_database(conn, spec, *days, min_stores=min_stores)
+    except psycopg.Error as error:
+        raise ConfigError(f"cannot read the central database: {str(error).strip()}") from None
+    if not result.ok:
+        raise click.ClickException(str(result.refused))
+    document = result.spec.model_dump(mode="json", exclude_none=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    click.echo(
+        f"Spec {result.spec.spec_version} refitted from {result.stores} stores "
+        f"({pooled.store_days} store-days, {result.visits} visits) under "
+        f"{spec.spec_version}, written to {out}."
+    )
+    if pooled.other_versions:
+        click.echo(f"Skipped {pooled.other_versions} store-days of other spec versions.")
+
+
+def _utc_day(text: str, hint: str):
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {text!r}", param_hint=hint) from None

@@ -25,6 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+# Summed memberships that partition a total leave a float residue of ~1e-12, not 0:
+# below this it is nobody, not a withheld group.
+SOFT_ZERO = 1e-6
+
 
 def is_small(count: float, k: int, *, zero_is_small: bool) -> bool:
     """Whether ``count`` visits is a group too small to show."""
@@ -81,6 +85,8 @@ def residual_problem(
     counts shown, ``any_withheld`` whether any cell of the set was withheld.
     """
     rest = total - sum(published)
+    if abs(rest) < SOFT_ZERO:  # soft counts (summed memberships) that add up to the total
+        rest = 0
     if rest >= k or (rest == 0 and not any_withheld):
         return None
     return f"the total minus the published cells leaves {rest}, fewer than k={k}"

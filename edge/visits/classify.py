@@ -197,6 +197,11 @@ class CompiledSegments:
         self.log_weight = np.log(weights / weights.sum())
         self.log_det = -0.5 * np.log(2 * np.pi * var).sum(axis=1)
         self.temperature = float(model.temperature)
+        table = np.array(model.temperature_by_duration or [], dtype=np.float64).reshape(-1, 2)
+        self.below_s, self.by_duration = table[:, 0], table[:, 1]
+        # duration_s is a segment feature when the table is given (the spec checks)
+        self.duration_column = self.columns[model.features.index("duration_s")] if len(
+            table) else -1
 
     def scaled(self, x: np.ndarray) -> np.ndarray:
         """The scaled segment features ``(n, D)`` of ``(n, F)`` site feature vectors."""
@@ -215,10 +220,33 @@ class CompiledSegments:
         """``(n, K)`` memberships of scaled features ``z`` (at the spec's temperature
         unless one is given; 1.0 is the untempered posterior, the EM E-step)."""
         t = self.temperature if temperature is None else float(temperature)
-        log_p = self.log_weight + self.log_likelihoods(z) / t
-        log_p -= log_p.max(axis=1, keepdims=True)
-        p = np.exp(log_p)
-        return p / p.sum(axis=1, keepdims=True)
+        return _softmax(self.log_weight + self.log_likelihoods(z) / t)
+
+    def joint_tempered(self, z: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
+        """``(n, K)`` memberships ``softmax((log w + log-likelihood) / T_i)`` with one
+        temperature per visit: a large T tends to uniform memberships, not to the
+        weights, as a visit too short to tell segments apart should."""
+        t = np.asarray(temperatures, dtype=np.float64).reshape(-1, 1)
+        return _softmax((self.log_weight + self.log_likelihoods(z)) / t)
+
+    def duration_temperatures(self, durations: np.ndarray) -> np.ndarray:
+        """``(n,)`` temperatures of visits lasting ``durations`` seconds (the table)."""
+        index = np.searchsorted(self.below_s, np.asarray(durations, dtype=np.float64),
+                                side="right")
+        return self.by_duration[np.minimum(index, len(self.by_duration) - 1)]
 
     def memberships(self, x: np.ndarray) -> np.ndarray:
-        return self.posterior(self.scaled(x))
+        """``(n, K)`` memberships of ``(n, F)`` site feature vectors: tempered by each
+        visit's duration when the spec has ``temperature_by_duration``."""
+        x = np.atleast_2d(x)
+        if not len(self.by_duration):
+            return self.posterior(self.scaled(x))
+        durations = x[:, self.duration_column] if self.duration_column >= 0 else np.zeros(
+            len(x))
+        return self.joint_tempered(self.scaled(x), self.duration_temperatures(durations))
+
+
+def _softmax(log_p: np.ndarray) -> np.ndarray:
+    log_p = log_p - log_p.max(axis=1, keepdims=True)
+    p = np.exp(log_p)
+    return p / p.sum(axis=1, keepdims=True)

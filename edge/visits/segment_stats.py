@@ -131,7 +131,10 @@ def sufficient_statistics(
             visits softly, so the rules of :mod:`edge.privacy.small_counts` apply with
             the summed memberships as counts and the visits as their total: a
             component below ``k``, one whose complement is below ``k``, and more until
-            the published ones do not give a withheld one away by subtraction.
+            the published ones do not give a withheld one away by subtraction. A
+            published component's sums also stem from at least ``k`` visits: each
+            membership is at most 1, so Kish's effective number of visits behind them,
+            ``(sum_i r_ik)**2 / sum_i r_ik**2``, is at least the summed membership.
     """
     assert spec.segments is not None
     z = np.asarray(z, dtype=np.float64).reshape(-1, len(spec.segments.features))
@@ -143,7 +146,7 @@ def sufficient_statistics(
     q = r.T @ (z * z)
     names = [c.name for c in spec.segments.components]
     hidden = small_cells(dict(zip(names, n.tolist(), strict=True)), k, total=len(z),
-                      exclusive=True, zero_is_small=True) if k > 0 else set()
+                         exclusive=True, zero_is_small=True) if k > 0 else set()
     components: dict[str, ComponentStats | None] = {}
     for j, component in enumerate(spec.segments.components):
         if component.name in hidden:
@@ -192,3 +195,52 @@ def calibrate_temperature(
     scored = [(membership_ece(compiled, z, labels, t, bins), t) for t in grid]
     ece, t = min(scored)
     return float(t), float(ece)
+
+
+# The longest visit a duration table needs to name: the last pair's T applies beyond it.
+LONGEST_S = 86_400.0
+
+
+def duration_buckets(
+    durations: np.ndarray, edges: Sequence[float]
+) -> list[tuple[float, float, np.ndarray]]:
+    """``(low, high, mask)`` per bucket ``[0, e0), [e0, e1), ..., [e_last, inf)``."""
+    d = np.asarray(durations, dtype=np.float64)
+    bounds = [0.0, *edges, float("inf")]
+    return [(lo, hi, (d >= lo) & (d < hi)) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+
+
+def ece_by_duration(
+    r: np.ndarray, labels: np.ndarray, durations: np.ndarray, edges: Sequence[float],
+    bins: int = 10,
+) -> list[tuple[float, float, int, float]]:
+    """``(low, high, visits, ECE)`` of the top memberships ``r`` ``(n, K)`` per visit
+    duration bucket (see :func:`duration_buckets`)."""
+    top, p = r.argmax(axis=1), r.max(axis=1)
+    return [(lo, hi, int(m.sum()), expected_calibration_error(p[m], top[m] == labels[m], bins))
+            for lo, hi, m in duration_buckets(durations, edges)]
+
+
+def calibrate_by_duration(
+    compiled: CompiledSegments, z: np.ndarray, labels: np.ndarray, durations: np.ndarray,
+    edges: Sequence[float], *, grid: Sequence[float] | None = None, bins: int = 10,
+) -> list[tuple[float, float]]:
+    """A ``temperature_by_duration`` table: per duration bucket, the temperature (from
+    ``grid``, log-spaced 1..500 by default) of the whole log-posterior that minimises
+    the bucket's membership ECE on labelled visits.
+
+    Returns:
+        ``[(below_s, T), ...]``: ``edges`` as the ``below_s``, then :data:`LONGEST_S`
+        for the last bucket (its T applies beyond it too).
+    """
+    grid = list(grid) if grid is not None else np.geomspace(1.0, 500.0, 151).tolist()
+    table = []
+    for (_, _, m), below in zip(duration_buckets(durations, edges), [*edges, LONGEST_S],
+                                 strict=True):
+        scored = []
+        for t in grid:
+            r = compiled.joint_tempered(z[m], np.full(int(m.sum()), t))
+            scored.append((expected_calibration_error(r.max(axis=1),
+                                                      r.argmax(axis=1) == labels[m], bins), t))
+        table.append((float(below), float(min(scored)[1]) if scored else 1.0))
+    return table

@@ -131,6 +131,14 @@ class SegmentModel(_SpecModel):
         1.0, gt=0, description="Memberships use log-likelihood / temperature (1 = the plain "
         "posterior; > 1 softens over-confident memberships). Calibrated centrally."
     )
+    temperature_by_duration: list[tuple[float, float]] | None = Field(
+        None, min_length=1,
+        description="[below_s, T] pairs, below_s increasing: a visit shorter than below_s "
+        "(and not shorter than the previous one) gets memberships softmax((log w + "
+        "log-likelihood) / T); visits at or beyond the last below_s use the last T. "
+        "Replaces temperature when given (needs the duration_s feature). Calibrated on "
+        "held-out visits per length (docs/visits.md).",
+    )
 
     @model_validator(mode="after")
     def _sizes_line_up(self) -> SegmentModel:
@@ -156,6 +164,15 @@ class SegmentModel(_SpecModel):
                 if len(values) != n:
                     problems.append((("components", i, key), f"segment {c.name!r}: mean and "
                                      f"var need {n} values, got {len(values)} for {key}", values))
+        table = self.temperature_by_duration or []
+        problems += [(("temperature_by_duration", i), "every below_s and T must be > 0 "
+                      "and finite", pair) for i, pair in enumerate(table)
+                     if not all(0 < v < float("inf") for v in pair)]
+        problems += [(("temperature_by_duration", i), "below_s must increase", table[i][0])
+                     for i in range(1, len(table)) if not table[i][0] > table[i - 1][0]]
+        if table and "duration_s" not in self.features:
+            problems.append((("temperature_by_duration",), "needs duration_s among the "
+                             "segment features", None))
         if problems:
             raise key_problems("SegmentModel", problems)
         return self

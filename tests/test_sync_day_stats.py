@@ -1,0 +1,136 @@
+"""Segment statistics in the daily aggregate (issue 16): the window that closes a UTC day
+carries the E-step statistics of the spec in force over that day's visits, withheld
+under the k rules, checked by the publish path, and small enough to send."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from edge.runtime.schema import open_database
+from edge.visits.scenarios import scenario_site
+from edge.visits.segment_stats import (
+    compile_segments,
+    scaled_features,
+    sufficient_statistics,
+)
+from edge.visits.spec import default_spec_path, read_spec
+from sync import contract, kanon
+from sync.aggregate import Window
+from sync.day_stats import day_features, statistics_of
+from sync.errors import PrivacyError
+from sync.producer import build_message
+from sync.sizing import bytes_per_day
+from tests.refit_support import DAY0, DAY_S, day_visits, write_visits
+
+LAST = Window(DAY0 + DAY_S - 900, 900)
+
+
+@pytest.fixture(scope="module")
+def visits():
+    return day_visits(2, 0)
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return read_spec(default_spec_path())[0]
+
+
+def test_the_window_closing_the_day_carries_the_days_statistics(visits, spec):
+    db = open_database(":memory:")
+    write_visits(db, "scenario-store", visits)
+    site = scenario_site()
+    message = build_message(db, site, LAST, 5)
+    assert message["schema_version"] == "1.3"
+    section = message["segment_stats"]
+    assert section["day"] == "2025-12-05" and section["spec_version"] == spec.spec_version
+    assert section["visits"] == len(visits)
+    # the same numbers as the statistics of those visits computed in one place
+    names = list(spec.segments.features)
+    x = np.array([[v.measured.features[n] for n in names] for v in visits])
+    expected = sufficient_statistics(spec, scaled_features(spec, names, x), k=5)
+    assert not expected.withheld()
+    got = statistics_of(section)
+    for name, component in expected.components.items():
+        mine = got.components[name]
+        assert mine is not None and component is not None
+        assert mine.membership == pytest.approx(component.membership, rel=1e-12)
+        assert mine.weighted_sum == pytest.approx(component.weighted_sum, rel=1e-9, abs=1e-9)
+        assert mine.weighted_sumsq == pytest.approx(component.weighted_sumsq, rel=1e-9)
+    # only that window: the others of the day have none
+    assert "segment_stats" not in build_message(db, site, Window(LAST.start - 900, 900), 5)
+    # a visit whose features lack a segment feature is skipped, not a crash
+    db.execute("update visits set features = '{}' where visit_id = ?", [visits[0].visit_id])
+    assert day_features(db, DAY0, names)[0].shape == (len(visits) - 1, len(names))
+    assert build_message(db, site, LAST, 5)["segment_stats"]["visits"] == len(visits) - 1
+
+
+def test_a_small_store_day_withholds_components_by_k(visits):
+    db = open_database(":memory:")
+    write_visits(db, "scenario-store", visits[::8])  # 30 visits of every behaviour
+    k = 5
+    message = build_message(db, scenario_site(), LAST, k)
+    section = message["segment_stats"]
+    withheld = [c for c in section["components"] if c["membership"] is None]
+    shown = [c for c in section["components"] if c["membership"] is not None]
+    assert withheld and shown, "30 visits over 4 segments at k=5: some shown, some not"
+    assert all(c["sum"] is None and c["sumsq"] is None for c in withheld)
+    assert all(c["membership"] >= k for c in shown)
+    assert section["visits"] - sum(c["membership"] for c in shown) >= k
+    assert message["suppressed"]["segment_stats"] >= len(withheld)
+    contract.validate("aggregate", message)
+    assert kanon.violations(message, k) == []
+
+    # the publish path's independent check catches a membership below k, or one that
+    # can be worked out by subtraction
+    leaked = copy.deepcopy(message)
+    leaked["segment_stats"]["components"][0]["membership"] = 2.5
+    assert any("fewer than k" in p for p in kanon.violations(leaked, k))
+    with pytest.raises(PrivacyError):
+        kanon.assert_k_anonymous(leaked, k)
+    # publishing one withheld component (even at >= k) gives the other away: the rest
+    # of the visits would be below k
+    rest = section["visits"] - sum(c["membership"] for c in shown)
+    assert len(withheld) == 2 and rest - 3 >= k
+    exposed = copy.deepcopy(message)
+    item = next(c for c in exposed["segment_stats"]["components"] if c["membership"] is None)
+    item["membership"] = rest - 3
+    item["sum"] = item["sumsq"] = [0.0] * len(section["features"])
+    assert any("leaves 3" in p for p in kanon.violations(exposed, k))
+
+
+def test_published_components_stem_from_at_least_k_visits(visits, spec):
+    """Memberships are at most 1, so a component published at k (summed membership >= k)
+    has at least k visits behind its sums by Kish's effective number (sum r)**2 / sum r**2,
+    however they are spread: checked on small store-days at several k."""
+    names = list(spec.segments.features)
+    x = np.array([[v.measured.features[n] for n in names] for v in visits])
+    z = scaled_features(spec, names, x)
+    compiled = compile_segments(spec, names)
+    checked = 0
+    for k in (2, 3, 5, 10):
+        for part in range(0, len(z), 40):
+            zs = z[part:part + 40]
+            r = compiled.posterior(zs, temperature=1.0)
+            effective = r.sum(axis=0) ** 2 / np.maximum((r * r).sum(axis=0), 1e-300)
+            stats = sufficient_statistics(spec, zs, k=k)
+            for j, c in enumerate(spec.segments.components):
+                if stats.components[c.name] is not None:
+                    assert effective[j] >= k
+                    checked += 1
+    assert checked >= 10
+
+
+def test_payload_per_store_day_stays_under_a_megabyte(visits, capsys):
+    db = open_database(":memory:")
+    write_visits(db, "scenario-store", visits)
+    size = bytes_per_day(db, scenario_site(), DAY0, window_s=900, k=5)
+    last = build_message(db, scenario_site(), LAST, 5)
+    section = len(contract.canonical_json(last["segment_stats"]))
+    with capsys.disabled():
+        print(f"\nstore-day: {size.windows} windows, {size.wire_bytes} bytes on the wire, "
+              f"largest {size.largest_payload_bytes}; segment_stats {section} bytes")
+    assert size.windows == 96 and size.wire_bytes <= 1_000_000
+    assert 500 < section < 5_000
