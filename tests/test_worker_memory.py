@@ -5,8 +5,8 @@ A worker's resident memory is its own (anonymous: Python objects, onnxruntime's 
 frames) plus the pages of the shared libraries it touches (OpenCV, onnxruntime, numpy).
 How many library pages a process is charged for depends on the kernel and on how the
 files entered the page cache (with large folios a touched page can bring up to 2 MB):
-the same worker read 183 MB with the libraries freshly loaded from disk and 216 MB
-right after every library file had been read through. Its own memory does not
+the same worker read 179 MB with the libraries freshly loaded from disk and 215 MB
+right after every library file had been read through (docs/appliance.md). Its own memory does not
 depend on that: the ceilings below hold it to what the worker allocates.
 """
 
@@ -24,11 +24,11 @@ import pytest
 from tests.conftest import PETS_SITE, PETS_VIDEO
 from tests.live_site import live_site_yaml
 
-# The worker's own memory (smaps Anonymous) on the PETS recording: 103-105 MB measured,
-# 136 MB before pandas was kept out and the memory pattern was dropped.
+# The worker's own memory (smaps Anonymous) on the PETS recording: 101 MB measured in the
+# development venv, 136 MB before pandas was kept out and the memory pattern dropped.
 OWN_MEMORY_CEILING_MB = 120
-# Its peak resident memory, shared library pages included: 183 MB with the libraries read
-# from disk, 216 MB after they had all been read through (see the module docstring);
+# Its peak resident memory, shared library pages included: 179 MB with the libraries read
+# from disk, 215 MB after they had all been read through (see the module docstring);
 # 222 and 279 MB before.
 PEAK_RSS_CEILING_MB = 230
 
