@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sqlite3
 import sys
@@ -9,20 +10,7 @@ import sys
 import click
 
 from edge import __version__
-from edge.cli.calibrate_commands import calibrate_command
-from edge.cli.config_commands import check_config
-from edge.cli.eval_commands import eval_group
-from edge.cli.model_commands import models_group
 from edge.cli.options import DB_PATH_META
-from edge.cli.pos_commands import pos_group
-from edge.cli.privacy_commands import privacy_group
-from edge.cli.replay_commands import replay_command
-from edge.cli.report_commands import report_command
-from edge.cli.run_commands import purge_command, run_group, status_command
-from edge.cli.sync_commands import sync_group
-from edge.cli.visits_commands import visits_group
-from edge.cli.web_commands import web_group
-from edge.cli.wifi_commands import wifi_group
 from edge.errors import ConfigError, EdgeError, ModelError
 from edge.storage.database import storage_error
 
@@ -39,9 +27,42 @@ class _ConfigFailure(click.ClickException):
     exit_code = EXIT_CONFIG
 
 
+# Each top-level command: the module that defines it, imported only when the command runs
+# or --help lists it. A service loads its own command's stack, not the replay's, the
+# report's (jinja2) or the evaluators' (issue 18: the memory of a camera worker).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "replay": ("edge.cli.replay_commands", "replay_command"),
+    "eval": ("edge.cli.eval_commands", "eval_group"),
+    "models": ("edge.cli.model_commands", "models_group"),
+    "check-config": ("edge.cli.config_commands", "check_config"),
+    "run": ("edge.cli.run_commands", "run_group"),
+    "purge": ("edge.cli.run_commands", "purge_command"),
+    "status": ("edge.cli.run_commands", "status_command"),
+    "visits": ("edge.cli.visits_commands", "visits_group"),
+    "pos": ("edge.cli.pos_commands", "pos_group"),
+    "wifi": ("edge.cli.wifi_commands", "wifi_group"),
+    "sync": ("edge.cli.sync_commands", "sync_group"),
+    "web": ("edge.cli.web_commands", "web_group"),
+    "calibrate": ("edge.cli.calibrate_commands", "calibrate_command"),
+    "privacy": ("edge.cli.privacy_commands", "privacy_group"),
+    "report": ("edge.cli.report_commands", "report_command"),
+}
+
+
 class EdgeGroup(click.Group):
-    """Translates every :class:`EdgeError`, and a sqlite error no command caught (a full
-    disk, a corrupt page), into ``Error: <message>`` and exit status 1."""
+    """Loads each command from :data:`COMMANDS` when it is used, and translates every
+    :class:`EdgeError`, and a sqlite error no command caught (a full disk, a corrupt
+    page), into ``Error: <message>`` and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, name = COMMANDS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -75,26 +96,6 @@ def cli(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
 
-
-COMMANDS: list[click.Command] = [
-    replay_command,
-    eval_group,
-    models_group,
-    check_config,
-    run_group,
-    purge_command,
-    status_command,
-    visits_group,
-    pos_group,
-    wifi_group,
-    sync_group,
-    web_group,
-    calibrate_command,
-    privacy_group,
-    report_command,
-]
-for _command in COMMANDS:
-    cli.add_command(_command)
 
 
 def main() -> None:
