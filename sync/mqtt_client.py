@@ -347,11 +347,23 @@ class MqttClient:
         was_connected = self.connected.is_set()
         self.connected.clear()
         self.subscribed.clear()
-        if was_connected and not self._stop_requested:
+        if self._stop_requested:
+            return
+        where = f"{self.config.host}:{self.config.port}"
+        if was_connected:
             from_broker = bool(getattr(flags, "is_disconnect_packet_from_server", False))
-            where = f"{self.config.host}:{self.config.port}"
             self._failed(f"connection to the broker {where} lost: "
                          f"{reason_words(reason, from_broker=from_broker)}")
+        else:
+            # The port took the connection but closed it without answering CONNECT: most
+            # often plain MQTT aimed at a TLS listener (or something that is no broker).
+            self._failed(self._closed_before_answering(where))
+
+    def _closed_before_answering(self, where: str) -> str:
+        if self.config.tls is None:
+            return (f"{where} closed the connection without answering as an MQTT broker: is "
+                    f"it a TLS port? Set sync.mqtt.tls (docs/mqtt.md) or use the plain port")
+        return f"{where} closed the connection without answering as an MQTT broker"
 
     def _on_subscribe(
         self,

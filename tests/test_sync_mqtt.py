@@ -242,6 +242,27 @@ def test_tls_with_client_certificates(tmp_path):
         broker.stop()
 
 
+def test_plain_mqtt_aimed_at_a_tls_port_says_so(tmp_path):
+    """Field defect (issue 18, item 10): plain MQTT aimed at a TLS listener said
+    "connecting" for ever; the listener closes the connection without a CONNACK."""
+    files = make_tls_files(tmp_path / "tls")
+    broker = Broker(
+        tmp_path / "broker", tls=(files["ca"], files["server"], files["server_key"])
+    ).start()
+    try:
+        db = open_database(tmp_path / "edge.db")
+        past_windows(db, 2)
+        site = sync_site(window_s=60, settle_s=0, mqtt=mqtt_section(broker.port))
+        service = SyncService(site, db, clock=at(2))
+        summary = service.flush(3)
+        assert (summary.pending, summary.delivered) == (2, 0)
+        error = service.client.last_error
+        assert error is not None and "is it a TLS port?" in error, error
+        assert f"127.0.0.1:{broker.port}" in error
+    finally:
+        broker.stop()
+
+
 def test_unreachable_broker_keeps_everything(tmp_path):
     from tests.mqtt_broker import free_port
 
