@@ -245,7 +245,10 @@ class DetectorConfig(StrictModel):
         None, title="Network input (height, width)",
         description=(
             "YOLOX runs at any multiple of 32 up to 4096; larger finds smaller, distant "
-            "people, and costs memory and time with the square of the side."
+            "people, and costs memory and time with the square of the side. None = from "
+            "each camera's frame size: 0.6 of it, aspect kept, so a 60-pixel person stays "
+            ">= 36 input pixels, each side a multiple of 32, at most 960 (640x360: "
+            "224x384; 1920x1080: 544x960); a model of one fixed size runs at its own."
         ),
     )
     confidence_threshold: float = Field(

@@ -19,7 +19,12 @@ class Detector(Protocol):
     """Finds people in a BGR image."""
 
     name: str
-    input_size: tuple[int, int]
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """The network input ``(height, width)``; None until the first frame when it is
+        derived from the frame's size."""
+        ...
 
     def detect(self, image: np.ndarray) -> Detections:
         """Person boxes in ``image`` (``(h, w, 3)`` uint8 BGR), in its pixels."""
@@ -47,7 +52,11 @@ def load_detector(config: DetectorConfig) -> Detector:
     """Build the configured detector, checking the model's shape on load."""
     path, kind, spec = resolve_model(config)
     if kind == "yolox":
-        return YoloxDetector(path, config, person_class=int(spec.get("person_class", 0)))
+        # A manifest model says whether it runs at other sizes; one given by path does
+        # when its input size is symbolic (then its default comes from the frame too).
+        resizable = bool(spec.get("input", {}).get("resizable", False))
+        return YoloxDetector(path, config, person_class=int(spec.get("person_class", 0)),
+                             resizable=resizable)
     if kind == "ssd":
         return SsdDetector(path, config, person_class=int(spec.get("person_class", 1)))
     raise ModelError(f"unknown decoder kind {kind!r}; expected yolox or ssd")

@@ -11,9 +11,19 @@ import onnxruntime as ort
 
 from edge.errors import ModelError
 
+# Whether idle intra-op threads busy-wait for work (onnxruntime's default: yes).
+SPINNING = "session.intra_op.allow_spinning"
+
 
 def make_session(model: Path | bytes, threads: int | None) -> ort.InferenceSession:
-    """A CPU session; ``threads`` sets intra-op parallelism (None: onnxruntime's default)."""
+    """A CPU session; ``threads`` sets intra-op parallelism (None: onnxruntime's default).
+
+    Measured with ``scripts/bench_capacity`` (YOLOX-Nano, 352x640): full graph
+    optimisation costs half the CPU of the basic or extended levels for the same
+    outputs (within 3e-4); with two intra-op threads, spinning workers doubled the CPU
+    time per frame (40.7 ms against 20.7) for no shorter wall time. On a box whose
+    cameras share the cores, that CPU is another camera's, so the threads sleep.
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
@@ -23,6 +33,8 @@ def make_session(model: Path | bytes, threads: int | None) -> ort.InferenceSessi
     # adds a second block the size of the planned activations on the second run (7 MB
     # per camera worker at 480x640, issue 18) and saves no CPU time (bench_capacity).
     options.enable_mem_pattern = False
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry(SPINNING, "0")
     options.log_severity_level = 3
     source = str(model) if isinstance(model, Path) else model
     try:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from edge.config.vision import DetectorConfig
+from edge.detection.input_size import default_input_size
 from edge.detection.session import make_session, with_symbolic_input_size
 from edge.errors import ModelError
 from edge.records import Detections
@@ -38,9 +39,16 @@ def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class YoloxDetector:
-    """A YOLOX ONNX model, decoded for one class (person)."""
+    """A YOLOX ONNX model, decoded for one class (person).
 
-    def __init__(self, path: Path, config: DetectorConfig, person_class: int = 0) -> None:
+    Its input size is ``detector.input_size`` when set; else, for a resizable model,
+    derived from the first frame's size (:func:`~edge.detection.input_size.default_input_size`:
+    aspect ratio kept, a 60-pixel person stays >= 36 input pixels); else the model's own.
+    Later frames of another size are letterboxed into the size already chosen.
+    """
+
+    def __init__(self, path: Path, config: DetectorConfig, person_class: int = 0,
+                 resizable: bool = False) -> None:
         self.name = path.stem
         probe = make_session(path, threads=1)
         shape = probe.get_inputs()[0].shape
@@ -49,31 +57,37 @@ class YoloxDetector:
                 f"{path.name}: expected a YOLOX input of shape [1, 3, H, W], got {shape}"
             )
         native = (shape[2], shape[3]) if all(isinstance(d, int) for d in shape[2:]) else None
-        if config.input_size is None and native is None:
-            raise ModelError(
-                f"{path.name} has no fixed input size ({shape}); set detector.input_size"
-            )
-        self.input_size: tuple[int, int] = (
-            (int(config.input_size[0]), int(config.input_size[1]))
-            if config.input_size
-            else (int(native[0]), int(native[1]))  # type: ignore[index]
-        )
-        if native is not None and self.input_size != native:
+        self._confidence = config.confidence_threshold
+        self._nms_iou = config.nms_iou_threshold
+        self._person_column = 5 + person_class
+        self._pasted: tuple[int, int] | None = None  # size of the image last pasted
+        size: tuple[int, int] | None = None  # None: derived from the first frame
+        if config.input_size:
+            size = (int(config.input_size[0]), int(config.input_size[1]))
+        elif native is not None and not resizable:
+            size = (int(native[0]), int(native[1]))
+        self.input_size = size
+        if native is not None and size != native:
             self._session = make_session(with_symbolic_input_size(path), config.threads)
         else:
             self._session = make_session(path, config.threads)
         self._input_name = self._session.get_inputs()[0].name
-        self._confidence = config.confidence_threshold
-        self._nms_iou = config.nms_iou_threshold
-        self._person_column = 5 + person_class
-        self._cells, self._strides = _grid(*self.input_size)
-        self._canvas = np.full((*self.input_size, 3), PAD_VALUE, np.uint8)
-        self._pasted: tuple[int, int] | None = None  # size of the image last pasted
-        self._blob = np.zeros((1, 3, *self.input_size), np.float32)
+        # Check the output now, at the size frames will use or (when it comes from the
+        # first frame) at the smallest one: a bad model fails on load, not on a frame.
+        self._use_size(size or (STRIDES[-1], STRIDES[-1]))
+        self._sized = size is not None
+
+    def _use_size(self, size: tuple[int, int]) -> None:
+        """Allocate the per-size buffers and check the model's output at ``size``."""
+        self._network_size = size
+        self._cells, self._strides = _grid(*size)
+        self._canvas = np.full((*size, 3), PAD_VALUE, np.uint8)
+        self._blob = np.zeros((1, 3, *size), np.float32)
+        self._pasted = None
         self._check_output()
 
     def _check_output(self) -> None:
-        height, width = self.input_size
+        height, width = self._network_size
         try:
             (output,) = self._session.run(None, {self._input_name: self._to_blob(self._canvas)})[:1]
         except Exception as error:
@@ -97,7 +111,7 @@ class YoloxDetector:
     def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The network's image and the scale applied: the frame itself when it already
         has the input size; else resized to fit, at the top-left of a padded canvas."""
-        height, width = self.input_size
+        height, width = self._network_size
         if image.shape[:2] == (height, width):
             return image, 1.0
         ratio = min(height / image.shape[0], width / image.shape[1])
@@ -112,6 +126,10 @@ class YoloxDetector:
         return self._canvas, ratio
 
     def detect(self, image: np.ndarray) -> Detections:
+        if not self._sized:  # the default size, from the camera's first frame
+            self.input_size = default_input_size(*image.shape[:2])
+            self._use_size(self.input_size)
+            self._sized = True
         network_image, ratio = self._letterbox(image)
         output = self._session.run(None, {self._input_name: self._to_blob(network_image)})[0][0]
         scores = output[:, 4] * output[:, self._person_column]
