@@ -26,8 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from edge.config.visits import VisitConfig
 from edge.visits.records import Visit
@@ -78,20 +76,25 @@ def find_groups(visits: Sequence[Visit], config: VisitConfig) -> list[int]:
     n = len(visits)
     if n == 0:
         return []
+    # Connected components with a disjoint set: scipy's csgraph would do the same, but
+    # importing scipy costs every camera worker ~28 MB (issue 18; tests/test_worker_memory).
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
     order = sorted(range(n), key=lambda i: visits[i].start_t)
-    rows: list[int] = []
-    cols: list[int] = []
     for pos, i in enumerate(order):
         for j in order[pos + 1:]:
             if visits[j].start_t > visits[i].end_t:
                 break
             if together(visits[i], visits[j], config):
-                rows.append(i)
-                cols.append(j)
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+                parent[root(j)] = root(i)
     renumber: dict[int, int] = {}
-    return [renumber.setdefault(int(label), len(renumber)) for label in labels]
+    return [renumber.setdefault(root(i), len(renumber)) for i in range(n)]
 
 
 def group_pairs(labels: Sequence[int], keys: Sequence[int | None]) -> set[tuple[int, int]]:
