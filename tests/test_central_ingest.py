@@ -15,7 +15,7 @@ import pytest
 
 from scripts.fleet_sim import Fleet, SimMessage, fleet_messages, store_ids
 from sync import contract
-from tests.central_support import (
+from tests.support.central_support import (
     Worker,
     central_db_fixture,  # noqa: F401 (fixture)
     query,
@@ -23,7 +23,7 @@ from tests.central_support import (
     wait_for,
     window_count,
 )
-from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("central")]
 

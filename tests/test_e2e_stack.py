@@ -25,8 +25,8 @@ import shapely
 import yaml
 
 from tests.conftest import PETS_SITE, PETS_VIDEO
-from tests.mjpeg_camera import MjpegCamera, free_port, load_jpegs
-from tests.mqtt_broker import Broker
+from tests.support.mjpeg_camera import MjpegCamera, free_port, load_jpegs
+from tests.support.mqtt_broker import Broker
 
 pytestmark = pytest.mark.system
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import PETS_SITE, PETS_VIDEO
-from tests.mjpeg_camera import MjpegCamera, free_port, load_jpegs
+from tests.support.mjpeg_camera import MjpegCamera, free_port, load_jpegs
 from tests.test_e2e_stack import Processes, get_json, query, wait_for
 
 pytestmark = pytest.mark.system

@@ -31,7 +31,7 @@ from edge.pipeline import feet
 from edge.records import FloorTracks, Frame, Tracks
 from edge.report.video import AnnotatedVideo
 from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
-from tests.report_support import (
+from tests.support.report_support import (
     FRAMES,
     ground_truth_heads,
     kept_detail,

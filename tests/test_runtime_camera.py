@@ -15,8 +15,8 @@ from edge.runtime.camera_worker import CameraWorker
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from tests.conftest import PETS_VIDEO
-from tests.live_site import live_site_yaml
-from tests.mjpeg_camera import MjpegCamera, load_jpegs
+from tests.support.live_site import live_site_yaml
+from tests.support.mjpeg_camera import MjpegCamera, load_jpegs
 
 pytestmark = pytest.mark.system
 

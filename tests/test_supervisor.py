@@ -110,7 +110,7 @@ def test_a_second_edge_run_refuses_at_once(tmp_path):
     import socket
     import subprocess
 
-    from tests.live_site import live_site_yaml
+    from tests.support.live_site import live_site_yaml
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -142,7 +142,7 @@ def test_a_second_edge_run_refuses_at_once(tmp_path):
 def _web_only_site(tmp_path):
     import socket
 
-    from tests.live_site import live_site_yaml
+    from tests.support.live_site import live_site_yaml
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -21,8 +21,8 @@ from sync.errors import BrokerError
 from sync.mqtt_client import MqttClient
 from sync.producer import build_message
 from sync.publisher import SyncService
-from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
-from tests.sync_helpers import STORE, sync_site
+from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.sync_helpers import STORE, sync_site
 from tests.test_sync_mqtt import (
     DAY0,
     PREFIX,

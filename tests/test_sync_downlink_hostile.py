@@ -11,8 +11,8 @@ import pytest
 
 from sync.downlink import config_body, handle_config_set, sign_body
 from sync.settings import OverrideChanges, apply_changes, read_overrides
-from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
-from tests.sync_helpers import STORE, sync_site
+from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.sync_helpers import STORE, sync_site
 from tests.test_sync_downlink import KEY, NOW, context, overrides_and_nonces, shipped_spec
 
 pytestmark = pytest.mark.system

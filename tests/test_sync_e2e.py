@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from edge.runtime.schema import open_database
-from tests.mqtt_broker import Broker
-from tests.sync_helpers import ENTRANCE, STORE, write_site
+from tests.support.mqtt_broker import Broker
+from tests.support.sync_helpers import ENTRANCE, STORE, write_site
 
 pytestmark = pytest.mark.system
 

@@ -17,8 +17,8 @@ from sync.consumer import ReferenceConsumer, open_consumer_db
 from sync.downlink import config_body, sign_body
 from sync.mqtt_client import MqttClient
 from sync.publisher import SyncService
-from tests.mqtt_broker import Broker, broker_fixture, make_tls_files  # noqa: F401 (fixture)
-from tests.sync_helpers import STORE, add_crossings, sync_site
+from tests.support.mqtt_broker import Broker, broker_fixture, make_tls_files  # noqa: F401 (fixture)
+from tests.support.sync_helpers import STORE, add_crossings, sync_site
 
 pytestmark = pytest.mark.system
 
@@ -243,7 +243,7 @@ def test_tls_with_client_certificates(tmp_path):
 
 
 def test_unreachable_broker_keeps_everything(tmp_path):
-    from tests.mqtt_broker import free_port
+    from tests.support.mqtt_broker import free_port
 
     db = open_database(tmp_path / "edge.db")
     past_windows(db, 3)

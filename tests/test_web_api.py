@@ -32,7 +32,7 @@ from edge.web import dbread
 from edge.web.app import create_app
 from edge.web.dashboard import Dashboard, WebDeps
 from tests.conftest import PETS_SITE
-from tests.web_support import (
+from tests.support.web_support import (
     BASE_URL,
     DAY,
     LONDON,

@@ -25,7 +25,7 @@ from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE, REPO
-from tests.web_support import (
+from tests.support.web_support import (
     DAY,
     LONDON,
     NOW,

@@ -20,7 +20,7 @@ from edge.storage.trajectories import start_run
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
-from tests.web_support import BASE_URL, DAY, NOW, at, with_web
+from tests.support.web_support import BASE_URL, DAY, NOW, at, with_web
 
 pytestmark = pytest.mark.system
 

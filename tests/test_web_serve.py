@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from edge.runtime.schema import open_database
-from tests.mqtt_broker import make_tls_files
+from tests.support.mqtt_broker import make_tls_files
 
 pytestmark = pytest.mark.system
 

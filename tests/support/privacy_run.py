@@ -34,7 +34,7 @@ import yaml
 
 from edge.config import load_site
 from tests.conftest import PETS_SITE, SHARED
-from tests.mqtt_broker import Broker
+from tests.support.mqtt_broker import Broker
 from tests.test_wifi_brno import lab_pcs
 
 CAPTURES = sorted((SHARED / "wifi").glob("*/*.pcap*"))
@@ -193,7 +193,7 @@ def render_web(site_path: Path, db_path: Path, folder: Path) -> dict[str, int]:
 
     from edge.web.app import create_app
     from edge.web.dashboard import WebDeps
-    from tests.web_support import BASE_URL
+    from tests.support.web_support import BASE_URL
 
     folder.mkdir(parents=True, exist_ok=True)
     app = create_app(WebDeps(site=load_site(site_path), db_path=db_path, clock=lambda: CLOCK))
