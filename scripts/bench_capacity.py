@@ -22,8 +22,8 @@ The 640x360 copy of the PETS recording is written to a temporary folder (MPEG-4
 part 2: this OpenCV build has no H.264 encoder) and deleted afterwards; the demo
 calibration is scaled to it, so floor positions stay true.
 
-    .venv/bin/python scripts/bench_capacity            # table
-    .venv/bin/python scripts/bench_capacity --json     # one JSON object name -> number
+    .venv/bin/python scripts/bench_capacity.py            # table
+    .venv/bin/python scripts/bench_capacity.py --json     # one JSON object name -> number
 """
 
 from __future__ import annotations
@@ -41,14 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import enter
 
-checkout_venv.reexec(__file__)
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("EDGE_ASSETS_DIR", str(REPO.parent / "shared"))
+enter(__file__)
 
 WIDTH, HEIGHT = 640, 360
 DETECT_FPS = 5.0
@@ -69,7 +64,7 @@ def make_video(folder: Path) -> Path:
 
     source = cv2.VideoCapture(resolve_uri("asset:pets09_s2l1_view001"))
     target = folder / "pets-640x360.mp4"
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), FILE_FPS,
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), FILE_FPS,
                              (WIDTH, HEIGHT))
     while True:
         ok, image = source.read()
@@ -228,7 +223,7 @@ DEV_VENV = "from edge.cli import main; main()"
 
 
 def live_workers(site: Path, cameras: int, seconds: float, folder: Path,
-                 launcher: str = AS_INSTALLED) -> dict[str, object]:
+                 launcher: str = AS_INSTALLED) -> dict[str, list[float]]:
     """Run ``cameras`` workers at once; achieved frames/s and memory of each."""
     import psutil
     import yaml
@@ -252,7 +247,8 @@ def live_workers(site: Path, cameras: int, seconds: float, folder: Path,
                 break
             for process in processes:
                 if process.poll() is not None:
-                    sys.exit(f"bench_capacity: a worker exited:\n{process.stderr.read()[-2000:]}")
+                    stderr = process.communicate()[1]
+                    sys.exit(f"bench_capacity: a worker exited:\n{stderr[-2000:]}")
             if time.monotonic() > deadline:
                 sys.exit("bench_capacity: the workers did not start in time")
             time.sleep(0.5)
@@ -299,8 +295,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.worker:
-        figures = bare_pass(args) if args.worker == "bare" else pipeline_pass(args)
-        print(json.dumps(figures))
+        print(json.dumps(bare_pass(args) if args.worker == "bare" else pipeline_pass(args)))
         return 0
 
     figures: dict[str, float] = {"cores": args.cores,

@@ -14,7 +14,7 @@ and 1): floor IDF1 at a 1 m gate and occupancy error of
   - the off-the-shelf fusion (radius 1 m merge + norfair, 1 m threshold),
   - no fusion: each camera tracked on its own, their people added up.
 
-    .venv/bin/python scripts/bench_fusion [--json] [--quick]
+    .venv/bin/python scripts/bench_fusion.py [--json] [--quick]
 """
 
 from __future__ import annotations
@@ -27,35 +27,30 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import REPO, SHARED, enter
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(name, "1")  # one core, as the box gives the fusion
 
-import numpy as np  # noqa: E402
-import shapely  # noqa: E402
-from scipy.cluster.hierarchy import fcluster, linkage  # noqa: E402
+import numpy as np
+import shapely
+from scipy.cluster.hierarchy import fcluster, linkage
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge.config.fusion import FusionConfig  # noqa: E402
-from edge.evaluation.floor_tracks import evaluate_floor_tracks, read_floor_rows  # noqa: E402
-from edge.evaluation.multicam import (  # noqa: E402
+from edge.config.fusion import FusionConfig
+from edge.evaluation.floor_tracks import evaluate_floor_tracks, read_floor_rows
+from edge.evaluation.multicam import (
     Degradation,
     wildtrack_site,
     write_degraded,
 )
-from edge.evaluation.synthetic_room import Room, make_room  # noqa: E402
-from edge.fusion.coverage import Coverage  # noqa: E402
-from edge.fusion.observe import floor_side_sign, homography_jacobian  # noqa: E402
-from edge.fusion.tracker import FloorFusion  # noqa: E402
-from edge.motformat import detections_by_frame  # noqa: E402
-from edge.records import FloorObservations  # noqa: E402
+from edge.evaluation.synthetic_room import Room, make_room
+from edge.fusion.coverage import Coverage
+from edge.fusion.observe import floor_side_sign, homography_jacobian
+from edge.fusion.tracker import FloorFusion
+from edge.motformat import detections_by_frame
+from edge.records import FloorObservations
 
-SHARED = Path(os.environ.get("EDGE_ASSETS_DIR") or REPO.parent / "shared")
 WILDTRACK = SHARED / "multicam" / "wildtrack-train"
 
 

@@ -10,7 +10,7 @@ the figure is messages / seconds from the first publish to the last row committe
 Also measured in the same run: the CPU cost of the checks alone (JSON, schema, k,
 store, id) per message, which bounds one worker's rate.
 
-    .venv/bin/python scripts/bench_ingest [--json] [--quick] [--stores N] [--windows N]
+    .venv/bin/python scripts/bench_ingest.py [--json] [--quick] [--stores N] [--windows N]
 """
 
 from __future__ import annotations
@@ -25,21 +25,18 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import REPO, enter
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from fleet_sim import Fleet, fleet_messages, store_ids  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
+import psycopg
+from fleet_sim import Fleet, fleet_messages, store_ids
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from sync.central.store import screen  # noqa: E402
-from tests.mqtt_broker import Broker  # noqa: E402
+from sync.central.store import screen
+from tests.support.mqtt_broker import Broker
 
 ADMIN_DSN = os.environ.get(
     "EDGE_BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -81,7 +78,7 @@ def run(workers: int, broker: Broker, messages, stores: int, folder: Path) -> fl
                     [sys.executable, "-m", "edge", "sync", "ingest", "--dsn", dsn,
                      "--host", "127.0.0.1", "--port", str(broker.port), "--group", group,
                      "--client-id", f"{group}-{index}", "--session-expiry", "0"],
-                    cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT,
+                    cwd=REPO, stdout=stream, stderr=subprocess.STDOUT,
                 ))
         deadline = time.monotonic() + 60
         while not all("MQTT: subscribed" in log.read_text() for log in logs):

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Benchmark the Wi-Fi probe-request parser against scapy, in one run, on one capture.
 
 Measures frames per second of
@@ -20,20 +21,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from checkout_venv import SHARED, enter
 
-from edge.config.wifi import WifiConfig  # noqa: E402
-from edge.wifi import parser  # noqa: E402
-from edge.wifi.pcapfile import CaptureFile  # noqa: E402
-from edge.wifi.pipeline import replay_to_list  # noqa: E402
+enter(__file__)
 
-SHARED = Path(os.environ.get("EDGE_ASSETS_DIR") or REPO.parent / "shared")
+from edge.config.wifi import WifiConfig
+from edge.wifi import parser
+from edge.wifi.pcapfile import CaptureFile
+from edge.wifi.pipeline import replay_to_list
+
 DEFAULT_PCAP = SHARED / "wifi" / "brno-sc6-61" / "position_1_sc6-61_2023-02-08_anonymized.pcap"
 
 
@@ -88,7 +88,7 @@ def main() -> None:
     arguments.add_argument("--scapy-frames", type=int, default=3000,
                            help="frames scapy dissects per run (it is slow)")
     arguments.add_argument("--quick", action="store_true",
-                           help="2 passes, 1,000 scapy frames (scripts/bench --quick)")
+                           help="2 passes, 1,000 scapy frames (scripts/bench.py --quick)")
     options = arguments.parse_args()
     if options.quick:
         options.repeat = min(options.repeat, 2)

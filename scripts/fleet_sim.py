@@ -10,7 +10,7 @@ aggregates``) at a chosen total rate.
 
     python scripts/fleet_sim.py --host 127.0.0.1 --port 1883 --stores 20 --windows 96 --rate 200
 
-Importable (the central ingestion tests and ``scripts/bench_ingest`` use
+Importable (the central ingestion tests and ``scripts/bench_ingest.py`` use
 :func:`fleet_messages` and :class:`Fleet`).
 """
 
