@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from checkout_venv import REPO, enter
+from checkout_venv import REPO, enter, print_figures
 
 enter(__file__)
 
@@ -86,12 +86,7 @@ def main() -> int:
         figures[f"{name}.bench_seconds"] = round(time.monotonic() - started, 1)
     if failed:
         figures["failed_benches"] = len(failed)
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        width = max((len(k) for k in figures), default=10)
-        for key, value in figures.items():
-            print(f"{key:<{width}}  {value}")
+    print_figures(figures, args.json)
     return 1 if failed else 0
 
 

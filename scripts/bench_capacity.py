@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from checkout_venv import enter
+from checkout_venv import bench_parser, enter, print_figures
 
 enter(__file__)
 
@@ -281,7 +281,7 @@ def live_workers(site: Path, cameras: int, seconds: float, folder: Path,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick=None)
     parser.add_argument("--frames", type=int, default=300, help="frames per cost pass")
     parser.add_argument("--warmup", type=int, default=10, help="frames not timed")
     parser.add_argument("--seconds", type=float, default=30.0, help="live measuring window")
@@ -289,7 +289,6 @@ def main() -> int:
                         help="workers in each validation run, comma-separated; auto = the "
                         f"derived capacity (at most {MAX_VALIDATION_STREAMS}); 12 is the goal")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--worker", choices=["bare", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--site", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -369,12 +368,7 @@ def main() -> int:
         })
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for key, value in figures.items():
-            print(f"{key:>36}  {value}")
-    return 0
+    return print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,13 @@ and 1): floor IDF1 at a 1 m gate and occupancy error of
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from checkout_venv import REPO, SHARED, enter
+from checkout_venv import REPO, SHARED, bench_parser, enter, print_figures
 
 enter(__file__)
 for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -226,10 +224,7 @@ def small_room(seed: int, folder: Path) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
-    parser.add_argument("--quick", action="store_true", help="Fewer frames; one seed.")
+    parser = bench_parser(__doc__, quick="fewer frames; one seed")
     args = parser.parse_args()
     figures = cost(args.quick)
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,12 +239,7 @@ def main() -> int:
         figures["wildtrack_degraded_idf1"] - figures["wildtrack_degraded_off_the_shelf_idf1"], 4)
     figures["small_room_idf1_gain_over_off_the_shelf"] = round(
         figures["small_room_idf1"] - figures["small_room_off_the_shelf_idf1"], 4)
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for name, value in figures.items():
-            print(f"{name:>52}  {value}")
-    return 0
+    return print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

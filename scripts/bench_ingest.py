@@ -15,8 +15,6 @@ store, id) per message, which bounds one worker's rate.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from checkout_venv import REPO, enter
+from checkout_venv import REPO, bench_parser, enter, print_figures
 
 enter(__file__)
 
@@ -106,10 +104,7 @@ def run(workers: int, broker: Broker, messages, stores: int, folder: Path) -> fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true", help="8 stores x 48 windows")
+    parser = bench_parser(__doc__, quick="8 stores x 48 windows")
     parser.add_argument("--stores", type=int, default=None, help="simulated stores (20)")
     parser.add_argument("--windows", type=int, default=None, help="windows per store (96)")
     args = parser.parse_args()
@@ -133,12 +128,7 @@ def main() -> int:
     figures["speedup_4_vs_1"] = round(
         figures["workers_4.messages_per_s"] / figures["workers_1.messages_per_s"], 2
     )
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for name, value in figures.items():
-            print(f"{name:32} {value}")
-    return 0
+    return print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ norfair.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
-from checkout_venv import SHARED, enter
+from checkout_venv import SHARED, bench_parser, enter
 
 enter(__file__)
 
@@ -78,7 +77,7 @@ def bench_scene(scene: Scene, config: TrackerConfig, repeat: int) -> dict[str, f
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="one timed pass")
     parser.add_argument("--scene", type=Path, action="append",
                         help="a MOTChallenge scene folder (seqinfo.ini, det/, gt/); "
                              "repeat for several; default the six shared scenes")
@@ -88,9 +87,6 @@ def main() -> int:
                         help="benchmark this site config's tracker section instead of the "
                              "defaults (e.g. calibration/pets09/site.yaml, fitted to YOLOX)")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per tracker")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true",
-                        help="one timed pass (scripts/bench.py --quick)")
     args = parser.parse_args()
     if args.quick:
         args.repeat = 1

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from checkout_venv import enter
+from checkout_venv import bench_parser, enter, print_figures
 
 enter(__file__)
 
@@ -112,15 +112,12 @@ def _worker(mode: str, argv: list[str]) -> dict[str, float]:
 def main() -> int:
     from edge.paths import default_site_config
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="one pass of each over 300 frames")
     parser.add_argument("--site", type=Path, default=default_site_config())
     parser.add_argument("--video", help="recording (default: the site's first camera source)")
     parser.add_argument("--frames", type=int, default=795, help="frames per pass")
     parser.add_argument("--threads", type=int, help="onnxruntime threads (default: the site's)")
     parser.add_argument("--repeat", type=int, default=3, help="passes of each, alternating")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true",
-                        help="one pass of each over 300 frames (scripts/bench.py --quick)")
     parser.add_argument("--worker", choices=["bare", "replay"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -157,12 +154,7 @@ def main() -> int:
         "bare_peak_rss_mb": round(median("bare", "peak_rss_mb"), 1),
         "replay_peak_rss_mb": round(median("replay", "peak_rss_mb"), 1),
     }
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for key, value in figures.items():
-            print(f"{key:>22}  {value}")
-    return 0
+    return print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

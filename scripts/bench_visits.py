@@ -16,12 +16,10 @@ visits one CPU second covers).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 
-from checkout_venv import REPO, SHARED, enter
+from checkout_venv import REPO, SHARED, bench_parser, enter, print_figures
 
 enter(__file__)
 
@@ -114,12 +112,9 @@ def onnx_figures(analyzer: VisitAnalyzer, repeats: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser = bench_parser(__doc__, quick="two passes")
     parser.add_argument("--repeats", type=int, default=5, help="Passes; the fastest counts.")
     parser.add_argument("--no-onnx", action="store_true", help="Skip the trained-model figure.")
-    parser.add_argument("--quick", action="store_true",
-                        help="Two passes (scripts/bench.py --quick).")
     args = parser.parse_args()
     if args.quick:
         args.repeats = min(args.repeats, 2)
@@ -131,12 +126,7 @@ def main() -> int:
     figures.update(measure_set("scenario", store, suite, args.repeats))
     if not args.no_onnx:
         figures.update(onnx_figures(store, args.repeats))
-    if args.json:
-        print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
-    else:
-        for name, value in figures.items():
-            print(f"{name:>42}  {value:12.2f}")
-    return 0
+    return print_figures({k: round(v, 3) for k, v in figures.items()}, args.json)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ import os
 import sys
 from pathlib import Path
 
-from checkout_venv import REPO, enter
+from checkout_venv import REPO, bench_parser, enter
 
 enter(__file__)
 
-import argparse
 import asyncio
 import json
 import socket
@@ -137,16 +136,13 @@ def start_server(folder: Path, db: Path, cache_s: float) -> tuple[subprocess.Pop
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="2 seconds per target")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per target")
     parser.add_argument("--cache-s", type=float, default=2.0,
                         help="web.cache_s of the server (default 2, as shipped; 0 = no cache)")
     parser.add_argument("--db", type=Path, help="an existing database (default: a demo day)")
     parser.add_argument("--day", help="day to show, YYYY-MM-DD (default: the demo day)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true",
-                        help="2 seconds per target (scripts/bench.py --quick)")
     args = parser.parse_args()
     if args.quick:
         args.seconds = min(args.seconds, 2.0)

@@ -18,14 +18,13 @@ least noisy estimate of what the code costs).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
 import time
 from pathlib import Path
 
-from checkout_venv import SHARED, enter
+from checkout_venv import SHARED, bench_parser, enter
 
 enter(__file__)
 
@@ -81,14 +80,11 @@ def parser_run(path: Path, cached: bool) -> int:
 
 
 def main() -> None:
-    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments = bench_parser(__doc__, quick="2 passes, 1,000 scapy frames")
     arguments.add_argument("pcap", nargs="?", type=Path, default=DEFAULT_PCAP)
-    arguments.add_argument("--json", action="store_true", help="one JSON object on stdout")
     arguments.add_argument("--repeat", type=int, default=5)
     arguments.add_argument("--scapy-frames", type=int, default=3000,
                            help="frames scapy dissects per run (it is slow)")
-    arguments.add_argument("--quick", action="store_true",
-                           help="2 passes, 1,000 scapy frames (scripts/bench.py --quick)")
     options = arguments.parse_args()
     if options.quick:
         options.repeat = min(options.repeat, 2)

@@ -14,8 +14,11 @@ interpreter it has, which may hold the project too. Each script begins with::
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,3 +43,28 @@ def enter(script: str) -> None:
     reexec(script)
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("EDGE_ASSETS_DIR", str(SHARED))
+
+
+def bench_parser(doc: str, quick: str | None) -> argparse.ArgumentParser:
+    """The options every bench shares: ``--json`` and, where the bench has a shorter
+    run, ``--quick`` (``quick`` says what it shortens; ``scripts/bench.py --quick``
+    passes it to every bench whose ``--help`` lists it)."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    if quick:
+        parser.add_argument("--quick", action="store_true",
+                            help=f"{quick} (scripts/bench.py --quick)")
+    return parser
+
+
+def print_figures(figures: Mapping[str, object], as_json: bool) -> int:
+    """Print a bench's figures as one JSON object or as a table of name and value;
+    returns the exit status 0."""
+    if as_json:
+        print(json.dumps(figures))
+    else:
+        width = max((len(name) for name in figures), default=10)
+        for name, value in figures.items():
+            print(f"{name:>{width}}  {value}")
+    return 0
