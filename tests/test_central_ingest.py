@@ -20,10 +20,10 @@ from tests.support.central_support import (
     central_db_fixture,  # noqa: F401 (fixture)
     query,
     set_connections_allowed,
-    wait_for,
     window_count,
 )
 from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("central")]
 

@@ -19,22 +19,13 @@ from sync.mqtt_client import MqttClient
 from sync.publisher import SyncService
 from tests.support.mqtt_broker import Broker, broker_fixture, make_tls_files  # noqa: F401 (fixture)
 from tests.support.sync_helpers import STORE, add_crossings, sync_site
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.system
 
 PREFIX = "test-edge"
 DAY0 = 1_709_251_200.0
 KEY = "test-downlink-key-0123456789-abcdefghijkl"
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def mqtt_section(port: int, **extra) -> dict:

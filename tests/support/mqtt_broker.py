@@ -10,13 +10,14 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.waiting import terminate
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -118,13 +119,8 @@ class Broker:
 
     def stop(self) -> None:
         """Stop cleanly (SIGTERM: mosquitto saves its persistence file)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            terminate(self.process, 10)
         self.process = None
 
     def restart(self) -> Broker:

@@ -35,6 +35,7 @@ import yaml
 from edge.config import load_site
 from tests.conftest import PETS_SITE, SHARED
 from tests.support.mqtt_broker import Broker
+from tests.support.waiting import wait_for
 from tests.test_wifi_brno import lab_pcs
 
 CAPTURES = sorted((SHARED / "wifi").glob("*/*.pcap*"))
@@ -129,14 +130,6 @@ def debug_logs(path: Path):
         root.removeHandler(handler)
         root.setLevel(level)
         path.write_text(buffer.getvalue())
-
-
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _count(db_path: Path, sql: str) -> int:
@@ -269,8 +262,6 @@ def shared_full_run(tmp_path_factory) -> Path:
                 raise RuntimeError(f"an earlier full run failed half-way: see {folder}")
             full_run(folder)
     return folder
-
-
 
 
 def audit_run(audit, root: Path) -> None:
