@@ -24,8 +24,9 @@ import shapely
 import yaml
 
 from tests.conftest import PETS_SITE, PETS_VIDEO
-from tests.support.mjpeg_camera import MjpegCamera, free_port, load_jpegs
+from tests.support.mjpeg_camera import MjpegCamera, load_jpegs
 from tests.support.mqtt_broker import Broker
+from tests.support.net import free_port
 from tests.support.waiting import query, wait_for
 
 pytestmark = pytest.mark.system

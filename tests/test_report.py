@@ -31,6 +31,7 @@ from edge.pipeline import feet
 from edge.records import FloorTracks, Frame, Tracks
 from edge.report.video import AnnotatedVideo
 from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
+from tests.support.cli import run_edge
 from tests.support.report_support import (
     FRAMES,
     ground_truth_heads,
@@ -39,7 +40,6 @@ from tests.support.report_support import (
     report_payload,
     uncovered_heads,
 )
-from tests.test_cli import run_edge
 
 pytestmark = pytest.mark.system
 

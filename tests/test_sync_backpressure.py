@@ -17,7 +17,8 @@ from sync.mqtt_client import MqttClient
 from sync.publisher import MAX_IN_FLIGHT, SyncService
 from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 from tests.support.sync_helpers import STORE, sync_site
-from tests.test_sync_mqtt import DAY0, PREFIX, Listener, mqtt_section, past_windows, wait_for
+from tests.support.waiting import wait_for
+from tests.test_sync_mqtt import DAY0, PREFIX, Listener, mqtt_section, past_windows
 
 pytestmark = pytest.mark.system
 

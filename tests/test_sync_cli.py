@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from edge.cli import cli
 from edge.runtime.schema import open_database
 from sync.downlink import DownlinkContext, handle_config_set
-from tests.support.mqtt_broker import free_port
+from tests.support.net import free_port
 from tests.support.sync_helpers import STORE, add_crossings, write_site
 
 pytestmark = pytest.mark.system

@@ -234,7 +234,7 @@ def test_tls_with_client_certificates(tmp_path):
 
 
 def test_unreachable_broker_keeps_everything(tmp_path):
-    from tests.support.mqtt_broker import free_port
+    from tests.support.net import free_port
 
     db = open_database(tmp_path / "edge.db")
     past_windows(db, 3)

@@ -16,7 +16,7 @@ import pytest
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import read_trajectories
 from tests.conftest import PETS_GT
-from tests.test_cli import run_edge
+from tests.support.cli import run_edge
 
 pytestmark = [
     pytest.mark.system,

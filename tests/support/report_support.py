@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from edge.annotate import LINE_COLOUR, TRACK_COLOUR, ZONE_COLOURS
 from edge.cli import cli
 from tests.conftest import PETS_DET, PETS_GT, SHARED
-from tests.test_cli import run_edge
+from tests.support.cli import run_edge
 from tests.test_vision_accuracy import pets_replay  # noqa: F401  (a fixture, offered here)
 
 FRAMES = 100
