@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import io
 import json
 import logging
@@ -35,6 +34,7 @@ import yaml
 from edge.config import load_site
 from tests.conftest import PETS_SITE, SHARED
 from tests.support.mqtt_broker import Broker
+from tests.support.session import session_lock
 from tests.support.waiting import wait_for
 from tests.test_wifi_brno import lab_pcs
 
@@ -252,11 +252,8 @@ def full_run(root: Path) -> dict:
 
 def shared_full_run(tmp_path_factory) -> Path:
     """The run folder, made once per test session and shared by xdist workers."""
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    folder = root / "privacy-run"
-    with open(root / "privacy-run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with session_lock(tmp_path_factory, "privacy-run") as root:
+        folder = root / "privacy-run"
         if not (folder / "run.json").exists():
             if folder.exists():
                 raise RuntimeError(f"an earlier full run failed half-way: see {folder}")

@@ -28,10 +28,11 @@ import shapely
 import sqlite_utils
 from shapely.geometry import Polygon
 
-from edge.config import SiteConfig
+from edge.config import SiteConfig, load_site
 from edge.replay import replay
 from edge.storage.trajectories import read_trajectories
-from tests.conftest import PETS_DET
+from tests.conftest import PETS_DET, PETS_SITE
+from tests.support.session import session_lock
 
 LONDON = ZoneInfo("Europe/London")
 # A Tuesday in March (GMT, no daylight saving), a week before the one compared with.
@@ -179,18 +180,9 @@ def shared_store_db(tmp_path_factory) -> Path:
     The web app only reads it, so workers can share one file; a lock makes the
     first worker build it while the others wait.
     """
-    import fcntl
-    import os
-
-    from edge.config import load_site
-    from tests.conftest import PETS_SITE
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    path = root / "web-store.db"
-    done = root / "web-store.done"
-    with open(root / "web-store.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with session_lock(tmp_path_factory, "web-store") as root:
+        path = root / "web-store.db"
+        done = root / "web-store.done"
         if not done.exists():
             fill_store_day(path, load_site(PETS_SITE))
             done.write_text("ok")
