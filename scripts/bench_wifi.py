@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Benchmark the Wi-Fi probe-request parser against scapy, in one run, on one capture.
 
 Measures frames per second of
@@ -17,23 +18,21 @@ least noisy estimate of what the code costs).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from checkout_venv import SHARED, bench_parser, enter
 
-from edge.config.wifi import WifiConfig  # noqa: E402
-from edge.wifi import parser  # noqa: E402
-from edge.wifi.pcapfile import CaptureFile  # noqa: E402
-from edge.wifi.pipeline import replay_to_list  # noqa: E402
+enter(__file__)
 
-SHARED = Path(os.environ.get("EDGE_ASSETS_DIR") or REPO.parent / "shared")
+from edge.config.wifi import WifiConfig
+from edge.wifi import parser
+from edge.wifi.pcapfile import CaptureFile
+from edge.wifi.pipeline import replay_to_list
+
 DEFAULT_PCAP = SHARED / "wifi" / "brno-sc6-61" / "position_1_sc6-61_2023-02-08_anonymized.pcap"
 
 
@@ -81,14 +80,11 @@ def parser_run(path: Path, cached: bool) -> int:
 
 
 def main() -> None:
-    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments = bench_parser(__doc__, quick="2 passes, 1,000 scapy frames")
     arguments.add_argument("pcap", nargs="?", type=Path, default=DEFAULT_PCAP)
-    arguments.add_argument("--json", action="store_true", help="one JSON object on stdout")
     arguments.add_argument("--repeat", type=int, default=5)
     arguments.add_argument("--scapy-frames", type=int, default=3000,
                            help="frames scapy dissects per run (it is slow)")
-    arguments.add_argument("--quick", action="store_true",
-                           help="2 passes, 1,000 scapy frames (scripts/bench --quick)")
     options = arguments.parse_args()
     if options.quick:
         options.repeat = min(options.repeat, 2)

@@ -11,7 +11,7 @@ aggregates``) at a chosen total rate.
     python scripts/fleet_sim.py --host 127.0.0.1 --port 1883 --stores 20 --windows 96 --rate 200
     python scripts/fleet_sim.py --fault-run --stores 1000 --windows 96   # the fault run
 
-Importable (the central ingestion tests and ``scripts/bench_ingest`` use
+Importable (the central ingestion tests and ``scripts/bench_ingest.py`` use
 :func:`fleet_messages` and :class:`Fleet`).
 """
 
@@ -305,7 +305,7 @@ def fault_run(
     from psycopg import sql
     from psycopg.conninfo import make_conninfo
 
-    from tests.mqtt_broker import Broker
+    from tests.support.mqtt_broker import Broker
 
     root = Path(__file__).resolve().parents[1]
     started = time.monotonic()

@@ -13,7 +13,7 @@ SHARED = Path(os.environ.get("EDGE_ASSETS_DIR") or REPO.parent / "shared").resol
 os.environ["EDGE_ASSETS_DIR"] = str(SHARED)
 os.environ.setdefault("EDGE_OFFLINE", "1")
 
-pytest_plugins = ["tests.report_support"]  # the report tests' shared replays
+pytest_plugins = ["tests.support.report_support"]  # the report tests' shared replays
 
 PETS_VIDEO = SHARED / "video" / "pets09-s2l1-view001.avi"
 PETS_GT = SHARED / "mot" / "PETS09-S2L1" / "gt" / "gt.txt"

@@ -14,7 +14,7 @@ from edge.pipeline import CameraPipeline
 from edge.records import FloorTracks, Frame, Tracks
 from edge.tracking import ByteTracker
 from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
-from tests.report_support import ground_truth_heads, read_frames, uncovered_heads
+from tests.support.report_support import ground_truth_heads, read_frames, uncovered_heads
 
 pytestmark = pytest.mark.system
 

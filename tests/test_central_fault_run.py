@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from scripts.fleet_sim import fault_run
-from tests.central_support import ADMIN_DSN, admin
+from tests.support.central_support import ADMIN_DSN, admin
 
 pytestmark = pytest.mark.system
 

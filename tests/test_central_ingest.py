@@ -15,15 +15,15 @@ import pytest
 
 from scripts.fleet_sim import Fleet, SimMessage, fleet_messages, store_ids
 from sync import contract
-from tests.central_support import (
+from tests.support.central_support import (
     Worker,
     central_db_fixture,  # noqa: F401 (fixture)
     query,
     set_connections_allowed,
-    wait_for,
     window_count,
 )
-from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("central")]
 

@@ -28,9 +28,9 @@ from sync.central.refit import refit_spec
 from sync.central.store import CentralStore, screen
 from sync.producer import build_message
 from sync.publisher import SyncService
-from tests.central_support import central_db_fixture  # noqa: F401 (fixture)
-from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 from tests.refit_support import DAY0, DAY_S, day_visits, write_visits
+from tests.support.central_support import central_db_fixture  # noqa: F401 (fixture)
+from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.system
 

@@ -13,8 +13,8 @@ import pytest
 from scripts.fleet_sim import fleet_messages
 from sync.central.schema import MIGRATIONS, migrate
 from sync.central.store import CentralStore, WindowRow, screen
-from tests.central_support import central_db_fixture, query  # noqa: F401 (fixture)
 from tests.conftest import REPO
+from tests.support.central_support import central_db_fixture, query  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.system
 

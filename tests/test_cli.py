@@ -1,7 +1,5 @@
 """The ``edge`` command: every command has help; user errors are one line, no traceback."""
 
-import subprocess
-import sys
 
 import click
 import pytest
@@ -9,6 +7,7 @@ from click.testing import CliRunner
 
 from edge.cli import cli
 from tests.conftest import PETS_DET, PETS_GT
+from tests.support.cli import run_edge
 
 pytestmark = pytest.mark.system
 
@@ -29,12 +28,6 @@ def test_every_command_has_help(path):
     assert result.exit_code == 0, result.output
     command = dict(all_commands(cli))[path]
     assert command.help, f"edge {' '.join(path)} has no help text"
-
-
-def run_edge(*args, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=300, **kwargs
-    )
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ def test_the_raw_capture_is_off_by_default_and_needs_a_monitor_interface_first(t
 
 def page(db_path, path="/"):
     from edge.config import load_site
-    from tests.web_support import BASE_URL, with_web
+    from tests.support.web_support import BASE_URL, with_web
 
     site = with_web(load_site(PETS_SITE), access="open-lan")
     app = create_app(WebDeps(site=site, db_path=db_path))

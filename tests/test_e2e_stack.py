@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,8 +24,10 @@ import shapely
 import yaml
 
 from tests.conftest import PETS_SITE, PETS_VIDEO
-from tests.mjpeg_camera import MjpegCamera, free_port, load_jpegs
-from tests.mqtt_broker import Broker
+from tests.support.mjpeg_camera import MjpegCamera, load_jpegs
+from tests.support.mqtt_broker import Broker
+from tests.support.net import free_port
+from tests.support.waiting import query, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -101,28 +102,6 @@ class Processes:
             with contextlib.suppress(ProcessLookupError):  # already gone
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
-
-
-def query(path: Path, sql: str, params=()) -> list[tuple]:
-    if not path.exists():
-        return []
-    with sqlite3.connect(path, timeout=10) as conn:
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as error:  # a table not created yet
-            if "no such table" in str(error):
-                return []
-            raise
-
-
-def wait_for(condition, timeout_s: float, what: str, log: Path | None = None):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    tail = log.read_text()[-4000:] if log is not None and log.exists() else ""
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{tail}")
 
 
 def lock_pid(state: Path, role: str) -> int | None:

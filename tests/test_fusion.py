@@ -15,7 +15,7 @@ from edge.fusion.coverage import Coverage
 from edge.fusion.tracker import FloorFusion
 from edge.records import FloorObservations
 from tests.conftest import SHARED
-from tests.test_cli import run_edge
+from tests.support.cli import run_edge
 
 pytestmark = pytest.mark.system
 

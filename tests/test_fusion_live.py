@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from tests.conftest import PETS_SITE, PETS_VIDEO
-from tests.mjpeg_camera import MjpegCamera, free_port, load_jpegs
-from tests.test_e2e_stack import Processes, get_json, query, wait_for
+from tests.support.mjpeg_camera import MjpegCamera, load_jpegs
+from tests.support.net import free_port
+from tests.support.waiting import query, wait_for
+from tests.test_e2e_stack import Processes, get_json
 
 pytestmark = pytest.mark.system
 

@@ -96,7 +96,7 @@ def test_calibration_health_reaches_the_page_and_metrics(tmp_path):
     from prometheus_client.parser import text_string_to_metric_families
 
     from edge.web.app import WebDeps, create_app
-    from tests.web_support import BASE_URL
+    from tests.support.web_support import BASE_URL
 
     site = two_camera_site(tmp_path)
     db = open_database(tmp_path / "edge.db")

@@ -17,8 +17,8 @@ from sync import contract, kanon
 from sync.aggregate import Window
 from sync.producer import build_message
 from tests.conftest import PETS_SITE
-from tests.sync_helpers import add_visit
-from tests.web_support import BASE_URL, with_web
+from tests.support.sync_helpers import add_visit
+from tests.support.web_support import BASE_URL, with_web
 
 pytestmark = pytest.mark.system
 

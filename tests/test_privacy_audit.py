@@ -1,4 +1,4 @@
-"""The leak audit: after a full run on the shared recordings (tests/privacy_run.py), no
+"""The leak audit: after a full run on the shared recordings (tests/support/privacy_run.py), no
 address, SSID, image, frame or embedding is anywhere the box wrote or sent; and the
 audit is proven able to fail by planting each kind of leak in a copy of the run."""
 
@@ -19,8 +19,8 @@ from edge.privacy.audit import LeakAudit, build_needles
 from edge.privacy.needles import capture_identifiers
 from edge.wifi.anonymize import parse_mac
 from tests.conftest import PETS_VIDEO, skip_module_without_shared
-from tests.mqtt_broker import Broker
-from tests.privacy_run import (
+from tests.support.mqtt_broker import Broker
+from tests.support.privacy_run import (
     CAPTURES,
     CLOCK,
     MAX_FRAMES,

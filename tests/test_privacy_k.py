@@ -18,7 +18,7 @@ from sync.downlink import DownlinkContext, config_body, handle_config_set, sign_
 from sync.errors import PrivacyError
 from sync.settings import effective_settings
 from tests.conftest import PETS_SITE
-from tests.sync_helpers import STORE, sync_site
+from tests.support.sync_helpers import STORE, sync_site
 
 KEY = "k" * 16 + "-test-downlink-key-0123456789"
 NOW = 1_709_288_100.0

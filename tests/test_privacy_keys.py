@@ -26,7 +26,7 @@ from edge.wifi.anonymize import KEY_BYTES, random_key
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline, replay_to_list
 from edge.wifi.store import write_windows
-from tests.privacy_run import CAPTURES
+from tests.support.privacy_run import CAPTURES
 from tests.test_wifi_parser import ELEMENTS, PROBE_80211, radiotap_header
 
 pytestmark = pytest.mark.system

@@ -25,8 +25,8 @@ from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
-from tests.mqtt_broker import free_port
-from tests.web_support import BASE_URL, with_web
+from tests.support.net import free_port
+from tests.support.web_support import BASE_URL, with_web
 
 pytestmark = pytest.mark.system
 

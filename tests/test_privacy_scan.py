@@ -24,7 +24,7 @@ from edge.privacy.needles import (
     identifier_needles,
 )
 from edge.privacy.scan import Scanner
-from tests.privacy_run import CAPTURES
+from tests.support.privacy_run import CAPTURES
 
 pytestmark = pytest.mark.system
 

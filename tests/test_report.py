@@ -30,7 +30,8 @@ from edge.evaluation.mot import evaluate_mot
 from edge.motformat import read_mot
 from edge.records import FloorTracks, Frame, Tracks, box_anchors
 from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
-from tests.report_support import (
+from tests.support.cli import run_edge
+from tests.support.report_support import (
     FRAMES,
     ground_truth_heads,
     kept_detail,
@@ -38,7 +39,6 @@ from tests.report_support import (
     report_payload,
     uncovered_heads,
 )
-from tests.test_cli import run_edge
 
 pytestmark = pytest.mark.system
 

@@ -5,42 +5,24 @@ holds (recomputed here with SQL). Screenshot: test-artifacts/report/report.png."
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from tests.conftest import REPO
-from tests.report_support import FRAMES
+from tests.support.browser import chromium, needs_chromium
+from tests.support.report_support import FRAMES
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = REPO / "test-artifacts" / "report"
 
-pytestmark = [pytest.mark.system, pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs Debian's chromium and chromium-driver (scripts/setup)",
-)]
+pytestmark = [pytest.mark.system, needs_chromium]
 
 
 @pytest.fixture(scope="module")
 def page(annotated, tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    for argument in ("--no-sandbox", "--headless", "--disable-gpu",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                     "--window-size=1280,900"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    driver.get(annotated["a.html"].as_uri())
-    yield driver
-    driver.quit()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        driver.get(annotated["a.html"].as_uri())
+        yield driver
 
 
 def test_renders_without_console_errors_and_loads_nothing(page):

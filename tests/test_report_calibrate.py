@@ -12,7 +12,7 @@ import yaml
 from edge.calibration import fit_homography
 from edge.config.vision import CalibrationConfig
 from tests.conftest import PETS_GT, PETS_VIDEO
-from tests.report_support import invoke, kept_detail, read_frames
+from tests.support.report_support import invoke, kept_detail, read_frames
 from tests.test_vision_errors import assert_clean_error
 
 pytestmark = pytest.mark.system

@@ -19,7 +19,7 @@ from edge.debug_modes import (
     running_as_service,
 )
 from tests.conftest import PETS_DET, PETS_GT, PETS_VIDEO, SHARED
-from tests.report_support import invoke, kept_detail, read_frames
+from tests.support.report_support import invoke, kept_detail, read_frames
 from tests.test_vision_errors import assert_clean_error, last_line
 
 pytestmark = pytest.mark.system

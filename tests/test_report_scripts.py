@@ -1,4 +1,4 @@
-"""scripts/bench and `edge eval suite`: one JSON object each, stable documented names."""
+"""scripts/bench.py and `edge eval suite`: one JSON object each, stable documented names."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.conftest import REPO, SHARED
 pytestmark = pytest.mark.system
 
 DOCS = REPO / "docs" / "report.md"
-BENCHES = {"tracker", "vision", "visits", "web", "wifi"}
+BENCHES = {"capacity", "fusion", "ingest", "tracker", "vision", "visits", "web", "wifi"}
 
 
 def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -29,17 +29,15 @@ def documented_names() -> set[str]:
 
 
 def test_bench_finds_every_bench_and_no_helper_module():
-    result = run_script("scripts/bench", "--list")
+    result = run_script("scripts/bench.py", "--list")
     assert result.returncode == 0, result.stderr
-    found = set(result.stdout.split())
-    assert found >= BENCHES
-    assert not any("." in name for name in found)  # bench_wifi.py is bench_wifi's module
+    assert set(result.stdout.split()) == BENCHES  # not bench.py, checkout_venv.py, fleet_sim.py
 
 
-def test_bench_runs_python_and_shell_benches_quickly_as_one_json_object():
-    """bench_wifi is a bash wrapper, bench_visits a Python script: both run, --quick
-    reaches them, and their figures come back prefixed in one object."""
-    result = run_script("scripts/bench", "wifi", "visits", "--quick", "--json")
+def test_bench_runs_two_benches_quickly_as_one_json_object():
+    """bench_wifi.py and bench_visits.py both run, --quick reaches them, and their
+    figures come back prefixed in one object."""
+    result = run_script("scripts/bench.py", "wifi", "visits", "--quick", "--json")
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert "bench wifi --quick" in result.stderr and "bench visits --quick" in result.stderr
@@ -50,7 +48,7 @@ def test_bench_runs_python_and_shell_benches_quickly_as_one_json_object():
 
 
 def test_bench_rejects_an_unknown_bench():
-    result = run_script("scripts/bench", "nonesuch")
+    result = run_script("scripts/bench.py", "nonesuch")
     assert result.returncode == 2 and "unknown bench nonesuch" in result.stderr
 
 

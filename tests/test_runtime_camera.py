@@ -15,8 +15,9 @@ from edge.runtime.camera_worker import CameraWorker
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from tests.conftest import PETS_VIDEO
-from tests.live_site import live_site_yaml
-from tests.mjpeg_camera import MjpegCamera, load_jpegs
+from tests.support.live_site import live_site_yaml
+from tests.support.mjpeg_camera import MjpegCamera, load_jpegs
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -24,15 +25,6 @@ pytestmark = pytest.mark.system
 @pytest.fixture(scope="module")
 def pets_jpegs():
     return load_jpegs(PETS_VIDEO, count=40, width=768)
-
-
-def wait_for(condition, timeout: float, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def start_worker(site, db_path):
@@ -61,20 +53,20 @@ def test_stream_that_drops_is_reconnected_within_5_s(tmp_path, pets_jpegs):
     db = open_database(tmp_path / "edge.db")
     worker, thread = start_worker(site, tmp_path / "edge.db")
     try:
-        wait_for(lambda: db["track_points"].count > 0, timeout=60)
-        wait_for(lambda: (h := camera_health(db)) and h["status"] == "ok", timeout=10)
+        wait_for(lambda: db["track_points"].count > 0, timeout_s=60)
+        wait_for(lambda: (h := camera_health(db)) and h["status"] == "ok", timeout_s=10)
 
         camera.stop()  # the camera drops off the network for a while
-        wait_for(lambda: camera_health(db)["status"] == "down", timeout=10)
+        wait_for(lambda: camera_health(db)["status"] == "down", timeout_s=10)
         assert "not sending pictures" in camera_health(db)["message"]
         time.sleep(3)
 
         camera.start()
         back_at = time.time()
-        wait_for(lambda: (worker.reader.stats.last_frame_at or 0) > back_at, timeout=10)
+        wait_for(lambda: (worker.reader.stats.last_frame_at or 0) > back_at, timeout_s=10)
         recovered_after = worker.reader.stats.last_frame_at - back_at
         assert recovered_after <= 5.0, f"stream recovered only after {recovered_after:.1f} s"
-        wait_for(lambda: camera_health(db)["status"] == "ok", timeout=10)
+        wait_for(lambda: camera_health(db)["status"] == "ok", timeout_s=10)
         assert camera_health(db)["detail"]["reconnects"] >= 1
     finally:
         worker.stop.set()
@@ -96,11 +88,11 @@ def test_nearly_full_disk_stops_raw_writes_but_not_the_camera(tmp_path, pets_jpe
     db = open_database(tmp_path / "edge.db")
     worker, thread = start_worker(site, tmp_path / "edge.db")
     try:
-        wait_for(lambda: worker.stats.raw_points_skipped > 0, timeout=60)
-        wait_for(lambda: (h := camera_health(db)) and h["status"] == "degraded", timeout=10)
+        wait_for(lambda: worker.stats.raw_points_skipped > 0, timeout_s=60)
+        wait_for(lambda: (h := camera_health(db)) and h["status"] == "degraded", timeout_s=10)
         assert "disk is nearly full" in camera_health(db)["message"]
         # No positions are stored, but the run still counts its frames as it goes.
-        wait_for(lambda: db["runs"].get(1)["frames"] > 0, timeout=10)
+        wait_for(lambda: db["runs"].get(1)["frames"] > 0, timeout_s=10)
     finally:
         worker.stop.set()
         thread.join(30)
@@ -117,7 +109,7 @@ def test_a_second_worker_for_the_same_camera_refuses_to_start(tmp_path, pets_jpe
     first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         lock = tmp_path / "state" / "locks" / "camera-view001.lock"
-        wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid), timeout=60)
+        wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid), timeout_s=60)
         second = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert second.returncode != 0
         assert "Traceback" not in second.stderr
@@ -239,7 +231,7 @@ def test_a_looped_file_starting_again_is_not_a_reconnection(tmp_path, caplog):
     with caplog.at_level("INFO", logger="edge.runtime.frame_reader"):
         reader.start()
         try:
-            wait_for(lambda: reader.stats.frames_read >= 20, timeout=30)  # four passes
+            wait_for(lambda: reader.stats.frames_read >= 20, timeout_s=30)  # four passes
         finally:
             reader.stop()
     assert reader.stats.reconnects == 0
@@ -254,11 +246,11 @@ def test_a_looped_file_that_comes_back_is_a_reconnection(tmp_path, caplog):
     with caplog.at_level("INFO", logger="edge.runtime.frame_reader"):
         reader.start()
         try:
-            wait_for(lambda: reader.stats.frames_read >= 5, timeout=30)
+            wait_for(lambda: reader.stats.frames_read >= 5, timeout_s=30)
             video.rename(tmp_path / "away.avi")  # the file goes (a USB stick pulled out)
-            wait_for(lambda: reader.stats.last_error is not None, timeout=10)
+            wait_for(lambda: reader.stats.last_error is not None, timeout_s=10)
             (tmp_path / "away.avi").rename(video)
-            wait_for(lambda: reader.stats.reconnects == 1, timeout=10)
+            wait_for(lambda: reader.stats.reconnects == 1, timeout_s=10)
         finally:
             reader.stop()
     assert "Camera demo is back" in caplog.text
@@ -309,7 +301,7 @@ def test_a_worker_killed_mid_run_leaves_its_frame_count(tmp_path):
         return row[0] if row else 0
 
     try:
-        wait_for(lambda: frames_stored() >= 5, timeout=90, poll=0.2)
+        wait_for(lambda: frames_stored() >= 5, timeout_s=90, poll_s=0.2)
         worker.send_signal(signal.SIGKILL)
         worker.wait(30)
     finally:

@@ -22,8 +22,8 @@ import yaml
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from tests.conftest import PETS_SITE, SHARED
-from tests.live_site import live_site_yaml
-from tests.mjpeg_camera import free_port
+from tests.support.live_site import live_site_yaml
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.system
 

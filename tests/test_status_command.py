@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from edge.cli import cli
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health, report_health
-from tests.live_site import live_site_yaml
+from tests.support.live_site import live_site_yaml
 
 pytestmark = pytest.mark.system
 
@@ -108,7 +108,7 @@ def test_status_has_a_row_for_the_status_page(tmp_path):
     from edge.runtime.systemd_notify import ServiceNotifier
     from edge.web.app import create_app
     from edge.web.dashboard import WebDeps
-    from tests.web_support import served
+    from tests.support.web_support import served
 
     config = live_site_yaml(tmp_path, "usb:0")
     site = load_site(config)

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from edge.runtime.supervisor import ChildService, Supervisor
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -110,7 +111,7 @@ def test_a_second_edge_run_refuses_at_once(tmp_path):
     import socket
     import subprocess
 
-    from tests.live_site import live_site_yaml
+    from tests.support.live_site import live_site_yaml
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -142,7 +143,7 @@ def test_a_second_edge_run_refuses_at_once(tmp_path):
 def _web_only_site(tmp_path):
     import socket
 
-    from tests.live_site import live_site_yaml
+    from tests.support.live_site import live_site_yaml
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -163,16 +164,6 @@ def _lock_holder(tmp_path, role: str, other_than: int | None = None) -> int | No
     return int(text)
 
 
-def _wait(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
 def test_children_die_with_a_killed_edge_run_and_the_next_one_starts(tmp_path):
     """Field failure (issue 18): `kill -9` of the `edge run` supervisor orphaned its
     children, which kept running with health `ok`; the next `edge run` then gave up,
@@ -186,14 +177,14 @@ def test_children_die_with_a_killed_edge_run_and_the_next_one_starts(tmp_path):
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = None
     try:
-        web = _wait(lambda: _lock_holder(tmp_path, "web"), 60, "the web service's lock")
+        web = wait_for(lambda: _lock_holder(tmp_path, "web"), 60, "the web service's lock")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        _wait(lambda: start_ticks(web) is None, 15, f"the orphaned web service {web} to stop")
+        wait_for(lambda: start_ticks(web) is None, 15, f"the orphaned web service {web} to stop")
         second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True)
-        _wait(lambda: _lock_holder(tmp_path, "web", other_than=web), 60,
-              "the next edge run's web service")
+        wait_for(lambda: _lock_holder(tmp_path, "web", other_than=web), 60,
+                 "the next edge run's web service")
         assert second.poll() is None
     finally:
         for process in (first, second):

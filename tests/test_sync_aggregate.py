@@ -17,7 +17,7 @@ from sync import contract, kanon
 from sync.aggregate import Window, aggregate_window, full_message, window_from
 from sync.errors import ContractError, PrivacyError
 from sync.producer import build_message
-from tests.sync_helpers import (
+from tests.support.sync_helpers import (
     ENTRANCE,
     STORE,
     add_crossings,

@@ -15,9 +15,10 @@ from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from sync.mqtt_client import MqttClient
 from sync.publisher import MAX_IN_FLIGHT, SyncService
-from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
-from tests.sync_helpers import STORE, sync_site
-from tests.test_sync_mqtt import DAY0, PREFIX, Listener, mqtt_section, past_windows, wait_for
+from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.sync_helpers import STORE, sync_site
+from tests.support.waiting import wait_for
+from tests.test_sync_mqtt import DAY0, PREFIX, Listener, mqtt_section, past_windows
 
 pytestmark = pytest.mark.system
 
@@ -150,7 +151,7 @@ def test_oversized_downlinks_never_reach_the_sync_memory(tmp_path, broker):
     import sys
 
     from sync.downlink import config_body, sign_body
-    from tests.sync_helpers import write_site
+    from tests.support.sync_helpers import write_site
 
     site = write_site(tmp_path / "site.yaml", downlink_key=KEY, poll_s=0.5,
                       mqtt=mqtt_section(broker.port))

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from edge.cli import cli
 from edge.runtime.schema import open_database
 from sync.downlink import DownlinkContext, handle_config_set
-from tests.mqtt_broker import free_port
-from tests.sync_helpers import STORE, add_crossings, write_site
+from tests.support.net import free_port
+from tests.support.sync_helpers import STORE, add_crossings, write_site
 
 pytestmark = pytest.mark.system
 
@@ -145,7 +145,7 @@ def test_sign_config_refuses_what_the_box_would_refuse(tmp_path, options, env_ke
 
 
 def test_publish_once_after_an_acl_refusal_reports_the_brokers_reason(tmp_path):
-    from tests.mqtt_broker import Broker
+    from tests.support.mqtt_broker import Broker
 
     acl = f"user {STORE}\ntopic readwrite store-edge/{STORE}/available\n"
     broker = Broker(tmp_path / "broker", users={STORE: "pw"}, acl=acl).start()

@@ -21,8 +21,9 @@ from sync.errors import BrokerError
 from sync.mqtt_client import MqttClient
 from sync.producer import build_message
 from sync.publisher import SyncService
-from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
-from tests.sync_helpers import STORE, sync_site
+from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.sync_helpers import STORE, sync_site
+from tests.support.waiting import wait_for
 from tests.test_sync_mqtt import (
     DAY0,
     PREFIX,
@@ -32,7 +33,6 @@ from tests.test_sync_mqtt import (
     past_windows,
     start_consumer,
     stop_consumer,
-    wait_for,
 )
 
 pytestmark = pytest.mark.system

@@ -11,8 +11,8 @@ from edge.runtime.schema import open_database
 from sync import contract, kanon
 from sync.publisher import SyncService
 from tests.conftest import REPO
-from tests.mqtt_broker import Broker
-from tests.sync_helpers import STORE, add_crossings, sync_site
+from tests.support.mqtt_broker import Broker
+from tests.support.sync_helpers import STORE, add_crossings, sync_site
 
 pytestmark = pytest.mark.system
 

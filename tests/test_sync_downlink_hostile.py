@@ -11,8 +11,8 @@ import pytest
 
 from sync.downlink import config_body, handle_config_set, sign_body
 from sync.settings import OverrideChanges, apply_changes, read_overrides
-from tests.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
-from tests.sync_helpers import STORE, sync_site
+from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
+from tests.support.sync_helpers import STORE, sync_site
 from tests.test_sync_downlink import KEY, NOW, context, overrides_and_nonces, shipped_spec
 
 pytestmark = pytest.mark.system
@@ -219,7 +219,8 @@ def test_the_service_outlives_retained_hostile_downlinks(tmp_path, broker):
 
     from edge.runtime.schema import open_database
     from sync.publisher import SyncService
-    from tests.test_sync_mqtt import PREFIX, Listener, mqtt_section, wait_for
+    from tests.support.waiting import wait_for
+    from tests.test_sync_mqtt import PREFIX, Listener, mqtt_section
 
     site = sync_site(downlink_key=KEY, poll_s=0.05, mqtt=mqtt_section(broker.port))
     topic, state_topic = f"{PREFIX}/{STORE}/config/set", f"{PREFIX}/{STORE}/config/state"

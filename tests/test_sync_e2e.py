@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from edge.runtime.schema import open_database
-from tests.mqtt_broker import Broker
-from tests.sync_helpers import ENTRANCE, STORE, write_site
+from tests.support.mqtt_broker import Broker
+from tests.support.sync_helpers import ENTRANCE, STORE, write_site
+from tests.support.waiting import query, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -34,26 +34,6 @@ def edge(*args: str, log: Path) -> subprocess.Popen:
         stderr=handle,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-
-
-def query(path: Path, sql: str, params=()) -> list[tuple]:
-    with sqlite3.connect(path, timeout=10) as conn:
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as error:  # a table not created yet
-            if "no such table" in str(error):
-                return []
-            raise
-
-
-def wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 class CrossingWriter(threading.Thread):

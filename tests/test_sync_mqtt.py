@@ -17,24 +17,15 @@ from sync.consumer import ReferenceConsumer, open_consumer_db
 from sync.downlink import config_body, sign_body
 from sync.mqtt_client import MqttClient
 from sync.publisher import SyncService
-from tests.mqtt_broker import Broker, broker_fixture, make_tls_files  # noqa: F401 (fixture)
-from tests.sync_helpers import STORE, add_crossings, sync_site
+from tests.support.mqtt_broker import Broker, broker_fixture, make_tls_files  # noqa: F401 (fixture)
+from tests.support.sync_helpers import STORE, add_crossings, sync_site
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.system
 
 PREFIX = "test-edge"
 DAY0 = 1_709_251_200.0
 KEY = "test-downlink-key-0123456789-abcdefghijkl"
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def mqtt_section(port: int, **extra) -> dict:
@@ -264,7 +255,7 @@ def test_plain_mqtt_aimed_at_a_tls_port_says_so(tmp_path):
 
 
 def test_unreachable_broker_keeps_everything(tmp_path):
-    from tests.mqtt_broker import free_port
+    from tests.support.net import free_port
 
     db = open_database(tmp_path / "edge.db")
     past_windows(db, 3)

@@ -16,7 +16,7 @@ from sync.outbox import Outbox
 from sync.producer import produce
 from sync.publisher import SyncService
 from sync.settings import effective_settings
-from tests.sync_helpers import STORE, add_crossings, sync_site
+from tests.support.sync_helpers import STORE, add_crossings, sync_site
 
 DAY0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z, a midnight
 

@@ -2,7 +2,7 @@
 below its committed baseline (like norfair's tests/metrics.txt): not in the mean over
 the scenes, nor by more than a hundredth on any one of them; and it must stay ahead
 of the better of supervision's ByteTrack and norfair, measured on the same detections
-(scripts/bench_tracker).
+(scripts/bench_tracker.py).
 
 Regression: settings chosen on PETS09-S2L1 alone fell behind supervision's ByteTrack
 on ADL-Rundle-6 (HOTA 0.301 against 0.343) and ETH-Bahnhof (0.382 against 0.410);

@@ -14,8 +14,8 @@ from edge.errors import SourceError
 from edge.runtime.frame_reader import FrameReader
 from edge.video import VideoSource, describe_source
 from tests.conftest import PETS_VIDEO
-from tests.live_site import live_site_yaml
-from tests.mjpeg_camera import MjpegCamera
+from tests.support.live_site import live_site_yaml
+from tests.support.mjpeg_camera import MjpegCamera
 
 pytestmark = pytest.mark.system
 

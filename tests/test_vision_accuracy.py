@@ -4,9 +4,7 @@ demo site, scored against its ground truth. The replay runs once per test sessio
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +14,8 @@ import pytest
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import read_trajectories
 from tests.conftest import PETS_GT
-from tests.test_cli import run_edge
+from tests.support.cli import run_edge
+from tests.support.session import run_once
 
 pytestmark = [
     pytest.mark.system,
@@ -34,17 +33,7 @@ MOST_FLOOR_MEDIAN_M = 0.30
 @pytest.fixture(scope="session")
 def pets_replay(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Replay the recording once, evaluate it with the CLI, share the figures."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the session's folder, shared by its workers
-    folder = base / "pets_replay"
-    folder.mkdir(exist_ok=True)
-    with (base / "pets_replay.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result_path = folder / "result.json"
-        if not result_path.exists():
-            result_path.write_text(json.dumps(_replay_and_evaluate(folder)))
-    return json.loads(result_path.read_text())
+    return run_once(tmp_path_factory, "pets_replay", _replay_and_evaluate)
 
 
 def _replay_and_evaluate(folder: Path) -> dict:

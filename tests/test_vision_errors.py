@@ -12,7 +12,7 @@ from edge.errors import DataFormatError
 from edge.evaluation.floor import evaluate_floor, floor_errors
 from edge.runtime.schema import open_database
 from tests.conftest import PETS_GT, PETS_SITE, PETS_VIDEO
-from tests.test_cli import run_edge
+from tests.support.cli import run_edge
 from tests.test_detection import _write_model
 
 pytestmark = pytest.mark.system

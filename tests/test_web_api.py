@@ -6,6 +6,7 @@ edge/web/queries.py, so a wrong query fails the test.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +34,15 @@ from edge.web import dbread
 from edge.web.app import create_app
 from edge.web.dashboard import Dashboard, WebDeps
 from tests.conftest import PETS_SITE
-from tests.web_support import (
+from tests.support.web_support import (
     BASE_URL,
     DAY,
     LONDON,
     NOW,
     at,
     expected_heatmap,
+    expected_wifi,
+    insert_rows,
     shared_store_db,
     with_web,
 )
@@ -134,14 +138,7 @@ def test_summary_figures_match_the_database(site, store_db):
         assert set(counts) <= {i["name"] for i in items}
 
     # Wi-Fi: per window the larger sensor's count, summed over the day.
-    windows = defaultdict(lambda: (0, 0))
-    for start_t, inside, passing in db.execute(
-            "select window_start, in_store_devices, passers_by from wifi_windows "
-            "where window_start >= ? and window_start < ?", (start, end)):
-        old = windows[start_t]
-        windows[start_t] = (max(old[0], inside), max(old[1], passing))
-    inside = sum(v[0] for v in windows.values())
-    passing = sum(v[1] for v in windows.values())
+    inside, passing = expected_wifi(db, start, end)
     assert (s["wifi"]["in_store_devices"], s["wifi"]["passers_by"]) == (inside, passing)
     assert s["wifi"]["capture_rate"] == pytest.approx(inside / (inside + passing), abs=1e-4)
 
@@ -216,11 +213,8 @@ def small_store(tmp_path: Path, site) -> Path:
     walker = [{"run_id": run, "camera_id": "view001", "track_id": 1, "frame": f, "t": start + f,
                "x": -10 + 0.5 * f, "y": -10.0, "left": 0, "top": 0, "width": 1, "height": 1,
                "confidence": 0.9} for f in range(9)]
-    with db.atomic():
-        db["visits"].insert_all(visits)
-        db["visit_zone_dwell"].insert_all(dwell)
-        db["visit_traits"].insert_all(traits)
-        db["track_points"].insert_all(walker)
+    insert_rows(db, {"visits": visits, "visit_zone_dwell": dwell, "visit_traits": traits,
+                     "track_points": walker})
     db.close()
     return path
 
@@ -389,21 +383,28 @@ def test_reading_while_another_process_writes(site, tmp_path):
     assert people == {4}  # each snapshot is consistent: always the 4 people of one frame
 
 
-def test_a_database_locked_by_another_program_is_a_clear_503(site, tmp_path, monkeypatch):
-    monkeypatch.setattr(dbread, "READ_BUSY_TIMEOUT_S", 0.2)
-    path = tmp_path / "edge.db"
+@contextlib.contextmanager
+def locked_by_another_program(path: Path) -> Iterator[None]:
+    """A new edge database at ``path``, held in an exclusive write transaction by
+    another connection until the block ends (then rolled back)."""
     open_database(path).close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("pragma locking_mode=exclusive")
     holder.execute("begin exclusive")
     holder.execute("insert into health values ('sync', 'ok', '{}', 'ok', 0)")
     try:
-        with client(site, path) as web:
-            api = web.get("/api/v1/summary")
-            page = web.get("/")
+        yield
     finally:
-        holder.rollback() if holder.in_transaction else None
+        holder.rollback()
         holder.close()
+
+
+def test_a_database_locked_by_another_program_is_a_clear_503(site, tmp_path, monkeypatch):
+    monkeypatch.setattr(dbread, "READ_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "edge.db"
+    with locked_by_another_program(path), client(site, path) as web:
+        api = web.get("/api/v1/summary")
+        page = web.get("/")
     assert api.status_code == 503 and api.headers["retry-after"] == "2"
     assert "try again in a few seconds" in api.json()["detail"]
     assert page.status_code == 503 and "<html" in page.text
@@ -414,12 +415,6 @@ def test_waiting_requests_share_one_database_failure(site, tmp_path, monkeypatch
     out its own busy timeout in turn; those that waited share the failure instead."""
     monkeypatch.setattr(dbread, "READ_BUSY_TIMEOUT_S", 0.3)
     path = tmp_path / "edge.db"
-    open_database(path).close()
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("pragma locking_mode=exclusive")
-    holder.execute("begin exclusive")
-    holder.execute("insert into health values ('sync', 'ok', '{}', 'ok', 0)")
-    dashboard = Dashboard(WebDeps(site=with_web(site, cache_s=0), db_path=path))
     start = threading.Barrier(8)
     errors = []
 
@@ -430,13 +425,13 @@ def test_waiting_requests_share_one_database_failure(site, tmp_path, monkeypatch
         except dbread.DatabaseBusy as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    holder.rollback()
-    holder.close()
+    with locked_by_another_program(path):
+        dashboard = Dashboard(WebDeps(site=with_web(site, cache_s=0), db_path=path))
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
     assert len(errors) == 8 and dashboard.attempts <= 3
     assert dashboard.summary().data.status == "empty"  # the lock gone: readable again
 

@@ -21,7 +21,7 @@ from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
-from tests.web_support import BASE_URL, NOW, served, with_web
+from tests.support.web_support import BASE_URL, NOW, served, with_web
 
 pytestmark = pytest.mark.system
 

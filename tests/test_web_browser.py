@@ -14,9 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -25,26 +23,23 @@ from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE, REPO
-from tests.web_support import (
+from tests.support.browser import chromium, needs_chromium
+from tests.support.web_support import (
     DAY,
     LONDON,
     NOW,
     at,
     expected_heatmap,
+    expected_wifi,
     served,
     shared_store_db,
     with_web,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = REPO / "test-artifacts" / "web"
 PIN = "2468"
 
-pytestmark = [pytest.mark.system, pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs Debian's chromium and chromium-driver (scripts/setup installs them)",
-)]
+pytestmark = [pytest.mark.system, needs_chromium]
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +49,9 @@ def site():
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    for argument in ("--no-sandbox", "--headless", "--disable-gpu",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                     "--window-size=1280,900"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        yield driver
 
 
 def screenshot(driver, name: str, height: int | None = None) -> Path:
@@ -208,14 +192,7 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         else:
             assert row[1:] == [str(count), share]
 
-    windows = defaultdict(lambda: (0, 0))
-    for window, inside, passing in db.execute(
-            "select window_start, in_store_devices, passers_by from wifi_windows "
-            "where window_start >= ? and window_start < ?", (start, end)):
-        old = windows[window]
-        windows[window] = (max(old[0], inside), max(old[1], passing))
-    inside = sum(v[0] for v in windows.values())
-    passing = sum(v[1] for v in windows.values())
+    inside, passing = expected_wifi(db, start, end)
     assert (shown["wifi-in-store"], shown["wifi-passers-by"]) == (str(inside), str(passing))
     assert shown["wifi-capture-rate"] == f"{100 * inside / (inside + passing):.0f}%"
 

@@ -20,7 +20,7 @@ from edge.storage.trajectories import start_run
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
-from tests.web_support import BASE_URL, DAY, NOW, at, with_web
+from tests.support.web_support import BASE_URL, DAY, NOW, at, insert_rows, with_web
 
 pytestmark = pytest.mark.system
 
@@ -60,12 +60,8 @@ def fill(path, *, kind: str = "replay") -> None:
     points = [{"run_id": run, "camera_id": "store", "track_id": i, "frame": 100, "t": last,
                "x": -10.0 + i, "y": -8.0, "left": 0, "top": 0, "width": 1, "height": 1,
                "confidence": 0.9} for i in range(7)]
-    with db.atomic():
-        db["visits"].insert_all(visits)
-        db["visit_zone_dwell"].insert_all(dwell)
-        db["visit_traits"].insert_all(traits)
-        db["line_crossings"].insert_all(crossings)
-        db["track_points"].insert_all(points)
+    insert_rows(db, {"visits": visits, "visit_zone_dwell": dwell, "visit_traits": traits,
+                     "line_crossings": crossings, "track_points": points})
     db.close()
 
 

@@ -14,7 +14,7 @@ from edge.config import load_site
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
-from tests.web_support import BASE_URL, NOW, shared_store_db, with_web
+from tests.support.web_support import BASE_URL, NOW, shared_store_db, with_web
 
 pytestmark = pytest.mark.system
 

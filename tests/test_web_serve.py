@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from edge.runtime.schema import open_database
-from tests.mqtt_broker import make_tls_files
+from tests.support.mqtt_broker import make_tls_files
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.system
 
@@ -31,12 +32,6 @@ web:
   pin: ${EDGE_WEB_PIN}
   admin_token: ${EDGE_WEB_ADMIN_TOKEN}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(tmp_path: Path, *args: str, named_db: bool = True, site_text: str = SITE,

@@ -7,8 +7,6 @@ import json
 import re
 import sqlite3
 import struct
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from edge.cli import cli
 from edge.runtime.schema import open_database
 from edge.wifi.pcapfile import CaptureFile
 from tests.conftest import PETS_SITE, SHARED
+from tests.support.cli import run_edge
 from tests.test_wifi_brno import lab_pcs
 
 pytestmark = pytest.mark.system
@@ -27,14 +26,8 @@ BRNO_DAY = SHARED / "wifi" / "brno-sc6-61" / "position_1_sc6-61_2024-03-15_anony
 CAPTURES = sorted((SHARED / "wifi").glob("*/*.pcap*"))
 
 
-def edge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The installed command in a fresh process (exit codes, one-line errors)."""
-    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
-
-
 def run(*args: str):
-    """The same command in this process (faster; for output and database checks)."""
+    """The command in this process (faster than run_edge; for output and database checks)."""
     result = CliRunner().invoke(cli, list(args))
     result.returncode = result.exit_code
     return result
@@ -117,10 +110,11 @@ def test_calibrate_against_manual_counts(tmp_path, lab_site):
 
 def test_calibrate_without_data_is_a_clear_error(tmp_path, lab_site):
     open_database(tmp_path / "e.db").close()
-    result = edge("wifi", "calibrate", "--site", str(lab_site), "--db", str(tmp_path / "e.db"))
+    result = run_edge("wifi", "calibrate", "--site", str(lab_site), "--db", str(tmp_path / "e.db"))
     assert result.returncode == 1
     assert result.stderr.strip().startswith("Error: need at least 4 windows")
-    missing = edge("wifi", "calibrate", "--site", str(lab_site), "--db", str(tmp_path / "no.db"))
+    missing = run_edge("wifi", "calibrate", "--site", str(lab_site),
+                       "--db", str(tmp_path / "no.db"))
     assert missing.returncode == 1 and not (tmp_path / "no.db").exists()
     assert missing.stderr.startswith(f"Error: database {tmp_path / 'no.db'} does not exist; ")
 
@@ -136,7 +130,7 @@ def test_calibrate_without_data_is_a_clear_error(tmp_path, lab_site):
     ],
 )
 def test_user_errors_are_one_line_with_the_fix(args, message):
-    result = edge(*args)
+    result = run_edge(*args)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
@@ -147,7 +141,7 @@ def test_user_errors_are_one_line_with_the_fix(args, message):
 def test_garbage_file_is_a_clear_error(tmp_path):
     garbage = tmp_path / "garbage.pcap"
     garbage.write_bytes(b"\x13\x37" * 500)
-    result = edge("wifi", "replay", str(garbage))
+    result = run_edge("wifi", "replay", str(garbage))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"Error: {garbage}: not a pcap or pcapng capture")
 
@@ -185,7 +179,7 @@ def test_the_closing_line_splits_devices_as_the_windows_do():
 
 def test_bad_exclusion_address_names_the_line(tmp_path):
     site = write_site(tmp_path / "site.yaml", "wifi:\n  exclude_addresses: [dc:fb:48:zz:00:01]\n")
-    result = edge("wifi", "replay", str(BRNO_DAY), "--site", str(site))
+    result = run_edge("wifi", "replay", str(BRNO_DAY), "--site", str(site))
     assert result.returncode == 1
     assert "site.yaml:4" in result.stderr and "expected a MAC address" in result.stderr
 

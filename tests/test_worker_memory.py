@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PETS_SITE, PETS_VIDEO
-from tests.live_site import live_site_yaml
+from tests.support.live_site import live_site_yaml
 
 # The worker's own memory (smaps Anonymous) on the PETS recording: 101 MB measured in the
 # development venv, 136 MB before pandas was kept out and the memory pattern dropped.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,9 +11,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class StrictModel(BaseModel):
-    """A config section: unknown keys are errors, values are immutable once loaded."""
+    """A config section: unknown keys are errors, values are immutable once loaded, and
+    each knob's description is the docstring under it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def checks_service(context: dict | None, name: str) -> bool:
@@ -54,3 +56,19 @@ def existing_file(value: str, info: ValidationInfo, what: str) -> str:
     if not path.is_file():
         raise ValueError(f"{what} file {path} does not exist or is not a file")
     return str(path.resolve())
+
+
+def load_cert_chain(context: ssl.SSLContext, cert_file: str, key_file: str | None) -> None:
+    """Give ``context`` the certificate and its key (the TLS of the broker client and of
+    the status page).
+
+    Raises:
+        ValueError: a file that cannot be read or parsed, or a key that does not match.
+    """
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(
+            f"tls.cert_file/key_file {cert_file}, {key_file}: not a usable "
+            f"PEM certificate and matching key ({error})"
+        ) from None

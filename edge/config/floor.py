@@ -19,13 +19,14 @@ class ZoneConfig(StrictModel):
     """A floor area whose presence and dwell are measured."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
-    name: str | None = Field(None, description="Shown on the status page; defaults to the id.")
-    kind: ZoneKind = Field(description="What the area is for; traits read kinds (e.g. checkout).")
-    tags: list[str] = Field(
-        default_factory=list,
-        description="Merchandise categories, e.g. promo, premium, kids, fitness, ready-to-eat.",
-    )
-    polygon: list[Point] = Field(description="Corners in floor metres, in order, not closed.")
+    name: str | None = None
+    """Shown on the status page; defaults to the id."""
+    kind: ZoneKind
+    """What the area is for; traits read kinds (e.g. checkout)."""
+    tags: list[str] = Field(default_factory=list)
+    """Merchandise categories, e.g. promo, premium, kids, fitness, ready-to-eat."""
+    polygon: list[Point]
+    """Corners in floor metres, in order, not closed."""
 
     @field_validator("tags")
     @classmethod
@@ -59,13 +60,11 @@ class LineConfig(StrictModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
     start: Point
     end: Point
-    inside: Literal["left", "right"] = Field(
-        description="Which side of the line, looking from start to end, is the store's inside."
-    )
-    kind: Literal["entrance", "other", "staff"] = Field(
-        "entrance", description="entrance: the customers' door (door counter); staff: a door "
-        "only associates use (a visit crossing it is an associate's); other: counted only."
-    )
+    inside: Literal["left", "right"]
+    """Which side of the line, looking from start to end, is the store's inside."""
+    kind: Literal["entrance", "other", "staff"] = "entrance"
+    """entrance: the customers' door (door counter); staff: a door only associates use (a visit
+    crossing it is an associate's); other: counted only."""
 
     @model_validator(mode="after")
     def _has_length(self) -> LineConfig:
@@ -77,12 +76,10 @@ class LineConfig(StrictModel):
 class FloorConfig(StrictModel):
     """The floor plan all cameras are calibrated into."""
 
-    bounds: tuple[Point, Point] = Field(
-        description="[[x_min, y_min], [x_max, y_max]] of the floor area shown and gridded, metres."
-    )
-    heatmap_cell_m: float = Field(
-        0.5, gt=0, le=10, description="Dwell heat-map cell size (metres)."
-    )
+    bounds: tuple[Point, Point]
+    """[[x_min, y_min], [x_max, y_max]] of the floor area shown and gridded, metres."""
+    heatmap_cell_m: float = Field(0.5, gt=0, le=10)
+    """Dwell heat-map cell size (metres)."""
     zones: list[ZoneConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list)
 

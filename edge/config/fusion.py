@@ -15,116 +15,56 @@ class FusionConfig(StrictModel):
     one-camera site tracks in the image as before.
     """
 
-    pixel_noise: float = Field(
-        0.04, gt=0, le=0.5, title="Box edge noise",
-        description=(
-            "How far a detected box's edges wander, as a fraction of the person's height; "
-            "turned into floor metres per sighting through the camera's homography, so a "
-            "far person's position is trusted less than a near one's."
-        ),
-    )
-    calibration_noise_m: float = Field(
-        0.1, ge=0, le=2, title="Calibration error",
-        description="Floor error of a camera's calibration itself (metres, one sigma).",
-    )
-    acceleration_noise: float = Field(
-        0.3, gt=0, le=50, title="Motion noise",
-        description=(
-            "How quickly a walker may change speed (m/s², the floor motion model's "
-            "process noise): higher follows turns, lower bridges gaps straighter."
-        ),
-    )
-    gate_sigmas: float = Field(
-        2.5, gt=1, le=10, title="Association gate",
-        description=(
-            "A sighting can only join a person whose predicted position is within this "
-            "many standard deviations (the person's and the sighting's uncertainty "
-            "together)."
-        ),
-    )
-    max_gate_m: float = Field(
-        2.0, gt=0, le=10,
-        description="...and never further than this many metres, however uncertain.",
-    )
-    clock_skew_s: float = Field(
-        0.3, ge=0, le=5, title="Tolerated clock skew",
-        description=(
-            "Cameras' clocks may disagree by this much: a walker's speed times this is "
-            "added to the association gate."
-        ),
-    )
-    continuity_bonus: float = Field(
-        2.0, ge=0, le=20,
-        description=(
-            "Preference (in squared standard deviations) for giving a sighting to the "
-            "person its camera's own track was given last time."
-        ),
-    )
-    new_person_confidence: float | None = Field(
-        None, ge=0, le=1,
-        description=(
-            "A new person starts only from sightings one of which scores at least this; "
-            "weaker sightings still follow people already tracked (as ByteTrack's second "
-            "stage). None: the tracker's new_track_threshold, the score that starts a track "
-            "in one camera (it depends on the detector)."
-        ),
-    )
-    confirm_sightings: int = Field(
-        2, ge=1, le=20,
-        description=(
-            "Sightings (one per camera per instant) before a new person is reported: two "
-            "cameras at once, or one camera twice in a row."
-        ),
-    )
-    confirm_instants: int = Field(
-        2, ge=1, le=20,
-        description=(
-            "Instants in a row a new person must be seen at before being reported: false "
-            "boxes of two cameras can meet once by chance, rarely twice."
-        ),
-    )
-    lost_after_s: float = Field(
-        1.5, gt=0, le=60,
-        description="A person a live camera should see but none does is gone after this.",
-    )
-    blind_keep_s: float = Field(
-        5.0, gt=0, le=600,
-        description=(
-            "A person in a blind spot (no live camera's view) is kept this long, their "
-            "motion carried on, to be picked up by the next camera."
-        ),
-    )
-    report_unseen_s: float = Field(
-        0.25, ge=0, le=60,
-        description="A person unseen in a covered area is still reported for this long.",
-    )
-    camera_down_after_s: float = Field(
-        3.0, gt=0, le=600,
-        description=(
-            "A camera silent this long is down: people last seen in its area are held "
-            "where they were, counted, never 'seen leaving' because a camera died."
-        ),
-    )
-    merge_distance_m: float = Field(
-        0.5, ge=0, le=5,
-        description=(
-            "Two people closer than this whom no camera ever sees apart are one person "
-            "(a duplicate from one camera's calibration error)."
-        ),
-    )
-    merge_after_s: float = Field(1.5, ge=0, le=60, description="...for this long.")
-    max_range_m: float = Field(
-        40.0, gt=0, le=500,
-        description="A camera's footprint ends this far from its nearest floor point.",
-    )
-    rate_fps: float = Field(
-        5.0, gt=0, le=30, title="Fusion rate (live)",
-        description="Instants fused per second by the live fusion service.",
-    )
-    latency_s: float = Field(
-        1.0, ge=0, le=30, title="Wait for cameras (live)",
-        description=(
-            "The live fusion service fuses an instant once this long has passed, so that "
-            "every camera's frames of that instant have arrived."
-        ),
-    )
+    pixel_noise: float = Field(0.04, gt=0, le=0.5, title="Box edge noise")
+    """How far a detected box's edges wander, as a fraction of the person's height; turned into
+    floor metres per sighting through the camera's homography, so a far person's position is trusted
+    less than a near one's."""
+    calibration_noise_m: float = Field(0.1, ge=0, le=2, title="Calibration error")
+    """Floor error of a camera's calibration itself (metres, one sigma)."""
+    acceleration_noise: float = Field(0.3, gt=0, le=50, title="Motion noise")
+    """How quickly a walker may change speed (m/s², the floor motion model's process noise): higher
+    follows turns, lower bridges gaps straighter."""
+    gate_sigmas: float = Field(2.5, gt=1, le=10, title="Association gate")
+    """A sighting can only join a person whose predicted position is within this many standard
+    deviations (the person's and the sighting's uncertainty together)."""
+    max_gate_m: float = Field(2.0, gt=0, le=10)
+    """...and never further than this many metres, however uncertain."""
+    clock_skew_s: float = Field(0.3, ge=0, le=5, title="Tolerated clock skew")
+    """Cameras' clocks may disagree by this much: a walker's speed times this is added to the
+    association gate."""
+    continuity_bonus: float = Field(2.0, ge=0, le=20)
+    """Preference (in squared standard deviations) for giving a sighting to the person its camera's
+    own track was given last time."""
+    new_person_confidence: float | None = Field(None, ge=0, le=1)
+    """A new person starts only from sightings one of which scores at least this; weaker sightings
+    still follow people already tracked (as ByteTrack's second stage). None: the tracker's
+    new_track_threshold, the score that starts a track in one camera (it depends on the detector).
+    """
+    confirm_sightings: int = Field(2, ge=1, le=20)
+    """Sightings (one per camera per instant) before a new person is reported: two cameras at once,
+    or one camera twice in a row."""
+    confirm_instants: int = Field(2, ge=1, le=20)
+    """Instants in a row a new person must be seen at before being reported: false boxes of two
+    cameras can meet once by chance, rarely twice."""
+    lost_after_s: float = Field(1.5, gt=0, le=60)
+    """A person a live camera should see but none does is gone after this."""
+    blind_keep_s: float = Field(5.0, gt=0, le=600)
+    """A person in a blind spot (no live camera's view) is kept this long, their motion carried on,
+    to be picked up by the next camera."""
+    report_unseen_s: float = Field(0.25, ge=0, le=60)
+    """A person unseen in a covered area is still reported for this long."""
+    camera_down_after_s: float = Field(3.0, gt=0, le=600)
+    """A camera silent this long is down: people last seen in its area are held where they were,
+    counted, never 'seen leaving' because a camera died."""
+    merge_distance_m: float = Field(0.5, ge=0, le=5)
+    """Two people closer than this whom no camera ever sees apart are one person (a duplicate from
+    one camera's calibration error)."""
+    merge_after_s: float = Field(1.5, ge=0, le=60)
+    """...for this long."""
+    max_range_m: float = Field(40.0, gt=0, le=500)
+    """A camera's footprint ends this far from its nearest floor point."""
+    rate_fps: float = Field(5.0, gt=0, le=30, title="Fusion rate (live)")
+    """Instants fused per second by the live fusion service."""
+    latency_s: float = Field(1.0, ge=0, le=30, title="Wait for cameras (live)")
+    """The live fusion service fuses an instant once this long has passed, so that every camera's
+    frames of that instant have arrived."""

@@ -10,11 +10,9 @@ from edge.config.base import StrictModel
 class PosConfig(StrictModel):
     """Transactions per period from the store's till system (counts only, no customer data)."""
 
-    period_s: int = Field(
-        3600, ge=60, le=86_400,
-        description="Length of a till period in seconds, when the file or push does not give "
-        "one; periods start on multiples of it from midnight, store time.",
-    )
+    period_s: int = Field(3600, ge=60, le=86_400)
+    """Length of a till period in seconds, when the file or push does not give one; periods start on
+    multiples of it from midnight, store time."""
 
     @field_validator("period_s")
     @classmethod

@@ -28,12 +28,11 @@ SKELETON_SITE_ID = "store-0001"
 class SiteInfo(StrictModel):
     """Which store this box serves."""
 
-    id: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$",
-        description="Store id: part of MQTT topics and aggregate ids.",
-    )
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
+    """Store id: part of MQTT topics and aggregate ids."""
     name: str | None = None
-    timezone: str = Field("UTC", description="IANA time zone for hourly and daily figures.")
+    timezone: str = "UTC"
+    """IANA time zone for hourly and daily figures."""
 
     @field_validator("id")
     @classmethod

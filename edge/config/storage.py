@@ -12,22 +12,16 @@ from edge.config.base import StrictModel
 class StorageConfig(StrictModel):
     """The local SQLite database and retention of what it holds."""
 
-    db_path: str | None = Field(
-        None,
-        description="SQLite file; relative paths are under the state directory. "
-        "Default <state dir>/edge.db.",
-    )
-    raw_trajectory_hours: float = Field(
-        24.0, gt=0, le=24.0,
-        description="Hours raw floor trajectories (track points) are kept. At most 24.",
-    )
-    visit_days: float = Field(7.0, gt=0, le=90, description="Days anonymous visits are kept.")
-    delivered_aggregate_days: float = Field(
-        30.0, gt=0, le=365, description="Days aggregates are kept after delivery."
-    )
-    min_free_disk_mb: int = Field(
-        200, ge=10, description="Below this much free disk, raw data stops being written first."
-    )
+    db_path: str | None = None
+    """SQLite file; relative paths are under the state directory. Default <state dir>/edge.db."""
+    raw_trajectory_hours: float = Field(24.0, gt=0, le=24.0)
+    """Hours raw floor trajectories (track points) are kept. At most 24."""
+    visit_days: float = Field(7.0, gt=0, le=90)
+    """Days anonymous visits are kept."""
+    delivered_aggregate_days: float = Field(30.0, gt=0, le=365)
+    """Days aggregates are kept after delivery."""
+    min_free_disk_mb: int = Field(200, ge=10)
+    """Below this much free disk, raw data stops being written first."""
 
     @field_validator("db_path")
     @classmethod
@@ -40,7 +34,5 @@ class StorageConfig(StrictModel):
 class PrivacyConfig(StrictModel):
     """Privacy limits enforced where data leaves the box."""
 
-    min_publishable_count: int = Field(
-        5, ge=2, le=1000,
-        description="k: no published cell counts fewer than this many visits. Never below 2.",
-    )
+    min_publishable_count: int = Field(5, ge=2, le=1000)
+    """k: no published cell counts fewer than this many visits. Never below 2."""

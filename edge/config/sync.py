@@ -11,7 +11,7 @@ import ssl
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from edge.config.base import StrictModel, checks_service, existing_file
+from edge.config.base import StrictModel, checks_service, existing_file, load_cert_chain
 
 DAY_S = 86_400
 
@@ -29,17 +29,14 @@ def check_window_s(value: int) -> int:
 class TlsConfig(StrictModel):
     """TLS to the broker. Paths relative to the site file are resolved against it."""
 
-    ca_file: str | None = Field(
-        None, description="CA bundle (PEM) that signed the broker's certificate; None = system CAs."
-    )
-    cert_file: str | None = Field(
-        None, description="Client certificate (PEM), for brokers that ask."
-    )
-    key_file: str | None = Field(None, description="Private key of the client certificate (PEM).")
-    insecure_skip_hostname_check: bool = Field(
-        False,
-        description="Accept a broker certificate issued for another host name. Only for labs.",
-    )
+    ca_file: str | None = None
+    """CA bundle (PEM) that signed the broker's certificate; None = system CAs."""
+    cert_file: str | None = None
+    """Client certificate (PEM), for brokers that ask."""
+    key_file: str | None = None
+    """Private key of the client certificate (PEM)."""
+    insecure_skip_hostname_check: bool = False
+    """Accept a broker certificate issued for another host name. Only for labs."""
 
     @field_validator("ca_file", "cert_file", "key_file")
     @classmethod
@@ -67,13 +64,7 @@ class TlsConfig(StrictModel):
                 f"tls.ca_file {self.ca_file}: not a readable PEM CA bundle ({error})"
             ) from None
         if self.cert_file:
-            try:
-                context.load_cert_chain(self.cert_file, self.key_file)
-            except (OSError, ssl.SSLError) as error:
-                raise ValueError(
-                    f"tls.cert_file/key_file {self.cert_file}, {self.key_file}: not a usable "
-                    f"PEM certificate and matching key ({error})"
-                ) from None
+            load_cert_chain(context, self.cert_file, self.key_file)
         if self.insecure_skip_hostname_check:
             context.check_hostname = False
         return context
@@ -82,26 +73,26 @@ class TlsConfig(StrictModel):
 class MqttConfig(StrictModel):
     """The broker of the central platform."""
 
-    host: str = Field("localhost", min_length=1, description="Broker host name or address.")
-    port: int = Field(1883, ge=1, le=65535, description="1883 plain, 8883 for TLS by convention.")
-    client_id: str | None = Field(
-        None, max_length=64, description="MQTT client id; default edge-<store id>. Unique per box."
-    )
-    username: str | None = Field(None, description="Broker user; usually the store id.")
-    password: str | None = Field(
-        None, description="Broker password. Write ${NAME}, never the value."
-    )
-    tls: TlsConfig | None = Field(None, description="TLS settings; None = plain TCP (labs only).")
-    topic_prefix: str = Field(
-        "store-edge",
-        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
-        description="Topics are <prefix>/<store id>/...; unique per deployment, like Frigate's.",
-    )
-    keepalive_s: int = Field(60, ge=5, le=3600, description="MQTT keep-alive interval.")
-    reconnect_min_s: int = Field(1, ge=1, le=300, description="First wait before reconnecting.")
-    reconnect_max_s: int = Field(
-        120, ge=1, le=3600, description="Longest wait between reconnection attempts."
-    )
+    host: str = Field("localhost", min_length=1)
+    """Broker host name or address."""
+    port: int = Field(1883, ge=1, le=65535)
+    """1883 plain, 8883 for TLS by convention."""
+    client_id: str | None = Field(None, max_length=64)
+    """MQTT client id; default edge-<store id>. Unique per box."""
+    username: str | None = None
+    """Broker user; usually the store id."""
+    password: str | None = None
+    """Broker password. Write ${NAME}, never the value."""
+    tls: TlsConfig | None = None
+    """TLS settings; None = plain TCP (labs only)."""
+    topic_prefix: str = Field("store-edge", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    """Topics are <prefix>/<store id>/...; unique per deployment, like Frigate's."""
+    keepalive_s: int = Field(60, ge=5, le=3600)
+    """MQTT keep-alive interval."""
+    reconnect_min_s: int = Field(1, ge=1, le=300)
+    """First wait before reconnecting."""
+    reconnect_max_s: int = Field(120, ge=1, le=3600)
+    """Longest wait between reconnection attempts."""
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> MqttConfig:
@@ -115,68 +106,39 @@ class MqttConfig(StrictModel):
 class SyncConfig(StrictModel):
     """Aggregation windows, the MQTT broker, the outbox and the signed downlink."""
 
-    enabled: bool = Field(True, description="Run the sync service at all.")
-    window_s: int = Field(
-        900,
-        ge=1,
-        le=DAY_S,
-        description="Aggregation window (seconds); 900 = 15 min. Must divide a day.",
-    )
-    settle_s: float = Field(
-        120.0,
-        ge=0,
-        le=3600,
-        description="Wait this long after a window ends before aggregating it, so visits that "
-        "end in it (closed after visits.close_after_s) are already stored.",
-    )
-    occupancy_sample_s: float = Field(
-        1.0,
-        gt=0,
-        le=60,
-        description="Occupancy is the number of tracks seen per sample of this length.",
-    )
+    enabled: bool = True
+    """Run the sync service at all."""
+    window_s: int = Field(900, ge=1, le=DAY_S)
+    """Aggregation window (seconds); 900 = 15 min. Must divide a day."""
+    settle_s: float = Field(120.0, ge=0, le=3600)
+    """Wait this long after a window ends before aggregating it, so visits that end in it (closed
+    after visits.close_after_s) are already stored."""
+    occupancy_sample_s: float = Field(1.0, gt=0, le=60)
+    """Occupancy is the number of tracks seen per sample of this length."""
     mqtt: MqttConfig = MqttConfig()
-    downlink_key: str | None = Field(
-        None,
-        min_length=32,
-        description="HMAC-SHA256 key for signed config downlinks, provisioned at install "
-        "(write ${NAME}). None = downlink disabled.",
-    )
-    downlink_max_age_s: float = Field(
-        300.0,
-        ge=10,
-        le=86_400,
-        description="Refuse downlinks issued longer ago (or further ahead) than this; nonces are "
-        "remembered this long to refuse replays.",
-    )
-    outbox_max_pending: int = Field(
-        10_000,
-        ge=10,
-        le=1_000_000,
-        description="Most undelivered aggregates kept; beyond, the oldest are dropped (alarm).",
-    )
-    retry_initial_s: float = Field(5.0, gt=0, le=600, description="First retry delay of a publish.")
-    retry_max_s: float = Field(300.0, gt=0, le=86_400, description="Longest retry delay.")
-    ack_timeout_s: float = Field(
-        30.0,
-        gt=0,
-        le=3600,
-        description="A publish not acknowledged (PUBACK) within this turns health degraded; "
-        "it stays queued in the MQTT client, which sends it again after a reconnection.",
-    )
-    stats_interval_s: float = Field(
-        60.0, ge=1, le=86_400, description="How often health stats go out."
-    )
-    poll_s: float = Field(1.0, gt=0, le=60, description="Main loop period.")
-    homeassistant_discovery: bool = Field(
-        False,
-        description="Announce footfall and occupancy sensors by Home Assistant MQTT discovery.",
-    )
-    discovery_prefix: str = Field(
-        "homeassistant",
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="Home Assistant's discovery prefix.",
-    )
+    downlink_key: str | None = Field(None, min_length=32)
+    """HMAC-SHA256 key for signed config downlinks, provisioned at install (write ${NAME}). None =
+    downlink disabled."""
+    downlink_max_age_s: float = Field(300.0, ge=10, le=86_400)
+    """Refuse downlinks issued longer ago (or further ahead) than this; nonces are remembered this
+    long to refuse replays."""
+    outbox_max_pending: int = Field(10_000, ge=10, le=1_000_000)
+    """Most undelivered aggregates kept; beyond, the oldest are dropped (alarm)."""
+    retry_initial_s: float = Field(5.0, gt=0, le=600)
+    """First retry delay of a publish."""
+    retry_max_s: float = Field(300.0, gt=0, le=86_400)
+    """Longest retry delay."""
+    ack_timeout_s: float = Field(30.0, gt=0, le=3600)
+    """A publish not acknowledged (PUBACK) within this turns health degraded; it stays queued in the
+    MQTT client, which sends it again after a reconnection."""
+    stats_interval_s: float = Field(60.0, ge=1, le=86_400)
+    """How often health stats go out."""
+    poll_s: float = Field(1.0, gt=0, le=60)
+    """Main loop period."""
+    homeassistant_discovery: bool = False
+    """Announce footfall and occupancy sensors by Home Assistant MQTT discovery."""
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]+$")
+    """Home Assistant's discovery prefix."""
 
     @field_validator("window_s")
     @classmethod

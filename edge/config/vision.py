@@ -63,34 +63,24 @@ class CalibrationConfig(StrictModel):
     to floor metres, as other calibration tools export it.
     """
 
-    image_points: list[Point] | None = Field(
-        None, title="Image points", description="Pixel positions (x right, y down) of floor marks."
-    )
-    floor_points: list[Point] | None = Field(
-        None, title="Floor points", description="The same marks on the floor plan, in metres."
-    )
+    image_points: list[Point] | None = Field(None, title="Image points")
+    """Pixel positions (x right, y down) of floor marks."""
+    floor_points: list[Point] | None = Field(None, title="Floor points")
+    """The same marks on the floor plan, in metres."""
     homography: tuple[tuple[float, float, float], tuple[float, float, float],
                       tuple[float, float, float]] | None = Field(
         None, title="Image-to-floor matrix",
-        description=(
-            "3x3 matrix taking a pixel (u, v, 1) to floor metres (x, y, 1) up to scale; "
-            "instead of point pairs."
-        ),
     )
+    """3x3 matrix taking a pixel (u, v, 1) to floor metres (x, y, 1) up to scale; instead of point
+    pairs."""
     image_size: tuple[Annotated[int, Field(ge=16, le=16384)],
                       Annotated[int, Field(ge=16, le=16384)]] | None = Field(
         None, title="Frame size (width, height)",
-        description=(
-            "The camera's frame size in pixels: with it, the camera's footprint on the "
-            "floor is known before its first frame (multi-camera sites)."
-        ),
     )
-    max_reprojection_error_m: float = Field(
-        0.5,
-        gt=0,
-        title="Largest accepted fit error",
-        description="Refuse the calibration if any point reprojects further than this (metres).",
-    )
+    """The camera's frame size in pixels: with it, the camera's footprint on the floor is known
+    before its first frame (multi-camera sites)."""
+    max_reprojection_error_m: float = Field(0.5, gt=0, title="Largest accepted fit error")
+    """Refuse the calibration if any point reprojects further than this (metres)."""
 
     @model_validator(mode="after")
     def _pairs_or_matrix(self) -> CalibrationConfig:
@@ -147,36 +137,22 @@ class CameraConfig(StrictModel):
     """One camera: where its frames come from and how they map to the floor."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", title="Camera id")
-    source: str = Field(
-        title="Video source",
-        description=(
-            "A file path (relative to the site file), `asset:NAME` from the model manifest, "
-            "an rtsp:// URL, or a USB device (`usb:0` or /dev/videoN)."
-        ),
-    )
-    fps: float | None = Field(
-        None, gt=0, le=120, title="Source frame rate",
-        description="Override a file's declared frame rate when it is wrong.",
-    )
-    detect_fps: float | None = Field(
-        None, gt=0, le=60, title="Detection frame rate",
-        description=(
-            "Run the detector at most this often per second; None = every frame. Frames "
-            "are skipped whole, so the rate used is fps / N, the next at or below this "
-            "(fps 10: 10, 5, 3.33, 2.5...); check-config says which when it differs."
-        ),
-    )
-    loop: bool = Field(False, description="Loop a file source forever (demos).")
+    source: str = Field(title="Video source")
+    """A file path (relative to the site file), `asset:NAME` from the model manifest, an rtsp://
+    URL, or a USB device (`usb:0` or /dev/videoN)."""
+    fps: float | None = Field(None, gt=0, le=120, title="Source frame rate")
+    """Override a file's declared frame rate when it is wrong."""
+    detect_fps: float | None = Field(None, gt=0, le=60, title="Detection frame rate")
+    """Run the detector at most this often per second; None = every frame. Frames are skipped whole,
+    so the rate used is fps / N, the next at or below this (fps 10: 10, 5, 3.33, 2.5...);
+    check-config says which when it differs."""
+    loop: bool = False
+    """Loop a file source forever (demos)."""
     calibration: CalibrationConfig
-    floor_area: list[Point] | None = Field(
-        None,
-        title="Tracked floor area",
-        description=(
-            "Polygon corners in floor metres, in order, not closed: only people whose feet "
-            "map inside are tracked (leave out the street seen through the shop window, a "
-            "staff-only corridor, a poster). None = everywhere the camera sees."
-        ),
-    )
+    floor_area: list[Point] | None = Field(None, title="Tracked floor area")
+    """Polygon corners in floor metres, in order, not closed: only people whose feet map inside are
+    tracked (leave out the street seen through the shop window, a staff-only corridor, a poster).
+    None = everywhere the camera sees."""
 
     @property
     def detection_rate(self) -> float | None:
@@ -230,37 +206,23 @@ class CameraConfig(StrictModel):
 class DetectorConfig(StrictModel):
     """The ONNX person detector."""
 
-    model: str = Field(
-        "yolox_nano_416x416",
-        title="Model",
-        description="A model name from models/manifest.yaml, or a path to an .onnx file.",
-    )
-    kind: str | None = Field(
-        None, pattern="^(yolox|ssd)$",
-        description=(
-            "Decoder for a model given by path (yolox or ssd); manifest models know theirs."
-        ),
-    )
+    model: str = Field("yolox_nano_416x416", title="Model")
+    """A model name from models/manifest.yaml, or a path to an .onnx file."""
+    kind: str | None = Field(None, pattern="^(yolox|ssd)$")
+    """Decoder for a model given by path (yolox or ssd); manifest models know theirs."""
     input_size: tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]] | None = Field(
         None, title="Network input (height, width)",
-        description=(
-            "YOLOX runs at any multiple of 32 up to 4096; larger finds smaller, distant "
-            "people, and costs memory and time with the square of the side. None = from "
-            "each camera's frame size: 0.6 of it, aspect kept, so a 60-pixel person stays "
-            ">= 36 input pixels, each side a multiple of 32, at most 960 (640x360: "
-            "224x384; 1920x1080: 544x960); a model of one fixed size runs at its own."
-        ),
     )
-    confidence_threshold: float = Field(
-        0.1, ge=0.0, le=1.0,
-        description="Drop detections scoring below this. Keep it low: the tracker uses weak boxes.",
-    )
-    nms_iou_threshold: float = Field(
-        0.45, gt=0.0, le=1.0, description="Non-maximum suppression IoU."
-    )
-    threads: int | None = Field(
-        None, ge=1, le=64, description="onnxruntime intra-op threads; None = onnxruntime's choice."
-    )
+    """YOLOX runs at any multiple of 32 up to 4096; larger finds smaller, distant people, and costs
+    memory and time with the square of the side. None = from each camera's frame size: 0.6 of it,
+    aspect kept, so a 60-pixel person stays >= 36 input pixels, each side a multiple of 32, at most
+    960 (640x360: 224x384; 1920x1080: 544x960); a model of one fixed size runs at its own."""
+    confidence_threshold: float = Field(0.1, ge=0.0, le=1.0)
+    """Drop detections scoring below this. Keep it low: the tracker uses weak boxes."""
+    nms_iou_threshold: float = Field(0.45, gt=0.0, le=1.0)
+    """Non-maximum suppression IoU."""
+    threads: int | None = Field(None, ge=1, le=64)
+    """onnxruntime intra-op threads; None = onnxruntime's choice."""
 
     @field_validator("input_size")
     @classmethod
@@ -285,92 +247,49 @@ class TrackerConfig(StrictModel):
     ``minimum_track_age_s``) and ``velocity_noise`` (now ``acceleration_noise``).
     """
 
-    track_activation_threshold: float = Field(
-        0.9, ge=0, le=1,
-        description=(
-            "Detections at or above this score are 'high': they match first and can start "
-            "tracks."
-        ),
-    )
-    low_confidence_threshold: float = Field(
-        0.1, ge=0, le=1,
-        description=(
-            "Detections between this and the activation threshold only extend existing "
-            "tracks (ByteTrack's second stage)."
-        ),
-    )
-    new_track_threshold: float = Field(
-        0.9, ge=0, le=1, description="An unmatched detection starts a track only above this score."
-    )
-    high_match_iou: float = Field(
-        0.1, gt=0, le=1, description="Least IoU for a high-score detection to match a track."
-    )
-    low_match_iou: float = Field(
-        0.5, gt=0, le=1, description="Least IoU for a low-score detection to match a track."
-    )
-    unconfirmed_match_iou: float = Field(
-        0.3, gt=0, le=1, description="Least IoU for a tentative track to match again."
-    )
-    recovery_max_distance: float = Field(
-        0.5, ge=0, le=10,
-        description=(
-            "Second chance for confident detections IoU left unmatched: they may join an "
-            "unmatched track whose predicted or last-seen centre is at most this many body "
-            "heights away. Brings people back from occlusion; 0 turns it off."
-        ),
-    )
-    max_height_ratio: float = Field(
-        2.0, ge=1, le=10,
-        description=(
-            "A detection never matches a track whose last box is more than this factor "
-            "taller or shorter: a box around a head or a half-hidden body would drag the "
-            "track's size, speed and floor position off."
-        ),
-    )
-    position_noise: float = Field(
-        1.0 / 20, gt=0, le=1,
-        description=(
-            "Kalman position noise, as a fraction of the box height: how far the motion "
-            "model trusts a detection over its own prediction (mostly the detector's "
-            "jitter, which does not depend on the frame rate)."
-        ),
-    )
-    acceleration_noise: float = Field(
-        1.2, gt=0, le=100,
-        description=(
-            "How quickly a person's speed may change, in body heights per second per "
-            "second (the Kalman velocity noise, converted to each frame rate). Higher "
-            "follows turns and a moving camera sooner; lower holds a straight walk "
-            "through occlusions."
-        ),
-    )
-    minimum_track_age_s: float = Field(
-        0.0, ge=0, le=10,
-        description=(
-            "Seconds a new track must be seen, frame after frame, before it is reported "
-            "(birth hysteresis: rounded to whole frames, at least one)."
-        ),
-    )
-    lost_track_buffer_s: float = Field(
-        2.0, ge=0, le=120, description="Seconds a lost track is kept for re-association."
-    )
-    minimum_consecutive_frames: int | None = Field(
-        None, ge=1, le=30,
-        description=(
-            "Deprecated: frames a new track must be seen in a row. Counts frames, so it "
-            "changes meaning with the frame rate; overrides minimum_track_age_s when set. "
-            "Use minimum_track_age_s (N frames at F frames/s = N / F seconds)."
-        ),
-    )
-    velocity_noise: float | None = Field(
-        None, gt=0, le=1,
-        description=(
-            "Deprecated: the Kalman velocity noise as a fraction of the box height per "
-            "frame. Per frame, so it changes meaning with the frame rate; overrides "
-            "acceleration_noise when set. Use acceleration_noise (V per frame at F "
-            "frames/s = V x F x F body heights per second per second)."
-        ),
-    )
+    track_activation_threshold: float = Field(0.9, ge=0, le=1)
+    """Detections at or above this score are 'high': they match first and can start tracks."""
+    low_confidence_threshold: float = Field(0.1, ge=0, le=1)
+    """Detections between this and the activation threshold only extend existing tracks (ByteTrack's
+    second stage)."""
+    new_track_threshold: float = Field(0.9, ge=0, le=1)
+    """An unmatched detection starts a track only above this score."""
+    high_match_iou: float = Field(0.1, gt=0, le=1)
+    """Least IoU for a high-score detection to match a track."""
+    low_match_iou: float = Field(0.5, gt=0, le=1)
+    """Least IoU for a low-score detection to match a track."""
+    unconfirmed_match_iou: float = Field(0.3, gt=0, le=1)
+    """Least IoU for a tentative track to match again."""
+    recovery_max_distance: float = Field(0.5, ge=0, le=10)
+    """Second chance for confident detections IoU left unmatched: they may join an unmatched track
+    whose predicted or last-seen centre is at most this many body heights away. Brings people back
+    from occlusion; 0 turns it off."""
+    max_height_ratio: float = Field(2.0, ge=1, le=10)
+    """A detection never matches a track whose last box is more than this factor taller or shorter:
+    a box around a head or a half-hidden body would drag the track's size, speed and floor position
+    off."""
+    position_noise: float = Field(1.0 / 20, gt=0, le=1)
+    """Kalman position noise, as a fraction of the box height: how far the motion model trusts a
+    detection over its own prediction (mostly the detector's jitter, which does not depend on the
+    frame rate)."""
+    acceleration_noise: float = Field(1.2, gt=0, le=100)
+    """How quickly a person's speed may change, in body heights per second per second (the Kalman
+    velocity noise, converted to each frame rate). Higher follows turns and a moving camera sooner;
+    lower holds a straight walk through occlusions."""
+    minimum_track_age_s: float = Field(0.0, ge=0, le=10)
+    """Seconds a new track must be seen, frame after frame, before it is reported (birth hysteresis:
+    rounded to whole frames, at least one)."""
+    lost_track_buffer_s: float = Field(2.0, ge=0, le=120)
+    """Seconds a lost track is kept for re-association."""
+    minimum_consecutive_frames: int | None = Field(None, ge=1, le=30)
+    """Deprecated: frames a new track must be seen in a row. Counts frames, so it changes meaning
+    with the frame rate; overrides minimum_track_age_s when set. Use minimum_track_age_s (N frames
+    at F frames/s = N / F seconds)."""
+    velocity_noise: float | None = Field(None, gt=0, le=1)
+    """Deprecated: the Kalman velocity noise as a fraction of the box height per frame. Per frame,
+    so it changes meaning with the frame rate; overrides acceleration_noise when set. Use
+    acceleration_noise (V per frame at F frames/s = V x F x F body heights per second per second).
+    """
 
     @model_validator(mode="after")
     def _warn_per_frame_keys(self) -> TrackerConfig:

@@ -12,93 +12,69 @@ from edge.config.base import StrictModel
 class VisitConfig(StrictModel):
     """Turning trajectories into visits, zone presence, stops and trait scores."""
 
-    min_duration_s: float = Field(
-        3.0, ge=0, description="Trajectories shorter than this are fragments, not visits."
-    )
-    smoothing_s: float = Field(
-        1.0, ge=0, description="Width of the centred moving-average window over floor positions."
-    )
-    zone_enter_after_s: float = Field(
-        1.0, ge=0, description="Seconds continuously inside a zone before presence starts "
-        "(hysteresis); the stay is then dated from the first moment inside."
-    )
-    zone_leave_after_s: float = Field(
-        1.0, ge=0, description="Seconds continuously outside a zone before presence ends "
-        "(hysteresis); shorter excursions count as still inside."
-    )
-    stop_speed_mps: float = Field(0.3, gt=0, description="Below this speed a person is stopped.")
-    stop_min_s: float = Field(2.0, gt=0, description="A stop lasts at least this long.")
-    speed_window_s: float = Field(
-        1.0, gt=0, description="Speeds are measured over this baseline, so that position "
-        "jitter does not read as motion."
-    )
-    line_margin_m: float = Field(
-        0.3, ge=0, le=5, description="A line crossing counts once the person is this far past "
-        "the line, having been this far on the other side (hysteresis against jitter)."
-    )
-    line_settle_s: float = Field(
-        2.0, ge=0, le=30, description="A stay at least line_margin_m on one side of a line "
-        "that lasts less than this, between stays on the other side, is an excursion and "
-        "counts no crossing: a track that follows someone else across for a moment (an id "
-        "swap and back), or a step over and straight back. A track's first and last stays "
-        "count whatever their length (tracks begin and end near lines)."
-    )
-    line_smoothing_s: float = Field(
-        0.5, ge=0, le=30, description="Line crossings are counted on the visit's path smoothed "
-        "once more over this many seconds (a centred moving average): a swap of ids between "
-        "two people passing each other moves it less than it moves the raw positions."
-    )
-    neighbour_distance_m: float = Field(
-        1.0, ge=0, le=20, description="Zones closer than this are neighbours: going A -> B -> A "
-        "between neighbours is a back-and-forth switch."
-    )
-    close_after_s: float = Field(
-        10.0, gt=0, description="A visit ends when its track has been gone this long; a gap "
-        "this long inside one track starts a new visit."
-    )
-    staff_zone_min_s: float = Field(
-        5.0, ge=0, le=3600, description="A visit that spends this long in zones of kind "
-        "'staff' (back office, behind the counter) is an associate's, not a customer's."
-    )
-    staff_presence_s: float = Field(
-        1800.0, gt=0, description="A visit this long (one unbroken track) is an associate's: "
-        "customers of the store do not stay this long."
-    )
-    staff_busy_entries: int = Field(
-        10, ge=1, description="A visit that enters this many destination zones…"
-    )
-    staff_busy_s: float = Field(
-        900.0, gt=0, description="…within at least this many seconds is an associate's "
-        "(restocking: long and from shelf to shelf)."
-    )
-    group_entry_window_s: float = Field(
-        5.0, ge=0, le=120, description="Shopping groups: visits that started within this many "
-        "seconds of each other may be one group (they came in together)."
-    )
-    group_distance_m: float = Field(
-        1.5, gt=0, le=10, description="Shopping groups: two people this close (metres) are "
-        "walking together."
-    )
-    group_together_fraction: float = Field(
-        0.5, gt=0, le=1, description="Shopping groups: the share of their time in the store "
-        "together (overlap) that two people must spend within group_distance_m."
-    )
-    group_min_overlap_s: float = Field(
-        10.0, ge=0, le=3600, description="Shopping groups: two visits must overlap this long "
-        "to be compared (a brief meeting is not a shopping trip)."
-    )
-    group_step_s: float = Field(
-        0.5, gt=0, le=10, description="Shopping groups: distances are sampled this often over "
-        "two visits' overlap."
-    )
-    segment_spec: str | None = Field(
-        None, description="Segment spec (traits and micro-segments), YAML. Relative paths are "
-        "resolved next to the site file. Default: the shipped models/segments/default.yaml."
-    )
-    spec_reload_s: float = Field(
-        5.0, gt=0, le=3600, description="How often the live service checks the segment spec "
-        "file for a new version (hot reload)."
-    )
+    min_duration_s: float = Field(3.0, ge=0)
+    """Trajectories shorter than this are fragments, not visits."""
+    smoothing_s: float = Field(1.0, ge=0)
+    """Width of the centred moving-average window over floor positions."""
+    zone_enter_after_s: float = Field(1.0, ge=0)
+    """Seconds continuously inside a zone before presence starts (hysteresis); the stay is then
+    dated from the first moment inside."""
+    zone_leave_after_s: float = Field(1.0, ge=0)
+    """Seconds continuously outside a zone before presence ends (hysteresis); shorter excursions
+    count as still inside."""
+    stop_speed_mps: float = Field(0.3, gt=0)
+    """Below this speed a person is stopped."""
+    stop_min_s: float = Field(2.0, gt=0)
+    """A stop lasts at least this long."""
+    speed_window_s: float = Field(1.0, gt=0)
+    """Speeds are measured over this baseline, so that position jitter does not read as motion."""
+    line_margin_m: float = Field(0.3, ge=0, le=5)
+    """A line crossing counts once the person is this far past the line, having been this far on
+    the other side (hysteresis against jitter)."""
+    line_settle_s: float = Field(2.0, ge=0, le=30)
+    """A stay at least line_margin_m on one side of a line that lasts less than this, between stays
+    on the other side, is an excursion and counts no crossing: a track that follows someone else
+    across for a moment (an id swap and back), or a step over and straight back. A track's first
+    and last stays count whatever their length (tracks begin and end near lines)."""
+    line_smoothing_s: float = Field(0.5, ge=0, le=30)
+    """Line crossings are counted on the visit's path smoothed once more over this many seconds (a
+    centred moving average): a swap of ids between two people passing each other moves it less than
+    it moves the raw positions."""
+    neighbour_distance_m: float = Field(1.0, ge=0, le=20)
+    """Zones closer than this are neighbours: going A -> B -> A between neighbours is a
+    back-and-forth switch."""
+    close_after_s: float = Field(10.0, gt=0)
+    """A visit ends when its track has been gone this long; a gap this long inside one track starts
+    a new visit."""
+    staff_zone_min_s: float = Field(5.0, ge=0, le=3600)
+    """A visit that spends this long in zones of kind 'staff' (back office, behind the counter) is
+    an associate's, not a customer's."""
+    staff_presence_s: float = Field(1800.0, gt=0)
+    """A visit this long (one unbroken track) is an associate's: customers of the store do not stay
+    this long."""
+    staff_busy_entries: int = Field(10, ge=1)
+    """A visit that enters this many destination zones…"""
+    staff_busy_s: float = Field(900.0, gt=0)
+    """…within at least this many seconds is an associate's (restocking: long and from shelf to
+    shelf)."""
+    group_entry_window_s: float = Field(5.0, ge=0, le=120)
+    """Shopping groups: visits that started within this many seconds of each other may be one group
+    (they came in together)."""
+    group_distance_m: float = Field(1.5, gt=0, le=10)
+    """Shopping groups: two people this close (metres) are walking together."""
+    group_together_fraction: float = Field(0.5, gt=0, le=1)
+    """Shopping groups: the share of their time in the store together (overlap) that two people
+    must spend within group_distance_m."""
+    group_min_overlap_s: float = Field(10.0, ge=0, le=3600)
+    """Shopping groups: two visits must overlap this long to be compared (a brief meeting is not a
+    shopping trip)."""
+    group_step_s: float = Field(0.5, gt=0, le=10)
+    """Shopping groups: distances are sampled this often over two visits' overlap."""
+    segment_spec: str | None = None
+    """Segment spec (traits and micro-segments), YAML. Relative paths are resolved next to the site
+    file. Default: the shipped models/segments/default.yaml."""
+    spec_reload_s: float = Field(5.0, gt=0, le=3600)
+    """How often the live service checks the segment spec file for a new version (hot reload)."""
 
     @field_validator("segment_spec")
     @classmethod

@@ -13,7 +13,13 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from edge.config.base import StrictModel, checks_service, existing_file, key_problems
+from edge.config.base import (
+    StrictModel,
+    checks_service,
+    existing_file,
+    key_problems,
+    load_cert_chain,
+)
 
 # Format written by ``edge web hash-secret`` (edge/web/auth.py makes and checks it).
 HASH_PATTERN = re.compile(r"^pbkdf2_sha256\$\d{4,7}\$[A-Za-z0-9_-]{16,64}\$[A-Za-z0-9_-]{43}$")
@@ -31,10 +37,10 @@ def is_secret_hash(value: str) -> bool:
 class WebTlsConfig(StrictModel):
     """HTTPS for the status page. Paths relative to the site file are resolved against it."""
 
-    cert_file: str = Field(
-        description="Certificate of the page (PEM), with any intermediate certificates after it."
-    )
-    key_file: str = Field(description="Private key of that certificate (PEM, not encrypted).")
+    cert_file: str
+    """Certificate of the page (PEM), with any intermediate certificates after it."""
+    key_file: str
+    """Private key of that certificate (PEM, not encrypted)."""
 
     @field_validator("cert_file", "key_file")
     @classmethod
@@ -55,87 +61,58 @@ class WebTlsConfig(StrictModel):
                 that does not match the certificate.
         """
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        except (OSError, ssl.SSLError) as error:
-            raise ValueError(
-                f"tls.cert_file/key_file {self.cert_file}, {self.key_file}: not a usable "
-                f"PEM certificate and matching key ({error})"
-            ) from None
+        load_cert_chain(context, self.cert_file, self.key_file)
         return context
 
 
 class WebConfig(StrictModel):
     """The status page for store associates and its IT endpoints."""
 
-    host: str = Field(
-        "0.0.0.0",
-        description="Address to listen on: 0.0.0.0 for the shop's tablets, "
-        "127.0.0.1 for this box only.",
-    )
-    port: int = Field(8080, ge=1, le=65535, description="TCP port of the status page.")
-    access: Literal["pin", "open-lan"] = Field(
-        "pin",
-        description="pin: associates enter the store PIN once per tablet; open-lan: anyone on the "
-        "shop network may read the page (choose this only on a closed staff network).",
-    )
-    pin: SecretStr | None = Field(
-        None,
-        description="Store PIN (4-12 digits) or its hash from `edge web hash-secret`; "
-        "write ${EDGE_WEB_PIN} to read it from the environment or a systemd credential.",
-    )
+    host: str = "0.0.0.0"
+    """Address to listen on: 0.0.0.0 for the shop's tablets, 127.0.0.1 for this box only."""
+    port: int = Field(8080, ge=1, le=65535)
+    """TCP port of the status page."""
+    access: Literal["pin", "open-lan"] = "pin"
+    """pin: associates enter the store PIN once per tablet; open-lan: anyone on the shop network may
+    read the page (choose this only on a closed staff network)."""
+    pin: SecretStr | None = None
+    """Store PIN (4-12 digits) or its hash from `edge web hash-secret`; write ${EDGE_WEB_PIN} to
+    read it from the environment or a systemd credential."""
     admin_token: SecretStr | None = Field(
         None,
         description=f"IT token (at least {MIN_TOKEN_CHARS} characters) or its hash, for the config "
         "view, debug and restart endpoints; sent as `Authorization: Bearer <token>`. "
         "No token: those endpoints are off.",
     )
-    metrics_token: SecretStr | None = Field(
-        None,
-        description="Token (or hash) that lets a Prometheus scraper read /metrics without the "
-        "admin token. In open-lan mode /metrics is open.",
-    )
-    refresh_s: int = Field(15, ge=2, le=600, description="Seconds between page refreshes.")
-    live_window_s: float = Field(
-        5.0, gt=0, le=120,
-        description="People seen this recently count as in the store now (live cameras).",
-    )
-    health_stale_s: float = Field(
-        120.0, gt=0, le=86400,
-        description="A service that has not reported for this long is shown as silent.",
-    )
-    session_hours: float = Field(
-        12.0, gt=0, le=24 * 31, description="Hours a tablet stays signed in after the PIN."
-    )
-    login_attempts_per_minute: int = Field(
-        5, ge=1, le=100,
-        description="Wrong PINs allowed per client per minute before it must wait; the same "
-        "for wrong admin tokens and wrong metrics tokens, each counted apart.",
-    )
-    pin_failures_per_hour: int = Field(
-        30, ge=1, le=1000,
-        description="Wrong PINs from all devices together per sliding hour; past it, devices "
-        "that have not signed in before wait (tokens and signed-in tablets do not). "
-        "Bounds a PIN guess spread over many addresses: see docs/web.md.",
-    )
-    allowed_hosts: list[str] = Field(
-        default_factory=list,
-        description="Extra host names the page may be reached by (e.g. edge-0042.store.lan). "
-        "Always allowed: addresses, localhost, this box's host name (and NAME.local) and "
-        "web.host; any other Host header is refused (DNS rebinding).",
-    )
-    tls: WebTlsConfig | None = Field(
-        None,
-        description="Serve the page over HTTPS with this certificate and key; session "
-        "cookies are then marked Secure.",
-    )
-    max_request_bytes: int = Field(
-        16_384, ge=1024, le=1_048_576, description="Largest request body accepted (bytes)."
-    )
-    cache_s: float = Field(
-        2.0, ge=0, le=60,
-        description="Seconds computed figures are reused, so many tablets cost one query.",
-    )
+    metrics_token: SecretStr | None = None
+    """Token (or hash) that lets a Prometheus scraper read /metrics without the admin token. In
+    open-lan mode /metrics is open."""
+    refresh_s: int = Field(15, ge=2, le=600)
+    """Seconds between page refreshes."""
+    live_window_s: float = Field(5.0, gt=0, le=120)
+    """People seen this recently count as in the store now (live cameras)."""
+    health_stale_s: float = Field(120.0, gt=0, le=86400)
+    """A service that has not reported for this long is shown as silent."""
+    session_hours: float = Field(12.0, gt=0, le=24 * 31)
+    """Hours a tablet stays signed in after the PIN."""
+    login_attempts_per_minute: int = Field(5, ge=1, le=100)
+    """Wrong PINs allowed per client per minute before it must wait; the same for wrong admin tokens
+    and wrong metrics tokens, each counted apart."""
+    pin_failures_per_hour: int = Field(30, ge=1, le=1000)
+    """Wrong PINs from all devices together per sliding hour; past it, devices that have not signed
+    in before wait (tokens and signed-in tablets do not). Bounds a PIN guess spread over many
+    addresses: see docs/web.md."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Extra host names the page may be reached by (e.g. edge-0042.store.lan). Always allowed:
+    addresses, localhost, this box's host name (and NAME.local) and web.host; any other Host header
+    is refused (DNS rebinding)."""
+    tls: WebTlsConfig | None = None
+    """Serve the page over HTTPS with this certificate and key; session cookies are then marked
+    Secure."""
+    max_request_bytes: int = Field(16_384, ge=1024, le=1_048_576)
+    """Largest request body accepted (bytes)."""
+    cache_s: float = Field(2.0, ge=0, le=60)
+    """Seconds computed figures are reused, so many tablets cost one query."""
 
     @field_validator("pin")
     @classmethod

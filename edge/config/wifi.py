@@ -14,69 +14,42 @@ _VALID_CHANNELS = set(range(1, 15)) | set(range(32, 178, 2))
 class WifiConfig(StrictModel):
     """How probe requests become anonymous device and occupancy counts."""
 
-    interface: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]{1,15}$",
-        description="Monitor-mode interface the live service listens on (e.g. mon0); set it up "
-        "with `iw dev wlan1 interface add mon0 type monitor`.",
-    )
-    rssi_gate_dbm: float = Field(
-        -70.0, ge=-100, le=0,
-        description="Frames weaker than this (dBm) are passers-by (street, neighbours): they "
-        "get no pseudonym, only an anonymous tally. Frames with no dBm signal count as weak.",
-    )
-    exclude_addresses: list[str] = Field(
-        default_factory=list,
-        description="The store's own devices (PCs, printers, tills) to leave out. Pseudonymized "
-        "with each day's key at capture, never compared raw or stored.",
-    )
-    pseudonym_bits: int = Field(
-        20, ge=12, le=64,
-        description="Length of the truncated HMAC pseudonym; 20 bits keep collisions under 1% "
-        "among 10,000 devices a day.",
-    )
-    trust_la_bit: bool = Field(
-        True,
-        description="Treat globally administered addresses as fixed. Set false only for "
-        "captures whose addresses a publisher re-randomized.",
-    )
-    min_dwell_s: float = Field(
-        60.0, ge=0, le=3600,
-        description="A device counts as in store once seen over at least this many seconds; "
-        "shorter ones (a single burst) are brief_devices.",
-    )
-    link_window_s: float = Field(
-        600.0, gt=0, le=3600,
-        description="A new randomized address may join a device seen at most this long ago.",
-    )
-    forget_after_s: float = Field(
-        1800.0, gt=0, le=86400,
-        description="A device unseen this long has left: its in-memory state is dropped.",
-    )
-    seq_gap_max: int = Field(
-        64, ge=1, le=2048,
-        description="Largest forward jump of the 802.11 sequence counter that still links "
-        "two addresses as one device.",
-    )
-    windows_s: list[int] = Field(
-        default_factory=lambda: [60, 900],
-        description="Window lengths written to wifi_windows (seconds).",
-    )
-    people_per_device: float = Field(
-        1.0, gt=0, le=20,
-        description="Calibration: people per estimated device (fit it with `edge wifi "
-        "calibrate` against camera counts or manual counts).",
-    )
-    channels: list[int] = Field(
-        default_factory=lambda: [1, 6, 11],
-        description="Channels for live capture; more than one means hopping between them.",
-    )
-    hop_interval_s: float = Field(
-        1.0, gt=0.05, le=60, description="Seconds on each channel when hopping."
-    )
-    silence_alarm_s: float = Field(
-        300.0, gt=0,
-        description="Live capture: no probe request for this long marks the sensor degraded.",
-    )
+    interface: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,15}$")
+    """Monitor-mode interface the live service listens on (e.g. mon0); set it up with `iw dev wlan1
+    interface add mon0 type monitor`."""
+    rssi_gate_dbm: float = Field(-70.0, ge=-100, le=0)
+    """Frames weaker than this (dBm) are passers-by (street, neighbours): they get no pseudonym,
+    only an anonymous tally. Frames with no dBm signal count as weak."""
+    exclude_addresses: list[str] = Field(default_factory=list)
+    """The store's own devices (PCs, printers, tills) to leave out. Pseudonymized with each day's
+    key at capture, never compared raw or stored."""
+    pseudonym_bits: int = Field(20, ge=12, le=64)
+    """Length of the truncated HMAC pseudonym; 20 bits keep collisions under 1% among 10,000 devices
+    a day."""
+    trust_la_bit: bool = True
+    """Treat globally administered addresses as fixed. Set false only for captures whose addresses a
+    publisher re-randomized."""
+    min_dwell_s: float = Field(60.0, ge=0, le=3600)
+    """A device counts as in store once seen over at least this many seconds; shorter ones (a single
+    burst) are brief_devices."""
+    link_window_s: float = Field(600.0, gt=0, le=3600)
+    """A new randomized address may join a device seen at most this long ago."""
+    forget_after_s: float = Field(1800.0, gt=0, le=86400)
+    """A device unseen this long has left: its in-memory state is dropped."""
+    seq_gap_max: int = Field(64, ge=1, le=2048)
+    """Largest forward jump of the 802.11 sequence counter that still links two addresses as one
+    device."""
+    windows_s: list[int] = Field(default_factory=lambda: [60, 900])
+    """Window lengths written to wifi_windows (seconds)."""
+    people_per_device: float = Field(1.0, gt=0, le=20)
+    """Calibration: people per estimated device (fit it with `edge wifi calibrate` against camera
+    counts or manual counts)."""
+    channels: list[int] = Field(default_factory=lambda: [1, 6, 11])
+    """Channels for live capture; more than one means hopping between them."""
+    hop_interval_s: float = Field(1.0, gt=0.05, le=60)
+    """Seconds on each channel when hopping."""
+    silence_alarm_s: float = Field(300.0, gt=0)
+    """Live capture: no probe request for this long marks the sensor degraded."""
 
     @field_validator("exclude_addresses")
     @classmethod

@@ -2,7 +2,7 @@
 ByteTrack and norfair with their defaults, all as MOTChallenge rows for
 :mod:`edge.evaluation.mot`.
 
-Shared by ``scripts/bench_tracker`` (speed and accuracy ratios) and
+Shared by ``scripts/bench_tracker.py`` (speed and accuracy ratios) and
 ``edge eval suite`` (accuracy figures).
 """
 

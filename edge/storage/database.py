@@ -49,6 +49,14 @@ class _ImmediateConnection(sqlite3.Connection):
         return super().execute(sql, *args, **kwargs)
 
 
+def where(*conditions: tuple[str, object | None]) -> tuple[str | None, list[object]]:
+    """A ``where`` clause (without the keyword; None for none) and its parameters from
+    ``(condition, value)`` pairs such as ``("t >= ?", since)``; a pair whose value is
+    None is left out (an optional filter not given)."""
+    given = [(condition, value) for condition, value in conditions if value is not None]
+    return " and ".join(c for c, _ in given) or None, [value for _, value in given]
+
+
 def default_db_path() -> Path:
     return state_dir() / "edge.db"
 

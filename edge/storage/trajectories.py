@@ -25,6 +25,7 @@ from edge.config.site import STORE_TRACKS_ID
 from edge.errors import DataFormatError
 from edge.processes import ProcessId
 from edge.records import FloorTracks, FusedTracks
+from edge.storage.database import where
 
 log = logging.getLogger(__name__)
 
@@ -162,24 +163,35 @@ def close_dead_runs(db: sqlite_utils.Database) -> list[int]:
     return [run_id for run_id, _ in dead]
 
 
+def _point_row(run_id: int, camera_id: str, track_id: int, frame: int, t: float,
+               xy: np.ndarray, box: tuple[float, float, float, float] | None,
+               confidence: float | None) -> dict:
+    """A ``track_points`` row; ``box`` is ``(x1, y1, x2, y2)`` in pixels, None where there
+    is no image box (the store-wide tracks)."""
+    left, top, right, bottom = box if box is not None else (None, None, None, None)
+    return {
+        "run_id": run_id,
+        "camera_id": camera_id,
+        "track_id": track_id,
+        "frame": frame,
+        "t": t,
+        "x": float(xy[0]),
+        "y": float(xy[1]),
+        "left": left,
+        "top": top,
+        "width": None if box is None else box[2] - box[0],
+        "height": None if box is None else box[3] - box[1],
+        "confidence": confidence,
+    }
+
+
 def track_point_rows(run_id: int, floor: FloorTracks) -> Iterator[dict]:
     tracks = floor.tracks
     for i in range(len(floor)):
         x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
-        yield {
-            "run_id": run_id,
-            "camera_id": floor.camera_id,
-            "track_id": int(tracks.tracker_id[i]),
-            "frame": floor.frame_index,
-            "t": floor.timestamp,
-            "x": float(floor.xy[i, 0]),
-            "y": float(floor.xy[i, 1]),
-            "left": x1,
-            "top": y1,
-            "width": x2 - x1,
-            "height": y2 - y1,
-            "confidence": float(tracks.confidence[i]),
-        }
+        yield _point_row(run_id, floor.camera_id, int(tracks.tracker_id[i]), floor.frame_index,
+                         floor.timestamp, floor.xy[i], (x1, y1, x2, y2),
+                         float(tracks.confidence[i]))
 
 
 def _set_frames(db: sqlite_utils.Database, run_id: int, frames: int) -> None:
@@ -237,15 +249,8 @@ def read_trajectories(
     db: sqlite_utils.Database, run_id: int | None = None, since: float | None = None
 ) -> Iterator[Trajectory]:
     """Stored trajectories, optionally of one run or with points after ``since``."""
-    where: list[str] = []
-    params: list[object] = []
-    if run_id is not None:
-        where.append("run_id = ?")
-        params.append(run_id)
-    if since is not None:
-        where.append("t >= ?")
-        params.append(since)
-    clause = ("where " + " and ".join(where)) if where else ""
+    condition, params = where(("run_id = ?", run_id), ("t >= ?", since))
+    clause = f"where {condition}" if condition else ""
     cursor = db.execute(
         f"select run_id, camera_id, track_id, t, x, y from track_points {clause} "
         "order by run_id, track_id, t",
@@ -272,20 +277,8 @@ def _trajectory(key: tuple, points: list[tuple[float, float, float]]) -> Traject
 def fused_point_rows(run_id: int, fused: FusedTracks) -> Iterator[dict]:
     """Rows of one instant's store-wide tracks: floor positions only, no box."""
     for i in range(len(fused)):
-        yield {
-            "run_id": run_id,
-            "camera_id": STORE_TRACKS_ID,
-            "track_id": int(fused.track_id[i]),
-            "frame": fused.frame_index,
-            "t": fused.timestamp,
-            "x": float(fused.xy[i, 0]),
-            "y": float(fused.xy[i, 1]),
-            "left": None,
-            "top": None,
-            "width": None,
-            "height": None,
-            "confidence": None,
-        }
+        yield _point_row(run_id, STORE_TRACKS_ID, int(fused.track_id[i]), fused.frame_index,
+                         fused.timestamp, fused.xy[i], None, None)
 
 
 def write_fused_points(

@@ -55,7 +55,7 @@ class OnnxTraitModel:
         if self.session.get_inputs()[0].name != "features" or output.name != "probabilities":
             raise SpecError(
                 f"classifier model {source} must map input 'features' to output "
-                "'probabilities' (scripts/train_traits writes such models)"
+                "'probabilities' (scripts/train_traits.py writes such models)"
             )
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ Each visit is generated from known factors (buys or showrooms, on a mission or
 wandering, decisive or indecisive, bargain/premium/neither, a favourite category
 or none) and walks a small test store along its aisles, stopping in zones. The
 factors are the labels, so the suite measures whether traits recover behaviour,
-and it is the default training set of ``scripts/train_traits``.
+and it is the default training set of ``scripts/train_traits.py``.
 
 The test store (:data:`SCENARIO_SITE_YAML`), 30 x 24 m: an entrance at the front
 with a counting line, a checkout to its right, and three rows of 4 x 4 m product

@@ -8,7 +8,7 @@ giving one away by subtraction) are left out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
@@ -18,6 +18,27 @@ from edge.web.dashboard import Dashboard
 from edge.web.dbread import DatabaseBusy, DatabaseUnreadable
 
 STATUS_VALUE = {"ok": 1.0, "degraded": 0.5, "down": 0.0, "silent": 0.0}
+# A component's health figure -> its gauge (labelled by component) and what it means.
+COMPONENT_FIGURES = {
+    "fps": ("edge_camera_fps", "Frames per second processed."),
+    "last_frame_age_s": ("edge_camera_last_frame_age_seconds", "Age of the last frame."),
+    "reconnects": ("edge_camera_reconnects", "Stream reconnections."),
+    "frames_per_s": ("edge_wifi_frames_per_second", "Wi-Fi frames captured per second."),
+    "outbox_backlog": ("edge_sync_outbox_backlog", "Aggregates waiting to be sent."),
+    "broker_connected": ("edge_sync_broker_connected", "1 if connected to the broker."),
+    "monitor_mode": ("edge_wifi_monitor_mode", "1 if the Wi-Fi interface is in monitor mode."),
+}
+
+
+def _by_label(name: str, documentation: str, label: str,
+              values: Iterable[tuple[str, float | None]]) -> GaugeMetricFamily:
+    """A gauge with one sample per ``(label value, value)``; hidden values (None) are
+    left out."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, value in values:
+        if value is not None:
+            family.add_metric([key], value)
+    return family
 
 
 class StoreCollector(Collector):
@@ -54,32 +75,17 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("edge_entrance_in_today", "Entrance crossings inwards today.",
                                 value=summary.footfall.entrance_in)
 
-        zone_visitors = GaugeMetricFamily("edge_zone_visitors_today",
-                                          "Visits that spent time in the zone today (k or more).",
-                                          labels=["zone"])
-        zone_dwell = GaugeMetricFamily("edge_zone_median_dwell_seconds",
-                                       "Median time per visitor in the zone today.",
-                                       labels=["zone"])
-        for zone in summary.zones.zones:
-            if zone.visitors is not None:
-                zone_visitors.add_metric([zone.zone_id], zone.visitors)
-            if zone.typical_dwell_s is not None:
-                zone_dwell.add_metric([zone.zone_id], zone.typical_dwell_s)
-        yield zone_visitors
-        yield zone_dwell
-
-        traits = GaugeMetricFamily("edge_trait_visits_today", "Visits with the trait today.",
-                                   labels=["trait"])
-        for item in summary.mix.traits:
-            if item.visits is not None:
-                traits.add_metric([item.name], item.visits)
-        yield traits
-        segments = GaugeMetricFamily("edge_segment_visits_today", "Visits in the segment today.",
-                                     labels=["segment"])
-        for item in summary.mix.segments:
-            if item.visits is not None:
-                segments.add_metric([item.name], item.visits)
-        yield segments
+        zones = summary.zones.zones
+        yield _by_label("edge_zone_visitors_today",
+                        "Visits that spent time in the zone today (k or more).", "zone",
+                        ((zone.zone_id, zone.visitors) for zone in zones))
+        yield _by_label("edge_zone_median_dwell_seconds",
+                        "Median time per visitor in the zone today.", "zone",
+                        ((zone.zone_id, zone.typical_dwell_s) for zone in zones))
+        yield _by_label("edge_trait_visits_today", "Visits with the trait today.", "trait",
+                        ((item.name, item.visits) for item in summary.mix.traits))
+        yield _by_label("edge_segment_visits_today", "Visits in the segment today.", "segment",
+                        ((item.name, item.visits) for item in summary.mix.segments))
 
         wifi = summary.wifi
         if wifi.passers_by is not None:
@@ -95,26 +101,8 @@ class StoreCollector(Collector):
                                    labels=["component"])
         age = GaugeMetricFamily("edge_component_report_age_seconds", "Seconds since the "
                                 "component's last report.", labels=["component"])
-        numbers = {
-            "fps": GaugeMetricFamily("edge_camera_fps", "Frames per second processed.",
-                                     labels=["component"]),
-            "last_frame_age_s": GaugeMetricFamily("edge_camera_last_frame_age_seconds",
-                                                  "Age of the last frame.", labels=["component"]),
-            "reconnects": GaugeMetricFamily("edge_camera_reconnects", "Stream reconnections.",
-                                            labels=["component"]),
-            "frames_per_s": GaugeMetricFamily("edge_wifi_frames_per_second",
-                                              "Wi-Fi frames captured per second.",
-                                              labels=["component"]),
-            "outbox_backlog": GaugeMetricFamily("edge_sync_outbox_backlog",
-                                                "Aggregates waiting to be sent.",
-                                                labels=["component"]),
-            "broker_connected": GaugeMetricFamily("edge_sync_broker_connected",
-                                                  "1 if connected to the broker.",
-                                                  labels=["component"]),
-            "monitor_mode": GaugeMetricFamily("edge_wifi_monitor_mode",
-                                              "1 if the Wi-Fi interface is in monitor mode.",
-                                              labels=["component"]),
-        }
+        numbers = {key: GaugeMetricFamily(name, documentation, labels=["component"])
+                   for key, (name, documentation) in COMPONENT_FIGURES.items()}
         pairs = GaugeMetricFamily(
             "edge_fusion_calibration_pair_median_metres",
             "Median floor distance between two cameras' positions of the same person: a "

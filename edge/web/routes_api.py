@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from edge.web.access import require_reader, web_state
 from edge.web.schemas import (
@@ -67,42 +69,32 @@ def _figures(request: Request, day: dt.date | None, part: str | None) -> Respons
     return Response(body, media_type="application/json")
 
 
-@router.get("/summary", response_model=Summary, summary="Everything on the status page")
-def get_summary(request: Request, day: Day) -> Response:
-    return _figures(request, day, None)
+def _endpoint(part: str | None, dated: bool) -> Callable[..., Response]:
+    """The handler of one part: with the ``?day=`` parameter, or of now only."""
+    if not dated:
+        def now(request: Request) -> Response:
+            return _figures(request, None, part)
+        return now
+
+    def of_day(request: Request, day: Day) -> Response:
+        return _figures(request, day, part)
+    return of_day
 
 
-@router.get("/occupancy", response_model=Occupancy, summary="People in the store now")
-def get_occupancy(request: Request) -> Response:
-    return _figures(request, None, "occupancy")
+# Path (and summary part; "summary" is all of it), its model, whether ?day= applies, title.
+ROUTES: tuple[tuple[str, type[BaseModel], bool, str], ...] = (
+    ("summary", Summary, True, "Everything on the status page"),
+    ("occupancy", Occupancy, False, "People in the store now"),
+    ("footfall", Footfall, True, "Visits per hour against the same weekday last week"),
+    ("heatmap", Heatmap, True, "Dwell time per floor grid cell"),
+    ("zones", ZoneDwellList, True, "Visitors and time per zone"),
+    ("mix", Mix, True, "Shopper traits and segments"),
+    ("wifi", Wifi, True, "Wi-Fi passers-by and capture rate"),
+    ("health", Health, False, "Cameras, sensor, link and box health"),
+)
 
-
-@router.get("/footfall", response_model=Footfall,
-            summary="Visits per hour against the same weekday last week")
-def get_footfall(request: Request, day: Day) -> Response:
-    return _figures(request, day, "footfall")
-
-
-@router.get("/heatmap", response_model=Heatmap, summary="Dwell time per floor grid cell")
-def get_heatmap(request: Request, day: Day) -> Response:
-    return _figures(request, day, "heatmap")
-
-
-@router.get("/zones", response_model=ZoneDwellList, summary="Visitors and time per zone")
-def get_zones(request: Request, day: Day) -> Response:
-    return _figures(request, day, "zones")
-
-
-@router.get("/mix", response_model=Mix, summary="Shopper traits and segments")
-def get_mix(request: Request, day: Day) -> Response:
-    return _figures(request, day, "mix")
-
-
-@router.get("/wifi", response_model=Wifi, summary="Wi-Fi passers-by and capture rate")
-def get_wifi(request: Request, day: Day) -> Response:
-    return _figures(request, day, "wifi")
-
-
-@router.get("/health", response_model=Health, summary="Cameras, sensor, link and box health")
-def get_health(request: Request) -> Response:
-    return _figures(request, None, "health")
+for _path, _model, _dated, _title in ROUTES:
+    router.add_api_route(
+        f"/{_path}", _endpoint(None if _path == "summary" else _path, _dated), methods=["GET"],
+        response_model=_model, summary=_title, name=f"get_{_path}",
+    )

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -44,17 +44,9 @@ class PipelineStats:
     key_rotations: int = 0
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "frames": self.frames,
-            "probe_requests": self.probe_requests,
-            "in_store_frames": self.in_store_frames,
-            "weak_frames": self.weak_frames,
-            "excluded_frames": self.excluded_frames,
-            "other_frames": self.other_frames,
-            "truncated_ies": self.truncated_ies,
-            "skipped": dict(self.skipped),
-            "key_rotations": self.key_rotations,
-        }
+        """Every count by name, in field order (``skipped`` as a plain dict)."""
+        counts = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**counts, "skipped": dict(self.skipped)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from edge.errors import StorageError
+from edge.storage.database import where
 from edge.wifi.windows import WifiWindow
 
 MIGRATIONS = Migrations("edge.wifi")
@@ -64,18 +65,10 @@ def read_windows(
     since: float | None = None,
 ) -> list[dict[str, Any]]:
     """Stored windows, oldest first, with ``dwell_buckets`` decoded."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if window_s is not None:
-        clauses.append("window_s = ?")
-        params.append(window_s)
-    if sensor is not None:
-        clauses.append("sensor = ?")
-        params.append(sensor)
-    if since is not None:
-        clauses.append("window_start >= ?")
-        params.append(since)
+    condition, params = where(
+        ("window_s = ?", window_s), ("sensor = ?", sensor), ("window_start >= ?", since)
+    )
     rows = db["wifi_windows"].rows_where(
-        " and ".join(clauses) or None, params, order_by="window_start, window_s, sensor"
+        condition, params, order_by="window_start, window_s, sensor"
     )
     return [{**row, "dwell_buckets": json.loads(row["dwell_buckets"] or "{}")} for row in rows]

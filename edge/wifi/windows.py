@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -73,39 +73,20 @@ class WifiWindow:
     def iso_start(self, tz: tzinfo = UTC) -> str:
         return datetime.fromtimestamp(self.start, tz).isoformat()
 
+    def _fields(self, **overrides: Any) -> dict[str, Any]:
+        """Every field by name, in order, ``start`` named ``window_start``; ``overrides``
+        replace values in place."""
+        values = {("window_start" if f.name == "start" else f.name): getattr(self, f.name)
+                  for f in fields(self)}
+        return {**values, **overrides}
+
     def as_json(self, tz: tzinfo = UTC) -> dict[str, Any]:
         """The stable JSON form scripts read (``edge wifi replay --json``)."""
-        return {
-            "window_start": self.iso_start(tz),
-            "window_s": self.window_s,
-            "sensor": self.sensor,
-            "covered_s": round(self.covered_s, 3),
-            "frames": self.frames,
-            "in_store_frames": self.in_store_frames,
-            "excluded_frames": self.excluded_frames,
-            "in_store_devices": self.in_store_devices,
-            "brief_devices": self.brief_devices,
-            "passers_by": self.passers_by,
-            "occupancy_estimate": self.occupancy_estimate,
-            "dwell_buckets": self.dwell_buckets,
-        }
+        return self._fields(window_start=self.iso_start(tz), covered_s=round(self.covered_s, 3))
 
     def as_row(self) -> dict[str, Any]:
         """A ``wifi_windows`` row."""
-        return {
-            "window_start": self.start,
-            "window_s": self.window_s,
-            "sensor": self.sensor,
-            "covered_s": self.covered_s,
-            "frames": self.frames,
-            "in_store_frames": self.in_store_frames,
-            "excluded_frames": self.excluded_frames,
-            "in_store_devices": self.in_store_devices,
-            "brief_devices": self.brief_devices,
-            "passers_by": self.passers_by,
-            "occupancy_estimate": self.occupancy_estimate,
-            "dwell_buckets": json.dumps(self.dwell_buckets, sort_keys=True),
-        }
+        return self._fields(dwell_buckets=json.dumps(self.dwell_buckets, sort_keys=True))
 
 
 class WindowCounter:

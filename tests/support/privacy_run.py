@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import io
 import json
 import logging
@@ -34,7 +33,9 @@ import yaml
 
 from edge.config import load_site
 from tests.conftest import PETS_SITE, SHARED
-from tests.mqtt_broker import Broker
+from tests.support.mqtt_broker import Broker
+from tests.support.session import session_lock
+from tests.support.waiting import wait_for
 from tests.test_wifi_brno import lab_pcs
 
 CAPTURES = sorted((SHARED / "wifi").glob("*/*.pcap*"))
@@ -131,14 +132,6 @@ def debug_logs(path: Path):
         path.write_text(buffer.getvalue())
 
 
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def _count(db_path: Path, sql: str) -> int:
     import sqlite3
 
@@ -193,7 +186,7 @@ def render_web(site_path: Path, db_path: Path, folder: Path) -> dict[str, int]:
 
     from edge.web.app import create_app
     from edge.web.dashboard import WebDeps
-    from tests.web_support import BASE_URL
+    from tests.support.web_support import BASE_URL
 
     folder.mkdir(parents=True, exist_ok=True)
     app = create_app(WebDeps(site=load_site(site_path), db_path=db_path, clock=lambda: CLOCK))
@@ -259,18 +252,13 @@ def full_run(root: Path) -> dict:
 
 def shared_full_run(tmp_path_factory) -> Path:
     """The run folder, made once per test session and shared by xdist workers."""
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    folder = root / "privacy-run"
-    with open(root / "privacy-run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with session_lock(tmp_path_factory, "privacy-run") as root:
+        folder = root / "privacy-run"
         if not (folder / "run.json").exists():
             if folder.exists():
                 raise RuntimeError(f"an earlier full run failed half-way: see {folder}")
             full_run(folder)
     return folder
-
-
 
 
 def audit_run(audit, root: Path) -> None:

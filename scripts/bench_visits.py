@@ -11,31 +11,23 @@ point-in-polygon over the same positions (what zone membership would cost with
 the obvious library call) and the visits' own duration (how many seconds of
 visits one CPU second covers).
 
-    .venv/bin/python scripts/bench_visits [--json] [--repeats N]
+    .venv/bin/python scripts/bench_visits.py [--json] [--repeats N]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import REPO, SHARED, bench_parser, enter, print_figures
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edge.config import load_site  # noqa: E402
-from edge.visits.analysis import VisitAnalyzer  # noqa: E402
-from edge.visits.scenarios import scenario_site, scenario_suite  # noqa: E402
+from edge.config import load_site
+from edge.visits.analysis import VisitAnalyzer
+from edge.visits.scenarios import scenario_site, scenario_suite
 
 
 def best_us(fn, items, repeats: int) -> float:
@@ -51,8 +43,7 @@ def best_us(fn, items, repeats: int) -> float:
 
 
 def pets_tracks(analyzer: VisitAnalyzer) -> list:
-    shared = Path(os.environ.get("EDGE_ASSETS_DIR") or ROOT.parent / "shared")
-    rows = np.loadtxt(shared / "mot" / "PETS09-S2L1" / "gt" / "gt.txt", delimiter=",")
+    rows = np.loadtxt(SHARED / "mot" / "PETS09-S2L1" / "gt" / "gt.txt", delimiter=",")
     tracks = []
     for person in np.unique(rows[:, 1]):
         r = rows[rows[:, 1] == person]
@@ -121,29 +112,21 @@ def onnx_figures(analyzer: VisitAnalyzer, repeats: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser = bench_parser(__doc__, quick="two passes")
     parser.add_argument("--repeats", type=int, default=5, help="Passes; the fastest counts.")
     parser.add_argument("--no-onnx", action="store_true", help="Skip the trained-model figure.")
-    parser.add_argument("--quick", action="store_true",
-                        help="Two passes (scripts/bench --quick).")
     args = parser.parse_args()
     if args.quick:
         args.repeats = min(args.repeats, 2)
 
-    pets = VisitAnalyzer(load_site(ROOT / "calibration" / "pets09" / "site.yaml"))
+    pets = VisitAnalyzer(load_site(REPO / "calibration" / "pets09" / "site.yaml"))
     figures = measure_set("pets", pets, pets_tracks(pets), args.repeats)
     store = VisitAnalyzer(scenario_site())
     suite = [(s.track_id, s.t, s.xy) for s in scenario_suite(repeats=1, seed=3)]
     figures.update(measure_set("scenario", store, suite, args.repeats))
     if not args.no_onnx:
         figures.update(onnx_figures(store, args.repeats))
-    if args.json:
-        print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
-    else:
-        for name, value in figures.items():
-            print(f"{name:>42}  {value:12.2f}")
-    return 0
+    return print_figures({k: round(v, 3) for k, v in figures.items()}, args.json)
 
 
 if __name__ == "__main__":

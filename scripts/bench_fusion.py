@@ -14,48 +14,41 @@ and 1): floor IDF1 at a 1 m gate and occupancy error of
   - the off-the-shelf fusion (radius 1 m merge + norfair, 1 m threshold),
   - no fusion: each camera tracked on its own, their people added up.
 
-    .venv/bin/python scripts/bench_fusion [--json] [--quick]
+    .venv/bin/python scripts/bench_fusion.py [--json] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import REPO, SHARED, bench_parser, enter, print_figures
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(name, "1")  # one core, as the box gives the fusion
 
-import numpy as np  # noqa: E402
-import shapely  # noqa: E402
-from scipy.cluster.hierarchy import fcluster, linkage  # noqa: E402
+import numpy as np
+import shapely
+from scipy.cluster.hierarchy import fcluster, linkage
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge.config.fusion import FusionConfig  # noqa: E402
-from edge.evaluation.floor_tracks import evaluate_floor_tracks, read_floor_rows  # noqa: E402
-from edge.evaluation.multicam import (  # noqa: E402
+from edge.config.fusion import FusionConfig
+from edge.evaluation.floor_tracks import evaluate_floor_tracks, read_floor_rows
+from edge.evaluation.multicam import (
     Degradation,
     wildtrack_site,
     write_degraded,
 )
-from edge.evaluation.synthetic_room import Room, make_room  # noqa: E402
-from edge.fusion.coverage import Coverage  # noqa: E402
-from edge.fusion.observe import floor_side_sign, homography_jacobian  # noqa: E402
-from edge.fusion.tracker import FloorFusion  # noqa: E402
-from edge.motformat import detections_by_frame  # noqa: E402
-from edge.records import FloorObservations  # noqa: E402
+from edge.evaluation.synthetic_room import Room, make_room
+from edge.fusion.coverage import Coverage
+from edge.fusion.observe import floor_side_sign, homography_jacobian
+from edge.fusion.tracker import FloorFusion
+from edge.motformat import detections_by_frame
+from edge.records import FloorObservations
 
-SHARED = Path(os.environ.get("EDGE_ASSETS_DIR") or REPO.parent / "shared")
 WILDTRACK = SHARED / "multicam" / "wildtrack-train"
 
 
@@ -231,10 +224,7 @@ def small_room(seed: int, folder: Path) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
-    parser.add_argument("--quick", action="store_true", help="Fewer frames; one seed.")
+    parser = bench_parser(__doc__, quick="fewer frames; one seed")
     args = parser.parse_args()
     figures = cost(args.quick)
     with tempfile.TemporaryDirectory() as tmp:
@@ -249,12 +239,7 @@ def main() -> int:
         figures["wildtrack_degraded_idf1"] - figures["wildtrack_degraded_off_the_shelf_idf1"], 4)
     figures["small_room_idf1_gain_over_off_the_shelf"] = round(
         figures["small_room_idf1"] - figures["small_room_off_the_shelf_idf1"], 4)
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for name, value in figures.items():
-            print(f"{name:>52}  {value}")
-    return 0
+    return print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

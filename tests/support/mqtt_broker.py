@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -18,14 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.net import free_port
+from tests.support.waiting import terminate
+
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_open(port: int) -> bool:
@@ -118,13 +114,8 @@ class Broker:
 
     def stop(self) -> None:
         """Stop cleanly (SIGTERM: mosquitto saves its persistence file)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            terminate(self.process, 10)
         self.process = None
 
     def restart(self) -> Broker:

@@ -10,34 +10,27 @@ the settings it picks are scored on the scene left out.
 Scores are HOTA only (official TrackEval) on the public detections; every (settings,
 scene) score is cached in --cache, so later searches and reruns cost little.
 
-    nice -n 10 .venv/bin/python scripts/tune_tracker [--loso] [--json out.json]
+    nice -n 10 .venv/bin/python scripts/tune_tracker.py [--loso] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import SHARED, enter
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge.config.vision import TrackerConfig  # noqa: E402
-from edge.evaluation.mot import evaluate_mot  # noqa: E402
-from edge.evaluation.scenes import Scene, shared_scenes  # noqa: E402
-from edge.evaluation.trackers import load_detections, track_ours  # noqa: E402
-from edge.motformat import read_mot  # noqa: E402
-
-SHARED = Path(os.environ.get("EDGE_ASSETS_DIR") or REPO.parent / "shared")
+from edge.config.vision import TrackerConfig
+from edge.evaluation.mot import evaluate_mot
+from edge.evaluation.scenes import Scene, shared_scenes
+from edge.evaluation.trackers import load_detections, track_ours
+from edge.motformat import read_mot
 
 # The searched knobs and their grids, in search order.
 GRID: dict[str, list[float]] = {

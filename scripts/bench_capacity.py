@@ -40,9 +40,9 @@ scaled by 0.625 (people keep their shape) and centred between grey bars, the fie
 view of a 16:9 camera; the demo calibration is scaled to it, so floor positions stay
 true.
 
-    .venv/bin/python scripts/bench_capacity            # table
-    .venv/bin/python scripts/bench_capacity --json     # one JSON object name -> number
-    .venv/bin/python scripts/bench_capacity --quick    # two sizes, no variants or live runs
+    .venv/bin/python scripts/bench_capacity.py            # table
+    .venv/bin/python scripts/bench_capacity.py --json     # one JSON object name -> number
+    .venv/bin/python scripts/bench_capacity.py --quick    # two sizes, no variants or live runs
 """
 
 from __future__ import annotations
@@ -60,14 +60,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import bench_parser, enter, print_figures
 
-checkout_venv.reexec(__file__)
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("EDGE_ASSETS_DIR", str(REPO.parent / "shared"))
+enter(__file__)
 
 WIDTH, HEIGHT = 640, 360
 DETECT_FPS = 5.0
@@ -98,7 +93,7 @@ def make_video(folder: Path) -> Path:
 
     source = cv2.VideoCapture(resolve_uri("asset:pets09_s2l1_view001"))
     target = folder / "pets-640x360.mp4"
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), FILE_FPS,
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), FILE_FPS,
                              (WIDTH, HEIGHT))
     while True:
         ok, image = source.read()
@@ -448,7 +443,7 @@ DEV_VENV = "from edge.cli import main; main()"
 
 
 def live_workers(site: Path, cameras: int, seconds: float, folder: Path,
-                 launcher: str = AS_INSTALLED) -> dict[str, object]:
+                 launcher: str = AS_INSTALLED) -> dict[str, list[float]]:
     """Run ``cameras`` workers at once; achieved frames/s and memory of each."""
     import psutil
     import yaml
@@ -472,7 +467,8 @@ def live_workers(site: Path, cameras: int, seconds: float, folder: Path,
                 break
             for process in processes:
                 if process.poll() is not None:
-                    sys.exit(f"bench_capacity: a worker exited:\n{process.stderr.read()[-2000:]}")
+                    stderr = process.communicate()[1]
+                    sys.exit(f"bench_capacity: a worker exited:\n{stderr[-2000:]}")
             if time.monotonic() > deadline:
                 sys.exit("bench_capacity: the workers did not start in time")
             time.sleep(0.5)
@@ -505,7 +501,9 @@ def live_workers(site: Path, cameras: int, seconds: float, folder: Path,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick=(
+        f"sizes {', '.join(f'{h}x{w}' for h, w in QUICK_SIZES)}, 100 frames per cost pass, "
+        "no variants, memory or live runs; the best HOTA is then the better of the two"))
     parser.add_argument("--frames", type=int, default=300, help="frames per cost pass")
     parser.add_argument("--warmup", type=int, default=10, help="frames not timed")
     parser.add_argument("--seconds", type=float, default=30.0, help="live measuring window")
@@ -513,11 +511,6 @@ def main() -> int:
                         help="workers in each validation run, comma-separated; auto = the "
                         f"derived capacity (at most {MAX_VALIDATION_STREAMS}); 12 is the goal")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"sizes {', '.join(f'{h}x{w}' for h, w in QUICK_SIZES)}, 100 "
-                        "frames per cost pass, no variants, memory or live runs; the "
-                        "best HOTA is then the better of the two (scripts/bench --quick)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--worker", choices=["bare", "pipeline", "accuracy", "variant"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--site", type=Path, help=argparse.SUPPRESS)
@@ -630,12 +623,7 @@ def main() -> int:
 
 def _print(figures: dict[str, float], as_json: bool) -> int:
     figures["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    if as_json:
-        print(json.dumps(figures))
-    else:
-        for key, value in figures.items():
-            print(f"{key:>44}  {value}")
-    return 0
+    return print_figures(figures, as_json)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ pole, e.g. showroomer=1, buyer=0) on a site, or from the synthetic scenario suit
 spec that uses it (copied from --base-spec, with a new version). Needs the
 `train` extra: pip install -e '.[train]'.
 
-    scripts/train_traits --out var/traits.onnx --spec-out var/traits.yaml --gmm 4
+    scripts/train_traits.py --out var/traits.onnx --spec-out var/traits.yaml --gmm 4
 """
 
 from __future__ import annotations
@@ -20,24 +20,21 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import enter
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edge.config import load_site  # noqa: E402
-from edge.errors import DataFormatError, EdgeError  # noqa: E402
-from edge.visits import training  # noqa: E402
-from edge.visits.analysis import VisitAnalyzer  # noqa: E402
-from edge.visits.classify import OnnxTraitModel  # noqa: E402
-from edge.visits.importer import read_trajectory_csv  # noqa: E402
-from edge.visits.scenarios import scenario_site, scenario_suite  # noqa: E402
-from edge.visits.spec import default_spec_path, read_spec  # noqa: E402
+from edge.config import load_site
+from edge.errors import DataFormatError, EdgeError
+from edge.visits import training
+from edge.visits.analysis import VisitAnalyzer
+from edge.visits.classify import OnnxTraitModel
+from edge.visits.importer import read_trajectory_csv
+from edge.visits.scenarios import scenario_site, scenario_suite
+from edge.visits.spec import default_spec_path, read_spec
 
 SEGMENT_FEATURES = ["duration_s", "distinct_zones", "stop_time_s", "leg_directness",
                     "product_dwell_share", "checkout_visited"]

@@ -7,7 +7,6 @@ camera that drops off the network and comes back.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,13 +14,9 @@ from pathlib import Path
 
 import cv2
 
+from tests.support.net import free_port
+
 BOUNDARY = "frameboundary"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def load_jpegs(video: Path, count: int = 60, width: int = 384) -> list[bytes]:

@@ -7,9 +7,9 @@ runs N concurrent clients for a few seconds and reports p50/p95/p99 latency,
 throughput and errors. The baseline is /healthz under the same load, measured in
 the same run: each target's p95 is also given as a ratio to it.
 
-    scripts/bench_web                   # report
-    scripts/bench_web --json            # one JSON object, name -> number
-    scripts/bench_web --clients 50 --seconds 5 --cache-s 0 --db var/edge.db --day 2026-03-10
+    scripts/bench_web.py                   # report
+    scripts/bench_web.py --json            # one JSON object, name -> number
+    scripts/bench_web.py --clients 50 --seconds 5 --cache-s 0 --db var/edge.db --day 2026-03-10
 """
 
 from __future__ import annotations
@@ -18,24 +18,22 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import REPO, bench_parser, enter
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
+from edge.config import load_site
+from tests.support.web_support import DAY, fill_store_day
 
 PETS_SITE = REPO / "calibration" / "pets09" / "site.yaml"
 
@@ -100,10 +98,6 @@ async def load(host: str, port: int, path: str, clients: int, seconds: float) ->
 
 
 def build_demo_db(folder: Path) -> tuple[Path, str]:
-    os.environ.setdefault("EDGE_ASSETS_DIR", str(REPO.parent / "shared"))
-    from edge.config import load_site
-    from tests.web_support import DAY, fill_store_day
-
     path = folder / "bench.db"
     fill_store_day(path, load_site(PETS_SITE))
     return path, DAY.isoformat()
@@ -130,7 +124,7 @@ def start_server(folder: Path, db: Path, cache_s: float) -> tuple[subprocess.Pop
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"edge web serve failed:\n{process.stderr.read()}")
+            raise SystemExit(f"edge web serve failed:\n{process.communicate()[1]}")
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
                 if response.status == 200:
@@ -142,16 +136,13 @@ def start_server(folder: Path, db: Path, cache_s: float) -> tuple[subprocess.Pop
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="2 seconds per target")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per target")
     parser.add_argument("--cache-s", type=float, default=2.0,
                         help="web.cache_s of the server (default 2, as shipped; 0 = no cache)")
     parser.add_argument("--db", type=Path, help="an existing database (default: a demo day)")
     parser.add_argument("--day", help="day to show, YYYY-MM-DD (default: the demo day)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true",
-                        help="2 seconds per target (scripts/bench --quick)")
     args = parser.parse_args()
     if args.quick:
         args.seconds = min(args.seconds, 2.0)

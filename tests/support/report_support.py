@@ -9,11 +9,8 @@ as tests/test_vision_accuracy.py does, and their results read back from JSON.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,29 +22,13 @@ from click.testing import CliRunner
 from edge.annotate import LINE_COLOUR, TRACK_COLOUR, ZONE_COLOURS
 from edge.cli import cli
 from tests.conftest import PETS_DET, PETS_GT, SHARED
-from tests.test_cli import run_edge
+from tests.support.cli import run_edge
+from tests.support.session import run_once
 from tests.test_vision_accuracy import pets_replay  # noqa: F401  (a fixture, offered here)
 
 FRAMES = 100
 START = "2026-11-23T10:00:00+00:00"
 PHONE = SHARED / "wifi" / "single-phone" / "S21Ultra-M_anonymized.pcap"
-
-
-def run_once(
-    factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict]
-) -> dict:
-    """``build(folder)`` once per session; every caller gets its JSON-able result."""
-    base = factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the session's folder, shared by its workers
-    folder = base / name
-    folder.mkdir(exist_ok=True)
-    with (base / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = folder / "result.json"
-        if not result.exists():
-            result.write_text(json.dumps(build(folder)))
-    return json.loads(result.read_text())
 
 
 def kept_detail(original: np.ndarray, drawn: np.ndarray) -> float:

@@ -9,8 +9,8 @@ mapping and the batched SQLite writes. Both run over the same frames of the same
 recording, with the same model, input size and thread settings, each in a fresh
 process (so each peak RSS is its own), alternating, in this one run.
 
-    .venv/bin/python scripts/bench_vision              # table
-    .venv/bin/python scripts/bench_vision --json       # one JSON object name -> number
+    .venv/bin/python scripts/bench_vision.py              # table
+    .venv/bin/python scripts/bench_vision.py --json       # one JSON object name -> number
 
 ratio = replay frames/s / bare frames/s (the median pass of each); 1.0 would be a
 pipeline that costs nothing beyond the network.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -29,14 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import bench_parser, enter, print_figures
 
-checkout_venv.reexec(__file__)
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("EDGE_ASSETS_DIR", str(REPO.parent / "shared"))
+enter(__file__)
 
 
 def _peak_rss_mb() -> float:
@@ -118,15 +112,12 @@ def _worker(mode: str, argv: list[str]) -> dict[str, float]:
 def main() -> int:
     from edge.paths import default_site_config
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="one pass of each over 300 frames")
     parser.add_argument("--site", type=Path, default=default_site_config())
     parser.add_argument("--video", help="recording (default: the site's first camera source)")
     parser.add_argument("--frames", type=int, default=795, help="frames per pass")
     parser.add_argument("--threads", type=int, help="onnxruntime threads (default: the site's)")
     parser.add_argument("--repeat", type=int, default=3, help="passes of each, alternating")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true",
-                        help="one pass of each over 300 frames (scripts/bench --quick)")
     parser.add_argument("--worker", choices=["bare", "replay"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -163,12 +154,7 @@ def main() -> int:
         "bare_peak_rss_mb": round(median("bare", "peak_rss_mb"), 1),
         "replay_peak_rss_mb": round(median("replay", "peak_rss_mb"), 1),
     }
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for key, value in figures.items():
-            print(f"{key:>22}  {value}")
-    return 0
+    return print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

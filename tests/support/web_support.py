@@ -28,10 +28,11 @@ import shapely
 import sqlite_utils
 from shapely.geometry import Polygon
 
-from edge.config import SiteConfig
+from edge.config import SiteConfig, load_site
 from edge.replay import replay
 from edge.storage.trajectories import read_trajectories
-from tests.conftest import PETS_DET
+from tests.conftest import PETS_DET, PETS_SITE
+from tests.support.session import session_lock
 
 LONDON = ZoneInfo("Europe/London")
 # A Tuesday in March (GMT, no daylight saving), a week before the one compared with.
@@ -113,12 +114,9 @@ def build_visits(db: sqlite_utils.Database, site: SiteConfig, run_id: int, seed:
         for name, weight in zip(SEGMENTS, weights, strict=True):
             segment_rows.append({"visit_id": visit_id, "segment": name,
                                  "probability": round(weight / sum(weights), 3)})
-    with db.atomic():
-        db["visits"].insert_all(visits)
-        db["visit_zone_dwell"].insert_all(dwell_rows)
-        db["visit_traits"].insert_all(trait_rows)
-        db["visit_segments"].insert_all(segment_rows)
-        db["line_crossings"].insert_all(crossings)
+    insert_rows(db, {"visits": visits, "visit_zone_dwell": dwell_rows,
+                     "visit_traits": trait_rows, "visit_segments": segment_rows,
+                     "line_crossings": crossings})
     return len(visits)
 
 
@@ -182,18 +180,9 @@ def shared_store_db(tmp_path_factory) -> Path:
     The web app only reads it, so workers can share one file; a lock makes the
     first worker build it while the others wait.
     """
-    import fcntl
-    import os
-
-    from edge.config import load_site
-    from tests.conftest import PETS_SITE
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    path = root / "web-store.db"
-    done = root / "web-store.done"
-    with open(root / "web-store.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with session_lock(tmp_path_factory, "web-store") as root:
+        path = root / "web-store.db"
+        done = root / "web-store.done"
         if not done.exists():
             fill_store_day(path, load_site(PETS_SITE))
             done.write_text("ok")
@@ -226,6 +215,25 @@ def expected_heatmap(db: sqlite3.Connection, site, start: float, end: float):
             dwell[key] += gap
             people[key].add((run, track))
     return dwell, people
+
+
+def expected_wifi(db: sqlite3.Connection, start: float, end: float) -> tuple[int, int]:
+    """Devices in the store and passers-by over ``[start, end)``: per window the larger
+    sensor's count, summed over the windows."""
+    windows: dict[float, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for window, inside, passing in db.execute(
+            "select window_start, in_store_devices, passers_by from wifi_windows "
+            "where window_start >= ? and window_start < ?", (start, end)):
+        old = windows[window]
+        windows[window] = (max(old[0], inside), max(old[1], passing))
+    return sum(v[0] for v in windows.values()), sum(v[1] for v in windows.values())
+
+
+def insert_rows(db: sqlite_utils.Database, rows: dict[str, list[dict]]) -> None:
+    """Insert each table's rows, all in one transaction."""
+    with db.atomic():
+        for table, table_rows in rows.items():
+            db[table].insert_all(table_rows)
 
 
 @contextlib.contextmanager

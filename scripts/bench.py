@@ -1,16 +1,15 @@
 #!/usr/bin/env python3
 """Every performance figure of the project, as ratios against baselines measured in
-the same run. Runs each scripts/bench_* with --json and merges their figures,
+the same run. Runs each scripts/bench_*.py with --json and merges their figures,
 prefixed by the bench's name (e.g. ``vision.ratio``), plus ``<name>.bench_seconds``.
 
-    scripts/bench               a table
-    scripts/bench --json        one JSON object: figure name -> number
-    scripts/bench --quick       fewer passes and frames, for every bench that has --quick
-    scripts/bench vision wifi   only these benches
-    scripts/bench --list        the benches found
+    scripts/bench.py               a table
+    scripts/bench.py --json        one JSON object: figure name -> number
+    scripts/bench.py --quick       fewer passes and frames, for every bench that has --quick
+    scripts/bench.py vision wifi   only these benches
+    scripts/bench.py --list        the benches found
 
-A bench is an executable scripts/bench_<name> with no suffix (bench_wifi.py is the
-module its bash wrapper bench_wifi runs). Python benches run in this checkout's .venv.
+A bench is an executable scripts/bench_<name>.py; each runs in this checkout's .venv.
 """
 
 from __future__ import annotations
@@ -21,30 +20,26 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent
-REPO = SCRIPTS.parent
-PYTHON = REPO / ".venv" / "bin" / "python"
+from checkout_venv import REPO, enter, print_figures
+
+enter(__file__)
+
+SCRIPTS = REPO / "scripts"
 
 
 def available() -> list[str]:
-    """Names of the benches: executable ``bench_<name>`` files without a suffix."""
+    """Names of the benches: executable ``bench_<name>.py`` files."""
     return sorted(
-        path.name.removeprefix("bench_")
-        for path in SCRIPTS.glob("bench_*")
-        if path.is_file() and not path.suffix and os.access(path, os.X_OK)
+        path.stem.removeprefix("bench_")
+        for path in SCRIPTS.glob("bench_*.py")
+        if path.is_file() and os.access(path, os.X_OK)
     )
 
 
 def command(name: str) -> list[str]:
-    """How to start a bench: Python ones with the venv's interpreter, others as they are."""
-    path = SCRIPTS / f"bench_{name}"
-    with path.open("rb") as stream:
-        first = stream.readline()
-    if b"python" in first:
-        return [str(PYTHON if PYTHON.exists() else Path(sys.executable)), str(path)]
-    return [str(path)]
+    """How to start a bench: with this interpreter (the checkout's .venv, see enter())."""
+    return [sys.executable, str(SCRIPTS / f"bench_{name}.py")]
 
 
 def supports_quick(name: str, env: dict[str, str]) -> bool:
@@ -71,8 +66,7 @@ def main() -> int:
     unknown = sorted(set(names) - set(available()))
     if unknown:
         parser.error(f"unknown bench {', '.join(unknown)}; known: {', '.join(available())}")
-    env = {**os.environ,
-           "EDGE_ASSETS_DIR": os.environ.get("EDGE_ASSETS_DIR", str(REPO.parent / "shared"))}
+    env = dict(os.environ)  # with $EDGE_ASSETS_DIR, which enter() sets
     figures: dict[str, float] = {}
     failed = []
     for name in names:
@@ -92,12 +86,7 @@ def main() -> int:
         figures[f"{name}.bench_seconds"] = round(time.monotonic() - started, 1)
     if failed:
         figures["failed_benches"] = len(failed)
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        width = max((len(k) for k in figures), default=10)
-        for key, value in figures.items():
-            print(f"{key:<{width}}  {value}")
+    print_figures(figures, args.json)
     return 1 if failed else 0
 
 

@@ -10,9 +10,9 @@ passes, and reported as ratios (ours / the reference). Scenes: PETS09-S2L1,
 TUD-Campus and MOT15-dev's ADL-Rundle-6, ETH-Bahnhof, KITTI-13 and Venice-2 (7-30
 frames/s, 640-1920 pixels wide).
 
-    .venv/bin/python scripts/bench_tracker                     # table, all six scenes
-    .venv/bin/python scripts/bench_tracker --json              # one JSON object name -> number
-    .venv/bin/python scripts/bench_tracker --scene DIR --fps 7 # another scene folder
+    .venv/bin/python scripts/bench_tracker.py                     # table, all six scenes
+    .venv/bin/python scripts/bench_tracker.py --json              # one JSON object name -> number
+    .venv/bin/python scripts/bench_tracker.py --scene DIR --fps 7 # another scene folder
 
 Needs the `bench` extra (pip install -e '.[bench]'), which brings supervision and
 norfair.
@@ -20,38 +20,31 @@ norfair.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import SHARED, bench_parser, enter
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge.config import load_site  # noqa: E402
-from edge.config.vision import TrackerConfig  # noqa: E402
-from edge.errors import EdgeError  # noqa: E402
-from edge.evaluation.mot import evaluate_mot  # noqa: E402
-from edge.evaluation.scenes import Scene, read_scene, shared_scenes  # noqa: E402
-from edge.evaluation.trackers import (  # noqa: E402
+from edge.config import load_site
+from edge.config.vision import TrackerConfig
+from edge.errors import EdgeError
+from edge.evaluation.mot import evaluate_mot
+from edge.evaluation.scenes import Scene, read_scene, shared_scenes
+from edge.evaluation.trackers import (
     load_detections,
     track_norfair,
     track_ours,
     track_supervision,
 )
-from edge.motformat import read_mot  # noqa: E402
-from edge.records import Detections  # noqa: E402
+from edge.motformat import read_mot
+from edge.records import Detections
 
-SHARED = Path(os.environ.get("EDGE_ASSETS_DIR") or REPO.parent / "shared")
 TRACKERS = ("ours", "supervision", "norfair")
 METRICS = ("hota", "idf1", "id_switches")
 
@@ -84,7 +77,7 @@ def bench_scene(scene: Scene, config: TrackerConfig, repeat: int) -> dict[str, f
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, quick="one timed pass")
     parser.add_argument("--scene", type=Path, action="append",
                         help="a MOTChallenge scene folder (seqinfo.ini, det/, gt/); "
                              "repeat for several; default the six shared scenes")
@@ -94,9 +87,6 @@ def main() -> int:
                         help="benchmark this site config's tracker section instead of the "
                              "defaults (e.g. calibration/pets09/site.yaml, fitted to YOLOX)")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per tracker")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true",
-                        help="one timed pass (scripts/bench --quick)")
     args = parser.parse_args()
     if args.quick:
         args.repeat = 1

@@ -10,13 +10,11 @@ the figure is messages / seconds from the first publish to the last row committe
 Also measured in the same run: the CPU cost of the checks alone (JSON, schema, k,
 store, id) per message, which bounds one worker's rate.
 
-    .venv/bin/python scripts/bench_ingest [--json] [--quick] [--stores N] [--windows N]
+    .venv/bin/python scripts/bench_ingest.py [--json] [--quick] [--stores N] [--windows N]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,21 +23,18 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checkout_venv  # noqa: E402
+from checkout_venv import REPO, bench_parser, enter, print_figures
 
-checkout_venv.reexec(__file__)
+enter(__file__)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from fleet_sim import Fleet, fleet_messages, store_ids  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
+import psycopg
+from fleet_sim import Fleet, fleet_messages, store_ids
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from sync.central.store import screen  # noqa: E402
-from tests.mqtt_broker import Broker  # noqa: E402
+from sync.central.store import screen
+from tests.support.mqtt_broker import Broker
 
 ADMIN_DSN = os.environ.get(
     "EDGE_BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -81,7 +76,7 @@ def run(workers: int, broker: Broker, messages, stores: int, folder: Path) -> fl
                     [sys.executable, "-m", "edge", "sync", "ingest", "--dsn", dsn,
                      "--host", "127.0.0.1", "--port", str(broker.port), "--group", group,
                      "--client-id", f"{group}-{index}", "--session-expiry", "0"],
-                    cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT,
+                    cwd=REPO, stdout=stream, stderr=subprocess.STDOUT,
                 ))
         deadline = time.monotonic() + 60
         while not all("MQTT: subscribed" in log.read_text() for log in logs):
@@ -109,10 +104,7 @@ def run(workers: int, broker: Broker, messages, stores: int, folder: Path) -> fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true", help="8 stores x 48 windows")
+    parser = bench_parser(__doc__, quick="8 stores x 48 windows")
     parser.add_argument("--stores", type=int, default=None, help="simulated stores (20)")
     parser.add_argument("--windows", type=int, default=None, help="windows per store (96)")
     args = parser.parse_args()
@@ -136,12 +128,7 @@ def main() -> int:
     figures["speedup_4_vs_1"] = round(
         figures["workers_4.messages_per_s"] / figures["workers_1.messages_per_s"], 2
     )
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for name, value in figures.items():
-            print(f"{name:32} {value}")
-    return 0
+    return print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

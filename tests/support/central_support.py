@@ -7,9 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -18,6 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from tests.conftest import REPO
+from tests.support.waiting import terminate, wait_for
 
 # The server the tests use (scripts/test starts the local cluster if it is down).
 ADMIN_DSN = os.environ.get(
@@ -81,14 +81,6 @@ def window_count(dsn: str) -> int:
         return 0
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)
-
-
 class Worker:
     """One ``edge sync ingest`` process (its log in ``folder/<client id>.log``)."""
 
@@ -145,13 +137,4 @@ class Worker:
 
     def stop(self) -> int:
         """SIGTERM and wait: the exit code."""
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return int(self.process.returncode)
+        return 0 if self.process is None else terminate(self.process, 20)
