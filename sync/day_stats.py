@@ -154,12 +154,8 @@ def statistics_of(section: dict[str, Any]) -> SegmentStatistics:
             if item["membership"] is None or item["sum"] is None or item["sumsq"] is None:
                 components[str(item["name"])] = None
                 continue
-            s = tuple(float(v) for v in item["sum"])
-            q = tuple(float(v) for v in item["sumsq"])
-            if len(s) != len(features) or len(q) != len(features):
-                raise ValueError(f"component {item['name']!r}: sum and sumsq need "
-                                 f"{len(features)} values")
-            components[str(item["name"])] = ComponentStats(float(item["membership"]), s, q)
+            components[str(item["name"])] = ComponentStats.parse(
+                item["name"], item["membership"], item["sum"], item["sumsq"], len(features))
         visits = section["visits"]
         return SegmentStatistics(str(section["spec_version"]), features,
                                  int(visits) if visits is not None else 0, components)

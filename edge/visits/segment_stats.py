@@ -44,6 +44,21 @@ class ComponentStats:
     weighted_sum: tuple[float, ...]
     weighted_sumsq: tuple[float, ...]
 
+    @classmethod
+    def parse(
+        cls, name: object, membership: Any, sums: Any, sumsqs: Any, n_features: int
+    ) -> ComponentStats:
+        """A component's statistics as a box sends them (JSON numbers).
+
+        Raises:
+            ValueError: the sums are not ``n_features`` values each.
+        """
+        s = tuple(float(v) for v in sums)
+        q = tuple(float(v) for v in sumsqs)
+        if len(s) != n_features or len(q) != n_features:
+            raise ValueError(f"component {name!r}: sum and sumsq need {n_features} values")
+        return cls(float(membership), s, q)
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentStatistics:
@@ -92,12 +107,8 @@ class SegmentStatistics:
                 if c is None:
                     components[str(name)] = None
                     continue
-                s = tuple(float(v) for v in c["sum"])
-                q = tuple(float(v) for v in c["sumsq"])
-                if len(s) != len(features) or len(q) != len(features):
-                    raise ValueError(f"component {name!r}: sum and sumsq need "
-                                     f"{len(features)} values")
-                components[str(name)] = ComponentStats(float(c["membership"]), s, q)
+                components[str(name)] = ComponentStats.parse(
+                    name, c["membership"], c["sum"], c["sumsq"], len(features))
             return cls(str(data["spec_version"]), features, int(data["visits"]), components)
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not segment statistics: {error!r}") from None
