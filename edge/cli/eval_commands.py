@@ -15,12 +15,13 @@ from edge.cli.options import (
     resolve_db_path,
 )
 from edge.config import load_site
-from edge.evaluation.floor import evaluate_floor, latest_finished_run
+from edge.evaluation.floor import evaluate_floor
 from edge.evaluation.floor_tracks import DEFAULT_GATE_M, evaluate_floor_tracks, read_floor_rows
 from edge.evaluation.mot import FrameRange, coverage_hint, evaluate_mot, require_run_boxes
 from edge.motformat import read_mot
 from edge.paths import default_site_config, share_dir
 from edge.runtime.schema import open_database
+from edge.storage.trajectories import latest_finished_run
 
 
 class FrameRangeType(click.ParamType):

@@ -9,8 +9,9 @@ import click
 from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
 from edge.evaluation.accuracy import Accuracy
 from edge.report.build import ReportPlan, make_report, plan_report
-from edge.report.data import ReportData, latest_run
+from edge.report.data import ReportData
 from edge.runtime.schema import open_database
+from edge.storage.trajectories import latest_finished_run
 
 KEEP_LOCAL = "it contains movement paths: keep it local, never send it anywhere"
 
@@ -54,5 +55,5 @@ def report_command(
     path = resolve_db_path(db_path, site, must_exist=True)
     plan = plan_report(out, gt_path)
     db = open_database(path)
-    chosen = run_id if run_id is not None else latest_run(db)
+    chosen = run_id if run_id is not None else latest_finished_run(db)
     echo_report(plan, *make_report(plan, db, site, chosen))

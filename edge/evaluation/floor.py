@@ -21,7 +21,7 @@ import sqlite_utils
 from edge.errors import DataFormatError
 from edge.evaluation.mot import IOU_THRESHOLD
 from edge.motformat import read_mot
-from edge.storage.trajectories import require_run
+from edge.storage.trajectories import latest_finished_run, require_run
 from edge.tracking.association import assign, box_iou
 
 MIN_IOU = IOU_THRESHOLD
@@ -98,20 +98,6 @@ def floor_errors(gt: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, int]:
             mine, true = np.array(pairs).T
             distances.append(np.linalg.norm(ours[mine, 5:7] - theirs[true, 7:9], axis=1))
     return (np.concatenate(distances) if distances else np.zeros(0)), unmatched
-
-
-def latest_finished_run(db: sqlite_utils.Database) -> int:
-    """The id of the latest finished replay run.
-
-    Raises:
-        DataFormatError: the database holds none.
-    """
-    if "runs" not in db.table_names():
-        raise DataFormatError("the database holds no replay runs; run `edge replay` first")
-    row = db.execute("select max(id) from runs where status = 'done'").fetchone()
-    if row is None or row[0] is None:
-        raise DataFormatError("the database holds no finished replay run")
-    return int(row[0])
 
 
 def read_track_points(

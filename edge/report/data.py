@@ -99,16 +99,6 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def latest_run(db: sqlite_utils.Database) -> int:
-    """The latest finished run (what ``edge report`` shows by default)."""
-    if "runs" not in db.table_names():
-        raise DataFormatError("the database holds no replay runs; run `edge replay` first")
-    row = db.execute("select max(id) from runs where status = 'done'").fetchone()
-    if row is None or row[0] is None:
-        raise DataFormatError("the database holds no finished replay run; run `edge replay` first")
-    return int(row[0])
-
-
 def read_run(db: sqlite_utils.Database, run_id: int) -> RunInfo:
     """The run's row, with the time span of its track points."""
     if "runs" not in db.table_names():

@@ -126,6 +126,21 @@ def require_run(db: sqlite_utils.Database, run_id: int) -> None:
     raise DataFormatError(f"the database has no run {run_id} (runs: {known or 'none'})")
 
 
+def latest_finished_run(db: sqlite_utils.Database) -> int:
+    """The id of the latest finished replay run (what ``edge report`` and ``edge eval
+    floor`` use by default).
+
+    Raises:
+        DataFormatError: the database holds none.
+    """
+    if "runs" not in db.table_names():
+        raise DataFormatError("the database holds no replay runs; run `edge replay` first")
+    row = db.execute("select max(id) from runs where status = 'done'").fetchone()
+    if row is None or row[0] is None:
+        raise DataFormatError("the database holds no finished replay run; run `edge replay` first")
+    return int(row[0])
+
+
 def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str) -> None:
     with db.atomic():
         db.table("runs").update(
