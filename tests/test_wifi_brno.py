@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from edge.config.wifi import WifiConfig
+from edge.evaluation.wifi import window_means
 from edge.wifi.calibration import fit_people_per_device, pearson
 from edge.wifi.parser import MalformedFrame, dissect
 from edge.wifi.pcapfile import CaptureFile
@@ -88,16 +89,7 @@ def read_lab_capture(capture: Path) -> LabCapture:
 
 def occupancy_per_window(lab: LabCapture, starts: list[float]) -> list[float | None]:
     """Time-weighted mean of the CSV's occupancy over each window's covered seconds."""
-    times = lab.frame_times
-    means: list[float | None] = []
-    for start in starts:
-        grid = np.arange(max(start, times[0]), min(start + WINDOW, times[-1]), 1.0)
-        if len(grid) == 0:
-            means.append(None)
-            continue
-        index = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
-        means.append(float(lab.occupancy[index].mean()))
-    return means
+    return window_means(lab.frame_times, lab.occupancy, starts, WINDOW)
 
 
 def distinct_addresses(lab: LabCapture, starts: list[float], gate: float | None) -> list[int]:

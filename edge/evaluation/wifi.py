@@ -91,6 +91,15 @@ def occupancy_per_window(
         raise DataFormatError(
             f"{truth}: {len(occupancy)} rows for {len(times)} frames; they must pair one to one"
         )
+    return window_means(times, occupancy, starts, window_s)
+
+
+def window_means(
+    times: np.ndarray, occupancy: np.ndarray, starts: list[float], window_s: float
+) -> list[float | None]:
+    """Time-weighted mean of ``occupancy`` (its value at each of the sorted ``times``)
+    over the seconds of each window ``[start, start + window_s)`` that ``times``
+    cover; None for a window they do not reach."""
     means: list[float | None] = []
     for start in starts:
         grid = np.arange(max(start, times[0]), min(start + window_s, times[-1]), 1.0)
