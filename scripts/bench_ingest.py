@@ -29,7 +29,7 @@ enter(__file__)
 
 
 import psycopg
-from fleet_sim import Fleet, fleet_messages, store_ids
+from fleet_sim import Fleet, committed_windows, fleet_messages, store_ids
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -48,15 +48,6 @@ def check_us(messages) -> float:
     for message in messages:
         screen(message.topic, message.payload)
     return (time.process_time() - started) / len(messages) * 1e6
-
-
-def count(dsn: str) -> int:
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM windows").fetchone()
-            return int(row[0]) if row else 0
-    except psycopg.Error:
-        return 0
 
 
 def run(workers: int, broker: Broker, messages, stores: int, folder: Path) -> float:
@@ -86,9 +77,10 @@ def run(workers: int, broker: Broker, messages, stores: int, folder: Path) -> fl
         with Fleet("127.0.0.1", broker.port, store_ids(stores)) as fleet:
             started = time.monotonic()
             fleet.publish(messages, timeout_s=600)
-            while count(dsn) < len(messages):
+            while committed_windows(dsn) < len(messages):
                 if time.monotonic() - started > 600:
-                    raise RuntimeError(f"only {count(dsn)} of {len(messages)} committed")
+                    raise RuntimeError(
+                        f"only {committed_windows(dsn)} of {len(messages)} committed")
                 time.sleep(0.05)
             elapsed = time.monotonic() - started
         return len(messages) / elapsed

@@ -259,7 +259,9 @@ class Fleet:
         return time.monotonic() - started
 
 
-def _rows(dsn: str) -> int:
+def committed_windows(dsn: str) -> int:
+    """Rows in the central store's ``windows`` table; 0 while it cannot be read (not
+    yet created, or the database is down)."""
     import psycopg
 
     try:
@@ -370,7 +372,7 @@ def fault_run(
             pending: list[tuple[SimMessage, Delivery]] = []
             for index, message in enumerate(messages):
                 if index % 250 == 0:
-                    while index - (rows := _rows(dsn)) > backlog:
+                    while index - (rows := committed_windows(dsn)) > backlog:
                         maybe_fault(rows)
                         time.sleep(0.05)
                     maybe_fault(rows)
@@ -382,7 +384,7 @@ def fault_run(
             last, last_change = -1, time.monotonic()
             while True:
                 pending = [(m, d) for m, d in pending if not d.done()]
-                rows = _rows(dsn)
+                rows = committed_windows(dsn)
                 if rows >= len(messages) and not pending:
                     break
                 maybe_fault(rows)
