@@ -29,7 +29,10 @@ from sync.central.store import CentralStore, screen
 from sync.producer import build_message
 from sync.publisher import SyncService
 from tests.refit_support import DAY0, DAY_S, day_visits, write_visits
-from tests.support.central_support import central_db_fixture  # noqa: F401 (fixture)
+from tests.support.central_support import (  # noqa: F401 (fixture)
+    central_db_fixture,
+    open_central_store,
+)
 from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.system
@@ -57,11 +60,8 @@ def params(spec) -> np.ndarray:
 @pytest.fixture(name="central")
 def central_fixture(central_db):
     """The central store on this test's database, migrated, as an ingest worker has it."""
-    store = CentralStore(central_db, worker="refit-test")
-    store.open()
-    assert store.ready()
-    yield store
-    store.close()
+    with open_central_store(central_db, worker="refit-test") as store:
+        yield store
 
 
 def send_day(central: CentralStore, db, site, window: Window = LAST) -> dict:

@@ -12,9 +12,13 @@ import pytest
 
 from scripts.fleet_sim import fleet_messages
 from sync.central.schema import MIGRATIONS, migrate
-from sync.central.store import CentralStore, WindowRow, screen
+from sync.central.store import WindowRow, screen
 from tests.conftest import REPO
-from tests.support.central_support import central_db_fixture, query  # noqa: F401 (fixture)
+from tests.support.central_support import (  # noqa: F401 (fixture)
+    central_db_fixture,
+    open_central_store,
+    query,
+)
 
 pytestmark = pytest.mark.system
 
@@ -23,11 +27,8 @@ K = 5
 
 @pytest.fixture(name="store")
 def store_fixture(central_db):
-    store = CentralStore(central_db, worker="test")
-    store.open()
-    assert store.ready()
-    yield store
-    store.close()
+    with open_central_store(central_db, worker="test") as store:
+        yield store
 
 
 def published_sum(values) -> int | None:

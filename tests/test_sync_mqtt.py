@@ -17,7 +17,12 @@ from sync.consumer import ReferenceConsumer, open_consumer_db
 from sync.downlink import config_body, sign_body
 from sync.mqtt_client import MqttClient
 from sync.publisher import SyncService
-from tests.support.mqtt_broker import Broker, broker_fixture, make_tls_files  # noqa: F401 (fixture)
+from tests.support.mqtt_broker import (  # noqa: F401 (fixtures)
+    Broker,
+    broker_fixture,
+    make_tls_files,
+    tls_broker_fixture,
+)
 from tests.support.sync_helpers import STORE, add_crossings, sync_site
 from tests.support.waiting import wait_for
 
@@ -202,56 +207,44 @@ def test_acl_refusing_a_topic_keeps_rows_pending(tmp_path):
         broker.stop()
 
 
-def test_tls_with_client_certificates(tmp_path):
-    files = make_tls_files(tmp_path / "tls")
-    broker = Broker(
-        tmp_path / "broker", tls=(files["ca"], files["server"], files["server_key"])
-    ).start()
-    try:
-        db = open_database(tmp_path / "edge.db")
-        past_windows(db, 2)
-        tls = {
-            "ca_file": str(files["ca"]),
-            "cert_file": str(files["client"]),
-            "key_file": str(files["client_key"]),
-        }
-        site = sync_site(window_s=60, settle_s=0, mqtt=mqtt_section(broker.port, tls=tls))
-        assert SyncService(site, db, clock=at(2)).flush(10).delivered == 2
-        # A CA that did not sign the broker's certificate: a clear handshake error, nothing lost.
-        other = make_tls_files(tmp_path / "other-ca")
-        add_crossings(db, [DAY0 + 120 + i for i in range(6)])
-        site = sync_site(
-            window_s=60,
-            settle_s=0,
-            mqtt=mqtt_section(broker.port, tls={**tls, "ca_file": str(other["ca"])}),
-        )
-        service = SyncService(site, db, clock=at(3))
-        assert service.flush(3).pending == 1
-        assert "TLS handshake with 127.0.0.1" in service.client.last_error
-        assert "CERTIFICATE_VERIFY_FAILED" in service.client.last_error
-    finally:
-        broker.stop()
+def test_tls_with_client_certificates(tmp_path, tls_broker):
+    broker, files = tls_broker
+    db = open_database(tmp_path / "edge.db")
+    past_windows(db, 2)
+    tls = {
+        "ca_file": str(files["ca"]),
+        "cert_file": str(files["client"]),
+        "key_file": str(files["client_key"]),
+    }
+    site = sync_site(window_s=60, settle_s=0, mqtt=mqtt_section(broker.port, tls=tls))
+    assert SyncService(site, db, clock=at(2)).flush(10).delivered == 2
+    # A CA that did not sign the broker's certificate: a clear handshake error, nothing lost.
+    other = make_tls_files(tmp_path / "other-ca")
+    add_crossings(db, [DAY0 + 120 + i for i in range(6)])
+    site = sync_site(
+        window_s=60,
+        settle_s=0,
+        mqtt=mqtt_section(broker.port, tls={**tls, "ca_file": str(other["ca"])}),
+    )
+    service = SyncService(site, db, clock=at(3))
+    assert service.flush(3).pending == 1
+    assert "TLS handshake with 127.0.0.1" in service.client.last_error
+    assert "CERTIFICATE_VERIFY_FAILED" in service.client.last_error
 
 
-def test_plain_mqtt_aimed_at_a_tls_port_says_so(tmp_path):
+def test_plain_mqtt_aimed_at_a_tls_port_says_so(tmp_path, tls_broker):
     """Field defect (issue 18, item 10): plain MQTT aimed at a TLS listener said
     "connecting" for ever; the listener closes the connection without a CONNACK."""
-    files = make_tls_files(tmp_path / "tls")
-    broker = Broker(
-        tmp_path / "broker", tls=(files["ca"], files["server"], files["server_key"])
-    ).start()
-    try:
-        db = open_database(tmp_path / "edge.db")
-        past_windows(db, 2)
-        site = sync_site(window_s=60, settle_s=0, mqtt=mqtt_section(broker.port))
-        service = SyncService(site, db, clock=at(2))
-        summary = service.flush(3)
-        assert (summary.pending, summary.delivered) == (2, 0)
-        error = service.client.last_error
-        assert error is not None and "is it a TLS port?" in error, error
-        assert f"127.0.0.1:{broker.port}" in error
-    finally:
-        broker.stop()
+    broker, _ = tls_broker
+    db = open_database(tmp_path / "edge.db")
+    past_windows(db, 2)
+    site = sync_site(window_s=60, settle_s=0, mqtt=mqtt_section(broker.port))
+    service = SyncService(site, db, clock=at(2))
+    summary = service.flush(3)
+    assert (summary.pending, summary.delivered) == (2, 0)
+    error = service.client.last_error
+    assert error is not None and "is it a TLS port?" in error, error
+    assert f"127.0.0.1:{broker.port}" in error
 
 
 def test_unreachable_broker_keeps_everything(tmp_path):

@@ -3,6 +3,7 @@ server, and ``edge sync ingest`` workers as real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from sync.central.store import CentralStore
 from tests.conftest import REPO
 from tests.support.waiting import terminate, wait_for
 
@@ -49,6 +51,19 @@ def central_db_fixture() -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@contextlib.contextmanager
+def open_central_store(dsn: str, worker: str) -> Iterator[CentralStore]:
+    """The central store on ``dsn``, migrated and ready, as an ingest worker has it;
+    closed after."""
+    store = CentralStore(dsn, worker=worker)
+    store.open()
+    assert store.ready()
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def set_connections_allowed(dsn: str, allowed: bool) -> None:

@@ -134,6 +134,18 @@ def broker_fixture(tmp_path: Path):
     instance.stop()
 
 
+@pytest.fixture(name="tls_broker")
+def tls_broker_fixture(tmp_path: Path):
+    """A running broker on a TLS listener, with its certificates (:func:`make_tls_files`,
+    under ``tmp_path / "tls"``): ``(broker, files)``; stopped after the test."""
+    files = make_tls_files(tmp_path / "tls")
+    instance = Broker(
+        tmp_path / "broker", tls=(files["ca"], files["server"], files["server_key"])
+    ).start()
+    yield instance, files
+    instance.stop()
+
+
 def make_tls_files(folder: Path) -> dict[str, Path]:
     """A throw-away CA, a broker certificate for 127.0.0.1/localhost and a client certificate."""
     folder.mkdir(parents=True, exist_ok=True)
