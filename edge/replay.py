@@ -4,10 +4,12 @@ into the local database."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import sqlite_utils
 
@@ -26,6 +28,8 @@ from edge.video import VideoSource, describe_source, is_live_source
 
 WRITE_BATCH_FRAMES = 50
 FRAME_COUNT_SLACK = 2  # container headers may miscount by a frame or two
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,41 @@ class ReplaySummary:
 
 
 Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class StoredFrames(Generic[R]):
+    """A replay's processed frames, stored :data:`WRITE_BATCH_FRAMES` at a time.
+
+    Attributes:
+        write: stores a batch and returns the rows written, called as
+            ``write(batch, frames=done)`` (:func:`write_track_points` or
+            ``write_fused_points`` with the database and run id bound), so that the
+            run's frame count is stored with each batch.
+        total: the frames expected (None when unknown), for ``progress``.
+        progress: called as ``progress(frames_done, total)`` after every frame.
+    """
+
+    write: Callable[..., int]
+    total: int | None
+    progress: Progress | None
+    done: int = 0    # frames added
+    points: int = 0  # rows stored
+    _batch: list[R] = field(default_factory=list, init=False, repr=False)
+
+    def add(self, frame: R) -> None:
+        """Count ``frame``; store the batch when it is full."""
+        self._batch.append(frame)
+        self.done += 1
+        if len(self._batch) >= WRITE_BATCH_FRAMES:
+            self.flush()
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def flush(self) -> None:
+        """Store what is batched (and the frame count, even when nothing is)."""
+        self.points += self.write(self._batch, frames=self.done)
+        self._batch = []
 
 
 def replay(
@@ -144,8 +183,8 @@ def replay(
 
     pipeline = build_camera_pipeline(site, camera, homography, detector, frame_rate=fps)
     run_id = start_run(db, camera.id, source_name, model_name, kind="replay")
-    batch: list[FloorTracks] = []
-    done = points = 0
+    stored: StoredFrames[FloorTracks] = StoredFrames(
+        functools.partial(write_track_points, db, run_id), total, progress)
     track_ids: set[int] = set()
     status = "failed"
     started = time.perf_counter()
@@ -160,7 +199,7 @@ def replay(
             if video_out is not None:
                 stack.enter_context(video_out)
             for index, timestamp, item in frames:
-                if max_frames is not None and done >= max_frames:
+                if max_frames is not None and stored.done >= max_frames:
                     break
                 if detector is None:
                     floor = pipeline.process_detections(item, index, timestamp)  # type: ignore[arg-type]
@@ -173,26 +212,21 @@ def replay(
                     write_mot(tracks_out, floor)
                 if floor_rows is not None:
                     write_floor_rows(floor_rows, floor)
-                batch.append(floor)
-                done += 1
-                if len(batch) >= WRITE_BATCH_FRAMES:
-                    points += write_track_points(db, run_id, batch, frames=done)
-                    batch = []
-                if progress is not None:
-                    progress(done, total)
-            points += write_track_points(db, run_id, batch, frames=done)
+                stored.add(floor)
+            stored.flush()
+        done = stored.done
         if done == 0:
             raise SourceError(f"camera {camera.id}: {source_name} holds no readable frames")
         status = "done"
     finally:
-        finish_run(db, run_id, done, status)
+        finish_run(db, run_id, stored.done, status)
     seconds = time.perf_counter() - started
     return ReplaySummary(
         run_id=run_id,
         camera_id=camera.id,
         frames=done,
         tracks=len(track_ids),
-        track_points=points,
+        track_points=stored.points,
         seconds=seconds,
         read_failures=source.read_failures if source is not None else 0,
         detect_ms_per_frame=1000 * pipeline.times.detect_s / max(done, 1),

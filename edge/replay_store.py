@@ -18,6 +18,7 @@ footfall, dwell, occupancy and the aggregates read those.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -37,7 +38,7 @@ from edge.motformat import detections_by_frame, read_mot, write_floor_rows
 from edge.outputs import open_output
 from edge.pipeline import CameraPipeline, build_camera_pipeline, tracker_frame_rate
 from edge.records import Detections, FloorObservations, Frame, FusedTracks
-from edge.replay import WRITE_BATCH_FRAMES
+from edge.replay import StoredFrames
 from edge.storage.trajectories import finish_run, start_run, write_fused_points
 from edge.video import VideoSource, describe_source, is_live_source
 
@@ -154,39 +155,33 @@ def replay_store(
         model = detector.name if detector is not None else "det.txt"
         run_id = start_run(db, STORE_TRACKS_ID, sources, model, kind="replay")
         status = "failed"
-        done = points = 0
+        stored: StoredFrames[FusedTracks] = StoredFrames(
+            functools.partial(write_fused_points, db, run_id), total, progress)
         track_ids: set[int] = set()
-        batch: list[FusedTracks] = []
         started = time.perf_counter()
         try:
-            while max_frames is None or done < max_frames:
-                now = done / fastest
+            while max_frames is None or stored.done < max_frames:
+                now = stored.done / fastest
                 observations = _frames_until(streams, now + 0.5 / fastest, start_time, stage)
                 if observations is None:
                     break
-                fused = stage.step(done, start_time + now, observations)
+                fused = stage.step(stored.done, start_time + now, observations)
                 track_ids.update(int(i) for i in fused.track_id)
                 if out is not None:
                     write_floor_rows(out, fused)
-                batch.append(fused)
-                done += 1
-                if len(batch) >= WRITE_BATCH_FRAMES:
-                    points += write_fused_points(db, run_id, batch, frames=done)
-                    batch = []
-                if progress is not None:
-                    progress(done, total)
-            points += write_fused_points(db, run_id, batch, frames=done)
-            if done == 0:
+                stored.add(fused)
+            stored.flush()
+            if stored.done == 0:
                 raise SourceError("no camera of the site held a readable frame")
             status = "done"
         finally:
-            finish_run(db, run_id, done, status)
+            finish_run(db, run_id, stored.done, status)
     return StoreReplaySummary(
         run_id=run_id,
         cameras=tuple(s.camera.id for s in streams),
-        frames=done,
+        frames=stored.done,
         tracks=len(track_ids),
-        track_points=points,
+        track_points=stored.points,
         seconds=time.perf_counter() - started,
         camera_frames={s.camera.id: s.done for s in streams},
         lonely_cameras=lonely,
