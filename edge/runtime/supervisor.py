@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 from edge.config import SiteConfig
@@ -121,28 +121,19 @@ def supervisor_lock() -> InstanceLock:
     )
 
 
+@dataclass(eq=False)
 class Supervisor:
     """Starts, watches and restarts child services until told to stop."""
 
-    def __init__(
-        self,
-        services: list[ChildService],
-        *,
-        restart_delay_s: float = 1.0,
-        restart_delay_max_s: float = 10.0,
-        restart_burst: int = 5,
-        restart_window_s: float = 300.0,
-        stop_timeout_s: float = 10.0,
-        children_file: Path | None = None,
-    ) -> None:
-        self.services = services
-        self.restart_delay_s = restart_delay_s
-        self.restart_delay_max_s = restart_delay_max_s
-        self.restart_burst = restart_burst
-        self.restart_window_s = restart_window_s
-        self.stop_timeout_s = stop_timeout_s
-        self.children_file = children_file
-        self.stop_event = threading.Event()
+    services: list[ChildService]
+    _: KW_ONLY
+    restart_delay_s: float = 1.0
+    restart_delay_max_s: float = 10.0
+    restart_burst: int = 5
+    restart_window_s: float = 300.0
+    stop_timeout_s: float = 10.0
+    children_file: Path | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event, init=False)
 
     def _start(self, service: ChildService, now: float) -> None:
         service.starts.append(now)
