@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -89,10 +89,11 @@ class WifiWindow:
         return self._fields(dwell_buckets=json.dumps(self.dwell_buckets, sort_keys=True))
 
 
+@dataclass(eq=False)
 class WindowCounter:
     """Accumulates one window size; emits each window once it is over.
 
-    Args:
+    Attributes:
         window_s: window length; windows start at multiples of it (epoch seconds).
         min_dwell_s: a device counts as in store once it has been seen this long.
         people_per_device: the calibration factor (occupancy = devices x factor).
@@ -101,22 +102,15 @@ class WindowCounter:
             when a frame this far past its end arrives (or the clock says so).
     """
 
-    def __init__(
-        self,
-        window_s: int,
-        sensor: str,
-        *,
-        min_dwell_s: float = 60.0,
-        people_per_device: float = 1.0,
-        burst_gap_s: float = 2.0,
-        lateness_s: float = 2.0,
-    ) -> None:
-        self.window_s = window_s
-        self.sensor = sensor
-        self.min_dwell_s = min_dwell_s
-        self.people_per_device = people_per_device
-        self.burst_gap_s = burst_gap_s
-        self.lateness_s = lateness_s
+    window_s: int
+    sensor: str
+    _: KW_ONLY
+    min_dwell_s: float = 60.0
+    people_per_device: float = 1.0
+    burst_gap_s: float = 2.0
+    lateness_s: float = 2.0
+
+    def __post_init__(self) -> None:
         self._start: float | None = None
         self._covered_from = math.inf
         self._covered_to = -math.inf
