@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import sqlite_utils
@@ -107,27 +107,21 @@ def write_state(db: sqlite_utils.Database, key: str, value: Any) -> None:
     )
 
 
+@dataclass(eq=False)
 class Outbox:
     """The outbox table of one database.
 
-    Args:
+    Attributes:
         db: the box's database (opened with :func:`edge.runtime.schema.open_database`).
         max_pending: most undelivered rows kept; older ones are evicted beyond it.
         retry_initial_s, retry_max_s: backoff of failed publishes (doubling, jittered).
     """
 
-    def __init__(
-        self,
-        db: sqlite_utils.Database,
-        *,
-        max_pending: int = 10_000,
-        retry_initial_s: float = 5.0,
-        retry_max_s: float = 300.0,
-    ) -> None:
-        self.db = db
-        self.max_pending = max_pending
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
+    db: sqlite_utils.Database
+    _: KW_ONLY
+    max_pending: int = 10_000
+    retry_initial_s: float = 5.0
+    retry_max_s: float = 300.0
 
     def cursor(self) -> float | None:
         """Start of the next window to aggregate (None before the first)."""
