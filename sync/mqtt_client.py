@@ -141,8 +141,12 @@ class _Client(mqtt.Client):
 
     last_connect_error: OSError | None = None
     thread_failure: BaseException | None = None
+    # Whether the broker answered this connection attempt's CONNECT (a CONNACK, accepted
+    # or refused): a connection closed before that was closed by no MQTT broker.
+    answered = False
 
     def reconnect(self) -> mqtt.MQTTErrorCode:
+        self.answered = False
         try:
             return super().reconnect()
         except OSError as error:
@@ -324,6 +328,7 @@ class MqttClient:
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
+        self._client.answered = True
         if reason.is_failure:
             # Frigate once logged a refusal and then marked itself connected (#22496): not here.
             self._failed(f"broker refused the connection: {reason}: {reason_words(reason)}")
@@ -354,7 +359,7 @@ class MqttClient:
             from_broker = bool(getattr(flags, "is_disconnect_packet_from_server", False))
             self._failed(f"connection to the broker {where} lost: "
                          f"{reason_words(reason, from_broker=from_broker)}")
-        else:
+        elif not self._client.answered:
             # The port took the connection but closed it without answering CONNECT: most
             # often plain MQTT aimed at a TLS listener (or something that is no broker).
             self._failed(self._closed_before_answering(where))
