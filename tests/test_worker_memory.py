@@ -79,6 +79,7 @@ def test_pandas_is_kept_from_sqlite_utils_only():
     assert result.stdout.split() == ["pandas", "1"]
 
 
+@pytest.mark.system  # the PETS recording
 @pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
 def test_a_detectors_memory_stays_flat_after_it_is_loaded():
     """Regression: onnxruntime's memory pattern allocated a second block of activations
