@@ -9,6 +9,7 @@ on the page and an 11:00 one in the message sent to head office.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -79,8 +80,9 @@ def store(tmp_path, pets_site):
     app = create_app(WebDeps(site=site, db_path=path, clock=lambda: at(DAY, 23, 59)))
     with TestClient(app, base_url="http://localhost") as client:
         page = client.get("/api/v1/summary", params={"day": DAY.isoformat()}).json()
+        html = client.get("/", params={"day": DAY.isoformat()}).text
     db = open_database(path)
-    yield site, page, db
+    yield site, {**page, "html": html}, db
     db.close()
 
 
@@ -130,3 +132,6 @@ def test_the_shopper_types_by_shopping_party_on_the_page_are_the_aggregate_of_th
     assert shown == {"browser": 8 + 1, "quick_trip": 16}      # 8 families and visitor 24
     assert {c.name: c.visits for c in day.segments} == {"browser": 25, "quick_trip": 16}
     assert page["mix"]["total_units"] == day.groups == page["footfall"]["groups"] == 25
+    rows = re.findall(r'<tr data-segment-party="(\w+)"><td>[^<]*</td>\s*<td>(\d+)</td>',
+                      page["html"])
+    assert dict(rows) == {"browser": "9", "quick_trip": "16"}

@@ -279,6 +279,41 @@ def test_counts_that_would_give_a_small_group_away_are_hidden_too(site, tmp_path
     assert zones["deli"] == 27 and zones["promo-table"] is None
 
 
+def test_shopper_groups_by_party_hide_small_counts_and_what_gives_them_away(site, tmp_path):
+    """Issue 17, on the page: 5 families of three (browsers), 6 people alone (mission),
+    one couple (quick): 23 visitors, 12 parties. By party the couple's 1 is hidden, and
+    so is the browsers' 5, or 12 - 6 - 5 would give the 1 away; the 6 is shown."""
+    path = tmp_path / "parties.db"
+    db = open_database(path)
+    start = at(DAY, dt.time(12))
+    parties = ([(3, "browser")] * 5 + [(1, "mission")] * 6 + [(2, "quick")])
+    visits, segments, groups = [], [], []
+    for n, (size, segment) in enumerate(parties):
+        for _ in range(size):
+            visit = f"{len(visits):032x}"
+            visits.append(visit_row(visit, len(visits), start + len(visits)))
+            groups.append({"visit_id": visit, "group_id": f"party{n}"})
+            segments += [{"visit_id": visit, "segment": name,
+                          "probability": 0.9 if name == segment else 0.05}
+                         for name in ("browser", "mission", "quick")]
+    with db.atomic():
+        db["visits"].insert_all(visits)
+        db["visit_segments"].insert_all(segments)
+        db["visit_groups"].insert_all(groups)
+    db.close()
+    with client(site, path, now=at(DAY, dt.time(13))) as web:
+        mix = web.get(f"/api/v1/mix?day={DAY.isoformat()}").json()
+        page = web.get(f"/?day={DAY.isoformat()}").text
+    assert (mix["total_visits"], mix["total_units"]) == (23, 12)
+    units = {m["name"]: (m["units"], m["units_hidden_reason"]) for m in mix["segments"]}
+    assert units == {"browser": (None, "worked_out"), "mission": (6, None),
+                     "quick": (None, "few")}
+    assert {m["name"]: m["visits"] for m in mix["segments"]} == {
+        "browser": 15, "mission": None, "quick": None}
+    row = re.search(r'data-segment-party="quick">(.*?)</tr>', page, re.S).group(1)
+    assert "hidden: fewer than 5 parties" in row and ">1<" not in row
+
+
 def every_get(web: TestClient, day: str) -> list[tuple[str, str]]:
     paths = ["/", "/partials/dashboard", "/metrics", "/healthz", "/api/openapi.json",
              *(f"/api/v1/{p}?day={day}" for p in
