@@ -191,10 +191,45 @@ def buying_units(conn: Any, start: float, end: float) -> int:
     above, for shopping groups: docs/visits.md): each group is counted in one period
     only, the one where its first member left; a visit without a group is a unit."""
     return int(conn.execute(
-        "select count(*) from visits v left join visit_groups g using (visit_id) "
-        "where v.end_t >= ? and v.end_t < ? and not exists ("
-        "  select 1 from visit_groups o join visits w on w.visit_id = o.visit_id "
-        "  where g.group_id is not null and o.group_id = g.group_id and o.visit_id != v.visit_id"
-        "  and (w.end_t < v.end_t or (w.end_t = v.end_t and w.visit_id < v.visit_id)))",
-        [start, end],
+        "select count(distinct coalesce(g.group_id, v.visit_id)) from visits v "
+        f"left join visit_groups g on g.visit_id = v.visit_id where {_unit_period()}",
+        [start, end, start],
     ).fetchone()[0])
+
+
+def _unit_period() -> str:
+    """SQL over ``visits v`` left joined to ``visit_groups g``: "the visit is of a buying
+    unit of ``[?, ?)``", the period in which the unit's first member to leave left
+    (:func:`buying_units`); its three parameters are the period's start, end and start."""
+    return (f"{visit_period('v')} and (g.group_id is null or not exists ("
+            "select 1 from visit_groups o join visits w on w.visit_id = o.visit_id "
+            f"where o.group_id = g.group_id and w.{VISIT_TIME} < ?))")
+
+
+def unit_segments(conn: Any, start: float, end: float) -> dict[str, int]:
+    """The segment mix of the period's buying units (:func:`buying_units`): segment ->
+    units, each group classified once (docs/visits.md, Shopping groups).
+
+    A unit's segment memberships are the mean of those of its members that left by the
+    end of the period (so the figure is final once the period is over, as every figure
+    here); its segment is the one with the highest mean, when that reaches
+    :data:`TRAIT_THRESHOLD` (ties to the first name): the rule of a visit's segment in
+    :func:`mix`, so someone alone counts as in the per-visit mix, a family of three once,
+    and a unit counts in one segment at most (the counts are exclusive).
+    """
+    rows = conn.execute(
+        "select coalesce(g.group_id, v.visit_id) as unit, s.segment, avg(s.probability) "
+        "from visits v left join visit_groups g on g.visit_id = v.visit_id "
+        "join visit_segments s on s.visit_id = v.visit_id "
+        f"where {_unit_period()} and s.probability is not null group by unit, s.segment",
+        [start, end, start],
+    ).fetchall()
+    best: dict[str, tuple[float, str]] = {}
+    for unit, segment, p in rows:
+        if unit not in best or (-p, segment) < (-best[unit][0], best[unit][1]):
+            best[unit] = (float(p), str(segment))
+    counts: dict[str, int] = {}
+    for p, segment in best.values():
+        if p >= TRAIT_THRESHOLD:
+            counts[segment] = counts.get(segment, 0) + 1
+    return counts

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -79,12 +79,15 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Mix:
-    """A trait or segment: ``visits`` with probability >= 0.5, out of ``scored`` visits."""
+    """A trait or segment: ``visits`` with probability >= 0.5, out of ``scored`` visits;
+    for a segment, ``units``: buying units classified in it (:func:`edge.figures.unit_segments`),
+    None for a trait."""
 
     name: str
     visits: int
     scored: int
     mean_probability: float
+    units: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +196,7 @@ def aggregate_window(
         dwell=_dwell(db, span),
         transitions=transitions,
         traits=_mix(db, "visit_traits", "trait", span),
-        segments=_mix(db, "visit_segments", "segment", span),
+        segments=_segments(db, span),
         spec_versions=tuple(sorted({row[5] for row in visits if row[5]})),
         wifi=_wifi(db, window),
         skipped_records=skipped,
@@ -284,6 +287,13 @@ def _mix(
         Mix(cell.name, cell.visits, cell.scored, cell.mean_probability)
         for cell in figures.mix(db, table, column, *span)
     )
+
+
+def _segments(db: sqlite_utils.Database, span: tuple[float, float]) -> tuple[Mix, ...]:
+    """The segment mix by visits and by buying units (each group classified once)."""
+    units = figures.unit_segments(db.conn, *span)
+    return tuple(replace(cell, units=units.get(cell.name, 0))
+                 for cell in _mix(db, "visit_segments", "segment", span))
 
 
 def _wifi(db: sqlite_utils.Database, window: Window) -> WifiEstimate | None:
@@ -427,12 +437,15 @@ def withhold_period_visits(message: dict[str, Any], agg: WindowAggregate, k: int
 
 
 def _mix_cell(mix: Mix) -> dict[str, Any]:
-    return {
+    cell: dict[str, Any] = {
         "name": mix.name,
         "visits": mix.visits,
         "scored": mix.scored,
         "mean_probability": round(mix.mean_probability, 3),
     }
+    if mix.units is not None:
+        cell["units"] = mix.units
+    return cell
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -14,10 +14,13 @@ Which fields count visits is said once, in the contract's JSON schema
 - ``x-part-of``: a count that is part of a published total (a sibling field, or a
   ``/a/b`` pointer): it is also withheld when the rest of that total is 1 to k-1
   ("19 of 21 visits went to the till" says 2 did not).
-- ``x-exclusive`` (on array items): no visit is in two items; once an item's count
-  is withheld, what the published items leave of the total must be >= k too, else
-  the smallest published item is withheld as well (the rules are in
-  :mod:`edge.privacy.small_counts`, which the status page applies too).
+- ``x-exclusive`` (on array items): ``{"count": field, "total": ref}``, or a list of
+  them (``segments`` counts visits against ``visits.count`` and buying units against
+  ``visits.groups``): no visit (unit) is in two items; once an item's count is
+  withheld, what the published items leave of the total must be >= k too, else the
+  smallest published item is withheld as well (the rules are in
+  :mod:`edge.privacy.small_counts`, which the status page applies too). When the
+  total itself is withheld, so is every item's count: their sum would give it back.
 - ``x-drop-when-null``: array items whose named count is null are left out whole.
 
 :func:`suppress` applies the rules; :func:`assert_k_anonymous` checks them
@@ -116,9 +119,10 @@ def _exclusive_sets(
     """``(path, items, count field, total)`` for every array whose items are exclusive."""
     root = schema("aggregate")
     for path, array, item_schema in _arrays(root, message, root):
-        spec = item_schema.get("x-exclusive")
-        if spec and array:
-            yield path, array, spec["count"], _lookup(message, array[0], spec["total"])
+        specs = item_schema.get("x-exclusive") or []
+        for spec in [specs] if isinstance(specs, dict) else specs:
+            if array and any(spec["count"] in item for item in array):
+                yield path, array, spec["count"], _lookup(message, array[0], spec["total"])
 
 
 def _section(path: str) -> str:
@@ -148,9 +152,10 @@ def suppress(full: dict[str, Any], k: int) -> dict[str, Any]:
             obj[key] = None
             counts[_section(path)] += 1
     for path, items, count_field, total in list(_exclusive_sets(message)):
-        cells = {str(i): item[count_field] for i, item in enumerate(items)}
-        for name in withheld(cells, k, total=total, exclusive=True):
-            if items[int(name)][count_field] is not None:
+        cells = {str(i): item.get(count_field) for i, item in enumerate(items)}
+        hide = set(cells) if total is None else withheld(cells, k, total=total, exclusive=True)
+        for name in hide:
+            if items[int(name)].get(count_field) is not None:
                 items[int(name)][count_field] = None
                 counts[_section(path)] += 1
     root = schema("aggregate")
@@ -195,7 +200,9 @@ def violations(message: dict[str, Any], k: int) -> list[str]:
                             f"worked out, fewer than k={k}")
     for path, items, field, total in _exclusive_sets(message):
         shown = [item[field] for item in items if _is_number(item.get(field))]
-        if isinstance(total, int):
+        if total is None and shown:
+            problems.append(f"{path}: {field} published while their total is withheld")
+        elif isinstance(total, int):
             problem = residual_problem(shown, total, k, any_withheld=len(shown) < len(items))
             if problem:
                 problems.append(f"{path}: {problem}")

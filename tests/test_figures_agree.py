@@ -9,6 +9,7 @@ on the page and an 11:00 one in the message sent to head office.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,7 +34,7 @@ def fill(path) -> None:
     """40 visits of 25 minutes from 10:40 on, one every 90 s: most end in a later hour
     than they started. One visit crosses into the day from the evening before, one out
     of it into the next day. Door steps on the entrance line and on a line that is not
-    one."""
+    one. The first 24 visitors came as 8 families of three, the rest alone."""
     db = open_database(path)
     spans = [(at(DAY, 10, 40) + 90 * i, at(DAY, 10, 40) + 90 * i + 25 * 60) for i in range(40)]
     spans += [(at(DAY, 0, 0) - 600, at(DAY, 0, 0) + 600),
@@ -63,6 +64,9 @@ def fill(path) -> None:
         db["visit_traits"].insert_all(traits)
         db["visit_segments"].insert_all(segments)
         db["line_crossings"].insert_all(steps)
+        db["visit_groups"].insert_all({"visit_id": v["visit_id"], "group_id":
+                                       f"family{i // 3}" if i < 24 else f"alone{i}"}
+                                      for i, v in enumerate(visits))
     db.close()
 
 
@@ -76,8 +80,9 @@ def store(tmp_path, pets_site):
     app = create_app(WebDeps(site=site, db_path=path, clock=lambda: at(DAY, 23, 59)))
     with TestClient(app, base_url="http://localhost") as client:
         page = client.get("/api/v1/summary", params={"day": DAY.isoformat()}).json()
+        html = client.get("/", params={"day": DAY.isoformat()}).text
     db = open_database(path)
-    yield site, page, db
+    yield site, {**page, "html": html}, db
     db.close()
 
 
@@ -114,3 +119,19 @@ def test_the_days_figures_on_the_page_are_the_aggregate_of_the_day(store):
         shown = {i["name"]: i["visits"] for i in items if i["visits"]}  # standard ones at 0 too
         assert shown == {c.name: c.visits for c in cells}
     assert {c.name: c.visits for c in day.traits} == {"showroomer": 20, "wanderer": 20}
+
+
+def test_the_shopper_types_by_shopping_party_on_the_page_are_the_aggregate_of_the_day(store):
+    """Issue 17: a group's visit is classified once. The page's "Shopper groups" by
+    shopping party and the aggregate's segments[].units of the same day agree, and a
+    family of three counts once in them (three times by visits)."""
+    site, page, db = store
+    day = aggregate(db, site, at(DAY, 0), 24 * HOUR)
+    shown = {i["name"]: i["units"] for i in page["mix"]["segments"]}
+    assert shown == {c.name: c.units for c in day.segments}
+    assert shown == {"browser": 8 + 1, "quick_trip": 16}      # 8 families and visitor 24
+    assert {c.name: c.visits for c in day.segments} == {"browser": 25, "quick_trip": 16}
+    assert page["mix"]["total_units"] == day.groups == page["footfall"]["groups"] == 25
+    rows = re.findall(r'<tr data-segment-party="(\w+)"><td>[^<]*</td>\s*<td>(\d+)</td>',
+                      page["html"])
+    assert dict(rows) == {"browser": "9", "quick_trip": "16"}

@@ -207,6 +207,7 @@ COUNT_PATHS = [
     ("traits", "*", "scored"),
     ("segments", "*", "visits"),
     ("segments", "*", "scored"),
+    ("segments", "*", "units"),
 ]
 
 
@@ -236,6 +237,7 @@ visit_strategy = st.fixed_dictionaries(
             st.sampled_from(["browser", "mission"]), st.floats(0, 1), max_size=2
         ),
         "checkout": st.booleans(),
+        "group": st.one_of(st.none(), st.integers(0, 5)),
     }
 )
 
@@ -252,7 +254,7 @@ visit_strategy = st.fixed_dictionaries(
 def test_property_every_published_count_is_at_least_k(k, visits, crossings, wifi):
     db = open_database(":memory:")
     for visit in visits:
-        add_visit(
+        visit_id = add_visit(
             db,
             W.start + visit["end"],
             zones=visit["zones"],
@@ -261,6 +263,8 @@ def test_property_every_published_count_is_at_least_k(k, visits, crossings, wifi
             segments=visit["segments"],
             checkout=visit["checkout"],
         )
+        if visit["group"] is not None:
+            db["visit_groups"].insert({"visit_id": visit_id, "group_id": f"g{visit['group']}"})
     for offset, direction in crossings:
         add_crossings(db, [W.start + offset], direction)
     if wifi is not None:
@@ -306,6 +310,16 @@ def assert_nothing_small_by_subtraction(message, inside, k):
     shown = {s["name"]: s["visits"] for s in message["segments"] if s["visits"] is not None}
     rest = total - sum(shown.values())
     assert rest >= k or (rest == 0 and set(shown) >= raw), (total, shown, raw)
+    units = [s["units"] for s in message["segments"] if s.get("units") is not None]
+    groups = message["visits"]["groups"]
+    if groups is None:  # the units would add up to the withheld groups
+        assert units == [], message["segments"]
+    else:
+        rest = groups - sum(units)
+        assert rest >= 0 and (rest >= k or rest == 0), (groups, units)
+        for segment in message["segments"]:
+            if segment.get("units") is not None and segment["visits"] is not None:
+                assert not 0 < segment["visits"] - segment["units"] < k, segment
 
 
 def test_groups_are_buying_units_counted_once_under_the_k_rules(memory_db):
@@ -324,8 +338,64 @@ def test_groups_are_buying_units_counted_once_under_the_k_rules(memory_db):
     assert exact(db, Window(W.end, 900)).groups == 0     # g3 was counted in W already
     site = sync_site(window_s=900)
     shown = build_message(db, site, W, 3)
-    assert shown["schema_version"] == "1.3"
+    assert shown["schema_version"] == "1.4"
     assert (shown["visits"]["count"], shown["visits"]["groups"]) == (12, 8)
     hidden = build_message(db, site, W, 5)               # 12 - 8 = 4 came with someone
     assert hidden["visits"]["count"] == 12 and hidden["visits"]["groups"] is None
     assert kanon.violations(hidden, 5) == []
+
+
+def add_party(db, end_t, size, segments, group):
+    """A shopping party of ``size`` who left together, each with ``segments``."""
+    ids = [add_visit(db, end_t, segments=segments) for _ in range(size)]
+    db["visit_groups"].insert_all({"visit_id": v, "group_id": group} for v in ids)
+
+
+def test_segment_units_below_k_are_withheld_and_cannot_be_worked_out(memory_db):
+    """Issue 17: segments[].units counts each shopping party once, under the k rules of
+    the per-visit counts: a units count below k is withheld, and so is the smallest
+    shown one when what the shown ones leave of visits.groups would give it back."""
+    db = memory_db
+    for n in range(3):                      # 3 families of three: 9 visits, 3 units
+        add_party(db, W.start + 100 + n, 3, {"browser": 0.9, "mission": 0.05, "quick": 0.05},
+                  f"fam{n}")
+    for n in range(4):                      # 4 alone on a mission
+        add_party(db, W.start + 200 + n, 1, {"browser": 0.05, "mission": 0.9, "quick": 0.05},
+                  f"solo{n}")
+    add_party(db, W.start + 300, 2, {"browser": 0.05, "mission": 0.05, "quick": 0.9}, "pair")
+    agg = exact(db)
+    assert (agg.visit_count, agg.groups) == (15, 8)
+    assert {s.name: (s.visits, s.units) for s in agg.segments} == {
+        "browser": (9, 3), "mission": (4, 4), "quick": (2, 1)}
+    message = build_message(db, sync_site(window_s=900), W, 3)
+    units = {s["name"]: s.get("units") for s in message["segments"]}
+    # quick (1) is below k; then 8 - 3 - 4 = 1 would give it back: browser goes too
+    assert units == {"browser": None, "mission": 4, "quick": None}
+    assert message["visits"]["groups"] == 8
+    assert kanon.violations(message, 3) == []
+    for name, value, problem in (("quick", 1, "fewer than k"),
+                                 ("browser", 3, "leaves 1, fewer than k")):
+        tampered = copy.deepcopy(message)
+        next(s for s in tampered["segments"] if s["name"] == name)["units"] = value
+        assert any(problem in p for p in kanon.violations(tampered, 3)), name
+
+
+def test_segment_units_are_withheld_with_the_groups_they_add_up_to(memory_db):
+    """When visits.groups is withheld (here: only 2 of 14 people came with someone), the
+    units of the segments would add back up to it: they are withheld with it."""
+    db = memory_db
+    for n in range(6):
+        add_party(db, W.start + 100 + n, 1, {"browser": 0.9, "mission": 0.1}, f"b{n}")
+        add_party(db, W.start + 200 + n, 1, {"browser": 0.1, "mission": 0.9}, f"m{n}")
+    add_party(db, W.start + 300, 2, {"browser": 0.4, "mission": 0.4, "quick": 0.2}, "pair")
+    assert {s.name: s.units for s in exact(db).segments} == {
+        "browser": 6, "mission": 6, "quick": 0}
+    message = build_message(db, sync_site(window_s=900), W, 3)
+    assert message["visits"]["count"] == 14 and message["visits"]["groups"] is None
+    assert [s.get("units") for s in message["segments"]] == [None, None]
+    # per visit, mission's 6 are shown (browser is withheld as the pair leave 2 in none)
+    assert {s["name"]: s["visits"] for s in message["segments"]} == {"browser": None,
+                                                                    "mission": 6}
+    tampered = copy.deepcopy(message)
+    tampered["segments"][0]["units"] = 6
+    assert any("total is withheld" in p for p in kanon.violations(tampered, 3))

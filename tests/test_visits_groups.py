@@ -8,13 +8,12 @@ from pydantic import ValidationError
 
 from edge.config import parse_site
 from edge.config.visits import VisitConfig
-from edge.figures import buying_units
+from edge.figures import buying_units, mix, unit_segments
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.visits.group_scenarios import group_floor, score_groups
-from edge.visits.group_store import unit_segments
 from edge.visits.groups import find_groups, group_pairs, pair_scores
 from edge.visits.records import Visit
 from edge.visits.scenarios import scenario_site
@@ -154,14 +153,16 @@ def test_the_builder_stores_each_visit_s_group_and_a_late_companion_joins_it():
 
 def test_a_group_is_classified_once_in_the_segment_mix():
     """A family of three counts once, with the segment its members have on average;
-    a couple split between two segments goes to the stronger (then the first name)."""
+    a couple split between two segments goes to the stronger (then the first name);
+    a unit whose strongest mean is below 0.5 counts in none, as a visit does."""
     db = open_database(":memory:")
     members = {"a": ("fam", {"browser": 0.9, "mission": 0.1}),
                "b": ("fam", {"browser": 0.3, "mission": 0.7}),
                "c": ("fam", {"browser": 0.6, "mission": 0.4}),
                "d": ("two", {"browser": 1.0, "mission": 0.0}),
                "e": ("two", {"browser": 0.0, "mission": 1.0}),
-               "f": ("f", {"browser": 0.2, "mission": 0.8})}
+               "f": ("f", {"browser": 0.2, "mission": 0.8}),
+               "h": ("h", {"browser": 0.4, "mission": 0.3, "quick": 0.3})}
     for visit_id, (group, segments) in members.items():
         db["visits"].insert({"visit_id": visit_id, "start_t": T0, "end_t": T0 + 60})
         db["visit_groups"].insert({"visit_id": visit_id, "group_id": group})
@@ -170,6 +171,26 @@ def test_a_group_is_classified_once_in_the_segment_mix():
     db["visits"].insert({"visit_id": "g", "start_t": T0, "end_t": T0 + 60})  # no group yet
     db["visit_segments"].insert({"visit_id": "g", "segment": "mission", "probability": 1.0})
     assert unit_segments(db.conn, T0, T0 + 100) == {"browser": 2, "mission": 2}
+    # per visit the family is three: a, c as browsers, b on mission
+    assert {m.name: m.visits for m in mix(db.conn, "visit_segments", "segment", T0, T0 + 100)
+            } == {"browser": 3, "mission": 4, "quick": 0}
     assert unit_segments(db.conn, T0 + 100, T0 + 200) == {}
-    with pytest.raises(ValueError, match="by must be"):
-        unit_segments(db.conn, T0, T0 + 100, by="t")
+
+
+def test_a_group_is_classified_in_the_period_its_first_member_left():
+    """The period rule of buying units: a family whose first member left at 10:00 and the
+    others at 11:00 is one 10:00 unit, classified by those who had left by then (the
+    10:00 figure is final once 10:00 is over), and nothing in the 11:00 mix."""
+    db = open_database(":memory:")
+    for visit_id, end, segments in (("a", T0 + 50, {"browser": 0.9, "mission": 0.1}),
+                                    ("b", T0 + 150, {"browser": 0.0, "mission": 1.0}),
+                                    ("c", T0 + 150, {"browser": 0.0, "mission": 1.0})):
+        db["visits"].insert({"visit_id": visit_id, "start_t": T0, "end_t": end})
+        db["visit_groups"].insert({"visit_id": visit_id, "group_id": "fam"})
+        db["visit_segments"].insert_all({"visit_id": visit_id, "segment": name, "probability": p}
+                                        for name, p in segments.items())
+    assert unit_segments(db.conn, T0, T0 + 100) == {"browser": 1}
+    assert unit_segments(db.conn, T0 + 100, T0 + 200) == {}
+    assert buying_units(db.conn, T0, T0 + 100) == 1
+    assert buying_units(db.conn, T0 + 100, T0 + 200) == 0
+    assert unit_segments(db.conn, T0, T0 + 200) == {"mission": 1}  # all three: 0.3 / 0.7

@@ -279,6 +279,63 @@ def test_counts_that_would_give_a_small_group_away_are_hidden_too(site, tmp_path
     assert zones["deli"] == 27 and zones["promo-table"] is None
 
 
+def party_store(path: Path, parties: list[tuple[int, str]]) -> None:
+    """Shopping parties of (size, segment) who all left within a minute of noon."""
+    db = open_database(path)
+    start = at(DAY, dt.time(12))
+    visits, segments, groups = [], [], []
+    for n, (size, segment) in enumerate(parties):
+        for _ in range(size):
+            visit = f"{len(visits):032x}"
+            visits.append(visit_row(visit, len(visits), start + len(visits)))
+            groups.append({"visit_id": visit, "group_id": f"party{n}"})
+            segments += [{"visit_id": visit, "segment": name,
+                          "probability": 0.9 if name == segment else 0.05}
+                         for name in ("browser", "mission", "quick")]
+    with db.atomic():
+        db["visits"].insert_all(visits)
+        db["visit_segments"].insert_all(segments)
+        db["visit_groups"].insert_all(groups)
+    db.close()
+
+
+def party_mix(site, path: Path) -> tuple[dict, str]:
+    with client(site, path, now=at(DAY, dt.time(13))) as web:
+        return (web.get(f"/api/v1/mix?day={DAY.isoformat()}").json(),
+                web.get(f"/?day={DAY.isoformat()}").text)
+
+
+def test_shopper_groups_by_party_hide_small_counts_and_what_gives_them_away(site, tmp_path):
+    """Issue 17, on the page: 5 families of three (browsers), 6 people alone (mission),
+    one couple (quick): 23 visitors, 12 parties. By party the couple's 1 is hidden, and
+    so is the browsers' 5, or 12 - 6 - 5 would give the 1 away; the 6 is shown."""
+    party_store(tmp_path / "parties.db", [(3, "browser")] * 5 + [(1, "mission")] * 6
+                + [(2, "quick")])
+    mix, page = party_mix(site, tmp_path / "parties.db")
+    assert (mix["total_visits"], mix["total_units"]) == (23, 12)
+    units = {m["name"]: (m["units"], m["units_hidden_reason"]) for m in mix["segments"]}
+    assert units == {"browser": (None, "worked_out"), "mission": (6, None),
+                     "quick": (None, "few")}
+    assert {m["name"]: m["visits"] for m in mix["segments"]} == {
+        "browser": 15, "mission": None, "quick": None}
+    row = re.search(r'data-segment-party="quick">(.*?)</tr>', page, re.S).group(1)
+    assert "hidden: fewer than 5 parties" in row and ">1<" not in row
+
+
+def test_shopper_groups_by_party_are_hidden_with_the_parties_they_add_up_to(site, tmp_path):
+    """12 people alone and one couple: "13 parties" would say 1 came with someone, so the
+    parties are hidden, and so is every segment's by party (the mission's 6 too, no small
+    count): the parties by segment add up to the hidden 13 (7 + 6 here)."""
+    party_store(tmp_path / "alone.db", [(1, "browser")] * 6 + [(1, "mission")] * 6
+                + [(2, "browser")])
+    mix, page = party_mix(site, tmp_path / "alone.db")
+    assert (mix["total_visits"], mix["total_units"]) == (14, None)
+    assert {m["name"]: (m["units"], m["units_hidden_reason"]) for m in mix["segments"]} == {
+        "browser": (None, "worked_out"), "mission": (None, "worked_out"),
+        "quick": (None, "worked_out")}
+    assert 'data-segment-party=' not in page and 'data-figure="segment-parties-hidden"' in page
+
+
 def every_get(web: TestClient, day: str) -> list[tuple[str, str]]:
     paths = ["/", "/partials/dashboard", "/metrics", "/healthz", "/api/openapi.json",
              *(f"/api/v1/{p}?day={day}" for p in

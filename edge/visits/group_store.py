@@ -9,13 +9,13 @@ visit that meets a stored group joins it; one that joins two groups merges them.
 companion still in view is compared when it closes (then it joins), and an associate
 walking beside a shopper never joins (associates' visits are not stored as visits).
 
-The figure, buying units in a period (each group counted once), is
-:func:`edge.figures.buying_units`.
+The figures, buying units in a period (each group counted once) and their segment mix
+(each group classified once), are :func:`edge.figures.buying_units` and
+:func:`edge.figures.unit_segments`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Sequence
 
@@ -92,32 +92,3 @@ def insert_groups(
         db.table("visit_groups").insert_all(rows)
     return merged
 
-
-def unit_segments(
-    conn: sqlite3.Connection, start: float, end: float, *, by: str = "end_t"
-) -> dict[str, int]:
-    """The segment mix of buying units: each group classified once.
-
-    A group's segment memberships are the mean of its members' (those whose visit
-    ``by`` — ``start_t`` or ``end_t`` — falls in ``[start, end)``); its segment is the
-    one with the highest mean (ties to the first name), so every unit counts in exactly
-    one segment and a family of four counts once, not four times. Traits stay
-    per person: they describe how each one walked and stopped.
-    """
-    if by not in ("start_t", "end_t"):
-        raise ValueError(f"by must be start_t or end_t, got {by!r}")
-    rows = conn.execute(
-        "select coalesce(g.group_id, v.visit_id) as unit, s.segment, avg(s.probability) "
-        "from visit_segments s join visits v on v.visit_id = s.visit_id "
-        "left join visit_groups g on g.visit_id = v.visit_id "
-        f"where v.{by} >= ? and v.{by} < ? group by unit, s.segment",
-        [start, end],
-    ).fetchall()
-    best: dict[str, tuple[float, str]] = {}
-    for unit, segment, p in rows:
-        if unit not in best or (-p, segment) < (-best[unit][0], best[unit][1]):
-            best[unit] = (float(p), str(segment))
-    counts: dict[str, int] = {}
-    for _, segment in best.values():
-        counts[segment] = counts.get(segment, 0) + 1
-    return counts

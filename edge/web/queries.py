@@ -321,10 +321,42 @@ def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int) -
     if {"visits", "visit_traits"} <= tables:
         traits = _mix_items(conn, "visit_traits", "trait", window, total, k,
                             STANDARD_TRAITS, trait_label, exclusive=False)
+    total_units = None
     if {"visits", "visit_segments"} <= tables:
         segments = _mix_items(conn, "visit_segments", "segment", window, total, k, (), plain,
                               exclusive=True)
-    return Mix(day=window.day, total_visits=total, min_count=k, traits=traits, segments=segments)
+        if "visit_groups" in tables and total:
+            segments, total_units = _with_units(conn, segments, window, total, k)
+    return Mix(day=window.day, total_visits=total, min_count=k, traits=traits, segments=segments,
+               total_units=total_units)
+
+
+def _with_units(
+    conn: sqlite3.Connection, segments: list[MixItem], window: DayWindow, total: int, k: int
+) -> tuple[list[MixItem], int | None]:
+    """``segments`` with their shopping parties (:func:`edge.figures.unit_segments`), and
+    the day's parties, under the rules the aggregates' ``segments[].units`` follow: all
+    hidden when the day's parties are (:func:`with_groups`: their sum would give them
+    back); else hidden below k, when the segment's visitors not counted as its parties
+    are 1 to k-1, and so that what the parties shown leave of the day's is 0 or >= k."""
+    units_total = figures.buying_units(conn, window.start, window.end)
+    if withheld({"groups": units_total}, k, total=total):
+        return [item.model_copy(update={"units_hidden_reason": "worked_out"})
+                for item in segments], None
+    units = figures.unit_segments(conn, window.start, window.end)
+    counts = {item.name: units.get(item.name, 0) for item in segments}
+    # Withheld first when the segment's visitors not counted as its parties are 1 to k-1
+    # (sync.kanon does the same, in the same order), then the rules of exclusive cells.
+    cells: dict[str, float | None] = {
+        item.name: None if item.visits is not None
+        and withheld({item.name: counts[item.name]}, k, total=item.visits) else counts[item.name]
+        for item in segments}
+    hidden = withheld(cells, k, total=units_total, exclusive=True)
+    return [item.model_copy(update=(
+        {"units_hidden_reason": hidden_reason(counts[item.name], units_total, k)}
+        if item.name in hidden else
+        {"units": counts[item.name], "units_share": round(counts[item.name] / units_total, 4)}))
+        for item in segments], units_total
 
 
 def wifi(conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: ZoneInfo) -> Wifi:

@@ -140,16 +140,29 @@ class MixItem(Figures):
     share: float | None = Field(description="Share of the day's visits, 0-1; null if hidden.")
     suppressed: bool
     hidden_reason: HiddenReason | None = Field(None, description=HIDDEN_REASON)
+    units: int | None = Field(
+        None, description="Segments only: shopping parties (buying units, as footfall's "
+        "groups) of this segment, each party counted once with its members' mean "
+        "memberships (edge.figures.unit_segments); null for a trait, without shopping "
+        "groups, or when hidden by the k rules (units_hidden_reason)."
+    )
+    units_share: float | None = Field(
+        None, description="Share of the day's shopping parties, 0-1; null when units is.")
+    units_hidden_reason: HiddenReason | None = Field(None, description=HIDDEN_REASON)
 
 
 class Mix(Figures):
-    """Shopper traits and segments of one day's visits (a trait counts at p >= 0.5)."""
+    """Shopper traits and segments of one day's visits (a trait counts at p >= 0.5), and
+    the segments by shopping party (each group counted once)."""
 
     day: dt.date
     total_visits: int
     min_count: int
     traits: list[MixItem]
     segments: list[MixItem]
+    total_units: int | None = Field(
+        None, description="The day's shopping parties (footfall's groups); null without "
+        "shopping groups or when hidden by the k rules (then every segment's units is too).")
 
 
 class Wifi(Figures):
