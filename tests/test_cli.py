@@ -22,6 +22,17 @@ def all_commands(group: click.Group, prefix=()):
             yield from all_commands(command, (*prefix, name))
 
 
+def test_a_fresh_process_lists_every_eval_command():
+    """Regression: `edge eval visits` was registered by importing the visits commands'
+    module, which the lazy CLI no longer does for `edge eval`: in a fresh process the
+    command was missing (in this process, another test had imported the module)."""
+    result = run_edge("eval", "--help")
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines()
+              if line.strip()}
+    assert listed == {"floor", "mot", "suite", "visits"}, result.stdout
+
+
 @pytest.mark.parametrize("path", [p for p, _ in all_commands(cli)], ids=" ".join)
 def test_every_command_has_help(path):
     result = CliRunner().invoke(cli, [*path, "--help"])

@@ -101,3 +101,14 @@ def resolve_db_path(
     if context is not None:  # named by the CLI's message if sqlite fails later (full, corrupt)
         context.meta[DB_PATH_META] = path
     return path
+
+
+def json_safe(value: object) -> object:
+    """JSON has no NaN: undefined figures become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value

@@ -7,13 +7,11 @@ truth) on the ``eval`` group, so that all accuracy checks live under ``edge eval
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import click
 
-from edge.cli.eval_commands import eval_group
-from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.cli.options import db_option, json_safe, load_site_option, resolve_db_path, site_option
 from edge.runtime.schema import open_database
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
@@ -69,7 +67,7 @@ def import_command(
         fragments += outcome.fragments
     if as_json:
         for result in visits:
-            click.echo(json.dumps(_finite(result.to_json())))
+            click.echo(json.dumps(json_safe(result.to_json())))
     if not as_json or db_path is not None:
         path = resolve_db_path(db_path, site)
         db = open_database(path)
@@ -171,96 +169,3 @@ def scenarios_command(spec_path: Path | None, repeats: int, seed: int, as_json: 
     for trait, row in table.items():
         click.echo(f"{trait:>24}  agreement {row['agreement']:.3f}  tp {row['tp']:>3}  "
                    f"fp {row['fp']:>3}  fn {row['fn']:>3}  tn {row['tn']:>3}")
-
-
-@eval_group.command("visits")
-@click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Ground truth gt.txt with floor coordinates in columns 8-9 (as PETS09-S2L1).")
-@site_option
-@db_option
-@click.option("--run", "run_id", type=int, default=None, help="Replay run (default: the latest).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--pairs", is_flag=True, help="Also list dwell per (person, zone).")
-@click.option("--random-layouts", "random_layouts", is_flag=True,
-              help="Instead of the site's zones and lines, score 24 random counting lines and "
-                   "12 random zones per seed (seeds 1 and 2) across the floor the camera sees.")
-@click.option("--groups", is_flag=True,
-              help="Instead, score shopping groups: precision and recall of pairs of people "
-                   "put in one group, against groups in the ground truth (1.0 m rule).")
-def eval_visits(
-    gt_path: Path,
-    site_path: Path | None,
-    db_path: Path | None,
-    run_id: int | None,
-    as_json: bool,
-    pairs: bool,
-    random_layouts: bool,
-    groups: bool,
-) -> None:
-    """Zone dwell and entrance-line crossings of a replay (its track points) against
-    ground-truth floor positions: median relative dwell error per (person, zone),
-    and recall of gt line crossings.
-
-    A partial replay (--max-frames) is measured against the ground truth of the frames
-    it covered, as in the report; a note on stderr says so."""
-    from edge.evaluation.accuracy import coverage_note, covered_frames, ground_truth_of_frames
-    from edge.evaluation.floor import require_world_coordinates
-    from edge.evaluation.visits import evaluate_visits, latest_run_id
-    from edge.motformat import read_mot
-
-    site = load_site_option(site_path)
-    path = resolve_db_path(db_path, site, must_exist=True)
-    gt = read_mot(gt_path, min_columns=9)
-    require_world_coordinates(gt, "dwell and line-count accuracy")
-    db = open_database(path)
-    run = run_id if run_id is not None else latest_run_id(db)
-    last_frame = covered_frames(db, run)
-    note = coverage_note(gt, last_frame)
-    if note is not None:
-        click.echo(f"Note: {note}.", err=True)
-    covered = ground_truth_of_frames(gt, last_frame, gt_path.name)
-    if groups:
-        from edge.evaluation.groups import evaluate_groups
-
-        scores = evaluate_groups(site, covered, db, run_id=run)
-        if as_json:
-            click.echo(json.dumps(scores))
-        for name, value in scores.items() if not as_json else ():
-            click.echo(f"{name:>20}  {value:.4f}" if isinstance(value, float) else
-                       f"{name:>20}  {value}")
-        return
-    if random_layouts:
-        from edge.evaluation.layouts import evaluate_layouts
-
-        figures = evaluate_layouts(site, covered, db, run_id=run).metrics
-        if as_json:
-            click.echo(json.dumps(_finite(dict(figures))))
-        for name, value in figures.items() if not as_json else ():
-            click.echo(f"{name:>36}  {value:.4f}" if isinstance(value, float) else
-                       f"{name:>36}  {value}")
-        return
-    report = evaluate_visits(site, covered, db, run_id=run)
-    if as_json:
-        payload: dict = dict(report.metrics)
-        if pairs:
-            payload["pairs"] = report.pairs
-        click.echo(json.dumps(_finite(payload)))
-        return
-    for name, value in report.metrics.items():
-        click.echo(f"{name:>30}  {value:.4f}" if isinstance(value, float) else
-                   f"{name:>30}  {value}")
-    if pairs:
-        for row in report.pairs:
-            click.echo(f"person {row['person']:>3} {row['zone']:>14}: gt {row['gt_s']:6.1f} s, "
-                       f"measured {row['measured_s']:6.1f} s")
-
-
-def _finite(value):
-    """JSON has no NaN: undefined figures become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
