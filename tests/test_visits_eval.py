@@ -243,16 +243,16 @@ def test_random_lines_not_tuned_on(held_out_layouts):
 @pytest.mark.slow
 def test_random_zone_dwell_not_tuned_on(held_out_layouts):
     """Zone dwell on held-out random zones: median error 0.087 with stays dated by
-    samples, 0.063 timed between them, 0.064 with split tracks stitched (0.052-0.072
+    samples, 0.063 timed between them, 0.058 with split tracks stitched (0.042-0.070
     per seed). A regression guard; the target is below."""
     m = held_out_layouts
     assert m["dwell_pairs"] >= 400
-    assert m["dwell_median_rel_error"] <= 0.07, m
+    assert m["dwell_median_rel_error"] <= 0.065, m
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="not met: 0.064 on held-out seeds 3-6 (stitching split "
-                   "tracks did not move it); people followed by one clean track are at 0.044, "
+@pytest.mark.xfail(strict=True, reason="not met: 0.058 on held-out seeds 3-6 (0.063 before split "
+                   "tracks were stitched); people followed by one clean track are at 0.044, "
                    "the rest is tracker swaps, which stitching does not undo")
 def test_random_zone_dwell_meets_the_5_percent_target(held_out_layouts):
     """Issue 14's target: median dwell error <= 5 % on layouts not tuned on."""

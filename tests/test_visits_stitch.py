@@ -131,8 +131,8 @@ def test_two_splits_far_apart_are_each_joined_one_to_one():
 
 @pytest.mark.parametrize(("gap_s", "distance_m", "joined"), [
     (1.5, 0.4, True),
-    (2.4, 5.0, True),       # a runner: 0.5 + 2 m/s x 2.4 s = 5.3 m of reach
-    (1.5, 3.6, False),      # farther than anyone walks in 1.5 s
+    (2.4, 3.2, True),       # 0.5 m + 1.2 m/s x 2.4 s = 3.38 m of reach
+    (1.5, 2.5, False),      # farther than a walk in 1.5 s (2.3 m)
     (3.0, 0.4, False),      # gone too long
     (-0.4, 0.4, False),     # overlaps: two people at once, not one
 ])

@@ -53,7 +53,7 @@ class VisitConfig(StrictModel):
     stitch_base_m: float = Field(0.5, ge=0, le=10)
     """Track stitching: how far (metres) the new track may start from where the old one
     vanished, besides the walk: floor-position noise."""
-    stitch_speed_mps: float = Field(2.0, ge=0, le=10)
+    stitch_speed_mps: float = Field(1.2, ge=0, le=10)
     """Track stitching: walking reach over the gap (metres per second), added to
     stitch_base_m."""
     stitch_ambiguity_ratio: float = Field(2.0, ge=1, le=100)
