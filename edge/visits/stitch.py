@@ -70,7 +70,8 @@ class StitchRule:
         start_t = np.array([p.start_t for p in pieces])
         end_xy = np.array([p.xy[-1] for p in pieces])
         start_xy = np.array([p.xy[0] for p in pieces])
-        same_camera = np.array([[a.camera_id == b.camera_id for b in pieces] for a in pieces])
+        cameras = np.array([p.camera_id for p in pieces])
+        same_camera = cameras[:, None] == cameras[None, :]
         gap = start_t[None, :] - end_t[:, None]  # rows: predecessors, columns: successors
         distance = np.hypot(*(start_xy[None, :, :] - end_xy[:, None, :]).transpose(2, 0, 1))
         reach = self.base_m + self.speed_mps * np.clip(gap, 0.0, None)
