@@ -58,7 +58,9 @@ def stack_site(folder: Path, camera_url: str, broker_port: int, web_port: int) -
     }
     site["sync"] = {
         "window_s": WINDOW_S,
-        "settle_s": 5.0,  # > visits.close_after_s + visits_interval_s: visits are stored by then
+        # > visits.close_after_s + stitch_max_gap_s (2.5, a vanished track waits for its
+        # continuation) + visits_interval_s: visits are stored by then
+        "settle_s": 7.0,
         "poll_s": 0.25,
         "stats_interval_s": 5,
         "retry_initial_s": 0.5,

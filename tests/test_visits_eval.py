@@ -175,7 +175,8 @@ def test_random_layouts_score_perfect_tracks_perfectly(pets_site):
 def test_recording_meets_the_random_line_targets(detector_replay_db, pets_site):
     """Issue 14's targets on random counting lines (48, seeds 1-2): recall and
     precision >= 0.97. Before excursions were dropped (line_settle_s) and crossings
-    dated mid-passage: 0.980 / 0.948; now 0.983 / 0.987."""
+    dated mid-passage: 0.980 / 0.948; then 0.983 / 0.987; with split tracks stitched
+    (edge.visits.stitch) 0.983 / 0.991."""
     m = evaluate_layouts(pets_site, str(PETS_GT), open_database(detector_replay_db)).metrics
     assert m["crossing_recall"] >= 0.97, m
     assert m["crossing_precision"] >= 0.97, m
@@ -230,26 +231,29 @@ def held_out_layouts(detector_replay_db):
 @pytest.mark.slow
 def test_random_lines_not_tuned_on(held_out_layouts):
     """Held-out seeds 3-6: precision meets the 0.97 target (0.936 before excursions
-    were dropped, 0.975 now); recall 0.957 (0.965 before) misses it by tracker
-    failures the counting rule cannot undo (docs/visits.md): a regression guard."""
+    were dropped, 0.975 after, 0.977 with split tracks stitched); recall 0.961 (0.957
+    before stitching) still misses it: people entering together in the first seconds,
+    whom the tracker never separates (docs/visits.md). A regression guard."""
     m = held_out_layouts
     assert m["lines"] == 96 and m["gt_crossings"] >= 400
     assert m["crossing_precision"] >= 0.97, m
-    assert m["crossing_recall"] >= 0.95, m
+    assert m["crossing_recall"] >= 0.955, m
 
 
 @pytest.mark.slow
 def test_random_zone_dwell_not_tuned_on(held_out_layouts):
     """Zone dwell on held-out random zones: median error 0.087 with stays dated by
-    samples, 0.063 timed between them. A regression guard; the target is below."""
+    samples, 0.063 timed between them, 0.058 with split tracks stitched (0.042-0.070
+    per seed). A regression guard; the target is below."""
     m = held_out_layouts
     assert m["dwell_pairs"] >= 400
-    assert m["dwell_median_rel_error"] <= 0.07, m
+    assert m["dwell_median_rel_error"] <= 0.065, m
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="not met: 0.063 on held-out seeds 3-6; people followed "
-                   "by one clean track are at 0.044, the rest is tracker swaps and fragments")
+@pytest.mark.xfail(strict=True, reason="not met: 0.058 on held-out seeds 3-6 (0.063 before split "
+                   "tracks were stitched); people followed by one clean track are at 0.044, "
+                   "the rest is tracker swaps, which stitching does not undo")
 def test_random_zone_dwell_meets_the_5_percent_target(held_out_layouts):
     """Issue 14's target: median dwell error <= 5 % on layouts not tuned on."""
     assert held_out_layouts["dwell_median_rel_error"] <= 0.05

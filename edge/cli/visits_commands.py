@@ -102,7 +102,8 @@ def build_command(
     """Turn stored track positions into visits, zone dwell, traits and line crossings.
 
     Incremental: tracks still open (seen less than visits.close_after_s before a
-    running run's latest position) are left for the next call.
+    running run's latest position) are left for the next call, and so is a track that
+    a new one may continue (until visits.stitch_max_gap_s more has passed).
     """
     if rebuild and run_id is None:
         raise click.BadParameter("--rebuild needs --run", param_hint="--rebuild")

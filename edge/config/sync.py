@@ -111,8 +111,9 @@ class SyncConfig(StrictModel):
     window_s: int = Field(900, ge=1, le=DAY_S)
     """Aggregation window (seconds); 900 = 15 min. Must divide a day."""
     settle_s: float = Field(120.0, ge=0, le=3600)
-    """Wait this long after a window ends before aggregating it, so visits that end in it (closed
-    after visits.close_after_s) are already stored."""
+    """Wait this long after a window ends before aggregating it, so visits that end in it (written
+    visits.close_after_s + visits.stitch_max_gap_s after their track vanished) are already
+    stored."""
     occupancy_sample_s: float = Field(1.0, gt=0, le=60)
     """Occupancy is the number of tracks seen per sample of this length."""
     mqtt: MqttConfig = MqttConfig()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edge.config.base import StrictModel
 
@@ -46,6 +46,20 @@ class VisitConfig(StrictModel):
     close_after_s: float = Field(10.0, gt=0)
     """A visit ends when its track has been gone this long; a gap this long inside one track starts
     a new visit."""
+    stitch_max_gap_s: float = Field(2.5, ge=0, le=30)
+    """Track stitching: a track that starts at most this many seconds after another vanished,
+    near where it vanished, continues that person's visit (one person handed to a new track id
+    is one visit). 0 turns stitching off; it must stay below close_after_s."""
+    stitch_base_m: float = Field(0.5, ge=0, le=10)
+    """Track stitching: how far (metres) the new track may start from where the old one
+    vanished, besides the walk: floor-position noise."""
+    stitch_speed_mps: float = Field(1.2, ge=0, le=10)
+    """Track stitching: walking reach over the gap (metres per second), added to
+    stitch_base_m."""
+    stitch_ambiguity_ratio: float = Field(2.0, ge=1, le=100)
+    """Track stitching: a join is refused when another vanished or new track is within this
+    many times its distance (two people vanished near each other: better two visits than a
+    swap)."""
     staff_zone_min_s: float = Field(5.0, ge=0, le=3600)
     """A visit that spends this long in zones of kind 'staff' (back office, behind the counter) is
     an associate's, not a customer's."""
@@ -75,6 +89,15 @@ class VisitConfig(StrictModel):
     file. Default: the shipped models/segments/default.yaml."""
     spec_reload_s: float = Field(5.0, gt=0, le=3600)
     """How often the live service checks the segment spec file for a new version (hot reload)."""
+
+    @model_validator(mode="after")
+    def _stitch_gap_below_close_after(self) -> VisitConfig:
+        if self.stitch_max_gap_s >= self.close_after_s:
+            raise ValueError(
+                f"visits.stitch_max_gap_s ({self.stitch_max_gap_s}) must be below "
+                f"visits.close_after_s ({self.close_after_s}): a track gone close_after_s "
+                "has ended its visit")
+        return self
 
     @field_validator("segment_spec")
     @classmethod

@@ -29,6 +29,7 @@ from edge.motformat import read_mot
 from edge.storage.trajectories import require_run
 from edge.visits.features import FeatureExtractor
 from edge.visits.records import LineCrossing
+from edge.visits.stitch import StitchRule, stitch
 from edge.visits.trajectory import track_segments
 
 
@@ -163,7 +164,26 @@ def read_tracks(
     if len(points) == 0:
         raise DataFormatError(f"run {run_id} has no track points")
     return (fps, group_tracks(rows[:, 1].astype(int), rows[:, 0] - 1, rows[:, 7:9]),
-            group_tracks(points[:, 0].astype(int), points[:, 1], points[:, 2:4]))
+            stitched(site, group_tracks(points[:, 0].astype(int), points[:, 1], points[:, 2:4]),
+                     fps))
+
+
+def stitched(site: SiteConfig, tracks: Tracks, fps: float) -> Tracks:
+    """A run's tracks as the visit builder sees them: pieces one person was handed
+    between (:mod:`edge.visits.stitch`) joined under the first piece's id."""
+    frames, xy = tracks
+    cfg = site.visits
+    pieces = [piece for key in frames
+              for piece in track_segments("eval", None, key, frames[key] / fps, xy[key],
+                                          gap_s=cfg.close_after_s, smoothing_s=0.0)]
+    joined: Tracks = ({}, {})
+    for visit in stitch(pieces, StitchRule.from_config(cfg)):
+        key = visit.track_id
+        while key in joined[0]:  # a later piece of a track whose first piece went elsewhere
+            key += 1_000_000
+        joined[0][key] = np.round(visit.t * fps)
+        joined[1][key] = visit.xy
+    return joined
 
 
 def evaluate_visits(

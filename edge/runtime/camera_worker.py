@@ -220,7 +220,8 @@ class CameraWorker:
         self.stats.raw_write_problem = problem
 
     def _build_visits(self, run_id: int) -> None:
-        """Turn tracks that ended (gone ``visits.close_after_s``) into visits and traits
+        """Turn tracks that ended (gone ``visits.close_after_s``, plus ``stitch_max_gap_s`` for
+        a continuation under a new id) into visits and traits
         (on a multi-camera site the fusion service does, from the store-wide tracks)."""
         if self.fusion is not None:
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from edge.visits.records import LineCrossing, Visit, VisitResult
 from edge.visits.reload import SpecHolder
 from edge.visits.spec import default_spec_path, downlinked_spec_path
 from edge.visits.staff import StaffReason, StaffRule, StaffVisit
-from edge.visits.trajectory import track_segments
+from edge.visits.trajectory import smooth, track_segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,17 @@ class VisitAnalyzer:
             camera_id, run_id, track_id, t, xy,
             gap_s=self.config.close_after_s, smoothing_s=self.config.smoothing_s,
         )
+
+    def raw_pieces(
+        self, camera_id: str, run_id: int | None, track_id: int, t: np.ndarray, xy: np.ndarray
+    ) -> list[Visit]:
+        """As :meth:`pieces`, not smoothed yet (to be joined first: ``edge.visits.stitch``)."""
+        return track_segments(camera_id, run_id, track_id, t, xy,
+                              gap_s=self.config.close_after_s, smoothing_s=0.0)
+
+    def smoothed(self, visit: Visit) -> Visit:
+        """The visit with its positions smoothed (as :meth:`pieces` does)."""
+        return replace(visit, xy=smooth(visit.t, visit.xy, self.config.smoothing_s))
 
     def analyze_pieces(self, pieces: Sequence[Visit]) -> TrackOutcome:
         """Measure and classify finished pieces of tracks."""

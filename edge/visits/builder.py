@@ -30,6 +30,7 @@ from edge.storage.trajectories import read_trajectories, require_run
 from edge.visits.analysis import TrackOutcome, VisitAnalyzer
 from edge.visits.group_store import insert_groups
 from edge.visits.records import Visit
+from edge.visits.stitch import StitchRule, chains, join
 from edge.visits.store import (
     delete_visits_of_run,
     insert_crossings,
@@ -137,30 +138,43 @@ def _build_run(
             [run_id],
         )
     }
-    closing: list[Visit] = []
-    newly_closed: dict[tuple[str, int], float] = {}
-    open_starts: list[float] = []
-    open_staff: list[tuple[str, int, float, str]] = []
-    for trajectory in read_trajectories(db, run_id=run_id, since=since):
+    rule = StitchRule.from_config(analyzer.config)
+    # Pieces already written that ended near the mark are read again: rivals of a join.
+    lookback = rule.max_gap_s if rule.enabled and since is not None else 0.0
+    pieces: list[Visit] = []
+    state: list[str] = []  # "settled" (written), "closed" (gone close_after_s), "in_view"
+    for trajectory in read_trajectories(
+        db, run_id=run_id, since=None if since is None else since - lookback
+    ):
         key = (trajectory.camera_id, trajectory.track_id)
-        keep = trajectory.t > closed_until.get(key, -math.inf)
-        if not keep.any():
+        new = trajectory.t > closed_until.get(key, -math.inf)
+        if since is not None:
+            new &= trajectory.t >= since
+        if lookback and not new.all():
+            old = analyzer.raw_pieces(trajectory.camera_id, run_id, trajectory.track_id,
+                                      trajectory.t[~new], trajectory.xy[~new])
+            pieces += old
+            state += ["settled"] * len(old)
+        if not new.any():
             continue
-        pieces = analyzer.pieces(
-            trajectory.camera_id, run_id, trajectory.track_id,
-            trajectory.t[keep], trajectory.xy[keep],
-        )
-        last = pieces[-1]
-        if not run_finished and latest - last.end_t < close_after:
-            open_starts.append(last.start_t)
-            reason = analyzer.staff_reason(last)
-            if reason is not None:
-                open_staff.append((trajectory.camera_id, trajectory.track_id, last.start_t,
-                                   reason))
-            pieces = pieces[:-1]
-        if pieces:
-            closing.extend(pieces)
-            newly_closed[key] = pieces[-1].end_t
+        found = analyzer.raw_pieces(trajectory.camera_id, run_id, trajectory.track_id,
+                                    trajectory.t[new], trajectory.xy[new])
+        pieces += found
+        state += ["closed"] * len(found)
+        if not run_finished and latest - found[-1].end_t < close_after:
+            state[-1] = "in_view"
+    closing, held, newly_closed = _settle(rule, pieces, state, latest, close_after,
+                                          run_finished)
+    open_starts = [pieces[i].start_t for i in held]
+    open_staff: list[tuple[str, int, float, str]] = []
+    for i in held:
+        if state[i] != "in_view":
+            continue
+        reason = analyzer.staff_reason(analyzer.smoothed(pieces[i]))
+        if reason is not None:
+            open_staff.append((pieces[i].camera_id, pieces[i].track_id, pieces[i].start_t,
+                               reason))
+    closing = [analyzer.smoothed(visit) for visit in closing]
     outcome = analyzer.analyze_pieces(closing)
     if open_starts:
         mark = min(open_starts)
@@ -177,6 +191,58 @@ def _build_run(
     log.debug("run %s: %d visits, %d fragments, %d crossings, %d open", run_id,
               len(outcome.visits), outcome.fragments, crossings, len(open_starts))
     return len(outcome.visits), outcome.fragments, crossings, len(open_starts)
+
+
+def _settle(
+    rule: StitchRule,
+    pieces: list[Visit],
+    state: list[str],
+    latest: float,
+    close_after: float,
+    run_finished: bool,
+) -> tuple[list[Visit], list[int], dict[tuple[str, int], float]]:
+    """Which pieces become visits now (joined where one continues another), which are
+    held, and up to when each track is then done.
+
+    A chain of pieces is written once its last piece has been gone ``close_after_s``
+    plus the stitching gap: by then every piece that could continue it or rival a join
+    has appeared and ended. Until then it is held, and read again at the next call. A
+    track's later pieces wait behind a held one, so that its progress mark stays exact.
+    """
+    links = rule.links(pieces, in_view=[s == "in_view" for s in state],
+                       settled=[s == "settled" for s in state])
+    wait = close_after + (rule.max_gap_s if rule.enabled else 0.0)
+    ready: list[list[int]] = []
+    held: set[int] = set()
+    for chain in chains(len(pieces), links):
+        if state[chain[0]] == "settled":
+            continue
+        last = pieces[chain[-1]]
+        if any(state[i] == "in_view" for i in chain) or (
+                not run_finished and latest - last.end_t < wait):
+            held.update(chain)
+        else:
+            ready.append(chain)
+    while True:  # a track's pieces after a held one wait too
+        first_held: dict[tuple[str, int], float] = {}
+        for i in held:
+            key = (pieces[i].camera_id, pieces[i].track_id)
+            first_held[key] = min(first_held.get(key, math.inf), pieces[i].start_t)
+        late = [chain for chain in ready if any(
+            pieces[i].start_t > first_held.get((pieces[i].camera_id, pieces[i].track_id),
+                                               math.inf) for i in chain)]
+        if not late:
+            break
+        for chain in late:
+            ready.remove(chain)
+            held.update(chain)
+    newly_closed: dict[tuple[str, int], float] = {}
+    for chain in ready:
+        for i in chain:
+            key = (pieces[i].camera_id, pieces[i].track_id)
+            newly_closed[key] = max(newly_closed.get(key, -math.inf), pieces[i].end_t)
+    closing = [join([pieces[i] for i in chain]) for chain in ready]
+    return closing, sorted(held), newly_closed
 
 
 def _commit(
