@@ -6,7 +6,7 @@ the visits that ended that day, computed from their stored features, never sent
 themselves. A component is withheld under the k rules there; :func:`sync.kanon.suppress`
 and the publish path's check then treat the memberships as soft counts
 (``x-soft-count`` in the schema). The central side reads the section back with
-:func:`statistics_of` and pools it (``sync/central/pool.py``).
+``SegmentStatistics.from_section`` and pools it (``sync/central/pool.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.visits.segment_stats import (
-    ComponentStats,
-    SegmentStatistics,
     scaled_features,
     sufficient_statistics,
 )
@@ -102,7 +100,7 @@ def segment_stats_section(
         log.warning("Segment statistics of %s: %d visits without the segment features skipped.",
                     iso_utc(start)[:10], skipped)
     z = scaled_features(spec, spec.segments.features, x)
-    return section_of(sufficient_statistics(spec, z, k=k), iso_utc(start)[:10])
+    return sufficient_statistics(spec, z, k=k).to_section(iso_utc(start)[:10])
 
 
 def add_segment_stats(
@@ -118,46 +116,3 @@ def add_segment_stats(
     hidden = sum(1 for item in section["components"] if item["membership"] is None)
     if hidden:
         full["suppressed"] = {**full.get("suppressed", {}), "segment_stats": hidden}
-
-
-def section_of(stats: SegmentStatistics, day: str) -> dict[str, Any]:
-    """The wire form of ``stats`` (aggregate schema 1.2, ``segment_stats``)."""
-    return {
-        "day": day,
-        "spec_version": stats.spec_version,
-        "features": list(stats.features),
-        "visits": stats.visits,
-        "components": [
-            {
-                "name": name,
-                "membership": None if c is None else c.membership,
-                "sum": None if c is None else list(c.weighted_sum),
-                "sumsq": None if c is None else list(c.weighted_sumsq),
-            }
-            for name, c in stats.components.items()
-        ],
-    }
-
-
-def statistics_of(section: dict[str, Any]) -> SegmentStatistics:
-    """The statistics a (schema-valid) ``segment_stats`` section carries; a component
-    withheld at the box (null membership) is ``None``.
-
-    Raises:
-        ValueError: the section does not hold statistics (a missing key, sums of the
-            wrong length).
-    """
-    try:
-        features = tuple(str(f) for f in section["features"])
-        components: dict[str, ComponentStats | None] = {}
-        for item in section["components"]:
-            if item["membership"] is None or item["sum"] is None or item["sumsq"] is None:
-                components[str(item["name"])] = None
-                continue
-            components[str(item["name"])] = ComponentStats.parse(
-                item["name"], item["membership"], item["sum"], item["sumsq"], len(features))
-        visits = section["visits"]
-        return SegmentStatistics(str(section["spec_version"]), features,
-                                 int(visits) if visits is not None else 0, components)
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"not segment statistics: {error!r}") from None

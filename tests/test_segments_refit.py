@@ -67,7 +67,7 @@ def test_pooled_refit_matches_refit_on_all_visits(spec, analyzer):
     z = scaled_features(spec, analyzer.extractor.names, x)
     stores = [sufficient_statistics(spec, z[i::STORES], k=0) for i in range(STORES)]
     # the statistics survive the wire format
-    stores = [SegmentStatistics.from_dict(s.to_dict()) for s in stores]
+    stores = [SegmentStatistics.from_section(s.to_section("2024-03-01")) for s in stores]
     result = refit_spec(spec, stores)
     assert result.ok, result.refused
     assert result.stores == STORES and result.visits == len(z)

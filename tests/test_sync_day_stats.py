@@ -12,6 +12,7 @@ import pytest
 from edge.runtime.schema import open_database
 from edge.visits.scenarios import scenario_site
 from edge.visits.segment_stats import (
+    SegmentStatistics,
     compile_segments,
     scaled_features,
     sufficient_statistics,
@@ -19,7 +20,7 @@ from edge.visits.segment_stats import (
 from edge.visits.spec import default_spec_path, read_spec
 from sync import contract, kanon
 from sync.aggregate import Window
-from sync.day_stats import day_features, statistics_of
+from sync.day_stats import day_features
 from sync.errors import PrivacyError
 from sync.producer import build_message
 from sync.sizing import bytes_per_day
@@ -52,7 +53,7 @@ def test_the_window_closing_the_day_carries_the_days_statistics(visits, spec):
     x = np.array([[v.measured.features[n] for n in names] for v in visits])
     expected = sufficient_statistics(spec, scaled_features(spec, names, x), k=5)
     assert not expected.withheld()
-    got = statistics_of(section)
+    got = SegmentStatistics.from_section(section)
     for name, component in expected.components.items():
         mine = got.components[name]
         assert mine is not None and component is not None

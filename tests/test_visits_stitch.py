@@ -80,24 +80,25 @@ def test_a_split_track_is_one_visit_with_the_whole_dwell_and_crossing():
     assert db["visits"].count == 2
 
 
-def test_a_replay_built_at_once_joins_the_same_way():
+def replay_of_the_split_walk(site):
+    """The split walk as a finished replay, built at once: (database, visits built)."""
     db = open_database(":memory:")
     run = start_run(db, "cam", "replay", "model")
     add(db, run, 1, SEEN_A, walk(SEEN_A))
     add(db, run, 2, SEEN_B, walk(SEEN_B))
     finish_run(db, run, 0, "done")
-    assert build_visits(db, VisitAnalyzer(SITE)).visits == 1
+    return db, build_visits(db, VisitAnalyzer(site)).visits
+
+
+def test_a_replay_built_at_once_joins_the_same_way():
+    assert replay_of_the_split_walk(SITE)[1] == 1
 
 
 def test_stitching_off_keeps_the_pieces_apart():
     site = SITE.model_copy(update={"visits": SITE.visits.model_copy(
         update={"stitch_max_gap_s": 0.0})})
-    db = open_database(":memory:")
-    run = start_run(db, "cam", "replay", "model")
-    add(db, run, 1, SEEN_A, walk(SEEN_A))
-    add(db, run, 2, SEEN_B, walk(SEEN_B))
-    finish_run(db, run, 0, "done")
-    assert build_visits(db, VisitAnalyzer(site)).visits == 2
+    db, visits = replay_of_the_split_walk(site)
+    assert visits == 2
     # the aisle line (y=3.2) was crossed unseen: neither piece got 0.3 m past it
     assert db.execute("select line_id from line_crossings").fetchall() == [("door",)]
 

@@ -24,7 +24,7 @@ that minimises it on labelled visits.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,8 +32,6 @@ import numpy as np
 from edge.privacy.small_counts import withheld as small_cells
 from edge.visits.classify import CompiledSegments
 from edge.visits.spec import SegmentSpec, SpecError
-
-STATS_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,37 +77,58 @@ class SegmentStatistics:
     def withheld(self) -> list[str]:
         return [name for name, c in self.components.items() if c is None]
 
-    def to_dict(self) -> dict[str, Any]:
+    def plus(self, other: SegmentStatistics) -> SegmentStatistics:
+        """The statistics of both sets of visits (two days, two stores): sums add up; a
+        component withheld in either is withheld in the sum."""
+        components: dict[str, ComponentStats | None] = {}
+        for name in self.components.keys() | other.components.keys():
+            a, b = self.components.get(name), other.components.get(name)
+            components[name] = None if a is None or b is None else ComponentStats(
+                a.membership + b.membership,
+                tuple(x + y for x, y in zip(a.weighted_sum, b.weighted_sum, strict=True)),
+                tuple(x + y for x, y in zip(a.weighted_sumsq, b.weighted_sumsq, strict=True)),
+            )
+        return replace(self, visits=self.visits + other.visits, components=components)
+
+    def to_section(self, day: str) -> dict[str, Any]:
+        """The wire form: an aggregate's ``segment_stats`` (schema 1.2, docs/mqtt.md)."""
         return {
-            "stats_format": STATS_FORMAT,
+            "day": day,
             "spec_version": self.spec_version,
             "features": list(self.features),
             "visits": self.visits,
-            "components": {
-                name: None if c is None else {
-                    "membership": c.membership,
-                    "sum": list(c.weighted_sum),
-                    "sumsq": list(c.weighted_sumsq),
+            "components": [
+                {
+                    "name": name,
+                    "membership": None if c is None else c.membership,
+                    "sum": None if c is None else list(c.weighted_sum),
+                    "sumsq": None if c is None else list(c.weighted_sumsq),
                 }
                 for name, c in self.components.items()
-            },
+            ],
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SegmentStatistics:
-        """Raises ValueError when ``data`` is not statistics of this layout."""
+    def from_section(cls, section: Mapping[str, Any]) -> SegmentStatistics:
+        """The statistics a (schema-valid) ``segment_stats`` section carries; a component
+        withheld at the box (null membership) is ``None``.
+
+        Raises:
+            ValueError: the section does not hold statistics (a missing key, sums of the
+                wrong length).
+        """
         try:
-            if data["stats_format"] != STATS_FORMAT:
-                raise ValueError(f"stats_format {data['stats_format']!r}, expected {STATS_FORMAT}")
-            features = tuple(str(f) for f in data["features"])
+            features = tuple(str(f) for f in section["features"])
             components: dict[str, ComponentStats | None] = {}
-            for name, c in data["components"].items():
-                if c is None:
-                    components[str(name)] = None
+            for item in section["components"]:
+                if item["membership"] is None or item["sum"] is None or item["sumsq"] is None:
+                    components[str(item["name"])] = None
                     continue
-                components[str(name)] = ComponentStats.parse(
-                    name, c["membership"], c["sum"], c["sumsq"], len(features))
-            return cls(str(data["spec_version"]), features, int(data["visits"]), components)
+                components[str(item["name"])] = ComponentStats.parse(
+                    item["name"], item["membership"], item["sum"], item["sumsq"], len(features))
+            visits = section["visits"]
+            return cls(str(section["spec_version"]), features,
+                       int(visits) if visits is not None else 0, components)
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not segment statistics: {error!r}") from None
 

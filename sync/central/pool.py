@@ -17,10 +17,9 @@ from typing import Any
 
 import psycopg
 
-from edge.visits.segment_stats import ComponentStats, SegmentStatistics
+from edge.visits.segment_stats import SegmentStatistics
 from edge.visits.spec import SegmentSpec
 from sync.central.refit import RefitResult, refit_spec
-from sync.day_stats import statistics_of
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +50,6 @@ class PooledDays:
     unreadable: int
 
 
-def _merge(a: SegmentStatistics, b: SegmentStatistics) -> SegmentStatistics:
-    components: dict[str, ComponentStats | None] = {}
-    for name in a.components.keys() | b.components.keys():
-        x, y = a.components.get(name), b.components.get(name)
-        if x is None or y is None:
-            components[name] = None
-            continue
-        components[name] = ComponentStats(
-            x.membership + y.membership,
-            tuple(p + q for p, q in zip(x.weighted_sum, y.weighted_sum, strict=True)),
-            tuple(p + q for p, q in zip(x.weighted_sumsq, y.weighted_sumsq, strict=True)),
-        )
-    return replace(a, visits=a.visits + b.visits, components=components)
-
-
 def store_statistics(
     conn: psycopg.Connection, first: date, last: date, spec: SegmentSpec
 ) -> PooledDays:
@@ -78,7 +62,7 @@ def store_statistics(
     features = tuple(spec.segments.features) if spec.segments is not None else ()
     for store, section in conn.execute(_DAY_SECTIONS, [start, end]):
         try:
-            stats = statistics_of(_as_dict(section))
+            stats = SegmentStatistics.from_section(_as_dict(section))
         except ValueError as error:
             log.warning("Store %s: segment statistics skipped: %s", store, error)
             unreadable += 1
@@ -87,7 +71,7 @@ def store_statistics(
             other += 1
             continue
         days += 1
-        per_store[store] = _merge(per_store[store], stats) if store in per_store else stats
+        per_store[store] = per_store[store].plus(stats) if store in per_store else stats
     return PooledDays([per_store[s] for s in sorted(per_store)], days, other, unreadable)
 
 

@@ -20,6 +20,7 @@ component keeps too little membership to estimate.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,19 +69,15 @@ class PooledStatistics:
 def pool(spec: SegmentSpec, stats: Sequence[SegmentStatistics]) -> PooledStatistics:
     """Sum complete statistics (no component withheld) in the spec's component order."""
     assert spec.segments is not None
-    names = [c.name for c in spec.segments.components]
-    d = len(spec.segments.features)
-    n = np.zeros(len(names))
-    s = np.zeros((len(names), d))
-    q = np.zeros((len(names), d))
-    for store in stats:
-        for j, name in enumerate(names):
-            c = store.components[name]
-            assert c is not None
-            n[j] += c.membership
-            s[j] += c.weighted_sum
-            q[j] += c.weighted_sumsq
-    return PooledStatistics(n, s, q, sum(store.visits for store in stats))
+    total = functools.reduce(SegmentStatistics.plus, stats)
+    components = [total.components[c.name] for c in spec.segments.components]
+    assert all(c is not None for c in components)
+    return PooledStatistics(
+        np.array([c.membership for c in components if c is not None]),
+        np.array([c.weighted_sum for c in components if c is not None]),
+        np.array([c.weighted_sumsq for c in components if c is not None]),
+        total.visits,
+    )
 
 
 def m_step(
