@@ -16,7 +16,9 @@ only; nothing is stored.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,11 +140,25 @@ def distinct_addresses(
     return [len(seen[start]) for start in starts]
 
 
+def capture_key(capture: Path) -> Callable[[int], bytes]:
+    """A pseudonym key fixed per capture file, so an evaluation's figures repeat.
+
+    The box draws a random key every day, and pseudonyms are short on purpose
+    (``wifi.pseudonym_bits``, 20), so two addresses of a capture collide under some
+    keys: with a random key the same capture gave 1 or 2 devices from run to run.
+    These are public recordings, read on an engineer's machine; the key never leaves
+    this process.
+    """
+    seed = hashlib.sha256(b"evaluation:" + capture.name.encode()).digest()
+    return lambda size: (seed * (size // len(seed) + 1))[:size]
+
+
 def evaluate_occupancy(
     capture: Path, config: WifiConfig, window_s: int = WINDOW_S
 ) -> OccupancyFigures:
     """Replay one Brno capture and compare its windows with the room's occupancy."""
-    result = replay_to_list(capture, config, window_sizes=[window_s])
+    result = replay_to_list(capture, config, window_sizes=[window_s],
+                            key_factory=capture_key(capture))
     starts = [w.start for w in result.windows]
     truth = occupancy_per_window(capture, starts, window_s)
     paired = [(w, t) for w, t in zip(result.windows, truth, strict=False) if t is not None]
@@ -184,7 +200,7 @@ def single_phone_devices(capture: Path, window_s: int = WINDOW_S) -> DeviceCount
     not, so the locally-administered bit is not trusted here.
     """
     result = replay_to_list(capture, WifiConfig(trust_la_bit=False),
-                            window_sizes=[window_s, 86400])
+                            window_sizes=[window_s, 86400], key_factory=capture_key(capture))
     whole = [w.in_store_devices for w in result.windows if w.window_s == 86400]
     parts = [w.in_store_devices for w in result.windows if w.window_s == window_s]
     return DeviceCount(whole=sum(whole), per_window_max=max(parts, default=0), windows=len(parts))
