@@ -556,3 +556,44 @@ def test_a_video_file_the_camera_unit_cannot_see_is_warned_about(tmp_path):
         f"{tmp_path / 'video.avi'} (PrivateTmp=yes in its systemd unit); move the file "
         "under /var/lib/store-edge or /etc/store-edge"]
     assert check_config(path, "--service", "web").stderr == ""
+
+
+@pytest.mark.parametrize(
+    "camera, detector, expected",
+    [
+        ("", "", "detector input 224x384 (from its 640x360 frames: a 60-pixel person is 37 "
+         "input pixels tall)"),
+        ("\n      image_size: [1920, 1080]", "", "detector input 544x960 (from its 1920x1080 "
+         "frames: a 60-pixel person is 30 input pixels tall)"),
+        ("", "detector: {input_size: [320, 576]}\n", "detector input 320x576 "
+         "(detector.input_size)"),
+        ("", "detector: {model: light_person_detector_192x192}\n", "detector input 192x192 "
+         "(the model's own size: it does not resize)"),
+    ],
+    ids=["from-the-file", "from-image-size", "configured", "fixed-model"],
+)
+def test_check_config_says_each_cameras_detector_input_size(tmp_path, camera, detector,
+                                                             expected):
+    """Regression (issue 14): the input size a camera got from its frame size was only
+    known once it ran; check-config now says it, from the calibration's image_size or
+    the video file's header."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(tmp_path / "video.avi"), cv2.VideoWriter_fourcc(*"MJPG"),
+                             5.0, (640, 360))
+    writer.write(np.zeros((360, 640, 3), np.uint8))
+    writer.release()
+    text = MINIMAL.replace("      floor_points: [[0, 0], [10, 0], [10, 10], [0, 10]]",
+                           "      floor_points: [[0, 0], [10, 0], [10, 10], [0, 10]]" + camera)
+    path = write(tmp_path, text + detector)
+    result = check_config(path)
+    assert result.exit_code == 0, result.output
+    assert f"  camera cam1: {expected}" in result.stdout.splitlines()
+
+
+def test_check_config_waits_for_a_live_cameras_first_frame(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("source: video.avi", "source: usb:0"))
+    result = check_config(path)
+    assert result.exit_code == 0, result.output
+    assert ("  camera cam1: detector input 0.6 of its frame size, set when the first frame "
+            "arrives (give calibration.image_size to see it here)") in result.stdout.splitlines()

@@ -7,14 +7,18 @@ import re
 from pathlib import Path
 
 import click
+import cv2
 import numpy as np
 
 from edge import assets
 from edge.calibration import fit_camera_calibrations
 from edge.cli.options import resolve_site_path
 from edge.config import SiteConfig, load_site
-from edge.config.vision import is_file_source
-from edge.errors import ConfigError
+from edge.config.vision import CameraConfig, is_file_source
+from edge.detection.base import resolve_model
+from edge.detection.input_size import describe_input_size
+from edge.detection.session import make_session
+from edge.errors import ConfigError, EdgeError, ModelError
 
 # Folders the camera unit (systemd/store-edge-camera@.service) cannot see: its /tmp and
 # /var/tmp are private and empty (PrivateTmp=yes), home folders hidden (ProtectHome=yes).
@@ -117,9 +121,51 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
             f"  camera {camera_id}: {len(errors)} calibration points, reprojection error "
             f"median {float(np.median(errors)):.3f} m, worst {float(errors.max()):.3f} m"
         )
+    model = _model_input(site)
+    for camera in site.cameras:
+        line = ("unknown: the model file is missing" if model is None else
+                describe_input_size(site.detector.input_size, *model, _frame_size(camera)))
+        click.echo(f"  camera {camera.id}: detector input {line}")
     click.echo(f"  floor: {len(site.floor.zones)} zones, {len(site.floor.lines)} counting lines")
     if site.fuses_cameras:
         _check_fusion(site)
+
+
+def _model_input(site: SiteConfig) -> tuple[bool, tuple[int, int] | None] | None:
+    """Whether the detector's model resizes, and its own ``(height, width)``: from the
+    manifest for a model named there, else from the file's input; None when a file
+    given by path is missing (load_site has said so already)."""
+    name = site.detector.model
+    if name in assets.manifest():
+        shape = assets.entry(name).spec["input"]
+        return bool(shape.get("resizable")), (int(shape["height"]), int(shape["width"]))
+    try:
+        path, _, _ = resolve_model(site.detector)
+    except ModelError:
+        return None
+    dims = make_session(path, threads=1).get_inputs()[0].shape[2:]
+    if all(isinstance(d, int) for d in dims):
+        return False, (int(dims[0]), int(dims[1]))
+    return True, None
+
+
+def _frame_size(camera: CameraConfig) -> tuple[int, int] | None:
+    """``(width, height)`` of the camera's frames, when known without connecting to it:
+    its calibration's image_size, or a video file's header."""
+    if camera.calibration.image_size is not None:
+        return camera.calibration.image_size
+    if not (camera.source.startswith(assets.ASSET_SCHEME) or is_file_source(camera.source)):
+        return None  # a live stream: known once it runs
+    try:
+        capture = cv2.VideoCapture(assets.resolve_uri(camera.source))
+    except EdgeError:  # a sample not installed: said above
+        return None
+    try:
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        capture.release()
+    return size if min(size) > 0 else None
 
 
 def _check_fusion(site: SiteConfig) -> None:

@@ -50,3 +50,29 @@ def default_input_size(frame_height: int, frame_width: int) -> tuple[int, int]:
         return min(MAX_DEFAULT_SIDE, max(STRIDE, STRIDE * strides))
 
     return side(frame_height), side(frame_width)
+
+
+def describe_input_size(configured: tuple[int, int] | None, resizable: bool,
+                        native: tuple[int, int] | None,
+                        frame_size: tuple[int, int] | None) -> str:
+    """One line saying which network input a camera's detector runs at, and why.
+
+    Args:
+        configured: ``detector.input_size``, or None.
+        resizable: the model runs at other sizes than its own (YOLOX).
+        native: the model's own ``(height, width)``, when known.
+        frame_size: the camera's ``(width, height)``, when known before it runs.
+    """
+    if configured is not None:
+        return f"{configured[0]}x{configured[1]} (detector.input_size)"
+    if not resizable:
+        own = f"{native[0]}x{native[1]}" if native else "its own size"
+        return f"{own} (the model's own size: it does not resize)"
+    if frame_size is None:
+        return (f"{DEFAULT_SCALE:.1f} of its frame size, set when the first frame arrives "
+                "(give calibration.image_size to see it here)")
+    width, height = frame_size
+    size = default_input_size(height, width)
+    person = FLOOR_PERSON_PX * size[0] / height
+    return (f"{size[0]}x{size[1]} (from its {width}x{height} frames: a {FLOOR_PERSON_PX}-pixel "
+            f"person is {person:.0f} input pixels tall)")
