@@ -29,7 +29,9 @@ null and ``sum`` skips it, as in migration 2):
   the windows that published it (each window's mean weighted by its seconds,
   ``queue_length_s``). The box withholds a window's queue length with its waits, so this
   covers only windows in which at least k visits waited (the busier ones): it is the
-  mean over ``queue_length_s`` seconds, not over the day. ``queue_length_max``: the
+  mean over ``queue_length_s`` seconds, not over the day (and a mean per sample of the
+  site's ``occupancy_sample_s``: a day over which that setting changed mixes sample
+  lengths). ``queue_length_max``: the
   largest of the published window maxima (region-day: the largest of any store).
 
 ``rollup_store_day_mix`` and ``rollup_region_day_mix`` add ``units`` (buying units
