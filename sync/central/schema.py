@@ -11,7 +11,9 @@ created by the first worker that stores a window of that day
 (SQL aggregates skip the nulls that stand for suppressed cells), so a roll-up cell is
 null when no window published that cell, and otherwise a sum of counts that are each
 at least k: nothing below k can appear in, or be worked out from, a roll-up that was
-not already in the published windows.
+not already in the published windows. Migration 3 (:mod:`sync.central.rollups`) adds
+buying units, segment units, transactions and conversion, and queue counts to the
+roll-ups, and says which published figures cannot be combined.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
+
+from sync.central.rollups import STORE_TRUTHS_SQL
 
 MIGRATIONS_LOCK = 7_206_001  # pg_advisory_xact_lock keys of this schema
 PARTITION_LOCK = 7_206_002
@@ -182,6 +186,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         FROM rollup_store_day_mix s JOIN store_regions r USING (store)
         GROUP BY 1, 2, 3, 4;
         """,
+    ),
+    Migration(
+        3,
+        "roll-ups: buying units, segment units, transactions and conversion, queue counts",
+        STORE_TRUTHS_SQL,
     ),
 )
 
