@@ -142,13 +142,14 @@ def bare_pass(args: argparse.Namespace) -> dict[str, float]:
 
     from edge.config import load_site
     from edge.detection.base import resolve_model
-    from edge.detection.session import make_session, with_symbolic_input_size
+    from edge.detection.session import edited_yolox, make_session
 
     site = load_site(args.site)
     path, _, spec = resolve_model(site.detector)
     native = (int(spec["input"]["height"]), int(spec["input"]["width"]))
     size = tuple(site.detector.input_size or native)
-    session = make_session(path if size == native else with_symbolic_input_size(path), 1)
+    # The model as the detector runs it: any size, the person's class only.
+    session = make_session(edited_yolox(path, int(spec.get("person_class", 0))), 1)
     name = session.get_inputs()[0].name
     blob = np.random.default_rng(0).uniform(0, 255, (1, 3, *size)).astype(np.float32)
     for _ in range(5):
@@ -296,10 +297,10 @@ def quantize(folder: Path, size: tuple[int, int]) -> dict[str, Path]:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from edge.assets import resolve
-    from edge.detection.session import with_symbolic_input_size
+    from edge.detection.session import edited_yolox
 
     shared = Path(os.environ["EDGE_ASSETS_DIR"])
-    model = onnx.load_from_string(with_symbolic_input_size(resolve("yolox_nano_416x416")))
+    model = onnx.load_from_string(edited_yolox(resolve("yolox_nano_416x416"), 0))
     del model.graph.value_info[:]  # shapes recorded at 416x416: inferred again below
     model = version_converter.convert_version(model, 13)  # per-channel QDQ needs opset 13
     fp32 = folder / "fp32.onnx"

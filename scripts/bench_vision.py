@@ -54,15 +54,16 @@ def bare(args: argparse.Namespace) -> dict[str, float]:
 
     from edge.assets import resolve_uri
     from edge.detection.base import resolve_model
-    from edge.detection.session import make_session, with_symbolic_input_size
+    from edge.detection.session import edited_yolox, make_session
 
     site = _site(args)
     camera = site.cameras[0]
     path, _, spec = resolve_model(site.detector)
     native = (int(spec["input"]["height"]), int(spec["input"]["width"]))
     size = tuple(site.detector.input_size or native)
-    model = path if size == native else with_symbolic_input_size(path)
-    session = make_session(model, site.detector.threads)
+    # The model as the detector runs it: any size, the person's class only.
+    session = make_session(edited_yolox(path, int(spec.get("person_class", 0))),
+                           site.detector.threads)
     name = session.get_inputs()[0].name
     blob = np.zeros((1, 3, *size), np.float32)
     capture = cv2.VideoCapture(resolve_uri(args.video or camera.source), cv2.CAP_FFMPEG)

@@ -1,4 +1,4 @@
-"""onnxruntime sessions, and the graph edit that lets YOLOX run at any input size."""
+"""onnxruntime sessions, and the graph edits YOLOX gets before it runs."""
 
 from __future__ import annotations
 
@@ -45,11 +45,11 @@ def make_session(model: Path | bytes, threads: int | None) -> ort.InferenceSessi
 
 
 @functools.lru_cache(maxsize=2)
-def _edited_model(path: str, mtime_ns: int, size: int) -> bytes:
-    result = subprocess.run(
-        [sys.executable, "-m", "edge.detection.graph_edit", path],
-        capture_output=True, check=False,
-    )
+def _edited_model(path: str, mtime_ns: int, size: int, keep_class: int | None) -> bytes:
+    command = [sys.executable, "-m", "edge.detection.graph_edit", path]
+    if keep_class is not None:
+        command += ["--keep-class", str(keep_class)]
+    result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
         reason = result.stderr.decode(errors="replace").strip().splitlines()
         raise ModelError(reason[-1] if reason else f"cannot edit {path} (status "
@@ -57,12 +57,13 @@ def _edited_model(path: str, mtime_ns: int, size: int) -> bytes:
     return result.stdout
 
 
-def with_symbolic_input_size(path: Path) -> bytes:
+def edited_yolox(path: Path, keep_class: int | None = None) -> bytes:
     """Return the model with its input height/width (and the box count of its output)
-    made symbolic, so onnxruntime accepts any input size.
+    made symbolic, so onnxruntime accepts any input size, and with ``keep_class`` its
+    head cut to that one class (:mod:`edge.detection.graph_edit`).
 
-    The edit runs in a child process (:mod:`edge.detection.graph_edit`), so the onnx
-    package never loads into a long-running worker; the result is cached per file.
+    The edit runs in a child process, so the onnx package never loads into a
+    long-running worker; the result is cached per file.
     """
     stat = path.stat()
-    return _edited_model(str(path), stat.st_mtime_ns, stat.st_size)
+    return _edited_model(str(path), stat.st_mtime_ns, stat.st_size, keep_class)

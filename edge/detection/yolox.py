@@ -4,7 +4,9 @@ Pre-processing: letterbox to the network size, image at the top-left of a canvas
 filled with 114, BGR, 0..255, NCHW. Post-processing: the network returns one row
 per grid cell of strides 8, 16 and 32, ``(dx, dy, log_w, log_h, objectness,
 class scores...)`` with objectness and scores already sigmoided; boxes are decoded
-on the grid, scaled back to the image and reduced with NMS.
+on the grid, scaled back to the image and reduced with NMS. The model runs as
+:mod:`edge.detection.graph_edit` leaves it: any input size, and only the person's
+class score.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import cv2
 import numpy as np
 
 from edge.config.vision import DetectorConfig
+from edge.detection.graph_edit import BOX_COLUMNS
 from edge.detection.input_size import default_input_size
-from edge.detection.session import make_session, with_symbolic_input_size
+from edge.detection.session import edited_yolox, make_session
 from edge.errors import ModelError
 from edge.records import Detections
 
@@ -59,7 +62,7 @@ class YoloxDetector:
         native = (shape[2], shape[3]) if all(isinstance(d, int) for d in shape[2:]) else None
         self._confidence = config.confidence_threshold
         self._nms_iou = config.nms_iou_threshold
-        self._person_column = 5 + person_class
+        self._person_column = BOX_COLUMNS + person_class
         self._pasted: tuple[int, int] | None = None  # size of the image last pasted
         size: tuple[int, int] | None = None  # None: derived from the first frame
         if config.input_size:
@@ -67,10 +70,8 @@ class YoloxDetector:
         elif native is not None and not resizable:
             size = (int(native[0]), int(native[1]))
         self.input_size = size
-        if native is not None and size != native:
-            self._session = make_session(with_symbolic_input_size(path), config.threads)
-        else:
-            self._session = make_session(path, config.threads)
+        # Any input size, and the head cut to the person class (graph_edit).
+        self._session = make_session(edited_yolox(path, person_class), config.threads)
         self._input_name = self._session.get_inputs()[0].name
         # Check the output now, at the size frames will use or (when it comes from the
         # first frame) at the smallest one: a bad model fails on load, not on a frame.
@@ -96,6 +97,8 @@ class YoloxDetector:
                 f"{str(error).splitlines()[0]}"
             ) from None
         expected = len(self._cells)
+        if output.ndim == 3 and output.shape[2] == BOX_COLUMNS + 1:
+            self._person_column = BOX_COLUMNS  # one class: the person's (cut or native)
         shape_ok = output.ndim == 3 and output.shape[1] == expected
         if not shape_ok or output.shape[2] <= self._person_column:
             raise ModelError(
