@@ -13,7 +13,8 @@ crossings (the door counter) and positions (occupancy) count at the moment they
 happen.
 
 Every function takes a ``sqlite3.Connection`` or a ``sqlite_utils.Database`` and a
-period ``[start, end)`` in epoch seconds, and returns exact counts: hiding small
+period ``[start, end)`` in epoch seconds (:func:`wifi_sub_windows`: the rows
+:func:`wifi_window_rows` read), and returns exact counts: hiding small
 groups (:mod:`edge.privacy.small_counts`, :mod:`sync.kanon`) is the reader's job.
 The tables must exist; the page checks which do first.
 """
