@@ -13,7 +13,8 @@ crossings (the door counter) and positions (occupancy) count at the moment they
 happen.
 
 Every function takes a ``sqlite3.Connection`` or a ``sqlite_utils.Database`` and a
-period ``[start, end)`` in epoch seconds, and returns exact counts: hiding small
+period ``[start, end)`` in epoch seconds (:func:`wifi_sub_windows`: the rows
+:func:`wifi_window_rows` read), and returns exact counts: hiding small
 groups (:mod:`edge.privacy.small_counts`, :mod:`sync.kanon`) is the reader's job.
 The tables must exist; the page checks which do first.
 """
@@ -233,3 +234,47 @@ def unit_segments(conn: Any, start: float, end: float) -> dict[str, int]:
         if p >= TRAIT_THRESHOLD:
             counts[segment] = counts.get(segment, 0) + 1
     return counts
+
+
+@dataclass(frozen=True, slots=True)
+class WifiSubWindow:
+    """One Wi-Fi window length's sub-window as the store counts it: several sensors in
+    one store hear the same phones, so each figure is the largest any sensor gave."""
+
+    start: float
+    in_store_devices: int
+    passers_by: int
+    occupancy_estimate: float | None
+
+
+def wifi_window_rows(conn: Any, start: float, end: float, *, ending_inside: bool) -> list[Any]:
+    """The rows of ``wifi_windows`` starting in ``[start, end)``, for
+    :func:`wifi_sub_windows`; with ``ending_inside``, only those also ending by ``end``."""
+    last = "window_start + window_s <= ?" if ending_inside else "window_start < ?"
+    rows: list[Any] = conn.execute(
+        "select window_start, window_s, in_store_devices, passers_by, occupancy_estimate "
+        f"from wifi_windows where window_start >= ? and {last}",
+        (start, end),
+    ).fetchall()
+    return rows
+
+
+def wifi_sub_windows(rows: list[Any]) -> tuple[int, list[WifiSubWindow]]:
+    """The longest window length among ``rows`` of ``wifi_windows`` (``window_start,
+    window_s, in_store_devices, passers_by, occupancy_estimate``), so that 1-minute and
+    15-minute windows are not both added up, and its sub-windows in the rows' order."""
+    longest = max(int(row[1]) for row in rows)
+    heard: dict[float, list[Any]] = defaultdict(list)
+    for row in rows:
+        if int(row[1]) == longest:
+            heard[row[0]].append(row)
+    return longest, [
+        WifiSubWindow(
+            start=start,
+            in_store_devices=max(int(row[2] or 0) for row in sensors),
+            passers_by=max(int(row[3] or 0) for row in sensors),
+            occupancy_estimate=max((row[4] for row in sensors if row[4] is not None),
+                                   default=None),
+        )
+        for start, sensors in heard.items()
+    ]

@@ -303,28 +303,14 @@ def _wifi(db: sqlite_utils.Database, window: Window) -> WifiEstimate | None:
     figures count; over sub-windows, in-store devices is the peak, passers-by the
     sum (a passer-by is in range briefly) and occupancy the mean.
     """
-    rows = db.execute(
-        "select window_start, window_s, in_store_devices, passers_by, occupancy_estimate "
-        "from wifi_windows where window_start >= ? and window_start + window_s <= ? ",
-        (window.start, window.end),
-    ).fetchall()
+    rows = figures.wifi_window_rows(db.conn, window.start, window.end, ending_inside=True)
     if not rows:
         return None
-    longest = max(row[1] for row in rows)
-    per_sub: dict[float, list[tuple[int, int, float | None]]] = defaultdict(list)
-    for start, length, devices, passers, occupancy in rows:
-        if length == longest:
-            per_sub[start].append((int(devices or 0), int(passers or 0), occupancy))
-    devices = [max(r[0] for r in sub) for sub in per_sub.values()]
-    passers = [max(r[1] for r in sub) for sub in per_sub.values()]
-    occupancies = [
-        max(r[2] for r in sub if r[2] is not None)
-        for sub in per_sub.values()
-        if any(r[2] is not None for r in sub)
-    ]
+    _, subs = figures.wifi_sub_windows(rows)
+    occupancies = [sub.occupancy_estimate for sub in subs if sub.occupancy_estimate is not None]
     return WifiEstimate(
-        in_store_devices=max(devices),
-        passers_by=sum(passers),
+        in_store_devices=max(sub.in_store_devices for sub in subs),
+        passers_by=sum(sub.passers_by for sub in subs),
         occupancy_estimate=float(np.mean(occupancies)) if occupancies else None,
     )
 

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import click
@@ -318,9 +318,7 @@ def ingest_command(
     from sync.central.store import CentralStore
     from sync.consumer import check_topic_segments
 
-    dsn = dsn or os.environ.get("EDGE_CENTRAL_DSN")
-    if not dsn:
-        raise ConfigError("no database: pass --dsn or set EDGE_CENTRAL_DSN")
+    dsn = _central_dsn(dsn)
     check_topic_segments(prefix, "+", names=("--prefix", "--store"))
     config = _receiver_mqtt_config(
         host, port, username, password_env, ca_file, cert_file, key_file, what="ingest"
@@ -411,12 +409,7 @@ def payload_size_command(site_path: Path | None, db_path: Path | None, day: str 
     site = load_site_option(site_path)
     db = open_database(resolve_db_path(db_path, site, must_exist=True, hint=SERVICES_FIRST))
     if day is not None:
-        try:
-            start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            raise click.BadParameter(
-                f"expected YYYY-MM-DD, got {day!r}", param_hint="--day"
-            ) from None
+        start = datetime.combine(_utc_day(day, "--day"), time(), tzinfo=UTC).timestamp()
     else:
         first = earliest_data_time(db)
         if first is None:
@@ -470,9 +463,7 @@ def refit_command(
     from edge.visits.spec import read_spec
     from sync.central.pool import refit_from_database
 
-    dsn = dsn or os.environ.get("EDGE_CENTRAL_DSN")
-    if not dsn:
-        raise ConfigError("no database: pass --dsn or set EDGE_CENTRAL_DSN")
+    dsn = _central_dsn(dsn)
     spec = read_spec(spec_path)[0]
     days = [_utc_day(first, "--day"), _utc_day(last or first, "--until")]
     if days[1] < days[0]:
@@ -495,7 +486,16 @@ def refit_command(
         click.echo(f"Skipped {pooled.other_versions} store-days of other spec versions.")
 
 
-def _utc_day(text: str, hint: str):
+def _central_dsn(dsn: str | None) -> str:
+    """The central database: ``--dsn``, else ``$EDGE_CENTRAL_DSN``."""
+    dsn = dsn or os.environ.get("EDGE_CENTRAL_DSN")
+    if not dsn:
+        raise ConfigError("no database: pass --dsn or set EDGE_CENTRAL_DSN")
+    return dsn
+
+
+def _utc_day(text: str, hint: str) -> date:
+    """A ``YYYY-MM-DD`` option's day."""
     try:
         return datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataFormatError
+from edge.evaluation.clear_mot import clear_mot_figures
 from edge.motformat import read_rows
 
 DEFAULT_GATE_M = 1.0
@@ -48,27 +49,17 @@ def evaluate_floor_tracks(
         accumulator.update(truth[:, 1].astype(np.int64), ours[:, 1].astype(np.int64),
                            np.sqrt(distances), frameid=int(frame))
         occupancy_errors.append(abs(len(ours) - len(truth)) / len(truth))
-    summary = mm.metrics.create().compute(
-        accumulator,
-        metrics=["idf1", "idp", "idr", "mota", "motp", "num_switches", "num_false_positives",
-                 "num_misses", "num_unique_objects", "num_frames"],
-        name="floor",
-    )
-    row = summary.loc["floor"]
+    figures = clear_mot_figures(accumulator, (
+        "IDF1", "IDP", "IDR", "MOTA", "MOTP_m", "id_switches", "false_positives", "misses",
+        "gt_ids", "frames",
+    ))
+    frames_evaluated = figures.pop("frames")  # reported after tracker_ids
     reported = np.array([np.sum(our_frames == f) for f in frames])
     present = np.array([np.sum(gt_frames == f) for f in frames])
     return {
-        "IDF1": float(row["idf1"]),
-        "IDP": float(row["idp"]),
-        "IDR": float(row["idr"]),
-        "MOTA": float(row["mota"]),
-        "MOTP_m": float(row["motp"]),
-        "id_switches": int(row["num_switches"]),
-        "false_positives": int(row["num_false_positives"]),
-        "misses": int(row["num_misses"]),
-        "gt_ids": int(row["num_unique_objects"]),
+        **figures,
         "tracker_ids": int(len(np.unique(tracks[np.isin(our_frames, frames), 1]))),
-        "frames": int(row["num_frames"]),
+        "frames": frames_evaluated,
         "occupancy_error": float(np.mean(occupancy_errors)),
         "people_reported_per_frame": float(reported.mean()),
         "people_present_per_frame": float(present.mean()),

@@ -13,6 +13,7 @@ import numpy as np
 import sqlite_utils
 
 from edge.errors import DataFormatError
+from edge.evaluation.clear_mot import clear_mot_figures
 from edge.motformat import mot_array, read_mot
 from edge.storage.trajectories import require_run
 from edge.tracking.association import box_iou
@@ -39,23 +40,10 @@ def _clear_and_identity(gt_frames: list[np.ndarray], ts_frames: list[np.ndarray]
     for gt, ts in zip(gt_frames, ts_frames, strict=True):
         distances = _iou_distance(_boxes(gt), _boxes(ts))
         accumulator.update(gt[:, 1].astype(int), ts[:, 1].astype(int), distances)
-    names = ["mota", "motp", "idf1", "idp", "idr", "num_switches", "num_false_positives",
-             "num_misses", "num_unique_objects", "mostly_tracked", "mostly_lost"]
-    summary = mm.metrics.create().compute(accumulator, metrics=names, name="seq")
-    row = summary.loc["seq"]
-    return {
-        "MOTA": float(row["mota"]),
-        "MOTP": float(1.0 - row["motp"]),  # motmetrics reports mean IoU distance
-        "IDF1": float(row["idf1"]),
-        "IDP": float(row["idp"]),
-        "IDR": float(row["idr"]),
-        "id_switches": int(row["num_switches"]),
-        "false_positives": int(row["num_false_positives"]),
-        "misses": int(row["num_misses"]),
-        "gt_ids": int(row["num_unique_objects"]),
-        "mostly_tracked": int(row["mostly_tracked"]),
-        "mostly_lost": int(row["mostly_lost"]),
-    }
+    return clear_mot_figures(accumulator, (
+        "MOTA", "MOTP", "IDF1", "IDP", "IDR", "id_switches", "false_positives", "misses",
+        "gt_ids", "mostly_tracked", "mostly_lost",
+    ))
 
 
 def _iou_distance(gt_xywh: np.ndarray, ts_xywh: np.ndarray) -> np.ndarray:

@@ -370,26 +370,17 @@ def wifi(conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: Zone
                  capture_rate=None, latest_occupancy_estimate=None, latest_window_text=None)
     if "wifi_windows" not in tables:
         return empty
-    rows = conn.execute(
-        "select window_start, window_s, in_store_devices, passers_by, occupancy_estimate "
-        "from wifi_windows where window_start >= ? and window_start < ?",
-        (window.start, window.end),
-    ).fetchall()
+    rows = figures.wifi_window_rows(conn, window.start, window.end, ending_inside=False)
     if not rows:
         return empty
-    length = max(int(r[1]) for r in rows)
-    merged: dict[float, tuple[int, int]] = {}
-    for start, span, in_store, passing, _ in rows:
-        if int(span) == length:
-            old = merged.get(start, (0, 0))
-            merged[start] = (max(old[0], int(in_store or 0)), max(old[1], int(passing or 0)))
-    in_store = sum(v[0] for v in merged.values())
-    passing = sum(v[1] for v in merged.values())
+    length, subs = figures.wifi_sub_windows(rows)
+    in_store = sum(sub.in_store_devices for sub in subs)
+    passing = sum(sub.passers_by for sub in subs)
     latest_end = max(float(r[0]) + int(r[1]) for r in rows)
     estimates = [float(r[4]) for r in rows
                  if float(r[0]) + int(r[1]) == latest_end and r[4] is not None]
     return Wifi(
-        day=window.day, windows=len(merged), window_s=length, passers_by=passing,
+        day=window.day, windows=len(subs), window_s=length, passers_by=passing,
         in_store_devices=in_store,
         capture_rate=round(in_store / (in_store + passing), 4) if in_store + passing else None,
         latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
