@@ -13,6 +13,14 @@ frames/s, 640-1920 pixels wide).
     .venv/bin/python scripts/bench_tracker.py                     # table, all six scenes
     .venv/bin/python scripts/bench_tracker.py --json              # one JSON object name -> number
     .venv/bin/python scripts/bench_tracker.py --scene DIR --fps 7 # another scene folder
+    .venv/bin/python scripts/bench_tracker.py --detector          # the product's detector
+                                                                  # on the shared videos
+
+With ``--detector``, the scenes whose recording is shared (PETS09-S2L1 and TUD-Campus)
+are run through the product's detector with the settings a new site gets (YOLOX-Nano,
+the input size derived from the frame size, ``DetectorConfig`` defaults), once, and the
+three trackers get those boxes instead of det.txt: the tracker as a user runs it, the
+references fed the same detector.
 
 Needs the `bench` extra (pip install -e '.[bench]'), which brings supervision and
 norfair.
@@ -35,8 +43,10 @@ from edge.config import load_site
 from edge.config.vision import TrackerConfig
 from edge.errors import EdgeError
 from edge.evaluation.mot import evaluate_mot
-from edge.evaluation.scenes import Scene, read_scene, shared_scenes
+from edge.evaluation.scenes import SCENE_VIDEOS, Scene, read_scene, shared_scenes
 from edge.evaluation.trackers import (
+    detect_video,
+    for_public_detections,
     load_detections,
     track_norfair,
     track_ours,
@@ -58,9 +68,11 @@ def run_tracker(name: str, frames: list[Detections], fps: float,
     return track_norfair(frames, fps)
 
 
-def bench_scene(scene: Scene, config: TrackerConfig, repeat: int) -> dict[str, float]:
-    """``{tracker}_{metric}`` figures of the three trackers on one scene."""
-    frames = load_detections(scene.det)
+def bench_scene(scene: Scene, config: TrackerConfig, repeat: int,
+                frames: list[Detections] | None = None) -> dict[str, float]:
+    """``{tracker}_{metric}`` figures of the three trackers on one scene, on its
+    det.txt or on ``frames``."""
+    frames = load_detections(scene.det) if frames is None else frames
     gt = read_mot(scene.gt)
     figures: dict[str, float] = {"frames": len(frames), "fps": scene.fps}
     for name in TRACKERS:
@@ -87,6 +99,9 @@ def main() -> int:
                         help="benchmark this site config's tracker section instead of the "
                              "defaults (e.g. calibration/pets09/site.yaml, fitted to YOLOX)")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per tracker")
+    parser.add_argument("--detector", action="store_true",
+                        help="feed the trackers the product's detector's boxes on the shared "
+                             "videos (PETS09-S2L1, TUD-Campus) instead of det.txt")
     args = parser.parse_args()
     if args.quick:
         args.repeat = 1
@@ -95,8 +110,20 @@ def main() -> int:
             scenes = [read_scene(folder, args.fps) for folder in args.scene]
         else:
             scenes = shared_scenes(SHARED)
-        config = load_site(args.site).tracker if args.site else TrackerConfig()
-        per_scene = {scene.name: bench_scene(scene, config, args.repeat) for scene in scenes}
+        # The defaults suit the product's detector; det.txt scores on its own scale.
+        if args.site:
+            config = load_site(args.site).tracker
+        else:
+            config = TrackerConfig() if args.detector else for_public_detections()
+        detected: dict[str, list[Detections]] = {}
+        if args.detector:
+            scenes = [scene for scene in scenes if scene.name in SCENE_VIDEOS]
+            for scene in scenes:
+                detected[scene.name], size = detect_video(SHARED / SCENE_VIDEOS[scene.name])
+                print(f"{scene.name}: YOLOX-Nano at {size[0]}x{size[1]} (the default for "
+                      f"{scene.width}x{scene.height})", file=sys.stderr)
+        per_scene = {scene.name: bench_scene(scene, config, args.repeat,
+                                             detected.get(scene.name)) for scene in scenes}
     except EdgeError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
@@ -123,8 +150,9 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures))
         return 0
-    print(f"{figures['frames']} frames in {len(per_scene)} scenes, the same detections for "
-          "every tracker; HOTA / IDF1 / ID switches")
+    source = "the product's detector" if args.detector else "public det.txt"
+    print(f"{figures['frames']} frames in {len(per_scene)} scenes, the same detections "
+          f"({source}) for every tracker; HOTA / IDF1 / ID switches")
     print(f"{'scene':14}{'fps':>5}" + "".join(f"{t:>22}" for t in TRACKERS))
     for name, f in per_scene.items():
         cells = "".join(

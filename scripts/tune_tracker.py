@@ -29,7 +29,7 @@ import numpy as np
 from edge.config.vision import TrackerConfig
 from edge.evaluation.mot import evaluate_mot
 from edge.evaluation.scenes import Scene, shared_scenes
-from edge.evaluation.trackers import load_detections, track_ours
+from edge.evaluation.trackers import for_public_detections, load_detections, track_ours
 from edge.motformat import read_mot
 
 # The searched knobs and their grids, in search order.
@@ -132,7 +132,7 @@ def main() -> int:
     scenes = shared_scenes(SHARED)
     names = [scene.name for scene in scenes]
     scorer = Scorer(scenes, args.cache)
-    defaults = TrackerConfig()
+    defaults = for_public_detections()  # the defaults, with det.txt's score thresholds
     start = {knob: float(getattr(defaults, knob)) for knob in GRID}
     if args.loso_from_cache:
         loso = loso_from_cache(scorer, names)

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.config.vision import TrackerConfig
 from edge.evaluation.mot import evaluate_mot
 from edge.evaluation.scenes import SCENE_FOLDERS, read_scene
-from edge.evaluation.trackers import load_detections, track_ours
+from edge.evaluation.trackers import for_public_detections, load_detections, track_ours
 from edge.motformat import read_mot
 from tests.conftest import SHARED
 
@@ -34,7 +33,7 @@ REFERENCES = ("supervision_bytetrack", "norfair")
 
 @pytest.fixture(scope="module")
 def metrics() -> dict[str, dict]:
-    config = TrackerConfig()  # the defaults, chosen on these six scenes
+    config = for_public_detections()  # the defaults, chosen on these six scenes
     figures = {}
     for folder in SCENE_FOLDERS:
         scene = read_scene(SHARED / "mot" / folder)

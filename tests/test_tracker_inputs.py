@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config.vision import TrackerConfig
 from edge.errors import DataFormatError
 from edge.evaluation.scenes import read_scene
-from edge.evaluation.trackers import load_detections, track_ours
+from edge.evaluation.trackers import for_public_detections, load_detections, track_ours
 from edge.motformat import mot_array, read_mot, save_mot
 from tests.conftest import PETS_DET
 
@@ -25,7 +24,7 @@ def first_lines(count: int) -> list[str]:
 
 
 def tracks_of(path: Path) -> np.ndarray:
-    rows, _ = track_ours(load_detections(path), 7.0, TrackerConfig())
+    rows, _ = track_ours(load_detections(path), 7.0, for_public_detections())
     return rows
 
 

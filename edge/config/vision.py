@@ -247,13 +247,17 @@ class TrackerConfig(StrictModel):
     ``minimum_track_age_s``) and ``velocity_noise`` (now ``acceleration_noise``).
     """
 
-    track_activation_threshold: float = Field(0.9, ge=0, le=1)
-    """Detections at or above this score are 'high': they match first and can start tracks."""
+    track_activation_threshold: float = Field(0.5, ge=0, le=1)
+    """Detections at or above this score are 'high': they match first and can start tracks. Scores
+    are the detector's own scale: the defaults of the two thresholds suit the product's detector
+    (YOLOX-Nano), chosen on the shared PETS and TUD-Campus videos (docs/vision.md); MOTChallenge's
+    public det.txt scores on another scale (edge.evaluation.trackers.PUBLIC_DETECTION_SCORES)."""
     low_confidence_threshold: float = Field(0.1, ge=0, le=1)
     """Detections between this and the activation threshold only extend existing tracks (ByteTrack's
     second stage)."""
-    new_track_threshold: float = Field(0.9, ge=0, le=1)
-    """An unmatched detection starts a track only above this score."""
+    new_track_threshold: float = Field(0.7, ge=0, le=1)
+    """An unmatched detection starts a track only above this score (the detector's scale, as
+    track_activation_threshold)."""
     high_match_iou: float = Field(0.1, gt=0, le=1)
     """Least IoU for a high-score detection to match a track."""
     low_match_iou: float = Field(0.5, gt=0, le=1)

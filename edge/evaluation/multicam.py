@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataFormatError
+from edge.evaluation.trackers import PUBLIC_DETECTION_SCORES
 from edge.motformat import mot_array, read_mot, save_mot
 
 WILDTRACK_FPS = 2.0
@@ -45,7 +46,8 @@ def wildtrack_cameras(folder: str | Path) -> dict[str, list[list[float]]]:
 def wildtrack_site(folder: str | Path, *, store_id: str = "wildtrack") -> dict:
     """A site config (as a dict, for YAML) whose cameras are WILDTRACK's seven, each
     calibrated by its matrix; sources are placeholders (replay them with
-    ``--detections CAMERA=det.txt``)."""
+    ``--detections CAMERA=det.txt``). Those det.txt files score on the public
+    detections' scale (:func:`degrade`), so the tracker gets that scale's thresholds."""
     cameras = [
         {
             "id": camera,
@@ -60,6 +62,7 @@ def wildtrack_site(folder: str | Path, *, store_id: str = "wildtrack") -> dict:
         "site": {"id": store_id, "name": "WILDTRACK (ETH Zurich)"},
         "cameras": cameras,
         "floor": {"bounds": [[x0, y0], [x1, y1]], "heatmap_cell_m": 1.0},
+        "tracker": dict(PUBLIC_DETECTION_SCORES),
     }
 
 

@@ -25,6 +25,11 @@ SCENE_FOLDERS = (
     "MOT15-dev/Venice-2",
 )
 
+# Scenes whose recording is shared too (paths under the shared assets), so the product's
+# own detector can be run on them: video frame N is ground-truth frame N + 1.
+SCENE_VIDEOS = {"PETS09-S2L1": "video/pets09-s2l1-view001.avi",
+                "TUD-Campus": "mot/TUD-Campus/TUD-Campus.mp4"}
+
 
 @dataclass(frozen=True, slots=True)
 class Scene:

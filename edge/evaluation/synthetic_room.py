@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.evaluation.multicam import Degradation, degrade
+from edge.evaluation.trackers import PUBLIC_DETECTION_SCORES
 from edge.motformat import mot_array, save_mot
 
 PERSON_HEIGHT_M = 1.7
@@ -161,7 +162,8 @@ def make_room(room: Room, folder: str | Path) -> tuple[dict, dict[str, Path], Pa
                 x, y = walk[frame, i]
                 out.write(f"{frame + 1},{i + 1},{x:.3f},{y:.3f}\n")
     site = {"site": {"id": "small-room"}, "cameras": cameras,
-            "floor": {"bounds": [[0, 0], [room.size, room.size]]}}
+            "floor": {"bounds": [[0, 0], [room.size, room.size]]},
+            "tracker": dict(PUBLIC_DETECTION_SCORES)}  # degrade() scores as det.txt does
     return site, paths, truth
 
 
