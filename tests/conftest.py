@@ -42,6 +42,28 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make ``xdist_group`` marks keep their tests on one worker under ``--dist loadgroup``.
+
+    pytest-xdist 3.8 tags a marked test's id with ``@group`` by writing ``item._nodeid``,
+    which pytest 9.2 no longer reads (a node's id is ``item._id``): every test was then
+    scheduled on its own, so a group's tests (the users of one whole-recording replay)
+    spread over both workers and one sat waiting on the other's file lock. This tags
+    them as xdist would (after its own hook; nothing to do where its tag took). The
+    scheduler then hands each group to one worker, largest groups first."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                        for mark in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own state directory, so nothing is written into the checkout."""

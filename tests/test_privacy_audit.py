@@ -33,7 +33,9 @@ from tests.support.privacy_run import (
 )
 from tests.test_wifi_brno import lab_pcs
 
-pytestmark = pytest.mark.system
+# One worker runs them all: the full run and the audit's needles are built once, and no
+# worker waits on the other's lock while it builds them.
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("privacy_run")]
 skip_module_without_shared()
 
 BRNO_DAY = CAPTURES[2]

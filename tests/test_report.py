@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 from collections import defaultdict
 
 import av
@@ -263,17 +261,14 @@ def test_report_says_keep_it_local_and_loads_nothing(det_report):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)
-def test_whole_annotated_video_leaves_no_ground_truth_head_uncovered(tmp_path):
+@pytest.mark.xdist_group("pets_replay")
+@pytest.mark.timeout(1200)  # the shared whole-recording replay, if this test runs first
+def test_whole_annotated_video_leaves_no_ground_truth_head_uncovered(pets_replay):
     """Issue 18 #11 on the whole recording: 0 of the 4,650 ground-truth heads keep half
-    their fine detail in `edge replay --annotate`'s video (106 in 103 frames did)."""
-    video = tmp_path / "all.mp4"
-    result = subprocess.run(
-        [sys.executable, "-m", "edge", "replay", "--db", str(tmp_path / "e.db"), "--annotate",
-         str(video), "--quiet"], capture_output=True, text=True, timeout=1100)
-    assert result.returncode == 0, result.stderr
+    their fine detail in `edge replay --annotate`'s video (106 in 103 frames did).
+    The video is the shared whole-recording replay's (tests/test_vision_accuracy.py)."""
     gt = read_mot(PETS_GT)
-    original, drawn = cv2.VideoCapture(str(PETS_VIDEO)), cv2.VideoCapture(str(video))
+    original, drawn = cv2.VideoCapture(str(PETS_VIDEO)), cv2.VideoCapture(pets_replay["video"])
     index = heads = 0
     uncovered = []
     while True:
@@ -288,6 +283,7 @@ def test_whole_annotated_video_leaves_no_ground_truth_head_uncovered(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("pets_replay")
 @pytest.mark.timeout(1200)  # the shared whole-recording replay, if this test runs first
 def test_report_on_the_whole_video_replay_agrees_with_edge_eval(pets_replay, tmp_path):
     """The report's accuracy is `edge eval mot` / `edge eval floor` on the same run.

@@ -43,6 +43,15 @@ def analyzer():
     return VisitAnalyzer(scenario_site())
 
 
+@pytest.fixture(scope="module")
+def full_visits(analyzer):
+    """Whole scenario visits (3 repeats, seed 11): the reference memberships of the two
+    temperature tests, analysed once. Read only (a write raises)."""
+    keys, x = _visits(analyzer, 3, 11)
+    x.flags.writeable = False
+    return tuple(keys), x
+
+
 def _visits(analyzer, repeats, seed, *, short=False):
     """(behaviour key, (n, F) features) of scenario visits; ``short`` cuts each track to
     a random 20-100 % of its samples (short visits, where memberships were over-sure)."""
@@ -123,11 +132,11 @@ def test_refit_refuses_and_keeps_the_spec(spec, analyzer):
     assert not result.ok and "spec 0.9.0" in result.refused
 
 
-def test_temperature_calibrated_on_held_out_short_visits(spec, analyzer):
+def test_temperature_calibrated_on_held_out_short_visits(spec, analyzer, full_visits):
     compiled = compile_segments(spec, spec.segments.features)
     names = analyzer.extractor.names
     # reference segment of each behaviour: the majority membership over full visits
-    keys, x = _visits(analyzer, 3, 11)
+    keys, x = full_visits
     votes: dict[tuple, np.ndarray] = collections.defaultdict(lambda: 0.0)
     for key, r in zip(keys, compiled.posterior(scaled_features(spec, names, x), 1.0),
                       strict=True):
@@ -195,7 +204,8 @@ def _length_mix(analyzer, reference, seeds, full_seed):
     return x, np.array(labels), x[:, names.index("duration_s")]
 
 
-def test_temperature_by_visit_length_calibrates_every_length(spec, analyzer, capsys):
+def test_temperature_by_visit_length_calibrates_every_length(spec, analyzer, full_visits,
+                                                            capsys):
     """One temperature for all lengths over-softens full visits (ECE 0.018 -> 0.23, test
     above); a temperature per visit duration, calibrated on held-out scenario visits, keeps
     every length calibrated, and the shipped spec carries it."""
@@ -203,7 +213,7 @@ def test_temperature_by_visit_length_calibrates_every_length(spec, analyzer, cap
     untempered = spec.model_copy(update={"segments": spec.segments.model_copy(
         update={"temperature_by_duration": None, "temperature": 1.0})})
     plain = compile_segments(untempered, names)
-    keys, x = _visits(analyzer, 3, 11)
+    keys, x = full_visits
     votes: dict[tuple, np.ndarray] = collections.defaultdict(lambda: 0.0)
     for key, r in zip(keys, plain.memberships(x), strict=True):
         votes[key] = votes[key] + r

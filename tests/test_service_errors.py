@@ -24,6 +24,7 @@ from edge.storage.health import read_health
 from tests.conftest import PETS_SITE, SHARED
 from tests.support.live_site import live_site_yaml
 from tests.support.net import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -168,11 +169,16 @@ def test_a_camera_that_never_answers_is_retried_not_crash_looped(tmp_path):
             assert time.monotonic() < deadline, "no 'down' health in 60 s"
             time.sleep(0.2)
         assert "not sending pictures; retrying" in h["message"]
-        # Several open timeouts (5 s each) later: the same process, still reporting.
-        time.sleep(12)
+        # Several open timeouts (5 s each) later: the same process, still reporting. Waited
+        # for, not slept (12 s, as this slept for, plus a poll): it reports by about 10 s.
+        def report_10_s_later():
+            assert process.poll() is None, process.stderr.read()
+            row = camera_health()
+            return row if row["updated_at"] > h["updated_at"] + 10 else None
+
+        later = wait_for(report_10_s_later, 12.2, "a health report 10 s after the first")
         assert process.poll() is None
-        later = camera_health()
-        assert later["status"] == "down" and later["updated_at"] > h["updated_at"] + 10
+        assert later["status"] == "down"
         assert later["detail"]["connected"] is False
         assert "stream did not answer" in later["detail"]["last_error"]
         lock = tmp_path / "state" / "locks" / "camera-view001.lock"

@@ -1,6 +1,9 @@
 """Accuracy gate: the whole PETS09-S2L1 recording through `edge replay` with the
 demo site, scored against its ground truth. The replay runs once per test session
-(shared by every xdist worker through a file lock) and takes about a minute."""
+(shared by every xdist worker through a file lock) and takes about a minute; it also
+writes the annotated video, and every test of the whole recording (the report's, the
+visit targets') reads this one replay: they carry the ``pets_replay`` xdist group, so
+the scheduler runs them on one worker."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import pytest
 
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import read_trajectories
-from tests.conftest import PETS_GT
+from tests.conftest import PETS_GT, PETS_SITE
 from tests.support.cli import run_edge
 from tests.support.session import run_once
 
@@ -37,10 +40,10 @@ def pets_replay(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _replay_and_evaluate(folder: Path) -> dict:
-    db, tracks = folder / "edge.db", folder / "tracks.txt"
+    db, tracks, video = folder / "edge.db", folder / "tracks.txt", folder / "all.mp4"
     replay = subprocess.run(
-        [sys.executable, "-m", "edge", "replay", "--db", str(db), "--mot-out", str(tracks),
-         "--quiet"],
+        [sys.executable, "-m", "edge", "replay", "--site", str(PETS_SITE), "--db", str(db),
+         "--mot-out", str(tracks), "--annotate", str(video), "--quiet"],
         capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, check=False,
     )
     assert replay.returncode == 0, replay.stderr
@@ -51,6 +54,7 @@ def _replay_and_evaluate(folder: Path) -> dict:
     return {
         "replay_stdout": replay.stdout,
         "db": str(db),
+        "video": str(video),
         "mot": json.loads(mot.stdout),
         "floor": json.loads(floor.stdout),
     }
