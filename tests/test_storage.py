@@ -20,6 +20,24 @@ def test_database_is_wal_and_migrations_are_idempotent(tmp_path):
     assert {"runs", "track_points", "visits", "wifi_windows", "health"} <= set(again.table_names())
 
 
+def test_switching_a_new_file_to_wal_waits_for_a_writer(tmp_path):
+    """Regression: a service switching the fresh file to WAL while another held its
+    write lock was told "database is locked" at once (SQLite's deadlock rule skips the
+    busy timeout there) and died at first boot; now it waits for the lock."""
+    path = tmp_path / "edge.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("create table first_boot (x)")  # rollback-journal mode, as created
+    other.execute("begin immediate")
+    other.execute("insert into first_boot values (1)")
+    threading.Timer(0.5, lambda: other.execute("commit")).start()
+    started = time.monotonic()
+    db = open_database(path)
+    assert time.monotonic() - started >= 0.4  # it waited for the commit
+    assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert db.execute("select x from first_boot").fetchall() == [(1,)]
+    other.close()
+
+
 def test_unwritable_location_is_a_storage_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,7 @@ def open_database(
                 factory=_ImmediateConnection,
             )
             db = sqlite_utils.Database(conn)
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db)
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -138,6 +139,30 @@ def open_database(
         hint = _access_hint(path)
         raise StorageError(f"cannot open the database {path}: {error}{hint}") from None
     return db
+
+
+def _use_wal(db: sqlite_utils.Database) -> None:
+    """Put the file in WAL mode (a no-op once it is).
+
+    At first boot every service opens the new file at once, still in rollback-journal
+    mode. Switching the mode needs the file alone, and when two connections both hold
+    a shared lock and both want it, SQLite answers "database is locked" at once to one
+    of them instead of waiting (the busy handler would deadlock): a service died at
+    start about once in twenty boots. So a busy answer is tried again, backing off,
+    until the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            busy = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.1)
 
 
 def _migrate(db: sqlite_utils.Database, sets: Sequence[Migrations]) -> None:
