@@ -43,7 +43,13 @@ GRID: dict[str, list[float]] = {
     "recovery_max_distance": [0.0, 0.25, 0.5, 1.0],
     "unconfirmed_match_iou": [0.2, 0.3, 0.5],
     "position_noise": [0.025, 0.05, 0.1],
+    "direction_weight": [0.0, 0.1, 0.2, 0.4],
+    "direction_span_s": [0.1, 0.2, 0.4, 0.8],
 }
+# A feature off (its knob 0) and the knobs that then mean nothing: all left out of the
+# cache key, so settings that differ only in them are scored once, under the same key
+# as a search that predates the feature.
+OFF_AT_ZERO = {"direction_weight": ("direction_weight", "direction_span_s")}
 
 Settings = dict[str, float]
 
@@ -60,7 +66,9 @@ class Scorer:
             self.cache = json.loads(cache.read_text())
 
     def hota(self, settings: Settings, scene: str) -> float:
-        key = json.dumps([scene, sorted(settings.items())])
+        moot = {knob for switch, knobs in OFF_AT_ZERO.items()
+                if settings.get(switch, 1.0) == 0 for knob in knobs}
+        key = json.dumps([scene, sorted((k, v) for k, v in settings.items() if k not in moot)])
         if key not in self.cache:
             frames, gt = self.data[scene]
             config = TrackerConfig(**settings)

@@ -268,6 +268,16 @@ class TrackerConfig(StrictModel):
     """Second chance for confident detections IoU left unmatched: they may join an unmatched track
     whose predicted or last-seen centre is at most this many body heights away. Brings people back
     from occlusion; 0 turns it off."""
+    direction_weight: float = Field(0.0, ge=0, le=2)
+    """OC-SORT's observation-centric momentum, λ: in the IoU stages a pair's cost (1 - IoU) gains
+    λ x (θ/π - 1/2), θ the angle between the way the track was last seen moving and the way from
+    its last observed centre to the detection's (-λ/2 straight ahead, +λ/2 straight back; 0 where
+    either way is unknown). Helps when two people cross and IoU with the predicted boxes cannot
+    tell them apart. The IoU gates are unchanged; 0 turns it off."""
+    direction_span_s: float = Field(0.2, gt=0, le=5)
+    """Seconds back over which a track's way of moving is measured for direction_weight: from the
+    oldest observation at most this old to the newest (or from the one before the newest, after a
+    longer gap). Observations, not the Kalman state: steadier against detector jitter."""
     max_height_ratio: float = Field(2.0, ge=1, le=10)
     """A detection never matches a track whose last box is more than this factor taller or shorter:
     a box around a head or a half-hidden body would drag the track's size, speed and floor position

@@ -69,3 +69,27 @@ def assign(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
     cost = np.where(np.isfinite(cost), cost, max_cost + 1.0)
     _, row_to_col, _ = lap.lapjv(cost, extend_cost=True, cost_limit=max_cost)
     return [(row, int(col)) for row, col in enumerate(row_to_col) if col >= 0]
+
+
+def direction_cost(
+    headings: np.ndarray, origins: np.ndarray, detections: np.ndarray
+) -> np.ndarray:
+    """OC-SORT's momentum term, ``(n, m)``: ``θ/π - 1/2`` for each track and detection.
+
+    ``θ`` is the angle between a track's heading (a unit vector, NaN when unknown) and
+    the way from its last observed centre (``origins``, ``(n, 2)``) to the detection's
+    centre: -1/2 straight ahead, 0 at a right angle, +1/2 straight back. A pair whose
+    angle is unknown (no heading yet, or a detection centred on the origin) scores 0,
+    like a right angle, so it neither helps nor hurts.
+    """
+    headings = np.asarray(headings, dtype=np.float64).reshape(-1, 2)
+    origins = np.asarray(origins, dtype=np.float64).reshape(-1, 2)
+    detections = np.asarray(detections, dtype=np.float64).reshape(-1, 4)
+    if len(headings) == 0 or len(detections) == 0:
+        return np.zeros((len(headings), len(detections)))
+    centres = (detections[:, :2] + detections[:, 2:]) / 2
+    ways = centres[None, :, :] - origins[:, None, :]
+    lengths = np.linalg.norm(ways, axis=2)
+    cosine = np.einsum("nmk,nk->nm", ways, headings) / np.maximum(lengths, 1e-9)
+    cost = np.arccos(np.clip(cosine, -1.0, 1.0)) / np.pi - 0.5
+    return np.where(np.isfinite(cost) & (lengths > 1e-9), cost, 0.0)

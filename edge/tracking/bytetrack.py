@@ -6,7 +6,7 @@ which are usually people partly hidden behind another shopper or a shelf, may
 only *extend* tracks that were tracked a moment ago, never start new ones. This
 keeps identities through occlusion without letting noise spawn tracks.
 
-Two additions from OC-SORT (Cao et al., CVPR 2023), both motion-only, without any
+Three ideas from OC-SORT (Cao et al., CVPR 2023), all motion-only, without any
 appearance model:
 
 - **Recovery by centre distance.** A person hidden for a second or two comes
@@ -20,6 +20,12 @@ appearance model:
   again, the filter is rewound to its last observation and re-run along a
   straight line of virtual observations to the new one, so it leaves the
   occlusion with the velocity the person really had.
+- **Observation-centric momentum** (off by default, ``direction_weight`` 0). In the
+  IoU stages a detection costs more the further its direction from the track's last
+  observation turns away from the way the track was moving, measured between its
+  own observations over ``direction_span_s`` rather than read from the Kalman
+  velocity, which jitter and occlusion make unsteady. Meant for two people crossing,
+  whose predicted boxes overlap both detections.
 
 Knobs (every one is a field of :class:`edge.config.vision.TrackerConfig`, whose
 descriptions say what each does):
@@ -30,6 +36,8 @@ descriptions say what each does):
 - ``high_match_iou`` / ``low_match_iou`` / ``unconfirmed_match_iou``: least IoU with
   the predicted box in stages 1, 2 and 4.
 - ``recovery_max_distance``: stage 3's gate, in body heights.
+- ``direction_weight`` / ``direction_span_s``: observation-centric momentum, λ and the
+  span its direction is measured over (0 turns it off).
 - ``max_height_ratio``: no match between boxes whose heights differ more (a box
   around a head must not take over a walker's track).
 - ``position_noise`` / ``acceleration_noise``: the Kalman filter's noise (the second
@@ -53,13 +61,19 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edge.config.vision import TrackerConfig
 from edge.records import Detections, Tracks
-from edge.tracking.association import assign, box_iou, centre_distance, height_ratio
+from edge.tracking.association import (
+    assign,
+    box_iou,
+    centre_distance,
+    direction_cost,
+    height_ratio,
+)
 from edge.tracking.kalman import KalmanBoxFilter
 
 
@@ -83,6 +97,10 @@ class _Track:
     hits: int = 1
     frames_unseen: int = 0  # predictions since the last observation
     anchor: KalmanBoxFilter | None = None  # the filter as of the last observation
+    # Observed centres (time, x, y) within direction_span_s of the last one, oldest first,
+    # and the unit vector of the way they went (NaN until two observations).
+    recent: list[tuple[float, float, float]] = field(default_factory=list)
+    heading: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
     track_id: int | None = None  # given on confirmation
     matched_row: int | None = None  # detection row matched in the current frame
 
@@ -217,6 +235,7 @@ class ByteTracker:
                 last_seen=timestamp,
                 matched_row=int(row),
             )
+            self._observe(track, box, timestamp)
             self._promote(track)
             self._tracks.append(track)
 
@@ -235,11 +254,21 @@ class ByteTracker:
         """
         if not tracks or len(rows) == 0:
             return rows
+        boxes = detections.xyxy[rows]
         predicted = np.array([track.kalman.box for track in tracks])
-        cost = 1.0 - box_iou(predicted, detections.xyxy[rows])
+        iou = box_iou(predicted, boxes)
+        cost = 1.0 - iou
         observed = np.array([track.observed for track in tracks])
-        cost[height_ratio(observed, detections.xyxy[rows]) > self.config.max_height_ratio] = np.inf
-        return self._apply(tracks, detections, rows, assign(cost, 1.0 - min_iou), timestamp)
+        refused = (iou < min_iou) | (height_ratio(observed, boxes) > self.config.max_height_ratio)
+        weight = self.config.direction_weight
+        if weight > 0:
+            headings = np.array([track.heading for track in tracks])
+            origins = (observed[:, :2] + observed[:, 2:]) / 2
+            cost += weight * direction_cost(headings, origins, boxes)
+        cost[refused] = np.inf
+        # The gate stays on IoU alone: every pair it lets through costs at most this.
+        pairs = assign(cost, 1.0 - min_iou + weight / 2)
+        return self._apply(tracks, detections, rows, pairs, timestamp)
 
     def _match_distance(
         self,
@@ -285,6 +314,7 @@ class ByteTracker:
             else:
                 track.kalman.update(box)
             track.observed = box
+            self._observe(track, box, timestamp)
             track.score = float(detections.confidence[row])
             track.last_seen = timestamp
             track.frames_unseen = 0
@@ -295,6 +325,25 @@ class ByteTracker:
             self._promote(track)
             taken[col] = True
         return rows[~taken]
+
+    def _observe(self, track: _Track, box: np.ndarray, timestamp: float) -> None:
+        """Record an observed centre and the heading it gives (observation-centric momentum).
+
+        The heading runs from the oldest observation at most ``direction_span_s`` old to
+        this one, or from the previous observation when none is that recent (after a gap);
+        only those within the span are kept, so the state per track stays bounded.
+        """
+        x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        since = timestamp - self.config.direction_span_s - 1e-9
+        window = [seen for seen in track.recent if seen[0] >= since]
+        if track.recent:
+            _, x0, y0 = window[0] if window else track.recent[-1]
+            length = math.hypot(x - x0, y - y0)
+            track.heading = (
+                np.array([x - x0, y - y0]) / length if length > 0 else np.full(2, np.nan)
+            )
+        window.append((timestamp, x, y))
+        track.recent = window
 
     @staticmethod
     def _reupdate(track: _Track, box: np.ndarray) -> None:
