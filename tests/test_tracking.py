@@ -217,8 +217,13 @@ def test_direction_cost():
 @pytest.mark.parametrize(("fps", "kept"), [(7.0, 2), (28.0, 6)])
 def test_heading_is_measured_over_seconds_and_bounded(fps, kept):
     """direction_span_s 0.2: at 7 frames/s the heading spans one frame, at 28 five; a
-    track holds only the observations within the span, however long it lives."""
-    tracker = ByteTracker(config(direction_span_s=0.2), fps)
+    track holds only the observations within the span, however long it lives (and none
+    while the term is off)."""
+    off = ByteTracker(config(direction_span_s=0.2), fps)
+    for k in range(10):
+        off.update(dets(person(100 + 3 * k, y=200 + k)), k / fps)
+    assert off._tracks[0].recent == []
+    tracker = ByteTracker(config(direction_span_s=0.2, direction_weight=0.1), fps)
     for k in range(100):
         tracker.update(dets(person(100 + 3 * k, y=200 + k)), k / fps)
     (track,) = tracker._tracks

@@ -332,7 +332,10 @@ class ByteTracker:
         The heading runs from the oldest observation at most ``direction_span_s`` old to
         this one, or from the previous observation when none is that recent (after a gap);
         only those within the span are kept, so the state per track stays bounded.
+        Nothing is kept while the term is off (the default): it would only cost time.
         """
+        if self.config.direction_weight <= 0:
+            return
         x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         since = timestamp - self.config.direction_span_s - 1e-9
         window = [seen for seen in track.recent if seen[0] >= since]
