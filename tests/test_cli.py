@@ -6,8 +6,6 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.cli.run_commands import SERVICE_COMMANDS
-from edge.runtime import services
 from tests.conftest import PETS_DET, PETS_GT
 from tests.support.cli import run_edge
 
@@ -41,14 +39,6 @@ def test_every_command_has_help(path):
     assert result.exit_code == 0, result.output
     command = dict(all_commands(cli))[path]
     assert command.help, f"edge {' '.join(path)} has no help text"
-
-
-@pytest.mark.parametrize("name", sorted(SERVICE_COMMANDS))
-def test_each_service_command_names_an_entry_point(name):
-    """``edge run sync/fusion/web/wifi`` look their entry point up by name when they run:
-    a renamed one would only fail on the box."""
-    entry_point = SERVICE_COMMANDS[name][0]
-    assert callable(getattr(services, entry_point, None)), entry_point
 
 
 @pytest.mark.parametrize(

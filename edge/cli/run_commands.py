@@ -88,39 +88,44 @@ def run_camera(site_path: Path | None, camera_id: str) -> None:
     run_camera_worker(site, camera_id, open_database(resolve_db_path(None, site)))
 
 
-# `edge run NAME` for each service other than the cameras: its entry point in
-# edge.runtime.services (imported when the command runs, like every command's stack),
-# what of the site config it needs checked, and the command's help.
-SERVICE_COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "sync": ("run_sync_service", (),
-             "Run the sync service: aggregates to the central platform over MQTT."),
-    "fusion": ("run_fusion_service", (),
-               "Run the fusion of a multi-camera site: one store-wide track per person."),
-    "web": ("run_web_service", ("web",),
-            "Run the status page (exits 75 when IT asks for a restart)."),
-    "wifi": ("run_wifi_service", (),
-             "Run the Wi-Fi counter on the configured monitor interface."),
-}
+@run_group.command("sync")
+@site_option
+def run_sync(site_path: Path | None) -> None:
+    """Run the sync service: aggregates to the central platform over MQTT."""
+    from edge.runtime.services import run_sync_service
+
+    _, site = _load(site_path)
+    run_sync_service(site, resolve_db_path(None, site))
 
 
-def _service_command(name: str, entry_point: str, services: tuple[str, ...], help_text: str):
-    """Register ``edge run NAME``: the entry point on the site's database."""
+@run_group.command("fusion")
+@site_option
+def run_fusion(site_path: Path | None) -> None:
+    """Run the fusion of a multi-camera site: one store-wide track per person."""
+    from edge.runtime.services import run_fusion_service
 
-    @run_group.command(name, help=help_text)
-    @site_option
-    def command(site_path: Path | None) -> None:
-        from edge.runtime import services as entry_points
-
-        _, site = _load(site_path, services=services)
-        code = getattr(entry_points, entry_point)(site, resolve_db_path(None, site))
-        if code is not None:  # the status page's: 75 asks for a restart
-            raise SystemExit(code)
-
-    return command
+    _, site = _load(site_path)
+    run_fusion_service(site, resolve_db_path(None, site))
 
 
-for _name, _spec in SERVICE_COMMANDS.items():
-    _service_command(_name, *_spec)
+@run_group.command("web")
+@site_option
+def run_web(site_path: Path | None) -> None:
+    """Run the status page (exits 75 when IT asks for a restart)."""
+    from edge.runtime.services import run_web_service
+
+    _, site = _load(site_path, services=["web"])
+    raise SystemExit(run_web_service(site, resolve_db_path(None, site)))
+
+
+@run_group.command("wifi")
+@site_option
+def run_wifi(site_path: Path | None) -> None:
+    """Run the Wi-Fi counter on the configured monitor interface."""
+    from edge.runtime.services import run_wifi_service
+
+    _, site = _load(site_path)
+    run_wifi_service(site, resolve_db_path(None, site))
 
 
 @click.command("purge")
