@@ -1,7 +1,8 @@
 """Retention: raw data is kept only as long as it is needed.
 
 Defaults (``storage`` in the site config): raw floor trajectories 24 h (never
-more), visits and line crossings 7 days, delivered aggregates (Wi-Fi windows and
+more), visits and line crossings 8 days (the status page compares with the same day a week
+earlier), delivered aggregates (Wi-Fi windows and
 sync's delivered outbox rows) 30 days, the privacy
 audit log 400 days. The purge runs every ``service.purge_interval_s`` (systemd's
 ``store-edge-purge.timer``, or the ``edge run`` supervisor) as ``edge purge``, and
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from edge.config import SiteConfig
 from edge.config.storage import StorageConfig
 from edge.privacy.store import purge_audit_log
 from edge.storage.trajectories import close_dead_runs
@@ -52,6 +54,16 @@ def cutoff(now: float, keep_s: float, margin_s: float) -> float:
     outlives its period between two purges; never less than half the period is kept
     (the visits builder reads recent raw points)."""
     return now - max(keep_s - margin_s, keep_s / 2)
+
+
+def visits_kept_since(site: SiteConfig, now: float) -> float:
+    """The oldest time from which every visit is surely still in the database at ``now``.
+
+    A purge at time P deletes visits that ended before ``cutoff(P, ...)``, and purges
+    happen at or before ``now``, so nothing ending at or after ``cutoff(now, ...)`` has
+    been deleted. Earlier hours may be partly gone: figures over them are incomplete.
+    """
+    return cutoff(now, site.storage.visit_days * DAY, site.service.purge_interval_s)
 
 
 def purge(

@@ -21,7 +21,8 @@ def fill(db, now):
         db["track_points"].insert({"run_id": 2, "camera_id": "c", "track_id": 1, "frame": 0,
                                    "t": now - age_h * HOUR, "x": 0, "y": 0, "left": 0, "top": 0,
                                    "width": 1, "height": 1, "confidence": 0.9})
-    for age_d, visit_id in ((8, "old"), (6, "recent")):
+    # Visits are kept 8 days: a week back for the status page's comparison, that day whole.
+    for age_d, visit_id in ((9, "old"), (7, "recent")):
         db["visits"].insert({"visit_id": visit_id, "site_id": "s", "camera_id": "c", "run_id": 2,
                              "track_id": 1, "start_t": now - age_d * DAY - 60,
                              "end_t": now - age_d * DAY, "duration_s": 60, "path_length_m": 5,

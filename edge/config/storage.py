@@ -16,8 +16,10 @@ class StorageConfig(StrictModel):
     """SQLite file; relative paths are under the state directory. Default <state dir>/edge.db."""
     raw_trajectory_hours: float = Field(24.0, gt=0, le=24.0)
     """Hours raw floor trajectories (track points) are kept. At most 24."""
-    visit_days: float = Field(7.0, gt=0, le=90)
-    """Days anonymous visits are kept."""
+    visit_days: float = Field(8.0, gt=0, le=90)
+    """Days anonymous visits are kept. 8 by default: the status page compares each hour
+    with the same hour a week earlier, which a week's retention would have half deleted
+    (an hour no longer kept shows as "not kept", never as 0)."""
     delivered_aggregate_days: float = Field(30.0, gt=0, le=365)
     """Days aggregates are kept after delivery."""
     min_free_disk_mb: int = Field(200, ge=10)

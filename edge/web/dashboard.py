@@ -22,6 +22,7 @@ from edge import __version__
 from edge.config import SiteConfig
 from edge.errors import ConfigError, StorageError
 from edge.privacy.overrides import effective_k
+from edge.retention import visits_kept_since
 from edge.web import queries
 from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
 from edge.web.health import SystemProbe, component_health
@@ -153,7 +154,10 @@ class Dashboard:
             occupancy=queries.occupancy(conn, tables, now, web.live_window_s, tz),
             footfall=queries.with_groups(
                 conn, tables,
-                queries.footfall(conn, tables, day, tz, site.floor.entrance_line_ids), window, k),
+                queries.footfall(conn, tables, day, tz, site.floor.entrance_line_ids, now=now,
+                                 kept_since=visits_kept_since(site, now),
+                                 visit_days=site.storage.visit_days),
+                window, k),
             heatmap=queries.heatmap(conn, tables, window, site.floor, k),
             zones=queries.zone_dwell(conn, tables, window, site.floor, k),
             mix=queries.mix(conn, tables, window, k),

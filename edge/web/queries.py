@@ -131,10 +131,17 @@ def associates_on_floor(conn: sqlite3.Connection, tables: set[str], window: DayW
 
 def footfall(
     conn: sqlite3.Connection, tables: set[str], day: dt.date, tz: ZoneInfo,
-    entrance_lines: list[str],
+    entrance_lines: list[str], *, now: float, kept_since: float, visit_days: float,
 ) -> Footfall:
     """Visits per hour (by the hour they ended in) on ``day`` and on the same weekday a
-    week before, and the day's entrance crossings."""
+    week before, and the day's entrance crossings.
+
+    Only what was measured is a number. An hour of ``day`` that has not begun by
+    ``now`` is null, not 0. So is an hour of the compared day that starts before
+    ``kept_since``: the retention purge may already have deleted its visits
+    (``storage.visit_days``), and a 0 there would read as an empty hour last week;
+    the compared day's total is then null too.
+    """
     compare = day - dt.timedelta(days=7)
     today: dict[int, int] = {}
     before: dict[int, int] = {}
@@ -150,19 +157,29 @@ def footfall(
         # At least a shop's usual day, so a quiet morning still reads as a day.
         first, last = min(busy[0], USUAL_HOURS[0]), max(busy[-1], USUAL_HOURS[1])
         for hour in range(first, last + 1):
+            begun = _hour_start(day, hour, tz) <= now
+            kept = _hour_start(compare, hour, tz) >= kept_since
             hours.append(HourCount(hour=hour, label=f"{hour:02d}:00",
-                                   today=today.get(hour, 0), last_week=before.get(hour, 0)))
+                                   today=today.get(hour, 0) if begun else None,
+                                   last_week=before.get(hour, 0) if kept else None))
     entrance_in = entrance_out = 0
     if "line_crossings" in tables:
         window = DayWindow.of(day, tz)
         entrance_in, entrance_out = figures.entrance_crossings(
             conn, window.start, window.end, entrance_lines)
+    compare_kept = DayWindow.of(compare, tz).start >= kept_since
     return Footfall(
-        day=day, compare_day=compare, total=sum(today.values()), compare_total=sum(before.values()),
+        day=day, compare_day=compare, total=sum(today.values()),
+        compare_total=sum(before.values()) if compare_kept else None,
+        visit_days=visit_days,
         hours=hours, entrance_in=entrance_in, entrance_out=entrance_out,
         latest_day_with_visits=latest_day,
         associates=associates_on_floor(conn, tables, DayWindow.of(day, tz)),
     )
+
+
+def _hour_start(day: dt.date, hour: int, tz: ZoneInfo) -> float:
+    return dt.datetime.combine(day, dt.time(hour), tz).timestamp()
 
 
 def with_groups(

@@ -121,12 +121,15 @@ class BarChart:
 def footfall_chart(footfall: Footfall) -> BarChart:
     """Two bars per hour (the day shown, and a week before), scaled to the largest."""
     slot, bar, plot_h, label_h = 30.0, 12.0, 120.0, 18.0
-    top = max([h.today for h in footfall.hours] + [h.last_week for h in footfall.hours] + [1])
+    values = [v for h in footfall.hours for v in (h.today, h.last_week) if v is not None]
+    top = max([*values, 1])
     bars: list[Bar] = []
     labels: list[tuple[float, str]] = []
     for i, hour in enumerate(footfall.hours):
         left = i * slot + 3
         for offset, value, kind in ((0.0, hour.last_week, "last-week"), (bar, hour.today, "today")):
+            if value is None:  # not begun yet, or no longer kept: no bar, not a zero one
+                continue
             h = plot_h * value / top
             bars.append(Bar(round(left + offset, 2), round(plot_h - h, 2), bar, round(h, 2),
                             value, kind))

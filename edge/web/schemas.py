@@ -36,8 +36,11 @@ class Occupancy(Figures):
 class HourCount(Figures):
     hour: int = Field(ge=0, le=23, description="Hour of the day, store time.")
     label: str
-    today: int = Field(ge=0, description="Visits starting in this hour on the day shown.")
-    last_week: int = Field(ge=0, description="The same hour on the same weekday a week earlier.")
+    today: int | None = Field(ge=0, description="Visits that ended in this hour on the day "
+                              "shown; null for an hour that has not begun yet.")
+    last_week: int | None = Field(ge=0, description="The same hour on the same weekday a week "
+                                  "earlier; null when that hour is older than the visits are "
+                                  "kept (``visit_days``): its visits may be deleted.")
 
 
 class Footfall(Figures):
@@ -48,7 +51,9 @@ class Footfall(Figures):
     day: dt.date
     compare_day: dt.date
     total: int
-    compare_total: int
+    compare_total: int | None = Field(
+        description="Visits on the compared day; null unless all of that day is still kept.")
+    visit_days: float = Field(description="Days visits are kept (storage.visit_days).")
     hours: list[HourCount] = Field(
         description="Hours from the first to the last with visits on either day (at least 9-18)."
     )

@@ -1,0 +1,107 @@
+"""Visitors by hour shows only what was measured.
+
+Found on the live demo page (2026-12-06): at 04:00 the table listed 0 visitors for
+every hour up to 18:00, hours that had not come yet; and "same day last week" read
+0 for every hour the retention purge had already deleted. With visits kept 7 days,
+by mid-afternoon the purge has deleted the morning of the day a week earlier, so
+its hours showed 0 and the comparison said the morning was up from nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from fastapi.testclient import TestClient
+
+from edge.config import load_site
+from edge.retention import purge
+from edge.runtime.schema import open_database
+from edge.storage.trajectories import start_run
+from edge.web.app import create_app
+from edge.web.dashboard import WebDeps
+from tests.conftest import PETS_SITE
+from tests.support.web_support import BASE_URL, DAY, NOW, at, insert_rows, with_web
+
+TODAY = [dt.time(9, 30), dt.time(14, 10), dt.time(14, 50)]  # NOW is 15:00 on DAY
+LAST_WEEK = [dt.time(10, 15), dt.time(17, 30)]
+WEEK_AGO = DAY - dt.timedelta(days=7)
+
+
+def site_keeping(days: float | None):
+    site = with_web(load_site(PETS_SITE), cache_s=0, access="open-lan")
+    if days is None:
+        return site
+    storage = site.storage.model_copy(update={"visit_days": days})
+    return site.model_copy(update={"storage": storage})
+
+
+def store_purged_at_now(path, site) -> None:
+    """The day's and last week's visits, then the purge as the services run it."""
+    db = open_database(path)
+    run = start_run(db, "store", "asset:pets09_s2l1_view001", "yolox_nano_416x416")
+    ends = [at(DAY, t) for t in TODAY] + [at(WEEK_AGO, t) for t in LAST_WEEK]
+    insert_rows(db, {"visits": [
+        {"visit_id": f"v{i}", "site_id": "pets09-demo", "camera_id": "store", "run_id": run,
+         "track_id": i, "start_t": end - 60, "end_t": end, "duration_s": 60.0,
+         "path_length_m": 12.0, "checkout_visited": 0, "features": "{}",
+         "zone_sequence": "[]", "spec_version": "1.0.0"} for i, end in enumerate(ends)]})
+    purge(db, site.storage, NOW, margin_s=site.service.purge_interval_s)
+    db.close()
+
+
+def page(site, tmp_path) -> tuple[dict, str]:
+    path = tmp_path / "edge.db"
+    store_purged_at_now(path, site)
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: NOW))
+    with TestClient(app, base_url=BASE_URL) as web:
+        api = web.get("/api/v1/footfall").json()
+        html = web.get("/partials/dashboard").text
+    return api, html
+
+
+def rows(html: str) -> dict[int, tuple[str, str]]:
+    found = re.findall(r'<tr data-hour="(\d+)"><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>',
+                       html)
+    return {int(hour): (today, last_week) for hour, today, last_week in found}
+
+
+def test_hours_still_to_come_are_blank_not_zero(tmp_path):
+    api, html = page(site_keeping(None), tmp_path)
+    today = {h["hour"]: h["today"] for h in api["hours"]}
+    assert today[9] == 1 and today[14] == 2 and today[10] == 0
+    assert today[15] == 0  # begun at 15:00 exactly: nobody has left yet, a real 0
+    assert [today[h] for h in (16, 17, 18)] == [None, None, None]
+    assert api["total"] == 3
+    shown = rows(html)
+    assert shown[14][0] == "2" and shown[10][0] == "0"
+    assert [shown[h][0] for h in (16, 17, 18)] == ["", "", ""]
+    assert 'data-figure="footfall-later-hours"' in html
+    # The chart draws no bar for an hour to come (nor a zero-height one).
+    today_bars = re.findall(r'<rect class="bar today"', html)
+    assert len(today_bars) == len([h for h in today.values() if h is not None])
+
+
+def test_default_retention_keeps_the_whole_day_compared_with(tmp_path):
+    api, html = page(site_keeping(None), tmp_path)
+    assert api["visit_days"] == 8
+    last_week = {h["hour"]: h["last_week"] for h in api["hours"]}
+    assert last_week[10] == 1 and last_week[17] == 1 and last_week[9] == 0
+    assert api["compare_total"] == 2
+    assert 'data-figure="footfall-compare-total">2<' in html
+
+
+def test_last_weeks_purged_hours_say_not_kept(tmp_path):
+    """Kept 7 days, purged hourly: at 15:00 the purge has deleted last week's visits up
+    to 16:00 (the next purge's share included), so those hours are unknown."""
+    api, html = page(site_keeping(7), tmp_path)
+    last_week = {h["hour"]: h["last_week"] for h in api["hours"]}
+    assert last_week[10] is None  # its visit was there, and the purge deleted it
+    assert all(last_week[h] is None for h in range(9, 16))
+    assert last_week[16] == 0 and last_week[17] == 1  # kept: real figures
+    assert api["compare_total"] is None
+    assert api["total"] == 3  # today's figures are whole
+    shown = rows(html)
+    assert shown[10][1] == "not kept" and shown[17][1] == "1"
+    assert "not kept in full (visits are kept 7 days)" in html
+    assert 'data-figure="footfall-compare-total"' not in html
