@@ -19,7 +19,7 @@ from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from tests.conftest import SHARED
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("wildtrack_layouts")]  # one replay
 
 WILDTRACK = SHARED / "multicam" / "wildtrack-train"
 
@@ -76,15 +76,15 @@ def test_the_bounds_fail_when_people_are_counted_twice():
 
     Almost: a run's tracks are stitched as the visit builder joins them, the truth is
     not, and 19 of WILDTRACK's 289 ids end where another id starts within 2.5 s: on
-    seeds 1-2 their joined paths miss 1 of the 1094 true crossings and add 2. Twice:
-    precision 0.58 (not 0.5: a true crossing of a line lengthened by the 0.5 m
-    tolerance makes a count right), dwell error 1.0."""
+    seed 1 their joined paths miss 1 of the 646 true crossings. Twice: precision 0.59
+    (not 0.5: a true crossing of a line lengthened by the 0.5 m tolerance makes a count
+    right), dwell error 1.0."""
     site, gt = wildtrack_site_config(WILDTRACK), wildtrack_floor_gt(WILDTRACK)
     db = open_database(":memory:")
-    perfect = evaluate_layouts(site, gt, db, run_id=_store_run_of_gt(db, 1)).metrics
+    perfect = evaluate_layouts(site, gt, db, run_id=_store_run_of_gt(db, 1), seeds=(1,)).metrics
     assert perfect["crossing_recall"] >= 0.995 and perfect["crossing_precision"] >= 0.995
     assert perfect["dwell_median_rel_error"] == 0.0
-    twice = evaluate_layouts(site, gt, db, run_id=_store_run_of_gt(db, 2)).metrics
+    twice = evaluate_layouts(site, gt, db, run_id=_store_run_of_gt(db, 2), seeds=(1,)).metrics
     assert twice["crossing_recall"] >= MIN_RECALL
     assert twice["crossing_precision"] < 0.65 < MIN_PRECISION
     assert twice["dwell_median_rel_error"] > MAX_DWELL_ERROR

@@ -32,6 +32,8 @@ from edge.evaluation.multicam import (
     write_degraded,
 )
 from edge.motformat import read_mot
+from edge.replay import replay
+from edge.replay_store import replay_store
 from edge.runtime.schema import open_database
 
 
@@ -89,9 +91,6 @@ def replay_wildtrack(
         degradation: how the boxes are degraded (default: ``Degradation()``, as for
             the fusion's figures).
     """
-    from edge.replay import replay  # the pipelines: OpenCV and the tracker
-    from edge.replay_store import replay_store
-
     work_dir = Path(work_dir)
     site = wildtrack_site_config(folder)
     paths = write_degraded(folder, work_dir / "degraded", degradation or Degradation())
