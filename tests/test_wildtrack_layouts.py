@@ -10,6 +10,7 @@ import pytest
 from edge.config.site import STORE_TRACKS_ID
 from edge.evaluation.layouts import evaluate_layouts
 from edge.evaluation.multicam import WILDTRACK_FPS
+from edge.evaluation.visits import read_tracks
 from edge.evaluation.wildtrack_layouts import (
     replay_wildtrack,
     wildtrack_floor_gt,
@@ -97,3 +98,13 @@ def test_a_camera_s_ground_truth_is_the_people_it_sees():
     pairs = {(f, i) for f, i in every[:, :2].tolist()}
     assert all((f, i) in pairs for f, i in seen[:, :2].tolist())
     assert np.isin(seen[:, 7:9], every[:, 7:9]).all()
+
+
+def test_a_store_run_is_timed_by_its_cameras():
+    """A store run's frames are the fastest camera's: 2 frames/s here, not the 7 of a
+    camera without fps (line settling, stitching gaps and dwell are in seconds)."""
+    db = open_database(":memory:")
+    run = _store_run_of_gt(db, 1)
+    fps, _, _ = read_tracks(wildtrack_site_config(WILDTRACK), wildtrack_floor_gt(WILDTRACK),
+                            db, run)
+    assert fps == WILDTRACK_FPS
