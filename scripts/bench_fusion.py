@@ -14,6 +14,12 @@ and 1): floor IDF1 at a 1 m gate and occupancy error of
   - the off-the-shelf fusion (radius 1 m merge + norfair, 1 m threshold),
   - no fusion: each camera tracked on its own, their people added up.
 
+Counting on a scene the visit settings were not tuned on (issue 14), degraded boxes
+seed 0: random lines and zones (``edge.evaluation.layouts``, seeds 1-2 and 3-6) on
+the fused tracks, and on single cameras' own tracks against the people each sees
+(IDIAP2 sees almost everyone, CVLab1 many; not with ``--quick``): crossing recall,
+precision, median relative dwell error per (person, zone).
+
     .venv/bin/python scripts/bench_fusion.py [--json] [--quick]
 """
 
@@ -43,6 +49,7 @@ from edge.evaluation.multicam import (
     write_degraded,
 )
 from edge.evaluation.synthetic_room import Room, make_room
+from edge.evaluation.wildtrack_layouts import replay_wildtrack
 from edge.fusion.coverage import Coverage
 from edge.fusion.observe import floor_side_sign, homography_jacobian
 from edge.fusion.tracker import FloorFusion
@@ -223,6 +230,19 @@ def small_room(seed: int, folder: Path) -> dict[str, float]:
             "off_the_shelf_occupancy_error": theirs["occupancy_error"]}
 
 
+def counting(folder: Path, quick: bool) -> dict[str, float]:
+    """Random layouts on the fused replay and, unless ``quick``, on single cameras."""
+    figures: dict[str, float] = {}
+    for camera in (None,) if quick else (None, "idiap2", "cvlab1"):
+        replayed = replay_wildtrack(WILDTRACK, folder / f"layouts-{camera}", camera=camera)
+        for seeds in ((1, 2), (3, 4, 5, 6)):
+            m = replayed.layouts(seeds).metrics
+            prefix = f"wildtrack_lines_{camera or 'fused'}_seeds{seeds[0]}-{seeds[-1]}_"
+            for name in ("crossing_recall", "crossing_precision", "dwell_median_rel_error"):
+                figures[prefix + name] = round(float(m[name]), 4)
+    return figures
+
+
 def main() -> int:
     parser = bench_parser(__doc__, quick="fewer frames; one seed")
     args = parser.parse_args()
@@ -230,6 +250,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         per_seed = [accuracy(seed, Path(tmp)) for seed in ((0,) if args.quick else (0, 1))]
         rooms = [small_room(seed, Path(tmp)) for seed in ((0,) if args.quick else (0, 1, 2))]
+        lines = counting(Path(tmp), args.quick)
     for name in per_seed[0]:
         mean = float(np.mean([s[name] for s in per_seed]))
         figures[f"wildtrack_degraded_{name}"] = round(mean, 4)
@@ -239,6 +260,7 @@ def main() -> int:
         figures["wildtrack_degraded_idf1"] - figures["wildtrack_degraded_off_the_shelf_idf1"], 4)
     figures["small_room_idf1_gain_over_off_the_shelf"] = round(
         figures["small_room_idf1"] - figures["small_room_off_the_shelf_idf1"], 4)
+    figures.update(lines)
     return print_figures(figures, args.json)
 
 

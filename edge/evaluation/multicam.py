@@ -111,7 +111,7 @@ def write_degraded(folder: str | Path, out_dir: str | Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for index, camera in enumerate(sorted(wildtrack_cameras(folder))):
-        source = Path(folder) / "det" / f"{_file_name(folder, camera)}.txt"
+        source = Path(folder) / "det" / f"{camera_file_name(folder, camera)}.txt"
         rows = degrade(read_mot(source), degradation, WILDTRACK_IMAGE, index)
         path = out_dir / f"{camera}.txt"
         save_mot(path, rows, box_decimals=1, score_decimals=3)
@@ -119,7 +119,12 @@ def write_degraded(folder: str | Path, out_dir: str | Path,
     return paths
 
 
-def _file_name(folder: str | Path, camera: str) -> str:
+def camera_file_name(folder: str | Path, camera: str) -> str:
+    """The name WILDTRACK's files give a camera (``cvlab1`` -> ``CVLab1``).
+
+    Raises:
+        DataFormatError: the folder has no files of that camera.
+    """
     for path in (Path(folder) / "det").glob("*.txt"):
         if path.stem.lower() == camera:
             return path.stem

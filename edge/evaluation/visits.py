@@ -23,6 +23,7 @@ import numpy as np
 import sqlite_utils
 
 from edge.config import SiteConfig
+from edge.config.site import STORE_TRACKS_ID
 from edge.errors import DataFormatError
 from edge.evaluation.floor import has_world_coordinates, require_world_coordinates
 from edge.motformat import read_mot
@@ -151,8 +152,10 @@ def read_tracks(
     """
     require_run(db, run_id)
     run = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()
-    camera = site.camera(run[0]) if any(c.id == run[0] for c in site.cameras) else None
-    fps = (camera.fps if camera and camera.fps else None) or 7.0
+    # a store run's frames are the fastest camera's (edge.replay_store)
+    cameras = site.cameras if run[0] == STORE_TRACKS_ID else [
+        c for c in site.cameras if c.id == run[0]]
+    fps = max((c.fps for c in cameras if c.fps), default=None) or 7.0
     rows = gt_path if isinstance(gt_path, np.ndarray) else read_mot(gt_path, min_columns=9)
     require_world_coordinates(rows, "dwell and line-count accuracy")
     rows = rows[has_world_coordinates(rows)]  # (-1, -1) is "no position", not a place
