@@ -55,6 +55,7 @@ from edge.fusion.observe import floor_side_sign, homography_jacobian
 from edge.fusion.tracker import FloorFusion
 from edge.motformat import detections_by_frame
 from edge.records import FloorObservations
+from edge.runtime.schema import open_database
 
 WILDTRACK = SHARED / "multicam" / "wildtrack-train"
 
@@ -234,7 +235,10 @@ def counting(folder: Path, quick: bool) -> dict[str, float]:
     """Random layouts on the fused replay and, unless ``quick``, on single cameras."""
     figures: dict[str, float] = {}
     for camera in (None,) if quick else (None, "idiap2", "cvlab1"):
-        replayed = replay_wildtrack(WILDTRACK, folder / f"layouts-{camera}", camera=camera)
+        work = folder / f"layouts-{camera or 'fused'}"
+        work.mkdir()
+        replayed = replay_wildtrack(WILDTRACK, work, open_database(work / "replay.db"),
+                                    camera=camera)
         for seeds in ((1, 2), (3, 4, 5, 6)):
             m = replayed.layouts(seeds).metrics
             prefix = f"wildtrack_lines_{camera or 'fused'}_seeds{seeds[0]}-{seeds[-1]}_"

@@ -32,7 +32,8 @@ MAX_DWELL_ERROR = 0.10
 
 @pytest.fixture(scope="module")
 def fused(tmp_path_factory):
-    return replay_wildtrack(WILDTRACK, tmp_path_factory.mktemp("wildtrack"))
+    folder = tmp_path_factory.mktemp("wildtrack")
+    return replay_wildtrack(WILDTRACK, folder, open_database(folder / "store.db"))
 
 
 @pytest.mark.parametrize("seeds", [(1, 2), (3, 4, 5, 6)])

@@ -34,7 +34,6 @@ from edge.evaluation.multicam import (
 from edge.motformat import read_mot
 from edge.replay import replay
 from edge.replay_store import replay_store
-from edge.runtime.schema import open_database
 
 
 def wildtrack_floor_gt(folder: str | Path, camera: str | None = None) -> np.ndarray:
@@ -77,6 +76,7 @@ class WildtrackReplay:
 def replay_wildtrack(
     folder: str | Path,
     work_dir: str | Path,
+    db: sqlite_utils.Database,
     *,
     camera: str | None = None,
     degradation: Degradation | None = None,
@@ -85,7 +85,9 @@ def replay_wildtrack(
 
     Args:
         folder: the WILDTRACK folder (``../shared/multicam/wildtrack-train``).
-        work_dir: where the degraded boxes and the replay's database go.
+        work_dir: where the degraded boxes go.
+        db: the database to replay into, with the box's tables
+            (``edge.runtime.schema.open_database``, which this layer does not import).
         camera: replay this camera alone (its own tracks, no fusion), to be scored
             against the people it sees; default: every camera, fused.
         degradation: how the boxes are degraded (default: ``Degradation()``, as for
@@ -94,7 +96,6 @@ def replay_wildtrack(
     work_dir = Path(work_dir)
     site = wildtrack_site_config(folder)
     paths = write_degraded(folder, work_dir / "degraded", degradation or Degradation())
-    db = open_database(work_dir / f"{camera or 'store'}.db")
     if camera is None:
         run_id = replay_store(site, db, detections=paths).run_id
     else:
