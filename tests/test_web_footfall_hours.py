@@ -105,3 +105,26 @@ def test_last_weeks_purged_hours_say_not_kept(tmp_path):
     assert shown[10][1] == "not kept" and shown[17][1] == "1"
     assert "not kept in full (visits are kept 7 days)" in html
     assert 'data-figure="footfall-compare-total"' not in html
+
+
+def test_a_day_older_than_the_retention_says_so(tmp_path):
+    """Eight days back with visits kept 7: the purge has deleted that day's visits (and
+    the next purge's hour), so its hours are "not kept", not 0."""
+    site = site_keeping(7)
+    path = tmp_path / "edge.db"
+    store_purged_at_now(path, site)
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: NOW))
+    with TestClient(app, base_url=BASE_URL) as web:
+        for day, whole in ((WEEK_AGO, False), (DAY - dt.timedelta(days=8), False),
+                           (DAY - dt.timedelta(days=1), True)):
+            api = web.get("/api/v1/footfall", params={"day": day.isoformat()}).json()
+            assert api["day_kept"] is whole, day
+        week_ago = web.get("/api/v1/footfall", params={"day": WEEK_AGO.isoformat()}).json()
+        shown = {h["hour"]: h["today"] for h in week_ago["hours"]}
+        assert all(shown[h] is None for h in range(9, 16)) and shown[17] == 1
+        html = web.get("/partials/dashboard", params={"day": WEEK_AGO.isoformat()}).text
+        assert rows(html)[10][0] == "not kept" and rows(html)[17][0] == "1"
+        assert 'data-figure="footfall-day-not-kept"' in html
+        gone = web.get("/partials/dashboard",
+                       params={"day": (DAY - dt.timedelta(days=8)).isoformat()}).text
+        assert "This day's visits are no longer kept: visits are deleted after 7 days." in gone

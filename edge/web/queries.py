@@ -137,10 +137,10 @@ def footfall(
     week before, and the day's entrance crossings.
 
     Only what was measured is a number. An hour of ``day`` that has not begun by
-    ``now`` is null, not 0. So is an hour of the compared day that starts before
+    ``now`` is null, not 0. So is an hour (of either day) that starts before
     ``kept_since``: the retention purge may already have deleted its visits
-    (``storage.visit_days``), and a 0 there would read as an empty hour last week;
-    the compared day's total is then null too.
+    (``storage.visit_days``), and a 0 there would read as an empty hour; the compared
+    day's total is then null too, and ``day_kept`` says whether the day shown is whole.
     """
     compare = day - dt.timedelta(days=7)
     today: dict[int, int] = {}
@@ -157,10 +157,11 @@ def footfall(
         # At least a shop's usual day, so a quiet morning still reads as a day.
         first, last = min(busy[0], USUAL_HOURS[0]), max(busy[-1], USUAL_HOURS[1])
         for hour in range(first, last + 1):
-            begun = _hour_start(day, hour, tz) <= now
+            start = _hour_start(day, hour, tz)
+            shown = kept_since <= start <= now  # begun, and none of its visits purged
             kept = _hour_start(compare, hour, tz) >= kept_since
             hours.append(HourCount(hour=hour, label=f"{hour:02d}:00",
-                                   today=today.get(hour, 0) if begun else None,
+                                   today=today.get(hour, 0) if shown else None,
                                    last_week=before.get(hour, 0) if kept else None))
     entrance_in = entrance_out = 0
     if "line_crossings" in tables:
@@ -168,9 +169,10 @@ def footfall(
         entrance_in, entrance_out = figures.entrance_crossings(
             conn, window.start, window.end, entrance_lines)
     compare_kept = DayWindow.of(compare, tz).start >= kept_since
+    day_kept = DayWindow.of(day, tz).start >= kept_since
     return Footfall(
         day=day, compare_day=compare, total=sum(today.values()),
-        compare_total=sum(before.values()) if compare_kept else None,
+        compare_total=sum(before.values()) if compare_kept else None, day_kept=day_kept,
         visit_days=visit_days,
         hours=hours, entrance_in=entrance_in, entrance_out=entrance_out,
         latest_day_with_visits=latest_day,

@@ -37,7 +37,8 @@ class HourCount(Figures):
     hour: int = Field(ge=0, le=23, description="Hour of the day, store time.")
     label: str
     today: int | None = Field(ge=0, description="Visits that ended in this hour on the day "
-                              "shown; null for an hour that has not begun yet.")
+                              "shown; null for an hour that has not begun yet, or is older "
+                              "than the visits are kept.")
     last_week: int | None = Field(ge=0, description="The same hour on the same weekday a week "
                                   "earlier; null when that hour is older than the visits are "
                                   "kept (``visit_days``): its visits may be deleted.")
@@ -54,6 +55,9 @@ class Footfall(Figures):
     compare_total: int | None = Field(
         description="Visits on the compared day; null unless all of that day is still kept.")
     visit_days: float = Field(description="Days visits are kept (storage.visit_days).")
+    day_kept: bool = Field(True, description="Whether every visit of the day shown is still "
+                           "kept; false for a day partly or wholly older than visit_days "
+                           "(its hours before then are null).")
     hours: list[HourCount] = Field(
         description="Hours from the first to the last with visits on either day (at least 9-18)."
     )
