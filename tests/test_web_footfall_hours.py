@@ -128,3 +128,6 @@ def test_a_day_older_than_the_retention_says_so(tmp_path):
         gone = web.get("/partials/dashboard",
                        params={"day": (DAY - dt.timedelta(days=8)).isoformat()}).text
         assert "This day's visits are no longer kept: visits are deleted after 7 days." in gone
+        for card in ("zones-empty", "mix-empty"):  # not "no visits": they were deleted
+            found = re.search(rf'data-figure="{card}">([^<]*)<', gone)
+            assert found and "no longer kept" in found.group(1), card
