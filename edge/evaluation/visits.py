@@ -24,6 +24,7 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.config.site import STORE_TRACKS_ID
+from edge.config.vision import DEFAULT_FPS
 from edge.errors import DataFormatError
 from edge.evaluation.floor import has_world_coordinates, require_world_coordinates
 from edge.motformat import read_mot
@@ -145,30 +146,43 @@ Tracks = tuple[dict[int, np.ndarray], dict[int, np.ndarray]]  # id -> frames, id
 def read_tracks(
     site: SiteConfig, gt_path: str | np.ndarray, db: sqlite_utils.Database, run_id: int
 ) -> tuple[float, Tracks, Tracks]:
-    """The camera's fps, the ground truth's floor tracks and the run's.
+    """The run's frame rate, the ground truth's floor tracks and the run's.
+
+    The rate is read off the run itself (its points' frame numbers against their
+    times), so it is the one the replay numbered its frames at: a camera's ``fps``,
+    the rate its file declares, the fastest camera's for a fused store run, or
+    :data:`~edge.config.vision.DEFAULT_FPS`, whichever the replay used. A run of a
+    single instant falls back to the camera's ``fps`` (or that default).
 
     Raises:
         DataFormatError: the gt has no world coordinates, or the run no track points.
     """
     require_run(db, run_id)
-    run = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()
-    # a store run's frames are the fastest camera's (edge.replay_store)
-    cameras = site.cameras if run[0] == STORE_TRACKS_ID else [
-        c for c in site.cameras if c.id == run[0]]
-    fps = max((c.fps for c in cameras if c.fps), default=None) or 7.0
     rows = gt_path if isinstance(gt_path, np.ndarray) else read_mot(gt_path, min_columns=9)
     require_world_coordinates(rows, "dwell and line-count accuracy")
     rows = rows[has_world_coordinates(rows)]  # (-1, -1) is "no position", not a place
     points = np.array(
-        db.execute("select track_id, frame, x, y from track_points where run_id = ?",
+        db.execute("select track_id, frame, x, y, t from track_points where run_id = ?",
                    [run_id]).fetchall(),
         dtype=np.float64,
-    ).reshape(-1, 4)
+    ).reshape(-1, 5)
     if len(points) == 0:
         raise DataFormatError(f"run {run_id} has no track points")
+    fps = _run_frame_rate(site, db, run_id, points[:, 1], points[:, 4])
     return (fps, group_tracks(rows[:, 1].astype(int), rows[:, 0] - 1, rows[:, 7:9]),
             stitched(site, group_tracks(points[:, 0].astype(int), points[:, 1], points[:, 2:4]),
                      fps))
+
+
+def _run_frame_rate(site: SiteConfig, db: sqlite_utils.Database, run_id: int,
+                    frames: np.ndarray, t: np.ndarray) -> float:
+    frame_span, time_span = np.ptp(frames), np.ptp(t)
+    if frame_span > 0 and time_span > 0:
+        return round(float(frame_span / time_span), 4)  # the clock's float error off
+    camera_id = db.execute("select camera_id from runs where id = ?", [run_id]).fetchone()[0]
+    cameras = site.cameras if camera_id == STORE_TRACKS_ID else [
+        c for c in site.cameras if c.id == camera_id]
+    return max((c.fps for c in cameras if c.fps), default=None) or DEFAULT_FPS
 
 
 def stitched(site: SiteConfig, tracks: Tracks, fps: float) -> Tracks:
