@@ -164,6 +164,28 @@ def test_random_counting_lines_on_public_detections(det_replay_db, pets_site):
     assert m["crossing_precision"] >= 0.90, m
 
 
+def test_random_layouts_from_the_command_line(det_replay_db, tmp_path):
+    """``--seeds`` picks the layouts (the held-out 3-6 included), and a floor ground
+    truth ``frame,id,x,y`` (as WILDTRACK's gt/floor.txt) scores as the gt.txt it was
+    made from."""
+    gt = np.loadtxt(PETS_GT, delimiter=",")
+    floor = tmp_path / "floor.txt"
+    np.savetxt(floor, gt[:, [0, 1, 7, 8]], delimiter=",", fmt=["%d", "%d", "%.17g", "%.17g"])
+    figures = {}
+    for truth in (PETS_GT, floor):
+        result = CliRunner().invoke(cli, [
+            "eval", "visits", "--gt", str(truth), "--site", str(PETS_SITE), "--db",
+            str(det_replay_db), "--random-layouts", "--seeds", "3,5", "--json"])
+        assert result.exit_code == 0, result.output
+        figures[truth] = json.loads(result.output)
+    assert figures[PETS_GT] == figures[floor]
+    assert {"seed3.lines", "seed5.lines"} <= set(figures[floor])
+    assert "seed1.lines" not in figures[floor]
+    bad = CliRunner().invoke(cli, ["eval", "visits", "--gt", str(floor), "--db",
+                                   str(det_replay_db), "--random-layouts", "--seeds", "3;4"])
+    assert bad.exit_code == 2 and "comma-separated list of whole numbers" in bad.output
+
+
 def test_random_layouts_score_perfect_tracks_perfectly(pets_site):
     db = open_database(":memory:")
     tracks_from_gt(db)

@@ -189,9 +189,22 @@ def eval_suite(sections: tuple[str, ...], as_json: bool, site_path: Path | None,
         click.echo(f"{name:<{width}}  {'-' if value is None else value}")
 
 
+def _seed_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of whole "
+                                 "numbers, e.g. 3,4,5,6") from None
+    if not seeds:
+        raise click.BadParameter("give at least one seed, e.g. 1,2")
+    return seeds
+
+
 @eval_group.command("visits")
 @click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Ground truth gt.txt with floor coordinates in columns 8-9 (as PETS09-S2L1).")
+              help="Ground truth with floor positions: a gt.txt with floor coordinates in "
+                   "columns 8-9 (as PETS09-S2L1), or rows frame,id,x,y (as WILDTRACK's "
+                   "gt/floor.txt).")
 @site_option
 @db_option
 @click.option("--run", "run_id", type=int, default=None, help="Replay run (default: the latest).")
@@ -199,7 +212,10 @@ def eval_suite(sections: tuple[str, ...], as_json: bool, site_path: Path | None,
 @click.option("--pairs", is_flag=True, help="Also list dwell per (person, zone).")
 @click.option("--random-layouts", "random_layouts", is_flag=True,
               help="Instead of the site's zones and lines, score 24 random counting lines and "
-                   "12 random zones per seed (seeds 1 and 2) across the floor the camera sees.")
+                   "12 random zones per seed across the floor the camera sees.")
+@click.option("--seeds", default="1,2", show_default=True, callback=_seed_list,
+              help="With --random-layouts: the layouts' seeds, comma-separated (1 and 2 chose "
+                   "the settings; 3-6 were never used to).")
 @click.option("--groups", is_flag=True,
               help="Instead, score shopping groups: precision and recall of pairs of people "
                    "put in one group, against groups in the ground truth (1.0 m rule).")
@@ -211,6 +227,7 @@ def eval_visits(
     as_json: bool,
     pairs: bool,
     random_layouts: bool,
+    seeds: tuple[int, ...],
     groups: bool,
 ) -> None:
     """Zone dwell and entrance-line crossings of a replay (its track points) against
@@ -220,14 +237,12 @@ def eval_visits(
     A partial replay (--max-frames) is measured against the ground truth of the frames
     it covered, as in the report; a note on stderr says so."""
     from edge.evaluation.accuracy import coverage_note, covered_frames, ground_truth_of_frames
-    from edge.evaluation.floor import require_world_coordinates
+    from edge.evaluation.floor import read_floor_truth
     from edge.evaluation.visits import evaluate_visits, latest_run_id
-    from edge.motformat import read_mot
 
     site = load_site_option(site_path)
     path = resolve_db_path(db_path, site, must_exist=True)
-    gt = read_mot(gt_path, min_columns=9)
-    require_world_coordinates(gt, "dwell and line-count accuracy")
+    gt = read_floor_truth(gt_path)
     db = open_database(path)
     run = run_id if run_id is not None else latest_run_id(db)
     last_frame = covered_frames(db, run)
@@ -248,7 +263,7 @@ def eval_visits(
     if random_layouts:
         from edge.evaluation.layouts import evaluate_layouts
 
-        figures = evaluate_layouts(site, covered, db, run_id=run).metrics
+        figures = evaluate_layouts(site, covered, db, run_id=run, seeds=seeds).metrics
         if as_json:
             click.echo(json.dumps(json_safe(dict(figures))))
         for name, value in figures.items() if not as_json else ():

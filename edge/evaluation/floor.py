@@ -20,7 +20,7 @@ import sqlite_utils
 
 from edge.errors import DataFormatError
 from edge.evaluation.mot import IOU_THRESHOLD
-from edge.motformat import read_mot
+from edge.motformat import read_mot, read_rows
 from edge.storage.trajectories import latest_finished_run, require_run
 from edge.tracking.association import assign, box_iou
 
@@ -67,6 +67,40 @@ def require_world_coordinates(gt: np.ndarray, needed_for: str = "floor accuracy"
             f"the ground truth has no world coordinates (columns 8 and 9 are -1); "
             f"{needed_for} needs a calibrated sequence such as PETS09-S2L1"
         )
+
+
+def floor_rows_as_gt(floor: np.ndarray) -> np.ndarray:
+    """Floor ground truth rows ``frame,id,x,y`` as MOTChallenge gt rows with the position
+    in the world columns (8-9), as PETS09-S2L1's gt.txt has it: no box, confidence 1."""
+    rows = np.full((len(floor), 10), -1.0)
+    rows[:, :2] = floor[:, :2]
+    rows[:, 6] = 1.0
+    rows[:, 7:9] = floor[:, 2:4]
+    return rows
+
+
+def read_floor_truth(path: str | Path) -> np.ndarray:
+    """Ground truth with floor positions, as gt rows (:func:`floor_rows_as_gt`): either a
+    MOTChallenge gt.txt with world coordinates in columns 8-9 (PETS09-S2L1) or rows
+    ``frame,id,x,y`` (WILDTRACK's gt/floor.txt), told apart by their number of columns.
+
+    Raises:
+        DataFormatError: as :func:`edge.motformat.read_rows`, or no world coordinates.
+    """
+    first = next((line for line in _lines(path) if line.strip()), "")
+    if first.count(",") == 3:
+        return floor_rows_as_gt(read_rows(path, min_columns=4, keep=4, layout="frame,id,x,y"))
+    rows = read_mot(path, min_columns=9)
+    require_world_coordinates(rows, "dwell and line-count accuracy")
+    return rows
+
+
+def _lines(path: str | Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return [file.readline() for _ in range(5)]
+    except OSError:
+        return []  # read_mot says what is wrong with the path
 
 
 def floor_errors(gt: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, int]:

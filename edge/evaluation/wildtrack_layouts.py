@@ -24,6 +24,7 @@ import sqlite_utils
 import yaml
 
 from edge.config import SiteConfig, parse_site
+from edge.evaluation.floor import floor_rows_as_gt
 from edge.evaluation.layouts import DEFAULT_SEEDS, LayoutEvaluation, evaluate_layouts
 from edge.evaluation.multicam import (
     Degradation,
@@ -51,11 +52,7 @@ def wildtrack_floor_gt(folder: str | Path, camera: str | None = None) -> np.ndar
         boxes = read_mot(Path(folder) / "gt" / f"{camera_file_name(folder, camera)}.txt")
         seen = {(int(f), int(i)) for f, i in boxes[:, :2].tolist()}
         floor = floor[[(int(f), int(i)) in seen for f, i in floor[:, :2].tolist()]]
-    rows = np.full((len(floor), 9), -1.0)
-    rows[:, :2] = floor[:, :2]
-    rows[:, 6] = 1.0
-    rows[:, 7:9] = floor[:, 2:4]
-    return rows
+    return floor_rows_as_gt(floor)
 
 
 @dataclass(frozen=True, slots=True)
