@@ -516,14 +516,35 @@ def test_check_config_says_the_detection_rate_really_used(tmp_path, fps, detect_
         "source: video.avi", f"source: usb:0{rate}\n    detect_fps: {detect_fps}"))
     result = check_config(path)
     assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines()
+                if "people passing each other swap tracks" not in line]  # below 3 frames/s
     if used is None:
-        assert result.stderr == ""
+        assert warnings == []
     else:
-        assert result.stderr.splitlines() == [
+        assert warnings == [
             f"Warning: {path} cameras[0].detect_fps: frames are skipped whole, so of {fps} "
             f"frames/s the detector runs at {used:g}, not {detect_fps}; set detect_fps: "
             f"{used:g} to say so"]
         assert load_site(path).cameras[0].detection_rate == pytest.approx(used, abs=0.01)
+
+
+@pytest.mark.parametrize("fps, detect_fps, warned", [
+    (7, 3, True), (10, 2.5, True), (None, 2, True), (7, 3.5, False), (10, 5, False),
+    (None, None, False)])
+def test_check_config_warns_of_a_detection_rate_too_low_to_count(tmp_path, fps, detect_fps,
+                                                                 warned):
+    """At 2-3 frames/s the image tracker swaps people who pass each other: held-out
+    random lines on PETS lose 4 % of their crossings at 2.3 frames/s (docs/vision.md)."""
+    lines = "source: usb:0" + (f"\n    fps: {fps}" if fps else "") + (
+        f"\n    detect_fps: {detect_fps}" if detect_fps else "")
+    path = write(tmp_path, MINIMAL.replace("source: video.avi", lines))
+    result = check_config(path)
+    assert result.exit_code == 0
+    low = [line for line in result.stderr.splitlines() if "swap tracks" in line]
+    assert len(low) == int(warned), result.stderr
+    if warned:
+        assert low[0].startswith(f"Warning: {path} cameras[0]: the detector runs at ")
+        assert "raise detect_fps if the CPU allows" in low[0]
 
 
 def test_a_misspelt_asset_is_refused_by_check_config(tmp_path):

@@ -27,12 +27,18 @@ HIDDEN_FROM_SERVICES = {"/tmp": "PrivateTmp=yes", "/var/tmp": "PrivateTmp=yes",
                         "/run/user": "ProtectHome=yes"}
 
 
+# Below this detection rate the image tracker loses people who pass each other
+# (docs/vision.md, "Tuning a new site": random counting lines on PETS at 7, 3.5 and 2.3
+# frames/s, WILDTRACK's cameras alone at 2).
+MIN_COUNTING_RATE = 3.0
+
+
 def _camera_problems(path: Path, site: SiteConfig, camera_ids: set[str] | None,
                      ) -> tuple[list[str], list[str]]:
     """What a camera service could not run with, beyond the config's own checks: an
     ``asset:`` name the manifest lacks (errors); a video file its unit cannot see (tests
-    and engineers run cameras on such files by hand) and a ``detect_fps`` it cannot keep
-    (warnings)."""
+    and engineers run cameras on such files by hand), a ``detect_fps`` it cannot keep and
+    a detection rate too low to count people by (warnings)."""
     errors, warnings = [], []
     for index, camera in enumerate(site.cameras):
         if camera_ids is not None and camera.id not in camera_ids:
@@ -44,6 +50,12 @@ def _camera_problems(path: Path, site: SiteConfig, camera_ids: set[str] | None,
                 f"{path} cameras[{index}].detect_fps: frames are skipped whole, so of "
                 f"{camera.fps:g} frames/s the detector runs at {rate:.3g}, not "
                 f"{camera.detect_fps:g}; set detect_fps: {rate:.3g} to say so")
+        if rate and rate < MIN_COUNTING_RATE:
+            warnings.append(
+                f"{path} cameras[{index}]: the detector runs at {rate:.3g} frames/s; below "
+                f"{MIN_COUNTING_RATE:g}, people passing each other swap tracks and counting "
+                f"lines miss crossings (PETS: 4 % fewer at 2.3 frames/s than at 7; a crowd "
+                f"at 2 frames/s loses a quarter); raise detect_fps if the CPU allows")
         where = f"{path} cameras[{index}].source"
         if camera.source.startswith(assets.ASSET_SCHEME):
             name = camera.source.removeprefix(assets.ASSET_SCHEME)
