@@ -91,6 +91,35 @@ def test_a_walk_across_a_blind_gap_keeps_its_id():
     assert all(ids == [1] for ids in seen[2:]), "the person is counted in the gap too"
 
 
+@pytest.mark.parametrize(("max_speed_mps", "who"), [(3.0, 2), (None, 1)])
+def test_a_track_coasting_at_5_m_s_cannot_take_a_sighting_no_one_could_walk_to(
+    max_speed_mps, who
+):
+    """WILDTRACK: a fused track ran at 4-6 m/s for 2 s, taking other people's sightings
+    on its way (false line counts). Here camera a's sightings speed a track up to 5 m/s
+    (a track hopping between people does that) before it enters a blind gap; 1.4 s after
+    it was last seen, camera b sees someone standing 7 m further on, where the motion
+    model predicts the track. No shopper covers 7 m in 1.4 s: at 3 m/s the sighting
+    starts a person of its own (track 2); with no limit, track 1 takes it."""
+    coverage = squares(a=(0, 0, 20, 4), b=(23, 0, 40, 4))
+    fusion = FloorFusion(FusionConfig(max_speed_mps=max_speed_mps), coverage, ((0, 0), (40, 4)))
+    x, speed, frames = 0.5, 1.0, []
+    while x < 19.5:
+        frames.append([sighting("a", len(frames) / FPS, [x, 2.0]),
+                       sighting("b", len(frames) / FPS, [])])
+        speed = min(speed + 0.25, 5.0)
+        x += speed / FPS
+    last = x - speed / FPS
+    for k in range(len(frames), len(frames) + 6):
+        frames.append([sighting("a", k / FPS, []), sighting("b", k / FPS, [])])
+    for k in range(len(frames), len(frames) + 10):
+        frames.append([sighting("a", k / FPS, []),
+                       sighting("b", k / FPS, [last + 5.0 * 7 / FPS, 2.0])])
+    seen = ids_over_time(fusion, frames)
+    assert all(ids == [1] for ids in seen[1:25]), seen
+    assert seen[-1] == [who], seen
+
+
 def test_a_camera_going_down_does_not_make_its_people_leave():
     coverage = squares(a=(0, 0, 5, 10), b=(5, 0, 10, 10))
     config = FusionConfig()

@@ -41,8 +41,11 @@ def test_random_lines_and_zones_hold_on_wildtrack_fused(fused, seeds):
     """Measured 2026-12-06 (Degradation() seed 0; crossing recall / precision / dwell
     median relative error; gt / measured crossings; dwell pairs):
 
-    - seeds 1-2: 48 lines, 1094 / 1070 crossings: 0.946 / 0.962; 601 pairs: 0.081
-    - seeds 3-6: 96 lines, 2180 / 2106 crossings: 0.935 / 0.959; 1078 pairs: 0.071
+    - seeds 1-2: 48 lines, 1094 / 1063 crossings: 0.946 / 0.967; 601 pairs: 0.081
+    - seeds 3-6: 96 lines, 2180 / 2099 crossings: 0.935 / 0.961; 1078 pairs: 0.071
+
+    (1070 and 2106 crossings, precision 0.962 and 0.959, before the fusion's speed
+    limit ``max_speed_mps``, docs/fusion.md.)
 
     About 2 % of the gt crossings lie on the ground truth's own jumps (> 1.5 m in
     0.5 s), which no track follows. Without the fusion every person would be counted

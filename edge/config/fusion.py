@@ -32,6 +32,12 @@ class FusionConfig(StrictModel):
     clock_skew_s: float = Field(0.3, ge=0, le=5, title="Tolerated clock skew")
     """Cameras' clocks may disagree by this much: a walker's speed times this is added to the
     association gate."""
+    max_speed_mps: float | None = Field(3.0, gt=0, le=20, title="Fastest walker")
+    """No one in a store moves faster than this (m/s; shoppers walk at 0.5-1.5 and rarely run over
+    3): a sighting farther from where a person was last seen than this speed times the time since
+    (plus the clock skew), by more than gate_sigmas of the two positions' uncertainty, is someone
+    else's. Lower than 2.5 refuses real people's noisy steps (2.0 lost 1 % of WILDTRACK's line
+    crossings). None: no limit."""
     continuity_bonus: float = Field(2.0, ge=0, le=20)
     """Preference (in squared standard deviations) for giving a sighting to the person its camera's
     own track was given last time."""

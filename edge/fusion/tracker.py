@@ -5,12 +5,15 @@ How it decides, each instant ``t`` (one frame of every camera that sent one):
 1. **Predict.** Every person's floor state moves on under a constant-velocity model
    (:mod:`edge.fusion.motion`); their uncertainty grows with the time unseen.
 2. **Associate.** Every sighting of the instant meets every predicted person in one
-   cost matrix: the negative log-likelihood of the pair (squared Mahalanobis distance
-   plus the log-determinant), with the person's uncertainty, the sighting's own (it
-   grows with distance from the camera, :mod:`edge.fusion.observe`) and a walker's
-   speed times the tolerated clock skew. Pairs beyond ``gate_sigmas`` or ``max_gate_m``
-   cannot meet. A sighting whose camera track was given to this person last time
-   costs ``continuity_bonus`` less. Then, camera by camera, Jonker-Volgenant (``lap``)
+   cost matrix: the negative log-likelihood of the pair (squared Mahalanobis
+   distance plus the log-determinant), with the person's uncertainty, the sighting's
+   own (it grows with distance from the camera, :mod:`edge.fusion.observe`) and a
+   walker's speed times the tolerated clock skew. Pairs beyond ``gate_sigmas`` or
+   ``max_gate_m`` cannot meet, nor those no one could have walked at
+   ``max_speed_mps`` since the person was last seen (from where they were then: a
+   track coasting on a wrong velocity is predicted where its person cannot be). A
+   sighting whose camera track was given to this person last time costs
+   ``continuity_bonus`` less. Then, camera by camera, Jonker-Volgenant (``lap``)
    picks the one-to-one matching on that camera's columns, confirmed people first,
    tentative ones with what is left: a camera gives a person at most one sighting,
    so two people 0.7 m apart whom a camera sees as two boxes stay two people even
@@ -72,6 +75,8 @@ class _People:
     instants: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     camera_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     last_seen: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    last_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # where, then
+    last_cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 2)))  # its covariance
     held: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # cameras, now
     missed_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # while a camera looked
@@ -95,6 +100,8 @@ class _People:
         self.sightings = np.append(self.sightings, sightings)
         self.instants = np.append(self.instants, 1)
         self.last_seen = np.append(self.last_seen, t)
+        self.last_xy = np.vstack([self.last_xy, x[None, :2]])
+        self.last_cov = np.concatenate([self.last_cov, p[None, :2, :2]])
         self.held = np.append(self.held, False)
 
 
@@ -238,8 +245,39 @@ class FloorFusion:
             same = people.uid[:, None] == previous[None, :]
             if same.any():
                 cost -= self.config.continuity_bonus * same
-        cost[(d2 > self.config.gate_sigmas**2) | (dist > self.config.max_gate_m)] = np.inf
+        out = (d2 > self.config.gate_sigmas**2) | (dist > self.config.max_gate_m)
+        if self.config.max_speed_mps is not None:
+            rows, cols = np.nonzero(~out)
+            out[rows, cols] = self._too_far_to_walk(rows, cols, xy, cov,
+                                                    self.config.max_speed_mps)
+        cost[out] = np.inf
         return cost
+
+    def _too_far_to_walk(self, rows: np.ndarray, cols: np.ndarray, xy: np.ndarray,
+                         cov: np.ndarray, max_speed: float) -> np.ndarray:
+        """Of the pairs ``(rows[k], cols[k])``, those whose sighting no one could have
+        walked to: farther from where the person was last seen than ``max_speed`` (m/s)
+        times the time since (plus ``clock_skew_s``), by more than ``gate_sigmas``
+        standard deviations of that position's and the sighting's uncertainty together.
+
+        Measured from where the person was last seen, not from where the motion model
+        predicts them: a track coasting on a wrong velocity (one that hopped between two
+        people) is predicted where its person cannot be, and the predicted gate follows
+        it there. A person held for a dead camera is exempt: their clock stops while
+        held, and the predicted gate holds them already."""
+        people = self.people
+        elapsed = (self.t or 0.0) - people.last_seen[rows]
+        reach = max_speed * (elapsed + self.config.clock_skew_s)
+        offset = xy[cols] - people.last_xy[rows]
+        dist = np.hypot(offset[:, 0], offset[:, 1])
+        far = np.flatnonzero((dist > reach) & ~people.held[rows])
+        refused = np.zeros(len(rows), bool)
+        if len(far):
+            excess = offset[far] * (1.0 - reach[far] / dist[far])[:, None]
+            inv, _ = motion.inverse_2x2(people.last_cov[rows[far]] + cov[cols[far]])
+            d2 = np.einsum("ki,kij,kj->k", excess, inv, excess)
+            refused[far] = d2 > self.config.gate_sigmas**2
+        return refused
 
     def _assign(self, cost: np.ndarray) -> tuple[list[int], list[int]]:
         """One camera's matching: confirmed people pick their sightings first; tentative
@@ -280,6 +318,8 @@ class FloorFusion:
         np.add.at(people.seen, rows, 1)
         np.add.at(people.sightings, rows, 1)
         people.last_seen[seen] = t
+        people.last_xy[seen] = people.x[seen, :2]
+        people.last_cov[seen] = people.p[seen, :2, :2]
         people.held[seen] = False
 
     def _confirm(self, t: float) -> None:
