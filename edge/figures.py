@@ -59,6 +59,12 @@ def latest_visit_time(conn: Any) -> float | None:
     return None if latest is None else float(latest)
 
 
+def earliest_visit_time(conn: Any) -> float | None:
+    """The time of the earliest visit still stored (its end), None when there is none."""
+    earliest = conn.execute(f"select min({VISIT_TIME}) from visits").fetchone()[0]
+    return None if earliest is None else float(earliest)
+
+
 def entrance_crossings(conn: Any, start: float, end: float, lines: list[str]) -> tuple[int, int]:
     """``(in, out)``: steps across the entrance lines ``lines``
     (:attr:`edge.config.floor.FloorConfig.entrance_line_ids`) in the period."""

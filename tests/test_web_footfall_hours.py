@@ -131,3 +131,32 @@ def test_a_day_older_than_the_retention_says_so(tmp_path):
         for card in ("zones-empty", "mix-empty"):  # not "no visits": they were deleted
             found = re.search(rf'data-figure="{card}">([^<]*)<', gone)
             assert found and "no longer kept" in found.group(1), card
+
+
+def test_a_box_that_was_not_counting_last_week_says_so(tmp_path):
+    """A box installed this week showed "same day last week: 0" and a 0 for every hour:
+    read as an empty day, it made every day look like growth from nothing."""
+    site = site_keeping(None)
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    run = start_run(db, "store", "asset:pets09_s2l1_view001", "yolox_nano_416x416")
+    ends = [at(DAY - dt.timedelta(days=2), dt.time(12)), at(DAY, dt.time(10, 30))]
+    insert_rows(db, {"visits": [
+        {"visit_id": f"v{i}", "site_id": "pets09-demo", "camera_id": "store", "run_id": run,
+         "track_id": i, "start_t": end - 60, "end_t": end, "duration_s": 60.0,
+         "path_length_m": 12.0, "checkout_visited": 0, "features": "{}",
+         "zone_sequence": "[]", "spec_version": "1.0.0"} for i, end in enumerate(ends)]})
+    db.close()
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: NOW))
+    with TestClient(app, base_url=BASE_URL) as web:
+        api = web.get("/api/v1/footfall").json()
+        html = web.get("/partials/dashboard").text
+        # A day whose week-before is two days ago, when the box was already counting.
+        later = web.get("/api/v1/footfall",
+                        params={"day": (DAY + dt.timedelta(days=5)).isoformat()}).json()
+    assert api["compare_missing"] == "not_counted" and api["compare_total"] is None
+    assert all(h["last_week"] is None for h in api["hours"])
+    assert api["total"] == 1
+    assert "no figures (this box was not counting yet)" in html
+    assert {last_week for _, last_week in rows(html).values()} == {""}
+    assert later["compare_missing"] is None and later["compare_total"] == 1

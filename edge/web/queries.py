@@ -27,6 +27,7 @@ from edge.pos.store import read_periods
 from edge.privacy.small_counts import withheld
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
 from edge.web.schemas import (
+    CompareMissing,
     Conversion,
     Footfall,
     HeatCell,
@@ -141,16 +142,25 @@ def footfall(
     ``kept_since``: the retention purge may already have deleted its visits
     (``storage.visit_days``), and a 0 there would read as an empty hour; the compared
     day's total is then null too, and ``day_kept`` says whether the day shown is whole.
+    The compared day is null as well when the box recorded its first visit after it
+    ended: it was not counting yet (``compare_missing`` says which).
     """
     compare = day - dt.timedelta(days=7)
+    shown_day, compare_day = DayWindow.of(day, tz), DayWindow.of(compare, tz)
     today: dict[int, int] = {}
     before: dict[int, int] = {}
-    latest_day = None
+    latest_day = earliest = None
     if "visits" in tables:
-        today = _visit_hours(conn, DayWindow.of(day, tz), tz)
-        before = _visit_hours(conn, DayWindow.of(compare, tz), tz)
+        today = _visit_hours(conn, shown_day, tz)
+        before = _visit_hours(conn, compare_day, tz)
         latest = figures.latest_visit_time(conn)
         latest_day = local_day(latest, tz) if latest is not None else None
+        earliest = figures.earliest_visit_time(conn)
+    missing: CompareMissing | None = None
+    if compare_day.start < kept_since:
+        missing = "not_kept"
+    elif earliest is None or earliest >= compare_day.end:
+        missing = "not_counted"
     hours: list[HourCount] = []
     busy = sorted(set(today) | set(before))
     if busy:
@@ -159,24 +169,21 @@ def footfall(
         for hour in range(first, last + 1):
             start = _hour_start(day, hour, tz)
             shown = kept_since <= start <= now  # begun, and none of its visits purged
-            kept = _hour_start(compare, hour, tz) >= kept_since
+            kept = _hour_start(compare, hour, tz) >= kept_since and missing != "not_counted"
             hours.append(HourCount(hour=hour, label=f"{hour:02d}:00",
                                    today=today.get(hour, 0) if shown else None,
                                    last_week=before.get(hour, 0) if kept else None))
     entrance_in = entrance_out = 0
     if "line_crossings" in tables:
-        window = DayWindow.of(day, tz)
         entrance_in, entrance_out = figures.entrance_crossings(
-            conn, window.start, window.end, entrance_lines)
-    compare_kept = DayWindow.of(compare, tz).start >= kept_since
-    day_kept = DayWindow.of(day, tz).start >= kept_since
+            conn, shown_day.start, shown_day.end, entrance_lines)
     return Footfall(
         day=day, compare_day=compare, total=sum(today.values()),
-        compare_total=sum(before.values()) if compare_kept else None, day_kept=day_kept,
-        visit_days=visit_days,
+        compare_total=None if missing else sum(before.values()), compare_missing=missing,
+        day_kept=shown_day.start >= kept_since, visit_days=visit_days,
         hours=hours, entrance_in=entrance_in, entrance_out=entrance_out,
         latest_day_with_visits=latest_day,
-        associates=associates_on_floor(conn, tables, DayWindow.of(day, tz)),
+        associates=associates_on_floor(conn, tables, shown_day),
     )
 
 

@@ -33,6 +33,9 @@ class Occupancy(Figures):
     )
 
 
+CompareMissing = Literal["not_kept", "not_counted"]
+
+
 class HourCount(Figures):
     hour: int = Field(ge=0, le=23, description="Hour of the day, store time.")
     label: str
@@ -53,7 +56,12 @@ class Footfall(Figures):
     compare_day: dt.date
     total: int
     compare_total: int | None = Field(
-        description="Visits on the compared day; null unless all of that day is still kept.")
+        description="Visits on the compared day; null unless all of that day is still kept "
+        "and the box was counting then (compare_missing).")
+    compare_missing: CompareMissing | None = Field(
+        None, description="Why the compared day has no figures: not_kept (older than "
+        "visit_days: the purge may have deleted its visits), not_counted (the box recorded "
+        "its first visit after that day: it was not counting yet). Null when it has them.")
     visit_days: float = Field(description="Days visits are kept (storage.visit_days).")
     day_kept: bool = Field(True, description="Whether every visit of the day shown is still "
                            "kept; false for a day partly or wholly older than visit_days "
