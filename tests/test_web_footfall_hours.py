@@ -160,3 +160,38 @@ def test_a_box_that_was_not_counting_last_week_says_so(tmp_path):
     assert "no figures (this box was not counting yet)" in html
     assert {last_week for _, last_week in rows(html).values()} == {""}
     assert later["compare_missing"] is None and later["compare_total"] == 1
+
+
+def test_people_now_and_the_door_counter_are_reconciled_in_words(tmp_path):
+    """Seen on the live demo: "People in the store: 7" beside "Door counter: 11 in, 9
+    out (2 more in than out: still inside...)", two answers to one question."""
+    site = site_keeping(None)
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    run = start_run(db, "store", "asset:pets09_s2l1_view001", "yolox_nano_416x416")
+    ends = [at(DAY, dt.time(14, 10)), at(DAY, dt.time(14, 20))]
+    insert_rows(db, {
+        "visits": [{"visit_id": f"v{i}", "site_id": "pets09-demo", "camera_id": "store",
+                    "run_id": run, "track_id": i, "start_t": end - 60, "end_t": end,
+                    "duration_s": 60.0, "path_length_m": 12.0, "checkout_visited": 0,
+                    "features": "{}", "zone_sequence": "[]", "spec_version": "1.0.0"}
+                   for i, end in enumerate(ends)],
+        "line_crossings": [{"line_id": "front-door", "camera_id": "store", "run_id": run,
+                            "track_id": i, "t": at(DAY, dt.time(14)) + 60 * i,
+                            "direction": direction}
+                           for i, direction in enumerate(["in"] * 5 + ["out"] * 4)],
+        "track_points": [{"run_id": run, "camera_id": "store", "track_id": 10 + i,
+                          "frame": 1, "t": NOW - 1, "x": -10.0 + i, "y": -8.0, "left": 0,
+                          "top": 0, "width": 1, "height": 1, "confidence": 0.9}
+                         for i in range(3)]})
+    db.close()
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: NOW))
+    with TestClient(app, base_url=BASE_URL) as web:
+        html = web.get("/partials/dashboard").text
+        summary = web.get("/api/v1/summary").json()
+    assert summary["occupancy"]["live"] and summary["occupancy"]["people"] == 3
+    words = re.search(r'data-figure="door-vs-people-now">(.*?)</span>', html, re.S)
+    assert words is not None, html
+    assert words.group(1) == (
+        "The cameras see 3 people now, more than the door counter's 1 inside: people who "
+        "were already in when the day's count began, or came in another way.")
