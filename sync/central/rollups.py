@@ -1,4 +1,9 @@
-"""Migration 3 of the central schema: the store truths of issue 17 in the roll-ups.
+"""The central schema's roll-up views: migration 2 creates them, migration 3 extends them.
+
+Migration 2 (``ROLLUPS_SQL``) sums footfall, visits, dwell and the trait and segment mix
+per store-day and region-day. Migration 3 (``STORE_TRUTHS_SQL``) adds the store truths
+of issue 17; both are built from the same column lists below, so migration 3 restates
+migration 2's columns by construction, not by copy.
 
 The boxes publish, since aggregate schema 1.1-1.4 (``sync/schemas/aggregate.schema.json``),
 buying units (``visits.groups``), the segment mix by buying units (``segments[].units``),
@@ -70,8 +75,14 @@ def _published(path: str) -> str:
     return f"w.payload #>> '{{{path}}}' IS NOT NULL"
 
 
-# Migration 2's columns, verbatim in order and type: CREATE OR REPLACE VIEW refuses to
-# drop, rename or retype a column, and readers of version 2 keep working.
+def _sums(*columns: str) -> str:
+    """``sum(s.column) AS column`` for each of a store roll-up's columns, summed over stores."""
+    return ",\n".join(f"       sum(s.{column}) AS {column}" for column in columns)
+
+
+# Migration 2's columns. Migration 3 keeps them first, in order and type: CREATE OR
+# REPLACE VIEW refuses to drop, rename or retype a column, and readers of version 2
+# keep working.
 _STORE_DAY_V2 = f"""
        w.store,
        (w.window_start AT TIME ZONE 'UTC')::date AS day,
@@ -91,6 +102,42 @@ _STORE_DAY_V2 = f"""
        sum({_cell("wifi,passers_by")}) AS passers_by,
        max({_cell("occupancy,max")}) AS occupancy_max"""
 
+_MIX_V2 = """
+       w.store,
+       (w.window_start AT TIME ZONE 'UTC')::date AS day,
+       m.kind,
+       m.cell ->> 'name' AS name,
+       count(*) AS windows,
+       sum((m.cell ->> 'scored')::int) AS scored,
+       sum((m.cell ->> 'visits')::int) AS visits,
+       sum((m.cell ->> 'scored')::int)
+           FILTER (WHERE m.cell ->> 'visits' IS NOT NULL) AS visits_of_scored,
+       sum((m.cell ->> 'scored')::int * (m.cell ->> 'mean_probability')::float8)
+           / nullif(sum((m.cell ->> 'scored')::int)
+                    FILTER (WHERE m.cell ->> 'mean_probability' IS NOT NULL), 0)
+           AS mean_probability,
+       sum((m.cell ->> 'scored')::int)
+           FILTER (WHERE m.cell ->> 'mean_probability' IS NOT NULL) AS probability_scored"""
+
+_REGION_DAY_V2 = f"""
+       r.region, s.day,
+       count(*) AS stores,
+       sum(s.windows) AS windows,
+       min(s.k) AS k,
+{_sums("footfall_in", "footfall_out", "visits", "checkout")},
+       sum(s.mean_duration_s * s.duration_visits) / nullif(sum(s.duration_visits), 0)
+           AS mean_duration_s,
+{_sums("duration_visits", "passers_by")}"""
+
+_REGION_MIX_V2 = f"""
+       r.region, s.day, s.kind, s.name,
+       count(*) AS stores,
+{_sums("scored", "visits", "visits_of_scored")},
+       sum(s.mean_probability * s.probability_scored)
+           / nullif(sum(s.probability_scored), 0) AS mean_probability,
+       sum(s.probability_scored) AS probability_scored"""
+
+# Migration 3's columns, after migration 2's.
 _STORE_DAY_V3 = f"""
        sum({_cell("visits,groups")}) AS groups,
        count(w.payload #>> '{{visits,groups}}') AS groups_windows,
@@ -109,6 +156,25 @@ _STORE_DAY_V3 = f"""
            AS queue_length_mean,
        sum(w.window_s) FILTER (WHERE {_published("queue,length_mean")}) AS queue_length_s,
        max({_cell("queue,length_max")}) AS queue_length_max"""
+
+_MIX_V3 = f"""
+       sum((m.cell ->> 'units')::int) AS units,
+       sum({_cell("visits,groups")}) FILTER (WHERE m.cell ->> 'units' IS NOT NULL)
+           AS units_groups"""
+
+_REGION_DAY_V3 = f"""
+{_sums("groups", "groups_windows", "groups_visits", "transactions", "transaction_periods",
+       "conversion_transactions", "conversion_visits")},
+       sum(s.conversion_transactions)::float8 / nullif(sum(s.conversion_visits), 0)
+           AS conversion_rate,
+{_sums("conversion_periods", "queue_waits", "queue_windows", "queue_visits")},
+       sum(s.queue_length_mean * s.queue_length_s) / nullif(sum(s.queue_length_s), 0)
+           AS queue_length_mean,
+       sum(s.queue_length_s) AS queue_length_s,
+       max(s.queue_length_max) AS queue_length_max"""
+
+_REGION_MIX_V3 = f"""
+{_sums("units", "units_groups")}"""
 
 # One row per window (aggregates without GROUP BY), so the join multiplies nothing: the
 # till periods that ended in the window, their published transactions, and the
@@ -129,74 +195,61 @@ CROSS JOIN LATERAL (
                               ELSE '[]'::jsonb END) AS c(cell)
 ) AS p"""
 
-_MIX_V2 = """
-       w.store,
+_TRAITS_AND_SEGMENTS = """
+CROSS JOIN LATERAL (
+    SELECT 'trait' AS kind, t.cell FROM jsonb_array_elements(w.payload -> 'traits') t(cell)
+    UNION ALL
+    SELECT 'segment', s.cell FROM jsonb_array_elements(w.payload -> 'segments') s(cell)
+) AS m
+WHERE m.cell ->> 'scored' IS NOT NULL"""
+
+ROLLUPS_SQL = f"""
+CREATE VIEW rollup_store_day AS
+SELECT {_STORE_DAY_V2}
+FROM windows w
+GROUP BY 1, 2;
+
+CREATE VIEW rollup_store_day_dwell AS
+SELECT w.store,
        (w.window_start AT TIME ZONE 'UTC')::date AS day,
-       m.kind,
-       m.cell ->> 'name' AS name,
+       d.cell ->> 'zone' AS zone,
        count(*) AS windows,
-       sum((m.cell ->> 'scored')::int) AS scored,
-       sum((m.cell ->> 'visits')::int) AS visits,
-       sum((m.cell ->> 'scored')::int)
-           FILTER (WHERE m.cell ->> 'visits' IS NOT NULL) AS visits_of_scored,
-       sum((m.cell ->> 'scored')::int * (m.cell ->> 'mean_probability')::float8)
-           / nullif(sum((m.cell ->> 'scored')::int)
-                    FILTER (WHERE m.cell ->> 'mean_probability' IS NOT NULL), 0)
-           AS mean_probability,
-       sum((m.cell ->> 'scored')::int)
-           FILTER (WHERE m.cell ->> 'mean_probability' IS NOT NULL) AS probability_scored"""
+       sum((d.cell ->> 'visits')::int) AS visits,
+       sum((d.cell ->> 'visits')::int * (d.cell ->> 'mean_s')::float8)
+           / nullif(sum((d.cell ->> 'visits')::int)
+                    FILTER (WHERE d.cell ->> 'mean_s' IS NOT NULL), 0) AS mean_s,
+       sum((d.cell ->> 'visits')::int)
+           FILTER (WHERE d.cell ->> 'mean_s' IS NOT NULL) AS mean_visits
+FROM windows w
+CROSS JOIN LATERAL jsonb_array_elements(w.payload -> 'dwell') AS d(cell)
+WHERE d.cell ->> 'visits' IS NOT NULL
+GROUP BY 1, 2, 3;
 
-_MIX_V3 = f"""
-       sum((m.cell ->> 'units')::int) AS units,
-       sum({_cell("visits,groups")}) FILTER (WHERE m.cell ->> 'units' IS NOT NULL)
-           AS units_groups"""
+CREATE VIEW rollup_store_day_mix AS
+SELECT {_MIX_V2}
+FROM windows w
+{_TRAITS_AND_SEGMENTS}
+GROUP BY 1, 2, 3, 4;
 
-_REGION_DAY_V2 = """
-       r.region, s.day,
+CREATE VIEW rollup_region_day AS
+SELECT {_REGION_DAY_V2}
+FROM rollup_store_day s JOIN store_regions r USING (store)
+GROUP BY 1, 2;
+
+CREATE VIEW rollup_region_day_dwell AS
+SELECT r.region, s.day, s.zone,
        count(*) AS stores,
-       sum(s.windows) AS windows,
-       min(s.k) AS k,
-       sum(s.footfall_in) AS footfall_in,
-       sum(s.footfall_out) AS footfall_out,
        sum(s.visits) AS visits,
-       sum(s.checkout) AS checkout,
-       sum(s.mean_duration_s * s.duration_visits) / nullif(sum(s.duration_visits), 0)
-           AS mean_duration_s,
-       sum(s.duration_visits) AS duration_visits,
-       sum(s.passers_by) AS passers_by"""
+       sum(s.mean_s * s.mean_visits) / nullif(sum(s.mean_visits), 0) AS mean_s,
+       sum(s.mean_visits) AS mean_visits
+FROM rollup_store_day_dwell s JOIN store_regions r USING (store)
+GROUP BY 1, 2, 3;
 
-_REGION_DAY_V3 = """
-       sum(s.groups) AS groups,
-       sum(s.groups_windows) AS groups_windows,
-       sum(s.groups_visits) AS groups_visits,
-       sum(s.transactions) AS transactions,
-       sum(s.transaction_periods) AS transaction_periods,
-       sum(s.conversion_transactions) AS conversion_transactions,
-       sum(s.conversion_visits) AS conversion_visits,
-       sum(s.conversion_transactions)::float8 / nullif(sum(s.conversion_visits), 0)
-           AS conversion_rate,
-       sum(s.conversion_periods) AS conversion_periods,
-       sum(s.queue_waits) AS queue_waits,
-       sum(s.queue_windows) AS queue_windows,
-       sum(s.queue_visits) AS queue_visits,
-       sum(s.queue_length_mean * s.queue_length_s) / nullif(sum(s.queue_length_s), 0)
-           AS queue_length_mean,
-       sum(s.queue_length_s) AS queue_length_s,
-       max(s.queue_length_max) AS queue_length_max"""
-
-_REGION_MIX_V2 = """
-       r.region, s.day, s.kind, s.name,
-       count(*) AS stores,
-       sum(s.scored) AS scored,
-       sum(s.visits) AS visits,
-       sum(s.visits_of_scored) AS visits_of_scored,
-       sum(s.mean_probability * s.probability_scored)
-           / nullif(sum(s.probability_scored), 0) AS mean_probability,
-       sum(s.probability_scored) AS probability_scored"""
-
-_REGION_MIX_V3 = """
-       sum(s.units) AS units,
-       sum(s.units_groups) AS units_groups"""
+CREATE VIEW rollup_region_day_mix AS
+SELECT {_REGION_MIX_V2}
+FROM rollup_store_day_mix s JOIN store_regions r USING (store)
+GROUP BY 1, 2, 3, 4;
+"""
 
 STORE_TRUTHS_SQL = f"""
 CREATE OR REPLACE VIEW rollup_store_day AS
@@ -208,12 +261,7 @@ GROUP BY 1, 2;
 CREATE OR REPLACE VIEW rollup_store_day_mix AS
 SELECT {_MIX_V2},{_MIX_V3}
 FROM windows w
-CROSS JOIN LATERAL (
-    SELECT 'trait' AS kind, t.cell FROM jsonb_array_elements(w.payload -> 'traits') t(cell)
-    UNION ALL
-    SELECT 'segment', s.cell FROM jsonb_array_elements(w.payload -> 'segments') s(cell)
-) AS m
-WHERE m.cell ->> 'scored' IS NOT NULL
+{_TRAITS_AND_SEGMENTS}
 GROUP BY 1, 2, 3, 4;
 
 CREATE OR REPLACE VIEW rollup_region_day AS

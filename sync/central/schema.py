@@ -11,9 +11,10 @@ created by the first worker that stores a window of that day
 (SQL aggregates skip the nulls that stand for suppressed cells), so a roll-up cell is
 null when no window published that cell, and otherwise a sum of counts that are each
 at least k: nothing below k can appear in, or be worked out from, a roll-up that was
-not already in the published windows. Migration 3 (:mod:`sync.central.rollups`) adds
-buying units, segment units, transactions and conversion, and queue counts to the
-roll-ups, and says which published figures cannot be combined.
+not already in the published windows. The views' SQL lives in
+:mod:`sync.central.rollups`: migration 2 creates them; migration 3 adds buying units,
+segment units, transactions and conversion, and queue counts, and says which published
+figures cannot be combined.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from sync.central.rollups import STORE_TRUTHS_SQL
+from sync.central.rollups import ROLLUPS_SQL, STORE_TRUTHS_SQL
 
 MIGRATIONS_LOCK = 7_206_001  # pg_advisory_xact_lock keys of this schema
 PARTITION_LOCK = 7_206_002
@@ -36,15 +37,6 @@ class Migration:
     name: str
     sql: str
 
-
-def _window_sum(path: str) -> str:
-    return f"sum((w.payload #>> '{{{path}}}')::int)"
-
-
-_WEIGHTED_DURATION = (
-    "sum((w.payload #>> '{visits,count}')::int"
-    " * (w.payload #>> '{visits,mean_duration_s}')::float8)"
-)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -85,107 +77,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
         "roll-ups: store-day and region-day footfall, dwell, trait and segment mix",
-        f"""
-        CREATE VIEW rollup_store_day AS
-        SELECT w.store,
-               (w.window_start AT TIME ZONE 'UTC')::date AS day,
-               count(*) AS windows,
-               min(w.k) AS k,
-               {_window_sum("footfall,in")} AS footfall_in,
-               {_window_sum("footfall,out")} AS footfall_out,
-               count(w.payload #>> '{{footfall,in}}') AS footfall_in_windows,
-               {_window_sum("visits,count")} AS visits,
-               count(w.payload #>> '{{visits,count}}') AS visits_windows,
-               {_window_sum("visits,checkout")} AS checkout,
-               {_WEIGHTED_DURATION} / nullif({_window_sum("visits,count")}
-                   FILTER (WHERE w.payload #>> '{{visits,mean_duration_s}}' IS NOT NULL), 0)
-                   AS mean_duration_s,
-               {_window_sum("visits,count")}
-                   FILTER (WHERE w.payload #>> '{{visits,mean_duration_s}}' IS NOT NULL)
-                   AS duration_visits,
-               {_window_sum("wifi,passers_by")} AS passers_by,
-               max((w.payload #>> '{{occupancy,max}}')::int) AS occupancy_max
-        FROM windows w
-        GROUP BY 1, 2;
-
-        CREATE VIEW rollup_store_day_dwell AS
-        SELECT w.store,
-               (w.window_start AT TIME ZONE 'UTC')::date AS day,
-               d.cell ->> 'zone' AS zone,
-               count(*) AS windows,
-               sum((d.cell ->> 'visits')::int) AS visits,
-               sum((d.cell ->> 'visits')::int * (d.cell ->> 'mean_s')::float8)
-                   / nullif(sum((d.cell ->> 'visits')::int)
-                            FILTER (WHERE d.cell ->> 'mean_s' IS NOT NULL), 0) AS mean_s,
-               sum((d.cell ->> 'visits')::int)
-                   FILTER (WHERE d.cell ->> 'mean_s' IS NOT NULL) AS mean_visits
-        FROM windows w
-        CROSS JOIN LATERAL jsonb_array_elements(w.payload -> 'dwell') AS d(cell)
-        WHERE d.cell ->> 'visits' IS NOT NULL
-        GROUP BY 1, 2, 3;
-
-        CREATE VIEW rollup_store_day_mix AS
-        SELECT w.store,
-               (w.window_start AT TIME ZONE 'UTC')::date AS day,
-               m.kind,
-               m.cell ->> 'name' AS name,
-               count(*) AS windows,
-               sum((m.cell ->> 'scored')::int) AS scored,
-               sum((m.cell ->> 'visits')::int) AS visits,
-               sum((m.cell ->> 'scored')::int)
-                   FILTER (WHERE m.cell ->> 'visits' IS NOT NULL) AS visits_of_scored,
-               sum((m.cell ->> 'scored')::int * (m.cell ->> 'mean_probability')::float8)
-                   / nullif(sum((m.cell ->> 'scored')::int)
-                            FILTER (WHERE m.cell ->> 'mean_probability' IS NOT NULL), 0)
-                   AS mean_probability,
-               sum((m.cell ->> 'scored')::int)
-                   FILTER (WHERE m.cell ->> 'mean_probability' IS NOT NULL) AS probability_scored
-        FROM windows w
-        CROSS JOIN LATERAL (
-            SELECT 'trait' AS kind, t.cell FROM jsonb_array_elements(w.payload -> 'traits') t(cell)
-            UNION ALL
-            SELECT 'segment', s.cell FROM jsonb_array_elements(w.payload -> 'segments') s(cell)
-        ) AS m
-        WHERE m.cell ->> 'scored' IS NOT NULL
-        GROUP BY 1, 2, 3, 4;
-
-        CREATE VIEW rollup_region_day AS
-        SELECT r.region, s.day,
-               count(*) AS stores,
-               sum(s.windows) AS windows,
-               min(s.k) AS k,
-               sum(s.footfall_in) AS footfall_in,
-               sum(s.footfall_out) AS footfall_out,
-               sum(s.visits) AS visits,
-               sum(s.checkout) AS checkout,
-               sum(s.mean_duration_s * s.duration_visits) / nullif(sum(s.duration_visits), 0)
-                   AS mean_duration_s,
-               sum(s.duration_visits) AS duration_visits,
-               sum(s.passers_by) AS passers_by
-        FROM rollup_store_day s JOIN store_regions r USING (store)
-        GROUP BY 1, 2;
-
-        CREATE VIEW rollup_region_day_dwell AS
-        SELECT r.region, s.day, s.zone,
-               count(*) AS stores,
-               sum(s.visits) AS visits,
-               sum(s.mean_s * s.mean_visits) / nullif(sum(s.mean_visits), 0) AS mean_s,
-               sum(s.mean_visits) AS mean_visits
-        FROM rollup_store_day_dwell s JOIN store_regions r USING (store)
-        GROUP BY 1, 2, 3;
-
-        CREATE VIEW rollup_region_day_mix AS
-        SELECT r.region, s.day, s.kind, s.name,
-               count(*) AS stores,
-               sum(s.scored) AS scored,
-               sum(s.visits) AS visits,
-               sum(s.visits_of_scored) AS visits_of_scored,
-               sum(s.mean_probability * s.probability_scored)
-                   / nullif(sum(s.probability_scored), 0) AS mean_probability,
-               sum(s.probability_scored) AS probability_scored
-        FROM rollup_store_day_mix s JOIN store_regions r USING (store)
-        GROUP BY 1, 2, 3, 4;
-        """,
+        ROLLUPS_SQL,
     ),
     Migration(
         3,
