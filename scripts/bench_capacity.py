@@ -78,6 +78,7 @@ CALIBRATION_VIDEOS = (  # (path under the shared folder, every how many frames)
     ("mot/TUD-Campus/TUD-Campus.mp4", 7),
 )
 MAX_VALIDATION_STREAMS = 16
+ACCURATE_SIZE = (352, 640)  # the accurate size of the last full run (docs/appliance.md)
 
 
 def log(message: str) -> None:
@@ -444,8 +445,12 @@ DEV_VENV = "from edge.cli import main; main()"
 
 
 def live_workers(site: Path, cameras: int, seconds: float, folder: Path,
-                 launcher: str = AS_INSTALLED) -> dict[str, list[float]]:
-    """Run ``cameras`` workers at once; achieved frames/s and memory of each."""
+                 launcher: str = AS_INSTALLED, *, sample_pss: bool = True,
+                 ) -> dict[str, list[float]]:
+    """Run ``cameras`` workers at once; achieved frames/s and memory of each.
+
+    ``sample_pss``: read each worker's PSS every second (its smaps: a few ms of CPU a
+    worker, taken from the workers being measured); off for the frames/s validation."""
     import psutil
     import yaml
 
@@ -477,7 +482,7 @@ def live_workers(site: Path, cameras: int, seconds: float, folder: Path,
         first = _health(db)
         started = time.monotonic()
         while time.monotonic() - started < seconds:
-            for i, process in enumerate(processes):
+            for i, process in enumerate(processes if sample_pss else ()):
                 with contextlib.suppress(psutil.Error):  # exited between two samples
                     pss_peak[i] = max(pss_peak[i],
                                       psutil.Process(process.pid).memory_full_info().pss / 2**20)
@@ -512,6 +517,9 @@ def main() -> int:
                         help="workers in each validation run, comma-separated; auto = the "
                         f"derived capacity (at most {MAX_VALIDATION_STREAMS}); 12 is the goal")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--live-only", action="store_true",
+                        help="only the validation: real workers at --streams (numbers) at "
+                        f"{ACCURATE_SIZE[0]}x{ACCURATE_SIZE[1]}, the accurate size last measured")
     parser.add_argument("--worker", choices=["bare", "pipeline", "accuracy", "variant"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--site", type=Path, help=argparse.SUPPRESS)
@@ -530,6 +538,8 @@ def main() -> int:
         print(json.dumps(passes[args.worker](args)))
         return 0
 
+    if args.live_only:
+        return _print(validate(args, ACCURATE_SIZE), args.json)
     sizes = QUICK_SIZES if args.quick else SIZES
     if args.quick:
         args.frames = min(args.frames, 100)
@@ -592,23 +602,7 @@ def main() -> int:
         log(f"memory: four workers at {tag}")
         four = live_workers(site_yaml(folder, video, size, 4, "mem4"), 4, args.seconds / 2, folder)
         derived = min(MAX_VALIDATION_STREAMS, max(1, int(streams_of[size])))
-        levels = sorted({derived if level == "auto" else int(level)
-                         for level in args.streams.split(",")})
-        figures.update({
-            "validation_input_height": size[0],
-            "validation_input_width": size[1],
-        })
-        for streams in levels:
-            figures[f"load_avg_1m_before_{streams}_streams"] = round(os.getloadavg()[0], 2)
-            log(f"validation: {streams} workers at {tag} for {args.seconds:.0f} s")
-            live = live_workers(site_yaml(folder, video, size, streams, f"live{streams}"),
-                                streams, args.seconds, folder)
-            figures.update({
-                f"streams_{streams}_min_fps": round(min(live["fps"]), 2),
-                f"streams_{streams}_median_fps": round(statistics.median(live["fps"]), 2),
-                f"streams_{streams}_at_4_75_fps": sum(f >= 4.75 for f in live["fps"]),
-                f"streams_{streams}_peak_rss_sum_mb": round(sum(live["peak_rss_mb"]), 1),
-            })
+        figures.update(validate(args, size, folder, video, derived))
         figures.update({
             "worker_peak_rss_mb": round(one["peak_rss_mb"][0], 1),
             "worker_peak_rss_mb_dev_venv": round(dev["peak_rss_mb"][0], 1),
@@ -620,6 +614,39 @@ def main() -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return _print(figures, args.json)
+
+
+def validate(args: argparse.Namespace, size: tuple[int, int], folder: Path | None = None,
+             video: Path | None = None, derived: int | None = None) -> dict[str, float]:
+    """Real camera workers at each of ``--streams`` (``auto``: ``derived``), each on its own
+    looped 640x360 stream paced to 5 frames/s: their achieved frames/s."""
+    own_folder = folder is None
+    folder = folder or Path(tempfile.mkdtemp(prefix="bench-capacity-"))
+    tag = f"{size[0]}x{size[1]}"
+    figures: dict[str, float] = {"validation_input_height": size[0],
+                                 "validation_input_width": size[1]}
+    try:
+        if video is None:
+            log("writing the 640x360 copy of the recording")
+            video = make_video(folder)
+        levels = sorted({level for level in (
+            derived if text == "auto" else int(text) for text in args.streams.split(","))
+            if level is not None})
+        for streams in levels:
+            figures[f"load_avg_1m_before_{streams}_streams"] = round(os.getloadavg()[0], 2)
+            log(f"validation: {streams} workers at {tag} for {args.seconds:.0f} s")
+            live = live_workers(site_yaml(folder, video, size, streams, f"live{streams}"),
+                                streams, args.seconds, folder, sample_pss=False)
+            figures.update({
+                f"streams_{streams}_min_fps": round(min(live["fps"]), 2),
+                f"streams_{streams}_median_fps": round(statistics.median(live["fps"]), 2),
+                f"streams_{streams}_at_4_75_fps": sum(f >= 4.75 for f in live["fps"]),
+                f"streams_{streams}_peak_rss_sum_mb": round(sum(live["peak_rss_mb"]), 1),
+            })
+    finally:
+        if own_folder:
+            shutil.rmtree(folder, ignore_errors=True)
+    return figures
 
 
 def _print(figures: dict[str, float], as_json: bool) -> int:

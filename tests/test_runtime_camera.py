@@ -15,7 +15,7 @@ from edge.runtime.camera_worker import CameraWorker
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from tests.conftest import PETS_VIDEO
-from tests.support.live_site import live_site_yaml
+from tests.support.live_site import live_site_yaml, start_worker
 from tests.support.mjpeg_camera import MjpegCamera, load_jpegs
 from tests.support.waiting import wait_for
 
@@ -25,21 +25,6 @@ pytestmark = pytest.mark.system
 @pytest.fixture(scope="module")
 def pets_jpegs():
     return load_jpegs(PETS_VIDEO, count=40, width=768)
-
-
-def start_worker(site, db_path):
-    """Run a CameraWorker in a thread with its own connection, as a service would."""
-    ready, holder = threading.Event(), {}
-
-    def target():
-        holder["worker"] = CameraWorker(site, "view001", open_database(db_path))
-        ready.set()
-        holder["worker"].run()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    assert ready.wait(60)
-    return holder["worker"], thread
 
 
 def camera_health(db):

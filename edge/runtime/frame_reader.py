@@ -34,6 +34,9 @@ class ReaderStats:
     connected: bool = False
     last_frame_at: float | None = None  # wall clock
     last_error: str | None = None
+    # Frames a second a file is paced to (the rate frames are kept); None for a live
+    # camera, whose own rate is what arrives.
+    paced_fps: float | None = None
 
 
 class FrameReader:
@@ -162,6 +165,7 @@ class FrameReader:
         recording behaves like a camera.
         """
         pace = None if source.info.live else source.info.fps / source.stride
+        self.stats.paced_fps = pace
         started = time.monotonic()
         for sent, frame in enumerate(source):
             if self._stop.is_set() or self._reopen.is_set():

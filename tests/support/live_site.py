@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from edge.config import SiteConfig
+from edge.runtime.camera_worker import CameraWorker
+from edge.runtime.schema import open_database
 from tests.conftest import PETS_SITE
 
 FAST_SERVICE = {
@@ -38,3 +42,18 @@ def live_site_yaml(
     path = folder / "site.yaml"
     path.write_text(yaml.safe_dump(site, sort_keys=False))
     return path
+
+
+def start_worker(site: SiteConfig, db_path: Path) -> tuple[CameraWorker, threading.Thread]:
+    """Run a CameraWorker in a thread with its own connection, as a service would."""
+    ready, holder = threading.Event(), {}
+
+    def target():
+        holder["worker"] = CameraWorker(site, "view001", open_database(db_path))
+        ready.set()
+        holder["worker"].run()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    assert ready.wait(60)
+    return holder["worker"], thread
