@@ -109,8 +109,10 @@ def make_video(folder: Path) -> Path:
     return target
 
 
-def site_yaml(folder: Path, video: Path, size: tuple[int, int], cameras: int, name: str) -> Path:
-    """The demo site with ``cameras`` cameras on the 640x360 copy, 1 thread each."""
+def site_yaml(folder: Path, video: Path, size: tuple[int, int], cameras: int, name: str,
+              threads: int | None = 1) -> Path:
+    """The demo site with ``cameras`` cameras on the 640x360 copy, ``threads`` each (None:
+    the product's own choice, edge.detection.session.worker_threads)."""
     import yaml
 
     from edge.paths import default_site_config
@@ -127,7 +129,7 @@ def site_yaml(folder: Path, video: Path, size: tuple[int, int], cameras: int, na
          "detect_fps": DETECT_FPS, "calibration": calibration}
         for i in range(cameras)
     ]
-    site["detector"].update(input_size=list(size), threads=1)
+    site["detector"].update(input_size=list(size), threads=threads)
     site["storage"] = {"db_path": str(folder / f"{name}.db")}
     site["service"] = {"health_interval_s": 1.0}
     path = folder / f"{name}.yaml"
@@ -520,6 +522,9 @@ def main() -> int:
     parser.add_argument("--live-only", action="store_true",
                         help="only the validation: real workers at --streams (numbers) at "
                         f"{ACCURATE_SIZE[0]}x{ACCURATE_SIZE[1]}, the accurate size last measured")
+    parser.add_argument("--worker-threads", default="1",
+                        help="with --live-only: detector threads per worker (auto: unset, "
+                        "the product's choice)")
     parser.add_argument("--worker", choices=["bare", "pipeline", "accuracy", "variant"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--site", type=Path, help=argparse.SUPPRESS)
@@ -635,7 +640,8 @@ def validate(args: argparse.Namespace, size: tuple[int, int], folder: Path | Non
         for streams in levels:
             figures[f"load_avg_1m_before_{streams}_streams"] = round(os.getloadavg()[0], 2)
             log(f"validation: {streams} workers at {tag} for {args.seconds:.0f} s")
-            live = live_workers(site_yaml(folder, video, size, streams, f"live{streams}"),
+            threads = None if args.worker_threads == "auto" else int(args.worker_threads)
+            live = live_workers(site_yaml(folder, video, size, streams, f"live{streams}", threads),
                                 streams, args.seconds, folder, sample_pss=False)
             figures.update({
                 f"streams_{streams}_min_fps": round(min(live["fps"]), 2),

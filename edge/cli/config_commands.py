@@ -14,7 +14,7 @@ from edge import assets
 from edge.calibration import fit_camera_calibrations
 from edge.cli.options import resolve_site_path
 from edge.config import SiteConfig, load_site
-from edge.config.vision import CameraConfig, is_file_source
+from edge.config.vision import DEFAULT_FPS, CameraConfig, is_file_source
 from edge.detection.base import resolve_model
 from edge.detection.input_size import describe_input_size
 from edge.detection.session import make_session
@@ -82,12 +82,16 @@ def _camera_problems(path: Path, site: SiteConfig, camera_ids: set[str] | None,
 @click.option("--has-wifi", is_flag=True, help="Only exit 0 if a Wi-Fi sensor is configured.")
 @click.option("--fuses-cameras", is_flag=True,
               help="Only exit 0 if the site has several cameras to fuse (a fusion service).")
+@click.option("--capacity", is_flag=True,
+              help="Also time the detector on this box's processor, at each camera's input "
+                   "size and rate, and say how much of it the cameras take (a few seconds "
+                   "a camera size).")
 @click.option("--service", "services", multiple=True, metavar="NAME",
               help="Check only what this service needs besides a valid config: web (a PIN "
                    "unless open-lan), camera:ID (its video file), sync, wifi. Repeatable; "
                    "default: every service. Each systemd unit checks its own.")
 def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
-                 fuses_cameras: bool, services: tuple[str, ...]) -> None:
+                 fuses_cameras: bool, capacity: bool, services: tuple[str, ...]) -> None:
     """Validate a site config and report each camera's calibration error.
 
     Exits non-zero (78), naming the file, line and key, if anything is wrong,
@@ -141,6 +145,58 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
     click.echo(f"  floor: {len(site.floor.zones)} zones, {len(site.floor.lines)} counting lines")
     if site.fuses_cameras:
         _check_fusion(site)
+    if capacity:
+        _check_capacity(site)
+
+
+# A live camera's frame size is known once it runs; timed at this one, and said so.
+ASSUMED_FRAME_SIZE = (1280, 720)
+
+
+def _check_capacity(site: SiteConfig) -> None:
+    """Time the detector on this processor for each camera and compare the cameras'
+    share of it with the cores there are; a warning when they would fall behind."""
+    from edge.detection import load_detector
+    from edge.detection.session import usable_cores, worker_threads
+    from edge.detection.timing import USABLE_SHARE, CameraLoad, detector_cpu_ms
+
+    cores = usable_cores()
+    # Timed as the camera workers run it: with their share of the threads.
+    threads = worker_threads(site.detector.threads, len(site.cameras), cores)
+    config = site.detector.model_copy(update={"threads": threads})
+    shown_threads = ("onnxruntime's choice of detector threads" if threads is None else
+                     f"{threads} detector thread{'s' if threads > 1 else ''} a camera")
+    click.echo(f"  capacity, measured on this box's processor ({cores} cores, "
+               f"{shown_threads}):")
+    timed: dict[tuple[int, int], tuple[tuple[int, int] | None, float]] = {}
+    loads = []
+    for camera in site.cameras:
+        frame = _frame_size(camera)
+        assumed = frame is None
+        frame = frame or ASSUMED_FRAME_SIZE
+        if frame not in timed:  # the input size may follow the frame's: one detector each
+            detector = load_detector(config)
+            ms = detector_cpu_ms(detector, frame)
+            timed[frame] = (detector.input_size, ms)
+        size, ms = timed[frame]
+        load = CameraLoad(camera.id, size, camera.detection_rate or DEFAULT_FPS, ms)
+        loads.append(load)
+        shown = f"{size[0]}x{size[1]}" if size else "model's own"
+        click.echo(f"    camera {camera.id}: input {shown}"
+                   f"{' (frames assumed 1280x720: give calibration.image_size)' if assumed else ''}"
+                   f", {load.pictures_per_s:g} pictures/s x {ms:.1f} ms: {load.cores:.2f} cores")
+    total = sum(load.cores for load in loads)
+    costliest = max(loads, key=lambda load: load.cores)
+    room = math.floor((USABLE_SHARE * cores - total) / costliest.cores) if costliest.cores else 0
+    click.echo(f"  cameras: {total:.2f} of {cores} cores ({100 * total / cores:.0f} %)"
+               + (f"; at least {room} more like camera {costliest.camera_id} would fit"
+                  if room > 0 else ""))
+    if total > USABLE_SHARE * cores:
+        click.echo(
+            f"Warning: the cameras need about {total:.1f} of this box's {cores} cores (more "
+            f"than {100 * USABLE_SHARE:.0f} %): they will fall behind and miss people (each "
+            f"camera's health says 'falling behind'); lower detect_fps, give a smaller "
+            f"detector.input_size, or move cameras to another box", err=True)
 
 
 def _model_input(site: SiteConfig) -> tuple[bool, tuple[int, int] | None] | None:

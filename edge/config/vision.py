@@ -222,7 +222,9 @@ class DetectorConfig(StrictModel):
     nms_iou_threshold: float = Field(0.45, gt=0.0, le=1.0)
     """Non-maximum suppression IoU."""
     threads: int | None = Field(None, ge=1, le=64)
-    """onnxruntime intra-op threads; None = onnxruntime's choice."""
+    """onnxruntime intra-op threads per camera worker. None: one camera alone gets onnxruntime's
+    choice (a thread per core); several share the cores out, at least one thread each, which
+    takes less CPU a picture (edge.detection.session.worker_threads)."""
 
     @field_validator("input_size")
     @classmethod
