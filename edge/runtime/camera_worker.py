@@ -302,6 +302,10 @@ class CameraWorker:
         last judgement holds enough pictures, whether the camera fell behind in it."""
         self.stats.fps = frames / seconds
         span, reader = self._span, self.reader.stats
+        if not reader.connected:  # a camera away is down, not behind: start afresh
+            self._span, self.stats.behind_spans, self.stats.behind_fps = (
+                _Span.starting(reader), 0, None)
+            return
         span.frames += frames
         span.seconds += seconds
         offered = reader.frames_read - span.read_at_start
