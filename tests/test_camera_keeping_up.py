@@ -13,6 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from edge.capacity import PIPELINE_OVERHEAD, CameraLoad
 from edge.cli import cli
 from edge.config import load_site
 from edge.detection.session import worker_threads
@@ -53,6 +54,14 @@ def test_cameras_sharing_the_cores_share_the_threads():
     assert worker_threads(None, cameras=3, cores=4) == 1
     assert worker_threads(None, cameras=16, cores=2) == 1
     assert worker_threads(3, cameras=16, cores=2) == 3  # what the site says, it gets
+
+
+def test_a_camera_load_counts_the_frames_decoded_and_skipped():
+    detected_only = CameraLoad("cam", (352, 640), 5.0, detect_ms=30.0)
+    assert detected_only.cores == pytest.approx(5 * 30 * PIPELINE_OVERHEAD / 1000)
+    # A 25 frames/s main stream: the 20 frames a second the detector skips are decoded too.
+    main_stream = CameraLoad("cam", (352, 640), 5.0, 30.0, frames_per_s=25.0, decode_ms=3.0)
+    assert main_stream.cores - detected_only.cores == pytest.approx(20 * 3.0 / 1000)
 
 
 def camera_health(db):

@@ -156,9 +156,9 @@ ASSUMED_FRAME_SIZE = (1280, 720)
 def _check_capacity(site: SiteConfig) -> None:
     """Time the detector on this processor for each camera and compare the cameras'
     share of it with the cores there are; a warning when they would fall behind."""
+    from edge.capacity import USABLE_SHARE, CameraLoad, decode_cpu_ms, detector_cpu_ms
     from edge.detection import load_detector
     from edge.detection.session import usable_cores, worker_threads
-    from edge.detection.timing import USABLE_SHARE, CameraLoad, detector_cpu_ms
 
     cores = usable_cores()
     # Timed as the camera workers run it: with their share of the threads.
@@ -169,6 +169,7 @@ def _check_capacity(site: SiteConfig) -> None:
     click.echo(f"  capacity, measured on this box's processor ({cores} cores, "
                f"{shown_threads}):")
     timed: dict[tuple[int, int], tuple[tuple[int, int] | None, float]] = {}
+    decoding: dict[tuple[int, int], float] = {}
     loads = []
     for camera in site.cameras:
         frame = _frame_size(camera)
@@ -179,12 +180,19 @@ def _check_capacity(site: SiteConfig) -> None:
             ms = detector_cpu_ms(detector, frame)
             timed[frame] = (detector.input_size, ms)
         size, ms = timed[frame]
-        load = CameraLoad(camera.id, size, camera.detection_rate or DEFAULT_FPS, ms)
+        if frame not in decoding:
+            decoding[frame] = decode_cpu_ms(frame)
+        load = CameraLoad(camera.id, size, camera.detection_rate or DEFAULT_FPS, ms,
+                          camera.fps, decoding[frame])
         loads.append(load)
         shown = f"{size[0]}x{size[1]}" if size else "model's own"
+        skipped = (f"; it sends {camera.fps:g} frames/s, each decoded (at least "
+                   f"{load.decode_ms:.1f} ms at {frame[0]}x{frame[1]})"
+                   if camera.fps and camera.fps > load.pictures_per_s else "")
         click.echo(f"    camera {camera.id}: input {shown}"
                    f"{' (frames assumed 1280x720: give calibration.image_size)' if assumed else ''}"
-                   f", {load.pictures_per_s:g} pictures/s x {ms:.1f} ms: {load.cores:.2f} cores")
+                   f", {load.pictures_per_s:g} pictures/s x {ms:.1f} ms{skipped}: "
+                   f"{load.cores:.2f} cores")
     total = sum(load.cores for load in loads)
     costliest = max(loads, key=lambda load: load.cores)
     room = math.floor((USABLE_SHARE * cores - total) / costliest.cores) if costliest.cores else 0
@@ -196,7 +204,8 @@ def _check_capacity(site: SiteConfig) -> None:
             f"Warning: the cameras need about {total:.1f} of this box's {cores} cores (more "
             f"than {100 * USABLE_SHARE:.0f} %): they will fall behind and miss people (each "
             f"camera's health says 'falling behind'); lower detect_fps, give a smaller "
-            f"detector.input_size, or move cameras to another box", err=True)
+            f"detector.input_size, give the box each camera's sub-stream (fewer, smaller "
+            f"frames to decode), or move cameras to another box", err=True)
 
 
 def _model_input(site: SiteConfig) -> tuple[bool, tuple[int, int] | None] | None:
