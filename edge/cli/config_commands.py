@@ -158,12 +158,12 @@ def _check_capacity(site: SiteConfig) -> None:
     share of it with the cores there are; a warning when they would fall behind."""
     from edge.capacity import USABLE_SHARE, CameraLoad, decode_cpu_ms, detector_cpu_ms
     from edge.detection import load_detector
-    from edge.detection.session import usable_cores, worker_threads
+    from edge.detection.session import usable_cores, worker_detector
 
     cores = usable_cores()
     # Timed as the camera workers run it: with their share of the threads.
-    threads = worker_threads(site.detector.threads, len(site.cameras), cores)
-    config = site.detector.model_copy(update={"threads": threads})
+    config = worker_detector(site.detector, len(site.cameras), cores)
+    threads = config.threads
     shown_threads = ("onnxruntime's choice of detector threads" if threads is None else
                      f"{threads} detector thread{'s' if threads > 1 else ''} a camera")
     click.echo(f"  capacity, measured on this box's processor ({cores} cores, "

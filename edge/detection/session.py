@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from edge.config.vision import DetectorConfig
 from edge.errors import ModelError
 
 # Whether idle intra-op threads busy-wait for work (onnxruntime's default: yes).
@@ -22,6 +23,13 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def worker_detector(config: DetectorConfig, cameras: int,
+                    cores: int | None = None) -> DetectorConfig:
+    """The detector config one camera worker runs, its ``threads`` set by
+    :func:`worker_threads`."""
+    return config.model_copy(update={"threads": worker_threads(config.threads, cameras, cores)})
 
 
 def worker_threads(configured: int | None, cameras: int, cores: int | None = None) -> int | None:

@@ -87,20 +87,20 @@ def read_floor_truth(path: str | Path) -> np.ndarray:
     Raises:
         DataFormatError: as :func:`edge.motformat.read_rows`, or no world coordinates.
     """
-    first = next((line for line in _lines(path) if line.strip()), "")
-    if first.count(",") == 3:
+    if _first_line(path).count(",") == 3:
         return floor_rows_as_gt(read_rows(path, min_columns=4, keep=4, layout="frame,id,x,y"))
     rows = read_mot(path, min_columns=9)
     require_world_coordinates(rows, "dwell and line-count accuracy")
     return rows
 
 
-def _lines(path: str | Path) -> list[str]:
+def _first_line(path: str | Path) -> str:
+    """The file's first line with something on it ("" if none, or unreadable)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
-            return [file.readline() for _ in range(5)]
+            return next((line for line in file if line.strip()), "")
     except OSError:
-        return []  # read_mot says what is wrong with the path
+        return ""  # read_mot says what is wrong with the path
 
 
 def floor_errors(gt: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, int]:

@@ -24,7 +24,7 @@ import sqlite_utils
 import yaml
 
 from edge.config import SiteConfig, parse_site
-from edge.evaluation.floor import floor_rows_as_gt
+from edge.evaluation.floor import read_floor_truth
 from edge.evaluation.layouts import DEFAULT_SEEDS, LayoutEvaluation, evaluate_layouts
 from edge.evaluation.multicam import (
     Degradation,
@@ -47,12 +47,12 @@ def wildtrack_floor_gt(folder: str | Path, camera: str | None = None) -> np.ndar
     Raises:
         DataFormatError: a file is missing or malformed, or no such camera.
     """
-    floor = read_mot(Path(folder) / "gt" / "floor.txt", min_columns=4)
+    gt = read_floor_truth(Path(folder) / "gt" / "floor.txt")
     if camera is not None:
         boxes = read_mot(Path(folder) / "gt" / f"{camera_file_name(folder, camera)}.txt")
         seen = {(int(f), int(i)) for f, i in boxes[:, :2].tolist()}
-        floor = floor[[(int(f), int(i)) in seen for f, i in floor[:, :2].tolist()]]
-    return floor_rows_as_gt(floor)
+        gt = gt[[(int(f), int(i)) in seen for f, i in gt[:, :2].tolist()]]
+    return gt
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import sqlite_utils
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.detection import load_detector
-from edge.detection.session import worker_threads
+from edge.detection.session import worker_detector
 from edge.errors import StorageError
 from edge.fusion.stage import FusionStage
 from edge.fusion.store import write_camera_frames
@@ -126,8 +126,7 @@ class CameraWorker:
         self.stop = stop or threading.Event()
         self.service = site.service
         # Several cameras share the cores: each worker takes its share of threads.
-        threads = worker_threads(site.detector.threads, len(site.cameras))
-        detector = load_detector(site.detector.model_copy(update={"threads": threads}))
+        detector = load_detector(worker_detector(site.detector, len(site.cameras)))
         self.model_name = detector.name
         self.pipeline = build_camera_pipeline(
             site, self.camera, fit_camera_calibrations(site)[self.camera.id], detector,
