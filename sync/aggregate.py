@@ -14,6 +14,7 @@ import json
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +24,7 @@ import sqlite_utils
 from edge import figures
 from edge.config.floor import FloorConfig
 from edge.pos.store import read_periods
-from edge.privacy.small_counts import is_small, residual_problem
+from edge.privacy.small_counts import residual_problem
 from edge.visits.queue import has_queue, queue_counts, read_waits, wait_summary, waiting_visits
 from sync.contract import AGGREGATE_KIND, AGGREGATE_SCHEMA_VERSION, aggregate_id, iso_utc
 
@@ -112,14 +113,15 @@ class QueueFigures:
 @dataclass(frozen=True, slots=True)
 class ConversionPeriod:
     """A till period ending in the window: its transactions, the visits that ended in it,
-    and those visits per aggregate window it spans (None: it is not a whole number of
-    aligned windows, so its visit count cannot be checked against theirs)."""
+    and the starts of the aggregate windows it spans, this one last (None: it is not a
+    whole number of aligned windows, so its visit count cannot be checked against
+    theirs)."""
 
     start: float
     seconds: int
     transactions: int
     visits: int
-    window_visits: tuple[int, ...] | None
+    window_starts: tuple[float, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,14 +226,11 @@ def _conversion(db: sqlite_utils.Database, window: Window) -> tuple[ConversionPe
     for period in read_periods(db, window.start - 86_400, window.end):
         if not window.start < period.end <= window.end:
             continue
-        split = None
+        starts = None
         if period.start % window.seconds == 0 and period.seconds % window.seconds == 0:
-            split = tuple(
-                figures.visit_count(db, s, s + window.seconds)
-                for s in np.arange(period.start, period.end, window.seconds).tolist()
-            )
+            starts = tuple(np.arange(period.start, period.end, window.seconds).tolist())
         cells.append(ConversionPeriod(period.start, period.seconds, period.transactions,
-                                      figures.visit_count(db, period.start, period.end), split))
+                                      figures.visit_count(db, period.start, period.end), starts))
     return tuple(cells)
 
 
@@ -389,29 +388,37 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
     }
 
 
-def withhold_period_visits(message: dict[str, Any], agg: WindowAggregate, k: int) -> None:
+def withhold_period_visits(
+    message: dict[str, Any], agg: WindowAggregate, k: int, published: Mapping[float, int | None],
+) -> None:
     """Null a till period's ``visits`` (and its rate) in a suppressed ``message`` when it
     would give away a withheld window count of earlier messages.
 
-    A period spanning several windows counts the visits of all of them; the windows'
-    own ``visits.count`` were published, or withheld below k. The period's count minus
-    the published ones must then leave 0 with nothing withheld, or at least k (the
-    exclusive-cells rule of :mod:`edge.privacy.small_counts`); a period that is not a
-    whole number of aligned windows cannot be checked, so its visits are withheld.
+    A period spanning several windows counts the visits of all of them; each window's
+    ``visits.count`` was published, or withheld below k. The period's count minus the
+    published ones must then leave 0 with nothing withheld, or at least k (the
+    exclusive-cells rule of :mod:`edge.privacy.small_counts`). The earlier windows'
+    counts are the ones their messages hold (``published``: window start -> its
+    ``visits.count``, None where withheld), not the database's now: a visit stored after
+    its window was sent is in the period's count and in no published one. A window
+    whose message is unknown counts as withheld, and a period that is not a whole
+    number of aligned windows cannot be checked, so its visits are withheld.
     """
     cells = message.get("conversion") or []
     by_start = {iso_utc(c.start): c for c in agg.conversion}
+    this_window = (message.get("visits") or {}).get("count")
     hidden = 0
     for cell in cells:
         period = by_start.get(cell["period_start"])
         if period is None or cell["visits"] is None:
             continue
-        split = period.window_visits
-        problem = split is None
-        if split is not None:
-            shown = [n for n in split if not is_small(n, k, zero_is_small=True)]
+        starts = period.window_starts
+        problem = starts is None
+        if starts is not None:
+            windows = [published.get(start) for start in starts[:-1]] + [this_window]
+            shown = [n for n in windows if n is not None]
             problem = residual_problem(shown, period.visits, k,
-                                       any_withheld=len(shown) < len(split)) is not None
+                                       any_withheld=len(shown) < len(windows)) is not None
         if problem:
             cell["visits"] = None
             cell["rate"] = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from edge.errors import StorageError
+from sync.contract import AGGREGATE_KIND
 
 MIGRATIONS = Migrations("edge.sync")
 
@@ -92,6 +94,24 @@ class Eviction:
 
 def _is_full(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error)
+
+
+def published_visit_counts(
+    db: sqlite_utils.Database, window_starts: Sequence[float]
+) -> dict[float, int | None]:
+    """The ``visits.count`` each window's aggregate holds in the outbox (sent, or queued
+    to be), None where it was withheld. A window with no such row (never produced,
+    evicted unsent, refused or purged) is left out: what it said is not known."""
+    if not window_starts or not db["sync_outbox"].exists():
+        return {}
+    marks = ", ".join("?" * len(window_starts))
+    rows = db.execute(
+        f"select window_start, payload from sync_outbox where kind = ? and status != ? "
+        f"and window_start in ({marks})",
+        [AGGREGATE_KIND, REFUSED, *window_starts],
+    ).fetchall()
+    return {float(start): (json.loads(payload).get("visits") or {}).get("count")
+            for start, payload in rows}
 
 
 def read_state(db: sqlite_utils.Database, key: str, default: Any = None) -> Any:

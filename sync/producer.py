@@ -25,7 +25,7 @@ from sync.aggregate import (
     withhold_period_visits,
 )
 from sync.day_stats import add_segment_stats
-from sync.outbox import Eviction, Outbox
+from sync.outbox import Eviction, Outbox, published_visit_counts
 from sync.settings import SyncSettings
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k
     full = full_message(aggregate)
     add_segment_stats(full, db, site, window, k)
     message = kanon.suppress(full, k)
-    withhold_period_visits(message, aggregate, k)
+    earlier = sorted({start for period in aggregate.conversion if period.window_starts
+                      for start in period.window_starts[:-1]})
+    withhold_period_visits(message, aggregate, k, published_visit_counts(db, earlier))
     contract.validate("aggregate", message)
     kanon.assert_k_anonymous(message, k)
     return message

@@ -618,3 +618,24 @@ def test_check_config_waits_for_a_live_cameras_first_frame(tmp_path):
     assert result.exit_code == 0, result.output
     assert ("  camera cam1: detector input 0.6 of its frame size, set when the first frame "
             "arrives (give calibration.image_size to see it here)") in result.stdout.splitlines()
+
+
+def test_windows_sent_before_their_visits_are_stored_are_warned_about(tmp_path):
+    """A window is aggregated sync.settle_s after it ends; a visit is stored up to
+    close_after_s + stitch_max_gap_s + visits_interval_s + flush_interval_s (+ a picture in
+    flight) after its shopper leaves. Shorter, visits ending late in a window were never
+    sent, and check-config said "valid"."""
+    (tmp_path / "video.avi").write_bytes(b"")
+    default = write(tmp_path, MINIMAL)
+    assert load_site(default).settle_warning() is None    # 120 s against 45.5 s
+    short = write(tmp_path, MINIMAL + "sync: {settle_s: 30}\n")
+    site = load_site(short)
+    assert site.visit_stored_within_s == pytest.approx(10 + 2.5 + 30 + 2 + 1)
+    result = check_config(short, "--service", "sync")
+    assert result.exit_code == 0, result.output
+    assert ("sync.settle_s (30 s) is shorter than the 45.5 s a visit can take to be stored"
+            in result.output)
+    assert "set sync.settle_s to at least 46" in result.output
+    assert "settle_s" not in check_config(short, "--service", "web").output
+    no_sync = write(tmp_path, MINIMAL + "sync: {settle_s: 30, enabled: false}\n")
+    assert load_site(no_sync).settle_warning() is None

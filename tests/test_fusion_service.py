@@ -117,3 +117,42 @@ def test_calibration_health_reaches_the_page_and_metrics(tmp_path):
                for s in family.samples
                if s.name == "edge_fusion_calibration_pair_median_metres"}
     assert list(samples) == ["aisle-door"] and abs(samples["aisle-door"] - 0.3) < 0.02
+
+
+def test_the_last_shopper_s_visit_is_built_while_the_store_stays_empty(tmp_path):
+    """Reviewer's report: the fusion service closed tracks against the newest stored
+    position, so after the last shopper left, with nobody else in view, their visit was
+    not built until someone came in (hours later, after the sync had sent their window).
+    The service runs on its own clock here, 20 times as fast as the test's."""
+    import threading
+    import time
+
+    site = two_camera_site(tmp_path)
+    site = site.model_copy(update={
+        "service": site.service.model_copy(update={"visits_interval_s": 0.1,
+                                                   "flush_interval_s": 0.05})})
+    db = open_database(tmp_path / "edge.db")
+    frames = [sighting(camera, START + t, [[1.0 + 0.5 * t, 2.0]])
+              for camera in ("door", "aisle") for t in np.arange(0.0, 16.0, 0.2)]
+    write_camera_frames(db, frames)   # one shopper for 16 s, then nobody
+    began = time.monotonic()
+    stop = threading.Event()
+
+    def serve() -> None:  # the service's own connection, as in its process
+        FusionWorker(site, open_database(tmp_path / "edge.db"),
+                     clock=lambda: START + 1.0 + 20 * (time.monotonic() - began)).run(stop)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        visits = 0
+        while time.monotonic() < deadline and not visits:
+            time.sleep(0.1)
+            visits = open_database(tmp_path / "edge.db")["visits"].count
+        statuses = [row[0] for row in db.execute("select status from runs")]
+    finally:
+        stop.set()
+        thread.join(10)
+    assert visits == 1, "built while the service ran, with nobody else seen"
+    assert statuses == ["running"]

@@ -83,6 +83,29 @@ def test_incremental_build_leaves_open_tracks_and_never_duplicates(db):
                       ).fetchone()[0] == 5          # track 3's second walk enters again
 
 
+def test_the_last_shopper_before_a_quiet_spell_becomes_a_visit_in_time(db):
+    """Field report: tracks were closed against the newest stored position, so the last
+    shopper before a quiet spell stayed open until someone else was tracked (the next
+    morning), after the sync had sent their window without them. A live worker now says
+    up to when its positions are all stored, and a track gone close_after_s (plus the
+    stitching gap) before that closes."""
+    analyzer = VisitAnalyzer(SITE)
+    run = start_run(db, "cam", "live", "model")
+    add_track(db, run, 1, 0, 20)                       # the last shopper; nobody after
+    assert build_visits(db, analyzer, run_id=run).visits == 0     # nothing newer stored
+    soon = build_visits(db, analyzer, run_id=run, stored_until=T0 + 25)
+    assert (soon.visits, soon.open_tracks) == (0, 1)   # gone 5 s: may still be in view
+    later = build_visits(db, analyzer, run_id=run, stored_until=T0 + 35)
+    assert (later.visits, later.open_tracks) == (1, 0)
+    assert db.execute("select end_t from visits").fetchone()[0] == pytest.approx(T0 + 19.8)
+
+    add_track(db, run, 2, 40, 60)                      # the next morning's first shopper
+    assert build_visits(db, analyzer, run_id=run, stored_until=T0 + 61).visits == 0
+    finish_run(db, run, 0, "stopped")
+    assert build_visits(db, analyzer, run_id=run).visits == 1
+    assert sorted(r[0] for r in db.execute("select track_id from visits")) == [1, 2]
+
+
 def test_gap_splits_a_track_into_visits_and_fragments_still_count_crossings(db):
     run = start_run(db, "cam", "replay", "model")
     add_track(db, run, 7, 0, 20)

@@ -114,6 +114,9 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
     cameras = (None if not services else
                {name.removeprefix("camera:") for name in services if name.startswith("camera:")})
     problems, warnings = _camera_problems(path, site, cameras)
+    late = site.settle_warning()
+    if late and (not services or "sync" in services):
+        warnings.append(f"{path} {late}")
     if problems:
         raise ConfigError("invalid site config: " + problems[0] if len(problems) == 1 else
                           "invalid site config:\n  " + "\n  ".join(problems))

@@ -6,6 +6,10 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+# The longest a camera's picture waits between being read and being analysed (the reader's
+# queue): positions older than the flush interval plus this are stored.
+FRAME_IN_FLIGHT_S = 1.0
+
 
 class ServiceConfig(StrictModel):
     """How the live services behave when cameras, disks and networks misbehave."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -10,7 +11,7 @@ from edge.config.base import StrictModel, key_problems
 from edge.config.floor import FloorConfig
 from edge.config.fusion import FusionConfig
 from edge.config.pos import PosConfig
-from edge.config.service import ServiceConfig
+from edge.config.service import FRAME_IN_FLIGHT_S, ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
@@ -95,6 +96,34 @@ class SiteConfig(StrictModel):
                 )])
             first[camera.id] = index
         return self
+
+    @property
+    def visit_stored_within_s(self) -> float:
+        """The longest a visit takes to be stored after its shopper was last seen: their
+        track is closed ``visits.close_after_s`` later (``stitch_max_gap_s`` more, in case
+        a new track continues it) by the next build (every ``service.visits_interval_s``),
+        from positions written every ``service.flush_interval_s`` (after a picture in
+        flight; after the fusion's ``latency_s`` where cameras are fused)."""
+        stored = self.service.flush_interval_s + FRAME_IN_FLIGHT_S
+        if self.fuses_cameras:
+            stored += self.fusion.latency_s
+        return (self.visits.close_after_s + self.visits.stitch_max_gap_s
+                + self.service.visits_interval_s + stored)
+
+    def settle_warning(self) -> str | None:
+        """Why windows would be sent before their visits are stored, if they would."""
+        if not self.sync.enabled or not self.cameras:
+            return None
+        needed = self.visit_stored_within_s
+        if self.sync.settle_s >= needed:
+            return None
+        return (f"sync.settle_s ({self.sync.settle_s:g} s) is shorter than the {needed:g} s a "
+                f"visit can take to be stored after its shopper leaves (visits.close_after_s "
+                f"+ visits.stitch_max_gap_s + service.visits_interval_s + "
+                f"service.flush_interval_s + {FRAME_IN_FLIGHT_S:g} s"
+                f"{' + fusion.latency_s' if self.fuses_cameras else ''}): visits that end "
+                f"late in a window would never be sent; set sync.settle_s to at least "
+                f"{math.ceil(needed):d}")
 
     @property
     def fuses_cameras(self) -> bool:

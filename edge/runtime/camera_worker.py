@@ -19,6 +19,7 @@ import sqlite_utils
 
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
+from edge.config.service import FRAME_IN_FLIGHT_S
 from edge.detection import load_detector
 from edge.detection.session import worker_detector
 from edge.errors import StorageError
@@ -222,7 +223,10 @@ class CameraWorker:
                     self._flush(run_id, batch)
                     batch, last_flush = [], now
                 if now - last_visits >= self.service.visits_interval_s:
-                    self._build_visits(run_id)
+                    # Positions not yet flushed are younger than the flush interval (plus
+                    # a frame in flight): everything before that is stored.
+                    self._build_visits(run_id, stored_until=time.time()
+                                       - self.service.flush_interval_s - FRAME_IN_FLIGHT_S)
                     last_visits = now
                 if now - last_health >= self.service.health_interval_s:
                     self._measure_window(window_frames, now - window_start)
@@ -274,14 +278,15 @@ class CameraWorker:
             log.warning("Camera %s: tracked positions are not stored: %s.", self.camera.id, problem)
         self.stats.raw_write_problem = problem
 
-    def _build_visits(self, run_id: int) -> None:
+    def _build_visits(self, run_id: int, stored_until: float | None = None) -> None:
         """Turn tracks that ended (gone ``visits.close_after_s``, plus ``stitch_max_gap_s`` for
         a continuation under a new id) into visits and traits
-        (on a multi-camera site the fusion service does, from the store-wide tracks)."""
+        (on a multi-camera site the fusion service does, from the store-wide tracks).
+        ``stored_until``: the running run's positions before it are all stored."""
         if self.fusion is not None:
             return
         try:
-            build_visits(self.db, self.visits, run_id=run_id)
+            build_visits(self.db, self.visits, run_id=run_id, stored_until=stored_until)
         except (sqlite3.Error, StorageError) as error:  # busy or full: the next round catches up
             log.warning("Camera %s: visits not built this time: %s", self.camera.id, error)
 

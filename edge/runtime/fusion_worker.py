@@ -122,9 +122,11 @@ class FusionWorker:
             log.warning("Fusion: store-wide positions not stored this time: %s", error)
             self.batch = []
 
-    def _build_visits(self, run_id: int) -> None:
+    def _build_visits(self, run_id: int, stored_until: float | None = None) -> None:
+        """Visits of the store-wide tracks that ended; ``stored_until``: the running
+        run's instants before it are all stored."""
         try:
-            build_visits(self.db, self.visits, run_id=run_id)
+            build_visits(self.db, self.visits, run_id=run_id, stored_until=stored_until)
         except (sqlite3.Error, StorageError) as error:
             log.warning("Fusion: visits not built this time: %s", error)
 
@@ -167,7 +169,9 @@ class FusionWorker:
                     self.flush()
                     last_flush = now
                 if now - last_visits >= service.visits_interval_s:
-                    self._build_visits(self.run_id)
+                    self.flush()  # every instant fused so far is stored before the build
+                    last_flush = now
+                    self._build_visits(self.run_id, stored_until=self.instant)
                     last_visits = now
                 if now - last_health >= service.health_interval_s:
                     self.report_health()

@@ -38,6 +38,9 @@ def run_sync_service(site: SiteConfig, db_path: Path) -> None:
 
     if not site.sync.enabled:
         raise ConfigError("sync.enabled is false in the site config: nothing to run")
+    late = site.settle_warning()
+    if late:
+        log.warning("%s", late)
     with InstanceLock(state_dir(), "sync"):
         db = open_database(db_path)
         record_service_start(db, site, "service:sync")

@@ -60,6 +60,7 @@ def build_visits(
     *,
     run_id: int | None = None,
     rebuild: bool = False,
+    stored_until: float | None = None,
 ) -> BuildSummary:
     """Turn closed track pieces of one run (or of every unfinished run) into visits.
 
@@ -68,6 +69,12 @@ def build_visits(
         analyzer: the site's visit analyzer (its spec is hot-reloaded here).
         run_id: only this run; default every run not yet finished.
         rebuild: forget the run's visits first and build them again (needs ``run_id``).
+        stored_until: for the live run ``run_id`` that its own worker builds: every
+            position before this time (the worker's clock, less its write delay) is
+            stored. A track unseen since ``close_after_s`` before it is gone, even when
+            nobody was seen after it. Without it, the newest stored position is the
+            present, and the last shopper before a quiet spell stays open until someone
+            else is tracked (their visit missed its MQTT window).
 
     Raises:
         DataFormatError: the database has no run ``run_id``.
@@ -76,6 +83,8 @@ def build_visits(
     if run_id is not None:
         require_run(db, run_id)
     analyzer.spec.maybe_reload()
+    if stored_until is not None and run_id is None:
+        raise ValueError("stored_until is a worker's own run's: it needs a run_id")
     if rebuild:
         if run_id is None:
             raise ValueError("rebuild needs a run_id")
@@ -92,7 +101,8 @@ def build_visits(
         since, finished = done.get(run, (None, False))
         if finished:
             continue
-        counts = _build_run(db, analyzer, run, since, run_finished=status != "running")
+        counts = _build_run(db, analyzer, run, since, run_finished=status != "running",
+                            stored_until=stored_until)
         totals = [a + b for a, b in zip(totals, (1, *counts), strict=True)]
     n_runs, visits, fragments, crossings, open_tracks = totals
     summary = BuildSummary(n_runs, visits, fragments, crossings, open_tracks,
@@ -128,9 +138,12 @@ def _build_run(
     since: float | None,
     *,
     run_finished: bool,
+    stored_until: float | None = None,
 ) -> tuple[int, int, int, int]:
     close_after = analyzer.config.close_after_s
     latest = db.execute("select max(t) from track_points where run_id = ?", [run_id]).fetchone()[0]
+    if stored_until is not None and not run_finished:
+        latest = stored_until if latest is None else max(float(latest), stored_until)
     closed_until = {
         (row[0], row[1]): row[2]
         for row in db.execute(
