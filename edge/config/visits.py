@@ -60,6 +60,17 @@ class VisitConfig(StrictModel):
     """Track stitching: a join is refused when another vanished or new track is within this
     many times its distance (two people vanished near each other: better two visits than a
     swap)."""
+    swap_jump_speed_mps: float = Field(5.0, ge=0, le=100)
+    """Swap repair (edge.visits.swaps): a track whose floor position moves faster than this
+    between two samples may have jumped onto someone else. It is cut there only when a new
+    track starts, within stitch_max_gap_s, where the person was heading before the jump, and
+    nothing else is there. 0 turns swap repair off (so does stitch_max_gap_s 0)."""
+    swap_heading_s: float = Field(1.0, gt=0, le=10)
+    """Swap repair: where the person was heading is their velocity over this many seconds
+    before the jump, carried on at constant speed."""
+    swap_base_m: float = Field(0.5, ge=0, le=10)
+    """Swap repair: how far (metres) the new track may start from that extrapolation, besides
+    stitch_speed_mps times the time since the jump."""
     staff_zone_min_s: float = Field(5.0, ge=0, le=3600)
     """A visit that spends this long in zones of kind 'staff' (back office, behind the counter) is
     an associate's, not a customer's."""

@@ -30,7 +30,7 @@ from edge.storage.trajectories import read_trajectories, require_run
 from edge.visits.analysis import TrackOutcome, VisitAnalyzer
 from edge.visits.group_store import insert_groups
 from edge.visits.records import Visit
-from edge.visits.stitch import StitchRule, chains, join
+from edge.visits.stitch import StitchRule, chains, join, repair
 from edge.visits.store import (
     delete_visits_of_run,
     insert_crossings,
@@ -38,6 +38,7 @@ from edge.visits.store import (
     insert_visits,
     replace_open_staff,
 )
+from edge.visits.swaps import SwapRule
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +177,9 @@ def _build_run(
         state += ["closed"] * len(found)
         if not run_finished and latest - found[-1].end_t < close_after:
             state[-1] = "in_view"
-    closing, held, newly_closed = _settle(rule, pieces, state, latest, close_after,
-                                          run_finished)
+    pieces, state, closing, held, newly_closed = _settle(
+        rule, SwapRule.from_config(analyzer.config), pieces, state, latest, close_after,
+        run_finished)
     open_starts = [pieces[i].start_t for i in held]
     open_staff: list[tuple[str, int, float, str]] = []
     for i in held:
@@ -208,22 +210,28 @@ def _build_run(
 
 def _settle(
     rule: StitchRule,
+    swaps: SwapRule,
     pieces: list[Visit],
     state: list[str],
     latest: float,
     close_after: float,
     run_finished: bool,
-) -> tuple[list[Visit], list[int], dict[tuple[str, int], float]]:
-    """Which pieces become visits now (joined where one continues another), which are
-    held, and up to when each track is then done.
+) -> tuple[list[Visit], list[str], list[Visit], list[int], dict[tuple[str, int], float]]:
+    """The pieces cut where a track jumped onto someone else (``edge.visits.swaps``) and
+    their states; which become visits now (joined where one continues another), which
+    are held (indices into the cut pieces), and up to when each track is then done.
 
     A chain of pieces is written once its last piece has been gone ``close_after_s``
     plus the stitching gap: by then every piece that could continue it or rival a join
-    has appeared and ended. Until then it is held, and read again at the next call. A
-    track's later pieces wait behind a held one, so that its progress mark stays exact.
+    (or a cut) has appeared and ended. Until then it is held, and read again at the next
+    call. A track's later pieces wait behind a held one, so that its progress mark stays
+    exact; a cut track's head is closed (it ends at the cut), its tail keeps its state.
     """
-    links = rule.links(pieces, in_view=[s == "in_view" for s in state],
-                       settled=[s == "settled" for s in state])
+    pieces, origin, links = repair(pieces, rule, swaps,
+                                   in_view=[s == "in_view" for s in state],
+                                   settled=[s == "settled" for s in state])
+    state = ["closed" if i in links and state[o] == "in_view" else state[o]
+             for i, o in enumerate(origin)]
     wait = close_after + (rule.max_gap_s if rule.enabled else 0.0)
     ready: list[list[int]] = []
     held: set[int] = set()
@@ -255,7 +263,7 @@ def _settle(
             key = (pieces[i].camera_id, pieces[i].track_id)
             newly_closed[key] = max(newly_closed.get(key, -math.inf), pieces[i].end_t)
     closing = [join([pieces[i] for i in chain]) for chain in ready]
-    return closing, sorted(held), newly_closed
+    return pieces, state, closing, sorted(held), newly_closed
 
 
 def _commit(

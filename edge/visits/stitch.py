@@ -14,6 +14,9 @@ when the floor says they are one person and nobody else:
   either piece is within ``stitch_ambiguity_ratio`` of its distance. Two people who
   vanish near each other are left apart rather than possibly swapped.
 
+A track that jumped onto someone else while its person was hidden is first cut where
+a new piece takes the person up (``edge.visits.swaps``, :func:`repair`).
+
 Pairs chain (A -> B -> C). The decision about a pair needs only the pieces that
 ended or started within ``stitch_max_gap_s`` of it, which is what lets the builder
 make it live, once those pieces are known (``edge.visits.builder``).
@@ -29,6 +32,7 @@ import numpy as np
 from edge.config.visits import VisitConfig
 from edge.tracking.association import assign
 from edge.visits.records import Visit
+from edge.visits.swaps import SwapRule, split
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class StitchRule:
         *,
         in_view: Sequence[bool] | None = None,
         settled: Sequence[bool] | None = None,
+        continued: Sequence[bool] | None = None,
     ) -> dict[int, int]:
         """Index of a piece -> index of the piece that continues it (one-to-one).
 
@@ -63,6 +68,8 @@ class StitchRule:
             in_view: pieces whose track is still in view: their end is not known yet,
                 so they continue others but nothing continues them, and they are no rival.
             settled: pieces already written as visits: rivals of others, never joined.
+            continued: pieces whose continuation is already known (a swap repair's
+                heads): nothing else continues them, and they are no rival.
         """
         if not self.enabled or len(pieces) < 2:
             return {}
@@ -78,6 +85,8 @@ class StitchRule:
         candidate = same_camera & (gap > 0) & (gap <= self.max_gap_s) & (distance <= reach)
         if in_view is not None:
             candidate[np.asarray(in_view, dtype=bool), :] = False
+        if continued is not None:
+            candidate[np.asarray(continued, dtype=bool), :] = False
         if not candidate.any():
             return {}
         rows = np.flatnonzero(candidate.any(axis=1))
@@ -123,7 +132,33 @@ def join(pieces: Sequence[Visit]) -> Visit:
                  np.concatenate([p.xy for p in pieces]))
 
 
-def stitch(pieces: Sequence[Visit], rule: StitchRule) -> list[Visit]:
-    """Finished pieces with every continuation joined to what it continues."""
-    return [join([pieces[i] for i in chain])
-            for chain in chains(len(pieces), rule.links(pieces))]
+def repair(
+    pieces: Sequence[Visit],
+    rule: StitchRule,
+    swaps: SwapRule | None,
+    *,
+    in_view: Sequence[bool] | None = None,
+    settled: Sequence[bool] | None = None,
+) -> tuple[list[Visit], list[int], dict[int, int]]:
+    """Pieces cut where a track jumped onto someone else (``edge.visits.swaps``), then
+    linked: (the pieces, the index of the piece each came from, links as
+    :meth:`StitchRule.links`). ``in_view`` and ``settled`` as there, per piece given."""
+    cuts = swaps.cuts(pieces, in_view=in_view, settled=settled) if swaps else []
+    cut, origin, forced = split(pieces, cuts)
+    heads = [i in forced for i in range(len(cut))]
+    cut_in_view = None if in_view is None else [
+        bool(in_view[o]) and not head for o, head in zip(origin, heads, strict=True)]
+    cut_settled = None if settled is None else [bool(settled[o]) for o in origin]
+    links = rule.links(cut, in_view=cut_in_view, settled=cut_settled, continued=heads)
+    taken = set(forced.values())
+    links = {a: b for a, b in links.items() if b not in taken}
+    links.update(forced)
+    return cut, origin, links
+
+
+def stitch(pieces: Sequence[Visit], rule: StitchRule,
+           swaps: SwapRule | None = None) -> list[Visit]:
+    """Finished pieces, cut where a track jumped onto someone else (``swaps``), with
+    every continuation joined to what it continues."""
+    cut, _, links = repair(pieces, rule, swaps)
+    return [join([cut[i] for i in chain]) for chain in chains(len(cut), links)]

@@ -1,0 +1,210 @@
+"""Swap repair on the floor: a track that jumps onto someone else is cut there.
+
+A tracker that loses a person behind someone else often hands their track to the
+other person: the track's floor position jumps (PETS09, frames 148-160: person 16,
+walking north at 1.65 m/s, is hidden by person 15 stepping out from behind a lamp
+post; the track takes person 15's box, 0.86 m away, and person 16 comes back 1.6 s
+later under a new id). Stitching (``edge.visits.stitch``) cannot join that new piece:
+nothing vanished, the old track goes on with the wrong person.
+
+A jump alone is no reason to cut: raw floor positions jump (feet hidden, a box
+around the visible half) far more often than people change (178 jumps over 3.5 m/s
+on that recording, almost all on one person). A track is cut only where the jump has
+a consistent alternative:
+
+* the track's position moves faster than ``swap_jump_speed_mps`` between two samples;
+* within ``stitch_max_gap_s`` after the jump, a new piece starts near where the track
+  was heading before it: its first position is within ``swap_base_m +
+  stitch_speed_mps * gap`` of the track's last position before the jump carried on
+  at its velocity over the ``swap_heading_s`` before it (constant velocity). Both
+  sides are seen for at least ``swap_heading_s``: the track before the jump (else it
+  has no heading), the new piece after its start (else it is a stray box);
+* the track itself is not there: when the new piece starts, the track is at least
+  ``stitch_ambiguity_ratio`` times as far from that extrapolation as the new piece;
+* nothing else claims the new piece: no other new piece is within the ratio of the
+  extrapolation, no other jump's extrapolation lands on it within the ratio, and no
+  track that vanished could continue it (a stitch candidate).
+
+The head before the jump then continues into the new piece; the tail after it is a
+piece of its own, which stitching may join to a piece that vanished near its start.
+Every threshold is in seconds and metres, so the rule reads the same at any frame rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config.visits import VisitConfig
+from edge.visits.records import Visit
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Piece ``piece`` is cut after its sample ``after``; the head continues into
+    piece ``successor``, the samples after ``after`` become a piece of their own."""
+
+    piece: int
+    after: int
+    successor: int
+
+
+@dataclass(frozen=True, slots=True)
+class SwapRule:
+    """Where a track that jumped onto someone else is cut (see the module docstring)."""
+
+    jump_speed_mps: float
+    heading_s: float
+    max_gap_s: float
+    base_m: float
+    speed_mps: float
+    stitch_base_m: float
+    ambiguity_ratio: float
+
+    @classmethod
+    def from_config(cls, config: VisitConfig) -> SwapRule:
+        return cls(config.swap_jump_speed_mps, config.swap_heading_s, config.stitch_max_gap_s,
+                   config.swap_base_m, config.stitch_speed_mps, config.stitch_base_m,
+                   config.stitch_ambiguity_ratio)
+
+    @property
+    def enabled(self) -> bool:
+        return self.jump_speed_mps > 0 and self.max_gap_s > 0
+
+    def cuts(
+        self,
+        pieces: Sequence[Visit],
+        *,
+        in_view: Sequence[bool] | None = None,
+        settled: Sequence[bool] | None = None,
+    ) -> list[Cut]:
+        """The cuts to make, at most one per new piece, in no particular order.
+
+        Args:
+            pieces: pieces of tracks, not smoothed (any order, any cameras).
+            in_view: pieces whose track is still in view: they may be cut (the head's
+                end is known), but they have not vanished, so they are no stitch rival.
+            settled: pieces already written as visits: never cut nor continued, but
+                they stay rivals.
+        """
+        n = len(pieces)
+        if not self.enabled or n < 2:
+            return []
+        frozen = np.zeros(n, bool) if settled is None else np.asarray(settled, bool)
+        live = np.zeros(n, bool) if in_view is None else np.asarray(in_view, bool)
+        start_t = np.array([p.start_t for p in pieces])
+        start_xy = np.array([p.xy[0] for p in pieces])
+        duration = np.array([p.duration_s for p in pieces])
+        cameras = [p.camera_id for p in pieces]
+        claimed = self._stitch_claimed(pieces, start_t, start_xy, live)
+        # (piece, jump sample, successor, distance to the extrapolation)
+        found: list[tuple[int, int, int, float]] = []
+        claims: dict[int, dict[int, float]] = {}  # successor -> piece -> closest extrapolation
+        for i, piece in enumerate(pieces):
+            if frozen[i] or len(piece) < 2:
+                continue
+            step = np.hypot(*np.diff(piece.xy, axis=0).T) / np.diff(piece.t)
+            best: dict[int, tuple[int, float]] = {}
+            for k in map(int, np.flatnonzero(step > self.jump_speed_mps)):
+                t_jump = float(piece.t[k])
+                if t_jump - piece.start_t < self.heading_s:
+                    continue  # no heading to extrapolate yet
+                gap = start_t - t_jump
+                near = np.flatnonzero((gap > 0) & (gap <= self.max_gap_s) & (start_t > piece.t[k])
+                                      & np.array([c == piece.camera_id for c in cameras]))
+                near = near[(near != i) & (duration[near] >= self.heading_s)]
+                if len(near) == 0:
+                    continue
+                heading = self._velocity(piece, k)
+                predicted = piece.xy[k] + heading * gap[near, None]
+                distance = np.hypot(*(start_xy[near] - predicted).T)
+                inside = distance <= self.base_m + self.speed_mps * gap[near]
+                for j, d in zip(near[inside], distance[inside], strict=True):
+                    mine = claims.setdefault(int(j), {})
+                    mine[i] = min(mine.get(i, np.inf), float(d))
+                if not inside.any():
+                    continue
+                pick = int(np.argmin(np.where(inside, distance, np.inf)))
+                j, d = int(near[pick]), float(distance[pick])
+                floor = max(d, 0.1 * self.base_m)  # floor noise is never zero
+                if np.any(np.delete(distance, pick) <= self.ambiguity_ratio * floor):
+                    continue  # two new pieces where the person was heading
+                own = _position_at(piece, start_t[j], after=k)
+                own_d = float(np.hypot(*(own - predicted[pick])))
+                if own_d <= self.ambiguity_ratio * floor:
+                    continue  # the track itself is (back) where the person was heading
+                if frozen[j] or claimed[j, i]:
+                    continue
+                if j not in best or d < best[j][1]:
+                    best[j] = (k, d)
+            found += [(i, after, j, d) for j, (after, d) in best.items()]
+        out: list[Cut] = []
+        for i, k, j, d in found:
+            floor = max(d, 0.1 * self.base_m)
+            rivals = [r for other, r in claims[j].items() if other != i]
+            if any(r <= self.ambiguity_ratio * floor for r in rivals):
+                continue  # another track's jump lands there too
+            out.append(Cut(i, k, j))
+        return out
+
+    def _velocity(self, piece: Visit, k: int) -> np.ndarray:
+        """Velocity (m/s) over the ``heading_s`` before sample ``k``; zero with one sample."""
+        first = int(np.searchsorted(piece.t, piece.t[k] - self.heading_s))
+        span = float(piece.t[k] - piece.t[first])
+        if span <= 0:
+            return np.zeros(2)
+        return np.asarray((piece.xy[k] - piece.xy[first]) / span)
+
+    def _stitch_claimed(self, pieces: Sequence[Visit], start_t: np.ndarray,
+                        start_xy: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """``[j, i]``: piece j could continue a vanished piece other than i (stitching's
+        reach), so a cut of piece i must not take it."""
+        end_t = np.array([p.end_t for p in pieces])
+        end_xy = np.array([p.xy[-1] for p in pieces])
+        cameras = np.array([p.camera_id for p in pieces])
+        gap = start_t[:, None] - end_t[None, :]  # rows: successors, columns: vanished
+        distance = np.hypot(*(start_xy[:, None, :] - end_xy[None, :, :]).transpose(2, 0, 1))
+        candidate = ((cameras[:, None] == cameras[None, :]) & (gap > 0)
+                     & (gap <= self.max_gap_s)
+                     & (distance <= self.stitch_base_m + self.speed_mps * np.clip(gap, 0, None)))
+        candidate[:, live] = False
+        np.fill_diagonal(candidate, False)
+        others = candidate.sum(axis=1)[:, None] - candidate
+        return np.asarray(others > 0)
+
+
+def _position_at(piece: Visit, t: float, *, after: int) -> np.ndarray:
+    """The piece's position at ``t`` (interpolated), from its samples after ``after``;
+    its last position if it ended before ``t``."""
+    tail_t, tail_xy = piece.t[after + 1:], piece.xy[after + 1:]
+    if t >= tail_t[-1]:
+        return np.asarray(tail_xy[-1])
+    return np.array([np.interp(t, tail_t, tail_xy[:, 0]), np.interp(t, tail_t, tail_xy[:, 1])])
+
+
+def split(pieces: Sequence[Visit], cuts: Sequence[Cut]) -> tuple[list[Visit], list[int],
+                                                                   dict[int, int]]:
+    """Pieces cut where ``cuts`` say: (the new pieces, the index of the piece each came
+    from, new index of a head -> new index of the piece that continues it)."""
+    at: dict[int, list[Cut]] = {}
+    for cut in cuts:
+        at.setdefault(cut.piece, []).append(cut)
+    out: list[Visit] = []
+    origin: list[int] = []
+    first_of: dict[int, int] = {}  # old index -> new index of its first part
+    heads: list[tuple[int, int]] = []  # (new index of a head, old index of its successor)
+    for i, piece in enumerate(pieces):
+        first_of[i] = len(out)
+        start = 0
+        for cut in sorted(at.get(i, []), key=lambda c: c.after):
+            heads.append((len(out), cut.successor))
+            out.append(Visit(piece.camera_id, piece.run_id, piece.track_id,
+                             piece.t[start:cut.after + 1], piece.xy[start:cut.after + 1]))
+            origin.append(i)
+            start = cut.after + 1
+        out.append(Visit(piece.camera_id, piece.run_id, piece.track_id, piece.t[start:],
+                         piece.xy[start:]) if start else piece)
+        origin.append(i)
+    return out, origin, {head: first_of[successor] for head, successor in heads}
