@@ -231,7 +231,7 @@ def replay(
         read_failures=source.read_failures if source is not None else 0,
         detect_ms_per_frame=1000 * pipeline.times.detect_s / max(done, 1),
         track_ms_per_frame=1000 * pipeline.times.track_s / max(done, 1),
-        expected_frames=None if max_frames is not None else _expected_frames(source),
+        expected_frames=_expected_frames(source, max_frames),
         outside_area=pipeline.times.outside_area,
         annotated_frames=video_out.frames if video_out is not None else 0,
         tracker_fps=fps,
@@ -272,8 +272,10 @@ def frames_to_cover(
     return last
 
 
-def _expected_frames(source: VideoSource | None) -> int | None:
-    """Frames the file's header announces, after frame-rate limiting."""
+def _expected_frames(source: VideoSource | None, max_frames: int | None) -> int | None:
+    """Frames the file's header announces, after frame-rate limiting, up to
+    ``max_frames`` (a truncated file read with ``--max-frames`` still says so)."""
     if source is None or source.info.frame_count is None:
         return None
-    return -(-source.info.frame_count // source.stride)
+    announced = -(-source.info.frame_count // source.stride)
+    return announced if max_frames is None else min(announced, max_frames)

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from edge.config.sync import SyncConfig
 from edge.errors import StorageError
+from edge.privacy.overrides import K_FLOOR
 from sync import contract
 from sync.errors import ContractError, DownlinkRefused, short_reason
 from sync.settings import apply_changes, check_changes, nonce_seen
@@ -49,13 +50,15 @@ MAX_INCOMING_PACKET = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class DownlinkContext:
-    """What a handler needs: the database, who we are, the key and the clock."""
+    """What a handler needs: the database, who we are, the key, the clock and the site's
+    own k (a downlinked k may raise it, never go below it)."""
 
     db: sqlite_utils.Database
     store: str
     key: str | None
     max_age_s: float
     now: float = field(default_factory=time.time)
+    site_k: int = K_FLOOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,12 @@ def handle_config_set(payload: bytes, ctx: DownlinkContext) -> DownlinkResult:
         body = verify(payload, ctx)
         nonce = body["nonce"]
         changes = check_changes(body["set"])
+        k = changes.min_publishable_count
+        if k is not None and k < ctx.site_k:
+            raise DownlinkRefused(
+                f"set.min_publishable_count: {k} is below this store's own k ({ctx.site_k}, "
+                f"its site config's privacy.min_publishable_count); a downlink may raise k, "
+                f"never lower it below what the store set", nonce)
         changed = apply_changes(
             ctx.db, changes, nonce=nonce, issued_at=body["issued_at"], now=ctx.now
         )

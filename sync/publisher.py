@@ -311,6 +311,7 @@ class SyncService:
                 self.config.downlink_key,
                 self.config.downlink_max_age_s,
                 now,
+                site_k=self.site.privacy.min_publishable_count,
             )
             try:
                 self.last_downlink = handler(payload, context)

@@ -24,10 +24,10 @@ KEY = "k" * 16 + "-test-downlink-key-0123456789"
 NOW = 1_709_288_100.0
 
 
-def downlink(db, k) -> str:
-    body = config_body(STORE, {"min_publishable_count": k}, issued_at=NOW)
-    result = handle_config_set(sign_body(body, KEY),
-                               DownlinkContext(db, STORE, KEY, max_age_s=300, now=NOW))
+def downlink(db, k, site_k: int = 5) -> str:
+    body = config_body(STORE, {"min_publishable_count": k}, issued_at=NOW + k)
+    result = handle_config_set(sign_body(body, KEY), DownlinkContext(
+        db, STORE, KEY, max_age_s=300, now=NOW + k, site_k=site_k))
     return result.status
 
 
@@ -72,8 +72,30 @@ def test_a_downlinked_k_is_audited_with_its_old_value(memory_db):
 def test_a_local_override_row_and_the_suppression_refuse_k_below_two(memory_db):
     memory_db.execute("insert into sync_overrides (key, value, updated_at, nonce) values "
                       "('min_publishable_count', '0', 0, 'x')")
-    assert effective_settings(memory_db, sync_site()).k == 2
+    assert effective_settings(memory_db, sync_site()).k == 5     # the site's own k
+    site = sync_site()
+    lowest = site.model_copy(update={
+        "privacy": site.privacy.model_copy(update={"min_publishable_count": 2})})
+    assert effective_settings(memory_db, lowest).k == 2
     with pytest.raises(PrivacyError):
         kanon.suppress({"k": None, "suppressed": {}}, 1)
     with pytest.raises(PrivacyError, match="below the floor"):
         kanon.assert_k_anonymous({"id": "x", "k": 1}, 1)
+
+
+def test_a_downlink_may_raise_k_but_never_below_the_store_s_own(memory_db):
+    """Reviewer's report: a signed downlink could lower k below the site file's (down to
+    2), although the store's k is what its data protection assessment committed to, and
+    the page followed it. The site's k is now the floor: lower is refused, and a row
+    below it (written before) is read as the site's k."""
+    site = sync_site()
+    record_service_start(memory_db, site, "service:sync", now=NOW)
+    assert downlink(memory_db, 3) == "refused"
+    assert effective_settings(memory_db, site).k == 5
+    assert downlink(memory_db, 8) == "applied"
+    assert effective_settings(memory_db, site).k == 8
+    assert downlink(memory_db, 5) == "applied"          # back down to the store's own
+    assert effective_settings(memory_db, site).k == 5
+    memory_db.execute("update sync_overrides set value = '3' "
+                      "where key = 'min_publishable_count'")
+    assert effective_settings(memory_db, site).k == 5

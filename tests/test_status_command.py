@@ -75,8 +75,11 @@ def test_a_missing_database_is_0_mb(tmp_path):
     from edge.storage.database import database_bytes
 
     assert database_bytes(tmp_path / "none.db") is None
-    summary = json.loads(status(live_site_yaml(tmp_path, "usb:0"), "--json", "--db",
-                                str(tmp_path / "none.db")).output)
+    # The site's own database before any service created it (a --db that is not there
+    # is a mistyped path: below).
+    config = live_site_yaml(tmp_path, "usb:0")
+    assert not (tmp_path / "state" / "edge.db").exists()
+    summary = json.loads(status(config, "--json").output)
     assert summary["database_mb"] == 0.0 and summary["components"] == []
 
 
@@ -135,3 +138,17 @@ def test_status_has_a_row_for_the_status_page(tmp_path):
     (web,) = [row for row in read_health(db) if row["component"] == "web"]
     assert web["status"] == "down" and "stopped answering" in web["message"], web
     assert "down  web" in after.output and "has never reported" not in after.output
+
+
+def test_a_mistyped_db_is_named_not_blamed_on_the_services(tmp_path):
+    """Reviewer's report: `edge status --db typo.db` printed "0.0 MB" and "has never
+    reported; is its service running?", sending IT to the services for a wrong path."""
+    config = live_site_yaml(tmp_path, "usb:0")
+    typo = tmp_path / "state" / "egde.db"
+    result = status(config, "--db", str(typo))
+    assert result.exit_code != 0
+    assert f"database {typo} does not exist; check the path given to --db" in result.output
+    assert "never reported" not in result.output
+    # The site's own database before any service started: the services are the news.
+    fresh = status(config)
+    assert fresh.exit_code == 1 and "has never reported" in fresh.output

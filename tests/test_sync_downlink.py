@@ -169,12 +169,12 @@ def test_downlink_without_a_provisioned_key_is_refused(memory_db):
     assert result.status == "refused" and "disabled" in result.reason
 
 
-def test_a_local_override_row_cannot_push_k_below_two(memory_db):
+def test_a_local_override_row_cannot_push_k_below_the_site_s_own(memory_db):
     memory_db.execute(
         "insert into sync_overrides (key, value, updated_at, nonce) values "
         "('min_publishable_count', '1', 0, 'x')"
     )
-    assert effective_settings(memory_db, sync_site()).k == 2
+    assert effective_settings(memory_db, sync_site()).k == 5
 
 
 # --- the sync: config section -----------------------------------------------------------

@@ -61,6 +61,21 @@ def test_truncated_video_processes_what_it_can_and_says_so(tmp_path):
     assert db.execute("select count(*) from track_points").fetchone()[0] > 0
 
 
+def test_a_truncated_video_read_with_max_frames_says_so_too(tmp_path):
+    """Reviewer's report: with --max-frames the header's count was not checked at all,
+    so 26 frames of a truncated file read for 60 exited 0 without a word."""
+    truncated = tmp_path / "truncated.avi"
+    with PETS_VIDEO.open("rb") as source:
+        truncated.write_bytes(source.read(400_000))
+    result = run_edge("replay", str(truncated), "--db", str(tmp_path / "x.db"), "--quiet",
+                      "--max-frames", "60")
+    assert_clean_error(result)
+    assert re.search(r"ended after \d+ of the 60 frames asked for", last_line(result.stderr))
+    whole = run_edge("replay", str(PETS_VIDEO), "--db", str(tmp_path / "y.db"), "--quiet",
+                     "--max-frames", "20")
+    assert whole.returncode == 0, whole.stderr
+
+
 def test_a_few_kilobytes_of_video_is_not_video(tmp_path):
     stub = tmp_path / "stub.avi"
     with PETS_VIDEO.open("rb") as source:

@@ -194,7 +194,8 @@ def replay_command(
         # a script it was not all.
         raise SourceError(
             f"the recording ended after {summary.frames} of the {summary.expected_frames} "
-            f"frames its header announces (truncated or damaged file?); the {summary.frames} "
+            f"frames {'asked for' if max_frames else 'its header announces'} (truncated or "
+            f"damaged file?); the {summary.frames} "
             f"frames read were processed and saved as run {summary.run_id}"
         )
 

@@ -170,7 +170,10 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
     # Status only reads health: it must work for IT at a shell, where the services'
     # secrets (the page's PIN, the broker password) are not readable.
     path, site = _load(site_path, secrets=False)
-    db_path = resolve_db_path(db_path, site)
+    # A --db that is not there is a mistyped path (the services were blamed); the site's
+    # own database is missing only until the first service starts.
+    db_path = resolve_db_path(db_path, site, must_exist=db_path is not None,
+                              hint="check the path given to --db")
     health = read_health(open_database(db_path)) if db_path.exists() else []
     disk = shutil.disk_usage(db_path.parent if db_path.parent.exists() else state_dir().parent)
     now = time.time()

@@ -51,13 +51,14 @@ def last_update(db: Connection) -> float | None:
 
 
 def effective_k(db: Connection, site: SiteConfig) -> int:
-    """The k in force: a downlinked value wins over the site config's."""
+    """The k in force: a downlinked value where it is above the site config's; the site's
+    own k (what the store committed to) is the floor no downlink lowers."""
     return k_of(read_overrides(db), site)
 
 
 def k_of(overrides: dict[str, Any], site: SiteConfig) -> int:
     """k from overrides already read (see :func:`read_overrides`)."""
-    return max(K_FLOOR, int(overrides.get(K_KEY, site.privacy.min_publishable_count)))
+    return max(K_FLOOR, site.privacy.min_publishable_count, int(overrides.get(K_KEY, K_FLOOR)))
 
 
 def override_rows(db: sqlite_utils.Database, keys: list[str]) -> dict[str, tuple[Any, ...]]:
