@@ -117,7 +117,7 @@ def test_the_page_counts_each_phone_that_came_in_once(tmp_path, lab_site, site):
                                       "where window_s = 900").fetchone()[0]
     assert (page.arrived_devices, page.passers_by) == (in_store, passers)
     assert page.capture_rate == pytest.approx(in_store / (in_store + passers), abs=1e-4)
-    assert presence > 4 * in_store            # what the page used to call "came in"
+    assert presence > 3 * in_store            # what the page used to call "came in"
     if site == "pets09":                      # the figures of the defect report
         assert (in_store, presence) == (16, 81)
         assert page.capture_rate == pytest.approx(0.0117, abs=1e-4)   # was 0.0566
