@@ -245,10 +245,16 @@ def unit_segments(conn: Any, start: float, end: float) -> dict[str, int]:
 @dataclass(frozen=True, slots=True)
 class WifiSubWindow:
     """One Wi-Fi window length's sub-window as the store counts it: several sensors in
-    one store hear the same phones, so each figure is the largest any sensor gave."""
+    one store hear the same phones, so each figure is the largest any sensor gave.
+
+    ``in_store_devices`` are the phones present during the sub-window (a phone staying
+    an hour is in four 15-minute ones); ``arrived_devices`` those in the store for the
+    first time, which add up over a day: None when a sensor's row predates the column
+    (its arrivals are unknown, and the largest of the others may be too small)."""
 
     start: float
     in_store_devices: int
+    arrived_devices: int | None
     passers_by: int
     occupancy_estimate: float | None
 
@@ -258,8 +264,8 @@ def wifi_window_rows(conn: Any, start: float, end: float, *, ending_inside: bool
     :func:`wifi_sub_windows`; with ``ending_inside``, only those also ending by ``end``."""
     last = "window_start + window_s <= ?" if ending_inside else "window_start < ?"
     rows: list[Any] = conn.execute(
-        "select window_start, window_s, in_store_devices, passers_by, occupancy_estimate "
-        f"from wifi_windows where window_start >= ? and {last}",
+        "select window_start, window_s, in_store_devices, passers_by, occupancy_estimate, "
+        f"arrived_devices from wifi_windows where window_start >= ? and {last}",
         (start, end),
     ).fetchall()
     return rows
@@ -267,8 +273,9 @@ def wifi_window_rows(conn: Any, start: float, end: float, *, ending_inside: bool
 
 def wifi_sub_windows(rows: list[Any]) -> tuple[int, list[WifiSubWindow]]:
     """The longest window length among ``rows`` of ``wifi_windows`` (``window_start,
-    window_s, in_store_devices, passers_by, occupancy_estimate``), so that 1-minute and
-    15-minute windows are not both added up, and its sub-windows in the rows' order."""
+    window_s, in_store_devices, passers_by, occupancy_estimate, arrived_devices``), so
+    that 1-minute and 15-minute windows are not both added up, and its sub-windows in
+    the rows' order."""
     longest = max(int(row[1]) for row in rows)
     heard: dict[float, list[Any]] = defaultdict(list)
     for row in rows:
@@ -278,9 +285,21 @@ def wifi_sub_windows(rows: list[Any]) -> tuple[int, list[WifiSubWindow]]:
         WifiSubWindow(
             start=start,
             in_store_devices=max(int(row[2] or 0) for row in sensors),
+            arrived_devices=(None if any(row[5] is None for row in sensors)
+                             else max(int(row[5]) for row in sensors)),
             passers_by=max(int(row[3] or 0) for row in sensors),
             occupancy_estimate=max((row[4] for row in sensors if row[4] is not None),
                                    default=None),
         )
         for start, sensors in heard.items()
     ]
+
+
+def wifi_arrivals(subs: list[WifiSubWindow]) -> int | None:
+    """Phones that came in over ``subs``: the sum of their arrivals (each phone arrives
+    once, unlike ``in_store_devices``, which counts it in every sub-window it is in);
+    None if any sub-window's arrivals are unknown (written before they were counted)."""
+    arrivals = [sub.arrived_devices for sub in subs]
+    if any(count is None for count in arrivals):
+        return None
+    return sum(count for count in arrivals if count is not None)

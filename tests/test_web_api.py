@@ -137,10 +137,14 @@ def test_summary_figures_match_the_database(site, store_db):
             for name in {i["name"] for i in items}}
         assert set(counts) <= {i["name"] for i in items}
 
-    # Wi-Fi: per window the larger sensor's count, summed over the day.
-    inside, passing = expected_wifi(db, start, end)
-    assert (s["wifi"]["in_store_devices"], s["wifi"]["passers_by"]) == (inside, passing)
-    assert s["wifi"]["capture_rate"] == pytest.approx(inside / (inside + passing), abs=1e-4)
+    # Wi-Fi: per window the larger sensor's count, arrivals summed over the day; the
+    # peak is the most phones present in one window.
+    came_in, passing = expected_wifi(db, start, end)
+    assert (s["wifi"]["arrived_devices"], s["wifi"]["passers_by"]) == (came_in, passing)
+    assert s["wifi"]["capture_rate"] == pytest.approx(came_in / (came_in + passing), abs=1e-4)
+    assert s["wifi"]["in_store_devices"] == db.execute(
+        "select max(in_store_devices) from wifi_windows where window_start >= ? and "
+        "window_start < ?", (start, end)).fetchone()[0]
 
     # Health: the silent camera is flagged, figures are the known ones only.
     health = {c["component"]: c for c in s["health"]["components"]}
@@ -509,6 +513,40 @@ def test_metrics_match_the_summary(site, store_db):
         assert samples.get(key) == zone["visitors"]
     requests = ("edge_web_requests_total", (("route", "/api/v1/summary"), ("status", "200")))
     assert samples[requests] == 1
+    wifi = summary["wifi"]
+    assert samples[("edge_wifi_capture_rate", ())] == wifi["capture_rate"] == pytest.approx(
+        wifi["arrived_devices"] / (wifi["arrived_devices"] + wifi["passers_by"]), abs=1e-4)
+
+
+def test_wifi_windows_from_before_arrivals_were_counted_make_them_unknown(site, tmp_path):
+    """Windows written before the arrived_devices column have NULL there: adding up
+    the others would give a wrong number of phones that came in, so the page and
+    the capture rate say "not known" (the peak and passers-by are still right)."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    start = at(DAY, dt.time(10))
+    rows = [{"window_start": start + 900 * i, "window_s": 900, "sensor": "wlan1",
+             "frames": 100, "in_store_devices": devices, "arrived_devices": arrived,
+             "passers_by": 20, "occupancy_estimate": float(devices), "dwell_buckets": "{}"}
+            for i, (devices, arrived) in enumerate([(3, None), (4, 2), (4, 0)])]
+    insert_rows(db, {"wifi_windows": rows})
+    db.close()
+    with client(site, path, now=at(DAY, dt.time(11))) as web:
+        wifi = web.get("/api/v1/wifi").json()
+        page = web.get("/").text
+        text = web.get("/metrics").text
+    assert (wifi["arrived_devices"], wifi["capture_rate"]) == (None, None)
+    assert (wifi["in_store_devices"], wifi["passers_by"]) == (4, 60)
+    assert 'data-figure="wifi-came-in-unknown"' in page and "not known for this day" in page
+    assert 'data-figure="wifi-peak">4<' in page
+    assert "edge_wifi_capture_rate" not in text
+    with sqlite3.connect(path) as connection:           # the upgraded windows alone
+        connection.execute("delete from wifi_windows where arrived_devices is null")
+    with client(site, path, now=at(DAY, dt.time(11))) as web:
+        wifi = web.get("/api/v1/wifi").json()
+        page = web.get("/").text
+    assert (wifi["arrived_devices"], wifi["capture_rate"]) == (2, round(2 / 42, 4))
+    assert 'data-figure="wifi-came-in">2<' in page
 
 
 @pytest.mark.parametrize(

@@ -112,7 +112,7 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         screenshot(browser, "dashboard-desktop")
         shown = {name: figure(browser, name) for name in (
             "occupancy-people", "occupancy-as-of", "footfall-total", "footfall-compare-total",
-            "entrance-in", "entrance-out", "mix-total", "wifi-passers-by", "wifi-in-store",
+            "entrance-in", "entrance-out", "mix-total", "wifi-passers-by", "wifi-came-in",
             "wifi-capture-rate")}
         hour_rows = {int(key): cells for key, cells in table_rows(browser, "hour").items()}
         zone_rows = table_rows(browser, "zone")
@@ -196,9 +196,9 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         else:
             assert row[1:] == [str(count), share]
 
-    inside, passing = expected_wifi(db, start, end)
-    assert (shown["wifi-in-store"], shown["wifi-passers-by"]) == (str(inside), str(passing))
-    assert shown["wifi-capture-rate"] == f"{100 * inside / (inside + passing):.0f}%"
+    came_in, passing = expected_wifi(db, start, end)
+    assert (shown["wifi-came-in"], shown["wifi-passers-by"]) == (str(came_in), str(passing))
+    assert shown["wifi-capture-rate"] == f"{100 * came_in / (came_in + passing):.0f}%"
 
     heat, crossers = expected_heatmap(db, site, start, end)
     assert len(cells) == sum(1 for key, v in heat.items() if v > 0 and len(crossers[key]) >= k) > 20

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,10 +120,7 @@ def replay_with_origin(capture: Path, config: WifiConfig, origin: int) -> list[W
 
 
 def _shifted(window: WifiWindow, origin: int) -> WifiWindow:
-    return WifiWindow(window.start + origin, window.window_s, window.sensor, window.covered_s,
-                      window.frames, window.in_store_frames, window.excluded_frames,
-                      window.in_store_devices, window.brief_devices, window.passers_by,
-                      window.occupancy_estimate, window.dwell_buckets)
+    return replace(window, start=window.start + origin)
 
 
 def score(lab: LabCapture, windows: list[WifiWindow]) -> dict[str, object]:

@@ -3,18 +3,22 @@ errors, and a privacy audit of everything the commands leave behind."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sqlite3
 import struct
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
+from edge.config import load_site
 from edge.runtime.schema import open_database
+from edge.web import queries
 from edge.wifi.pcapfile import CaptureFile
 from tests.conftest import PETS_SITE, SHARED
 from tests.support.cli import run_edge
@@ -90,6 +94,33 @@ def test_replay_writes_both_window_lengths_to_the_database(tmp_path, lab_site):
     assert again.returncode == 0
     with sqlite3.connect(db) as connection:       # a second replay replaces, not duplicates
         assert connection.execute("select count(*) from wifi_windows").fetchone()[0] == 736
+
+
+@pytest.mark.parametrize("site", ["lab", "pets09"])
+def test_the_page_counts_each_phone_that_came_in_once(tmp_path, lab_site, site):
+    """Regression: the status page's "N phones came in" summed ``in_store_devices`` over
+    the day's 15-minute windows, so a phone that stayed an hour counted four times: 81
+    phones and a 5.7% capture rate for this capture (PETS site), where the replay
+    itself estimates 16 devices in store. The page now sums arrivals and agrees with
+    the replay's whole-capture count (one local day, so one key and one device set)."""
+    site_file = lab_site if site == "lab" else PETS_SITE
+    db = tmp_path / "edge.db"
+    result = run("wifi", "replay", str(BRNO_DAY), "--site", str(site_file), "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    in_store = int(re.search(r"above the RSSI gate: (\d+) in store", result.stderr)[1])
+    passers = int(re.search(r"below the gate: (\d+) passer-by bursts", result.stderr)[1])
+    tz = ZoneInfo("Europe/Prague" if site == "lab" else load_site(PETS_SITE).site.timezone)
+    with sqlite3.connect(db) as connection:
+        page = queries.wifi(connection, {"wifi_windows"},
+                            queries.DayWindow.of(dt.date(2024, 3, 15), tz), tz)
+        presence = connection.execute("select sum(in_store_devices) from wifi_windows "
+                                      "where window_s = 900").fetchone()[0]
+    assert (page.arrived_devices, page.passers_by) == (in_store, passers)
+    assert page.capture_rate == pytest.approx(in_store / (in_store + passers), abs=1e-4)
+    assert presence > 3 * in_store            # what the page used to call "came in"
+    if site == "pets09":                      # the figures of the defect report
+        assert (in_store, presence) == (16, 81)
+        assert page.capture_rate == pytest.approx(0.0117, abs=1e-4)   # was 0.0566
 
 
 def test_calibrate_against_manual_counts(tmp_path, lab_site):

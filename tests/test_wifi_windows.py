@@ -65,6 +65,77 @@ def test_merge_of_two_ids_counts_one_device():
     assert window.in_store_devices == 1 and window.brief_devices == 0
 
 
+def _quarters(frames: list[tuple[float, int, float]], **options: float) -> list[WifiWindow]:
+    """Windows of 15 minutes from ``(time after T0, device id, first seen)`` frames."""
+    counter = WindowCounter(900, "test", min_dwell_s=60, lateness_s=0, **options)
+    windows: list[WifiWindow] = []
+    for t, device, first_seen in frames:
+        windows += counter.add(strong(T0 + t), device, T0 + first_seen)
+    return windows + counter.finish()
+
+
+def test_a_phone_in_the_store_for_an_hour_arrives_once():
+    """Regression: the page summed in_store_devices over a day's windows, counting a
+    phone that stayed an hour four times ("81 phones came in" for 16 on the Brno
+    capture). It is present in four windows and arrives in the first."""
+    windows = _quarters([(t, 7, 0.0) for t in range(0, 3600, 30)])
+    assert [w.in_store_devices for w in windows] == [1, 1, 1, 1]
+    assert [w.arrived_devices for w in windows] == [1, 0, 0, 0]
+
+
+def test_a_phone_arrives_in_the_next_window_where_it_is_in_store():
+    """Its dwell reaches min_dwell_s in a window where it sends nothing: it is counted
+    once, in the next window that holds a frame of it, and not again after that."""
+    windows = _quarters([(880.0, 7, 880.0),          # one burst: brief
+                         (1850.0, 7, 880.0),         # 970 s later, after a silent window
+                         (2800.0, 7, 880.0), (3700.0, 7, 880.0)])
+    assert [w.brief_devices for w in windows] == [1, 0, 0, 0, 0]
+    assert [w.in_store_devices for w in windows] == [0, 0, 1, 1, 1]
+    assert [w.arrived_devices for w in windows] == [0, 0, 1, 0, 0]
+
+
+def test_a_phone_back_after_a_silent_window_is_not_a_new_arrival():
+    windows = _quarters([(0.0, 7, 0.0), (100.0, 7, 0.0), (2000.0, 7, 0.0)])
+    assert [w.in_store_devices for w in windows] == [1, 0, 1]
+    assert [w.arrived_devices for w in windows] == [1, 0, 0]
+
+
+@pytest.mark.parametrize("absorbed, kept", [(1, 2), (2, 1)])
+def test_a_merge_does_not_count_a_device_twice(absorbed, kept):
+    """The estimator learns in the second window that ids 1 and 2 are one phone: id 1
+    arrived in the first window, so the merged device has arrived, whichever id is kept."""
+    counter = WindowCounter(900, "test", min_dwell_s=60, lateness_s=0)
+    counter.add(strong(T0 + 10), 1, T0 + 10)
+    counter.add(strong(T0 + 200), 1, T0 + 10)
+    counter.add(strong(T0 + 950), 2, T0 + 950)
+    counter.add(strong(T0 + 1100), 2, T0 + 950)
+    counter.merge(absorbed, kept)
+    counter.add(strong(T0 + 1200), kept, T0 + 10)
+    windows = counter.finish()
+    assert [w.in_store_devices for w in windows] == [1]
+    assert [w.arrived_devices for w in windows] == [0]
+
+
+def test_arrival_memory_stays_bounded():
+    """100,000 phones over five days, one coming in every 4 s and heard again 120 s
+    later: the ids kept to avoid counting an arrival twice are only those the
+    estimator may still return (unheard for less than forget_after_s and a margin)."""
+    counter = WindowCounter(900, "test", min_dwell_s=60, lateness_s=0, forget_after_s=1800)
+    windows: list[WifiWindow] = []
+    largest = 0
+    phones, again = 100_000, 30          # the phone that came in 30 steps (120 s) ago
+    for step in range(phones + again):
+        t = T0 + 4.0 * step
+        if step < phones:
+            windows += counter.add(strong(t), step, t)
+        if step >= again:
+            windows += counter.add(strong(t), step - again, t - 120.0)
+        largest = max(largest, counter.remembered_arrivals)
+    windows += counter.finish()
+    assert sum(w.arrived_devices for w in windows) == phones
+    assert largest <= (1800 + 60 + 900) / 4 + 1
+
+
 def test_late_frames_within_tolerance_stay_in_their_window():
     counter = WindowCounter(60, "test", lateness_s=2.0)
     counter.add(strong(T0 + 59.5), 1, T0)
@@ -77,14 +148,16 @@ def test_late_frames_within_tolerance_stay_in_their_window():
 
 def test_record_checks_itself():
     good = dict(start=T0, window_s=900, sensor="s", covered_s=900.0, frames=1,
-                in_store_frames=1, excluded_frames=0, in_store_devices=1, brief_devices=0,
-                passers_by=0, occupancy_estimate=1.0,
+                in_store_frames=1, excluded_frames=0, in_store_devices=1, arrived_devices=1,
+                brief_devices=0, passers_by=0, occupancy_estimate=1.0,
                 dwell_buckets={"<5m": 1, "5-15m": 0, "15-30m": 0, "30-60m": 0, "60m+": 0})
     WifiWindow(**good)
     for change, message in [
         ({"covered_s": 901.0}, "covered_s"),
         ({"frames": -1}, "negative"),
-        ({"in_store_devices": 2}, "dwell buckets"),
+        ({"in_store_devices": 2, "arrived_devices": 2}, "dwell buckets"),
+        ({"arrived_devices": 2}, "arrived_devices"),
+        ({"arrived_devices": -1}, "arrived_devices"),
         ({"window_s": 0}, "window_s"),
     ]:
         with pytest.raises(ValueError, match=message):
@@ -97,11 +170,12 @@ def test_json_and_row_forms_hold_only_counts():
     window = counter.finish()[0]
     as_json = window.as_json()
     assert as_json["window_start"] == "2024-03-15T11:00:00+00:00"
-    assert {"window_start", "frames", "in_store_devices", "passers_by",
+    assert {"window_start", "frames", "in_store_devices", "arrived_devices", "passers_by",
             "occupancy_estimate"} <= set(as_json)
     json.dumps(as_json)
     row = window.as_row()
     assert row["window_start"] == T0 and json.loads(row["dwell_buckets"])["<5m"] == 1
+    assert row["arrived_devices"] == as_json["arrived_devices"] == 1
     assert all(isinstance(v, (int, float, str)) for v in row.values())
 
 

@@ -29,7 +29,8 @@ window_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="One JSON object per window on stdout (JSON lines).")
 
-_HEADER = (f"{'window start':25} {'covered':>7} {'frames':>6} {'in store':>8} {'brief':>5} "
+_HEADER = (f"{'window start':25} {'covered':>7} {'frames':>6} {'in store':>8} {'arrived':>7} "
+           f"{'brief':>5} "
            f"{'passers-by':>10} {'occupancy':>9}  dwell <5m/5-15/15-30/30-60/60m+")
 
 
@@ -40,7 +41,8 @@ def _wifi_config(site: SiteConfig) -> WifiConfig:
 def _row(window: WifiWindow, tz: ZoneInfo) -> str:
     dwell = "/".join(str(count) for count in window.dwell_buckets.values())
     return (f"{window.iso_start(tz):25} {window.covered_s:7.0f} {window.frames:6d} "
-            f"{window.in_store_devices:8d} {window.brief_devices:5d} {window.passers_by:10d} "
+            f"{window.in_store_devices:8d} {window.arrived_devices:7d} {window.brief_devices:5d} "
+            f"{window.passers_by:10d} "
             f"{window.occupancy_estimate:9.1f}  {dwell}")
 
 

@@ -93,7 +93,8 @@ class StoreCollector(Collector):
                                     value=wifi.passers_by)
         if wifi.capture_rate is not None:
             yield GaugeMetricFamily("edge_wifi_capture_rate", "Share of nearby phones that came "
-                                    "in today.", value=wifi.capture_rate)
+                                    "in today: arrivals / (arrivals + passers-by).",
+                                    value=wifi.capture_rate)
         yield from self._health(summary)
 
     def _health(self, summary) -> Iterator[Metric]:

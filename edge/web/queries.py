@@ -386,29 +386,36 @@ def _with_units(
 
 
 def wifi(conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: ZoneInfo) -> Wifi:
-    """Passers-by and phones in the store on one day, from the Wi-Fi windows.
+    """Passers-by and phones that came in on one day, from the Wi-Fi windows.
 
     Uses the longest window length the sensor wrote that day (so 1-minute and
     15-minute windows are not both added up), and the largest count over sensors
-    for each window (sensors in one store hear the same phones).
+    for each window (sensors in one store hear the same phones). Phones that came in
+    are the day's arrivals (a phone is counted once however many windows it stays
+    in); the peak is the most present in one window. Arrivals are unknown (None),
+    and so is the capture rate, if any window of the day was written before they
+    were counted.
     """
-    empty = Wifi(day=window.day, windows=0, window_s=None, passers_by=None, in_store_devices=None,
-                 capture_rate=None, latest_occupancy_estimate=None, latest_window_text=None)
+    empty = Wifi(day=window.day, windows=0, window_s=None, passers_by=None,
+                 arrived_devices=None, in_store_devices=None, capture_rate=None,
+                 latest_occupancy_estimate=None, latest_window_text=None)
     if "wifi_windows" not in tables:
         return empty
     rows = figures.wifi_window_rows(conn, window.start, window.end, ending_inside=False)
     if not rows:
         return empty
     length, subs = figures.wifi_sub_windows(rows)
-    in_store = sum(sub.in_store_devices for sub in subs)
+    arrived = figures.wifi_arrivals(subs)
     passing = sum(sub.passers_by for sub in subs)
     latest_end = max(float(r[0]) + int(r[1]) for r in rows)
     estimates = [float(r[4]) for r in rows
                  if float(r[0]) + int(r[1]) == latest_end and r[4] is not None]
     return Wifi(
         day=window.day, windows=len(subs), window_s=length, passers_by=passing,
-        in_store_devices=in_store,
-        capture_rate=round(in_store / (in_store + passing), 4) if in_store + passing else None,
+        arrived_devices=arrived,
+        in_store_devices=max(sub.in_store_devices for sub in subs),
+        capture_rate=(round(arrived / (arrived + passing), 4)
+                      if arrived is not None and arrived + passing else None),
         latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
         latest_window_text=clock_text(latest_end, tz),
     )

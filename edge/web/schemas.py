@@ -188,9 +188,16 @@ class Wifi(Figures):
     day: dt.date
     windows: int = Field(description="Counting windows with data.")
     window_s: int | None
-    passers_by: int | None
-    in_store_devices: int | None
-    capture_rate: float | None = Field(description="In-store phones / (in-store + passers-by).")
+    passers_by: int | None = Field(description="Weak-signal bursts over the day: phones "
+                                   "passing the store (a slow one may count twice).")
+    arrived_devices: int | None = Field(
+        description="Phones that came in: each counted once, in the first window it was in "
+        "the store. Null when a window of the day was written before arrivals were counted.")
+    in_store_devices: int | None = Field(
+        description="Peak: the most phones in the store during one window of the day (as "
+        "the MQTT aggregate's wifi.in_store_devices). Not a count of phones that came in.")
+    capture_rate: float | None = Field(
+        description="Phones that came in / (came in + passers-by); null when arrivals are.")
     latest_occupancy_estimate: float | None
     latest_window_text: str | None
 

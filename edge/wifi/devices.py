@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from edge.wifi.parser import Probe
 
 SEQ_MODULO = 4096
+# Devices unheard for forget_after_s are dropped at most this long (of frame time) late.
+EXPIRY_INTERVAL_S = 60.0
 
 
 @dataclass(slots=True, eq=False)
@@ -120,7 +122,7 @@ class DeviceEstimator:
         pseudonym = probe.pseudonym
         assert pseudonym is not None, "only probes above the RSSI gate reach the estimator"
         self.last_merge = None
-        if now - self._last_expiry >= 60.0:
+        if now - self._last_expiry >= EXPIRY_INTERVAL_S:
             self.expire(now)
         alias = self._aliases.get(pseudonym)
         if alias is None:

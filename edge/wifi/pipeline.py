@@ -55,7 +55,8 @@ class DeviceTally:
 
     Attributes:
         in_store: heard over at least ``min_dwell_s`` (what a window's
-            ``in_store_devices`` counts).
+            ``in_store_devices`` counts; each is one of the windows' ``arrived_devices``,
+            unless the estimator forgot it and it came back as a new device).
         brief: heard for less: one burst, most often a randomized address the
             estimator could not chain to its phone (a window's ``brief_devices``).
     """
@@ -117,7 +118,8 @@ class FramePipeline:
         )
         self.counters = [
             WindowCounter(size, sensor, min_dwell_s=config.min_dwell_s,
-                          people_per_device=config.people_per_device)
+                          people_per_device=config.people_per_device,
+                          forget_after_s=config.forget_after_s)
             for size in sorted(set(window_sizes or config.windows_s))
         ]
         self.stats = PipelineStats()

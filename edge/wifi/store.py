@@ -40,6 +40,14 @@ def m001_wifi_windows(db: sqlite_utils.Database) -> None:
     db.table("wifi_windows").create_index(["window_s", "window_start"])
 
 
+@MIGRATIONS()
+def m002_arrived_devices(db: sqlite_utils.Database) -> None:
+    """Devices in store for the first time in the window: unlike ``in_store_devices``
+    (present during the window), they add up over a day. Windows written before this
+    migration have NULL: their arrivals are unknown, not zero."""
+    db.table("wifi_windows").add_column("arrived_devices", int)
+
+
 def write_windows(db: sqlite_utils.Database, windows: Iterable[WifiWindow]) -> int:
     """Upsert windows (a replayed capture replaces its own earlier rows). Returns the count.
 

@@ -2,8 +2,16 @@
 
 A window (1 or 15 minutes, aligned to the clock) ends as a :class:`WifiWindow` of
 counts: frames, in-store devices (seen above the RSSI gate long enough to be more
-than a passing burst), passers-by, dwell buckets and the occupancy estimate. Device
-ids live in the open window only and die with it.
+than a passing burst), arrivals (in-store devices counted in store for the first
+time), passers-by, dwell buckets and the occupancy estimate. Device ids are
+in-memory integers that never reach a window: per-window state dies with the window,
+and the ids already counted as arrivals are kept only while the device estimator
+may still hand them out (see :class:`WindowCounter`).
+
+A device present for an hour is in store in four 15-minute windows but arrives in
+one: ``in_store_devices`` answers "how many phones were here during the window",
+``arrived_devices`` "how many came in during it", and only the latter adds up over
+a day.
 
 Passers-by never have a pseudonym: they are counted as *bursts*, runs of weak
 frames with one IE fingerprint less than ``burst_gap_s`` apart (a phone sends one
@@ -19,6 +27,7 @@ from dataclasses import KW_ONLY, dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from edge.wifi.devices import EXPIRY_INTERVAL_S
 from edge.wifi.parser import EXCLUDED, STRONG, Probe
 
 DWELL_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -52,7 +61,8 @@ class WifiWindow:
     frames: int                   # probe requests received (all strengths)
     in_store_frames: int          # of those, above the RSSI gate and not excluded
     excluded_frames: int          # from the site's own (excluded) devices
-    in_store_devices: int
+    in_store_devices: int         # present during the window (dwell >= min so far)
+    arrived_devices: int          # of those, in store for the first time (adds up over a day)
     brief_devices: int            # above the gate but a single burst (dwell < min)
     passers_by: int               # weak bursts (see module doc)
     occupancy_estimate: float     # people, from in_store_devices x people_per_device
@@ -67,6 +77,9 @@ class WifiWindow:
                   self.in_store_devices, self.brief_devices, self.passers_by)
         if min(counts) < 0:
             raise ValueError(f"counts cannot be negative, got {counts}")
+        if not 0 <= self.arrived_devices <= self.in_store_devices:
+            raise ValueError(f"arrived_devices must be within 0..in_store_devices "
+                             f"({self.in_store_devices}), got {self.arrived_devices}")
         if sum(self.dwell_buckets.values()) != self.in_store_devices:
             raise ValueError("dwell buckets must add up to in_store_devices")
 
@@ -100,6 +113,20 @@ class WindowCounter:
         burst_gap_s: weak frames of one fingerprint closer than this are one burst.
         lateness_s: frames may arrive this much out of order; a window closes only
             when a frame this far past its end arrives (or the clock says so).
+        forget_after_s: the device estimator's ``forget_after_s``: after that long
+            unheard, a device that comes back gets a new id (a new visit).
+
+    Arrivals: a device arrives in the first window in which it is in store, whether
+    or not it sent a frame in the window where its dwell reached ``min_dwell_s``
+    (in store needs a frame in the window). The ids already counted are remembered
+    with their last frame time and dropped once the estimator can no longer return
+    them: ids are never reused, and the estimator forgets a device unheard for
+    ``forget_after_s``, checking every ``EXPIRY_INTERVAL_S`` of frame time, so an
+    id unheard for ``forget_after_s + EXPIRY_INTERVAL_S + lateness_s`` never comes
+    back (memory is bounded by the devices of the last half hour or so, not by the
+    day). A merge hands the absorbed id's "already counted" to the kept one, so a
+    device is not counted again after it; two ids counted in earlier windows and
+    merged later stay counted twice (those windows are closed).
     """
 
     window_s: int
@@ -109,6 +136,7 @@ class WindowCounter:
     people_per_device: float = 1.0
     burst_gap_s: float = 2.0
     lateness_s: float = 2.0
+    forget_after_s: float = 1800.0
 
     def __post_init__(self) -> None:
         self._start: float | None = None
@@ -116,6 +144,8 @@ class WindowCounter:
         self._covered_to = -math.inf
         self._reset_counts()
         self._weak_last: dict[int, float] = {}   # fingerprint -> last weak frame time
+        # device id -> its last frame time, for devices already counted as arrived
+        self._arrived: dict[int, float] = {}
         self.time_jumps = 0
 
     def _reset_counts(self) -> None:
@@ -169,6 +199,9 @@ class WindowCounter:
 
     def merge(self, absorbed: int, kept: int) -> None:
         """The estimator found that two device ids are one device."""
+        counted = self._arrived.pop(absorbed, None)
+        if counted is not None:
+            self._arrived[kept] = max(counted, self._arrived.get(kept, counted))
         old = self._devices.pop(absorbed, None)
         if old is None:
             return
@@ -207,19 +240,35 @@ class WindowCounter:
         self._reset_counts()
         return [window]
 
+    def _forget_arrivals(self, now: float) -> None:
+        """Drop counted ids the estimator can no longer return (see the class doc)."""
+        horizon = now - (self.forget_after_s + EXPIRY_INTERVAL_S + self.lateness_s)
+        if any(last < horizon for last in self._arrived.values()):
+            self._arrived = {i: last for i, last in self._arrived.items() if last >= horizon}
+
+    @property
+    def remembered_arrivals(self) -> int:
+        """How many device ids are held to avoid counting an arrival twice."""
+        return len(self._arrived)
+
     def _close(self) -> WifiWindow:
         assert self._start is not None
         start, end = self._start, self._start + self.window_s
         covered = min(end, self._covered_to) - max(start, self._covered_from)
         buckets = {label: 0 for label, _ in DWELL_BUCKETS}
-        in_store = brief = 0
-        for first_seen, last in self._devices.values():
+        in_store = arrived = brief = 0
+        for device_id, (first_seen, last) in self._devices.items():
             dwell = last - first_seen
             if dwell >= self.min_dwell_s:
                 in_store += 1
                 buckets[dwell_bucket(dwell)] += 1
+                previous = self._arrived.get(device_id)
+                if previous is None:
+                    arrived += 1
+                self._arrived[device_id] = last if previous is None else max(previous, last)
             else:
                 brief += 1
+        self._forget_arrivals(end)
         return WifiWindow(
             start=start,
             window_s=self.window_s,
@@ -229,6 +278,7 @@ class WindowCounter:
             in_store_frames=self._in_store_frames,
             excluded_frames=self._excluded,
             in_store_devices=in_store,
+            arrived_devices=arrived,
             brief_devices=brief,
             passers_by=self._passers_by,
             occupancy_estimate=round(in_store * self.people_per_device, 2),

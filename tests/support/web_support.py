@@ -131,8 +131,10 @@ def write_wifi(db: sqlite_utils.Database, day: dt.date, seed: int) -> None:
                          "passers_by": rng.randint(10, 60),
                          "occupancy_estimate": round(rng.uniform(2, 10), 1),
                          "dwell_buckets": json.dumps({"<5min": 3, "5-15min": 2})})
+            rows[-1]["arrived_devices"] = rng.randint(0, rows[-1]["in_store_devices"])
             # A second, quieter sensor hearing the same phones must not double them.
-            rows.append({**rows[-1], "sensor": "wlan2", "in_store_devices": 1, "passers_by": 5})
+            rows.append({**rows[-1], "sensor": "wlan2", "in_store_devices": 1,
+                         "arrived_devices": rng.randint(0, 1), "passers_by": 5})
     with db.atomic():
         db["wifi_windows"].insert_all(rows)
 
@@ -218,14 +220,16 @@ def expected_heatmap(db: sqlite3.Connection, site, start: float, end: float):
 
 
 def expected_wifi(db: sqlite3.Connection, start: float, end: float) -> tuple[int, int]:
-    """Devices in the store and passers-by over ``[start, end)``: per window the larger
-    sensor's count, summed over the windows."""
+    """Phones that came in and passers-by over ``[start, end)``: per window the larger
+    sensor's count, summed over the windows. Came in sums ``arrived_devices`` (each
+    phone once), not ``in_store_devices``, which counts a phone in every window it
+    stays in."""
     windows: dict[float, tuple[int, int]] = defaultdict(lambda: (0, 0))
-    for window, inside, passing in db.execute(
-            "select window_start, in_store_devices, passers_by from wifi_windows "
+    for window, arrived, passing in db.execute(
+            "select window_start, arrived_devices, passers_by from wifi_windows "
             "where window_start >= ? and window_start < ?", (start, end)):
         old = windows[window]
-        windows[window] = (max(old[0], inside), max(old[1], passing))
+        windows[window] = (max(old[0], arrived), max(old[1], passing))
     return sum(v[0] for v in windows.values()), sum(v[1] for v in windows.values())
 
 
