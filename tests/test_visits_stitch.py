@@ -12,6 +12,7 @@ from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.visits.records import Visit
 from edge.visits.stitch import StitchRule, stitch
+from tests.support.live_build import FPS, T0, add_points, build_live
 
 SITE = parse_site("""
 site: {id: test-store}
@@ -25,8 +26,6 @@ floor:
 visits: {close_after_s: 10, min_duration_s: 3}
 web: {access: open-lan}
 """)
-T0 = 1_700_000_000.0
-FPS = 5.0
 
 
 def walk(t):
@@ -35,14 +34,6 @@ def walk(t):
     y = np.where(t <= 14, -4 + 0.5 * t,
                  np.where(t <= 15.5, 3 + (t - 14) * 0.4 / 1.5, 3.4 + 0.5 * (t - 15.5)))
     return np.column_stack([np.full_like(t, 5.0), y])
-
-
-def add(db, run, track_id, t, xy):
-    db["track_points"].insert_all(
-        {"run_id": run, "camera_id": "cam", "track_id": track_id, "frame": int(round(ti * FPS)),
-         "t": T0 + float(ti), "x": float(p[0]), "y": float(p[1]), "left": 0.0, "top": 0.0,
-         "width": 1.0, "height": 2.0, "confidence": 0.9}
-        for ti, p in zip(t, xy, strict=True))
 
 
 SEEN_A = np.arange(0.0, 14.0 + 1e-9, 1 / FPS)         # track 1, y -4 -> 3.0
@@ -58,14 +49,15 @@ def test_a_split_track_is_one_visit_with_the_whole_dwell_and_crossing():
     db = open_database(":memory:")
     analyzer = VisitAnalyzer(SITE)
     run = start_run(db, "cam", "live", "model")
-    add(db, run, 1, SEEN_A, walk(SEEN_A))
-    add(db, run, 2, SEEN_B[SEEN_B <= 27], walk(SEEN_B[SEEN_B <= 27]))
+    add_points(db, run, 1, SEEN_A, walk(SEEN_A))
+    add_points(db, run, 2, SEEN_B[SEEN_B <= 27], walk(SEEN_B[SEEN_B <= 27]))
     # t=27: track 1 has been gone 13 s (closed) but is continued by track 2, still in view
     held = build_visits(db, analyzer)
     assert (held.visits, held.open_tracks) == (0, 2)
-    add(db, run, 2, SEEN_B[SEEN_B > 27], walk(SEEN_B[SEEN_B > 27]))
+    add_points(db, run, 2, SEEN_B[SEEN_B > 27], walk(SEEN_B[SEEN_B > 27]))
     far = np.arange(40.0, 50.0, 1 / FPS)                  # someone else, far away: the clock
-    add(db, run, 3, far, np.column_stack([np.full_like(far, 25.0), np.linspace(-5, 8, len(far))]))
+    add_points(db, run, 3, far,
+               np.column_stack([np.full_like(far, 25.0), np.linspace(-5, 8, len(far))]))
     done = build_visits(db, analyzer)
     assert done.visits == 1
     visit_id, start, end = db.execute("select visit_id, start_t, end_t from visits").fetchone()
@@ -84,8 +76,8 @@ def replay_of_the_split_walk(site):
     """The split walk as a finished replay, built at once: (database, visits built)."""
     db = open_database(":memory:")
     run = start_run(db, "cam", "replay", "model")
-    add(db, run, 1, SEEN_A, walk(SEEN_A))
-    add(db, run, 2, SEEN_B, walk(SEEN_B))
+    add_points(db, run, 1, SEEN_A, walk(SEEN_A))
+    add_points(db, run, 2, SEEN_B, walk(SEEN_B))
     finish_run(db, run, 0, "done")
     return db, build_visits(db, VisitAnalyzer(site)).visits
 
@@ -167,19 +159,7 @@ SCENE = {
 
 
 def built(step_s):
-    db = open_database(":memory:")
-    analyzer = VisitAnalyzer(SITE)
-    run = start_run(db, "cam", "live", "model")
-    clock = -0.001
-    while clock < 80:
-        clock += step_s
-        for track, (t, xy) in SCENE.items():
-            now = (t > clock - step_s) & (t <= clock)
-            if now.any():
-                add(db, run, track, t[now], xy[now])
-        build_visits(db, analyzer)
-    finish_run(db, run, 0, "done")
-    build_visits(db, analyzer)
+    db = build_live(SITE, [(track, t, xy) for track, (t, xy) in SCENE.items()], step_s, 80)
     rows = db.execute("select track_id, start_t - ?, end_t - ? from visits order by track_id",
                       [T0, T0]).fetchall()
     return [(track, round(a, 1), round(b, 1)) for track, a, b in rows]

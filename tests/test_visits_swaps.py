@@ -5,13 +5,10 @@ import numpy as np
 import pytest
 
 from edge.config import parse_site
-from edge.runtime.schema import open_database
-from edge.storage.trajectories import finish_run, start_run
-from edge.visits.analysis import VisitAnalyzer
-from edge.visits.builder import build_visits
 from edge.visits.records import Visit
 from edge.visits.stitch import StitchRule, stitch
 from edge.visits.swaps import Cut, SwapRule
+from tests.support.live_build import FPS, T0, build_live
 
 SITE = parse_site("""
 site: {id: test-store}
@@ -24,8 +21,6 @@ web: {access: open-lan}
 """)
 OFF = SITE.model_copy(update={"visits": SITE.visits.model_copy(
     update={"swap_jump_speed_mps": 0.0})})
-FPS = 5.0
-T0 = 1_700_000_000.0
 STITCH = StitchRule.from_config(SITE.visits)
 SWAPS = SwapRule.from_config(SITE.visits)
 
@@ -104,14 +99,6 @@ def test_a_new_track_that_continues_a_vanished_one_is_not_taken():
     assert SWAPS.cuts(pieces) == []
 
 
-def add(db, run, track_id, t, xy):
-    db["track_points"].insert_all(
-        {"run_id": run, "camera_id": "cam", "track_id": track_id, "frame": int(round(ti * FPS)),
-         "t": T0 + float(ti), "x": float(p[0]), "y": float(p[1]), "left": 0.0, "top": 0.0,
-         "width": 1.0, "height": 2.0, "confidence": 0.9}
-        for ti, p in zip(t, xy, strict=True))
-
-
 def built(site, step_s):
     """The handover (and a far-away track keeping the clock running) fed to the builder
     every ``step_s`` seconds: the visits' (track id, start, end) and the crossings."""
@@ -119,19 +106,7 @@ def built(site, step_s):
     t_far = times(0, 40)
     scene.append((9, t_far, np.column_stack([np.full_like(t_far, 25.0),
                                              np.linspace(-15, 15, len(t_far))])))
-    db = open_database(":memory:")
-    analyzer = VisitAnalyzer(site)
-    run = start_run(db, "cam", "live", "model")
-    clock = -0.001
-    while clock < 40:
-        clock += step_s
-        for track, t, xy in scene:
-            now = (t > clock - step_s) & (t <= clock)
-            if now.any():
-                add(db, run, track, t[now], xy[now])
-        build_visits(db, analyzer)
-    finish_run(db, run, 0, "done")
-    build_visits(db, analyzer)
+    db = build_live(site, scene, step_s, 40)
     rows = db.execute("select track_id, start_t - ?, end_t - ? from visits order by start_t",
                       [T0, T0]).fetchall()
     crossings = db.execute("select line_id, direction from line_crossings").fetchall()
