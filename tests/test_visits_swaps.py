@@ -7,7 +7,7 @@ import pytest
 from edge.config import parse_site
 from edge.visits.records import Visit
 from edge.visits.stitch import StitchRule, stitch
-from edge.visits.swaps import Cut, SwapRule
+from edge.visits.swaps import Cut, SwapRule, repaired
 from tests.support.live_build import FPS, T0, build_live
 
 SITE = parse_site("""
@@ -67,8 +67,8 @@ def test_a_jump_onto_someone_else_is_cut_when_the_person_comes_back_where_headin
     crossing (made while hidden) was nobody's."""
     pieces = handover()
     assert SWAPS.cuts(pieces) == [Cut(0, 30, 1)]  # sample 30 is t=6, the last one on P
-    assert len(stitch(pieces, STITCH)) == 2 and len(stitch(pieces, STITCH, SWAPS)) == 2
-    p, q = sorted(stitch(pieces, STITCH, SWAPS), key=lambda v: v.start_t)
+    assert len(stitch(pieces, STITCH)) == 2 and len(repaired(pieces, SWAPS)) == 2
+    p, q = sorted(repaired(pieces, SWAPS), key=lambda v: v.start_t)
     assert (p.track_id, p.start_t, p.end_t) == (1, 0.0, pytest.approx(16.0))
     assert np.all(p.xy[:, 0] == 0.0)                 # P's path only, 0 -> 6 then 7.6 -> 16
     assert q.start_t == pytest.approx(6.2) and np.all(q.xy[:, 0] > 1.1)  # Q's, on its own

@@ -31,8 +31,7 @@ from edge.motformat import read_mot
 from edge.storage.trajectories import require_run
 from edge.visits.features import FeatureExtractor
 from edge.visits.records import LineCrossing
-from edge.visits.stitch import StitchRule, stitch
-from edge.visits.swaps import SwapRule
+from edge.visits.swaps import SwapRule, repaired
 from edge.visits.trajectory import track_segments
 
 
@@ -195,7 +194,7 @@ def stitched(site: SiteConfig, tracks: Tracks, fps: float) -> Tracks:
               for piece in track_segments("eval", None, key, frames[key] / fps, xy[key],
                                           gap_s=cfg.close_after_s, smoothing_s=0.0)]
     joined: Tracks = ({}, {})
-    for visit in stitch(pieces, StitchRule.from_config(cfg), SwapRule.from_config(cfg)):
+    for visit in repaired(pieces, SwapRule.from_config(cfg)):
         key = visit.track_id
         while key in joined[0]:  # a later piece of a track whose first piece went elsewhere
             key += 1_000_000

@@ -30,7 +30,7 @@ from edge.storage.trajectories import read_trajectories, require_run
 from edge.visits.analysis import TrackOutcome, VisitAnalyzer
 from edge.visits.group_store import insert_groups
 from edge.visits.records import Visit
-from edge.visits.stitch import StitchRule, chains, join, repair
+from edge.visits.stitch import chains, join
 from edge.visits.store import (
     delete_visits_of_run,
     insert_crossings,
@@ -38,7 +38,7 @@ from edge.visits.store import (
     insert_visits,
     replace_open_staff,
 )
-from edge.visits.swaps import SwapRule
+from edge.visits.swaps import SwapRule, repair
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ def _build_run(
             [run_id],
         )
     }
-    rule = StitchRule.from_config(analyzer.config)
+    repairs = SwapRule.from_config(analyzer.config)  # cuts at swaps, then stitching
+    rule = repairs.stitch
     # Pieces already written that ended near the mark are read again: rivals of a join.
     lookback = rule.max_gap_s if rule.enabled and since is not None else 0.0
     pieces: list[Visit] = []
@@ -178,8 +179,7 @@ def _build_run(
         if not run_finished and latest - found[-1].end_t < close_after:
             state[-1] = "in_view"
     pieces, state, closing, held, newly_closed = _settle(
-        rule, SwapRule.from_config(analyzer.config), pieces, state, latest, close_after,
-        run_finished)
+        repairs, pieces, state, latest, close_after, run_finished)
     open_starts = [pieces[i].start_t for i in held]
     open_staff: list[tuple[str, int, float, str]] = []
     for i in held:
@@ -209,8 +209,7 @@ def _build_run(
 
 
 def _settle(
-    rule: StitchRule,
-    swaps: SwapRule,
+    repairs: SwapRule,
     pieces: list[Visit],
     state: list[str],
     latest: float,
@@ -227,11 +226,12 @@ def _settle(
     call. A track's later pieces wait behind a held one, so that its progress mark stays
     exact; a cut track's head is closed (it ends at the cut), its tail keeps its state.
     """
-    pieces, origin, links = repair(pieces, rule, swaps,
+    pieces, origin, links = repair(pieces, repairs,
                                    in_view=[s == "in_view" for s in state],
                                    settled=[s == "settled" for s in state])
     state = ["closed" if i in links and state[o] == "in_view" else state[o]
              for i, o in enumerate(origin)]
+    rule = repairs.stitch
     wait = close_after + (rule.max_gap_s if rule.enabled else 0.0)
     ready: list[list[int]] = []
     held: set[int] = set()

@@ -15,7 +15,7 @@ when the floor says they are one person and nobody else:
   vanish near each other are left apart rather than possibly swapped.
 
 A track that jumped onto someone else while its person was hidden is first cut where
-a new piece takes the person up (``edge.visits.swaps``, :func:`repair`).
+a new piece takes the person up (``edge.visits.swaps``, which builds on this rule).
 
 Pairs chain (A -> B -> C). The decision about a pair needs only the pieces that
 ended or started within ``stitch_max_gap_s`` of it, which is what lets the builder
@@ -32,7 +32,6 @@ import numpy as np
 from edge.config.visits import VisitConfig
 from edge.tracking.association import assign
 from edge.visits.records import Visit
-from edge.visits.swaps import SwapRule, split
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +51,27 @@ class StitchRule:
     @property
     def enabled(self) -> bool:
         return self.max_gap_s > 0
+
+    def candidates(
+        self, pieces: Sequence[Visit], *, in_view: Sequence[bool] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(candidate, distance)``, rows predecessors and columns successors: whether
+        the successor could continue the predecessor (same camera, starting within
+        ``max_gap_s`` after it vanished, within walking reach; a predecessor still
+        ``in_view`` has not vanished), and how far it started from where it vanished."""
+        end_t = np.array([p.end_t for p in pieces])
+        start_t = np.array([p.start_t for p in pieces])
+        end_xy = np.array([p.xy[-1] for p in pieces])
+        start_xy = np.array([p.xy[0] for p in pieces])
+        cameras = np.array([p.camera_id for p in pieces])
+        same_camera = cameras[:, None] == cameras[None, :]
+        gap = start_t[None, :] - end_t[:, None]
+        distance = np.hypot(*(start_xy[None, :, :] - end_xy[:, None, :]).transpose(2, 0, 1))
+        reach = self.base_m + self.speed_mps * np.clip(gap, 0.0, None)
+        candidate = same_camera & (gap > 0) & (gap <= self.max_gap_s) & (distance <= reach)
+        if in_view is not None:
+            candidate[np.asarray(in_view, dtype=bool), :] = False
+        return candidate, distance
 
     def links(
         self,
@@ -73,18 +93,7 @@ class StitchRule:
         """
         if not self.enabled or len(pieces) < 2:
             return {}
-        end_t = np.array([p.end_t for p in pieces])
-        start_t = np.array([p.start_t for p in pieces])
-        end_xy = np.array([p.xy[-1] for p in pieces])
-        start_xy = np.array([p.xy[0] for p in pieces])
-        cameras = np.array([p.camera_id for p in pieces])
-        same_camera = cameras[:, None] == cameras[None, :]
-        gap = start_t[None, :] - end_t[:, None]  # rows: predecessors, columns: successors
-        distance = np.hypot(*(start_xy[None, :, :] - end_xy[:, None, :]).transpose(2, 0, 1))
-        reach = self.base_m + self.speed_mps * np.clip(gap, 0.0, None)
-        candidate = same_camera & (gap > 0) & (gap <= self.max_gap_s) & (distance <= reach)
-        if in_view is not None:
-            candidate[np.asarray(in_view, dtype=bool), :] = False
+        candidate, distance = self.candidates(pieces, in_view=in_view)
         if continued is not None:
             candidate[np.asarray(continued, dtype=bool), :] = False
         if not candidate.any():
@@ -132,33 +141,7 @@ def join(pieces: Sequence[Visit]) -> Visit:
                  np.concatenate([p.xy for p in pieces]))
 
 
-def repair(
-    pieces: Sequence[Visit],
-    rule: StitchRule,
-    swaps: SwapRule | None,
-    *,
-    in_view: Sequence[bool] | None = None,
-    settled: Sequence[bool] | None = None,
-) -> tuple[list[Visit], list[int], dict[int, int]]:
-    """Pieces cut where a track jumped onto someone else (``edge.visits.swaps``), then
-    linked: (the pieces, the index of the piece each came from, links as
-    :meth:`StitchRule.links`). ``in_view`` and ``settled`` as there, per piece given."""
-    cuts = swaps.cuts(pieces, in_view=in_view, settled=settled) if swaps else []
-    cut, origin, forced = split(pieces, cuts)
-    heads = [i in forced for i in range(len(cut))]
-    cut_in_view = None if in_view is None else [
-        bool(in_view[o]) and not head for o, head in zip(origin, heads, strict=True)]
-    cut_settled = None if settled is None else [bool(settled[o]) for o in origin]
-    links = rule.links(cut, in_view=cut_in_view, settled=cut_settled, continued=heads)
-    taken = set(forced.values())
-    links = {a: b for a, b in links.items() if b not in taken}
-    links.update(forced)
-    return cut, origin, links
-
-
-def stitch(pieces: Sequence[Visit], rule: StitchRule,
-           swaps: SwapRule | None = None) -> list[Visit]:
-    """Finished pieces, cut where a track jumped onto someone else (``swaps``), with
-    every continuation joined to what it continues."""
-    cut, _, links = repair(pieces, rule, swaps)
-    return [join([cut[i] for i in chain]) for chain in chains(len(cut), links)]
+def stitch(pieces: Sequence[Visit], rule: StitchRule) -> list[Visit]:
+    """Finished pieces with every continuation joined to what it continues."""
+    return [join([pieces[i] for i in chain])
+            for chain in chains(len(pieces), rule.links(pieces))]

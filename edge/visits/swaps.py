@@ -39,6 +39,7 @@ import numpy as np
 
 from edge.config.visits import VisitConfig
 from edge.visits.records import Visit
+from edge.visits.stitch import StitchRule, chains, join
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +58,17 @@ class SwapRule:
 
     jump_speed_mps: float
     heading_s: float
-    max_gap_s: float
     base_m: float
-    speed_mps: float
-    stitch_base_m: float
-    ambiguity_ratio: float
+    stitch: StitchRule  # its gap, walking speed and ambiguity ratio, and the joins after
 
     @classmethod
     def from_config(cls, config: VisitConfig) -> SwapRule:
-        return cls(config.swap_jump_speed_mps, config.swap_heading_s, config.stitch_max_gap_s,
-                   config.swap_base_m, config.stitch_speed_mps, config.stitch_base_m,
-                   config.stitch_ambiguity_ratio)
+        return cls(config.swap_jump_speed_mps, config.swap_heading_s, config.swap_base_m,
+                   StitchRule.from_config(config))
 
     @property
     def enabled(self) -> bool:
-        return self.jump_speed_mps > 0 and self.max_gap_s > 0
+        return self.jump_speed_mps > 0 and self.stitch.enabled
 
     def cuts(
         self,
@@ -97,8 +94,8 @@ class SwapRule:
         start_t = np.array([p.start_t for p in pieces])
         start_xy = np.array([p.xy[0] for p in pieces])
         duration = np.array([p.duration_s for p in pieces])
-        cameras = [p.camera_id for p in pieces]
-        claimed = self._stitch_claimed(pieces, start_t, start_xy, live)
+        cameras = np.array([p.camera_id for p in pieces])
+        claimed = self._stitch_claimed(pieces, live)
         # (piece, jump sample, successor, distance to the extrapolation)
         found: list[tuple[int, int, int, float]] = []
         claims: dict[int, dict[int, float]] = {}  # successor -> piece -> closest extrapolation
@@ -112,15 +109,15 @@ class SwapRule:
                 if t_jump - piece.start_t < self.heading_s:
                     continue  # no heading to extrapolate yet
                 gap = start_t - t_jump
-                near = np.flatnonzero((gap > 0) & (gap <= self.max_gap_s) & (start_t > piece.t[k])
-                                      & np.array([c == piece.camera_id for c in cameras]))
+                near = np.flatnonzero((gap > 0) & (gap <= self.stitch.max_gap_s)
+                                      & (cameras == piece.camera_id))
                 near = near[(near != i) & (duration[near] >= self.heading_s)]
                 if len(near) == 0:
                     continue
                 heading = self._velocity(piece, k)
                 predicted = piece.xy[k] + heading * gap[near, None]
                 distance = np.hypot(*(start_xy[near] - predicted).T)
-                inside = distance <= self.base_m + self.speed_mps * gap[near]
+                inside = distance <= self.base_m + self.stitch.speed_mps * gap[near]
                 for j, d in zip(near[inside], distance[inside], strict=True):
                     mine = claims.setdefault(int(j), {})
                     mine[i] = min(mine.get(i, np.inf), float(d))
@@ -129,11 +126,11 @@ class SwapRule:
                 pick = int(np.argmin(np.where(inside, distance, np.inf)))
                 j, d = int(near[pick]), float(distance[pick])
                 floor = max(d, 0.1 * self.base_m)  # floor noise is never zero
-                if np.any(np.delete(distance, pick) <= self.ambiguity_ratio * floor):
+                if np.any(np.delete(distance, pick) <= self.stitch.ambiguity_ratio * floor):
                     continue  # two new pieces where the person was heading
                 own = _position_at(piece, start_t[j], after=k)
                 own_d = float(np.hypot(*(own - predicted[pick])))
-                if own_d <= self.ambiguity_ratio * floor:
+                if own_d <= self.stitch.ambiguity_ratio * floor:
                     continue  # the track itself is (back) where the person was heading
                 if frozen[j] or claimed[j, i]:
                     continue
@@ -144,7 +141,7 @@ class SwapRule:
         for i, k, j, d in found:
             floor = max(d, 0.1 * self.base_m)
             rivals = [r for other, r in claims[j].items() if other != i]
-            if any(r <= self.ambiguity_ratio * floor for r in rivals):
+            if any(r <= self.stitch.ambiguity_ratio * floor for r in rivals):
                 continue  # another track's jump lands there too
             out.append(Cut(i, k, j))
         return out
@@ -157,20 +154,10 @@ class SwapRule:
             return np.zeros(2)
         return np.asarray((piece.xy[k] - piece.xy[first]) / span)
 
-    def _stitch_claimed(self, pieces: Sequence[Visit], start_t: np.ndarray,
-                        start_xy: np.ndarray, live: np.ndarray) -> np.ndarray:
+    def _stitch_claimed(self, pieces: Sequence[Visit], live: np.ndarray) -> np.ndarray:
         """``[j, i]``: piece j could continue a vanished piece other than i (stitching's
         reach), so a cut of piece i must not take it."""
-        end_t = np.array([p.end_t for p in pieces])
-        end_xy = np.array([p.xy[-1] for p in pieces])
-        cameras = np.array([p.camera_id for p in pieces])
-        gap = start_t[:, None] - end_t[None, :]  # rows: successors, columns: vanished
-        distance = np.hypot(*(start_xy[:, None, :] - end_xy[None, :, :]).transpose(2, 0, 1))
-        candidate = ((cameras[:, None] == cameras[None, :]) & (gap > 0)
-                     & (gap <= self.max_gap_s)
-                     & (distance <= self.stitch_base_m + self.speed_mps * np.clip(gap, 0, None)))
-        candidate[:, live] = False
-        np.fill_diagonal(candidate, False)
+        candidate = self.stitch.candidates(pieces, in_view=live.tolist())[0].T  # rows: successors
         others = candidate.sum(axis=1)[:, None] - candidate
         return np.asarray(others > 0)
 
@@ -208,3 +195,32 @@ def split(pieces: Sequence[Visit], cuts: Sequence[Cut]) -> tuple[list[Visit], li
                          piece.xy[start:]) if start else piece)
         origin.append(i)
     return out, origin, {head: first_of[successor] for head, successor in heads}
+
+
+def repair(
+    pieces: Sequence[Visit],
+    rule: SwapRule,
+    *,
+    in_view: Sequence[bool] | None = None,
+    settled: Sequence[bool] | None = None,
+) -> tuple[list[Visit], list[int], dict[int, int]]:
+    """Pieces cut where a track jumped onto someone else, then linked: (the pieces, the
+    index of the piece each came from, links as :meth:`StitchRule.links`).
+    ``in_view`` and ``settled`` as there, per piece given."""
+    cut, origin, forced = split(pieces, rule.cuts(pieces, in_view=in_view, settled=settled))
+    heads = [i in forced for i in range(len(cut))]
+    cut_in_view = None if in_view is None else [
+        bool(in_view[o]) and not head for o, head in zip(origin, heads, strict=True)]
+    cut_settled = None if settled is None else [bool(settled[o]) for o in origin]
+    links = rule.stitch.links(cut, in_view=cut_in_view, settled=cut_settled, continued=heads)
+    taken = set(forced.values())
+    links = {a: b for a, b in links.items() if b not in taken}
+    links.update(forced)
+    return cut, origin, links
+
+
+def repaired(pieces: Sequence[Visit], rule: SwapRule) -> list[Visit]:
+    """Finished pieces, cut where a track jumped onto someone else, with every
+    continuation joined to what it continues."""
+    cut, _, links = repair(pieces, rule)
+    return [join([cut[i] for i in chain]) for chain in chains(len(cut), links)]
