@@ -146,15 +146,18 @@ def bare_pass(args: argparse.Namespace) -> dict[str, float]:
     from edge.config import load_site
     from edge.detection.base import resolve_model
     from edge.detection.session import edited_yolox, make_session
+    from edge.detection.yolox import empty_input, fill_input, takes_patches
 
     site = load_site(args.site)
     path, _, spec = resolve_model(site.detector)
     native = (int(spec["input"]["height"]), int(spec["input"]["width"]))
-    size = tuple(site.detector.input_size or native)
-    # The model as the detector runs it: any size, the person's class only.
-    session = make_session(edited_yolox(path, int(spec.get("person_class", 0))), 1)
+    height, width = site.detector.input_size or native
+    size = (int(height), int(width))
+    # The model as the detector runs it: any size, the person's class only, patches in.
+    session = make_session(edited_yolox(path, int(spec.get("person_class", 0)), patches=True), 1)
     name = session.get_inputs()[0].name
-    blob = np.random.default_rng(0).uniform(0, 255, (1, 3, *size)).astype(np.float32)
+    image = np.random.default_rng(0).integers(0, 255, (*size, 3), np.uint8)
+    blob = fill_input(empty_input(size, takes_patches(session)), image)
     for _ in range(5):
         session.run(None, {name: blob})
     wall, cpu = time.perf_counter(), time.process_time()

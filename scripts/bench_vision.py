@@ -50,22 +50,22 @@ def _site(args: argparse.Namespace):
 def bare(args: argparse.Namespace) -> dict[str, float]:
     """Decode + resize + blob + onnxruntime, nothing else."""
     import cv2
-    import numpy as np
 
     from edge.assets import resolve_uri
     from edge.detection.base import resolve_model
     from edge.detection.session import edited_yolox, make_session
+    from edge.detection.yolox import empty_input, fill_input, takes_patches
 
     site = _site(args)
     camera = site.cameras[0]
     path, _, spec = resolve_model(site.detector)
     native = (int(spec["input"]["height"]), int(spec["input"]["width"]))
     size = tuple(site.detector.input_size or native)
-    # The model as the detector runs it: any size, the person's class only.
-    session = make_session(edited_yolox(path, int(spec.get("person_class", 0))),
+    # The model as the detector runs it: any size, the person's class only, patches in.
+    session = make_session(edited_yolox(path, int(spec.get("person_class", 0)), patches=True),
                            site.detector.threads)
     name = session.get_inputs()[0].name
-    blob = np.zeros((1, 3, *size), np.float32)
+    blob = empty_input(size, takes_patches(session))
     capture = cv2.VideoCapture(resolve_uri(args.video or camera.source), cv2.CAP_FFMPEG)
     frames = 0
     started = time.perf_counter()
@@ -75,8 +75,7 @@ def bare(args: argparse.Namespace) -> dict[str, float]:
             break
         if image.shape[:2] != size:
             image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-        np.copyto(blob[0], image.transpose(2, 0, 1), casting="unsafe")
-        session.run(None, {name: blob})
+        session.run(None, {name: fill_input(blob, image)})
         frames += 1
     seconds = time.perf_counter() - started
     capture.release()

@@ -79,10 +79,13 @@ def make_session(model: Path | bytes, threads: int | None) -> ort.InferenceSessi
 
 
 @functools.lru_cache(maxsize=2)
-def _edited_model(path: str, mtime_ns: int, size: int, keep_class: int | None) -> bytes:
+def _edited_model(path: str, mtime_ns: int, size: int, keep_class: int | None,
+                  patches: bool) -> bytes:
     command = [sys.executable, "-m", "edge.detection.graph_edit", path]
     if keep_class is not None:
         command += ["--keep-class", str(keep_class)]
+    if patches:
+        command.append("--patches")
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
         reason = result.stderr.decode(errors="replace").strip().splitlines()
@@ -91,13 +94,14 @@ def _edited_model(path: str, mtime_ns: int, size: int, keep_class: int | None) -
     return result.stdout
 
 
-def edited_yolox(path: Path, keep_class: int | None = None) -> bytes:
+def edited_yolox(path: Path, keep_class: int | None = None, patches: bool = False) -> bytes:
     """Return the model with its input height/width (and the box count of its output)
-    made symbolic, so onnxruntime accepts any input size, and with ``keep_class`` its
-    head cut to that one class (:mod:`edge.detection.graph_edit`).
+    made symbolic, so onnxruntime accepts any input size, with ``keep_class`` its
+    head cut to that one class, and with ``patches`` taking its stem's 12-channel
+    patches as input (:mod:`edge.detection.graph_edit`).
 
     The edit runs in a child process, so the onnx package never loads into a
     long-running worker; the result is cached per file.
     """
     stat = path.stat()
-    return _edited_model(str(path), stat.st_mtime_ns, stat.st_size, keep_class)
+    return _edited_model(str(path), stat.st_mtime_ns, stat.st_size, keep_class, patches)

@@ -1,12 +1,14 @@
 """YOLOX-family detectors (YOLOX-Nano, the light person detector).
 
 Pre-processing: letterbox to the network size, image at the top-left of a canvas
-filled with 114, BGR, 0..255, NCHW. Post-processing: the network returns one row
+filled with 114, BGR, 0..255, copied into the network's input as the stem's 12-channel
+patches (or as NCHW pixels, for a model whose stem the edit left whole).
+Post-processing: the network returns one row
 per grid cell of strides 8, 16 and 32, ``(dx, dy, log_w, log_h, objectness,
 class scores...)`` with objectness and scores already sigmoided; boxes are decoded
 on the grid, scaled back to the image and reduced with NMS. The model runs as
-:mod:`edge.detection.graph_edit` leaves it: any input size, and only the person's
-class score.
+:mod:`edge.detection.graph_edit` leaves it: any input size, only the person's
+class score, and patches in.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 from edge.config.vision import DetectorConfig
-from edge.detection.graph_edit import BOX_COLUMNS
+from edge.detection.graph_edit import BOX_COLUMNS, PATCH_ORDER
 from edge.detection.input_size import default_input_size
 from edge.detection.session import edited_yolox, make_session
 from edge.errors import ModelError
@@ -70,9 +73,11 @@ class YoloxDetector:
         elif native is not None and not resizable:
             size = (int(native[0]), int(native[1]))
         self.input_size = size
-        # Any input size, and the head cut to the person class (graph_edit).
-        self._session = make_session(edited_yolox(path, person_class), config.threads)
+        # Any input size, the head cut to the person class, patches in (graph_edit).
+        self._session = make_session(edited_yolox(path, person_class, patches=True),
+                                     config.threads)
         self._input_name = self._session.get_inputs()[0].name
+        self._patches = takes_patches(self._session)
         # Check the output now, at the size frames will use or (when it comes from the
         # first frame) at the smallest one: a bad model fails on load, not on a frame.
         self._use_size(size or (STRIDES[-1], STRIDES[-1]))
@@ -83,7 +88,7 @@ class YoloxDetector:
         self._network_size = size
         self._cells, self._strides = _grid(*size)
         self._canvas = np.full((*size, 3), PAD_VALUE, np.uint8)
-        self._blob = np.zeros((1, 3, *size), np.float32)
+        self._blob = empty_input(size, self._patches)
         self._pasted = None
         self._check_output()
 
@@ -107,9 +112,8 @@ class YoloxDetector:
             )
 
     def _to_blob(self, image: np.ndarray) -> np.ndarray:
-        """HWC uint8 -> the preallocated NCHW float32 input (no allocation per frame)."""
-        np.copyto(self._blob[0], image.transpose(2, 0, 1), casting="unsafe")
-        return self._blob
+        """HWC uint8 -> the preallocated float32 input (no allocation per frame)."""
+        return fill_input(self._blob, image)
 
     def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The network's image and the scale applied: the frame itself when it already
@@ -119,13 +123,12 @@ class YoloxDetector:
             return image, 1.0
         ratio = min(height / image.shape[0], width / image.shape[1])
         new_w, new_h = round(image.shape[1] * ratio), round(image.shape[0] * ratio)
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        if (new_h, new_w) == (height, width):
-            return resized, ratio
         if self._pasted != (new_h, new_w):  # the padding only needs painting once per size
             self._canvas[...] = PAD_VALUE
             self._pasted = (new_h, new_w)
-        self._canvas[:new_h, :new_w] = resized
+        # Resized straight into the canvas (a strided view: no copy of its own).
+        cv2.resize(image, (new_w, new_h), dst=self._canvas[:new_h, :new_w],
+                   interpolation=cv2.INTER_LINEAR)
         return self._canvas, ratio
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -147,6 +150,36 @@ class YoloxDetector:
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, image.shape[1])
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, image.shape[0])
         return nms(Detections(xyxy.astype(np.float32), scores.astype(np.float32)), self._nms_iou)
+
+
+def takes_patches(session: ort.InferenceSession) -> bool:
+    """Whether the session's model takes the stem's patches (else pixels)."""
+    return session.get_inputs()[0].shape[1] == 3 * len(PATCH_ORDER)
+
+
+def empty_input(size: tuple[int, int], patches: bool) -> np.ndarray:
+    """A zeroed float32 network input for a ``(height, width)`` image, as patches or
+    pixels (:func:`fill_input`)."""
+    height, width = size
+    if patches:
+        return np.zeros((1, 3 * len(PATCH_ORDER), height // 2, width // 2), np.float32)
+    return np.zeros((1, 3, height, width), np.float32)
+
+
+def fill_input(blob: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Copy a network-sized HWC uint8 ``image`` into ``blob``, a float32 network input,
+    and return it: ``[1, 12, H / 2, W / 2]`` holds the stem's patches, channel ``(dx * 2
+    + dy) * 3 + c`` being ``image[2i + dy, 2j + dx, c]``
+    (:data:`~edge.detection.graph_edit.PATCH_ORDER`), in one strided copy; ``[1, 3, H,
+    W]`` holds the pixels, NCHW."""
+    if blob.shape[1] == 3:
+        np.copyto(blob[0], image.transpose(2, 0, 1), casting="unsafe")
+        return blob
+    height, width = image.shape[:2]
+    rows = image.reshape(height // 2, 2, width // 2, 2, 3)  # i, dy, j, dx, c
+    np.copyto(blob[0].reshape(2, 2, 3, height // 2, width // 2), rows.transpose(3, 1, 4, 0, 2),
+              casting="unsafe")
+    return blob
 
 
 def nms(detections: Detections, iou_threshold: float) -> Detections:
