@@ -10,7 +10,8 @@ detected at 5 frames/s in real time, each figure beside the accuracy it is bough
    accuracy is that of the stream's people. ``accurate_size`` is the size with the most
    streams among those whose HOTA is within 0.02 of the best size's.
 
-1. Cost per frame of the whole per-camera pipeline (decode a 640x360 frame, detect,
+1. Cost per frame of the whole per-camera pipeline (decode the 640x360 frames the camera
+   sends, ``--stream-fps``: 10, every other one detected, or 5, each one; detect,
    track, map to the floor, batched SQLite writes) at each network input size, one
    onnxruntime thread, against the baseline of bare onnxruntime inference at the same
    size measured in the same run (``pipeline_ratio``). Each pass runs in a fresh
@@ -19,7 +20,8 @@ detected at 5 frames/s in real time, each figure beside the accuracy it is bough
    CPU time per frame is the cost (wall time is printed too): on a machine shared with
    other work, wall time measures the neighbours as much as the pipeline.
 3. Validation: N real camera workers (``edge run camera``, one process each) on N
-   looped 640x360 recordings paced to 5 frames/s, sharing one database; each worker's
+   looped 640x360 recordings sent at ``--stream-fps`` and detected at 5 frames/s,
+   sharing one database; each worker's
    achieved frames/s over the measuring window, from its own health reports.
 4. Variants at the accurate size (not with --quick): onnxruntime graph optimisation
    levels (CPU ms, and the largest output difference to ENABLE_ALL on real frames),
@@ -110,7 +112,7 @@ def make_video(folder: Path) -> Path:
 
 
 def site_yaml(folder: Path, video: Path, size: tuple[int, int], cameras: int, name: str,
-              threads: int | None = 1) -> Path:
+              threads: int | None = 1, stream_fps: float = FILE_FPS) -> Path:
     """The demo site with ``cameras`` cameras on the 640x360 copy, ``threads`` each (None:
     the product's own choice, edge.detection.session.worker_threads)."""
     import yaml
@@ -125,7 +127,7 @@ def site_yaml(folder: Path, video: Path, size: tuple[int, int], cameras: int, na
         "floor_points": base["calibration"]["floor_points"],
     }
     site["cameras"] = [
-        {**base, "id": f"cam{i + 1}", "source": str(video), "loop": True, "fps": FILE_FPS,
+        {**base, "id": f"cam{i + 1}", "source": str(video), "loop": True, "fps": stream_fps,
          "detect_fps": DETECT_FPS, "calibration": calibration}
         for i in range(cameras)
     ]
@@ -522,6 +524,9 @@ def main() -> int:
                         help="workers in each validation run, comma-separated; auto = the "
                         f"derived capacity (at most {MAX_VALIDATION_STREAMS}); 12 is the goal")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--stream-fps", type=float, default=FILE_FPS,
+                        help="frames/s each camera sends, all decoded, %(default)s: every "
+                             "other one detected; 5: each one")
     parser.add_argument("--live-only", action="store_true",
                         help="only the validation: real workers at --streams (numbers) at "
                         f"{ACCURATE_SIZE[0]}x{ACCURATE_SIZE[1]}, the accurate size last measured")
@@ -561,7 +566,7 @@ def main() -> int:
         hota_of: dict[tuple[int, int], float] = {}
         for size in sizes:
             tag = f"{size[0]}x{size[1]}"
-            site = site_yaml(folder, video, size, 1, f"cost-{tag}")
+            site = site_yaml(folder, video, size, 1, f"cost-{tag}", stream_fps=args.stream_fps)
             log(f"{tag}: bare inference, the pipeline alone, then two at once")
             bare = _collect(_spawn("bare", site, args.frames, 0))
             alone = cost(site, args.frames, args.warmup, 1)[0]
@@ -644,7 +649,8 @@ def validate(args: argparse.Namespace, size: tuple[int, int], folder: Path | Non
             figures[f"load_avg_1m_before_{streams}_streams"] = round(os.getloadavg()[0], 2)
             log(f"validation: {streams} workers at {tag} for {args.seconds:.0f} s")
             threads = None if args.worker_threads == "auto" else int(args.worker_threads)
-            live = live_workers(site_yaml(folder, video, size, streams, f"live{streams}", threads),
+            live = live_workers(site_yaml(folder, video, size, streams, f"live{streams}", threads,
+                                          args.stream_fps),
                                 streams, args.seconds, folder, sample_pss=False)
             figures.update({
                 f"streams_{streams}_min_fps": round(min(live["fps"]), 2),
