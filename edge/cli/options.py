@@ -33,6 +33,10 @@ db_option = click.option(
     default=None,
     help="SQLite database. Default: the site's storage.db_path, else <state dir>/edge.db.",
 )
+# The file an `import` command reads (till transactions, floor trajectories).
+csv_argument = click.argument(
+    "csv_path", metavar="FILE.csv", type=click.Path(dir_okay=False, path_type=Path)
+)
 
 
 def resolve_site_path(site_path: Path | None) -> Path:

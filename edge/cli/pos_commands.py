@@ -8,7 +8,13 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.cli.options import (
+    csv_argument,
+    db_option,
+    load_site_option,
+    resolve_db_path,
+    site_option,
+)
 from edge.pos.store import store_periods
 from edge.pos.till import read_till_csv
 from edge.runtime.schema import open_database
@@ -20,7 +26,7 @@ def pos_group() -> None:
 
 
 @pos_group.command("import")
-@click.argument("csv_path", metavar="FILE.csv", type=click.Path(dir_okay=False, path_type=Path))
+@csv_argument
 @site_option
 @db_option
 def import_command(csv_path: Path, site_path: Path | None, db_path: Path | None) -> None:

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import click
 
-from edge.cli.options import db_option, json_safe, load_site_option, resolve_db_path, site_option
+from edge.cli.options import (
+    csv_argument,
+    db_option,
+    json_safe,
+    load_site_option,
+    resolve_db_path,
+    site_option,
+)
 from edge.runtime.schema import open_database
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
@@ -32,7 +39,7 @@ def visits_group() -> None:
 
 
 @visits_group.command("import")
-@click.argument("csv_path", metavar="FILE.csv", type=click.Path(dir_okay=False, path_type=Path))
+@csv_argument
 @site_option
 @db_option
 @spec_option
