@@ -156,3 +156,28 @@ def test_the_last_shopper_s_visit_is_built_while_the_store_stays_empty(tmp_path)
         thread.join(10)
     assert visits == 1, "built while the service ran, with nobody else seen"
     assert statuses == ["running"]
+
+
+def test_a_stopped_fusion_service_reads_down_not_its_last_ok(tmp_path):
+    """Reviewer's report: a stopped fusion service left its last "ok" on the status page
+    and in `edge status` (the camera workers and the sync write "down" when they stop)."""
+    import threading
+
+    from edge.storage.health import read_health
+
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, [sighting(camera, START + t, [[1.0 + 0.5 * t, 2.0]])
+                             for camera in ("door", "aisle") for t in np.arange(0.0, 4.0, 0.2)])
+    worker = FusionWorker(site, db, clock=lambda: START + 2.0)
+    worker.start()
+    worker.fuse_ready()
+    worker.report_health()
+    (running,) = read_health(db)
+    assert running["status"] in ("ok", "degraded")  # as it reports while it runs
+    stop = threading.Event()
+    stop.set()
+    worker.run(stop)
+    (health,) = [row for row in read_health(db) if row["component"] == "fusion"]
+    assert health["status"] == "down"
+    assert "stopped" in health["message"]

@@ -186,3 +186,8 @@ class FusionWorker:
             except sqlite3.Error as error:
                 log.warning("Fusion: cannot record the end of run %d: %s", self.run_id, error)
             self._build_visits(self.run_id)
+            try:  # a stopped fusion is down, not its last "ok", on the page and in edge status
+                report_health(self.db, "fusion", "down", "The fusion service is stopped: "
+                              "people are not counted across cameras until it is back.")
+            except sqlite3.Error as error:
+                log.warning("Fusion: cannot record health: %s", error)
