@@ -119,3 +119,28 @@ def test_grid_step_keeps_to_the_line_budget():
     assert grid_step(((0, 0), (10, 5)), 0.05) == pytest.approx(0.05)
     step = grid_step(((0, 0), (10_000, 5)), 0.05)
     assert 10_000 / step <= MAX_GRID_LINES and step / 0.05 == pytest.approx(round(step / 0.05))
+
+
+def test_no_blur_is_recorded_in_the_sites_own_database(tmp_path, pairs, monkeypatch):
+    """Reviewer's report: `edge calibrate --no-blur` recorded its debug mode in the state
+    directory's database (./var/edge.db at a shell), never in the site's, so the status
+    page and `edge privacy audit-log` of the box did not show it."""
+    from edge.paths import default_site_config
+    from edge.privacy.store import read_audit_log
+    from edge.runtime.schema import open_database
+
+    site = yaml.safe_load(default_site_config().read_text())
+    site["storage"] = {"db_path": str(tmp_path / "store.db")}
+    site_path = tmp_path / "site.yaml"
+    site_path.write_text(yaml.safe_dump(site))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EDGE_STATE_DIR", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    result, _, _ = calibrate(tmp_path, pairs, "--no-blur", "--site", str(site_path),
+                             env=NOT_A_SERVICE)
+    assert result.returncode == 0, result.stderr
+    log = [(row["setting"], row["old"], row["new"])
+           for row in read_audit_log(open_database(tmp_path / "store.db"))]
+    # Turned off when the process exits (here: the test worker's exit).
+    assert log[-1] == ("debug_mode.no-blur", "off", "on")
+    assert not (tmp_path / "var").exists()

@@ -18,10 +18,17 @@ import yaml
 from edge.annotate import pixelate
 from edge.calibration import Homography, fit_homography
 from edge.calibration_overlay import MAX_GRID_LINES, draw_floor_grid, grid_step
-from edge.cli.options import FiniteFloatRange, load_site_option, site_option
+from edge.cli.options import (
+    FiniteFloatRange,
+    db_option,
+    load_site_option,
+    resolve_db_path,
+    site_option,
+)
 from edge.config.vision import CalibrationConfig
 from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import DataFormatError, OutputError, SourceError
+from edge.runtime.schema import open_database
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MIN_STEP_M, MAX_STEP_M = 0.05, 50.0   # grid spacing: 5 cm tiles to a car park's rows
@@ -78,12 +85,15 @@ def read_frame(video: Path, index: int) -> np.ndarray:
               help=f"Grid spacing in metres, {MIN_STEP_M:g} to {MAX_STEP_M:g} (widened to a "
                    f"multiple when more than {MAX_GRID_LINES} lines would be drawn).")
 @site_option
+@db_option
 @click.option("--no-blur", is_flag=True,
               help="DEBUG MODE: do not pixelate people in the overlay picture. Only for your "
-                   "own test footage; refused under systemd; announced loudly.")
+                   "own test footage; refused under systemd; announced loudly (and recorded "
+                   "in the site's database, --db, for its status page and audit log).")
 def calibrate_command(
     picture: Path | None, pairs: Path | None, footprints: Path | None, frame_index: int,
-    overlay: Path | None, out: Path | None, step: float, site_path: Path | None, no_blur: bool,
+    overlay: Path | None, out: Path | None, step: float, site_path: Path | None,
+    db_path: Path | None, no_blur: bool,
 ) -> None:
     """Fit a camera's image-to-floor calibration from point pairs, print each point's
     error, and draw the floor grid on PICTURE (an image or a video frame) to check it.
@@ -106,8 +116,9 @@ def calibrate_command(
     image_points, floor_points = read_pairs(pairs)
     homography = fit_homography(image_points, floor_points)
     image = read_frame(picture, frame_index)
-    if no_blur:
-        announce_debug_mode("no-blur", f"people are NOT pixelated in the picture {overlay}")
+    if no_blur:  # recorded in the site's database: its status page shows the banner
+        db = open_database(resolve_db_path(db_path, load_site_option(site_path)))
+        announce_debug_mode("no-blur", f"people are NOT pixelated in the picture {overlay}", db)
     else:
         image = _pixelate_people(image, site_path)
     pad = max(step, 1.0)
