@@ -56,6 +56,13 @@ def cutoff(now: float, keep_s: float, margin_s: float) -> float:
     return now - max(keep_s - margin_s, keep_s / 2)
 
 
+def positions_kept_since(site: SiteConfig, now: float) -> float:
+    """The oldest time from which every raw position (``track_points``) is surely still
+    in the database at ``now`` (as :func:`visits_kept_since`, for raw trajectories):
+    occupancy and queue lengths of earlier hours can no longer be computed."""
+    return cutoff(now, site.storage.raw_trajectory_hours * 3600, site.service.purge_interval_s)
+
+
 def visits_kept_since(site: SiteConfig, now: float) -> float:
     """The oldest time from which every visit is surely still in the database at ``now``.
 

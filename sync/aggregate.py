@@ -106,8 +106,8 @@ class QueueFigures:
     waits: int
     p50_s: float | None
     p90_s: float | None
-    length_mean: float
-    length_max: int
+    length_mean: float | None  # None: the window's raw positions are purged
+    length_max: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +165,7 @@ def aggregate_window(
     has_cameras: bool = True,
     occupancy_sample_s: float = 1.0,
     floor: FloorConfig | None = None,
+    positions_since: float | None = None,
 ) -> WindowAggregate:
     """Compute the exact aggregates of ``window`` from the local tables.
 
@@ -176,8 +177,12 @@ def aggregate_window(
         has_cameras: whether occupancy is measured at all.
         occupancy_sample_s: occupancy counts distinct tracks per sample of this length.
         floor: the site's floor; with queue and checkout zones, the window has queue figures.
+        positions_since: raw positions before this time may be purged
+            (:func:`edge.retention.positions_kept_since`): a window that starts earlier has
+            no occupancy and no queue lengths (None, "not known"), never zeros.
     """
     span = (window.start, window.end)
+    positions = has_cameras and (positions_since is None or window.start >= positions_since)
     visits = db.execute(
         "select visit_id, duration_s, path_length_m, checkout_visited, zone_sequence, spec_version "
         f"from visits where {figures.visit_period()}",
@@ -190,7 +195,7 @@ def aggregate_window(
         store=store,
         window=window,
         footfall=_footfall(db, span, entrance_lines) if entrance_lines is not None else None,
-        occupancy=_occupancy(db, window, occupancy_sample_s) if has_cameras else None,
+        occupancy=_occupancy(db, window, occupancy_sample_s) if positions else None,
         visit_count=len(visits),
         mean_duration_s=float(np.mean(durations)) if durations else None,
         mean_path_m=float(np.mean(paths)) if paths else None,
@@ -202,17 +207,22 @@ def aggregate_window(
         spec_versions=tuple(sorted({row[5] for row in visits if row[5]})),
         wifi=_wifi(db, window),
         skipped_records=skipped,
-        queue=_queue(db, window, floor, occupancy_sample_s) if floor and has_queue(floor) else None,
+        queue=(_queue(db, window, floor, occupancy_sample_s, positions)
+               if floor and has_queue(floor) else None),
         conversion=_conversion(db, window),
         groups=figures.buying_units(db.conn, *span),
     )
 
 
 def _queue(
-    db: sqlite_utils.Database, window: Window, floor: FloorConfig, sample_s: float
+    db: sqlite_utils.Database, window: Window, floor: FloorConfig, sample_s: float,
+    positions: bool,
 ) -> QueueFigures:
+    """Waits from the window's visits; lengths from its raw positions, when still stored."""
     waits = read_waits(db, window.start, window.end)
     summary = wait_summary(waits, waiting_visits(db, window.start, window.end))
+    if not positions:
+        return QueueFigures(summary.people, summary.p50_s, summary.p90_s, None, None)
     counts = queue_counts(db, floor, window.start, window.end, sample_s)
     return QueueFigures(summary.people, summary.p50_s, summary.p90_s,
                         float(np.mean(counts)), int(max(counts)))
@@ -371,7 +381,7 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
             "waits": agg.queue.waits,
             "wait_p50_s": _round(agg.queue.p50_s, 1),
             "wait_p90_s": _round(agg.queue.p90_s, 1),
-            "length_mean": round(agg.queue.length_mean, 2),
+            "length_mean": _round(agg.queue.length_mean, 2),
             "length_max": agg.queue.length_max,
         },
         "conversion": [

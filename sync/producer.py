@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from edge.config import SiteConfig
+from edge.retention import positions_kept_since, visits_kept_since
 from sync import contract, kanon
 from sync.aggregate import (
     Window,
@@ -41,8 +42,11 @@ class Produced:
     evictions: tuple[Eviction, ...]
 
 
-def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int) -> dict:
-    """The publishable message of one window: aggregated, suppressed at ``k``, validated."""
+def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int,
+                  now: float | None = None) -> dict:
+    """The publishable message of one window: aggregated, suppressed at ``k``, validated.
+    With ``now``, a window older than the raw positions kept then has no occupancy or
+    queue lengths (null: purged, not "nobody")."""
     entrance = site.floor.entrance_line_ids
     aggregate = aggregate_window(
         db,
@@ -52,6 +56,7 @@ def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k
         has_cameras=bool(site.cameras),
         occupancy_sample_s=site.sync.occupancy_sample_s,
         floor=site.floor,
+        positions_since=None if now is None else positions_kept_since(site, now),
     )
     if aggregate.skipped_records:
         log.warning(
@@ -90,8 +95,9 @@ def produce(
             return Produced((), ())
         cursor = aligned_start(first, settings.window_s)
     # Windows older than the visit retention cannot be aggregated truthfully any more (their
-    # data is purged): after a long outage the box resumes there instead of sending zeros.
-    horizon = aligned_start(now - site.storage.visit_days * 86_400, settings.window_s)
+    # data may be purged, in part): after a long outage the box resumes at the first window
+    # whose visits are all still stored, instead of sending zeros or part of them.
+    horizon = -aligned_start(-visits_kept_since(site, now), settings.window_s)  # rounded up
     if cursor < horizon:
         log.warning(
             "Skipping windows from %s to %s: older than the %g-day visit retention.",
@@ -106,7 +112,7 @@ def produce(
         window = window_from(cursor, settings.window_s)
         if window.end + site.sync.settle_s > now:
             break
-        message = build_message(db, site, window, settings.k)
+        message = build_message(db, site, window, settings.k, now)
         eviction = outbox.add(
             id=message["id"],
             kind=message["kind"],

@@ -399,3 +399,28 @@ def test_segment_units_are_withheld_with_the_groups_they_add_up_to(memory_db):
     tampered = copy.deepcopy(message)
     tampered["segments"][0]["units"] = 6
     assert any("total is withheld" in p for p in kanon.violations(tampered, 3))
+
+
+def test_a_window_older_than_the_raw_positions_kept_has_no_occupancy_not_zero(memory_db):
+    """Reviewer's report: after a sync outage of over a day, the windows it sent late had
+    occupancy {mean 0, max 0} (their raw positions purged after raw_trajectory_hours)
+    beside their real visit counts: a busy hour read as an empty store. Occupancy and
+    queue lengths of such a window are null ("not known"); its visits are still sent."""
+    from edge.retention import purge
+
+    db = memory_db
+    site = sync_site(window_s=900)
+    for track in range(4):
+        add_track(db, track, [W.start + 10 * track + s for s in range(0, 300, 5)])
+    for n in range(5):
+        add_visit(db, W.start + 400 + n)
+    on_time = build_message(db, site, W, 3, now=W.end + site.sync.settle_s)
+    assert on_time["occupancy"]["max"] == 4 and on_time["visits"]["count"] == 5
+    # Within the raw retention the window is computed from its positions, as on time.
+    assert build_message(db, site, W, 3, now=W.end + 20 * 3600) == on_time
+    late = W.end + 30 * 3600  # the sync was down for a day and a bit
+    assert purge(db, site.storage, late, margin_s=site.service.purge_interval_s).deleted[
+        "track_points"] > 0
+    sent_late = build_message(db, site, W, 3, now=late)
+    assert sent_late["occupancy"] is None
+    assert sent_late["visits"]["count"] == 5

@@ -183,3 +183,21 @@ def test_a_new_window_length_bridges_to_its_alignment(memory_db):
     ]
     # 00:15-00:30 bridges (900 s), then whole half-hours aligned to midnight.
     assert windows == [(0, 900), (900, 900), (1800, 1800), (3600, 1800), (5400, 1800)]
+
+
+def test_after_an_outage_past_the_visit_retention_production_resumes_where_all_are_kept(
+        tmp_path, caplog):
+    """Windows whose visits a purge may already have deleted in part are skipped: the
+    first window produced starts at or after the oldest time every visit is kept (the
+    next purge counted), so no window goes out with part of its visits."""
+    from edge.retention import visits_kept_since
+
+    site = sync_site(window_s=900)
+    db = open_database(tmp_path / "edge.db")
+    fill(db, 4)
+    now = DAY0 + site.storage.visit_days * 86_400 + 1800 + 17  # 8 days and 30 min on
+    with caplog.at_level(logging.WARNING, logger="sync.producer"):
+        produced = run_produce(db, site, now)
+    first = produced.windows[0].start
+    assert visits_kept_since(site, now) <= first < visits_kept_since(site, now) + 900
+    assert "older than the 8-day visit retention" in caplog.text
