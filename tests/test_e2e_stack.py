@@ -233,6 +233,10 @@ def test_the_whole_box_survives_kills_and_a_camera_outage(tmp_path, door_jpegs):
         settled_at = time.time()
         wait_for(lambda: query(db, "select count(*) from sync_outbox where created_at > ?",
                                [settled_at])[0][0], 30, "a window after the outage", log)
+        # At least three windows in a row, to check below that none is missing between them
+        # (a fast machine gets through the steps above within two 10 s windows).
+        wait_for(lambda: query(db, "select count(*) from sync_outbox")[0][0] >= 3, 30,
+                 "three windows", log)
         wait_for(lambda: not query(db, "select 1 from sync_outbox where status != 'delivered'"),
                  30, "an empty outbox backlog", log)
         snapshot_at = time.time()
