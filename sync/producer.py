@@ -9,6 +9,7 @@ not). The cursor moves in the same transaction as the row is stored.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -97,7 +98,8 @@ def produce(
     # Windows older than the visit retention cannot be aggregated truthfully any more (their
     # data may be purged, in part): after a long outage the box resumes at the first window
     # whose visits are all still stored, instead of sending zeros or part of them.
-    horizon = -aligned_start(-visits_kept_since(site, now), settings.window_s)  # rounded up
+    horizon = float(math.ceil(visits_kept_since(site, now) / settings.window_s)
+                    * settings.window_s)
     if cursor < horizon:
         log.warning(
             "Skipping windows from %s to %s: older than the %g-day visit retention.",

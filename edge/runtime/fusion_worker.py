@@ -149,6 +149,9 @@ class FusionWorker:
         else:
             status = "ok"
             message = f"All {len(live)} cameras are combined into one count of people."
+        self._write_health(status, message, detail)
+
+    def _write_health(self, status: str, message: str, detail: dict | None = None) -> None:
         try:
             report_health(self.db, "fusion", status, message, detail)
         except sqlite3.Error as error:
@@ -186,8 +189,6 @@ class FusionWorker:
             except sqlite3.Error as error:
                 log.warning("Fusion: cannot record the end of run %d: %s", self.run_id, error)
             self._build_visits(self.run_id)
-            try:  # a stopped fusion is down, not its last "ok", on the page and in edge status
-                report_health(self.db, "fusion", "down", "The fusion service is stopped: "
-                              "people are not counted across cameras until it is back.")
-            except sqlite3.Error as error:
-                log.warning("Fusion: cannot record health: %s", error)
+            # A stopped fusion is down, not its last "ok", on the page and in edge status.
+            self._write_health("down", "The fusion service is stopped: people are not "
+                               "counted across cameras until it is back.")
