@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge.figures import people_per_sample
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.queue import people_in_queue, queue_counts, queue_waits, read_waits
 from edge.visits.records import ZoneStay
@@ -86,3 +87,27 @@ def test_queue_length_live_and_per_sample(memory_db):
     counts = queue_counts(memory_db, site.floor, 100.0, 112.0, 4.0)
     assert counts == [3, 3, 3]
     assert np.mean(counts) == 3
+
+
+def test_associates_are_not_counted_in_the_queue(memory_db):
+    """An associate standing in the queue zone is not a customer waiting: the queue's
+    length leaves associates out, as occupancy does (a queue of 2 beside a store of 1)."""
+    site = scenario_site()
+    rows = [{"run_id": 1, "camera_id": "store", "track_id": track, "frame": second,
+             "t": 100.0 + second, "x": x, "y": y}
+            for track, (x, y) in enumerate([(29, 1), (29.5, 2), (30, 3)], start=1)
+            for second in range(10)]
+    memory_db["runs"].insert({"id": 1, "camera_id": "store", "source": "test", "model": "none",
+                              "started_at": 0.0, "frames": 0, "status": "running"})
+    memory_db["track_points"].insert_all(rows)
+    assert people_in_queue(memory_db, site.floor, 105.0, 110.0) == 3
+    # track 1 is an open track the builder classified as an associate's from t = 100;
+    # track 2 an associate's finished visit over 100-105 (its later points are a customer's)
+    memory_db["staff_tracks_open"].insert({"run_id": 1, "camera_id": "store", "track_id": 1,
+                                           "start_t": 100.0, "reason": "staff-zone"})
+    memory_db["staff_visits"].insert({
+        "visit_id": "a", "site_id": "s", "camera_id": "store", "run_id": 1, "track_id": 2,
+        "start_t": 100.0, "end_t": 105.0, "duration_s": 5.0, "reason": "staff-zone"})
+    assert people_in_queue(memory_db, site.floor, 105.0, 110.0) == 2
+    assert queue_counts(memory_db, site.floor, 100.0, 108.0, 4.0) == [1, 2]
+    assert people_per_sample(memory_db, 100.0, 108.0, 4.0) == [1, 2]  # the same people

@@ -24,7 +24,7 @@ from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
 from edge.config.floor import FloorConfig
-from edge.figures import visit_period
+from edge.figures import staff_point_filter, table_names, visit_period
 from edge.visits.records import QueueWait, ZoneStay
 
 # Leaving the queue for one of these abandons it (transit zones do not: a queue often
@@ -115,13 +115,16 @@ def queue_counts(
     conn: Any, floor: FloorConfig, start: float, end: float, sample_s: float
 ) -> list[int]:
     """People in the queue zones in each ``sample_s`` sample of ``[start, end)``: distinct
-    tracks with a position inside a queue zone in the sample (empty samples count 0)."""
+    tracks with a position inside a queue zone in the sample (empty samples count 0).
+    Associates are left out, as from occupancy (:func:`edge.figures.staff_point_filter`):
+    one behind the till is not waiting."""
     area = queue_area(floor)
     samples = max(1, int(np.ceil((end - start) / sample_s)))
     if area is None:
         return [0] * samples
     rows = conn.execute(
-        "select t, run_id, camera_id, track_id, x, y from track_points where t >= ? and t < ?",
+        "select t, run_id, camera_id, track_id, x, y from track_points tp where t >= ? and t < ?"
+        f"{staff_point_filter(table_names(conn), 'tp')}",
         (start, end),
     ).fetchall()
     counts = [0] * samples
@@ -141,7 +144,8 @@ def queue_counts(
 
 
 def people_in_queue(conn: Any, floor: FloorConfig, start: float, end: float) -> int:
-    """People whose latest position in ``[start, end]`` is inside a queue zone (live)."""
+    """People whose latest position in ``[start, end]`` is inside a queue zone (live);
+    associates left out, as in :func:`queue_counts`."""
     area = queue_area(floor)
     if area is None:
         return 0
@@ -150,7 +154,8 @@ def people_in_queue(conn: Any, floor: FloorConfig, start: float, end: float) -> 
         " select run_id, camera_id, track_id, max(t) as last from track_points"
         " where t >= ? and t <= ? group by run_id, camera_id, track_id) l"
         " on p.run_id = l.run_id and p.camera_id = l.camera_id and p.track_id = l.track_id"
-        " and p.t = l.last",
+        " and p.t = l.last"
+        f"{staff_point_filter(table_names(conn), 'p')}",
         (start, end),
     ).fetchall()
     if not rows:
