@@ -303,3 +303,12 @@ def wifi_arrivals(subs: list[WifiSubWindow]) -> int | None:
     if any(count is None for count in arrivals):
         return None
     return sum(count for count in arrivals if count is not None)
+
+
+def capture_rate(came_in: int, passers_by: int) -> float | None:
+    """The share of passers-by who came in: ``came_in / (came_in + passers_by)``, with
+    ``came_in`` the door's in-crossings (head office's ``footfall.capture_rate``, and
+    the page's when the site counts at its door) or, for a store that counts no door,
+    the phones that came in; None when both are 0."""
+    total = came_in + passers_by
+    return came_in / total if total > 0 else None

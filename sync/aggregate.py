@@ -330,10 +330,9 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
     footfall = None
     if agg.footfall is not None:
         count_in, count_out = agg.footfall
-        rate = None
-        if agg.wifi is not None and count_in + agg.wifi.passers_by > 0:
-            rate = round(count_in / (count_in + agg.wifi.passers_by), 3)
-        footfall = {"in": count_in, "out": count_out, "capture_rate": rate}
+        rate = None if agg.wifi is None else figures.capture_rate(count_in, agg.wifi.passers_by)
+        footfall = {"in": count_in, "out": count_out,
+                    "capture_rate": None if rate is None else round(rate, 3)}
     occupancy = None
     if agg.occupancy is not None:
         mean, peak, sample_s = agg.occupancy

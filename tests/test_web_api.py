@@ -28,11 +28,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge.config import load_site
 from edge.errors import ConfigError
 from edge.privacy.overrides import K_KEY, effective_k, put_override
+from edge.retention import positions_kept_since
 from edge.runtime.schema import open_database
 from edge.storage import health
 from edge.web import dbread
 from edge.web.app import create_app
 from edge.web.dashboard import Dashboard, WebDeps
+from sync.aggregate import Window, aggregate_window, full_message
 from tests.conftest import PETS_SITE
 from tests.support.web_support import (
     BASE_URL,
@@ -141,7 +143,11 @@ def test_summary_figures_match_the_database(site, store_db):
     # peak is the most phones present in one window.
     came_in, passing = expected_wifi(db, start, end)
     assert (s["wifi"]["arrived_devices"], s["wifi"]["passers_by"]) == (came_in, passing)
-    assert s["wifi"]["capture_rate"] == pytest.approx(came_in / (came_in + passing), abs=1e-4)
+    # The capture rate is head office's (sync.aggregate): the door's in-crossings against
+    # the phones passing, on a site that counts at its door.
+    door_in = s["footfall"]["entrance_in"]
+    assert s["wifi"]["capture_basis"] == "door" and door_in > 0
+    assert s["wifi"]["capture_rate"] == pytest.approx(door_in / (door_in + passing), abs=1e-4)
     assert s["wifi"]["in_store_devices"] == db.execute(
         "select max(in_store_devices) from wifi_windows where window_start >= ? and "
         "window_start < ?", (start, end)).fetchone()[0]
@@ -324,6 +330,31 @@ def test_shopper_groups_by_party_hide_small_counts_and_what_gives_them_away(site
         "browser": 15, "mission": None, "quick": None}
     row = re.search(r'data-segment-party="quick">(.*?)</tr>', page, re.S).group(1)
     assert "hidden: fewer than 5 parties" in row and ">1<" not in row
+
+
+def test_shopper_groups_add_up_to_the_days_visits_with_no_clear_type_shown(site, tmp_path):
+    """A visit whose memberships reach 0.5 in no segment (a short one, with the spec's
+    flattening) is in no row: 6 browsers and 7 visits of no clear type read as
+    "Browser 6, Mission 0, Quick 0 out of 13" unless the 7 are shown too."""
+    party_store(tmp_path / "unclear.db", [(1, "browser")] * 6 + [(1, "no clear type")] * 7)
+    mix, page = party_mix(site, tmp_path / "unclear.db")
+    assert {m["name"]: m["visits"] for m in mix["segments"]} == {
+        "browser": 6, "mission": 0, "quick": 0}
+    assert (mix["total_visits"], mix["segments_rest"]) == (13, 7)
+    assert (mix["total_units"], mix["units_rest"]) == (13, 7)
+    for kind in ("segment", "segment-party"):
+        row = re.search(rf'data-{kind}="rest">(.*?)</tr>', page, re.S).group(1)
+        assert "No clear type<" in row and ">7<" in row and "54%" in row
+
+    # with a segment hidden, the rest row says it holds the hidden one too (6 + 3 + 7)
+    party_store(tmp_path / "hidden.db", [(1, "browser")] * 6 + [(1, "quick")] * 3
+                + [(1, "no clear type")] * 7)
+    mix, page = party_mix(site, tmp_path / "hidden.db")
+    assert {m["name"]: m["visits"] for m in mix["segments"]} == {
+        "browser": 6, "mission": 0, "quick": None}
+    assert mix["segments_rest"] == 10
+    row = re.search(r'data-segment="rest">(.*?)</tr>', page, re.S).group(1)
+    assert "No clear type, or in a hidden group above<" in row and ">10<" in row
 
 
 def test_shopper_groups_by_party_are_hidden_with_the_parties_they_add_up_to(site, tmp_path):
@@ -514,8 +545,9 @@ def test_metrics_match_the_summary(site, store_db):
     requests = ("edge_web_requests_total", (("route", "/api/v1/summary"), ("status", "200")))
     assert samples[requests] == 1
     wifi = summary["wifi"]
+    door_in = summary["footfall"]["entrance_in"]
     assert samples[("edge_wifi_capture_rate", ())] == wifi["capture_rate"] == pytest.approx(
-        wifi["arrived_devices"] / (wifi["arrived_devices"] + wifi["passers_by"]), abs=1e-4)
+        door_in / (door_in + wifi["passers_by"]), abs=1e-4)
 
 
 def test_wifi_windows_from_before_arrivals_were_counted_make_them_unknown(site, tmp_path):
@@ -531,6 +563,7 @@ def test_wifi_windows_from_before_arrivals_were_counted_make_them_unknown(site, 
             for i, (devices, arrived) in enumerate([(3, None), (4, 2), (4, 0)])]
     insert_rows(db, {"wifi_windows": rows})
     db.close()
+    site = without_door(site)  # so the capture rate counts phones that came in
     with client(site, path, now=at(DAY, dt.time(11))) as web:
         wifi = web.get("/api/v1/wifi").json()
         page = web.get("/").text
@@ -546,7 +579,40 @@ def test_wifi_windows_from_before_arrivals_were_counted_make_them_unknown(site, 
         wifi = web.get("/api/v1/wifi").json()
         page = web.get("/").text
     assert (wifi["arrived_devices"], wifi["capture_rate"]) == (2, round(2 / 42, 4))
-    assert 'data-figure="wifi-came-in">2<' in page
+    assert wifi["capture_basis"] == "phones"
+    assert 'data-figure="wifi-came-in">2<' in page and "of phones nearby came in" in page
+
+
+def without_door(site):
+    """The site with no entrance line: a store that counts no door."""
+    lines = [line for line in site.floor.lines if line.kind != "entrance"]
+    return site.model_copy(update={"floor": site.floor.model_copy(update={"lines": lines})})
+
+
+def test_the_capture_rate_is_head_offices(site, tmp_path):
+    """The page and the MQTT aggregate give one capture rate for the same period: the
+    door's in-crossings against the phones passing (the page used to divide the phones
+    that came in instead: 1% beside head office's 2% for one day)."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    start = at(DAY, dt.time(10))
+    door = site.floor.entrance_line_ids[0]
+    insert_rows(db, {
+        "wifi_windows": [{"window_start": start, "window_s": 900, "sensor": "wlan1",
+                          "frames": 100, "in_store_devices": 6, "arrived_devices": 4,
+                          "passers_by": 90, "occupancy_estimate": 5.0, "dwell_buckets": "{}"}],
+        "line_crossings": [{"line_id": door, "camera_id": "view001", "run_id": 1,
+                            "track_id": i, "t": start + 10 * i, "direction": "in"}
+                           for i in range(10)],
+    })
+    with client(site, path, now=at(DAY, dt.time(11))) as web:
+        wifi = web.get("/api/v1/wifi").json()
+        page = web.get("/").text
+    message = full_message(aggregate_window(db, Window(start, 900), store=site.site.id,
+                                            entrance_lines=site.floor.entrance_line_ids))
+    assert message["footfall"]["capture_rate"] == round(10 / 100, 3)
+    assert (wifi["capture_basis"], wifi["capture_rate"]) == ("door", 0.1)
+    assert 'data-figure="wifi-capture-rate">10%<' in page and "of passers-by came in" in page
 
 
 @pytest.mark.parametrize(
@@ -611,3 +677,45 @@ def test_a_downlinked_k_hides_on_the_page_what_the_sync_would_not_publish(site, 
     with client(site, path) as web:
         heat = web.get("/api/v1/heatmap", params={"day": DAY.isoformat()})
     assert heat.status_code == 200 and heat.json()["min_people"] == 7
+
+
+def test_heatmap_of_a_day_partly_purged_covers_only_the_positions_kept(site, store_db):
+    """Raw positions are kept 24 hours, visits for days: the next day at 13:00 the map of
+    the day before covers its afternoon only, and says so, instead of showing whatever
+    part of the morning the last purge happened to leave beside the whole day's visits."""
+    now = at(DAY + dt.timedelta(days=1), dt.time(13))
+    kept_since = positions_kept_since(site, now)
+    assert at(DAY, dt.time(11, 30)) < kept_since < at(DAY, dt.time(14, 40))
+    with client(site, store_db, now=now) as web:
+        s = web.get("/api/v1/summary", params={"day": DAY.isoformat()}).json()
+        page = web.get("/", params={"day": DAY.isoformat()}).text
+    heat = s["heatmap"]
+    assert heat["coverage"] == "partial" and heat["covers_from"] == pytest.approx(kept_since)
+    db = sqlite3.connect(store_db)
+    dwell, people = expected_heatmap(db, site, kept_since, day_bounds(DAY)[1])
+    k = site.privacy.min_publishable_count
+    assert len(heat["cells"]) == sum(1 for key, v in dwell.items() if len(people[key]) >= k and v)
+    assert sum(c["dwell_s"] for c in heat["cells"]) == pytest.approx(
+        sum(v for key, v in dwell.items() if len(people[key]) >= k), abs=0.1)
+    assert f"covers the day from {heat['covers_from_text']} only" in page
+    assert s["footfall"]["day_kept"] and s["footfall"]["total"] > 0  # visits: the whole day
+
+    later = at(DAY + dt.timedelta(days=2), dt.time(13))
+    with client(site, store_db, now=later) as web:
+        s = web.get("/api/v1/summary", params={"day": DAY.isoformat()}).json()
+        page = web.get("/", params={"day": DAY.isoformat()}).text
+    assert s["heatmap"]["coverage"] == "not_kept" and s["heatmap"]["cells"] == []
+    assert "this day's have been deleted" in page
+
+
+def test_occupancy_on_a_page_of_another_day_says_which_day(site, store_db):
+    """Occupancy is of now, whatever day the page shows: on last week's page "the cameras
+    last saw people at 14:41" read as last week's 14:41; it now carries today's date."""
+    with client(site, store_db) as web:
+        today = web.get("/api/v1/summary").json()["occupancy"]
+        last_week = web.get("/api/v1/summary", params={
+            "day": (DAY - dt.timedelta(days=7)).isoformat()}).json()["occupancy"]
+    assert today["as_of"] == last_week["as_of"] and not today["live"]
+    moment = dt.datetime.fromtimestamp(today["as_of"], LONDON)
+    assert today["as_of_text"] == moment.strftime("%H:%M:%S")
+    assert last_week["as_of_text"] == moment.strftime("%H:%M:%S, %a %d %b %Y")

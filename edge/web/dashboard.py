@@ -22,7 +22,7 @@ from edge import __version__
 from edge.config import SiteConfig
 from edge.errors import ConfigError, StorageError
 from edge.privacy.overrides import effective_k
-from edge.retention import visits_kept_since
+from edge.retention import positions_kept_since, visits_kept_since
 from edge.web import queries
 from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
 from edge.web.health import SystemProbe, component_health
@@ -145,23 +145,28 @@ class Dashboard:
                 "are working; figures appear here within a minute of the first visitor."))
         else:
             data = DataState(status="ok", message=None)
+        door_lines = site.floor.entrance_line_ids
+        footfall = queries.with_groups(
+            conn, tables,
+            queries.footfall(conn, tables, day, tz, door_lines, now=now,
+                             kept_since=visits_kept_since(site, now),
+                             visit_days=site.storage.visit_days),
+            window, k)
         return Summary(
             site_id=site.site.id,
             site_name=site.site.name or site.site.id,
             generated_at=now,
             generated_text=clock_text(now, tz, today=day),
             data=data,
-            occupancy=queries.occupancy(conn, tables, now, web.live_window_s, tz),
-            footfall=queries.with_groups(
-                conn, tables,
-                queries.footfall(conn, tables, day, tz, site.floor.entrance_line_ids, now=now,
-                                 kept_since=visits_kept_since(site, now),
-                                 visit_days=site.storage.visit_days),
-                window, k),
-            heatmap=queries.heatmap(conn, tables, window, site.floor, k),
+            occupancy=queries.occupancy(conn, tables, now, web.live_window_s, tz, day),
+            footfall=footfall,
+            heatmap=queries.heatmap(conn, tables, window, site.floor, k,
+                                    kept_since=positions_kept_since(site, now),
+                                    kept_hours=site.storage.raw_trajectory_hours, tz=tz),
             zones=queries.zone_dwell(conn, tables, window, site.floor, k),
             mix=queries.mix(conn, tables, window, k),
-            wifi=queries.wifi(conn, tables, window, tz),
+            wifi=queries.wifi(conn, tables, window, tz,
+                              door_in=footfall.entrance_in if door_lines else None),
             queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
             conversion=queries.conversion(conn, tables, window, k),
             health=Health(

@@ -70,7 +70,8 @@ class StoreCollector(Collector):
                                     "last moment with data.", value=summary.occupancy.people)
             yield GaugeMetricFamily("edge_occupancy_timestamp_seconds", "When occupancy was "
                                     "counted.", value=summary.occupancy.as_of)
-        yield GaugeMetricFamily("edge_visits_today", "Visits started today (store time).",
+        yield GaugeMetricFamily("edge_visits_today", "Visits that ended today (store time): the "
+                                "page's visitors.",
                                 value=summary.footfall.total)
         yield GaugeMetricFamily("edge_entrance_in_today", "Entrance crossings inwards today.",
                                 value=summary.footfall.entrance_in)
@@ -92,8 +93,9 @@ class StoreCollector(Collector):
             yield GaugeMetricFamily("edge_wifi_passers_by_today", "Phones passing the store today.",
                                     value=wifi.passers_by)
         if wifi.capture_rate is not None:
-            yield GaugeMetricFamily("edge_wifi_capture_rate", "Share of nearby phones that came "
-                                    "in today: arrivals / (arrivals + passers-by).",
+            yield GaugeMetricFamily("edge_wifi_capture_rate", "Share of passers-by who came in "
+                                    "today: in / (in + passers-by), in = door in-crossings "
+                                    "(phones that came in on a site with no door line).",
                                     value=wifi.capture_rate)
         yield from self._health(summary)
 

@@ -32,6 +32,7 @@ from edge.web.schemas import (
     Footfall,
     HeatCell,
     Heatmap,
+    HeatmapCoverage,
     HiddenReason,
     HourCount,
     Mix,
@@ -75,7 +76,8 @@ def local_day(t: float, tz: ZoneInfo) -> dt.date:
 
 
 def occupancy(
-    conn: sqlite3.Connection, tables: set[str], now: float, window_s: float, tz: ZoneInfo
+    conn: sqlite3.Connection, tables: set[str], now: float, window_s: float, tz: ZoneInfo,
+    shown_day: dt.date | None = None,
 ) -> Occupancy:
     """People in the store now (live), else at the most recent instant with data.
 
@@ -83,7 +85,9 @@ def occupancy(
     replay, or cameras stopped) each camera's last frame with anyone in it is
     counted, and the answer says when that was. On a multi-camera site the stored
     tracks are the fusion's store-wide ones (camera id ``store``): each person once.
-    Associates are counted apart (:func:`edge.figures.people_seen`).
+    Associates are counted apart (:func:`edge.figures.people_seen`). Its time reads as
+    a clock time alone only on ``shown_day`` (default: today), the day the page shows:
+    on a page of another day it carries its date.
     """
     empty = Occupancy(people=None, as_of=None, as_of_text=None, live=False, window_s=window_s)
     if "track_points" not in tables:
@@ -92,7 +96,7 @@ def occupancy(
     latest = figures.latest_position_time(conn, now + CLOCK_SKEW_S)
     if latest is None:
         return empty
-    today = local_day(now, tz)
+    today = shown_day or local_day(now, tz)
     if now - latest <= window_s:
         seen = figures.people_seen(conn, now - window_s, now + CLOCK_SKEW_S)
         return Occupancy(people=seen.customers, as_of=now,
@@ -227,7 +231,8 @@ def zone_shapes(floor: FloorConfig) -> list[ZoneShape]:
 
 
 def heatmap(
-    conn: sqlite3.Connection, tables: set[str], window: DayWindow, floor: FloorConfig, k: int
+    conn: sqlite3.Connection, tables: set[str], window: DayWindow, floor: FloorConfig, k: int,
+    *, kept_since: float, kept_hours: float, tz: ZoneInfo,
 ) -> Heatmap:
     """Dwell time per grid cell of the floor, from the day's raw trajectories.
 
@@ -235,7 +240,16 @@ def heatmap(
     :data:`MAX_POINT_GAP_S`). Cells visited by fewer than ``k`` distinct tracks
     are dropped, so no single path can be read off the map. Associates' points are left
     out (:func:`edge.figures.staff_point_filter`).
+
+    Raw positions are kept ``kept_hours`` (:func:`edge.retention.positions_kept_since`
+    gives ``kept_since``), while the day's visits are kept for days: a map of a day that
+    began before ``kept_since`` covers only the time from then (``covers_from``), not
+    whatever part of the earlier hours the last purge happened to leave.
     """
+    start = max(window.start, kept_since)
+    coverage: HeatmapCoverage = ("whole_day" if start <= window.start else
+                                 "partial" if start < window.end else "not_kept")
+    covers_from = start if coverage == "partial" else None
     (x0, y0), (x1, y1) = floor.bounds
     cell = floor.heatmap_cell_m
     raw: list[tuple[int, int, float, int]] = []
@@ -257,7 +271,7 @@ def heatmap(
             )
             select cx, cy, sum(dwell), count(*) from per_track group by cx, cy
             """.format(not_staff=figures.staff_point_filter(tables, "tp")),
-            {"gap": MAX_POINT_GAP_S, "start": window.start, "end": window.end,
+            {"gap": MAX_POINT_GAP_S, "start": start, "end": window.end,
              "x0": x0, "y0": y0, "x1": x1, "y1": y1, "cell": cell},
         ).fetchall()
     shown = [(cx, cy, dwell) for cx, cy, dwell, people in raw if people >= k and dwell > 0]
@@ -269,7 +283,10 @@ def heatmap(
         for cx, cy, dwell in sorted(shown)
     ]
     return Heatmap(day=window.day, bounds=floor.bounds, cell_m=cell, min_people=k, cells=cells,
-                   hidden_cells=hidden, max_dwell_s=round(top, 2), zones=zone_shapes(floor))
+                   hidden_cells=hidden, max_dwell_s=round(top, 2), zones=zone_shapes(floor),
+                   kept_hours=kept_hours, coverage=coverage, covers_from=covers_from,
+                   covers_from_text=None if covers_from is None else clock_text(
+                       covers_from, tz, today=window.day))
 
 
 def _day_visits(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> int:
@@ -339,8 +356,10 @@ def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int) -
     """How many of the day's visits show each trait and segment (at p >= 0.5).
 
     Traits overlap; segments do not (a visit's memberships sum to 1, so at most one
-    reaches 0.5), so a hidden segment also hides the next smallest until the rest of
-    the day's visits is not a small group."""
+    reaches 0.5, and none does for a visit with no clear type), so a hidden segment also
+    hides the next smallest until the rest of the day's visits is not a small group.
+    That rest (``segments_rest``: no clear type, or a hidden segment) is shown, so the
+    rows add up to the day's visits."""
     total = _day_visits(conn, tables, window)
     traits: list[MixItem] = []
     segments: list[MixItem] = []
@@ -354,7 +373,11 @@ def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int) -
         if "visit_groups" in tables and total:
             segments, total_units = _with_units(conn, segments, window, total, k)
     return Mix(day=window.day, total_visits=total, min_count=k, traits=traits, segments=segments,
-               total_units=total_units)
+               total_units=total_units,
+               segments_rest=total - sum(item.visits or 0 for item in segments)
+               if segments else None,
+               units_rest=None if total_units is None else
+               total_units - sum(item.units or 0 for item in segments))
 
 
 def _with_units(
@@ -385,19 +408,26 @@ def _with_units(
         for item in segments], units_total
 
 
-def wifi(conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: ZoneInfo) -> Wifi:
+def wifi(
+    conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: ZoneInfo,
+    door_in: int | None = None,
+) -> Wifi:
     """Passers-by and phones that came in on one day, from the Wi-Fi windows.
 
     Uses the longest window length the sensor wrote that day (so 1-minute and
     15-minute windows are not both added up), and the largest count over sensors
     for each window (sensors in one store hear the same phones). Phones that came in
     are the day's arrivals (a phone is counted once however many windows it stays
-    in); the peak is the most present in one window. Arrivals are unknown (None),
-    and so is the capture rate, if any window of the day was written before they
-    were counted.
+    in); the peak is the most present in one window. Arrivals are unknown (None) if any
+    window of the day was written before they were counted.
+
+    The capture rate (:func:`edge.figures.capture_rate`) is head office's: the day's
+    door in-crossings ``door_in`` against the passers-by, when the site counts at its
+    door; else, with no door line (``door_in`` None), the phones that came in.
     """
     empty = Wifi(day=window.day, windows=0, window_s=None, passers_by=None,
                  arrived_devices=None, in_store_devices=None, capture_rate=None,
+                 capture_basis=None,
                  latest_occupancy_estimate=None, latest_window_text=None)
     if "wifi_windows" not in tables:
         return empty
@@ -407,6 +437,8 @@ def wifi(conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: Zone
     length, subs = figures.wifi_sub_windows(rows)
     arrived = figures.wifi_arrivals(subs)
     passing = sum(sub.passers_by for sub in subs)
+    came_in = door_in if door_in is not None else arrived
+    rate = None if came_in is None else figures.capture_rate(came_in, passing)
     latest_end = max(float(r[0]) + int(r[1]) for r in rows)
     estimates = [float(r[4]) for r in rows
                  if float(r[0]) + int(r[1]) == latest_end and r[4] is not None]
@@ -414,8 +446,8 @@ def wifi(conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: Zone
         day=window.day, windows=len(subs), window_s=length, passers_by=passing,
         arrived_devices=arrived,
         in_store_devices=max(sub.in_store_devices for sub in subs),
-        capture_rate=(round(arrived / (arrived + passing), 4)
-                      if arrived is not None and arrived + passing else None),
+        capture_rate=None if rate is None else round(rate, 4),
+        capture_basis=None if came_in is None else "door" if door_in is not None else "phones",
         latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
         latest_window_text=clock_text(latest_end, tz),
     )

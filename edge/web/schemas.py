@@ -101,6 +101,9 @@ class ZoneShape(Figures):
     polygon: list[tuple[float, float]]
 
 
+HeatmapCoverage = Literal["whole_day", "partial", "not_kept"]
+
+
 class Heatmap(Figures):
     """Where people spent time, on grid cells of the floor plan.
 
@@ -116,6 +119,16 @@ class Heatmap(Figures):
     hidden_cells: int = Field(description="Cells with some dwell but fewer than min_people people.")
     max_dwell_s: float
     zones: list[ZoneShape]
+    kept_hours: float = Field(description="Hours raw positions are kept "
+                              "(storage.raw_trajectory_hours).")
+    coverage: HeatmapCoverage = Field(
+        "whole_day", description="whole_day; partial (the day's raw positions before "
+        "covers_from have been deleted, kept_hours after they were recorded); not_kept (all "
+        "of them have been).")
+    covers_from: float | None = Field(
+        None, description="With partial coverage, the epoch seconds from which the map covers "
+        "the day; else null.")
+    covers_from_text: str | None = Field(None, description="covers_from as store time.")
 
 
 HiddenReason = Literal["few", "nearly_all", "worked_out"]
@@ -180,6 +193,13 @@ class Mix(Figures):
     total_units: int | None = Field(
         None, description="The day's shopping parties (footfall's groups); null without "
         "shopping groups or when hidden by the k rules (then every segment's units is too).")
+    segments_rest: int | None = Field(
+        None, description="The day's visits in no segment shown: those with no clear type "
+        "(no segment's membership reaches 0.5), and those of hidden segments. 0 or at least "
+        "min_count (the k rules make it so); null without segments.")
+    units_rest: int | None = Field(
+        None, description="As segments_rest, for shopping parties (of total_units); null when "
+        "total_units is.")
 
 
 class Wifi(Figures):
@@ -197,7 +217,13 @@ class Wifi(Figures):
         description="Peak: the most phones in the store during one window of the day (as "
         "the MQTT aggregate's wifi.in_store_devices). Not a count of phones that came in.")
     capture_rate: float | None = Field(
-        description="Phones that came in / (came in + passers-by); null when arrivals are.")
+        description="The share of passers-by who came in: in / (in + passers_by). On a site "
+        "that counts at its door (an entrance line) `in` is the door's in-crossings, as head "
+        "office's footfall.capture_rate; else the phones that came in (capture_basis). Null "
+        "when that count is unknown or both are 0.")
+    capture_basis: Literal["door", "phones"] | None = Field(
+        None, description="What capture_rate counts as coming in: door (the entrance's "
+        "in-crossings) or phones (phones that came in, on a site with no door line).")
     latest_occupancy_estimate: float | None
     latest_window_text: str | None
 
