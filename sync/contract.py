@@ -127,8 +127,9 @@ def _finite(text: str) -> float:
 def parse_json(payload: bytes, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode a JSON message from the network, refusing anything the rest of the code
     could choke on: bytes that are not UTF-8, nesting deeper than ``max_depth``, NaN or
-    infinite numbers, integers of thousands of digits, and lone surrogate escapes
-    (``"\\ud800"`` decodes to a string that cannot be encoded back to UTF-8).
+    infinite numbers, integers of thousands of digits, lone surrogate escapes
+    (``"\\ud800"`` decodes to a string that cannot be encoded back to UTF-8), and NUL
+    characters (``"\\u0000"``, which PostgreSQL's text and jsonb cannot hold).
 
     Raises:
         ContractError: one short line saying which of these ``what`` is.
@@ -150,7 +151,23 @@ def parse_json(payload: bytes, what: str, *, max_depth: int = MAX_JSON_DEPTH) ->
         raise ContractError(
             f"{what} holds a lone surrogate escape (\\ud800-\\udfff), which is not Unicode text"
         ) from None
+    if "u0000" in text and _holds_nul(value):
+        raise ContractError(
+            f"{what} holds a NUL character (\\u0000), which no text column can store")
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL character is in any string or key of ``value`` (PostgreSQL's text and
+    jsonb refuse it: a message holding one can be stored nowhere, so it is refused here,
+    before it can stop a batch of good ones)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 @cache

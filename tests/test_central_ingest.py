@@ -143,6 +143,10 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
     tampered["footfall"] = {"in": 3, "out": 3, "capture_rate": None}  # below k
     bad_schema = json.loads(good[0].payload)
     bad_schema["window"]["seconds"] = 0
+    nul = json.loads(good[1].payload)  # store b's; a window not sent otherwise, so it is inserted
+    nul["window"]["start"] = "2030-01-01T00:00:00Z"
+    nul["id"] = f"{nul['store']}/20300101T000000Z/{nul['window']['seconds']}/aggregate"
+    nul["dwell"][0]["zone"] = "a\u0000b"  # valid JSON, but PostgreSQL stores no NUL
     conflicting = json.loads(good[2].payload)
     conflicting["occupancy"] = {"mean": 9.5, "max": 12, "sample_s": 1.0}
     topic = f"store-edge/{a}/{contract.AGGREGATES}"
@@ -152,6 +156,8 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
         SimMessage(a, "-", topic, b"{not json"),
         SimMessage(a, "-", topic, other.payload),  # store b's window on store a's topic
         SimMessage(a, "-", topic, b'{"pad": "' + b"x" * 100_000 + b'"}'),
+        # stopped the worker for good: refused by the database, retried for ever
+        SimMessage(b, "-", good[1].topic, contract.canonical_json(nul)),
     ]
     worker = Worker(central_db, broker.port, "ingest-1", tmp_path).start()
     try:
@@ -161,7 +167,7 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
             wait_for(lambda: window_count(central_db) >= len(good), 60, "every good window")
             fleet.publish([SimMessage(a, "-", good[2].topic, contract.canonical_json(conflicting))])
             wait_for(
-                lambda: query(central_db, "SELECT count(*) FROM dead_letters")[0][0] >= 6,
+                lambda: query(central_db, "SELECT count(*) FROM dead_letters")[0][0] >= 7,
                 30,
                 "the dead letters",
             )
@@ -174,8 +180,9 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
     )
     categories = [row[0] for row in letters]
     assert sorted(categories) == sorted(
-        ["invalid", "invalid", "invalid", "wrong_store", "oversized", "conflict"]
+        ["invalid", "invalid", "invalid", "invalid", "wrong_store", "oversized", "conflict"]
     )
+    assert any("NUL character" in row[1] for row in letters)
     reasons = {row[0]: row[1] for row in letters}
     assert f"store '{b}' published on {topic}" in reasons["wrong_store"]
     assert "100011 bytes, more than the 65536" in reasons["oversized"]
