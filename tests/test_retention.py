@@ -119,8 +119,12 @@ def test_the_privacy_audit_log_is_kept_400_days(memory_db):
 
 
 @pytest.mark.parametrize("old, said", [(1, "1 row deleted"), (2, "2 rows deleted")])
-def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(tmp_path, old, said):
-    """`edge purge` (the hourly systemd timer, and `edge run`'s periodic job)."""
+def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(
+    tmp_path, monkeypatch, old, said
+):
+    """`edge purge` (the hourly systemd timer, and `edge run`'s periodic job), on a site
+    whose status page PIN is a credential, as the installer writes it: the timer's unit
+    loads no credentials, and the purge needs none (it exited 78 every hour)."""
     import time
 
     from click.testing import CliRunner
@@ -129,8 +133,13 @@ def test_edge_purge_deletes_what_would_pass_24_hours_before_the_next_run(tmp_pat
     from edge.runtime.schema import open_database
     from tests.conftest import PETS_SITE
 
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.delenv("EDGE_WEB_PIN", raising=False)
     site = tmp_path / "site.yaml"
-    site.write_text(PETS_SITE.read_text() + f"\nstorage: {{db_path: {tmp_path / 'edge.db'}}}\n")
+    text = PETS_SITE.read_text().replace("  access: open-lan\n",
+                                         "  access: pin\n  pin: ${EDGE_WEB_PIN}\n")
+    assert "${EDGE_WEB_PIN}" in text
+    site.write_text(text + f"\nstorage: {{db_path: {tmp_path / 'edge.db'}}}\n")
     db = open_database(tmp_path / "edge.db")
     now = time.time()
     _points(db, [now - (23.5 + 0.1 * i) * HOUR for i in range(old)] + [now - 22 * HOUR])

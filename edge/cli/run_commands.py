@@ -135,7 +135,9 @@ def purge_command(site_path: Path | None) -> None:
     visits after days), or that would be before the next hourly purge."""
     from edge.retention import purge
 
-    _, site = _load(site_path)
+    # The timer's unit loads no credentials: a purge needs none (a config whose status
+    # page PIN is ${EDGE_WEB_PIN} must not stop the retention it promises).
+    _, site = _load(site_path, secrets=False)
     # Run every service.purge_interval_s (the systemd timer, or `edge run`): what would
     # pass its retention period before the next run goes now.
     result = purge(open_database(resolve_db_path(None, site)), site.storage,
