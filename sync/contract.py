@@ -72,12 +72,39 @@ def schema(name: str) -> dict[str, Any]:
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(schema(name))
+def _validator(name: str, *, open_ended: bool = False) -> Draft202012Validator:
+    loaded = schema(name)
+    return Draft202012Validator(_allow_more_properties(loaded) if open_ended else loaded)
+
+
+def _allow_more_properties(node: Any) -> Any:
+    """``node`` with every ``additionalProperties: false`` dropped: the fields it knows
+    are checked as before, and fields added by a later minor version pass."""
+    if isinstance(node, dict):
+        return {key: _allow_more_properties(value) for key, value in node.items()
+                if not (key == "additionalProperties" and value is False)}
+    if isinstance(node, list):
+        return [_allow_more_properties(item) for item in node]
+    return node
+
+
+def _is_later_minor(name: str, version: object) -> bool:
+    """Whether an aggregate's ``version`` is a minor version newer than this build's
+    (:data:`AGGREGATE_SCHEMA_VERSION`): sent by a box upgraded before its receiver."""
+    if name != "aggregate" or not isinstance(version, str):
+        return False
+    major, _, minor = version.partition(".")
+    known = AGGREGATE_SCHEMA_VERSION.split(".")[1]
+    return major == SCHEMA_MAJOR and minor.isdigit() and int(minor) > int(known)
 
 
 def validate(name: str, message: Any) -> None:
     """Check ``message`` against schema ``name``.
+
+    An aggregate of a later minor version than this build knows (a box upgraded before
+    the central workers) is checked on the fields this build knows, and the fields the
+    later version added pass: additions bump only the minor. At this build's version or
+    below, an unknown field is an error.
 
     Raises:
         ContractError: naming the first offending field, e.g. ``window.seconds: 0 is less
@@ -88,7 +115,8 @@ def validate(name: str, message: Any) -> None:
         raise ContractError(
             f"{name} message has schema_version {version!r}; this box speaks {SCHEMA_MAJOR}.x"
         )
-    errors = sorted(_validator(name).iter_errors(message), key=lambda e: list(e.absolute_path))
+    validator = _validator(name, open_ended=_is_later_minor(name, version))
+    errors = sorted(validator.iter_errors(message), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"

@@ -189,6 +189,21 @@ def test_schema_rejects_unknown_fields_and_other_major_versions(memory_db):
         contract.validate("aggregate", {**message, "schema_version": "2.0"})
 
 
+def test_a_later_minor_version_is_read_on_the_fields_this_build_knows(memory_db):
+    """A box upgraded before the central workers sends 1.5 with fields this build has never
+    seen: they pass (docs/mqtt.md: a receiver accepts any minor version of its major), and
+    every field it knows is checked as before. At 1.4 the same fields are refused (they
+    were dead-lettered as invalid at 1.5 too)."""
+    message = kanon.suppress(full_message(exact(memory_db)), 5)
+    later = {**message, "schema_version": "1.5", "new_section": {"x": 1},
+             "visits": {**message["visits"], "new_count": None}}
+    contract.validate("aggregate", later)
+    with pytest.raises(ContractError, match="Additional properties"):
+        contract.validate("aggregate", {**later, "schema_version": "1.4"})
+    with pytest.raises(ContractError, match="window.seconds"):
+        contract.validate("aggregate", {**later, "window": {**later["window"], "seconds": 0}})
+
+
 # --- property: whatever the data, nothing below k is published ------------------------
 
 # Written out here, independently of the schema's x-visit-count marks, so that a count
