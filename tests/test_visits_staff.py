@@ -144,7 +144,8 @@ def test_live_occupancy_and_heat_map_leave_associates_out():
     live = occupancy(db.conn, tables, T0 + now, 5.0, utc)
     assert live.live and (live.people, live.associates) == (1, 1)
     window = DayWindow.of(dt.datetime.fromtimestamp(T0, utc).date(), utc)
-    cells = heatmap(db.conn, tables, window, SITE.floor, k=1).cells
+    whole_day = {"kept_since": window.start, "kept_hours": 24.0, "tz": utc}  # nothing purged
+    cells = heatmap(db.conn, tables, window, SITE.floor, k=1, **whole_day).cells
     counter = next(z for z in SITE.floor.zones if z.id == "behind-counter")
     (x0, y0), (x1, y1) = np.min(counter.polygon, axis=0), np.max(counter.polygon, axis=0)
     assert cells and not [c for c in cells if x0 <= c.x < x1 and y0 <= c.y < y1]
@@ -153,7 +154,7 @@ def test_live_occupancy_and_heat_map_leave_associates_out():
     build_visits(db, VisitAnalyzer(SITE))
     assert db["staff_visits"].count == 1 and db["staff_tracks_open"].count == 0
     assert occupancy(db.conn, set(db.table_names()), T0 + now, 5.0, utc).associates == 1
-    cells = heatmap(db.conn, set(db.table_names()), window, SITE.floor, k=1).cells
+    cells = heatmap(db.conn, set(db.table_names()), window, SITE.floor, k=1, **whole_day).cells
     assert not [c for c in cells if x0 <= c.x < x1 and y0 <= c.y < y1]
     # the aggregates' occupancy reads the same query: customers only
     window_s = 60.0
