@@ -90,7 +90,9 @@ def _allow_more_properties(node: Any) -> Any:
 
 def _is_later_minor(name: str, version: object) -> bool:
     """Whether an aggregate's ``version`` is a minor version newer than this build's
-    (:data:`AGGREGATE_SCHEMA_VERSION`): sent by a box upgraded before its receiver."""
+    (:data:`AGGREGATE_SCHEMA_VERSION`): sent by a box upgraded before its receiver.
+    Aggregates only: a downlink stays strict, since a box must not half-apply settings
+    it does not know."""
     if name != "aggregate" or not isinstance(version, str):
         return False
     major, _, minor = version.partition(".")
