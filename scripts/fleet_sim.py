@@ -39,7 +39,10 @@ ENTRANCE = "front-door"
 ZONES = ("entrance", "promo-table", "premium", "grocery", "checkout")
 TRAITS = ("premium-interest", "quick-visit", "promo-seeker")
 SEGMENTS = ("browser", "mission", "family")
-DAY_START = 1_709_251_200.0  # 2024-03-01T00:00:00Z
+# The UTC midnight 30 days ago: recent enough for an ingest worker to accept
+# (sync.central.store.AcceptedStarts), far enough back that 30 days of windows have all
+# ended.
+DAY_START = (time.time() // 86_400 - 30) * 86_400
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from scripts.fleet_sim import Fleet, SimMessage, fleet_messages, store_ids
+from scripts.fleet_sim import DAY_START, Fleet, SimMessage, fleet_messages, store_ids
 from sync import contract
 from tests.support.central_support import (
     Worker,
@@ -133,19 +133,32 @@ def test_database_down_the_worker_stops_acknowledging_reconnects_and_loses_nothi
     assert code == 0
 
 
+def moved(message: SimMessage, start: float) -> dict:
+    """``message``'s body as the window that starts at ``start`` (its own id)."""
+    body = json.loads(message.payload)
+    body["window"]["start"] = contract.iso_utc(start)
+    body["id"] = contract.aggregate_id(body["store"], start, body["window"]["seconds"])
+    return body
+
+
+def partitions(dsn: str) -> list[str]:
+    return [row[0] for row in query(
+        dsn, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'windows' ORDER BY 1")]
+
+
 def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettered(
     broker, central_db, tmp_path
 ):
     good = fleet_messages(2, 10)
     a, b = store_ids(2)
+    # store b's, ten days after the good ones: a window not sent otherwise, so it is inserted
+    nul = moved(good[1], DAY_START + 10 * 86_400)
     other = next(m for m in good if m.store == b)
     tampered = json.loads(good[0].payload)
     tampered["footfall"] = {"in": 3, "out": 3, "capture_rate": None}  # below k
     bad_schema = json.loads(good[0].payload)
     bad_schema["window"]["seconds"] = 0
-    nul = json.loads(good[1].payload)  # store b's; a window not sent otherwise, so it is inserted
-    nul["window"]["start"] = "2030-01-01T00:00:00Z"
-    nul["id"] = f"{nul['store']}/20300101T000000Z/{nul['window']['seconds']}/aggregate"
     nul["dwell"][0]["zone"] = "a\u0000b"  # valid JSON, but PostgreSQL stores no NUL
     conflicting = json.loads(good[2].payload)
     conflicting["occupancy"] = {"mean": 9.5, "max": 12, "sample_s": 1.0}
@@ -158,6 +171,9 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
         SimMessage(a, "-", topic, b'{"pad": "' + b"x" * 100_000 + b'"}'),
         # stopped the worker for good: refused by the database, retried for ever
         SimMessage(b, "-", good[1].topic, contract.canonical_json(nul)),
+        # a box whose clock was never set, and one years ahead: each made a partition
+        SimMessage(a, "-", topic, contract.canonical_json(moved(good[0], 0.0))),
+        SimMessage(a, "-", topic, contract.canonical_json(moved(good[0], 4_070_908_800.0))),
     ]
     worker = Worker(central_db, broker.port, "ingest-1", tmp_path).start()
     try:
@@ -167,7 +183,7 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
             wait_for(lambda: window_count(central_db) >= len(good), 60, "every good window")
             fleet.publish([SimMessage(a, "-", good[2].topic, contract.canonical_json(conflicting))])
             wait_for(
-                lambda: query(central_db, "SELECT count(*) FROM dead_letters")[0][0] >= 7,
+                lambda: query(central_db, "SELECT count(*) FROM dead_letters")[0][0] >= 9,
                 30,
                 "the dead letters",
             )
@@ -180,7 +196,8 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
     )
     categories = [row[0] for row in letters]
     assert sorted(categories) == sorted(
-        ["invalid", "invalid", "invalid", "invalid", "wrong_store", "oversized", "conflict"]
+        ["invalid", "invalid", "invalid", "invalid", "wrong_store", "oversized", "conflict",
+         "out_of_range", "out_of_range"]
     )
     assert any("NUL character" in row[1] for row in letters)
     reasons = {row[0]: row[1] for row in letters}
@@ -191,6 +208,11 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
     assert any("window.seconds" in row[1] for row in letters)
     assert all(row[3] == (row[0] == "oversized") for row in letters)  # oversized: not kept
     assert all(len(row[1]) <= 200 for row in letters)
+    assert {row[1].split(",")[0] for row in letters if row[0] == "out_of_range"} == {
+        "window starts 1970-01-01T00:00:00Z", "window starts 2099-01-01T00:00:00Z"}
+    # only the good windows' day (the NUL window is screened out before any insert)
+    good_day = contract.iso_utc(DAY_START)[:10].replace("-", "")
+    assert partitions(central_db) == [f"windows_{good_day}"]
 
 
 @pytest.mark.parametrize(

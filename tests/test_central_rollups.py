@@ -1,5 +1,6 @@
 """Migration 3's roll-ups (issue 17, the central side): buying units, segment units,
-transactions and conversion, and queue counts per store-day and region-day.
+transactions and conversion, and queue counts per store-day and region-day; migration
+4's region columns.
 
 The windows are real aggregates: scenario visits and queueing visits measured and
 classified by the visits code, shopping groups and till periods, in real box
@@ -251,6 +252,41 @@ def test_segment_units_per_store_day_and_region_day(central_db, messages):
             [published_sum(units_groups[(s, name)]) for s in stores]), (region, name)
 
 
+def test_region_views_have_every_column_of_the_store_views_they_sum(central_db, messages):
+    """docs/central.md: a region view has its store view's columns, summed over the
+    region's stores (a maximum stays a maximum)."""
+    messages = json.loads(json.dumps(messages))
+    for n, m in enumerate(messages):  # peaks that differ by store and hour
+        peak = K + 2 * STORES.index(m["store"]) + n % 3
+        m["occupancy"] = {"mean": 2.5, "max": peak, "sample_s": 1.0}
+    with open_central_store(central_db, worker="test") as store:
+        assert store.write(rows_of(messages)).stored == len(messages)
+    add_regions(central_db)
+    with psycopg.connect(central_db, autocommit=True) as conn:
+        for suffix in ("", "_dwell", "_mix"):
+            store_columns = set(view_columns(conn, f"rollup_store_day{suffix}")) - {"store"}
+            region_columns = set(view_columns(conn, f"rollup_region_day{suffix}"))
+            assert store_columns <= region_columns, (suffix, store_columns - region_columns)
+    added = ("windows", "footfall_in_windows", "visits_windows", "occupancy_max")
+    per_store = {row[0]: row[1:] for row in query(
+        central_db, f"SELECT store, {', '.join(added)} FROM rollup_store_day")}
+    for region, *values in query(
+        central_db, f"SELECT region, {', '.join(added)} FROM rollup_region_day"
+    ):
+        stores = [per_store[s] for s in STORES if REGIONS[s] == region]
+        assert values[:3] == [sum(s[i] for s in stores) for i in range(3)], region
+        assert values[3] == max(s[3] for s in stores), region
+    assert len({s[3] for s in per_store.values()}) > 1  # the stores' peaks differ
+    for view, key in (("dwell", "zone"), ("mix", "kind, name")):
+        store_windows = query(
+            central_db, f"SELECT r.region, {key}, sum(windows) FROM rollup_store_day_{view} "
+            f"JOIN store_regions r USING (store) GROUP BY 1, {key} ORDER BY 1, {key}")
+        region_windows = query(
+            central_db, f"SELECT region, {key}, windows FROM rollup_region_day_{view} "
+            f"ORDER BY 1, {key}")
+        assert region_windows == store_windows, view
+
+
 def test_every_new_count_of_every_rollup_is_null_or_at_least_k(central_db, messages):
     with open_central_store(central_db, worker="test") as store:
         store.write(rows_of(messages))
@@ -308,7 +344,7 @@ def test_a_database_at_version_2_with_windows_migrates_and_keeps_its_columns(
         before = {v: view_columns(conn, v) for v in VIEWS}
         old_rows = {v: conn.execute(f"SELECT * FROM {v} ORDER BY 1, 2, 3, 4").fetchall()
                     for v in VIEWS}
-        assert migrate(conn) == [3]
+        assert migrate(conn) == [3, 4]
         assert migrate(conn) == []
         after = {v: view_columns(conn, v) for v in VIEWS}
         for view in VIEWS:
@@ -317,11 +353,12 @@ def test_a_database_at_version_2_with_windows_migrates_and_keeps_its_columns(
             assert conn.execute(f"SELECT {old} FROM {view} ORDER BY 1, 2, 3, 4").fetchall() \
                 == old_rows[view], view
         assert after["rollup_store_day"][len(before["rollup_store_day"]):] == NEW_DAY_COLUMNS
-        assert after["rollup_region_day"][len(before["rollup_region_day"]):] == NEW_DAY_COLUMNS
+        assert after["rollup_region_day"][len(before["rollup_region_day"]):] == [
+            *NEW_DAY_COLUMNS, "footfall_in_windows", "visits_windows", "occupancy_max"]
         assert after["rollup_store_day_mix"][-2:] == ["units", "units_groups"]
         versions = conn.execute(
             "SELECT version FROM central_schema_migrations ORDER BY 1").fetchall()
-        assert [v for (v,) in versions] == [m.version for m in MIGRATIONS] == [1, 2, 3]
+        assert [v for (v,) in versions] == [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
         groups = conn.execute("SELECT store, groups FROM rollup_store_day ORDER BY 1").fetchall()
     expected = expected_store_days(messages)
     assert groups == [(s, expected[s]["groups"]) for s in STORES]

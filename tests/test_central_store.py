@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts.fleet_sim import fleet_messages
+from scripts.fleet_sim import DAY_START, fleet_messages
+from sync import contract
 from sync.central.schema import MIGRATIONS, migrate
 from sync.central.store import WindowRow, screen
 from tests.conftest import REPO
@@ -55,13 +56,8 @@ def test_windows_go_to_day_partitions_once_and_a_redelivery_is_a_duplicate(centr
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = 'windows'::regclass ORDER BY 1",
     )
-    assert [row[0] for row in partitions] == [
-        "windows_20240301",
-        "windows_20240302",
-        "windows_20240303",
-        "windows_20240304",
-        "windows_20240305",
-    ]
+    days = [contract.iso_utc(DAY_START + d * 86_400)[:10].replace("-", "") for d in range(5)]
+    assert [row[0] for row in partitions] == [f"windows_{day}" for day in days]
     assert query(central_db, "SELECT count(*), sum(duplicates) FROM windows")[0] == (200, 35)
 
 
@@ -131,7 +127,7 @@ def test_store_and_region_rollups_sum_only_published_cells(central_db, store):
         ((r, d), v)
         for r, d, v in query(central_db, "SELECT region, day::text, visits FROM rollup_region_day")
     )
-    for day in ("2024-03-01", "2024-03-02"):
+    for day in (contract.iso_utc(DAY_START + d * 86_400)[:10] for d in range(2)):
         north = [published_sum(expected[(s, day)]["visits"]) for s in ("sim-0000", "sim-0001")]
         assert region[("north", day)] == published_sum(north)
         assert region[("south", day)] == published_sum(

@@ -289,6 +289,14 @@ def consume_command(
     help="Unacknowledged messages the broker may have out to this worker.",
 )
 @click.option(
+    "--accept-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=400,
+    show_default=True,
+    help="Dead-letter windows that start longer ago than this (out_of_range): a box "
+    "whose clock was never set sends 1970.",
+)
+@click.option(
     "--delay",
     "commit_delay_s",
     type=float,
@@ -310,6 +318,7 @@ def ingest_command(
     session_expiry_s: int,
     batch_max: int,
     receive_maximum: int,
+    accept_days: float,
     commit_delay_s: float,
 ) -> None:
     """Central ingestion worker: a shared subscription to every store's aggregates, each
@@ -330,6 +339,7 @@ def ingest_command(
         session_expiry_s=session_expiry_s,
         receive_maximum=receive_maximum,
         batch_max=batch_max,
+        accept_past_s=accept_days * 86_400,
         commit_delay_s=commit_delay_s,
     )
     try:

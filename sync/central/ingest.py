@@ -39,7 +39,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.config.sync import MqttConfig
 from sync import contract
 from sync.central.store import (
+    ACCEPT_AHEAD_S,
+    ACCEPT_PAST_S,
     MAX_MESSAGE_BYTES,
+    AcceptedStarts,
     CentralStore,
     CentralStoreError,
     WriteCounts,
@@ -81,6 +84,9 @@ class IngestSettings:
         receive_maximum: unacknowledged messages the broker may have out to this worker.
         batch_max: messages committed per transaction at most.
         max_bytes: a bigger payload is dead-lettered as oversized.
+        accept_past_s, accept_ahead_s: a window that starts longer ago than
+            ``accept_past_s``, or later than ``accept_ahead_s`` ahead, of this worker's
+            clock is dead-lettered as ``out_of_range`` (:class:`AcceptedStarts`).
         commit_delay_s: sleep this long before each commit (tests: a slow database, so
             that messages wait received but not committed).
     """
@@ -92,6 +98,8 @@ class IngestSettings:
     receive_maximum: int = 400
     batch_max: int = 200
     max_bytes: int = MAX_MESSAGE_BYTES
+    accept_past_s: float = ACCEPT_PAST_S
+    accept_ahead_s: float = ACCEPT_AHEAD_S
     commit_delay_s: float = 0.0
 
     def topic_filter(self) -> str:
@@ -210,7 +218,13 @@ class IngestWorker:
         return batch
 
     def _commit_and_ack(self, client: mqtt.Client, batch: list[Received]) -> None:
-        screened = [screen(r.topic, r.payload, max_bytes=self.settings.max_bytes) for r in batch]
+        accepted = AcceptedStarts.around(
+            time.time(), past_s=self.settings.accept_past_s, ahead_s=self.settings.accept_ahead_s
+        )
+        screened = [
+            screen(r.topic, r.payload, max_bytes=self.settings.max_bytes, accepted=accepted)
+            for r in batch
+        ]
         if self.settings.commit_delay_s:
             time.sleep(self.settings.commit_delay_s)
         counts = self.store.write(screened)

@@ -1,4 +1,4 @@
-"""The central schema's roll-up views: migration 2 creates them, migration 3 extends them.
+"""The central schema's roll-up views: migration 2 creates them, migrations 3 and 4 extend them.
 
 Migration 2 (``ROLLUPS_SQL``) sums footfall, visits, dwell and the trait and segment mix
 per store-day and region-day. Migration 3 (``STORE_TRUTHS_SQL``) adds the store truths
@@ -56,6 +56,13 @@ of buying units).
 - Associates (staff) counts: aggregate schema 1.4 publishes none (the box shows
   associates on its status page only), so there is nothing to roll up; a later schema
   version that publishes them needs a later migration.
+
+Migration 4 (``REGION_COLUMNS_SQL``) gives every region view the columns of the store
+view it sums, as docs/central.md promises: ``rollup_region_day`` gains
+``footfall_in_windows`` and ``visits_windows`` (summed: windows of the region's stores
+that published the cell) and ``occupancy_max`` (the largest of any of its stores: the
+stores' peaks need not be at the same moment, so they are not added);
+``rollup_region_day_dwell`` and ``rollup_region_day_mix`` gain ``windows``.
 
 Nothing below k: every term of every sum is a published cell (each ≥ k), so a sum is
 null or ≥ k; a max is a published value; the ratios and weighted means are of
@@ -176,6 +183,19 @@ _REGION_DAY_V3 = f"""
 _REGION_MIX_V3 = f"""
 {_sums("units", "units_groups")}"""
 
+# Migration 4's columns, after migration 3's: what the store views have and the region
+# views lacked.
+_REGION_DAY_V4 = f"""
+{_sums("footfall_in_windows", "visits_windows")},
+       max(s.occupancy_max) AS occupancy_max"""
+
+_REGION_DWELL_V2 = """
+       r.region, s.day, s.zone,
+       count(*) AS stores,
+       sum(s.visits) AS visits,
+       sum(s.mean_s * s.mean_visits) / nullif(sum(s.mean_visits), 0) AS mean_s,
+       sum(s.mean_visits) AS mean_visits"""
+
 # One row per window (aggregates without GROUP BY), so the join multiplies nothing: the
 # till periods that ended in the window, their published transactions, and the
 # transactions and visits of the periods that published both. Before schema 1.1 a
@@ -237,11 +257,7 @@ FROM rollup_store_day s JOIN store_regions r USING (store)
 GROUP BY 1, 2;
 
 CREATE VIEW rollup_region_day_dwell AS
-SELECT r.region, s.day, s.zone,
-       count(*) AS stores,
-       sum(s.visits) AS visits,
-       sum(s.mean_s * s.mean_visits) / nullif(sum(s.mean_visits), 0) AS mean_s,
-       sum(s.mean_visits) AS mean_visits
+SELECT {_REGION_DWELL_V2}
 FROM rollup_store_day_dwell s JOIN store_regions r USING (store)
 GROUP BY 1, 2, 3;
 
@@ -271,6 +287,25 @@ GROUP BY 1, 2;
 
 CREATE OR REPLACE VIEW rollup_region_day_mix AS
 SELECT {_REGION_MIX_V2},{_REGION_MIX_V3}
+FROM rollup_store_day_mix s JOIN store_regions r USING (store)
+GROUP BY 1, 2, 3, 4;
+"""
+
+REGION_COLUMNS_SQL = f"""
+CREATE OR REPLACE VIEW rollup_region_day AS
+SELECT {_REGION_DAY_V2},{_REGION_DAY_V3},{_REGION_DAY_V4}
+FROM rollup_store_day s JOIN store_regions r USING (store)
+GROUP BY 1, 2;
+
+CREATE OR REPLACE VIEW rollup_region_day_dwell AS
+SELECT {_REGION_DWELL_V2},
+{_sums("windows")}
+FROM rollup_store_day_dwell s JOIN store_regions r USING (store)
+GROUP BY 1, 2, 3;
+
+CREATE OR REPLACE VIEW rollup_region_day_mix AS
+SELECT {_REGION_MIX_V2},{_REGION_MIX_V3},
+{_sums("windows")}
 FROM rollup_store_day_mix s JOIN store_regions r USING (store)
 GROUP BY 1, 2, 3, 4;
 """

@@ -14,7 +14,7 @@ at least k: nothing below k can appear in, or be worked out from, a roll-up that
 not already in the published windows. The views' SQL lives in
 :mod:`sync.central.rollups`: migration 2 creates them; migration 3 adds buying units,
 segment units, transactions and conversion, and queue counts, and says which published
-figures cannot be combined.
+figures cannot be combined; migration 4 gives the region views the store views' columns.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from sync.central.rollups import ROLLUPS_SQL, STORE_TRUTHS_SQL
+from sync.central.rollups import REGION_COLUMNS_SQL, ROLLUPS_SQL, STORE_TRUTHS_SQL
 
 MIGRATIONS_LOCK = 7_206_001  # pg_advisory_xact_lock keys of this schema
 PARTITION_LOCK = 7_206_002
@@ -83,6 +83,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "roll-ups: buying units, segment units, transactions and conversion, queue counts",
         STORE_TRUTHS_SQL,
+    ),
+    Migration(
+        4,
+        "roll-ups: the region views get the store views' columns (windows, occupancy max)",
+        REGION_COLUMNS_SQL,
     ),
 )
 

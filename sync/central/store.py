@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -29,6 +29,45 @@ log = logging.getLogger(__name__)
 # Aggregates are about 4 kB (docs/mqtt.md, Volume); a box refuses downlinks over 70 kB.
 MAX_MESSAGE_BYTES = 65_536
 DEAD_LETTER_KEEP_BYTES = MAX_MESSAGE_BYTES  # an oversized payload is not kept at all
+# A box's outbox holds about 104 days of windows by default (sync.outbox_max_pending),
+# so a box back from a long outage sends windows that old; a year is kept as margin.
+ACCEPT_PAST_S = 400 * 86_400
+# A window is published after it ends: one that starts later than this ahead of the
+# worker's clock comes from a box whose clock is wrong.
+ACCEPT_AHEAD_S = 3_600
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedStarts:
+    """The window starts a worker stores, around its own clock: a box whose clock was
+    never set (1970 after a dead clock battery) or jumped years ahead would otherwise
+    put its windows in the roll-ups of a day that never happened, and create a
+    partition for each such day."""
+
+    earliest: float
+    latest: float
+
+    @classmethod
+    def around(
+        cls, now: float, *, past_s: float = ACCEPT_PAST_S, ahead_s: float = ACCEPT_AHEAD_S
+    ) -> AcceptedStarts:
+        return cls(now - past_s, now + ahead_s)
+
+    def refusal(self, window_start: float) -> str | None:
+        if self.earliest <= window_start <= self.latest:
+            return None
+        shown = _iso(window_start)
+        return (
+            f"window starts {shown}, outside {_iso(self.earliest)} .. {_iso(self.latest)} "
+            "that this worker accepts (is the box's clock set?)"
+        )
+
+
+def _iso(t: float) -> str:
+    try:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{t:.0f} s after 1970"
 
 
 class CentralStoreError(EdgeError):
@@ -56,7 +95,8 @@ class DeadLetter:
     """A message that is not stored as a window, and why.
 
     ``category``: ``oversized``, ``wrong_store``, ``invalid`` (not JSON, schema, k
-    claim, id) or ``conflict`` (an id already stored with other bytes).
+    claim, id), ``out_of_range`` (a window start outside :class:`AcceptedStarts`) or
+    ``conflict`` (an id already stored with other bytes).
     """
 
     topic: str
@@ -69,13 +109,22 @@ class DeadLetter:
 Screened = WindowRow | DeadLetter
 
 
-def screen(topic: str, payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Screened:
-    """Check one message from ``topic`` (``<prefix>/<store>/aggregates``); never raises."""
+def screen(
+    topic: str,
+    payload: bytes,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    accepted: AcceptedStarts | None = None,
+) -> Screened:
+    """Check one message from ``topic`` (``<prefix>/<store>/aggregates``); never raises.
+
+    ``accepted``: the window starts to store (the ingest worker passes the range around
+    its clock); None accepts any date (loading archived windows, tests)."""
     if len(payload) > max_bytes:
         reason = f"{len(payload)} bytes, more than the {max_bytes} an aggregate may have"
         return DeadLetter(topic, "oversized", reason, len(payload), None)
     try:
-        accepted = check_aggregate(topic, payload)
+        window = check_aggregate(topic, payload)
     except WrongStore as error:
         return DeadLetter(topic, "wrong_store", short_reason(str(error)), len(payload), payload)
     except ContractError as error:
@@ -84,15 +133,18 @@ def screen(topic: str, payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) ->
         log.exception("Checking a message on %s failed; dead-lettering it.", topic)
         reason = short_reason(f"{type(error).__name__}: {error}")
         return DeadLetter(topic, "invalid", reason, len(payload), payload)
+    refusal = accepted.refusal(window.window_start) if accepted is not None else None
+    if refusal is not None:
+        return DeadLetter(topic, "out_of_range", refusal, len(payload), payload)
     return WindowRow(
         topic,
-        accepted.store,
-        accepted.id,
-        accepted.window_start,
-        accepted.window_s,
-        accepted.k,
-        accepted.schema_version,
-        accepted.text,
+        window.store,
+        window.id,
+        window.window_start,
+        window.window_s,
+        window.k,
+        window.schema_version,
+        window.text,
         hashlib.sha256(payload).digest(),
     )
 
