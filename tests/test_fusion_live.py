@@ -34,7 +34,7 @@ def test_two_live_cameras_on_the_same_people_count_them_once(tmp_path):
     site["sync"] = {"enabled": False}
     port = free_port()
     site["web"] = {"host": "127.0.0.1", "port": port, "access": "open-lan", "cache_s": 0,
-                   "live_window_s": 2}
+                   "live_window_s": 3}
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(site, sort_keys=False))
     import os

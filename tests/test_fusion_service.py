@@ -181,3 +181,83 @@ def test_a_stopped_fusion_service_reads_down_not_its_last_ok(tmp_path):
     (health,) = [row for row in read_health(db) if row["component"] == "fusion"]
     assert health["status"] == "down"
     assert "stopped" in health["message"]
+
+
+def test_frames_stored_in_batches_are_all_fused_and_every_instant_sees_everyone(tmp_path):
+    """Camera workers store their frames every service.flush_interval_s (2 s), each stamped
+    when it was taken, so a frame reaches the table up to 2 s late; two workers started
+    together flush in step. Waiting only fusion.latency_s (1 s) left about half of the
+    frames unread and a third of the instants with nobody in them."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    now = [START]
+    worker = FusionWorker(site, db, clock=lambda: now[0])
+    worker.start()
+    rng = np.random.default_rng(5)
+    flush_s = site.service.flush_interval_s
+    buffers: dict[str, list] = {"door": [], "aisle": []}
+    taken = {"door": 0.0, "aisle": 0.0}
+    written, people_seen = 0, []
+    for tick in range(1, 30 * 50 + 1):  # 30 s in 20 ms ticks
+        now[0] = START + tick * 0.02
+        for camera, fps in (("door", 10.0), ("aisle", 5.0)):
+            while taken[camera] <= now[0] - START:
+                t = taken[camera]
+                noisy = people_at(t) + rng.normal(0, 0.1, (3, 2))
+                buffers[camera].append(sighting(camera, START + t, noisy))
+                taken[camera] += 1 / fps
+        if tick % round(flush_s / 0.02) == 15:  # both workers flush at the same moment
+            for frames in buffers.values():
+                write_camera_frames(db, frames)
+                written += len(frames)
+                frames.clear()
+        if tick % 10 == 0:  # the service's loop, every 1 / rate_fps
+            before = len(worker.batch)
+            worker.fuse_ready()
+            people_seen += [len(fused) for fused in worker.batch[before:]]
+            worker.flush()
+    assert written > 400
+    assert worker.frames_read == written
+    assert worker.late_frames == {}
+    assert len(people_seen) > 100
+    assert people_seen[10:] == [3] * len(people_seen[10:])  # once confirmed, nobody dropped
+
+
+def test_frames_later_than_the_wait_are_counted_late_and_the_health_says_so(tmp_path):
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    now = [START]
+    worker = FusionWorker(site, db, clock=lambda: now[0])
+    worker.start()
+    door = [sighting("door", START + k / 10, people_at(k / 10)) for k in range(100)]
+    aisle = [sighting("aisle", START + k / 5, people_at(k / 5)) for k in range(50)]
+    write_camera_frames(db, door)
+    now[0] = START + 10 + worker.wait_s + 0.5
+    worker.fuse_ready()
+    write_camera_frames(db, aisle)  # ten seconds of one camera's frames, all too late
+    worker.fuse_ready()
+    assert worker.late_frames == {"aisle": 50}
+    worker.report_health()
+    status, message, detail = db.execute(
+        "select status, message, detail from health where component = 'fusion'").fetchone()
+    assert status == "degraded" and "aisle" in message and "fusion.latency_s" in message
+    assert '"late_frames": {"aisle": 50}' in detail
+
+
+def test_visits_of_a_store_run_the_purge_closed_while_fusion_was_down_are_built(tmp_path):
+    """A fusion service killed with shoppers in the store, then `edge purge` (before the
+    service came back) closed its run as interrupted: the service only looked for runs
+    still 'running', so those shoppers' visits were never built."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    frames = [sighting(camera, START + t, people_at(t))
+              for camera in ("door", "aisle") for t in np.arange(0.0, 8.0, 0.2)]
+    write_camera_frames(db, frames)
+    killed = fuse_until(site, db, START + 1.0, START + 12.0)  # never finished: killed
+    assert db["visits"].count == 0  # visits of open tracks wait for the run to end
+    with db.atomic():  # what close_dead_runs does once the killed process is gone
+        db.execute("update runs set status = 'interrupted' where id = ?", [killed.run_id])
+    FusionWorker(site, db, clock=lambda: START + 600).start()
+    built = db.execute("select count(*) from visits where run_id = ?", [killed.run_id])
+    assert built.fetchone()[0] == 3
+    assert db["runs"].get(killed.run_id)["status"] == "interrupted"

@@ -72,5 +72,7 @@ class FusionConfig(StrictModel):
     rate_fps: float = Field(5.0, gt=0, le=30, title="Fusion rate (live)")
     """Instants fused per second by the live fusion service."""
     latency_s: float = Field(1.0, ge=0, le=30, title="Wait for cameras (live)")
-    """The live fusion service fuses an instant once this long has passed, so that every camera's
-    frames of that instant have arrived."""
+    """The live fusion service fuses an instant once the camera workers' service.flush_interval_s
+    and this long have passed, so that every camera's frames of that instant have arrived (a camera
+    worker stores its frames in batches, up to a flush interval after taking them, and needs time
+    to detect); a frame that comes later is left out and counted late in the fusion's health."""

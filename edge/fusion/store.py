@@ -2,8 +2,11 @@
 frames with their floor sightings, kept seconds only.
 
 A camera worker appends one row per processed frame (also frames with nobody in
-them: the fusion must know a camera looked and saw no one). The fusion service reads
-them in time order and deletes what it has fused; :func:`delete_camera_frames` also
+them: the fusion must know a camera looked and saw no one), in batches every
+``service.flush_interval_s``, so a frame reaches the table seconds after it was taken.
+The fusion service reads the rows in the order they were written
+(:func:`read_new_camera_frames`: none is skipped however late it comes) and deletes
+what it has fused; :func:`delete_camera_frames` also
 runs with the retention purge, so a stopped fusion service leaves nothing behind
 for longer than the raw-trajectory retention.
 """
@@ -67,13 +70,39 @@ def read_camera_frames(
         "select camera_id, frame, t, sightings from camera_frames where t > ? and t <= ? "
         "order by t", [after_t, until_t]
     ):
-        data = np.array(json.loads(text), dtype=np.float64)
-        data = data.reshape(-1, data.shape[1] if data.ndim == 2 else 7)
-        if data.shape[1] == 6:  # written before scores were kept
-            data = np.c_[data, np.ones(len(data))]
-        cov = np.stack([data[:, 2], data[:, 3], data[:, 3], data[:, 4]], axis=1).reshape(-1, 2, 2)
-        yield FloorObservations(camera, int(frame), float(t), data[:, :2].copy(), cov,
-                                data[:, 5].astype(np.int64), data[:, 6].copy())
+        yield _observations(camera, frame, t, text)
+
+
+def read_new_camera_frames(
+    db: sqlite_utils.Database, after_row: int
+) -> tuple[list[FloorObservations], int]:
+    """The frames written after row ``after_row``, in the order they were written, and
+    the last row read (pass it next time).
+
+    Rows are numbered as they are inserted, so a frame that arrives late is still read
+    once. Should the table have been emptied since (SQLite then numbers from 1 again),
+    every row is new."""
+    if "camera_frames" not in db.table_names():
+        return [], after_row
+    last = db.execute("select max(rowid) from camera_frames").fetchone()[0] or 0
+    if last < after_row:
+        after_row = 0
+    rows = db.execute(
+        "select rowid, camera_id, frame, t, sightings from camera_frames where rowid > ? "
+        "order by rowid", [after_row]
+    ).fetchall()
+    frames = [_observations(camera, frame, t, text) for _, camera, frame, t, text in rows]
+    return frames, rows[-1][0] if rows else after_row
+
+
+def _observations(camera: str, frame: int, t: float, text: str) -> FloorObservations:
+    data = np.array(json.loads(text), dtype=np.float64)
+    data = data.reshape(-1, data.shape[1] if data.ndim == 2 else 7)
+    if data.shape[1] == 6:  # written before scores were kept
+        data = np.c_[data, np.ones(len(data))]
+    cov = np.stack([data[:, 2], data[:, 3], data[:, 3], data[:, 4]], axis=1).reshape(-1, 2, 2)
+    return FloorObservations(camera, int(frame), float(t), data[:, :2].copy(), cov,
+                             data[:, 5].astype(np.int64), data[:, 6].copy())
 
 
 def delete_camera_frames(db: sqlite_utils.Database, before_t: float) -> int:

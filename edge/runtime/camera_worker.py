@@ -34,10 +34,16 @@ from edge.runtime.frame_reader import FrameReader, ReaderStats
 from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage.health import report_health
-from edge.storage.trajectories import finish_run, record_frames, start_run, write_track_points
+from edge.storage.trajectories import (
+    close_running_runs,
+    finish_run,
+    record_frames,
+    start_run,
+    write_track_points,
+)
 from edge.video import describe_source
 from edge.visits.analysis import VisitAnalyzer
-from edge.visits.builder import build_visits
+from edge.visits.builder import build_visits, interrupted_runs_to_build
 
 log = logging.getLogger(__name__)
 
@@ -151,41 +157,16 @@ class CameraWorker:
         self._span = _Span.starting(self.reader.stats)
 
     def close_interrupted_runs(self) -> list[int]:
-        """Close this camera's runs left ``running`` by a worker that died (kill -9, power
-        cut, OOM) and turn their cut-off tracks into visits; returns their ids.
+        """Close this camera's runs left ``running`` by a worker that died and turn the
+        cut-off tracks of every interrupted run into visits; returns the runs closed now.
 
         Only call while holding the camera's lock: then no live worker owns those runs.
         Without this their open tracks never became visits and the runs were never purged.
         """
-        interrupted = [
-            row[0]
-            for row in self.db.execute(
-                "select id from runs where camera_id = ? and status = 'running' order by id",
-                [self.camera.id],
-            ).fetchall()
-        ]
-        for run_id in interrupted:
-            last_t = self.db.execute(
-                "select max(t) from track_points where run_id = ?", [run_id]
-            ).fetchone()[0]
-            with self.db.atomic():
-                self.db.execute(
-                    "update runs set ended_at = ?, status = 'interrupted' where id = ?",
-                    [last_t or time.time(), run_id],
-                )
+        closed = close_running_runs(self.db, self.camera.id)
+        for run_id in interrupted_runs_to_build(self.db, self.camera.id):
             self._build_visits(run_id)
-            log.warning("Camera %s: run %d was interrupted (the worker died); closed it.",
-                        self.camera.id, run_id)
-        # Runs `edge purge` already closed as interrupted (close_dead_runs: their process was
-        # gone) while no worker ran: their cut-off tracks still have to become visits.
-        if self.db["visit_build_runs"].exists():
-            for (run_id,) in self.db.execute(
-                "select id from runs where camera_id = ? and status = 'interrupted' and id not "
-                "in (select run_id from visit_build_runs where finished) order by id",
-                [self.camera.id],
-            ).fetchall():
-                self._build_visits(run_id)
-        return interrupted
+        return closed
 
     def run(self) -> None:
         """Run until ``stop`` is set."""

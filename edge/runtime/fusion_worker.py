@@ -2,10 +2,12 @@
 -> store-wide tracks -> visits.
 
 Camera workers stay separate processes and hand each processed frame's sightings over
-through the ``camera_frames`` table (:mod:`edge.fusion.store`). This service fuses one
-instant every ``1 / fusion.rate_fps`` seconds of camera time, ``fusion.latency_s``
-behind the clock so that every camera's frames of that instant have arrived, with
-each camera's latest frame at or before the instant: cameras may run at different
+through the ``camera_frames`` table (:mod:`edge.fusion.store`), in batches every
+``service.flush_interval_s``. This service fuses one instant every
+``1 / fusion.rate_fps`` seconds of camera time, ``service.flush_interval_s +
+fusion.latency_s`` behind the clock so that every camera's frames of that instant have
+arrived (a frame that comes later still is counted as late, per camera, in the health
+report), with each camera's latest frame at or before the instant: cameras may run at different
 frame rates and their clocks may disagree by a few hundred milliseconds. The fused
 tracks are stored as the ``store`` run's ``track_points``, which the visits, the
 status page and the aggregates read, so every person is counted once.
@@ -25,12 +27,17 @@ from edge.config import SiteConfig
 from edge.config.site import STORE_TRACKS_ID
 from edge.errors import StorageError
 from edge.fusion.stage import FusionStage
-from edge.fusion.store import delete_camera_frames, read_camera_frames
+from edge.fusion.store import delete_camera_frames, read_new_camera_frames
 from edge.records import FloorObservations, FusedTracks
 from edge.storage.health import report_health
-from edge.storage.trajectories import finish_run, start_run, write_fused_points
+from edge.storage.trajectories import (
+    close_running_runs,
+    finish_run,
+    start_run,
+    write_fused_points,
+)
 from edge.visits.analysis import VisitAnalyzer
-from edge.visits.builder import build_visits
+from edge.visits.builder import build_visits, interrupted_runs_to_build
 
 log = logging.getLogger(__name__)
 
@@ -57,38 +64,46 @@ class FusionWorker:
         self.clock = clock
         self.config = site.fusion
         self.step_s = 1.0 / self.config.rate_fps
+        # A camera worker stores a frame up to a flush interval after taking it.
+        self.wait_s = site.service.flush_interval_s + self.config.latency_s
         self.stage = FusionStage(site)
         self.visits = VisitAnalyzer(site)  # a bad segment spec stops the service at start
         self.run_id: int | None = None
         self.instant: float | None = None  # the last fused instant
-        self.read_until = 0.0
+        self.last_row = 0  # the last camera_frames row read
+        self.done_until = 0.0  # frames stamped up to this were fused, or predate the service
+        self.frames_read = 0
+        self.late_frames: dict[str, int] = {}  # per camera: came after their instant was fused
         self.frames = 0
         self.pending: list[FloorObservations] = []
         self.batch: list[FusedTracks] = []
         self.last_people = 0
+        self._late_reported: dict[str, int] = {}
 
     def close_interrupted_runs(self) -> None:
-        """Close store runs a killed fusion service left ``running``, and build their
-        visits."""
-        for (run_id,) in self.db.execute(
-            "select id from runs where camera_id = ? and status = 'running'", [STORE_TRACKS_ID]
-        ).fetchall():
-            with self.db.atomic():
-                self.db.execute("update runs set ended_at = ?, status = 'interrupted' "
-                                "where id = ?", [self.clock(), run_id])
+        """Close store runs a killed fusion service left ``running``, and build the visits
+        of every interrupted store run (also those ``edge purge`` closed meanwhile)."""
+        close_running_runs(self.db, STORE_TRACKS_ID)
+        for run_id in interrupted_runs_to_build(self.db, STORE_TRACKS_ID):
             self._build_visits(run_id)
 
     def start(self) -> None:
         self.close_interrupted_runs()
         names = ", ".join(c.id for c in self.site.cameras)
         self.run_id = start_run(self.db, STORE_TRACKS_ID, f"fusion of {names}", "fusion")
-        self.read_until = self.clock() - self.config.latency_s
+        self.done_until = self.clock() - self.wait_s
 
     def fuse_ready(self) -> int:
         """Fuse every instant whose frames have all arrived; returns instants fused."""
-        watermark = self.clock() - self.config.latency_s
-        self.pending.extend(read_camera_frames(self.db, self.read_until, watermark))
-        self.read_until = max(self.read_until, watermark)
+        watermark = self.clock() - self.wait_s
+        frames, self.last_row = read_new_camera_frames(self.db, self.last_row)
+        self.frames_read += len(frames)
+        for seen in frames:
+            if seen.timestamp > self.done_until:
+                self.pending.append(seen)
+            elif self.instant is not None:
+                self.late_frames[seen.camera_id] = self.late_frames.get(seen.camera_id, 0) + 1
+        self.pending.sort(key=lambda seen: seen.timestamp)  # batches of cameras interleave
         if self.instant is None:
             if not self.pending:
                 return 0
@@ -99,6 +114,7 @@ class FusionWorker:
             edge = self.instant + self.step_s / 2
             due = [seen for seen in self.pending if seen.timestamp <= edge]
             self.pending = [seen for seen in self.pending if seen.timestamp > edge]
+            self.done_until = edge
             latest: dict[str, FloorObservations] = {}
             for seen in due:  # in time order: the latest frame of each camera wins
                 latest[seen.camera_id] = seen
@@ -132,20 +148,31 @@ class FusionWorker:
 
     def report_health(self) -> None:
         now = self.clock()
-        live = sorted(self.stage.tracker.live_cameras(now - self.config.latency_s))
+        live = sorted(self.stage.tracker.live_cameras(now - self.wait_s))
         down = sorted({c.id for c in self.site.cameras} - set(live))
         pairs = {f"{a}-{b}": {"median_m": round(m, 3), "sightings": n}
                  for (a, b), (m, n) in self.stage.tracker.calibration_health().items()}
         worst = max(pairs.items(), key=lambda item: item[1]["median_m"], default=None)
         detail = {"people": self.last_people, "cameras_live": live, "cameras_down": down,
                   "cameras_live_count": len(live), "cameras_down_count": len(down),
-                  "fused_frames": self.frames, "calibration_pairs": pairs,
+                  "fused_frames": self.frames, "late_frames": dict(self.late_frames),
+                  "calibration_pairs": pairs,
                   "calibration_worst_pair": worst[0] if worst else None,
                   "calibration_worst_median_m": worst[1]["median_m"] if worst else None}
-        if down:
+        late = sorted(camera for camera, _ in self.late_frames.items()
+                      - self._late_reported.items())
+        self._late_reported = dict(self.late_frames)
+        silent = [camera for camera in down if camera not in late]
+        problems = []
+        if silent:
+            problems.append(f"Cameras {', '.join(silent)} send no pictures: the people in "
+                            "their areas are kept as last seen until they are back.")
+        if late:
+            problems.append(f"Pictures of cameras {', '.join(late)} arrive more than "
+                            f"{self.wait_s:g} s late and are left out: raise fusion.latency_s.")
+        if problems:
             status = "degraded"
-            message = (f"Cameras {', '.join(down)} send no pictures: the people in their "
-                       "areas are kept as last seen until they are back.")
+            message = " ".join(problems)
         else:
             status = "ok"
             message = f"All {len(live)} cameras are combined into one count of people."
@@ -162,18 +189,17 @@ class FusionWorker:
         self.start()
         assert self.run_id is not None
         service = self.site.service
-        last_flush = last_visits = last_health = time.monotonic()
+        last_visits = last_health = time.monotonic()
         status = "failed"
         try:
             while not stop.wait(self.step_s):
-                self.fuse_ready()
-                now = time.monotonic()
-                if now - last_flush >= service.flush_interval_s:
+                # Stored at once: the instants are already service.flush_interval_s +
+                # fusion.latency_s old, and the page counts people seen in the last
+                # web.live_window_s (5 s).
+                if self.fuse_ready():
                     self.flush()
-                    last_flush = now
+                now = time.monotonic()
                 if now - last_visits >= service.visits_interval_s:
-                    self.flush()  # every instant fused so far is stored before the build
-                    last_flush = now
                     self._build_visits(self.run_id, stored_until=self.instant)
                     last_visits = now
                 if now - last_health >= service.health_interval_s:

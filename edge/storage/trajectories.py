@@ -148,6 +148,26 @@ def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str)
         )
 
 
+def close_running_runs(db: sqlite_utils.Database, camera_id: str) -> list[int]:
+    """Close as ``interrupted`` ``camera_id``'s runs left ``running`` by a worker that died
+    (kill -9, power cut, OOM); returns their ids. Each ends at its last stored position
+    (else its start). Only its own worker may call this, at start, when no live worker
+    owns those runs."""
+    runs = [row[0] for row in db.execute(
+        "select id from runs where camera_id = ? and status = 'running' order by id", [camera_id]
+    ).fetchall()]
+    for run_id in runs:
+        with db.atomic():
+            db.execute(
+                "update runs set status = 'interrupted', ended_at = coalesce("
+                "(select max(t) from track_points where run_id = ?), started_at) where id = ?",
+                [run_id, run_id],
+            )
+        log.warning("Run %d (camera %s) was interrupted (its worker died); closed it.",
+                    run_id, camera_id)
+    return runs
+
+
 def close_dead_runs(db: sqlite_utils.Database) -> list[int]:
     """Close as ``interrupted`` every run still ``running`` whose process is gone (killed,
     crashed, or from an earlier boot); returns their ids. Its end is its last stored

@@ -112,6 +112,18 @@ def build_visits(
     return summary
 
 
+def interrupted_runs_to_build(db: sqlite_utils.Database, camera_id: str) -> list[int]:
+    """``camera_id``'s interrupted runs whose visits were not all built: closed by its own
+    worker at start, or by ``edge purge`` (``close_dead_runs``) while no worker ran. Their
+    cut-off tracks still have to become visits."""
+    built = ("and id not in (select run_id from visit_build_runs where finished) "
+             if db["visit_build_runs"].exists() else "")
+    return [row[0] for row in db.execute(
+        f"select id from runs where camera_id = ? and status = 'interrupted' {built}order by id",
+        [camera_id],
+    ).fetchall()]
+
+
 def _report(db: sqlite_utils.Database, analyzer: VisitAnalyzer, summary: BuildSummary) -> None:
     """Health of the behavioural layer, for the status page: a rejected spec is degraded."""
     detail = {"spec_version": summary.spec_version, "visits_built": summary.visits,
