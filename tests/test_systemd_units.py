@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED
 
 pytestmark = pytest.mark.system
 
@@ -73,3 +73,52 @@ def test_check_config_knows_what_the_camera_unit_hides():
     text = (REPO / "systemd" / "store-edge-camera@.service").read_text()
     for folder, setting in HIDDEN_FROM_SERVICES.items():
         assert re.search(rf"^{re.escape(setting)}$", text, re.M), f"{folder}: no {setting}"
+
+
+# What each service does at start that reaches the kernel: numpy (OpenBLAS binds its
+# memory: mbind), OpenCV, and onnxruntime running the detector on worker threads
+# (sched_setaffinity). A unit whose filter kills any of them never starts.
+STARTUP_WORK = """
+import sys
+import numpy as np
+import cv2
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = 2
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+name = session.get_inputs()[0].name
+session.run(None, {name: np.zeros((1, 3, 416, 416), np.float32)})
+print("ran", cv2.__version__)
+"""
+
+
+@pytest.mark.parametrize("unit", SERVICES, ids=lambda u: u.name)
+def test_the_unit_s_system_call_filter_lets_the_service_start(unit):
+    """The units denied @resources with no SystemCallErrorNumber: systemd killed every
+    service (SIGSYS) at `import numpy`, on every box, while the tests, which do not
+    start services through systemd, passed."""
+    from tests.support import seccomp
+
+    missing = seccomp.available()
+    if missing:
+        pytest.skip(f"cannot build a seccomp filter here: {missing}")
+    model = SHARED / "models" / "yolox_nano_416x416.onnx"
+    result = seccomp.run_filtered(unit.read_text(),
+                                  [sys.executable, "-c", STARTUP_WORK, str(model)])
+    assert result.returncode == 0, f"{unit.name}: exit {result.returncode}\n{result.stderr}"
+    assert result.stdout.startswith("ran")
+
+
+def test_only_the_sync_service_may_reach_beyond_the_store_network():
+    """Nothing but an aggregate may leave the box: onnxruntime sends usage telemetry
+    from the camera worker's process, so every service but sync is kept to loopback
+    (or the store's private ranges, for cameras and the page's readers)."""
+    private = {"localhost", "link-local", "multicast", "10.0.0.0/8", "172.16.0.0/12",
+               "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"}
+    for unit in SERVICES:
+        text = unit.read_text()
+        if "sync" in unit.name:
+            continue
+        assert re.search(r"^IPAddressDeny=any$", text, re.M), unit.name
+        allowed = set(" ".join(re.findall(r"^IPAddressAllow=(.*)$", text, re.M)).split())
+        assert allowed <= private, (unit.name, allowed - private)
