@@ -23,15 +23,23 @@ def share_dir() -> Path:
 # Where the installer keeps the services' secrets (scripts/install); systemd hands them
 # to each service as $CREDENTIALS_DIRECTORY (LoadCredential in the units).
 CREDENTIALS_DIR = Path("/etc/store-edge/credentials")
+# An installed box (scripts/install): its config, and the services' state folder
+# (StateDirectory= of the units).
+INSTALLED_CONFIG = Path("/etc/store-edge/site.yaml")
+INSTALLED_STATE_DIR = Path("/var/lib/store-edge")
 
 
 def state_dir() -> Path:
-    """Writable state folder: ``$EDGE_STATE_DIR``, systemd's ``$STATE_DIRECTORY``,
-    or ``./var`` for engineers working in a checkout."""
+    """Writable state folder: ``$EDGE_STATE_DIR``, systemd's ``$STATE_DIRECTORY``, the
+    services' folder on an installed box (so that ``edge status`` or ``edge purge`` run
+    by hand read the services' database, wherever they are run from), else ``./var``
+    for engineers working in a checkout."""
     for variable in ("EDGE_STATE_DIR", "STATE_DIRECTORY"):
         value = os.environ.get(variable)
         if value:
             return Path(value.split(":")[0])
+    if INSTALLED_CONFIG.is_file() and INSTALLED_STATE_DIR.is_dir():
+        return INSTALLED_STATE_DIR
     return Path.cwd() / "var"
 
 

@@ -152,3 +152,27 @@ def test_a_mistyped_db_is_named_not_blamed_on_the_services(tmp_path):
     # The site's own database before any service started: the services are the news.
     fresh = status(config)
     assert fresh.exit_code == 1 and "has never reported" in fresh.output
+
+
+def test_commands_run_by_hand_on_an_installed_box_use_the_services_state(tmp_path, monkeypatch):
+    """Reviewer's report: `edge status` or `edge purge`, run by store IT from /root,
+    read ./var/edge.db (and created it), not the services' /var/lib/store-edge: the
+    status said no camera had ever reported, and the purge deleted nothing."""
+    import edge.assets
+    import edge.paths
+
+    config, state = tmp_path / "etc" / "site.yaml", tmp_path / "var-lib"
+    monkeypatch.setattr(edge.paths, "INSTALLED_CONFIG", config)
+    monkeypatch.setattr(edge.paths, "INSTALLED_STATE_DIR", state)
+    monkeypatch.delenv("EDGE_STATE_DIR", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("EDGE_MODEL_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert edge.paths.state_dir() == tmp_path / "var"  # a checkout: no installed box
+    config.parent.mkdir()
+    config.write_text("site: {id: s}\n")
+    state.mkdir()
+    assert edge.paths.state_dir() == state
+    assert edge.assets.model_store() == state / "models"
+    monkeypatch.setenv("EDGE_STATE_DIR", str(tmp_path / "mine"))
+    assert edge.paths.state_dir() == tmp_path / "mine"  # the variable still wins

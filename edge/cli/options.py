@@ -12,10 +12,8 @@ import click
 
 from edge.config import SiteConfig, load_site
 from edge.errors import StorageError
-from edge.paths import default_site_config, state_dir
+from edge.paths import INSTALLED_CONFIG, default_site_config, state_dir
 from edge.storage.database import default_db_path
-
-INSTALLED_CONFIG = Path("/etc/store-edge/site.yaml")
 
 site_option = click.option(
     "--site",
