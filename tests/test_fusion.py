@@ -138,6 +138,22 @@ def test_a_camera_going_down_does_not_make_its_people_leave():
     assert back.cameras.tolist() == [1, 1]
 
 
+def test_a_camera_down_for_good_lets_its_people_go_after_down_hold_s():
+    """Reviewer's report: a camera that died kept the person last seen in its area in the
+    store for as long as the service ran (occupancy one too high all day, their visit
+    never built). They are held for fusion.down_hold_s, then let go."""
+    coverage = squares(a=(0, 0, 5, 10), b=(5, 0, 10, 10))
+    fusion = FloorFusion(FusionConfig(down_hold_s=30.0), coverage, ((0, 0), (10, 10)))
+    frames = [[sighting("a", k / FPS, [2.0, 5.0]), sighting("b", k / FPS, [8.0, 5.0])]
+              for k in range(10)]
+    frames += [[sighting("b", k / FPS, [8.0, 5.0])] for k in range(10, 10 + int(60 * FPS))]
+    seen = ids_over_time(fusion, frames)
+    down_at = 10 / FPS + FusionConfig().camera_down_after_s
+    assert seen[int((down_at + 25) * FPS)] == [1, 2], "held while the camera may come back"
+    assert seen[int((down_at + 35) * FPS)] == [2], "let go once held for down_hold_s"
+    assert seen[-1] == [2]
+
+
 def test_a_person_who_leaves_a_live_camera_s_view_is_gone():
     coverage = squares(a=(0, 0, 10, 10))
     fusion = FloorFusion(FusionConfig(), coverage, ((0, 0), (10, 10)))

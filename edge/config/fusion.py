@@ -62,6 +62,11 @@ class FusionConfig(StrictModel):
     camera_down_after_s: float = Field(3.0, gt=0, le=600)
     """A camera silent this long is down: people last seen in its area are held where they were,
     counted, never 'seen leaving' because a camera died."""
+    down_hold_s: float = Field(300.0, gt=0, le=86400)
+    """...for at most this long: then they are let go where they were last seen (their visit ends,
+    occupancy stops counting them). A camera that restarts is back within a minute or two; one
+    down for longer would otherwise keep its people in the store, and their visits open, until the
+    service stops."""
     merge_distance_m: float = Field(0.5, ge=0, le=5)
     """Two people closer than this whom no camera ever sees apart are one person (a duplicate from
     one camera's calibration error)."""

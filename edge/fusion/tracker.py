@@ -80,6 +80,7 @@ class _People:
     held: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # cameras, now
     missed_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # while a camera looked
+    held_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # while only a dead one could
 
     def __len__(self) -> int:
         return len(self.uid)
@@ -92,6 +93,7 @@ class _People:
             camera_mask: int) -> None:
         self.seen = np.append(self.seen, sightings)
         self.missed_s = np.append(self.missed_s, 0.0)
+        self.held_s = np.append(self.held_s, 0.0)
         self.camera_mask = np.append(self.camera_mask, camera_mask)
         self.x = np.vstack([self.x, x[None]])
         self.p = np.concatenate([self.p, p[None]])
@@ -354,6 +356,7 @@ class FloorFusion:
         if len(people) == 0:
             return
         people.missed_s[people.seen > 0] = 0.0
+        people.held_s[people.seen > 0] = 0.0
         people.held[people.seen > 0] = False
         unseen = np.flatnonzero(people.seen == 0)  # only they can be gone: few, usually
         if len(unseen) == 0:
@@ -369,11 +372,13 @@ class FloorFusion:
                     if self.bounds is not None else np.ones(len(xy), bool))
         held = ~covered_live & covered_down
         people.held[unseen] = held
+        people.held_s[unseen] += held * self._dt
         people.last_seen[unseen[held]] = t  # the clock stops while only a dead camera looks
         people.x[unseen[held], 2:] = 0.0
         age = t - people.last_seen[unseen]
         gone = (~on_floor
                 | (covered_live & (people.missed_s[unseen] > self.config.lost_after_s))
+                | (held & (people.held_s[unseen] > self.config.down_hold_s))
                 | (~covered_live & ~held & (age > self.config.blind_keep_s)))
         if gone.any():
             keep = np.ones(len(people), bool)
