@@ -253,6 +253,15 @@ class WindowCounter:
         self._weak_last = {}
         return self.finish()
 
+    def clock_stepped(self, before: float, after: float) -> list[WifiWindow]:
+        """Live capture: the wall clock jumped from ``before`` to ``after``. The open
+        window is emitted as covered up to ``before`` and coverage starts again at
+        ``after``: the time stepped over was not listened to and no window claims it."""
+        self._covered_to = min(self._covered_to, before)
+        closed = self.restart()
+        self.start_coverage(after)
+        return closed
+
     def _forget_arrivals(self, now: float) -> None:
         """Drop counted ids the estimator can no longer return (see the class doc)."""
         horizon = now - (self.forget_after_s + EXPIRY_INTERVAL_S + self.lateness_s)
