@@ -308,7 +308,7 @@ def replay_capture(
             progress(capture.size, capture.size)
         read = capture.stats
         pipeline.stats.truncated_ies = pipeline.truncated_ies
-        notes = list(read.notes)
+        notes = read.skip_notes() + read.notes
         if read.no_timestamp:
             notes.append(f"{read.no_timestamp} pcapng simple packet blocks skipped (no time stamp)")
     return ReplayResult(windows, pipeline.stats, notes, pipeline.device_tally,
