@@ -151,3 +151,21 @@ def test_two_boxes_replaying_the_same_capture_share_no_pseudonym():
         pipeline.finish()
     assert len(seen[0]) > 10 and len(seen[0]) == len(seen[1])
     assert len(seen[0] & seen[1]) <= 1
+
+
+def test_a_far_future_frame_does_not_carry_devices_into_the_next_days():
+    """Regression (review, r1_future_timestamp): after a frame stamped 2090 the key stopped
+    rotating and the device estimator was never reset again, so one phone was one device
+    over every later day. Each day (and the bogus one) gets its own key and devices."""
+    keys = KeptKeys()
+    pipeline = FramePipeline(WifiConfig(), sensor="iface:test", timezone="Europe/Prague",
+                             key_factory=keys)
+    days = []
+    for when in ("2024-03-15T10:00:00", "2090-06-01T12:00:00", "2024-03-16T10:00:00",
+                 "2024-03-17T10:00:00"):
+        for second in range(0, 120, 10):
+            pipeline.feed(FRAME, at(when) + second, 127)
+        days.append(pipeline.anonymizer.day)
+    assert days == ["2024-03-15", "2090-06-01", "2024-03-16", "2024-03-17"]
+    assert pipeline.stats.key_rotations == 3 and len(keys.drawn) == 4
+    assert pipeline.device_tally.in_store == 4            # one phone, counted once a day

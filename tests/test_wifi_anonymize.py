@@ -137,3 +137,21 @@ def test_parse_mac_rejects_the_rest(text):
 def test_bits_are_bounded():
     with pytest.raises(ValueError):
         Anonymizer(bits=4)
+
+
+def test_a_far_future_time_stamp_does_not_hold_one_key_over_the_days_after_it():
+    """Regression (review, r1_future_timestamp): one frame stamped 2090 moved the key's
+    day to 2090, and as keys only moved forward, every later real day shared that key:
+    one phone's pseudonym was the same on two days. A key serves one day, either way."""
+    keys = RecordingKeys()
+    anonymizer = Anonymizer(timezone=PRAGUE, key_factory=keys)
+    seen = {}
+    for when in ("2024-03-15T10:00:00", "2090-06-01T12:00:00", "2024-03-16T10:00:00",
+                 "2024-03-17T10:00:00", "2024-03-16T11:00:00"):   # the last: a clock step back
+        anonymizer.advance(at(when))
+        seen[when] = (anonymizer.day, anonymizer.pseudonym(PHONE))
+    assert [day for day, _ in seen.values()] == [
+        "2024-03-15", "2090-06-01", "2024-03-16", "2024-03-17", "2024-03-16"]
+    assert anonymizer.generation == 5 and len(keys.keys) == 5      # a new key each time
+    assert all(key == bytearray(KEY_BYTES) for key in keys.keys[:-1])   # none kept to reuse
+    assert len({pseudonym for _, pseudonym in seen.values()}) == 5

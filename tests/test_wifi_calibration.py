@@ -89,6 +89,15 @@ def test_wifi_section_defaults_and_normalisation():
     assert site.wifi.rssi_gate_dbm == -70 and site.wifi.pseudonym_bits == 20
 
 
+@pytest.mark.parametrize("section", [
+    "wifi: {windows_s: [60, 300]}\nsync: {window_s: 900}",
+    "wifi: {windows_s: [60, 900]}\nsync: {window_s: 1800}",
+    "wifi: {windows_s: [60, 600]}\nsync: {enabled: false}",    # nothing aggregated
+])
+def test_wifi_windows_that_fit_the_sync_window_are_accepted(section):
+    assert parse_site(SITE + section + "\n").wifi is not None
+
+
 @pytest.mark.parametrize(
     "section, message",
     [
@@ -98,6 +107,12 @@ def test_wifi_section_defaults_and_normalisation():
         ("wifi: {pseudonym_bits: 128}", "pseudonym_bits"),
         ("wifi: {link_window_s: 900, forget_after_s: 600}", "forget_after_s"),
         ("wifi: {rssi_gate: -70}", "rssi_gate"),
+        # Regression (review, r9_page_vs_mqtt): accepted, then the aggregates never sent
+        # the 600 s windows across a 900 s boundary (981 passers-by sent, 1351 on the page).
+        ("wifi: {windows_s: [60, 600]}\nsync: {window_s: 900}",
+         r"wifi\.windows_s: every Wi-Fi window length must divide sync\.window_s \(900 s\).* "
+         r"600 s does not: use e\.g\. \[60, 900\], or change sync\.window_s"),
+        ("wifi: {windows_s: [60, 900]}\nsync: {window_s: 600}", r"\(600 s\).* 900 s does not"),
     ],
 )
 def test_wifi_section_errors_name_the_line(section, message):

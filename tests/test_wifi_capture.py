@@ -4,6 +4,7 @@ and the capture loop fed by a source that plays a shared capture in "real time".
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -134,7 +135,7 @@ def test_live_loop_gives_the_same_windows_as_replay():
     watchdog = CaptureWatchdog(30, lambda: True, clock=lambda: clock[0])
     run_capture(source, pipeline, windows.extend, watchdog=watchdog,
                 on_health=lambda state, detail: health.append(state.status),
-                clock=lambda: clock[0], health_every_s=10)
+                clock=lambda: clock[0], monotonic=lambda: clock[0], health_every_s=10)
     assert source.closed
     replayed = replay_to_list(IPHONE, config, window_sizes=[60, 900])
     live = [(w.start, w.window_s, w.frames, w.in_store_devices, w.passers_by) for w in windows
@@ -159,7 +160,7 @@ def test_interface_leaving_monitor_mode_stops_the_capture():
     watchdog = CaptureWatchdog(300, lambda: clock[0] < 1_700_000_030, clock=lambda: clock[0])
     with pytest.raises(CaptureError, match="left monitor mode"):
         run_capture(Silent(), pipeline, lambda w: None, watchdog=watchdog,
-                    clock=lambda: clock[0], health_every_s=5)
+                    clock=lambda: clock[0], monotonic=lambda: clock[0], health_every_s=5)
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
@@ -186,3 +187,86 @@ def test_a_real_socket_feeds_the_same_loop():
     stats = pipeline.stats
     assert stats.frames >= 20 and stats.probe_requests == 0
     assert sum(stats.skipped.values()) + stats.other_frames == stats.frames
+
+
+class SteppedClock(FrameSource):
+    """One strong probe request per ``period_s`` of real time for ``count`` frames, stamped
+    by a wall clock that NTP steps by ``step_s`` after ``step_after`` frames."""
+
+    def __init__(self, count: int, step_after: int, step_s: float, period_s: float = 0.0):
+        with CaptureFile(IPHONE) as capture:
+            self.data = [frame.data for frame in capture]
+        self.count, self.step_after = count, step_after
+        self.step_s, self.period_s = step_s, period_s
+        self.t0 = 1_718_000_100.0 - time.monotonic()            # 2024-06-10T06:15:00Z
+        self.stepped = False
+
+    def wall(self) -> float:
+        return self.t0 + time.monotonic() + (self.step_s if self.stepped else 0.0)
+
+    def frames(self):
+        for index in range(self.count):
+            self.stepped = index >= self.step_after
+            time.sleep(self.period_s)
+            yield self.data[index % len(self.data)], self.wall()
+
+
+def test_a_clock_stepped_back_does_not_stop_health_and_the_systemd_watchdog():
+    """Regression (review, r2_clock_step_back): ticks and health were due when the wall
+    clock had moved on by their period, so after NTP stepped it back 10 minutes neither
+    ran for 10 minutes, and systemd (WatchdogSec=60, pinged from health) killed the
+    service. They now run on monotonic time."""
+    source = SteppedClock(count=60, step_after=20, step_s=-600.0, period_s=0.01)
+    pipeline = FramePipeline(WifiConfig(trust_la_bit=False), sensor="iface:test",
+                             window_sizes=[60], clock=source.wall)
+    health: list[bool] = []
+    watchdog = CaptureWatchdog(300, lambda: True)
+    run_capture(source, pipeline, lambda windows: None, watchdog=watchdog,
+                on_health=lambda state, detail: health.append(source.stepped),
+                clock=source.wall, health_every_s=0.05)
+    assert health.count(True) >= 3               # still reporting after the step
+    assert pipeline.stats.clock_steps == 1
+
+
+def test_a_clock_stepped_forward_claims_no_coverage_for_the_time_skipped():
+    """Regression (review, r2b_clock_step_forward): after NTP stepped the clock an hour
+    forward, the hour nobody listened to was written as four 15-minute windows covered
+    for 900 s with no frame: a real zero as far as the page and head office knew."""
+    source = SteppedClock(count=200, step_after=100, step_s=3600.0)
+    pipeline = FramePipeline(WifiConfig(trust_la_bit=False), sensor="iface:test",
+                             window_sizes=[900], clock=source.wall)
+    windows: list = []
+    run_capture(source, pipeline, windows.extend, clock=source.wall)
+    assert [w.frames for w in windows] == [100, 100]       # before and after the step
+    assert [w.start for w in windows] == [1_718_000_100.0, 1_718_000_100.0 + 3600]
+    assert all(w.covered_s < 5 for w in windows)          # the frames came within a second
+
+
+class Unplugged(FrameSource):
+    """Delivers a few frames, then fails as a socket on a vanished interface does."""
+
+    def __init__(self) -> None:
+        with CaptureFile(IPHONE) as capture:
+            self.data = [f.data for f, _ in zip(capture, range(30), strict=False)]
+        self.closed = False
+
+    def frames(self):
+        for data in self.data:
+            yield data, time.time()
+        raise OSError(errno.ENETDOWN, "Network is down")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_interface_that_vanishes_is_a_capture_error_that_says_so():
+    """Regression (review, r5_interface_vanishes): an unplugged adapter surfaced as a bare
+    OSError (Errno 100) instead of the CaptureError the service turns into its health
+    message and exit; the windows counted until then are still written."""
+    source = Unplugged()
+    pipeline = FramePipeline(WifiConfig(), sensor="iface:test")
+    windows: list = []
+    with pytest.raises(CaptureError, match=r"reading frames raised Network is down \(errno "
+                                           r"100\); the interface was most likely unplugged"):
+        run_capture(source, pipeline, windows.extend)
+    assert source.closed and sum(w.frames for w in windows if w.window_s == 900) == 30

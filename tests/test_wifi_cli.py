@@ -23,6 +23,7 @@ from edge.wifi.pcapfile import CaptureFile
 from tests.conftest import PETS_SITE, SHARED
 from tests.support.cli import run_edge
 from tests.test_wifi_brno import lab_pcs
+from tests.test_wifi_pcap import pcapng_blocks, real_frames, write_pcapng
 
 pytestmark = pytest.mark.system
 
@@ -253,3 +254,27 @@ def test_a_capture_without_one_readable_frame_is_an_error(tmp_path, records):
     assert result.output.splitlines()[-1].startswith(
         f"Error: capture {cut}: no frame could be read")
     assert result.output.count("\n") == 1
+
+
+def test_replay_says_why_pcapng_packet_blocks_were_skipped(tmp_path):
+    """Regression (review, r8_pcapng_silent): blocks of an undescribed interface were
+    dropped without a word, and a file of nothing else failed with "no frame could be
+    read" and no reason."""
+    data = write_pcapng(tmp_path / "whole.pcapng", real_frames(10)).read_bytes()
+    blocks = pcapng_blocks(data)
+    half = bytearray(data)
+    for offset in [offset for offset, kind in blocks if kind == 6][::2]:
+        struct.pack_into("<I", half, offset + 8, 1)
+    (tmp_path / "half.pcapng").write_bytes(half)
+    result = run("wifi", "replay", str(tmp_path / "half.pcapng"))
+    assert result.returncode == 0
+    assert ("Warning: 5 pcapng packet blocks skipped: they name an interface no Interface "
+            "Description Block describes") in result.stderr
+    idb = next(index for index, (_, kind) in enumerate(blocks) if kind == 1)
+    orphans = data[:blocks[idb][0]] + data[blocks[idb + 1][0]:]     # the IDB cut out
+    (tmp_path / "orphans.pcapng").write_bytes(orphans)
+    result = run("wifi", "replay", str(tmp_path / "orphans.pcapng"))
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"Error: capture {tmp_path / 'orphans.pcapng'}: no frame could be read: 10 pcapng packet "
+        "blocks skipped: they name an interface no Interface Description Block describes")

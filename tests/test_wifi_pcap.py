@@ -174,3 +174,34 @@ def test_other_link_types_are_skipped_and_counted(tmp_path):
     assert result.stats.probe_requests == 0
     mixed = write_pcapng(tmp_path / "plain80211.pcapng", frames, linktype=105)
     assert replay_to_list(mixed, WifiConfig()).stats.skipped == {"link type 105 (not radiotap)": 8}
+
+
+def pcapng_blocks(data: bytes) -> list[tuple[int, int]]:
+    """``(offset, block type)`` of every block of a little-endian pcapng file."""
+    blocks, offset = [], 0
+    while offset < len(data):
+        kind, length = struct.unpack_from("<II", data, offset)
+        blocks.append((offset, kind))
+        offset += length
+    return blocks
+
+
+def test_skipped_pcapng_packet_blocks_are_counted_with_their_reason(tmp_path):
+    """Regression (review, r8_pcapng_silent): packet blocks naming an interface with no
+    Interface Description Block, or claiming more bytes than they hold, were dropped
+    into ``corrupt``, which no summary printed."""
+    from edge.wifi.pcapfile import SKIP_NO_INTERFACE, SKIP_OVERLONG
+
+    data = bytearray(write_pcapng(tmp_path / "whole.pcapng", real_frames(10)).read_bytes())
+    packets = [offset for offset, kind in pcapng_blocks(bytes(data)) if kind == 6]
+    for offset in packets[:4]:
+        struct.pack_into("<I", data, offset + 8, 1)              # interface 1: not described
+    struct.pack_into("<I", data, packets[4] + 20, 60000)         # captured length > the block
+    damaged = tmp_path / "damaged.pcapng"
+    damaged.write_bytes(data)
+    with CaptureFile(damaged) as capture:
+        assert len(list(capture)) == 5
+        assert capture.stats.skipped == {SKIP_NO_INTERFACE: 4, SKIP_OVERLONG: 1}
+    notes = replay_to_list(damaged, WifiConfig()).read_notes
+    assert notes == [f"1 pcapng packet blocks skipped: {SKIP_OVERLONG}",
+                     f"4 pcapng packet blocks skipped: {SKIP_NO_INTERFACE}"]

@@ -191,3 +191,23 @@ def test_a_clock_jump_does_not_flood_empty_windows():
     closed = counter.add(strong(T0 + 40 * 365 * 86400), 1, T0)     # a damaged time stamp
     assert len(closed) == 1 and counter.time_jumps == 1
     assert len(counter.finish()) == 1
+
+
+def test_windows_recover_from_a_time_stamp_far_in_the_future():
+    """Regression (review, r1_future_timestamp): after one frame stamped 2090, only forward
+    jumps were noticed, so every later frame was counted in the 2090 window. A jump back
+    ends that window and the frames after it are counted in their own windows."""
+    future = 3_800_000_000.0
+    day2 = T0 + 86400
+    counter = WindowCounter(60, "test", lateness_s=0)
+    counter.add(strong(T0 + 5), 1, T0 + 5)
+    counter.add(weak(T0 + 6), None, None)
+    closed = counter.add(strong(future), 1, T0 + 5)              # a damaged time stamp
+    closed += counter.add(weak(day2 + 10), None, None)           # the next real frame
+    closed += counter.add(strong(day2 + 20), 2, day2 + 20)
+    closed += counter.add(strong(day2 + 70), 2, day2 + 20)
+    closed += counter.finish()
+    assert [(w.start, w.frames, w.passers_by) for w in closed] == [
+        (T0, 2, 1), (future - future % 60, 1, 0), (day2, 2, 1), (day2 + 60, 1, 0)]
+    assert counter.time_jumps == 2
+    assert closed[1].covered_s == 0 and closed[2].covered_s == 50

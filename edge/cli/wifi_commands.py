@@ -122,8 +122,9 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
         bar.close()
     if result.stats.frames == 0:
         # Regression: "Replayed 0 frames" and exit 0, e.g. on a capture cut off in its
-        # first record (as the other capture errors, this one names the file).
-        notes = "".join(f": {note}" for note in result.read_notes[:1])
+        # first record (as the other capture errors, this one names the file). Every
+        # note: one reason may hide behind another (blocks skipped, then a cut).
+        notes = f": {'; '.join(result.read_notes)}" if result.read_notes else ""
         raise DataFormatError(f"capture {capture}: no frame could be read{notes}")
     if db is not None:
         write_windows(db, pending)

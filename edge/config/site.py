@@ -97,6 +97,28 @@ class SiteConfig(StrictModel):
             first[camera.id] = index
         return self
 
+    @model_validator(mode="after")
+    def _wifi_windows_fit_the_sync_window(self) -> SiteConfig:
+        # The published aggregate of a sync window takes the longest Wi-Fi windows that
+        # end inside it (sync/aggregate.py, _wifi), the page the longest of the day: a
+        # length that does not divide sync.window_s (600 s in 900 s, or 900 s in 600 s)
+        # leaves windows no aggregate sends, or has the two show different windows.
+        if self.wifi is None or not self.sync.enabled:
+            return self
+        window_s = self.sync.window_s
+        bad = [length for length in self.wifi.windows_s if window_s % length]
+        if bad:
+            example = sorted({60, window_s}) if window_s % 60 == 0 else [window_s]
+            raise key_problems("SiteConfig", [(
+                ("wifi", "windows_s"),
+                f"every Wi-Fi window length must divide sync.window_s ({window_s} s), so that "
+                f"each sync window is made of whole Wi-Fi windows and the page and the "
+                f"published aggregates count the same ones; {', '.join(map(str, bad))} s does "
+                f"not: use e.g. {example}, or change sync.window_s",
+                self.wifi.windows_s,
+            )])
+        return self
+
     @property
     def visit_stored_within_s(self) -> float:
         """The longest a visit takes to be stored after its shopper was last seen: their

@@ -7,7 +7,10 @@ HMAC-SHA256(key, address) truncated to a few bits, where the key is
 - random per box and per process (read from the kernel's CSPRNG straight into a
   ``bytearray``), never written anywhere, never shared between two instances;
 - rotated at local midnight: the old key's bytes are zeroed and a new one drawn, so
-  pseudonyms of two days cannot be linked, not even by this box.
+  pseudonyms of two days cannot be linked, not even by this box;
+- bound to one day: a frame of any other day (a damaged time stamp, a clock stepped
+  either way) gets a new key too, so a far-future frame cannot hold one key over
+  the days after it, and a key once replaced is never used again.
 
 The same key pseudonymizes the site's exclusion list (the store's own devices) at
 each rotation, so frames from those devices are dropped by pseudonym and the list's
@@ -29,6 +32,9 @@ from zoneinfo import ZoneInfo
 
 KEY_BYTES = 32
 _MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
+# A frame this little before its key's day (sent just before midnight, read just after)
+# keeps the new key rather than drawing yet another for the day that has ended.
+LATE_FRAME_S = 60.0
 
 
 def random_key(size: int = KEY_BYTES) -> bytearray:
@@ -96,6 +102,7 @@ class Anonymizer:
         self._mac: hmac.HMAC | None = None
         self._salt = 0
         self._excluded: frozenset[int] = frozenset()
+        self._day_start = float("inf")
         self._day_end = float("-inf")
         self.generation = 0      # how many keys this instance has drawn
         self.day: str | None = None
@@ -103,8 +110,14 @@ class Anonymizer:
     # -- time ---------------------------------------------------------------------
 
     def advance(self, now: float) -> None:
-        """Rotate the key if ``now`` is past the current key's day. Never goes back."""
-        if now >= self._day_end:
+        """Draw a new key unless ``now`` is in the current key's local day.
+
+        Time may go either way: a frame of a later day, or of an earlier one (after a
+        far-future time stamp, or a clock stepped back), gets a fresh key for its own
+        day, never an earlier key (those are wiped). Only a frame at most
+        ``LATE_FRAME_S`` before the day keeps the current key (late, not another day).
+        """
+        if not self._day_start - LATE_FRAME_S <= now < self._day_end:
             self._rotate(now)
 
     def tick(self) -> None:
@@ -120,6 +133,8 @@ class Anonymizer:
         self._excluded = frozenset(self._pseudonym(address) for address in self._exclude)
         local = datetime.fromtimestamp(now, self._timezone)
         self.day = local.date().isoformat()
+        self._day_start = datetime.combine(local.date(), datetime.min.time(),
+                                           tzinfo=self._timezone).timestamp()
         midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(),
                                     tzinfo=self._timezone)
         self._day_end = midnight.timestamp()
@@ -133,6 +148,7 @@ class Anonymizer:
         self._mac = None
         self._salt = 0
         self._excluded = frozenset()
+        self._day_start = float("inf")
         self._day_end = float("-inf")
 
     @property

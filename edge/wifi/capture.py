@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 BPF_PROBE_REQUESTS = "type mgt subtype probe-req"
 ARPHRD_IEEE80211_RADIOTAP = 803
 SYSFS_NET = Path("/sys/class/net")
+# The wall clock moving this much more (or less) than the monotonic clock between two
+# turns of the capture loop is a step (NTP, a stale hardware clock), not drift: slewing
+# NTP moves it by 0.5 ms a second at most.
+CLOCK_STEP_S = 2.0
 
 SETUP_HINT = (
     "put a Wi-Fi adapter that supports monitor mode into monitor mode, e.g. "
@@ -224,14 +228,15 @@ class CaptureWatchdog:
     Args:
         silence_s: no frame for this long -> degraded.
         monitor_check: returns True while the interface is still in monitor mode.
-        clock: epoch seconds (injectable).
+        clock: seconds, monotonic (injectable): a wall clock stepped back would hide
+            silence, one stepped forward would invent it.
     """
 
     def __init__(
         self,
         silence_s: float,
         monitor_check: Callable[[], bool],
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.silence_s = silence_s
         self._monitor_check = monitor_check
@@ -263,34 +268,52 @@ def run_capture(
     on_health: Callable[[WatchdogState, dict[str, object]], None] | None = None,
     stop: threading.Event | None = None,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
     health_every_s: float = 10.0,
 ) -> None:
     """Feed every frame of ``source`` into ``pipeline`` until ``stop`` is set (or the
     source ends), closing windows by the clock when the air is quiet.
 
+    Periodic work (closing windows, health, hence the systemd watchdog's ping) runs on
+    ``monotonic`` time, so a wall clock stepped back cannot hold it off. A wall-clock
+    step (``clock`` moving more than ``CLOCK_STEP_S`` away from ``monotonic``) ends the
+    open windows at the old time and restarts them at the new one: no window claims
+    time nobody listened to.
+
     A "down" watchdog state ends the capture with a :class:`CaptureError` (systemd
-    restarts the service, which re-checks the interface).
+    restarts the service, which re-checks the interface), and so does an interface
+    that fails under the socket (unplugged, driver reset).
     """
     stop = stop or threading.Event()
     pipeline.start(clock())
     last_tick = last_health = float("-inf")
+    last_wall, last_mono = clock(), monotonic()
     try:
-        for item in source.frames():
+        for item in _frames(source):
+            now, mono = clock(), monotonic()
+            # Checked before the frame is counted: its time stamp is on the new clock.
+            stepped = (now - last_wall) - (mono - last_mono)
+            last_wall, last_mono = now, mono
+            if abs(stepped) > CLOCK_STEP_S:
+                log.warning("the wall clock stepped %+.0f s: Wi-Fi windows end at the old time "
+                            "and start again at the new one", stepped)
+                closed = pipeline.clock_stepped(now - stepped, now)
+                if closed:
+                    on_windows(closed)
             if item is not None:
                 data, timestamp = item
                 closed = pipeline.feed(data, timestamp, LINKTYPE_RADIOTAP)
                 if closed:
                     on_windows(closed)
                 if watchdog is not None:
-                    watchdog.frame_seen(timestamp)
-            now = clock()
-            if now - last_tick >= 1.0:
-                last_tick = now
+                    watchdog.frame_seen()
+            if mono - last_tick >= 1.0:
+                last_tick = mono
                 closed = pipeline.tick(now)
                 if closed:
                     on_windows(closed)
-            if watchdog is not None and now - last_health >= health_every_s:
-                last_health = now
+            if watchdog is not None and mono - last_health >= health_every_s:
+                last_health = mono
                 state = watchdog.check()
                 if on_health is not None:
                     on_health(state, pipeline.stats.as_dict())
@@ -303,3 +326,21 @@ def run_capture(
         closed = pipeline.finish()
         if closed:
             on_windows(closed)
+
+
+def _frames(source: FrameSource) -> Iterator[tuple[bytes, float] | None]:
+    """``source.frames()``, with an interface that fails under the socket (``OSError``:
+    ENETDOWN when unplugged, ENODEV, ENXIO...) as a :class:`CaptureError` that says so."""
+    frames = source.frames()
+    while True:
+        try:
+            item = next(frames)
+        except StopIteration:
+            return
+        except OSError as error:
+            raise CaptureError(
+                f"Wi-Fi capture failed: reading frames raised {error.strerror or error} "
+                f"(errno {error.errno}); the interface was most likely unplugged, reset or "
+                f"taken down: check it with `iw dev` and `ip link` ({SETUP_HINT})"
+            ) from error
+        yield item

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,12 @@ _PCAPNG_BOM = 0x1A2B3C4D
 # Section Header Block without options). Shorter is a cut-off file, not a capture.
 HEADER_BYTES = {"pcap": 24, "pcapng": 28}
 
+# Why a pcapng packet block was skipped (ReadStats.skipped; the replay summary says it).
+SKIP_NO_INTERFACE = ("they name an interface no Interface Description Block describes "
+                     "(blocks cut out of the file, or files joined without their headers)")
+SKIP_SHORT = "too short for a packet block header"
+SKIP_OVERLONG = "they claim more frame bytes than their block holds"
+
 
 @dataclass(slots=True)
 class ReadStats:
@@ -52,6 +59,13 @@ class ReadStats:
     no_timestamp: int = 0       # pcapng Simple Packet Blocks (skipped: no time)
     other_blocks: int = 0       # pcapng blocks that carry no frame (statistics, names...)
     notes: list[str] = field(default_factory=list)   # one line per stream-ending problem
+    # pcapng packet blocks skipped (the stream goes on after them): reason -> blocks
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def skip_notes(self) -> list[str]:
+        """One line per reason packet blocks were skipped, for the replay summary."""
+        return [f"{count} pcapng packet blocks skipped: {reason}"
+                for reason, count in sorted(self.skipped.items())]
 
 
 class RawFrame(NamedTuple):
@@ -216,7 +230,7 @@ class CaptureFile:
             elif block_type in (6, 2):   # Enhanced / obsolete Packet Block
                 head = 20
                 if body_end - body < head:
-                    stats.corrupt += 1
+                    stats.skipped[SKIP_SHORT] += 1
                     continue
                 if block_type == 6:
                     iface, high, low, captured = struct.unpack_from(order + "IIII", buf, body)
@@ -225,8 +239,11 @@ class CaptureFile:
                         order + "HHIII", buf, body
                     )
                 start = body + head
-                if iface >= len(interfaces) or start + captured > body_end:
-                    stats.corrupt += 1
+                if iface >= len(interfaces):
+                    stats.skipped[SKIP_NO_INTERFACE] += 1
+                    continue
+                if start + captured > body_end:
+                    stats.skipped[SKIP_OVERLONG] += 1
                     continue
                 linktype, tick, shift = interfaces[iface]
                 stats.frames += 1

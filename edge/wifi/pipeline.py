@@ -42,6 +42,7 @@ class PipelineStats:
     truncated_ies: int = 0
     skipped: Counter[str] = field(default_factory=Counter)   # reason -> frames
     key_rotations: int = 0
+    clock_steps: int = 0                    # live: wall-clock steps (windows restarted)
 
     def as_dict(self) -> dict[str, object]:
         """Every count by name, in field order (``skipped`` as a plain dict)."""
@@ -200,6 +201,16 @@ class FramePipeline:
             closed.extend(counter.advance(now - counter.lateness_s))
         return closed
 
+    def clock_stepped(self, before: float, after: float) -> list[WifiWindow]:
+        """Live capture: the wall clock stepped from ``before`` to ``after`` (NTP, a stale
+        hardware clock). Ends the open windows at ``before`` and listens again from
+        ``after``, so no window claims the time stepped over; returns the windows ended."""
+        self.stats.clock_steps += 1
+        closed: list[WifiWindow] = []
+        for counter in self.counters:
+            closed.extend(counter.clock_stepped(before, after))
+        return closed
+
     def start(self, now: float) -> None:
         """Live capture: the sensor listens from ``now`` (empty windows still count)."""
         for counter in self.counters:
@@ -297,7 +308,7 @@ def replay_capture(
             progress(capture.size, capture.size)
         read = capture.stats
         pipeline.stats.truncated_ies = pipeline.truncated_ies
-        notes = list(read.notes)
+        notes = read.skip_notes() + read.notes
         if read.no_timestamp:
             notes.append(f"{read.no_timestamp} pcapng simple packet blocks skipped (no time stamp)")
     return ReplayResult(windows, pipeline.stats, notes, pipeline.device_tally,

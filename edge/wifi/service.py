@@ -123,7 +123,8 @@ def run_sniffer(
     rate = FrameRate()
 
     def health(state, detail) -> None:
-        figures = health_detail(detail, state, hopper.current, rate.update(detail, time.time()))
+        per_s = rate.update(detail, time.monotonic())   # a stepped wall clock would skew it
+        figures = health_detail(detail, state, hopper.current, per_s)
         report_health(db, component, state.status, state.message, figures)
         if on_alive is not None and state.status != "down":
             on_alive()
@@ -142,6 +143,11 @@ def run_sniffer(
                     on_health=health, stop=stop, clock=time.time)
     except CaptureError as error:
         final = str(error)
+        raise
+    except Exception as error:
+        # Not a clean stop: say so where the status page and the journal look.
+        final = f"Wi-Fi counting failed: {type(error).__name__}: {error}"
+        log.error("%s", final)
         raise
     finally:
         hopper.stop()

@@ -41,6 +41,9 @@ DWELL_BUCKETS: tuple[tuple[str, float], ...] = (
 
 # Longer than this without a frame is a clock jump (or a damaged time stamp), not quiet.
 MAX_QUIET_S = 2 * 86400.0
+# A frame this much older than the open window is a clock step back (or follows a
+# damaged, later time stamp), not a late frame: the windows start again at its time.
+MAX_LATE_S = 60.0
 
 
 def dwell_bucket(seconds: float) -> str:
@@ -164,10 +167,12 @@ class WindowCounter:
     ) -> list[WifiWindow]:
         """Count one probe; returns the windows it closed (possibly several, if quiet)."""
         t = probe.timestamp
-        if self._start is not None and t - self._start > MAX_QUIET_S:
-            # A clock jump or a corrupt time stamp, not a quiet day: end the window and
-            # start again at the new time instead of emitting thousands of empty ones.
-            closed = self.finish()
+        if self._start is not None and (t - self._start > MAX_QUIET_S
+                                        or t < self._start - MAX_LATE_S):
+            # A clock jump or a corrupt time stamp, not a quiet day nor a late frame: end
+            # the window and start again at the new time instead of emitting thousands of
+            # empty ones, or counting every later frame in the window of a future one.
+            closed = self.restart()
             self.time_jumps += 1
         else:
             closed = []
@@ -239,6 +244,23 @@ class WindowCounter:
         self._covered_from, self._covered_to = math.inf, -math.inf
         self._reset_counts()
         return [window]
+
+    def restart(self) -> list[WifiWindow]:
+        """The time line broke (a clock step, a damaged time stamp): emit the open window
+        as covered up to now, and count what comes next from its own time. The weak
+        bursts' times go too: one from the other side of a jump would hide or split a
+        burst until the clock caught up with it."""
+        self._weak_last = {}
+        return self.finish()
+
+    def clock_stepped(self, before: float, after: float) -> list[WifiWindow]:
+        """Live capture: the wall clock jumped from ``before`` to ``after``. The open
+        window is emitted as covered up to ``before`` and coverage starts again at
+        ``after``: the time stepped over was not listened to and no window claims it."""
+        self._covered_to = min(self._covered_to, before)
+        closed = self.restart()
+        self.start_coverage(after)
+        return closed
 
     def _forget_arrivals(self, now: float) -> None:
         """Drop counted ids the estimator can no longer return (see the class doc)."""
