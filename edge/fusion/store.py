@@ -74,10 +74,10 @@ def read_camera_frames(
 
 
 def read_new_camera_frames(
-    db: sqlite_utils.Database, after_row: int
+    db: sqlite_utils.Database, after_row: int, *, after_t: float = float("-inf")
 ) -> tuple[list[FloorObservations], int]:
-    """The frames written after row ``after_row``, in the order they were written, and
-    the last row read (pass it next time).
+    """The frames written after row ``after_row`` (and stamped after ``after_t``), in the
+    order they were written, and the last row read (pass it next time).
 
     Rows are numbered as they are inserted, so a frame that arrives late is still read
     once. Should the table have been emptied since (SQLite then numbers from 1 again),
@@ -89,10 +89,10 @@ def read_new_camera_frames(
         after_row = 0
     rows = db.execute(
         "select rowid, camera_id, frame, t, sightings from camera_frames where rowid > ? "
-        "order by rowid", [after_row]
+        "and t > ? order by rowid", [after_row, after_t]
     ).fetchall()
     frames = [_observations(camera, frame, t, text) for _, camera, frame, t, text in rows]
-    return frames, rows[-1][0] if rows else after_row
+    return frames, max(last, rows[-1][0]) if rows else last
 
 
 def _observations(camera: str, frame: int, t: float, text: str) -> FloorObservations:

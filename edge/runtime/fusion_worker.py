@@ -96,7 +96,10 @@ class FusionWorker:
     def fuse_ready(self) -> int:
         """Fuse every instant whose frames have all arrived; returns instants fused."""
         watermark = self.clock() - self.wait_s
-        frames, self.last_row = read_new_camera_frames(self.db, self.last_row)
+        # Before the first instant, what predates this service is not even decoded (a
+        # fusion back after hours finds hours of camera frames).
+        since = self.done_until if self.instant is None else float("-inf")
+        frames, self.last_row = read_new_camera_frames(self.db, self.last_row, after_t=since)
         self.frames_read += len(frames)
         for seen in frames:
             if seen.timestamp > self.done_until:

@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from edge.errors import EdgeError
 from sync.central.schema import day_of, ensure_partition, migrate
 from sync.consumer import check_aggregate
+from sync.contract import iso_utc
 from sync.errors import ContractError, WrongStore, short_reason
 
 log = logging.getLogger(__name__)
@@ -56,18 +57,11 @@ class AcceptedStarts:
     def refusal(self, window_start: float) -> str | None:
         if self.earliest <= window_start <= self.latest:
             return None
-        shown = _iso(window_start)
         return (
-            f"window starts {shown}, outside {_iso(self.earliest)} .. {_iso(self.latest)} "
+            f"window starts {iso_utc(window_start)}, outside {iso_utc(self.earliest)} .. "
+            f"{iso_utc(self.latest)} "
             "that this worker accepts (is the box's clock set?)"
         )
-
-
-def _iso(t: float) -> str:
-    try:
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return f"{t:.0f} s after 1970"
 
 
 class CentralStoreError(EdgeError):
