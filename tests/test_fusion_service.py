@@ -261,3 +261,105 @@ def test_visits_of_a_store_run_the_purge_closed_while_fusion_was_down_are_built(
     built = db.execute("select count(*) from visits where run_id = ?", [killed.run_id])
     assert built.fetchone()[0] == 3
     assert db["runs"].get(killed.run_id)["status"] == "interrupted"
+
+
+def walk_frames(until: float, leave: float) -> list:
+    """Both cameras' frames every 0.2 s up to ``until``: the three people of
+    :func:`people_at` until ``leave``, nobody after (the cameras keep looking)."""
+    return [sighting(camera, START + t, people_at(t) if t < leave else np.zeros((0, 2)))
+            for camera in ("door", "aisle") for t in np.arange(0.0, until, 0.2)]
+
+
+def fuse_on(worker: FusionWorker, now: list[float], until: float) -> None:
+    while now[0] < until:
+        now[0] += 0.5
+        worker.fuse_ready()
+        worker.flush()
+
+
+def store_visits(db) -> list[tuple[int, float, float]]:
+    return db.execute("select run_id, start_t, end_t from visits order by start_t").fetchall()
+
+
+def test_a_restarted_fusion_service_goes_on_with_the_same_people(tmp_path):
+    """Reviewer's report: restarting the fusion service (an upgrade, a config change,
+    systemd's Restart=) split every shopper in the store into two visits, 3 became 6:
+    the new run started with an empty tracker. Back within fusion.down_hold_s, it now
+    resumes its run with the same people, and fuses the frames stored meanwhile."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=40.0, leave=16.0))
+    now = [START + 1.0]
+    first = FusionWorker(site, db, clock=lambda: now[0])
+    first.start()
+    fuse_on(first, now, START + 9.0)
+    first.finish("stopped")  # SIGTERM, with the three people in the store
+    assert db["runs"].get(first.run_id)["status"] == "stopped"
+    now[0] = START + 12.0  # back 3 s later, the people still in the store
+    second = FusionWorker(site, db, clock=lambda: now[0])
+    second.start()
+    assert second.run_id == first.run_id
+    assert db["runs"].get(first.run_id)["status"] == "running"
+    fuse_on(second, now, START + 45.0)
+    second.finish("stopped")
+    FusionWorker(site, db, clock=lambda: START + 1000).start()  # builds what is left
+    visits = store_visits(db)
+    assert len(visits) == 3, visits
+    assert {run for run, _, _ in visits} == {first.run_id}
+    assert all(start < START + 2.0 and end > START + 14.0 for _, start, end in visits)
+    # the instants of the time it was down were fused from the stored camera frames
+    instants = np.array([t for (t,) in db.execute(
+        "select distinct t from track_points where run_id = ? order by t", [first.run_id])])
+    assert np.diff(instants[instants < START + 15.0]).max() < 0.5
+    assert db.execute("select count(distinct track_id) from track_points").fetchone()[0] == 3
+
+
+def test_a_fusion_service_back_too_late_ends_the_visits_where_it_stopped(tmp_path):
+    """Down longer than fusion.down_hold_s, the people it had in view may have left long
+    ago: their visits end where it stopped, and a new run starts."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=12.0, leave=16.0))
+    now = [START + 1.0]
+    first = FusionWorker(site, db, clock=lambda: now[0])
+    first.start()
+    fuse_on(first, now, START + 9.0)
+    first.finish("stopped")
+    assert store_visits(db) == []  # open: it may be back in time
+    late = FusionWorker(site, db, clock=lambda: START + 9.0 + site.fusion.down_hold_s + 5)
+    late.start()
+    assert late.run_id != first.run_id
+    visits = store_visits(db)
+    assert len(visits) == 3 and {run for run, _, _ in visits} == {first.run_id}
+
+
+def test_a_fusion_state_it_cannot_read_starts_a_new_run_and_loses_no_visit(tmp_path, caplog):
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=12.0, leave=16.0))
+    now = [START + 1.0]
+    first = FusionWorker(site, db, clock=lambda: now[0])
+    first.start()
+    fuse_on(first, now, START + 9.0)
+    first.finish("stopped")
+    with db.atomic():  # written by a later version, or damaged
+        db.execute("update fusion_state set state = '{\"version\": 99}'")
+    second = FusionWorker(site, db, clock=lambda: START + 12.0)
+    second.start()
+    assert second.run_id != first.run_id
+    assert "cannot be resumed" in caplog.text and "version 99" in caplog.text
+    assert len(store_visits(db)) == 3
+
+
+def test_the_saved_tracker_state_is_purged_with_the_raw_trajectories(tmp_path):
+    from edge.retention import purge
+
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=12.0, leave=16.0))
+    fuse_until(site, db, START + 1.0, START + 9.0).finish("stopped")
+    assert db["fusion_state"].count == 1
+    purge(db, site.storage, now=START + 3600.0)
+    assert db["fusion_state"].count == 1  # an hour later: still raw data's to keep
+    purge(db, site.storage, now=START + site.storage.raw_trajectory_hours * 3600 + 60)
+    assert db["fusion_state"].count == 0 and db["track_points"].count == 0

@@ -9,12 +9,17 @@ The fusion service reads the rows in the order they were written
 what it has fused; :func:`delete_camera_frames` also
 runs with the retention purge, so a stopped fusion service leaves nothing behind
 for longer than the raw-trajectory retention.
+
+The fusion service also keeps its tracker's state after the last instant it stored
+(``fusion_state``, one row), so that a service restarted within ``fusion.down_hold_s``
+resumes its run with the same people, fusing the frames the cameras stored meanwhile.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import sqlite_utils
@@ -38,6 +43,59 @@ def m001_camera_frames(db: sqlite_utils.Database) -> None:
         },
     )
     db.table("camera_frames").create_index(["t"])
+
+
+@MIGRATIONS()
+def m002_fusion_state(db: sqlite_utils.Database) -> None:
+    # The store-wide tracker's state after the last stored instant of a fusion run
+    # (FloorFusion.snapshot, JSON): floor positions and camera-local track ids only,
+    # purged with the raw trajectories.
+    db.table("fusion_state").create(
+        {"run_id": int, "t": float, "done_until_t": float, "frames": int, "state": str},
+        pk="run_id",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFusion:
+    """Where a fusion run stopped: its last fused instant ``t``, the time up to which the
+    camera frames were used (``done_until_t``), its instant count and the tracker's
+    snapshot."""
+
+    run_id: int
+    t: float
+    done_until_t: float
+    frames: int
+    state: dict
+
+
+def save_fusion_state(db: sqlite_utils.Database, saved: SavedFusion) -> None:
+    """Keep ``saved`` as its run's state (one row per run, replaced each time); the
+    states of earlier runs go. Call it in the transaction that stores the instants, so
+    that the state and the stored positions always agree."""
+    with db.atomic():
+        db.table("fusion_state").upsert(
+            {"run_id": saved.run_id, "t": saved.t, "done_until_t": saved.done_until_t,
+             "frames": saved.frames,
+             "state": json.dumps(saved.state, separators=(",", ":"))},
+            pk="run_id",
+        )
+        db.execute("delete from fusion_state where run_id != ?", [saved.run_id])
+
+
+def load_fusion_state(db: sqlite_utils.Database, run_id: int) -> SavedFusion | None:
+    """Run ``run_id``'s saved state, if any (None also when it is not valid JSON)."""
+    if "fusion_state" not in db.table_names():
+        return None
+    row = db.execute("select t, done_until_t, frames, state from fusion_state "
+                     "where run_id = ?", [run_id]).fetchone()
+    if row is None:
+        return None
+    try:
+        state = json.loads(row[3])
+    except ValueError:
+        return None
+    return SavedFusion(run_id, float(row[0]), float(row[1]), int(row[2]), state)
 
 
 def camera_frame_row(seen: FloorObservations) -> dict:

@@ -33,14 +33,16 @@ How it decides, each instant ``t`` (one frame of every camera that sent one):
      predicted position leaves the floor;
    - *unseen in a blind spot* when no camera's footprint covers them: carried on by
      the motion model for up to ``blind_keep_s``, to be picked up by the next camera;
-   - *held* where they were, with no time limit, when only cameras that are down
-     cover them: a camera dying never makes a person "leave".
+   - *held* where they were, for up to ``down_hold_s``, when only cameras that are
+     down cover them: a camera restarting never makes a person "leave".
 5. **Duplicates.** Two people closer than ``merge_distance_m`` for ``merge_after_s``
    whom no camera ever saw as two are one person seen twice (a calibration error):
    the younger track is dropped.
 
 No appearance is used: positions, their uncertainties and time alone. Per-person
-state is dropped with the person; per camera only its last frame time is kept.
+state is dropped with the person; per camera only its last frame time is kept. The
+whole state can be saved and restored (:meth:`FloorFusion.snapshot`), so that a live
+fusion service restarted within ``down_hold_s`` goes on with the same people.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from edge.tracking.association import assign
 INITIAL_SPEED_SD = 1.0  # m/s: a new person may be walking either way
 PAIR_SAMPLES = 500  # floor distances kept per camera pair for the calibration health
 PAIR_EVERY = 4  # instants between two samples of those distances (they cost time)
+SNAPSHOT_VERSION = 1  # of FloorFusion.snapshot(): a service restarted on another resumes not
 
 
 @dataclass(slots=True)
@@ -147,6 +150,61 @@ class FloorFusion:
         self._camera_bits: dict[str, int] = {}
         self._steps = 0
         self.pair_distances: dict[tuple[str, str], deque[float]] = {}
+
+    def snapshot(self) -> dict:
+        """Everything the tracker knows, as plain JSON values, so that a fusion service
+        restarted within ``down_hold_s`` goes on with the same people under the same
+        track ids (:meth:`restore`). Positions and camera-local track ids only, like the
+        raw trajectories; the calibration-health samples are not kept."""
+        people = self.people
+        return {
+            "version": SNAPSHOT_VERSION,
+            "people": {name: getattr(people, name).tolist()
+                       for name in people.__slots__},  # type: ignore[attr-defined]
+            "t": self.t,
+            "camera_last_t": self.camera_last_t,
+            "next_uid": self._next_uid,
+            "next_track_id": self._next_track_id,
+            "local": [[camera, track, uid] for (camera, track), uid in self._local.items()],
+            "together": [[a, b, since] for (a, b), since in self._together.items()],
+            "camera_bits": self._camera_bits,
+            "steps": self._steps,
+        }
+
+    def restore(self, snapshot: Mapping) -> None:
+        """Go on from a :meth:`snapshot`.
+
+        Raises:
+            ValueError: it is not a snapshot this version can read (the tracker is
+                then reset).
+        """
+        try:
+            if snapshot.get("version") != SNAPSHOT_VERSION:
+                raise ValueError(f"snapshot version {snapshot.get('version')!r}, "
+                                 f"expected {SNAPSHOT_VERSION}")
+            empty = _People()
+            people = _People(**{
+                name: np.asarray(snapshot["people"][name],
+                                 dtype=getattr(empty, name).dtype).reshape(
+                    (-1, *getattr(empty, name).shape[1:]))
+                for name in empty.__slots__  # type: ignore[attr-defined]
+            })
+            if len({len(getattr(people, name)) for name in empty.__slots__}) != 1:  # type: ignore[attr-defined]
+                raise ValueError("the people's columns differ in length")
+            self.reset()
+            self.people = people
+            self.t = None if snapshot["t"] is None else float(snapshot["t"])
+            self.camera_last_t = {str(c): float(t) for c, t in snapshot["camera_last_t"].items()}
+            self._next_uid = int(snapshot["next_uid"])
+            self._next_track_id = int(snapshot["next_track_id"])
+            self._local = {(str(c), int(track)): int(uid) for c, track, uid in snapshot["local"]}
+            self._together = {(int(a), int(b)): float(since)
+                              for a, b, since in snapshot["together"]}
+            self._camera_bits = {str(c): int(bit) for c, bit in snapshot["camera_bits"].items()}
+            self._steps = int(snapshot["steps"])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            self.reset()
+            raise ValueError(f"cannot resume the store-wide tracker: {error}") from None
 
     def _camera_bit(self, camera: str) -> int:
         if camera not in self._camera_bits:

@@ -43,7 +43,7 @@ from edge.storage.trajectories import (
 )
 from edge.video import describe_source
 from edge.visits.analysis import VisitAnalyzer
-from edge.visits.builder import build_visits, interrupted_runs_to_build
+from edge.visits.builder import build_visits, ended_runs_to_build
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class CameraWorker:
         Without this their open tracks never became visits and the runs were never purged.
         """
         closed = close_running_runs(self.db, self.camera.id)
-        for run_id in interrupted_runs_to_build(self.db, self.camera.id):
+        for run_id in ended_runs_to_build(self.db, self.camera.id):
             self._build_visits(run_id)
         return closed
 

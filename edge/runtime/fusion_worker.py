@@ -27,17 +27,24 @@ from edge.config import SiteConfig
 from edge.config.site import STORE_TRACKS_ID
 from edge.errors import StorageError
 from edge.fusion.stage import FusionStage
-from edge.fusion.store import delete_camera_frames, read_new_camera_frames
+from edge.fusion.store import (
+    SavedFusion,
+    delete_camera_frames,
+    load_fusion_state,
+    read_new_camera_frames,
+    save_fusion_state,
+)
 from edge.records import FloorObservations, FusedTracks
 from edge.storage.health import report_health
 from edge.storage.trajectories import (
     close_running_runs,
     finish_run,
+    resume_run,
     start_run,
     write_fused_points,
 )
 from edge.visits.analysis import VisitAnalyzer
-from edge.visits.builder import build_visits, interrupted_runs_to_build
+from edge.visits.builder import build_visits, ended_runs_to_build
 
 log = logging.getLogger(__name__)
 
@@ -79,26 +86,64 @@ class FusionWorker:
         self.batch: list[FusedTracks] = []
         self.last_people = 0
         self._late_reported: dict[str, int] = {}
-
-    def close_interrupted_runs(self) -> None:
-        """Close store runs a killed fusion service left ``running``, and build the visits
-        of every interrupted store run (also those ``edge purge`` closed meanwhile)."""
-        close_running_runs(self.db, STORE_TRACKS_ID)
-        for run_id in interrupted_runs_to_build(self.db, STORE_TRACKS_ID):
-            self._build_visits(run_id)
+        self._read_after = float("-inf")  # the first read skips frames stamped before
 
     def start(self) -> None:
-        self.close_interrupted_runs()
-        names = ", ".join(c.id for c in self.site.cameras)
-        self.run_id = start_run(self.db, STORE_TRACKS_ID, f"fusion of {names}", "fusion")
-        self.done_until = self.clock() - self.wait_s
+        """Resume the last store run if it ended less than ``fusion.down_hold_s`` ago
+        (a restart: the same people go on under the same track ids, and the camera
+        frames stored meanwhile are fused), else start a new one. Either way, build the
+        visits of every other store run that ended with people in view (interrupted, by
+        a kill or ``edge purge``, or stopped)."""
+        close_running_runs(self.db, STORE_TRACKS_ID)  # a killed service's: resumable too
+        resumed = self._resume()
+        for run_id in ended_runs_to_build(self.db, STORE_TRACKS_ID):
+            if run_id != resumed:
+                self._build_visits(run_id)
+        if resumed is None:
+            names = ", ".join(c.id for c in self.site.cameras)
+            self.run_id = start_run(self.db, STORE_TRACKS_ID, f"fusion of {names}", "fusion")
+            self.done_until = self.clock() - self.wait_s
+            self._read_after = self.done_until
+
+    def _resume(self) -> int | None:
+        """Take up the last store run where it stopped, when it can be; returns its id."""
+        row = self.db.execute(
+            "select id, status from runs where camera_id = ? order by id desc limit 1",
+            [STORE_TRACKS_ID]).fetchone() if self.db["runs"].exists() else None
+        if row is None or row[1] not in ("stopped", "interrupted"):
+            return None  # none, or it failed: a state that made it fail is not taken up
+        run_id = int(row[0])
+        finished = self.db.execute(
+            "select 1 from visit_build_runs where run_id = ? and finished", [run_id]
+        ).fetchone() if self.db["visit_build_runs"].exists() else None
+        saved = load_fusion_state(self.db, run_id)
+        if finished or saved is None:
+            return None
+        away = self.clock() - self.wait_s - saved.t
+        if away > self.config.down_hold_s:
+            log.info("Fusion: run %d stopped %.0f s ago, longer than fusion.down_hold_s: "
+                     "its people's visits end there; a new run starts.", run_id, away)
+            return None
+        try:
+            self.stage.tracker.restore(saved.state)
+        except ValueError as error:
+            log.warning("Fusion: run %d cannot be resumed (%s); a new run starts.",
+                        run_id, error)
+            return None
+        resume_run(self.db, run_id)
+        self.run_id, self.frames = run_id, saved.frames
+        self.instant, self.done_until = saved.t, saved.done_until_t
+        self._read_after = saved.done_until_t
+        log.info("Fusion: resumed run %d, stopped %.1f s ago, with %d people.", run_id,
+                 max(away, 0.0), len(self.stage.tracker.people))
+        return run_id
 
     def fuse_ready(self) -> int:
         """Fuse every instant whose frames have all arrived; returns instants fused."""
         watermark = self.clock() - self.wait_s
-        # Before the first instant, what predates this service is not even decoded (a
-        # fusion back after hours finds hours of camera frames).
-        since = self.done_until if self.instant is None else float("-inf")
+        # At the first read, what predates this service (or was fused before its
+        # restart) is not even decoded: a fusion back after hours finds hours of frames.
+        since, self._read_after = self._read_after, float("-inf")
         frames, self.last_row = read_new_camera_frames(self.db, self.last_row, after_t=since)
         self.frames_read += len(frames)
         for seen in frames:
@@ -133,7 +178,12 @@ class FusionWorker:
         if self.run_id is None:
             return
         try:
-            write_fused_points(self.db, self.run_id, self.batch, frames=self.frames)
+            with self.db.atomic():  # the tracker's state always matches the stored instants
+                write_fused_points(self.db, self.run_id, self.batch, frames=self.frames)
+                if self.instant is not None:
+                    save_fusion_state(self.db, SavedFusion(
+                        self.run_id, self.instant, self.done_until, self.frames,
+                        self.stage.tracker.snapshot()))
             self.batch = []
             if self.instant is not None:
                 delete_camera_frames(self.db, self.instant - KEEP_FUSED_FRAMES_S)
@@ -212,12 +262,21 @@ class FusionWorker:
                     on_alive()
             status = "stopped"
         finally:
-            self.flush()
-            try:
-                finish_run(self.db, self.run_id, self.frames, status)
-            except sqlite3.Error as error:
-                log.warning("Fusion: cannot record the end of run %d: %s", self.run_id, error)
-            self._build_visits(self.run_id)
-            # A stopped fusion is down, not its last "ok", on the page and in edge status.
-            self._write_health("down", "The fusion service is stopped: people are not "
-                               "counted across cameras until it is back.")
+            self.finish(status)
+
+    def finish(self, status: str = "stopped") -> None:
+        """Store what is left and end the run as ``status``.
+
+        Only the visits that ended are built: a service back within
+        ``fusion.down_hold_s`` resumes the run with the people in view (a restart must
+        not split their visits); one that is not builds theirs then, as last seen."""
+        assert self.run_id is not None
+        self.flush()
+        self._build_visits(self.run_id, stored_until=self.instant)
+        try:
+            finish_run(self.db, self.run_id, self.frames, status)
+        except sqlite3.Error as error:
+            log.warning("Fusion: cannot record the end of run %d: %s", self.run_id, error)
+        # A stopped fusion is down, not its last "ok", on the page and in edge status.
+        self._write_health("down", "The fusion service is stopped: people are not "
+                           "counted across cameras until it is back.")

@@ -148,6 +148,16 @@ def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str)
         )
 
 
+def resume_run(db: sqlite_utils.Database, run_id: int) -> None:
+    """Reopen a run that ended (stopped or interrupted): it is ``running`` again, owned
+    by this process."""
+    owner = ProcessId.current()
+    with db.atomic():
+        db.table("runs").update(run_id, {"ended_at": None, "status": "running",
+                                         "pid": owner.pid, "pid_start": owner.start,
+                                         "boot_id": owner.boot})
+
+
 def close_running_runs(db: sqlite_utils.Database, camera_id: str) -> list[int]:
     """Close as ``interrupted`` ``camera_id``'s runs left ``running`` by a worker that died
     (kill -9, power cut, OOM); returns their ids. Each ends at its last stored position

@@ -112,14 +112,16 @@ def build_visits(
     return summary
 
 
-def interrupted_runs_to_build(db: sqlite_utils.Database, camera_id: str) -> list[int]:
-    """``camera_id``'s interrupted runs whose visits were not all built: closed by its own
-    worker at start, or by ``edge purge`` (``close_dead_runs``) while no worker ran. Their
-    cut-off tracks still have to become visits."""
+def ended_runs_to_build(db: sqlite_utils.Database, camera_id: str) -> list[int]:
+    """``camera_id``'s runs that ended without all their visits built: interrupted (closed
+    by its own worker at start, or by ``edge purge``'s ``close_dead_runs`` while no
+    worker ran), or stopped with people in view by a fusion service that was not back in
+    time to resume them. Their cut-off tracks still have to become visits."""
     built = ("and id not in (select run_id from visit_build_runs where finished) "
              if db["visit_build_runs"].exists() else "")
     return [row[0] for row in db.execute(
-        f"select id from runs where camera_id = ? and status = 'interrupted' {built}order by id",
+        f"select id from runs where camera_id = ? and status in ('interrupted', 'stopped') "
+        f"{built}order by id",
         [camera_id],
     ).fetchall()]
 
