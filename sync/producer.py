@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from edge.config import SiteConfig
+from edge.config.site import STORE_TRACKS_ID
 from edge.retention import positions_kept_since, visits_kept_since
+from edge.visits.builder import visits_stored_until
 from sync import contract, kanon
 from sync.aggregate import (
     Window,
@@ -108,11 +110,23 @@ def produce(
             site.storage.visit_days,
         )
         cursor = horizon
+    # A window also waits for the visits a camera worker or the fusion service has not
+    # stored yet (it fell behind, or is restarting: a fusion back within
+    # fusion.down_hold_s resumes its run), for fusion.down_hold_s at most.
+    give_up_s = site.sync.settle_s + site.fusion.down_hold_s
+    sources = ([STORE_TRACKS_ID] if site.fuses_cameras
+               else [camera.id for camera in site.cameras])
+    stored_until = visits_stored_until(db, site.visits, sources,
+                                       given_up_before=now - give_up_s)
     windows: list[Window] = []
     evictions: list[Eviction] = []
     while len(windows) < limit:
         window = window_from(cursor, settings.window_s)
         if window.end + site.sync.settle_s > now:
+            break
+        if window.end > stored_until and window.end + give_up_s > now:
+            log.debug("Window %s waits for visits not stored yet (stored until %s).",
+                     contract.iso_utc(window.start), contract.iso_utc(stored_until))
             break
         message = build_message(db, site, window, settings.k, now)
         eviction = outbox.add(

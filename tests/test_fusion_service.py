@@ -11,6 +11,7 @@ from edge.config import load_site
 from edge.fusion.store import read_camera_frames, write_camera_frames
 from edge.runtime.fusion_worker import FusionWorker
 from edge.runtime.schema import open_database
+from edge.visits.builder import build_visits
 from edge.web.queries import occupancy
 from tests.test_fusion import sighting
 
@@ -19,9 +20,10 @@ pytestmark = pytest.mark.system
 START = 1_800_000_000.0
 
 
-def two_camera_site(tmp_path):
+def two_camera_site(tmp_path, **sections):
     """Two cameras looking at the same 10 x 10 m floor (identity homographies in
-    centimetre pixels), as a store with overlapping views."""
+    centimetre pixels), as a store with overlapping views; ``sections`` add to the site
+    file."""
     scale = [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]
     site = {
         "site": {"id": "two-cams"},
@@ -30,6 +32,7 @@ def two_camera_site(tmp_path):
                     for name, fps in (("door", 10), ("aisle", 5))],
         "floor": {"bounds": [[0, 0], [10, 10]]},
         "web": {"access": "open-lan"},
+        **sections,
     }
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(site))
@@ -363,3 +366,57 @@ def test_the_saved_tracker_state_is_purged_with_the_raw_trajectories(tmp_path):
     assert db["fusion_state"].count == 1  # an hour later: still raw data's to keep
     purge(db, site.storage, now=START + site.storage.raw_trajectory_hours * 3600 + 60)
     assert db["fusion_state"].count == 0 and db["track_points"].count == 0
+
+
+def test_a_window_waits_for_the_visits_of_a_fusion_service_that_is_restarting(tmp_path):
+    """The sync closed each window sync.settle_s after its end whatever the visit
+    sources were doing: the visits of people who left while the fusion service was down
+    (resumed later, their visits built after it caught up) missed their window, and
+    the central platform never counted them, while the status page did."""
+    from sync.outbox import Outbox
+    from sync.producer import produce
+    from sync.settings import effective_settings
+
+    site = two_camera_site(tmp_path, sync={"window_s": 60})
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=220.0, leave=16.0))
+    window_end = START + 60
+
+    def produced(now: float) -> list[float]:
+        produce(db, site, Outbox(db), effective_settings(db, site), now)
+        return [row[0] for row in db.execute("select window_start from sync_outbox")]
+
+    now = [START + 1.0]
+    first = FusionWorker(site, db, clock=lambda: now[0])
+    first.start()
+    fuse_on(first, now, START + 9.0)
+    first.finish("stopped")  # the three people are still in the store
+    assert produced(window_end + site.sync.settle_s + 10) == []  # waits: it may resume
+    now[0] = START + 200.0
+    second = FusionWorker(site, db, clock=lambda: now[0])
+    second.start()
+    fuse_on(second, now, START + 210.0)
+    build_visits(db, second.visits, run_id=second.run_id, stored_until=second.instant)
+    assert START in produced(now[0])
+    ends = [end for _, _, end in store_visits(db)]
+    assert len(ends) == 3 and all(START + 14 < end < window_end for end in ends)
+
+
+def test_a_window_stops_waiting_for_a_fusion_service_that_does_not_come_back(tmp_path):
+    from sync.outbox import Outbox
+    from sync.producer import produce
+    from sync.settings import effective_settings
+
+    site = two_camera_site(tmp_path, sync={"window_s": 60})
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=12.0, leave=16.0))
+    stopped = fuse_until(site, db, START + 1.0, START + 9.0)
+    stopped.finish("stopped")
+    # Visits are all stored up to close_after_s + stitch_max_gap_s before the last instant.
+    stored = stopped.instant - site.visits.close_after_s - site.visits.stitch_max_gap_s
+    give_up = stored + site.sync.settle_s + site.fusion.down_hold_s
+    produce(db, site, Outbox(db), effective_settings(db, site), give_up - 1)
+    assert db["sync_outbox"].count == 0
+    produce(db, site, Outbox(db), effective_settings(db, site), give_up + 1)
+    windows = db["sync_outbox"].count
+    assert windows == int((give_up + 1 - site.sync.settle_s - START) // 60)  # every closed one

@@ -19,11 +19,13 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import sqlite_utils
 
+from edge.config.visits import VisitConfig
 from edge.errors import StorageError
 from edge.storage.health import report_health
 from edge.storage.trajectories import read_trajectories, require_run
@@ -126,6 +128,31 @@ def ended_runs_to_build(db: sqlite_utils.Database, camera_id: str) -> list[int]:
     ).fetchall()]
 
 
+def visits_stored_until(
+    db: sqlite_utils.Database, config: VisitConfig, sources: Iterable[str], *,
+    given_up_before: float = -math.inf,
+) -> float:
+    """The time before which every visit that ended is stored, as far as the live runs of
+    ``sources`` (the cameras whose tracks become visits: the store's fused tracks on a
+    multi-camera site) tell. A run is behind by what its last build had not seen yet:
+    a worker that falls behind, or one that is down and builds the rest when it is back
+    (a fusion service resumes its run). A run behind since before ``given_up_before``
+    is not waited for (a worker stuck, or gone for good). ``inf`` when no run is."""
+    names = list(sources)
+    if not names or not db["runs"].exists() or not db["visit_build_runs"].exists():
+        return math.inf
+    marks = ", ".join("?" for _ in names)
+    rows = db.execute(
+        "select r.started_at, b.built_until_t from runs r "
+        "left join visit_build_runs b on b.run_id = r.id "
+        f"where r.kind = 'live' and r.camera_id in ({marks}) "
+        "and (r.status = 'running' or not coalesce(b.finished, 0))", names).fetchall()
+    wait = config.close_after_s + config.stitch_max_gap_s
+    # A run never built yet: none of its visits can have ended before it started.
+    behind = (started if built is None else built - wait for started, built in rows)
+    return min((until for until in behind if until >= given_up_before), default=math.inf)
+
+
 def _report(db: sqlite_utils.Database, analyzer: VisitAnalyzer, summary: BuildSummary) -> None:
     """Health of the behavioural layer, for the status page: a rejected spec is degraded."""
     detail = {"spec_version": summary.spec_version, "visits_built": summary.visits,
@@ -212,7 +239,8 @@ def _build_run(
     else:
         mark = since if since is not None else -math.inf
     try:
-        crossings = _commit(db, analyzer, run_id, outcome, newly_closed, mark, run_finished)
+        crossings = _commit(db, analyzer, run_id, outcome, newly_closed, mark, run_finished,
+                            latest)
         with db.atomic():
             replace_open_staff(db, run_id, open_staff)
     except sqlite3.Error as error:
@@ -288,6 +316,7 @@ def _commit(
     newly_closed: dict[tuple[str, int], float],
     mark: float,
     run_finished: bool,
+    latest: float | None,
 ) -> int:
     """Write one run's new visits and the builder's progress in one transaction."""
     with db.atomic():
@@ -303,7 +332,8 @@ def _commit(
             )
         db.table("visit_build_runs").upsert(
             {"run_id": run_id, "done_until_t": mark if np.isfinite(mark) else None,
-             "finished": int(run_finished)},
+             "finished": int(run_finished),
+             "built_until_t": None if latest is None else float(latest)},
             pk="run_id",
         )
         if run_finished:

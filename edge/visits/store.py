@@ -132,6 +132,14 @@ def m006_staff_tracks_open(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m007_build_frontier(db: sqlite_utils.Database) -> None:
+    # The stored positions the run's last build saw reached this time: every visit that
+    # ended visits.close_after_s (+ the stitching gap) before it is stored (the sync
+    # waits for it before it sends a window).
+    db.table("visit_build_runs").add_column("built_until_t", float)
+
+
 def replace_open_staff(
     db: sqlite_utils.Database, run_id: int, rows: Sequence[tuple[str, int, float, str]]
 ) -> None:
