@@ -78,3 +78,65 @@ def test_install_upgrade_uninstall(tmp_path):
 def test_bad_option_is_refused(tmp_path):
     result = install(tmp_path, "--frobnicate")
     assert result.returncode == 2 and "unknown option: --frobnicate" in result.stderr
+
+
+FAKE_SYSTEMCTL = """#!/usr/bin/env bash
+# systemctl's stand-in: logs its calls; enable/disable add and remove the target's wants.
+echo "$*" >> "$FAKE_SYSTEMCTL_LOG"
+wants="$FAKE_UNITS/store-edge.target.wants"
+case "$1" in
+  enable) shift; for unit in "$@"; do
+      case "$unit" in store-edge-camera@*|store-edge-wifi.service|store-edge-fusion.service)
+        mkdir -p "$wants"; ln -sfn "$FAKE_UNITS/${unit%%@*}" "$wants/$unit" ;; esac; done ;;
+  disable) shift; [ "$1" = --now ] && shift; for unit in "$@"; do rm -f "$wants/$unit"; done ;;
+esac
+"""
+
+SECOND_CAMERA = """  - id: aisle-cam
+    source: usb:1
+    calibration:
+      image_points: [[100, 500], [600, 500], [550, 200], [150, 200]]
+      floor_points: [[0, 0], [6, 0], [6, 10], [0, 10]]
+"""
+
+
+def test_an_upgrade_disables_the_services_of_a_camera_removed_from_the_config(tmp_path):
+    """Reviewer's report: the installer enabled a unit per camera, and fusion for two or
+    more, but never disabled any: a camera taken out of the config kept a unit that
+    failed at every start (systemd's restart loop), and a site down to one camera kept
+    its fusion service."""
+    root = tmp_path / "root"
+    units = root / "etc/systemd/system"
+    config = root / "etc/store-edge/site.yaml"
+    credentials = root / "etc/store-edge/credentials"
+    credentials.mkdir(parents=True)
+    (credentials / "EDGE_WEB_PIN").write_text("2468\n")
+    one_camera = ((REPO / "calibration/site.example.yaml").read_text()
+                  .replace("store-0001", "store-0042")
+                  .replace("rtsp://camera-1.local:554/stream1", "usb:0"))
+    at = one_camera.index("\ndetector:")
+    config.write_text(one_camera[:at] + "\n" + SECOND_CAMERA + one_camera[at:])
+    fake = tmp_path / "systemctl"
+    fake.write_text(FAKE_SYSTEMCTL)
+    fake.chmod(0o755)
+    log = tmp_path / "systemctl.log"
+    env = {**os.environ, "EDGE_INSTALL_SYSTEMCTL": str(fake), "FAKE_SYSTEMCTL_LOG": str(log),
+           "FAKE_UNITS": str(units)}
+
+    def install_with_systemd():
+        done = subprocess.run([INSTALL, "--root", str(root), "--assets", str(SHARED)],
+                              capture_output=True, text=True, timeout=900, env=env)
+        assert done.returncode == 0, done.stderr + done.stdout
+        return done.stdout, sorted(p.name for p in (units / "store-edge.target.wants").iterdir())
+
+    _, enabled = install_with_systemd()
+    assert enabled == ["store-edge-camera@aisle-cam.service",
+                       "store-edge-camera@entrance-cam.service", "store-edge-fusion.service"]
+    config.write_text(one_camera)  # IT takes the aisle camera out
+    said, enabled = install_with_systemd()
+    assert enabled == ["store-edge-camera@entrance-cam.service"]
+    calls = log.read_text().splitlines()
+    assert "disable --now store-edge-camera@aisle-cam.service" in calls
+    assert "disable --now store-edge-fusion.service" in calls
+    assert "disabled store-edge-camera@aisle-cam.service: the config no longer has it" in said
+    assert calls[-1] == "restart store-edge.target"
