@@ -154,6 +154,42 @@ def test_a_camera_down_for_good_lets_its_people_go_after_down_hold_s():
     assert seen[-1] == [2]
 
 
+def test_a_held_person_who_walks_into_a_live_camera_s_view_is_not_counted_twice():
+    """Camera a died with someone in its area, who is held there (a camera restarting
+    never makes a person leave). They then walked into camera b's view: b's new person
+    was counted besides the held one, two people and two visits for one shopper, until
+    down_hold_s let the held one go. The new person now goes on under the held one's id."""
+    coverage = squares(a=(0, 0, 6, 10), b=(4, 0, 10, 10))  # they share 4 <= x <= 6
+    fusion = FloorFusion(FusionConfig(), coverage, ((0, 0), (10, 10)))
+    frames = [[sighting("a", k / FPS, [2.0, 5.0]), sighting("b", k / FPS, [8.0, 8.0])]
+              for k in range(10)]
+    frames += [[sighting("b", k / FPS, [8.0, 8.0])] for k in range(10, 100)]  # a is down
+    walk = [(2.0 + 0.2 * i, 5.0 - 0.05 * i) for i in range(31)]  # 1 m/s to (8, 3.5)
+    for i, (x, y) in enumerate(walk):
+        k = 100 + i
+        seen_by_b = [[x, y]] if x >= 4.0 else []
+        frames.append([sighting("b", k / FPS, [[8.0, 8.0], *seen_by_b])])
+    frames += [[sighting("b", k / FPS, [[8.0, 8.0], [8.0, 3.5]])] for k in range(131, 160)]
+    seen = ids_over_time(fusion, frames)
+    assert seen[99] == [1, 2], "held while its camera is down"
+    assert all(len(ids) <= 2 for ids in seen), "never three people"
+    assert seen[-1] == [1, 2], "the walker goes on under the id they had"
+    last = fusion.step(160, 160 / FPS, [sighting("b", 160 / FPS, [[8.0, 8.0], [8.0, 3.5]])])
+    walker = last.track_id.tolist().index(1)
+    assert np.allclose(last.xy[walker], [8.0, 3.5], atol=0.3)
+
+
+def test_a_newcomer_far_from_a_dead_camera_s_area_is_someone_else():
+    coverage = squares(a=(0, 0, 4, 10), b=(4, 0, 10, 10))
+    fusion = FloorFusion(FusionConfig(), coverage, ((0, 0), (10, 10)))
+    frames = [[sighting("a", k / FPS, [2.0, 5.0]), sighting("b", k / FPS, [])]
+              for k in range(10)]
+    frames += [[sighting("b", k / FPS, [])] for k in range(10, 100)]  # a is down
+    frames += [[sighting("b", k / FPS, [9.5, 9.5])] for k in range(100, 120)]  # at b's far end
+    seen = ids_over_time(fusion, frames)
+    assert seen[-1] == [1, 2], "the held one stays, the newcomer is a second person"
+
+
 def test_a_person_who_leaves_a_live_camera_s_view_is_gone():
     coverage = squares(a=(0, 0, 10, 10))
     fusion = FloorFusion(FusionConfig(), coverage, ((0, 0), (10, 10)))

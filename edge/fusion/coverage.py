@@ -81,6 +81,19 @@ class Coverage:
                 count += shapely.contains_xy(polygon, xy[:, 0], xy[:, 1])
         return count
 
+    def near(self, xy: np.ndarray, cameras: set[str], margin_m: float) -> np.ndarray:
+        """``(n,)`` whether each ``(n, 2)`` position lies within ``margin_m`` of one of
+        ``cameras``' footprints (an unknown footprint is everywhere)."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        close = np.zeros(len(xy), dtype=bool)
+        for camera in cameras:
+            polygon = self.footprints.get(camera)
+            if polygon is None:
+                return np.ones(len(xy), dtype=bool)
+            if len(xy):
+                close |= shapely.dwithin(polygon, shapely.points(xy), margin_m)
+        return close
+
     def overlaps(self) -> dict[tuple[str, str], float]:
         """Square metres of floor each pair of cameras both see (known footprints)."""
         known = sorted((k, v) for k, v in self.footprints.items() if v is not None)

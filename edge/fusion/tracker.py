@@ -63,6 +63,9 @@ from edge.tracking.association import assign
 INITIAL_SPEED_SD = 1.0  # m/s: a new person may be walking either way
 PAIR_SAMPLES = 500  # floor distances kept per camera pair for the calibration health
 PAIR_EVERY = 4  # instants between two samples of those distances (they cost time)
+# A person held for a dead camera who walks out of its area is first seen by a live
+# camera within this distance of the dead one's footprint (metres).
+HANDOVER_MARGIN_M = 2.0
 SNAPSHOT_VERSION = 1  # of FloorFusion.snapshot(): a service restarted on another resumes not
 
 
@@ -398,11 +401,43 @@ class FloorFusion:
             enough = ((views >= 2) | (looking <= 1)
                       | (people.instants[rows] >= 2 * self.config.confirm_instants))
             rows = rows[enough]
-        for row in rows:
-            people.track_id[row] = self._next_track_id
-            self._next_track_id += 1
+        continues = self._continued_held(rows, t)
+        for row in rows.tolist():
+            if row in continues:
+                people.track_id[row] = people.track_id[continues[row]]
+            else:
+                people.track_id[row] = self._next_track_id
+                self._next_track_id += 1
+        gone = np.zeros(len(people), bool)
+        gone[list(continues.values())] = True
         # a tentative person missed once was a false box
-        people.keep(~((people.track_id == 0) & (people.seen == 0)))
+        people.keep(~(((people.track_id == 0) & (people.seen == 0)) | gone))
+
+    def _continued_held(self, rows: np.ndarray, t: float) -> dict[int, int]:
+        """Which of the people about to be confirmed (``rows``) are someone held for a
+        dead camera who walked out of its area into a live camera's view: confirmed
+        within ``HANDOVER_MARGIN_M`` of a dead camera's footprint and within walking
+        reach (``max_speed_mps``) of where that person is held. Returns
+        ``{row: held row}``: they go on under the held person's track id (one person,
+        one visit), paired one-to-one, nearest first. Without it they were counted
+        twice until ``down_hold_s`` let the held one go."""
+        people = self.people
+        held = np.flatnonzero(people.held & (people.track_id > 0))
+        if len(held) == 0 or len(rows) == 0:
+            return {}
+        down = set(self.coverage.footprints) - self.live_cameras(t)
+        rows = rows[self.coverage.near(people.x[rows, :2], down, HANDOVER_MARGIN_M)]
+        if len(rows) == 0:
+            return {}
+        distance = np.linalg.norm(people.x[rows, None, :2] - people.last_xy[None, held], axis=2)
+        if self.config.max_speed_mps is not None:
+            reach = (self.config.max_speed_mps * (people.held_s[held] + self.config.clock_skew_s)
+                     + self.config.max_gate_m)
+            distance[distance > reach[None, :]] = np.inf
+        if not np.isfinite(distance).any():
+            return {}
+        limit = float(distance[np.isfinite(distance)].max()) + 1.0
+        return {int(rows[i]): int(held[j]) for i, j in assign(distance, limit)}
 
     def _age(self, t: float, sending: set[str]) -> None:
         """Drop the people who are gone; hold those only a dead camera could see.
