@@ -34,7 +34,9 @@ How it decides, each instant ``t`` (one frame of every camera that sent one):
    - *unseen in a blind spot* when no camera's footprint covers them: carried on by
      the motion model for up to ``blind_keep_s``, to be picked up by the next camera;
    - *held* where they were, for up to ``down_hold_s``, when only cameras that are
-     down cover them: a camera restarting never makes a person "leave".
+     down cover them: a camera restarting never makes a person "leave". A person
+     confirmed near a dead camera's area, within walking reach of someone held, is
+     that person walking out of it (:meth:`FloorFusion._continued_held`).
 5. **Duplicates.** Two people closer than ``merge_distance_m`` for ``merge_after_s``
    whom no camera ever saw as two are one person seen twice (a calibration error):
    the younger track is dropped.
