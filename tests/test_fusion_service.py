@@ -420,3 +420,29 @@ def test_a_window_stops_waiting_for_a_fusion_service_that_does_not_come_back(tmp
     produce(db, site, Outbox(db), effective_settings(db, site), give_up + 1)
     windows = db["sync_outbox"].count
     assert windows == int((give_up + 1 - site.sync.settle_s - START) // 60)  # every closed one
+
+
+def test_a_killed_fusion_service_resumes_from_its_last_saved_state_without_double_points(
+        tmp_path):
+    """Killed (kill -9, a power cut), it saved its state up to SAVE_STATE_EVERY_S before:
+    the instants stored after that are fused again, not stored twice."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=40.0, leave=16.0))
+    now = [START + 1.0]
+    killed = FusionWorker(site, db, clock=lambda: now[0])
+    killed.start()
+    fuse_on(killed, now, START + 10.0)
+    saved_t = db.execute("select t from fusion_state").fetchone()[0]
+    assert saved_t < killed.instant  # instants were stored after the last state saved
+    now[0] = START + 14.0
+    second = FusionWorker(site, db, clock=lambda: now[0])
+    second.start()
+    assert second.run_id == killed.run_id
+    fuse_on(second, now, START + 45.0)
+    second.finish("stopped")
+    FusionWorker(site, db, clock=lambda: START + 1000).start()
+    doubled = db.execute("select count(*) from (select track_id, t from track_points "
+                         "group by track_id, t having count(*) > 1)").fetchone()[0]
+    assert doubled == 0
+    assert len(store_visits(db)) == 3

@@ -164,7 +164,7 @@ class FloorFusion:
         people = self.people
         return {
             "version": SNAPSHOT_VERSION,
-            "people": {name: getattr(people, name).tolist()
+            "people": {name: _plain(getattr(people, name))
                        for name in people.__slots__},  # type: ignore[attr-defined]
             "t": self.t,
             "camera_last_t": self.camera_last_t,
@@ -604,3 +604,10 @@ class FloorFusion:
         their positions of one person, and how many sightings it is from."""
         return {pair: (float(np.median(samples)), len(samples))
                 for pair, samples in sorted(self.pair_distances.items()) if samples}
+
+
+def _plain(column: np.ndarray) -> list:
+    """A column as JSON values, floats to 8 decimals (far below any noise of theirs)."""
+    if column.dtype.kind == "f":
+        return np.round(column, 8).tolist()
+    return column.tolist()

@@ -49,6 +49,10 @@ from edge.visits.builder import build_visits, ended_runs_to_build
 log = logging.getLogger(__name__)
 
 KEEP_FUSED_FRAMES_S = 5.0  # camera frames kept this long after they were fused
+# The tracker's state is saved at most this often (of fusion time), and at the end: a
+# service resumed from it fuses again the instants since, from the camera frames still
+# kept (hence shorter than KEEP_FUSED_FRAMES_S). Each save writes every person's state.
+SAVE_STATE_EVERY_S = 2.0
 
 
 class FusionWorker:
@@ -87,6 +91,7 @@ class FusionWorker:
         self.last_people = 0
         self._late_reported: dict[str, int] = {}
         self._read_after = float("-inf")  # the first read skips frames stamped before
+        self._state_saved_t = float("-inf")  # the instant of the last state saved
 
     def start(self) -> None:
         """Resume the last store run if it ended less than ``fusion.down_hold_s`` ago
@@ -131,7 +136,12 @@ class FusionWorker:
                         run_id, error)
             return None
         resume_run(self.db, run_id)
+        # The instants fused after the state was saved are fused again.
+        with self.db.atomic():
+            self.db.execute("delete from track_points where run_id = ? and t > ?",
+                            [run_id, saved.t])
         self.run_id, self.frames = run_id, saved.frames
+        self._state_saved_t = saved.t
         self.instant, self.done_until = saved.t, saved.done_until_t
         self._read_after = saved.done_until_t
         log.info("Fusion: resumed run %d, stopped %.1f s ago, with %d people.", run_id,
@@ -173,17 +183,21 @@ class FusionWorker:
             self.last_people = len(result)
         return fused
 
-    def flush(self) -> None:
-        """Store the fused instants and forget the camera frames they came from."""
+    def flush(self, *, save_state: bool = False) -> None:
+        """Store the fused instants and forget the camera frames they came from; save the
+        tracker's state every ``SAVE_STATE_EVERY_S`` (or now: ``save_state``)."""
         if self.run_id is None:
             return
+        save = self.instant is not None and (
+            save_state or self.instant - self._state_saved_t >= SAVE_STATE_EVERY_S)
         try:
-            with self.db.atomic():  # the tracker's state always matches the stored instants
+            with self.db.atomic():  # a state saved is never ahead of the stored instants
                 write_fused_points(self.db, self.run_id, self.batch, frames=self.frames)
-                if self.instant is not None:
+                if save and self.instant is not None:
                     save_fusion_state(self.db, SavedFusion(
                         self.run_id, self.instant, self.done_until, self.frames,
                         self.stage.tracker.snapshot()))
+                    self._state_saved_t = self.instant
             self.batch = []
             if self.instant is not None:
                 delete_camera_frames(self.db, self.instant - KEEP_FUSED_FRAMES_S)
@@ -271,7 +285,7 @@ class FusionWorker:
         ``fusion.down_hold_s`` resumes the run with the people in view (a restart must
         not split their visits); one that is not builds theirs then, as last seen."""
         assert self.run_id is not None
-        self.flush()
+        self.flush(save_state=True)
         self._build_visits(self.run_id, stored_until=self.instant)
         try:
             finish_run(self.db, self.run_id, self.frames, status)
