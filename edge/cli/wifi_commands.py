@@ -17,7 +17,7 @@ from edge.config.wifi import WifiConfig
 from edge.errors import DataFormatError
 from edge.runtime.schema import open_database
 from edge.wifi.pipeline import ReplayResult, replay_capture
-from edge.wifi.store import read_windows, write_windows
+from edge.wifi.store import write_windows
 from edge.wifi.windows import WifiWindow
 
 WIFI_FIRST = ("write Wi-Fi windows into it first (`edge wifi replay CAPTURE --db DB`, or the "
@@ -220,7 +220,9 @@ def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | No
 @site_option
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Database with wifi_windows (and track_points). Default: the site's.")
-@click.option("--sensor", help="Only this sensor's windows (e.g. iface:mon0).")
+@click.option("--sensor", help="Only this sensor's windows (e.g. iface:mon0). Default: per "
+              "window, the largest sensor's devices, as the status page and the aggregates "
+              "count them.")
 @click.option("--window", "window_s", type=int, default=900, show_default=True,
               help="Window length to fit on.")
 @click.option("--counts", type=click.Path(dir_okay=False, path_type=Path),
@@ -228,15 +230,17 @@ def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | No
 def calibrate_command(site_path: Path | None, db_path: Path | None, sensor: str | None,
                       window_s: int, counts: Path | None) -> None:
     """Fit people per device against camera counts (or manual counts) for the same windows."""
-    from edge.wifi.calibration import camera_people, fit_people_per_device, manual_counts
+    from edge.wifi.calibration import (
+        camera_people,
+        fit_people_per_device,
+        manual_counts,
+        wifi_devices,
+    )
 
     site = load_site_option(site_path)
     db = open_database(resolve_db_path(db_path, site, must_exist=True, hint=WIFI_FIRST))
-    windows = read_windows(db, window_s=window_s, sensor=sensor)
-    devices_by_start: dict[float, float] = {}
-    for row in windows:
-        devices_by_start[row["window_start"]] = (
-            devices_by_start.get(row["window_start"], 0.0) + row["in_store_devices"])
+    # Per window the largest sensor's devices, as the page and the aggregates count them.
+    devices_by_start = wifi_devices(db, window_s, sensor)
     if counts is not None:
         reference, source = manual_counts(counts), f"manual counts in {counts}"
     else:
