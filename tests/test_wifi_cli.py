@@ -97,6 +97,8 @@ def test_replay_writes_both_window_lengths_to_the_database(tmp_path, lab_site):
     assert again.returncode == 0
     with sqlite3.connect(db) as connection:       # a second replay replaces, not duplicates
         assert connection.execute("select count(*) from wifi_windows").fetchone()[0] == 736
+        assert connection.execute(
+            "select sum(frames) from wifi_windows where window_s = 900").fetchone()[0] == 4926
 
 
 @pytest.mark.parametrize("site", ["lab", "pets09"])

@@ -17,7 +17,7 @@ from edge.config.wifi import WifiConfig
 from edge.errors import DataFormatError
 from edge.runtime.schema import open_database
 from edge.wifi.pipeline import ReplayResult, replay_capture
-from edge.wifi.store import write_windows
+from edge.wifi.store import ReplayWriter
 from edge.wifi.windows import WifiWindow
 
 WIFI_FIRST = ("write Wi-Fi windows into it first (`edge wifi replay CAPTURE --db DB`, or the "
@@ -92,7 +92,7 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
     site = load_site_option(site_path)
     config = _wifi_config(site)
     tz = ZoneInfo(site.site.timezone)
-    db = open_database(db_path) if db_path is not None else None
+    writer = ReplayWriter(open_database(db_path)) if db_path is not None else None
     sizes = sorted(set(config.windows_s) | {window_s})
     printer = _Printer(window_s, as_json, tz)
     bar = tqdm(total=None, unit="B", unit_scale=True, disable=quiet or None, file=sys.stderr,
@@ -113,10 +113,10 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
                 result: ReplayResult = stop.value
                 break
             printer([window])
-            if db is not None:
+            if writer is not None:
                 pending.append(window)
                 if len(pending) >= 256:
-                    write_windows(db, pending)
+                    writer.write(pending)
                     pending.clear()
     finally:
         bar.close()
@@ -126,14 +126,15 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
         # note: one reason may hide behind another (blocks skipped, then a cut).
         notes = f": {'; '.join(result.read_notes)}" if result.read_notes else ""
         raise DataFormatError(f"capture {capture}: no frame could be read{notes}")
-    if db is not None:
-        write_windows(db, pending)
+    if writer is not None:
+        writer.write(pending)
     if not quiet:
-        _summary(result, db_path, window_s, config.min_dwell_s)
+        _summary(result, db_path, window_s, config.min_dwell_s,
+                 None if writer is None else writer.rows)
 
 
 def _summary(result: ReplayResult, db_path: Path | None, window_s: int,
-             min_dwell_s: float) -> None:
+             min_dwell_s: float, rows: int | None) -> None:
     # File names stay out of the output: test captures name SSIDs and devices.
     stats = result.stats
     devices = result.devices
@@ -160,7 +161,7 @@ def _summary(result: ReplayResult, db_path: Path | None, window_s: int,
                      "element running past the frame (kept the elements before it)")
     lines += [f"Warning: {note}" for note in result.read_notes]
     if db_path is not None:
-        lines.append(f"{len(result.windows)} windows written to {db_path}")
+        lines.append(f"{rows} windows written to {db_path}")
     for line in lines:
         click.echo(line, err=True)
 
