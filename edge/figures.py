@@ -259,21 +259,25 @@ class WifiSubWindow:
     occupancy_estimate: float | None
 
 
+# The columns of ``wifi_windows`` that :func:`wifi_sub_windows` reads, in its order.
+WIFI_ROW_COLUMNS = ("window_start, window_s, in_store_devices, passers_by, occupancy_estimate, "
+                    "arrived_devices")
+
+
 def wifi_window_rows(conn: Any, start: float, end: float, *, ending_inside: bool) -> list[Any]:
     """The rows of ``wifi_windows`` starting in ``[start, end)``, for
     :func:`wifi_sub_windows`; with ``ending_inside``, only those also ending by ``end``."""
     last = "window_start + window_s <= ?" if ending_inside else "window_start < ?"
     rows: list[Any] = conn.execute(
-        "select window_start, window_s, in_store_devices, passers_by, occupancy_estimate, "
-        f"arrived_devices from wifi_windows where window_start >= ? and {last}",
+        f"select {WIFI_ROW_COLUMNS} from wifi_windows where window_start >= ? and {last}",
         (start, end),
     ).fetchall()
     return rows
 
 
 def wifi_sub_windows(rows: list[Any]) -> tuple[int, list[WifiSubWindow]]:
-    """The longest window length among ``rows`` of ``wifi_windows`` (``window_start,
-    window_s, in_store_devices, passers_by, occupancy_estimate, arrived_devices``), so
+    """The longest window length among ``rows`` of ``wifi_windows`` (the columns
+    :data:`WIFI_ROW_COLUMNS`), so
     that 1-minute and 15-minute windows are not both added up, and its sub-windows in
     the rows' order."""
     longest = max(int(row[1]) for row in rows)

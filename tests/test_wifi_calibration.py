@@ -3,17 +3,26 @@ manual count files, and the ``wifi`` section of the site config."""
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
+from edge import figures
 from edge.config import parse_site
 from edge.errors import ConfigError, DataFormatError
+from edge.web import queries
 from edge.wifi.calibration import (
     CalibrationDataError,
     camera_people,
     fit_people_per_device,
     manual_counts,
     pearson,
+    wifi_devices,
 )
+from edge.wifi.store import write_windows
+from edge.wifi.windows import DWELL_BUCKETS, WifiWindow
+from sync.aggregate import Window, aggregate_window
 
 T0 = 1_710_500_400.0
 
@@ -36,6 +45,43 @@ def test_fit_refuses_too_little_data():
 def test_pearson_is_undefined_for_constant_series():
     assert pearson([1, 1, 1], [1, 2, 3]) is None
     assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+
+
+def stored(start: float, window_s: int, sensor: str, devices: int) -> WifiWindow:
+    buckets = {label: 0 for label, _ in DWELL_BUCKETS} | {"5-15m": devices}
+    return WifiWindow(start=start, window_s=window_s, sensor=sensor, covered_s=window_s,
+                      frames=10 * devices, in_store_frames=10 * devices, excluded_frames=0,
+                      in_store_devices=devices, arrived_devices=0, brief_devices=0,
+                      passers_by=devices, occupancy_estimate=float(devices),
+                      dwell_buckets=buckets)
+
+
+def test_calibrate_counts_the_devices_the_page_and_the_aggregates_count(memory_db):
+    """Regression (review): ``edge wifi calibrate`` added the sensors' devices up per
+    window, where the status page and the aggregates take the largest sensor
+    (edge.figures.wifi_sub_windows): with two sensors hearing the same phones, the
+    factor came out about half of what it should be. Each window's devices for the fit
+    are now the figure the page and head office see for it."""
+    devices = {"iface:front": [3, 5, 0, 7], "iface:back": [4, 2, 1, 7]}
+    write_windows(memory_db, [stored(T0 + 900 * i, 900, sensor, n)
+                              for sensor, counts in devices.items()
+                              for i, n in enumerate(counts)])
+    write_windows(memory_db, [stored(T0 + 60 * i, 60, "iface:front", 9) for i in range(30)])
+    fitted = wifi_devices(memory_db, 900)
+    assert fitted == {T0: 4, T0 + 900: 5, T0 + 1800: 1, T0 + 2700: 7}
+    rows = figures.wifi_window_rows(memory_db.conn, T0, T0 + 3600, ending_inside=True)
+    length, subs = figures.wifi_sub_windows(rows)
+    assert length == 900 and fitted == {sub.start: sub.in_store_devices for sub in subs}
+    for start, count in fitted.items():        # each window's aggregate sent to head office
+        sent = aggregate_window(memory_db, Window(start, 900), store="shop", entrance_lines=[])
+        assert sent.wifi is not None and sent.wifi.in_store_devices == count
+    utc = ZoneInfo("UTC")
+    page = queries.wifi(memory_db.conn, {"wifi_windows"},
+                        queries.DayWindow.of(dt.date(2024, 3, 15), utc), utc)
+    assert page.in_store_devices == max(fitted.values())
+    assert wifi_devices(memory_db, 900, "iface:back") == {
+        T0 + 900 * i: n for i, n in enumerate(devices["iface:back"])}
+    assert wifi_devices(memory_db, 60)[T0] == 9 and wifi_devices(memory_db, 300) == {}
 
 
 def test_camera_people_from_track_points(memory_db):

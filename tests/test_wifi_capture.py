@@ -4,17 +4,23 @@ and the capture loop fed by a source that plays a shared capture in "real time".
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import os
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from edge import figures
 from edge.config.wifi import WifiConfig
+from edge.runtime.schema import open_database
+from edge.web import queries
 from edge.wifi.capture import (
     CaptureError,
     CaptureWatchdog,
@@ -26,7 +32,9 @@ from edge.wifi.capture import (
 )
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline, replay_to_list
+from edge.wifi.store import read_windows, write_windows
 from tests.conftest import SHARED
+from tests.test_wifi_brno import DAY, lab_pcs
 
 pytestmark = pytest.mark.system
 
@@ -270,3 +278,68 @@ def test_an_interface_that_vanishes_is_a_capture_error_that_says_so():
                                            r"100\); the interface was most likely unplugged"):
         run_capture(source, pipeline, windows.extend)
     assert source.closed and sum(w.frames for w in windows if w.window_s == 900) == 30
+
+
+class Slice(FrameSource):
+    """Part of a capture played as an interface delivers it, the clock following."""
+
+    def __init__(self, frames: list[tuple[float, bytes]], clock: list[float]) -> None:
+        self.items, self.clock = frames, clock
+
+    def frames(self) -> Iterator[tuple[bytes, float] | None]:
+        for timestamp, data in self.items:
+            while timestamp - self.clock[0] > 1.0:
+                self.clock[0] += 1.0
+                yield None
+            self.clock[0] = max(self.clock[0], timestamp)
+            yield data, timestamp
+
+
+def service_process(db, frames: list[tuple[float, bytes]], config: WifiConfig) -> None:
+    """One process of the live service: its own pipeline (its own key), windows written
+    as the service writes them, and the open windows written at its stop."""
+    clock = [frames[0][0] - 1.0]
+    pipeline = FramePipeline(config, sensor="iface:mon0", timezone="Europe/Prague",
+                             window_sizes=[60, 900], clock=lambda: clock[0])
+    run_capture(Slice(frames, clock), pipeline, lambda windows: write_windows(db, windows),
+                clock=lambda: clock[0], monotonic=lambda: clock[0])
+
+
+def test_a_service_restarted_mid_window_keeps_the_frames_of_both_processes(tmp_path):
+    """Regression (review): the Wi-Fi service restarted 471 s into the 14:15 window of
+    the Brno capture; the restarted process's row replaced the one its predecessor
+    stored at its stop, so the window held 191 frames instead of 365 (and its five
+    phones, all new to the new process, as five arrivals). The parts now add up, and
+    the phones heard on both sides are not counted twice."""
+    config = WifiConfig(exclude_addresses=lab_pcs())
+    restarted = 1_710_508_500.0                       # 2024-03-15 14:15 CET
+    with CaptureFile(DAY) as capture:
+        frames = [(f.timestamp, f.data) for f in capture]
+    split = next(i for i, (t, _) in enumerate(frames) if t >= restarted + 470.7)
+    db = open_database(tmp_path / "edge.db")
+    service_process(db, frames[:split], config)
+    service_process(db, frames[split:], config)
+    whole = {(w.start, w.window_s): w for w in
+             replay_to_list(DAY, config, timezone="Europe/Prague", window_sizes=[60, 900]).windows}
+    stored = {(r["window_start"], r["window_s"]): r for r in read_windows(db)}
+    row, truth = stored[(restarted, 900)], whole[(restarted, 900)]
+    assert (row["frames"], truth.frames) == (365, 365)
+    assert set(stored) == set(whole)
+    for key, truth_of_key in whole.items():
+        counted = stored[key]
+        assert (counted["frames"], counted["in_store_frames"], counted["excluded_frames"]) == (
+            truth_of_key.frames, truth_of_key.in_store_frames, truth_of_key.excluded_frames), key
+        assert abs(counted["passers_by"] - truth_of_key.passers_by) <= 1, key  # a cut burst
+    # No phone counted twice: at most what one process heard all along, at least each part.
+    assert row["in_store_devices"] <= truth.in_store_devices
+    assert row["arrived_devices"] <= truth.arrived_devices
+    # The page and head office read that row: the day's passers-by and the window's
+    # largest count agree with the uninterrupted count (to the cut burst).
+    day = queries.DayWindow.of(dt.date(2024, 3, 15), ZoneInfo("Europe/Prague"))
+    page = queries.wifi(db.conn, {"wifi_windows"}, day, ZoneInfo("Europe/Prague"))
+    assert abs(page.passers_by - sum(w.passers_by for w in whole.values()
+                                     if w.window_s == 900)) <= 1
+    rows = figures.wifi_window_rows(db.conn, restarted, restarted + 900, ending_inside=True)
+    [sub] = figures.wifi_sub_windows(rows)[1]
+    assert sub.in_store_devices == row["in_store_devices"]
+    assert abs(sub.passers_by - truth.passers_by) <= 1

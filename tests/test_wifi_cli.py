@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
+from edge import figures
 from edge.cli import cli
 from edge.config import load_site
 from edge.runtime.schema import open_database
@@ -28,6 +29,7 @@ from tests.test_wifi_pcap import pcapng_blocks, real_frames, write_pcapng
 pytestmark = pytest.mark.system
 
 BRNO_DAY = SHARED / "wifi" / "brno-sc6-61" / "position_1_sc6-61_2024-03-15_anonymized.pcap"
+BRNO_DAY_2 = SHARED / "wifi" / "brno-sc6-61" / "position_2_sc6-61_2024-03-15_anonymized.pcap"
 CAPTURES = sorted((SHARED / "wifi").glob("*/*.pcap*"))
 
 
@@ -95,6 +97,8 @@ def test_replay_writes_both_window_lengths_to_the_database(tmp_path, lab_site):
     assert again.returncode == 0
     with sqlite3.connect(db) as connection:       # a second replay replaces, not duplicates
         assert connection.execute("select count(*) from wifi_windows").fetchone()[0] == 736
+        assert connection.execute(
+            "select sum(frames) from wifi_windows where window_s = 900").fetchone()[0] == 4926
 
 
 @pytest.mark.parametrize("site", ["lab", "pets09"])
@@ -137,6 +141,29 @@ def test_calibrate_against_manual_counts(tmp_path, lab_site):
     result = run("wifi", "calibrate", "--site", str(lab_site), "--db", str(db),
                   "--counts", str(counts))
     assert result.returncode == 0, result.stderr
+    assert "people_per_device = 0.8 " in result.stdout and "Pearson r 1.000" in result.stdout
+
+
+def test_calibrate_with_two_sensors_counts_as_the_page_does(tmp_path, lab_site):
+    """Regression (review): with two sensors in the room (the lab's two positions on
+    one day), calibrate added their devices up per window (85 device-windows where the
+    page and the aggregates count 50: the largest sensor per window), so counts of
+    0.8 people per device on the page's figures were fitted as 0.4525 (r 0.995)."""
+    db = tmp_path / "edge.db"
+    for capture in (BRNO_DAY, BRNO_DAY_2):
+        assert run("wifi", "replay", str(capture), "--site", str(lab_site), "--db", str(db),
+                   "--quiet").returncode == 0
+    with sqlite3.connect(db) as connection:
+        rows = figures.wifi_window_rows(connection, 0, 4e9, ending_inside=True)
+    _, subs = figures.wifi_sub_windows([row for row in rows if row[1] == 900])
+    assert len({row[0] for row in rows if row[1] == 900}) < len([r for r in rows if r[1] == 900])
+    counts = tmp_path / "counts.csv"
+    counts.write_text("window_start,people\n" + "".join(
+        f"{sub.start},{sub.in_store_devices * 0.8}\n" for sub in subs))
+    result = run("wifi", "calibrate", "--site", str(lab_site), "--db", str(db),
+                 "--counts", str(counts))
+    assert result.returncode == 0, result.stderr
+    assert f"Fitted on {len(subs)} windows" in result.stdout
     assert "people_per_device = 0.8 " in result.stdout and "Pearson r 1.000" in result.stdout
 
 

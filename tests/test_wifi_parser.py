@@ -212,6 +212,24 @@ def test_probe_parser_gates_excludes_and_never_returns_the_address():
         probe_parser.parse(PROBE_80211, 1_700_000_003.0, linktype=105)
 
 
+def test_the_stores_own_weak_frames_are_excluded_not_passers_by():
+    """Regression (review): a frame of an excluded device (the store's own) below the RSSI
+    gate, or without a dBm signal, was a weak frame, hence a passer-by burst: the gate
+    was checked before the exclusion list. Excluded devices now count in no figure,
+    whatever their signal; their weak frames still get no pseudonym."""
+    till = bytes.fromhex("001122334455")
+    probe_parser = ProbeParser(Anonymizer(exclude=[till]), rssi_gate_dbm=-70)
+    from_till = PROBE_80211[:10] + till + PROBE_80211[16:] + ELEMENTS
+    for header in (radiotap_header([1 << 5], bytes([(-50) & 0xFF])),
+                   radiotap_header([1 << 5], bytes([(-80) & 0xFF])),
+                   radiotap_header([0], b"")):                     # no signal field
+        probe = probe_parser.parse(header + from_till, 1_700_000_000.0)
+        assert probe.status == EXCLUDED and probe.pseudonym is None, probe.rssi
+    weak = probe_parser.parse(radiotap_header([1 << 5], bytes([(-80) & 0xFF])) + PROBE_80211
+                              + ELEMENTS, 1_700_000_001.0)
+    assert weak.status == WEAK and weak.pseudonym is None
+
+
 def test_signature_ignores_what_varies_within_one_device():
     base = ((0, b"home"), (1, b"\x02\x04"), (3, b"\x01"), (255, b"\x02\x00\x17"), (45, b"\xef"))
     other = ((0, b""), (1, b"\x02\x04"), (3, b"\x0b"), (255, b"\x02\x00\x2a"), (45, b"\xef"))

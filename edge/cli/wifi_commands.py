@@ -17,7 +17,7 @@ from edge.config.wifi import WifiConfig
 from edge.errors import DataFormatError
 from edge.runtime.schema import open_database
 from edge.wifi.pipeline import ReplayResult, replay_capture
-from edge.wifi.store import read_windows, write_windows
+from edge.wifi.store import ReplayWriter
 from edge.wifi.windows import WifiWindow
 
 WIFI_FIRST = ("write Wi-Fi windows into it first (`edge wifi replay CAPTURE --db DB`, or the "
@@ -92,7 +92,7 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
     site = load_site_option(site_path)
     config = _wifi_config(site)
     tz = ZoneInfo(site.site.timezone)
-    db = open_database(db_path) if db_path is not None else None
+    writer = ReplayWriter(open_database(db_path)) if db_path is not None else None
     sizes = sorted(set(config.windows_s) | {window_s})
     printer = _Printer(window_s, as_json, tz)
     bar = tqdm(total=None, unit="B", unit_scale=True, disable=quiet or None, file=sys.stderr,
@@ -113,10 +113,10 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
                 result: ReplayResult = stop.value
                 break
             printer([window])
-            if db is not None:
+            if writer is not None:
                 pending.append(window)
                 if len(pending) >= 256:
-                    write_windows(db, pending)
+                    writer.write(pending)
                     pending.clear()
     finally:
         bar.close()
@@ -126,14 +126,15 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
         # note: one reason may hide behind another (blocks skipped, then a cut).
         notes = f": {'; '.join(result.read_notes)}" if result.read_notes else ""
         raise DataFormatError(f"capture {capture}: no frame could be read{notes}")
-    if db is not None:
-        write_windows(db, pending)
+    if writer is not None:
+        writer.write(pending)
     if not quiet:
-        _summary(result, db_path, window_s, config.min_dwell_s)
+        _summary(result, db_path, window_s, config.min_dwell_s,
+                 None if writer is None else writer.rows)
 
 
 def _summary(result: ReplayResult, db_path: Path | None, window_s: int,
-             min_dwell_s: float) -> None:
+             min_dwell_s: float, rows: int | None) -> None:
     # File names stay out of the output: test captures name SSIDs and devices.
     stats = result.stats
     devices = result.devices
@@ -160,7 +161,7 @@ def _summary(result: ReplayResult, db_path: Path | None, window_s: int,
                      "element running past the frame (kept the elements before it)")
     lines += [f"Warning: {note}" for note in result.read_notes]
     if db_path is not None:
-        lines.append(f"{len(result.windows)} windows written to {db_path}")
+        lines.append(f"{rows} windows written to {db_path}")
     for line in lines:
         click.echo(line, err=True)
 
@@ -220,7 +221,9 @@ def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | No
 @site_option
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Database with wifi_windows (and track_points). Default: the site's.")
-@click.option("--sensor", help="Only this sensor's windows (e.g. iface:mon0).")
+@click.option("--sensor", help="Only this sensor's windows (e.g. iface:mon0). Default: per "
+              "window, the largest sensor's devices, as the status page and the aggregates "
+              "count them.")
 @click.option("--window", "window_s", type=int, default=900, show_default=True,
               help="Window length to fit on.")
 @click.option("--counts", type=click.Path(dir_okay=False, path_type=Path),
@@ -228,15 +231,17 @@ def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | No
 def calibrate_command(site_path: Path | None, db_path: Path | None, sensor: str | None,
                       window_s: int, counts: Path | None) -> None:
     """Fit people per device against camera counts (or manual counts) for the same windows."""
-    from edge.wifi.calibration import camera_people, fit_people_per_device, manual_counts
+    from edge.wifi.calibration import (
+        camera_people,
+        fit_people_per_device,
+        manual_counts,
+        wifi_devices,
+    )
 
     site = load_site_option(site_path)
     db = open_database(resolve_db_path(db_path, site, must_exist=True, hint=WIFI_FIRST))
-    windows = read_windows(db, window_s=window_s, sensor=sensor)
-    devices_by_start: dict[float, float] = {}
-    for row in windows:
-        devices_by_start[row["window_start"]] = (
-            devices_by_start.get(row["window_start"], 0.0) + row["in_store_devices"])
+    # Per window the largest sensor's devices, as the page and the aggregates count them.
+    devices_by_start = wifi_devices(db, window_s, sensor)
     if counts is not None:
         reference, source = manual_counts(counts), f"manual counts in {counts}"
     else:

@@ -23,7 +23,7 @@ from edge.report.data import ReportData
 from edge.report.html import write_report
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import capture_sensor_name, replay_to_list
-from edge.wifi.store import write_windows
+from edge.wifi.store import replace_windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ def replay_wifi(db: sqlite_utils.Database, site: SiteConfig, pcap: Path) -> tupl
     """Run a capture through the Wi-Fi pipeline into ``wifi_windows``; (sensor, windows)."""
     config = site.wifi or WifiConfig()
     result = replay_to_list(pcap, config, timezone=site.site.timezone)
-    written = write_windows(db, result.windows)
+    written = replace_windows(db, result.windows)   # a report built again replaces its rows
     return capture_sensor_name(pcap), written
 
 

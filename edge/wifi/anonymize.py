@@ -174,6 +174,11 @@ class Anonymizer:
     def is_excluded(self, pseudonym: int) -> bool:
         return pseudonym in self._excluded
 
+    @property
+    def excludes_any(self) -> bool:
+        """The site lists devices of its own to exclude (else no lookup is needed)."""
+        return bool(self._exclude)
+
     def fingerprint(self, signature: tuple) -> int:
         """A 64-bit value for an IE signature, salted per day (so not linkable across days).
 

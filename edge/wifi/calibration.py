@@ -23,7 +23,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from edge import figures
 from edge.errors import DataFormatError, EdgeError
+from edge.storage.database import where
 
 
 class CalibrationDataError(EdgeError):
@@ -79,6 +81,25 @@ def fit_people_per_device(
     factor = sum(d * p for d, p in zip(devices, people, strict=False)) / sxx
     error = sum(abs(p - factor * d) for d, p in zip(devices, people, strict=False)) / len(devices)
     return PeopleFit(round(factor, 4), len(devices), pearson(devices, people), error)
+
+
+def wifi_devices(
+    db: sqlite_utils.Database, window_s: int, sensor: str | None = None
+) -> dict[float, int]:
+    """In-store devices in each stored window of ``window_s`` (by its start), as the
+    status page and the aggregates count them: the largest sensor's count
+    (:func:`edge.figures.wifi_sub_windows`; sensors in one store hear the same phones,
+    so adding them up would count a phone once per sensor). With ``sensor``, that
+    sensor's windows only."""
+    condition, params = where(("window_s = ?", window_s), ("sensor = ?", sensor))
+    rows = db.execute(
+        f"select {figures.WIFI_ROW_COLUMNS} from wifi_windows where {condition} "
+        "order by window_start", params,
+    ).fetchall()
+    if not rows:
+        return {}
+    _, subs = figures.wifi_sub_windows(rows)
+    return {float(sub.start): sub.in_store_devices for sub in subs}
 
 
 def camera_people(

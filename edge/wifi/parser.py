@@ -233,8 +233,13 @@ class ProbeParser:
         fingerprint = anonymizer.fingerprint(signature(dissection.ies))
         rssi = dissection.rssi
         if rssi is None or rssi < self.rssi_gate_dbm:
-            return Probe(timestamp, rssi, dissection.channel_mhz, dissection.seq, WEAK, None,
-                         randomized, fingerprint)
+            # The store's own devices are dropped whatever their signal (a till at the
+            # back of the shop can be as weak as the street). The pseudonym of a weak
+            # frame is only looked up in the exclusion list, never kept.
+            excluded = anonymizer.excludes_any and anonymizer.is_excluded(
+                anonymizer.pseudonym(source))
+            return Probe(timestamp, rssi, dissection.channel_mhz, dissection.seq,
+                         EXCLUDED if excluded else WEAK, None, randomized, fingerprint)
         pseudonym = anonymizer.pseudonym(source)
         if anonymizer.is_excluded(pseudonym):
             return Probe(timestamp, rssi, dissection.channel_mhz, dissection.seq, EXCLUDED, None,

@@ -116,6 +116,8 @@ def run_sniffer(
     component = f"wifi:{iface}"
 
     def windows_closed(windows: list[WifiWindow]) -> None:
+        # Added to what is stored: after a restart inside a window, this process's part
+        # joins the part the previous process wrote at its stop (store.merge_rows).
         write_windows(db, windows)
         if on_windows is not None:
             on_windows(windows)
