@@ -3,6 +3,7 @@ upsert, and roll-ups that are built only from published (non-null) cells."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -43,6 +44,22 @@ def test_migrations_are_recorded_and_applied_once(central_db, store):
         assert migrate(conn) == []  # store.ready() applied them
     rows = query(central_db, "SELECT version FROM central_schema_migrations ORDER BY version")
     assert [row[0] for row in rows] == [m.version for m in MIGRATIONS]
+
+
+# SHA-256 of each migration's SQL as shipped: a database that applied one never applies
+# it again, so an edit would reach new databases only (docs/central.md: append, never edit).
+SHIPPED = {
+    1: "fb36c5e44b11dff74878e9762832c08da1ba9d7ebd2c3c8aa6040188c71daca5",
+    2: "8915b557f8b91184e9d7ae73a5011a25cf7aa852f39fe778857a5005c511ffe3",
+    3: "a2e5fae662df0d641e59027f21cb1b97f3a2ef52ca0ce8b4a4fac9f1c9063a4a",
+    4: "b395d123e2420e52ccb299d315c2baa93e8fc2f2c2a56eb71e111b081c847829",
+    5: "bb2f0253c2cbc1fe67f88f92487be27b7d78c25f91d80c6631bf9c202f934951",
+}
+
+
+def test_shipped_migrations_are_never_edited():
+    got = {m.version: hashlib.sha256(m.sql.encode()).hexdigest() for m in MIGRATIONS}
+    assert {v: got[v] for v in SHIPPED} == SHIPPED
 
 
 def test_windows_go_to_day_partitions_once_and_a_redelivery_is_a_duplicate(central_db, store):

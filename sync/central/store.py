@@ -1,11 +1,12 @@
 """The central store: screen a message, then commit windows and dead letters in batches.
 
 :func:`screen` is the CPU part (size, JSON, schema, k claim, store, id: the reference
-consumer's :func:`sync.consumer.check_aggregate`), done before any database work.
-:class:`CentralStore` writes a batch in one transaction: windows keyed by
-``(store, window id)`` with ``INSERT ... ON CONFLICT DO NOTHING``, so a redelivered
-window is counted as a duplicate, never stored twice; a window id that comes back
-with *different* bytes keeps the first and dead-letters the second (``conflict``).
+consumer's :func:`sync.consumer.check_aggregate`; a time zone this worker knows),
+done before any database work. :class:`CentralStore` writes a batch in one
+transaction: windows keyed by ``(store, window id)`` with ``INSERT ... ON CONFLICT DO
+NOTHING``, so a redelivered window is counted as a duplicate, never stored twice; a
+window id that comes back with *different* bytes keeps the first and dead-letters the
+second (``conflict``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from edge.errors import EdgeError
+from sync.central.local_day import record_zones
 from sync.central.schema import day_of, ensure_partition, migrate
 from sync.consumer import check_aggregate
 from sync.contract import iso_utc
@@ -82,6 +85,7 @@ class WindowRow:
     schema_version: str
     text: str
     sha256: bytes
+    timezone: str | None = None  # the store's IANA zone (schema 1.5); None: an older box
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +93,9 @@ class DeadLetter:
     """A message that is not stored as a window, and why.
 
     ``category``: ``oversized``, ``wrong_store``, ``invalid`` (not JSON, schema, k
-    claim, id), ``out_of_range`` (a window start outside :class:`AcceptedStarts`) or
-    ``conflict`` (an id already stored with other bytes).
+    claim, id, a time zone this worker does not know), ``out_of_range`` (a window start
+    outside :class:`AcceptedStarts`) or ``conflict`` (an id already stored with other
+    bytes).
     """
 
     topic: str
@@ -130,6 +135,10 @@ def screen(
     refusal = accepted.refusal(window.window_start) if accepted is not None else None
     if refusal is not None:
         return DeadLetter(topic, "out_of_range", refusal, len(payload), payload)
+    if window.timezone is not None and not is_known_zone(window.timezone):
+        reason = (f"time zone {short_reason(window.timezone, 64)!r} is not in this worker's "
+                  "time zone database (update tzdata and send it again)")
+        return DeadLetter(topic, "invalid", reason, len(payload), payload)
     return WindowRow(
         topic,
         window.store,
@@ -140,7 +149,18 @@ def screen(
         window.schema_version,
         window.text,
         hashlib.sha256(payload).digest(),
+        window.timezone,
     )
+
+
+def is_known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone of this worker's database (the box checked it
+    against its own; a zone newer than ours is refused here with a reason, not guessed)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 @dataclass
@@ -160,11 +180,12 @@ class WriteCounts:
 
 _INSERT_WINDOWS = """
 INSERT INTO windows (store, window_id, window_start, window_s, k, schema_version, payload,
-                     payload_sha256, worker)
+                     payload_sha256, timezone, worker)
 SELECT u.store, u.window_id, to_timestamp(u.start), u.window_s, u.k, u.version, u.payload::jsonb,
-       u.sha, %s
+       u.sha, u.timezone, %s
 FROM unnest(%s::text[], %s::text[], %s::float8[], %s::int[], %s::int[], %s::text[], %s::text[],
-            %s::bytea[]) AS u(store, window_id, start, window_s, k, version, payload, sha)
+            %s::bytea[], %s::text[])
+     AS u(store, window_id, start, window_s, k, version, payload, sha, timezone)
 ORDER BY u.store, u.window_id
 ON CONFLICT (store, window_id, window_start) DO NOTHING
 RETURNING window_id
@@ -253,30 +274,7 @@ class CentralStore:
     ) -> WriteCounts:
         counts = WriteCounts()
         if windows:
-            columns = list(
-                zip(
-                    *(
-                        (
-                            w.store,
-                            w.window_id,
-                            w.window_start,
-                            w.window_s,
-                            w.k,
-                            w.schema_version,
-                            w.text,
-                            w.sha256,
-                        )
-                        for w in windows
-                    ),
-                    strict=True,
-                )
-            )
-            inserted = {
-                row[0]
-                for row in conn.execute(
-                    _INSERT_WINDOWS, [self.worker, *(list(column) for column in columns)]
-                ).fetchall()
-            }
+            inserted = self._insert_rows(conn, windows)
             counts.stored = len(inserted)
             first: set[str] = set()
             for w in windows:
@@ -300,6 +298,8 @@ class CentralStore:
                             w.text.encode(),
                         )
                     )
+            record_zones(conn, [(w.store, w.timezone, w.window_start) for w in windows
+                                if w.timezone is not None and w.window_id in first])
         if dead:
             with conn.cursor() as cursor:
                 cursor.executemany(
@@ -310,3 +310,31 @@ class CentralStore:
             for d in dead:
                 counts.by_category[d.category] = counts.by_category.get(d.category, 0) + 1
         return counts
+
+    def _insert_rows(self, conn: psycopg.Connection, windows: list[WindowRow]) -> set[str]:
+        columns = list(
+            zip(
+                *(
+                    (
+                        w.store,
+                        w.window_id,
+                        w.window_start,
+                        w.window_s,
+                        w.k,
+                        w.schema_version,
+                        w.text,
+                        w.sha256,
+                        w.timezone,
+                    )
+                    for w in windows
+                ),
+                strict=True,
+            )
+        )
+        return {
+            row[0]
+            for row in conn.execute(
+                _INSERT_WINDOWS, [self.worker, *(list(column) for column in columns)]
+            ).fetchall()
+        }
+
