@@ -40,9 +40,10 @@ day's windows (``, ``-separated when a store's zone changed that day, or a regio
 stores are in several zones).
 
 PostgreSQL computes the days, so it must know every zone stored: a ``CHECK``
-(:func:`known_zone`) makes it refuse a row with a zone it does not know, instead of
-storing a value that would make every roll-up query fail. (The ingest worker screens
-the zones with Python's zone data first: ``invalid``.)
+(:func:`known_zone`) makes it refuse a row with a zone it does not know, and the
+ingestion dead-letters that row alone (``refused``) instead of storing a value that
+would make every roll-up query fail. (The ingest worker screens the zones with Python's
+zone data first: ``invalid``.)
 """
 
 from __future__ import annotations

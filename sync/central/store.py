@@ -6,7 +6,8 @@ done before any database work. :class:`CentralStore` writes a batch in one
 transaction: windows keyed by ``(store, window id)`` with ``INSERT ... ON CONFLICT DO
 NOTHING``, so a redelivered window is counted as a duplicate, never stored twice; a
 window id that comes back with *different* bytes keeps the first and dead-letters the
-second (``conflict``).
+second (``conflict``). A row the database refuses (a value it cannot store) is
+dead-lettered alone (``refused``) and the rest of the batch is committed.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ class DeadLetter:
 
     ``category``: ``oversized``, ``wrong_store``, ``invalid`` (not JSON, schema, k
     claim, id, a time zone this worker does not know), ``out_of_range`` (a window start
-    outside :class:`AcceptedStarts`) or ``conflict`` (an id already stored with other
-    bytes).
+    outside :class:`AcceptedStarts`), ``conflict`` (an id already stored with other
+    bytes) or ``refused`` (the database refused to store its row).
     """
 
     topic: str
@@ -274,7 +275,7 @@ class CentralStore:
     ) -> WriteCounts:
         counts = WriteCounts()
         if windows:
-            inserted = self._insert_rows(conn, windows)
+            inserted, windows = self._insert(conn, windows, dead)
             counts.stored = len(inserted)
             first: set[str] = set()
             for w in windows:
@@ -311,6 +312,45 @@ class CentralStore:
                 counts.by_category[d.category] = counts.by_category.get(d.category, 0) + 1
         return counts
 
+    def _insert(
+        self, conn: psycopg.Connection, windows: list[WindowRow], dead: list[DeadLetter]
+    ) -> tuple[set[str], list[WindowRow]]:
+        """Insert ``windows`` (inside the batch's transaction): the ids stored now, and the
+        windows the database took (stored now or before).
+
+        All in one statement; if the database refuses a row of it (a value it cannot
+        store: an integer out of its range, a time zone it does not know), each row
+        again in a savepoint of its own, and those it refuses go to ``dead`` as
+        ``refused``: one bad message neither blocks the batch nor, redelivered after a
+        failed commit, every batch after it.
+        """
+        try:
+            with conn.transaction():  # a savepoint: a refusal undoes this statement only
+                return self._insert_rows(conn, windows), windows
+        except psycopg.Error as error:
+            if not refused_row(error):
+                raise
+            log.warning("The database refused a window of a batch of %d (%s); storing them "
+                        "one by one.", len(windows), short_reason(str(error), 120))
+        inserted: set[str] = set()
+        taken = []
+        for w in windows:
+            try:
+                with conn.transaction():
+                    inserted |= self._insert_rows(conn, [w])
+            except psycopg.Error as error:
+                if not refused_row(error):
+                    raise
+                text = error.diag.message_primary or str(error)
+                dead.append(DeadLetter(
+                    w.topic, "refused",
+                    short_reason(f"the database refused window {w.window_id}: {text}"),
+                    len(w.text.encode()), w.text.encode(),
+                ))
+                continue
+            taken.append(w)
+        return inserted, taken
+
     def _insert_rows(self, conn: psycopg.Connection, windows: list[WindowRow]) -> set[str]:
         columns = list(
             zip(
@@ -338,3 +378,12 @@ class CentralStore:
             ).fetchall()
         }
 
+
+def refused_row(error: psycopg.Error) -> bool:
+    """Whether ``error`` is the database refusing a value of the row(s) written (a data
+    exception, or a constraint of the schema), not a failure of the database itself
+    (connection, resources, a missing partition: retried, nothing acknowledged)."""
+    if isinstance(error, psycopg.errors.DataError):
+        return True
+    # A missing partition is an integrity error (23514) too, but names no constraint.
+    return isinstance(error, psycopg.errors.IntegrityError) and bool(error.diag.constraint_name)
