@@ -147,15 +147,18 @@ def store_messages(
     window_s: int = 900,
     start: float = DAY_START,
     seed: int = 0,
+    timezone: str = "UTC",
 ) -> list[SimMessage]:
-    """``windows`` consecutive windows of ``store``, built by the box's aggregation code."""
+    """``windows`` consecutive windows of ``store``, built by the box's aggregation code
+    (``timezone``: the store's ``site.timezone``, sent with each window)."""
     rng = random.Random(f"{seed}/{store}")
     spans = [Window(start + i * window_s, window_s) for i in range(windows)]
     db = open_database(":memory:")
     _fill_store(db, store, spans, rng)
     messages = []
     for window in spans:
-        aggregate = aggregate_window(db, window, store=store, entrance_lines=[ENTRANCE])
+        aggregate = aggregate_window(db, window, store=store, entrance_lines=[ENTRANCE],
+                                     timezone=timezone)
         message = kanon.suppress(full_message(aggregate), k)
         contract.validate("aggregate", message)
         kanon.assert_k_anonymous(message, k)

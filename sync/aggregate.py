@@ -5,7 +5,9 @@ the epoch, so windows tile the UTC day. Its visits are those that ended in it, a
 every figure the status page shows too comes from the same query of
 :mod:`edge.figures` (one rule for which period a visit belongs to). The aggregate
 still holds exact small counts: it never leaves the process as is; :mod:`sync.kanon`
-turns it into the k-anonymous message that is stored and published.
+turns it into the k-anonymous message that is stored and published. Since schema 1.5 the
+message names the store's time zone: windows stay aligned to UTC, and the central side
+puts each in the store's local day.
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ class WindowAggregate:
     queue: QueueFigures | None = None  # None: the site has no queue and checkout zones
     conversion: tuple[ConversionPeriod, ...] = ()
     groups: int | None = None  # buying units (edge.figures.buying_units)
+    timezone: str = "UTC"  # the store's IANA zone (site.timezone): whose local day it is in
 
     @property
     def id(self) -> str:
@@ -166,6 +169,7 @@ def aggregate_window(
     occupancy_sample_s: float = 1.0,
     floor: FloorConfig | None = None,
     positions_since: float | None = None,
+    timezone: str = "UTC",
 ) -> WindowAggregate:
     """Compute the exact aggregates of ``window`` from the local tables.
 
@@ -180,6 +184,8 @@ def aggregate_window(
         positions_since: raw positions before this time may be purged
             (:func:`edge.retention.positions_kept_since`): a window that starts earlier has
             no occupancy and no queue lengths (None, "not known"), never zeros.
+        timezone: the store's IANA time zone (``site.timezone``), sent with the window so
+            that the central side puts it in the store's local day.
     """
     span = (window.start, window.end)
     positions = has_cameras and (positions_since is None or window.start >= positions_since)
@@ -211,6 +217,7 @@ def aggregate_window(
                if floor and has_queue(floor) else None),
         conversion=_conversion(db, window),
         groups=figures.buying_units(db.conn, *span),
+        timezone=timezone,
     )
 
 
@@ -352,6 +359,7 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
         "store": agg.store,
         "window": {"start": iso_utc(agg.window.start), "seconds": agg.window.seconds},
         "k": None,  # set by sync.kanon.suppress
+        "timezone": agg.timezone,
         "footfall": footfall,
         "occupancy": occupancy,
         "visits": {

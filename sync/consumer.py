@@ -93,6 +93,7 @@ class Accepted:
     text: str
     k: int
     schema_version: str
+    timezone: str | None = None  # the store's IANA zone (schema 1.5); None: an older box
 
 
 def check_aggregate(topic: str, payload: bytes) -> Accepted:
@@ -130,6 +131,7 @@ def check_aggregate(topic: str, payload: bytes) -> Accepted:
         payload.decode("utf-8"),
         message["k"],
         message["schema_version"],
+        message.get("timezone"),
     )
 
 

@@ -27,8 +27,9 @@ SCHEMA_MAJOR = SCHEMA_VERSION.split(".")[0]
 # 1.1 added the optional ``queue`` and ``conversion`` sections (issue 17); 1.2 the
 # optional ``segment_stats`` of the window that closes a day (issue 16); 1.3 the optional
 # ``visits.groups`` (shopping groups, issue 17); 1.4 the optional ``segments[].units``
-# (the segment mix by buying units, issue 17).
-AGGREGATE_SCHEMA_VERSION = "1.4"
+# (the segment mix by buying units, issue 17); 1.5 the optional ``timezone`` (the store's
+# IANA zone, so that the central roll-ups count its local days).
+AGGREGATE_SCHEMA_VERSION = "1.5"
 AGGREGATE_KIND = "aggregate"
 
 # Topic suffixes under <prefix>/<store>/ (Frigate's layout: available, stats, .../set -> .../state).

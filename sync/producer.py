@@ -60,6 +60,7 @@ def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k
         occupancy_sample_s=site.sync.occupancy_sample_s,
         floor=site.floor,
         positions_since=None if now is None else positions_kept_since(site, now),
+        timezone=site.site.timezone,
     )
     if aggregate.skipped_records:
         log.warning(

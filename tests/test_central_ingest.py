@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from scripts.fleet_sim import DAY_START, Fleet, SimMessage, fleet_messages, store_ids
-from sync import contract
+from sync import contract, kanon
 from tests.support.central_support import (
     Worker,
     central_db_fixture,  # noqa: F401 (fixture)
@@ -213,6 +213,45 @@ def test_invalid_wrong_store_oversized_and_conflicting_messages_are_dead_lettere
     # only the good windows' day (the NUL window is screened out before any insert)
     good_day = contract.iso_utc(DAY_START)[:10].replace("-", "")
     assert partitions(central_db) == [f"windows_{good_day}"]
+
+
+def test_a_row_the_database_refuses_is_dead_lettered_and_its_batch_committed_and_acked(
+    broker, central_db, tmp_path
+):
+    """A window PostgreSQL cannot store (k beyond its integer) in a batch of good ones:
+    it used to fail the batch's transaction, nothing was acknowledged, and the worker
+    reconnected and got the same batch again, for ever, stuck. Now it is dead-lettered
+    (``refused``), the rest committed and everything acknowledged: nothing comes again."""
+    good = fleet_messages(2, 15)
+    bad = kanon.suppress(moved(good[3], DAY_START + 15 * 900), 3_000_000_000)
+    poison = SimMessage(bad["store"], bad["id"], good[3].topic, contract.canonical_json(bad))
+    # commits held back a second: the messages queue up and share a batch
+    worker = Worker(central_db, broker.port, "ingest-1", tmp_path, "--delay", "1").start()
+    try:
+        worker.wait_subscribed()
+        with Fleet("127.0.0.1", broker.port, store_ids(2)) as fleet:
+            fleet.publish(good[:12] + [poison] + good[12:])
+            wait_for(lambda: window_count(central_db) >= len(good), 60, "every good window")
+            wait_for(lambda: query(central_db, "SELECT count(*) FROM dead_letters")[0][0] >= 1,
+                     30, "the dead letter")
+    finally:
+        code = worker.stop()
+    assert code == 0
+    assert assert_exactly_once_but(central_db, good) == 0  # nothing was sent again
+    letters = query(central_db, "SELECT category, reason FROM dead_letters")
+    assert letters == [("refused", f"the database refused window {bad['id']}: "
+                                   "integer out of range")]
+    log = worker.log_text()
+    assert "storing them one by one" in log
+    assert "not acknowledging" not in log and log.count("MQTT: subscribed") == 1
+    assert f"{len(good)} stored, 0 duplicates, 1 dead-lettered" in log
+
+
+def assert_exactly_once_but(dsn: str, messages: list[SimMessage]) -> int:
+    """:func:`assert_exactly_once` where dead letters are expected too."""
+    rows = stored(dsn)
+    assert sorted(row[0] for row in rows) == sorted(m.window_id for m in messages)
+    return sum(row[1] for row in rows)
 
 
 @pytest.mark.parametrize(

@@ -3,17 +3,19 @@ upsert, and roll-ups that are built only from published (non-null) cells."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from scripts.fleet_sim import DAY_START, fleet_messages
-from sync import contract
-from sync.central.schema import MIGRATIONS, migrate
-from sync.central.store import WindowRow, screen
+from sync import contract, kanon
+from sync.central.schema import MIGRATIONS, day_of, migrate, partition_name
+from sync.central.store import CentralStoreError, WindowRow, screen
 from tests.conftest import REPO
 from tests.support.central_support import (  # noqa: F401 (fixture)
     central_db_fixture,
@@ -43,6 +45,22 @@ def test_migrations_are_recorded_and_applied_once(central_db, store):
         assert migrate(conn) == []  # store.ready() applied them
     rows = query(central_db, "SELECT version FROM central_schema_migrations ORDER BY version")
     assert [row[0] for row in rows] == [m.version for m in MIGRATIONS]
+
+
+# SHA-256 of each migration's SQL as shipped: a database that applied one never applies
+# it again, so an edit would reach new databases only (docs/central.md: append, never edit).
+SHIPPED = {
+    1: "fb36c5e44b11dff74878e9762832c08da1ba9d7ebd2c3c8aa6040188c71daca5",
+    2: "8915b557f8b91184e9d7ae73a5011a25cf7aa852f39fe778857a5005c511ffe3",
+    3: "a2e5fae662df0d641e59027f21cb1b97f3a2ef52ca0ce8b4a4fac9f1c9063a4a",
+    4: "b395d123e2420e52ccb299d315c2baa93e8fc2f2c2a56eb71e111b081c847829",
+    5: "bb2f0253c2cbc1fe67f88f92487be27b7d78c25f91d80c6631bf9c202f934951",
+}
+
+
+def test_shipped_migrations_are_never_edited():
+    got = {m.version: hashlib.sha256(m.sql.encode()).hexdigest() for m in MIGRATIONS}
+    assert {v: got[v] for v in SHIPPED} == SHIPPED
 
 
 def test_windows_go_to_day_partitions_once_and_a_redelivery_is_a_duplicate(central_db, store):
@@ -133,6 +151,66 @@ def test_store_and_region_rollups_sum_only_published_cells(central_db, store):
         assert region[("south", day)] == published_sum(
             [published_sum(expected[("sim-0002", day)]["visits"])]
         )
+
+
+def moved(payload: bytes, start: float, **changes) -> bytes:
+    """The message of ``payload`` as the window that starts at ``start`` (its own id)."""
+    body = {**json.loads(payload), **changes}
+    body["window"] = {**body["window"], "start": contract.iso_utc(start)}
+    body["id"] = contract.aggregate_id(body["store"], start, body["window"]["seconds"])
+    return contract.canonical_json(body)
+
+
+def test_a_row_the_database_refuses_is_dead_lettered_alone_and_the_rest_committed(
+    central_db, store
+):
+    """One value PostgreSQL cannot store used to fail the batch's transaction: nothing
+    was acknowledged, the broker sent the batch again, and it failed again, for ever.
+    Now that row alone goes to the dead letters (``refused``, with the database's
+    reason and the payload) and the batch commits; sent again, the batch adds nothing."""
+    good = fleet_messages(2, 20)
+    rows = [screen(m.topic, m.payload) for m in good]
+    later = DAY_START + 20 * 900
+    # k beyond PostgreSQL's integer: valid and k-anonymous (every count withheld)
+    huge_k = kanon.suppress(json.loads(moved(good[0].payload, later)), 3_000_000_000)
+    too_big = screen(good[0].topic, contract.canonical_json(huge_k))
+    # a zone this worker's Python knows and the database does not (their zone data differ)
+    unknown = replace(screen(good[1].topic, moved(good[1].payload, later + 900)),
+                      timezone="Mars/Olympus_Mons")
+    assert isinstance(too_big, WindowRow) and isinstance(unknown, WindowRow)
+    batch = [*rows[:10], too_big, *rows[10:], unknown]
+
+    counts = store.write(batch)
+    assert (counts.stored, counts.duplicates, counts.dead_letters) == (40, 0, 2)
+    assert counts.by_category == {"refused": 2}
+    stored = query(central_db, "SELECT window_id FROM windows ORDER BY 1")
+    assert [row[0] for row in stored] == sorted(m.window_id for m in good)
+    letters = query(central_db, "SELECT category, reason, payload FROM dead_letters ORDER BY id")
+    assert [row[0] for row in letters] == ["refused", "refused"]
+    assert "integer out of range" in letters[0][1] and too_big.window_id in letters[0][1]
+    assert 'time zone "Mars/Olympus_Mons" not recognized' in letters[1][1]
+    assert [bytes(row[2]) for row in letters] == [too_big.text.encode(), unknown.text.encode()]
+
+    again = store.write(batch)  # redelivered: no window twice, the refused ones again
+    assert (again.stored, again.duplicates, again.dead_letters) == (0, 40, 2)
+    assert query(central_db, "SELECT count(*), sum(duplicates) FROM windows")[0] == (40, 40)
+
+
+def test_a_missing_partition_fails_the_batch_and_is_made_again_not_dead_lettered(
+    central_db, store
+):
+    """A partition dropped under a running worker (docs/central.md: drop a day with DROP
+    TABLE) is the database's state, not a bad row: the batch fails whole, nothing is
+    acknowledged or dead-lettered, and the next try makes the partition again."""
+    first, second = fleet_messages(1, 2)
+    assert store.write([screen(first.topic, first.payload)]).stored == 1
+    day = day_of(contract.parse_iso_utc(json.loads(first.payload)["window"]["start"]))
+    with psycopg.connect(central_db, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE {partition_name(day)}")
+    with pytest.raises(CentralStoreError, match="no partition"):
+        store.write([screen(second.topic, second.payload)])
+    assert query(central_db, "SELECT count(*) FROM dead_letters") == [(0,)]
+    assert store.write([screen(second.topic, second.payload)]).stored == 1
 
 
 def test_edge_never_imports_the_central_side():

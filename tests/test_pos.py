@@ -157,7 +157,7 @@ def message(db, site, window, k=5):
     built = build_message(db, site, window, k)
     contract.validate("aggregate", built)
     assert kanon.violations(built, k) == []
-    assert built["schema_version"] == "1.4"
+    assert built["schema_version"] == "1.5"
     return built
 
 

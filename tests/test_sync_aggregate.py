@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import zoneinfo
 
+import jsonschema
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
+from edge.config.site import TIMEZONE_MAX_LENGTH, TIMEZONE_PATTERN
 from edge.config.storage import PrivacyConfig
 from edge.runtime.schema import open_database
 from sync import contract, kanon
@@ -190,18 +195,52 @@ def test_schema_rejects_unknown_fields_and_other_major_versions(memory_db):
 
 
 def test_a_later_minor_version_is_read_on_the_fields_this_build_knows(memory_db):
-    """A box upgraded before the central workers sends 1.5 with fields this build has never
+    """A box upgraded before the central workers sends 1.6 with fields this build has never
     seen: they pass (docs/mqtt.md: a receiver accepts any minor version of its major), and
-    every field it knows is checked as before. At 1.4 the same fields are refused (they
-    were dead-lettered as invalid at 1.5 too)."""
+    every field it knows is checked as before. At 1.5 the same fields are refused (they
+    were dead-lettered as invalid at 1.6 too)."""
     message = kanon.suppress(full_message(exact(memory_db)), 5)
-    later = {**message, "schema_version": "1.5", "new_section": {"x": 1},
+    later = {**message, "schema_version": "1.6", "new_section": {"x": 1},
              "visits": {**message["visits"], "new_count": None}}
     contract.validate("aggregate", later)
     with pytest.raises(ContractError, match="Additional properties"):
-        contract.validate("aggregate", {**later, "schema_version": "1.4"})
+        contract.validate("aggregate", {**later, "schema_version": "1.5"})
     with pytest.raises(ContractError, match="window.seconds"):
         contract.validate("aggregate", {**later, "window": {**later["window"], "seconds": 0}})
+
+
+
+def test_the_message_names_the_stores_time_zone_and_older_readers_still_read_it(memory_db):
+    """Schema 1.5 adds the optional ``timezone`` (the site's, so that the central roll-ups
+    count the store's local days). A reader of 1.4 reads a 1.5 message on the fields it
+    knows; a 1.4 message, without it, is still valid at 1.5."""
+    site = sync_site(window_s=900)
+    site = site.model_copy(update={"site": site.site.model_copy(
+        update={"timezone": "America/New_York"})})
+    message = build_message(memory_db, site, W, 5)
+    assert (message["schema_version"], message["timezone"]) == ("1.5", "America/New_York")
+    assert kanon.violations(message, 5) == []
+    # the 1.4 build: its schema had no timezone, and 1.5 is a later minor to it
+    old_schema = copy.deepcopy(contract.schema("aggregate"))
+    del old_schema["properties"]["timezone"]
+    with pytest.raises(jsonschema.ValidationError, match="Additional properties"):
+        Draft202012Validator(old_schema).validate(message)  # were it read strictly
+    Draft202012Validator(contract._allow_more_properties(old_schema)).validate(message)
+    older = {key: value for key, value in message.items() if key != "timezone"}
+    contract.validate("aggregate", {**older, "schema_version": "1.4"})
+    with pytest.raises(ContractError, match="timezone"):
+        contract.validate("aggregate", {**message, "timezone": "../etc/passwd"})
+
+
+def test_every_time_zone_a_site_accepts_is_one_the_contract_accepts():
+    """A box whose zone the schema refused would have every window refused in its outbox:
+    the site config takes the schema's pattern, and every IANA name matches it."""
+    spec = contract.schema("aggregate")["properties"]["timezone"]
+    assert (spec["pattern"], spec["maxLength"]) == (TIMEZONE_PATTERN, TIMEZONE_MAX_LENGTH)
+    pattern = re.compile(TIMEZONE_PATTERN)
+    names = zoneinfo.available_timezones()
+    assert len(names) > 400 and "America/Argentina/Buenos_Aires" in names
+    assert [n for n in names if not pattern.fullmatch(n) or len(n) > TIMEZONE_MAX_LENGTH] == []
 
 
 # --- property: whatever the data, nothing below k is published ------------------------
@@ -353,7 +392,7 @@ def test_groups_are_buying_units_counted_once_under_the_k_rules(memory_db):
     assert exact(db, Window(W.end, 900)).groups == 0     # g3 was counted in W already
     site = sync_site(window_s=900)
     shown = build_message(db, site, W, 3)
-    assert shown["schema_version"] == "1.4"
+    assert shown["schema_version"] == "1.5"
     assert (shown["visits"]["count"], shown["visits"]["groups"]) == (12, 8)
     hidden = build_message(db, site, W, 5)               # 12 - 8 = 4 came with someone
     assert hidden["visits"]["count"] == 12 and hidden["visits"]["groups"] is None

@@ -44,7 +44,7 @@ def test_the_window_closing_the_day_carries_the_days_statistics(visits, spec):
     write_visits(db, "scenario-store", visits)
     site = scenario_site()
     message = build_message(db, site, LAST, 5)
-    assert message["schema_version"] == "1.4"
+    assert message["schema_version"] == "1.5"
     section = message["segment_stats"]
     assert section["day"] == "2025-12-05" and section["spec_version"] == spec.spec_version
     assert section["visits"] == len(visits)

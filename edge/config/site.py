@@ -24,6 +24,11 @@ from edge.errors import ConfigError
 STORE_TRACKS_ID = "store"
 # The store id calibration/site.example.yaml ships: no service may publish under it.
 SKELETON_SITE_ID = "store-0001"
+# How the MQTT contract spells a time zone (sync/schemas/aggregate.schema.json, `timezone`,
+# since 1.5; a test keeps the two equal): every IANA name matches, and a zone the box
+# accepted is never one its own aggregates would be refused for.
+TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+TIMEZONE_MAX_LENGTH = 64
 
 
 class SiteInfo(StrictModel):
@@ -32,8 +37,9 @@ class SiteInfo(StrictModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
     """Store id: part of MQTT topics and aggregate ids."""
     name: str | None = None
-    timezone: str = "UTC"
-    """IANA time zone for hourly and daily figures."""
+    timezone: str = Field("UTC", max_length=TIMEZONE_MAX_LENGTH, pattern=TIMEZONE_PATTERN)
+    """IANA time zone for hourly and daily figures; sent with every aggregate (schema 1.5),
+    so that the central roll-ups count the store's local days too."""
 
     @field_validator("id")
     @classmethod

@@ -14,7 +14,10 @@ only after the transaction holding its row committed. So:
 - when the database fails, the worker stops acknowledging, disconnects (the session
   and its unacknowledged messages stay at the broker), waits until the database
   answers again and reconnects: MQTT sends an unacknowledged message again only on a
-  new connection, so staying connected would strand it.
+  new connection, so staying connected would strand it;
+- a window the database refuses (a value it cannot store) is dead-lettered alone and
+  the rest of its batch committed and acknowledged (:class:`CentralStore`), so one such
+  message never holds its batch back at every redelivery.
 
 paho's network thread only queues what arrives; this worker's own thread screens
 messages and commits them in batches. The broker never has more than

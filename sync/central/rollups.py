@@ -1,4 +1,5 @@
-"""The central schema's roll-up views: migration 2 creates them, migrations 3 and 4 extend them.
+"""The central schema's roll-up views: migration 2 creates them, migrations 3 and 4 extend
+them, migration 5 moves them to the stores' local days (:func:`views_over`).
 
 Migration 2 (``ROLLUPS_SQL``) sums footfall, visits, dwell and the trait and segment mix
 per store-day and region-day. Migration 3 (``STORE_TRUTHS_SQL``) adds the store truths
@@ -64,6 +65,10 @@ that published the cell) and ``occupancy_max`` (the largest of any of its stores
 stores' peaks need not be at the same moment, so they are not added);
 ``rollup_region_day_dwell`` and ``rollup_region_day_mix`` gain ``windows``.
 
+Migration 5 (:mod:`sync.central.local_day`) re-creates the views with the same columns
+over each store's local day instead of the UTC day (:data:`UTC_DAY`, which migrations 2-4
+keep: their SQL never changes).
+
 Nothing below k: every term of every sum is a published cell (each ≥ k), so a sum is
 null or ≥ k; a max is a published value; the ratios and weighted means are of
 published sums. Differences between columns are differences of published figures,
@@ -87,12 +92,20 @@ def _sums(*columns: str) -> str:
     return ",\n".join(f"       sum(s.{column}) AS {column}" for column in columns)
 
 
+# The day of a window in migrations 2-4: its UTC day. Migration 5 (sync.central.local_day)
+# builds the same columns over the store's local day instead: the column lists below take
+# the day's expression, so that the shipped migrations' SQL stays what it was.
+UTC_DAY = "(w.window_start AT TIME ZONE 'UTC')::date"
+
+
 # Migration 2's columns. Migration 3 keeps them first, in order and type: CREATE OR
 # REPLACE VIEW refuses to drop, rename or retype a column, and readers of version 2
 # keep working.
-_STORE_DAY_V2 = f"""
+def store_day_v2(day: str) -> str:
+    """Migration 2's ``rollup_store_day`` columns, the day being ``day``."""
+    return f"""
        w.store,
-       (w.window_start AT TIME ZONE 'UTC')::date AS day,
+       {day} AS day,
        count(*) AS windows,
        min(w.k) AS k,
        sum({_cell("footfall,in")}) AS footfall_in,
@@ -109,9 +122,12 @@ _STORE_DAY_V2 = f"""
        sum({_cell("wifi,passers_by")}) AS passers_by,
        max({_cell("occupancy,max")}) AS occupancy_max"""
 
-_MIX_V2 = """
+
+def mix_v2(day: str) -> str:
+    """Migration 2's ``rollup_store_day_mix`` columns, the day being ``day``."""
+    return f"""
        w.store,
-       (w.window_start AT TIME ZONE 'UTC')::date AS day,
+       {day} AS day,
        m.kind,
        m.cell ->> 'name' AS name,
        count(*) AS windows,
@@ -125,6 +141,24 @@ _MIX_V2 = """
            AS mean_probability,
        sum((m.cell ->> 'scored')::int)
            FILTER (WHERE m.cell ->> 'mean_probability' IS NOT NULL) AS probability_scored"""
+
+
+def dwell_v2(day: str) -> str:
+    """Migration 2's ``rollup_store_day_dwell`` columns, the day being ``day``."""
+    return f"""w.store,
+       {day} AS day,
+       d.cell ->> 'zone' AS zone,
+       count(*) AS windows,
+       sum((d.cell ->> 'visits')::int) AS visits,
+       sum((d.cell ->> 'visits')::int * (d.cell ->> 'mean_s')::float8)
+           / nullif(sum((d.cell ->> 'visits')::int)
+                    FILTER (WHERE d.cell ->> 'mean_s' IS NOT NULL), 0) AS mean_s,
+       sum((d.cell ->> 'visits')::int)
+           FILTER (WHERE d.cell ->> 'mean_s' IS NOT NULL) AS mean_visits"""
+
+
+_STORE_DAY_V2 = store_day_v2(UTC_DAY)
+_MIX_V2 = mix_v2(UTC_DAY)
 
 _REGION_DAY_V2 = f"""
        r.region, s.day,
@@ -230,16 +264,7 @@ FROM windows w
 GROUP BY 1, 2;
 
 CREATE VIEW rollup_store_day_dwell AS
-SELECT w.store,
-       (w.window_start AT TIME ZONE 'UTC')::date AS day,
-       d.cell ->> 'zone' AS zone,
-       count(*) AS windows,
-       sum((d.cell ->> 'visits')::int) AS visits,
-       sum((d.cell ->> 'visits')::int * (d.cell ->> 'mean_s')::float8)
-           / nullif(sum((d.cell ->> 'visits')::int)
-                    FILTER (WHERE d.cell ->> 'mean_s' IS NOT NULL), 0) AS mean_s,
-       sum((d.cell ->> 'visits')::int)
-           FILTER (WHERE d.cell ->> 'mean_s' IS NOT NULL) AS mean_visits
+SELECT {dwell_v2(UTC_DAY)}
 FROM windows w
 CROSS JOIN LATERAL jsonb_array_elements(w.payload -> 'dwell') AS d(cell)
 WHERE d.cell ->> 'visits' IS NOT NULL
@@ -308,4 +333,50 @@ SELECT {_REGION_MIX_V2},{_REGION_MIX_V3},
 {_sums("windows")}
 FROM rollup_store_day_mix s JOIN store_regions r USING (store)
 GROUP BY 1, 2, 3, 4;
+"""
+
+
+def views_over(day: str, join: str, store_day_more: str, region_day_more: str) -> str:
+    """SQL that replaces the roll-up views of migration 4 by the same columns over another
+    day (migration 5, :mod:`sync.central.local_day`).
+
+    Args:
+        day: the day of a window ``w``: an expression of ``w`` and of what ``join`` adds.
+        join: what follows ``FROM windows w`` in every store view (e.g. a ``LEFT JOIN``).
+        store_day_more: columns appended to ``rollup_store_day`` (an aggregate of ``w``).
+        region_day_more: columns appended to ``rollup_region_day`` (an aggregate of the
+            store-day rows ``s``).
+
+    The region views read the store views' ``day``, so only ``rollup_region_day``, which
+    gains a column, is replaced among them.
+    """
+    return f"""
+CREATE OR REPLACE VIEW rollup_store_day AS
+SELECT {store_day_v2(day)},{_STORE_DAY_V3},
+       {store_day_more}
+FROM windows w
+{join}
+{_PERIODS}
+GROUP BY 1, 2;
+
+CREATE OR REPLACE VIEW rollup_store_day_dwell AS
+SELECT {dwell_v2(day)}
+FROM windows w
+{join}
+CROSS JOIN LATERAL jsonb_array_elements(w.payload -> 'dwell') AS d(cell)
+WHERE d.cell ->> 'visits' IS NOT NULL
+GROUP BY 1, 2, 3;
+
+CREATE OR REPLACE VIEW rollup_store_day_mix AS
+SELECT {mix_v2(day)},{_MIX_V3}
+FROM windows w
+{join}
+{_TRAITS_AND_SEGMENTS}
+GROUP BY 1, 2, 3, 4;
+
+CREATE OR REPLACE VIEW rollup_region_day AS
+SELECT {_REGION_DAY_V2},{_REGION_DAY_V3},{_REGION_DAY_V4},
+       {region_day_more}
+FROM rollup_store_day s JOIN store_regions r USING (store)
+GROUP BY 1, 2;
 """

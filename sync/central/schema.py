@@ -4,7 +4,7 @@ Each migration runs in its own transaction under an advisory lock and is recorde
 ``central_schema_migrations``, so workers starting together apply it once and a
 failed migration leaves nothing behind. Never edit an applied migration: append one.
 
-``windows`` is partitioned by day of ``window_start`` (UTC); a day's partition is
+``windows`` is partitioned by UTC day of ``window_start``; a day's partition is
 created by the first worker that stores a window of that day
 (:func:`ensure_partition`). The roll-ups are views chained on one another
 (windows → store-day → region-day); every sum is a sum of *published* cells only
@@ -14,7 +14,9 @@ at least k: nothing below k can appear in, or be worked out from, a roll-up that
 not already in the published windows. The views' SQL lives in
 :mod:`sync.central.rollups`: migration 2 creates them; migration 3 adds buying units,
 segment units, transactions and conversion, and queue counts, and says which published
-figures cannot be combined; migration 4 gives the region views the store views' columns.
+figures cannot be combined; migration 4 gives the region views the store views' columns;
+migration 5 (:mod:`sync.central.local_day`) stores each window's time zone and moves the
+roll-ups to each store's local day.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from sync.central.local_day import LOCAL_DAY_SQL
 from sync.central.rollups import REGION_COLUMNS_SQL, ROLLUPS_SQL, STORE_TRUTHS_SQL
 
 MIGRATIONS_LOCK = 7_206_001  # pg_advisory_xact_lock keys of this schema
@@ -88,6 +91,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "roll-ups: the region views get the store views' columns (windows, occupancy max)",
         REGION_COLUMNS_SQL,
+    ),
+    Migration(
+        5,
+        "roll-ups by the store's local day: windows.timezone, store_timezones",
+        LOCAL_DAY_SQL,
     ),
 )
 

@@ -1,11 +1,13 @@
 """The central store: screen a message, then commit windows and dead letters in batches.
 
 :func:`screen` is the CPU part (size, JSON, schema, k claim, store, id: the reference
-consumer's :func:`sync.consumer.check_aggregate`), done before any database work.
-:class:`CentralStore` writes a batch in one transaction: windows keyed by
-``(store, window id)`` with ``INSERT ... ON CONFLICT DO NOTHING``, so a redelivered
-window is counted as a duplicate, never stored twice; a window id that comes back
-with *different* bytes keeps the first and dead-letters the second (``conflict``).
+consumer's :func:`sync.consumer.check_aggregate`; a time zone this worker knows),
+done before any database work. :class:`CentralStore` writes a batch in one
+transaction: windows keyed by ``(store, window id)`` with ``INSERT ... ON CONFLICT DO
+NOTHING``, so a redelivered window is counted as a duplicate, never stored twice; a
+window id that comes back with *different* bytes keeps the first and dead-letters the
+second (``conflict``). A row the database refuses (a value it cannot store) is
+dead-lettered alone (``refused``) and the rest of the batch is committed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from edge.errors import EdgeError
+from sync.central.local_day import record_zones
 from sync.central.schema import day_of, ensure_partition, migrate
 from sync.consumer import check_aggregate
 from sync.contract import iso_utc
@@ -82,6 +86,7 @@ class WindowRow:
     schema_version: str
     text: str
     sha256: bytes
+    timezone: str | None = None  # the store's IANA zone (schema 1.5); None: an older box
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +94,9 @@ class DeadLetter:
     """A message that is not stored as a window, and why.
 
     ``category``: ``oversized``, ``wrong_store``, ``invalid`` (not JSON, schema, k
-    claim, id), ``out_of_range`` (a window start outside :class:`AcceptedStarts`) or
-    ``conflict`` (an id already stored with other bytes).
+    claim, id, a time zone this worker does not know), ``out_of_range`` (a window start
+    outside :class:`AcceptedStarts`), ``conflict`` (an id already stored with other
+    bytes) or ``refused`` (the database refused to store its row).
     """
 
     topic: str
@@ -130,6 +136,10 @@ def screen(
     refusal = accepted.refusal(window.window_start) if accepted is not None else None
     if refusal is not None:
         return DeadLetter(topic, "out_of_range", refusal, len(payload), payload)
+    if window.timezone is not None and not is_known_zone(window.timezone):
+        reason = (f"time zone {short_reason(window.timezone, 64)!r} is not in this worker's "
+                  "time zone database (update tzdata and send it again)")
+        return DeadLetter(topic, "invalid", reason, len(payload), payload)
     return WindowRow(
         topic,
         window.store,
@@ -140,7 +150,18 @@ def screen(
         window.schema_version,
         window.text,
         hashlib.sha256(payload).digest(),
+        window.timezone,
     )
+
+
+def is_known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone of this worker's database (the box checked it
+    against its own; a zone newer than ours is refused here with a reason, not guessed)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 @dataclass
@@ -160,11 +181,12 @@ class WriteCounts:
 
 _INSERT_WINDOWS = """
 INSERT INTO windows (store, window_id, window_start, window_s, k, schema_version, payload,
-                     payload_sha256, worker)
+                     payload_sha256, timezone, worker)
 SELECT u.store, u.window_id, to_timestamp(u.start), u.window_s, u.k, u.version, u.payload::jsonb,
-       u.sha, %s
+       u.sha, u.timezone, %s
 FROM unnest(%s::text[], %s::text[], %s::float8[], %s::int[], %s::int[], %s::text[], %s::text[],
-            %s::bytea[]) AS u(store, window_id, start, window_s, k, version, payload, sha)
+            %s::bytea[], %s::text[])
+     AS u(store, window_id, start, window_s, k, version, payload, sha, timezone)
 ORDER BY u.store, u.window_id
 ON CONFLICT (store, window_id, window_start) DO NOTHING
 RETURNING window_id
@@ -253,30 +275,7 @@ class CentralStore:
     ) -> WriteCounts:
         counts = WriteCounts()
         if windows:
-            columns = list(
-                zip(
-                    *(
-                        (
-                            w.store,
-                            w.window_id,
-                            w.window_start,
-                            w.window_s,
-                            w.k,
-                            w.schema_version,
-                            w.text,
-                            w.sha256,
-                        )
-                        for w in windows
-                    ),
-                    strict=True,
-                )
-            )
-            inserted = {
-                row[0]
-                for row in conn.execute(
-                    _INSERT_WINDOWS, [self.worker, *(list(column) for column in columns)]
-                ).fetchall()
-            }
+            inserted, windows = self._insert(conn, windows, dead)
             counts.stored = len(inserted)
             first: set[str] = set()
             for w in windows:
@@ -300,6 +299,8 @@ class CentralStore:
                             w.text.encode(),
                         )
                     )
+            record_zones(conn, [(w.store, w.timezone, w.window_start) for w in windows
+                                if w.timezone is not None and w.window_id in first])
         if dead:
             with conn.cursor() as cursor:
                 cursor.executemany(
@@ -310,3 +311,79 @@ class CentralStore:
             for d in dead:
                 counts.by_category[d.category] = counts.by_category.get(d.category, 0) + 1
         return counts
+
+    def _insert(
+        self, conn: psycopg.Connection, windows: list[WindowRow], dead: list[DeadLetter]
+    ) -> tuple[set[str], list[WindowRow]]:
+        """Insert ``windows`` (inside the batch's transaction): the ids stored now, and the
+        windows the database took (stored now or before).
+
+        All in one statement; if the database refuses a row of it (a value it cannot
+        store: an integer out of its range, a time zone it does not know), each row
+        again in a savepoint of its own, and those it refuses go to ``dead`` as
+        ``refused``: one bad message neither blocks the batch nor, redelivered after a
+        failed commit, every batch after it.
+        """
+        try:
+            with conn.transaction():  # a savepoint: a refusal undoes this statement only
+                return self._insert_rows(conn, windows), windows
+        except psycopg.Error as error:
+            if not refused_row(error):
+                raise
+            log.warning("The database refused a window of a batch of %d (%s); storing them "
+                        "one by one.", len(windows), short_reason(str(error), 120))
+        inserted: set[str] = set()
+        taken = []
+        for w in windows:
+            try:
+                with conn.transaction():
+                    inserted |= self._insert_rows(conn, [w])
+            except psycopg.Error as error:
+                if not refused_row(error):
+                    raise
+                text = error.diag.message_primary or str(error)
+                dead.append(DeadLetter(
+                    w.topic, "refused",
+                    short_reason(f"the database refused window {w.window_id}: {text}"),
+                    len(w.text.encode()), w.text.encode(),
+                ))
+                continue
+            taken.append(w)
+        return inserted, taken
+
+    def _insert_rows(self, conn: psycopg.Connection, windows: list[WindowRow]) -> set[str]:
+        columns = list(
+            zip(
+                *(
+                    (
+                        w.store,
+                        w.window_id,
+                        w.window_start,
+                        w.window_s,
+                        w.k,
+                        w.schema_version,
+                        w.text,
+                        w.sha256,
+                        w.timezone,
+                    )
+                    for w in windows
+                ),
+                strict=True,
+            )
+        )
+        return {
+            row[0]
+            for row in conn.execute(
+                _INSERT_WINDOWS, [self.worker, *(list(column) for column in columns)]
+            ).fetchall()
+        }
+
+
+def refused_row(error: psycopg.Error) -> bool:
+    """Whether ``error`` is the database refusing a value of the row(s) written (a data
+    exception, or a constraint of the schema), not a failure of the database itself
+    (connection, resources, a missing partition: retried, nothing acknowledged)."""
+    if isinstance(error, psycopg.errors.DataError):
+        return True
+    # A missing partition is an integrity error (23514) too, but names no constraint.
+    return isinstance(error, psycopg.errors.IntegrityError) and bool(error.diag.constraint_name)
