@@ -13,10 +13,12 @@ dead-lettered alone (``refused``) and the rest of the batch is committed.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # Aggregates are about 4 kB (docs/mqtt.md, Volume); a box refuses downlinks over 70 kB.
 MAX_MESSAGE_BYTES = 65_536
+INT_MAX = 2**31 - 1  # PostgreSQL's int: the roll-up views cast counts to it
 DEAD_LETTER_KEEP_BYTES = MAX_MESSAGE_BYTES  # an oversized payload is not kept at all
 # A box's outbox holds about 104 days of windows by default (sync.outbox_max_pending),
 # so a box back from a long outage sends windows that old; a year is kept as margin.
@@ -136,6 +139,11 @@ def screen(
     refusal = accepted.refusal(window.window_start) if accepted is not None else None
     if refusal is not None:
         return DeadLetter(topic, "out_of_range", refusal, len(payload), payload)
+    too_large = _too_large(json.loads(window.text))
+    if too_large is not None:
+        reason = (f"{too_large} is larger than the roll-ups' integers ({INT_MAX}): no store "
+                  "counts that many in one window")
+        return DeadLetter(topic, "invalid", reason, len(payload), payload)
     if window.timezone is not None and not is_known_zone(window.timezone):
         reason = (f"time zone {short_reason(window.timezone, 64)!r} is not in this worker's "
                   "time zone database (update tzdata and send it again)")
@@ -152,6 +160,23 @@ def screen(
         hashlib.sha256(payload).digest(),
         window.timezone,
     )
+
+
+def _too_large(value: Any, path: str = "") -> str | None:
+    """The path of the first integer in a message beyond PostgreSQL's ``int``, which the
+    roll-up views cast counts to (one such window stored would make every roll-up query
+    fail), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return path or "/" if abs(value) > INT_MAX else None
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        found = _too_large(item, f"{path}/{key}")
+        if found is not None:
+            return found
+    return None
 
 
 def is_known_zone(name: str) -> bool:
