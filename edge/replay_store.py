@@ -5,7 +5,8 @@ Each camera runs its own pipeline (detector or MOTChallenge detections, tracker,
 calibration) and hands its frames' floor observations to the fusion stage. The
 cameras share one clock: frame ``k`` of a camera (0-based) is at ``k / fps`` seconds
 from the start, each camera at its own ``fps``. The fusion fuses one instant per
-frame of the fastest camera, with every camera's latest frame at or before it;
+frame of the fastest camera, with every camera's latest frame at or before it (its
+time less its camera's delay, :mod:`edge.fusion.delays`);
 fused frame ``j`` (numbered ``j + 1`` in ``--floor-out``, as MOTChallenge frames)
 is the fastest camera's frame ``j``. A camera whose recording ends before the others
 goes *down* from then on: the people in its area are held, not made to leave.
@@ -199,7 +200,8 @@ def _frames_until(
         return None
     for stream in streams:
         latest = None
-        while (when := stream.next_time()) is not None and when < until:
+        delay = stage.delays.delay(stream.camera.id)  # a frame's stamp less its camera's delay
+        while (when := stream.next_time()) is not None and when - delay < until:
             assert stream.pending is not None
             index, item = stream.pending
             stream.pending = None

@@ -51,6 +51,7 @@ from edge.evaluation.multicam import (
 from edge.evaluation.synthetic_room import Room, make_room
 from edge.evaluation.wildtrack_layouts import replay_wildtrack
 from edge.fusion.coverage import Coverage
+from edge.fusion.delays import CameraDelays
 from edge.fusion.observe import floor_side_sign, homography_jacobian
 from edge.fusion.tracker import FloorFusion
 from edge.motformat import detections_by_frame
@@ -110,9 +111,11 @@ def cost(quick: bool) -> dict[str, float]:
     for _ in range(3):
         ours = FloorFusion(FusionConfig(), Coverage({f"c{c}": box for c in range(8)}),
                            ((0, 0), (20, 15)))
+        delays = CameraDelays(FusionConfig(), {f"c{c}": 0.0 for c in range(8)})
         started = time.process_time()
-        for k, t, batch in instants:
-            ours.step(k, t, batch)
+        for k, t, batch in instants:  # as edge.fusion.stage.FusionStage.step does
+            ours.step(k, t, [delays.correct(seen) for seen in batch], delays.unsure())
+            delays.learn(t, ours.aligned)
         ours_ms = min(ours_ms, 1000 * (time.process_time() - started) / len(instants))
         baseline = off_the_shelf()
         started = time.process_time()

@@ -30,8 +30,24 @@ class FusionConfig(StrictModel):
     max_gate_m: float = Field(2.0, gt=0, le=10)
     """...and never further than this many metres, however uncertain."""
     clock_skew_s: float = Field(0.3, ge=0, le=5, title="Tolerated clock skew")
-    """Cameras' clocks may disagree by this much: a walker's speed times this is added to the
-    association gate."""
+    """Cameras' frame times may still disagree by this much once each camera's delay is taken off
+    (learn_camera_delays): a walker's speed times this is added to the association gate."""
+    learn_camera_delays: bool = Field(True, title="Learn each camera's delay")
+    """Learn how much later than the other cameras' each camera's pictures reach the box (RTSP
+    buffering adds 0.2-2 s; a frame is stamped when it is read), from the people it sees with
+    other cameras: a walker seen 0.7 m behind where the others place them, at 1.2 m/s, was seen
+    0.6 s earlier than stamped. Each camera's frame times are corrected by it before the fusion
+    picks a frame for an instant and matches its sightings. It starts from the camera's
+    stream_delay_s. False: the configured delays only."""
+    max_camera_delay_s: float = Field(2.0, gt=0, le=10, title="Longest camera delay")
+    """Longest delay learnt for a camera (seconds); a sighting pair that implies a larger one is
+    taken for two different people. Until a camera's delay is learnt, its sightings may be this
+    late (at the association gate) along a walker's way. The live fusion waits for a late camera
+    as long as its delay."""
+    camera_delay_warn_s: float = Field(1.0, gt=0, le=10, title="Camera delay warning")
+    """The fusion's health reads degraded while a camera's pictures are learnt to arrive more than
+    this much later than the earliest camera's: corrected, but a stream that slow delays the
+    count and its delay may change (check the camera's stream settings)."""
     max_speed_mps: float | None = Field(3.0, gt=0, le=20, title="Fastest walker")
     """No one in a store moves faster than this (m/s; shoppers walk at 0.5-1.5 and rarely run over
     3): a sighting farther from where a person was last seen than this speed times the time since

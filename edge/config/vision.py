@@ -149,6 +149,12 @@ class CameraConfig(StrictModel):
     loop: bool = False
     """Loop a file source forever (demos)."""
     calibration: CalibrationConfig
+    stream_delay_s: float = Field(0.0, ge=0, le=10, title="Stream delay")
+    """How long after it was taken a frame of this camera reaches the box (seconds; RTSP buffering
+    adds 0.2-2 s): frames are stamped when read, so on a site with several cameras the fusion
+    takes this off the camera's frame times. It is the starting value; the fusion learns the real
+    delay from the people this camera sees with others (fusion.learn_camera_delays), relative to
+    the earliest camera."""
     floor_area: list[Point] | None = Field(None, title="Tracked floor area")
     """Polygon corners in floor metres, in order, not closed: only people whose feet map inside are
     tracked (leave out the street seen through the shop window, a staff-only corridor, a poster).

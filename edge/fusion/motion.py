@@ -46,7 +46,8 @@ def inverse_2x2(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mahalanobis(
-    x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarray, extra: np.ndarray | None = None
+    x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarray, extra: np.ndarray | None = None,
+    lead: np.ndarray | None = None, lead_sd: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Squared Mahalanobis distances ``(n, m)`` between ``n`` predicted positions and
     ``m`` sightings, the Euclidean ones, and the log-determinants of the innovation
@@ -56,6 +57,12 @@ def mahalanobis(
         x, p: states ``(n, 4)`` and covariances ``(n, 4, 4)``.
         z, r: sightings ``(m, 2)`` and their covariances ``(m, 2, 2)``.
         extra: ``(n,)`` variance added per person on both axes (clock skew).
+        lead: ``(m,)`` seconds each sighting was taken after the states' time: each
+            state is moved on by it (position plus velocity times it, and its
+            covariance with it). None: all at the states' time.
+        lead_sd: ``(m,)`` how many seconds each ``lead`` may be off (a camera whose delay
+            is not known yet): that many seconds of each person's velocity are added
+            as uncertainty along it.
     """
     dx = z[None, :, 0] - x[:, None, 0]  # (n, m)
     dy = z[None, :, 1] - x[:, None, 1]
@@ -65,6 +72,18 @@ def mahalanobis(
     a = (p[:, 0, 0] + extra_v)[:, None] + r[None, :, 0, 0]
     b = p[:, 0, 1][:, None] + r[None, :, 0, 1]
     d = (p[:, 1, 1] + extra_v)[:, None] + r[None, :, 1, 1]
+    if lead is not None and lead.any():
+        h = lead[None, :]  # H = [I, h I]: the position h seconds on
+        dx = dx - x[:, None, 2] * h
+        dy = dy - x[:, None, 3] * h
+        a = a + 2 * h * p[:, 0, 2][:, None] + h**2 * p[:, 2, 2][:, None]
+        b = b + h * (p[:, 0, 3] + p[:, 1, 2])[:, None] + h**2 * p[:, 2, 3][:, None]
+        d = d + 2 * h * p[:, 1, 3][:, None] + h**2 * p[:, 3, 3][:, None]
+    if lead_sd is not None and lead_sd.any():
+        s2 = lead_sd[None, :] ** 2
+        a = a + s2 * (x[:, 2] ** 2)[:, None]
+        b = b + s2 * (x[:, 2] * x[:, 3])[:, None]
+        d = d + s2 * (x[:, 3] ** 2)[:, None]
     det = np.maximum(a * d - b * b, 1e-18)
     d2 = (d * dx * dx - 2.0 * b * dx * dy + a * dy * dy) / det
     return d2, np.hypot(dx, dy), np.log(det)

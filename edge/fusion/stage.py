@@ -13,6 +13,7 @@ import shapely
 from edge.calibration import Homography, fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.fusion.coverage import Coverage, footprint
+from edge.fusion.delays import CameraDelays
 from edge.fusion.observe import floor_side_sign, observe
 from edge.fusion.tracker import FloorFusion
 from edge.records import FloorObservations, FloorTracks, FusedTracks
@@ -61,6 +62,7 @@ class FusionStage:
         self.coverage = Coverage(footprints)
         self.tracker = FloorFusion(self.config, self.coverage, site.floor.bounds,
                                    new_person_confidence=site.tracker.new_track_threshold)
+        self.delays = CameraDelays(self.config, {c.id: c.stream_delay_s for c in site.cameras})
 
     def learn_image_size(self, camera_id: str, size: tuple[int, int]) -> None:
         """A camera's frame size, learnt from its first frame: its footprint and the
@@ -92,10 +94,22 @@ class FusionStage:
             area=self.areas[camera],
         )
 
+    def camera_time(self, seen: FloorObservations) -> float:
+        """When a camera frame was taken, as far as is known: its stamp less its camera's
+        delay (:mod:`edge.fusion.delays`). Pick the frames of an instant by it."""
+        return self.delays.camera_time(seen)
+
     def step(
         self, frame_index: int, t: float, observations: Iterable[FloorObservations]
     ) -> FusedTracks:
-        return self.tracker.step(frame_index, t, observations)
+        """Fuse one instant ``t`` (on the cameras' corrected clock): each frame's stamp is
+        corrected by its camera's delay, then the delays learn from what was matched."""
+        fused = self.tracker.step(frame_index, t,
+                                  [self.delays.correct(seen) for seen in observations],
+                                  self.delays.unsure())
+        if self.config.learn_camera_delays:
+            self.delays.learn(t, self.tracker.aligned)
+        return fused
 
 
 def _floor_sign(matrix: np.ndarray, size: tuple[int, int] | None,

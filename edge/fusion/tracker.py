@@ -4,14 +4,17 @@ How it decides, each instant ``t`` (one frame of every camera that sent one):
 
 1. **Predict.** Every person's floor state moves on under a constant-velocity model
    (:mod:`edge.fusion.motion`); their uncertainty grows with the time unseen.
-2. **Associate.** Every sighting of the instant meets every predicted person in one
-   cost matrix: the negative log-likelihood of the pair (squared Mahalanobis
-   distance plus the log-determinant), with the person's uncertainty, the sighting's
-   own (it grows with distance from the camera, :mod:`edge.fusion.observe`) and a
-   walker's speed times the tolerated clock skew. Pairs beyond ``gate_sigmas`` or
-   ``max_gate_m`` cannot meet, nor those no one could have walked at
-   ``max_speed_mps`` since the person was last seen (from where they were then: a
-   track coasting on a wrong velocity is predicted where its person cannot be). A
+2. **Associate.** Every sighting of the instant meets every person, predicted to the
+   time of the sighting's frame (its stamp less its camera's delay,
+   :mod:`edge.fusion.delays`), in one cost matrix: the negative log-likelihood of the
+   pair (squared Mahalanobis distance plus the log-determinant), with the person's
+   uncertainty, the sighting's own (it grows with distance from the camera,
+   :mod:`edge.fusion.observe`) and a walker's speed times the tolerated clock skew
+   (and, along the way they walk, times a camera's delay while it is not learnt).
+   Pairs beyond ``gate_sigmas`` or ``max_gate_m`` cannot meet, nor those no one could
+   have walked at ``max_speed_mps`` since the person was last seen (from where they
+   were then: a track coasting on a wrong velocity is predicted where its person
+   cannot be). A
    sighting whose camera track was given to this person last time costs
    ``continuity_bonus`` less. Then, camera by camera, Jonker-Volgenant (``lap``)
    picks the one-to-one matching on that camera's columns, confirmed people first,
@@ -59,6 +62,7 @@ import shapely
 from edge.config.fusion import FusionConfig
 from edge.fusion import motion
 from edge.fusion.coverage import Coverage
+from edge.fusion.delays import AlignedSightings
 from edge.records import FloorObservations, FusedTracks
 from edge.tracking.association import assign
 
@@ -69,6 +73,7 @@ PAIR_EVERY = 4  # instants between two samples of those distances (they cost tim
 # camera within this distance of the dead one's footprint (metres).
 HANDOVER_MARGIN_M = 2.0
 SNAPSHOT_VERSION = 1  # of FloorFusion.snapshot(): a service restarted on another resumes not
+MAX_LEAD_S = 1.0  # a frame farther than this from its instant is taken as at most this far
 
 
 @dataclass(slots=True)
@@ -155,6 +160,7 @@ class FloorFusion:
         self._camera_bits: dict[str, int] = {}
         self._steps = 0
         self.pair_distances: dict[tuple[str, str], deque[float]] = {}
+        self.aligned: list[AlignedSightings] = []  # the last instant's, for the delays
 
     def snapshot(self) -> dict:
         """Everything the tracker knows, as plain JSON values, so that a fusion service
@@ -222,9 +228,14 @@ class FloorFusion:
         return {c for c, last in self.camera_last_t.items() if t - last <= limit}
 
     def step(
-        self, frame_index: int, t: float, observations: Iterable[FloorObservations]
+        self, frame_index: int, t: float, observations: Iterable[FloorObservations],
+        unsure_s: Mapping[str, float] | None = None,
     ) -> FusedTracks:
-        """Fuse one instant: at most one frame per camera, each near ``t``."""
+        """Fuse one instant: at most one frame per camera, each near ``t``.
+
+        ``unsure_s``: per camera, how many seconds its frame times may still be off (a
+        delay not learnt yet, :mod:`edge.fusion.delays`); its sightings are then trusted
+        that much of each person's walk less along their way."""
         batch = list(observations)
         for seen in batch:
             self.camera_last_t[seen.camera_id] = max(
@@ -237,7 +248,16 @@ class FloorFusion:
         sightings: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # camera -> (uids, xy)
         leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         looked = [seen for seen in batch if len(seen)]
-        cost = self._cost(looked) if looked and len(people) else None
+        # each frame's time from the instant: a sighting is compared with, and moved back
+        # to the instant along, the person's velocity (frames of 3 frames/s cameras lag
+        # their instant by up to a third of a second)
+        sizes = [len(seen) for seen in looked]
+        lead = np.repeat(np.clip([seen.timestamp - t for seen in looked], -MAX_LEAD_S,
+                                 MAX_LEAD_S), sizes)
+        unsure = np.repeat([(unsure_s or {}).get(seen.camera_id, 0.0) for seen in looked],
+                           sizes)
+        self.aligned = []
+        cost = self._cost(looked, lead, unsure) if looked and len(people) else None
         start = 0
         matched_rows, matched_cols = [], []
         for seen in looked:
@@ -249,7 +269,13 @@ class FloorFusion:
                 matched_cols.append(cols + start)
                 people.camera_mask[rows] |= self._camera_bit(seen.camera_id)
                 assigned[seen.camera_id] = people.uid[rows]
-                sightings[seen.camera_id] = (people.uid[rows], seen.xy[cols])
+                aligned = seen.xy[cols] - people.x[rows, 2:] * lead[start + cols][:, None]
+                sightings[seen.camera_id] = (people.uid[rows], aligned)
+                sure = people.track_id[rows] > 0
+                p_v = people.p[rows[sure], 2:, 2:]
+                self.aligned.append(AlignedSightings(
+                    seen.camera_id, people.uid[rows][sure], aligned[sure],
+                    people.x[rows[sure], 2:], np.sqrt((p_v[:, 0, 0] + p_v[:, 1, 1]) / 2)))
                 local = seen.local_id[cols]
                 for uid, camera_track in zip(people.uid[rows][local >= 0].tolist(),
                                              local[local >= 0].tolist(), strict=True):
@@ -265,7 +291,15 @@ class FloorFusion:
             cols = np.concatenate(matched_cols)
             xy = np.concatenate([seen.xy for seen in looked])
             cov = np.concatenate([seen.covariance for seen in looked])
-            self._update(rows, xy[cols], cov[cols], t)
+            # moved to the instant; the velocity's uncertainty adds to the position's
+            z, r = xy[cols], cov[cols]
+            ahead, v = lead[cols], people.x[rows, 2:]
+            if ahead.any():
+                z = z - v * ahead[:, None]
+                r = r + ahead[:, None, None] ** 2 * people.p[rows, 2:, 2:]
+            if unsure[cols].any():
+                r = r + v[:, :, None] * v[:, None, :] * unsure[cols, None, None] ** 2
+            self._update(rows, z, r, t)
         people.instants[people.seen > 0] += 1
         self._steps += 1
         if self._steps % PAIR_EVERY == 0:
@@ -291,16 +325,20 @@ class FloorFusion:
                               self.config.acceleration_noise)
         people.x[moving], people.p[moving] = x, p
 
-    def _cost(self, looked: list[FloorObservations]) -> np.ndarray:
+    def _cost(self, looked: list[FloorObservations], lead: np.ndarray,
+              unsure: np.ndarray) -> np.ndarray:
         """Cost of every (person, sighting) pair of this instant, ``inf`` outside the gate:
         the negative log-likelihood (up to a constant), so a vague person does not win a
-        sighting from a sharp one merely because its gate is wide."""
+        sighting from a sharp one merely because its gate is wide. Each person is
+        predicted to the time of each sighting's frame (``lead``: seconds after ``t``,
+        give or take ``unsure``)."""
         people = self.people
         xy = np.concatenate([seen.xy for seen in looked])
         cov = np.concatenate([seen.covariance for seen in looked])
         speed2 = np.sum(people.x[:, 2:] ** 2, axis=1)
         d2, dist, log_det = motion.mahalanobis(people.x, people.p, xy, cov,
-                                               speed2 * self.config.clock_skew_s**2)
+                                               speed2 * self.config.clock_skew_s**2, lead,
+                                               unsure)
         cost = d2 + log_det
         if self.config.continuity_bonus > 0:
             previous = np.concatenate([
@@ -310,20 +348,23 @@ class FloorFusion:
             same = people.uid[:, None] == previous[None, :]
             if same.any():
                 cost -= self.config.continuity_bonus * same
-        out = (d2 > self.config.gate_sigmas**2) | (dist > self.config.max_gate_m)
+        reach = (self.config.max_gate_m + np.sqrt(speed2)[:, None] * unsure[None, :]
+                 if unsure.any() else self.config.max_gate_m)
+        out = (d2 > self.config.gate_sigmas**2) | (dist > reach)
         if self.config.max_speed_mps is not None:
             rows, cols = np.nonzero(~out)
             out[rows, cols] = self._too_far_to_walk(rows, cols, xy, cov,
-                                                    self.config.max_speed_mps)
+                                                    self.config.max_speed_mps, unsure)
         cost[out] = np.inf
         return cost
 
     def _too_far_to_walk(self, rows: np.ndarray, cols: np.ndarray, xy: np.ndarray,
-                         cov: np.ndarray, max_speed: float) -> np.ndarray:
+                         cov: np.ndarray, max_speed: float, unsure: np.ndarray) -> np.ndarray:
         """Of the pairs ``(rows[k], cols[k])``, those whose sighting no one could have
         walked to: farther from where the person was last seen than ``max_speed`` (m/s)
-        times the time since (plus ``clock_skew_s``), by more than ``gate_sigmas``
-        standard deviations of that position's and the sighting's uncertainty together.
+        times the time since (plus ``clock_skew_s`` and the sighting's ``unsure``), by
+        more than ``gate_sigmas`` standard deviations of that position's and the
+        sighting's uncertainty together.
 
         Measured from where the person was last seen, not from where the motion model
         predicts them: a track coasting on a wrong velocity (one that hopped between two
@@ -332,7 +373,7 @@ class FloorFusion:
         held, and the predicted gate holds them already."""
         people = self.people
         elapsed = (self.t or 0.0) - people.last_seen[rows]
-        reach = max_speed * (elapsed + self.config.clock_skew_s)
+        reach = max_speed * (elapsed + self.config.clock_skew_s + unsure[cols])
         offset = xy[cols] - people.last_xy[rows]
         dist = np.hypot(offset[:, 0], offset[:, 1])
         far = np.flatnonzero((dist > reach) & ~people.held[rows])

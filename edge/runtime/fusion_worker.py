@@ -8,7 +8,9 @@ through the ``camera_frames`` table (:mod:`edge.fusion.store`), in batches every
 fusion.latency_s`` behind the clock so that every camera's frames of that instant have
 arrived (a frame that comes later still is counted as late, per camera, in the health
 report), with each camera's latest frame at or before the instant: cameras may run at different
-frame rates and their clocks may disagree by a few hundred milliseconds. The fused
+frame rates and their clocks may disagree by a few hundred milliseconds. A frame's time is its
+stamp less its camera's delay (:mod:`edge.fusion.delays`), and the fusion waits that much longer
+for a late camera. The fused
 tracks are stored as the ``store`` run's ``track_points``, which the visits, the
 status page and the aggregates read, so every person is counted once.
 """
@@ -150,28 +152,31 @@ class FusionWorker:
 
     def fuse_ready(self) -> int:
         """Fuse every instant whose frames have all arrived; returns instants fused."""
-        watermark = self.clock() - self.wait_s
+        # frames are picked by when they were taken: a camera whose pictures arrive late
+        # (its learnt delay) is waited for that much longer
+        camera_time = self.stage.camera_time
+        watermark = self.clock() - self.wait_s - self.stage.delays.longest()
         # At the first read, what predates this service (or was fused before its
         # restart) is not even decoded: a fusion back after hours finds hours of frames.
         since, self._read_after = self._read_after, float("-inf")
         frames, self.last_row = read_new_camera_frames(self.db, self.last_row, after_t=since)
         self.frames_read += len(frames)
         for seen in frames:
-            if seen.timestamp > self.done_until:
+            if camera_time(seen) > self.done_until:
                 self.pending.append(seen)
             elif self.instant is not None:
                 self.late_frames[seen.camera_id] = self.late_frames.get(seen.camera_id, 0) + 1
-        self.pending.sort(key=lambda seen: seen.timestamp)  # batches of cameras interleave
+        self.pending.sort(key=camera_time)  # batches of cameras interleave
         if self.instant is None:
             if not self.pending:
                 return 0
-            self.instant = self.pending[0].timestamp - self.step_s
+            self.instant = camera_time(self.pending[0]) - self.step_s
         fused = 0
         while self.instant + self.step_s <= watermark:
             self.instant += self.step_s
             edge = self.instant + self.step_s / 2
-            due = [seen for seen in self.pending if seen.timestamp <= edge]
-            self.pending = [seen for seen in self.pending if seen.timestamp > edge]
+            due = [seen for seen in self.pending if camera_time(seen) <= edge]
+            self.pending = [seen for seen in self.pending if camera_time(seen) > edge]
             self.done_until = edge
             latest: dict[str, FloorObservations] = {}
             for seen in due:  # in time order: the latest frame of each camera wins
@@ -225,7 +230,8 @@ class FusionWorker:
                   "fused_frames": self.frames, "late_frames": dict(self.late_frames),
                   "calibration_pairs": pairs,
                   "calibration_worst_pair": worst[0] if worst else None,
-                  "calibration_worst_median_m": worst[1]["median_m"] if worst else None}
+                  "calibration_worst_median_m": worst[1]["median_m"] if worst else None,
+                  **self.stage.delays.health_detail()}
         late = sorted(camera for camera, _ in self.late_frames.items()
                       - self._late_reported.items())
         self._late_reported = dict(self.late_frames)
@@ -237,6 +243,7 @@ class FusionWorker:
         if late:
             problems.append(f"Pictures of cameras {', '.join(late)} arrive more than "
                             f"{self.wait_s:g} s late and are left out: raise fusion.latency_s.")
+        problems.extend(self.stage.delays.health_problems())
         if problems:
             status = "degraded"
             message = " ".join(problems)
