@@ -446,3 +446,24 @@ def test_a_killed_fusion_service_resumes_from_its_last_saved_state_without_doubl
                          "group by track_id, t having count(*) > 1)").fetchone()[0]
     assert doubled == 0
     assert len(store_visits(db)) == 3
+
+
+def test_a_resumed_fusion_service_keeps_the_camera_delays_it_learnt(tmp_path):
+    """A restarted service learnt every camera's delay again from nothing: for its
+    first seconds, walkers seen by a late camera and one other were counted twice."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=20.0, leave=16.0))
+    now = [START + 1.0]
+    first = FusionWorker(site, db, clock=lambda: now[0])
+    first.start()
+    first.stage.delays.restore({"delays": {"aisle": 0.8}, "estimates": {"aisle": 0.8},
+                                "sure": ["aisle"]})  # as learnt
+    fuse_on(first, now, START + 9.0)
+    first.finish("stopped")
+    now[0] = START + 12.0
+    second = FusionWorker(site, db, clock=lambda: now[0])
+    second.start()
+    assert second.run_id == first.run_id
+    assert second.stage.delays.delays()["aisle"] == 0.8
+    assert "aisle" in second.stage.delays.learnt()

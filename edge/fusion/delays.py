@@ -157,6 +157,29 @@ class CameraDelays:
         unknown = self.config.max_camera_delay_s / self.config.gate_sigmas
         return {camera: 0.0 if camera in self._sure else unknown for camera in self.cameras}
 
+    def snapshot(self) -> dict:
+        """What was learnt, for a fusion service that resumes its run (the samples are
+        not kept: it goes on correcting by these delays while it samples again)."""
+        return {"delays": self._delays, "estimates": self._estimates,
+                "sure": sorted(self._sure)}
+
+    def restore(self, snapshot: Mapping) -> None:
+        """Go on from a :meth:`snapshot`; cameras no longer in the site are left out.
+
+        Raises:
+            ValueError: it is not one.
+        """
+        try:
+            delays = {str(c): float(d) for c, d in snapshot["delays"].items()}
+            estimates = {str(c): float(d) for c, d in snapshot["estimates"].items()}
+            sure = {str(c) for c in snapshot["sure"]}
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"cannot resume the camera delays: {error}") from None
+        self.reset()
+        self._delays.update({c: d for c, d in delays.items() if c in self._index})
+        self._estimates.update({c: d for c, d in estimates.items() if c in self._index})
+        self._sure = sure & set(self.cameras)
+
     def health_detail(self) -> dict:
         """For the fusion's health row: each camera's delay (seconds after the earliest
         camera's pictures, as learnt or configured), which of them are learnt, and

@@ -99,6 +99,25 @@ class FusionStage:
         delay (:mod:`edge.fusion.delays`). Pick the frames of an instant by it."""
         return self.delays.camera_time(seen)
 
+    def snapshot(self) -> dict:
+        """The tracker's state and the cameras' learnt delays (:meth:`restore`)."""
+        return {**self.tracker.snapshot(), "camera_delays": self.delays.snapshot()}
+
+    def restore(self, snapshot: Mapping) -> None:
+        """Go on from a :meth:`snapshot` (a state saved before the delays were kept
+        restores the tracker alone).
+
+        Raises:
+            ValueError: it cannot be read (the stage is then as new).
+        """
+        self.tracker.restore(snapshot)
+        try:
+            if "camera_delays" in snapshot:
+                self.delays.restore(snapshot["camera_delays"])
+        except ValueError:
+            self.tracker.reset()
+            raise
+
     def step(
         self, frame_index: int, t: float, observations: Iterable[FloorObservations]
     ) -> FusedTracks:

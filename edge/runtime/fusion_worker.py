@@ -132,7 +132,7 @@ class FusionWorker:
                      "its people's visits end there; a new run starts.", run_id, away)
             return None
         try:
-            self.stage.tracker.restore(saved.state)
+            self.stage.restore(saved.state)
         except ValueError as error:
             log.warning("Fusion: run %d cannot be resumed (%s); a new run starts.",
                         run_id, error)
@@ -201,7 +201,7 @@ class FusionWorker:
                 if save and self.instant is not None:
                     save_fusion_state(self.db, SavedFusion(
                         self.run_id, self.instant, self.done_until, self.frames,
-                        self.stage.tracker.snapshot()))
+                        self.stage.snapshot()))
                     self._state_saved_t = self.instant
             self.batch = []
             if self.instant is not None:
