@@ -98,7 +98,8 @@ class FootPoints:
         window = self.config.scale_window_s
         if window <= 0:
             return anchors
-        if timestamp - self._swept_t >= window / 2:  # so an id is held 1.5 windows at most
+        # Held 1.5 windows at most; a clock stepped back sweeps at once (not after the step).
+        if not 0 <= timestamp - self._swept_t < window / 2:
             self._forget_before(timestamp - window)
             self._swept_t = timestamp
         tops = np.asarray(tracks.xyxy, dtype=np.float64).reshape(-1, 4)[:, 1]
