@@ -17,6 +17,7 @@ from edge.calibration import Homography
 from edge.config import SiteConfig
 from edge.config.vision import DEFAULT_FPS, CameraConfig
 from edge.detection import Detector
+from edge.feet import FootPoints
 from edge.records import Detections, FloorTracks, Frame, Tracks
 from edge.tracking import ByteTracker
 
@@ -49,6 +50,8 @@ class CameraPipeline:
         homography: the camera's image-to-floor mapping.
         floor_area: optional floor polygon (metres); detections whose feet map
             outside are dropped before tracking.
+        feet: where each track stands in the image (:class:`edge.feet.FootPoints`);
+            default: the bottom-centre of its box.
     """
 
     def __init__(
@@ -58,8 +61,11 @@ class CameraPipeline:
         tracker: ByteTracker,
         homography: Homography,
         floor_area: Sequence[tuple[float, float]] | None = None,
+        *,
+        feet: FootPoints | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self.feet = feet
         self.detector = detector
         self.tracker = tracker
         self.homography = homography
@@ -90,7 +96,8 @@ class CameraPipeline:
             frame_index=frame_index,
             timestamp=timestamp,
             tracks=tracks,
-            xy=self.homography.image_to_floor(tracks.anchors),
+            xy=self.homography.image_to_floor(
+                tracks.anchors if self.feet is None else self.feet.anchors(tracks, timestamp)),
             detections=found,
         )
         self.times.track_s += time.perf_counter() - started
@@ -139,8 +146,9 @@ def build_camera_pipeline(
     frame_rate: float,
 ) -> CameraPipeline:
     """The pipeline of ``camera``: its own tracker (``site.tracker``, fed ``frame_rate``
-    frames per second, from :func:`tracker_frame_rate`), its calibration and its
-    ``floor_area`` (people off the store floor are not tracked). ``detector`` None: the
-    pipeline is fed detections (a det.txt)."""
+    frames per second, from :func:`tracker_frame_rate`), its calibration, its
+    ``floor_area`` (people off the store floor are not tracked) and where each track
+    stands (``site.feet``). ``detector`` None: the pipeline is fed detections (a det.txt)."""
     return CameraPipeline(camera.id, detector, ByteTracker(site.tracker, frame_rate),
-                          homography, camera.floor_area)
+                          homography, camera.floor_area,
+                          feet=FootPoints(site.feet, homography))

@@ -174,6 +174,7 @@ def pipeline_pass(args: argparse.Namespace) -> dict[str, float]:
     from edge.calibration import fit_camera_calibrations
     from edge.config import load_site
     from edge.detection import load_detector
+    from edge.feet import FootPoints
     from edge.pipeline import CameraPipeline
     from edge.runtime.schema import open_database
     from edge.storage.trajectories import start_run, write_track_points
@@ -182,9 +183,11 @@ def pipeline_pass(args: argparse.Namespace) -> dict[str, float]:
 
     site = load_site(args.site)
     camera = site.cameras[0]
+    homography = fit_camera_calibrations(site)[camera.id]
     pipeline = CameraPipeline(camera.id, load_detector(site.detector),
                               ByteTracker(site.tracker, DETECT_FPS),
-                              fit_camera_calibrations(site)[camera.id], camera.floor_area)
+                              homography, camera.floor_area,
+                              feet=FootPoints(site.feet, homography))
     with tempfile.TemporaryDirectory() as folder:
         db = open_database(Path(folder) / "bench.db")
         run_id = start_run(db, camera.id, "bench", "bench")

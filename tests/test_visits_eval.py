@@ -243,7 +243,9 @@ def test_recording_meets_the_random_line_targets(detector_replay_db, pets_site):
     """Issue 14's targets on random counting lines (48, seeds 1-2): recall and
     precision >= 0.97. Before excursions were dropped (line_settle_s) and crossings
     dated mid-passage: 0.980 / 0.948; then 0.983 / 0.987; with split tracks stitched
-    (edge.visits.stitch) 0.983 / 0.991; with swaps repaired (edge.visits.swaps) 0.987 / 0.991."""
+    (edge.visits.stitch) 0.983 / 0.991; with swaps repaired (edge.visits.swaps) 0.987 / 0.991;
+    with hidden feet put back (edge.feet) the same; with outlying positions replaced by their
+    neighbours' median (visits.outlier_m) 0.987 / 0.996."""
     m = evaluate_layouts(pets_site, str(PETS_GT), open_database(detector_replay_db)).metrics
     assert m["crossing_recall"] >= 0.97, m
     assert m["crossing_precision"] >= 0.97, m
@@ -303,7 +305,8 @@ def held_out_layouts(detector_replay_db):
 def test_random_lines_not_tuned_on(held_out_layouts):
     """Held-out seeds 3-6 meet the 0.97 targets: precision 0.936 before excursions
     were dropped, 0.975 after, 0.977 with split tracks stitched; recall 0.957 before
-    stitching, 0.961 after, 0.973 with the lamp-post handover repaired (edge.visits.swaps).
+    stitching, 0.961 after, 0.973 with the lamp-post handover repaired (edge.visits.swaps),
+    0.975 / 0.979 with hidden feet put back (edge.feet; outlier_m changes neither).
     What is left: people entering together in the first seconds, whom the tracker never
     separates (docs/visits.md)."""
     m = held_out_layouts
@@ -318,18 +321,21 @@ def test_random_lines_not_tuned_on(held_out_layouts):
 def test_random_zone_dwell_not_tuned_on(held_out_layouts):
     """Zone dwell on held-out random zones: median error 0.087 with stays dated by
     samples, 0.063 timed between them, 0.058 with split tracks stitched (0.042-0.070
-    per seed), 0.055 with swaps repaired. A regression guard; the target is below."""
+    per seed), 0.055 with swaps repaired, 0.053 with hidden feet put back (edge.feet), 0.050
+    with outlying positions replaced by their neighbours' median (visits.outlier_m). A
+    regression guard; the target is below."""
     m = held_out_layouts
     assert m["dwell_pairs"] >= 400
-    assert m["dwell_median_rel_error"] <= 0.065, m
+    assert m["dwell_median_rel_error"] <= 0.058, m
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("pets_replay")
 @pytest.mark.timeout(1200)  # the shared whole-recording replay, if this test runs first
-@pytest.mark.xfail(strict=True, reason="not met: 0.055 on held-out seeds 3-6 (0.063 before split "
-                   "tracks were stitched, 0.058 before swaps were repaired); people followed "
-                   "by one clean track are at 0.044, the rest is tracker swaps")
+@pytest.mark.xfail(strict=True, reason="not met: 0.0503 on held-out seeds 3-6 (0.063 before split "
+                   "tracks were stitched, 0.058 before swaps were repaired, 0.055 before hidden "
+                   "feet were put back, 0.053 before outlying positions were replaced); with "
+                   "perfect identities it would be 0.042, the rest is tracker swaps")
 def test_random_zone_dwell_meets_the_5_percent_target(held_out_layouts):
     """Issue 14's target: median dwell error <= 5 % on layouts not tuned on."""
     assert held_out_layouts["dwell_median_rel_error"] <= 0.05

@@ -13,7 +13,7 @@ from edge.config.visits import VisitConfig
 from edge.visits.features import FeatureExtractor
 from edge.visits.geometry import LineCounter, ZoneIndex
 from edge.visits.presence import zone_stays
-from edge.visits.trajectory import smooth, split_on_gaps
+from edge.visits.trajectory import moving_median, smooth, split_on_gaps
 
 ZONES = [
     ZoneConfig(id="box", kind="product", polygon=[(0, 0), (4, 0), (4, 3), (0, 3)]),
@@ -200,6 +200,43 @@ def test_smoothing_keeps_the_ends_and_removes_jitter():
     inner = slice(10, -10)
     assert np.abs(smoothed[inner] - truth[inner]).std() < 0.5 * np.abs(noisy - truth).std()
     assert smooth(t, noisy, 0.0) is not noisy
+
+
+def walk_l_shape(fps: float = 7.0) -> tuple[np.ndarray, np.ndarray]:
+    """20 s at 1.4 m/s: east for 10 s, then a right-angle turn north."""
+    t = np.arange(0, 20, 1 / fps)
+    xy = np.where(t[:, None] < 10, np.c_[1.4 * t, 0 * t], np.c_[14 + 0 * t, 1.4 * (t - 10)])
+    return t, xy
+
+
+def test_a_position_far_from_its_neighbours_median_does_not_drag_the_path():
+    """A box that takes in a neighbour for one frame puts one position 3 m off: the
+    moving average alone moves the seven positions around it by 0.4 m; replaced by the
+    median of its neighbours first (outlier_m), the path stays on the walk."""
+    t, truth = walk_l_shape()
+    jumpy = truth.copy()
+    jumpy[30] += (0.0, 3.0)
+    plain = smooth(t, jumpy, 1.0)
+    robust = smooth(t, jumpy, 1.0, outlier_m=0.8)
+    assert np.hypot(*(plain - smooth(t, truth, 1.0)).T).max() > 0.4
+    assert np.hypot(*(robust - smooth(t, truth, 1.0)).T).max() < 1e-9
+
+
+def test_outlier_m_leaves_a_walk_and_its_turn_alone():
+    """A clean walk, a right-angle turn and noise of 0.15 m (about a detector's on the
+    floor) are not outliers at 0.8 m: nothing is replaced, the ends stay where they were
+    seen, and outlier_m 0 is the moving average alone."""
+    t, truth = walk_l_shape()
+    noisy = truth + np.random.default_rng(1).normal(0, 0.15, truth.shape)
+    np.testing.assert_array_equal(smooth(t, noisy, 1.0, outlier_m=0.8), smooth(t, noisy, 1.0))
+    np.testing.assert_array_equal(smooth(t, noisy, 1.0, outlier_m=0.0), smooth(t, noisy, 1.0))
+    assert np.allclose(smooth(t, noisy, 1.0, outlier_m=0.8)[[0, -1]], noisy[[0, -1]])
+
+
+def test_moving_median_shrinks_its_window_at_both_ends():
+    xy = np.c_[np.array([0.0, 10.0, 1.0, 2.0, 3.0, 4.0, 50.0]), np.zeros(7)]
+    median = moving_median(xy, 2)
+    np.testing.assert_array_equal(median[:, 0], [0.0, 1.0, 2.0, 3.0, 3.0, 4.0, 50.0])
 
 
 def test_split_on_gaps():

@@ -14,7 +14,7 @@ from edge.config.pos import PosConfig
 from edge.config.service import FRAME_IN_FLIGHT_S, ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.sync import SyncConfig
-from edge.config.vision import CameraConfig, DetectorConfig, TrackerConfig
+from edge.config.vision import CameraConfig, DetectorConfig, FeetConfig, TrackerConfig
 from edge.config.visits import VisitConfig
 from edge.config.web import WebConfig
 from edge.config.wifi import WifiConfig
@@ -69,6 +69,7 @@ class SiteConfig(StrictModel):
     cameras: list[CameraConfig] = Field(default_factory=list)
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
+    feet: FeetConfig = FeetConfig()
     fusion: FusionConfig = FusionConfig()
     floor: FloorConfig
     visits: VisitConfig = VisitConfig()

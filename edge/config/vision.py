@@ -244,6 +244,31 @@ class DetectorConfig(StrictModel):
         return value
 
 
+class FeetConfig(StrictModel):
+    """Where a tracked person stands when the bottom of their box is not their feet.
+
+    A detector boxes what it sees: a person whose legs are hidden behind someone else, a
+    post or a shelf gets a box cut off above the hidden feet, and its bottom-centre lands
+    metres further from the camera (edge.feet). Such a box is recognised against the
+    track's own scale (its box height over how far its feet stand below the horizon,
+    which is constant along a person's walk), and the feet are put that person's height
+    below the box's top instead.
+    """
+
+    scale_window_s: float = Field(4.0, ge=0, le=60)
+    """A track's scale is the median over its whole boxes of the last this many seconds (at
+    least two of them). A box cut off for longer keeps its bottom-centre. 0 turns the correction
+    off: every box's bottom-centre is where the person stands."""
+    hidden_height_ratio: float = Field(0.8, gt=0, lt=1)
+    """A box shorter than this fraction of the height the track's scale gives at its bottom edge
+    may be cut off above hidden feet..."""
+    hidden_edge_ratio: float = Field(2.0, ge=1, le=100)
+    """...when its bottom edge moved at least this many times as far as its top edge since the
+    track's last whole box: the head stayed where it was, the feet vanished. A box that shrank at
+    both edges (a detector's other guess at the scale, as the MOTChallenge public detections make)
+    or at the top (someone bending down) keeps its bottom-centre."""
+
+
 class TrackerConfig(StrictModel):
     """ByteTrack-style multi-object tracker.
 

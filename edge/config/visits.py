@@ -16,6 +16,10 @@ class VisitConfig(StrictModel):
     """Trajectories shorter than this are fragments, not visits."""
     smoothing_s: float = Field(1.0, ge=0)
     """Width of the centred moving-average window over floor positions."""
+    outlier_m: float = Field(0.8, ge=0, le=100)
+    """Before the moving average, a floor position further than this from the median of the
+    positions around it (over smoothing_s) is replaced by that median: a box that took in a
+    neighbour or lost the feet for a frame or two. 0 keeps every position."""
     zone_enter_after_s: float = Field(1.0, ge=0)
     """Seconds continuously inside a zone before presence starts (hysteresis); the stay is then
     dated from the first moment inside."""

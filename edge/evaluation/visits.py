@@ -62,7 +62,8 @@ def measure_side(
     crossings: list[tuple[int, LineCrossing]] = []
     for key in frames:
         pieces = track_segments("eval", None, key, frames[key] / fps, xy[key],
-                                gap_s=cfg.close_after_s, smoothing_s=cfg.smoothing_s)
+                                gap_s=cfg.close_after_s, smoothing_s=cfg.smoothing_s,
+                                outlier_m=cfg.outlier_m)
         totals: dict[str, float] = {}
         for piece in pieces:
             found = extractor.crossings(piece)

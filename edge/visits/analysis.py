@@ -66,6 +66,7 @@ class VisitAnalyzer:
         return track_segments(
             camera_id, run_id, track_id, t, xy,
             gap_s=self.config.close_after_s, smoothing_s=self.config.smoothing_s,
+            outlier_m=self.config.outlier_m,
         )
 
     def raw_pieces(
@@ -77,7 +78,8 @@ class VisitAnalyzer:
 
     def smoothed(self, visit: Visit) -> Visit:
         """The visit with its positions smoothed (as :meth:`pieces` does)."""
-        return replace(visit, xy=smooth(visit.t, visit.xy, self.config.smoothing_s))
+        return replace(visit, xy=smooth(visit.t, visit.xy, self.config.smoothing_s,
+                                        outlier_m=self.config.outlier_m))
 
     def analyze_pieces(self, pieces: Sequence[Visit]) -> TrackOutcome:
         """Measure and classify finished pieces of tracks."""

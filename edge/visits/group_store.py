@@ -58,7 +58,8 @@ def _stored_overlapping(
         t = points[:, 0]
         keep = np.concatenate(([True], np.diff(t) > 0))
         t, xy = t[keep], points[keep, 1:]
-        visits.append(Visit(camera, run_id, track, t, smooth(t, xy, config.smoothing_s)))
+        visits.append(Visit(camera, run_id, track, t,
+                            smooth(t, xy, config.smoothing_s, outlier_m=config.outlier_m)))
         ids.append(visit_id)
         groups.append(group_id)
     return visits, ids, groups

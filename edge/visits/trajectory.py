@@ -4,11 +4,20 @@ Smoothing is a centred moving average in *time* (the window shrinks symmetricall
 at both ends, so a trajectory's first and last positions stay where they were
 seen). It works on irregular sampling, as produced by a tracker that loses a
 person for a few frames.
+
+A moving average spreads a single wrong position over its whole window: a box that
+takes in a neighbour for a frame, or loses the feet behind a shelf, puts one position
+a metre or more off, and a 1 s average at 7 frames/s moves seven positions by a
+seventh of that. So, first, a position further than ``outlier_m`` from the median of
+the positions around it (over the same window) is replaced by that median (a Hampel
+filter): the median ignores a few wrong positions, and on a straight walk it is the
+walk itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from edge.visits.records import Visit
 
@@ -22,22 +31,46 @@ def split_on_gaps(t: np.ndarray, gap_s: float) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-def smooth(t: np.ndarray, xy: np.ndarray, window_s: float) -> np.ndarray:
+def smooth(t: np.ndarray, xy: np.ndarray, window_s: float, *, outlier_m: float = 0.0
+           ) -> np.ndarray:
     """Centred moving average of ``xy`` over ``window_s`` seconds; a new array.
 
     Args:
         t: ``(n,)`` increasing seconds.
         xy: ``(n, 2)`` positions.
         window_s: full window width; 0 returns a copy.
+        outlier_m: a position further than this from the median of the positions
+            around it (the window's span in samples at the mean sampling rate) is
+            replaced by that median first; 0 keeps every position.
     """
     if window_s <= 0 or len(t) < 3:
         return np.array(xy, dtype=np.float64, copy=True)
+    xy = np.asarray(xy, dtype=np.float64)
+    if outlier_m > 0:
+        median = moving_median(xy, max(1, round(window_s / 2.0 * (len(t) - 1)
+                                                / max(float(t[-1] - t[0]), 1e-9))))
+        far = np.hypot(*(xy - median).T) > outlier_m
+        xy = np.where(far[:, None], median, xy)
     half = np.minimum(window_s / 2.0, np.minimum(t - t[0], t[-1] - t))
     lo = np.searchsorted(t, t - half, side="left")
     hi = np.searchsorted(t, t + half, side="right")
     sums = np.zeros((len(t) + 1, 2), dtype=np.float64)
     np.cumsum(xy, axis=0, out=sums[1:])
     return (sums[hi] - sums[lo]) / (hi - lo)[:, None]
+
+
+def moving_median(xy: np.ndarray, half: int) -> np.ndarray:
+    """Median of each position and the ``half`` positions on either side of it; the
+    window shrinks symmetrically at both ends, as the moving average's does."""
+    n = len(xy)
+    out = np.array(xy, dtype=np.float64, copy=True)
+    if n > 2 * half:  # an odd window: the median is its middle element once partitioned
+        windows = sliding_window_view(xy, 2 * half + 1, axis=0)
+        out[half:n - half] = np.partition(windows, half, axis=-1)[..., half]
+    for i in (*range(min(half, n)), *range(max(n - half, half), n)):
+        side = min(i, n - 1 - i)
+        out[i] = np.sort(xy[i - side:i + side + 1], axis=0)[side]
+    return out
 
 
 def track_segments(
@@ -49,6 +82,7 @@ def track_segments(
     *,
     gap_s: float,
     smoothing_s: float,
+    outlier_m: float = 0.0,
 ) -> list[Visit]:
     """A track's pieces (split where it was gone longer than ``gap_s``), smoothed.
 
@@ -59,6 +93,6 @@ def track_segments(
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     return [
         Visit(camera_id, run_id, track_id, t[piece].copy(),
-              smooth(t[piece], xy[piece], smoothing_s))
+              smooth(t[piece], xy[piece], smoothing_s, outlier_m=outlier_m))
         for piece in split_on_gaps(t, gap_s)
     ]
