@@ -467,3 +467,15 @@ def test_a_resumed_fusion_service_keeps_the_camera_delays_it_learnt(tmp_path):
     assert second.run_id == first.run_id
     assert second.stage.delays.delays()["aisle"] == 0.8
     assert "aisle" in second.stage.delays.learnt()
+
+
+def test_the_settle_check_counts_the_wait_for_a_late_camera(tmp_path):
+    """The fusion waits up to the longest camera delay it corrects for a late camera's
+    pictures (fusion.max_camera_delay_s): the check of sync.settle_s left it out."""
+    site = two_camera_site(tmp_path)
+    single = site.visits.close_after_s + site.visits.stitch_max_gap_s \
+        + site.service.visits_interval_s + site.service.flush_interval_s + 1.0
+    assert site.visit_stored_within_s == pytest.approx(
+        single + site.fusion.latency_s + site.fusion.max_camera_delay_s)
+    short = two_camera_site(tmp_path, sync={"settle_s": single + site.fusion.latency_s + 0.5})
+    assert "the longest camera delay" in (short.settle_warning() or "")

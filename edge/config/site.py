@@ -132,12 +132,21 @@ class SiteConfig(StrictModel):
         track is closed ``visits.close_after_s`` later (``stitch_max_gap_s`` more, in case
         a new track continues it) by the next build (every ``service.visits_interval_s``),
         from positions written every ``service.flush_interval_s`` (after a picture in
-        flight; after the fusion's ``latency_s`` where cameras are fused)."""
+        flight; after the fusion's ``latency_s`` where cameras are fused, and the longest
+        camera delay it may correct: it waits for a late camera's pictures)."""
         stored = self.service.flush_interval_s + FRAME_IN_FLIGHT_S
         if self.fuses_cameras:
-            stored += self.fusion.latency_s
+            stored += self.fusion.latency_s + self.longest_camera_delay_s
         return (self.visits.close_after_s + self.visits.stitch_max_gap_s
                 + self.service.visits_interval_s + stored)
+
+    @property
+    def longest_camera_delay_s(self) -> float:
+        """The longest delay the fusion may take off a camera's frame times: learnt up to
+        ``fusion.max_camera_delay_s``, or a camera's configured ``stream_delay_s``."""
+        configured = max((c.stream_delay_s for c in self.cameras), default=0.0)
+        learnt = self.fusion.max_camera_delay_s if self.fusion.learn_camera_delays else 0.0
+        return max(configured, learnt)
 
     def settle_warning(self) -> str | None:
         """Why windows would be sent before their visits are stored, if they would."""
@@ -150,7 +159,8 @@ class SiteConfig(StrictModel):
                 f"visit can take to be stored after its shopper leaves (visits.close_after_s "
                 f"+ visits.stitch_max_gap_s + service.visits_interval_s + "
                 f"service.flush_interval_s + {FRAME_IN_FLIGHT_S:g} s"
-                f"{' + fusion.latency_s' if self.fuses_cameras else ''}): visits that end "
+                f"{' + fusion.latency_s + the longest camera delay' if self.fuses_cameras else ''}"
+                f"): visits that end "
                 f"late in a window would never be sent; set sync.settle_s to at least "
                 f"{math.ceil(needed):d}")
 
