@@ -2,11 +2,15 @@
 
 The aggregate of the window that closes a UTC day carries ``segment_stats``: the
 E-step statistics (:mod:`edge.visits.segment_stats`) of the segment spec in force over
-the visits that ended that day, computed from their stored features, never sent
-themselves. A component is withheld under the k rules there; :func:`sync.kanon.suppress`
-and the publish path's check then treat the memberships as soft counts
-(``x-soft-count`` in the schema). The central side reads the section back with
-``SegmentStatistics.from_section`` and pools it (``sync/central/pool.py``).
+the visits that ended that day in a window whose ``visits.count`` was published,
+computed from their stored features, never sent themselves. The visits of a window
+whose count was withheld (fewer than k) are left out: counted in the day's figures,
+the day's total minus the published window counts would give them back
+(:func:`withhold_day_visits` checks the finished message for that). A component is
+withheld under the k rules there; :func:`sync.kanon.suppress` and the publish path's
+check then treat the memberships as soft counts (``x-soft-count`` in the schema). The
+central side reads the section back with ``SegmentStatistics.from_section`` and pools
+it (``sync/central/pool.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ import numpy as np
 import sqlite_utils
 
 from edge.config import SiteConfig
+from edge.privacy.small_counts import residual_problem
 from edge.visits.segment_stats import (
     scaled_features,
     sufficient_statistics,
@@ -57,34 +63,49 @@ def spec_in_force(site: SiteConfig) -> SegmentSpec:
     return read_spec(path)[0]
 
 
+def day_windows(window: Window) -> list[float]:
+    """Starts of the windows of the UTC day that ``window`` closes, ``window`` last
+    (none when it closes no day)."""
+    if not closes_day(window):
+        return []
+    start = window.end - DAY_S
+    return [start + i * window.seconds for i in range(DAY_S // window.seconds)]
+
+
 def day_features(
-    db: sqlite_utils.Database, start: float, features: list[str]
+    db: sqlite_utils.Database, start: float, features: list[str],
+    spans: Sequence[tuple[float, float]] | None = None,
 ) -> tuple[np.ndarray, int]:
     """``(n, D)`` values of ``features`` of the visits that ended in the day from
-    ``start``, and how many visits were skipped (a feature missing or not finite)."""
+    ``start`` (only in ``spans``, ``[a, b)`` time spans, when given), and how many
+    visits were skipped (a feature missing or not finite)."""
     rows, skipped = [], 0
-    for (text,) in db.execute(
-        "select features from visits where end_t >= ? and end_t < ? order by end_t",
-        (start, start + DAY_S),
-    ):
-        try:
-            values = json.loads(text or "{}")
-            row = [float(values[name]) for name in features]
-        except (ValueError, KeyError, TypeError):
-            skipped += 1
-            continue
-        if all(math.isfinite(v) for v in row):
-            rows.append(row)
-        else:
-            skipped += 1
+    for a, b in [(start, start + DAY_S)] if spans is None else spans:
+        for (text,) in db.execute(
+            "select features from visits where end_t >= ? and end_t < ? order by end_t",
+            (a, b),
+        ):
+            try:
+                values = json.loads(text or "{}")
+                row = [float(values[name]) for name in features]
+            except (ValueError, KeyError, TypeError):
+                skipped += 1
+                continue
+            if all(math.isfinite(v) for v in row):
+                rows.append(row)
+            else:
+                skipped += 1
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(features)), skipped
 
 
 def segment_stats_section(
-    db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int
+    db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int,
+    counted: Sequence[float],
 ) -> dict[str, Any] | None:
-    """The ``segment_stats`` of the day ``window`` closes (withheld at ``k``), or None
-    when it closes no day, or the spec in force has no segments or cannot be read."""
+    """The ``segment_stats`` of the day ``window`` closes (withheld at ``k``), over the
+    visits of the windows starting at ``counted`` (those whose ``visits.count`` was
+    published), or None when it closes no day, or the spec in force has no segments or
+    cannot be read."""
     if not closes_day(window):
         return None
     try:
@@ -95,7 +116,8 @@ def segment_stats_section(
     if spec.segments is None:
         return None
     start = window.end - DAY_S
-    x, skipped = day_features(db, start, list(spec.segments.features))
+    spans = [(s, s + window.seconds) for s in sorted(counted)]
+    x, skipped = day_features(db, start, list(spec.segments.features), spans)
     if skipped:
         log.warning("Segment statistics of %s: %d visits without the segment features skipped.",
                     iso_utc(start)[:10], skipped)
@@ -104,15 +126,61 @@ def segment_stats_section(
 
 
 def add_segment_stats(
-    full: dict[str, Any], db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int
+    full: dict[str, Any], db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int,
+    published: Mapping[float, int | None],
 ) -> None:
     """Put the day's ``segment_stats`` into the exact message ``full`` of ``window`` (the
     input of :func:`sync.kanon.suppress`) when it closes a day, counting the components
-    withheld at ``k`` in ``suppressed``."""
-    section = segment_stats_section(db, site, window, k)
+    withheld at ``k`` in ``suppressed``.
+
+    Only the visits of windows whose ``visits.count`` is published are summed:
+    ``published`` maps the day's earlier windows to the count their message holds in
+    the outbox (None where withheld; a window left out is unknown, so withheld too),
+    and ``window`` itself counts when its own count is k or more.
+    """
+    if not closes_day(window):
+        return
+    own = (full.get("visits") or {}).get("count")
+    counted = [start for start, n in published.items() if n is not None]
+    if own is not None and own >= k:
+        counted.append(window.start)
+    section = segment_stats_section(db, site, window, k, counted)
     if section is None:
         return
     full["segment_stats"] = section
     hidden = sum(1 for item in section["components"] if item["membership"] is None)
     if hidden:
         full["suppressed"] = {**full.get("suppressed", {}), "segment_stats": hidden}
+
+
+def withhold_day_visits(
+    message: dict[str, Any], window: Window, k: int, published: Mapping[float, int | None]
+) -> None:
+    """Null ``segment_stats.visits`` and every component of a suppressed ``message`` when
+    they could give away a count below k by subtraction across messages.
+
+    The statistics sum the visits of the day's windows whose ``visits.count`` went out
+    (``published`` as for :func:`add_segment_stats`, ``window``'s own count from
+    ``message``), so their ``visits`` minus those counts must leave 0, or at least k
+    (the exclusive-cells rule of :mod:`edge.privacy.small_counts`, applied across
+    messages like :func:`sync.aggregate.withhold_period_visits`). A rest comes from
+    visits stored after their window was sent (in the day's sums, in no window's count)
+    or skipped for a missing feature; 1 to k-1 of them would be a group below k, so the
+    section is withheld. The components go with the total: their memberships add up
+    to it.
+    """
+    section = message.get("segment_stats")
+    if section is None or section["visits"] is None:
+        return
+    shown = [n for n in published.values() if n is not None]
+    own = (message.get("visits") or {}).get("count")
+    if own is not None:
+        shown.append(own)
+    if residual_problem(shown, section["visits"], k, any_withheld=False) is None:
+        return
+    section["visits"] = None
+    for item in section["components"]:
+        item["membership"] = item["sum"] = item["sumsq"] = None
+    counts = dict(message.get("suppressed") or {})
+    counts["segment_stats"] = len(section["components"])
+    message["suppressed"] = {key: counts[key] for key in sorted(counts) if counts[key]}

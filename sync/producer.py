@@ -28,7 +28,7 @@ from sync.aggregate import (
     window_from,
     withhold_period_visits,
 )
-from sync.day_stats import add_segment_stats
+from sync.day_stats import add_segment_stats, day_windows, withhold_day_visits
 from sync.outbox import Eviction, Outbox, published_visit_counts
 from sync.settings import SyncSettings
 
@@ -67,11 +67,13 @@ def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k
             "Window %s: %d malformed records skipped.", aggregate.id, aggregate.skipped_records
         )
     full = full_message(aggregate)
-    add_segment_stats(full, db, site, window, k)
+    day = published_visit_counts(db, day_windows(window)[:-1])
+    add_segment_stats(full, db, site, window, k, day)
     message = kanon.suppress(full, k)
     earlier = sorted({start for period in aggregate.conversion if period.window_starts
                       for start in period.window_starts[:-1]})
     withhold_period_visits(message, aggregate, k, published_visit_counts(db, earlier))
+    withhold_day_visits(message, window, k, day)
     contract.validate("aggregate", message)
     kanon.assert_k_anonymous(message, k)
     return message

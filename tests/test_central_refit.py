@@ -28,7 +28,14 @@ from sync.central.refit import refit_spec
 from sync.central.store import CentralStore, screen
 from sync.producer import build_message
 from sync.publisher import SyncService
-from tests.refit_support import DAY0, DAY_S, day_visits, write_visits
+from tests.refit_support import (
+    DAY0,
+    DAY_S,
+    bunch_visits,
+    day_visits,
+    publish_day,
+    write_visits,
+)
 from tests.support.central_support import (  # noqa: F401 (fixture)
     central_db_fixture,
     open_central_store,
@@ -66,7 +73,9 @@ def central_fixture(central_db):
 
 def send_day(central: CentralStore, db, site, window: Window = LAST) -> dict:
     """The store's closing aggregate of the day, screened and committed as the ingest
-    worker does (``sync.central.store``)."""
+    worker does (``sync.central.store``), after the day's earlier windows went to the
+    outbox (the statistics sum the visits of the windows whose count was published)."""
+    publish_day(db, site, K, window)
     message = build_message(db, site, window, K)
     topic = contract.Topics(PREFIX, site.site.id)(contract.AGGREGATES)
     counts = central.write([screen(topic, contract.canonical_json(message))])
@@ -92,6 +101,7 @@ def test_pooled_refit_round_trip_over_the_downlink(
         site = store_site(i)
         db = open_database(tmp_path / f"{site.site.id}.db")
         write_visits(db, site.site.id, visits[i::STORES])
+        bunch_visits(db, 10)  # every window with visits publishes its count
         message = send_day(central, db, site)
         assert message["segment_stats"]["visits"] == len(visits[i::STORES])
         assert not message["suppressed"].get("segment_stats")
@@ -171,9 +181,11 @@ def test_a_refit_that_cannot_be_done_keeps_the_spec_and_says_why(tmp_path, centr
         site = store_site(i)
         db = open_database(tmp_path / f"{site.site.id}.db")
         write_visits(db, site.site.id, visits[i::6])
+        bunch_visits(db, 10)
         send_day(central, db, site)
         late = day_visits(1, 10 + i, DAY0 + DAY_S)[:6]
         write_visits(db, site.site.id, late)
+        bunch_visits(db, 6, day_start=DAY0 + DAY_S)  # one window of 6, published at k=5
         send_day(central, db, site, Window(LAST.start + DAY_S, 900))
 
     def refit(*args: str):

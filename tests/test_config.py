@@ -639,3 +639,30 @@ def test_windows_sent_before_their_visits_are_stored_are_warned_about(tmp_path):
     assert "settle_s" not in check_config(short, "--service", "web").output
     no_sync = write(tmp_path, MINIMAL + "sync: {settle_s: 30, enabled: false}\n")
     assert load_site(no_sync).settle_warning() is None
+
+
+@pytest.mark.parametrize("hours, purge_every_s, refused", [
+    (1, None, True),           # the default hourly purge kept 1 h up to 1.5 h
+    (2, 21600, True),          # kept up to 7 h
+    (4, 21600, True),
+    (2, None, False),
+    (12, 21600, False),
+    (0.5, 900, False),
+])
+def test_raw_trajectories_kept_less_than_two_purge_intervals_are_refused(
+        tmp_path, hours, purge_every_s, refused):
+    """Regression (privacy review, repro 06): a purge keeps at least half the period
+    (edge.retention.cutoff), so raw_trajectory_hours under twice the purge interval
+    was outlived silently (1 h kept 1.5 h, 2 h kept 7 h). The config refuses it."""
+    text = MINIMAL + f"storage: {{raw_trajectory_hours: {hours}}}\n"
+    if purge_every_s is not None:
+        text += f"service: {{purge_interval_s: {purge_every_s}}}\n"
+    if not refused:
+        assert load_site(write(tmp_path, text)).storage.raw_trajectory_hours == hours
+        return
+    with pytest.raises(ConfigError) as error:
+        load_site(write(tmp_path, text))
+    every = purge_every_s or 3600
+    assert re.search(r"site\.yaml:11 storage\.raw_trajectory_hours: raw positions kept "
+                     rf"{hours:g} h with a purge every {every:g} s", str(error.value))
+    assert f"set raw_trajectory_hours to at least {2 * every / 3600:g}" in str(error.value)

@@ -27,6 +27,7 @@ from edge.debug_modes import (
     clear_stale_debug_modes,
     refuse_under_service,
 )
+from edge.errors import OutputError
 from edge.privacy.store import active_debug_modes, read_audit_log
 from edge.runtime.schema import open_database
 from edge.web.app import create_app
@@ -199,3 +200,38 @@ def test_the_raw_capture_keeps_exactly_the_frames_and_counts_the_same(tmp_path):
         kept = [(data, meta.sec + meta.usec / 1e6) for data, meta in reader]
     assert [d for d, _ in kept] == [d for d, _ in frames]
     assert max(abs(a - b) for (_, a), (_, b) in zip(kept, frames, strict=True)) < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["file", "link", "dangling link"])
+def test_the_raw_capture_refuses_a_path_that_is_already_there(tmp_path, kind):
+    """Regression (privacy review, repro 07): the raw capture was opened with O_CREAT |
+    O_TRUNC, whose 0600 applies to a new file only: an existing 0644 file (or the file a
+    symbolic link points to) was filled with raw frames and kept its mode and owner. An
+    existing path is refused now, by the command before it announces anything and by
+    the writer itself (O_EXCL | O_NOFOLLOW), and nothing is written."""
+    target = tmp_path / "someone-elses.pcap"
+    path = tmp_path / "raw.pcap"
+    if kind == "file":
+        path.write_bytes(b"keep")
+        path.chmod(0o644)
+    else:
+        if kind == "link":
+            target.write_bytes(b"keep")
+            target.chmod(0o644)
+        path.symlink_to(target)
+    source = Frames([(b"\x00" * 24, 1.0)])
+    with pytest.raises(OutputError, match="already exists: raw frames are only written to a "
+                                          "new file"):
+        RawPcapTee(source, path)
+    assert source.closed
+    kept = path if kind == "file" else target
+    if kind == "dangling link":
+        assert not target.exists()
+    else:
+        assert kept.read_bytes() == b"keep" and stat.S_IMODE(kept.stat().st_mode) == 0o644
+    db_path = tmp_path / "edge.db"
+    result = CliRunner().invoke(cli, ["wifi", "sniff", "--iface", "lo", "--debug-raw-pcap",
+                                      str(path), "--db", str(db_path)])
+    assert result.exit_code == 1 and "already exists" in result.output, result.output
+    assert not db_path.exists()  # refused before the debug mode was announced
+

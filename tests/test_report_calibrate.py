@@ -68,6 +68,33 @@ def test_overlay_pixelates_people(tmp_path, pairs):
     assert sorted(kept)[len(kept) // 2] < 0.3, kept
 
 
+def test_overlay_covers_people_the_detector_misses_and_is_private(tmp_path, pairs):
+    """Regression (privacy review, repro 04): the overlay pixelated only the people the
+    detector found, so one it missed (behind the sign) kept a sharp face, in a file of
+    mode 0644 (0644 kept over an existing file). It is covered whole now, as the
+    annotated video is, and mode 0600."""
+    overlay = tmp_path / "overlay.png"
+    overlay.write_bytes(b"old")
+    overlay.chmod(0o644)
+    result, overlay, _ = calibrate(tmp_path, pairs)
+    assert result.returncode == 0, result.stderr
+    assert overlay.stat().st_mode & 0o777 == 0o600
+    original, drawn = read_frames(PETS_VIDEO, [FRAME])[FRAME], cv2.imread(str(overlay))
+    boxes = people_boxes(FRAME, 0)
+    kept = [kept_detail(original[y1 + 5 : y2 - 5, x1 + 4 : x2 - 4],
+                        drawn[y1 + 5 : y2 - 5, x1 + 4 : x2 - 4]) for x1, y1, x2, y2 in boxes]
+    # every one, the person behind the sign too (0.74 with the detections alone)
+    assert len(kept) >= 5 and max(kept) < 0.3, kept
+    # never written through a symbolic link
+    target = tmp_path / "elsewhere.png"
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    refused = invoke("calibrate", str(PETS_VIDEO), "--pairs", str(pairs), "--frame", str(FRAME),
+                     "--overlay", str(link))
+    assert_clean_error(refused, "cannot write the overlay picture")
+    assert not target.exists()
+
+
 def test_no_blur_overlay_is_a_refused_or_loud_debug_mode(tmp_path, pairs):
     refused, overlay, _ = calibrate(tmp_path, pairs, "--no-blur",
                                     env={**NOT_A_SERVICE, "INVOCATION_ID": "abc"})

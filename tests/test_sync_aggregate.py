@@ -156,6 +156,8 @@ def test_small_cells_are_suppressed_and_derived_figures_with_them(memory_db):
         (lambda m: m["dwell"][0].__setitem__("visits", 1), "/dwell/0/visits: counts 1"),
         (lambda m: m["visits"].__setitem__("count", None), "/visits/mean_duration_s: derived"),
         (lambda m: m["wifi"].__setitem__("passers_by", None), "/footfall/capture_rate: derived"),
+        (lambda m: m["wifi"].update(in_store_devices=None, occupancy_estimate=1.0),
+         "/wifi/occupancy_estimate: derived"),
         (lambda m: m.__setitem__("k", 3), "/k: message claims k=3"),
         (lambda m: m["traits"][0].__setitem__("scored", True), "/traits/0/scored: counts True"),
         # Both counts >= k, but their difference is a group of one.
@@ -176,6 +178,21 @@ def test_publish_path_check_catches_any_small_cell(memory_db, tamper, problem):
     with pytest.raises(PrivacyError, match="not 5-anonymous") as error:
         kanon.assert_k_anonymous(bad, 5)
     assert problem in str(error.value)
+
+
+def test_wifi_occupancy_estimate_is_withheld_with_the_devices_it_comes_from(memory_db):
+    """Regression (privacy review, repro 02): ``wifi.occupancy_estimate`` is
+    in_store_devices x people_per_device, a factor head office knows; it went out while
+    in_store_devices was withheld below k, so "1.0 people" said that 1 phone was in the
+    store. It is null with its source now, and published with it at k or more."""
+    add_wifi(memory_db, W.start, 900, devices=1, passers=40, occupancy=1.0)
+    message = kanon.suppress(full_message(exact(memory_db)), 5)
+    assert message["wifi"] == {"in_store_devices": None, "passers_by": 40,
+                               "occupancy_estimate": None}
+    kanon.assert_k_anonymous(message, 5)
+    add_wifi(memory_db, W.end, 900, devices=6, passers=40, occupancy=6.0)
+    later = kanon.suppress(full_message(exact(memory_db, Window(W.end, 900))), 5)
+    assert later["wifi"] == {"in_store_devices": 6, "passers_by": 40, "occupancy_estimate": 6.0}
 
 
 def test_k_can_never_be_below_two():

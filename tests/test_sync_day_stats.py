@@ -5,6 +5,7 @@ under the k rules, checked by the publish path, and small enough to send."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -24,7 +25,14 @@ from sync.day_stats import day_features
 from sync.errors import PrivacyError
 from sync.producer import build_message
 from sync.sizing import bytes_per_day
-from tests.refit_support import DAY0, DAY_S, day_visits, write_visits
+from tests.refit_support import (
+    DAY0,
+    DAY_S,
+    bunch_visits,
+    day_visits,
+    publish_day,
+    write_visits,
+)
 
 LAST = Window(DAY0 + DAY_S - 900, 900)
 
@@ -42,7 +50,9 @@ def spec():
 def test_the_window_closing_the_day_carries_the_days_statistics(visits, spec):
     db = open_database(":memory:")
     write_visits(db, "scenario-store", visits)
+    bunch_visits(db, 10)  # 240 visits in 24 windows of 10: every count published at k=5
     site = scenario_site()
+    publish_day(db, site, 5, LAST)
     message = build_message(db, site, LAST, 5)
     assert message["schema_version"] == "1.5"
     section = message["segment_stats"]
@@ -62,16 +72,22 @@ def test_the_window_closing_the_day_carries_the_days_statistics(visits, spec):
         assert mine.weighted_sumsq == pytest.approx(component.weighted_sumsq, rel=1e-9)
     # only that window: the others of the day have none
     assert "segment_stats" not in build_message(db, site, Window(LAST.start - 900, 900), 5)
-    # a visit whose features lack a segment feature is skipped, not a crash
+    # a visit whose features lack a segment feature is skipped, not a crash; the day's
+    # statistics are withheld then: 239 against published windows of 240 would say
+    # that one visit was left out
     db.execute("update visits set features = '{}' where visit_id = ?", [visits[0].visit_id])
     assert day_features(db, DAY0, names)[0].shape == (len(visits) - 1, len(names))
-    assert build_message(db, site, LAST, 5)["segment_stats"]["visits"] == len(visits) - 1
+    section = build_message(db, site, LAST, 5)["segment_stats"]
+    assert section["visits"] is None
+    assert all(c["membership"] is None for c in section["components"])
 
 
 def test_a_small_store_day_withholds_components_by_k(visits):
     db = open_database(":memory:")
     write_visits(db, "scenario-store", visits[::8])  # 30 visits of every behaviour
+    bunch_visits(db, 6)
     k = 5
+    publish_day(db, scenario_site(), k, LAST)
     message = build_message(db, scenario_site(), LAST, k)
     section = message["segment_stats"]
     withheld = [c for c in section["components"] if c["membership"] is None]
@@ -127,7 +143,9 @@ def test_published_components_stem_from_at_least_k_visits(visits, spec):
 def test_payload_per_store_day_stays_under_a_megabyte(visits, capsys):
     db = open_database(":memory:")
     write_visits(db, "scenario-store", visits)
+    bunch_visits(db, 10)
     size = bytes_per_day(db, scenario_site(), DAY0, window_s=900, k=5)
+    publish_day(db, scenario_site(), 5, LAST)
     last = build_message(db, scenario_site(), LAST, 5)
     section = len(contract.canonical_json(last["segment_stats"]))
     with capsys.disabled():
@@ -135,3 +153,38 @@ def test_payload_per_store_day_stays_under_a_megabyte(visits, capsys):
               f"largest {size.largest_payload_bytes}; segment_stats {section} bytes")
     assert size.windows == 96 and size.wire_bytes <= 1_000_000
     assert 500 < section < 5_000
+
+
+def test_the_days_statistics_give_no_withheld_window_back(visits):
+    """Regression (privacy review, repro 03): the day's ``segment_stats.visits`` counted
+    every visit of the day, so it minus the published ``visits.count`` of the day's
+    windows gave back the visits of a window withheld below k (10 + 10 published, 3
+    withheld: 23 - 20 = 3). The statistics now sum the published windows' visits only,
+    and a rest (a visit stored after its window was sent) withholds them."""
+    db = open_database(":memory:")
+    write_visits(db, "scenario-store", visits[:20])
+    bunch_visits(db, 10)  # windows 00:00 and 00:15: 10 visits each
+    write_visits(db, "scenario-store", visits[20:23])
+    for i, visit in enumerate(visits[20:23]):  # and 3 in the window of 00:30
+        db.execute("update visits set start_t = ?, end_t = ? where visit_id = ?",
+                   [DAY0 + 1800 + i, DAY0 + 1810 + i, visit.visit_id])
+    site, k = scenario_site(), 5
+    publish_day(db, site, k, LAST)
+    counts = [json.loads(p)["visits"]["count"] for (p,) in db.execute(
+        "select payload from sync_outbox order by window_start limit 3")]
+    assert counts == [10, 10, None]
+    message = build_message(db, site, LAST, k)
+    section = message["segment_stats"]
+    assert section["visits"] == 20  # 20 - (10 + 10): nothing of the withheld 3
+    assert kanon.violations(message, k) == []
+
+    # one visit stored late in the first window, after its message went out: the day
+    # would count 21 against the published 20, a group of 1
+    write_visits(db, "scenario-store", visits[23:24])
+    db.execute("update visits set start_t = ?, end_t = ? where visit_id = ?",
+               [DAY0 + 400, DAY0 + 500, visits[23].visit_id])
+    late = build_message(db, site, LAST, k)
+    assert late["segment_stats"]["visits"] is None
+    assert all(c["membership"] is None and c["sum"] is None
+               for c in late["segment_stats"]["components"])
+    assert late["suppressed"]["segment_stats"] == len(late["segment_stats"]["components"])

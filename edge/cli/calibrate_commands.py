@@ -8,6 +8,7 @@ The picture is a camera's view of the store, so the people in it are pixelated
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import click
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 import yaml
 
-from edge.annotate import pixelate
+from edge.annotate import cover_scene, pixelate
 from edge.calibration import Homography, fit_homography
 from edge.calibration_overlay import MAX_GRID_LINES, draw_floor_grid, grid_step
 from edge.cli.options import (
@@ -87,8 +88,8 @@ def read_frame(video: Path, index: int) -> np.ndarray:
 @site_option
 @db_option
 @click.option("--no-blur", is_flag=True,
-              help="DEBUG MODE: do not pixelate people in the overlay picture. Only for your "
-                   "own test footage; refused under systemd; announced loudly (and recorded "
+              help="DEBUG MODE: do not cover the overlay picture (people stay sharp). Only for "
+                   "your own test footage; refused under systemd; announced loudly (and recorded "
                    "in the site's database, --db, for its status page and audit log).")
 def calibrate_command(
     picture: Path | None, pairs: Path | None, footprints: Path | None, frame_index: int,
@@ -97,7 +98,9 @@ def calibrate_command(
 ) -> None:
     """Fit a camera's image-to-floor calibration from point pairs, print each point's
     error, and draw the floor grid on PICTURE (an image or a video frame) to check it.
-    People in the picture are pixelated (found with the site's detector).
+    The picture is covered as the annotated video is: the people the site's detector
+    finds pixelated, then the whole scene, so that nobody the detector misses is
+    recognisable either; the file is readable by its owner only.
 
     With --footprints instead: draw where every camera of the site sees the floor."""
     if footprints is not None:
@@ -120,17 +123,12 @@ def calibrate_command(
         db = open_database(resolve_db_path(db_path, load_site_option(site_path)))
         announce_debug_mode("no-blur", f"people are NOT pixelated in the picture {overlay}", db)
     else:
-        image = _pixelate_people(image, site_path)
+        image = cover_scene(_pixelate_people(image, site_path))
     pad = max(step, 1.0)
     bounds = (tuple(floor_points.min(axis=0) - pad), tuple(floor_points.max(axis=0) + pad))
     drawn = draw_floor_grid(image, homography, bounds, step, image_points, floor_points)
     drawn_step = grid_step(bounds, step)
-    try:
-        written = cv2.imwrite(str(overlay), drawn)
-    except cv2.error:
-        written = False
-    if not written:
-        raise OutputError(f"cannot write the overlay picture {overlay}")
+    _write_private_picture(overlay, drawn)
     for (u, v), (x, y), error in zip(image_points, floor_points, homography.reprojection_error_m,
                                      strict=True):
         click.echo(f"  ({u:7.1f}, {v:7.1f}) px -> ({x:7.2f}, {y:7.2f}) m: off by {error:.3f} m")
@@ -198,6 +196,29 @@ def _draw_footprints(path: Path, site_path: Path | None) -> None:
 def _span(bounds: tuple[tuple[float, float], tuple[float, float]]) -> float:
     (x0, y0), (x1, y1) = bounds
     return round(max(x1 - x0, y1 - y0), 1)
+
+
+def _write_private_picture(path: Path, image: np.ndarray) -> None:
+    """Write ``image`` to ``path`` (the format its suffix names), readable by its owner
+    only: a camera picture, covered or not, is mode 0600, also when the file existed
+    with another mode, and is never written through a symbolic link.
+
+    Raises:
+        OutputError: the picture cannot be encoded or the file cannot be written.
+    """
+    try:
+        encoded, data = cv2.imencode(path.suffix.lower(), image)
+    except cv2.error:
+        encoded = False
+    if not encoded:
+        raise OutputError(f"cannot write the overlay picture {path}: cannot encode it")
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            os.fchmod(file.fileno(), 0o600)  # an existing file keeps its mode otherwise
+            file.write(data.tobytes())
+    except OSError as error:
+        raise OutputError(f"cannot write the overlay picture {path}: {error.strerror}") from None
 
 
 def _pixelate_people(image: np.ndarray, site_path: Path | None) -> np.ndarray:

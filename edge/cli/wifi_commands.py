@@ -181,7 +181,8 @@ def _summary(result: ReplayResult, db_path: Path | None, window_s: int,
 @click.option("--debug-raw-pcap", "raw_pcap", type=click.Path(dir_okay=False, path_type=Path),
               default=None,
               help="DEBUG MODE, for driver debugging only: also keep every raw frame, with "
-                   "its MAC addresses and SSIDs, in this pcap file. Refused under a service; "
+                   "its MAC addresses and SSIDs, in this new pcap file (mode 0600; an existing "
+                   "path is refused). Refused under a service; "
                    "shown on the status page and in the privacy audit log while on.")
 def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | None,
                   db_path: Path | None, channels: tuple[int, ...], duration: float | None,
@@ -189,10 +190,12 @@ def sniff_command(iface: str, as_json: bool, window_s: int, site_path: Path | No
     """Count probe requests live on a monitor-mode interface, writing windows to the database."""
     from edge.debug_modes import announce_debug_mode, refuse_under_service
     from edge.wifi.capture import check_monitor_interface
+    from edge.wifi.debug_capture import refuse_existing
     from edge.wifi.service import run_sniffer
 
     if raw_pcap is not None:
         refuse_under_service("--debug-raw-pcap")
+        refuse_existing(raw_pcap)  # before announcing the debug mode; opened with O_EXCL too
     check_monitor_interface(iface)  # before saying "listening"
     site = load_site_option(site_path)
     db = open_database(resolve_db_path(db_path, site))

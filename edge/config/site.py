@@ -62,6 +62,36 @@ class SiteInfo(StrictModel):
         return value
 
 
+def check_raw_trajectories_outlast_purges(storage: StorageConfig,
+                                         service: ServiceConfig) -> None:
+    """Refuse raw trajectories kept less than two purge intervals.
+
+    A purge deletes what would pass its period before the next purge, but never the
+    most recent half of it (the visits builder reads recent points:
+    ``edge.retention.cutoff``); with ``raw_trajectory_hours`` under twice
+    ``service.purge_interval_s`` that half wins, and positions outlive the period the
+    store set (1 h kept 1.5 h with an hourly purge, 2 h kept 7 h every 6 h).
+
+    Raises:
+        ValidationError: ``storage.raw_trajectory_hours`` x 3600 < 2 x
+            ``service.purge_interval_s``, naming both and the fix.
+    """
+    keep_s = storage.raw_trajectory_hours * 3600
+    every_s = service.purge_interval_s
+    if keep_s >= 2 * every_s:
+        return
+    raise key_problems("SiteConfig", [(
+        ("storage", "raw_trajectory_hours"),
+        f"raw positions kept {storage.raw_trajectory_hours:g} h with a purge every "
+        f"{every_s:g} s (service.purge_interval_s) would be kept longer than that: a purge "
+        f"keeps at least half the period, so the period must be at least two purge "
+        f"intervals; set raw_trajectory_hours to at least {2 * every_s / 3600:g}, or "
+        f"service.purge_interval_s to at most {keep_s / 2:g} (systemd's "
+        f"store-edge-purge.timer runs hourly: keep its OnCalendar in step)",
+        storage.raw_trajectory_hours,
+    )])
+
+
 class SiteConfig(StrictModel):
     """Everything one box needs to know about its store."""
 
@@ -102,6 +132,11 @@ class SiteConfig(StrictModel):
                     camera.id,
                 )])
             first[camera.id] = index
+        return self
+
+    @model_validator(mode="after")
+    def _raw_trajectories_outlast_purges(self) -> SiteConfig:
+        check_raw_trajectories_outlast_purges(self.storage, self.service)
         return self
 
     @model_validator(mode="after")

@@ -1,14 +1,22 @@
-"""Prometheus ``/metrics``: the page's figures as gauges, and the page's own traffic.
+"""Prometheus ``/metrics``: the box's health and the page's own traffic, no store figure.
 
 Each app has its own registry (several apps can live in one test process). The
-store figures are read at scrape time from the same cached summary the page
-shows, so a scrape costs no extra query; hidden groups (fewer than k, or
-giving one away by subtraction) are left out.
+health figures are read at scrape time from the same cached summary the page
+shows, so a scrape costs no extra query.
+
+No figure about shoppers is exposed here, on purpose: a scraper keeps a series of
+every scrape off the box, and the difference of two scrapes of a running total
+(the day's visits, visitors per zone, a zone's median dwell, visits per trait or
+segment, door crossings, phones passing) either side of one shopper leaving is that
+shopper's record: when they left, where they spent time, their traits. People in
+the store now is left out too: a 15 s series of it gives one shopper's arrival and
+departure in a quiet store. Head office gets the k-anonymous aggregates per closed
+window over MQTT (docs/mqtt.md); the associates' page shows the day's figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
@@ -30,19 +38,8 @@ COMPONENT_FIGURES = {
 }
 
 
-def _by_label(name: str, documentation: str, label: str,
-              values: Iterable[tuple[str, float | None]]) -> GaugeMetricFamily:
-    """A gauge with one sample per ``(label value, value)``; hidden values (None) are
-    left out."""
-    family = GaugeMetricFamily(name, documentation, labels=[label])
-    for key, value in values:
-        if value is not None:
-            family.add_metric([key], value)
-    return family
-
-
 class StoreCollector(Collector):
-    """Reads the current summary when Prometheus scrapes."""
+    """Reads the current summary's health part when Prometheus scrapes."""
 
     def __init__(self, dashboard: Dashboard) -> None:
         self.dashboard = dashboard
@@ -65,38 +62,6 @@ class StoreCollector(Collector):
                              "model": summary.health.system.model or ""})
         yield info
 
-        if summary.occupancy.people is not None:
-            yield GaugeMetricFamily("edge_occupancy_people", "People in the store now, or at the "
-                                    "last moment with data.", value=summary.occupancy.people)
-            yield GaugeMetricFamily("edge_occupancy_timestamp_seconds", "When occupancy was "
-                                    "counted.", value=summary.occupancy.as_of)
-        yield GaugeMetricFamily("edge_visits_today", "Visits that ended today (store time): the "
-                                "page's visitors.",
-                                value=summary.footfall.total)
-        yield GaugeMetricFamily("edge_entrance_in_today", "Entrance crossings inwards today.",
-                                value=summary.footfall.entrance_in)
-
-        zones = summary.zones.zones
-        yield _by_label("edge_zone_visitors_today",
-                        "Visits that spent time in the zone today (k or more).", "zone",
-                        ((zone.zone_id, zone.visitors) for zone in zones))
-        yield _by_label("edge_zone_median_dwell_seconds",
-                        "Median time per visitor in the zone today.", "zone",
-                        ((zone.zone_id, zone.typical_dwell_s) for zone in zones))
-        yield _by_label("edge_trait_visits_today", "Visits with the trait today.", "trait",
-                        ((item.name, item.visits) for item in summary.mix.traits))
-        yield _by_label("edge_segment_visits_today", "Visits in the segment today.", "segment",
-                        ((item.name, item.visits) for item in summary.mix.segments))
-
-        wifi = summary.wifi
-        if wifi.passers_by is not None:
-            yield GaugeMetricFamily("edge_wifi_passers_by_today", "Phones passing the store today.",
-                                    value=wifi.passers_by)
-        if wifi.capture_rate is not None:
-            yield GaugeMetricFamily("edge_wifi_capture_rate", "Share of passers-by who came in "
-                                    "today: in / (in + passers-by), in = door in-crossings "
-                                    "(phones that came in on a site with no door line).",
-                                    value=wifi.capture_rate)
         yield from self._health(summary)
 
     def _health(self, summary) -> Iterator[Metric]:
@@ -136,7 +101,7 @@ class StoreCollector(Collector):
 
 
 class WebMetrics:
-    """The registry of one app: store figures plus request counts and latencies."""
+    """The registry of one app: the box's health plus request counts and latencies."""
 
     def __init__(self, dashboard: Dashboard) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
