@@ -86,6 +86,14 @@ def m003_runs_kind(db: sqlite_utils.Database) -> None:
     db.execute("update runs set kind = 'replay' where source like 'asset:%' or model = 'det.txt'")
 
 
+@MIGRATIONS()
+def m004_track_points_run_time(db: sqlite_utils.Database) -> None:
+    # A run's positions in a time range (the live visit builder reads the last seconds
+    # of its run at every build) and a run's newest position: without it both scanned
+    # every position of the run through (run_id, track_id, frame).
+    db.table("track_points").create_index(["run_id", "t"])
+
+
 def start_run(
     db: sqlite_utils.Database, camera_id: str, source: str, model: str, *, kind: str = "live"
 ) -> int:
@@ -317,6 +325,26 @@ def read_trajectories(
 def _trajectory(key: tuple, points: list[tuple[float, float, float]]) -> Trajectory:
     array = np.array(points, dtype=np.float64)
     return Trajectory(key[0], key[1], key[2], array[:, 0], array[:, 1:3])
+
+
+def read_track(
+    db: sqlite_utils.Database, run_id: int, camera_id: str, track_id: int, start: float,
+    end: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One track's stored positions with ``start <= t <= end``, in time order: ``(t, xy)``
+    as ``(n,)`` and ``(n, 2)`` arrays.
+
+    Read through the (run_id, track_id, frame) index, the track's own rows; left to
+    itself, SQLite takes (run_id, t) for the time range and its order, which reads every
+    track's positions over the range.
+    """
+    rows = db.execute(
+        "select t, x, y from track_points indexed by idx_track_points_run_id_track_id_frame "
+        "where run_id = ? and camera_id = ? and track_id = ? and t >= ? and t <= ? order by t",
+        [run_id, camera_id, track_id, start, end],
+    ).fetchall()
+    array = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return array[:, 0], array[:, 1:3]
 
 
 def fused_point_rows(run_id: int, fused: FusedTracks) -> Iterator[dict]:

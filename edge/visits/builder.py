@@ -8,10 +8,13 @@ transaction, together with its bookkeeping, so a crash never half-applies a buil
 and no visit is written twice.
 
 Bookkeeping per run (``visit_build_runs.done_until_t``): every position before it
-has been processed, so later calls read only from there. Per track
-(``visit_build_tracks.closed_until_t``): positions up to it belong to pieces
-already closed; a row is dropped once the run's mark has passed it, which keeps
-the state bounded by the tracks currently in view.
+has been processed. Per track (``visit_build_tracks.closed_until_t``): positions up to
+it belong to pieces already closed; a row is dropped once the run's mark has passed it.
+Per held piece (``visit_build_open``, with ``visit_build_runs.built_until_t``, the
+present of the last build): where it starts and ends and what continues into it, so that
+a build reads only the last seconds of its run however long a held piece has been in view
+(``edge.visits.carry``). A routine build's work is bounded by what is new and what is in
+view, not by the age of the oldest open track.
 """
 
 from __future__ import annotations
@@ -28,8 +31,18 @@ import sqlite_utils
 from edge.config.visits import VisitConfig
 from edge.errors import StorageError
 from edge.storage.health import report_health
-from edge.storage.trajectories import read_trajectories, require_run
+from edge.storage.trajectories import read_track, read_trajectories, require_run
 from edge.visits.analysis import TrackOutcome, VisitAnalyzer
+from edge.visits.carry import (
+    HeldPiece,
+    carried,
+    decided,
+    held_pieces,
+    read_held,
+    replace_held,
+    window_s,
+    with_carried,
+)
 from edge.visits.group_store import insert_groups
 from edge.visits.records import Visit
 from edge.visits.stitch import chains, join
@@ -38,22 +51,30 @@ from edge.visits.store import (
     insert_crossings,
     insert_staff_visits,
     insert_visits,
+    read_open_staff,
     replace_open_staff,
 )
-from edge.visits.swaps import SwapRule, repair
+from edge.visits.swaps import PieceKey, Predecessor, SwapRule, repair
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class BuildSummary:
-    """What one build call did."""
+    """What one build call did.
+
+    Attributes:
+        positions_read: stored positions read (``track_points`` rows): the build's work,
+            which grows with what is new and what is in view, not with how long a track
+            has been open.
+    """
 
     runs: int
     visits: int
     fragments: int
     crossings: int
     open_tracks: int
+    positions_read: int
     spec_version: str
 
 
@@ -96,19 +117,20 @@ def build_visits(
     where, params = ("where id = ?", [run_id]) if run_id is not None else ("", [])
     runs = db.execute(f"select id, status from runs {where} order by id", params).fetchall()
     done = {
-        row[0]: (row[1], bool(row[2]))
-        for row in db.execute("select run_id, done_until_t, finished from visit_build_runs")
+        row[0]: (row[1], bool(row[2]), row[3])
+        for row in db.execute(
+            "select run_id, done_until_t, finished, built_until_t from visit_build_runs")
     }
-    totals = [0, 0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0, 0]
     for run, status in runs:
-        since, finished = done.get(run, (None, False))
+        since, finished, seen = done.get(run, (None, False, None))
         if finished:
             continue
-        counts = _build_run(db, analyzer, run, since, run_finished=status != "running",
+        counts = _build_run(db, analyzer, run, since, seen, run_finished=status != "running",
                             stored_until=stored_until)
         totals = [a + b for a, b in zip(totals, (1, *counts), strict=True)]
-    n_runs, visits, fragments, crossings, open_tracks = totals
-    summary = BuildSummary(n_runs, visits, fragments, crossings, open_tracks,
+    n_runs, visits, fragments, crossings, open_tracks, positions = totals
+    summary = BuildSummary(n_runs, visits, fragments, crossings, open_tracks, positions,
                            spec_version=analyzer.spec.spec_version)
     _report(db, analyzer, summary)
     return summary
@@ -173,81 +195,167 @@ def _report(db: sqlite_utils.Database, analyzer: VisitAnalyzer, summary: BuildSu
         raise StorageError(f"cannot record the visits' health: {failure}") from None
 
 
+@dataclass(slots=True)
+class _Reader:
+    """Reads one build's positions of a run and counts them. Held pieces that started
+    before ``carried_before`` were carried from the last build, not read whole
+    (``edge.visits.carry``): :meth:`whole` reads one back when all of it is needed."""
+
+    db: sqlite_utils.Database
+    run_id: int
+    carried_before: float = -math.inf
+    count: int = 0
+
+    def whole(self, piece: Visit) -> Visit:
+        """``piece`` with every stored position between its first and its last."""
+        if piece.start_t >= self.carried_before:
+            return piece
+        t, xy = read_track(self.db, self.run_id, piece.camera_id, piece.track_id,
+                           piece.start_t, piece.end_t)
+        self.count += len(t)
+        return Visit(piece.camera_id, piece.run_id, piece.track_id, t, xy)
+
+
 def _build_run(
     db: sqlite_utils.Database,
     analyzer: VisitAnalyzer,
     run_id: int,
     since: float | None,
+    seen: float | None,
     *,
     run_finished: bool,
     stored_until: float | None = None,
-) -> tuple[int, int, int, int]:
-    close_after = analyzer.config.close_after_s
+) -> tuple[int, int, int, int, int]:
+    config = analyzer.config
+    close_after = config.close_after_s
     latest = db.execute("select max(t) from track_points where run_id = ?", [run_id]).fetchone()[0]
     if stored_until is not None and not run_finished:
         latest = stored_until if latest is None else max(float(latest), stored_until)
-    closed_until = {
-        (row[0], row[1]): row[2]
-        for row in db.execute(
-            "select camera_id, track_id, closed_until_t from visit_build_tracks where run_id = ?",
-            [run_id],
-        )
-    }
-    repairs = SwapRule.from_config(analyzer.config)  # cuts at swaps, then stitching
-    rule = repairs.stitch
+    repairs = SwapRule.from_config(config)  # cuts at swaps, then stitching
+    rivals = repairs.stitch.enabled and since is not None
     # Pieces already written that ended near the mark are read again: rivals of a join.
-    lookback = rule.max_gap_s if rule.enabled and since is not None else 0.0
-    pieces: list[Visit] = []
-    state: list[str] = []  # "settled" (written), "closed" (gone close_after_s), "in_view"
-    for trajectory in read_trajectories(
-        db, run_id=run_id, since=None if since is None else since - lookback
-    ):
-        key = (trajectory.camera_id, trajectory.track_id)
-        new = trajectory.t > closed_until.get(key, -math.inf)
-        if since is not None:
-            new &= trajectory.t >= since
-        if lookback and not new.all():
-            old = analyzer.raw_pieces(trajectory.camera_id, run_id, trajectory.track_id,
-                                      trajectory.t[~new], trajectory.xy[~new])
-            pieces += old
-            state += ["settled"] * len(old)
-        if not new.any():
-            continue
-        found = analyzer.raw_pieces(trajectory.camera_id, run_id, trajectory.track_id,
-                                    trajectory.t[new], trajectory.xy[new])
-        pieces += found
-        state += ["closed"] * len(found)
-        if not run_finished and latest - found[-1].end_t < close_after:
-            state[-1] = "in_view"
-    pieces, state, closing, held, newly_closed = _settle(
-        repairs, pieces, state, latest, close_after, run_finished)
-    open_starts = [pieces[i].start_t for i in held]
+    read_from = None if since is None else since - (repairs.stitch.max_gap_s if rivals else 0.0)
+    reader = _Reader(db, run_id)
+    held_before: list[HeldPiece] = []
+    kept: dict[PieceKey, Predecessor | None] = {}
+    window = window_s(config)
+    if read_from is not None and seen is not None and seen - 2 * window > read_from:
+        # A piece held since long ago: read the last two windows, carry what came before.
+        reader.carried_before = read_from = seen - 2 * window
+        held_before = read_held(db, run_id)
+        kept = decided(held_before, seen - window)
+    pieces, state = _read_pieces(analyzer, reader, since, read_from, latest,
+                                 rivals=rivals, run_finished=run_finished, held=held_before)
+    settled = _settle(repairs, pieces, state, latest, close_after, run_finished, kept)
+    pieces, state, held = settled.pieces, settled.state, settled.held
+    cached = read_open_staff(db, run_id) if held_before else {}
     open_staff: list[tuple[str, int, float, str]] = []
     for i in held:
         if state[i] != "in_view":
             continue
-        reason = analyzer.staff_reason(analyzer.smoothed(pieces[i]))
+        piece = pieces[i]
+        known = cached.get((piece.camera_id, piece.track_id))
+        if piece.start_t < reader.carried_before and known and known[0] == piece.start_t:
+            reason: str | None = known[1]  # fired at an earlier build; its signals only grow
+        else:
+            reason = analyzer.staff_reason(analyzer.smoothed(reader.whole(piece)))
         if reason is not None:
-            open_staff.append((pieces[i].camera_id, pieces[i].track_id, pieces[i].start_t,
-                               reason))
-    closing = [analyzer.smoothed(visit) for visit in closing]
+            open_staff.append((piece.camera_id, piece.track_id, piece.start_t, reason))
+    closing = [analyzer.smoothed(join([reader.whole(pieces[i]) for i in chain]))
+               for chain in settled.ready]
     outcome = analyzer.analyze_pieces(closing)
+    open_starts = [pieces[i].start_t for i in held]
     if open_starts:
         mark = min(open_starts)
     elif latest is not None:
         mark = float(latest)
     else:
         mark = since if since is not None else -math.inf
+    progress = _Progress(mark, None if latest is None else float(latest),
+                         held_pieces(pieces, held, settled.links, settled.heads), open_staff)
     try:
-        crossings = _commit(db, analyzer, run_id, outcome, newly_closed, mark, run_finished,
-                            latest)
-        with db.atomic():
-            replace_open_staff(db, run_id, open_staff)
+        crossings = _commit(db, analyzer, run_id, outcome, settled.newly_closed, progress,
+                            run_finished)
     except sqlite3.Error as error:
         raise StorageError(f"cannot write the visits of run {run_id}: {error}") from None
-    log.debug("run %s: %d visits, %d fragments, %d crossings, %d open", run_id,
-              len(outcome.visits), outcome.fragments, crossings, len(open_starts))
-    return len(outcome.visits), outcome.fragments, crossings, len(open_starts)
+    log.debug("run %s: %d visits, %d fragments, %d crossings, %d open, %d positions read",
+              run_id, len(outcome.visits), outcome.fragments, crossings, len(open_starts),
+              reader.count)
+    return len(outcome.visits), outcome.fragments, crossings, len(open_starts), reader.count
+
+
+def _read_pieces(
+    analyzer: VisitAnalyzer,
+    reader: _Reader,
+    since: float | None,
+    read_from: float | None,
+    latest: float,
+    *,
+    rivals: bool,
+    run_finished: bool,
+    held: list[HeldPiece],
+) -> tuple[list[Visit], list[str]]:
+    """The run's raw pieces from ``read_from`` on (with the held pieces carried from
+    before it) and their states: "settled" (written: read again as rivals), "closed"
+    (gone ``close_after_s``) or "in_view"."""
+    db, run_id = reader.db, reader.run_id
+    close_after = analyzer.config.close_after_s
+    where = "" if read_from is None else " and closed_until_t >= ?"
+    closed_until = {
+        (row[0], row[1]): row[2]
+        for row in db.execute(
+            "select camera_id, track_id, closed_until_t from visit_build_tracks where "
+            f"run_id = ?{where}", [run_id] if read_from is None else [run_id, read_from])
+    }
+    before = carried(held, reader.carried_before, close_after)
+    pieces: list[Visit] = []
+    state: list[str] = []
+
+    def add(found: list[Visit]) -> None:
+        pieces.extend(found)
+        state.extend(["closed"] * len(found))
+        if found and not run_finished and latest - found[-1].end_t < close_after:
+            state[-1] = "in_view"
+
+    for trajectory in read_trajectories(db, run_id=run_id, since=read_from):
+        reader.count += len(trajectory.t)
+        key = (trajectory.camera_id, trajectory.track_id)
+        new = trajectory.t > closed_until.get(key, -math.inf)
+        if since is not None:
+            new &= trajectory.t >= since
+        if rivals and not new.all():
+            old = analyzer.raw_pieces(trajectory.camera_id, run_id, trajectory.track_id,
+                                      trajectory.t[~new], trajectory.xy[~new])
+            pieces.extend(old)
+            state.extend(["settled"] * len(old))
+        found = analyzer.raw_pieces(trajectory.camera_id, run_id, trajectory.track_id,
+                                    trajectory.t[new], trajectory.xy[new]) if new.any() else []
+        add(with_carried(trajectory.camera_id, run_id, trajectory.track_id,
+                         before.pop(key, []), found))
+    for (camera, track), kept in before.items():  # nothing of theirs in the window
+        add(with_carried(camera, run_id, track, kept, []))
+    return pieces, state
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    """What :func:`_settle` decided.
+
+    Attributes:
+        pieces: the pieces cut where a track jumped onto someone else; state: theirs.
+        ready: chains of pieces (indices) to write now, each one visit.
+        held: pieces held for a later build.
+        links: piece -> the piece that continues it; heads: the pieces that are a cut's head.
+        newly_closed: per track, up to when it is done once ``ready`` is written.
+    """
+
+    pieces: list[Visit]
+    state: list[str]
+    ready: list[list[int]]
+    held: list[int]
+    links: dict[int, int]
+    heads: set[int]
+    newly_closed: dict[tuple[str, int], float]
 
 
 def _settle(
@@ -257,20 +365,24 @@ def _settle(
     latest: float,
     close_after: float,
     run_finished: bool,
-) -> tuple[list[Visit], list[str], list[Visit], list[int], dict[tuple[str, int], float]]:
+    kept: dict[PieceKey, Predecessor | None],
+) -> _Settled:
     """The pieces cut where a track jumped onto someone else (``edge.visits.swaps``) and
     their states; which become visits now (joined where one continues another), which
-    are held (indices into the cut pieces), and up to when each track is then done.
+    are held, and up to when each track is then done.
 
     A chain of pieces is written once its last piece has been gone ``close_after_s``
     plus the stitching gap: by then every piece that could continue it or rival a join
     (or a cut) has appeared and ended. Until then it is held, and read again at the next
     call. A track's later pieces wait behind a held one, so that its progress mark stays
     exact; a cut track's head is closed (it ends at the cut), its tail keeps its state.
+    ``kept``: what continues into pieces that started long ago, decided at an earlier
+    build (``edge.visits.carry``).
     """
     pieces, origin, links = repair(pieces, repairs,
                                    in_view=[s == "in_view" for s in state],
-                                   settled=[s == "settled" for s in state])
+                                   settled=[s == "settled" for s in state], decided=kept)
+    heads = {i for i in range(len(pieces) - 1) if origin[i + 1] == origin[i]}
     state = ["closed" if i in links and state[o] == "in_view" else state[o]
              for i, o in enumerate(origin)]
     rule = repairs.stitch
@@ -304,8 +416,19 @@ def _settle(
         for i in chain:
             key = (pieces[i].camera_id, pieces[i].track_id)
             newly_closed[key] = max(newly_closed.get(key, -math.inf), pieces[i].end_t)
-    closing = [join([pieces[i] for i in chain]) for chain in ready]
-    return pieces, state, closing, sorted(held), newly_closed
+    return _Settled(pieces, state, ready, sorted(held), links, heads, newly_closed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Progress:
+    """The builder's bookkeeping after a build: the run's mark (every position before
+    it processed), its present, the pieces it holds and the open tracks classified as
+    associates'."""
+
+    mark: float
+    seen: float | None
+    held: list[HeldPiece]
+    open_staff: list[tuple[str, int, float, str]]
 
 
 def _commit(
@@ -314,11 +437,12 @@ def _commit(
     run_id: int,
     outcome: TrackOutcome,
     newly_closed: dict[tuple[str, int], float],
-    mark: float,
+    progress: _Progress,
     run_finished: bool,
     latest: float | None,
 ) -> int:
     """Write one run's new visits and the builder's progress in one transaction."""
+    mark = progress.mark
     with db.atomic():
         insert_visits(db, analyzer.site.site.id, outcome.visits)
         insert_groups(db, analyzer.config, outcome.visits)
@@ -332,10 +456,11 @@ def _commit(
             )
         db.table("visit_build_runs").upsert(
             {"run_id": run_id, "done_until_t": mark if np.isfinite(mark) else None,
-             "finished": int(run_finished),
-             "built_until_t": None if latest is None else float(latest)},
+             "finished": int(run_finished), "built_until_t": progress.built_until},
             pk="run_id",
         )
+        replace_held(db, run_id, [] if run_finished else progress.held)
+        replace_open_staff(db, run_id, progress.open_staff)
         if run_finished:
             db.execute("delete from visit_build_tracks where run_id = ?", [run_id])
         elif np.isfinite(mark):

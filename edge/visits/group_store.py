@@ -23,6 +23,7 @@ import numpy as np
 import sqlite_utils
 
 from edge.config.visits import VisitConfig
+from edge.storage.trajectories import read_track
 from edge.visits.groups import find_groups
 from edge.visits.records import Visit, VisitResult
 from edge.visits.trajectory import smooth
@@ -49,15 +50,11 @@ def _stored_overlapping(
     for visit_id, camera, track, start_t, end_t, group_id in rows:
         if visit_id in skip:
             continue
-        points = np.array(db.execute(
-            "select t, x, y from track_points where run_id = ? and camera_id = ? and "
-            "track_id = ? and t >= ? and t <= ? order by t",
-            [run_id, camera, track, start_t, end_t]).fetchall(), dtype=np.float64)
-        if len(points) < 2:  # raw positions already purged: it keeps its group
+        t, xy = read_track(db, run_id, camera, track, start_t, end_t)
+        if len(t) < 2:  # raw positions already purged: it keeps its group
             continue
-        t = points[:, 0]
         keep = np.concatenate(([True], np.diff(t) > 0))
-        t, xy = t[keep], points[keep, 1:]
+        t, xy = t[keep], xy[keep]
         visits.append(Visit(camera, run_id, track, t,
                             smooth(t, xy, config.smoothing_s, outlier_m=config.outlier_m)))
         ids.append(visit_id)

@@ -152,6 +152,21 @@ def replace_open_staff(
              "reason": reason} for camera, track, start, reason in rows)
 
 
+@MIGRATIONS()
+def m008_build_open_pieces(db: sqlite_utils.Database) -> None:
+    # The live builder's pieces held for a later build (edge.visits.carry): where each
+    # starts and ends (raw positions) and what continues into it, so that a build reads
+    # only the last seconds of its run, not everything since the oldest piece it holds.
+    # Replaced at every build; a run's rows go when it finishes.
+    db.table("visit_build_open").create(
+        {"run_id": int, "camera_id": str, "track_id": int, "start_t": float,
+         "start_x": float, "start_y": float, "end_t": float, "end_x": float, "end_y": float,
+         "pred_kind": str,          # null (nothing continues into it), "stitch" or "cut"
+         "pred_track_id": int, "pred_start_t": float, "pred_end_t": float},
+        pk=("run_id", "camera_id", "track_id", "start_t"),
+    )
+
+
 VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits",
                       "visit_groups")
 
@@ -243,6 +258,8 @@ def delete_visits_of_run(db: sqlite_utils.Database, run_id: int) -> int:
     db.execute("delete from line_crossings where run_id = ?", [run_id])
     db.execute("delete from visit_build_tracks where run_id = ?", [run_id])
     db.execute("delete from visit_build_runs where run_id = ?", [run_id])
+    if db.table("visit_build_open").exists():
+        db.execute("delete from visit_build_open where run_id = ?", [run_id])
     if db.table("staff_tracks_open").exists():
         db.execute("delete from staff_tracks_open where run_id = ?", [run_id])
     return len(ids)

@@ -32,14 +32,39 @@ Every threshold is in seconds and metres, so the rule reads the same at any fram
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from edge.config.visits import VisitConfig
 from edge.visits.records import Visit
 from edge.visits.stitch import StitchRule, chains, join
+
+log = logging.getLogger(__name__)
+
+PieceKey = tuple[str, int, float]  # (camera_id, track_id, start_t): a piece of a run
+
+
+def piece_key(piece: Visit) -> PieceKey:
+    """How a piece is named from one build to the next: its camera, track and start."""
+    return (piece.camera_id, piece.track_id, piece.start_t)
+
+
+@dataclass(frozen=True, slots=True)
+class Predecessor:
+    """What continues into a piece, as an earlier call of :func:`repair` decided it: the
+    piece of the same camera and track ``track_id`` that started at ``start_t`` and whose
+    last sample is at ``end_t``, either joined by stitching (``stitch``: it vanished and the
+    piece took its person up) or the head of a cut (``cut``: that track was cut after its
+    sample at ``end_t``, where it jumped onto someone else)."""
+
+    kind: Literal["stitch", "cut"]
+    track_id: int
+    start_t: float
+    end_t: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,20 +228,75 @@ def repair(
     *,
     in_view: Sequence[bool] | None = None,
     settled: Sequence[bool] | None = None,
+    decided: Mapping[PieceKey, Predecessor | None] | None = None,
 ) -> tuple[list[Visit], list[int], dict[int, int]]:
     """Pieces cut where a track jumped onto someone else, then linked: (the pieces, the
     index of the piece each came from, links as :meth:`StitchRule.links`).
-    ``in_view`` and ``settled`` as there, per piece given."""
-    cut, origin, forced = split(pieces, rule.cuts(pieces, in_view=in_view, settled=settled))
+    ``in_view`` and ``settled`` as there, per piece given.
+
+    ``decided``: pieces (by :func:`piece_key`) whose predecessor an earlier call decided
+    for good (``edge.visits.carry``: the live builder no longer reads the positions
+    around their start). Nothing new is cut or stitched into them; each keeps its
+    predecessor, or none, and a cut that made one is made again at the same sample.
+    """
+    decided = decided or {}
+    kept_cuts = _decided_cuts(pieces, decided)
+    at = {(c.piece, c.after) for c in kept_cuts}
+    cuts = [c for c in rule.cuts(pieces, in_view=in_view, settled=settled)
+            if piece_key(pieces[c.successor]) not in decided and (c.piece, c.after) not in at]
+    cut, origin, forced = split(pieces, cuts + kept_cuts)
     heads = [i in forced for i in range(len(cut))]
     cut_in_view = None if in_view is None else [
         bool(in_view[o]) and not head for o, head in zip(origin, heads, strict=True)]
     cut_settled = None if settled is None else [bool(settled[o]) for o in origin]
     links = rule.stitch.links(cut, in_view=cut_in_view, settled=cut_settled, continued=heads)
     taken = set(forced.values())
-    links = {a: b for a, b in links.items() if b not in taken}
+    kept = _decided_stitches(cut, decided, forced)
+    links = {a: b for a, b in links.items()
+             if b not in taken and a not in kept and piece_key(cut[b]) not in decided}
+    links.update(kept)
     links.update(forced)
     return cut, origin, links
+
+
+def _decided_cuts(pieces: Sequence[Visit],
+                  decided: Mapping[PieceKey, Predecessor | None]) -> list[Cut]:
+    """The cuts ``decided`` keeps: each piece whose predecessor is a cut's head gets it
+    back, cut after the same sample."""
+    out = []
+    for j, piece in enumerate(pieces):
+        before = decided.get(piece_key(piece))
+        if before is None or before.kind != "cut":
+            continue
+        found = None
+        for i, other in enumerate(pieces):
+            if (other.camera_id == piece.camera_id and other.track_id == before.track_id
+                    and other.start_t <= before.end_t < other.end_t):
+                after = int(np.searchsorted(other.t, before.end_t))
+                found = Cut(i, after, j) if other.t[after] == before.end_t else None
+                break
+        if found is None:
+            log.debug("the cut into %s is gone: left uncut", piece_key(piece))
+        else:
+            out.append(found)
+    return out
+
+
+def _decided_stitches(cut: Sequence[Visit], decided: Mapping[PieceKey, Predecessor | None],
+                      forced: dict[int, int]) -> dict[int, int]:
+    """The stitches ``decided`` keeps, as links between the cut pieces."""
+    index = {piece_key(piece): i for i, piece in enumerate(cut)}
+    out: dict[int, int] = {}
+    for b, piece in enumerate(cut):
+        before = decided.get(piece_key(piece))
+        if before is None or before.kind != "stitch":
+            continue
+        a = index.get((piece.camera_id, before.track_id, before.start_t))
+        if a is None or a in forced or cut[a].end_t != before.end_t:
+            log.debug("the piece stitched into %s is gone: left apart", piece_key(piece))
+            continue
+        out[a] = b
+    return out
 
 
 def repaired(pieces: Sequence[Visit], rule: SwapRule) -> list[Visit]:
