@@ -123,10 +123,11 @@ def build_visits(
     }
     totals = [0, 0, 0, 0, 0, 0]
     for run, status in runs:
-        since, finished, seen = done.get(run, (None, False, None))
+        since, finished, built_until = done.get(run, (None, False, None))
         if finished:
             continue
-        counts = _build_run(db, analyzer, run, since, seen, run_finished=status != "running",
+        counts = _build_run(db, analyzer, run, since, built_until,
+                            run_finished=status != "running",
                             stored_until=stored_until)
         totals = [a + b for a, b in zip(totals, (1, *counts), strict=True)]
     n_runs, visits, fragments, crossings, open_tracks, positions = totals
@@ -221,7 +222,7 @@ def _build_run(
     analyzer: VisitAnalyzer,
     run_id: int,
     since: float | None,
-    seen: float | None,
+    built_until: float | None,
     *,
     run_finished: bool,
     stored_until: float | None = None,
@@ -239,11 +240,12 @@ def _build_run(
     held_before: list[HeldPiece] = []
     kept: dict[PieceKey, Predecessor | None] = {}
     window = window_s(config)
-    if read_from is not None and seen is not None and seen - 2 * window > read_from:
+    if (read_from is not None and built_until is not None
+            and built_until - 2 * window > read_from):
         # A piece held since long ago: read the last two windows, carry what came before.
-        reader.carried_before = read_from = seen - 2 * window
+        reader.carried_before = read_from = built_until - 2 * window
         held_before = read_held(db, run_id)
-        kept = decided(held_before, seen - window)
+        kept = decided(held_before, built_until - window)
     pieces, state = _read_pieces(analyzer, reader, since, read_from, latest,
                                  rivals=rivals, run_finished=run_finished, held=held_before)
     settled = _settle(repairs, pieces, state, latest, close_after, run_finished, kept)
@@ -426,7 +428,7 @@ class _Progress:
     associates'."""
 
     mark: float
-    seen: float | None
+    built_until: float | None
     held: list[HeldPiece]
     open_staff: list[tuple[str, int, float, str]]
 
@@ -439,7 +441,6 @@ def _commit(
     newly_closed: dict[tuple[str, int], float],
     progress: _Progress,
     run_finished: bool,
-    latest: float | None,
 ) -> int:
     """Write one run's new visits and the builder's progress in one transaction."""
     mark = progress.mark

@@ -167,6 +167,15 @@ def m008_build_open_pieces(db: sqlite_utils.Database) -> None:
     )
 
 
+def read_open_staff(db: sqlite_utils.Database, run_id: int) -> dict[tuple[str, int],
+                                                                     tuple[float, str]]:
+    """The run's open tracks classified as associates' at its last build: ``(camera_id,
+    track_id) -> (piece start, reason)``."""
+    return {(camera, track): (start, reason) for camera, track, start, reason in db.execute(
+        "select camera_id, track_id, start_t, reason from staff_tracks_open where run_id = ?",
+        [run_id])}
+
+
 VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits",
                       "visit_groups")
 
