@@ -15,7 +15,8 @@ from tests.conftest import REPO, SHARED
 pytestmark = pytest.mark.system
 
 DOCS = REPO / "docs" / "report.md"
-BENCHES = {"capacity", "fusion", "ingest", "tracker", "vision", "visits", "web", "wifi"}
+BENCHES = {"builder", "capacity", "fusion", "ingest", "tracker", "vision", "visits", "web",
+           "wifi"}
 
 
 def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
