@@ -174,3 +174,32 @@ def test_live_building_joins_exactly_as_a_replay_built_at_once():
     assert at_once == [(1, 0.0, 10.0), (3, 12.0, 30.0), (4, 0.0, 34.9), (6, 0.0, 80.0)]
     assert built(1.0) == at_once
     assert built(2.7) == at_once
+
+
+def test_the_costliest_candidate_is_joined_whatever_else_is_in_the_build():
+    """Regression (found comparing live builds with one build after the run): the
+    assignment's cost limit was the costliest candidate's distance, and lapjv prices a
+    pair at the limit as much as leaving both unmatched. In this matrix (a live build's,
+    rebuilt: one piece with two candidates, four unrelated splits) that tie dropped the
+    unambiguous join of track 55 into track 56, the costliest, which a build that had
+    read other pieces (a larger limit) made: whether two pieces were joined hung on which
+    unrelated pieces a build had read."""
+    def ending(track, x, y):
+        t = np.arange(2.0, 10.0 + 1e-9, 0.2)
+        return Visit("cam", 1, track, t, np.column_stack([np.full_like(t, x),
+                                                          np.linspace(y - 8, y, len(t))]))
+
+    def starting(track, x, y, t0):
+        t = np.arange(t0, t0 + 8, 0.2)
+        return Visit("cam", 1, track, t, np.column_stack([np.full_like(t, x),
+                                                          np.linspace(y, y + 8, len(t))]))
+
+    others = (0.376, 0.3596, 0.3749, 0.3407)
+    pieces = ([ending(49, 50, 0), ending(55, 100, 0), ending(1, 0, 0), ending(33, 150, 0)]
+              + [ending(60 + k, 200 + 50 * k, 0) for k in range(4)]
+              + [starting(34, 150.2502, 0, 11.0), starting(49, 0.3263, 0, 11.0),
+                 starting(50, 51.428, 0, 11.5), starting(51, 0, -2.1063, 11.8),
+                 starting(56, 102.893, 0, 12.2)]
+              + [starting(70 + k, 200 + 50 * k + d, 0, 11.0) for k, d in enumerate(others)])
+    links = {pieces[a].track_id: pieces[b].track_id for a, b in RULE.links(pieces).items()}
+    assert links == {49: 50, 55: 56, 1: 49, 33: 34, 60: 70, 61: 71, 62: 72, 63: 73}

@@ -33,6 +33,8 @@ from edge.config.visits import VisitConfig
 from edge.tracking.association import assign
 from edge.visits.records import Visit
 
+LIMIT_MARGIN_M = 1e-3  # the assignment's cost limit, above the costliest candidate
+
 
 @dataclass(frozen=True, slots=True)
 class StitchRule:
@@ -101,7 +103,12 @@ class StitchRule:
         rows = np.flatnonzero(candidate.any(axis=1))
         cols = np.flatnonzero(candidate.any(axis=0))
         cost = np.where(candidate, distance, np.inf)[np.ix_(rows, cols)]
-        limit = float(np.max(cost[np.isfinite(cost)]))
+        # Every candidate is within reach: the limit only lets pieces go unmatched. Just
+        # above the costliest candidate, not at it: lapjv prices a pair at the limit the
+        # same as leaving both unmatched, and that tie dropped the costliest candidate of
+        # some matrices and not others (so whether two pieces were joined hung on which
+        # unrelated pieces a build had read).
+        limit = float(np.max(cost[np.isfinite(cost)])) + LIMIT_MARGIN_M
         found: dict[int, int] = {}
         for r, c in assign(cost, limit):
             d = cost[r, c]
