@@ -242,10 +242,14 @@ def _build_run(
     window = window_s(config)
     if (read_from is not None and built_until is not None
             and built_until - 2 * window > read_from):
-        # A piece held since long ago: read the last two windows, carry what came before.
-        reader.carried_before = read_from = built_until - 2 * window
+        # A piece held since long ago: read the last two windows, carry what came before
+        # (when the last build kept its held pieces: not one from before that was kept).
         held_before = read_held(db, run_id)
-        kept = decided(held_before, built_until - window)
+        if held_before and min(h.start_t for h in held_before) == since:
+            reader.carried_before = read_from = built_until - 2 * window
+            kept = decided(held_before, built_until - window)
+        else:
+            held_before = []
     pieces, state = _read_pieces(analyzer, reader, since, read_from, latest,
                                  rivals=rivals, run_finished=run_finished, held=held_before)
     settled = _settle(repairs, pieces, state, latest, close_after, run_finished, kept)
