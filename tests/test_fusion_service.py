@@ -280,6 +280,19 @@ def fuse_on(worker: FusionWorker, now: list[float], until: float) -> None:
         worker.flush()
 
 
+def stopped_with_people(site, db, *, until: float) -> tuple[FusionWorker, list[float]]:
+    """The frames of :func:`walk_frames` up to ``until``, and a fusion service that fused
+    them on its own clock from START + 1 s to START + 9 s, then stopped (SIGTERM) with
+    the three people in the store; returns it and its clock."""
+    write_camera_frames(db, walk_frames(until=until, leave=16.0))
+    now = [START + 1.0]
+    first = FusionWorker(site, db, clock=lambda: now[0])
+    first.start()
+    fuse_on(first, now, START + 9.0)
+    first.finish("stopped")
+    return first, now
+
+
 def store_visits(db) -> list[tuple[int, float, float]]:
     return db.execute("select run_id, start_t, end_t from visits order by start_t").fetchall()
 
@@ -291,12 +304,7 @@ def test_a_restarted_fusion_service_goes_on_with_the_same_people(tmp_path):
     resumes its run with the same people, and fuses the frames stored meanwhile."""
     site = two_camera_site(tmp_path)
     db = open_database(tmp_path / "edge.db")
-    write_camera_frames(db, walk_frames(until=40.0, leave=16.0))
-    now = [START + 1.0]
-    first = FusionWorker(site, db, clock=lambda: now[0])
-    first.start()
-    fuse_on(first, now, START + 9.0)
-    first.finish("stopped")  # SIGTERM, with the three people in the store
+    first, now = stopped_with_people(site, db, until=40.0)
     assert db["runs"].get(first.run_id)["status"] == "stopped"
     now[0] = START + 12.0  # back 3 s later, the people still in the store
     second = FusionWorker(site, db, clock=lambda: now[0])
@@ -322,12 +330,7 @@ def test_a_fusion_service_back_too_late_ends_the_visits_where_it_stopped(tmp_pat
     ago: their visits end where it stopped, and a new run starts."""
     site = two_camera_site(tmp_path)
     db = open_database(tmp_path / "edge.db")
-    write_camera_frames(db, walk_frames(until=12.0, leave=16.0))
-    now = [START + 1.0]
-    first = FusionWorker(site, db, clock=lambda: now[0])
-    first.start()
-    fuse_on(first, now, START + 9.0)
-    first.finish("stopped")
+    first, now = stopped_with_people(site, db, until=12.0)
     assert store_visits(db) == []  # open: it may be back in time
     late = FusionWorker(site, db, clock=lambda: START + 9.0 + site.fusion.down_hold_s + 5)
     late.start()
@@ -339,12 +342,7 @@ def test_a_fusion_service_back_too_late_ends_the_visits_where_it_stopped(tmp_pat
 def test_a_fusion_state_it_cannot_read_starts_a_new_run_and_loses_no_visit(tmp_path, caplog):
     site = two_camera_site(tmp_path)
     db = open_database(tmp_path / "edge.db")
-    write_camera_frames(db, walk_frames(until=12.0, leave=16.0))
-    now = [START + 1.0]
-    first = FusionWorker(site, db, clock=lambda: now[0])
-    first.start()
-    fuse_on(first, now, START + 9.0)
-    first.finish("stopped")
+    first, now = stopped_with_people(site, db, until=12.0)
     with db.atomic():  # written by a later version, or damaged
         db.execute("update fusion_state set state = '{\"version\": 99}'")
     second = FusionWorker(site, db, clock=lambda: START + 12.0)
@@ -379,18 +377,13 @@ def test_a_window_waits_for_the_visits_of_a_fusion_service_that_is_restarting(tm
 
     site = two_camera_site(tmp_path, sync={"window_s": 60})
     db = open_database(tmp_path / "edge.db")
-    write_camera_frames(db, walk_frames(until=220.0, leave=16.0))
     window_end = START + 60
 
     def produced(now: float) -> list[float]:
         produce(db, site, Outbox(db), effective_settings(db, site), now)
         return [row[0] for row in db.execute("select window_start from sync_outbox")]
 
-    now = [START + 1.0]
-    first = FusionWorker(site, db, clock=lambda: now[0])
-    first.start()
-    fuse_on(first, now, START + 9.0)
-    first.finish("stopped")  # the three people are still in the store
+    first, now = stopped_with_people(site, db, until=220.0)
     assert produced(window_end + site.sync.settle_s + 10) == []  # waits: it may resume
     now[0] = START + 200.0
     second = FusionWorker(site, db, clock=lambda: now[0])

@@ -130,19 +130,7 @@ def write_windows(db: sqlite_utils.Database, windows: Iterable[WifiWindow]) -> i
     Raises:
         StorageError: the database cannot be written (read-only, disk full...).
     """
-    rows = _folded(windows)
-    if not rows:
-        return 0
-    try:
-        with db.atomic():
-            merged = []
-            for key, row in rows.items():
-                stored = _stored(db, key)
-                merged.append(row if stored is None else merge_rows(stored, row))
-            db.table("wifi_windows").upsert_all(merged, pk=KEY)
-    except sqlite3.Error as error:
-        raise StorageError(f"cannot write Wi-Fi windows: {error}") from None
-    return len(rows)
+    return _upsert(db, _folded(windows), merge=True)
 
 
 def replace_windows(db: sqlite_utils.Database, windows: Iterable[WifiWindow]) -> int:
@@ -153,12 +141,23 @@ def replace_windows(db: sqlite_utils.Database, windows: Iterable[WifiWindow]) ->
     Raises:
         StorageError: the database cannot be written (read-only, disk full...).
     """
-    rows = _folded(windows)
+    return _upsert(db, _folded(windows), merge=False)
+
+
+def _upsert(db: sqlite_utils.Database, rows: dict[WindowKey, dict[str, Any]], *,
+            merge: bool) -> int:
+    """Store ``rows`` in one transaction, each merged into the stored row of its window
+    (``merge``) or replacing it; returns the number of rows written."""
     if not rows:
         return 0
     try:
         with db.atomic():
-            db.table("wifi_windows").upsert_all(list(rows.values()), pk=KEY)
+            written = [
+                row if not merge or (stored := _stored(db, key)) is None
+                else merge_rows(stored, row)
+                for key, row in rows.items()
+            ]
+            db.table("wifi_windows").upsert_all(written, pk=KEY)
     except sqlite3.Error as error:
         raise StorageError(f"cannot write Wi-Fi windows: {error}") from None
     return len(rows)
