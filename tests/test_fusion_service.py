@@ -49,10 +49,7 @@ def fuse_until(site, db, start: float, until: float) -> FusionWorker:
     now = [start]
     worker = FusionWorker(site, db, clock=lambda: now[0])
     worker.start()
-    while now[0] < until:
-        now[0] += 0.5
-        worker.fuse_ready()
-        worker.flush()
+    fuse_on(worker, now, until)
     return worker
 
 
@@ -274,6 +271,7 @@ def walk_frames(until: float, leave: float) -> list:
 
 
 def fuse_on(worker: FusionWorker, now: list[float], until: float) -> None:
+    """Go on fusing in half-second steps of ``worker``'s clock ``now`` until ``until``."""
     while now[0] < until:
         now[0] += 0.5
         worker.fuse_ready()
