@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config.fusion import FusionConfig
+from edge.disjoint_set import DisjointSet
 from edge.records import FloorObservations
 
 PAIR_SAMPLES = 400  # per camera pair: a few minutes of a quiet store, seconds of a busy one
@@ -336,18 +337,8 @@ def pair_delay_difference(samples: np.ndarray) -> float:
 
 
 def _groups(count: int, pairs: Sequence[tuple[int, int]]) -> list[list[int]]:
-    """Cameras ``0..count-1`` grouped by the pairs that link them (union-find)."""
-    parent = list(range(count))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    """Cameras ``0..count-1`` grouped by the pairs that link them."""
+    cameras = DisjointSet(count)
     for a, b in pairs:
-        parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = {}
-    for i in range(count):
-        groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
+        cameras.join(a, b)
+    return cameras.groups()

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.config.visits import VisitConfig
+from edge.disjoint_set import DisjointSet
 from edge.visits.records import Visit
 
 
@@ -76,25 +77,15 @@ def find_groups(visits: Sequence[Visit], config: VisitConfig) -> list[int]:
     n = len(visits)
     if n == 0:
         return []
-    # Connected components with a disjoint set: scipy's csgraph would do the same, but
-    # importing scipy costs every camera worker ~28 MB (issue 18; tests/test_worker_memory).
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    linked = DisjointSet(n)
     order = sorted(range(n), key=lambda i: visits[i].start_t)
     for pos, i in enumerate(order):
         for j in order[pos + 1:]:
             if visits[j].start_t > visits[i].end_t:
                 break
             if together(visits[i], visits[j], config):
-                parent[root(j)] = root(i)
-    renumber: dict[int, int] = {}
-    return [renumber.setdefault(root(i), len(renumber)) for i in range(n)]
+                linked.join(j, i)
+    return linked.labels()
 
 
 def group_pairs(labels: Sequence[int], keys: Sequence[int | None]) -> set[tuple[int, int]]:
