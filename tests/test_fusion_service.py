@@ -43,12 +43,18 @@ def people_at(t: float) -> np.ndarray:
     return np.array([[1.0 + 0.5 * t, 2.0], [5.0, 1.0 + 0.4 * t], [8.0, 8.0 - 0.3 * t]])
 
 
+def started(site, db, now: list[float]) -> FusionWorker:
+    """A fusion service started on the clock ``now`` (a one-item list the test moves)."""
+    worker = FusionWorker(site, db, clock=lambda: now[0])
+    worker.start()
+    return worker
+
+
 def fuse_until(site, db, start: float, until: float) -> FusionWorker:
     """A fusion service on its own clock, run in half-second steps from ``start`` to
     ``until`` (storing what it fused at each step)."""
     now = [start]
-    worker = FusionWorker(site, db, clock=lambda: now[0])
-    worker.start()
+    worker = started(site, db, now)
     fuse_on(worker, now, until)
     return worker
 
@@ -191,8 +197,7 @@ def test_frames_stored_in_batches_are_all_fused_and_every_instant_sees_everyone(
     site = two_camera_site(tmp_path)
     db = open_database(tmp_path / "edge.db")
     now = [START]
-    worker = FusionWorker(site, db, clock=lambda: now[0])
-    worker.start()
+    worker = started(site, db, now)
     rng = np.random.default_rng(5)
     flush_s = site.service.flush_interval_s
     buffers: dict[str, list] = {"door": [], "aisle": []}
@@ -227,8 +232,7 @@ def test_frames_later_than_the_wait_are_counted_late_and_the_health_says_so(tmp_
     site = two_camera_site(tmp_path)
     db = open_database(tmp_path / "edge.db")
     now = [START]
-    worker = FusionWorker(site, db, clock=lambda: now[0])
-    worker.start()
+    worker = started(site, db, now)
     door = [sighting("door", START + k / 10, people_at(k / 10)) for k in range(100)]
     aisle = [sighting("aisle", START + k / 5, people_at(k / 5)) for k in range(50)]
     write_camera_frames(db, door)
@@ -284,8 +288,7 @@ def stopped_with_people(site, db, *, until: float) -> tuple[FusionWorker, list[f
     the three people in the store; returns it and its clock."""
     write_camera_frames(db, walk_frames(until=until, leave=16.0))
     now = [START + 1.0]
-    first = FusionWorker(site, db, clock=lambda: now[0])
-    first.start()
+    first = started(site, db, now)
     fuse_on(first, now, START + 9.0)
     first.finish("stopped")
     return first, now
@@ -305,8 +308,7 @@ def test_a_restarted_fusion_service_goes_on_with_the_same_people(tmp_path):
     first, now = stopped_with_people(site, db, until=40.0)
     assert db["runs"].get(first.run_id)["status"] == "stopped"
     now[0] = START + 12.0  # back 3 s later, the people still in the store
-    second = FusionWorker(site, db, clock=lambda: now[0])
-    second.start()
+    second = started(site, db, now)
     assert second.run_id == first.run_id
     assert db["runs"].get(first.run_id)["status"] == "running"
     fuse_on(second, now, START + 45.0)
@@ -384,8 +386,7 @@ def test_a_window_waits_for_the_visits_of_a_fusion_service_that_is_restarting(tm
     first, now = stopped_with_people(site, db, until=220.0)
     assert produced(window_end + site.sync.settle_s + 10) == []  # waits: it may resume
     now[0] = START + 200.0
-    second = FusionWorker(site, db, clock=lambda: now[0])
-    second.start()
+    second = started(site, db, now)
     fuse_on(second, now, START + 210.0)
     build_visits(db, second.visits, run_id=second.run_id, stored_until=second.instant)
     assert START in produced(now[0])
@@ -421,14 +422,12 @@ def test_a_killed_fusion_service_resumes_from_its_last_saved_state_without_doubl
     db = open_database(tmp_path / "edge.db")
     write_camera_frames(db, walk_frames(until=40.0, leave=16.0))
     now = [START + 1.0]
-    killed = FusionWorker(site, db, clock=lambda: now[0])
-    killed.start()
+    killed = started(site, db, now)
     fuse_on(killed, now, START + 10.0)
     saved_t = db.execute("select t from fusion_state").fetchone()[0]
     assert saved_t < killed.instant  # instants were stored after the last state saved
     now[0] = START + 14.0
-    second = FusionWorker(site, db, clock=lambda: now[0])
-    second.start()
+    second = started(site, db, now)
     assert second.run_id == killed.run_id
     fuse_on(second, now, START + 45.0)
     second.finish("stopped")
@@ -446,15 +445,13 @@ def test_a_resumed_fusion_service_keeps_the_camera_delays_it_learnt(tmp_path):
     db = open_database(tmp_path / "edge.db")
     write_camera_frames(db, walk_frames(until=20.0, leave=16.0))
     now = [START + 1.0]
-    first = FusionWorker(site, db, clock=lambda: now[0])
-    first.start()
+    first = started(site, db, now)
     first.stage.delays.restore({"delays": {"aisle": 0.8}, "estimates": {"aisle": 0.8},
                                 "sure": ["aisle"]})  # as learnt
     fuse_on(first, now, START + 9.0)
     first.finish("stopped")
     now[0] = START + 12.0
-    second = FusionWorker(site, db, clock=lambda: now[0])
-    second.start()
+    second = started(site, db, now)
     assert second.run_id == first.run_id
     assert second.stage.delays.delays()["aisle"] == 0.8
     assert "aisle" in second.stage.delays.learnt()
