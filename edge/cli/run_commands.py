@@ -88,24 +88,29 @@ def run_camera(site_path: Path | None, camera_id: str) -> None:
     run_camera_worker(site, camera_id, open_database(resolve_db_path(None, site)))
 
 
-@run_group.command("sync")
-@site_option
-def run_sync(site_path: Path | None) -> None:
-    """Run the sync service: aggregates to the central platform over MQTT."""
-    from edge.runtime.services import run_sync_service
+# The services started the same way: (command, help, entry point in edge.runtime.services
+# taking the site and the database path), that module imported only when one runs.
+PLAIN_SERVICES = (
+    ("sync", "Run the sync service: aggregates to the central platform over MQTT.",
+     "run_sync_service"),
+    ("fusion", "Run the fusion of a multi-camera site: one store-wide track per person.",
+     "run_fusion_service"),
+    ("wifi", "Run the Wi-Fi counter on the configured monitor interface.", "run_wifi_service"),
+)
 
-    _, site = _load(site_path)
-    run_sync_service(site, resolve_db_path(None, site))
+
+def _add_plain_service(name: str, summary: str, entry_point: str) -> None:
+    @run_group.command(name, help=summary)
+    @site_option
+    def command(site_path: Path | None) -> None:
+        from edge.runtime import services
+
+        _, site = _load(site_path)
+        getattr(services, entry_point)(site, resolve_db_path(None, site))
 
 
-@run_group.command("fusion")
-@site_option
-def run_fusion(site_path: Path | None) -> None:
-    """Run the fusion of a multi-camera site: one store-wide track per person."""
-    from edge.runtime.services import run_fusion_service
-
-    _, site = _load(site_path)
-    run_fusion_service(site, resolve_db_path(None, site))
+for _name, _summary, _entry_point in PLAIN_SERVICES:
+    _add_plain_service(_name, _summary, _entry_point)
 
 
 @run_group.command("web")
@@ -116,16 +121,6 @@ def run_web(site_path: Path | None) -> None:
 
     _, site = _load(site_path, services=["web"])
     raise SystemExit(run_web_service(site, resolve_db_path(None, site)))
-
-
-@run_group.command("wifi")
-@site_option
-def run_wifi(site_path: Path | None) -> None:
-    """Run the Wi-Fi counter on the configured monitor interface."""
-    from edge.runtime.services import run_wifi_service
-
-    _, site = _load(site_path)
-    run_wifi_service(site, resolve_db_path(None, site))
 
 
 @click.command("purge")
