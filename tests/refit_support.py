@@ -18,6 +18,7 @@ from sync.producer import build_message
 
 DAY0 = 1_764_892_800.0  # 2025-12-05T00:00:00Z
 DAY_S = 86_400
+LAST = Window(DAY0 + DAY_S - 900, 900)  # the day's last window: closing it publishes the day
 
 
 def day_visits(repeats: int, seed: int, day_start: float = DAY0) -> list[VisitResult]:

@@ -31,6 +31,7 @@ from sync.publisher import SyncService
 from tests.refit_support import (
     DAY0,
     DAY_S,
+    LAST,
     bunch_visits,
     day_visits,
     publish_day,
@@ -48,7 +49,6 @@ STORES = 20
 K = 5
 PREFIX = "refit-test"
 KEY = "refit-test-downlink-key-0123456789-abcdef"
-LAST = Window(DAY0 + DAY_S - 900, 900)
 DAY = "2025-12-05"
 
 

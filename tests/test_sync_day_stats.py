@@ -27,14 +27,12 @@ from sync.producer import build_message
 from sync.sizing import bytes_per_day
 from tests.refit_support import (
     DAY0,
-    DAY_S,
+    LAST,
     bunch_visits,
     day_visits,
     publish_day,
     write_visits,
 )
-
-LAST = Window(DAY0 + DAY_S - 900, 900)
 
 
 @pytest.fixture(scope="module")
