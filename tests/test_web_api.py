@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +42,8 @@ from tests.support.web_support import (
     LONDON,
     NOW,
     at,
+    day_bounds,
+    expected_day,
     expected_heatmap,
     expected_wifi,
     insert_rows,
@@ -68,10 +70,6 @@ def client(site, db_path: Path, now: float = NOW, **web) -> TestClient:
     return TestClient(app, raise_server_exceptions=False, base_url=BASE_URL)
 
 
-def day_bounds(day: dt.date) -> tuple[float, float]:
-    return at(day, dt.time()), at(day + dt.timedelta(days=1), dt.time())
-
-
 def test_summary_figures_match_the_database(site, store_db):
     with client(site, store_db) as web:
         response = web.get("/api/v1/summary", params={"day": DAY.isoformat()})
@@ -80,42 +78,29 @@ def test_summary_figures_match_the_database(site, store_db):
     db = sqlite3.connect(store_db)
     start, end = day_bounds(DAY)
     k = site.privacy.min_publishable_count
+    truth = expected_day(db, DAY)
 
     # Occupancy: a replay DB, so the last instant with data, and when.
-    latest = db.execute("select max(t) from track_points where t <= ?", (NOW,)).fetchone()[0]
-    people = db.execute("select count(distinct track_id) from track_points where t = ?",
-                        (latest,)).fetchone()[0]
-    assert s["occupancy"] == {**s["occupancy"], "people": people, "as_of": latest, "live": False}
+    people = truth.people
+    assert s["occupancy"] == {**s["occupancy"], "people": people, "as_of": truth.latest,
+                              "live": False}
     assert people > 0
 
     # Footfall by hour against the same weekday last week.
-    def hours(day):
-        a, b = day_bounds(day)
-        starts = [r[0] for r in db.execute(
-            "select end_t from visits where end_t >= ? and end_t < ?", (a, b))]
-        return Counter(dt.datetime.fromtimestamp(t, LONDON).hour for t in starts)
-
-    today, before = hours(DAY), hours(DAY - dt.timedelta(days=7))
+    today, before = truth.hours, truth.hours_last_week
     shown = {h["hour"]: (h["today"], h["last_week"]) for h in s["footfall"]["hours"]}
     for hour in set(today) | set(before):
         assert shown[hour] == (today[hour], before[hour])
     assert s["footfall"]["total"] == sum(today.values()) > 0
     assert s["footfall"]["compare_total"] == sum(before.values()) > 0
     assert today != before  # the comparison is not trivially equal
-    crossings = dict(db.execute(
-        "select direction, count(*) from line_crossings where t >= ? and t < ? group by 1",
-        (start, end)).fetchall())
+    crossings = truth.crossings
     assert (s["footfall"]["entrance_in"], s["footfall"]["entrance_out"]) == (
         crossings["in"], crossings["out"])
 
     # Zone dwell: visitors and median time; groups under k hidden.
-    per_zone = defaultdict(list)
-    for zone, dwell in db.execute(
-            "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v using (visit_id) "
-            "where v.end_t >= ? and v.end_t < ? and d.dwell_s > 0", (start, end)):
-        per_zone[zone].append(dwell)
     for zone in s["zones"]["zones"]:
-        dwells = per_zone.get(zone["zone_id"], [])
+        dwells = truth.dwell.get(zone["zone_id"], [])
         if 0 < len(dwells) < k:
             assert zone["suppressed"] and zone["visitors"] is None
         else:
@@ -125,15 +110,9 @@ def test_summary_figures_match_the_database(site, store_db):
     assert sum(1 for z in s["zones"]["zones"] if z["visitors"]) >= 5
 
     # Trait and segment mix at p >= 0.5.
-    total = db.execute("select count(*) from visits where end_t >= ? and end_t < ?",
-                       (start, end)).fetchone()[0]
-    assert s["mix"]["total_visits"] == total
-    for table, column, items in (("visit_traits", "trait", s["mix"]["traits"]),
-                                 ("visit_segments", "segment", s["mix"]["segments"])):
-        counts = dict(db.execute(
-            f"select m.{column}, count(*) from {table} m join visits v using (visit_id) "
-            f"where v.end_t >= ? and v.end_t < ? and m.probability >= 0.5 group by 1",
-            (start, end)).fetchall())
+    assert s["mix"]["total_visits"] == truth.visits
+    for counts, items in ((truth.traits, s["mix"]["traits"]),
+                          (truth.segments, s["mix"]["segments"])):
         assert {i["name"]: i["visits"] for i in items} == {
             name: (None if 0 < counts.get(name, 0) < k else counts.get(name, 0))
             for name in {i["name"] for i in items}}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import statistics
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,8 @@ from tests.support.web_support import (
     LONDON,
     NOW,
     at,
+    day_bounds,
+    expected_day,
     expected_heatmap,
     expected_wifi,
     served,
@@ -132,21 +133,15 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         assert severe_console_messages(browser) == []  # no script error, no CSP violation
 
     db = sqlite3.connect(db_path)
-    start, end = at(DAY, dt.time()), at(DAY + dt.timedelta(days=1), dt.time())
+    start, end = day_bounds(DAY)
     k = site.privacy.min_publishable_count
+    truth = expected_day(db, DAY)
 
-    latest = db.execute("select max(t) from track_points where t <= ?", (NOW,)).fetchone()[0]
-    people = db.execute("select count(*) from track_points where t = ?", (latest,)).fetchone()[0]
-    assert shown["occupancy-people"] == str(people)
-    as_of = dt.datetime.fromtimestamp(latest, LONDON).strftime("%H:%M:%S")
+    assert shown["occupancy-people"] == str(truth.people)
+    as_of = dt.datetime.fromtimestamp(truth.latest, LONDON).strftime("%H:%M:%S")
     assert shown["occupancy-as-of"] == as_of
 
-    def visit_hours(a: float, b: float) -> Counter:
-        return Counter(dt.datetime.fromtimestamp(r[0], LONDON).hour for r in db.execute(
-            "select end_t from visits where end_t >= ? and end_t < ?", (a, b)))
-
-    today = visit_hours(start, end)
-    week_ago = visit_hours(start - 7 * 86400, end - 7 * 86400)
+    today, week_ago = truth.hours, truth.hours_last_week
     assert shown["footfall-total"] == str(sum(today.values()))
     assert shown["footfall-compare-total"] == str(sum(week_ago.values()))
     now_hour = dt.datetime.fromtimestamp(NOW, LONDON).hour
@@ -157,21 +152,14 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         assert (label, visitors, last_week) == expected
     assert any(hour > now_hour for hour in hour_rows)
     assert set(today) | set(week_ago) <= set(hour_rows)
-    directions = dict(db.execute("select direction, count(*) from line_crossings "
-                                 "where t >= ? and t < ? group by 1", (start, end)).fetchall())
+    directions = truth.crossings
     assert shown["entrance-in"] == str(directions["in"])
     assert shown["entrance-out"] == str(directions["out"])
 
-    dwell = defaultdict(list)
-    for zone, seconds in db.execute(
-            "select zone_id, dwell_s from visit_zone_dwell join visits using (visit_id) "
-            "where end_t >= ? and end_t < ? and dwell_s > 0", (start, end)):
-        dwell[zone].append(seconds)
     assert set(zone_rows) == {z.id for z in site.floor.zones}
-    total = db.execute("select count(*) from visits where end_t >= ? and end_t < ?",
-                       (start, end)).fetchone()[0]
+    total = truth.visits
     for zone_id, cells_text in zone_rows.items():
-        values = dwell.get(zone_id, [])
+        values = truth.dwell.get(zone_id, [])
         if 0 < len(values) < k:  # a small group
             assert cells_text[1] == f"hidden: fewer than {k} visitors"
         elif 0 < total - len(values) < k:  # its rest is a small group
@@ -184,10 +172,7 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
                 assert cells_text[2] == words
 
     assert shown["mix-total"] == str(total)
-    traits = dict(db.execute(
-        "select trait, count(*) from visit_traits join visits using (visit_id) where end_t >= ? "
-        "and end_t < ? and probability >= 0.5 group by 1", (start, end)).fetchall())
-    for trait, count in traits.items():
+    for trait, count in truth.traits.items():
         row = trait_rows[trait]
         share = f"{100 * count / total:.0f}%"
         hidden = count < k or 0 < total - count < k

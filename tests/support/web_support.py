@@ -18,8 +18,9 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,11 @@ BASE_URL = "http://localhost"
 
 def at(day: dt.date, time: dt.time) -> float:
     return dt.datetime.combine(day, time, LONDON).timestamp()
+
+
+def day_bounds(day: dt.date) -> tuple[float, float]:
+    """The store-time day ``day`` as ``[start, end)`` in epoch seconds."""
+    return at(day, dt.time()), at(day + dt.timedelta(days=1), dt.time())
 
 
 def _orient(a, b, c) -> float:
@@ -217,6 +223,60 @@ def expected_heatmap(db: sqlite3.Connection, site, start: float, end: float):
             dwell[key] += gap
             people[key].add((run, track))
     return dwell, people
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedDay:
+    """The status page's figures of one day, counted straight from the database."""
+
+    latest: float                    # the last instant with positions, up to NOW
+    people: int                      # the people at that instant
+    hours: Counter[int]              # visits by the store-time hour they ended in
+    hours_last_week: Counter[int]    # the same, on the same weekday a week before
+    crossings: dict[str, int]        # line crossings by direction
+    dwell: dict[str, list[float]]    # per zone, the dwell of each visit that spent any
+    visits: int                      # visits that ended in the day
+    traits: dict[str, int]           # visits with each trait at p >= 0.5
+    segments: dict[str, int]         # visits in each segment at p >= 0.5
+
+
+def expected_day(db: sqlite3.Connection, day: dt.date) -> ExpectedDay:
+    """What the page shows for ``day`` (at ``NOW``), before small groups are hidden."""
+    start, end = day_bounds(day)
+    latest = db.execute("select max(t) from track_points where t <= ?", (NOW,)).fetchone()[0]
+    people = db.execute("select count(distinct track_id) from track_points where t = ?",
+                        (latest,)).fetchone()[0]
+
+    def hours(day: dt.date) -> Counter[int]:
+        return Counter(dt.datetime.fromtimestamp(t, LONDON).hour for (t,) in db.execute(
+            "select end_t from visits where end_t >= ? and end_t < ?", day_bounds(day)))
+
+    dwell = defaultdict(list)
+    for zone, seconds in db.execute(
+            "select d.zone_id, d.dwell_s from visit_zone_dwell d join visits v using (visit_id) "
+            "where v.end_t >= ? and v.end_t < ? and d.dwell_s > 0", (start, end)):
+        dwell[zone].append(seconds)
+
+    def likely(table: str, column: str) -> dict[str, int]:
+        return dict(db.execute(
+            f"select m.{column}, count(*) from {table} m join visits v using (visit_id) "
+            f"where v.end_t >= ? and v.end_t < ? and m.probability >= 0.5 group by 1",
+            (start, end)).fetchall())
+
+    return ExpectedDay(
+        latest=latest,
+        people=people,
+        hours=hours(day),
+        hours_last_week=hours(day - dt.timedelta(days=7)),
+        crossings=dict(db.execute(
+            "select direction, count(*) from line_crossings where t >= ? and t < ? group by 1",
+            (start, end)).fetchall()),
+        dwell=dict(dwell),
+        visits=db.execute("select count(*) from visits where end_t >= ? and end_t < ?",
+                          (start, end)).fetchone()[0],
+        traits=likely("visit_traits", "trait"),
+        segments=likely("visit_segments", "segment"),
+    )
 
 
 def expected_wifi(db: sqlite3.Connection, start: float, end: float) -> tuple[int, int]:
