@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,8 @@ class CameraWorker:
         camera_id: which camera.
         db: the shared database (WAL).
         stop: set to end the loop cleanly (SIGTERM does this).
+        clock: the wall clock of the run's bookkeeping (tests pass their own; frames
+            carry the reader's stamps).
     """
 
     def __init__(
@@ -126,8 +129,10 @@ class CameraWorker:
         camera_id: str,
         db: sqlite_utils.Database,
         stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.site = site
+        self.clock = clock
         self.camera = site.camera(camera_id)
         self.db = db
         self.stop = stop or threading.Event()
@@ -155,6 +160,8 @@ class CameraWorker:
         self.fusion = FusionStage(site) if site.fuses_cameras else None
         self._size_known = False
         self._span = _Span.starting(self.reader.stats)
+        self.run_id: int | None = None
+        self.batch: list[FloorTracks] = []  # processed frames waiting for the next flush
 
     def close_interrupted_runs(self) -> list[int]:
         """Close this camera's runs left ``running`` by a worker that died and turn the
@@ -168,22 +175,51 @@ class CameraWorker:
             self._build_visits(run_id)
         return closed
 
-    def run(self) -> None:
-        """Run until ``stop`` is set."""
+    def start(self) -> int:
+        """Close the runs a killed worker left, build the visits of the ended ones and
+        start this worker's run; returns its id."""
         self.close_interrupted_runs()
         try:
-            run_id = start_run(
-                self.db, self.camera.id, describe_source(self.camera.source), self.model_name
+            self.run_id = start_run(
+                self.db, self.camera.id, describe_source(self.camera.source), self.model_name,
+                started_at=self.clock(),
             )
         except sqlite3.Error as error:
             raise StorageError(
                 f"camera {self.camera.id}: cannot record the start of its run in the database: "
                 f"{error}; free disk space or check the database"
             ) from None
+        return self.run_id
+
+    def track(self, floor: FloorTracks) -> None:
+        """Keep one processed frame's positions for the next :meth:`flush`."""
+        self.batch.append(floor)
+        self.stats.frames_processed += 1
+
+    def flush(self) -> None:
+        """Store the positions kept since the last flush."""
+        if self.batch and self.run_id is not None:
+            self._flush(self.run_id, self.batch)
+        self.batch = []
+
+    def finish(self, status: str) -> None:
+        """Store what is left, end the run as ``status`` and build its visits."""
+        assert self.run_id is not None
+        self.flush()
+        try:
+            finish_run(self.db, self.run_id, self.stats.frames_processed, status,
+                       ended_at=self.clock())
+        except sqlite3.Error as error:  # the next start closes it as interrupted
+            log.warning("Camera %s: cannot record the end of run %d: %s",
+                        self.camera.id, self.run_id, error)
+        self._build_visits(self.run_id)  # the run is over: every open track becomes a visit
+
+    def run(self) -> None:
+        """Run until ``stop`` is set."""
+        self.start()
         self.reader.start()
         self.notifier.ready(f"camera {self.camera.id} started")
         log.info("Camera %s started (%s).", self.camera.id, describe_source(self.camera.source))
-        batch: list[FloorTracks] = []
         last_flush = last_health = last_visits = time.monotonic()
         window_start, window_frames = time.monotonic(), 0
         status = "failed"
@@ -195,18 +231,18 @@ class CameraWorker:
                     if self.fusion is not None and not self._size_known:
                         self.fusion.learn_image_size(self.camera.id, frame.size)
                         self._size_known = True
-                    batch.append(self.pipeline.process(frame))
-                    self.stats.frames_processed += 1
+                    self.track(self.pipeline.process(frame))
                     window_frames += 1
                 else:
                     self._watch_for_stall()
-                if batch and (now - last_flush >= self.service.flush_interval_s):
-                    self._flush(run_id, batch)
-                    batch, last_flush = [], now
+                if self.batch and (now - last_flush >= self.service.flush_interval_s):
+                    self.flush()
+                    last_flush = now
                 if now - last_visits >= self.service.visits_interval_s:
                     # Positions not yet flushed are younger than the flush interval (plus
                     # a frame in flight): everything before that is stored.
-                    self._build_visits(run_id, stored_until=time.time()
+                    assert self.run_id is not None
+                    self._build_visits(self.run_id, stored_until=self.clock()
                                        - self.service.flush_interval_s - FRAME_IN_FLIGHT_S)
                     last_visits = now
                 if now - last_health >= self.service.health_interval_s:
@@ -219,14 +255,7 @@ class CameraWorker:
         finally:
             self.notifier.stopping()
             self.reader.stop()
-            if batch:
-                self._flush(run_id, batch)
-            try:
-                finish_run(self.db, run_id, self.stats.frames_processed, status)
-            except sqlite3.Error as error:  # the next start closes it as interrupted
-                log.warning("Camera %s: cannot record the end of run %d: %s",
-                            self.camera.id, run_id, error)
-            self._build_visits(run_id)  # the run is over: every open track becomes a visit
+            self.finish(status)
             self._write_health("down", f"Camera {self.camera.id} is stopped.")
             log.info("Camera %s stopped after %d frames.", self.camera.id,
                      self.stats.frames_processed)

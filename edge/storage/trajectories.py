@@ -95,9 +95,11 @@ def m004_track_points_run_time(db: sqlite_utils.Database) -> None:
 
 
 def start_run(
-    db: sqlite_utils.Database, camera_id: str, source: str, model: str, *, kind: str = "live"
+    db: sqlite_utils.Database, camera_id: str, source: str, model: str, *, kind: str = "live",
+    started_at: float | None = None,
 ) -> int:
-    """Record the start of a run; ``kind`` is ``live`` or ``replay``."""
+    """Record the start of a run (now, or at ``started_at``); ``kind`` is ``live`` or
+    ``replay``."""
     owner = ProcessId.current()
     with db.atomic():
         table = db.table("runs").insert(
@@ -105,7 +107,7 @@ def start_run(
                 "camera_id": camera_id,
                 "source": source,
                 "model": model,
-                "started_at": time.time(),
+                "started_at": time.time() if started_at is None else started_at,
                 "ended_at": None,
                 "frames": 0,
                 "status": "running",
@@ -149,10 +151,13 @@ def latest_finished_run(db: sqlite_utils.Database) -> int:
     return int(row[0])
 
 
-def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str) -> None:
+def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str, *,
+               ended_at: float | None = None) -> None:
+    """Record the end of a run (now, or at ``ended_at``) as ``status``."""
     with db.atomic():
         db.table("runs").update(
-            run_id, {"ended_at": time.time(), "frames": frames, "status": status}
+            run_id, {"ended_at": time.time() if ended_at is None else ended_at,
+                     "frames": frames, "status": status}
         )
 
 
