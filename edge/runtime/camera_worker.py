@@ -39,6 +39,8 @@ from edge.storage.trajectories import (
     close_running_runs,
     finish_run,
     record_frames,
+    record_pause,
+    resume_run,
     start_run,
     write_track_points,
 )
@@ -162,25 +164,29 @@ class CameraWorker:
         self._span = _Span.starting(self.reader.stats)
         self.run_id: int | None = None
         self.batch: list[FloorTracks] = []  # processed frames waiting for the next flush
+        self._frames_before = 0  # a resumed run's frames, processed before this start
+        self._stopped_t: float | None = None  # a resumed run's stop, until the first frame
 
     def close_interrupted_runs(self) -> list[int]:
         """Close this camera's runs left ``running`` by a worker that died and turn the
-        cut-off tracks of every interrupted run into visits; returns the runs closed now.
+        cut-off tracks of every run that ended into visits; returns the runs closed now.
 
         Only call while holding the camera's lock: then no live worker owns those runs.
         Without this their open tracks never became visits and the runs were never purged.
         """
         closed = close_running_runs(self.db, self.camera.id)
-        for run_id in ended_runs_to_build(self.db, self.camera.id):
-            self._build_visits(run_id)
+        self._build_ended_runs()
         return closed
 
     def start(self) -> int:
-        """Close the runs a killed worker left, build the visits of the ended ones and
-        start this worker's run; returns its id."""
-        self.close_interrupted_runs()
+        """Resume this camera's last run if it ended less than ``fusion.down_hold_s`` ago
+        (:meth:`_resume`), else start a new one; either way, build the visits of every
+        other run of the camera that ended with people in view. Returns the run's id."""
+        close_running_runs(self.db, self.camera.id)  # a killed worker's: resumable too
         try:
-            self.run_id = start_run(
+            resumed = self._resume()
+            self._build_ended_runs(keep=resumed)
+            self.run_id = resumed if resumed is not None else start_run(
                 self.db, self.camera.id, describe_source(self.camera.source), self.model_name,
                 started_at=self.clock(),
             )
@@ -191,8 +197,66 @@ class CameraWorker:
             ) from None
         return self.run_id
 
+    def _resume(self) -> int | None:
+        """Take up this camera's last run where it stopped (or its worker was killed) on a
+        one-camera site, when it can be; returns its id.
+
+        The new tracker numbers its tracks after the run's, and the time the camera did
+        not look is recorded as a pause of the run: the visit builder does not count it
+        towards anyone having gone, so the people in view at the stop, seen again where
+        they were, go on as the same visits (``edge.visits.pauses``). Not resumed: a run
+        that failed (what failed may fail again), one of another stream (another view),
+        or one that ended more than ``fusion.down_hold_s`` ago (its people may have left
+        long ago: their visits end where it stopped). On a multi-camera site the fusion
+        service keeps the store's people across restarts.
+        """
+        if self.fusion is not None:
+            return None
+        row = self.db.execute(
+            "select id, ended_at, source, frames from runs where camera_id = ? "
+            "and kind = 'live' order by id desc limit 1", [self.camera.id]).fetchone()
+        if (row is None or row[0] not in ended_runs_to_build(self.db, self.camera.id)
+                or row[2] != describe_source(self.camera.source)):
+            return None
+        run_id, stopped_t = int(row[0]), float(row[1])
+        away = self.clock() - stopped_t
+        if away > self.site.fusion.down_hold_s:
+            log.info("Camera %s: run %d stopped %.0f s ago, longer than fusion.down_hold_s: "
+                     "its people's visits end there; a new run starts.",
+                     self.camera.id, run_id, away)
+            return None
+        resume_run(self.db, run_id)
+        last_id = self.db.execute("select max(track_id) from track_points where run_id = ?",
+                                  [run_id]).fetchone()[0]
+        self.pipeline.tracker.number_after(int(last_id or 0))
+        self._frames_before = int(row[3] or 0)
+        self._stopped_t = stopped_t
+        record_pause(self.db, run_id, stopped_t, self.clock())
+        log.info("Camera %s: resumed run %d, stopped %.1f s ago.", self.camera.id, run_id,
+                 max(away, 0.0))
+        return run_id
+
+    def _build_ended_runs(self, keep: int | None = None) -> None:
+        """Build the visits of this camera's runs that ended without all of them built
+        (but run ``keep``, resumed), also on a multi-camera site: a run of the days the
+        camera was alone holds its tracks."""
+        for run_id in ended_runs_to_build(self.db, self.camera.id):
+            if run_id != keep:
+                self._build(run_id)
+
     def track(self, floor: FloorTracks) -> None:
         """Keep one processed frame's positions for the next :meth:`flush`."""
+        if self._stopped_t is not None and self.run_id is not None:
+            # The first frame of a resumed run: the pause ends when the camera looks again
+            # (not when the worker started: a stream takes a moment to open), or when
+            # fusion.down_hold_s let the people of the stop go.
+            stopped, self._stopped_t = self._stopped_t, None
+            try:
+                record_pause(self.db, self.run_id, stopped,
+                             min(floor.timestamp, stopped + self.site.fusion.down_hold_s))
+            except sqlite3.Error as error:  # the pause then ends when the worker started
+                log.warning("Camera %s: cannot record when it looked again: %s",
+                            self.camera.id, error)
         self.batch.append(floor)
         self.stats.frames_processed += 1
 
@@ -203,16 +267,28 @@ class CameraWorker:
         self.batch = []
 
     def finish(self, status: str) -> None:
-        """Store what is left, end the run as ``status`` and build its visits."""
+        """Store what is left and end the run as ``status``.
+
+        Stopped, only the visits that ended are built: a worker back within
+        ``fusion.down_hold_s`` resumes the run with the people in view (a restart must
+        not split their visits); one that is not builds theirs then, as last seen. A run
+        that failed is not resumed: every visit of it is built now."""
         assert self.run_id is not None
         self.flush()
+        if status == "stopped":
+            self._build_visits(self.run_id, stored_until=self.clock())
         try:
-            finish_run(self.db, self.run_id, self.stats.frames_processed, status,
-                       ended_at=self.clock())
+            finish_run(self.db, self.run_id, self.run_frames, status, ended_at=self.clock())
         except sqlite3.Error as error:  # the next start closes it as interrupted
             log.warning("Camera %s: cannot record the end of run %d: %s",
                         self.camera.id, self.run_id, error)
-        self._build_visits(self.run_id)  # the run is over: every open track becomes a visit
+        if status != "stopped":
+            self._build_visits(self.run_id)  # the run is over: every open track is a visit
+
+    @property
+    def run_frames(self) -> int:
+        """The frames the run has processed (a resumed run's before this start too)."""
+        return self._frames_before + self.stats.frames_processed
 
     def run(self) -> None:
         """Run until ``stop`` is set."""
@@ -263,7 +339,7 @@ class CameraWorker:
     def _flush(self, run_id: int, batch: list[FloorTracks]) -> None:
         """Store a batch of positions, or count it as skipped: a full or busy database
         costs raw positions, never the camera (no crash, no restart loop)."""
-        frames = self.stats.frames_processed  # the run's count, kept current for a kill -9
+        frames = self.run_frames  # the run's count, kept current for a kill -9
         if self.disk.raw_writes_allowed():
             try:
                 if self.fusion is not None:
@@ -293,8 +369,10 @@ class CameraWorker:
         a continuation under a new id) into visits and traits
         (on a multi-camera site the fusion service does, from the store-wide tracks).
         ``stored_until``: the running run's positions before it are all stored."""
-        if self.fusion is not None:
-            return
+        if self.fusion is None:
+            self._build(run_id, stored_until)
+
+    def _build(self, run_id: int, stored_until: float | None = None) -> None:
         try:
             build_visits(self.db, self.visits, run_id=run_id, stored_until=stored_until)
         except (sqlite3.Error, StorageError) as error:  # busy or full: the next round catches up

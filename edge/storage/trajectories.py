@@ -94,6 +94,15 @@ def m004_track_points_run_time(db: sqlite_utils.Database) -> None:
     db.table("track_points").create_index(["run_id", "t"])
 
 
+@MIGRATIONS()
+def m005_run_pauses(db: sqlite_utils.Database) -> None:
+    # A live run its worker took up again after a stop (edge.runtime.camera_worker): from
+    # stopped_t to resumed_t its camera did not look. The visit builder does not count that
+    # time towards a person having gone (nobody was seen leaving). Purged with the positions.
+    db.table("run_pauses").create(
+        {"run_id": int, "stopped_t": float, "resumed_t": float}, pk=("run_id", "stopped_t"))
+
+
 def start_run(
     db: sqlite_utils.Database, camera_id: str, source: str, model: str, *, kind: str = "live",
     started_at: float | None = None,
@@ -169,6 +178,25 @@ def resume_run(db: sqlite_utils.Database, run_id: int) -> None:
         db.table("runs").update(run_id, {"ended_at": None, "status": "running",
                                          "pid": owner.pid, "pid_start": owner.start,
                                          "boot_id": owner.boot})
+
+
+def record_pause(db: sqlite_utils.Database, run_id: int, stopped_t: float,
+                 resumed_t: float) -> None:
+    """Record (or move the end of) a pause of run ``run_id``: its camera did not look from
+    ``stopped_t`` to ``resumed_t``."""
+    with db.atomic():
+        db.table("run_pauses").upsert(
+            {"run_id": run_id, "stopped_t": stopped_t, "resumed_t": max(resumed_t, stopped_t)},
+            pk=("run_id", "stopped_t"))
+
+
+def read_pauses(db: sqlite_utils.Database, run_id: int) -> list[tuple[float, float]]:
+    """Run ``run_id``'s pauses ``(stopped_t, resumed_t)``, in time order."""
+    if not db["run_pauses"].exists():
+        return []
+    return [(float(a), float(b)) for a, b in db.execute(
+        "select stopped_t, resumed_t from run_pauses where run_id = ? order by stopped_t",
+        [run_id])]
 
 
 def close_running_runs(db: sqlite_utils.Database, camera_id: str) -> list[int]:
