@@ -21,6 +21,7 @@ import sqlite_utils
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.config.service import FRAME_IN_FLIGHT_S
+from edge.config.site import STORE_TRACKS_ID
 from edge.detection import load_detector
 from edge.detection.session import worker_detector
 from edge.errors import StorageError
@@ -36,6 +37,7 @@ from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage.health import report_health
 from edge.storage.trajectories import (
+    close_dead_runs,
     close_running_runs,
     finish_run,
     record_frames,
@@ -239,10 +241,21 @@ class CameraWorker:
     def _build_ended_runs(self, keep: int | None = None) -> None:
         """Build the visits of this camera's runs that ended without all of them built
         (but run ``keep``, resumed), also on a multi-camera site: a run of the days the
-        camera was alone holds its tracks."""
-        for run_id in ended_runs_to_build(self.db, self.camera.id):
-            if run_id != keep:
-                self._build(run_id)
+        camera was alone holds its tracks.
+
+        On a one-camera site, also those of the store runs a fusion service left (the
+        site had several cameras): no fusion service comes back to resume them, so the
+        people it had in view would keep open visits for ever. A store run still
+        ``running`` is closed first if its process is gone (killed, or the box rebooted);
+        one whose service still runs is left to it."""
+        sources = [self.camera.id]
+        if self.fusion is None:
+            close_dead_runs(self.db, STORE_TRACKS_ID)
+            sources.append(STORE_TRACKS_ID)
+        for source in sources:
+            for run_id in ended_runs_to_build(self.db, source):
+                if run_id != keep:
+                    self._build(run_id)
 
     def track(self, floor: FloorTracks) -> None:
         """Keep one processed frame's positions for the next :meth:`flush`."""

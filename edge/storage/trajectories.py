@@ -219,17 +219,19 @@ def close_running_runs(db: sqlite_utils.Database, camera_id: str) -> list[int]:
     return runs
 
 
-def close_dead_runs(db: sqlite_utils.Database) -> list[int]:
-    """Close as ``interrupted`` every run still ``running`` whose process is gone (killed,
-    crashed, or from an earlier boot); returns their ids. Its end is its last stored
-    position (else its start). A camera worker closes its own camera's runs at start and
-    turns their cut-off tracks into visits; this catches the rest, e.g. a killed
-    ``edge replay``, whose run used to stay ``running`` and escape the purge for ever."""
+def close_dead_runs(db: sqlite_utils.Database, camera_id: str | None = None) -> list[int]:
+    """Close as ``interrupted`` every run (of ``camera_id``, or all) still ``running``
+    whose process is gone (killed, crashed, or from an earlier boot); returns their ids.
+    Its end is its last stored position (else its start). A camera worker closes its own
+    camera's runs at start and turns their cut-off tracks into visits; this catches the
+    rest, e.g. a killed ``edge replay``, whose run used to stay ``running`` and escape
+    the purge for ever."""
     if not db["runs"].exists() or "pid" not in db["runs"].columns_dict:
         return []
+    of_camera, params = ("and camera_id = ? ", [camera_id]) if camera_id is not None else ("", [])
     candidates = db.execute(
         "select id, camera_id, pid, pid_start, boot_id from runs "
-        "where status = 'running' and pid is not null order by id"
+        f"where status = 'running' and pid is not null {of_camera}order by id", params,
     ).fetchall()
     dead = [
         (run_id, camera)
