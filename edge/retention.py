@@ -97,6 +97,7 @@ def purge(
     # service left goes with the raw trajectories
     deleted["camera_frames"] = _delete(db, "camera_frames", "t < ?", [raw_cutoff])
     deleted["fusion_state"] = _delete(db, "fusion_state", "t < ?", [raw_cutoff])
+    deleted["run_pauses"] = _delete(db, "run_pauses", "resumed_t < ?", [raw_cutoff])
     old_visits = "select visit_id from visits where end_t < ?"
     for child in VISIT_CHILD_TABLES:
         deleted[child] = _delete(db, child, f"visit_id in ({old_visits})", [visit_cutoff])

@@ -210,6 +210,15 @@ def test_what_a_service_needs_is_checked_for_that_service_only(tmp_path):
     assert check_config(path, "--service", "printer").exit_code == 2
 
 
+def test_check_config_says_the_purge_interval_the_installer_sets_the_timer_to(tmp_path):
+    """The purge timer ran hourly whatever service.purge_interval_s said: scripts/install
+    now writes the timer's interval from this (tests/test_installer.py checks the unit)."""
+    path = write(tmp_path, MINIMAL + "service: {purge_interval_s: 900.7}\n")
+    (tmp_path / "video.avi").write_bytes(b"")
+    result = check_config(path, "--purge-interval")
+    assert result.exit_code == 0 and result.stdout == "900\n"  # never later than configured
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [

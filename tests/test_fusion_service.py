@@ -467,3 +467,41 @@ def test_the_settle_check_counts_the_wait_for_a_late_camera(tmp_path):
         single + site.fusion.latency_s + site.fusion.max_camera_delay_s)
     short = two_camera_site(tmp_path, sync={"settle_s": single + site.fusion.latency_s + 0.5})
     assert "the longest camera delay" in (short.settle_warning() or "")
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_fusion_taken_out_of_the_config_leaves_no_visit_open(tmp_path, how):
+    """Field report: a site that went from several cameras to one (the installer then
+    disables the fusion service) never built the visits of the people its last fusion
+    run had in view when it stopped: left for a fusion service that never came back,
+    they stayed open for ever. The one camera's worker now ends that run and builds
+    them, as a fusion service back too late does."""
+    from edge.runtime.camera_worker import CameraWorker
+    from tests.test_camera_restart import one_camera_site
+
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    first, now = stopped_with_people(site, db, until=12.0)
+    if how == "killed":  # left running by a process that is gone (a reboot)
+        with db.atomic():
+            db.execute("update runs set status = 'running', ended_at = null, "
+                       "boot_id = 'an-earlier-boot' where id = ?", [first.run_id])
+    assert store_visits(db) == []
+    one = one_camera_site(tmp_path)  # IT took the aisle camera out
+    CameraWorker(one, "door", db, clock=lambda: START + 20.0).start()
+    visits = store_visits(db)
+    assert len(visits) == 3 and {run for run, _, _ in visits} == {first.run_id}
+    assert db["runs"].get(first.run_id)["status"] == ("stopped" if how == "stopped"
+                                                       else "interrupted")
+
+
+def test_a_failed_fusion_run_builds_every_visit_as_it_stops(tmp_path):
+    """A failed run is not resumed, and only runs that stopped or were interrupted are
+    built later: the visits of the people a failed run had in view stayed open for ever."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=12.0, leave=16.0))
+    failed = fuse_until(site, db, START + 1.0, START + 9.0)
+    failed.finish("failed")
+    visits = store_visits(db)
+    assert len(visits) == 3 and {run for run, _, _ in visits} == {failed.run_id}

@@ -54,19 +54,27 @@ def test_install_upgrade_uninstall(tmp_path):
     check = subprocess.run([str(edge), "check-config", str(config)], capture_output=True,
                            text=True, env=env)
     assert check.returncode == 0, check.stderr  # the edited skeleton is a valid config
+    timer = root / "etc/systemd/system/store-edge-purge.timer.d/interval.conf"
+    assert not timer.exists()  # an invalid config: the shipped unit's hourly default
 
-    config.write_text(config.read_text().replace("Main Street store", "Edited by IT"))
+    # Field report: the purge timer ran hourly whatever service.purge_interval_s said, so
+    # raw positions outlived their period by up to an hour with a shorter interval.
+    config.write_text(config.read_text().replace("Main Street store", "Edited by IT")
+                      + "service:\n  purge_interval_s: 900\n")
     (root / "var/lib/store-edge/edge.db").write_bytes(b"data")
     again = install(root, "--assets", str(SHARED))  # an upgrade, or a second run by mistake
     assert again.returncode == 0, again.stderr
     assert "Edited by IT" in config.read_text()
     assert "config skeleton" not in again.stdout
+    assert timer.read_text().splitlines()[1:] == [
+        "[Timer]", "OnUnitActiveSec=", "OnUnitActiveSec=900s"]
 
     removed = install(root, "--uninstall")
     assert removed.returncode == 0, removed.stderr
     assert not (root / "opt/store-edge").exists()
     assert not (root / "usr/local/bin/edge").is_symlink()
     assert not (root / "etc/systemd/system/store-edge-camera@.service").exists()
+    assert not timer.parent.exists()
     assert "Edited by IT" in config.read_text()
     assert (root / "var/lib/store-edge/edge.db").read_bytes() == b"data"
 

@@ -223,3 +223,26 @@ def test_the_next_edge_run_stops_children_a_killed_one_left(tmp_path):
         if stubborn.poll() is None:
             stubborn.kill()
             stubborn.wait()
+
+
+def test_children_dump_no_core(tmp_path):
+    """Field report: a crashing camera worker could leave its frames (faces) on disk as a
+    core dump. The units say LimitCORE=0; `edge run` gives its children the same limit,
+    whatever the shell it was started from allows."""
+    import resource
+
+    out = tmp_path / "limit.txt"
+    child = ChildService("limits", python(
+        "import resource, sys; "
+        f"open({str(out)!r}, 'w').write(repr(resource.getrlimit(resource.RLIMIT_CORE)))"))
+    before = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (before[1], before[1]))  # a shell allowing cores
+    try:
+        supervisor = Supervisor([child], restart_delay_s=0.01, restart_burst=1)
+        thread, _ = run_in_thread(supervisor)
+        wait_for(lambda: out.exists() and out.read_text(), timeout_s=20)
+        supervisor.stop_event.set()
+        thread.join(15)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, before)
+    assert out.read_text() == "(0, 0)"

@@ -56,6 +56,17 @@ def test_services_notify_and_are_watched(unit):
         assert line in text, f"{unit.name} lacks {line}"
 
 
+@pytest.mark.parametrize("unit", SERVICES, ids=lambda u: u.name)
+def test_every_service_is_locked_down_and_dumps_no_core(unit):
+    """Field report: no unit had LimitCORE=0, so a crashing camera worker could leave
+    its memory (frames, faces) on disk through systemd-coredump (journalctl / coredumpctl
+    keep them for days). The purge unit, not long-running, was not checked at all."""
+    settings = {line for line in unit.read_text().splitlines() if "=" in line}
+    for line in ("LimitCORE=0", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                 "NoNewPrivileges=yes", "UMask=0077", "User=store-edge"):
+        assert line in settings, f"{unit.name} lacks {line}"
+
+
 def test_only_the_sniffer_gets_network_capabilities():
     for unit in SERVICES:
         capabilities = re.search(r"^CapabilityBoundingSet=(.*)$", unit.read_text(), re.M).group(1)

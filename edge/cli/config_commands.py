@@ -82,6 +82,9 @@ def _camera_problems(path: Path, site: SiteConfig, camera_ids: set[str] | None,
 @click.option("--has-wifi", is_flag=True, help="Only exit 0 if a Wi-Fi sensor is configured.")
 @click.option("--fuses-cameras", is_flag=True,
               help="Only exit 0 if the site has several cameras to fuse (a fusion service).")
+@click.option("--purge-interval", is_flag=True,
+              help="Only print service.purge_interval_s, whole seconds (the installer sets "
+                   "store-edge-purge.timer to it).")
 @click.option("--capacity", is_flag=True,
               help="Also time the detector on this box's processor, at each camera's input "
                    "size and rate, and say how much of it the cameras take (a few seconds "
@@ -91,7 +94,8 @@ def _camera_problems(path: Path, site: SiteConfig, camera_ids: set[str] | None,
                    "unless open-lan), camera:ID (its video file), sync, wifi. Repeatable; "
                    "default: every service. Each systemd unit checks its own.")
 def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
-                 fuses_cameras: bool, capacity: bool, services: tuple[str, ...]) -> None:
+                 fuses_cameras: bool, purge_interval: bool, capacity: bool,
+                 services: tuple[str, ...]) -> None:
     """Validate a site config and report each camera's calibration error.
 
     Exits non-zero (78), naming the file, line and key, if anything is wrong,
@@ -130,6 +134,10 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
         raise SystemExit(0 if site.wifi is not None and site.wifi.interface else 1)
     if fuses_cameras:
         raise SystemExit(0 if site.fuses_cameras else 1)
+    if purge_interval:
+        # whole seconds, rounded down: a purge a little early never lets data outlive its period
+        click.echo(int(site.service.purge_interval_s))
+        return
     click.echo(f"{path}: valid site config for store {site.site.id!r}")
     for camera_id, homography in fit_camera_calibrations(site).items():
         errors = homography.reprojection_error_m

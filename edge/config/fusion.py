@@ -82,7 +82,8 @@ class FusionConfig(StrictModel):
     """...for at most this long: then they are let go where they were last seen (their visit ends,
     occupancy stops counting them). A camera that restarts is back within a minute or two; one
     down for longer would otherwise keep its people in the store, and their visits open, until the
-    service stops."""
+    service stops. Also how long a stopped fusion service, or a one-camera site's stopped camera
+    worker, may be away and still resume its run with the people it had in view."""
     merge_distance_m: float = Field(0.5, ge=0, le=5)
     """Two people closer than this whom no camera ever sees apart are one person (a duplicate from
     one camera's calibration error)."""

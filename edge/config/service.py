@@ -28,6 +28,6 @@ class ServiceConfig(StrictModel):
     visits_interval_s: float = Field(30.0, gt=0, le=3600)
     """How often finished tracks are turned into visits."""
     purge_interval_s: float = Field(3600.0, ge=60, le=6 * 3600)
-    """How often the retention purge runs (`edge run`; keep it equal to store-edge-purge.timer's
-    OnUnitActiveSec, 1 h). Each purge also deletes what would pass its retention period before the
-    next, so raw data never outlives it."""
+    """How often the retention purge runs (`edge run`, and store-edge-purge.timer: scripts/install
+    sets the timer to it, so run it again after a change). Each purge also deletes what would pass
+    its retention period before the next, so raw data never outlives it."""

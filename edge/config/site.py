@@ -86,8 +86,8 @@ def check_raw_trajectories_outlast_purges(storage: StorageConfig,
         f"{every_s:g} s (service.purge_interval_s) would be kept longer than that: a purge "
         f"keeps at least half the period, so the period must be at least two purge "
         f"intervals; set raw_trajectory_hours to at least {2 * every_s / 3600:g}, or "
-        f"service.purge_interval_s to at most {keep_s / 2:g} (systemd's "
-        f"store-edge-purge.timer runs hourly: keep its OnCalendar in step)",
+        f"service.purge_interval_s to at most {keep_s / 2:g} (then run scripts/install "
+        f"again: it sets store-edge-purge.timer to the interval)",
         storage.raw_trajectory_hours,
     )])
 

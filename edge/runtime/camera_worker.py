@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import sqlite_utils
 from edge.calibration import fit_camera_calibrations
 from edge.config import SiteConfig
 from edge.config.service import FRAME_IN_FLIGHT_S
+from edge.config.site import STORE_TRACKS_ID
 from edge.detection import load_detector
 from edge.detection.session import worker_detector
 from edge.errors import StorageError
@@ -35,9 +37,12 @@ from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage.health import report_health
 from edge.storage.trajectories import (
+    close_dead_runs,
     close_running_runs,
     finish_run,
     record_frames,
+    record_pause,
+    resume_run,
     start_run,
     write_track_points,
 )
@@ -118,6 +123,8 @@ class CameraWorker:
         camera_id: which camera.
         db: the shared database (WAL).
         stop: set to end the loop cleanly (SIGTERM does this).
+        clock: the wall clock of the run's bookkeeping (tests pass their own; frames
+            carry the reader's stamps).
     """
 
     def __init__(
@@ -126,8 +133,10 @@ class CameraWorker:
         camera_id: str,
         db: sqlite_utils.Database,
         stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.site = site
+        self.clock = clock
         self.camera = site.camera(camera_id)
         self.db = db
         self.stop = stop or threading.Event()
@@ -155,35 +164,151 @@ class CameraWorker:
         self.fusion = FusionStage(site) if site.fuses_cameras else None
         self._size_known = False
         self._span = _Span.starting(self.reader.stats)
+        self.run_id: int | None = None
+        self.batch: list[FloorTracks] = []  # processed frames waiting for the next flush
+        self._frames_before = 0  # a resumed run's frames, processed before this start
+        self._stopped_t: float | None = None  # a resumed run's stop, until the first frame
 
     def close_interrupted_runs(self) -> list[int]:
         """Close this camera's runs left ``running`` by a worker that died and turn the
-        cut-off tracks of every interrupted run into visits; returns the runs closed now.
+        cut-off tracks of every run that ended into visits; returns the runs closed now.
 
         Only call while holding the camera's lock: then no live worker owns those runs.
         Without this their open tracks never became visits and the runs were never purged.
         """
         closed = close_running_runs(self.db, self.camera.id)
-        for run_id in ended_runs_to_build(self.db, self.camera.id):
-            self._build_visits(run_id)
+        self._build_ended_runs()
         return closed
 
-    def run(self) -> None:
-        """Run until ``stop`` is set."""
-        self.close_interrupted_runs()
+    def start(self) -> int:
+        """Resume this camera's last run if it ended less than ``fusion.down_hold_s`` ago
+        (:meth:`_resume`), else start a new one; either way, build the visits of every
+        other run of the camera that ended with people in view. Returns the run's id."""
+        close_running_runs(self.db, self.camera.id)  # a killed worker's: resumable too
         try:
-            run_id = start_run(
-                self.db, self.camera.id, describe_source(self.camera.source), self.model_name
+            resumed = self._resume()
+            self._build_ended_runs(keep=resumed)
+            self.run_id = resumed if resumed is not None else start_run(
+                self.db, self.camera.id, describe_source(self.camera.source), self.model_name,
+                started_at=self.clock(),
             )
         except sqlite3.Error as error:
             raise StorageError(
                 f"camera {self.camera.id}: cannot record the start of its run in the database: "
                 f"{error}; free disk space or check the database"
             ) from None
+        return self.run_id
+
+    def _resume(self) -> int | None:
+        """Take up this camera's last run where it stopped (or its worker was killed) on a
+        one-camera site, when it can be; returns its id.
+
+        The new tracker numbers its tracks after the run's, and the time the camera did
+        not look is recorded as a pause of the run: the visit builder does not count it
+        towards anyone having gone, so the people in view at the stop, seen again where
+        they were, go on as the same visits (``edge.visits.pauses``). Not resumed: a run
+        that failed (what failed may fail again), one of another stream (another view),
+        or one that ended more than ``fusion.down_hold_s`` ago (its people may have left
+        long ago: their visits end where it stopped). On a multi-camera site the fusion
+        service keeps the store's people across restarts.
+        """
+        if self.fusion is not None:
+            return None
+        row = self.db.execute(
+            "select id, ended_at, source, frames from runs where camera_id = ? "
+            "and kind = 'live' order by id desc limit 1", [self.camera.id]).fetchone()
+        if (row is None or row[0] not in ended_runs_to_build(self.db, self.camera.id)
+                or row[2] != describe_source(self.camera.source)):
+            return None
+        run_id, stopped_t = int(row[0]), float(row[1])
+        away = self.clock() - stopped_t
+        if away > self.site.fusion.down_hold_s:
+            log.info("Camera %s: run %d stopped %.0f s ago, longer than fusion.down_hold_s: "
+                     "its people's visits end there; a new run starts.",
+                     self.camera.id, run_id, away)
+            return None
+        resume_run(self.db, run_id)
+        last_id = self.db.execute("select max(track_id) from track_points where run_id = ?",
+                                  [run_id]).fetchone()[0]
+        self.pipeline.tracker.number_after(int(last_id or 0))
+        self._frames_before = int(row[3] or 0)
+        self._stopped_t = stopped_t
+        record_pause(self.db, run_id, stopped_t, self.clock())
+        log.info("Camera %s: resumed run %d, stopped %.1f s ago.", self.camera.id, run_id,
+                 max(away, 0.0))
+        return run_id
+
+    def _build_ended_runs(self, keep: int | None = None) -> None:
+        """Build the visits of this camera's runs that ended without all of them built
+        (but run ``keep``, resumed), also on a multi-camera site: a run of the days the
+        camera was alone holds its tracks.
+
+        On a one-camera site, also those of the store runs a fusion service left (the
+        site had several cameras): no fusion service comes back to resume them, so the
+        people it had in view would keep open visits for ever. A store run still
+        ``running`` is closed first if its process is gone (killed, or the box rebooted);
+        one whose service still runs is left to it."""
+        sources = [self.camera.id]
+        if self.fusion is None:
+            close_dead_runs(self.db, STORE_TRACKS_ID)
+            sources.append(STORE_TRACKS_ID)
+        for source in sources:
+            for run_id in ended_runs_to_build(self.db, source):
+                if run_id != keep:
+                    self._build(run_id)
+
+    def track(self, floor: FloorTracks) -> None:
+        """Keep one processed frame's positions for the next :meth:`flush`."""
+        if self._stopped_t is not None and self.run_id is not None:
+            # The first frame of a resumed run: the pause ends when the camera looks again
+            # (not when the worker started: a stream takes a moment to open), or when
+            # fusion.down_hold_s let the people of the stop go.
+            stopped, self._stopped_t = self._stopped_t, None
+            try:
+                record_pause(self.db, self.run_id, stopped,
+                             min(floor.timestamp, stopped + self.site.fusion.down_hold_s))
+            except sqlite3.Error as error:  # the pause then ends when the worker started
+                log.warning("Camera %s: cannot record when it looked again: %s",
+                            self.camera.id, error)
+        self.batch.append(floor)
+        self.stats.frames_processed += 1
+
+    def flush(self) -> None:
+        """Store the positions kept since the last flush."""
+        if self.batch and self.run_id is not None:
+            self._flush(self.run_id, self.batch)
+        self.batch = []
+
+    def finish(self, status: str) -> None:
+        """Store what is left and end the run as ``status``.
+
+        Stopped, only the visits that ended are built: a worker back within
+        ``fusion.down_hold_s`` resumes the run with the people in view (a restart must
+        not split their visits); one that is not builds theirs then, as last seen. A run
+        that failed is not resumed: every visit of it is built now."""
+        assert self.run_id is not None
+        self.flush()
+        if status == "stopped":
+            self._build_visits(self.run_id, stored_until=self.clock())
+        try:
+            finish_run(self.db, self.run_id, self.run_frames, status, ended_at=self.clock())
+        except sqlite3.Error as error:  # the next start closes it as interrupted
+            log.warning("Camera %s: cannot record the end of run %d: %s",
+                        self.camera.id, self.run_id, error)
+        if status != "stopped":
+            self._build_visits(self.run_id)  # the run is over: every open track is a visit
+
+    @property
+    def run_frames(self) -> int:
+        """The frames the run has processed (a resumed run's before this start too)."""
+        return self._frames_before + self.stats.frames_processed
+
+    def run(self) -> None:
+        """Run until ``stop`` is set."""
+        self.start()
         self.reader.start()
         self.notifier.ready(f"camera {self.camera.id} started")
         log.info("Camera %s started (%s).", self.camera.id, describe_source(self.camera.source))
-        batch: list[FloorTracks] = []
         last_flush = last_health = last_visits = time.monotonic()
         window_start, window_frames = time.monotonic(), 0
         status = "failed"
@@ -195,18 +320,18 @@ class CameraWorker:
                     if self.fusion is not None and not self._size_known:
                         self.fusion.learn_image_size(self.camera.id, frame.size)
                         self._size_known = True
-                    batch.append(self.pipeline.process(frame))
-                    self.stats.frames_processed += 1
+                    self.track(self.pipeline.process(frame))
                     window_frames += 1
                 else:
                     self._watch_for_stall()
-                if batch and (now - last_flush >= self.service.flush_interval_s):
-                    self._flush(run_id, batch)
-                    batch, last_flush = [], now
+                if self.batch and (now - last_flush >= self.service.flush_interval_s):
+                    self.flush()
+                    last_flush = now
                 if now - last_visits >= self.service.visits_interval_s:
                     # Positions not yet flushed are younger than the flush interval (plus
                     # a frame in flight): everything before that is stored.
-                    self._build_visits(run_id, stored_until=time.time()
+                    assert self.run_id is not None
+                    self._build_visits(self.run_id, stored_until=self.clock()
                                        - self.service.flush_interval_s - FRAME_IN_FLIGHT_S)
                     last_visits = now
                 if now - last_health >= self.service.health_interval_s:
@@ -219,14 +344,7 @@ class CameraWorker:
         finally:
             self.notifier.stopping()
             self.reader.stop()
-            if batch:
-                self._flush(run_id, batch)
-            try:
-                finish_run(self.db, run_id, self.stats.frames_processed, status)
-            except sqlite3.Error as error:  # the next start closes it as interrupted
-                log.warning("Camera %s: cannot record the end of run %d: %s",
-                            self.camera.id, run_id, error)
-            self._build_visits(run_id)  # the run is over: every open track becomes a visit
+            self.finish(status)
             self._write_health("down", f"Camera {self.camera.id} is stopped.")
             log.info("Camera %s stopped after %d frames.", self.camera.id,
                      self.stats.frames_processed)
@@ -234,7 +352,7 @@ class CameraWorker:
     def _flush(self, run_id: int, batch: list[FloorTracks]) -> None:
         """Store a batch of positions, or count it as skipped: a full or busy database
         costs raw positions, never the camera (no crash, no restart loop)."""
-        frames = self.stats.frames_processed  # the run's count, kept current for a kill -9
+        frames = self.run_frames  # the run's count, kept current for a kill -9
         if self.disk.raw_writes_allowed():
             try:
                 if self.fusion is not None:
@@ -264,8 +382,10 @@ class CameraWorker:
         a continuation under a new id) into visits and traits
         (on a multi-camera site the fusion service does, from the store-wide tracks).
         ``stored_until``: the running run's positions before it are all stored."""
-        if self.fusion is not None:
-            return
+        if self.fusion is None:
+            self._build(run_id, stored_until)
+
+    def _build(self, run_id: int, stored_until: float | None = None) -> None:
         try:
             build_visits(self.db, self.visits, run_id=run_id, stored_until=stored_until)
         except (sqlite3.Error, StorageError) as error:  # busy or full: the next round catches up

@@ -288,9 +288,10 @@ class FusionWorker:
     def finish(self, status: str = "stopped") -> None:
         """Store what is left and end the run as ``status``.
 
-        Only the visits that ended are built: a service back within
+        Stopped, only the visits that ended are built: a service back within
         ``fusion.down_hold_s`` resumes the run with the people in view (a restart must
-        not split their visits); one that is not builds theirs then, as last seen."""
+        not split their visits); one that is not builds theirs then, as last seen. A run
+        that failed is never resumed: every visit of it is built now."""
         assert self.run_id is not None
         self.flush(save_state=True)
         self._build_visits(self.run_id, stored_until=self.instant)
@@ -298,6 +299,8 @@ class FusionWorker:
             finish_run(self.db, self.run_id, self.frames, status)
         except sqlite3.Error as error:
             log.warning("Fusion: cannot record the end of run %d: %s", self.run_id, error)
+        if status != "stopped":  # nothing resumes it, nor builds it later (ended_runs_to_build)
+            self._build_visits(self.run_id)
         # A stopped fusion is down, not its last "ok", on the page and in edge status.
         self._write_health("down", "The fusion service is stopped: people are not "
                            "counted across cameras until it is back.")

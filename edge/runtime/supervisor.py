@@ -22,6 +22,7 @@ import ctypes
 import json
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -53,16 +54,18 @@ def _libc_prctl() -> Callable[..., int] | None:
 _PRCTL = _libc_prctl()  # looked up here: the child must not load libraries after fork
 
 
-def _die_with(parent: int) -> Callable[[], None] | None:
+def _die_with(parent: int) -> Callable[[], None]:
     """A ``preexec_fn`` (runs in the child, between fork and exec) that has the kernel
     send SIGTERM to the child when ``parent`` dies, even by SIGKILL. The signal goes when
     the *thread* that started the child ends, so :meth:`Supervisor.run` must keep running
-    on one thread."""
+    on one thread. The child dumps no core, as the units' ``LimitCORE=0``: a crashing
+    camera worker's memory holds frames (faces)."""
     prctl = _PRCTL
-    if prctl is None:
-        return None
 
     def preexec() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if prctl is None:  # not Linux: children only stop on a clean stop
+            return
         prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the request: go now
             os.kill(os.getpid(), signal.SIGTERM)

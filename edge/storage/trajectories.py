@@ -94,10 +94,21 @@ def m004_track_points_run_time(db: sqlite_utils.Database) -> None:
     db.table("track_points").create_index(["run_id", "t"])
 
 
+@MIGRATIONS()
+def m005_run_pauses(db: sqlite_utils.Database) -> None:
+    # A live run its worker took up again after a stop (edge.runtime.camera_worker): from
+    # stopped_t to resumed_t its camera did not look. The visit builder does not count that
+    # time towards a person having gone (nobody was seen leaving). Purged with the positions.
+    db.table("run_pauses").create(
+        {"run_id": int, "stopped_t": float, "resumed_t": float}, pk=("run_id", "stopped_t"))
+
+
 def start_run(
-    db: sqlite_utils.Database, camera_id: str, source: str, model: str, *, kind: str = "live"
+    db: sqlite_utils.Database, camera_id: str, source: str, model: str, *, kind: str = "live",
+    started_at: float | None = None,
 ) -> int:
-    """Record the start of a run; ``kind`` is ``live`` or ``replay``."""
+    """Record the start of a run (now, or at ``started_at``); ``kind`` is ``live`` or
+    ``replay``."""
     owner = ProcessId.current()
     with db.atomic():
         table = db.table("runs").insert(
@@ -105,7 +116,7 @@ def start_run(
                 "camera_id": camera_id,
                 "source": source,
                 "model": model,
-                "started_at": time.time(),
+                "started_at": time.time() if started_at is None else started_at,
                 "ended_at": None,
                 "frames": 0,
                 "status": "running",
@@ -149,10 +160,13 @@ def latest_finished_run(db: sqlite_utils.Database) -> int:
     return int(row[0])
 
 
-def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str) -> None:
+def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str, *,
+               ended_at: float | None = None) -> None:
+    """Record the end of a run (now, or at ``ended_at``) as ``status``."""
     with db.atomic():
         db.table("runs").update(
-            run_id, {"ended_at": time.time(), "frames": frames, "status": status}
+            run_id, {"ended_at": time.time() if ended_at is None else ended_at,
+                     "frames": frames, "status": status}
         )
 
 
@@ -164,6 +178,25 @@ def resume_run(db: sqlite_utils.Database, run_id: int) -> None:
         db.table("runs").update(run_id, {"ended_at": None, "status": "running",
                                          "pid": owner.pid, "pid_start": owner.start,
                                          "boot_id": owner.boot})
+
+
+def record_pause(db: sqlite_utils.Database, run_id: int, stopped_t: float,
+                 resumed_t: float) -> None:
+    """Record (or move the end of) a pause of run ``run_id``: its camera did not look from
+    ``stopped_t`` to ``resumed_t``."""
+    with db.atomic():
+        db.table("run_pauses").upsert(
+            {"run_id": run_id, "stopped_t": stopped_t, "resumed_t": max(resumed_t, stopped_t)},
+            pk=("run_id", "stopped_t"))
+
+
+def read_pauses(db: sqlite_utils.Database, run_id: int) -> list[tuple[float, float]]:
+    """Run ``run_id``'s pauses ``(stopped_t, resumed_t)``, in time order."""
+    if not db["run_pauses"].exists():
+        return []
+    return [(float(a), float(b)) for a, b in db.execute(
+        "select stopped_t, resumed_t from run_pauses where run_id = ? order by stopped_t",
+        [run_id])]
 
 
 def close_running_runs(db: sqlite_utils.Database, camera_id: str) -> list[int]:
@@ -186,17 +219,19 @@ def close_running_runs(db: sqlite_utils.Database, camera_id: str) -> list[int]:
     return runs
 
 
-def close_dead_runs(db: sqlite_utils.Database) -> list[int]:
-    """Close as ``interrupted`` every run still ``running`` whose process is gone (killed,
-    crashed, or from an earlier boot); returns their ids. Its end is its last stored
-    position (else its start). A camera worker closes its own camera's runs at start and
-    turns their cut-off tracks into visits; this catches the rest, e.g. a killed
-    ``edge replay``, whose run used to stay ``running`` and escape the purge for ever."""
+def close_dead_runs(db: sqlite_utils.Database, camera_id: str | None = None) -> list[int]:
+    """Close as ``interrupted`` every run (of ``camera_id``, or all) still ``running``
+    whose process is gone (killed, crashed, or from an earlier boot); returns their ids.
+    Its end is its last stored position (else its start). A camera worker closes its own
+    camera's runs at start and turns their cut-off tracks into visits; this catches the
+    rest, e.g. a killed ``edge replay``, whose run used to stay ``running`` and escape
+    the purge for ever."""
     if not db["runs"].exists() or "pid" not in db["runs"].columns_dict:
         return []
+    of_camera, params = ("and camera_id = ? ", [camera_id]) if camera_id is not None else ("", [])
     candidates = db.execute(
         "select id, camera_id, pid, pid_start, boot_id from runs "
-        "where status = 'running' and pid is not null order by id"
+        f"where status = 'running' and pid is not null {of_camera}order by id", params,
     ).fetchall()
     dead = [
         (run_id, camera)

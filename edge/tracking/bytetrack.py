@@ -147,6 +147,11 @@ class ByteTracker:
         self._next_id = 1
         self.skipped_detections = 0
 
+    def number_after(self, last_id: int) -> None:
+        """Number the next tracks after ``last_id``: a run taken up again by a new tracker
+        (a restarted camera worker) keeps one person per id."""
+        self._next_id = max(self._next_id, last_id + 1)
+
     @property
     def live_track_count(self) -> int:
         """Tracks held in memory (tentative, tracked and lost)."""

@@ -31,7 +31,7 @@ import sqlite_utils
 from edge.config.visits import VisitConfig
 from edge.errors import StorageError
 from edge.storage.health import report_health
-from edge.storage.trajectories import read_track, read_trajectories, require_run
+from edge.storage.trajectories import read_pauses, read_track, read_trajectories, require_run
 from edge.visits.analysis import TrackOutcome, VisitAnalyzer
 from edge.visits.carry import (
     HeldPiece,
@@ -44,6 +44,7 @@ from edge.visits.carry import (
     with_carried,
 )
 from edge.visits.group_store import insert_groups
+from edge.visits.pauses import Pauses
 from edge.visits.records import Visit
 from edge.visits.stitch import chains, join
 from edge.visits.store import (
@@ -166,13 +167,15 @@ def visits_stored_until(
         return math.inf
     marks = ", ".join("?" for _ in names)
     rows = db.execute(
-        "select r.started_at, b.built_until_t from runs r "
+        "select r.id, r.started_at, b.built_until_t from runs r "
         "left join visit_build_runs b on b.run_id = r.id "
         f"where r.kind = 'live' and r.camera_id in ({marks}) "
         "and (r.status = 'running' or not coalesce(b.finished, 0))", names).fetchall()
     wait = config.close_after_s + config.stitch_max_gap_s
-    # A run never built yet: none of its visits can have ended before it started.
-    behind = (started if built is None else built - wait for started, built in rows)
+    # A run never built yet: none of its visits can have ended before it started. A
+    # resumed run's pauses hold its visits that long (edge.visits.pauses).
+    behind = (started if built is None else Pauses(read_pauses(db, run)).before(built, wait)
+              for run, started, built in rows)
     return min((until for until in behind if until >= given_up_before), default=math.inf)
 
 
@@ -204,6 +207,7 @@ class _Reader:
 
     db: sqlite_utils.Database
     run_id: int
+    pauses: Pauses
     carried_before: float = -math.inf
     count: int = 0
 
@@ -232,11 +236,13 @@ def _build_run(
     latest = db.execute("select max(t) from track_points where run_id = ?", [run_id]).fetchone()[0]
     if stored_until is not None and not run_finished:
         latest = stored_until if latest is None else max(float(latest), stored_until)
-    repairs = SwapRule.from_config(config)  # cuts at swaps, then stitching
+    # cuts at swaps, then stitching; a resumed run's pauses are not time anyone was seen
+    # to be gone (edge.visits.pauses)
+    repairs = SwapRule.from_config(config, Pauses(read_pauses(db, run_id)))
     rivals = repairs.stitch.enabled and since is not None
     # Pieces already written that ended near the mark are read again: rivals of a join.
     read_from = None if since is None else since - (repairs.stitch.max_gap_s if rivals else 0.0)
-    reader = _Reader(db, run_id)
+    reader = _Reader(db, run_id, repairs.stitch.pauses)
     held_before: list[HeldPiece] = []
     kept: dict[PieceKey, Predecessor | None] = {}
     window = window_s(config)
@@ -306,6 +312,7 @@ def _read_pieces(
     (gone ``close_after_s``) or "in_view"."""
     db, run_id = reader.db, reader.run_id
     close_after = analyzer.config.close_after_s
+    pauses = reader.pauses
     where = "" if read_from is None else " and closed_until_t >= ?"
     closed_until = {
         (row[0], row[1]): row[2]
@@ -320,7 +327,8 @@ def _read_pieces(
     def add(found: list[Visit]) -> None:
         pieces.extend(found)
         state.extend(["closed"] * len(found))
-        if found and not run_finished and latest - found[-1].end_t < close_after:
+        if (found and not run_finished
+                and pauses.elapsed(found[-1].end_t, latest) < close_after):
             state[-1] = "in_view"
 
     for trajectory in read_trajectories(db, run_id=run_id, since=read_from):
@@ -400,7 +408,7 @@ def _settle(
             continue
         last = pieces[chain[-1]]
         if any(state[i] == "in_view" for i in chain) or (
-                not run_finished and latest - last.end_t < wait):
+                not run_finished and rule.pauses.elapsed(last.end_t, latest) < wait):
             held.update(chain)
         else:
             ready.append(chain)

@@ -6,7 +6,8 @@ is two visits, a line they crossed while unseen is crossed by neither piece, and
 each piece's zone stays restart their entry hysteresis. Here such pieces are joined
 when the floor says they are one person and nobody else:
 
-* piece B starts after piece A ended, within ``stitch_max_gap_s``;
+* piece B starts after piece A ended, within ``stitch_max_gap_s`` (of seen time: the
+  pauses of a resumed run do not count, ``edge.visits.pauses``);
 * B's first position is within ``stitch_base_m + stitch_speed_mps * gap`` of A's
   last one (walking reach plus floor-position noise);
 * the match is unambiguous: pieces are paired one-to-one by distance (an
@@ -25,12 +26,13 @@ make it live, once those pieces are known (``edge.visits.builder``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edge.config.visits import VisitConfig
 from edge.tracking.association import assign
+from edge.visits.pauses import Pauses
 from edge.visits.records import Visit
 
 LIMIT_MARGIN_M = 1e-3  # the assignment's cost limit, above the costliest candidate
@@ -44,11 +46,12 @@ class StitchRule:
     base_m: float
     speed_mps: float
     ambiguity_ratio: float
+    pauses: Pauses = field(default_factory=Pauses)  # the run's: not counted in a gap
 
     @classmethod
-    def from_config(cls, config: VisitConfig) -> StitchRule:
+    def from_config(cls, config: VisitConfig, pauses: Pauses | None = None) -> StitchRule:
         return cls(config.stitch_max_gap_s, config.stitch_base_m, config.stitch_speed_mps,
-                   config.stitch_ambiguity_ratio)
+                   config.stitch_ambiguity_ratio, pauses or Pauses())
 
     @property
     def enabled(self) -> bool:
@@ -59,8 +62,9 @@ class StitchRule:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(candidate, distance)``, rows predecessors and columns successors: whether
         the successor could continue the predecessor (same camera, starting within
-        ``max_gap_s`` after it vanished, within walking reach; a predecessor still
-        ``in_view`` has not vanished), and how far it started from where it vanished."""
+        ``max_gap_s`` of seen time after it vanished, within walking reach of the real
+        time; a predecessor still ``in_view`` has not vanished), and how far it started
+        from where it vanished."""
         end_t = np.array([p.end_t for p in pieces])
         start_t = np.array([p.start_t for p in pieces])
         end_xy = np.array([p.xy[-1] for p in pieces])
@@ -68,9 +72,11 @@ class StitchRule:
         cameras = np.array([p.camera_id for p in pieces])
         same_camera = cameras[:, None] == cameras[None, :]
         gap = start_t[None, :] - end_t[:, None]
+        seen_gap = self.pauses.seen(start_t)[None, :] - self.pauses.seen(end_t)[:, None]
         distance = np.hypot(*(start_xy[None, :, :] - end_xy[:, None, :]).transpose(2, 0, 1))
         reach = self.base_m + self.speed_mps * np.clip(gap, 0.0, None)
-        candidate = same_camera & (gap > 0) & (gap <= self.max_gap_s) & (distance <= reach)
+        candidate = (same_camera & (gap > 0) & (seen_gap <= self.max_gap_s)
+                     & (distance <= reach))
         if in_view is not None:
             candidate[np.asarray(in_view, dtype=bool), :] = False
         return candidate, distance

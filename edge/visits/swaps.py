@@ -40,6 +40,7 @@ from typing import Literal
 import numpy as np
 
 from edge.config.visits import VisitConfig
+from edge.visits.pauses import Pauses
 from edge.visits.records import Visit
 from edge.visits.stitch import StitchRule, chains, join
 
@@ -87,9 +88,10 @@ class SwapRule:
     stitch: StitchRule  # its gap, walking speed and ambiguity ratio, and the joins after
 
     @classmethod
-    def from_config(cls, config: VisitConfig) -> SwapRule:
+    def from_config(cls, config: VisitConfig, pauses: Pauses | None = None) -> SwapRule:
+        """The rule of ``config``; ``pauses``: the run's (stitching does not count them)."""
         return cls(config.swap_jump_speed_mps, config.swap_heading_s, config.swap_base_m,
-                   StitchRule.from_config(config))
+                   StitchRule.from_config(config, pauses))
 
     @property
     def enabled(self) -> bool:
