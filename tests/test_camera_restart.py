@@ -161,3 +161,20 @@ def test_a_resumed_run_s_pauses_are_purged_with_the_raw_trajectories(tmp_path):
         (pytest.approx(stopped), START + 25.0)]
     purge(db, site.storage, now=START + site.storage.raw_trajectory_hours * 3600 + 60)
     assert db["run_pauses"].count == 0 and db["track_points"].count == 0
+
+
+def test_a_renamed_camera_s_stopped_run_is_built_by_the_new_camera_s_worker(tmp_path):
+    """A one-camera site whose camera was renamed (or replaced) while people were in
+    view: the old camera's worker, stopped, left their visits open for a resume that
+    never comes (no worker of "door" any more). The new camera's worker ends them as
+    last seen when it starts; before, they stayed open for ever."""
+    site = one_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    first, now = stopped_with_people(site, db)
+    renamed = site.model_copy(update={"cameras": [
+        site.cameras[0].model_copy(update={"id": "entrance"})]})
+    now[0] = START + 20.0
+    CameraWorker(renamed, "entrance", db, clock=lambda: now[0]).start()
+    found = visits(db)
+    assert len(found) == 3 and {run for run, _, _ in found} == {first.run_id}
+    assert all(START + 9.5 < end <= START + 10.0 for _, _, end in found), found

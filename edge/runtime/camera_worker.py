@@ -247,15 +247,24 @@ class CameraWorker:
         site had several cameras): no fusion service comes back to resume them, so the
         people it had in view would keep open visits for ever. A store run still
         ``running`` is closed first if its process is gone (killed, or the box rebooted);
-        one whose service still runs is left to it."""
+        one whose service still runs is left to it. The same for the runs of a camera the
+        site no longer has (removed, or renamed): no worker of theirs comes back either."""
         sources = [self.camera.id]
         if self.fusion is None:
-            close_dead_runs(self.db, STORE_TRACKS_ID)
-            sources.append(STORE_TRACKS_ID)
+            sources += [STORE_TRACKS_ID, *self._cameras_gone()]
+            for source in sources[1:]:
+                close_dead_runs(self.db, source)
         for source in sources:
             for run_id in ended_runs_to_build(self.db, source):
                 if run_id != keep:
                     self._build(run_id)
+
+    def _cameras_gone(self) -> list[str]:
+        """The cameras with live runs in the database that the site no longer has."""
+        configured = {camera.id for camera in self.site.cameras} | {STORE_TRACKS_ID}
+        rows = self.db.execute("select distinct camera_id from runs where kind = 'live' "
+                               "order by camera_id").fetchall()
+        return [camera_id for (camera_id,) in rows if camera_id not in configured]
 
     def track(self, floor: FloorTracks) -> None:
         """Keep one processed frame's positions for the next :meth:`flush`."""
