@@ -17,7 +17,7 @@ from edge.capacity import PIPELINE_OVERHEAD, CameraLoad
 from edge.cli import cli
 from edge.config import load_site
 from edge.detection.session import worker_threads
-from edge.runtime.camera_worker import KEEP_UP_SHARE, falling_behind
+from edge.runtime.keeping_up import KEEP_UP_SHARE, falling_behind
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from tests.conftest import PETS_SITE, PETS_VIDEO

@@ -32,7 +32,8 @@ from edge.pipeline import build_camera_pipeline, tracker_frame_rate
 from edge.privacy.settings import record_service_start
 from edge.records import FloorTracks
 from edge.runtime.disk_guard import DiskGuard
-from edge.runtime.frame_reader import FrameReader, ReaderStats
+from edge.runtime.frame_reader import FrameReader
+from edge.runtime.keeping_up import KeepUp
 from edge.runtime.single_instance import InstanceLock
 from edge.runtime.systemd_notify import ServiceNotifier
 from edge.storage.health import report_health
@@ -52,65 +53,12 @@ from edge.visits.builder import build_visits, ended_runs_to_build
 
 log = logging.getLogger(__name__)
 
-# A camera falls behind when the worker analyses less than KEEP_UP_SHARE of the pictures
-# it should (a file's pace), or drops more than the rest of the ones its camera sent while
-# it was busy. Judged over spans holding at least JUDGE_FRAMES pictures (one health
-# window at 5 frames/s, several short ones), and said after BEHIND_SPANS spans in a row.
-KEEP_UP_SHARE = 0.85
-JUDGE_FRAMES = 20
-BEHIND_SPANS = 2
-
-
-def falling_behind(
-    analysed_fps: float, offered: int, dropped: int, span_s: float, paced_fps: float | None,
-) -> float | None:
-    """The pictures a second a camera should be analysed at, when a span fell short.
-
-    Args:
-        analysed_fps: pictures analysed a second over the span.
-        offered, dropped: pictures the reader passed on in the span, and how many of
-            them were replaced by a newer one before the detector was free.
-        span_s: the span's length.
-        paced_fps: a file's pace (None for a live camera).
-
-    Returns:
-        None while the worker keeps up. A live camera keeps up while it drops at most
-        ``1 - KEEP_UP_SHARE`` of what arrives (its own rate is whatever it sends); a file
-        while it is analysed at ``KEEP_UP_SHARE`` of its pace or more (a starved reader
-        lags its pace without dropping).
-    """
-    if paced_fps is not None and analysed_fps < KEEP_UP_SHARE * paced_fps:
-        return paced_fps
-    if offered > 0 and dropped > (1 - KEEP_UP_SHARE) * offered:
-        return offered / span_s
-    return None
-
-
-@dataclass(slots=True)
-class _Span:
-    """Health windows judged together (see falling_behind): the pictures analysed in
-    them, their seconds, and the reader's counters at the span's start."""
-
-    read_at_start: int
-    dropped_at_start: int
-    frames: int = 0
-    seconds: float = 0.0
-
-    @classmethod
-    def starting(cls, reader: ReaderStats) -> _Span:
-        return cls(reader.frames_read, reader.frames_dropped)
-
-
 @dataclass(slots=True)
 class WorkerStats:
     frames_processed: int = 0
     points_written: int = 0
     raw_points_skipped: int = 0
     fps: float = 0.0
-    # The rate the camera should be analysed at while it falls behind (else None), and
-    # for how many spans in a row (see falling_behind).
-    behind_fps: float | None = None
-    behind_spans: int = 0
     # Why the last batch of positions was not stored (None once a batch is stored again).
     raw_write_problem: str | None = None
 
@@ -163,7 +111,7 @@ class CameraWorker:
         # store-wide tracks and builds the visits; one camera: its own tracks are the store's.
         self.fusion = FusionStage(site) if site.fuses_cameras else None
         self._size_known = False
-        self._span = _Span.starting(self.reader.stats)
+        self.keep_up = KeepUp(self.reader.stats)
         self.run_id: int | None = None
         self.batch: list[FloorTracks] = []  # processed frames waiting for the next flush
         self._frames_before = 0  # a resumed run's frames, processed before this start
@@ -412,25 +360,10 @@ class CameraWorker:
             self.reader.reopen()
 
     def _measure_window(self, frames: int, seconds: float) -> None:
-        """Frames a second over the health window just ended; once the span since the
-        last judgement holds enough pictures, whether the camera fell behind in it."""
+        """Frames a second over the health window just ended, and whether the camera keeps
+        up (:class:`~edge.runtime.keeping_up.KeepUp`)."""
         self.stats.fps = frames / seconds
-        span, reader = self._span, self.reader.stats
-        if not reader.connected:  # a camera away is down, not behind: start afresh
-            self._span, self.stats.behind_spans, self.stats.behind_fps = (
-                _Span.starting(reader), 0, None)
-            return
-        span.frames += frames
-        span.seconds += seconds
-        offered = reader.frames_read - span.read_at_start
-        paced = reader.paced_fps
-        if (paced * span.seconds if paced else offered) < JUDGE_FRAMES:
-            return
-        wanted = falling_behind(span.frames / span.seconds, offered,
-                                reader.frames_dropped - span.dropped_at_start, span.seconds, paced)
-        self.stats.behind_spans = self.stats.behind_spans + 1 if wanted else 0
-        self.stats.behind_fps = wanted
-        self._span = _Span.starting(reader)
+        self.keep_up.measure(frames, seconds, self.reader.stats)
 
     def _detail(self) -> dict:
         reader = self.reader.stats
@@ -442,7 +375,7 @@ class CameraWorker:
             "reconnects": reader.reconnects,
             "frames_processed": self.stats.frames_processed,
             "frames_dropped": reader.frames_dropped,
-            "behind_fps": self.stats.behind_fps and round(self.stats.behind_fps, 2),
+            "behind_fps": self.keep_up.behind_fps and round(self.keep_up.behind_fps, 2),
             "detect_ms": round(1000 * self.pipeline.times.detect_s / frames, 1),
             "model": self.model_name,
             "raw_points_skipped": self.stats.raw_points_skipped,
@@ -461,11 +394,11 @@ class CameraWorker:
             problem = self.stats.raw_write_problem
             status = "degraded"
             message = f"{problem[0].upper()}{problem[1:]}: movement details are not stored."
-        elif self.stats.behind_fps is not None and self.stats.behind_spans >= BEHIND_SPANS:
+        elif self.keep_up.behind:
             status = "degraded"
             message = (
                 f"Camera {self.camera.id} is falling behind: it analyses {self.stats.fps:.1f} "
-                f"pictures a second of the {self.stats.behind_fps:.1f} it should. The computer "
+                f"pictures a second of the {self.keep_up.behind_fps:.1f} it should. The computer "
                 "is too busy (more cameras than it can carry, or another program), so people "
                 "may be missed."
             )
