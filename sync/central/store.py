@@ -6,7 +6,9 @@ done before any database work. :class:`CentralStore` writes a batch in one
 transaction: windows keyed by ``(store, window id)`` with ``INSERT ... ON CONFLICT DO
 NOTHING``, so a redelivered window is counted as a duplicate, never stored twice; a
 window id that comes back with *different* bytes keeps the first and dead-letters the
-second (``conflict``). A row the database refuses (a value it cannot store) is
+second (``conflict``). "The first" is the one stored before, else the first copy in the
+batch: a batch is de-duplicated by key before its insert, so the database never picks
+between two copies of one key. A row the database refuses (a value it cannot store) is
 dead-lettered alone (``refused``) and the rest of the batch is committed.
 """
 
@@ -110,6 +112,11 @@ class DeadLetter:
 
 
 Screened = WindowRow | DeadLetter
+WindowKey = tuple[str, str]  # (store, window id): a window's key in ``windows``
+
+
+def key_of(window: WindowRow) -> WindowKey:
+    return window.store, window.window_id
 
 
 def screen(
@@ -214,7 +221,7 @@ FROM unnest(%s::text[], %s::text[], %s::float8[], %s::int[], %s::int[], %s::text
      AS u(store, window_id, start, window_s, k, version, payload, sha, timezone)
 ORDER BY u.store, u.window_id
 ON CONFLICT (store, window_id, window_start) DO NOTHING
-RETURNING window_id
+RETURNING store, window_id
 """
 _COUNT_DUPLICATE = """
 UPDATE windows SET duplicates = duplicates + 1
@@ -300,14 +307,13 @@ class CentralStore:
     ) -> WriteCounts:
         counts = WriteCounts()
         if windows:
-            inserted, windows = self._insert(conn, windows, dead)
-            counts.stored = len(inserted)
-            first: set[str] = set()
-            for w in windows:
-                if w.window_id in inserted and w.window_id not in first:
-                    first.add(w.window_id)  # stored by this batch
-                    continue
-                # stored before, or twice in this batch (a redelivery)
+            stored, taken = self._insert(conn, windows, dead)
+            counts.stored = len(stored)
+            for index in taken:
+                w = windows[index]
+                if stored.get(key_of(w)) == index:
+                    continue  # stored by this batch
+                # stored before, or an earlier copy of this batch was (a redelivery)
                 same = conn.execute(
                     _COUNT_DUPLICATE, [w.store, w.window_id, w.window_start, w.sha256]
                 ).fetchone()
@@ -324,8 +330,9 @@ class CentralStore:
                             w.text.encode(),
                         )
                     )
-            record_zones(conn, [(w.store, w.timezone, w.window_start) for w in windows
-                                if w.timezone is not None and w.window_id in first])
+            record_zones(conn, [(w.store, w.timezone, w.window_start)
+                                for w in (windows[i] for i in sorted(stored.values()))
+                                if w.timezone is not None])
         if dead:
             with conn.cursor() as cursor:
                 cursor.executemany(
@@ -339,44 +346,62 @@ class CentralStore:
 
     def _insert(
         self, conn: psycopg.Connection, windows: list[WindowRow], dead: list[DeadLetter]
-    ) -> tuple[set[str], list[WindowRow]]:
-        """Insert ``windows`` (inside the batch's transaction): the ids stored now, and the
-        windows the database took (stored now or before).
+    ) -> tuple[dict[WindowKey, int], list[int]]:
+        """Insert ``windows`` (inside the batch's transaction): the key of each window
+        stored now with the index in ``windows`` of the copy stored, and the indexes of
+        the windows the database took (stored now, or their key stored before or by an
+        earlier copy: a duplicate or a conflict).
+
+        Only the first copy of each key in the batch is inserted: two copies of one key
+        in one ``INSERT ... ON CONFLICT DO NOTHING`` would leave the database to pick
+        which one it keeps (the order of its sort), and a later copy with other bytes
+        would then be stored while the first was reported stored and the conflict went
+        unrecorded.
 
         All in one statement; if the database refuses a row of it (a value it cannot
         store: an integer out of its range, a time zone it does not know), each row
-        again in a savepoint of its own, and those it refuses go to ``dead`` as
-        ``refused``: one bad message neither blocks the batch nor, redelivered after a
+        again in a savepoint of its own, in the batch's order, and those it refuses go to
+        ``dead`` as ``refused`` (the next copy of a refused key, if any, is tried in
+        its turn): one bad message neither blocks the batch nor, redelivered after a
         failed commit, every batch after it.
         """
+        first: dict[WindowKey, int] = {}
+        for index, w in enumerate(windows):
+            first.setdefault(key_of(w), index)
         try:
             with conn.transaction():  # a savepoint: a refusal undoes this statement only
-                return self._insert_rows(conn, windows), windows
+                inserted = self._insert_rows(conn, [windows[i] for i in first.values()])
+                return {key: first[key] for key in inserted}, list(range(len(windows)))
         except psycopg.Error as error:
             if not refused_row(error):
                 raise
             log.warning("The database refused a window of a batch of %d (%s); storing them "
                         "one by one.", len(windows), short_reason(str(error), 120))
-        inserted: set[str] = set()
+        stored: dict[WindowKey, int] = {}
+        held: set[WindowKey] = set()  # keys the database holds (stored now or before)
         taken = []
-        for w in windows:
-            try:
-                with conn.transaction():
-                    inserted |= self._insert_rows(conn, [w])
-            except psycopg.Error as error:
-                if not refused_row(error):
-                    raise
-                text = error.diag.message_primary or str(error)
-                dead.append(DeadLetter(
-                    w.topic, "refused",
-                    short_reason(f"the database refused window {w.window_id}: {text}"),
-                    len(w.text.encode()), w.text.encode(),
-                ))
-                continue
-            taken.append(w)
-        return inserted, taken
+        for index, w in enumerate(windows):
+            key = key_of(w)
+            if key not in held:
+                try:
+                    with conn.transaction():
+                        if self._insert_rows(conn, [w]):
+                            stored[key] = index
+                except psycopg.Error as error:
+                    if not refused_row(error):
+                        raise
+                    text = error.diag.message_primary or str(error)
+                    dead.append(DeadLetter(
+                        w.topic, "refused",
+                        short_reason(f"the database refused window {w.window_id}: {text}"),
+                        len(w.text.encode()), w.text.encode(),
+                    ))
+                    continue
+                held.add(key)
+            taken.append(index)
+        return stored, taken
 
-    def _insert_rows(self, conn: psycopg.Connection, windows: list[WindowRow]) -> set[str]:
+    def _insert_rows(self, conn: psycopg.Connection, windows: list[WindowRow]) -> set[WindowKey]:
         columns = list(
             zip(
                 *(
@@ -397,7 +422,7 @@ class CentralStore:
             )
         )
         return {
-            row[0]
+            (row[0], row[1])
             for row in conn.execute(
                 _INSERT_WINDOWS, [self.worker, *(list(column) for column in columns)]
             ).fetchall()
