@@ -278,6 +278,55 @@ def test_a_count_beyond_the_roll_ups_integers_is_dead_lettered_not_stored(
     assert len(query(central_db, "SELECT * FROM rollup_store_day")) == 1  # it casts the counts
 
 
+QUEUE = {"waits": 10, "wait_p50_s": 40.0, "wait_p90_s": 95.0, "length_mean": 1.5, "length_max": 4}
+
+
+@pytest.mark.parametrize(("path", "value", "bound"), [
+    (("visits", "mean_duration_s"), 1e308, "0 .. 86,400 (seconds, at most a day)"),
+    (("visits", "mean_duration_s"), 86_400.5, "0 .. 86,400 (seconds, at most a day)"),
+    (("visits", "mean_path_m"), 1e300, "0 .. 259,200 (metres, a day at 3 m/s)"),
+    (("dwell", 0, "mean_s"), 1e308, "0 .. 86,400 (seconds, at most a day)"),
+    (("occupancy", "mean"), 1e300, "0 .. 2,147,483,647 (people, at most PostgreSQL's int)"),
+    (("wifi", "occupancy_estimate"), 1e300, "0 .. 2,147,483,647 (people"),
+    (("queue", "length_mean"), 1e308, "0 .. 2,147,483,647 (people"),
+    (("queue", "wait_p90_s"), 1e9, "0 .. 86,400 (seconds, at most a day)"),
+])
+def test_a_number_beyond_its_bound_is_dead_lettered_and_the_roll_ups_keep_working(
+    central_db, store, path, value, bound
+):
+    """The schema sets no maximum on most numbers: one window of one store with a mean
+    visit of 1e308 s was stored, and ``sum(count * mean_duration_s::float8)`` then
+    overflowed: rollup_store_day and rollup_region_day failed for the whole fleet
+    (NumericValueOutOfRange). Such a window is now dead-lettered at the check, with
+    the field, its value and its bound (sync/central/bounds.py)."""
+    good = fleet_messages(1, 2)
+    body = {**json.loads(good[0].payload), "queue": dict(QUEUE)}
+    cell = body
+    for key in path[:-1]:
+        cell = cell[key]
+    cell[path[-1]] = value
+    bad = contract.canonical_json(body)
+    letter = screen(good[0].topic, bad)
+    assert letter.category == "invalid", letter  # type: ignore[union-attr]
+    field = "/" + "/".join(map(str, path))
+    assert letter.reason.startswith(f"{field} is {value:g}, outside {bound}")  # type: ignore[union-attr]
+    counts = store.write([letter, *(screen(m.topic, m.payload) for m in good)])
+    assert (counts.stored, counts.dead_letters) == (2, 1)
+    with psycopg.connect(central_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO store_regions VALUES ('sim-0000', 'north')")
+    assert query(central_db, "SELECT payload FROM dead_letters") == [(bad,)]
+    assert len(query(central_db, "SELECT * FROM rollup_store_day")) == 1
+    assert len(query(central_db, "SELECT * FROM rollup_region_day")) == 1
+
+
+def test_numbers_at_their_bounds_and_the_queue_of_a_real_window_are_stored():
+    (message,) = fleet_messages(1, 1)
+    body = {**json.loads(message.payload), "queue": dict(QUEUE)}
+    body["visits"]["mean_duration_s"] = 86_400
+    body["dwell"][0]["p90_s"] = 86_400.0
+    assert isinstance(screen(message.topic, contract.canonical_json(body)), WindowRow)
+
+
 def test_a_missing_partition_fails_the_batch_and_is_made_again_not_dead_lettered(
     central_db, store
 ):

@@ -1,7 +1,8 @@
 """The central store: screen a message, then commit windows and dead letters in batches.
 
 :func:`screen` is the CPU part (size, JSON, schema, k claim, store, id: the reference
-consumer's :func:`sync.consumer.check_aggregate`; a time zone this worker knows),
+consumer's :func:`sync.consumer.check_aggregate`; numbers within the bounds of
+:mod:`sync.central.bounds`; a time zone this worker knows),
 done before any database work. :class:`CentralStore` writes a batch in one
 transaction: windows keyed by ``(store, window id)`` with ``INSERT ... ON CONFLICT DO
 NOTHING``, so a redelivered window is counted as a duplicate, never stored twice; a
@@ -20,13 +21,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from edge.errors import EdgeError
+from sync.central.bounds import out_of_bounds
 from sync.central.local_day import record_zones
 from sync.central.schema import day_of, ensure_partition, migrate
 from sync.consumer import check_aggregate
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 # Aggregates are about 4 kB (docs/mqtt.md, Volume); a box refuses downlinks over 70 kB.
 MAX_MESSAGE_BYTES = 65_536
-INT_MAX = 2**31 - 1  # PostgreSQL's int: the roll-up views cast counts to it
 DEAD_LETTER_KEEP_BYTES = MAX_MESSAGE_BYTES  # an oversized payload is not kept at all
 # A box's outbox holds about 104 days of windows by default (sync.outbox_max_pending),
 # so a box back from a long outage sends windows that old; a year is kept as margin.
@@ -99,7 +99,8 @@ class DeadLetter:
     """A message that is not stored as a window, and why.
 
     ``category``: ``oversized``, ``wrong_store``, ``invalid`` (not JSON, schema, k
-    claim, id, a time zone this worker does not know), ``out_of_range`` (a window start
+    claim, id, a number beyond :mod:`sync.central.bounds`, a time zone this worker does
+    not know), ``out_of_range`` (a window start
     outside :class:`AcceptedStarts`), ``conflict`` (an id already stored with other
     bytes) or ``refused`` (the database refused to store its row).
     """
@@ -146,11 +147,9 @@ def screen(
     refusal = accepted.refusal(window.window_start) if accepted is not None else None
     if refusal is not None:
         return DeadLetter(topic, "out_of_range", refusal, len(payload), payload)
-    too_large = _too_large(json.loads(window.text))
-    if too_large is not None:
-        reason = (f"{too_large} is larger than the roll-ups' integers ({INT_MAX}): no store "
-                  "counts that many in one window")
-        return DeadLetter(topic, "invalid", reason, len(payload), payload)
+    beyond = out_of_bounds(json.loads(window.text))
+    if beyond is not None:
+        return DeadLetter(topic, "invalid", short_reason(beyond), len(payload), payload)
     if window.timezone is not None and not is_known_zone(window.timezone):
         reason = (f"time zone {short_reason(window.timezone, 64)!r} is not in this worker's "
                   "time zone database (update tzdata and send it again)")
@@ -167,23 +166,6 @@ def screen(
         hashlib.sha256(payload).digest(),
         window.timezone,
     )
-
-
-def _too_large(value: Any, path: str = "") -> str | None:
-    """The path of the first integer in a message beyond PostgreSQL's ``int``, which the
-    roll-up views cast counts to (one such window stored would make every roll-up query
-    fail), or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return path or "/" if abs(value) > INT_MAX else None
-    items = (value.items() if isinstance(value, dict)
-             else enumerate(value) if isinstance(value, list) else ())
-    for key, item in items:
-        found = _too_large(item, f"{path}/{key}")
-        if found is not None:
-            return found
-    return None
 
 
 def is_known_zone(name: str) -> bool:
