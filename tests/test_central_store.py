@@ -196,6 +196,65 @@ def test_a_row_the_database_refuses_is_dead_lettered_alone_and_the_rest_committe
     assert query(central_db, "SELECT count(*), sum(duplicates) FROM windows")[0] == (40, 40)
 
 
+def other_content(message) -> WindowRow:
+    """``message``'s window (same id) with other counts: a second version of it."""
+    body = {**json.loads(message.payload), "occupancy": {"mean": 9.5, "max": 12, "sample_s": 1.0}}
+    row = screen(message.topic, contract.canonical_json(body))
+    assert isinstance(row, WindowRow)
+    return row
+
+
+def test_two_versions_of_a_window_in_one_batch_keep_the_first_and_dead_letter_the_other(
+    central_db, store
+):
+    """Two copies of one window id with other bytes in one batch: the single ``INSERT ...
+    ORDER BY store, window_id ON CONFLICT DO NOTHING`` kept whichever copy PostgreSQL's
+    sort put first (the second in 4 of these 6 layouts), while the worker counted the
+    first as stored and the second as a duplicate of it: the stored window was not the
+    one reported, and no ``conflict`` was recorded. The batch is now de-duplicated by key
+    before the insert: the first copy is stored, the second dead-lettered."""
+    messages = fleet_messages(1, 36)
+    firsts, seconds = [], []
+    for layout in range(6):
+        target, *fillers = messages[layout * 6:layout * 6 + 6]
+        first, second = screen(target.topic, target.payload), other_content(target)
+        rows = [screen(m.topic, m.payload) for m in fillers]
+        batch = [first, *rows[:layout], second, *rows[layout:]]
+        counts = store.write(batch)
+        assert (counts.stored, counts.duplicates, counts.dead_letters) == (6, 0, 1), layout
+        assert counts.by_category == {"conflict": 1}
+        firsts.append(first)
+        seconds.append(second)
+    kept = dict(query(central_db, "SELECT window_id, payload_sha256 FROM windows"))
+    assert [bytes(kept[w.window_id]) for w in firsts] == [w.sha256 for w in firsts]
+    letters = query(central_db, "SELECT category, reason, payload FROM dead_letters ORDER BY id")
+    assert [(category, bytes(payload)) for category, _, payload in letters] == [
+        ("conflict", w.text.encode()) for w in seconds
+    ]
+    assert all(w.window_id in reason for (_, reason, _), w in zip(letters, seconds, strict=True))
+
+
+def test_copies_in_a_batch_after_a_refused_first_copy_are_stored_or_counted_in_order(
+    central_db, store
+):
+    """When the database refuses the first copy of a window (stored one by one), the next
+    copy is the first it can take: stored, and a copy with its bytes after it is a
+    duplicate, one with other bytes a conflict."""
+    (message,) = fleet_messages(1, 1)
+    good = screen(message.topic, message.payload)
+    assert isinstance(good, WindowRow)
+    refused = replace(good, k=3_000_000_000, sha256=b"x" * 32)  # beyond PostgreSQL's int
+    other = other_content(message)
+    counts = store.write([refused, good, other, good])
+    assert (counts.stored, counts.duplicates, counts.dead_letters) == (1, 1, 2)
+    assert counts.by_category == {"refused": 1, "conflict": 1}
+    assert query(central_db, "SELECT payload_sha256, duplicates FROM windows") == [
+        (good.sha256, 1)
+    ]
+    assert [row[0] for row in query(central_db, "SELECT category FROM dead_letters ORDER BY id")
+            ] == ["refused", "conflict"]
+
+
 @pytest.mark.parametrize("path", [("k",), ("visits", "count"), ("footfall", "in")])
 def test_a_count_beyond_the_roll_ups_integers_is_dead_lettered_not_stored(
     central_db, store, path
@@ -217,6 +276,55 @@ def test_a_count_beyond_the_roll_ups_integers_is_dead_lettered_not_stored(
     assert f"/{'/'.join(path)} is larger than the roll-ups' integers" in letter.reason  # type: ignore[union-attr]
     store.write([letter, screen(message.topic, message.payload)])
     assert len(query(central_db, "SELECT * FROM rollup_store_day")) == 1  # it casts the counts
+
+
+QUEUE = {"waits": 10, "wait_p50_s": 40.0, "wait_p90_s": 95.0, "length_mean": 1.5, "length_max": 4}
+
+
+@pytest.mark.parametrize(("path", "value", "bound"), [
+    (("visits", "mean_duration_s"), 1e308, "0 .. 86,400 (seconds, at most a day)"),
+    (("visits", "mean_duration_s"), 86_400.5, "0 .. 86,400 (seconds, at most a day)"),
+    (("visits", "mean_path_m"), 1e300, "0 .. 259,200 (metres, a day at 3 m/s)"),
+    (("dwell", 0, "mean_s"), 1e308, "0 .. 86,400 (seconds, at most a day)"),
+    (("occupancy", "mean"), 1e300, "0 .. 2,147,483,647 (people, at most PostgreSQL's int)"),
+    (("wifi", "occupancy_estimate"), 1e300, "0 .. 2,147,483,647 (people"),
+    (("queue", "length_mean"), 1e308, "0 .. 2,147,483,647 (people"),
+    (("queue", "wait_p90_s"), 1e9, "0 .. 86,400 (seconds, at most a day)"),
+])
+def test_a_number_beyond_its_bound_is_dead_lettered_and_the_roll_ups_keep_working(
+    central_db, store, path, value, bound
+):
+    """The schema sets no maximum on most numbers: one window of one store with a mean
+    visit of 1e308 s was stored, and ``sum(count * mean_duration_s::float8)`` then
+    overflowed: rollup_store_day and rollup_region_day failed for the whole fleet
+    (NumericValueOutOfRange). Such a window is now dead-lettered at the check, with
+    the field, its value and its bound (sync/central/bounds.py)."""
+    good = fleet_messages(1, 2)
+    body = {**json.loads(good[0].payload), "queue": dict(QUEUE)}
+    cell = body
+    for key in path[:-1]:
+        cell = cell[key]
+    cell[path[-1]] = value
+    bad = contract.canonical_json(body)
+    letter = screen(good[0].topic, bad)
+    assert letter.category == "invalid", letter  # type: ignore[union-attr]
+    field = "/" + "/".join(map(str, path))
+    assert letter.reason.startswith(f"{field} is {value:g}, outside {bound}")  # type: ignore[union-attr]
+    counts = store.write([letter, *(screen(m.topic, m.payload) for m in good)])
+    assert (counts.stored, counts.dead_letters) == (2, 1)
+    with psycopg.connect(central_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO store_regions VALUES ('sim-0000', 'north')")
+    assert query(central_db, "SELECT payload FROM dead_letters") == [(bad,)]
+    assert len(query(central_db, "SELECT * FROM rollup_store_day")) == 1
+    assert len(query(central_db, "SELECT * FROM rollup_region_day")) == 1
+
+
+def test_numbers_at_their_bounds_and_the_queue_of_a_real_window_are_stored():
+    (message,) = fleet_messages(1, 1)
+    body = {**json.loads(message.payload), "queue": dict(QUEUE)}
+    body["visits"]["mean_duration_s"] = 86_400
+    body["dwell"][0]["p90_s"] = 86_400.0
+    assert isinstance(screen(message.topic, contract.canonical_json(body)), WindowRow)
 
 
 def test_a_missing_partition_fails_the_batch_and_is_made_again_not_dead_lettered(

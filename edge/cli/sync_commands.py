@@ -496,6 +496,50 @@ def refit_command(
         click.echo(f"Skipped {pooled.other_versions} store-days of other spec versions.")
 
 
+@sync_group.command("gaps")
+@click.option(
+    "--dsn",
+    default=None,
+    help="Central PostgreSQL connection string (default: $EDGE_CENTRAL_DSN).",
+)
+@click.option("--store", default=None, help="One store id (default: every store).")
+@click.option("--since", default=None, help="First UTC day, YYYY-MM-DD (default: the first).")
+@click.option("--until", default=None, help="Last UTC day, YYYY-MM-DD (default: the last).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, with the ids.")
+def gaps_command(
+    dsn: str | None, store: str | None, since: str | None, until: str | None, as_json: bool
+) -> None:
+    """List the windows missing in the central database: per store, the holes between
+    its first and last stored window (lost by a broker, dead-lettered, or still in an
+    offline box's outbox; see docs/central.md)."""
+    import psycopg
+
+    from sync.central.gaps import missing_windows
+
+    dsn = _central_dsn(dsn)
+    first = None if since is None else _utc_day(since, "--since")
+    last = None if until is None else _utc_day(until, "--until")
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            gaps = missing_windows(conn, store=store, since=first, until=last)
+    except psycopg.Error as error:
+        raise ConfigError(f"cannot read the central database: {str(error).strip()}") from None
+    missing = sum(gap.windows for gap in gaps)
+    if as_json:
+        click.echo(json.dumps({
+            "windows": missing,
+            "gaps": [{**gap.as_dict(), "ids": gap.window_ids()} for gap in gaps],
+        }))
+        return
+    for gap in gaps:
+        item = gap.as_dict()
+        click.echo(f"{gap.store}  {item['from']} .. {item['to']}  "
+                   f"{gap.windows} window(s) of {gap.window_s} s")
+    stores = len({gap.store for gap in gaps})
+    click.echo(f"{missing} window(s) missing in {len(gaps)} gap(s) of {stores} store(s)."
+               if gaps else "No window missing.")
+
+
 def _central_dsn(dsn: str | None) -> str:
     """The central database: ``--dsn``, else ``$EDGE_CENTRAL_DSN``."""
     dsn = dsn or os.environ.get("EDGE_CENTRAL_DSN")

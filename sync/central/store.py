@@ -1,12 +1,15 @@
 """The central store: screen a message, then commit windows and dead letters in batches.
 
 :func:`screen` is the CPU part (size, JSON, schema, k claim, store, id: the reference
-consumer's :func:`sync.consumer.check_aggregate`; a time zone this worker knows),
+consumer's :func:`sync.consumer.check_aggregate`; numbers within the bounds of
+:mod:`sync.central.bounds`; a time zone this worker knows),
 done before any database work. :class:`CentralStore` writes a batch in one
 transaction: windows keyed by ``(store, window id)`` with ``INSERT ... ON CONFLICT DO
 NOTHING``, so a redelivered window is counted as a duplicate, never stored twice; a
 window id that comes back with *different* bytes keeps the first and dead-letters the
-second (``conflict``). A row the database refuses (a value it cannot store) is
+second (``conflict``). "The first" is the one stored before, else the first copy in the
+batch: a batch is de-duplicated by key before its insert, so the database never picks
+between two copies of one key. A row the database refuses (a value it cannot store) is
 dead-lettered alone (``refused``) and the rest of the batch is committed.
 """
 
@@ -18,13 +21,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from edge.errors import EdgeError
+from sync.central.bounds import out_of_bounds
 from sync.central.local_day import record_zones
 from sync.central.schema import day_of, ensure_partition, migrate
 from sync.consumer import check_aggregate
@@ -35,7 +38,6 @@ log = logging.getLogger(__name__)
 
 # Aggregates are about 4 kB (docs/mqtt.md, Volume); a box refuses downlinks over 70 kB.
 MAX_MESSAGE_BYTES = 65_536
-INT_MAX = 2**31 - 1  # PostgreSQL's int: the roll-up views cast counts to it
 DEAD_LETTER_KEEP_BYTES = MAX_MESSAGE_BYTES  # an oversized payload is not kept at all
 # A box's outbox holds about 104 days of windows by default (sync.outbox_max_pending),
 # so a box back from a long outage sends windows that old; a year is kept as margin.
@@ -97,7 +99,8 @@ class DeadLetter:
     """A message that is not stored as a window, and why.
 
     ``category``: ``oversized``, ``wrong_store``, ``invalid`` (not JSON, schema, k
-    claim, id, a time zone this worker does not know), ``out_of_range`` (a window start
+    claim, id, a number beyond :mod:`sync.central.bounds`, a time zone this worker does
+    not know), ``out_of_range`` (a window start
     outside :class:`AcceptedStarts`), ``conflict`` (an id already stored with other
     bytes) or ``refused`` (the database refused to store its row).
     """
@@ -110,6 +113,11 @@ class DeadLetter:
 
 
 Screened = WindowRow | DeadLetter
+WindowKey = tuple[str, str]  # (store, window id): a window's key in ``windows``
+
+
+def key_of(window: WindowRow) -> WindowKey:
+    return window.store, window.window_id
 
 
 def screen(
@@ -139,11 +147,9 @@ def screen(
     refusal = accepted.refusal(window.window_start) if accepted is not None else None
     if refusal is not None:
         return DeadLetter(topic, "out_of_range", refusal, len(payload), payload)
-    too_large = _too_large(json.loads(window.text))
-    if too_large is not None:
-        reason = (f"{too_large} is larger than the roll-ups' integers ({INT_MAX}): no store "
-                  "counts that many in one window")
-        return DeadLetter(topic, "invalid", reason, len(payload), payload)
+    beyond = out_of_bounds(json.loads(window.text))
+    if beyond is not None:
+        return DeadLetter(topic, "invalid", short_reason(beyond), len(payload), payload)
     if window.timezone is not None and not is_known_zone(window.timezone):
         reason = (f"time zone {short_reason(window.timezone, 64)!r} is not in this worker's "
                   "time zone database (update tzdata and send it again)")
@@ -160,23 +166,6 @@ def screen(
         hashlib.sha256(payload).digest(),
         window.timezone,
     )
-
-
-def _too_large(value: Any, path: str = "") -> str | None:
-    """The path of the first integer in a message beyond PostgreSQL's ``int``, which the
-    roll-up views cast counts to (one such window stored would make every roll-up query
-    fail), or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return path or "/" if abs(value) > INT_MAX else None
-    items = (value.items() if isinstance(value, dict)
-             else enumerate(value) if isinstance(value, list) else ())
-    for key, item in items:
-        found = _too_large(item, f"{path}/{key}")
-        if found is not None:
-            return found
-    return None
 
 
 def is_known_zone(name: str) -> bool:
@@ -214,7 +203,7 @@ FROM unnest(%s::text[], %s::text[], %s::float8[], %s::int[], %s::int[], %s::text
      AS u(store, window_id, start, window_s, k, version, payload, sha, timezone)
 ORDER BY u.store, u.window_id
 ON CONFLICT (store, window_id, window_start) DO NOTHING
-RETURNING window_id
+RETURNING store, window_id
 """
 _COUNT_DUPLICATE = """
 UPDATE windows SET duplicates = duplicates + 1
@@ -300,14 +289,13 @@ class CentralStore:
     ) -> WriteCounts:
         counts = WriteCounts()
         if windows:
-            inserted, windows = self._insert(conn, windows, dead)
-            counts.stored = len(inserted)
-            first: set[str] = set()
-            for w in windows:
-                if w.window_id in inserted and w.window_id not in first:
-                    first.add(w.window_id)  # stored by this batch
-                    continue
-                # stored before, or twice in this batch (a redelivery)
+            stored, taken = self._insert(conn, windows, dead)
+            counts.stored = len(stored)
+            for index in taken:
+                w = windows[index]
+                if stored.get(key_of(w)) == index:
+                    continue  # stored by this batch
+                # stored before, or an earlier copy of this batch was (a redelivery)
                 same = conn.execute(
                     _COUNT_DUPLICATE, [w.store, w.window_id, w.window_start, w.sha256]
                 ).fetchone()
@@ -324,8 +312,9 @@ class CentralStore:
                             w.text.encode(),
                         )
                     )
-            record_zones(conn, [(w.store, w.timezone, w.window_start) for w in windows
-                                if w.timezone is not None and w.window_id in first])
+            record_zones(conn, [(w.store, w.timezone, w.window_start)
+                                for w in (windows[i] for i in sorted(stored.values()))
+                                if w.timezone is not None])
         if dead:
             with conn.cursor() as cursor:
                 cursor.executemany(
@@ -339,44 +328,62 @@ class CentralStore:
 
     def _insert(
         self, conn: psycopg.Connection, windows: list[WindowRow], dead: list[DeadLetter]
-    ) -> tuple[set[str], list[WindowRow]]:
-        """Insert ``windows`` (inside the batch's transaction): the ids stored now, and the
-        windows the database took (stored now or before).
+    ) -> tuple[dict[WindowKey, int], list[int]]:
+        """Insert ``windows`` (inside the batch's transaction): the key of each window
+        stored now with the index in ``windows`` of the copy stored, and the indexes of
+        the windows the database took (stored now, or their key stored before or by an
+        earlier copy: a duplicate or a conflict).
+
+        Only the first copy of each key in the batch is inserted: two copies of one key
+        in one ``INSERT ... ON CONFLICT DO NOTHING`` would leave the database to pick
+        which one it keeps (the order of its sort), and a later copy with other bytes
+        would then be stored while the first was reported stored and the conflict went
+        unrecorded.
 
         All in one statement; if the database refuses a row of it (a value it cannot
         store: an integer out of its range, a time zone it does not know), each row
-        again in a savepoint of its own, and those it refuses go to ``dead`` as
-        ``refused``: one bad message neither blocks the batch nor, redelivered after a
+        again in a savepoint of its own, in the batch's order, and those it refuses go to
+        ``dead`` as ``refused`` (the next copy of a refused key, if any, is tried in
+        its turn): one bad message neither blocks the batch nor, redelivered after a
         failed commit, every batch after it.
         """
+        first: dict[WindowKey, int] = {}
+        for index, w in enumerate(windows):
+            first.setdefault(key_of(w), index)
         try:
             with conn.transaction():  # a savepoint: a refusal undoes this statement only
-                return self._insert_rows(conn, windows), windows
+                inserted = self._insert_rows(conn, [windows[i] for i in first.values()])
+                return {key: first[key] for key in inserted}, list(range(len(windows)))
         except psycopg.Error as error:
             if not refused_row(error):
                 raise
             log.warning("The database refused a window of a batch of %d (%s); storing them "
                         "one by one.", len(windows), short_reason(str(error), 120))
-        inserted: set[str] = set()
+        stored: dict[WindowKey, int] = {}
+        held: set[WindowKey] = set()  # keys the database holds (stored now or before)
         taken = []
-        for w in windows:
-            try:
-                with conn.transaction():
-                    inserted |= self._insert_rows(conn, [w])
-            except psycopg.Error as error:
-                if not refused_row(error):
-                    raise
-                text = error.diag.message_primary or str(error)
-                dead.append(DeadLetter(
-                    w.topic, "refused",
-                    short_reason(f"the database refused window {w.window_id}: {text}"),
-                    len(w.text.encode()), w.text.encode(),
-                ))
-                continue
-            taken.append(w)
-        return inserted, taken
+        for index, w in enumerate(windows):
+            key = key_of(w)
+            if key not in held:
+                try:
+                    with conn.transaction():
+                        if self._insert_rows(conn, [w]):
+                            stored[key] = index
+                except psycopg.Error as error:
+                    if not refused_row(error):
+                        raise
+                    text = error.diag.message_primary or str(error)
+                    dead.append(DeadLetter(
+                        w.topic, "refused",
+                        short_reason(f"the database refused window {w.window_id}: {text}"),
+                        len(w.text.encode()), w.text.encode(),
+                    ))
+                    continue
+                held.add(key)
+            taken.append(index)
+        return stored, taken
 
-    def _insert_rows(self, conn: psycopg.Connection, windows: list[WindowRow]) -> set[str]:
+    def _insert_rows(self, conn: psycopg.Connection, windows: list[WindowRow]) -> set[WindowKey]:
         columns = list(
             zip(
                 *(
@@ -397,7 +404,7 @@ class CentralStore:
             )
         )
         return {
-            row[0]
+            (row[0], row[1])
             for row in conn.execute(
                 _INSERT_WINDOWS, [self.worker, *(list(column) for column in columns)]
             ).fetchall()
