@@ -202,6 +202,27 @@ def test_smoothing_keeps_the_ends_and_removes_jitter():
     assert smooth(t, noisy, 0.0) is not noisy
 
 
+def test_smoothing_keeps_a_walker_in_place_where_frames_are_missing():
+    """A walker at 1.4 m/s whom the tracker lost for three frames: the plain mean of a
+    1 s window round the gap's edge takes in more positions on one side and put them up
+    to 0.3 m behind or ahead; moved along the walker's velocity to the window's centre,
+    they stay on the walk. Where no frame is missing the mean is left as it is."""
+    t = np.arange(0, 10, 1 / 7)
+    t = np.delete(t, [30, 31, 32])
+    truth = np.c_[1.4 * t, 0.5 * t]
+    smoothed = smooth(t, truth, 1.0)
+    assert np.abs(smoothed - truth).max() < 1e-9
+    mean = np.array([truth[np.abs(t - c) <= min(0.5, c - t[0], t[-1] - c) + 1e-12].mean(axis=0)
+                     for c in t])
+    assert np.hypot(*(mean - truth).T).max() > 0.25  # what the plain mean did
+    regular = np.arange(0, 10, 1 / 7)
+    noisy = np.c_[np.sin(regular), np.cos(regular)] + np.random.default_rng(3).normal(
+        0, 0.1, (len(regular), 2))
+    inner = slice(7, -7)  # the ends' shrinking windows aside
+    means = np.array([noisy[np.abs(regular - c) <= 0.5].mean(axis=0) for c in regular[inner]])
+    np.testing.assert_allclose(smooth(regular, noisy, 1.0)[inner], means, atol=1e-9)
+
+
 def walk_l_shape(fps: float = 7.0) -> tuple[np.ndarray, np.ndarray]:
     """20 s at 1.4 m/s: east for 10 s, then a right-angle turn north."""
     t = np.arange(0, 20, 1 / fps)
