@@ -127,6 +127,7 @@ class SyncService:
         self._alarms: dict[str, tuple[str, float]] = {}
         self._last_health: tuple[str, str] | None = None
         self._last_health_at = 0.0
+        self.failed_passes = 0  # passes ended by an exception so far (health: failed_passes)
         if self.config.downlink_key is not None:
             # Subscriptions come from the dispatch table, never from a second list.
             for suffix in HANDLERS:
@@ -210,6 +211,16 @@ class SyncService:
             if key in self._alarms:
                 return self._alarms[key][0]
         return None
+
+    def _pass_failed(self, key: str, message: str) -> None:
+        """Count a pass that raised and report it in health, as far as the database lets."""
+        self.failed_passes += 1
+        now = self.clock()
+        self._alarm(key, message, now)
+        try:
+            self._report_health(now)
+        except Exception as error:  # the database itself may be what failed
+            log.warning("Sync: cannot record health: %s", error)
 
     def _alarm(self, key: str, message: str, now: float) -> None:
         if self._alarms.get(key, ("",))[0] != message:
@@ -413,6 +424,7 @@ class SyncService:
                 "unacknowledged_s": round(self.unacked_for_s, 1),
                 "alarms": alarms,
                 "dropped_downlinks": self.dropped_downlinks,
+                "failed_passes": self.failed_passes,
             }
             report_health(self.db, COMPONENT, status, message, detail)
             self._last_health, self._last_health_at = (status, message), now
@@ -445,7 +457,15 @@ class SyncService:
                 try:
                     self.run_pass()
                 except sqlite3.Error as error:  # e.g. locked past the busy timeout: next pass
-                    self._alarm("database", f"database error: {error}", self.clock())
+                    self._pass_failed("database", f"database error: {error}")
+                except Exception as error:
+                    # A bug met by one pass (a paho surprise once ended the service here,
+                    # and a flapping broker then left the unit failed): say it loudly,
+                    # count it, and go on; what is stored is kept and sent on later passes.
+                    log.exception("Sync: a pass failed; continuing with the next one.")
+                    self._pass_failed(
+                        "pass", f"a sync pass failed: {type(error).__name__}: {error}"
+                    )
                 else:
                     if notifier is not None:
                         notifier.alive()  # only a pass that worked counts as alive
