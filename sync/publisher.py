@@ -111,6 +111,9 @@ class SyncService:
         self.client = client or build_client(site)
         # id -> (delivery, sent at); kept until paho has its PUBACK (or refused to queue it)
         self.in_flight: dict[str, tuple[Delivery, float]] = {}
+        # Acknowledged by the broker but not yet recorded delivered (the database could not
+        # be written: a full disk): never published again, recorded at a later pass.
+        self.acked: set[str] = set()
         self._connection_seen = 0  # client.connections when in_flight's clocks were last reset
         self.unacked_for_s = 0.0  # how long the oldest in-flight publish has waited
         # Only signed messages are queued; every other one is refused on arrival and only
@@ -207,7 +210,7 @@ class SyncService:
 
     def storage_problem(self) -> str | None:
         """Why the last pass could not store windows (a full disk...), or None."""
-        for key in ("storage", "database"):
+        for key in ("storage", "database", "record"):
             if key in self._alarms:
                 return self._alarms[key][0]
         return None
@@ -232,8 +235,11 @@ class SyncService:
         carried a failure) or one paho would not queue. A row waiting for its PUBACK stays
         in flight, across timeouts and reconnections alike: paho still holds it and sends
         it again itself after a reconnection, so publishing it again would send it twice
-        (before this, a silent broker got a new copy of every row at each timeout)."""
-        delivered: list[str] = []
+        (before this, a silent broker got a new copy of every row at each timeout).
+
+        An acknowledged row is remembered in :attr:`acked` until it is recorded, so a
+        database that cannot be written (a full disk) never makes it be published again
+        (before this, the same 20 rows went out at every pass and the rest never did)."""
         retried = 0
         if self._connection_seen != self.client.connections:
             # A new connection: paho resent what it holds; wait ack_timeout_s from now.
@@ -250,14 +256,19 @@ class SyncService:
                 continue
             del self.in_flight[id]
             if reason is None:
-                delivered.append(id)
-            else:
-                retried += 1
+                self.acked.add(id)
+                continue
+            retried += 1
+            try:
                 next_at = self.outbox.mark_failed(id, reason, now)
-                log.warning(
-                    "Aggregate %s not delivered (%s); retry in %.0f s.", id, reason, next_at - now
-                )
-        self.outbox.mark_delivered(delivered, now)
+            except sqlite3.Error as error:  # the row stays due: published again next pass
+                log.warning("Aggregate %s not delivered (%s), and the attempt cannot be "
+                            "recorded (%s); retry at the next pass.", id, reason, error)
+                continue
+            log.warning(
+                "Aggregate %s not delivered (%s); retry in %.0f s.", id, reason, next_at - now
+            )
+        delivered = self._record_delivered(now)
         oldest = min((sent for _, sent in self.in_flight.values()), default=now)
         waited = now - oldest if self.client.connected.is_set() else 0.0
         if waited > self.config.ack_timeout_s and self.unacked_for_s <= self.config.ack_timeout_s:
@@ -268,13 +279,30 @@ class SyncService:
                 waited,
             )
         self.unacked_for_s = waited
-        return len(delivered), retried
+        return delivered, retried
+
+    def _record_delivered(self, now: float) -> int:
+        """Mark the acknowledged rows delivered; on a database error keep them in
+        :attr:`acked` (not published again) and try again at the next pass."""
+        if not self.acked:
+            return 0
+        try:
+            self.outbox.mark_delivered(sorted(self.acked), now)
+        except sqlite3.Error as error:
+            self._alarm("record", f"cannot record acknowledged aggregates as delivered "
+                        f"({error}); they are not sent again and are recorded once the "
+                        "database can be written", now)
+            return 0
+        count = len(self.acked)
+        self.acked.clear()
+        self._alarms.pop("record", None)
+        return count
 
     def _publish_due(self, now: float, k: int) -> int:
         if not self.client.connected.is_set():
             return 0
         rows = self.outbox.due(
-            now, MAX_IN_FLIGHT - len(self.in_flight), exclude=set(self.in_flight)
+            now, MAX_IN_FLIGHT - len(self.in_flight), exclude=set(self.in_flight) | self.acked
         )
         for row in rows:
             try:
@@ -421,6 +449,7 @@ class SyncService:
                 "broker_connected": self.client.connected.is_set(),
                 "last_delivered_window": self._last_delivered_window(),
                 "in_flight": len(self.in_flight),
+                "acknowledged_unrecorded": len(self.acked),
                 "unacknowledged_s": round(self.unacked_for_s, 1),
                 "alarms": alarms,
                 "dropped_downlinks": self.dropped_downlinks,

@@ -6,6 +6,8 @@ Each test names the failure it guards against; all run against a real mosquitto.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 
 import pytest
@@ -129,3 +131,55 @@ def test_the_service_survives_a_pass_that_raises(tmp_path, monkeypatch):
     assert service.failed_passes == 1 and service.outbox.summary().pending == 3
     assert seen[-1]["detail"]["failed_passes"] == 1
     assert "a sync pass failed: RuntimeError: a bug met once" in seen[-1]["detail"]["alarms"]
+def test_acknowledgements_that_cannot_be_recorded_are_not_sent_again(tmp_path, monkeypatch):
+    """A full disk: PUBACKs arrived but mark_delivered failed, so the same 20 rows were
+    published at every pass and the rest of the backlog never."""
+    broker = Broker(tmp_path / "broker").start()
+    site = sync_site(window_s=60, settle_s=0, mqtt=mqtt_section(broker.port))
+    db = open_database(tmp_path / "edge.db")
+    past_windows(db, 30)
+    service = SyncService(site, db, clock=at(30))
+    produce(db, site, service.outbox, effective_settings(db, site), at(30)())
+    consumer, thread = start_consumer(tmp_path, broker.port)
+    record = service.outbox.mark_delivered
+
+    def disk_full(ids, now):
+        if ids:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(service.outbox, "mark_delivered", disk_full)
+    service.client.start()
+    try:
+        wait_for(service.client.connected.is_set, what="connected")
+
+        def a_pass() -> None:  # as run() does: a database error ends only the pass
+            with contextlib.suppress(sqlite3.Error):
+                service.run_pass()
+
+        def all_received() -> bool:
+            a_pass()
+            return consumer.counts.stored == 30
+
+        wait_for(all_received, 5, what="all 30 windows received", poll_s=0.05)
+
+        def all_acknowledged() -> bool:
+            a_pass()
+            return len(service.acked) == 30
+
+        wait_for(all_acknowledged, 5, what="30 PUBACKs", poll_s=0.05)
+        for _ in range(10):  # more passes: nothing acknowledged is published again
+            service.run_pass()
+        assert not service.in_flight
+        assert service.outbox.summary().pending == 30  # not recorded: the disk is full
+        assert "cannot record" in (service.storage_problem() or "")
+        monkeypatch.setattr(service.outbox, "mark_delivered", record)  # space again
+        service.run_pass()
+        summary = service.outbox.summary()
+        assert (summary.pending, summary.delivered) == (0, 30)
+        assert service.storage_problem() is None
+    finally:
+        service.client.stop()
+        stop_consumer(consumer, thread)
+        broker.stop()
+    stored = open_consumer_db(tmp_path / "consumer.db")
+    assert stored.execute("select count(*), sum(duplicates) from aggregates").fetchone() == (30, 0)
