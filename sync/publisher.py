@@ -46,7 +46,7 @@ from sync.downlink import (
 from sync.errors import ContractError, PrivacyError, short_reason
 from sync.mqtt_client import Delivery, MqttClient
 from sync.outbox import Outbox, OutboxSummary
-from sync.producer import produce
+from sync.producer import Produced, produce
 from sync.settings import effective_settings, forget_nonces
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,9 @@ class SyncService:
         self._last_stats = 0.0
         self._last_purge = 0.0
         self._alarms: dict[str, tuple[str, float]] = {}
-        self._last_health: tuple[str, str] | None = None
+        self._last_health: tuple[str, str, tuple[str, ...]] | None = None
         self._last_health_at = 0.0
+        self.clock_behind_s = 0.0  # how far the clock is behind the cursor (health)
         self.failed_passes = 0  # passes ended by an exception so far (health: failed_passes)
         if self.config.downlink_key is not None:
             # Subscriptions come from the dispatch table, never from a second list.
@@ -175,6 +176,7 @@ class SyncService:
             result = produce(self.db, self.site, self.outbox, settings, now)
             produced = len(result.windows)
             self._alarms.pop("storage", None)
+            self._clock_alarms(result, now)
             if result.evictions:
                 first = min(e.first_window_start for e in result.evictions)
                 last = max(e.last_window_start for e in result.evictions)
@@ -207,6 +209,24 @@ class SyncService:
                 "Delivered %d aggregates (%d waiting).", delivered, self.outbox.summary().pending
             )
         return PassReport(produced, published, delivered, retried)
+
+    def _clock_alarms(self, result: Produced, now: float) -> None:
+        """Say so when the clock and the data disagree: windows are held meanwhile."""
+        self.clock_behind_s = result.cursor_ahead_s
+        if result.cursor_ahead_s:
+            self._alarm("clock", "the clock is behind the windows already produced (up to "
+                        f"{contract.iso_utc(now + result.cursor_ahead_s)}): it was ahead or "
+                        "has been set back; no window is produced until it passes that time "
+                        "(check NTP and the real-time clock)", now)
+        else:
+            self._alarms.pop("clock", None)
+        if result.held_at is not None:
+            self._alarm("held", "no visit source has written data past "
+                        f"{contract.iso_utc(result.held_at)} while the clock reads later: "
+                        "windows after that wait for the data (a camera or the fusion "
+                        "service stuck, or the clock ahead: check NTP)", now)
+        else:
+            self._alarms.pop("held", None)
 
     def storage_problem(self) -> str | None:
         """Why the last pass could not store windows (a full disk...), or None."""
@@ -440,7 +460,10 @@ class SyncService:
         else:
             status, message = "ok", "Connected."
         message += f" {summary.pending} aggregates waiting, {summary.delivered} delivered."
-        if (status, message) == self._last_health and now - self._last_health_at < 30:
+        # Rewritten when anything shown changes, and every 30 s (either way: the clock may
+        # have been set back).
+        shown = (status, message, tuple(alarms))
+        if shown == self._last_health and abs(now - self._last_health_at) < 30:
             return
         try:
             detail = {
@@ -454,9 +477,10 @@ class SyncService:
                 "alarms": alarms,
                 "dropped_downlinks": self.dropped_downlinks,
                 "failed_passes": self.failed_passes,
+                "clock_behind_cursor_s": round(self.clock_behind_s, 1),
             }
             report_health(self.db, COMPONENT, status, message, detail)
-            self._last_health, self._last_health_at = (status, message), now
+            self._last_health, self._last_health_at = shown, now
         except Exception as error:  # a full disk must not stop delivery of what is stored
             log.warning("Sync: cannot record health: %s", error)
 
