@@ -149,7 +149,8 @@ def test_a_replayed_downlink_is_refused(memory_db):
 def test_invalid_changes_are_refused_and_nothing_is_half_applied(
     memory_db, changes, kwargs, reason
 ):
-    handle_config_set(signed({"window_s": 600}), context(memory_db))  # an earlier valid change
+    # an earlier valid change (issued earlier: one issued at the same time is superseded)
+    handle_config_set(signed({"window_s": 600}, issued_at=NOW - 10), context(memory_db))
     before = overrides_and_nonces(memory_db)
     result = handle_config_set(signed(changes, **kwargs), context(memory_db))
     assert result.status == "refused"
@@ -222,3 +223,20 @@ def test_a_ca_file_that_is_not_a_certificate_is_a_config_error(tmp_path):
         ConfigError, match=r"sync.mqtt.tls.ca_file .*ca.pem: not a readable PEM CA bundle"
     ):
         tls_context(site.sync.mqtt.tls)
+
+
+def test_an_older_downlink_arriving_after_a_newer_one_is_refused_as_superseded(memory_db):
+    """Two signed downlinks delivered out of order: the older one (k=20, issued first)
+    was applied after the newer correction (k=8) and overrode it."""
+    newer = signed({"min_publishable_count": 8}, issued_at=NOW - 60)
+    older = signed({"min_publishable_count": 20}, issued_at=NOW - 120)
+    assert handle_config_set(newer, context(memory_db)).status == "applied"
+    result = handle_config_set(older, context(memory_db))
+    assert result.status == "refused" and result.reason.startswith("superseded: issued at")
+    assert result.nonce is not None
+    assert read_overrides(memory_db) == {"min_publishable_count": 8}
+    same_time = signed({"window_s": 3600}, issued_at=NOW - 60)  # not newer either
+    assert handle_config_set(same_time, context(memory_db)).reason.startswith("superseded")
+    later = signed({"window_s": 3600}, issued_at=NOW - 30)
+    assert handle_config_set(later, context(memory_db)).status == "applied"
+    assert read_overrides(memory_db) == {"min_publishable_count": 8, "window_s": 3600}
