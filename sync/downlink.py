@@ -64,7 +64,7 @@ class DownlinkContext:
 
 @dataclass(frozen=True, slots=True)
 class DownlinkResult:
-    status: str  # "applied" or "refused"
+    status: str  # "applied", "refused", or "ignored" (the one in force again: not reported)
     reason: str
     nonce: str | None = None
     changed: tuple[str, ...] = ()
@@ -187,6 +187,11 @@ def screen(payload: bytes, key: str | None) -> DownlinkResult | None:
     return None
 
 
+class AlreadyInForce(DownlinkRefused):
+    """The downlink in force, delivered again (a retained ``config/set`` comes back at
+    every connection): nothing to apply, and nothing to report."""
+
+
 def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:
     """The authenticated, fresh, never-seen body of a config/set message.
 
@@ -201,6 +206,9 @@ def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:
         raise DownlinkRefused(
             f"addressed to store {body['store']!r}, this is {ctx.store!r}", nonce
         )
+    last = last_applied(ctx.db)
+    if last is not None and nonce == last[0]:  # before the age: a retained one grows old
+        raise AlreadyInForce(f"already in force (nonce {nonce}): delivered again", nonce)
     age = ctx.now - float(body["issued_at"])  # the schema bounds it: a float, finite
     if abs(age) > ctx.max_age_s:
         raise DownlinkRefused(
@@ -210,7 +218,6 @@ def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:
         )
     if nonce_seen(ctx.db, nonce):
         raise DownlinkRefused(f"nonce {nonce} was already used (replayed message)", nonce)
-    last = last_applied(ctx.db)
     if last is not None and float(body["issued_at"]) <= last[1]:
         raise DownlinkRefused(
             f"superseded: issued at {contract.iso_utc(float(body['issued_at']))}, not after "
@@ -237,6 +244,9 @@ def handle_config_set(payload: bytes, ctx: DownlinkContext) -> DownlinkResult:
         changed = apply_changes(
             ctx.db, changes, nonce=nonce, issued_at=body["issued_at"], now=ctx.now
         )
+    except AlreadyInForce as error:
+        log.info("Ignored a config downlink: %s", error)
+        return DownlinkResult("ignored", short_reason(str(error)), error.nonce)
     except DownlinkRefused as error:
         reason = short_reason(str(error))
         log.warning("Refused a config downlink: %s", reason)

@@ -373,12 +373,15 @@ class SyncService:
                 site_k=self.site.privacy.min_publishable_count,
             )
             try:
-                self.last_downlink = handler(payload, context)
+                result = handler(payload, context)
             except Exception as error:  # a bug: a retained message would end every start
                 log.exception("Downlink handler for %s failed; message refused.", suffix)
-                self.last_downlink = DownlinkResult(
+                result = DownlinkResult(
                     "refused", short_reason(f"internal error: {type(error).__name__}: {error}")
                 )
+            if result.status == "ignored":  # the one in force again (retained): no news
+                continue
+            self.last_downlink = result
             self._publish_state(now)
 
     def _announce(self) -> None:
