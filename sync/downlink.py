@@ -6,9 +6,10 @@ provisioned at install (``sync.downlink_key``). A message is applied only if, in
 this order: it is at most 70 kB of UTF-8 JSON nested at most 32 deep (no NaN, no lone
 surrogate), the envelope matches its schema, the signature is right, the body
 matches its schema and major version, it names this store, it was issued within
-``downlink_max_age_s`` of now, its nonce was never seen, and every change is
-allowed (k >= 2, a window that divides the day...). All changes and the nonce are
-then written in one transaction. Anything else is refused, logged, and changes
+``downlink_max_age_s`` of now, its nonce was never seen, it was issued after the
+last downlink applied (else "superseded"), and every change is allowed (k >= 2, a
+window that divides the day...). All changes and the nonce are then written in one
+transaction. Anything else is refused, logged, and changes
 nothing.
 
 :data:`HANDLERS` maps topic suffixes to handlers; the service subscribes to
@@ -36,7 +37,7 @@ from edge.errors import StorageError
 from edge.privacy.overrides import K_FLOOR
 from sync import contract
 from sync.errors import ContractError, DownlinkRefused, short_reason
-from sync.settings import apply_changes, check_changes, nonce_seen
+from sync.settings import apply_changes, check_changes, last_applied, nonce_seen
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class DownlinkContext:
 
 @dataclass(frozen=True, slots=True)
 class DownlinkResult:
-    status: str  # "applied" or "refused"
+    status: str  # "applied", "refused", or "ignored" (the one in force again: not reported)
     reason: str
     nonce: str | None = None
     changed: tuple[str, ...] = ()
@@ -186,6 +187,11 @@ def screen(payload: bytes, key: str | None) -> DownlinkResult | None:
     return None
 
 
+class AlreadyInForce(DownlinkRefused):
+    """The downlink in force, delivered again (a retained ``config/set`` comes back at
+    every connection): nothing to apply, and nothing to report."""
+
+
 def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:
     """The authenticated, fresh, never-seen body of a config/set message.
 
@@ -200,6 +206,9 @@ def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:
         raise DownlinkRefused(
             f"addressed to store {body['store']!r}, this is {ctx.store!r}", nonce
         )
+    last = last_applied(ctx.db)
+    if last is not None and nonce == last[0]:  # before the age: a retained one grows old
+        raise AlreadyInForce(f"already in force (nonce {nonce}): delivered again", nonce)
     age = ctx.now - float(body["issued_at"])  # the schema bounds it: a float, finite
     if abs(age) > ctx.max_age_s:
         raise DownlinkRefused(
@@ -209,6 +218,10 @@ def verify(payload: bytes, ctx: DownlinkContext) -> dict[str, Any]:
         )
     if nonce_seen(ctx.db, nonce):
         raise DownlinkRefused(f"nonce {nonce} was already used (replayed message)", nonce)
+    if last is not None and float(body["issued_at"]) <= last[1]:
+        raise DownlinkRefused(
+            f"superseded: issued at {contract.iso_utc(float(body['issued_at']))}, not after "
+            f"the downlink in force ({last[0]}, issued at {contract.iso_utc(last[1])})", nonce)
     return body
 
 
@@ -231,6 +244,9 @@ def handle_config_set(payload: bytes, ctx: DownlinkContext) -> DownlinkResult:
         changed = apply_changes(
             ctx.db, changes, nonce=nonce, issued_at=body["issued_at"], now=ctx.now
         )
+    except AlreadyInForce as error:
+        log.info("Ignored a config downlink: %s", error)
+        return DownlinkResult("ignored", short_reason(str(error)), error.nonce)
     except DownlinkRefused as error:
         reason = short_reason(str(error))
         log.warning("Refused a config downlink: %s", reason)

@@ -62,13 +62,16 @@ class Delivery:
     _acks: dict[int, ReasonCode]
 
     def done(self) -> bool:
-        return self.info.is_published()
+        """The broker acknowledged it. Never raises: paho's ``is_published()`` raises for
+        any publish whose ``rc`` is an error, and :meth:`MqttClient.publish` leaves only
+        the errors of a publish paho did not keep (:meth:`dropped`)."""
+        return not self.dropped() and self.info.is_published()
 
     def dropped(self) -> bool:
-        """paho refused to queue it (its queue was full): it will never be sent. Any
-        other unacknowledged publish is still held by paho, which sends it again after
-        a reconnection."""
-        return self.info.rc == mqtt.MQTT_ERR_QUEUE_SIZE
+        """paho did not keep it (its queue was full): it will never be sent, so it must be
+        published again. Any other unacknowledged publish is still held by paho, which
+        sends it again after a reconnection."""
+        return self.info.rc != mqtt.MQTT_ERR_SUCCESS
 
     def refusal(self) -> str | None:
         """The broker's reason if its PUBACK refused the message (e.g. not authorized)."""
@@ -257,7 +260,20 @@ class MqttClient:
     def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> Delivery:
+        """Hand a message to paho; the :class:`Delivery` says when the broker has it.
+
+        A QoS 1 publish made while the connection is down (paho's ``MQTT_ERR_NO_CONN``,
+        as when the broker drops between the caller's check and this call) is kept by
+        paho and sent on the next connection, like any unacknowledged one; but paho
+        keeps that ``rc`` after the PUBACK, and its ``is_published()`` raises
+        ``RuntimeError`` on it for ever (it once ended ``edge sync run`` whenever a
+        publish met a dropping connection). paho keeps every QoS > 0 message it did not
+        refuse with ``MQTT_ERR_QUEUE_SIZE`` (it stores the message before sending it), so
+        any other ``rc`` is reset to success here: the message is held and will be sent.
+        """
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if qos > 0 and info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_QUEUE_SIZE):
+            info.rc = mqtt.MQTT_ERR_SUCCESS
         return Delivery(info, self._acks)
 
     def start(self) -> None:

@@ -4,6 +4,15 @@ A window is closed once ``settle_s`` has passed after its end (visits ending in 
 are closed and stored by then). Windows are produced in order from a cursor kept
 in the database, including windows with no data (a zero is information; a gap is
 not). The cursor moves in the same transaction as the row is stored.
+
+While a live visit source runs (a camera worker, or the fusion service), the wall clock
+alone never closes a window: the box's own data must show that time has reached it
+(:func:`latest_data_time`, which a running source moves on even when nobody is seen),
+give or take the time a source may be waited for. A clock stepped forward (a bogus NTP
+answer, a wrong real-time clock) would otherwise close empty windows up to the false
+time and move the cursor there for good, and the real visits of that span would never
+be sent (a window's id is deterministic: sending it again with other content is a
+conflict at the central side).
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from sync.settings import SyncSettings
 log = logging.getLogger(__name__)
 
 MAX_WINDOWS_PER_PASS = 96  # a day of 15-min windows; a long backlog is caught up pass by pass
+# A cursor this far past the clock says the clock was ahead, or was set back (health).
+CLOCK_MARGIN_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,39 @@ class Produced:
 
     windows: tuple[Window, ...]
     evictions: tuple[Eviction, ...]
+    # The latest time the data showed when windows were held back because the clock is
+    # further ahead than any data source (None: the clock was trusted).
+    held_at: float | None = None
+    # How far the cursor is past the clock, when over CLOCK_MARGIN_S (else 0).
+    cursor_ahead_s: float = 0.0
+
+
+def latest_data_time(db: sqlite_utils.Database) -> float | None:
+    """The latest time the box's data sources have shown they reached: the newest
+    position, visit end, line crossing and Wi-Fi window end, and the present of every
+    visit build (a camera worker or the fusion service moves it on even when nobody is
+    seen). None for a box without data."""
+    queries = {
+        "track_points": "select max(t) from track_points",
+        "visits": "select max(end_t) from visits",
+        "line_crossings": "select max(t) from line_crossings",
+        "wifi_windows": "select max(window_start + window_s) from wifi_windows",
+        "visit_build_runs": "select max(built_until_t) from visit_build_runs",
+    }
+    times = [db.execute(sql).fetchone()[0] for table, sql in queries.items()
+             if db[table].exists()]
+    present = [float(t) for t in times if t is not None]
+    return max(present) if present else None
+
+
+def live_source_running(db: sqlite_utils.Database, sources: list[str]) -> bool:
+    """Whether a live run of one of ``sources`` says it is running: its data then shows
+    how far time has reached (a replayed or stopped box has only the wall clock)."""
+    if not sources or not db["runs"].exists():
+        return False
+    marks = ", ".join("?" for _ in sources)
+    return db.execute(f"select 1 from runs where kind = 'live' and status = 'running' "
+                      f"and camera_id in ({marks}) limit 1", sources).fetchone() is not None
 
 
 def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int,
@@ -95,6 +139,11 @@ def produce(
             the failure stay stored; the failed one is retried on the next pass.
     """
     cursor = outbox.cursor()
+    if cursor is not None and cursor > now + CLOCK_MARGIN_S:
+        log.warning("The clock (%s) is behind the windows already produced (up to %s); "
+                    "waiting for it to pass them.", contract.iso_utc(now),
+                    contract.iso_utc(cursor))
+        return Produced((), (), cursor_ahead_s=cursor - now)
     if cursor is None:
         first = earliest_data_time(db)
         if first is None:
@@ -119,15 +168,21 @@ def produce(
     give_up_s = site.sync.settle_s + site.fusion.down_hold_s
     sources = ([STORE_TRACKS_ID] if site.fuses_cameras
                else [camera.id for camera in site.cameras])
+    # While a source runs, the clock is trusted as far as the data shows time has passed,
+    # plus that wait: a clock further ahead (stepped forward, or every source stuck)
+    # closes nothing more until the data catches up or the clock is corrected.
+    reached = latest_data_time(db) if live_source_running(db, sources) else None
+    clock = now if reached is None else min(now, reached + give_up_s)
+    held_at = reached if clock < now else None
     stored_until = visits_stored_until(db, site.visits, sources,
-                                       given_up_before=now - give_up_s)
+                                       given_up_before=clock - give_up_s)
     windows: list[Window] = []
     evictions: list[Eviction] = []
     while len(windows) < limit:
         window = window_from(cursor, settings.window_s)
-        if window.end + site.sync.settle_s > now:
+        if window.end + site.sync.settle_s > clock:
             break
-        if window.end > stored_until and window.end + give_up_s > now:
+        if window.end > stored_until and window.end + give_up_s > clock:
             log.debug("Window %s waits for visits not stored yet (stored until %s).",
                      contract.iso_utc(window.start), contract.iso_utc(stored_until))
             break
@@ -146,4 +201,4 @@ def produce(
             evictions.append(eviction)
         windows.append(window)
         cursor = window.end
-    return Produced(tuple(windows), tuple(evictions))
+    return Produced(tuple(windows), tuple(evictions), held_at=held_at)

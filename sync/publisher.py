@@ -46,7 +46,7 @@ from sync.downlink import (
 from sync.errors import ContractError, PrivacyError, short_reason
 from sync.mqtt_client import Delivery, MqttClient
 from sync.outbox import Outbox, OutboxSummary
-from sync.producer import produce
+from sync.producer import Produced, produce
 from sync.settings import effective_settings, forget_nonces
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,9 @@ class SyncService:
         self.client = client or build_client(site)
         # id -> (delivery, sent at); kept until paho has its PUBACK (or refused to queue it)
         self.in_flight: dict[str, tuple[Delivery, float]] = {}
+        # Acknowledged by the broker but not yet recorded delivered (the database could not
+        # be written: a full disk): never published again, recorded at a later pass.
+        self.acked: set[str] = set()
         self._connection_seen = 0  # client.connections when in_flight's clocks were last reset
         self.unacked_for_s = 0.0  # how long the oldest in-flight publish has waited
         # Only signed messages are queued; every other one is refused on arrival and only
@@ -125,8 +128,10 @@ class SyncService:
         self._last_stats = 0.0
         self._last_purge = 0.0
         self._alarms: dict[str, tuple[str, float]] = {}
-        self._last_health: tuple[str, str] | None = None
+        self._last_health: tuple[str, str, tuple[str, ...]] | None = None
         self._last_health_at = 0.0
+        self.clock_behind_s = 0.0  # how far the clock is behind the cursor (health)
+        self.failed_passes = 0  # passes ended by an exception so far (health: failed_passes)
         if self.config.downlink_key is not None:
             # Subscriptions come from the dispatch table, never from a second list.
             for suffix in HANDLERS:
@@ -171,6 +176,7 @@ class SyncService:
             result = produce(self.db, self.site, self.outbox, settings, now)
             produced = len(result.windows)
             self._alarms.pop("storage", None)
+            self._clock_alarms(result, now)
             if result.evictions:
                 first = min(e.first_window_start for e in result.evictions)
                 last = max(e.last_window_start for e in result.evictions)
@@ -204,12 +210,40 @@ class SyncService:
             )
         return PassReport(produced, published, delivered, retried)
 
+    def _clock_alarms(self, result: Produced, now: float) -> None:
+        """Say so when the clock and the data disagree: windows are held meanwhile."""
+        self.clock_behind_s = result.cursor_ahead_s
+        if result.cursor_ahead_s:
+            self._alarm("clock", "the clock is behind the windows already produced (up to "
+                        f"{contract.iso_utc(now + result.cursor_ahead_s)}): it was ahead or "
+                        "has been set back; no window is produced until it passes that time "
+                        "(check NTP and the real-time clock)", now)
+        else:
+            self._alarms.pop("clock", None)
+        if result.held_at is not None:
+            self._alarm("held", "no visit source has written data past "
+                        f"{contract.iso_utc(result.held_at)} while the clock reads later: "
+                        "windows after that wait for the data (a camera or the fusion "
+                        "service stuck, or the clock ahead: check NTP)", now)
+        else:
+            self._alarms.pop("held", None)
+
     def storage_problem(self) -> str | None:
         """Why the last pass could not store windows (a full disk...), or None."""
-        for key in ("storage", "database"):
+        for key in ("storage", "database", "record"):
             if key in self._alarms:
                 return self._alarms[key][0]
         return None
+
+    def _pass_failed(self, key: str, message: str) -> None:
+        """Count a pass that raised and report it in health, as far as the database lets."""
+        self.failed_passes += 1
+        now = self.clock()
+        self._alarm(key, message, now)
+        try:
+            self._report_health(now)
+        except Exception as error:  # the database itself may be what failed
+            log.warning("Sync: cannot record health: %s", error)
 
     def _alarm(self, key: str, message: str, now: float) -> None:
         if self._alarms.get(key, ("",))[0] != message:
@@ -221,8 +255,11 @@ class SyncService:
         carried a failure) or one paho would not queue. A row waiting for its PUBACK stays
         in flight, across timeouts and reconnections alike: paho still holds it and sends
         it again itself after a reconnection, so publishing it again would send it twice
-        (before this, a silent broker got a new copy of every row at each timeout)."""
-        delivered: list[str] = []
+        (before this, a silent broker got a new copy of every row at each timeout).
+
+        An acknowledged row is remembered in :attr:`acked` until it is recorded, so a
+        database that cannot be written (a full disk) never makes it be published again
+        (before this, the same 20 rows went out at every pass and the rest never did)."""
         retried = 0
         if self._connection_seen != self.client.connections:
             # A new connection: paho resent what it holds; wait ack_timeout_s from now.
@@ -239,14 +276,19 @@ class SyncService:
                 continue
             del self.in_flight[id]
             if reason is None:
-                delivered.append(id)
-            else:
-                retried += 1
+                self.acked.add(id)
+                continue
+            retried += 1
+            try:
                 next_at = self.outbox.mark_failed(id, reason, now)
-                log.warning(
-                    "Aggregate %s not delivered (%s); retry in %.0f s.", id, reason, next_at - now
-                )
-        self.outbox.mark_delivered(delivered, now)
+            except sqlite3.Error as error:  # the row stays due: published again next pass
+                log.warning("Aggregate %s not delivered (%s), and the attempt cannot be "
+                            "recorded (%s); retry at the next pass.", id, reason, error)
+                continue
+            log.warning(
+                "Aggregate %s not delivered (%s); retry in %.0f s.", id, reason, next_at - now
+            )
+        delivered = self._record_delivered(now)
         oldest = min((sent for _, sent in self.in_flight.values()), default=now)
         waited = now - oldest if self.client.connected.is_set() else 0.0
         if waited > self.config.ack_timeout_s and self.unacked_for_s <= self.config.ack_timeout_s:
@@ -257,13 +299,30 @@ class SyncService:
                 waited,
             )
         self.unacked_for_s = waited
-        return len(delivered), retried
+        return delivered, retried
+
+    def _record_delivered(self, now: float) -> int:
+        """Mark the acknowledged rows delivered; on a database error keep them in
+        :attr:`acked` (not published again) and try again at the next pass."""
+        if not self.acked:
+            return 0
+        try:
+            self.outbox.mark_delivered(sorted(self.acked), now)
+        except sqlite3.Error as error:
+            self._alarm("record", f"cannot record acknowledged aggregates as delivered "
+                        f"({error}); they are not sent again and are recorded once the "
+                        "database can be written", now)
+            return 0
+        count = len(self.acked)
+        self.acked.clear()
+        self._alarms.pop("record", None)
+        return count
 
     def _publish_due(self, now: float, k: int) -> int:
         if not self.client.connected.is_set():
             return 0
         rows = self.outbox.due(
-            now, MAX_IN_FLIGHT - len(self.in_flight), exclude=set(self.in_flight)
+            now, MAX_IN_FLIGHT - len(self.in_flight), exclude=set(self.in_flight) | self.acked
         )
         for row in rows:
             try:
@@ -314,12 +373,15 @@ class SyncService:
                 site_k=self.site.privacy.min_publishable_count,
             )
             try:
-                self.last_downlink = handler(payload, context)
+                result = handler(payload, context)
             except Exception as error:  # a bug: a retained message would end every start
                 log.exception("Downlink handler for %s failed; message refused.", suffix)
-                self.last_downlink = DownlinkResult(
+                result = DownlinkResult(
                     "refused", short_reason(f"internal error: {type(error).__name__}: {error}")
                 )
+            if result.status == "ignored":  # the one in force again (retained): no news
+                continue
+            self.last_downlink = result
             self._publish_state(now)
 
     def _announce(self) -> None:
@@ -401,7 +463,10 @@ class SyncService:
         else:
             status, message = "ok", "Connected."
         message += f" {summary.pending} aggregates waiting, {summary.delivered} delivered."
-        if (status, message) == self._last_health and now - self._last_health_at < 30:
+        # Rewritten when anything shown changes, and every 30 s (either way: the clock may
+        # have been set back).
+        shown = (status, message, tuple(alarms))
+        if shown == self._last_health and abs(now - self._last_health_at) < 30:
             return
         try:
             detail = {
@@ -410,12 +475,15 @@ class SyncService:
                 "broker_connected": self.client.connected.is_set(),
                 "last_delivered_window": self._last_delivered_window(),
                 "in_flight": len(self.in_flight),
+                "acknowledged_unrecorded": len(self.acked),
                 "unacknowledged_s": round(self.unacked_for_s, 1),
                 "alarms": alarms,
                 "dropped_downlinks": self.dropped_downlinks,
+                "failed_passes": self.failed_passes,
+                "clock_behind_cursor_s": round(self.clock_behind_s, 1),
             }
             report_health(self.db, COMPONENT, status, message, detail)
-            self._last_health, self._last_health_at = (status, message), now
+            self._last_health, self._last_health_at = shown, now
         except Exception as error:  # a full disk must not stop delivery of what is stored
             log.warning("Sync: cannot record health: %s", error)
 
@@ -445,7 +513,15 @@ class SyncService:
                 try:
                     self.run_pass()
                 except sqlite3.Error as error:  # e.g. locked past the busy timeout: next pass
-                    self._alarm("database", f"database error: {error}", self.clock())
+                    self._pass_failed("database", f"database error: {error}")
+                except Exception as error:
+                    # A bug met by one pass (a paho surprise once ended the service here,
+                    # and a flapping broker then left the unit failed): say it loudly,
+                    # count it, and go on; what is stored is kept and sent on later passes.
+                    log.exception("Sync: a pass failed; continuing with the next one.")
+                    self._pass_failed(
+                        "pass", f"a sync pass failed: {type(error).__name__}: {error}"
+                    )
                 else:
                     if notifier is not None:
                         notifier.alive()  # only a pass that worked counts as alive

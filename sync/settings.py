@@ -41,6 +41,12 @@ from edge.privacy.settings import K_SETTING as K_AUDIT_SETTING
 from edge.privacy.store import last_value, record_change
 from edge.visits.spec import SpecError, downlinked_spec_path, parse_spec
 from sync.errors import DownlinkRefused, short_reason
+from sync.outbox import read_state, write_state
+
+# sync_state key: {"nonce", "issued_at"} of the last downlink applied. A downlink is
+# applied only if issued after it, so messages delivered out of order (a retry, a slow
+# path, a retained message) never put back an older config over a newer one.
+LAST_APPLIED = "downlink_last_applied"
 
 
 class OverrideChanges(StrictModel):
@@ -141,16 +147,20 @@ def apply_changes(
     try:
         with db.atomic():
             before = override_rows(db, list(values)), last_value(db, K_AUDIT_SETTING)
+            previous = read_state(db, LAST_APPLIED)
             if K_KEY in values:
                 _audit_k(db, values[K_KEY], nonce, now)
             for key, value in values.items():
                 put_override(db, key, json.dumps(value, sort_keys=True), now, nonce)
             remember_nonce(db, nonce, issued_at, now)
+            write_state(db, LAST_APPLIED, {"nonce": nonce, "issued_at": issued_at})
         if staged is not None:
             try:
                 os.replace(staged, downlinked_spec_path())
             except OSError as error:
                 _restore(db, before, values, nonce, now)
+                with db.atomic():  # the undone downlink is not the one in force
+                    write_state(db, LAST_APPLIED, previous)
                 raise StorageError(
                     f"cannot put the segment spec in place at {downlinked_spec_path()}: {error}"
                 ) from None
@@ -206,6 +216,12 @@ def _audit_k(db: sqlite_utils.Database, k: int, nonce: str, now: float) -> None:
         old = read_overrides(db).get(K_KEY)
     if old != k:
         record_change(db, K_AUDIT_SETTING, old, k, f"downlink {nonce}", now)
+
+
+def last_applied(db: sqlite_utils.Database) -> tuple[str, float] | None:
+    """The nonce and ``issued_at`` of the last downlink applied (None: none yet)."""
+    value = read_state(db, LAST_APPLIED)
+    return None if value is None else (str(value["nonce"]), float(value["issued_at"]))
 
 
 def remember_nonce(db: sqlite_utils.Database, nonce: str, issued_at: float, now: float) -> None:

@@ -106,12 +106,41 @@ def test_bad_signature_wrong_key_or_altered_body_is_refused(memory_db):
 def test_a_replayed_downlink_is_refused(memory_db):
     message = signed({"min_publishable_count": 6}, nonce="nonce-0123456789abcdef")
     assert handle_config_set(message, context(memory_db)).status == "applied"
+    # The one in force, delivered again (a retained config/set at every connection):
+    # ignored, not reported as a refusal, however old it is.
     again = handle_config_set(message, context(memory_db, now=NOW + 5))
-    assert again.status == "refused" and "already used (replayed message)" in again.reason
+    assert again.status == "ignored" and "already in force" in again.reason
+    assert handle_config_set(message, context(memory_db, now=NOW + 3600)).status == "ignored"
+    newer = signed({"min_publishable_count": 7}, issued_at=NOW + 10)
+    assert handle_config_set(newer, context(memory_db, now=NOW + 10)).status == "applied"
+    replayed = handle_config_set(message, context(memory_db, now=NOW + 20))
+    assert replayed.status == "refused" and "already used (replayed message)" in replayed.reason
     # Once the nonce is forgotten the timestamp still refuses it.
     memory_db.execute("delete from sync_downlink_nonces")
     late = handle_config_set(message, context(memory_db, now=NOW + 301))
     assert late.status == "refused" and "outside +-300 s" in late.reason
+
+
+def test_a_retained_downlink_does_not_turn_the_state_into_a_refusal(tmp_path):
+    """A retained config/set came back at every reconnection and replaced the retained
+    config/state 'applied' with 'refused: replayed'."""
+    from edge.runtime.schema import open_database
+    from sync.contract import CONFIG_SET
+    from sync.publisher import SyncService
+    from tests.support.net import free_port
+
+    site = sync_site(window_s=900, downlink_key=KEY,
+                     mqtt={"host": "127.0.0.1", "port": free_port()})
+    db = open_database(tmp_path / "edge.db")
+    message = signed({"min_publishable_count": 9}, issued_at=NOW)
+    for session in range(2):  # a service, then the same box restarted
+        service = SyncService(site, db, clock=lambda: NOW + 1)
+        for _ in range(2):  # delivered twice in a session (a reconnection)
+            service.downlinks.put((CONFIG_SET, message))
+            service.run_pass()
+            expected = "applied" if session == 0 else None
+            assert (service.last_downlink.status if service.last_downlink else None) == expected
+    assert effective_settings(db, site).k == 9
 
 
 @pytest.mark.parametrize(
@@ -149,7 +178,8 @@ def test_a_replayed_downlink_is_refused(memory_db):
 def test_invalid_changes_are_refused_and_nothing_is_half_applied(
     memory_db, changes, kwargs, reason
 ):
-    handle_config_set(signed({"window_s": 600}), context(memory_db))  # an earlier valid change
+    # an earlier valid change (issued earlier: one issued at the same time is superseded)
+    handle_config_set(signed({"window_s": 600}, issued_at=NOW - 10), context(memory_db))
     before = overrides_and_nonces(memory_db)
     result = handle_config_set(signed(changes, **kwargs), context(memory_db))
     assert result.status == "refused"
@@ -222,3 +252,20 @@ def test_a_ca_file_that_is_not_a_certificate_is_a_config_error(tmp_path):
         ConfigError, match=r"sync.mqtt.tls.ca_file .*ca.pem: not a readable PEM CA bundle"
     ):
         tls_context(site.sync.mqtt.tls)
+
+
+def test_an_older_downlink_arriving_after_a_newer_one_is_refused_as_superseded(memory_db):
+    """Two signed downlinks delivered out of order: the older one (k=20, issued first)
+    was applied after the newer correction (k=8) and overrode it."""
+    newer = signed({"min_publishable_count": 8}, issued_at=NOW - 60)
+    older = signed({"min_publishable_count": 20}, issued_at=NOW - 120)
+    assert handle_config_set(newer, context(memory_db)).status == "applied"
+    result = handle_config_set(older, context(memory_db))
+    assert result.status == "refused" and result.reason.startswith("superseded: issued at")
+    assert result.nonce is not None
+    assert read_overrides(memory_db) == {"min_publishable_count": 8}
+    same_time = signed({"window_s": 3600}, issued_at=NOW - 60)  # not newer either
+    assert handle_config_set(same_time, context(memory_db)).reason.startswith("superseded")
+    later = signed({"window_s": 3600}, issued_at=NOW - 30)
+    assert handle_config_set(later, context(memory_db)).status == "applied"
+    assert read_overrides(memory_db) == {"min_publishable_count": 8, "window_s": 3600}

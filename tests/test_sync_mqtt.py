@@ -281,12 +281,16 @@ def test_downlink_over_the_broker(tmp_path, broker):
             return json.loads(listener.payloads(f"{PREFIX}/{STORE}/config/state")[-1])
 
         topic = f"{PREFIX}/{STORE}/config/set"
+        first = sign_body(config_body(STORE, {"min_publishable_count": 7},
+                                      issued_at=time.time() - 1), KEY)
+        listener.publish(topic, first)
+        wait_for(lambda: last_state()["settings"]["min_publishable_count"] == 7, what="k 7")
         good = sign_body(config_body(STORE, {"min_publishable_count": 8}), KEY)
         listener.publish(topic, good)
         wait_for(lambda: last_state()["settings"]["min_publishable_count"] == 8, what="k applied")
         assert last_state()["last_downlink"]["status"] == "applied"
         for bad, reason in [
-            (good, "already used"),  # replayed
+            (first, "already used"),  # replayed (the one in force again is ignored)
             (
                 sign_body(config_body(STORE, {"min_publishable_count": 3}), "y" * 40),
                 "bad signature",
