@@ -263,3 +263,12 @@ def test_moving_median_shrinks_its_window_at_both_ends():
 def test_split_on_gaps():
     t = np.array([0, 1, 2, 30, 31, 60.0])
     assert [(s.start, s.stop) for s in split_on_gaps(t, 10)] == [(0, 3), (3, 5), (5, 6)]
+
+
+def test_smoothing_a_long_track_does_not_depend_on_the_clock_s_reading():
+    """Two hours at 7 frames/s stamped with epoch seconds smooth as the same walk stamped
+    from 0: the running sums are taken against nearby times, not the epoch."""
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.uniform(0, 7200, 7 * 7200))
+    xy = rng.normal(0, 0.05, (len(t), 2)).cumsum(axis=0)
+    np.testing.assert_allclose(smooth(t + 1.8e9, xy, 1.0), smooth(t, xy, 1.0), atol=1e-6)

@@ -41,7 +41,7 @@ def split_on_gaps(t: np.ndarray, gap_s: float) -> list[slice]:
 
 SLOPE_WINDOWS = 2.0  # the velocity that corrects a lopsided window is fitted over this many
 # of its widths (chosen on PETS09 and WILDTRACK, random layouts of seeds 1-2, among 1, 2 and 3)
-_GATHER_LIMIT = 1 << 20  # positions gathered at once by smooth()
+_CHUNK = 512  # positions summed against one reference time (bounds the sums' float error)
 
 
 def smooth(t: np.ndarray, xy: np.ndarray, window_s: float, *, outlier_m: float = 0.0
@@ -72,34 +72,43 @@ def smooth(t: np.ndarray, xy: np.ndarray, window_s: float, *, outlier_m: float =
     wide = SLOPE_WINDOWS * window_s / 2.0
     slope_lo = np.searchsorted(t, t - wide, side="left")
     slope_hi = np.searchsorted(t, t + wide, side="right")
-    out = np.empty_like(xy)
-    rows = max(1, _GATHER_LIMIT // int((slope_hi - slope_lo).max()))
-    for start in range(0, len(t), rows):  # bounded memory, whatever the window's width
-        part = slice(start, start + rows)
-        mean, mean_dt, _ = _window_fit(t, xy, t[part], lo[part], hi[part])
-        _, _, velocity = _window_fit(t, xy, t[part], slope_lo[part], slope_hi[part])
-        out[part] = mean - velocity * mean_dt[:, None]
-    return out
+    mean, mean_dt, _ = _window_fit(t, xy, lo, hi)
+    _, _, velocity = _window_fit(t, xy, slope_lo, slope_hi)
+    return mean - velocity * mean_dt[:, None]
 
 
-def _window_fit(t: np.ndarray, xy: np.ndarray, centre: np.ndarray, lo: np.ndarray,
-                hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of the positions ``lo[i]:hi[i]``: their mean, their mean time less ``centre[i]``,
-    and the slope of the least-squares line through them (0 where their times do not
-    spread: one sample, or one instant)."""
-    width = int((hi - lo).max())
-    index = lo[:, None] + np.arange(width)
-    inside = index < hi[:, None]
-    index = np.minimum(index, len(t) - 1)
-    dt = np.where(inside, t[index] - centre[:, None], 0.0)
-    points = np.where(inside[..., None], xy[index], 0.0)
-    n = inside.sum(axis=1).astype(np.float64)
-    s_t, s_tt = dt.sum(axis=1), (dt * dt).sum(axis=1)
-    s_x, s_tx = points.sum(axis=1), (dt[..., None] * points).sum(axis=1)
-    det = n * s_tt - s_t * s_t
-    flat = det <= 1e-12 * np.maximum(n * s_tt, 1e-300)
-    slope = (n[:, None] * s_tx - s_t[:, None] * s_x) / np.where(flat, 1.0, det)[:, None]
-    return s_x / n[:, None], s_t / n, np.where(flat[:, None], 0.0, slope)
+def _window_fit(t: np.ndarray, xy: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the positions ``lo[i]:hi[i]`` (non-decreasing bounds): their mean, their mean
+    time less ``t[i]``, and the slope of the least-squares line through them (0 where
+    their times do not spread: one sample, or one instant). Running sums, in chunks of
+    positions each taken against a time of its own, so that a track hours long sums
+    small numbers."""
+    n_rows = len(t)
+    mean, mean_dt, slope = np.empty((n_rows, 2)), np.empty(n_rows), np.empty((n_rows, 2))
+    for a in range(0, n_rows, _CHUNK):
+        rows = slice(a, min(a + _CHUNK, n_rows))
+        first, last = int(lo[rows][0]), int(hi[rows][-1])
+        ref = t[a]
+        dt = t[first:last] - ref
+        part = xy[first:last]
+        sums = np.zeros((last - first + 1, 7))  # 1, t, t², x, y, t·x, t·y: running
+        np.cumsum(np.column_stack([np.ones_like(dt), dt, dt * dt, part, dt[:, None] * part]),
+                  axis=0, out=sums[1:])
+        window = sums[hi[rows] - first] - sums[lo[rows] - first]
+        n, s1, s2 = window[:, 0], window[:, 1], window[:, 2]
+        s_x, s_tx = window[:, 3:5], window[:, 5:7]
+        c = t[rows] - ref  # each row's own time: offsets from it
+        s_t = s1 - n * c
+        s_tt = s2 - 2 * c * s1 + n * c * c
+        s_tx = s_tx - c[:, None] * s_x
+        det = n * s_tt - s_t * s_t
+        flat = det <= 1e-9 * np.maximum(n * s_tt, 1e-300)
+        mean[rows] = s_x / n[:, None]
+        mean_dt[rows] = s_t / n
+        slope[rows] = np.where(flat[:, None], 0.0, (n[:, None] * s_tx - s_t[:, None] * s_x)
+                               / np.where(flat, 1.0, det)[:, None])
+    return mean, mean_dt, slope
 
 
 def moving_median(xy: np.ndarray, half: int) -> np.ndarray:
