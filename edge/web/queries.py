@@ -26,7 +26,7 @@ from edge.config.floor import FloorConfig, ZoneConfig
 from edge.pos.store import read_periods
 from edge.privacy.small_counts import withheld
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
-from edge.web.heatcells import CellFigures, cells_from_scratch
+from edge.web.heatcells import CellFigures, HeatCellCache, cells_from_scratch
 from edge.web.schemas import (
     CompareMissing,
     Conversion,
@@ -230,7 +230,7 @@ def zone_shapes(floor: FloorConfig) -> list[ZoneShape]:
 
 def heatmap(
     conn: sqlite3.Connection, tables: set[str], window: DayWindow, floor: FloorConfig, k: int,
-    *, kept_since: float, kept_hours: float, tz: ZoneInfo,
+    *, kept_since: float, kept_hours: float, tz: ZoneInfo, cache: HeatCellCache | None = None,
 ) -> Heatmap:
     """Dwell time per grid cell of the floor, from the day's raw trajectories.
 
@@ -245,6 +245,9 @@ def heatmap(
     gives ``kept_since``), while the day's visits are kept for days: a map of a day that
     began before ``kept_since`` covers only the time from then (``covers_from``), not
     whatever part of the earlier hours the last purge happened to leave.
+
+    ``cache`` (the page's) keeps what each built visit put in each cell: a refresh reads
+    only the positions of visits built since, with the same figures.
     """
     start = max(window.start, kept_since)
     coverage: HeatmapCoverage = ("whole_day" if start <= window.start else
@@ -254,7 +257,8 @@ def heatmap(
     cell = floor.heatmap_cell_m
     per_cell: dict[tuple[int, int], CellFigures] = {}
     if {"track_points", "visit_pieces"} <= tables and start < window.end:
-        per_cell = cells_from_scratch(conn, start, window.end, floor)
+        per_cell = (cells_from_scratch(conn, start, window.end, floor) if cache is None
+                    else cache.cells(conn, start, window.end, floor))
     enough = _day_visits(conn, tables, window) >= k  # else no cell can hold k people
     shown = [(cx, cy, f.dwell_s) for (cx, cy), f in per_cell.items()
              if enough and f.people >= k and f.dwell_s > 0]
