@@ -10,6 +10,7 @@ the same run: each target's p95 is also given as a ratio to it.
     scripts/bench_web.py                   # report
     scripts/bench_web.py --json            # one JSON object, name -> number
     scripts/bench_web.py --clients 50 --seconds 5 --cache-s 0 --db var/edge.db --day 2026-03-10
+    scripts/bench_web.py --busy 3000000    # a busy day's refresh, in-process (web_busy_day.py)
 """
 
 from __future__ import annotations
@@ -143,9 +144,18 @@ def main() -> None:
                         help="web.cache_s of the server (default 2, as shipped; 0 = no cache)")
     parser.add_argument("--db", type=Path, help="an existing database (default: a demo day)")
     parser.add_argument("--day", help="day to show, YYYY-MM-DD (default: the demo day)")
+    parser.add_argument("--busy", type=int, metavar="N",
+                        help="instead: a busy day of N positions (3000000 for the review's), "
+                             "the cost of a refresh against one from scratch")
+    parser.add_argument("--busy-db", type=Path,
+                        help="the busy day's database, built once and reused "
+                             "(default var/bench-busy-N.db)")
     args = parser.parse_args()
     if args.quick:
         args.seconds = min(args.seconds, 2.0)
+    if args.busy:
+        busy(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         folder = Path(tmp)
@@ -187,6 +197,23 @@ def main() -> None:
         print(f"  {name:<14} {f['p50_ms']:8.1f} {f['p95_ms']:8.1f} {f['p99_ms']:8.1f} "
               f"{f['requests_per_s']:8.0f} {f['errors']:7d} "
               f"{f['p95_ms'] / baseline:13.1f}x")
+
+
+def busy(args) -> None:
+    import web_busy_day
+
+    path = args.busy_db or REPO / "var" / f"bench-busy-{args.busy}.db"
+    web_busy_day.build(path, args.busy)
+    figures = web_busy_day.measure(load_site(PETS_SITE), path)
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"Busy day ({figures['positions']:.0f} positions, {figures['visits']:.0f} visits), "
+          "seconds and ratio to the summary computed from scratch (same run):")
+    for name in ("summary_from_scratch", "heatmap_from_scratch", "summary_refresh",
+                 "occupancy", "health"):
+        ratio = figures.get(f"{name}_ratio_to_from_scratch", 1.0)
+        print(f"  {name:<22} {figures[name + '_s']:8.3f} s {ratio:10.4f}")
 
 
 if __name__ == "__main__":

@@ -202,8 +202,11 @@ def small_store(tmp_path: Path, site) -> Path:
     walker = [{"run_id": run, "camera_id": "view001", "track_id": 1, "frame": f, "t": start + f,
                "x": -10 + 0.5 * f, "y": -10.0, "left": 0, "top": 0, "width": 1, "height": 1,
                "confidence": 0.9} for f in range(9)]
+    # the walker is one of the ten visits (the builder records its positions as that visit's)
+    piece = {"visit_id": visits[0]["visit_id"], "run_id": run, "camera_id": "view001",
+             "track_id": 1, "start_t": start, "end_t": start + 8}
     insert_rows(db, {"visits": visits, "visit_zone_dwell": dwell, "visit_traits": traits,
-                     "track_points": walker})
+                     "track_points": walker, "visit_pieces": [piece]})
     db.close()
     return path
 

@@ -48,6 +48,7 @@ from edge.visits.pauses import Pauses
 from edge.visits.records import Visit
 from edge.visits.stitch import chains, join
 from edge.visits.store import (
+    PieceSpan,
     delete_visits_of_run,
     insert_crossings,
     insert_staff_visits,
@@ -273,9 +274,17 @@ def _build_run(
             reason = analyzer.staff_reason(analyzer.smoothed(reader.whole(piece)))
         if reason is not None:
             open_staff.append((piece.camera_id, piece.track_id, piece.start_t, reason))
-    closing = [analyzer.smoothed(join([reader.whole(pieces[i]) for i in chain]))
-               for chain in settled.ready]
+    parts = [[reader.whole(pieces[i]) for i in chain] for chain in settled.ready]
+    closing = [analyzer.smoothed(join(chain)) for chain in parts]
     outcome = analyzer.analyze_pieces(closing)
+    # which stored positions are each visit's (a joined visit keeps its first piece's
+    # track id and start): the status page's heat map counts people by them
+    spans = {(chain[0].camera_id, chain[0].track_id, chain[0].start_t):
+             [(p.camera_id, p.track_id, p.start_t, p.end_t) for p in chain] for chain in parts}
+    visit_pieces = {
+        result.visit_id: spans[key] for result in outcome.visits
+        if (key := (result.measured.visit.camera_id, result.measured.visit.track_id,
+                    result.measured.visit.start_t)) in spans}
     open_starts = [pieces[i].start_t for i in held]
     if open_starts:
         mark = min(open_starts)
@@ -286,8 +295,8 @@ def _build_run(
     progress = _Progress(mark, None if latest is None else float(latest),
                          held_pieces(pieces, held, settled.links, settled.heads), open_staff)
     try:
-        crossings = _commit(db, analyzer, run_id, outcome, settled.newly_closed, progress,
-                            run_finished)
+        crossings = _commit(db, analyzer, run_id, outcome, visit_pieces, settled.newly_closed,
+                            progress, run_finished)
     except sqlite3.Error as error:
         raise StorageError(f"cannot write the visits of run {run_id}: {error}") from None
     log.debug("run %s: %d visits, %d fragments, %d crossings, %d open, %d positions read",
@@ -450,6 +459,7 @@ def _commit(
     analyzer: VisitAnalyzer,
     run_id: int,
     outcome: TrackOutcome,
+    visit_pieces: dict[str, list[PieceSpan]],
     newly_closed: dict[tuple[str, int], float],
     progress: _Progress,
     run_finished: bool,
@@ -457,7 +467,7 @@ def _commit(
     """Write one run's new visits and the builder's progress in one transaction."""
     mark = progress.mark
     with db.atomic():
-        insert_visits(db, analyzer.site.site.id, outcome.visits)
+        insert_visits(db, analyzer.site.site.id, outcome.visits, visit_pieces)
         insert_groups(db, analyzer.config, outcome.visits)
         insert_staff_visits(db, analyzer.site.site.id, outcome.staff)
         crossings = insert_crossings(db, outcome.crossings)

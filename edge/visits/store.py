@@ -8,7 +8,7 @@ The ``visit_build_*`` tables are the incremental builder's bookkeeping.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -176,18 +176,55 @@ def read_open_staff(db: sqlite_utils.Database, run_id: int) -> dict[tuple[str, i
         [run_id])}
 
 
+@MIGRATIONS()
+def m009_visit_pieces(db: sqlite_utils.Database) -> None:
+    # The track pieces each visit was stitched from (edge.visits.stitch): which stored
+    # positions (run, camera, track, first to last time) are one person's. The status
+    # page's heat map counts people per grid cell by them, not track ids (a person the
+    # tracker lost and found again under a new id is one person). No position is kept.
+    db.table("visit_pieces").create(
+        {"visit_id": str, "run_id": int, "camera_id": str, "track_id": int,
+         "start_t": float, "end_t": float},
+        pk=("visit_id", "start_t"),
+        foreign_keys=[("visit_id", "visits", "visit_id")],
+    )
+    db.table("visit_pieces").create_index(["start_t"])
+    db.table("visit_pieces").create_index(["end_t"])
+    # Visits built before this table: their first piece only (the track id a visit
+    # keeps), never more people than there were; the rest of a stitched visit is left out.
+    db.execute(
+        "insert into visit_pieces (visit_id, run_id, camera_id, track_id, start_t, end_t) "
+        "select visit_id, run_id, camera_id, track_id, start_t, end_t from visits "
+        "where run_id is not null"
+    )
+
+
 VISIT_CHILD_TABLES = ("visit_zone_dwell", "visit_traits", "visit_segments", "visit_queue_waits",
-                      "visit_groups")
+                      "visit_groups", "visit_pieces")
+
+PieceSpan = tuple[str, int, float, float]  # camera_id, track_id, first and last time
 
 
-def insert_visits(db: sqlite_utils.Database, site_id: str, visits: Sequence[VisitResult]) -> None:
-    """Write visits with their dwell, traits and segments (call inside ``db.atomic()``)."""
+def insert_visits(
+    db: sqlite_utils.Database, site_id: str, visits: Sequence[VisitResult],
+    pieces: Mapping[str, Sequence[PieceSpan]] | None = None,
+) -> None:
+    """Write visits with their dwell, traits and segments (call inside ``db.atomic()``).
+
+    ``pieces``: visit id -> the track pieces it was stitched from (the builder's); a
+    visit of a run not given any is stored as its own track's first to last time.
+    """
     if not visits:
         return
-    rows, dwell, traits, segments, waits = [], [], [], [], []
+    rows, dwell, traits, segments, waits, spans = [], [], [], [], [], []
     for result in visits:
         visit = result.measured.visit
         features = result.measured.features
+        if visit.run_id is not None:
+            own = [(visit.camera_id, visit.track_id, visit.start_t, visit.end_t)]
+            spans += [{"visit_id": result.visit_id, "run_id": visit.run_id, "camera_id": camera,
+                       "track_id": track, "start_t": first, "end_t": last}
+                      for camera, track, first, last in (pieces or {}).get(result.visit_id, own)]
         rows.append(
             {
                 "visit_id": result.visit_id,
@@ -219,7 +256,8 @@ def insert_visits(db: sqlite_utils.Database, site_id: str, visits: Sequence[Visi
                   for w in result.measured.queue_waits]
     db.table("visits").insert_all(rows)
     for table, batch in (("visit_zone_dwell", dwell), ("visit_traits", traits),
-                         ("visit_segments", segments), ("visit_queue_waits", waits)):
+                         ("visit_segments", segments), ("visit_queue_waits", waits),
+                         ("visit_pieces", spans)):
         if batch:
             db.table(table).insert_all(batch)
 

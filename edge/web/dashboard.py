@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge import __version__
@@ -26,11 +27,13 @@ from edge.retention import positions_kept_since, visits_kept_since
 from edge.web import queries
 from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
 from edge.web.health import SystemProbe, component_health
+from edge.web.heatcells import HeatCellCache
 from edge.web.queries import DayWindow
-from edge.web.schemas import DataState, DebugModeOn, Health, Summary
+from edge.web.schemas import DataState, DebugModeOn, Health, Occupancy, Summary
 from edge.web.text import clock_text
 
 CACHED_DAYS = 8
+NowFigure = TypeVar("NowFigure", Occupancy, Health)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,12 @@ class Dashboard:
         self._failure: tuple[float, StorageError] | None = None
         self.computed = 0
         self.attempts = 0
+        # What each built visit put in each heat-map cell: a refresh reads only new ones.
+        self.heat = HeatCellCache()
+        # The "now" figures, apart from the day's: occupancy and health cost a few
+        # indexed reads, not a summary (edge.web.routes_api, /metrics).
+        self._now_lock = threading.Lock()
+        self._now: dict[str, tuple[float, Any]] = {}
 
     def today(self) -> dt.date:
         return queries.local_day(self.deps.clock(), self.tz)
@@ -112,6 +121,50 @@ class Dashboard:
             self.computed += 1
             return result
 
+    def occupancy(self) -> Occupancy:
+        """People in the store now (as the summary of today shows), at most ``cache_s``
+        old, from its own queries."""
+        return self._now_figure("occupancy", lambda conn, tables, now: queries.occupancy(
+            conn, tables, now, self.site.web.live_window_s, self.tz))
+
+    def health(self) -> Health:
+        """The box's health now (as the summary shows it), at most ``cache_s`` old, from its
+        own queries."""
+        return self._now_figure("health", self._health)
+
+    def _now_figure(
+        self, name: str, compute: Callable[[sqlite3.Connection, set[str], float], NowFigure],
+    ) -> NowFigure:
+        asked = time.monotonic()
+        with self._now_lock:
+            hit = self._now.get(name)
+            if hit and (time.monotonic() - hit[0] < self.site.web.cache_s or hit[0] >= asked):
+                return hit[1]  # type: ignore[no-any-return]
+            started = time.monotonic()
+            try:
+                with self.db.connect() as conn:
+                    value = compute(conn, table_names(conn), self.deps.clock())
+            except DatabaseMissing:
+                with sqlite3.connect(":memory:") as conn:
+                    value = compute(conn, set(), self.deps.clock())
+            self._now[name] = (started, value)
+            return value  # type: ignore[no-any-return]
+
+    def _health(self, conn: sqlite3.Connection, tables: set[str], now: float) -> Health:
+        components = [component_health(row, now, self.site.web.health_stale_s)
+                      for row in queries.health_rows(conn, tables)]
+        model = next((str(c.figures["model"]) for c in components
+                      if c.kind == "camera" and c.figures.get("model")), None)
+        model = model or queries.latest_model(conn, tables) or self.site.detector.model
+        return Health(
+            components=components,
+            system=self.probe.read(version=self.deps.version, model=model,
+                                   database_bytes=self.db.size_bytes()),
+            debug_modes=[DebugModeOn(name=str(name)[:40], detail=str(detail)[:300],
+                                     started_at=float(started))
+                         for name, detail, started in queries.debug_modes(conn, tables)],
+        )
+
     def _compute(self, day: dt.date) -> Summary:
         try:
             with self.db.connect() as conn:
@@ -130,11 +183,6 @@ class Dashboard:
         k = (effective_k(conn, site) if "sync_overrides" in tables
              else site.privacy.min_publishable_count)
         window = DayWindow.of(day, tz)
-        components = [component_health(row, now, web.health_stale_s)
-                      for row in queries.health_rows(conn, tables)]
-        model = next((str(c.figures["model"]) for c in components
-                      if c.kind == "camera" and c.figures.get("model")), None)
-        model = model or queries.latest_model(conn, tables) or site.detector.model
         if not exists:
             data = DataState(status="missing", message=(
                 "Nothing has been recorded on this box yet. Start the cameras (or run "
@@ -162,20 +210,14 @@ class Dashboard:
             footfall=footfall,
             heatmap=queries.heatmap(conn, tables, window, site.floor, k,
                                     kept_since=positions_kept_since(site, now),
-                                    kept_hours=site.storage.raw_trajectory_hours, tz=tz),
+                                    kept_hours=site.storage.raw_trajectory_hours, tz=tz,
+                                    cache=self.heat),
             zones=queries.zone_dwell(conn, tables, window, site.floor, k),
             mix=queries.mix(conn, tables, window, k),
             wifi=queries.wifi(conn, tables, window, tz,
                               door_in=footfall.entrance_in if door_lines else None),
             queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
             conversion=queries.conversion(conn, tables, window, k),
-            health=Health(
-                components=components,
-                system=self.probe.read(version=self.deps.version, model=model,
-                                       database_bytes=self.db.size_bytes()),
-                debug_modes=[DebugModeOn(name=str(name)[:40], detail=str(detail)[:300],
-                                         started_at=float(started))
-                             for name, detail, started in queries.debug_modes(conn, tables)],
-            ),
+            health=self._health(conn, tables, now),
             replays=queries.replays(conn, tables, window),
         )

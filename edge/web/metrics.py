@@ -1,8 +1,8 @@
 """Prometheus ``/metrics``: the box's health and the page's own traffic, no store figure.
 
 Each app has its own registry (several apps can live in one test process). The
-health figures are read at scrape time from the same cached summary the page
-shows, so a scrape costs no extra query.
+health figures are read at scrape time from the dashboard's cached health (its own
+few queries, as ``GET /api/v1/health``: not the day's whole summary).
 
 No figure about shoppers is exposed here, on purpose: a scraper keeps a series of
 every scrape off the box, and the difference of two scrapes of a running total
@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from edge.web.dashboard import Dashboard
 from edge.web.dbread import DatabaseBusy, DatabaseUnreadable
+from edge.web.schemas import Health
 
 STATUS_VALUE = {"ok": 1.0, "degraded": 0.5, "down": 0.0, "silent": 0.0}
 # A component's health figure -> its gauge (labelled by component) and what it means.
@@ -39,7 +40,7 @@ COMPONENT_FIGURES = {
 
 
 class StoreCollector(Collector):
-    """Reads the current summary's health part when Prometheus scrapes."""
+    """Reads the box's current health when Prometheus scrapes."""
 
     def __init__(self, dashboard: Dashboard) -> None:
         self.dashboard = dashboard
@@ -50,7 +51,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("edge_database_readable", "1 if the database could be read.")
         try:
-            summary = self.dashboard.summary()
+            health = self.dashboard.health()  # not the day's figures: none is exported
         except (DatabaseBusy, DatabaseUnreadable):
             up.add_metric([], 0.0)
             yield up
@@ -58,13 +59,13 @@ class StoreCollector(Collector):
         up.add_metric([], 1.0)
         yield up
         info = InfoMetricFamily("edge_build", "Software version and detector model.")
-        info.add_metric([], {"version": summary.health.system.version,
-                             "model": summary.health.system.model or ""})
+        info.add_metric([], {"version": health.system.version,
+                             "model": health.system.model or ""})
         yield info
 
-        yield from self._health(summary)
+        yield from self._health(health)
 
-    def _health(self, summary) -> Iterator[Metric]:
+    def _health(self, health: Health) -> Iterator[Metric]:
         status = GaugeMetricFamily("edge_component_status", "1 ok, 0.5 degraded, 0 down or silent.",
                                    labels=["component"])
         age = GaugeMetricFamily("edge_component_report_age_seconds", "Seconds since the "
@@ -75,7 +76,7 @@ class StoreCollector(Collector):
             "edge_fusion_calibration_pair_median_metres",
             "Median floor distance between two cameras' positions of the same person: a "
             "calibration check (it grows when a camera was moved).", labels=["pair"])
-        for component in summary.health.components:
+        for component in health.components:
             for key, value in component.figures.items():
                 if key.startswith("calibration_") and key.endswith("_m") and \
                         key != "calibration_worst_median_m" and isinstance(value, float):
@@ -90,7 +91,7 @@ class StoreCollector(Collector):
         yield age
         yield pairs
         yield from numbers.values()
-        system = summary.health.system
+        system = health.system
         yield GaugeMetricFamily("edge_cpu_percent", "CPU use of the box.", value=system.cpu_percent)
         if system.disk_free_bytes is not None:
             yield GaugeMetricFamily("edge_disk_free_bytes", "Free disk where the database is.",

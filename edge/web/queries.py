@@ -26,6 +26,7 @@ from edge.config.floor import FloorConfig, ZoneConfig
 from edge.pos.store import read_periods
 from edge.privacy.small_counts import withheld
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
+from edge.web.heatcells import CellFigures, HeatCellCache, cells_from_scratch
 from edge.web.schemas import (
     CompareMissing,
     Conversion,
@@ -46,9 +47,6 @@ from edge.web.schemas import (
 )
 from edge.web.text import STANDARD_TRAITS, clock_text, plain, trait_label
 
-# A track's time at a point is the gap to its next point, but never more than this:
-# a longer gap is a lost track, not someone standing still.
-MAX_POINT_GAP_S = 1.0
 # Replay/stale data: people whose last point lies within this of their camera's
 # last frame count as "in the store" at that instant.
 INSTANT_S = 1e-3
@@ -232,50 +230,39 @@ def zone_shapes(floor: FloorConfig) -> list[ZoneShape]:
 
 def heatmap(
     conn: sqlite3.Connection, tables: set[str], window: DayWindow, floor: FloorConfig, k: int,
-    *, kept_since: float, kept_hours: float, tz: ZoneInfo,
+    *, kept_since: float, kept_hours: float, tz: ZoneInfo, cache: HeatCellCache | None = None,
 ) -> Heatmap:
     """Dwell time per grid cell of the floor, from the day's raw trajectories.
 
-    Each point stands for the time until its track's next point (capped at
-    :data:`MAX_POINT_GAP_S`). Cells visited by fewer than ``k`` distinct tracks
-    are dropped, so no single path can be read off the map. Associates' points are left
-    out (:func:`edge.figures.staff_point_filter`).
+    Time and people per cell come from the positions of the day's built visits
+    (:mod:`edge.web.heatcells`): people are visits, a shopper the tracker split into
+    several track ids is one. A cell crossed by fewer than ``k`` people is left blank,
+    and so is every cell while the day has fewer than ``k`` visits, so no single path
+    can be read off the map. Associates, fragments and tracks not built yet are in no
+    visit, so none of their points count.
 
     Raw positions are kept ``kept_hours`` (:func:`edge.retention.positions_kept_since`
     gives ``kept_since``), while the day's visits are kept for days: a map of a day that
     began before ``kept_since`` covers only the time from then (``covers_from``), not
     whatever part of the earlier hours the last purge happened to leave.
+
+    ``cache`` (the page's) keeps what each built visit put in each cell: a refresh reads
+    only the positions of visits built since, with the same figures.
     """
     start = max(window.start, kept_since)
     coverage: HeatmapCoverage = ("whole_day" if start <= window.start else
                                  "partial" if start < window.end else "not_kept")
     covers_from = start if coverage == "partial" else None
-    (x0, y0), (x1, y1) = floor.bounds
+    (x0, y0), _ = floor.bounds
     cell = floor.heatmap_cell_m
-    raw: list[tuple[int, int, float, int]] = []
-    if "track_points" in tables:
-        raw = conn.execute(
-            """
-            with points as (
-                select x, y, run_id, camera_id, track_id,
-                       min(coalesce(lead(t) over (partition by run_id, camera_id, track_id
-                                                  order by t) - t, 0), :gap) as dt
-                from track_points tp where t >= :start and t < :end {not_staff}
-            ), per_track as (
-                select cast((x - :x0) / :cell as integer) as cx,
-                       cast((y - :y0) / :cell as integer) as cy,
-                       sum(dt) as dwell
-                from points
-                where x >= :x0 and x < :x1 and y >= :y0 and y < :y1
-                group by cx, cy, run_id, camera_id, track_id
-            )
-            select cx, cy, sum(dwell), count(*) from per_track group by cx, cy
-            """.format(not_staff=figures.staff_point_filter(tables, "tp")),
-            {"gap": MAX_POINT_GAP_S, "start": start, "end": window.end,
-             "x0": x0, "y0": y0, "x1": x1, "y1": y1, "cell": cell},
-        ).fetchall()
-    shown = [(cx, cy, dwell) for cx, cy, dwell, people in raw if people >= k and dwell > 0]
-    hidden = sum(1 for _, _, dwell, people in raw if people < k and dwell > 0)
+    per_cell: dict[tuple[int, int], CellFigures] = {}
+    if {"track_points", "visit_pieces"} <= tables and start < window.end:
+        per_cell = (cells_from_scratch(conn, start, window.end, floor) if cache is None
+                    else cache.cells(conn, start, window.end, floor))
+    enough = _day_visits(conn, tables, window) >= k  # else no cell can hold k people
+    shown = [(cx, cy, f.dwell_s) for (cx, cy), f in per_cell.items()
+             if enough and f.people >= k and f.dwell_s > 0]
+    hidden = sum(1 for f in per_cell.values() if f.dwell_s > 0) - len(shown)
     top = max((dwell for _, _, dwell in shown), default=0.0)
     cells = [
         HeatCell(x=round(x0 + cx * cell, 6), y=round(y0 + cy * cell, 6), dwell_s=round(dwell, 2),

@@ -69,11 +69,19 @@ def _figures(request: Request, day: dt.date | None, part: str | None) -> Respons
     return Response(body, media_type="application/json")
 
 
+def _now_figure(request: Request, part: str) -> Response:
+    """A figure of now (occupancy, health) from its own few queries: not the day's whole
+    summary, whose heat map and visit figures it does not need."""
+    dashboard = web_state(request).dashboard
+    figure = dashboard.occupancy() if part == "occupancy" else dashboard.health()
+    return Response(figure.model_dump_json(), media_type="application/json")
+
+
 def _endpoint(part: str | None, dated: bool) -> Callable[..., Response]:
     """The handler of one part: with the ``?day=`` parameter, or of now only."""
     if not dated:
         def now(request: Request) -> Response:
-            return _figures(request, None, part)
+            return _now_figure(request, part or "")
         return now
 
     def of_day(request: Request, day: Day) -> Response:

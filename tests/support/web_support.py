@@ -77,6 +77,7 @@ def build_visits(db: sqlite_utils.Database, site: SiteConfig, run_id: int, seed:
     zones = [(z.id, z.kind, Polygon(z.polygon)) for z in site.floor.zones]
     tags = sorted({tag for z in site.floor.zones for tag in z.tags})
     visits, dwell_rows, trait_rows, segment_rows, crossings = [], [], [], [], []
+    pieces = []
     for track in read_trajectories(db, run_id=run_id):
         for line in site.floor.lines:
             for i in range(1, len(track.t)):
@@ -112,6 +113,9 @@ def build_visits(db: sqlite_utils.Database, site: SiteConfig, run_id: int, seed:
             "zone_sequence": json.dumps([z for _, z in sorted(sequence)]),
             "spec_version": "test-1",
         })
+        pieces.append({"visit_id": visit_id, "run_id": run_id, "camera_id": track.camera_id,
+                       "track_id": track.track_id, "start_t": float(track.t[0]),
+                       "end_t": float(track.t[-1])})
         for trait in ["showroomer", "wanderer", "indecisive", "bargain_hunter",
                       *(f"affinity_{tag}" for tag in tags[:2])]:
             trait_rows.append({"visit_id": visit_id, "trait": trait,
@@ -122,7 +126,7 @@ def build_visits(db: sqlite_utils.Database, site: SiteConfig, run_id: int, seed:
                                  "probability": round(weight / sum(weights), 3)})
     insert_rows(db, {"visits": visits, "visit_zone_dwell": dwell_rows,
                      "visit_traits": trait_rows, "visit_segments": segment_rows,
-                     "line_crossings": crossings})
+                     "line_crossings": crossings, "visit_pieces": pieces})
     return len(visits)
 
 
@@ -208,20 +212,24 @@ def with_web(site: SiteConfig, **web) -> SiteConfig:
 
 
 def expected_heatmap(db: sqlite3.Connection, site, start: float, end: float):
-    """Dwell per cell recomputed with numpy: gap to the track's next point, capped at 1 s."""
+    """Dwell per cell recomputed in Python: the positions of each visit's pieces, each the
+    gap to its piece's next one (capped at 1 s); people are the visits."""
     (x0, y0), (x1, y1) = site.floor.bounds
     cell = site.floor.heatmap_cell_m
-    rows = np.array(db.execute(
-        "select run_id, track_id, t, x, y from track_points where t >= ? and t < ? "
-        "order by run_id, track_id, t", (start, end)).fetchall())
     dwell, people = defaultdict(float), defaultdict(set)
-    for i, (run, track, t, x, y) in enumerate(rows):
-        nxt = rows[i + 1] if i + 1 < len(rows) else None
-        gap = 0.0 if nxt is None or (nxt[0], nxt[1]) != (run, track) else min(nxt[2] - t, 1.0)
-        if x0 <= x < x1 and y0 <= y < y1:
-            key = (int((x - x0) // cell), int((y - y0) // cell))
-            dwell[key] += gap
-            people[key].add((run, track))
+    pieces = db.execute("select visit_id, run_id, camera_id, track_id, start_t, end_t "
+                        "from visit_pieces where start_t < ? and end_t >= ?", (end, start))
+    for visit, run, camera, track, first, last in pieces.fetchall():
+        rows = db.execute(
+            "select t, x, y from track_points where run_id = ? and camera_id = ? and "
+            "track_id = ? and t >= ? and t <= ? and t < ? order by t",
+            (run, camera, track, max(first, start), last, end)).fetchall()
+        for i, (t, x, y) in enumerate(rows):
+            gap = min(rows[i + 1][0] - t, 1.0) if i + 1 < len(rows) else 0.0
+            if x0 <= x < x1 and y0 <= y < y1:
+                key = (int((x - x0) // cell), int((y - y0) // cell))
+                dwell[key] += gap
+                people[key].add(visit)
     return dwell, people
 
 
