@@ -317,12 +317,17 @@ def _wifi(db: sqlite_utils.Database, window: Window) -> WifiEstimate | None:
 
     Several sensors hear the same phones, so per sub-window the largest sensor's
     figures count; over sub-windows, in-store devices is the peak, passers-by the
-    sum (a passer-by is in range briefly) and occupancy the mean.
+    sum (a passer-by is in range briefly) and occupancy the mean. A sub-window in which
+    no sensor heard a single frame is unknown, not zero (:attr:`edge.figures.WifiSubWindow.heard`):
+    it counts in no figure, and a window with no sub-window heard has no Wi-Fi figures
+    (None, sent as ``wifi: null``, so its capture rate is null too), never zeros.
     """
     rows = figures.wifi_window_rows(db.conn, window.start, window.end, ending_inside=True)
     if not rows:
         return None
-    _, subs = figures.wifi_sub_windows(rows)
+    subs = figures.wifi_heard(figures.wifi_sub_windows(rows)[1])
+    if not subs:
+        return None
     occupancies = [sub.occupancy_estimate for sub in subs if sub.occupancy_estimate is not None]
     return WifiEstimate(
         in_store_devices=max(sub.in_store_devices for sub in subs),

@@ -44,7 +44,7 @@ from edge.web.schemas import (
     ZoneDwellList,
     ZoneShape,
 )
-from edge.web.text import STANDARD_TRAITS, clock_text, plain, trait_label
+from edge.web.text import STANDARD_TRAITS, clock_text, minute_text, plain, trait_label
 
 # A track's time at a point is the gap to its next point, but never more than this:
 # a longer gap is a lost track, not someone standing still.
@@ -421,6 +421,10 @@ def wifi(
     in); the peak is the most present in one window. Arrivals are unknown (None) if any
     window of the day was written before they were counted.
 
+    A window in which no sensor heard a single frame (:attr:`edge.figures.WifiSubWindow.heard`)
+    is unknown, not zero: the figures count only the windows heard, and are None when
+    none was; ``silent_since`` is when the sensor's latest run of such windows began.
+
     The capture rate (:func:`edge.figures.capture_rate`) is head office's: the day's
     door in-crossings ``door_in`` against the passers-by, when the site counts at its
     door; else, with no door line (``door_in`` None), the phones that came in.
@@ -435,21 +439,33 @@ def wifi(
     if not rows:
         return empty
     length, subs = figures.wifi_sub_windows(rows)
-    arrived = figures.wifi_arrivals(subs)
-    passing = sum(sub.passers_by for sub in subs)
+    subs = sorted(subs, key=lambda sub: sub.start)
+    heard = figures.wifi_heard(subs)
+    silent_since = None
+    for sub in reversed(subs):
+        if sub.heard:
+            break
+        silent_since = sub.start
+    silent = {"silent_since": silent_since, "silent_since_text": None if silent_since is None
+              else minute_text(silent_since, tz, today=window.day)}
+    if not heard:
+        return empty.model_copy(update={"windows": len(subs), "window_s": length, **silent})
+    arrived = figures.wifi_arrivals(heard)
+    passing = sum(sub.passers_by for sub in heard)
     came_in = door_in if door_in is not None else arrived
     rate = None if came_in is None else figures.capture_rate(came_in, passing)
     latest_end = max(float(r[0]) + int(r[1]) for r in rows)
-    estimates = [float(r[4]) for r in rows
-                 if float(r[0]) + int(r[1]) == latest_end and r[4] is not None]
+    estimates = [float(r[4]) for r in rows if float(r[0]) + int(r[1]) == latest_end
+                 and r[4] is not None and figures.wifi_row_heard(r)]
     return Wifi(
         day=window.day, windows=len(subs), window_s=length, passers_by=passing,
         arrived_devices=arrived,
-        in_store_devices=max(sub.in_store_devices for sub in subs),
+        in_store_devices=max(sub.in_store_devices for sub in heard),
         capture_rate=None if rate is None else round(rate, 4),
         capture_basis=None if came_in is None else "door" if door_in is not None else "phones",
         latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
         latest_window_text=clock_text(latest_end, tz),
+        **silent,
     )
 
 

@@ -206,7 +206,8 @@ class Wifi(Figures):
     """Phones counted by the Wi-Fi sensor on one day (counts only)."""
 
     day: dt.date
-    windows: int = Field(description="Counting windows with data.")
+    windows: int = Field(description="Counting windows written, heard or not (a window in "
+                         "which the sensor heard no frame at all counts in none of the figures).")
     window_s: int | None
     passers_by: int | None = Field(description="Weak-signal bursts over the day: phones "
                                    "passing the store (a slow one may count twice).")
@@ -226,6 +227,11 @@ class Wifi(Figures):
         "in-crossings) or phones (phones that came in, on a site with no door line).")
     latest_occupancy_estimate: float | None
     latest_window_text: str | None
+    silent_since: float | None = Field(
+        None, description="Epoch seconds: the sensor has heard no frame at all since then (its "
+        "latest windows are empty: an adapter unplugged or deaf). Those windows are unknown, "
+        "not zero: they count in no figure, and the figures are null when no window was heard.")
+    silent_since_text: str | None = None
 
 
 class Queue(Figures):
