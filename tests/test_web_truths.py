@@ -11,9 +11,11 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from edge.runtime.schema import open_database
+from edge.storage.health import report_health
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from sync import contract, kanon
@@ -109,4 +111,102 @@ def test_windows_heard_count_and_a_sensor_gone_deaf_says_since_when(pets_site, t
     assert before["wifi"]["passers_by"] == 120 and deaf["wifi"] is None
     for message in (before, deaf):            # within the contract, as published
         contract.validate("aggregate", kanon.suppress(message, 5))
+    db.close()
+
+
+def positions(start: float, end: float, tracks: range, camera: str = "store") -> list[dict]:
+    """Two positions a second of each track in ``[start, end)``."""
+    return [{"run_id": 1, "camera_id": camera, "track_id": track, "frame": int(2 * t), "t": t,
+             "x": -10.0 + track, "y": -8.0, "left": 0, "top": 0, "width": 1, "height": 1,
+             "confidence": 0.9}
+            for track in tracks for t in (start + 0.5 * i for i in range(int(2 * (end - start))))]
+
+
+def with_run(rows: list[dict]) -> dict[str, list[dict]]:
+    """``track_points`` rows and the run they belong to."""
+    return {"runs": [{"id": 1, "camera_id": "store", "source": "live", "model": "m",
+                      "started_at": 0.0, "frames": 0, "status": "running"}],
+            "track_points": rows}
+
+
+def report(db, now: float, *rows: tuple[str, str, dict]) -> None:
+    for component, status, detail in rows:
+        report_health(db, component, status, f"{component} is {status}.", detail)
+    db.execute("update health set updated_at = ?", [now])
+    db.conn.commit()
+
+
+def test_a_dead_camera_is_not_nobody_in_the_store(pets_site, tmp_path):
+    """Regression (review r06 A): the only camera down since 11:00 (health "down"): the
+    card said "No one seen right now", and the door card called 0 visitors against 18 in
+    "expected"."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    insert_rows(db, {**with_run(positions(at(DAY, 10, 50), at(DAY, 11), range(4))),
+                     "line_crossings": door_steps(pets_site, [at(DAY, 9) + 300 * i
+                                                              for i in range(18)])})
+    report(db, at(DAY, 15), ("camera:view001", "down", {"connected": False, "fps": 0.0}))
+    occupancy, html = read(pets_site, path, at(DAY, 15), "/api/v1/occupancy", "/")
+    words = card(html, "occupancy")
+    assert "Camera view001 is not working since 10:59: people cannot be counted" in words
+    assert "No one seen" not in words and "nobody" not in words
+    assert "4 people were in view then" in words
+    assert occupancy["cameras"] == "down" and occupancy["cameras_down"] == ["Camera view001"]
+    door = card(html, "footfall")
+    assert "is expected" not in door and "Camera view001 is not working now" in door
+    db.close()
+
+
+def test_working_cameras_that_see_nobody_say_so_without_a_false_alarm(pets_site, tmp_path):
+    """Regression (review r08): a camera reporting ok on a box that has seen nobody yet
+    read "No camera data yet. Check that the cameras are working"."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    report(db, at(DAY, 10), ("camera:view001", "ok",
+                             {"fps": 7.0, "last_frame_age_s": 0.1, "connected": True}))
+    occupancy, html = read(pets_site, path, at(DAY, 10), "/api/v1/occupancy", "/")
+    words = card(html, "occupancy")
+    assert "Cameras working, nobody in view" in words and "Check" not in words
+    assert occupancy["cameras"] == "working"
+    insert_rows(db, with_run(positions(at(DAY, 9), at(DAY, 9, 1), range(2), "view001")))
+    words = card(read(pets_site, path, at(DAY, 10), "/")[0], "occupancy")
+    assert "Cameras working, nobody in view" in words and "2 people were in view then" in words
+    assert "check that the cameras" not in words
+    db.close()
+
+
+def test_a_count_without_one_camera_carries_a_caveat(pets_site, tmp_path):
+    """Regression (review r06 B): one camera of three down for 20 minutes, the fusion
+    holding its people as last seen (degraded): the card said "3 right now", no caveat."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    now = at(DAY, 15)
+    insert_rows(db, with_run(positions(now - 60, now, range(3))))
+    report(db, now, ("camera:front", "ok", {"connected": True}),
+           ("camera:side", "ok", {"connected": True}),
+           ("camera:back", "down", {"connected": False, "last_frame_age_s": 1200.0}),
+           ("fusion", "degraded", {"cameras_live_count": 2, "cameras_down_count": 1}))
+    occupancy, html = read(pets_site, path, now, "/api/v1/occupancy", "/")
+    words = card(html, "occupancy")
+    assert "Partial count: Camera back is not working since 14:40" in words
+    assert "counted where it last saw them" in words
+    assert (occupancy["people"], occupancy["cameras"], occupancy["held"]) == (3, "partial", True)
+    assert occupancy["down_since"] == pytest.approx(now - 1200, abs=0.5)
+    db.close()
+
+
+def test_the_door_card_calls_a_difference_expected_only_when_it_is(pets_site, tmp_path):
+    """Regression (review r06): "so 0 visitors against 18 in is expected" was printed
+    whenever the two differed, even with no visitor at all and nobody in view."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    insert_rows(db, {"line_crossings": door_steps(pets_site, [at(DAY, 9) + 300 * i
+                                                              for i in range(18)])})
+    door = card(read(pets_site, path, at(DAY, 15), "/")[0], "footfall")
+    assert "is expected" not in door
+    assert "no visitor has been counted while the door counted 18 in" in door
+    insert_rows(db, with_run(positions(at(DAY, 15) - 3, at(DAY, 15), range(2))))
+    report(db, at(DAY, 15), ("camera:view001", "ok", {"connected": True}))
+    door = card(read(pets_site, path, at(DAY, 15), "/")[0], "footfall")
+    assert "0 visitors against 18 in is expected" in door   # they are still inside
     db.close()

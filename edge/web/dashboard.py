@@ -158,7 +158,9 @@ class Dashboard:
             generated_at=now,
             generated_text=clock_text(now, tz, today=day),
             data=data,
-            occupancy=queries.occupancy(conn, tables, now, web.live_window_s, tz, day),
+            occupancy=queries.with_cameras(
+                queries.occupancy(conn, tables, now, web.live_window_s, tz, day),
+                components, tz, day),
             footfall=footfall,
             heatmap=queries.heatmap(conn, tables, window, site.floor, k,
                                     kept_since=positions_kept_since(site, now),

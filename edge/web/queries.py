@@ -28,6 +28,7 @@ from edge.privacy.small_counts import withheld
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
 from edge.web.schemas import (
     CompareMissing,
+    ComponentHealth,
     Conversion,
     Footfall,
     HeatCell,
@@ -106,6 +107,43 @@ def occupancy(
     return Occupancy(people=seen.customers, as_of=latest,
                      as_of_text=clock_text(latest, tz, today=today), live=False,
                      window_s=window_s, associates=seen.associates)
+
+
+# Health statuses of a camera (or of the counting across cameras) that count as not working.
+NOT_WORKING = ("down", "silent")
+
+
+def with_cameras(
+    occ: Occupancy, components: list[ComponentHealth], tz: ZoneInfo, day: dt.date,
+) -> Occupancy:
+    """``occ`` with the cameras' state now, from their health reports (the rows of the
+    page's health section), so the card tells "nobody in view" from "cannot count".
+
+    A camera down, or silent for ``web.health_stale_s``, is not working; so is the counting
+    across cameras (``fusion``) when down. None working: people cannot be counted; some:
+    the count is partial, and the fusion service reporting ``degraded`` holds the people
+    of a camera without pictures where they were last seen. With no camera report at all
+    the state is unknown and the card says what it said before.
+    """
+    cameras = [c for c in components if c.kind == "camera"]
+    fusion = [c for c in components if c.kind == "fusion"]
+    if not cameras and not fusion:
+        return occ
+    down = [c for c in cameras + fusion if c.status in NOT_WORKING]
+    working = [c for c in cameras if c.status not in NOT_WORKING]
+    held = any(c.status == "degraded" for c in fusion)
+    state = ("down" if down and (not working or any(c.kind == "fusion" for c in down))
+             else "partial" if down or held else "working")
+    since = [c.updated_at + c.age_s - float(age) for c in down
+             if isinstance(age := c.figures.get("last_frame_age_s"), int | float)
+             and not isinstance(age, bool)]
+    down_since = min(since) if since else (occ.as_of if state == "down" and not occ.live
+                                           else None)
+    return occ.model_copy(update={
+        "cameras": state, "cameras_down": [c.name for c in down], "held": held,
+        "down_since": down_since,
+        "down_since_text": None if down_since is None else minute_text(down_since, tz, today=day),
+    })
 
 
 def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> dict[int, int]:

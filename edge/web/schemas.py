@@ -31,6 +31,22 @@ class Occupancy(Figures):
         0, description="Associates on the floor at that moment, counted apart: not in "
         "``people`` (a track is an associate's once the staff rule has classified it)."
     )
+    cameras: Literal["working", "partial", "down", "unknown"] = Field(
+        "unknown", description="The cameras now, from their health reports: working (every "
+        "camera reports ok, so no one seen means nobody in view), partial (a camera or the "
+        "counting across cameras is not working: ``people`` misses the people it would see, "
+        "or holds them where last seen), down (no camera works: people cannot be counted), "
+        "unknown (no camera has reported).")
+    cameras_down: list[str] = Field(
+        default_factory=list, description="The cameras (or the counting across cameras) "
+        "not working now, by name.")
+    held: bool = Field(False, description="The counting across cameras keeps the people of a "
+                       "camera that sends no pictures where they were last seen.")
+    down_since: float | None = Field(
+        None, description="Epoch seconds: since when the cameras not working have sent no "
+        "picture (their last picture's age), or, when none works and none says so, the last "
+        "moment anyone was counted.")
+    down_since_text: str | None = None
 
 
 CompareMissing = Literal["not_kept", "not_counted"]
