@@ -210,3 +210,20 @@ def test_the_door_card_calls_a_difference_expected_only_when_it_is(pets_site, tm
     door = card(read(pets_site, path, at(DAY, 15), "/")[0], "footfall")
     assert "0 visitors against 18 in is expected" in door   # they are still inside
     db.close()
+
+
+def test_an_mqtt_window_the_sensor_heard_only_in_part_has_no_capture_rate(pets_site, tmp_path):
+    """The hour's door count against the passers-by of its last half hour overstated the
+    rate (the sensor started at 10:30): the window keeps its Wi-Fi figures of the part
+    heard, and its capture rate is not known."""
+    db = open_database(tmp_path / "edge.db")
+    insert_rows(db, {"wifi_windows": [wifi_row(at(DAY, 10, 30) + 900 * i, frames=300, passers=40)
+                                      for i in range(2)],
+                     "line_crossings": door_steps(pets_site, [at(DAY, 10) + 120 * i
+                                                              for i in range(30)])})
+    message = full_message(aggregate_window(db, Window(at(DAY, 10), 3600), store="s",
+                                            entrance_lines=pets_site.floor.entrance_line_ids))
+    assert message["wifi"]["passers_by"] == 80
+    assert message["footfall"] == {"in": 30, "out": 0, "capture_rate": None}
+    contract.validate("aggregate", kanon.suppress(message, 5))
+    db.close()

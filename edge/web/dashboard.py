@@ -167,8 +167,7 @@ class Dashboard:
                                     kept_hours=site.storage.raw_trajectory_hours, tz=tz),
             zones=queries.zone_dwell(conn, tables, window, site.floor, k),
             mix=queries.mix(conn, tables, window, k),
-            wifi=queries.wifi(conn, tables, window, tz,
-                              door_in=footfall.entrance_in if door_lines else None),
+            wifi=queries.wifi(conn, tables, window, tz, door_lines),
             queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
             conversion=queries.conversion(conn, tables, window, k),
             health=Health(

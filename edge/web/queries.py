@@ -18,6 +18,7 @@ import datetime as dt
 import sqlite3
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -448,7 +449,7 @@ def _with_units(
 
 def wifi(
     conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: ZoneInfo,
-    door_in: int | None = None,
+    door_lines: list[str] | None = None,
 ) -> Wifi:
     """Passers-by and phones that came in on one day, from the Wi-Fi windows.
 
@@ -463,9 +464,12 @@ def wifi(
     is unknown, not zero: the figures count only the windows heard, and are None when
     none was; ``silent_since`` is when the sensor's latest run of such windows began.
 
-    The capture rate (:func:`edge.figures.capture_rate`) is head office's: the day's
-    door in-crossings ``door_in`` against the passers-by, when the site counts at its
-    door; else, with no door line (``door_in`` None), the phones that came in.
+    The capture rate (:func:`edge.figures.capture_rate`) is head office's: the door's
+    in-crossings on the entrance lines ``door_lines`` against the passers-by, when the
+    site counts at its door; else, with no door line (None or empty), the phones that
+    came in. The door is counted only within the windows heard (``covered``), as each
+    MQTT window pairs its own crossings with its own passers-by: a day the sensor
+    covered from 15:00 divides the door's count from 15:00, not the whole day's.
     """
     empty = Wifi(day=window.day, windows=0, window_s=None, passers_by=None,
                  arrived_devices=None, in_store_devices=None, capture_rate=None,
@@ -490,6 +494,11 @@ def wifi(
         return empty.model_copy(update={"windows": len(subs), "window_s": length, **silent})
     arrived = figures.wifi_arrivals(heard)
     passing = sum(sub.passers_by for sub in heard)
+    covered = _spans((sub.start, sub.end) for sub in heard)
+    door_in = None
+    if door_lines:
+        door_in = sum(figures.entrance_crossings(conn, start, end, door_lines)[0]
+                      for start, end in covered) if "line_crossings" in tables else 0
     came_in = door_in if door_in is not None else arrived
     rate = None if came_in is None else figures.capture_rate(came_in, passing)
     latest_end = max(float(r[0]) + int(r[1]) for r in rows)
@@ -503,8 +512,23 @@ def wifi(
         capture_basis=None if came_in is None else "door" if door_in is not None else "phones",
         latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
         latest_window_text=clock_text(latest_end, tz),
+        door_in=door_in,
+        covered_text=", ".join(f"{minute_text(start, tz, today=window.day)}-"
+                               f"{minute_text(end, tz, today=window.day)}"
+                               for start, end in covered),
         **silent,
     )
+
+
+def _spans(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``(start, end)`` spans merged where they touch or overlap, in order."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 RECENT_WAITS_S = 3600.0

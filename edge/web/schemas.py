@@ -248,6 +248,13 @@ class Wifi(Figures):
         "latest windows are empty: an adapter unplugged or deaf). Those windows are unknown, "
         "not zero: they count in no figure, and the figures are null when no window was heard.")
     silent_since_text: str | None = None
+    door_in: int | None = Field(
+        None, description="The door's in-crossings the capture rate counts: those within the "
+        "windows the sensor heard (as each MQTT window pairs its own), not the whole day's; "
+        "null on a site with no entrance line.")
+    covered_text: str | None = Field(
+        None, description="The times the windows heard cover, e.g. 15:00-18:00: what the "
+        "Wi-Fi figures and the capture rate count.")
 
 
 class Queue(Figures):
