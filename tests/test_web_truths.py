@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from edge.retention import purge
 from edge.runtime.schema import open_database
 from edge.storage.health import report_health
 from edge.web.app import create_app
@@ -227,3 +228,39 @@ def test_an_mqtt_window_the_sensor_heard_only_in_part_has_no_capture_rate(pets_s
     assert message["footfall"] == {"in": 30, "out": 0, "capture_rate": None}
     contract.validate("aggregate", kanon.suppress(message, 5))
     db.close()
+
+
+def test_a_day_partly_purged_shows_what_is_kept_as_at_least(pets_site, tmp_path):
+    """Regression (review r04): the oldest day still partly kept read "34 visitors" while
+    its hour rows added up to 31 and its morning hours read "not kept"; the zone and mix
+    cards counted the same 34 as the day's. The total, zones, mix and parties now count
+    the hours wholly kept, and say from when."""
+    today = dt.date(2026, 12, 10)
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    visits, dwell = [], []
+    for back in range(9):
+        day = today - dt.timedelta(days=back)
+        for i in range(72):                           # one visit ending every 10 min from 08:10
+            end, visit = at(day, 8) + 600 * (i + 1), f"{back:02d}{i:030x}"
+            visits.append({"visit_id": visit, "site_id": "x", "camera_id": "store", "run_id": 1,
+                           "track_id": 100 * back + i, "start_t": end - 900, "end_t": end,
+                           "duration_s": 900, "path_length_m": 10, "checkout_visited": 0,
+                           "features": "{}", "zone_sequence": '["deli"]', "spec_version": "t"})
+            dwell.append({"visit_id": visit, "zone_id": "deli", "dwell_s": 60.0, "entries": 1})
+    insert_rows(db, {"visits": visits, "visit_zone_dwell": dwell})
+    now = at(today, 13, 30)
+    purge(db, pets_site.storage, now, margin_s=pets_site.service.purge_interval_s)
+    db.close()
+    oldest = (today - dt.timedelta(days=8)).isoformat()
+    footfall, zones, mix, html = read(
+        pets_site, path, now, f"/api/v1/footfall?day={oldest}", f"/api/v1/zones?day={oldest}",
+        f"/api/v1/mix?day={oldest}", f"/?day={oldest}")
+    shown = sum(h["today"] or 0 for h in footfall["hours"])
+    assert footfall["total"] == shown == mix["total_visits"]
+    assert [z["visitors"] for z in zones["zones"] if z["zone_id"] == "deli"] == [shown]
+    words = card(html, "footfall")
+    kept_from = footfall["kept_from_text"]
+    assert f"at least {shown} visitors (kept from {kept_from})" in words
+    for name in ("zones", "mix"):
+        assert f"count the visitors from {kept_from} on only" in card(html, name)

@@ -146,12 +146,14 @@ class Dashboard:
         else:
             data = DataState(status="ok", message=None)
         door_lines = site.floor.entrance_line_ids
+        kept_since = visits_kept_since(site, now)
+        # The visits' figures of a day partly purged count the hours wholly kept only.
+        kept = queries.kept_part(window, kept_since, tz)
         footfall = queries.with_groups(
             conn, tables,
             queries.footfall(conn, tables, day, tz, door_lines, now=now,
-                             kept_since=visits_kept_since(site, now),
-                             visit_days=site.storage.visit_days),
-            window, k)
+                             kept_since=kept_since, visit_days=site.storage.visit_days),
+            kept, k)
         return Summary(
             site_id=site.site.id,
             site_name=site.site.name or site.site.id,
@@ -165,8 +167,8 @@ class Dashboard:
             heatmap=queries.heatmap(conn, tables, window, site.floor, k,
                                     kept_since=positions_kept_since(site, now),
                                     kept_hours=site.storage.raw_trajectory_hours, tz=tz),
-            zones=queries.zone_dwell(conn, tables, window, site.floor, k),
-            mix=queries.mix(conn, tables, window, k),
+            zones=queries.zone_dwell(conn, tables, kept, site.floor, k),
+            mix=queries.mix(conn, tables, kept, k),
             wifi=queries.wifi(conn, tables, window, tz, door_lines),
             queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
             conversion=queries.conversion(conn, tables, window, k),

@@ -220,14 +220,34 @@ def footfall(
     if "line_crossings" in tables:
         entrance_in, entrance_out = figures.entrance_crossings(
             conn, shown_day.start, shown_day.end, entrance_lines)
+    # A day partly purged: its total counts what the hours shown count, "at least" that.
+    whole = kept_part(shown_day, kept_since, tz)
+    partial = shown_day.start < whole.start < whole.end
+    total = (figures.visit_count(conn, whole.start, whole.end) if partial and "visits" in tables
+             else sum(today.values()))
     return Footfall(
-        day=day, compare_day=compare, total=sum(today.values()),
+        day=day, compare_day=compare, total=total,
+        kept_from=whole.start if partial else None,
+        kept_from_text=minute_text(whole.start, tz, today=day) if partial else None,
         compare_total=None if missing else sum(before.values()), compare_missing=missing,
         day_kept=shown_day.start >= kept_since, visit_days=visit_days,
         hours=hours, entrance_in=entrance_in, entrance_out=entrance_out,
         latest_day_with_visits=latest_day,
         associates=associates_on_floor(conn, tables, shown_day),
     )
+
+
+def kept_part(window: DayWindow, kept_since: float, tz: ZoneInfo) -> DayWindow:
+    """The part of ``window`` whose visits are all still kept: from the first hour that
+    begins at or after ``kept_since`` (the hours :func:`footfall` shows), so the day's
+    figures over it add up with the hours shown. ``window`` itself when all of it is kept;
+    empty (start = end) when none of it is."""
+    if kept_since <= window.start:
+        return window
+    moment = dt.datetime.fromtimestamp(kept_since, tz)
+    hour = moment.replace(minute=0, second=0, microsecond=0).timestamp()
+    start = hour if hour >= kept_since else hour + 3600.0
+    return DayWindow(window.day, min(start, window.end), window.end)
 
 
 def _hour_start(day: dt.date, hour: int, tz: ZoneInfo) -> float:

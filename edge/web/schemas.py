@@ -79,6 +79,12 @@ class Footfall(Figures):
         "visit_days: the purge may have deleted its visits), not_counted (the box recorded "
         "its first visit after that day: it was not counting yet). Null when it has them.")
     visit_days: float = Field(description="Days visits are kept (storage.visit_days).")
+    kept_from: float | None = Field(
+        None, description="Epoch seconds: on a day partly older than visit_days, the start of "
+        "the first hour whose visits are all kept. total then counts the visits from then "
+        "(at least that many came that day), and so do the zone, mix and party figures; null "
+        "when the whole day is kept (or none of it).")
+    kept_from_text: str | None = None
     day_kept: bool = Field(True, description="Whether every visit of the day shown is still "
                            "kept; false for a day partly or wholly older than visit_days "
                            "(its hours before then are null).")
