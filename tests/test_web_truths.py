@@ -264,3 +264,15 @@ def test_a_day_partly_purged_shows_what_is_kept_as_at_least(pets_site, tmp_path)
     assert f"at least {shown} visitors (kept from {kept_from})" in words
     for name in ("zones", "mix"):
         assert f"count the visitors from {kept_from} on only" in card(html, name)
+
+
+def test_the_wifi_time_on_todays_page_is_a_clock_time(pets_site, tmp_path):
+    """Regression (review): "About 4 people in the store by Wi-Fi at 10:15:00, Wed 02 Dec
+    2026" on today's page: the time carried its date whatever the day shown."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    insert_rows(db, {"wifi_windows": [wifi_row(at(DAY, 10), frames=100, passers=9, devices=4)]})
+    db.close()
+    wifi, html = read(pets_site, path, at(DAY, 11), "/api/v1/wifi", "/")
+    assert wifi["latest_window_text"] == "10:15:00"
+    assert "by Wi-Fi at 10:15:00." in card(html, "wifi")

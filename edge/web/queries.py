@@ -531,7 +531,7 @@ def wifi(
         capture_rate=None if rate is None else round(rate, 4),
         capture_basis=None if came_in is None else "door" if door_in is not None else "phones",
         latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
-        latest_window_text=clock_text(latest_end, tz),
+        latest_window_text=clock_text(latest_end, tz, today=window.day),
         door_in=door_in,
         covered_text=", ".join(f"{minute_text(start, tz, today=window.day)}-"
                                f"{minute_text(end, tz, today=window.day)}"
