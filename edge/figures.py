@@ -250,18 +250,30 @@ class WifiSubWindow:
     ``in_store_devices`` are the phones present during the sub-window (a phone staying
     an hour is in four 15-minute ones); ``arrived_devices`` those in the store for the
     first time, which add up over a day: None when a sensor's row predates the column
-    (its arrivals are unknown, and the largest of the others may be too small)."""
+    (its arrivals are unknown, and the largest of the others may be too small).
+
+    ``heard`` is False when no sensor heard a single frame in it (``frames`` 0 in every
+    row: an adapter unplugged, deaf or on a dead channel still closes its windows by the
+    clock). Its zeros are then not a measurement: nobody knows how many phones passed,
+    so readers leave it out (:func:`wifi_heard`) instead of counting 0 passers-by. A row
+    without a frame count (NULL) counts as heard."""
 
     start: float
+    seconds: int
     in_store_devices: int
     arrived_devices: int | None
     passers_by: int
     occupancy_estimate: float | None
+    heard: bool = True
+
+    @property
+    def end(self) -> float:
+        return self.start + self.seconds
 
 
 # The columns of ``wifi_windows`` that :func:`wifi_sub_windows` reads, in its order.
 WIFI_ROW_COLUMNS = ("window_start, window_s, in_store_devices, passers_by, occupancy_estimate, "
-                    "arrived_devices")
+                    "arrived_devices, frames")
 
 
 def wifi_window_rows(conn: Any, start: float, end: float, *, ending_inside: bool) -> list[Any]:
@@ -273,6 +285,12 @@ def wifi_window_rows(conn: Any, start: float, end: float, *, ending_inside: bool
         (start, end),
     ).fetchall()
     return rows
+
+
+def wifi_row_heard(row: Any) -> bool:
+    """Whether a sensor heard anything in a row of ``wifi_windows`` read with
+    :data:`WIFI_ROW_COLUMNS` (a row without a frame count counts as heard)."""
+    return len(row) < 7 or row[6] is None or int(row[6]) > 0
 
 
 def wifi_sub_windows(rows: list[Any]) -> tuple[int, list[WifiSubWindow]]:
@@ -287,16 +305,24 @@ def wifi_sub_windows(rows: list[Any]) -> tuple[int, list[WifiSubWindow]]:
             heard[row[0]].append(row)
     return longest, [
         WifiSubWindow(
-            start=start,
+            start=float(start),
+            seconds=longest,
             in_store_devices=max(int(row[2] or 0) for row in sensors),
             arrived_devices=(None if any(row[5] is None for row in sensors)
                              else max(int(row[5]) for row in sensors)),
             passers_by=max(int(row[3] or 0) for row in sensors),
             occupancy_estimate=max((row[4] for row in sensors if row[4] is not None),
                                    default=None),
+            heard=any(wifi_row_heard(row) for row in sensors),
         )
         for start, sensors in heard.items()
     ]
+
+
+def wifi_heard(subs: list[WifiSubWindow]) -> list[WifiSubWindow]:
+    """The sub-windows of ``subs`` that some sensor heard anything in
+    (:attr:`WifiSubWindow.heard`): the only ones whose counts are measurements."""
+    return [sub for sub in subs if sub.heard]
 
 
 def wifi_arrivals(subs: list[WifiSubWindow]) -> int | None:

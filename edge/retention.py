@@ -6,7 +6,9 @@ earlier), delivered aggregates (Wi-Fi windows and
 sync's delivered outbox rows) 30 days, the privacy
 audit log 400 days. The purge runs every ``service.purge_interval_s`` (systemd's
 ``store-edge-purge.timer``, or the ``edge run`` supervisor) as ``edge purge``, and
-deletes what would pass its period before the next run, so no row outlives it;
+deletes what would pass its period before the next run, so no row outlives it (visits
+and line crossings excepted: they are kept their ``visit_days`` whole, so the day a
+week back stays whole all day, and live at most one purge interval longer);
 each table is purged in its own transaction so a purge interrupted half-way leaves
 every table consistent.
 """
@@ -63,14 +65,25 @@ def positions_kept_since(site: SiteConfig, now: float) -> float:
     return cutoff(now, site.storage.raw_trajectory_hours * 3600, site.service.purge_interval_s)
 
 
+def visit_cutoff(now: float, visit_days: float) -> float:
+    """Oldest visit end (and line crossing) kept by a purge at ``now``: ``visit_days`` back
+    exactly. Unlike raw positions, visits are not purged ahead of the next run: with the
+    default 8 days, taking the hour until the next purge off made every purge after 23:00
+    cut into the day a week back, which the status page compares with (so it read "not
+    kept in full" every evening). A visit therefore lives at most ``visit_days`` plus one
+    purge interval."""
+    return now - visit_days * DAY
+
+
 def visits_kept_since(site: SiteConfig, now: float) -> float:
     """The oldest time from which every visit is surely still in the database at ``now``.
 
-    A purge at time P deletes visits that ended before ``cutoff(P, ...)``, and purges
-    happen at or before ``now``, so nothing ending at or after ``cutoff(now, ...)`` has
-    been deleted. Earlier hours may be partly gone: figures over them are incomplete.
+    A purge at time P deletes visits that ended before ``visit_cutoff(P, ...)``, and
+    purges happen at or before ``now``, so nothing ending at or after
+    ``visit_cutoff(now, ...)`` has been deleted. Earlier hours may be partly gone:
+    figures over them are incomplete.
     """
-    return cutoff(now, site.storage.visit_days * DAY, site.service.purge_interval_s)
+    return visit_cutoff(now, site.storage.visit_days)
 
 
 def purge(
@@ -85,11 +98,12 @@ def purge(
     Args:
         margin_s: seconds until the next purge (the services pass the purge interval):
             what would pass its retention period before then goes now, so raw
-            trajectories are never older than ``raw_trajectory_hours``.
+            trajectories are never older than ``raw_trajectory_hours``. Visits and line
+            crossings are kept ``visit_days`` whole (:func:`visit_cutoff`).
     """
     now = time.time() if now is None else now
     raw_cutoff = cutoff(now, config.raw_trajectory_hours * HOUR, margin_s)
-    visit_cutoff = cutoff(now, config.visit_days * DAY, margin_s)
+    visits_before = visit_cutoff(now, config.visit_days)
     aggregate_cutoff = cutoff(now, config.delivered_aggregate_days * DAY, margin_s)
     deleted: dict[str, int] = {}
     deleted["track_points"] = _delete(db, "track_points", "t < ?", [raw_cutoff])
@@ -100,10 +114,10 @@ def purge(
     deleted["run_pauses"] = _delete(db, "run_pauses", "resumed_t < ?", [raw_cutoff])
     old_visits = "select visit_id from visits where end_t < ?"
     for child in VISIT_CHILD_TABLES:
-        deleted[child] = _delete(db, child, f"visit_id in ({old_visits})", [visit_cutoff])
-    deleted["visits"] = _delete(db, "visits", "end_t < ?", [visit_cutoff])
-    deleted["staff_visits"] = _delete(db, "staff_visits", "end_t < ?", [visit_cutoff])
-    deleted["line_crossings"] = _delete(db, "line_crossings", "t < ?", [visit_cutoff])
+        deleted[child] = _delete(db, child, f"visit_id in ({old_visits})", [visits_before])
+    deleted["visits"] = _delete(db, "visits", "end_t < ?", [visits_before])
+    deleted["staff_visits"] = _delete(db, "staff_visits", "end_t < ?", [visits_before])
+    deleted["line_crossings"] = _delete(db, "line_crossings", "t < ?", [visits_before])
     deleted["wifi_windows"] = _delete(
         db, "wifi_windows", "window_start + window_s < ?", [aggregate_cutoff]
     )

@@ -95,9 +95,14 @@ class Mix:
 
 @dataclass(frozen=True, slots=True)
 class WifiEstimate:
+    """The window's Wi-Fi figures over the sub-windows heard; ``whole``: those cover the
+    whole window (else the capture rate, pairing the window's door count with them, is
+    not known)."""
+
     in_store_devices: int
     passers_by: int
     occupancy_estimate: float | None
+    whole: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,17 +322,25 @@ def _wifi(db: sqlite_utils.Database, window: Window) -> WifiEstimate | None:
 
     Several sensors hear the same phones, so per sub-window the largest sensor's
     figures count; over sub-windows, in-store devices is the peak, passers-by the
-    sum (a passer-by is in range briefly) and occupancy the mean.
+    sum (a passer-by is in range briefly) and occupancy the mean. A sub-window in which
+    no sensor heard a single frame is unknown, not zero (:attr:`edge.figures.WifiSubWindow.heard`):
+    it counts in no figure, and a window with no sub-window heard has no Wi-Fi figures
+    (None, sent as ``wifi: null``, so its capture rate is null too), never zeros. One
+    heard only in part (the sensor started, stopped or went deaf inside it) has figures
+    of that part and no capture rate (:attr:`WifiEstimate.whole`).
     """
     rows = figures.wifi_window_rows(db.conn, window.start, window.end, ending_inside=True)
     if not rows:
         return None
-    _, subs = figures.wifi_sub_windows(rows)
+    subs = figures.wifi_heard(figures.wifi_sub_windows(rows)[1])
+    if not subs:
+        return None
     occupancies = [sub.occupancy_estimate for sub in subs if sub.occupancy_estimate is not None]
     return WifiEstimate(
         in_store_devices=max(sub.in_store_devices for sub in subs),
         passers_by=sum(sub.passers_by for sub in subs),
         occupancy_estimate=float(np.mean(occupancies)) if occupancies else None,
+        whole=sum(sub.seconds for sub in subs) >= window.seconds,
     )
 
 
@@ -337,7 +350,10 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
     footfall = None
     if agg.footfall is not None:
         count_in, count_out = agg.footfall
-        rate = None if agg.wifi is None else figures.capture_rate(count_in, agg.wifi.passers_by)
+        # The window's door count against passers-by of part of it would overstate the
+        # rate: a window the sensor heard only in part has none (null, "not known").
+        rate = (None if agg.wifi is None or not agg.wifi.whole
+                else figures.capture_rate(count_in, agg.wifi.passers_by))
         footfall = {"in": count_in, "out": count_out,
                     "capture_rate": None if rate is None else round(rate, 3)}
     occupancy = None

@@ -19,7 +19,7 @@ from edge.config.web import WebConfig
 from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
-from sync.aggregate import Window, aggregate_window
+from sync.aggregate import Window, aggregate_window, full_message
 
 LONDON = ZoneInfo("Europe/London")
 DAY = dt.date(2026, 3, 10)  # GMT: the store's day is the UTC day the windows tile
@@ -135,3 +135,43 @@ def test_the_shopper_types_by_shopping_party_on_the_page_are_the_aggregate_of_th
     rows = re.findall(r'<tr data-segment-party="(\w+)"><td>[^<]*</td>\s*<td>(\d+)</td>',
                       page["html"])
     assert dict(rows) == {"browser": "9", "quick_trip": "16"}
+
+
+def test_the_days_capture_rate_on_the_page_is_the_sum_of_the_windows(tmp_path, pets_site):
+    """Regression (review r02): the sensor counted 15:00-18:00 only (and heard nothing
+    13:00-14:00) while the door counted all day. The page divided the whole day's door
+    count by the passers-by of the hours covered (20 %), head office's windows each their
+    own hour's (7.7 %). The page now counts the door within the windows heard, and its
+    day is the sum of the hourly windows that have a rate."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    door = pets_site.floor.entrance_line_ids[0]
+    steps = [{"line_id": door, "camera_id": "view001", "run_id": 1, "track_id": i,
+              "t": at(DAY, 9) + 360 * i + 1, "direction": "in"} for i in range(90)]
+    windows = [{"window_start": at(DAY, hour) + 900 * q, "window_s": 900, "sensor": "wlan1",
+                "covered_s": 900.0, "frames": 0 if hour == 13 else 500,
+                "in_store_devices": 0 if hour == 13 else 10,
+                "passers_by": 0 if hour == 13 else 30 + hour, "occupancy_estimate": 5.0,
+                "dwell_buckets": "{}", "arrived_devices": 0 if hour == 13 else 3}
+               for hour in (13, 15, 16, 17) for q in range(4)]
+    with db.atomic():
+        db["line_crossings"].insert_all(steps)
+        db["wifi_windows"].insert_all(windows)
+    web = WebConfig.model_validate({**pets_site.web.model_dump(), "cache_s": 0,
+                                    "access": "open-lan"}, context={"services": ["web"]})
+    site = pets_site.model_copy(update={"web": web})
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: at(DAY, 18, 30)))
+    with TestClient(app, base_url="http://localhost") as client:
+        wifi = client.get("/api/v1/wifi").json()
+        html = client.get("/").text
+    came_in = passers = 0
+    for hour in range(24):
+        message = full_message(aggregate(db, site, at(DAY, hour), HOUR))
+        if message["footfall"]["capture_rate"] is not None:
+            came_in += message["footfall"]["in"]
+            passers += message["wifi"]["passers_by"]
+    assert (came_in, passers) == (30, 4 * (45 + 46 + 47))
+    assert wifi["capture_rate"] == round(came_in / (came_in + passers), 4)   # was 0.2
+    assert (wifi["door_in"], wifi["passers_by"]) == (came_in, passers)
+    assert 'data-figure="wifi-covered-hours">15:00-18:00<' in html
+    db.close()

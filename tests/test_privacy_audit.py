@@ -84,9 +84,9 @@ def test_the_full_run_did_real_work(run_folder):
     assert query(db, "select count(*) from visit_traits")[0][0] > 0
     assert query(db, "select count(*) from wifi_windows")[0][0] > 1000
     assert query(db, "select count(distinct sensor) from wifi_windows")[0][0] == len(CAPTURES)
-    # One hourly window per hour back to the visits' horizon: storage.visit_days (8 days)
-    # less the time to the next purge (1 h), before which a purge may have taken visits.
-    assert run["sync"] == {"delivered": 8 * 24 - 1, "refused": 0, "downlink": "applied"}
+    # One hourly window per hour back to the visits' horizon: storage.visit_days (8 days),
+    # kept whole by the purge (edge.retention.visit_cutoff).
+    assert run["sync"] == {"delivered": 8 * 24, "refused": 0, "downlink": "applied"}
     assert {"aggregates", "stats", "config/state", "available"} <= set(run["topics"])
     assert set(run["pages"].values()) == {200} and len(run["pages"]) >= 30
     # Real figures went out: Wi-Fi counts and visits of the replayed day.

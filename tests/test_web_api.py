@@ -123,9 +123,14 @@ def test_summary_figures_match_the_database(site, store_db):
     came_in, passing = expected_wifi(db, start, end)
     assert (s["wifi"]["arrived_devices"], s["wifi"]["passers_by"]) == (came_in, passing)
     # The capture rate is head office's (sync.aggregate): the door's in-crossings against
-    # the phones passing, on a site that counts at its door.
-    door_in = s["footfall"]["entrance_in"]
+    # the phones passing, on a site that counts at its door; both within the hours the
+    # sensor covered (09:00-15:00), as each window pairs its own.
+    door_in = db.execute(
+        "select count(*) from line_crossings where direction = 'in' and line_id in ({}) "
+        "and t >= ? and t < ?".format(",".join("?" * len(site.floor.entrance_line_ids))),
+        (*site.floor.entrance_line_ids, at(DAY, dt.time(9)), at(DAY, dt.time(15)))).fetchone()[0]
     assert s["wifi"]["capture_basis"] == "door" and door_in > 0
+    assert (s["wifi"]["door_in"], s["wifi"]["covered_text"]) == (door_in, "09:00-15:00")
     assert s["wifi"]["capture_rate"] == pytest.approx(door_in / (door_in + passing), abs=1e-4)
     assert s["wifi"]["in_store_devices"] == db.execute(
         "select max(in_store_devices) from wifi_windows where window_start >= ? and "

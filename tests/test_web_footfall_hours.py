@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from edge.config import load_site
@@ -93,12 +94,13 @@ def test_default_retention_keeps_the_whole_day_compared_with(tmp_path):
 
 def test_last_weeks_purged_hours_say_not_kept(tmp_path):
     """Kept 7 days, purged hourly: at 15:00 the purge has deleted last week's visits up
-    to 16:00 (the next purge's share included), so those hours are unknown."""
+    to 15:00 (visits are kept their days whole, not purged ahead of the next run), so
+    those hours are unknown."""
     api, html = page(site_keeping(7), tmp_path)
     last_week = {h["hour"]: h["last_week"] for h in api["hours"]}
     assert last_week[10] is None  # its visit was there, and the purge deleted it
-    assert all(last_week[h] is None for h in range(9, 16))
-    assert last_week[16] == 0 and last_week[17] == 1  # kept: real figures
+    assert all(last_week[h] is None for h in range(9, 15))
+    assert last_week[15] == 0 and last_week[17] == 1  # kept: real figures
     assert api["compare_total"] is None
     assert api["total"] == 3  # today's figures are whole
     shown = rows(html)
@@ -108,8 +110,8 @@ def test_last_weeks_purged_hours_say_not_kept(tmp_path):
 
 
 def test_a_day_older_than_the_retention_says_so(tmp_path):
-    """Eight days back with visits kept 7: the purge has deleted that day's visits (and
-    the next purge's hour), so its hours are "not kept", not 0."""
+    """Eight days back with visits kept 7: the purge has deleted that day's visits, so
+    its hours are "not kept", not 0."""
     site = site_keeping(7)
     path = tmp_path / "edge.db"
     store_purged_at_now(path, site)
@@ -121,7 +123,7 @@ def test_a_day_older_than_the_retention_says_so(tmp_path):
             assert api["day_kept"] is whole, day
         week_ago = web.get("/api/v1/footfall", params={"day": WEEK_AGO.isoformat()}).json()
         shown = {h["hour"]: h["today"] for h in week_ago["hours"]}
-        assert all(shown[h] is None for h in range(9, 16)) and shown[17] == 1
+        assert all(shown[h] is None for h in range(9, 15)) and shown[17] == 1
         html = web.get("/partials/dashboard", params={"day": WEEK_AGO.isoformat()}).text
         assert rows(html)[10][0] == "not kept" and rows(html)[17][0] == "1"
         assert 'data-figure="footfall-day-not-kept"' in html
@@ -195,3 +197,30 @@ def test_people_now_and_the_door_counter_are_reconciled_in_words(tmp_path):
     assert words.group(1) == (
         "The cameras see 3 people now, more than the door counter's 1 inside: people who "
         "were already in when the day's count began, or came in another way.")
+
+
+@pytest.mark.parametrize("hour, minute", [(22, 59), (23, 1)])
+def test_last_week_is_whole_all_evening_with_the_default_retention(tmp_path, hour, minute):
+    """Regression (review r11): with the default 8 days and the hourly purge, "same day
+    last week" read "not kept in full" every evening from 23:00: the purge took the hour
+    until its next run off the 8 days, so it cut into the day a week back (the page
+    rightly said so, though that day's visits were all there). Visits are now kept their
+    8 days whole, so the purge at 23:01 leaves last week's day alone."""
+    site = site_keeping(None)
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    run = start_run(db, "store", "asset:pets09_s2l1_view001", "yolox_nano_416x416")
+    ends = [at(day, dt.time(9)) + 600 * i for day in (WEEK_AGO, DAY) for i in range(60)]
+    ends.append(at(WEEK_AGO, dt.time(0, 0)) + 30)            # 30 s after last week's midnight
+    insert_rows(db, {"visits": [
+        {"visit_id": f"v{i}", "site_id": "pets09-demo", "camera_id": "store", "run_id": run,
+         "track_id": i, "start_t": end - 20, "end_t": end, "duration_s": 20.0,
+         "path_length_m": 1.0, "checkout_visited": 0, "features": "{}",
+         "zone_sequence": "[]", "spec_version": "1.0.0"} for i, end in enumerate(ends)]})
+    now = at(DAY, dt.time(hour, minute))
+    purge(db, site.storage, now, margin_s=site.service.purge_interval_s)
+    db.close()
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: now))
+    with TestClient(app, base_url=BASE_URL) as web:
+        api = web.get("/api/v1/footfall").json()
+    assert (api["compare_total"], api["compare_missing"]) == (61, None)

@@ -127,7 +127,8 @@ def run_web(site_path: Path | None) -> None:
 @site_option
 def purge_command(site_path: Path | None) -> None:
     """Delete data older than its retention period (raw trajectories after hours,
-    visits after days), or that would be before the next purge (service.purge_interval_s)."""
+    visits after days); raw data that would pass it before the next purge
+    (service.purge_interval_s) goes now too."""
     from edge.retention import purge
 
     # The timer's unit loads no credentials: a purge needs none (a config whose status

@@ -29,7 +29,14 @@ from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
 from edge.web.health import SystemProbe, component_health
 from edge.web.heatcells import HeatCellCache
 from edge.web.queries import DayWindow
-from edge.web.schemas import DataState, DebugModeOn, Health, Occupancy, Summary
+from edge.web.schemas import (
+    ComponentHealth,
+    DataState,
+    DebugModeOn,
+    Health,
+    Occupancy,
+    Summary,
+)
 from edge.web.text import clock_text
 
 CACHED_DAYS = 8
@@ -124,8 +131,7 @@ class Dashboard:
     def occupancy(self) -> Occupancy:
         """People in the store now (as the summary of today shows), at most ``cache_s``
         old, from its own queries."""
-        return self._now_figure("occupancy", lambda conn, tables, now: queries.occupancy(
-            conn, tables, now, self.site.web.live_window_s, self.tz))
+        return self._now_figure("occupancy", self._occupancy)
 
     def health(self) -> Health:
         """The box's health now (as the summary shows it), at most ``cache_s`` old, from its
@@ -150,9 +156,22 @@ class Dashboard:
             self._now[name] = (started, value)
             return value  # type: ignore[no-any-return]
 
+    def _occupancy(self, conn: sqlite3.Connection, tables: set[str], now: float,
+                   day: dt.date | None = None) -> Occupancy:
+        """People in the store now, with the cameras' state (:func:`queries.with_cameras`),
+        as the page of ``day`` (default: today) shows them."""
+        day = day or queries.local_day(now, self.tz)
+        return queries.with_cameras(
+            queries.occupancy(conn, tables, now, self.site.web.live_window_s, self.tz, day),
+            self._components(conn, tables, now), self.tz, day)
+
+    def _components(self, conn: sqlite3.Connection, tables: set[str], now: float
+                    ) -> list[ComponentHealth]:
+        return [component_health(row, now, self.site.web.health_stale_s)
+                for row in queries.health_rows(conn, tables)]
+
     def _health(self, conn: sqlite3.Connection, tables: set[str], now: float) -> Health:
-        components = [component_health(row, now, self.site.web.health_stale_s)
-                      for row in queries.health_rows(conn, tables)]
+        components = self._components(conn, tables, now)
         model = next((str(c.figures["model"]) for c in components
                       if c.kind == "camera" and c.figures.get("model")), None)
         model = model or queries.latest_model(conn, tables) or self.site.detector.model
@@ -194,28 +213,29 @@ class Dashboard:
         else:
             data = DataState(status="ok", message=None)
         door_lines = site.floor.entrance_line_ids
+        kept_since = visits_kept_since(site, now)
+        # The visits' figures of a day partly purged count the hours wholly kept only.
+        kept = queries.kept_part(window, kept_since, tz)
         footfall = queries.with_groups(
             conn, tables,
             queries.footfall(conn, tables, day, tz, door_lines, now=now,
-                             kept_since=visits_kept_since(site, now),
-                             visit_days=site.storage.visit_days),
-            window, k)
+                             kept_since=kept_since, visit_days=site.storage.visit_days),
+            kept, k)
         return Summary(
             site_id=site.site.id,
             site_name=site.site.name or site.site.id,
             generated_at=now,
             generated_text=clock_text(now, tz, today=day),
             data=data,
-            occupancy=queries.occupancy(conn, tables, now, web.live_window_s, tz, day),
+            occupancy=self._occupancy(conn, tables, now, day),
             footfall=footfall,
             heatmap=queries.heatmap(conn, tables, window, site.floor, k,
                                     kept_since=positions_kept_since(site, now),
                                     kept_hours=site.storage.raw_trajectory_hours, tz=tz,
                                     cache=self.heat),
-            zones=queries.zone_dwell(conn, tables, window, site.floor, k),
-            mix=queries.mix(conn, tables, window, k),
-            wifi=queries.wifi(conn, tables, window, tz,
-                              door_in=footfall.entrance_in if door_lines else None),
+            zones=queries.zone_dwell(conn, tables, kept, site.floor, k),
+            mix=queries.mix(conn, tables, kept, k),
+            wifi=queries.wifi(conn, tables, window, tz, door_lines),
             queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
             conversion=queries.conversion(conn, tables, window, k),
             health=self._health(conn, tables, now),

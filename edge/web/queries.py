@@ -18,6 +18,7 @@ import datetime as dt
 import sqlite3
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,7 @@ from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summa
 from edge.web.heatcells import CellFigures, HeatCellCache, cells_from_scratch
 from edge.web.schemas import (
     CompareMissing,
+    ComponentHealth,
     Conversion,
     Footfall,
     HeatCell,
@@ -45,7 +47,7 @@ from edge.web.schemas import (
     ZoneDwellList,
     ZoneShape,
 )
-from edge.web.text import STANDARD_TRAITS, clock_text, plain, trait_label
+from edge.web.text import STANDARD_TRAITS, clock_text, minute_text, plain, trait_label
 
 # Replay/stale data: people whose last point lies within this of their camera's
 # last frame count as "in the store" at that instant.
@@ -104,6 +106,43 @@ def occupancy(
     return Occupancy(people=seen.customers, as_of=latest,
                      as_of_text=clock_text(latest, tz, today=today), live=False,
                      window_s=window_s, associates=seen.associates)
+
+
+# Health statuses of a camera (or of the counting across cameras) that count as not working.
+NOT_WORKING = ("down", "silent")
+
+
+def with_cameras(
+    occ: Occupancy, components: list[ComponentHealth], tz: ZoneInfo, day: dt.date,
+) -> Occupancy:
+    """``occ`` with the cameras' state now, from their health reports (the rows of the
+    page's health section), so the card tells "nobody in view" from "cannot count".
+
+    A camera down, or silent for ``web.health_stale_s``, is not working; so is the counting
+    across cameras (``fusion``) when down. None working: people cannot be counted; some:
+    the count is partial, and the fusion service reporting ``degraded`` holds the people
+    of a camera without pictures where they were last seen. With no camera report at all
+    the state is unknown and the card says what it said before.
+    """
+    cameras = [c for c in components if c.kind == "camera"]
+    fusion = [c for c in components if c.kind == "fusion"]
+    if not cameras and not fusion:
+        return occ
+    down = [c for c in cameras + fusion if c.status in NOT_WORKING]
+    working = [c for c in cameras if c.status not in NOT_WORKING]
+    held = any(c.status == "degraded" for c in fusion)
+    state = ("down" if down and (not working or any(c.kind == "fusion" for c in down))
+             else "partial" if down or held else "working")
+    since = [c.updated_at + c.age_s - float(age) for c in down
+             if isinstance(age := c.figures.get("last_frame_age_s"), int | float)
+             and not isinstance(age, bool)]
+    down_since = min(since) if since else (occ.as_of if state == "down" and not occ.live
+                                           else None)
+    return occ.model_copy(update={
+        "cameras": state, "cameras_down": [c.name for c in down], "held": held,
+        "down_since": down_since,
+        "down_since_text": None if down_since is None else minute_text(down_since, tz, today=day),
+    })
 
 
 def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> dict[int, int]:
@@ -179,14 +218,34 @@ def footfall(
     if "line_crossings" in tables:
         entrance_in, entrance_out = figures.entrance_crossings(
             conn, shown_day.start, shown_day.end, entrance_lines)
+    # A day partly purged: its total counts what the hours shown count, "at least" that.
+    whole = kept_part(shown_day, kept_since, tz)
+    partial = shown_day.start < whole.start < whole.end
+    total = (figures.visit_count(conn, whole.start, whole.end) if partial and "visits" in tables
+             else sum(today.values()))
     return Footfall(
-        day=day, compare_day=compare, total=sum(today.values()),
+        day=day, compare_day=compare, total=total,
+        kept_from=whole.start if partial else None,
+        kept_from_text=minute_text(whole.start, tz, today=day) if partial else None,
         compare_total=None if missing else sum(before.values()), compare_missing=missing,
         day_kept=shown_day.start >= kept_since, visit_days=visit_days,
         hours=hours, entrance_in=entrance_in, entrance_out=entrance_out,
         latest_day_with_visits=latest_day,
         associates=associates_on_floor(conn, tables, shown_day),
     )
+
+
+def kept_part(window: DayWindow, kept_since: float, tz: ZoneInfo) -> DayWindow:
+    """The part of ``window`` whose visits are all still kept: from the first hour that
+    begins at or after ``kept_since`` (the hours :func:`footfall` shows), so the day's
+    figures over it add up with the hours shown. ``window`` itself when all of it is kept;
+    empty (start = end) when none of it is."""
+    if kept_since <= window.start:
+        return window
+    moment = dt.datetime.fromtimestamp(kept_since, tz)
+    hour = moment.replace(minute=0, second=0, microsecond=0).timestamp()
+    start = hour if hour >= kept_since else hour + 3600.0
+    return DayWindow(window.day, min(start, window.end), window.end)
 
 
 def _hour_start(day: dt.date, hour: int, tz: ZoneInfo) -> float:
@@ -397,7 +456,7 @@ def _with_units(
 
 def wifi(
     conn: sqlite3.Connection, tables: set[str], window: DayWindow, tz: ZoneInfo,
-    door_in: int | None = None,
+    door_lines: list[str] | None = None,
 ) -> Wifi:
     """Passers-by and phones that came in on one day, from the Wi-Fi windows.
 
@@ -408,9 +467,16 @@ def wifi(
     in); the peak is the most present in one window. Arrivals are unknown (None) if any
     window of the day was written before they were counted.
 
-    The capture rate (:func:`edge.figures.capture_rate`) is head office's: the day's
-    door in-crossings ``door_in`` against the passers-by, when the site counts at its
-    door; else, with no door line (``door_in`` None), the phones that came in.
+    A window in which no sensor heard a single frame (:attr:`edge.figures.WifiSubWindow.heard`)
+    is unknown, not zero: the figures count only the windows heard, and are None when
+    none was; ``silent_since`` is when the sensor's latest run of such windows began.
+
+    The capture rate (:func:`edge.figures.capture_rate`) is head office's: the door's
+    in-crossings on the entrance lines ``door_lines`` against the passers-by, when the
+    site counts at its door; else, with no door line (None or empty), the phones that
+    came in. The door is counted only within the windows heard (``covered``), as each
+    MQTT window pairs its own crossings with its own passers-by: a day the sensor
+    covered from 15:00 divides the door's count from 15:00, not the whole day's.
     """
     empty = Wifi(day=window.day, windows=0, window_s=None, passers_by=None,
                  arrived_devices=None, in_store_devices=None, capture_rate=None,
@@ -422,22 +488,54 @@ def wifi(
     if not rows:
         return empty
     length, subs = figures.wifi_sub_windows(rows)
-    arrived = figures.wifi_arrivals(subs)
-    passing = sum(sub.passers_by for sub in subs)
+    subs = sorted(subs, key=lambda sub: sub.start)
+    heard = figures.wifi_heard(subs)
+    silent_since = None
+    for sub in reversed(subs):
+        if sub.heard:
+            break
+        silent_since = sub.start
+    silent = {"silent_since": silent_since, "silent_since_text": None if silent_since is None
+              else minute_text(silent_since, tz, today=window.day)}
+    if not heard:
+        return empty.model_copy(update={"windows": len(subs), "window_s": length, **silent})
+    arrived = figures.wifi_arrivals(heard)
+    passing = sum(sub.passers_by for sub in heard)
+    covered = _spans((sub.start, sub.end) for sub in heard)
+    door_in = None
+    if door_lines:
+        door_in = sum(figures.entrance_crossings(conn, start, end, door_lines)[0]
+                      for start, end in covered) if "line_crossings" in tables else 0
     came_in = door_in if door_in is not None else arrived
     rate = None if came_in is None else figures.capture_rate(came_in, passing)
     latest_end = max(float(r[0]) + int(r[1]) for r in rows)
-    estimates = [float(r[4]) for r in rows
-                 if float(r[0]) + int(r[1]) == latest_end and r[4] is not None]
+    estimates = [float(r[4]) for r in rows if float(r[0]) + int(r[1]) == latest_end
+                 and r[4] is not None and figures.wifi_row_heard(r)]
     return Wifi(
         day=window.day, windows=len(subs), window_s=length, passers_by=passing,
         arrived_devices=arrived,
-        in_store_devices=max(sub.in_store_devices for sub in subs),
+        in_store_devices=max(sub.in_store_devices for sub in heard),
         capture_rate=None if rate is None else round(rate, 4),
         capture_basis=None if came_in is None else "door" if door_in is not None else "phones",
         latest_occupancy_estimate=round(max(estimates), 1) if estimates else None,
-        latest_window_text=clock_text(latest_end, tz),
+        latest_window_text=clock_text(latest_end, tz, today=window.day),
+        door_in=door_in,
+        covered_text=", ".join(f"{minute_text(start, tz, today=window.day)}-"
+                               f"{minute_text(end, tz, today=window.day)}"
+                               for start, end in covered),
+        **silent,
     )
+
+
+def _spans(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``(start, end)`` spans merged where they touch or overlap, in order."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 RECENT_WAITS_S = 3600.0

@@ -31,6 +31,22 @@ class Occupancy(Figures):
         0, description="Associates on the floor at that moment, counted apart: not in "
         "``people`` (a track is an associate's once the staff rule has classified it)."
     )
+    cameras: Literal["working", "partial", "down", "unknown"] = Field(
+        "unknown", description="The cameras now, from their health reports: working (every "
+        "camera reports ok, so no one seen means nobody in view), partial (a camera or the "
+        "counting across cameras is not working: ``people`` misses the people it would see, "
+        "or holds them where last seen), down (no camera works: people cannot be counted), "
+        "unknown (no camera has reported).")
+    cameras_down: list[str] = Field(
+        default_factory=list, description="The cameras (or the counting across cameras) "
+        "not working now, by name.")
+    held: bool = Field(False, description="The counting across cameras keeps the people of a "
+                       "camera that sends no pictures where they were last seen.")
+    down_since: float | None = Field(
+        None, description="Epoch seconds: since when the cameras not working have sent no "
+        "picture (their last picture's age), or, when none works and none says so, the last "
+        "moment anyone was counted.")
+    down_since_text: str | None = None
 
 
 CompareMissing = Literal["not_kept", "not_counted"]
@@ -63,6 +79,12 @@ class Footfall(Figures):
         "visit_days: the purge may have deleted its visits), not_counted (the box recorded "
         "its first visit after that day: it was not counting yet). Null when it has them.")
     visit_days: float = Field(description="Days visits are kept (storage.visit_days).")
+    kept_from: float | None = Field(
+        None, description="Epoch seconds: on a day partly older than visit_days, the start of "
+        "the first hour whose visits are all kept. total then counts the visits from then "
+        "(at least that many came that day), and so do the zone, mix and party figures; null "
+        "when the whole day is kept (or none of it).")
+    kept_from_text: str | None = None
     day_kept: bool = Field(True, description="Whether every visit of the day shown is still "
                            "kept; false for a day partly or wholly older than visit_days "
                            "(its hours before then are null).")
@@ -206,7 +228,8 @@ class Wifi(Figures):
     """Phones counted by the Wi-Fi sensor on one day (counts only)."""
 
     day: dt.date
-    windows: int = Field(description="Counting windows with data.")
+    windows: int = Field(description="Counting windows written, heard or not (a window in "
+                         "which the sensor heard no frame at all counts in none of the figures).")
     window_s: int | None
     passers_by: int | None = Field(description="Weak-signal bursts over the day: phones "
                                    "passing the store (a slow one may count twice).")
@@ -226,6 +249,18 @@ class Wifi(Figures):
         "in-crossings) or phones (phones that came in, on a site with no door line).")
     latest_occupancy_estimate: float | None
     latest_window_text: str | None
+    silent_since: float | None = Field(
+        None, description="Epoch seconds: the sensor has heard no frame at all since then (its "
+        "latest windows are empty: an adapter unplugged or deaf). Those windows are unknown, "
+        "not zero: they count in no figure, and the figures are null when no window was heard.")
+    silent_since_text: str | None = None
+    door_in: int | None = Field(
+        None, description="The door's in-crossings the capture rate counts: those within the "
+        "windows the sensor heard (as each MQTT window pairs its own), not the whole day's; "
+        "null on a site with no entrance line.")
+    covered_text: str | None = Field(
+        None, description="The times the windows heard cover, e.g. 15:00-18:00: what the "
+        "Wi-Fi figures and the capture rate count.")
 
 
 class Queue(Figures):

@@ -40,6 +40,14 @@ def clock_text(t: float, tz: ZoneInfo, *, today: dt.date | None = None) -> str:
     return moment.strftime("%H:%M:%S, %a %d %b %Y")
 
 
+def minute_text(t: float, tz: ZoneInfo, *, today: dt.date | None = None) -> str:
+    """``14:05`` on the day given as today, else ``14:05, Mon 23 Nov 2026``."""
+    moment = dt.datetime.fromtimestamp(t, tz)
+    if today is not None and moment.date() == today:
+        return moment.strftime("%H:%M")
+    return moment.strftime("%H:%M, %a %d %b %Y")
+
+
 def moment_text(value: object, tz: ZoneInfo) -> str:
     """A time a service reported (epoch seconds or ISO 8601) in store time."""
     if isinstance(value, bool) or value is None:
