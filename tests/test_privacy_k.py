@@ -7,6 +7,8 @@ tests/test_sync_aggregate.py; refused downlinks change nothing: tests/test_sync_
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from edge.config import load_site
@@ -24,10 +26,14 @@ KEY = "k" * 16 + "-test-downlink-key-0123456789"
 NOW = 1_709_288_100.0
 
 
+ISSUED = itertools.count(1)  # each downlink issued after the last (older ones are superseded)
+
+
 def downlink(db, k, site_k: int = 5) -> str:
-    body = config_body(STORE, {"min_publishable_count": k}, issued_at=NOW + k)
+    issued = NOW + next(ISSUED)
+    body = config_body(STORE, {"min_publishable_count": k}, issued_at=issued)
     result = handle_config_set(sign_body(body, KEY), DownlinkContext(
-        db, STORE, KEY, max_age_s=300, now=NOW + k, site_k=site_k))
+        db, STORE, KEY, max_age_s=300, now=issued, site_k=site_k))
     return result.status
 
 

@@ -226,7 +226,7 @@ def test_hot_reload_swaps_whole_specs_and_keeps_the_old_one_on_error(tmp_path, c
     write(path, default_doc())
     clock = Clock()
     holder = SpecHolder(path, NAMES, SITE_TAGS, check_every_s=5.0, clock=clock)
-    assert holder.spec_version == "1.0.0"
+    assert holder.spec_version == "1.0.1"
 
     merged = default_doc()                         # v1.1: two segments merged into one
     merged["spec_version"] = "1.1.0"
