@@ -25,6 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from edge.config.visits import PARTY_LEAVE_S
+
 # A trait or segment "counts" for a visit at this probability or more.
 TRAIT_THRESHOLD = 0.5
 # The time that places a visit in a period (see the module docstring).
@@ -217,19 +219,29 @@ def unit_segments(conn: Any, start: float, end: float) -> dict[str, int]:
     """The segment mix of the period's buying units (:func:`buying_units`): segment ->
     units, each group classified once (docs/visits.md, Shopping groups).
 
-    A unit's segment memberships are the mean of those of its members that left by the
-    end of the period (so the figure is final once the period is over, as every figure
-    here); its segment is the one with the highest mean, when that reaches
+    A unit's segment memberships are the mean of those of its members that left within
+    :data:`~edge.config.visits.PARTY_LEAVE_S` of its first member (they left together),
+    whatever the period: a unit counted in a 15-minute window and in the day is the same
+    segment in both, so the windows head office adds up give the day the page shows (a
+    mean over the members gone by the end of each period classed a family whose parent
+    left at 10:59 and children at 11:01 by the parent alone in the 10:45 window, by all
+    three in the day). Its segment is the one with the highest mean, when that reaches
     :data:`TRAIT_THRESHOLD` (ties to the first name): the rule of a visit's segment in
     :func:`mix`, so someone alone counts as in the per-visit mix, a family of three once,
     and a unit counts in one segment at most (the counts are exclusive).
     """
     rows = conn.execute(
+        "with first_left as (select o.group_id, min(w.{t}) as t from visit_groups o "
+        "join visits w on w.visit_id = o.visit_id group by o.group_id) "
         "select coalesce(g.group_id, v.visit_id) as unit, s.segment, avg(s.probability) "
         "from visits v left join visit_groups g on g.visit_id = v.visit_id "
+        "left join first_left f on f.group_id = g.group_id "
         "join visit_segments s on s.visit_id = v.visit_id "
-        f"where {_unit_period()} and s.probability is not null group by unit, s.segment",
-        [start, end, start],
+        "where s.probability is not null and ("
+        f"(g.group_id is null and {visit_period('v')}) or "
+        "(f.t >= ? and f.t < ? and v.{t} <= f.t + ?)) "
+        "group by unit, s.segment".format(t=VISIT_TIME),
+        [start, end, start, end, PARTY_LEAVE_S],
     ).fetchall()
     best: dict[str, tuple[float, str]] = {}
     for unit, segment, p in rows:

@@ -636,15 +636,15 @@ def test_windows_sent_before_their_visits_are_stored_are_warned_about(tmp_path):
     sent, and check-config said "valid"."""
     (tmp_path / "video.avi").write_bytes(b"")
     default = write(tmp_path, MINIMAL)
-    assert load_site(default).settle_warning() is None    # 120 s against 45.5 s
+    assert load_site(default).settle_warning() is None    # 120 s against 55.5 s
     short = write(tmp_path, MINIMAL + "sync: {settle_s: 30}\n")
     site = load_site(short)
     assert site.visit_stored_within_s == pytest.approx(10 + 2.5 + 30 + 2 + 1)
     result = check_config(short, "--service", "sync")
     assert result.exit_code == 0, result.output
-    assert ("sync.settle_s (30 s) is shorter than the 45.5 s a visit can take to be stored"
+    assert ("sync.settle_s (30 s) is shorter than the 55.5 s a visit can take to be stored"
             in result.output)
-    assert "set sync.settle_s to at least 46" in result.output
+    assert "set sync.settle_s to at least 56" in result.output
     assert "settle_s" not in check_config(short, "--service", "web").output
     no_sync = write(tmp_path, MINIMAL + "sync: {settle_s: 30, enabled: false}\n")
     assert load_site(no_sync).settle_warning() is None

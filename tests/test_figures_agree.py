@@ -175,3 +175,59 @@ def test_the_days_capture_rate_on_the_page_is_the_sum_of_the_windows(tmp_path, p
     assert (wifi["door_in"], wifi["passers_by"]) == (came_in, passers)
     assert 'data-figure="wifi-covered-hours">15:00-18:00<' in html
     db.close()
+
+
+def test_a_party_leaving_across_windows_is_one_segment_on_the_page_and_in_the_windows(
+        tmp_path, pets_site):
+    """Regression (review r09): five families of three; in each the parent leaves at
+    10:59:55 (explorer 0.7), a child 8 s later, in the next 15-minute window, and the
+    other child two minutes later (both quick-look 0.8). A party was classed by its
+    members gone by the end of the period: by the parent alone in the 10:45 window
+    (explorer), by all three in the day (quick-look), so head office's sum of the day's
+    windows said 5 explorer parties where the page said 5 quick-look ones. Now a party is
+    classed by the members who left within PARTY_LEAVE_S of the first, in every period:
+    parent and first child, quick-look (0.55) on the page and in the windows alike. Ten
+    people alone make the counts publishable."""
+    from edge.config.visits import PARTY_LEAVE_S
+
+    assert 8 < PARTY_LEAVE_S < 120
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    visits, segments, groups = [], [], []
+
+    def visit(i: int, end: float, explorer: float, group: str) -> None:
+        vid = f"{i:032x}"
+        visits.append({"visit_id": vid, "site_id": "pets09-demo", "camera_id": "view001",
+                       "run_id": 1, "track_id": i, "start_t": end - 600, "end_t": end,
+                       "duration_s": 600, "path_length_m": 5.0, "checkout_visited": 0,
+                       "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
+        segments.extend([{"visit_id": vid, "segment": "explorer", "probability": explorer},
+                         {"visit_id": vid, "segment": "quick-look",
+                          "probability": round(1 - explorer, 3)}])
+        groups.append({"visit_id": vid, "group_id": group})
+
+    for f in range(5):
+        parent_left = at(DAY, 10 + f, 59) + 55
+        visit(3 * f, parent_left, 0.7, f"family{f}")
+        visit(3 * f + 1, parent_left + 8, 0.2, f"family{f}")
+        visit(3 * f + 2, parent_left + 120, 0.2, f"family{f}")
+    for i in range(15, 25):
+        visit(i, at(DAY, 16) + 600 * i, 0.9 if i % 2 else 0.1, f"alone{i}")
+    with db.atomic():
+        db["visits"].insert_all(visits)
+        db["visit_segments"].insert_all(segments)
+        db["visit_groups"].insert_all(groups)
+    web = WebConfig.model_validate({**pets_site.web.model_dump(), "cache_s": 0,
+                                    "access": "open-lan"}, context={"services": ["web"]})
+    site = pets_site.model_copy(update={"web": web})
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: at(DAY, 23, 30)))
+    with TestClient(app, base_url="http://localhost") as client:
+        mix = client.get("/api/v1/mix", params={"day": DAY.isoformat()}).json()
+    page = {i["name"]: i["units"] for i in mix["segments"] if i["name"] in
+            ("explorer", "quick-look")}
+    windows: dict[str, int] = {}
+    for w in range(96):
+        for cell in aggregate(db, site, at(DAY, 0) + 900 * w, 900).segments:
+            windows[cell.name] = windows.get(cell.name, 0) + (cell.units or 0)
+    assert page == windows == {"explorer": 5, "quick-look": 5 + 5}
+    db.close()

@@ -15,7 +15,7 @@ from edge.config.service import FRAME_IN_FLIGHT_S, ServiceConfig
 from edge.config.storage import PrivacyConfig, StorageConfig
 from edge.config.sync import SyncConfig
 from edge.config.vision import CameraConfig, DetectorConfig, FeetConfig, TrackerConfig
-from edge.config.visits import VisitConfig
+from edge.config.visits import PARTY_LEAVE_S, VisitConfig
 from edge.config.web import WebConfig
 from edge.config.wifi import WifiConfig
 from edge.errors import ConfigError
@@ -187,7 +187,7 @@ class SiteConfig(StrictModel):
         """Why windows would be sent before their visits are stored, if they would."""
         if not self.sync.enabled or not self.cameras:
             return None
-        needed = self.visit_stored_within_s
+        needed = self.visit_stored_within_s + PARTY_LEAVE_S
         if self.sync.settle_s >= needed:
             return None
         return (f"sync.settle_s ({self.sync.settle_s:g} s) is shorter than the {needed:g} s a "
@@ -195,9 +195,9 @@ class SiteConfig(StrictModel):
                 f"+ visits.stitch_max_gap_s + service.visits_interval_s + "
                 f"service.flush_interval_s + {FRAME_IN_FLIGHT_S:g} s"
                 f"{' + fusion.latency_s + the longest camera delay' if self.fuses_cameras else ''}"
-                f"): visits that end "
-                f"late in a window would never be sent; set sync.settle_s to at least "
-                f"{math.ceil(needed):d}")
+                f", + {PARTY_LEAVE_S:g} s for a shopping party's companions to leave, which its "
+                f"segment waits for): visits that end late in a window would never be sent; set "
+                f"sync.settle_s to at least {math.ceil(needed):d}")
 
     @property
     def fuses_cameras(self) -> bool:

@@ -8,6 +8,11 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edge.config.base import StrictModel
 
+# A shopping party's segment is decided by the members who left within this many seconds
+# of the first one (they left together): final soon after the party starts leaving, and the
+# same whatever period it is counted in (edge.figures.unit_segments).
+PARTY_LEAVE_S = 10.0
+
 
 class VisitConfig(StrictModel):
     """Turning trajectories into visits, zone presence, stops and trait scores."""
