@@ -224,21 +224,34 @@ def test_report_table_names_zones_as_its_plots_do(det_report):
 
 
 def test_report_heat_map_is_the_dwell_per_cell(det_report):
-    """Recomputed in numpy: each point holds until its track's next point, at most 1 s."""
+    """Recomputed in Python, by the status page's rule (tests/test_report_heat_people.py):
+    the positions of the run's visit pieces, each holding until its piece's next point,
+    at most 1 s; people are the visits with time in a cell."""
     site = load_site(PETS_SITE)
     (x0, y0), (x1, y1) = site.floor.bounds
+    cell = site.floor.heatmap_cell_m
     db = sqlite3.connect(det_report["db"])
-    rows = db.execute("select track_id, t, x, y from track_points order by track_id, t").fetchall()
+    run = db.execute("select max(id) from runs").fetchone()[0]
     cells: dict[tuple[int, int], float] = defaultdict(float)
-    for i, (track, t, x, y) in enumerate(rows):
-        nxt = rows[i + 1] if i + 1 < len(rows) and rows[i + 1][0] == track else None
-        if x0 <= x < x1 and y0 <= y < y1:
-            key = (int((x - x0) // site.floor.heatmap_cell_m),
-                   int((y - y0) // site.floor.heatmap_cell_m))
-            cells[key] += min(nxt[1] - t, 1.0) if nxt else 0.0
+    people: dict[tuple[int, int], set[str]] = defaultdict(set)
+    for visit, camera, track, first, last in db.execute(
+            "select visit_id, camera_id, track_id, start_t, end_t from visit_pieces "
+            "where run_id = ?", (run,)).fetchall():
+        rows = db.execute("select t, x, y from track_points where run_id = ? and camera_id = ? "
+                          "and track_id = ? and t >= ? and t <= ? order by t",
+                          (run, camera, track, first, last)).fetchall()
+        for i, (t, x, y) in enumerate(rows):
+            if x0 <= x < x1 and y0 <= y < y1:
+                key = (int((x - x0) // cell), int((y - y0) // cell))
+                cells[key] += min(rows[i + 1][0] - t, 1.0) if i + 1 < len(rows) else 0.0
+                people[key].add(visit)
     figures = report_payload(det_report["out"])["figures"]
     assert figures["heatmap_total_s"] == pytest.approx(sum(cells.values()), abs=0.01)
-    assert figures["heatmap_cells"] == sum(1 for v in cells.values() if v > 0)
+    assert figures["heatmap_cells"] == sum(1 for v in cells.values() if v > 0) > 0
+    assert figures["heatmap_people"] == len(
+        set().union(*(people[key] for key, v in cells.items() if v > 0))) > 0
+    assert figures["heatmap_most_people_in_a_cell"] == max(
+        len(people[key]) for key, v in cells.items() if v > 0)
 
 
 def test_report_accuracy_on_the_whole_det_replay(det_report):

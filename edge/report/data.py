@@ -2,8 +2,11 @@
 
 Each figure is read with one SQL query over the stored tables (track_points,
 visits and their dwell, traits and segments, line_crossings, wifi_windows), so a
-test can recompute it independently. The heat map is aggregated per floor cell in
-SQL; trajectories are the only per-person data and stay in the local report.
+test can recompute it independently. The heat map is the status page's
+(:mod:`edge.web.heatcells`): time and people per floor cell from the positions of the
+run's built visits, a person the tracker split into several track ids counted once, so
+the report and the page agree on a replay. Trajectories are the only per-person data
+and stay in the local report.
 """
 
 from __future__ import annotations
@@ -18,10 +21,7 @@ from edge.config import SiteConfig
 from edge.errors import DataFormatError
 from edge.figures import TRAIT_THRESHOLD
 from edge.storage.trajectories import read_trajectories, require_run
-
-# As on the status page (edge.web.queries): a track's time at a point is the gap to its
-# next point, capped, so a lost-and-found track does not pile seconds on one cell.
-MAX_POINT_GAP_S = 1.0
+from edge.web.heatcells import run_cells
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +40,16 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True)
 class Heat:
-    """Seconds spent per floor cell, ``dwell_s[row, col]`` with row = y, col = x."""
+    """Seconds spent per floor cell, ``dwell_s[row, col]`` with row = y, col = x, and the
+    people (visits) who spent them, ``people[row, col]``; ``visitors`` is the people with
+    any time on the map."""
 
     x0: float
     y0: float
     cell_m: float
     dwell_s: np.ndarray
+    people: np.ndarray
+    visitors: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,8 @@ class ReportData:
             "line_crossings_out": len(self.crossings) - ins,
             "heatmap_cells": int(np.count_nonzero(self.heat.dwell_s)),
             "heatmap_total_s": _round(float(self.heat.dwell_s.sum())),
+            "heatmap_people": self.heat.visitors,
+            "heatmap_most_people_in_a_cell": int(self.heat.people.max(initial=0)),
         }
         for zone, dwell in self.zone_dwell.items():
             figures[f"zone.{zone}.visits"] = len(dwell)
@@ -114,29 +120,22 @@ def read_run(db: sqlite_utils.Database, run_id: int) -> RunInfo:
 
 
 def read_heat(db: sqlite_utils.Database, site: SiteConfig, run_id: int) -> Heat:
-    """Dwell seconds per floor cell of one run, aggregated in SQL."""
+    """Dwell seconds and people per floor cell of one run, by the status page's rule
+    (:func:`edge.web.heatcells.run_cells`): the positions of the run's built visits,
+    each person once however many track pieces; associates, fragments too short to be a
+    visit and tracks not built into a visit count for no one."""
     (x0, y0), (x1, y1) = site.floor.bounds
     cell = site.floor.heatmap_cell_m
     cols, rows = int(np.ceil((x1 - x0) / cell)), int(np.ceil((y1 - y0) / cell))
     grid = np.zeros((rows, cols))
-    for cx, cy, dwell in db.execute(
-        """
-        with points as (
-            select x, y, min(coalesce(lead(t) over (partition by camera_id, track_id
-                                                    order by t) - t, 0), :gap) as dt
-            from track_points where run_id = :run
-        )
-        select cast((x - :x0) / :cell as integer) as cx,
-               cast((y - :y0) / :cell as integer) as cy, sum(dt)
-        from points where x >= :x0 and x < :x1 and y >= :y0 and y < :y1
-        group by cx, cy
-        """,
-        {"gap": MAX_POINT_GAP_S, "run": run_id, "x0": x0, "y0": y0, "x1": x1, "y1": y1,
-         "cell": cell},
-    ):
-        if 0 <= cy < rows and 0 <= cx < cols:
-            grid[cy, cx] = dwell
-    return Heat(x0, y0, cell, grid)
+    people = np.zeros((rows, cols), dtype=np.int64)
+    found = (run_cells(db.conn, run_id, site.floor) if "visit_pieces" in db.table_names()
+             else None)
+    for (cx, cy), figures in (found.cells.items() if found else ()):
+        if 0 <= cy < rows and 0 <= cx < cols and figures.dwell_s > 0:
+            grid[cy, cx] = figures.dwell_s
+            people[cy, cx] = figures.people
+    return Heat(x0, y0, cell, grid, people, found.people if found else 0)
 
 
 def _mix(db: sqlite_utils.Database, table: str, column: str, run_id: int) -> dict:

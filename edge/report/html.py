@@ -78,8 +78,10 @@ def render(
     plots = load_plots()
     labels = {zone.id: zone.label for zone in site.floor.zones}
     floor_plots = [
-        _plot("heatmap", "Heat map", "Seconds spent per floor cell (aggregated over all tracks), "
-              "with the zones and counting lines.", plots.heatmap(data.heat, site.floor)),
+        _plot("heatmap", "Heat map", "Seconds spent per floor cell by the run's visitors, "
+              "with the zones and counting lines. As on the status page: the positions of "
+              "built visits only, a person the tracker split into several ids counted once "
+              f"({data.heat.visitors} people on the map).", plots.heatmap(data.heat, site.floor)),
         _plot("trajectories", "Movement paths", "Each track's floor path. Per-person data: this "
               "is why the report stays local.", plots.trajectories(data.paths, site.floor)),
     ]

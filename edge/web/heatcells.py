@@ -1,4 +1,7 @@
-"""Time spent per floor grid cell, and by how many people, for the status page's heat map.
+"""Time spent per floor grid cell, and by how many people: the heat maps' one rule.
+
+The status page's heat map (a store-time day, :class:`HeatCellCache`) and the engineers'
+replay report (one run, :func:`run_cells`) both count here, so they agree on a replay.
 
 People, not track ids. The tracker that loses someone (an occlusion, a restart) picks
 them up under a new id, and the visits builder stitches those pieces into one visit
@@ -44,12 +47,16 @@ class CellFigures:
     people: int
 
 
-def _pieces(conn: sqlite3.Connection, start: float, end: float) -> list[PieceKey]:
-    """The visit pieces with positions in ``[start, end)``, as cache keys."""
+def _pieces(
+    conn: sqlite3.Connection, start: float, end: float, run_id: int | None = None
+) -> list[PieceKey]:
+    """The visit pieces with positions in ``[start, end)`` (of run ``run_id`` only, if
+    given), as cache keys."""
     rows = conn.execute(
         "select visit_id, run_id, camera_id, track_id, start_t, end_t from visit_pieces "
-        "where start_t < ? and end_t >= ? order by start_t, visit_id",
-        (end, start),
+        "where start_t < :end and end_t >= :start and (:run is null or run_id = :run) "
+        "order by start_t, visit_id",
+        {"start": start, "end": end, "run": run_id},
     ).fetchall()
     return [(str(v), int(r), str(c), int(k), max(float(s), start), float(e), end)
             for v, r, c, k, s, e in rows]
@@ -148,3 +155,26 @@ def cells_from_scratch(
     """Per cell, seconds and people over ``[start, end)`` (see the module docstring)."""
     pieces = _pieces(conn, start, end)
     return add_up(dict(zip(pieces, _piece_cells(conn, pieces, floor), strict=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class RunCells:
+    """One run's heat map: seconds and people per cell, and the people with any time on
+    the floor plan (distinct visits, however many pieces each)."""
+
+    cells: dict[Cell, CellFigures]
+    people: int
+
+
+def run_cells(conn: sqlite3.Connection, run_id: int, floor: FloorConfig) -> RunCells:
+    """Per cell, seconds and people over the built visits of one run (a replay), by the
+    status page's rule: positions of visit pieces only, people are visits."""
+    first, last = conn.execute(
+        "select min(start_t), max(end_t) from visit_pieces where run_id = ?", (run_id,)
+    ).fetchone()
+    if first is None:
+        return RunCells({}, 0)
+    pieces = _pieces(conn, float(first), float(last) + 1.0, run_id)
+    per_piece = dict(zip(pieces, _piece_cells(conn, pieces, floor), strict=True))
+    people = len({key[0] for key, cells in per_piece.items() if any(cells.values())})
+    return RunCells(add_up(per_piece), people)

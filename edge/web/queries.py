@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import statistics
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -28,6 +27,14 @@ from edge.pos.store import read_periods
 from edge.privacy.small_counts import withheld
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
 from edge.web.heatcells import CellFigures, HeatCellCache, cells_from_scratch
+from edge.web.hours import (
+    LocalHour,
+    clock_change,
+    count_by_hour,
+    day_hours,
+    first_hour_from,
+    hour_label,
+)
 from edge.web.schemas import (
     CompareMissing,
     ComponentHealth,
@@ -54,6 +61,8 @@ from edge.web.text import STANDARD_TRAITS, clock_text, minute_text, plain, trait
 INSTANT_S = 1e-3
 CLOCK_SKEW_S = 1.0
 USUAL_HOURS = (9, 18)
+# An hour of a day, by what the clock read: (hour 0-23, the second time after clocks went back).
+HourKey = tuple[int, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +154,11 @@ def with_cameras(
     })
 
 
-def _visit_hours(conn: sqlite3.Connection, window: DayWindow, tz: ZoneInfo) -> dict[int, int]:
-    counts: dict[int, int] = defaultdict(int)
-    for t in figures.visit_times(conn, window.start, window.end):
-        counts[dt.datetime.fromtimestamp(t, tz).hour] += 1
-    return counts
+def _visit_hours(conn: sqlite3.Connection, hours: list[LocalHour]) -> dict[HourKey, int]:
+    """Visits that ended in each real hour of ``hours`` (one store-time day)."""
+    if not hours:
+        return {}
+    return count_by_hour(figures.visit_times(conn, hours[0].start, hours[-1].end), hours)
 
 
 def associates_on_floor(conn: sqlite3.Connection, tables: set[str], window: DayWindow) -> int:
@@ -188,12 +197,13 @@ def footfall(
     """
     compare = day - dt.timedelta(days=7)
     shown_day, compare_day = DayWindow.of(day, tz), DayWindow.of(compare, tz)
-    today: dict[int, int] = {}
-    before: dict[int, int] = {}
+    shown_hours, compare_hours = day_hours(day, tz), day_hours(compare, tz)
+    today: dict[HourKey, int] = {}
+    before: dict[HourKey, int] = {}
     latest_day = earliest = None
     if "visits" in tables:
-        today = _visit_hours(conn, shown_day, tz)
-        before = _visit_hours(conn, compare_day, tz)
+        today = _visit_hours(conn, shown_hours)
+        before = _visit_hours(conn, compare_hours)
         latest = figures.latest_visit_time(conn)
         latest_day = local_day(latest, tz) if latest is not None else None
         earliest = figures.earliest_visit_time(conn)
@@ -202,18 +212,8 @@ def footfall(
         missing = "not_kept"
     elif earliest is None or earliest >= compare_day.end:
         missing = "not_counted"
-    hours: list[HourCount] = []
-    busy = sorted(set(today) | set(before))
-    if busy:
-        # At least a shop's usual day, so a quiet morning still reads as a day.
-        first, last = min(busy[0], USUAL_HOURS[0]), max(busy[-1], USUAL_HOURS[1])
-        for hour in range(first, last + 1):
-            start = _hour_start(day, hour, tz)
-            shown = kept_since <= start <= now  # begun, and none of its visits purged
-            kept = _hour_start(compare, hour, tz) >= kept_since and missing != "not_counted"
-            hours.append(HourCount(hour=hour, label=f"{hour:02d}:00",
-                                   today=today.get(hour, 0) if shown else None,
-                                   last_week=before.get(hour, 0) if kept else None))
+    hours = _hour_rows(shown_hours, compare_hours, today, before, now=now,
+                       kept_since=kept_since, counted=missing != "not_counted")
     entrance_in = entrance_out = 0
     if "line_crossings" in tables:
         entrance_in, entrance_out = figures.entrance_crossings(
@@ -229,7 +229,9 @@ def footfall(
         kept_from_text=minute_text(whole.start, tz, today=day) if partial else None,
         compare_total=None if missing else sum(before.values()), compare_missing=missing,
         day_kept=shown_day.start >= kept_since, visit_days=visit_days,
-        hours=hours, entrance_in=entrance_in, entrance_out=entrance_out,
+        hours=hours, clock_change=clock_change(shown_hours),
+        compare_clock_change=clock_change(compare_hours),
+        entrance_in=entrance_in, entrance_out=entrance_out,
         latest_day_with_visits=latest_day,
         associates=associates_on_floor(conn, tables, shown_day),
     )
@@ -242,14 +244,50 @@ def kept_part(window: DayWindow, kept_since: float, tz: ZoneInfo) -> DayWindow:
     empty (start = end) when none of it is."""
     if kept_since <= window.start:
         return window
-    moment = dt.datetime.fromtimestamp(kept_since, tz)
-    hour = moment.replace(minute=0, second=0, microsecond=0).timestamp()
-    start = hour if hour >= kept_since else hour + 3600.0
-    return DayWindow(window.day, min(start, window.end), window.end)
+    start = first_hour_from(day_hours(window.day, tz), kept_since, window.end)
+    return DayWindow(window.day, start, window.end)
 
 
-def _hour_start(day: dt.date, hour: int, tz: ZoneInfo) -> float:
-    return dt.datetime.combine(day, dt.time(hour), tz).timestamp()
+def _hour_rows(
+    shown: list[LocalHour], compared: list[LocalHour], today: dict[HourKey, int],
+    before: dict[HourKey, int], *, now: float, kept_since: float, counted: bool,
+) -> list[HourCount]:
+    """The chart's rows: the hours of the day shown and of the compared day lined up by
+    the clock's hour (``01:00`` with ``01:00``; the second ``01:00`` of a day the clocks
+    went back with the other day's second one), from the first to the last hour with
+    visits on either day, at least the shop's usual hours.
+
+    An hour only one of the two days had (the clocks went back, or forward, on the
+    other) reads null there with ``absent``, never 0. An hour the day shown skipped
+    (the clocks went forward) is a row only to carry the compared day's count of it;
+    while that is not kept (or the box was not counting), the row is left out.
+    """
+    on_day = {h.key: h for h in shown}
+    on_compared = {h.key: h for h in compared}
+    keys = sorted(set(on_day) | set(on_compared))
+    busy = [key for key in keys if today.get(key) or before.get(key)]
+    if not busy:
+        return []
+    # At least a shop's usual day, so a quiet morning still reads as a day.
+    first, last = min(busy[0][0], USUAL_HOURS[0]), max(busy[-1][0], USUAL_HOURS[1])
+    rows: list[HourCount] = []
+    for key in keys:
+        if not first <= key[0] <= last:
+            continue
+        hour, compared_hour = on_day.get(key), on_compared.get(key)
+        # Begun, and none of its visits purged; the week before: kept and counting.
+        shown_now = hour is not None and kept_since <= hour.start <= now
+        kept = compared_hour is not None and compared_hour.start >= kept_since and counted
+        if hour is None and not kept:
+            continue
+        rows.append(HourCount(
+            hour=key[0], repeat=key[1], label=hour_label(*key),
+            start=None if hour is None else hour.start,
+            today=today.get(key, 0) if shown_now else None,
+            last_week=before.get(key, 0) if kept else None,
+            absent="day" if hour is None else "compare_day" if compared_hour is None else None,
+        ))
+    return rows
 
 
 def with_groups(

@@ -133,6 +133,8 @@ def footfall_chart(footfall: Footfall) -> BarChart:
             h = plot_h * value / top
             bars.append(Bar(round(left + offset, 2), round(plot_h - h, 2), bar, round(h, 2),
                             value, kind))
+        # The repeated hour of a day the clocks went back reads "01" twice, as the clock did;
+        # the table under the chart names it "01:00 (2nd)".
         labels.append((left + bar, hour.label[:2]))
     width = max(len(footfall.hours), 1) * slot
     return BarChart(f"0 0 {width:.0f} {plot_h + label_h:.0f}", bars, labels, top, plot_h)

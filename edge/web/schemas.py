@@ -53,8 +53,19 @@ CompareMissing = Literal["not_kept", "not_counted"]
 
 
 class HourCount(Figures):
-    hour: int = Field(ge=0, le=23, description="Hour of the day, store time.")
-    label: str
+    """One hour of the chart, lined up with the same hour a week before by what the
+    clock read (edge.web.hours)."""
+
+    hour: int = Field(ge=0, le=23, description="Hour of the day, store time: what the "
+                      "clock read.")
+    repeat: bool = Field(False, description="The second time the clock read this hour: "
+                         "the clocks went back (on the day shown or on the compared day).")
+    label: str = Field(description="01:00; the repeated hour 01:00 (2nd).")
+    start: float | None = Field(None, description="Epoch seconds: when this hour began on "
+                                "the day shown; null when that day had no such hour.")
+    absent: Literal["day", "compare_day"] | None = Field(
+        None, description="Which of the two days had no such hour (the clocks went forward "
+        "over it, or only the other day went back into it): its count is null, not 0.")
     today: int | None = Field(ge=0, description="Visits that ended in this hour on the day "
                               "shown; null for an hour that has not begun yet, or is older "
                               "than the visits are kept.")
@@ -89,8 +100,16 @@ class Footfall(Figures):
                            "kept; false for a day partly or wholly older than visit_days "
                            "(its hours before then are null).")
     hours: list[HourCount] = Field(
-        description="Hours from the first to the last with visits on either day (at least 9-18)."
+        description="Hours from the first to the last with visits on either day (at least "
+        "9-18), each a real hour: on the day the clocks go back the hour from 01:00 is two "
+        "rows (01:00 and 01:00 (2nd)); on the day they go forward there is no 01:00 of "
+        "that day (a row only for the other day's count of it, absent: day)."
     )
+    clock_change: str | None = Field(
+        None, description="What the clocks did on the day shown, in words; null on a day "
+        "of 24 ordinary hours.")
+    compare_clock_change: str | None = Field(
+        None, description="What the clocks did on the compared day, in words.")
     entrance_in: int = Field(description="Entrance line crossings inwards on the day shown.")
     entrance_out: int = Field(description="Entrance line crossings outwards on the day shown.")
     latest_day_with_visits: dt.date | None = Field(description="Most recent day with any visit.")

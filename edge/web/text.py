@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from edge.web.hours import REPEAT_MARK
+
 TRAIT_LABELS = {
     "showroomer": "Looked around, skipped the till",
     "wanderer": "Wandered around the store",
@@ -33,19 +35,25 @@ def plain(name: str) -> str:
 
 
 def clock_text(t: float, tz: ZoneInfo, *, today: dt.date | None = None) -> str:
-    """``14:05`` on the day given as today, else ``14:05, Mon 23 Nov``."""
-    moment = dt.datetime.fromtimestamp(t, tz)
-    if today is not None and moment.date() == today:
-        return moment.strftime("%H:%M:%S")
-    return moment.strftime("%H:%M:%S, %a %d %b %Y")
+    """``14:05:10`` on the day given as today, else ``14:05:10, Mon 23 Nov 2026``; a time
+    in the hour the clocks went back into reads ``01:05:10 (2nd)``."""
+    return _wall_text(t, tz, "%H:%M:%S", today)
 
 
 def minute_text(t: float, tz: ZoneInfo, *, today: dt.date | None = None) -> str:
-    """``14:05`` on the day given as today, else ``14:05, Mon 23 Nov 2026``."""
+    """``14:05`` on the day given as today, else ``14:05, Mon 23 Nov 2026``; a time in the
+    hour the clocks went back into reads ``01:05 (2nd)``, as that hour's row is labelled
+    (:mod:`edge.web.hours`)."""
+    return _wall_text(t, tz, "%H:%M", today)
+
+
+def _wall_text(t: float, tz: ZoneInfo, clock: str, today: dt.date | None) -> str:
     moment = dt.datetime.fromtimestamp(t, tz)
+    # fold 1: the clock shows this time a second time that day (the clocks went back).
+    second = REPEAT_MARK if moment.fold else ""
     if today is not None and moment.date() == today:
-        return moment.strftime("%H:%M")
-    return moment.strftime("%H:%M, %a %d %b %Y")
+        return moment.strftime(clock) + second
+    return moment.strftime(clock) + second + moment.strftime(", %a %d %b %Y")
 
 
 def moment_text(value: object, tz: ZoneInfo) -> str:
