@@ -7,12 +7,11 @@ one place where data leaves the box); apply queued downlinks; send stats; report
 health. Everything here runs on the thread that owns the database connection;
 the MQTT network thread only queues downlink messages.
 
-At most :data:`MAX_IN_FLIGHT` aggregates are unacknowledged at a time, and a row is
-never published again while paho still holds its previous publish: paho keeps an
-unacknowledged QoS 1 message until its PUBACK and sends it again by itself after a
-reconnection, so a second copy would only be a duplicate. A broker that stops
-acknowledging leaves the outbox growing on disk, not in memory, and health turns
-``degraded`` ("not acknowledged for N s") instead of reading ``ok``.
+At most :data:`~sync.in_flight.MAX_IN_FLIGHT` aggregates are unacknowledged at a time,
+and a row is never published again while paho still holds its previous publish
+(:mod:`sync.in_flight` keeps that account). A broker that stops acknowledging leaves the
+outbox growing on disk, not in memory, and health turns ``degraded`` ("not acknowledged
+for N s") instead of reading ``ok``.
 """
 
 from __future__ import annotations
@@ -44,7 +43,8 @@ from sync.downlink import (
     screen,
 )
 from sync.errors import ContractError, PrivacyError, short_reason
-from sync.mqtt_client import Delivery, MqttClient
+from sync.in_flight import InFlight
+from sync.mqtt_client import MqttClient
 from sync.outbox import Outbox, OutboxSummary
 from sync.producer import Produced, produce
 from sync.settings import effective_settings, forget_nonces
@@ -52,7 +52,6 @@ from sync.settings import effective_settings, forget_nonces
 log = logging.getLogger(__name__)
 
 COMPONENT = "sync"
-MAX_IN_FLIGHT = 20  # aggregates published and not yet acknowledged, at most
 DOWNLINK_QUEUE = 32  # authentic (signed) downlinks waiting for the next pass
 REFUSAL_QUEUE = 1000  # refusals waiting to be published (a few hundred bytes each)
 ALARM_HOLD_S = 3600.0
@@ -109,13 +108,7 @@ class SyncService:
             retry_max_s=self.config.retry_max_s,
         )
         self.client = client or build_client(site)
-        # id -> (delivery, sent at); kept until paho has its PUBACK (or refused to queue it)
-        self.in_flight: dict[str, tuple[Delivery, float]] = {}
-        # Acknowledged by the broker but not yet recorded delivered (the database could not
-        # be written: a full disk): never published again, recorded at a later pass.
-        self.acked: set[str] = set()
-        self._connection_seen = 0  # client.connections when in_flight's clocks were last reset
-        self.unacked_for_s = 0.0  # how long the oldest in-flight publish has waited
+        self.in_flight = InFlight(self.outbox, self.config.ack_timeout_s)
         # Only signed messages are queued; every other one is refused on arrival and only
         # its refusal (a short reason) is kept until the next pass publishes it.
         self.downlinks: queue.Queue[tuple[str, bytes]] = queue.Queue(DOWNLINK_QUEUE)
@@ -251,79 +244,22 @@ class SyncService:
         self._alarms[key] = (message, now)
 
     def _collect_acks(self, now: float) -> tuple[int, int]:
-        """Mark acknowledged rows delivered; schedule a retry for a refused one (its PUBACK
-        carried a failure) or one paho would not queue. A row waiting for its PUBACK stays
-        in flight, across timeouts and reconnections alike: paho still holds it and sends
-        it again itself after a reconnection, so publishing it again would send it twice
-        (before this, a silent broker got a new copy of every row at each timeout).
-
-        An acknowledged row is remembered in :attr:`acked` until it is recorded, so a
-        database that cannot be written (a full disk) never makes it be published again
-        (before this, the same 20 rows went out at every pass and the rest never did)."""
-        retried = 0
-        if self._connection_seen != self.client.connections:
-            # A new connection: paho resent what it holds; wait ack_timeout_s from now.
-            self._connection_seen = self.client.connections
-            self.in_flight = {id: (d, now) for id, (d, _) in self.in_flight.items()}
-        for id, (delivery, _) in list(self.in_flight.items()):
-            if delivery.done():
-                reason = delivery.refusal()
-                if reason is not None:
-                    reason = f"broker refused the message: {reason}"
-            elif delivery.dropped():
-                reason = "the MQTT client's queue was full"
-            else:
-                continue
-            del self.in_flight[id]
-            if reason is None:
-                self.acked.add(id)
-                continue
-            retried += 1
-            try:
-                next_at = self.outbox.mark_failed(id, reason, now)
-            except sqlite3.Error as error:  # the row stays due: published again next pass
-                log.warning("Aggregate %s not delivered (%s), and the attempt cannot be "
-                            "recorded (%s); retry at the next pass.", id, reason, error)
-                continue
-            log.warning(
-                "Aggregate %s not delivered (%s); retry in %.0f s.", id, reason, next_at - now
-            )
-        delivered = self._record_delivered(now)
-        oldest = min((sent for _, sent in self.in_flight.values()), default=now)
-        waited = now - oldest if self.client.connected.is_set() else 0.0
-        if waited > self.config.ack_timeout_s and self.unacked_for_s <= self.config.ack_timeout_s:
-            log.warning(
-                "Sync: the broker has not acknowledged %d aggregates for %.0f s; holding them "
-                "(they are sent again on reconnection) and sending no more meanwhile.",
-                len(self.in_flight),
-                waited,
-            )
-        self.unacked_for_s = waited
-        return delivered, retried
-
-    def _record_delivered(self, now: float) -> int:
-        """Mark the acknowledged rows delivered; on a database error keep them in
-        :attr:`acked` (not published again) and try again at the next pass."""
-        if not self.acked:
-            return 0
-        try:
-            self.outbox.mark_delivered(sorted(self.acked), now)
-        except sqlite3.Error as error:
+        """Settle the publishes paho has answered (:meth:`InFlight.collect`); alarm while
+        acknowledged rows cannot be recorded delivered."""
+        acks = self.in_flight.collect(now, self.client.connections)
+        if acks.record_error is not None:
             self._alarm("record", f"cannot record acknowledged aggregates as delivered "
-                        f"({error}); they are not sent again and are recorded once the "
-                        "database can be written", now)
-            return 0
-        count = len(self.acked)
-        self.acked.clear()
-        self._alarms.pop("record", None)
-        return count
+                        f"({acks.record_error}); they are not sent again and are recorded "
+                        "once the database can be written", now)
+        elif acks.delivered:
+            self._alarms.pop("record", None)
+        self.in_flight.watch(now, self.client.connected.is_set())
+        return acks.delivered, acks.retried
 
     def _publish_due(self, now: float, k: int) -> int:
         if not self.client.connected.is_set():
             return 0
-        rows = self.outbox.due(
-            now, MAX_IN_FLIGHT - len(self.in_flight), exclude=set(self.in_flight) | self.acked
-        )
+        rows = self.outbox.due(now, self.in_flight.room(), exclude=self.in_flight.held())
         for row in rows:
             try:
                 message = json.loads(row.payload)
@@ -339,7 +275,7 @@ class SyncService:
                 continue
             payload = contract.canonical_json(message)
             delivery = self.client.publish(self.topics(row.topic_suffix), payload, qos=1)
-            self.in_flight[row.id] = (delivery, now)
+            self.in_flight.add(row.id, delivery, now)
         return len(rows)
 
     def _process_downlinks(self, now: float) -> None:
@@ -452,11 +388,11 @@ class SyncService:
         if not self.client.connected.is_set():
             status = "down"
             message = f"Not connected: {self.client.last_error or 'connecting'}."
-        elif self.unacked_for_s > self.config.ack_timeout_s:
+        elif self.in_flight.unacked_for_s > self.config.ack_timeout_s:
             status = "degraded"
             message = (
                 f"Connected, but {len(self.in_flight)} aggregates not acknowledged for "
-                f"{self.unacked_for_s:.0f} s (the broker sends no PUBACK)."
+                f"{self.in_flight.unacked_for_s:.0f} s (the broker sends no PUBACK)."
             )
         elif alarms:
             status, message = "degraded", alarms[-1][0].upper() + alarms[-1][1:] + "."
@@ -475,8 +411,8 @@ class SyncService:
                 "broker_connected": self.client.connected.is_set(),
                 "last_delivered_window": self._last_delivered_window(),
                 "in_flight": len(self.in_flight),
-                "acknowledged_unrecorded": len(self.acked),
-                "unacknowledged_s": round(self.unacked_for_s, 1),
+                "acknowledged_unrecorded": len(self.in_flight.acked),
+                "unacknowledged_s": round(self.in_flight.unacked_for_s, 1),
                 "alarms": alarms,
                 "dropped_downlinks": self.dropped_downlinks,
                 "failed_passes": self.failed_passes,

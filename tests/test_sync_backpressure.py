@@ -13,8 +13,9 @@ import pytest
 
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
+from sync.in_flight import MAX_IN_FLIGHT
 from sync.mqtt_client import MqttClient
-from sync.publisher import MAX_IN_FLIGHT, SyncService
+from sync.publisher import SyncService
 from tests.support.mqtt_broker import broker_fixture  # noqa: F401 (fixture)
 from tests.support.sync_helpers import STORE, sync_site
 from tests.support.waiting import wait_for

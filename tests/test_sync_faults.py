@@ -78,7 +78,7 @@ def test_a_row_published_into_a_dropping_connection_is_delivered_once(tmp_path):
     row = service.outbox.due(at(3)(), 1)[0]
     # As if the connection dropped between the pass's connected check and its publish.
     delivery = service.client.publish(service.topics(row.topic_suffix), row.payload.encode())
-    service.in_flight[row.id] = (delivery, at(3)())
+    service.in_flight.add(row.id, delivery, at(3)())
     service.run_pass()  # raised RuntimeError here
     assert row.id in service.in_flight
     broker.start()
@@ -164,7 +164,7 @@ def test_acknowledgements_that_cannot_be_recorded_are_not_sent_again(tmp_path, m
 
         def all_acknowledged() -> bool:
             a_pass()
-            return len(service.acked) == 30
+            return len(service.in_flight.acked) == 30
 
         wait_for(all_acknowledged, 5, what="30 PUBACKs", poll_s=0.05)
         for _ in range(10):  # more passes: nothing acknowledged is published again

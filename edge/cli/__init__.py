@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sqlite3
 import sys
@@ -10,6 +9,7 @@ import sys
 import click
 
 from edge import __version__
+from edge.cli.lazy import LazyGroup
 from edge.cli.options import DB_PATH_META
 from edge.errors import ConfigError, EdgeError, ModelError
 from edge.storage.database import storage_error
@@ -49,20 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class EdgeGroup(click.Group):
+class EdgeGroup(LazyGroup):
     """Loads each command from :data:`COMMANDS` when it is used, and translates every
     :class:`EdgeError`, and a sqlite error no command caught (a full disk, a corrupt
     page), into ``Error: <message>`` and exit status 1."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module, name = COMMANDS[cmd_name]
-        command: click.Command = getattr(importlib.import_module(module), name)
-        return command
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -86,7 +76,9 @@ class EdgeGroup(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=EdgeGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="edge")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 def cli(verbose: bool) -> None:

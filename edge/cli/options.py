@@ -1,10 +1,13 @@
-"""Options shared by several commands."""
+"""Options (and their helpers) shared by several commands."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection
+import signal
+import threading
+from collections.abc import Callable, Collection
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +117,22 @@ def json_safe(value: object) -> object:
     if isinstance(value, list):
         return [json_safe(v) for v in value]
     return value
+
+
+def on_stop_signals(callback: Callable[[], object]) -> None:
+    """Run ``callback`` on SIGTERM/SIGINT, from a short thread: a signal handler must not
+    take locks the interrupted main thread may hold."""
+
+    def handler(signum: int, frame: object) -> None:
+        threading.Thread(target=callback, name="stop", daemon=True).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def utc_day(text: str, hint: str) -> date:
+    """A ``YYYY-MM-DD`` option's day."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {text!r}", param_hint=hint) from None
