@@ -143,7 +143,7 @@ def test_pooled_refit_round_trip_over_the_downlink(
             monkeypatch.setenv("EDGE_STATE_DIR", str(tmp_path / "state" / store))
             holder = SpecHolder(default_spec_path(), names, [],
                                 override_path=downlinked_spec_path())
-            assert holder.spec_version == "1.0.1"
+            assert holder.spec_version == "1.0.2"
             signed = CliRunner().invoke(
                 cli, ["sync", "sign-config", "--store", store, "--segment-spec", str(out)],
                 env={"EDGE_SYNC_DOWNLINK_KEY": KEY})
@@ -197,7 +197,7 @@ def test_a_refit_that_cannot_be_done_keeps_the_spec_and_says_why(tmp_path, centr
 
     too_few, out = refit("--spec", str(default_spec_path()), "--day", DAY, "--min-stores", "10")
     assert too_few.exit_code == 1 and not out.exists()
-    assert "keeping spec 1.0.1" in too_few.output and "6 stores, at least 10" in too_few.output
+    assert "keeping spec 1.0.2" in too_few.output and "6 stores, at least 10" in too_few.output
 
     withheld, out = refit("--spec", str(default_spec_path()), "--day", "2025-12-06")
     assert withheld.exit_code == 1 and not out.exists()
@@ -208,7 +208,7 @@ def test_a_refit_that_cannot_be_done_keeps_the_spec_and_says_why(tmp_path, centr
 
     done, out = refit("--spec", str(default_spec_path()), "--day", DAY)
     assert done.exit_code == 0 and out.exists(), done.output
-    # statistics of 1.0.1 say nothing about 1.1.0: a refit of the new spec waits for them
+    # statistics of 1.0.2 say nothing about 1.1.0: a refit of the new spec waits for them
     current = tmp_path / "spec-1.1.0.json"
     current.write_text(out.read_text())
     stale, _ = refit("--spec", str(current), "--day", DAY)

@@ -124,7 +124,7 @@ def test_refit_refuses_and_keeps_the_spec(spec, analyzer):
             assert store.visits - sum(shown) >= 3
     result = refit_spec(spec, withheld)
     assert not result.ok and result.spec is spec
-    assert "withheld" in result.refused and "keeping spec 1.0.1" in result.refused
+    assert "withheld" in result.refused and "keeping spec 1.0.2" in result.refused
 
     other = spec.model_copy(update={"spec_version": "0.9.0"})
     stale = [sufficient_statistics(other, z[i::STORES]) for i in range(STORES)]

@@ -202,15 +202,15 @@ def test_health_says_which_spec_is_active_and_when_one_was_rejected(db, tmp_path
     assert (health["component"], health["status"]) == ("visits", "ok")
     # The definitions' version is IT detail (issue 18 #12): in detail, not in the
     # sentence the status page shows associates.
-    assert "1.0.1" not in health["message"] and health["detail"]["spec_version"] == "1.0.1"
-    spec.write_text(default_spec_path().read_text().replace('spec_version: "1.0.1"',
+    assert "1.0.2" not in health["message"] and health["detail"]["spec_version"] == "1.0.2"
+    spec.write_text(default_spec_path().read_text().replace('spec_version: "1.0.2"',
                                                             'spec_version: "one"'))
     analyzer.spec.maybe_reload(force=True)
     build_visits(db, analyzer)
     (health,) = read_health(db)
     assert health["status"] == "degraded"
-    assert "still using version 1.0.1" in health["message"]
-    assert health["detail"]["spec_version"] == "1.0.1"
+    assert "still using version 1.0.2" in health["message"]
+    assert health["detail"]["spec_version"] == "1.0.2"
 
 
 def test_purge_removes_old_visits_with_their_rows(db):

@@ -186,15 +186,71 @@ def classifier(doc=None) -> TraitClassifier:
 
 def test_trait_scores_follow_the_rules():
     c = classifier()
-    engaged = {"dwell_kind_product_s": 60.0, "product_stops": 3.0, "checkout_visited": 0.0}
+    # a visit long enough for its traits to say everything (trait_evidence)
+    engaged = {"dwell_kind_product_s": 60.0, "product_stops": 3.0, "checkout_visited": 0.0,
+               "duration_s": 120.0}
     assert c.classify(engaged).traits["showroomer"] > 0.9
     assert c.classify({**engaged, "checkout_visited": 1.0}).traits["showroomer"] < 0.1
-    promo = c.classify({"dwell_tag_promo_s": 40.0}).traits["bargain_hunter"]
-    premium = c.classify({"dwell_tag_premium_s": 40.0}).traits["bargain_hunter"]
+    promo = c.classify({"dwell_tag_promo_s": 40.0, "duration_s": 120.0}).traits[
+        "bargain_hunter"]
+    premium = c.classify({"dwell_tag_premium_s": 40.0, "duration_s": 120.0}).traits[
+        "bargain_hunter"]
     assert promo > 0.9 and premium < 0.1
     kids = c.classify({"dwell_tag_kids_s": 60.0, "share_tag_kids": 0.5, "duration_s": 120.0})
     assert kids.traits["affinity_kids"] > 0.9 and kids.traits["affinity_fitness"] < 0.1
     assert all(0.0 <= p <= 1.0 for p in kids.traits.values())
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p) - np.log1p(-p))
+
+
+def test_short_visits_traits_shrink_toward_no_information():
+    """Regression: a 3.5 s visit standing at the door scored showroomer 0.047,
+    wanderer 0.043, indecisive 0.089 (read: 95 % buyer) from no evidence at all, and such
+    fragments watered down the day's trait mix. Now a visit under min_duration_s has no
+    traits (unknown, NULL), a shorter one than full_duration_s has its logits scaled by
+    duration / full_duration_s, and a full-length visit is scored as before."""
+    from edge.visits.analysis import VisitAnalyzer
+    from edge.visits.scenarios import scenario_site
+
+    t = np.arange(0, 3.5, 1 / 7.0)
+    door = VisitAnalyzer(scenario_site()).analyze_track(
+        "cam", 1, 1, t, np.tile([15.0, 1.5], (len(t), 1))).visits
+    assert len(door) == 1 and door[0].measured.features["duration_s"] < 10
+    assert set(door[0].scores.traits.values()) == {None}
+    assert door[0].to_json()["traits"]["showroomer"] is None
+
+    c = classifier()
+    assert (c.spec.trait_evidence.min_duration_s, c.spec.trait_evidence.full_duration_s) == (
+        10.0, 45.0)
+    off = default_doc()
+    off["trait_evidence"] = {"min_duration_s": 0, "full_duration_s": 1e-9}
+    plain = classifier(off)
+    visit = {"dwell_kind_product_s": 5.0, "distinct_zones": 1.0, "leg_directness": 0.9}
+    for seconds in (45.0, 300.0):                     # full length: exactly as before
+        full = {**visit, "duration_s": seconds}
+        assert c.classify(full).traits == plain.classify(full).traits
+    short = {**visit, "duration_s": 18.0}
+    shrunk, before = c.classify(short).traits, plain.classify(short).traits
+    for name, p in shrunk.items():
+        assert p is not None and before[name] is not None
+        assert _logit(p) == pytest.approx(_logit(before[name]) * 18.0 / 45.0, abs=1e-9)
+        assert (p >= 0.5) == (before[name] >= 0.5)  # counted exactly when it was
+
+
+def test_a_spec_without_trait_evidence_gets_the_defaults():
+    """An older (downlinked) spec without the section is valid and gets the defaults,
+    so its short visits are fixed too."""
+    doc = default_doc()
+    del doc["trait_evidence"]
+    spec = parse_spec(yaml.safe_dump(doc))
+    assert spec.trait_evidence.min_duration_s == 10.0
+    assert spec.trait_evidence.full_duration_s == 45.0
+    doc["trait_evidence"] = {"min_duration_s": 60, "full_duration_s": 30}
+    with pytest.raises(SpecError, match=r"trait_evidence\.min_duration_s: min_duration_s "
+                       "must not exceed full_duration_s"):
+        parse_spec(yaml.safe_dump(doc))
 
 
 def test_segment_memberships_are_probabilities():
@@ -226,7 +282,7 @@ def test_hot_reload_swaps_whole_specs_and_keeps_the_old_one_on_error(tmp_path, c
     write(path, default_doc())
     clock = Clock()
     holder = SpecHolder(path, NAMES, SITE_TAGS, check_every_s=5.0, clock=clock)
-    assert holder.spec_version == "1.0.1"
+    assert holder.spec_version == "1.0.2"
 
     merged = default_doc()                         # v1.1: two segments merged into one
     merged["spec_version"] = "1.1.0"

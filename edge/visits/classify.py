@@ -106,6 +106,7 @@ class TraitClassifier:
         self._center = np.array([t.center for _, t in rows], dtype=np.float64)
         self._lo = np.array([t.clip[0] if t.clip else -np.inf for _, t in rows])
         self._hi = np.array([t.clip[1] if t.clip else np.inf for _, t in rows])
+        self._duration_column = index.get("duration_s", -1)
         self._segments = CompiledSegments(spec, index) if spec.segments is not None else None
         self.segment_names = (
             [c.name for c in spec.segments.components] if spec.segments is not None else []
@@ -149,6 +150,16 @@ class TraitClassifier:
         """Trait probabilities and segment memberships of one visit."""
         return self.classify_many([features])[0]
 
+    def evidence(self, x: np.ndarray) -> np.ndarray:
+        """``(n,)`` factors on each visit's trait logits (the spec's ``trait_evidence``):
+        ``min(1, duration_s / full_duration_s)``, NaN for a visit too short for traits."""
+        x = np.atleast_2d(x)
+        evidence = self.spec.trait_evidence
+        duration = x[:, self._duration_column] if self._duration_column >= 0 else np.zeros(
+            len(x))
+        factor = np.minimum(1.0, np.maximum(duration, 0.0) / evidence.full_duration_s)
+        return np.where(duration < evidence.min_duration_s, np.nan, factor)
+
     def classify_many(self, batch: Sequence[Mapping[str, float]]) -> list[TraitScores]:
         """Classify several visits at once (one model call for all)."""
         if not batch:
@@ -163,10 +174,15 @@ class TraitClassifier:
                 if k >= 0:
                     p[:, k] = learned[:, j]
             p = np.concatenate([p, learned[:, extra]], axis=1)
+        factor = self.evidence(x)
+        p = _shrink(p, factor)
         memberships = self._segments.memberships(x) if self._segments is not None else None
         out = []
         for row in range(len(x)):
-            traits = dict(zip(self.traits, p[row].tolist(), strict=True))
+            known = not np.isnan(factor[row])
+            traits: dict[str, float | None] = dict(zip(
+                self.traits, p[row].tolist() if known else [None] * len(self.traits),
+                strict=True))
             segments = (
                 dict(zip(self.segment_names, memberships[row].tolist(), strict=True))
                 if memberships is not None else {}
@@ -244,6 +260,16 @@ class CompiledSegments:
         durations = x[:, self.duration_column] if self.duration_column >= 0 else np.zeros(
             len(x))
         return self.joint_tempered(self.scaled(x), self.duration_temperatures(durations))
+
+
+def _shrink(p: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``(n, T)`` probabilities ``p`` with their logits times each row's ``factor`` (a
+    factor of 1 leaves the row exactly as it was; NaN rows are left for the caller)."""
+    q = np.clip(p, 1e-15, 1.0 - 1e-15)
+    f = factor[:, None]
+    with np.errstate(invalid="ignore"):
+        shrunk = 1.0 / (1.0 + np.exp(-f * (np.log(q) - np.log1p(-q))))
+    return np.where(f < 1.0, shrunk, p)
 
 
 def _softmax(log_p: np.ndarray) -> np.ndarray:

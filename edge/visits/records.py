@@ -137,13 +137,14 @@ class TraitScores:
     """A visit's trait probabilities and micro-segment memberships.
 
     Attributes:
-        traits: trait name -> probability in [0, 1] of the named pole (the opposite
-            pole is ``1 - p``); a trait counts for a visit at ``p >= 0.5``.
+        traits: trait name -> score in [0, 1] of the named pole (the opposite pole is
+            ``1 - p``); a trait counts for a visit at ``p >= 0.5``. ``None`` for every
+            trait of a visit too short to say (the spec's ``trait_evidence``).
         segments: segment name -> membership probability (they sum to 1).
         spec_version: the segment spec that produced them.
     """
 
-    traits: Mapping[str, float]
+    traits: Mapping[str, float | None]
     segments: Mapping[str, float]
     spec_version: str
 

@@ -300,7 +300,8 @@ def score_scenarios(analyzer, scenarios) -> dict[str, dict[str, float]]:
             raise ValueError(f"scenario {scenario.track_id} gave {len(outcome.visits)} visits")
         traits = outcome.visits[0].scores.traits
         for trait, label in scenario.labels.items():
-            said = traits[trait] >= 0.5
+            p = traits[trait]
+            said = p is not None and p >= 0.5     # unknown (too short) is not said
             cell = ("tp" if said else "fn") if label else ("fp" if said else "tn")
             row = table.setdefault(trait, dict.fromkeys(("tp", "fp", "fn", "tn"), 0))
             row[cell] += 1

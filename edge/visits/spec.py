@@ -11,6 +11,7 @@ and is hot-reloaded (see :mod:`edge.visits.reload`). It defines:
 * ``segments``: micro-segments as a diagonal Gaussian mixture over (scaled)
   features; each visit gets its membership probabilities.
 * ``classifier``: optionally a trained ONNX model whose traits replace the rules'.
+* ``trait_evidence``: how a short visit's traits shrink toward 0.5, or are unknown.
 
 Loading checks everything up front (unknown features, bad versions, sizes that do
 not line up, numbers that are not finite, a missing or corrupt model) and raises
@@ -178,6 +179,32 @@ class SegmentModel(_SpecModel):
         return self
 
 
+class TraitEvidence(_SpecModel):
+    """How much of a visit its traits need before they say anything.
+
+    A trait's logit is multiplied by ``min(1, duration_s / full_duration_s)``, so its
+    ``p`` shrinks toward 0.5 (no information) for a short visit and is untouched from
+    ``full_duration_s`` on; a visit shorter than ``min_duration_s`` gets no traits at
+    all (``None``, stored as NULL: unknown, not counted in the mix). The sign of the
+    logit is kept, so a shrunk trait counts (``p >= 0.5``) exactly when it did before.
+    """
+
+    min_duration_s: float = Field(
+        10.0, ge=0, le=86_400, description="Visits shorter than this get no traits (unknown)."
+    )
+    full_duration_s: float = Field(
+        45.0, gt=0, le=86_400, description="Visits at least this long keep their traits' "
+        "full logit; shorter ones have it scaled by duration_s / full_duration_s."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TraitEvidence:
+        if self.min_duration_s > self.full_duration_s:
+            raise key_problems("TraitEvidence", [(("min_duration_s",), "min_duration_s "
+                               "must not exceed full_duration_s", self.min_duration_s)])
+        return self
+
+
 class ClassifierRef(_SpecModel):
     """A trained trait classifier (ONNX) next to the spec."""
 
@@ -199,6 +226,10 @@ class SegmentSpec(_SpecModel):
     )
     traits: dict[str, TraitRule]
     affinity: AffinityRule | None = None
+    trait_evidence: TraitEvidence = Field(
+        default_factory=TraitEvidence, description="Traits of short visits: shrunk toward "
+        "0.5 or unknown (a spec without this section gets the defaults)."
+    )
     segments: SegmentModel | None = None
     classifier: ClassifierRef | None = None
 
