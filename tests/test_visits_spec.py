@@ -353,3 +353,76 @@ def test_rule_scoring_is_vectorised_consistently():
     together = [s.traits for s in c.classify_many(batch)]
     for a, b in zip(one_by_one, together, strict=True):
         assert a == pytest.approx(b)
+
+
+def _set(doc: dict, path: list, value) -> dict:
+    return mutate(path, value)(doc)
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (["traits", "showroomer", "terms", 0, "weight"], 1e308,
+         r"traits\.showroomer\.terms\[0\]\.weight: Input should be less than or equal to 10000"),
+        (["traits", "wanderer", "bias"], -1e300,
+         r"traits\.wanderer\.bias: Input should be greater than or equal to -10000"),
+        (["traits", "wanderer", "terms", 0, "center"], 1e200,
+         r"traits\.wanderer\.terms\[0\]\.center: Input should be less than or equal"),
+        (["affinity", "terms", 0, "clip"], [0, 1e300],
+         r"affinity\.terms\[0\]\.clip\[1\]: Input should be less than or equal to 10000000"),
+        (["segments", "scale", 0], 1e-320, r"segments\.scale\[0\]: every scale must be > 0, "
+         r"between 1e-06 and 1e\+06"),
+        (["segments", "components", 0, "var", 0], 1e-320,
+         r"segments\.components\[0\]\.var\[0\]: every variance must be > 0, between 1e-06"),
+        (["segments", "components", 0, "mean", 0], 1e300,
+         r"segments\.components\[0\]\.mean\[0\]: Input should be less than or equal to 1000000"),
+        (["segments", "components", 1, "weight"], 1e308,
+         r"segments\.components\[1\]\.weight: Input should be less than or equal to 1000000"),
+        (["segments", "temperature_by_duration"], [[60, 1e-310], [86400, 1.0]],
+         r"segments\.temperature_by_duration\[0\]: every below_s must be > 0 .* every T "
+         r"between 1e-06 and 1e\+06"),
+    ],
+)
+def test_extreme_but_finite_numbers_are_refused(path, value, message):
+    """Regression: finite numbers passed validation although they overflow: weights of
+    +-1e308 made 317 of 320 trait probabilities NaN (stored as NULL, silently), a scale
+    or variance of 1e-320 made every membership NaN. Each is now refused, naming it."""
+    with pytest.raises(SpecError, match=message):
+        parse_spec(yaml.safe_dump(_set(default_doc(), path, value)))
+
+
+def test_numbers_at_the_bounds_keep_every_probability_finite():
+    from edge.visits import spec as spec_module
+
+    doc = default_doc()
+    for rule in doc["traits"].values():
+        rule["bias"] = -spec_module.MAX_BIAS
+        for term in rule["terms"]:
+            term.update(weight=spec_module.MAX_WEIGHT, clip=None)
+    doc["segments"]["scale"] = [spec_module.MIN_SPREAD] * len(doc["segments"]["scale"])
+    for component in doc["segments"]["components"]:
+        component["var"] = [spec_module.MIN_SPREAD] * len(component["var"])
+    c = classifier(doc)
+    extreme = {name: 1e7 for name in NAMES}
+    scores = c.classify_many([extreme, {n: -1e7 for n in NAMES} | {"duration_s": 1e7}])
+    for s in scores:
+        assert all(np.isfinite(p) for p in s.traits.values())
+        assert all(np.isfinite(p) for p in s.segments.values())
+
+
+def test_one_overflowing_trait_does_not_poison_the_others():
+    """Regression: terms were summed per trait through a 0/1 matrix product, so one
+    term overflowing to inf gave inf * 0 = NaN in every other trait too."""
+    plain = classifier()
+    spec = plain.spec
+    showroomer = spec.traits["showroomer"]
+    huge = [t.model_copy(update={"weight": 1e308}) for t in showroomer.terms]
+    broken = spec.model_copy(update={"traits": {**spec.traits, "showroomer": showroomer
+                                                .model_copy(update={"terms": huge})}})
+    c = TraitClassifier(broken, NAMES, SITE_TAGS)     # as if validation let it through
+    visit = {"dwell_kind_product_s": 30.0, "product_stops": 2.0, "duration_s": 120.0,
+             "distinct_zones": 6.0, "leg_directness": 0.3}
+    got, expected = c.classify(visit).traits, plain.classify(visit).traits
+    assert got["showroomer"] == 1.0
+    assert {k: v for k, v in got.items() if k != "showroomer"} == pytest.approx(
+        {k: v for k, v in expected.items() if k != "showroomer"})

@@ -98,10 +98,11 @@ class TraitClassifier:
         rows = [(k, t) for k, (_, _, terms) in enumerate(rules) for t in terms]
         # A feature the site lacks (e.g. a tag no zone carries) reads as 0.
         self._term_feature = np.array([index.get(t.feature, -1) for _, t in rows], dtype=np.intp)
-        self._term_trait = np.array([k for k, _ in rows], dtype=np.intp)
-        # terms -> traits as a 0/1 matrix: summing terms per trait is one product
-        self._sum_terms = np.zeros((len(rows), len(rules)))
-        self._sum_terms[np.arange(len(rows)), self._term_trait] = 1.0
+        # rows are grouped by trait, each trait has >= 1 term: a trait's terms are the
+        # columns from its first row to the next trait's (np.add.reduceat). Summed per
+        # trait, never through a matrix product (inf * 0 = NaN would reach every trait).
+        self._first_term = np.searchsorted(np.array([k for k, _ in rows], dtype=np.intp),
+                                           np.arange(len(rules)))
         self._weight = np.array([t.weight for _, t in rows], dtype=np.float64)
         self._center = np.array([t.center for _, t in rows], dtype=np.float64)
         self._lo = np.array([t.clip[0] if t.clip else -np.inf for _, t in rows])
@@ -143,8 +144,10 @@ class TraitClassifier:
         x = np.atleast_2d(x)
         padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)  # column -1 reads 0
         values = np.clip(padded[:, self._term_feature], self._lo, self._hi)
-        z = (self._weight * (values - self._center)) @ self._sum_terms + self._bias
-        return 1.0 / (1.0 + np.exp(-z))
+        with np.errstate(over="ignore", invalid="ignore"):  # an inf stays in its trait
+            terms = self._weight * (values - self._center)
+            z = np.add.reduceat(terms, self._first_term, axis=1) + self._bias
+        return _sigmoid(z)
 
     def classify(self, features: Mapping[str, float]) -> TraitScores:
         """Trait probabilities and segment memberships of one visit."""
@@ -260,6 +263,11 @@ class CompiledSegments:
         durations = x[:, self.duration_column] if self.duration_column >= 0 else np.zeros(
             len(x))
         return self.joint_tempered(self.scaled(x), self.duration_temperatures(durations))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # |z| > 700 would overflow exp(); the sigmoid is 0 or 1 there to float64 precision
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -700.0, 700.0)))
 
 
 def _shrink(p: np.ndarray, factor: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -39,6 +39,20 @@ CORE_TRAITS = ("showroomer", "wanderer", "indecisive", "bargain_hunter")
 AFFINITY_PREFIX = "affinity_"
 CATEGORY = "{category}"
 _SLUG = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+
+# Sane magnitudes for a spec's numbers. Finite is not enough: weights of +-1e308 overflow
+# a logit to inf (and inf - inf is NaN), a variance or scale of 1e-320 divides to inf.
+# Features are seconds (at most a day), metres, counts and shares, so these bounds leave
+# any useful spec far inside and keep every sum finite in float64.
+MAX_WEIGHT = 1e4        # a trait term's weight, |w|
+MAX_BIAS = 1e4          # a trait's bias, |b|
+MAX_FEATURE = 1e7       # a term's center and clip bounds, |x| (feature units)
+MAX_SCALED = 1e6        # segment center and component means, |x|
+MIN_SPREAD, MAX_SPREAD = 1e-6, 1e6   # segment scales, variances and temperatures
+MAX_COMPONENT_WEIGHT = 1e6
+Spread = Annotated[float, Field(ge=MIN_SPREAD, le=MAX_SPREAD)]
+Scaled = Annotated[float, Field(ge=-MAX_SCALED, le=MAX_SCALED)]
+FeatureValue = Annotated[float, Field(ge=-MAX_FEATURE, le=MAX_FEATURE)]
 
 
 class SpecError(ConfigError):
@@ -66,9 +80,9 @@ class Term(_SpecModel):
     """``weight * (clip(feature, clip[0], clip[1]) - center)``."""
 
     feature: str = Field(description="A feature name (see docs/visits.md).")
-    weight: float
-    center: float = 0.0
-    clip: tuple[float, float] | None = Field(
+    weight: float = Field(ge=-MAX_WEIGHT, le=MAX_WEIGHT)
+    center: float = Field(0.0, ge=-MAX_FEATURE, le=MAX_FEATURE)
+    clip: tuple[FeatureValue, FeatureValue] | None = Field(
         None, description="Limit the feature to [lo, hi] first, so no one feature dominates."
     )
 
@@ -85,7 +99,7 @@ class TraitRule(_SpecModel):
 
     description: str
     opposite: str | None = Field(None, description="Name of the opposite pole (1 - p).")
-    bias: float = 0.0
+    bias: float = Field(0.0, ge=-MAX_BIAS, le=MAX_BIAS)
     terms: list[Term] = Field(min_length=1)
 
 
@@ -96,7 +110,7 @@ class AffinityRule(_SpecModel):
     exclude_tags: list[str] = Field(
         default_factory=list, description="Tags that are not categories (e.g. promo, premium)."
     )
-    bias: float = 0.0
+    bias: float = Field(0.0, ge=-MAX_BIAS, le=MAX_BIAS)
     terms: list[Term] = Field(min_length=1)
 
 
@@ -105,14 +119,15 @@ class SegmentComponent(_SpecModel):
 
     name: str = Field(pattern=_SLUG)
     description: str | None = None
-    weight: float = Field(gt=0)
-    mean: list[float]
+    weight: float = Field(gt=0, le=MAX_COMPONENT_WEIGHT)
+    mean: list[Scaled]
     var: list[float]
 
     @model_validator(mode="after")
     def _positive(self) -> SegmentComponent:
-        bad = [(("var", i), "every variance must be > 0", v)
-               for i, v in enumerate(self.var) if v <= 0]
+        bad = [(("var", i), f"every variance must be > 0, between {MIN_SPREAD:g} and "
+                f"{MAX_SPREAD:g}", v) for i, v in enumerate(self.var)
+               if not MIN_SPREAD <= v <= MAX_SPREAD]
         if bad:
             raise key_problems("SegmentComponent", bad)
         return self
@@ -125,12 +140,13 @@ class SegmentModel(_SpecModel):
     log1p: list[str] = Field(
         default_factory=list, description="Features replaced by log(1 + x) before scaling."
     )
-    center: list[float]
+    center: list[Scaled]
     scale: list[float]
     components: list[SegmentComponent] = Field(min_length=1)
     temperature: float = Field(
-        1.0, gt=0, description="Memberships use log-likelihood / temperature (1 = the plain "
-        "posterior; > 1 softens over-confident memberships). Calibrated centrally."
+        1.0, ge=MIN_SPREAD, le=MAX_SPREAD, description="Memberships use log-likelihood / "
+        "temperature (1 = the plain posterior; > 1 softens over-confident memberships). "
+        "Calibrated centrally."
     )
     temperature_by_duration: list[tuple[float, float]] | None = Field(
         None, min_length=1,
@@ -151,8 +167,9 @@ class SegmentModel(_SpecModel):
             if len(values) != n:
                 problems.append(((key,), f"center and scale need one value per feature ({n}), "
                                  f"got {len(values)} for {key}", values))
-        problems += [(("scale", i), "every scale must be > 0", s)
-                     for i, s in enumerate(self.scale) if s <= 0]
+        problems += [(("scale", i), f"every scale must be > 0, between {MIN_SPREAD:g} and "
+                      f"{MAX_SPREAD:g}", s)
+                     for i, s in enumerate(self.scale) if not MIN_SPREAD <= s <= MAX_SPREAD]
         problems += [(("log1p", i), "log1p names a feature not in the segment features", name)
                      for i, name in enumerate(self.log1p) if name not in self.features]
         seen: set[str] = set()
@@ -166,9 +183,10 @@ class SegmentModel(_SpecModel):
                     problems.append((("components", i, key), f"segment {c.name!r}: mean and "
                                      f"var need {n} values, got {len(values)} for {key}", values))
         table = self.temperature_by_duration or []
-        problems += [(("temperature_by_duration", i), "every below_s and T must be > 0 "
-                      "and finite", pair) for i, pair in enumerate(table)
-                     if not all(0 < v < float("inf") for v in pair)]
+        problems += [(("temperature_by_duration", i), "every below_s must be > 0 and at "
+                      f"most {MAX_FEATURE:g}, every T between {MIN_SPREAD:g} and "
+                      f"{MAX_SPREAD:g}", pair) for i, pair in enumerate(table)
+                     if not (0 < pair[0] <= MAX_FEATURE and MIN_SPREAD <= pair[1] <= MAX_SPREAD)]
         problems += [(("temperature_by_duration", i), "below_s must increase", table[i][0])
                      for i in range(1, len(table)) if not table[i][0] > table[i - 1][0]]
         if table and "duration_s" not in self.features:
