@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import sqlite_utils
 
 from edge.config import SiteConfig
 from edge.privacy.small_counts import residual_problem
+from edge.visits.features import feature_names
 from edge.visits.segment_stats import (
     scaled_features,
     sufficient_statistics,
@@ -74,11 +75,16 @@ def day_windows(window: Window) -> list[float]:
 
 def day_features(
     db: sqlite_utils.Database, start: float, features: list[str],
-    spans: Sequence[tuple[float, float]] | None = None,
+    spans: Sequence[tuple[float, float]] | None = None, *, absent: Collection[str] = (),
 ) -> tuple[np.ndarray, int]:
     """``(n, D)`` values of ``features`` of the visits that ended in the day from
     ``start`` (only in ``spans``, ``[a, b)`` time spans, when given), and how many
-    visits were skipped (a feature missing or not finite)."""
+    visits were skipped (a feature missing or not finite).
+
+    Features in ``absent`` are ones the site does not measure (a tag none of its zones
+    carries): a visit without them reads 0, as the classifier reads them
+    (:meth:`edge.visits.classify.TraitClassifier.vector`); any other missing feature
+    means a damaged row, and skips the visit."""
     rows, skipped = [], 0
     for a, b in [(start, start + DAY_S)] if spans is None else spans:
         for (text,) in db.execute(
@@ -87,7 +93,8 @@ def day_features(
         ):
             try:
                 values = json.loads(text or "{}")
-                row = [float(values[name]) for name in features]
+                row = [float(values[name] if name in values or name not in absent
+                             else 0.0) for name in features]
             except (ValueError, KeyError, TypeError):
                 skipped += 1
                 continue
@@ -117,7 +124,9 @@ def segment_stats_section(
         return None
     start = window.end - DAY_S
     spans = [(s, s + window.seconds) for s in sorted(counted)]
-    x, skipped = day_features(db, start, list(spec.segments.features), spans)
+    measured = set(feature_names(sorted({t for zone in site.floor.zones for t in zone.tags})))
+    absent = [name for name in spec.segments.features if name not in measured]
+    x, skipped = day_features(db, start, list(spec.segments.features), spans, absent=absent)
     if skipped:
         log.warning("Segment statistics of %s: %d visits without the segment features skipped.",
                     iso_utc(start)[:10], skipped)

@@ -186,3 +186,65 @@ def test_the_days_statistics_give_no_withheld_window_back(visits):
     assert all(c["membership"] is None and c["sum"] is None
                for c in late["segment_stats"]["components"])
     assert late["suppressed"]["segment_stats"] == len(late["segment_stats"]["components"])
+
+
+def outdoor_spec(path) -> dict:
+    """The default spec with a segment feature for a tag the scenario store lacks."""
+    import yaml
+
+    doc = yaml.safe_load(default_spec_path().read_text())
+    doc["spec_version"] = "1.2.0"
+    doc["tags"] = [*doc["tags"], "outdoor"]
+    segments = doc["segments"]
+    segments["features"].append("share_tag_outdoor")
+    segments["center"].append(0.05)
+    segments["scale"].append(0.1)
+    for component in segments["components"]:
+        component["mean"].append(0.0)
+        component["var"].append(1.0)
+    path.write_text(yaml.safe_dump(doc))
+    return doc
+
+
+def test_a_segment_feature_of_a_tag_the_store_lacks_reads_zero(visits, tmp_path):
+    """Regression: the classifier reads a feature the site lacks (a tag no zone
+    carries) as 0, but the day's statistics skipped every visit without it, published
+    null components, and so blocked the fleet's refit. Both now read it as 0."""
+    outdoor_spec(tmp_path / "spec.yaml")
+    site = scenario_site()
+    site = site.model_copy(update={"visits": site.visits.model_copy(
+        update={"segment_spec": str(tmp_path / "spec.yaml")})})
+    db = open_database(":memory:")
+    write_visits(db, "scenario-store", visits)
+    bunch_visits(db, 10)
+    publish_day(db, site, 5, LAST)
+    section = build_message(db, site, LAST, 5)["segment_stats"]
+    assert section["spec_version"] == "1.2.0" and section["visits"] == len(visits)
+    assert all(c["membership"] is not None for c in section["components"])
+    spec = read_spec(tmp_path / "spec.yaml")[0]
+    names = list(spec.segments.features)
+    x = np.array([[v.measured.features.get(n, 0.0) for n in names] for v in visits])
+    expected = sufficient_statistics(spec, scaled_features(spec, names, x), k=5)
+    got = SegmentStatistics.from_section(section)
+    for name, component in expected.components.items():
+        assert component is not None
+        assert got.components[name].membership == pytest.approx(component.membership,
+                                                                rel=1e-12)
+    # a damaged row (a feature the site does measure is missing) is still skipped
+    db.execute("update visits set features = '{}' where visit_id = ?", [visits[0].visit_id])
+    assert day_features(db, DAY0, names, absent=["share_tag_outdoor"])[1] == 1
+
+
+def test_check_spec_warns_about_tags_the_site_lacks(tmp_path):
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+    from edge.visits.scenarios import SCENARIO_SITE_YAML
+
+    outdoor_spec(tmp_path / "spec.yaml")
+    (tmp_path / "site.yaml").write_text(SCENARIO_SITE_YAML)
+    result = CliRunner().invoke(cli, ["visits", "check-spec", str(tmp_path / "spec.yaml"),
+                                      "--site", str(tmp_path / "site.yaml")])
+    assert result.exit_code == 0, result.output
+    assert ("Warning: spec 1.2.0 uses features this site does not measure (a tag no zone "
+            "carries): share_tag_outdoor; they read 0 for every visit") in result.output

@@ -139,6 +139,8 @@ def check_spec_command(spec_file: Path, site_path: Path | None) -> None:
         f"segments: {', '.join(classifier.segment_names) or 'none'}"
         + ("; with a trained classifier" if classifier.model is not None else "")
     )
+    for warning in classifier.warnings:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @visits_group.command("features")

@@ -8,6 +8,7 @@ when the spec names one, replaces the rule-based score of each trait it knows.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,6 +18,8 @@ from edge.visits.records import TraitScores
 from edge.visits.spec import AFFINITY_PREFIX, CATEGORY, SegmentSpec, SpecError, Term
 
 ONNX_FORMAT = "edge-traits-1"
+
+log = logging.getLogger(__name__)
 
 
 class OnnxTraitModel:
@@ -112,6 +115,15 @@ class TraitClassifier:
         self.segment_names = (
             [c.name for c in spec.segments.components] if spec.segments is not None else []
         )
+        named = {t.feature for _, t in rows}
+        named |= set(spec.segments.features) if spec.segments is not None else set()
+        absent = sorted(named - set(self.feature_names))
+        #: what a store operator should know: the spec (or its model) and this site differ
+        self.warnings: list[str] = []
+        if absent:
+            self.warnings.append(
+                f"spec {spec.spec_version} uses features this site does not measure (a tag "
+                f"no zone carries): {', '.join(absent)}; they read 0 for every visit")
         self.model: OnnxTraitModel | None = None
         if model:
             self.model = OnnxTraitModel(model, source=spec.classifier.model if spec.classifier
@@ -126,6 +138,8 @@ class TraitClassifier:
             self._model_traits = [self.traits.index(n) if n in self.traits else -1
                                   for n in self.model.trait_names]
             self.traits += [n for n in self.model.trait_names if n not in self.traits]
+        for warning in self.warnings:
+            log.warning("Segment spec: %s.", warning)
 
     @property
     def spec_version(self) -> str:
