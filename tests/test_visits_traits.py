@@ -96,3 +96,25 @@ def test_model_without_trait_metadata_is_rejected(trained):
     del model.metadata_props[:]
     with pytest.raises(SpecError, match="lacks the trait-model metadata"):
         OnnxTraitModel(model.SerializeToString())
+
+
+def test_model_affinities_for_tags_the_site_lacks_are_left_out(trained, caplog):
+    """Regression: a model trained on a store with kids, fitness... zones gave a store
+    tagged only promo affinity_kids, affinity_fitness ("Drawn to ..." rows) for
+    categories it does not have. They are left out now, with a warning."""
+    from edge.visits.features import feature_names
+
+    _, models, blob = trained
+    assert {"affinity_kids", "affinity_fitness"} <= set(models)
+    spec = read_spec(default_spec_path())[0]
+    with caplog.at_level("WARNING", logger="edge.visits.classify"):
+        small = TraitClassifier(spec, feature_names(["promo", "kids"]), ["promo", "kids"], blob)
+    affinities = sorted(t for t in small.traits if t.startswith("affinity_"))
+    assert affinities == ["affinity_kids"]
+    scores = small.classify({"duration_s": 120.0, "dwell_tag_promo_s": 30.0})
+    assert sorted(t for t in scores.traits if t.startswith("affinity_")) == ["affinity_kids"]
+    assert len(scores.traits) == len(small.traits)
+    (warning,) = [w for w in small.warnings if "classifier model" in w]
+    assert "trained for category tags this site lacks" in warning
+    assert "affinity_fitness" in warning and "affinity_kids" not in warning
+    assert "affinity_fitness" in caplog.text

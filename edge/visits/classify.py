@@ -135,9 +135,17 @@ class TraitClassifier:
             self._model_columns = np.array(
                 [index.get(name, -1) for name in self.model.feature_names], dtype=np.intp
             )
-            self._model_traits = [self.traits.index(n) if n in self.traits else -1
-                                  for n in self.model.trait_names]
-            self.traits += [n for n in self.model.trait_names if n not in self.traits]
+            # affinity_<tag> of a tag the site lacks says nothing here: dropped (-2)
+            lacking = [n for n in self.model.trait_names if n.startswith(AFFINITY_PREFIX)
+                       and n.removeprefix(AFFINITY_PREFIX) not in set(site_tags)]
+            if lacking:
+                self.warnings.append(
+                    f"the classifier model was trained for category tags this site lacks; "
+                    f"its traits {', '.join(lacking)} are left out")
+            self._model_traits = [self.traits.index(n) if n in self.traits else
+                                  -2 if n in lacking else -1 for n in self.model.trait_names]
+            self.traits += [n for n, k in zip(self.model.trait_names, self._model_traits,
+                                              strict=True) if k == -1]
         for warning in self.warnings:
             log.warning("Segment spec: %s.", warning)
 
@@ -186,7 +194,7 @@ class TraitClassifier:
         if self.model is not None:
             padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
             learned = self.model.predict(padded[:, self._model_columns])
-            extra = [j for j, k in enumerate(self._model_traits) if k < 0]
+            extra = [j for j, k in enumerate(self._model_traits) if k == -1]
             for j, k in enumerate(self._model_traits):
                 if k >= 0:
                     p[:, k] = learned[:, j]
