@@ -1,5 +1,6 @@
 """Site config validation: precise, line-numbered errors; nothing half-loaded."""
 
+import json
 import re
 import resource
 import subprocess
@@ -675,3 +676,30 @@ def test_raw_trajectories_kept_less_than_two_purge_intervals_are_refused(
     assert re.search(r"site\.yaml:11 storage\.raw_trajectory_hours: raw positions kept "
                      rf"{hours:g} h with a purge every {every:g} s", str(error.value))
     assert f"set raw_trajectory_hours to at least {2 * every / 3600:g}" in str(error.value)
+
+
+@pytest.mark.parametrize("tag", ["café", "-promo", "_promo", "Kids", "", "a b"])
+def test_a_tag_the_feature_names_cannot_carry_is_refused(tag):
+    """Regression: the site accepted tags such as café, -promo or _promo that the
+    feature vocabulary does not (dwell_tag_<tag>_s), so the box refused a classifier
+    model trained on its own site. One pattern now serves both."""
+    from edge.config import parse_site
+
+    site = ("site: {id: s}\nfloor:\n  bounds: [[0, 0], [9, 9]]\n  zones:\n"
+            f"    - {{id: z, kind: product, tags: [{json.dumps(tag)}], "
+            "polygon: [[0, 0], [2, 0], [2, 2]]}\n")
+    with pytest.raises(ConfigError, match=r"zones\[0\]\.tags.*must be ASCII lower-case"):
+        parse_site(site)
+
+
+@pytest.mark.parametrize("tag", ["promo", "ready-to-eat", "formal_wear", "4kids", "a-"])
+def test_every_tag_the_site_accepts_makes_known_features(tag):
+    from edge.config import parse_site
+    from edge.visits.features import feature_names, unknown_feature_reason
+
+    site = parse_site("site: {id: s}\nfloor:\n  bounds: [[0, 0], [9, 9]]\n  zones:\n"
+                      f"    - {{id: z, kind: product, tags: [{tag}], "
+                      "polygon: [[0, 0], [2, 0], [2, 2]]}\n")
+    assert site.floor.zones[0].tags == [tag]
+    for name in feature_names([tag]):
+        assert unknown_feature_reason(name, [tag]) is None, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -11,6 +12,10 @@ from shapely.validation import explain_validity
 from edge.config.base import StrictModel, key_problems
 
 Point = tuple[float, float]
+
+# A zone tag: also part of feature names (dwell_tag_<tag>_s, share_tag_<tag>), so the
+# feature vocabulary (edge.visits.features) reads tags with this same pattern.
+TAG_PATTERN = r"[a-z0-9][a-z0-9_-]*"
 
 ZoneKind = Literal["entrance", "checkout", "product", "queue", "service", "passage", "staff"]
 
@@ -32,8 +37,9 @@ class ZoneConfig(StrictModel):
     @classmethod
     def _tags_are_slugs(cls, tags: list[str]) -> list[str]:
         for tag in tags:
-            if not tag or not all(c.isalnum() or c in "-_" for c in tag) or tag != tag.lower():
-                raise ValueError(f"tag {tag!r} must be lower-case letters, digits, - or _")
+            if not re.fullmatch(TAG_PATTERN, tag):
+                raise ValueError(f"tag {tag!r} must be ASCII lower-case letters, digits, - or "
+                                 "_, starting with a letter or digit")
         return tags
 
     @field_validator("polygon")

@@ -14,7 +14,7 @@ from typing import get_args
 
 import numpy as np
 
-from edge.config.floor import FloorConfig, ZoneKind
+from edge.config.floor import TAG_PATTERN, FloorConfig, ZoneKind
 from edge.config.visits import VisitConfig
 from edge.visits.geometry import LineCounter, ZoneIndex
 from edge.visits.presence import zone_stays
@@ -48,7 +48,7 @@ BASE_FEATURES: dict[str, str] = {
     "crossings_out": "Counting lines crossed towards the outside.",
 }
 
-_TAG = r"[a-z0-9][a-z0-9_-]*"
+_TAG = TAG_PATTERN  # the site config's own rule for a tag
 _FAMILIES = (
     re.compile(r"dwell_kind_(?P<kind>[a-z]+)_s"),
     re.compile(rf"dwell_tag_(?P<tag>{_TAG})_s"),
