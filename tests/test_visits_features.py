@@ -176,3 +176,26 @@ def test_features_of_layouts_without_overlaps_are_unchanged_to_the_bit():
         assert f["product_dwell_share"] == old["dwell_kind_product_s"] / duration
         checked += bool(measured.stays)
     assert checked > 100
+
+
+@pytest.mark.parametrize("jump", ["out and back", "for good"])
+def test_a_position_jump_adds_no_path_and_no_speed(jump):
+    """Regression: a 5-sample jump of 1000 m in a 20 s walk gave path_length_m 2026, a
+    mean speed of 102 m/s and a max of 884 m/s, stored and averaged into the
+    aggregates' mean_path_m. A step faster than glitch_speed_mps is a tracking glitch."""
+    t, xy = walk((10, 10), (16, 10), speed=0.3)
+    clean = measure(t, xy).features
+    jumped = xy.copy()
+    if jump == "out and back":
+        jumped[70:75] += [1000, 1000]
+    else:
+        jumped[70:] += [500, 0]
+    f = measure(t, jumped).features
+    # each glitch step also drops that step's own 3 cm of walk
+    for name in ("path_length_m", "mean_speed_mps", "max_speed_mps", "directness",
+                 "leg_directness", "stops"):
+        assert f[name] == pytest.approx(clean[name], rel=0.02), name
+    assert clean["path_length_m"] == pytest.approx(6.0)
+    # a sprint stays a sprint: 8 m/s is under the glitch speed
+    t, xy = walk((0, 10), (24, 10), speed=8.0)
+    assert measure(t, xy).features["path_length_m"] == pytest.approx(24.0)

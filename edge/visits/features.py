@@ -30,7 +30,7 @@ TRANSIT_KINDS = frozenset({"entrance", "passage"})
 
 BASE_FEATURES: dict[str, str] = {
     "duration_s": "Seconds from first to last sighting.",
-    "path_length_m": "Metres walked (smoothed path).",
+    "path_length_m": "Metres walked (smoothed path; steps faster than glitch_speed_mps left out).",
     "mean_speed_mps": "Path length / duration.",
     "max_speed_mps": "Fastest speed, measured over the speed window.",
     "stops": "Number of stops: slower than stop_speed_mps for at least stop_min_s.",
@@ -155,10 +155,11 @@ class FeatureExtractor:
         cfg = self.config
         t, xy = visit.t, visit.xy
         duration = float(t[-1] - t[0])
-        step = np.hypot(*np.diff(xy, axis=0).T) if len(t) > 1 else np.zeros(0)
+        walked = self._walked(t, xy)
+        step = np.hypot(*np.diff(walked, axis=0).T) if len(t) > 1 else np.zeros(0)
         cumulative = np.concatenate(([0.0], np.cumsum(step)))
         path = float(cumulative[-1])
-        speed = self._speeds(t, xy)
+        speed = self._speeds(t, walked)
         stops = self._stops(t, speed)
         inside = self.zones.contains(xy)
         stays = zone_stays(
@@ -207,9 +208,9 @@ class FeatureExtractor:
                 if a == c and a != b and self.zones.are_neighbours(a, b)
             )
         )
-        displacement = float(np.hypot(*(xy[-1] - xy[0])))
+        displacement = float(np.hypot(*(walked[-1] - walked[0])))
         f["directness"] = displacement / path if path > 1e-9 else 0.0
-        f["leg_directness"] = self._leg_directness(xy, cumulative, stops, f["directness"])
+        f["leg_directness"] = self._leg_directness(walked, cumulative, stops, f["directness"])
         f["checkout_visited"] = float(any(s.zone_id in self._checkout for s in stays))
         f["product_dwell_share"] = (
             f[kind_feature("product")] / duration if duration > 0 else 0.0
@@ -218,6 +219,20 @@ class FeatureExtractor:
         f["crossings_out"] = float(sum(c.direction == "out" for c in crossings))
         return VisitFeatures(visit, f, tuple(stays), tuple(crossings),
                              queue_waits(stays, self._kinds))
+
+    def _walked(self, t: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """The path walked: ``xy`` without its glitches. Each step faster than
+        ``glitch_speed_mps`` (a position jump no one walks) is taken out, and the positions
+        after it move back by it, so it adds neither path nor speed. ``xy`` itself (the
+        same array) when there is none, so visits without glitches measure as before."""
+        if len(t) < 2:
+            return xy
+        moves = np.diff(xy, axis=0)
+        glitch = np.hypot(*moves.T) > self.config.glitch_speed_mps * np.diff(t)
+        if not glitch.any():
+            return xy
+        jumps = np.where(glitch[:, None], moves, 0.0)
+        return xy - np.concatenate((np.zeros((1, 2)), np.cumsum(jumps, axis=0)))
 
     def _speeds(self, t: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Speed at each position, over a baseline of ``speed_window_s`` around it."""
