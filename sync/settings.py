@@ -58,8 +58,14 @@ class OverrideChanges(StrictModel):
         None, ge=60, le=86_400, description="Aggregation window; divides a day; at least 60 s."
     )
     segment_spec: dict[str, Any] | None = Field(
-        None, description="A versioned segment spec, handed to the visits service as is."
+        None, description="A versioned segment spec, handed to the visits service as is; an "
+        "explicit null clears the downlinked spec (back to the site's or the shipped one)."
     )
+
+    @property
+    def clears_spec(self) -> bool:
+        """Whether the downlink sets ``segment_spec: null``: remove the downlinked spec."""
+        return SEGMENT_SPEC_KEY in self.model_fields_set and self.segment_spec is None
 
     @field_validator("window_s")
     @classmethod
@@ -133,6 +139,10 @@ def apply_changes(
 ) -> list[str]:
     """Persist every change and the nonce, all or nothing; return the keys changed.
 
+    ``segment_spec: null`` clears the downlinked spec: its row then holds null and the
+    file is removed once the rows are committed (the visits service reloads the site's
+    or the shipped spec).
+
     A segment spec is written to a temporary file first, the rows are committed in one
     transaction, and only then is the file renamed into place (the visits service
     never sees a spec whose transaction rolled back). If even that rename fails, the rows
@@ -143,7 +153,12 @@ def apply_changes(
         sqlite3.Error: the transaction failed (nothing applied).
     """
     values = changes.model_dump(exclude_none=True)
-    staged = _stage_spec_file(values[SEGMENT_SPEC_KEY]) if SEGMENT_SPEC_KEY in values else None
+    if changes.clears_spec:
+        # Kept as a row holding null (when and by which nonce it was cleared), as every
+        # change is; the visits service sees the file go and reloads the site's spec.
+        values[SEGMENT_SPEC_KEY] = None
+    staged = (_stage_spec_file(values[SEGMENT_SPEC_KEY])
+              if values.get(SEGMENT_SPEC_KEY) is not None else None)
     try:
         with db.atomic():
             before = override_rows(db, list(values)), last_value(db, K_AUDIT_SETTING)
@@ -164,6 +179,16 @@ def apply_changes(
                 raise StorageError(
                     f"cannot put the segment spec in place at {downlinked_spec_path()}: {error}"
                 ) from None
+        elif changes.clears_spec:
+            try:
+                downlinked_spec_path().unlink(missing_ok=True)
+            except OSError as error:
+                _restore(db, before, values, nonce, now)
+                with db.atomic():
+                    write_state(db, LAST_APPLIED, previous)
+                raise StorageError(
+                    f"cannot remove the downlinked segment spec {downlinked_spec_path()}: "
+                    f"{error}") from None
     finally:
         if staged is not None:
             staged.unlink(missing_ok=True)
