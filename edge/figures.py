@@ -119,6 +119,43 @@ def mix(conn: Any, table: str, column: str, start: float, end: float) -> list[Mi
             for name, hits, scored, mean in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class SpecSpan:
+    """One version of the segment spec over a period: when the first and the last of the
+    period's visits it classified ended, and which trait and segment names it gave a
+    probability to."""
+
+    version: str
+    first_t: float
+    last_t: float
+    names: frozenset[str]
+
+
+def spec_spans(conn: Any, start: float, end: float) -> list[SpecSpan]:
+    """The segment spec versions that classified the period's visits, in the order they
+    came in (by their first visit); one item unless the spec changed in the period (a
+    downlink, a refit that keeps the names), when each trait or segment cell of
+    :func:`mix` counts every visit by the definitions it was classified under."""
+    names: dict[str, set[str]] = defaultdict(set)
+    for table, column in (("visit_traits", "trait"), ("visit_segments", "segment")):
+        for version, name in conn.execute(
+            f"select distinct v.spec_version, s.{column} from {table} s join visits v "
+            f"on v.visit_id = s.visit_id where {visit_period('v')} "
+            f"and s.probability is not null",
+            (start, end),
+        ):
+            names[str(version)].add(str(name))
+    rows = conn.execute(
+        f"select spec_version, min(end_t), max(end_t) from visits v where {visit_period('v')} "
+        f"and spec_version is not null and spec_version != '' group by spec_version "
+        f"order by min(end_t), spec_version",
+        (start, end),
+    ).fetchall()
+    return [SpecSpan(str(version), float(first), float(last),
+                     frozenset(names.get(str(version), ())))
+            for version, first, last in rows]
+
+
 def latest_position_time(conn: Any, until: float) -> float | None:
     """The time of the latest stored position at or before ``until``."""
     latest = conn.execute("select max(t) from track_points where t <= ?", (until,)).fetchone()[0]

@@ -39,7 +39,7 @@ from edge.privacy.overrides import (
 )
 from edge.privacy.settings import K_SETTING as K_AUDIT_SETTING
 from edge.privacy.store import last_value, record_change
-from edge.visits.spec import SpecError, downlinked_spec_path, parse_spec
+from edge.visits.spec import SegmentSpec, SpecError, downlinked_spec_path, parse_spec
 from sync.errors import DownlinkRefused, short_reason
 from sync.outbox import read_state, write_state
 
@@ -47,6 +47,32 @@ from sync.outbox import read_state, write_state
 # applied only if issued after it, so messages delivered out of order (a retry, a slow
 # path, a retained message) never put back an older config over a newer one.
 LAST_APPLIED = "downlink_last_applied"
+
+
+# docs/mqtt.md recommends a broker message_size_limit of 70,000 bytes, and the aggregate
+# that closes a day carries the spec's segment_stats. A downlinked spec may fill at most
+# this much of that message with what it decides (trait and segment cells, the day's
+# statistics), leaving the rest to the site's zones, transitions and the window's figures
+# (4-5 kB on the demo). Before, a 28.7 kB spec of 100 components x 20 features made an
+# 85,257-byte day message the broker refuses, and the publisher retried it for ever.
+SPEC_AGGREGATE_BUDGET_BYTES = 40_000
+NUMBER_BYTES = 24        # a float as JSON with its separator, at the longest
+TRAIT_CELL_BYTES = 96    # {"mean_probability":…,"name":"","scored":…,"visits":…}, plus name
+SEGMENT_CELL_BYTES = 224  # a segments[] cell with units, plus a segment_stats component's keys
+
+
+def spec_aggregate_bytes(spec: SegmentSpec) -> int:
+    """An upper bound of the bytes ``spec`` puts into the aggregate that closes a day: a
+    cell per trait (the affinity traits counted once per tag the spec names) and per
+    segment, and per segment ``2 x features`` numbers of ``segment_stats``."""
+    traits = [*spec.traits, *(f"affinity_{tag}" for tag in spec.tags if spec.affinity)]
+    size = sum(TRAIT_CELL_BYTES + len(name) for name in traits)
+    if spec.segments is not None:
+        features = spec.segments.features
+        size += sum(len(name) + 3 for name in features)
+        size += sum(SEGMENT_CELL_BYTES + 2 * len(c.name) + 2 * len(features) * NUMBER_BYTES
+                    for c in spec.segments.components)
+    return size
 
 
 class OverrideChanges(StrictModel):
@@ -58,8 +84,14 @@ class OverrideChanges(StrictModel):
         None, ge=60, le=86_400, description="Aggregation window; divides a day; at least 60 s."
     )
     segment_spec: dict[str, Any] | None = Field(
-        None, description="A versioned segment spec, handed to the visits service as is."
+        None, description="A versioned segment spec, handed to the visits service as is; an "
+        "explicit null clears the downlinked spec (back to the site's or the shipped one)."
     )
+
+    @property
+    def clears_spec(self) -> bool:
+        """Whether the downlink sets ``segment_spec: null``: remove the downlinked spec."""
+        return SEGMENT_SPEC_KEY in self.model_fields_set and self.segment_spec is None
 
     @field_validator("window_s")
     @classmethod
@@ -79,6 +111,14 @@ class OverrideChanges(StrictModel):
             raise ValueError(str(error)) from None
         if spec.classifier is not None:
             raise ValueError("a downlinked segment spec cannot name a classifier model file")
+        size = spec_aggregate_bytes(spec)
+        if size > SPEC_AGGREGATE_BUDGET_BYTES:
+            components = len(spec.segments.components) if spec.segments else 0
+            features = len(spec.segments.features) if spec.segments else 0
+            raise ValueError(
+                f"too big for the aggregates: up to {size:,} bytes in the day-closing message "
+                f"({components} segments x {features} features, {len(spec.traits)} traits), "
+                f"over {SPEC_AGGREGATE_BUDGET_BYTES:,} of the 70,000-byte broker limit")
         return value
 
 
@@ -133,6 +173,10 @@ def apply_changes(
 ) -> list[str]:
     """Persist every change and the nonce, all or nothing; return the keys changed.
 
+    ``segment_spec: null`` clears the downlinked spec: its row then holds null and the
+    file is removed once the rows are committed (the visits service reloads the site's
+    or the shipped spec).
+
     A segment spec is written to a temporary file first, the rows are committed in one
     transaction, and only then is the file renamed into place (the visits service
     never sees a spec whose transaction rolled back). If even that rename fails, the rows
@@ -143,7 +187,12 @@ def apply_changes(
         sqlite3.Error: the transaction failed (nothing applied).
     """
     values = changes.model_dump(exclude_none=True)
-    staged = _stage_spec_file(values[SEGMENT_SPEC_KEY]) if SEGMENT_SPEC_KEY in values else None
+    if changes.clears_spec:
+        # Kept as a row holding null (when and by which nonce it was cleared), as every
+        # change is; the visits service sees the file go and reloads the site's spec.
+        values[SEGMENT_SPEC_KEY] = None
+    staged = (_stage_spec_file(values[SEGMENT_SPEC_KEY])
+              if values.get(SEGMENT_SPEC_KEY) is not None else None)
     try:
         with db.atomic():
             before = override_rows(db, list(values)), last_value(db, K_AUDIT_SETTING)
@@ -164,6 +213,16 @@ def apply_changes(
                 raise StorageError(
                     f"cannot put the segment spec in place at {downlinked_spec_path()}: {error}"
                 ) from None
+        elif changes.clears_spec:
+            try:
+                downlinked_spec_path().unlink(missing_ok=True)
+            except OSError as error:
+                _restore(db, before, values, nonce, now)
+                with db.atomic():
+                    write_state(db, LAST_APPLIED, previous)
+                raise StorageError(
+                    f"cannot remove the downlinked segment spec {downlinked_spec_path()}: "
+                    f"{error}") from None
     finally:
         if staged is not None:
             staged.unlink(missing_ok=True)

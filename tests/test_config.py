@@ -703,3 +703,25 @@ def test_every_tag_the_site_accepts_makes_known_features(tag):
     assert site.floor.zones[0].tags == [tag]
     for name in feature_names([tag]):
         assert unknown_feature_reason(name, [tag]) is None, name
+
+
+def test_check_config_warns_about_overlapping_zones_and_repeated_tags(tmp_path):
+    """Regression: a zone inside another and `tags: [kids, kids]` were accepted without
+    a word. Both are legitimate (a promo table in an aisle) and each counts once in the
+    features, so check-config warns and still exits 0."""
+    zones = """\
+  zones:
+    - {id: aisle, kind: product, tags: [kids], polygon: [[0, 0], [6, 0], [6, 6], [0, 6]]}
+    - {id: promo, kind: product, tags: [kids, kids], polygon: [[1, 1], [3, 1], [3, 3], [1, 3]]}
+    - {id: till, kind: checkout, polygon: [[7, 7], [9, 7], [9, 9], [7, 9]]}
+"""
+    path = write(tmp_path, MINIMAL.replace("  bounds: [[0, 0], [10, 10]]\n",
+                                           "  bounds: [[0, 0], [10, 10]]\n" + zones, 1))
+    (tmp_path / "video.avi").write_bytes(b"")
+    result = check_config(path)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("Warning:")]
+    assert any("floor.zones[1].tags: 'kids' listed more than once" in w for w in warnings)
+    assert any("floor.zones[1]: zone 'promo' overlaps zone 'aisle' (floor.zones[0]) by 4 m²"
+               in w for w in warnings)
+    assert not any("till" in w for w in warnings)

@@ -495,3 +495,21 @@ def test_a_window_older_than_the_raw_positions_kept_has_no_occupancy_not_zero(me
     sent_late = build_message(db, site, W, 3, now=late)
     assert sent_late["occupancy"] is None
     assert sent_late["visits"]["count"] == 5
+
+
+def test_a_window_straddling_a_spec_change_names_both_versions_and_cells_by_name():
+    """docs/mqtt.md, spec_versions: a segment renamed mid-window (explorer -> browser,
+    1.0.0 -> 1.1.0) appears under both names, each counting only its own version's
+    visits; a name both versions share adds both."""
+    db = open_database(":memory:")
+    for i in range(6):
+        add_visit(db, W.start + 10 + i, segments={"explorer": 0.9, "quick-look": 0.1},
+                  spec_version="1.0.0")
+    for i in range(7):
+        add_visit(db, W.start + 300 + i, segments={"browser": 0.9, "quick-look": 0.1},
+                  spec_version="1.1.0")
+    message = build_message(db, sync_site(), W, 5)
+    assert message["spec_versions"] == ["1.0.0", "1.1.0"]
+    # each name is scored by the visits of the versions that have it (counts may be withheld)
+    scored = {c["name"]: c["scored"] for c in message["segments"]}
+    assert scored == {"explorer": 6, "browser": 7, "quick-look": 13}

@@ -269,3 +269,69 @@ def test_an_older_downlink_arriving_after_a_newer_one_is_refused_as_superseded(m
     later = signed({"window_s": 3600}, issued_at=NOW - 30)
     assert handle_config_set(later, context(memory_db)).status == "applied"
     assert read_overrides(memory_db) == {"min_publishable_count": 8, "window_s": 3600}
+
+
+def test_a_signed_null_segment_spec_goes_back_to_the_site_s_spec(memory_db):
+    """Regression: once a spec was downlinked the box could never go back to its own or
+    the shipped spec: `segment_spec: null` was refused and nothing removed
+    segment-spec.downlink.yaml, so newer shipped specs were shadowed for ever. A signed
+    null now clears it, is kept like every change, and the visits service reloads."""
+    from edge.visits.analysis import VisitAnalyzer
+    from edge.visits.scenarios import scenario_site
+    from edge.visits.spec import downlinked_spec_path
+
+    analyzer = VisitAnalyzer(scenario_site())
+    shipped = analyzer.spec.spec_version
+    applied = handle_config_set(signed({"segment_spec": shipped_spec("2024.9")}),
+                                context(memory_db))
+    assert applied.status == "applied", applied.reason
+    assert analyzer.spec.maybe_reload(force=True) and analyzer.spec.spec_version == "2024.9"
+
+    cleared = handle_config_set(signed({"segment_spec": None}, issued_at=NOW + 1),
+                                context(memory_db, now=NOW + 1))
+    assert (cleared.status, cleared.changed) == ("applied", ("segment_spec",)), cleared.reason
+    assert not downlinked_spec_path().exists()
+    assert analyzer.spec.maybe_reload() or analyzer.spec.maybe_reload(force=True)
+    assert analyzer.spec.spec_version == shipped
+    assert effective_settings(memory_db, sync_site()).segment_spec_version is None
+    row = memory_db.execute("select value, nonce from sync_overrides where key = "
+                            "'segment_spec'").fetchone()
+    assert json.loads(row[0]) is None and row[1] == cleared.nonce  # kept, with its nonce
+    # an empty object is still no spec
+    refused = handle_config_set(signed({"segment_spec": {}}, issued_at=NOW + 2),
+                                context(memory_db, now=NOW + 2))
+    assert refused.status == "refused"
+
+
+def big_spec(components: int, features: int) -> dict:
+    from edge.visits.features import BASE_FEATURES
+
+    names = list(BASE_FEATURES)[:features]
+    spec = shipped_spec("3.0.0")
+    spec["segments"] = {
+        "features": names, "center": [0.5] * features, "scale": [1.25] * features,
+        "components": [{"name": f"s{j}", "weight": 1.0, "mean": [0.123] * features,
+                        "var": [1.0] * features} for j in range(components)]}
+    return spec
+
+
+def test_a_spec_whose_day_aggregate_would_pass_the_broker_limit_is_refused(memory_db):
+    """Regression: a 28.7 kB downlinked spec (100 segments x 20 features) made the
+    aggregate that closes the day 85,257 bytes, over the broker's message_size_limit
+    70000 that docs/mqtt.md recommends; the publisher retried it for ever."""
+    from sync.settings import SPEC_AGGREGATE_BUDGET_BYTES, spec_aggregate_bytes
+
+    refused = handle_config_set(signed({"segment_spec": big_spec(100, 20)}), context(memory_db))
+    assert refused.status == "refused"
+    assert refused.reason.startswith(
+        "set.segment_spec: too big for the aggregates: up to ") and len(refused.reason) < 200
+    assert "(100 segments x 20 features, 4 traits), over 40,000 of the 70,000-byte broker " \
+        "limit" in refused.reason
+    assert overrides_and_nonces(memory_db) == ({}, 0)
+    # the shipped spec and a richer one well inside the budget still go through
+    from edge.visits.spec import parse_spec
+    assert spec_aggregate_bytes(parse_spec(json.dumps(shipped_spec("1.0")), source="s")) < 4000
+    applied = handle_config_set(signed({"segment_spec": big_spec(20, 12)}), context(memory_db))
+    assert applied.status == "applied", applied.reason
+    assert spec_aggregate_bytes(parse_spec(json.dumps(big_spec(20, 12)), source="s")) \
+        < SPEC_AGGREGATE_BUDGET_BYTES

@@ -112,3 +112,90 @@ def test_feature_names_document_every_base_feature():
     assert names[: len(BASE_FEATURES)] == list(BASE_FEATURES)
     assert "dwell_tag_kids_s" in names and "share_tag_kids" in names
     assert "dwell_kind_checkout_s" in names
+
+
+NESTED = FloorConfig.model_validate({
+    "bounds": [[0, 0], [30, 30]],
+    "zones": [
+        {"id": "a", "kind": "product", "tags": ["kids"],
+         "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]},
+        {"id": "b", "kind": "product", "tags": ["kids", "promo"],
+         "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]},
+        {"id": "c", "kind": "product", "tags": ["kids", "kids"],
+         "polygon": [[2, 2], [8, 2], [8, 8], [2, 8]]},
+        {"id": "till", "kind": "checkout", "polygon": [[20, 0], [26, 0], [26, 3], [20, 3]]},
+    ],
+})
+
+
+def test_overlapping_zones_and_repeated_tags_count_time_once():
+    """Regression: 60 s still inside three overlapping product zones gave
+    product_dwell_share 3.0 and share_tag_kids 3.0 (a wanderer of 0.80); a tag written
+    twice on a zone doubled its share. A kind's or tag's dwell is now the time in any
+    of its zones, counted once; each zone keeps its own dwell."""
+    t, xy = stand(0, (5, 5), 60)
+    measured = FeatureExtractor(NESTED, CONFIG).measure(Visit("cam", 1, 7, t, xy))
+    f = measured.features
+    assert measured.zone_dwell == pytest.approx({"a": f["duration_s"], "b": f["duration_s"],
+                                                 "c": f["duration_s"]})
+    assert f["dwell_kind_product_s"] == pytest.approx(f["duration_s"])
+    assert f["product_dwell_share"] == pytest.approx(1.0)
+    assert f["share_tag_kids"] == pytest.approx(1.0)
+    assert f["share_tag_promo"] == pytest.approx(1.0)
+    # walking in and out of the inner zone: the kids share is the time in the outer ones
+    t, xy = chain(stand(0, (5, 5), 20), walk((5, 5), (15, 5)), stand(0, (15, 5), 20))
+    measured = FeatureExtractor(NESTED, CONFIG).measure(Visit("cam", 1, 7, t, xy))
+    f = measured.features
+    assert measured.zone_dwell["c"] < measured.zone_dwell["a"] == measured.zone_dwell["b"]
+    assert f["dwell_tag_kids_s"] == measured.zone_dwell["a"]  # a holds b and c
+    assert f["dwell_kind_product_s"] == f["dwell_tag_kids_s"]
+    assert 0 < f["share_tag_kids"] < 1 and 0 < f["product_dwell_share"] < 1
+
+
+def test_features_of_layouts_without_overlaps_are_unchanged_to_the_bit():
+    """Without overlapping stays, a kind's or tag's dwell is exactly the sum of its
+    stays, added in entry order, as before zones could overlap: the scenario suite's
+    features are bit for bit what they were."""
+    from edge.visits.scenarios import scenario_site, scenario_suite
+
+    site = scenario_site()
+    extractor = FeatureExtractor(site.floor, site.visits)
+    kinds = dict(zip(extractor.zones.ids, extractor.zones.kinds, strict=True))
+    tags = dict(zip(extractor.zones.ids, extractor.zones.tags, strict=True))
+    checked = 0
+    for scenario in scenario_suite(repeats=1):
+        measured = extractor.measure(Visit("cam", 1, 1, scenario.t, scenario.xy))
+        f = measured.features
+        old = dict.fromkeys([n for n in f if n.startswith(("dwell_kind_", "dwell_tag_"))], 0.0)
+        for stay in measured.stays:  # the old definition: a sum over stays
+            old[f"dwell_kind_{kinds[stay.zone_id]}_s"] += stay.seconds
+            for tag in tags[stay.zone_id]:
+                old[f"dwell_tag_{tag}_s"] += stay.seconds
+        assert {name: f[name] for name in old} == old
+        duration = f["duration_s"]
+        assert f["product_dwell_share"] == old["dwell_kind_product_s"] / duration
+        checked += bool(measured.stays)
+    assert checked > 100
+
+
+@pytest.mark.parametrize("jump", ["out and back", "for good"])
+def test_a_position_jump_adds_no_path_and_no_speed(jump):
+    """Regression: a 5-sample jump of 1000 m in a 20 s walk gave path_length_m 2026, a
+    mean speed of 102 m/s and a max of 884 m/s, stored and averaged into the
+    aggregates' mean_path_m. A step faster than glitch_speed_mps is a tracking glitch."""
+    t, xy = walk((10, 10), (16, 10), speed=0.3)
+    clean = measure(t, xy).features
+    jumped = xy.copy()
+    if jump == "out and back":
+        jumped[70:75] += [1000, 1000]
+    else:
+        jumped[70:] += [500, 0]
+    f = measure(t, jumped).features
+    # each glitch step also drops that step's own 3 cm of walk
+    for name in ("path_length_m", "mean_speed_mps", "max_speed_mps", "directness",
+                 "leg_directness", "stops"):
+        assert f[name] == pytest.approx(clean[name], rel=0.02), name
+    assert clean["path_length_m"] == pytest.approx(6.0)
+    # a sprint stays a sprint: 8 m/s is under the glitch speed
+    t, xy = walk((0, 10), (24, 10), speed=8.0)
+    assert measure(t, xy).features["path_length_m"] == pytest.approx(24.0)

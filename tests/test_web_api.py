@@ -741,3 +741,50 @@ def test_occupancy_on_a_page_of_another_day_says_which_day(site, store_db):
     moment = dt.datetime.fromtimestamp(today["as_of"], LONDON)
     assert today["as_of_text"] == moment.strftime("%H:%M:%S")
     assert last_week["as_of_text"] == moment.strftime("%H:%M:%S, %a %d %b %Y")
+
+
+def test_a_mix_under_two_spec_versions_says_so(site, tmp_path):
+    """Regression: after a signed downlink renamed explorer -> browser (1.0.0 -> 1.1.0) at
+    midday, the page showed explorer and browser as two segments of the day's visits with
+    no version anywhere, and /api/v1/mix carried none. The mix still counts each visit by
+    the definitions it was classified under, and now says when they changed and which
+    versions scored each segment."""
+    path = tmp_path / "renamed.db"
+    db = open_database(path)
+    visits, segments = [], []
+    for i in range(20):  # 10 in the morning under 1.0.0, 10 from 14:00 under 1.1.0
+        version, start = (("1.0.0", at(DAY, dt.time(10)) + 60 * i) if i < 10 else
+                          ("1.1.0", at(DAY, dt.time(14)) - 60 + 60 * (i - 10)))
+        visit = f"{i:032x}"
+        visits.append({**visit_row(visit, i, start), "spec_version": version})
+        named = "explorer" if version == "1.0.0" else "browser"
+        segments += [{"visit_id": visit, "segment": named, "probability": 0.9},
+                     {"visit_id": visit, "segment": "quick-look", "probability": 0.1}]
+    with db.atomic():
+        db["visits"].insert_all(visits)
+        db["visit_segments"].insert_all(segments)
+    db.close()
+    with client(site, path, now=at(DAY, dt.time(16))) as web:
+        mix = web.get(f"/api/v1/mix?day={DAY.isoformat()}").json()
+        page = web.get(f"/?day={DAY.isoformat()}").text
+    assert [(v["version"], v["first_visit_text"]) for v in mix["spec_versions"]] == [
+        ("1.0.0", "10:01"), ("1.1.0", "14:00")]
+    note = ("Segment definitions changed at 14:00 (version 1.0.0 → 1.1.0): the mix counts "
+            "each visit by the definitions it was classified under.")
+    assert mix["definitions_note"] == note
+    assert {m["name"]: (m["visits"], m["spec_versions"]) for m in mix["segments"]} == {
+        "explorer": (10, ["1.0.0"]), "browser": (10, ["1.1.0"]),
+        "quick-look": (0, ["1.0.0", "1.1.0"])}
+    assert note.replace("→", "&rarr;") in page or note in page
+    row = re.search(r'data-segment="explorer">(.*?)</tr>', page, re.S).group(1)
+    assert "(version 1.0.0 only)" in row
+    row = re.search(r'data-segment="quick-look">(.*?)</tr>', page, re.S).group(1)
+    assert "version" not in row
+
+
+def test_a_mix_under_one_spec_version_has_no_note(site, tmp_path):
+    party_store(tmp_path / "parties.db", [(1, "mission")] * 6)
+    mix, page = party_mix(site, tmp_path / "parties.db")
+    assert [v["version"] for v in mix["spec_versions"]] == ["t"]
+    assert mix["definitions_note"] is None and 'data-figure="mix-definitions"' not in page
+    assert all(m["spec_versions"] in (["t"], None) for m in mix["segments"])

@@ -19,6 +19,7 @@ from edge.detection.base import resolve_model
 from edge.detection.input_size import describe_input_size
 from edge.detection.session import make_session
 from edge.errors import ConfigError, EdgeError, ModelError
+from edge.visits.layout import layout_warnings
 
 # Folders the camera unit (systemd/store-edge-camera@.service) cannot see: its /tmp and
 # /var/tmp are private and empty (PrivateTmp=yes), home folders hidden (ProtectHome=yes).
@@ -118,6 +119,8 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
     cameras = (None if not services else
                {name.removeprefix("camera:") for name in services if name.startswith("camera:")})
     problems, warnings = _camera_problems(path, site, cameras)
+    if not services:
+        warnings += [f"{path} {warning}" for warning in layout_warnings(site.floor)]
     late = site.settle_warning()
     if late and (not services or "sync" in services):
         warnings.append(f"{path} {late}")

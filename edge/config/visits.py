@@ -37,6 +37,11 @@ class VisitConfig(StrictModel):
     """A stop lasts at least this long."""
     speed_window_s: float = Field(1.0, gt=0)
     """Speeds are measured over this baseline, so that position jitter does not read as motion."""
+    glitch_speed_mps: float = Field(10.0, gt=0, le=100)
+    """A step between two positions faster than this (m/s; people in a store walk at 1-2 and
+    sprint at 7-8) is a tracking glitch (a jump onto something else and back): it adds no path
+    and no speed; the walk goes on from where the step landed. Zones and lines still see the
+    positions as they are."""
     line_margin_m: float = Field(0.3, ge=0, le=5)
     """A line crossing counts once the person is this far past the line, having been this far on
     the other side (hysteresis against jitter)."""

@@ -3,7 +3,10 @@
 The names form the vocabulary that segment specs and trained classifiers refer to;
 :data:`BASE_FEATURES` documents each one. Zone dwell is also summed per zone kind
 (``dwell_kind_<kind>_s``) and per category tag (``dwell_tag_<tag>_s`` and
-``share_tag_<tag>``, the fraction of the visit spent there).
+``share_tag_<tag>``, the fraction of the visit spent there). Zones may overlap (a promo
+table inside an aisle), so a kind's or tag's dwell is the time spent in at least one of
+its zones, the union of their stays, not the sum: a share never exceeds 1, and a tag
+written twice on a zone counts once.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from edge.config.visits import VisitConfig
 from edge.visits.geometry import LineCounter, ZoneIndex
 from edge.visits.presence import zone_stays
 from edge.visits.queue import queue_waits
-from edge.visits.records import LineCrossing, Visit, VisitFeatures
+from edge.visits.records import LineCrossing, Visit, VisitFeatures, ZoneStay
 
 ZONE_KINDS: tuple[str, ...] = get_args(ZoneKind)
 # Zones people pass through on the way: they count for dwell, not as places visited.
@@ -27,7 +30,7 @@ TRANSIT_KINDS = frozenset({"entrance", "passage"})
 
 BASE_FEATURES: dict[str, str] = {
     "duration_s": "Seconds from first to last sighting.",
-    "path_length_m": "Metres walked (smoothed path).",
+    "path_length_m": "Metres walked (smoothed path; steps faster than glitch_speed_mps left out).",
     "mean_speed_mps": "Path length / duration.",
     "max_speed_mps": "Fastest speed, measured over the speed window.",
     "stops": "Number of stops: slower than stop_speed_mps for at least stop_min_s.",
@@ -90,6 +93,29 @@ def unknown_feature_reason(name: str, tags: Iterable[str]) -> str | None:
     return "not a feature name (see docs/visits.md for the list)"
 
 
+def union_seconds(stays: list[ZoneStay]) -> float:
+    """Seconds covered by at least one of ``stays`` (ordered by entry time).
+
+    Stays that do not overlap add their own lengths in order, exactly the sum they
+    were before zones could overlap (features of such layouts are unchanged to the
+    bit); overlapping ones (zones inside zones, or a zone's stay bridged by hysteresis
+    across a short visit to another) count their common time once.
+    """
+    total = 0.0
+    start = end = 0.0
+    open_ = False
+    for stay in stays:
+        if open_ and stay.enter_t < end:
+            end = max(end, stay.leave_t)
+            continue
+        if open_:
+            total += end - start
+        start, end, open_ = stay.enter_t, stay.leave_t, True
+    if open_:
+        total += end - start
+    return total
+
+
 class FeatureExtractor:
     """Measures visits against one site's zones and lines.
 
@@ -108,7 +134,13 @@ class FeatureExtractor:
         self.names = feature_names(self.tags)
         kinds = self.zones.kinds
         self._product = np.asarray([k == "product" for k in kinds], dtype=bool)
-        self._kind_of = [kind_feature(kind) for kind in kinds]
+        # feature -> the zone columns whose stays it covers (sets: a repeated tag counts once)
+        groups: dict[str, set[int]] = {}
+        for column, kind in enumerate(kinds):
+            groups.setdefault(kind_feature(kind), set()).add(column)
+            for tag in self.zones.tags[column]:
+                groups.setdefault(tag_features(tag)[0], set()).add(column)
+        self._dwell_groups = [(name, frozenset(columns)) for name, columns in groups.items()]
         self._column = {zone_id: i for i, zone_id in enumerate(self.zones.ids)}
         self._checkout = {z for z, k in zip(self.zones.ids, kinds, strict=True) if k == "checkout"}
         self._destination = [k not in TRANSIT_KINDS for k in kinds]
@@ -123,10 +155,11 @@ class FeatureExtractor:
         cfg = self.config
         t, xy = visit.t, visit.xy
         duration = float(t[-1] - t[0])
-        step = np.hypot(*np.diff(xy, axis=0).T) if len(t) > 1 else np.zeros(0)
+        walked = self._walked(t, xy)
+        step = np.hypot(*np.diff(walked, axis=0).T) if len(t) > 1 else np.zeros(0)
         cumulative = np.concatenate(([0.0], np.cumsum(step)))
         path = float(cumulative[-1])
-        speed = self._speeds(t, xy)
+        speed = self._speeds(t, walked)
         stops = self._stops(t, speed)
         inside = self.zones.contains(xy)
         stays = zone_stays(
@@ -158,12 +191,11 @@ class FeatureExtractor:
             column for column in (self._column[s.zone_id] for s in stays)
             if self._destination[column]
         ]
-        for stay in stays:
-            seconds = stay.seconds
-            column = self._column[stay.zone_id]
-            f[self._kind_of[column]] += seconds
-            for tag in self.zones.tags[column]:
-                f[f"dwell_tag_{tag}_s"] += seconds
+        stay_columns = [self._column[stay.zone_id] for stay in stays]
+        for name, columns in self._dwell_groups:
+            f[name] = union_seconds(
+                [stay for stay, column in zip(stays, stay_columns, strict=True)
+                 if column in columns])
         for tag in self.tags:
             f[f"share_tag_{tag}"] = f[f"dwell_tag_{tag}_s"] / duration if duration > 0 else 0.0
         f["zone_entries"] = float(len(sequence))
@@ -176,9 +208,9 @@ class FeatureExtractor:
                 if a == c and a != b and self.zones.are_neighbours(a, b)
             )
         )
-        displacement = float(np.hypot(*(xy[-1] - xy[0])))
+        displacement = float(np.hypot(*(walked[-1] - walked[0])))
         f["directness"] = displacement / path if path > 1e-9 else 0.0
-        f["leg_directness"] = self._leg_directness(xy, cumulative, stops, f["directness"])
+        f["leg_directness"] = self._leg_directness(walked, cumulative, stops, f["directness"])
         f["checkout_visited"] = float(any(s.zone_id in self._checkout for s in stays))
         f["product_dwell_share"] = (
             f[kind_feature("product")] / duration if duration > 0 else 0.0
@@ -187,6 +219,20 @@ class FeatureExtractor:
         f["crossings_out"] = float(sum(c.direction == "out" for c in crossings))
         return VisitFeatures(visit, f, tuple(stays), tuple(crossings),
                              queue_waits(stays, self._kinds))
+
+    def _walked(self, t: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """The path walked: ``xy`` without its glitches. Each step faster than
+        ``glitch_speed_mps`` (a position jump no one walks) is taken out, and the positions
+        after it move back by it, so it adds neither path nor speed. ``xy`` itself (the
+        same array) when there is none, so visits without glitches measure as before."""
+        if len(t) < 2:
+            return xy
+        moves = np.diff(xy, axis=0)
+        glitch = np.hypot(*moves.T) > self.config.glitch_speed_mps * np.diff(t)
+        if not glitch.any():
+            return xy
+        jumps = np.where(glitch[:, None], moves, 0.0)
+        return xy - np.concatenate((np.zeros((1, 2)), np.cumsum(jumps, axis=0)))
 
     def _speeds(self, t: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Speed at each position, over a baseline of ``speed_window_s`` around it."""

@@ -25,7 +25,8 @@ class ZoneIndex:
     Attributes:
         ids: zone ids, in site-config order (the columns of :meth:`contains`).
         kinds: each zone's kind.
-        tags: each zone's category tags.
+        tags: each zone's category tags, each once (a tag written twice counts once;
+            ``edge check-config`` warns about it).
         neighbours: pairs of zone indices ``(i, j)``, ``i < j``, whose polygons are
             closer than the neighbour distance.
     """
@@ -33,7 +34,7 @@ class ZoneIndex:
     def __init__(self, zones: Sequence[ZoneConfig], neighbour_distance_m: float = 1.0) -> None:
         self.ids = [zone.id for zone in zones]
         self.kinds = [zone.kind for zone in zones]
-        self.tags = [tuple(zone.tags) for zone in zones]
+        self.tags = [tuple(dict.fromkeys(zone.tags)) for zone in zones]
         shapes = [Polygon(zone.polygon) for zone in zones]
         self.neighbours = frozenset(
             (i, j)

@@ -234,7 +234,7 @@ class Dashboard:
                                     kept_hours=site.storage.raw_trajectory_hours, tz=tz,
                                     cache=self.heat),
             zones=queries.zone_dwell(conn, tables, kept, site.floor, k),
-            mix=queries.mix(conn, tables, kept, k),
+            mix=queries.mix(conn, tables, kept, k, tz),
             wifi=queries.wifi(conn, tables, window, tz, door_lines),
             queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
             conversion=queries.conversion(conn, tables, window, k),

@@ -49,6 +49,7 @@ from edge.web.schemas import (
     MixItem,
     Occupancy,
     Queue,
+    SpecVersionUse,
     Wifi,
     ZoneDwell,
     ZoneDwellList,
@@ -410,7 +411,7 @@ def zone_dwell(
 
 def _mix_items(
     conn: sqlite3.Connection, table: str, column: str, window: DayWindow, total: int, k: int,
-    always: tuple[str, ...], label, *, exclusive: bool,
+    always: tuple[str, ...], label, *, exclusive: bool, spans: list[figures.SpecSpan],
 ) -> list[MixItem]:
     names = set(always)
     counts: dict[str, int] = {}
@@ -432,28 +433,50 @@ def _mix_items(
             hidden_reason=hidden_reason(count, total, k) if hide else None,
             visits=None if hide else count,
             share=None if hide or not total else round(count / total, 4),
+            spec_versions=None if hide else [
+                span.version for span in spans if name in span.names],
         ))
     return items
 
 
-def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int) -> Mix:
+def definitions_note(spans: list[figures.SpecSpan], tz: ZoneInfo, day: dt.date) -> str | None:
+    """What the page says when the day's visits were classified under several spec
+    versions: when each change came (the first visit under the new version) and how the
+    mix counts; ``None`` under one version."""
+    if len(spans) < 2:
+        return None
+    changes = " and ".join(
+        f"at {minute_text(new.first_t, tz, today=day)} (version {old.version} → {new.version})"
+        for old, new in zip(spans, spans[1:], strict=False))
+    return (f"Segment definitions changed {changes}: the mix counts each visit by the "
+            "definitions it was classified under.")
+
+
+def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int,
+        tz: ZoneInfo) -> Mix:
     """How many of the day's visits show each trait and segment (at p >= 0.5).
 
     Traits overlap; segments do not (a visit's memberships sum to 1, so at most one
     reaches 0.5, and none does for a visit with no clear type), so a hidden segment also
     hides the next smallest until the rest of the day's visits is not a small group.
     That rest (``segments_rest``: no clear type, or a hidden segment) is shown, so the
-    rows add up to the day's visits."""
+    rows add up to the day's visits.
+
+    When the segment spec changed during the day, each visit counts by the definitions it
+    was classified under; ``spec_versions`` and ``definitions_note`` say so, and each
+    item lists the versions that scored it."""
     total = _day_visits(conn, tables, window)
     traits: list[MixItem] = []
     segments: list[MixItem] = []
+    spans = (figures.spec_spans(conn, window.start, window.end)
+             if {"visits", "visit_traits", "visit_segments"} <= tables else [])
     if {"visits", "visit_traits"} <= tables:
         traits = _mix_items(conn, "visit_traits", "trait", window, total, k,
-                            STANDARD_TRAITS, trait_label, exclusive=False)
+                            STANDARD_TRAITS, trait_label, exclusive=False, spans=spans)
     total_units = None
     if {"visits", "visit_segments"} <= tables:
         segments = _mix_items(conn, "visit_segments", "segment", window, total, k, (), plain,
-                              exclusive=True)
+                              exclusive=True, spans=spans)
         if "visit_groups" in tables and total:
             segments, total_units = _with_units(conn, segments, window, total, k)
     return Mix(day=window.day, total_visits=total, min_count=k, traits=traits, segments=segments,
@@ -461,7 +484,12 @@ def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int) -
                segments_rest=total - sum(item.visits or 0 for item in segments)
                if segments else None,
                units_rest=None if total_units is None else
-               total_units - sum(item.units or 0 for item in segments))
+               total_units - sum(item.units or 0 for item in segments),
+               spec_versions=[SpecVersionUse(
+                   version=span.version, first_visit_t=span.first_t,
+                   first_visit_text=minute_text(span.first_t, tz, today=window.day),
+                   last_visit_t=span.last_t) for span in spans],
+               definitions_note=definitions_note(spans, tz, window.day))
 
 
 def _with_units(

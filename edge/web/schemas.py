@@ -220,6 +220,22 @@ class MixItem(Figures):
     units_share: float | None = Field(
         None, description="Share of the day's shopping parties, 0-1; null when units is.")
     units_hidden_reason: HiddenReason | None = Field(None, description=HIDDEN_REASON)
+    spec_versions: list[str] | None = Field(
+        None, description="The segment spec versions that scored this trait or segment on "
+        "the day's visits, in the order they came in (see Mix.spec_versions); null when "
+        "hidden. A name under only some of the day's versions was added, renamed or "
+        "dropped when the definitions changed.")
+
+
+class SpecVersionUse(Figures):
+    """A segment spec version that classified some of the day's visits."""
+
+    version: str
+    first_visit_t: float = Field(
+        description="When the first of the day's visits it classified ended (epoch seconds).")
+    first_visit_text: str = Field(description="The same, as the page's clock time (HH:MM).")
+    last_visit_t: float = Field(
+        description="When the last of the day's visits it classified ended (epoch seconds).")
 
 
 class Mix(Figures):
@@ -241,6 +257,15 @@ class Mix(Figures):
     units_rest: int | None = Field(
         None, description="As segments_rest, for shopping parties (of total_units); null when "
         "total_units is.")
+    spec_versions: list[SpecVersionUse] = Field(
+        default_factory=list, description="The segment spec versions that classified the "
+        "day's visits (traits and segments), in the order they came in. Several when the "
+        "definitions changed during the day (a downlinked spec, a refit): each visit is then "
+        "counted by the definitions it was classified under, so a renamed segment shows under "
+        "both names and a segment redefined under the same name adds both definitions.")
+    definitions_note: str | None = Field(
+        None, description="With several spec_versions, the sentence the page shows: when the "
+        "definitions changed and what the mix counts; null otherwise.")
 
 
 class Wifi(Figures):
