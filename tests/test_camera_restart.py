@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 
-from edge.config import load_site
 from edge.records import Detections
 from edge.runtime.camera_worker import CameraWorker
 from edge.runtime.schema import open_database
 from edge.visits.builder import build_visits, visits_stored_until
+from tests.support.live_site import floor_in_centimetres_site
 
 START = 1_800_000_000.0
 FPS = 5.0
@@ -23,20 +22,10 @@ PX_PER_M = 100.0  # the camera's image is the floor in centimetres
 
 
 def one_camera_site(tmp_path, **sections):
-    """One camera looking down on a 10 x 10 m floor (an identity homography in
-    centimetre pixels)."""
-    scale = [[1 / PX_PER_M, 0, 0], [0, 1 / PX_PER_M, 0], [0, 0, 1]]
-    site = {
-        "site": {"id": "one-cam"},
-        "cameras": [{"id": "door", "source": "rtsp://door.invalid/s", "fps": FPS,
-                     "calibration": {"homography": scale, "image_size": [1000, 1000]}}],
-        "floor": {"bounds": [[0, 0], [10, 10]]},
-        "web": {"access": "open-lan"},
-        **sections,
-    }
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(site))
-    return load_site(path)
+    """One camera looking down on a 10 x 10 m floor (its image the floor in centimetres)."""
+    assert PX_PER_M == 100.0
+    return floor_in_centimetres_site(tmp_path, "one-cam", {"door": FPS}, **sections)
+
 
 
 def people_at(t: float) -> np.ndarray:

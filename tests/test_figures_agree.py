@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from edge.config.web import WebConfig
 from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from sync.aggregate import Window, aggregate_window, full_message
+from tests.support.web_support import with_web
 
 LONDON = ZoneInfo("Europe/London")
 DAY = dt.date(2026, 3, 10)  # GMT: the store's day is the UTC day the windows tile
@@ -74,16 +74,19 @@ def fill(path) -> None:
 def store(tmp_path, pets_site):
     path = tmp_path / "edge.db"
     fill(path)
-    web = WebConfig.model_validate({**pets_site.web.model_dump(), "cache_s": 0,
-                                    "access": "open-lan"}, context={"services": ["web"]})
-    site = pets_site.model_copy(update={"web": web})
-    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: at(DAY, 23, 59)))
-    with TestClient(app, base_url="http://localhost") as client:
+    site = with_web(pets_site, cache_s=0, access="open-lan")
+    with page_client(site, path, at(DAY, 23, 59)) as client:
         page = client.get("/api/v1/summary", params={"day": DAY.isoformat()}).json()
         html = client.get("/", params={"day": DAY.isoformat()}).text
     db = open_database(path)
     yield site, {**page, "html": html}, db
     db.close()
+
+
+def page_client(site, path, now: float) -> TestClient:
+    """The status page of ``site`` over the database at ``path``, its clock at ``now``."""
+    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: now))
+    return TestClient(app, base_url="http://localhost")
 
 
 def aggregate(db, site, start: float, seconds: int):
@@ -157,11 +160,8 @@ def test_the_days_capture_rate_on_the_page_is_the_sum_of_the_windows(tmp_path, p
     with db.atomic():
         db["line_crossings"].insert_all(steps)
         db["wifi_windows"].insert_all(windows)
-    web = WebConfig.model_validate({**pets_site.web.model_dump(), "cache_s": 0,
-                                    "access": "open-lan"}, context={"services": ["web"]})
-    site = pets_site.model_copy(update={"web": web})
-    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: at(DAY, 18, 30)))
-    with TestClient(app, base_url="http://localhost") as client:
+    site = with_web(pets_site, cache_s=0, access="open-lan")
+    with page_client(site, path, at(DAY, 18, 30)) as client:
         wifi = client.get("/api/v1/wifi").json()
         html = client.get("/").text
     came_in = passers = 0
@@ -217,11 +217,8 @@ def test_a_party_leaving_across_windows_is_one_segment_on_the_page_and_in_the_wi
         db["visits"].insert_all(visits)
         db["visit_segments"].insert_all(segments)
         db["visit_groups"].insert_all(groups)
-    web = WebConfig.model_validate({**pets_site.web.model_dump(), "cache_s": 0,
-                                    "access": "open-lan"}, context={"services": ["web"]})
-    site = pets_site.model_copy(update={"web": web})
-    app = create_app(WebDeps(site=site, db_path=path, clock=lambda: at(DAY, 23, 30)))
-    with TestClient(app, base_url="http://localhost") as client:
+    site = with_web(pets_site, cache_s=0, access="open-lan")
+    with page_client(site, path, at(DAY, 23, 30)) as client:
         mix = client.get("/api/v1/mix", params={"day": DAY.isoformat()}).json()
     page = {i["name"]: i["units"] for i in mix["segments"] if i["name"] in
             ("explorer", "quick-look")}

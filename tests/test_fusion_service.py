@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 
-from edge.config import load_site
 from edge.fusion.store import read_camera_frames, write_camera_frames
 from edge.runtime.fusion_worker import FusionWorker
 from edge.runtime.schema import open_database
 from edge.visits.builder import build_visits
 from edge.web.queries import occupancy
+from tests.support.live_site import floor_in_centimetres_site
 from tests.test_fusion import sighting
 
 pytestmark = pytest.mark.system
@@ -21,22 +20,11 @@ START = 1_800_000_000.0
 
 
 def two_camera_site(tmp_path, **sections):
-    """Two cameras looking at the same 10 x 10 m floor (identity homographies in
-    centimetre pixels), as a store with overlapping views; ``sections`` add to the site
-    file."""
-    scale = [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]
-    site = {
-        "site": {"id": "two-cams"},
-        "cameras": [{"id": name, "source": f"rtsp://{name}.invalid/s", "fps": fps,
-                     "calibration": {"homography": scale, "image_size": [1000, 1000]}}
-                    for name, fps in (("door", 10), ("aisle", 5))],
-        "floor": {"bounds": [[0, 0], [10, 10]]},
-        "web": {"access": "open-lan"},
-        **sections,
-    }
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(site))
-    return load_site(path)
+    """Two cameras looking at the same 10 x 10 m floor, as a store with overlapping views;
+    ``sections`` add to the site file."""
+    return floor_in_centimetres_site(tmp_path, "two-cams", {"door": 10, "aisle": 5},
+                                     **sections)
+
 
 
 def people_at(t: float) -> np.ndarray:

@@ -10,9 +10,7 @@ count with edge.web.heatcells.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -24,10 +22,8 @@ from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from edge.web.heatcells import cells_from_scratch
 from tests.conftest import PETS_SITE
+from tests.support.heat_support import HZ, T0, shopper_in_pieces
 
-DAY = dt.date(2026, 12, 2)
-T0 = dt.datetime.combine(DAY, dt.time(10), ZoneInfo("Europe/London")).timestamp()
-HZ = 7.0
 PIECES = 6
 PER_PIECE_S = (20 * HZ - 1) / HZ  # each point holds until its piece's next: 139 gaps of 1/7 s
 
@@ -35,21 +31,6 @@ PER_PIECE_S = (20 * HZ - 1) / HZ  # each point holds until its piece's next: 139
 @pytest.fixture(scope="module")
 def site():
     return load_site(PETS_SITE)
-
-
-def pieces_of_one_person(first_track: int, t0: float, spot: tuple[float, float]) -> list[dict]:
-    """One shopper hovering at ``spot`` for 6 x 20 s, lost for 1 s between pieces and
-    given a new track id each time (the r07 setup of the page's heat-map review)."""
-    rows = []
-    for p in range(PIECES):
-        for i in range(int(20 * HZ)):
-            t = t0 + p * 21 + i / HZ
-            rows.append({"run_id": 1, "camera_id": "view001", "track_id": first_track + p,
-                         "frame": int((t - T0) * HZ), "t": t,
-                         "x": spot[0] + 0.3 * ((i // 20) % 3) - 0.3,
-                         "y": spot[1] + 0.3 * ((i // 35) % 2),
-                         "left": 0, "top": 0, "width": 10, "height": 30, "confidence": 0.9})
-    return rows
 
 
 def replay_db(tmp_path: Path, site, shoppers: int) -> Path:
@@ -62,12 +43,12 @@ def replay_db(tmp_path: Path, site, shoppers: int) -> Path:
                        "status": "done", "kind": "replay"}, alter=True)
     rows = []
     for n in range(shoppers):
-        rows += pieces_of_one_person(1 + 10 * n, T0 + 300 * n, (-6.5, -7.5))
+        rows += shopper_in_pieces(1, 1 + 10 * n, T0 + 300 * n, (-6.5, -7.5))
     db["track_points"].insert_all(rows)
     build_visits(db, VisitAnalyzer(site))
     # Written after the build: someone still in view, in no visit yet.
     db["track_points"].insert_all(
-        {**row, "track_id": 999} for row in pieces_of_one_person(999, T0 + 2000, (-6.5, -7.5))
+        {**row, "track_id": 999} for row in shopper_in_pieces(1, 999, T0 + 2000, (-6.5, -7.5))
         if row["track_id"] == 999)
     db.conn.commit()
     db.close()

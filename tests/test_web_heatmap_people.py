@@ -9,10 +9,8 @@ track ids there, at or above k = 5.
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,32 +22,13 @@ from edge.visits.builder import build_visits
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
+from tests.support.heat_support import HZ, T0, shopper_in_pieces
 from tests.support.web_support import with_web
-
-DAY = dt.date(2026, 12, 2)
-T0 = dt.datetime.combine(DAY, dt.time(10), ZoneInfo("Europe/London")).timestamp()
-HZ = 7.0
 
 
 @pytest.fixture(scope="module")
 def site():
     return with_web(load_site(PETS_SITE), access="open-lan", cache_s=0)
-
-
-def shopper_in_pieces(run: int, first_track: int, t0: float, spot: tuple[float, float],
-                      pieces: int = 6) -> list[dict]:
-    """One shopper hovering at ``spot`` for ``pieces`` x 20 s, lost for 1 s between
-    pieces and given a new track id each time (the reviewer's r07 setup)."""
-    rows = []
-    for p in range(pieces):
-        for i in range(int(20 * HZ)):
-            t = t0 + p * 21 + i / HZ
-            rows.append({"run_id": run, "camera_id": "view001", "track_id": first_track + p,
-                         "frame": int((t - T0) * HZ), "t": t,
-                         "x": spot[0] + 0.3 * ((i // 20) % 3) - 0.3,
-                         "y": spot[1] + 0.3 * ((i // 35) % 2),
-                         "left": 0, "top": 0, "width": 10, "height": 30, "confidence": 0.9})
-    return rows
 
 
 def store(tmp_path: Path, site, shoppers: int) -> Path:

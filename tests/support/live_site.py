@@ -1,4 +1,5 @@
-"""Site configs for live-service tests, derived from the shipped PETS demo site."""
+"""Site configs for live-service tests: derived from the shipped PETS demo site, or
+cameras looking down on a plain floor."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from edge.config import SiteConfig
+from edge.config import SiteConfig, load_site
 from edge.runtime.camera_worker import CameraWorker
 from edge.runtime.schema import open_database
 from tests.conftest import PETS_SITE
@@ -57,3 +58,23 @@ def start_worker(site: SiteConfig, db_path: Path) -> tuple[CameraWorker, threadi
     thread.start()
     assert ready.wait(60)
     return holder["worker"], thread
+
+
+def floor_in_centimetres_site(tmp_path: Path, site_id: str, cameras: dict[str, float],
+                              **sections: Any) -> SiteConfig:
+    """A site whose ``cameras`` (id -> frames a second) all look down on the same 10 x 10 m
+    floor, each image the floor in centimetres (an identity homography scaled by 1/100);
+    ``sections`` add to the site file."""
+    scale = [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]
+    site = {
+        "site": {"id": site_id},
+        "cameras": [{"id": name, "source": f"rtsp://{name}.invalid/s", "fps": fps,
+                     "calibration": {"homography": scale, "image_size": [1000, 1000]}}
+                    for name, fps in cameras.items()],
+        "floor": {"bounds": [[0, 0], [10, 10]]},
+        "web": {"access": "open-lan"},
+        **sections,
+    }
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
+    return load_site(path)
