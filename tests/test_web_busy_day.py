@@ -21,7 +21,8 @@ from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from edge.web.heatcells import HeatCellCache, cells_from_scratch
 from edge.web.queries import DayWindow
-from tests.test_web_heatmap_people import DAY, T0, shopper_in_pieces, site, store  # noqa: F401
+from tests.support.heat_support import DAY, T0, shopper_in_pieces
+from tests.test_web_heatmap_people import site, store  # noqa: F401
 
 
 def test_kept_heat_map_equals_the_one_from_scratch(site, tmp_path):  # noqa: F811
