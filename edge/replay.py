@@ -170,6 +170,7 @@ def replay(
             fps=camera.fps,
             start_time=start_time,
             detect_fps=camera.detect_fps,
+            calibration=camera.calibration,
         )
         fps = tracker_frame_rate(camera, file_fps=source.info.fps, stride=source.stride)
         detector = load_detector(site.detector)

@@ -238,7 +238,8 @@ def _open_stream(
             f"stream, not a recording; give its recording with --detections "
             f"{camera.id}=det.txt, or replay the cameras whose sources are files"
         )
-    video = VideoSource(camera.id, camera.source, fps=camera.fps, detect_fps=camera.detect_fps)
+    video = VideoSource(camera.id, camera.source, fps=camera.fps, detect_fps=camera.detect_fps,
+                        calibration=camera.calibration)
     fps = tracker_frame_rate(camera, file_fps=video.info.fps, stride=video.stride)
     pipeline = build_camera_pipeline(site, camera, homographies[camera.id], detector,
                                      frame_rate=fps)

@@ -16,7 +16,13 @@ import cv2
 import numpy as np
 
 from edge import assets
-from edge.config.vision import DEFAULT_FPS, USB_PREFIXES, detection_stride, usb_device_index
+from edge.config.vision import (
+    DEFAULT_FPS,
+    USB_PREFIXES,
+    CalibrationConfig,
+    detection_stride,
+    usb_device_index,
+)
 from edge.errors import SourceError
 from edge.records import Frame
 
@@ -89,7 +95,16 @@ class VideoSource:
             calibration, made in ``frame_size`` pixels, still holds. A frame of
             another shape is a different view: :class:`SourceError`. (OpenCV's
             FFmpeg reader already scales a stream whose size changes to the size it
-            opened with, so there this shows on reconnection.)
+            opened with, so there this shows on reconnection; a file whose frames
+            change size part-way is stretched by it unseen.)
+        calibration: the camera's calibration, checked against the frames. With
+            ``image_size`` (and no ``frame_size``), every frame must have that size,
+            the first included: a recording of the same shape at another resolution
+            is scaled to it (one line logged), one of another shape is refused
+            (:class:`SourceError` naming both sizes), since the calibration's
+            pixels would land elsewhere on the floor. Without ``image_size``, a
+            recording whose frames do not contain all ``image_points`` is refused:
+            it was made at another size than the calibration.
         prefetch: frames a reader thread may decode ahead; 0 decodes in the caller.
             Default: a reader thread for live sources (it keeps draining the stream
             and drops the oldest frame, counted, when the detector lags), none for
@@ -107,9 +122,19 @@ class VideoSource:
         detect_fps: float | None = None,
         frame_size: tuple[int, int] | None = None,
         prefetch: int | None = None,
+        calibration: CalibrationConfig | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self._calibration = calibration
+        # Whether the first frame is checked against calibration.image_size (not
+        # against a reconnected camera's first size, which the caller gave).
+        self._calibrated_size = frame_size is None and calibration is not None and (
+            calibration.image_size is not None)
+        if self._calibrated_size and calibration is not None:
+            frame_size = calibration.image_size
         self.frame_size = frame_size
+        self._checked_calibration = False
+        self._noted_resize = False  # the scaling was already logged
         self.resized_frames = 0
         self.source = source
         self._capture = self._open(assets.resolve_uri(source))
@@ -123,6 +148,9 @@ class VideoSource:
             frame_count=None if live or count <= 0 else count,
             live=live,
         )
+        if self.info.frame_count and self.info.width > 0 and self.info.height > 0:
+            # A file's header: refused before minutes of work, not after.
+            self._check_calibration(self.info.width, self.info.height)
         if start_time is None:
             start_time = time.time() - (self.info.frame_count or 0) / self.info.fps
         self.start_time = start_time
@@ -239,25 +267,62 @@ class VideoSource:
             timestamp = now if self.info.live else self.start_time + index / self.info.fps
             yield Frame(self.camera_id, index, timestamp, self._fit(image))
 
+    def _check_calibration(self, width: int, height: int) -> None:
+        """Refuse a recording the calibration was not made for (see the class); note
+        one scaled to it. Once, with the header's size or else the first frame's."""
+        if self._checked_calibration or self._calibration is None:
+            return
+        self._checked_calibration = True
+        calibration = self._calibration
+        if self._calibrated_size and self.frame_size is not None:
+            want_width, want_height = self.frame_size
+            if (width, height) == (want_width, want_height):
+                return
+            if not _same_shape((width, height), self.frame_size):
+                raise SourceError(
+                    f"camera {self.camera_id}: the recording's frames are {width}x{height} "
+                    f"but the calibration was made at {want_width}x{want_height} "
+                    "(calibration.image_size), another shape: its pixels would land in the "
+                    "wrong places on the floor; replay a recording of this camera's "
+                    "calibrated view, or calibrate the camera again for this one"
+                )
+            log.warning("Camera %s: the recording is %dx%d, the calibration %dx%d "
+                        "(calibration.image_size, the same shape); scaling the frames to "
+                        "%dx%d.", self.camera_id, width, height, want_width, want_height,
+                        want_width, want_height)
+            self._noted_resize = True
+            return
+        if self.frame_size is None and calibration.image_points:
+            outside = [(x, y) for x, y in calibration.image_points
+                       if not (0 <= x <= width and 0 <= y <= height)]
+            if outside:
+                x, y = outside[0]
+                raise SourceError(
+                    f"camera {self.camera_id}: calibration.image_points has ({x:g}, {y:g}), "
+                    f"outside the recording's {width}x{height} frames: the calibration was "
+                    "made at another frame size; replay a recording at the calibrated size, "
+                    "or set calibration.image_size to the size it was made at (a recording "
+                    "of the same shape is then scaled to it)"
+                )
+
     def _fit(self, image: np.ndarray) -> np.ndarray:
         """The frame at ``frame_size`` (see the class); raises if its shape differs."""
         height, width = image.shape[:2]
+        self._check_calibration(width, height)
         if self.frame_size is None:
             self.frame_size = (width, height)
             return image
         want_width, want_height = self.frame_size
         if (width, height) == (want_width, want_height):
             return image
-        if abs(width * want_height - height * want_width) > (
-            SAME_SHAPE_TOLERANCE * width * want_height
-        ):
+        if not _same_shape((width, height), self.frame_size):
             raise SourceError(
                 f"camera {self.camera_id}: frames changed from {want_width}x{want_height} to "
                 f"{width}x{height}, another shape: the view or the stream profile changed and "
                 "the calibration no longer fits; restore the camera's stream settings or "
                 "calibrate it again"
             )
-        if not self.resized_frames:
+        if not self.resized_frames and not self._noted_resize:
             log.warning("Camera %s: frames changed from %dx%d to %dx%d (the same shape); "
                         "scaling them back to %dx%d, where the calibration holds.",
                         self.camera_id, want_width, want_height, width, height,
@@ -278,3 +343,10 @@ class VideoSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _same_shape(size: tuple[int, int], other: tuple[int, int]) -> bool:
+    """Whether two ``(width, height)`` have the same aspect ratio, within 1 %."""
+    (width, height), (other_width, other_height) = size, other
+    return abs(width * other_height - height * other_width) <= (
+        SAME_SHAPE_TOLERANCE * width * other_height)

@@ -8,14 +8,18 @@ import time
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from edge.config import load_site
+from edge.config.vision import CalibrationConfig
 from edge.errors import SourceError
+from edge.paths import default_site_config
 from edge.runtime.frame_reader import FrameReader
 from edge.video import VideoSource, describe_source
 from tests.conftest import PETS_VIDEO
 from tests.support.live_site import live_site_yaml
 from tests.support.mjpeg_camera import MjpegCamera
+from tests.support.report_support import invoke
 
 pytestmark = pytest.mark.system
 
@@ -166,3 +170,59 @@ def test_a_camera_that_comes_back_at_another_size_keeps_its_first_size(tmp_path)
     finally:
         reader.stop()
         camera.stop()
+
+
+def calibration(**fields):
+    points = [(1.0, 1.0), (30.0, 1.0), (30.0, 20.0), (1.0, 20.0)]
+    return CalibrationConfig(**{"image_points": points,
+                                "floor_points": [(0, 0), (3, 0), (3, 2), (0, 2)], **fields})
+
+
+def test_a_recording_at_another_size_than_the_calibration_is_scaled_to_it(tmp_path, caplog):
+    """Finding 3a: PETS frames resized to 384x288 were replayed with the 768x576
+    calibration, exit 0, and 679 detections fell outside the floor area. The same
+    shape is scaled to calibration.image_size, said in one line."""
+    video = small_video(tmp_path / "a.avi")  # 64x48
+    with VideoSource("cam", str(video), prefetch=0,
+                     calibration=calibration(image_size=(32, 24))) as source:
+        assert {f.image.shape[:2] for f in source} == {(24, 32)}
+        assert source.resized_frames == 6
+    notes = [r.message for r in caplog.records if r.name == "edge.video"]
+    assert notes == ["Camera cam: the recording is 64x48, the calibration 32x24 "
+                     "(calibration.image_size, the same shape); scaling the frames to 32x24."]
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_recording_of_another_shape_than_the_calibration_is_refused(tmp_path, prefetch):
+    video = small_video(tmp_path / "a.avi")
+    with pytest.raises(SourceError, match=r"^camera cam: the recording's frames are 64x48 but "
+                       r"the calibration was made at 48x48 \(calibration.image_size\), another "
+                       r"shape: .*calibrate the camera again"):
+        VideoSource("cam", str(video), prefetch=prefetch,
+                    calibration=calibration(image_size=(48, 48)))
+
+
+def test_calibration_points_outside_the_recording_are_refused(tmp_path):
+    """Without image_size, a recording smaller than the calibration's points is the
+    wrong size: refused, with the fix."""
+    video = small_video(tmp_path / "a.avi", size=(24, 16))
+    with pytest.raises(SourceError, match=r"calibration.image_points has \(30, 1\), outside "
+                       r"the recording's 24x16 frames.*set calibration.image_size"):
+        VideoSource("cam", str(video), calibration=calibration())
+    with VideoSource("cam", str(small_video(tmp_path / "b.avi")), prefetch=0,
+                     calibration=calibration()) as source:        # 64x48 holds them: as is
+        assert [f.image.shape[:2] for f in source] == [(48, 64)] * 6
+
+
+def test_replay_refuses_a_recording_of_another_shape_than_the_calibration(tmp_path):
+    """Finding 3, through the CLI: the site's calibration.image_size is passed on."""
+    video = small_video(tmp_path / "a.avi")  # 64x48
+    site = yaml.safe_load(default_site_config().read_text())
+    camera = site["cameras"][0]
+    camera["source"] = str(video)
+    camera["calibration"]["image_size"] = [768, 768]
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    db = tmp_path / "edge.db"
+    result = invoke("replay", "--site", str(tmp_path / "site.yaml"), "--db", str(db), "--quiet")
+    assert result.returncode == 1, result.stdout
+    assert "frames are 64x48 but the calibration was made at 768x768" in result.stderr

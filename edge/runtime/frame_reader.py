@@ -110,6 +110,11 @@ class FrameReader:
                     fps=self.camera.fps,
                     detect_fps=self.camera.detect_fps,
                     frame_size=self._frame_size,
+                    # Checked against image_size where the config has it; a live
+                    # camera's size is not checked against a point calibration's
+                    # points (a replay's is: edge.video.VideoSource).
+                    calibration=self.camera.calibration
+                    if self.camera.calibration.image_size else None,
                     prefetch=0,  # this reader is already the decoding thread
                 )
             except SourceError as error:
