@@ -81,7 +81,9 @@ class VideoSource:
     Args:
         camera_id: the camera's id, stamped on each frame.
         source: file path, ``asset:NAME``, ``rtsp://`` URL, ``usb:N`` or ``/dev/videoN``.
-        fps: frame rate to assume for a file (overrides a wrong header).
+        fps: frame rate to assume for a file (overrides a wrong header). Required
+            for a file whose header has no rate, or 0 (FFmpeg would guess 25 frames/s
+            and every time would be off): :class:`SourceError` without it.
         start_time: epoch seconds of a file's first frame. Default: the recording
             as if it had just ended (now minus its duration), so a replay, which runs
             faster than real time, never stamps a position in the future. Live
@@ -137,9 +139,20 @@ class VideoSource:
         self._noted_resize = False  # the scaling was already logged
         self.resized_frames = 0
         self.source = source
-        self._capture = self._open(assets.resolve_uri(source))
+        resolved = assets.resolve_uri(source)
+        self._capture = self._open(resolved)
         live = is_live_source(source)
         declared_fps = self._capture.get(cv2.CAP_PROP_FPS)
+        if not fps and not live and (
+            not 0 < declared_fps < 1000 or _avi_without_rate(Path(resolved))
+        ):
+            self._capture.release()
+            raise SourceError(
+                f"camera {camera_id}: {describe_source(source)} does not say its frame rate "
+                "(its header has none, or 0); set the camera's fps (cameras[].fps in the "
+                "site file) to the rate it was recorded at: a guessed rate would put every "
+                "time, dwell and speed off by the same factor"
+            )
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.info = SourceInfo(
             fps=float(fps or (declared_fps if 0 < declared_fps < 1000 else DEFAULT_FPS)),
@@ -350,3 +363,31 @@ def _same_shape(size: tuple[int, int], other: tuple[int, int]) -> bool:
     (width, height), (other_width, other_height) = size, other
     return abs(width * other_height - height * other_width) <= (
         SAME_SHAPE_TOLERANCE * width * other_height)
+
+
+AVI_HEADER_BYTES = 65536  # the RIFF header lists (avih, strh) come first
+
+
+def _avi_without_rate(path: Path) -> bool:
+    """Whether ``path`` is an AVI file whose video stream header has a rate of 0.
+
+    FFmpeg then reports 25 frames/s as if the file declared it (OpenCV's
+    ``CAP_PROP_FPS`` and PyAV alike), so the header itself is read.
+    """
+    try:
+        with path.open("rb") as file:
+            head = file.read(AVI_HEADER_BYTES)
+    except OSError:
+        return False
+    if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return False
+    at = head.find(b"strh")
+    while at >= 0 and at + 36 <= len(head):
+        # "strh", size, then fccType, fccHandler, dwFlags, wPriority, wLanguage,
+        # dwInitialFrames, dwScale, dwRate
+        if head[at + 8:at + 12] == b"vids":
+            scale = int.from_bytes(head[at + 28:at + 32], "little")
+            rate = int.from_bytes(head[at + 32:at + 36], "little")
+            return scale == 0 or rate == 0
+        at = head.find(b"strh", at + 4)
+    return False

@@ -105,7 +105,7 @@ def test_a_file_is_stamped_as_if_it_had_just_ended():
 def small_video(path, size=(64, 48), frames=6):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 7.0, size)
     for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 20 * i, np.uint8))
+        writer.write(np.full((size[1], size[0], 3), 20 * i % 256, np.uint8))
     writer.release()
     return path
 
@@ -226,3 +226,41 @@ def test_replay_refuses_a_recording_of_another_shape_than_the_calibration(tmp_pa
     result = invoke("replay", "--site", str(tmp_path / "site.yaml"), "--db", str(db), "--quiet")
     assert result.returncode == 1, result.stdout
     assert "frames are 64x48 but the calibration was made at 768x768" in result.stderr
+
+
+def without_frame_rate(path):
+    """``path``, an AVI, with its header's frame rate set to 0 (as some recorders write)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"strh")
+    assert data[at + 8:at + 12] == b"vids"
+    data[at + 32:at + 36] = (0).to_bytes(4, "little")  # dwRate
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_file_without_a_frame_rate_needs_the_cameras_fps(tmp_path):
+    """Finding 6: an AVI whose header rate is 0 replayed at FFmpeg's guess of 25
+    frames/s (19 frames of a 7 frames/s recording spanned 0.76 s, not 2.7 s): every
+    time, dwell and speed 3.6 times off, silently. Refused unless the camera's fps
+    says the rate."""
+    video = without_frame_rate(small_video(tmp_path / "a.avi", frames=19))
+    with pytest.raises(SourceError, match=r"^camera cam: .*a.avi does not say its frame rate "
+                       r".*set the camera's fps \(cameras\[\].fps in the site file\)"):
+        VideoSource("cam", str(video))
+    with VideoSource("cam", str(video), fps=7, prefetch=0) as source:
+        stamps = [f.timestamp for f in source]
+    assert stamps[-1] - stamps[0] == pytest.approx(18 / 7)
+    with VideoSource("cam", str(small_video(tmp_path / "b.avi")), prefetch=0) as source:
+        assert source.info.fps == 7.0                     # a header with a rate: as before
+
+
+def test_replay_refuses_a_file_without_a_frame_rate(tmp_path):
+    video = without_frame_rate(small_video(tmp_path / "a.avi", size=(768, 576), frames=2))
+    site = yaml.safe_load(default_site_config().read_text())
+    del site["cameras"][0]["fps"]
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    result = invoke("replay", str(video), "--site", str(tmp_path / "site.yaml"),
+                    "--db", str(tmp_path / "edge.db"), "--quiet")
+    assert result.returncode == 1, result.stdout
+    assert "does not say its frame rate" in result.stderr
+    assert "cameras[].fps" in result.stderr
