@@ -249,11 +249,34 @@ def test_bad_exclusion_address_names_the_line(tmp_path):
 
 
 def test_a_truncated_capture_replays_what_it_has(tmp_path, lab_site):
+    """Finding 9: what was read is kept, and the exit status says it was not all (it
+    was 0, which scripts took for a complete replay; a truncated video exits 1)."""
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(BRNO_DAY.read_bytes()[:300_000])
     result = run("wifi", "replay", str(cut), "--json", "--site", str(lab_site))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     assert "the file ends inside" in result.stderr and result.stdout.count("\n") > 5
+    assert result.stderr.splitlines()[-1].startswith(f"Error: capture {cut} is truncated or "
+                                                     "damaged: the file ends inside")
+
+
+def test_a_capture_corrupt_mid_file_keeps_what_it_read_and_exits_1(tmp_path, lab_site):
+    """Finding 9: a record length corrupted mid-file lost most of the capture (53 of
+    736 windows), said in a warning, and exited 0."""
+    data = bytearray(BRNO_DAY.read_bytes())
+    offset = 24
+    while offset < len(data) // 3:  # walk the records to one a third of the way in
+        offset += 16 + struct.unpack_from("<I", data, offset + 8)[0]
+    struct.pack_into("<I", data, offset + 8, 0x7FFFFFFF)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(data))
+    db = tmp_path / "edge.db"
+    result = run("wifi", "replay", str(bad), "--json", "--site", str(lab_site), "--db", str(db))
+    assert result.returncode == 1, result.stderr
+    assert "a record claims 2147483647 bytes" in result.stderr
+    assert f"written to {db}" in result.stderr.splitlines()[-1]
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("select count(*) from wifi_windows").fetchone()[0] > 0
 
 
 def test_pcap_with_another_link_type_is_skipped_with_a_counted_warning(tmp_path):

@@ -131,6 +131,15 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
     if not quiet:
         _summary(result, db_path, window_s, config.min_dwell_s,
                  None if writer is None else writer.rows)
+    if result.ended_early:
+        # What was read is kept (printed, and written with --db); the exit status still
+        # tells a script it was not all, as a truncated video's replay does.
+        kept = f" and written to {db_path}" if db_path is not None else ""
+        raise DataFormatError(
+            f"capture {capture} is truncated or damaged: {'; '.join(result.read_notes)}; "
+            f"the windows of the frames before it were printed{kept}, the rest of the "
+            "capture is lost"
+        )
 
 
 def _summary(result: ReplayResult, db_path: Path | None, window_s: int,

@@ -260,6 +260,7 @@ class ReplayResult:
     read_notes: list[str]
     devices: DeviceTally
     seconds: float
+    ended_early: bool = False  # a truncated or corrupt record ended the read before the end
 
     @property
     def devices_seen(self) -> int:
@@ -312,7 +313,8 @@ def replay_capture(
         if read.no_timestamp:
             notes.append(f"{read.no_timestamp} pcapng simple packet blocks skipped (no time stamp)")
     return ReplayResult(windows, pipeline.stats, notes, pipeline.device_tally,
-                        time.perf_counter() - started)
+                        time.perf_counter() - started,
+                        ended_early=bool(read.truncated or read.corrupt))
 
 
 def replay_to_list(path: str | Path, config: WifiConfig, **kwargs: object) -> ReplayResult:
