@@ -162,3 +162,31 @@ def test_eval_mot_tracks_file_or_database_not_both(tmp_path, args):
     result = CliRunner().invoke(cli, ["eval", "mot", "--gt", str(PETS_GT), "--tracks",
                                       str(tracks), *args])
     assert result.exit_code == 2 and "--tracks scores a file: drop --db and --run" in result.output
+
+
+def _floor_rows(path, frames):
+    rows = [(f, person, 0.1 * f, 2.0 * person) for f in frames for person in (1, 2)]
+    np.savetxt(path, np.array(rows), fmt=["%d", "%d", "%.3f", "%.3f"], delimiter=",")
+    return path
+
+
+def test_eval_floor_tracks_of_a_partial_replay_says_so_and_takes_frames(tmp_path):
+    """Finding 7: the floor tracks of a partial replay were scored against every
+    ground-truth frame (IDF1 0.212 where the full run has 0.926), with no note and no
+    --frames, as eval mot has."""
+    gt = _floor_rows(tmp_path / "gt.txt", range(1, 101))
+    tracks = _floor_rows(tmp_path / "tracks.txt", range(1, 51))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["eval", "floor", "--gt", str(gt), "--tracks", str(tracks),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["IDF1"] < 0.7
+    assert ("Note: the tracks cover frames 1-50, the ground truth 1-100: its frames after 50 "
+            "are scored as misses; to score only the frames the tracks cover, add --frames "
+            "1-50.") in result.stderr
+    result = runner.invoke(cli, ["eval", "floor", "--gt", str(gt), "--tracks", str(tracks),
+                                 "--frames", "1-50", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["IDF1"] == 1.0 and "Note" not in result.stderr
+    result = runner.invoke(cli, ["eval", "floor", "--gt", str(gt), "--frames", "1-50"])
+    assert result.exit_code == 2 and "--frames goes with --tracks" in result.stderr

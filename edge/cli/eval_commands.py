@@ -19,7 +19,13 @@ from edge.cli.options import (
 from edge.config import load_site
 from edge.evaluation.floor import evaluate_floor
 from edge.evaluation.floor_tracks import DEFAULT_GATE_M, evaluate_floor_tracks, read_floor_rows
-from edge.evaluation.mot import FrameRange, coverage_hint, evaluate_mot, require_run_boxes
+from edge.evaluation.mot import (
+    FrameRange,
+    coverage_hint,
+    evaluate_mot,
+    frame_coverage_hint,
+    require_run_boxes,
+)
 from edge.motformat import read_mot
 from edge.paths import default_site_config, share_dir
 from edge.runtime.schema import open_database
@@ -108,10 +114,13 @@ def eval_mot(gt_path: Path, tracks_path: Path | None, db_path: Path | None,
 @click.option("--run", "run_id", type=int, help="Replay run to evaluate (default: the latest).")
 @click.option("--frame-offset", default=1, show_default=True,
               help="Added to our 0-based frame index to get the ground truth's frame number.")
+@click.option("--frames", "frames", type=FrameRangeType(), default=None,
+              help="With --tracks: score only these ground-truth frames, e.g. 1-150 after "
+                   "`edge replay --max-frames 150` (default: all of the ground truth's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def eval_floor(
     gt_path: Path, tracks_path: Path | None, gate_m: float, db_path: Path | None,
-    run_id: int | None, frame_offset: int, as_json: bool
+    run_id: int | None, frame_offset: int, frames: FrameRange | None, as_json: bool
 ) -> None:
     """Floor accuracy against ground truth.
 
@@ -119,12 +128,18 @@ def eval_floor(
     (py-motmetrics), and the occupancy error (mean over frames of |people reported -
     people present| / people present). Without: the floor-position error of a replay
     run's stored positions against the ground truth's world coordinates, in metres,
-    over tracks matched to GT boxes by IoU."""
+    over tracks matched to GT boxes by IoU.
+
+    With --tracks, every ground-truth frame is scored unless --frames says otherwise;
+    when the tracks end before the ground truth, a note on stderr says so."""
     if tracks_path is not None:
         if db_path is not None or run_id is not None:
             raise click.UsageError("--tracks scores a file: drop --db and --run")
-        metrics = evaluate_floor_tracks(read_floor_rows(gt_path), read_floor_rows(tracks_path),
-                                        gate_m)
+        gt, tracks = read_floor_rows(gt_path), read_floor_rows(tracks_path)
+        metrics = evaluate_floor_tracks(gt, tracks, gate_m, frames)
+        hint = frame_coverage_hint(gt[:, 0], tracks[:, 0]) if frames is None else None
+        if hint is not None:
+            click.echo(f"Note: {hint}.", err=True)
         if as_json:
             click.echo(json.dumps(metrics))
             return
@@ -132,6 +147,8 @@ def eval_floor(
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             click.echo(f"{name:>26}  {shown}")
         return
+    if frames is not None:
+        raise click.UsageError("--frames goes with --tracks")
     site = load_site_option(None) if db_path is None else None
     path = resolve_db_path(db_path, site, must_exist=True)
     accuracy = evaluate_floor(gt_path, open_database(path), run_id, frame_offset)

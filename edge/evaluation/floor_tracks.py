@@ -28,20 +28,27 @@ def read_floor_rows(path: str | Path) -> np.ndarray:
 
 
 def evaluate_floor_tracks(
-    gt: np.ndarray, tracks: np.ndarray, gate_m: float = DEFAULT_GATE_M
+    gt: np.ndarray, tracks: np.ndarray, gate_m: float = DEFAULT_GATE_M,
+    frames: tuple[int, int] | None = None,
 ) -> dict[str, float | int]:
     """IDF1, MOTA, identity switches and occupancy error of ``tracks`` against ``gt``
-    over every ground-truth frame (rows ``frame,id,x,y``)."""
+    over every ground-truth frame (rows ``frame,id,x,y``), or those of ``frames``
+    (``(first, last)``, both included: e.g. the frames a partial replay covered)."""
     import motmetrics as mm  # an evaluation extra, not needed on the box
 
     if len(gt) == 0:
         raise DataFormatError("the ground truth holds no rows")
+    if frames is not None:
+        gt = gt[(gt[:, 0] >= frames[0]) & (gt[:, 0] <= frames[1])]
+        if len(gt) == 0:
+            raise DataFormatError(
+                f"the ground truth has no rows in frames {frames[0]}-{frames[1]}")
     accumulator = mm.MOTAccumulator(auto_id=False)
-    frames = np.unique(gt[:, 0].astype(np.int64))
+    scored = np.unique(gt[:, 0].astype(np.int64))
     gt_frames = gt[:, 0].astype(np.int64)
     our_frames = tracks[:, 0].astype(np.int64)
     occupancy_errors = []
-    for frame in frames:
+    for frame in scored:
         truth = gt[gt_frames == frame]
         ours = tracks[our_frames == frame]
         distances = mm.distances.norm2squared_matrix(truth[:, 2:4], ours[:, 2:4],
@@ -54,11 +61,11 @@ def evaluate_floor_tracks(
         "gt_ids", "frames",
     ))
     frames_evaluated = figures.pop("frames")  # reported after tracker_ids
-    reported = np.array([np.sum(our_frames == f) for f in frames])
-    present = np.array([np.sum(gt_frames == f) for f in frames])
+    reported = np.array([np.sum(our_frames == f) for f in scored])
+    present = np.array([np.sum(gt_frames == f) for f in scored])
     return {
         **figures,
-        "tracker_ids": int(len(np.unique(tracks[np.isin(our_frames, frames), 1]))),
+        "tracker_ids": int(len(np.unique(tracks[np.isin(our_frames, scored), 1]))),
         "frames": frames_evaluated,
         "occupancy_error": float(np.mean(occupancy_errors)),
         "people_reported_per_frame": float(reported.mean()),

@@ -144,11 +144,16 @@ def evaluate_mot_files(
 def coverage_hint(gt: np.ndarray, tracks: np.ndarray) -> str | None:
     """A note when the tracks end before the ground truth (a partial replay, say), whose
     later frames then all count as misses; None otherwise."""
-    gt = gt[gt[:, 6] != 0]
-    if not len(gt) or not len(tracks):
+    return frame_coverage_hint(gt[gt[:, 6] != 0][:, 0], tracks[:, 0])
+
+
+def frame_coverage_hint(gt_frames: np.ndarray, track_frames: np.ndarray) -> str | None:
+    """:func:`coverage_hint` on the frame numbers of the ground truth's rows (those
+    scored) and of the tracks' rows: MOTChallenge boxes and floor rows alike."""
+    if not len(gt_frames) or not len(track_frames):
         return None
-    gt_first, gt_last = int(gt[:, 0].min()), int(gt[:, 0].max())
-    track_first, track_last = int(tracks[:, 0].min()), int(tracks[:, 0].max())
+    gt_first, gt_last = int(gt_frames.min()), int(gt_frames.max())
+    track_first, track_last = int(track_frames.min()), int(track_frames.max())
     if track_last >= gt_last:
         return None
     return (f"the tracks cover frames {track_first}-{track_last}, the ground truth "
