@@ -190,3 +190,29 @@ def test_eval_floor_tracks_of_a_partial_replay_says_so_and_takes_frames(tmp_path
     assert json.loads(result.stdout)["IDF1"] == 1.0 and "Note" not in result.stderr
     result = runner.invoke(cli, ["eval", "floor", "--gt", str(gt), "--frames", "1-50"])
     assert result.exit_code == 2 and "--frames goes with --tracks" in result.stderr
+
+
+def test_eval_mot_asks_whether_the_ground_truth_is_of_this_recording(tmp_path):
+    """Finding 8: TUD-Campus's ground truth scored against PETS tracks printed HOTA
+    0.027 and said nothing of the tracks running to frame 795, past the gt's 71."""
+    tud = SHARED / "mot" / "TUD-Campus" / "gt" / "gt.txt"
+    tracks = partial_tracks(tmp_path, 795)
+    result = CliRunner().invoke(cli, ["eval", "mot", "--gt", str(tud), "--tracks", str(tracks),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["DetA"] < 0.05
+    assert result.stderr.startswith("Note: the tracks run to frame 795, past the ground truth's "
+                                    "last frame 71: their frames after it are not scored; the "
+                                    "tracks' boxes barely overlap the ground truth's (DetA ")
+    assert result.stderr.endswith("; is this the ground truth of this recording?\n")
+    assert result.stderr.count("\n") == 1
+
+
+def test_report_asks_whether_the_ground_truth_is_of_this_recording(det_db, tmp_path):
+    """Finding 8, the same note in `edge report --gt`."""
+    tud = SHARED / "mot" / "TUD-Campus" / "gt" / "gt.txt"
+    result = CliRunner().invoke(cli, ["report", "--db", str(det_db), "--gt", str(tud),
+                                      "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "is this the ground truth of this recording?" in result.stdout
+    assert "past the ground truth's last frame 71" in result.stdout

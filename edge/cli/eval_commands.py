@@ -25,6 +25,7 @@ from edge.evaluation.mot import (
     evaluate_mot,
     frame_coverage_hint,
     require_run_boxes,
+    scene_hint,
 )
 from edge.motformat import read_mot
 from edge.paths import default_site_config, share_dir
@@ -76,7 +77,8 @@ def eval_mot(gt_path: Path, tracks_path: Path | None, db_path: Path | None,
     replay run, against GT.
 
     Every ground-truth frame is scored unless --frames says otherwise; when the tracks
-    end before the ground truth, a note on stderr says so. A store-wide run fused from
+    end before the ground truth, a note on stderr says so, as it does when they run past
+    its end or barely overlap it (another recording's ground truth?). A store-wide run fused from
     several cameras has no image boxes and is refused: score its cameras' runs."""
     gt = read_mot(gt_path)
     if tracks_path is not None:
@@ -88,9 +90,11 @@ def eval_mot(gt_path: Path, tracks_path: Path | None, db_path: Path | None,
         db = open_database(resolve_db_path(db_path, site, must_exist=True))
         tracks = require_run_boxes(db, latest_finished_run(db) if run_id is None else run_id)
     metrics = evaluate_mot(gt, tracks, frames)
-    hint = coverage_hint(gt, tracks) if frames is None else None
-    if hint is not None:
-        click.echo(f"Note: {hint}.", err=True)
+    hints = [coverage_hint(gt, tracks) if frames is None else None,
+             scene_hint(gt, tracks, metrics)]
+    for hint in hints:
+        if hint is not None:
+            click.echo(f"Note: {hint}{'' if hint.endswith('?') else '.'}", err=True)
     if as_json:
         click.echo(json.dumps(metrics))
         return

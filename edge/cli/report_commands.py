@@ -31,7 +31,7 @@ def echo_report(plan: ReportPlan, data: ReportData, accuracy: Accuracy | None,
             line += f"; floor error median {accuracy.floor['median_m']:.3f} m"
         click.echo(line + ".")
         for note in accuracy.notes:
-            click.echo(f"Note: {note}.")
+            click.echo(f"Note: {note}{'' if note.endswith('?') else '.'}")
     click.echo(f"Report of run {data.run.id}: {plan.out} ({KEEP_LOCAL}).")
 
 

@@ -18,7 +18,7 @@ import sqlite_utils
 from edge.config import SiteConfig
 from edge.errors import DataFormatError
 from edge.evaluation.floor import evaluate_floor, has_world_coordinates
-from edge.evaluation.mot import FRAME_OFFSET, evaluate_mot, read_run_boxes
+from edge.evaluation.mot import FRAME_OFFSET, evaluate_mot, read_run_boxes, scene_hint
 from edge.evaluation.visits import evaluate_visits
 from edge.motformat import read_mot
 from edge.storage.trajectories import require_run
@@ -139,7 +139,7 @@ def evaluate_run(
             visits, pairs = result.metrics, result.pairs
         except DataFormatError as error:
             notes.append(f"visit accuracy: {error}")
-    note = coverage_note(gt, last_frame)
-    if note is not None:
-        notes.append(note)
+    for note in (coverage_note(gt, last_frame), scene_hint(gt, tracks, mot)):
+        if note is not None:
+            notes.append(note)
     return Accuracy(gt_name, last_frame, mot, floor, visits, notes, pairs)

@@ -161,6 +161,32 @@ def frame_coverage_hint(gt_frames: np.ndarray, track_frames: np.ndarray) -> str 
             f"score only the frames the tracks cover, add --frames {gt_first}-{track_last}")
 
 
+# Below this DetA the tracks and the ground truth barely share a box: another scene's
+# ground truth (PETS tracks on TUD-Campus's gt score 0.03), or another numbering.
+MISMATCH_DETA = 0.05
+
+
+def scene_hint(gt: np.ndarray, tracks: np.ndarray,
+               metrics: dict[str, float | int]) -> str | None:
+    """A note when ``tracks`` (MOTChallenge rows) may not be of the recording ``gt``
+    annotates: they run past its last frame, or their boxes barely overlap its boxes
+    (``metrics["DetA"]`` below :data:`MISMATCH_DETA`); None otherwise."""
+    gt = gt[gt[:, 6] != 0]
+    if not len(gt) or not len(tracks):
+        return None
+    gt_last, track_last = int(gt[:, 0].max()), int(tracks[:, 0].max())
+    reasons = []
+    if track_last > gt_last:
+        reasons.append(f"the tracks run to frame {track_last}, past the ground truth's last "
+                       f"frame {gt_last}: their frames after it are not scored")
+    deta = float(metrics.get("DetA", 1.0))
+    if deta < MISMATCH_DETA:
+        reasons.append(f"the tracks' boxes barely overlap the ground truth's (DetA {deta:.3f})")
+    if not reasons:
+        return None
+    return "; ".join(reasons) + "; is this the ground truth of this recording?"
+
+
 def read_run_boxes(db: sqlite_utils.Database, run_id: int) -> np.ndarray:
     """A stored run's image boxes as MOTChallenge rows (frames from 1, columns 8-10 -1).
 
