@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 
 import cv2
@@ -264,3 +265,33 @@ def test_replay_refuses_a_file_without_a_frame_rate(tmp_path):
     assert result.returncode == 1, result.stdout
     assert "does not say its frame rate" in result.stderr
     assert "cameras[].fps" in result.stderr
+
+
+def test_damage_in_the_middle_says_later_frame_numbers_are_unreliable(tmp_path):
+    """Finding 5: 51 frames lost in the middle of a recording were reported as "ended
+    after 744 of the 795 frames (truncated ...?)", and every later frame was numbered
+    7 s early without a word. The error now says frames may be missing anywhere and
+    later frame numbers and times are unreliable for an evaluation."""
+    video = tmp_path / "damaged.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 7.0, (128, 96))
+    noise = np.random.default_rng(0)
+    for _ in range(60):
+        writer.write(noise.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray(video.read_bytes())
+    start, length = len(data) * 4 // 10, len(data) // 5
+    data[start:start + length] = bytes(length)            # a damaged stretch mid-file
+    video.write_bytes(bytes(data))
+    site = yaml.safe_load(default_site_config().read_text())
+    camera = site["cameras"][0]
+    camera.update(source=str(video))
+    camera["calibration"]["image_size"] = [128, 96]
+    site["detector"]["input_size"] = [96, 128]
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    result = invoke("replay", "--site", str(tmp_path / "site.yaml"),
+                    "--db", str(tmp_path / "edge.db"), "--quiet")
+    assert result.returncode == 1, result.stdout
+    error = result.stderr.strip().splitlines()[-1]
+    assert re.search(r"ended after (\d+) of the 60 frames", error), error
+    assert "Frames may be missing anywhere, not only at the end" in error
+    assert "evaluation against ground truth is unreliable" in error

@@ -192,11 +192,17 @@ def replay_command(
     if summary.ended_early:
         # What could be read is kept (and its visits built); the exit status still tells
         # a script it was not all.
+        # The decoder skips a damaged stretch unseen and numbers the frames after it as
+        # if none were missing (OpenCV counts the frames it could read; an AVI's
+        # timestamps are renumbered too), so where frames are missing is not known.
         raise SourceError(
             f"the recording ended after {summary.frames} of the {summary.expected_frames} "
             f"frames {'asked for' if max_frames else 'its header announces'} (truncated or "
             f"damaged file?); the {summary.frames} "
-            f"frames read were processed and saved as run {summary.run_id}"
+            f"frames read were processed and saved as run {summary.run_id}. Frames may be "
+            "missing anywhere, not only at the end: after a damaged stretch every frame "
+            "number and time is early by the frames lost, so an evaluation against ground "
+            "truth is unreliable from there"
         )
 
 
