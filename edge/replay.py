@@ -149,10 +149,12 @@ def replay(
             "an annotated video needs the recording's frames; replay the video instead of "
             "a det.txt (drop --detections)"
         )
-    if annotate is not None:
-        ensure_writable(annotate, "annotated video")  # before minutes of work, not after
-    tracks_out = open_output(mot_out)
-    floor_rows = open_output(floor_out, "floor tracks")
+    # Outputs checked before minutes of work, not after; written to temporary files and
+    # put in place only when the replay succeeds, so a bad input keeps the earlier files.
+    for path, what in ((annotate, "annotated video"), (mot_out, "tracks"),
+                       (floor_out, "floor tracks")):
+        if path is not None:
+            ensure_writable(path, what)
 
     if detections is not None:
         fps = tracker_frame_rate(camera)
@@ -190,8 +192,10 @@ def replay(
     started = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
+            tracks_out = open_output(mot_out)
             if tracks_out is not None:
                 stack.enter_context(tracks_out)
+            floor_rows = open_output(floor_out, "floor tracks")
             if floor_rows is not None:
                 stack.enter_context(floor_rows)
             if source is not None:
@@ -214,9 +218,9 @@ def replay(
                     write_floor_rows(floor_rows, floor)
                 stored.add(floor)
             stored.flush()
-        done = stored.done
-        if done == 0:
-            raise SourceError(f"camera {camera.id}: {source_name} holds no readable frames")
+            done = stored.done
+            if done == 0:  # inside the block: the outputs are dropped, not put in place
+                raise SourceError(f"camera {camera.id}: {source_name} holds no readable frames")
         status = "done"
     finally:
         finish_run(db, run_id, stored.done, status)

@@ -1,0 +1,105 @@
+"""Replay outputs (--mot-out, --floor-out) and failures: a bad input or a full disk
+gives one ``Error:`` line and loses nothing the engineer had."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from edge.cli import cli
+from tests.conftest import PETS_DET, PETS_SITE
+
+PREVIOUS = "1,1,10.00,10.00,5.00,5.00,0.9000,-1,-1,-1\n"
+
+
+def short_det(folder: Path, rows: int = 100, tail: str = "") -> Path:
+    """The first ``rows`` rows of the PETS detections (a few frames), then ``tail``."""
+    det = folder / "det.txt"
+    lines = PETS_DET.read_text().splitlines(keepends=True)[:rows]
+    det.write_text("".join(lines) + tail)
+    return det
+
+
+def edge(*args: str):
+    return CliRunner().invoke(cli, [*args, "--quiet"])
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def two_camera_site(folder: Path) -> Path:
+    site = yaml.safe_load(PETS_SITE.read_text())
+    site["cameras"].append(dict(site["cameras"][0], id="view001b"))
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
+    return path
+
+
+@pytest.mark.parametrize("tail", ["garbage\n", None, "1,-1,5"], ids=["bad-row", "empty", "cut"])
+def test_a_bad_det_file_keeps_the_previous_outputs(tmp_path, tail):
+    """Field report: rerunning into the previous --mot-out/--floor-out paths with a det
+    file holding a garbage row at line 101 emptied the earlier good tracks file (the
+    outputs were opened for writing before the input was read)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    tracks, floor = out / "tracks.txt", out / "floor.txt"
+    tracks.write_text(PREVIOUS)
+    floor.write_text("1,1,0.500,0.500\n")
+    if tail is None:
+        det = tmp_path / "det.txt"
+        det.write_text("")
+    else:
+        det = short_det(tmp_path, tail=tail)
+    result = edge("replay", "--detections", str(det), "--db", str(tmp_path / "x.db"),
+                  "--mot-out", str(tracks), "--floor-out", str(floor))
+    assert result.exit_code == 1, result.output
+    assert "Error: " in result.output and "Traceback" not in result.output
+    assert tracks.read_text() == PREVIOUS
+    assert floor.read_text() == "1,1,0.500,0.500\n"
+    assert leftovers(out) == []
+
+
+def test_a_bad_det_file_creates_no_output(tmp_path):
+    det = short_det(tmp_path, tail="1.5,-1,1,1,2,2,0.9\n")
+    tracks = tmp_path / "new" / "tracks.txt"
+    result = edge("replay", "--detections", str(det), "--db", str(tmp_path / "x.db"),
+                  "--mot-out", str(tracks))
+    assert result.exit_code == 1, result.output
+    assert not tracks.exists() and leftovers(tracks.parent) == []
+
+
+def test_a_good_replay_replaces_the_previous_outputs(tmp_path):
+    tracks, floor = tmp_path / "tracks.txt", tmp_path / "floor.txt"
+    tracks.write_text(PREVIOUS)
+    tracks.chmod(0o640)
+    result = edge("replay", "--detections", str(short_det(tmp_path)), "--db",
+                  str(tmp_path / "x.db"), "--mot-out", str(tracks), "--floor-out", str(floor))
+    assert result.exit_code == 0, result.output
+    rows = tracks.read_text().splitlines()
+    assert rows and PREVIOUS.strip() not in rows and all(len(r.split(",")) == 10 for r in rows)
+    assert floor.read_text().splitlines()[0].count(",") == 3
+    assert tracks.stat().st_mode & 0o777 == 0o640  # the file keeps its mode
+    assert floor.stat().st_mode & 0o044  # a new file is readable as any other would be
+    assert leftovers(tmp_path) == []
+
+
+def test_a_bad_det_file_keeps_the_previous_fused_floor_tracks(tmp_path):
+    """The same for the fused --floor-out of a site of several cameras."""
+    site = two_camera_site(tmp_path)
+    good = short_det(tmp_path)
+    bad = tmp_path / "bad.txt"
+    bad.write_text(good.read_text() + "garbage\n")
+    floor = tmp_path / "out" / "fused.txt"
+    floor.parent.mkdir()
+    floor.write_text("1,1,0.500,0.500\n")
+    result = edge("replay", "--site", str(site), "--detections", f"view001={good}",
+                  "--detections", f"view001b={bad}", "--db", str(tmp_path / "f.db"),
+                  "--floor-out", str(floor))
+    assert result.exit_code == 1, result.output
+    assert "Error: " in result.output
+    assert floor.read_text() == "1,1,0.500,0.500\n"
+    assert leftovers(floor.parent) == []
