@@ -80,8 +80,16 @@ class OutputFile:
                            f"{error.strerror or error}")
 
     def writelines(self, lines: Iterable[str]) -> None:
-        """Append ``lines`` (each ending in a newline)."""
-        self._stream.writelines(lines)
+        """Append ``lines`` (each ending in a newline).
+
+        Raises:
+            OutputError: the write failed (disk full...); the caller's ``with`` block
+                then removes the temporary file.
+        """
+        try:
+            self._stream.writelines(lines)
+        except OSError as error:
+            raise self._error(error) from None
 
     def commit(self) -> None:
         """Put the file in place under its name (the file's mode as a new file gets)."""

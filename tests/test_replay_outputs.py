@@ -3,6 +3,9 @@ gives one ``Error:`` line and loses nothing the engineer had."""
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,60 @@ def test_a_bad_det_file_keeps_the_previous_fused_floor_tracks(tmp_path):
     assert "Error: " in result.output
     assert floor.read_text() == "1,1,0.500,0.500\n"
     assert leftovers(floor.parent) == []
+
+
+class FullDisk:
+    """A text file on a full disk: every write fails with ENOSPC."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def writelines(self, lines) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    def __enter__(self) -> FullDisk:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stream.close()
+
+
+@pytest.fixture
+def fill_disk(monkeypatch):
+    """Call it to put the text files opened for writing from then on on a full disk
+    (reads are untouched)."""
+    real_open = io.open
+
+    def open_full(file, mode="r", *args, **kwargs):
+        stream = real_open(file, mode, *args, **kwargs)
+        return FullDisk(stream) if "w" in mode and "b" not in mode else stream
+
+    return lambda: monkeypatch.setattr(io, "open", open_full)
+
+
+@pytest.mark.parametrize("option, what", [("--mot-out", "tracks"),
+                                          ("--floor-out", "floor tracks")])
+def test_a_full_disk_is_one_error_line_and_leaves_no_half_file(tmp_path, fill_disk, option,
+                                                               what):
+    """Field report: a disk filling up while --mot-out was written gave a Python
+    traceback (OSError ENOSPC) and half a file under the real name."""
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "tracks.txt"
+    target.write_bytes(PREVIOUS.encode())
+    det = short_det(tmp_path)
+    fill_disk()
+    result = edge("replay", "--detections", str(det), "--db",
+                  str(tmp_path / "x.db"), option, str(target))
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, OSError), result.exception
+    assert (f"Error: cannot write the {what} to {target}: No space left on device"
+            in result.output), result.output
+    assert target.read_bytes() == PREVIOUS.encode()
+    assert leftovers(out) == []
