@@ -157,7 +157,7 @@ def replay_store(
         sources = ", ".join(f"{s.camera.id}={s.source_name}" for s in streams)
         model = detector.name if detector is not None else "det.txt"
         run_id = start_run(db, STORE_TRACKS_ID, sources, model, kind="replay")
-        status = "failed"
+        status = "failed"  # Ctrl-C and SIGTERM too: a live service never takes it up
         stored: StoredFrames[FusedTracks] = StoredFrames(
             functools.partial(write_fused_points, db, run_id), total, progress)
         track_ids: set[int] = set()
@@ -177,8 +177,11 @@ def replay_store(
             if stored.done == 0:
                 raise SourceError("no camera of the site held a readable frame")
             status = "done"
+        except BaseException:
+            stored.flush_after_failure()
+            raise
         finally:
-            finish_run(db, run_id, stored.done, status)
+            finish_run(db, run_id, stored.stored, status)
     return StoreReplaySummary(
         run_id=run_id,
         cameras=tuple(s.camera.id for s in streams),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
 import sys
 
@@ -71,9 +72,11 @@ class EdgeGroup(LazyGroup):
                 raise
             raise click.ClickException(
                 str(storage_error(error, ctx.meta.get(DB_PATH_META)))) from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as error:
+            # Ctrl-C, or SIGTERM where a command turns it into the same clean stop.
+            signum = getattr(error, "signum", signal.SIGINT)
+            click.echo("Terminated." if signum == signal.SIGTERM else "Interrupted.", err=True)
+            sys.exit(128 + signum)
 
 
 @click.group(

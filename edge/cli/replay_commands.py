@@ -11,7 +11,13 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.cli.options import (
+    db_option,
+    load_site_option,
+    resolve_db_path,
+    sigterm_stops,
+    site_option,
+)
 from edge.cli.report_commands import echo_report
 from edge.config import SiteConfig
 from edge.debug_modes import announce_debug_mode, refuse_under_service
@@ -82,6 +88,7 @@ def _parse_start(value: str | None) -> float | None:
 @click.option("--pcap", type=click.Path(path_type=Path),
               help="With --report: a Wi-Fi capture to replay into the same database and show.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@sigterm_stops
 def replay_command(
     video: str | None,
     site_path: Path | None,
