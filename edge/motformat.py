@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.errors import DataFormatError
+from edge.errors import DataFormatError, DataWarning
 from edge.records import Detections, FloorTracks, FusedTracks
 
 MOT_COLUMNS = 10
@@ -63,7 +63,10 @@ def read_rows(
                 raise DataFormatError(f"{path}:{number}: non-numeric value in {line!r}") from None
             if not all(np.isfinite(values)):
                 raise DataFormatError(f"{path}:{number}: NaN or infinite value in {line!r}")
-            if values[0] < 1 or values[0] != int(values[0]):
+            if values[0] != int(values[0]):
+                raise DataFormatError(
+                    f"{path}:{number}: frame numbers are whole numbers (1, 2, ...), got {parts[0]}")
+            if values[0] < 1:
                 raise DataFormatError(f"{path}:{number}: frame numbers start at 1, got {parts[0]}")
             values += [-1.0] * (keep - len(values))
             rows.append(values)
@@ -84,7 +87,7 @@ def detections_by_frame(path: str | Path) -> Iterator[tuple[int, Detections]]:
     _, first = np.unique(rows[:, [0, 2, 3, 4, 5, 6]], axis=0, return_index=True)
     if len(first) < len(rows):
         warnings.warn(f"{path}: {len(rows) - len(first)} duplicate detection rows (same "
-                      "frame, box and score) were dropped", UserWarning, stacklevel=2)
+                      "frame, box and score) were dropped", DataWarning, stacklevel=2)
         rows = rows[np.sort(first)]
     frames = rows[:, 0].astype(np.int64)
     last = int(frames.max())

@@ -72,7 +72,8 @@ def test_a_bad_det_file_creates_no_output(tmp_path):
     result = edge("replay", "--detections", str(det), "--db", str(tmp_path / "x.db"),
                   "--mot-out", str(tracks))
     assert result.exit_code == 1, result.output
-    assert not tracks.exists() and leftovers(tracks.parent) == []
+    assert not tracks.exists()
+    assert not tracks.parent.exists() or leftovers(tracks.parent) == []
 
 
 def test_a_good_replay_replaces_the_previous_outputs(tmp_path):
@@ -163,3 +164,36 @@ def test_a_full_disk_is_one_error_line_and_leaves_no_half_file(tmp_path, fill_di
             in result.output), result.output
     assert target.read_bytes() == PREVIOUS.encode()
     assert leftovers(out) == []
+
+
+def test_a_det_file_that_does_not_parse_leaves_no_database(tmp_path):
+    """Field report: the error came after an empty database had been made at --db."""
+    det = short_det(tmp_path, tail="garbage\n")
+    db = tmp_path / "new.db"
+    result = edge("replay", "--detections", str(det), "--db", str(db))
+    assert result.exit_code == 1 and "Error: " in result.output, result.output
+    assert not db.exists()
+    site = two_camera_site(tmp_path)
+    result = edge("replay", "--site", str(site), "--detections", f"view001={det}",
+                  "--detections", f"view001b={det}", "--db", str(db))
+    assert result.exit_code == 1 and "Error: " in result.output, result.output
+    assert not db.exists()
+
+
+def test_duplicate_detection_rows_are_one_warning_line(tmp_path):
+    """Field report: the warning came as a raw Python UserWarning with its source line."""
+    det = short_det(tmp_path, rows=10)
+    det.write_text(det.read_text() + det.read_text().splitlines(keepends=True)[0])
+    result = edge("replay", "--detections", str(det), "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 0, result.output
+    assert (f"Warning: {det}: 1 duplicate detection rows (same frame, box and score) were "
+            "dropped\n") in result.stderr, result.stderr
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
+
+
+def test_a_fractional_frame_number_is_called_so(tmp_path):
+    det = short_det(tmp_path, rows=0, tail="1.5,-1,1,1,2,2,0.9\n")
+    result = edge("replay", "--detections", str(det), "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 1
+    assert f"Error: {det}:1: frame numbers are whole numbers (1, 2, ...), got 1.5" in \
+        result.output, result.output

@@ -22,6 +22,7 @@ from edge.cli.report_commands import echo_report
 from edge.config import SiteConfig
 from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import SourceError
+from edge.motformat import read_mot
 from edge.replay import frames_to_cover, replay
 from edge.replay_store import replay_store
 from edge.report.build import make_report, plan_report
@@ -115,6 +116,8 @@ def replay_command(
     """
     site = load_site_option(site_path)
     per_camera = parse_detections(detection_args, site)
+    for det in per_camera.values():
+        read_mot(det)  # a det file that does not parse fails before the database is made
     if video is None and camera_id is None and site.fuses_cameras:
         _replay_store(site, db_path, per_camera, floor_out, mot_out, start_time, max_frames,
                       annotate, report_path, quiet)
