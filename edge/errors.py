@@ -37,3 +37,8 @@ class StorageError(EdgeError):
 
 class OutputError(EdgeError):
     """An output file or folder cannot be written."""
+
+
+class DataWarning(UserWarning):
+    """Something in a user's input was fixed up or skipped (a duplicate row): the CLI
+    prints it as one ``Warning:`` line."""

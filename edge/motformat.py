@@ -6,16 +6,22 @@ Rows are ``frame,id,left,top,width,height,conf,x,y,z`` with frames numbered from
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 import numpy as np
 
-from edge.errors import DataFormatError
+from edge.errors import DataFormatError, DataWarning
 from edge.records import Detections, FloorTracks, FusedTracks
 
 MOT_COLUMNS = 10
+
+
+class LineSink(Protocol):
+    """Where rows are written: a text file, or :class:`edge.outputs.OutputFile`."""
+
+    def writelines(self, lines: Iterable[str], /) -> None: ...
 
 
 def read_mot(path: str | Path, *, min_columns: int = 7) -> np.ndarray:
@@ -57,7 +63,10 @@ def read_rows(
                 raise DataFormatError(f"{path}:{number}: non-numeric value in {line!r}") from None
             if not all(np.isfinite(values)):
                 raise DataFormatError(f"{path}:{number}: NaN or infinite value in {line!r}")
-            if values[0] < 1 or values[0] != int(values[0]):
+            if values[0] != int(values[0]):
+                raise DataFormatError(
+                    f"{path}:{number}: frame numbers are whole numbers (1, 2, ...), got {parts[0]}")
+            if values[0] < 1:
                 raise DataFormatError(f"{path}:{number}: frame numbers start at 1, got {parts[0]}")
             values += [-1.0] * (keep - len(values))
             rows.append(values)
@@ -78,7 +87,7 @@ def detections_by_frame(path: str | Path) -> Iterator[tuple[int, Detections]]:
     _, first = np.unique(rows[:, [0, 2, 3, 4, 5, 6]], axis=0, return_index=True)
     if len(first) < len(rows):
         warnings.warn(f"{path}: {len(rows) - len(first)} duplicate detection rows (same "
-                      "frame, box and score) were dropped", UserWarning, stacklevel=2)
+                      "frame, box and score) were dropped", DataWarning, stacklevel=2)
         rows = rows[np.sort(first)]
     frames = rows[:, 0].astype(np.int64)
     last = int(frames.max())
@@ -134,17 +143,17 @@ def save_mot(path: str | Path, rows: np.ndarray, *, box_decimals: int = 2,
                                     score_decimals=score_decimals))
 
 
-def write_mot(stream: TextIO, floor: FloorTracks) -> None:
+def write_mot(stream: LineSink, floor: FloorTracks) -> None:
     """Append the MOTChallenge lines of one frame's tracks (frame numbered from 1)."""
     tracks = floor.tracks
     stream.writelines(mot_lines(mot_array(floor.frame_index, tracks.tracker_id, tracks.xyxy,
                                           tracks.confidence, frame_offset=1)))
 
 
-def write_floor_rows(stream: TextIO, tracks: FloorTracks | FusedTracks) -> None:
+def write_floor_rows(stream: LineSink, tracks: FloorTracks | FusedTracks) -> None:
     """``frame,track_id,x,y`` rows (frames from 1, metres) of one frame's floor tracks:
     one camera's, or the store-wide fused ones."""
     ids = tracks.track_id if isinstance(tracks, FusedTracks) else tracks.tracks.tracker_id
     frame = tracks.frame_index + 1
-    for track_id, (x, y) in zip(ids, tracks.xy, strict=True):
-        stream.write(f"{frame},{int(track_id)},{x:.3f},{y:.3f}\n")
+    stream.writelines(f"{frame},{int(track_id)},{x:.3f},{y:.3f}\n"
+                      for track_id, (x, y) in zip(ids, tracks.xy, strict=True))

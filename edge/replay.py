@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ WRITE_BATCH_FRAMES = 50
 FRAME_COUNT_SLACK = 2  # container headers may miscount by a frame or two
 
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class StoredFrames(Generic[R]):
     total: int | None
     progress: Progress | None
     done: int = 0    # frames added
+    stored: int = 0  # frames whose rows are stored
     points: int = 0  # rows stored
     _batch: list[R] = field(default_factory=list, init=False, repr=False)
 
@@ -98,7 +102,18 @@ class StoredFrames(Generic[R]):
     def flush(self) -> None:
         """Store what is batched (and the frame count, even when nothing is)."""
         self.points += self.write(self._batch, frames=self.done)
+        self.stored = self.done
         self._batch = []
+
+    def flush_after_failure(self) -> None:
+        """Store what is batched if the database still can (the run stopped: Ctrl-C,
+        SIGTERM, a bad frame), so what was processed is kept; ``stored`` says how much
+        was."""
+        try:
+            self.flush()
+        except (sqlite3.Error, OSError) as error:
+            log.warning("The last %d frames' positions could not be stored: %s",
+                        self.done - self.stored, error)
 
 
 def replay(
@@ -149,10 +164,12 @@ def replay(
             "an annotated video needs the recording's frames; replay the video instead of "
             "a det.txt (drop --detections)"
         )
-    if annotate is not None:
-        ensure_writable(annotate, "annotated video")  # before minutes of work, not after
-    tracks_out = open_output(mot_out)
-    floor_rows = open_output(floor_out, "floor tracks")
+    # Outputs checked before minutes of work, not after; written to temporary files and
+    # put in place only when the replay succeeds, so a bad input keeps the earlier files.
+    for path, what in ((annotate, "annotated video"), (mot_out, "tracks"),
+                       (floor_out, "floor tracks")):
+        if path is not None:
+            ensure_writable(path, what)
 
     if detections is not None:
         fps = tracker_frame_rate(camera)
@@ -187,12 +204,14 @@ def replay(
     stored: StoredFrames[FloorTracks] = StoredFrames(
         functools.partial(write_track_points, db, run_id), total, progress)
     track_ids: set[int] = set()
-    status = "failed"
+    status = "failed"  # Ctrl-C and SIGTERM too: a live service never takes it up
     started = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
+            tracks_out = open_output(mot_out)
             if tracks_out is not None:
                 stack.enter_context(tracks_out)
+            floor_rows = open_output(floor_out, "floor tracks")
             if floor_rows is not None:
                 stack.enter_context(floor_rows)
             if source is not None:
@@ -215,12 +234,15 @@ def replay(
                     write_floor_rows(floor_rows, floor)
                 stored.add(floor)
             stored.flush()
-        done = stored.done
-        if done == 0:
-            raise SourceError(f"camera {camera.id}: {source_name} holds no readable frames")
+            done = stored.done
+            if done == 0:  # inside the block: the outputs are dropped, not put in place
+                raise SourceError(f"camera {camera.id}: {source_name} holds no readable frames")
         status = "done"
+    except BaseException:
+        stored.flush_after_failure()
+        raise
     finally:
-        finish_run(db, run_id, stored.done, status)
+        finish_run(db, run_id, stored.stored, status)
     seconds = time.perf_counter() - started
     return ReplaySummary(
         run_id=run_id,

@@ -36,7 +36,7 @@ from edge.detection import Detector, load_detector
 from edge.errors import SourceError
 from edge.fusion.stage import FusionStage
 from edge.motformat import detections_by_frame, read_mot, write_floor_rows
-from edge.outputs import open_output
+from edge.outputs import ensure_writable, open_output
 from edge.pipeline import CameraPipeline, build_camera_pipeline, tracker_frame_rate
 from edge.records import Detections, FloorObservations, Frame, FusedTracks
 from edge.replay import StoredFrames
@@ -124,12 +124,11 @@ def replay_store(
             f"{', '.join(c.id for c in site.cameras)})"
         )
     homographies = fit_camera_calibrations(site)
-    out = open_output(floor_out, "floor tracks")
+    if floor_out is not None:  # before minutes of work; written in place only on success
+        ensure_writable(floor_out, "floor tracks")
     detector: Detector | None = None
     streams: list[CameraStream] = []
     with contextlib.ExitStack() as stack:
-        if out is not None:
-            stack.enter_context(out)
         for camera in site.cameras:
             if camera.id not in detections and detector is None:
                 detector = load_detector(site.detector)
@@ -141,6 +140,9 @@ def replay_store(
         sizes = {s.camera.id: (s.video.info.width, s.video.info.height)
                  for s in streams if s.video is not None}
         stage = FusionStage(site, sizes, homographies)
+        out = open_output(floor_out, "floor tracks")
+        if out is not None:
+            stack.enter_context(out)
         lonely = tuple(stage.lonely_cameras())
         for camera_id in lonely:
             log.warning("Camera %s sees no floor that another camera sees: people walking "
@@ -155,7 +157,7 @@ def replay_store(
         sources = ", ".join(f"{s.camera.id}={s.source_name}" for s in streams)
         model = detector.name if detector is not None else "det.txt"
         run_id = start_run(db, STORE_TRACKS_ID, sources, model, kind="replay")
-        status = "failed"
+        status = "failed"  # Ctrl-C and SIGTERM too: a live service never takes it up
         stored: StoredFrames[FusedTracks] = StoredFrames(
             functools.partial(write_fused_points, db, run_id), total, progress)
         track_ids: set[int] = set()
@@ -175,8 +177,11 @@ def replay_store(
             if stored.done == 0:
                 raise SourceError("no camera of the site held a readable frame")
             status = "done"
+        except BaseException:
+            stored.flush_after_failure()
+            raise
         finally:
-            finish_run(db, run_id, stored.done, status)
+            finish_run(db, run_id, stored.stored, status)
     return StoreReplaySummary(
         run_id=run_id,
         cameras=tuple(s.camera.id for s in streams),

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
 import sys
+import warnings
+from typing import Any
 
 import click
 
 from edge import __version__
 from edge.cli.lazy import LazyGroup
 from edge.cli.options import DB_PATH_META
-from edge.errors import ConfigError, EdgeError, ModelError
+from edge.errors import ConfigError, DataWarning, EdgeError, ModelError
 from edge.storage.database import storage_error
 
 # EX_CONFIG from sysexits.h: the service cannot work until a person fixes its config or model.
@@ -49,6 +52,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any,
+                  **kwargs: Any) -> None:
+    """A :class:`DataWarning` (about the user's input) as one ``Warning:`` line; others
+    as Python shows them."""
+    if issubclass(category, DataWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, *args, **kwargs)
+
+
 class EdgeGroup(LazyGroup):
     """Loads each command from :data:`COMMANDS` when it is used, and translates every
     :class:`EdgeError`, and a sqlite error no command caught (a full disk, a corrupt
@@ -56,7 +72,9 @@ class EdgeGroup(LazyGroup):
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except EdgeError as error:
             service = ctx.invoked_subcommand in SERVICE_COMMANDS
             if service and isinstance(error, (ConfigError, ModelError)):
@@ -71,9 +89,11 @@ class EdgeGroup(LazyGroup):
                 raise
             raise click.ClickException(
                 str(storage_error(error, ctx.meta.get(DB_PATH_META)))) from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as error:
+            # Ctrl-C, or SIGTERM where a command turns it into the same clean stop.
+            signum = getattr(error, "signum", signal.SIGINT)
+            click.echo("Terminated." if signum == signal.SIGTERM else "Interrupted.", err=True)
+            sys.exit(128 + signum)
 
 
 @click.group(

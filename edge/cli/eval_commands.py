@@ -33,6 +33,12 @@ from edge.runtime.schema import open_database
 from edge.storage.trajectories import latest_finished_run
 
 
+def _echo_json(value: object) -> None:
+    """Print ``value`` as one JSON object: an undefined figure (NaN, e.g. MOTP with no
+    match) is null, never the ``NaN`` that JSON parsers refuse."""
+    click.echo(json.dumps(json_safe(value), allow_nan=False))
+
+
 class FrameRangeType(click.ParamType):
     """``FIRST-LAST``: MOTChallenge frame numbers, from 1, both included."""
 
@@ -96,7 +102,7 @@ def eval_mot(gt_path: Path, tracks_path: Path | None, db_path: Path | None,
         if hint is not None:
             click.echo(f"Note: {hint}{'' if hint.endswith('?') else '.'}", err=True)
     if as_json:
-        click.echo(json.dumps(metrics))
+        _echo_json(metrics)
         return
     for name in ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDP", "IDR"):
         click.echo(f"{name:>16}  {metrics[name]:.4f}")
@@ -145,7 +151,7 @@ def eval_floor(
         if hint is not None:
             click.echo(f"Note: {hint}.", err=True)
         if as_json:
-            click.echo(json.dumps(metrics))
+            _echo_json(metrics)
             return
         for name, value in metrics.items():
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -157,7 +163,7 @@ def eval_floor(
     path = resolve_db_path(db_path, site, must_exist=True)
     accuracy = evaluate_floor(gt_path, open_database(path), run_id, frame_offset)
     if as_json:
-        click.echo(json.dumps(accuracy.as_dict()))
+        _echo_json(accuracy.as_dict())
         return
     for name, value in accuracy.as_dict().items():
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -203,7 +209,7 @@ def eval_suite(sections: tuple[str, ...], as_json: bool, site_path: Path | None,
     figures = run(site, shared or _default_shared(), chosen, max_frames=max_frames,
                   progress=lambda name: click.echo(f"evaluate {name}...", err=True))
     if as_json:
-        click.echo(json.dumps(figures))
+        _echo_json(figures)
         return
     width = max((len(name) for name in figures), default=10)
     for name, value in figures.items():
@@ -276,7 +282,7 @@ def eval_visits(
 
         scores = evaluate_groups(site, covered, db, run_id=run)
         if as_json:
-            click.echo(json.dumps(scores))
+            _echo_json(scores)
         for name, value in scores.items() if not as_json else ():
             click.echo(f"{name:>20}  {value:.4f}" if isinstance(value, float) else
                        f"{name:>20}  {value}")
@@ -286,7 +292,7 @@ def eval_visits(
 
         figures = evaluate_layouts(site, covered, db, run_id=run, seeds=seeds).metrics
         if as_json:
-            click.echo(json.dumps(json_safe(dict(figures))))
+            _echo_json(dict(figures))
         for name, value in figures.items() if not as_json else ():
             click.echo(f"{name:>36}  {value:.4f}" if isinstance(value, float) else
                        f"{name:>36}  {value}")
@@ -296,7 +302,7 @@ def eval_visits(
         payload: dict = dict(report.metrics)
         if pairs:
             payload["pairs"] = report.pairs
-        click.echo(json.dumps(json_safe(payload)))
+        _echo_json(payload)
         return
     for name, value in report.metrics.items():
         click.echo(f"{name:>30}  {value:.4f}" if isinstance(value, float) else

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -9,7 +10,7 @@ import threading
 from collections.abc import Callable, Collection
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -114,9 +115,12 @@ def json_safe(value: object) -> object:
         return None
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value
+
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def on_stop_signals(callback: Callable[[], object]) -> None:
@@ -128,6 +132,35 @@ def on_stop_signals(callback: Callable[[], object]) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt."""
+
+    signum = signal.SIGTERM
+
+
+def sigterm_stops(command: F) -> F:
+    """Make SIGTERM (a timeout, a cancelled CI job, ``kill``) stop ``command`` as Ctrl-C
+    does: ``finally`` blocks run, so a replay closes its run and keeps what it
+    processed. Without this Python dies at once and the run stays ``running``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return command(*args, **kwargs)  # signals go to the main thread only
+
+        def handler(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up is not cut short
+            raise Terminated()
+
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def utc_day(text: str, hint: str) -> date:

@@ -11,11 +11,18 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from edge.cli.options import db_option, load_site_option, resolve_db_path, site_option
+from edge.cli.options import (
+    db_option,
+    load_site_option,
+    resolve_db_path,
+    sigterm_stops,
+    site_option,
+)
 from edge.cli.report_commands import echo_report
 from edge.config import SiteConfig
 from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import SourceError
+from edge.motformat import read_mot
 from edge.replay import frames_to_cover, replay
 from edge.replay_store import replay_store
 from edge.report.build import make_report, plan_report
@@ -82,6 +89,7 @@ def _parse_start(value: str | None) -> float | None:
 @click.option("--pcap", type=click.Path(path_type=Path),
               help="With --report: a Wi-Fi capture to replay into the same database and show.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@sigterm_stops
 def replay_command(
     video: str | None,
     site_path: Path | None,
@@ -108,6 +116,8 @@ def replay_command(
     """
     site = load_site_option(site_path)
     per_camera = parse_detections(detection_args, site)
+    for det in per_camera.values():
+        read_mot(det)  # a det file that does not parse fails before the database is made
     if video is None and camera_id is None and site.fuses_cameras:
         _replay_store(site, db_path, per_camera, floor_out, mot_out, start_time, max_frames,
                       annotate, report_path, quiet)

@@ -108,7 +108,10 @@ def start_run(
     started_at: float | None = None,
 ) -> int:
     """Record the start of a run (now, or at ``started_at``); ``kind`` is ``live`` or
-    ``replay``."""
+    ``replay``. A replay first closes the replay runs left ``running`` by a process that
+    is gone (a killed ``edge replay``), so none stays ``running`` for ever."""
+    if kind == "replay":
+        close_dead_runs(db, kind="replay")
     owner = ProcessId.current()
     with db.atomic():
         table = db.table("runs").insert(
@@ -156,8 +159,27 @@ def latest_finished_run(db: sqlite_utils.Database) -> int:
         raise DataFormatError("the database holds no replay runs; run `edge replay` first")
     row = db.execute("select max(id) from runs where status = 'done'").fetchone()
     if row is None or row[0] is None:
-        raise DataFormatError("the database holds no finished replay run; run `edge replay` first")
+        raise DataFormatError(
+            f"the database holds no finished replay run{_stuck_runs(db)}; run `edge replay` "
+            "first")
     return int(row[0])
+
+
+def _stuck_runs(db: sqlite_utils.Database) -> str:
+    """`` (run 3 is still 'running' ...)`` for the replay runs not finished, else ``""``:
+    a read-only command does not close them, but says why it finds none."""
+    if not {"pid", "kind"} <= set(db["runs"].columns_dict):
+        return ""
+    rows = db.execute("select id, pid, pid_start, boot_id from runs where status = 'running' "
+                      "and kind = 'replay' order by id").fetchall()
+    notes = []
+    for run_id, pid, start, boot in rows:
+        if pid is not None and ProcessId(pid, start, boot).alive():
+            notes.append(f"run {run_id} is still running (process {pid})")
+        else:
+            notes.append(f"run {run_id} was left 'running' by a replay that was killed; the "
+                         "next `edge replay` closes it as interrupted")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def finish_run(db: sqlite_utils.Database, run_id: int, frames: int, status: str, *,
@@ -219,8 +241,10 @@ def close_running_runs(db: sqlite_utils.Database, camera_id: str) -> list[int]:
     return runs
 
 
-def close_dead_runs(db: sqlite_utils.Database, camera_id: str | None = None) -> list[int]:
-    """Close as ``interrupted`` every run (of ``camera_id``, or all) still ``running``
+def close_dead_runs(db: sqlite_utils.Database, camera_id: str | None = None, *,
+                    kind: str | None = None) -> list[int]:
+    """Close as ``interrupted`` every run (of ``camera_id``, or all; of ``kind``, or
+    every kind) still ``running``
     whose process is gone (killed, crashed, or from an earlier boot); returns their ids.
     Its end is its last stored position (else its start). A camera worker closes its own
     camera's runs at start and turns their cut-off tracks into visits; this catches the
@@ -229,6 +253,8 @@ def close_dead_runs(db: sqlite_utils.Database, camera_id: str | None = None) -> 
     if not db["runs"].exists() or "pid" not in db["runs"].columns_dict:
         return []
     of_camera, params = ("and camera_id = ? ", [camera_id]) if camera_id is not None else ("", [])
+    if kind is not None and "kind" in db["runs"].columns_dict:
+        of_camera, params = of_camera + "and kind = ? ", [*params, kind]
     candidates = db.execute(
         "select id, camera_id, pid, pid_start, boot_id from runs "
         f"where status = 'running' and pid is not null {of_camera}order by id", params,
