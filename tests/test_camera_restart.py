@@ -16,6 +16,8 @@ from edge.runtime.schema import open_database
 from edge.visits.builder import build_visits, visits_stored_until
 from tests.support.live_site import floor_in_centimetres_site
 
+pytestmark = pytest.mark.system  # the camera worker loads the product's detector (shared assets)
+
 START = 1_800_000_000.0
 FPS = 5.0
 PX_PER_M = 100.0  # the camera's image is the floor in centimetres

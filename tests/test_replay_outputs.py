@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from edge.cli import cli
 from tests.conftest import PETS_DET, PETS_SITE
 
+pytestmark = pytest.mark.system  # replays the shared det files through the CLI
+
 PREVIOUS = "1,1,10.00,10.00,5.00,5.00,0.9000,-1,-1,-1\n"
 
 

@@ -18,6 +18,8 @@ from edge.storage.trajectories import latest_finished_run, start_run
 from tests.conftest import PETS_DET
 from tests.support.cli import EDGE
 
+pytestmark = pytest.mark.system  # replays the shared det files in a subprocess
+
 
 def long_det(folder, copies: int = 8):
     """The PETS detections played ``copies`` times in a row (thousands of frames): a
