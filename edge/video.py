@@ -135,7 +135,6 @@ class VideoSource:
         if self._calibrated_size and calibration is not None:
             frame_size = calibration.image_size
         self.frame_size = frame_size
-        self._checked_calibration = False
         self._noted_resize = False  # the scaling was already logged
         self.resized_frames = 0
         self.source = source
@@ -161,9 +160,13 @@ class VideoSource:
             frame_count=None if live or count <= 0 else count,
             live=live,
         )
-        if self.info.frame_count and self.info.width > 0 and self.info.height > 0:
+        if (calibration is not None and self.info.frame_count and self.info.width > 0
+                and self.info.height > 0):
             # A file's header: refused before minutes of work, not after.
-            self._check_calibration(self.info.width, self.info.height)
+            if self.frame_size is None:
+                self._check_image_points(self.info.width, self.info.height)
+            else:
+                self._needs_scaling(self.info.width, self.info.height)
         if start_time is None:
             start_time = time.time() - (self.info.frame_count or 0) / self.info.fps
         self.start_time = start_time
@@ -280,66 +283,64 @@ class VideoSource:
             timestamp = now if self.info.live else self.start_time + index / self.info.fps
             yield Frame(self.camera_id, index, timestamp, self._fit(image))
 
-    def _check_calibration(self, width: int, height: int) -> None:
-        """Refuse a recording the calibration was not made for (see the class); note
-        one scaled to it. Once, with the header's size or else the first frame's."""
-        if self._checked_calibration or self._calibration is None:
-            return
-        self._checked_calibration = True
+    def _check_image_points(self, width: int, height: int) -> None:
+        """Refuse a recording whose frames do not hold the calibration's image points
+        (without ``image_size``: see the class)."""
         calibration = self._calibration
-        if self._calibrated_size and self.frame_size is not None:
-            want_width, want_height = self.frame_size
-            if (width, height) == (want_width, want_height):
-                return
-            if not _same_shape((width, height), self.frame_size):
-                raise SourceError(
-                    f"camera {self.camera_id}: the recording's frames are {width}x{height} "
-                    f"but the calibration was made at {want_width}x{want_height} "
-                    "(calibration.image_size), another shape: its pixels would land in the "
-                    "wrong places on the floor; replay a recording of this camera's "
-                    "calibrated view, or calibrate the camera again for this one"
-                )
-            log.warning("Camera %s: the recording is %dx%d, the calibration %dx%d "
-                        "(calibration.image_size, the same shape); scaling the frames to "
-                        "%dx%d.", self.camera_id, width, height, want_width, want_height,
-                        want_width, want_height)
-            self._noted_resize = True
+        if calibration is None or not calibration.image_points:
             return
-        if self.frame_size is None and calibration.image_points:
-            outside = [(x, y) for x, y in calibration.image_points
-                       if not (0 <= x <= width and 0 <= y <= height)]
-            if outside:
-                x, y = outside[0]
-                raise SourceError(
-                    f"camera {self.camera_id}: calibration.image_points has ({x:g}, {y:g}), "
-                    f"outside the recording's {width}x{height} frames: the calibration was "
-                    "made at another frame size; replay a recording at the calibrated size, "
-                    "or set calibration.image_size to the size it was made at (a recording "
-                    "of the same shape is then scaled to it)"
-                )
+        outside = [(x, y) for x, y in calibration.image_points
+                   if not (0 <= x <= width and 0 <= y <= height)]
+        if outside:
+            x, y = outside[0]
+            raise SourceError(
+                f"camera {self.camera_id}: calibration.image_points has ({x:g}, {y:g}), "
+                f"outside the recording's {width}x{height} frames: the calibration was "
+                "made at another frame size; replay a recording at the calibrated size, "
+                "or set calibration.image_size to the size it was made at (a recording "
+                "of the same shape is then scaled to it)"
+            )
+
+    def _needs_scaling(self, width: int, height: int) -> bool:
+        """Whether a ``width`` x ``height`` frame must be scaled to ``frame_size``; refuses
+        another shape, and logs the first scaling (see the class)."""
+        assert self.frame_size is not None
+        want_width, want_height = self.frame_size
+        if (width, height) == (want_width, want_height):
+            return False
+        if self._calibrated_size:  # frame_size is the calibration's
+            refusal = (f"the recording's frames are {width}x{height} but the calibration "
+                       f"was made at {want_width}x{want_height} (calibration.image_size), "
+                       "another shape: its pixels would land in the wrong places on the "
+                       "floor; replay a recording of this camera's calibrated view, or "
+                       "calibrate the camera again for this one")
+            note = (f"the recording is {width}x{height}, the calibration "
+                    f"{want_width}x{want_height} (calibration.image_size, the same shape); "
+                    f"scaling the frames to {want_width}x{want_height}.")
+        else:  # frame_size is the first connection's
+            refusal = (f"frames changed from {want_width}x{want_height} to {width}x{height}, "
+                       "another shape: the view or the stream profile changed and the "
+                       "calibration no longer fits; restore the camera's stream settings or "
+                       "calibrate it again")
+            note = (f"frames changed from {want_width}x{want_height} to {width}x{height} (the "
+                    f"same shape); scaling them back to {want_width}x{want_height}, where the "
+                    "calibration holds.")
+        if not _same_shape((width, height), self.frame_size):
+            raise SourceError(f"camera {self.camera_id}: {refusal}")
+        if not self._noted_resize:
+            log.warning("Camera %s: %s", self.camera_id, note)
+            self._noted_resize = True
+        return True
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
         """The frame at ``frame_size`` (see the class); raises if its shape differs."""
         height, width = image.shape[:2]
-        self._check_calibration(width, height)
         if self.frame_size is None:
+            self._check_image_points(width, height)
             self.frame_size = (width, height)
             return image
-        want_width, want_height = self.frame_size
-        if (width, height) == (want_width, want_height):
+        if not self._needs_scaling(width, height):
             return image
-        if not _same_shape((width, height), self.frame_size):
-            raise SourceError(
-                f"camera {self.camera_id}: frames changed from {want_width}x{want_height} to "
-                f"{width}x{height}, another shape: the view or the stream profile changed and "
-                "the calibration no longer fits; restore the camera's stream settings or "
-                "calibrate it again"
-            )
-        if not self.resized_frames and not self._noted_resize:
-            log.warning("Camera %s: frames changed from %dx%d to %dx%d (the same shape); "
-                        "scaling them back to %dx%d, where the calibration holds.",
-                        self.camera_id, want_width, want_height, width, height,
-                        want_width, want_height)
         self.resized_frames += 1
         return cv2.resize(image, self.frame_size, interpolation=cv2.INTER_AREA)
 

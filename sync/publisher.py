@@ -206,20 +206,15 @@ class SyncService:
     def _clock_alarms(self, result: Produced, now: float) -> None:
         """Say so when the clock and the data disagree: windows are held meanwhile."""
         self.clock_behind_s = result.cursor_ahead_s
-        if result.cursor_ahead_s:
-            self._alarm("clock", "the clock is behind the windows already produced (up to "
-                        f"{contract.iso_utc(now + result.cursor_ahead_s)}): it was ahead or "
-                        "has been set back; no window is produced until it passes that time "
-                        "(check NTP and the real-time clock)", now)
-        else:
-            self._alarms.pop("clock", None)
-        if result.held_at is not None:
-            self._alarm("held", "no visit source has written data past "
-                        f"{contract.iso_utc(result.held_at)} while the clock reads later: "
-                        "windows after that wait for the data (a camera or the fusion "
-                        "service stuck, or the clock ahead: check NTP)", now)
-        else:
-            self._alarms.pop("held", None)
+        self._alarm("clock", None if not result.cursor_ahead_s else (
+            "the clock is behind the windows already produced (up to "
+            f"{contract.iso_utc(now + result.cursor_ahead_s)}): it was ahead or has been set "
+            "back; no window is produced until it passes that time (check NTP and the "
+            "real-time clock)"), now)
+        self._alarm("held", None if result.held_at is None else (
+            f"no visit source has written data past {contract.iso_utc(result.held_at)} "
+            "while the clock reads later: windows after that wait for the data (a camera or "
+            "the fusion service stuck, or the clock ahead: check NTP)"), now)
 
     def storage_problem(self) -> str | None:
         """Why the last pass could not store windows (a full disk...), or None."""
@@ -238,7 +233,11 @@ class SyncService:
         except Exception as error:  # the database itself may be what failed
             log.warning("Sync: cannot record health: %s", error)
 
-    def _alarm(self, key: str, message: str, now: float) -> None:
+    def _alarm(self, key: str, message: str | None, now: float) -> None:
+        """Raise the alarm ``key`` (logged when its message changes), or clear it (None)."""
+        if message is None:
+            self._alarms.pop(key, None)
+            return
         if self._alarms.get(key, ("",))[0] != message:
             log.error("Sync: %s.", message)
         self._alarms[key] = (message, now)

@@ -157,13 +157,17 @@ class Dashboard:
             return value  # type: ignore[no-any-return]
 
     def _occupancy(self, conn: sqlite3.Connection, tables: set[str], now: float,
-                   day: dt.date | None = None) -> Occupancy:
-        """People in the store now, with the cameras' state (:func:`queries.with_cameras`),
-        as the page of ``day`` (default: today) shows them."""
+                   day: dt.date | None = None,
+                   components: list[ComponentHealth] | None = None) -> Occupancy:
+        """People in the store now, with the cameras' state (:func:`queries.with_cameras`:
+        from ``components``, read when not given), as the page of ``day`` (default: today)
+        shows them."""
         day = day or queries.local_day(now, self.tz)
+        if components is None:
+            components = self._components(conn, tables, now)
         return queries.with_cameras(
             queries.occupancy(conn, tables, now, self.site.web.live_window_s, self.tz, day),
-            self._components(conn, tables, now), self.tz, day)
+            components, self.tz, day)
 
     def _components(self, conn: sqlite3.Connection, tables: set[str], now: float
                     ) -> list[ComponentHealth]:
@@ -221,13 +225,14 @@ class Dashboard:
             queries.footfall(conn, tables, day, tz, door_lines, now=now,
                              kept_since=kept_since, visit_days=site.storage.visit_days),
             kept, k)
+        health = self._health(conn, tables, now)
         return Summary(
             site_id=site.site.id,
             site_name=site.site.name or site.site.id,
             generated_at=now,
             generated_text=clock_text(now, tz, today=day),
             data=data,
-            occupancy=self._occupancy(conn, tables, now, day),
+            occupancy=self._occupancy(conn, tables, now, day, health.components),
             footfall=footfall,
             heatmap=queries.heatmap(conn, tables, window, site.floor, k,
                                     kept_since=positions_kept_since(site, now),
@@ -238,6 +243,6 @@ class Dashboard:
             wifi=queries.wifi(conn, tables, window, tz, door_lines),
             queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
             conversion=queries.conversion(conn, tables, window, k),
-            health=self._health(conn, tables, now),
+            health=health,
             replays=queries.replays(conn, tables, window),
         )
