@@ -115,6 +115,23 @@ class StoredFrames(Generic[R]):
             log.warning("The last %d frames' positions could not be stored: %s",
                         self.done - self.stored, error)
 
+    @contextlib.contextmanager
+    def closing_run(self, db: sqlite_utils.Database, run_id: int) -> Iterator[None]:
+        """Close run ``run_id`` when the block ends: ``done`` once every frame is stored,
+        else ``failed`` (an error, an output that could not be put in place, Ctrl-C or
+        SIGTERM: a live service never takes a failed replay run up) with what could
+        still be stored. Enter it before the outputs, so that it sees their failures."""
+        status = "failed"
+        try:
+            yield
+            self.flush()
+            status = "done"
+        except BaseException:
+            self.flush_after_failure()
+            raise
+        finally:
+            finish_run(db, run_id, self.stored, status)
+
 
 def replay(
     site: SiteConfig,
@@ -204,45 +221,37 @@ def replay(
     stored: StoredFrames[FloorTracks] = StoredFrames(
         functools.partial(write_track_points, db, run_id), total, progress)
     track_ids: set[int] = set()
-    status = "failed"  # Ctrl-C and SIGTERM too: a live service never takes it up
     started = time.perf_counter()
-    try:
-        with contextlib.ExitStack() as stack:
-            tracks_out = open_output(mot_out)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(stored.closing_run(db, run_id))
+        tracks_out = open_output(mot_out)
+        if tracks_out is not None:
+            stack.enter_context(tracks_out)
+        floor_rows = open_output(floor_out, "floor tracks")
+        if floor_rows is not None:
+            stack.enter_context(floor_rows)
+        if source is not None:
+            stack.enter_context(source)
+        if video_out is not None:
+            stack.enter_context(video_out)
+        for index, timestamp, item in frames:
+            if max_frames is not None and stored.done >= max_frames:
+                break
+            if detector is None:
+                floor = pipeline.process_detections(item, index, timestamp)  # type: ignore[arg-type]
+            else:
+                floor = pipeline.process(item)  # type: ignore[arg-type]
+                if video_out is not None:
+                    video_out.write(item, floor)  # type: ignore[arg-type]
+            track_ids.update(int(i) for i in floor.tracks.tracker_id)
             if tracks_out is not None:
-                stack.enter_context(tracks_out)
-            floor_rows = open_output(floor_out, "floor tracks")
+                write_mot(tracks_out, floor)
             if floor_rows is not None:
-                stack.enter_context(floor_rows)
-            if source is not None:
-                stack.enter_context(source)
-            if video_out is not None:
-                stack.enter_context(video_out)
-            for index, timestamp, item in frames:
-                if max_frames is not None and stored.done >= max_frames:
-                    break
-                if detector is None:
-                    floor = pipeline.process_detections(item, index, timestamp)  # type: ignore[arg-type]
-                else:
-                    floor = pipeline.process(item)  # type: ignore[arg-type]
-                    if video_out is not None:
-                        video_out.write(item, floor)  # type: ignore[arg-type]
-                track_ids.update(int(i) for i in floor.tracks.tracker_id)
-                if tracks_out is not None:
-                    write_mot(tracks_out, floor)
-                if floor_rows is not None:
-                    write_floor_rows(floor_rows, floor)
-                stored.add(floor)
-            stored.flush()
-            done = stored.done
-            if done == 0:  # inside the block: the outputs are dropped, not put in place
-                raise SourceError(f"camera {camera.id}: {source_name} holds no readable frames")
-        status = "done"
-    except BaseException:
-        stored.flush_after_failure()
-        raise
-    finally:
-        finish_run(db, run_id, stored.stored, status)
+                write_floor_rows(floor_rows, floor)
+            stored.add(floor)
+        if stored.done == 0:  # inside the block: the outputs are dropped, not put in place
+            raise SourceError(f"camera {camera.id}: {source_name} holds no readable frames")
+    done = stored.done
     seconds = time.perf_counter() - started
     return ReplaySummary(
         run_id=run_id,

@@ -40,7 +40,7 @@ from edge.outputs import ensure_writable, open_output
 from edge.pipeline import CameraPipeline, build_camera_pipeline, tracker_frame_rate
 from edge.records import Detections, FloorObservations, Frame, FusedTracks
 from edge.replay import StoredFrames
-from edge.storage.trajectories import finish_run, start_run, write_fused_points
+from edge.storage.trajectories import start_run, write_fused_points
 from edge.video import VideoSource, describe_source, is_live_source
 
 log = logging.getLogger(__name__)
@@ -140,9 +140,6 @@ def replay_store(
         sizes = {s.camera.id: (s.video.info.width, s.video.info.height)
                  for s in streams if s.video is not None}
         stage = FusionStage(site, sizes, homographies)
-        out = open_output(floor_out, "floor tracks")
-        if out is not None:
-            stack.enter_context(out)
         lonely = tuple(stage.lonely_cameras())
         for camera_id in lonely:
             log.warning("Camera %s sees no floor that another camera sees: people walking "
@@ -157,31 +154,26 @@ def replay_store(
         sources = ", ".join(f"{s.camera.id}={s.source_name}" for s in streams)
         model = detector.name if detector is not None else "det.txt"
         run_id = start_run(db, STORE_TRACKS_ID, sources, model, kind="replay")
-        status = "failed"  # Ctrl-C and SIGTERM too: a live service never takes it up
         stored: StoredFrames[FusedTracks] = StoredFrames(
             functools.partial(write_fused_points, db, run_id), total, progress)
+        stack.enter_context(stored.closing_run(db, run_id))
+        out = open_output(floor_out, "floor tracks")  # put in place before the run is done
+        if out is not None:
+            stack.enter_context(out)
         track_ids: set[int] = set()
         started = time.perf_counter()
-        try:
-            while max_frames is None or stored.done < max_frames:
-                now = stored.done / fastest
-                observations = _frames_until(streams, now + 0.5 / fastest, start_time, stage)
-                if observations is None:
-                    break
-                fused = stage.step(stored.done, start_time + now, observations)
-                track_ids.update(int(i) for i in fused.track_id)
-                if out is not None:
-                    write_floor_rows(out, fused)
-                stored.add(fused)
-            stored.flush()
-            if stored.done == 0:
-                raise SourceError("no camera of the site held a readable frame")
-            status = "done"
-        except BaseException:
-            stored.flush_after_failure()
-            raise
-        finally:
-            finish_run(db, run_id, stored.stored, status)
+        while max_frames is None or stored.done < max_frames:
+            now = stored.done / fastest
+            observations = _frames_until(streams, now + 0.5 / fastest, start_time, stage)
+            if observations is None:
+                break
+            fused = stage.step(stored.done, start_time + now, observations)
+            track_ids.update(int(i) for i in fused.track_id)
+            if out is not None:
+                write_floor_rows(out, fused)
+            stored.add(fused)
+        if stored.done == 0:  # inside the block: the output is dropped, not put in place
+            raise SourceError("no camera of the site held a readable frame")
     return StoreReplaySummary(
         run_id=run_id,
         cameras=tuple(s.camera.id for s in streams),

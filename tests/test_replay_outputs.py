@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 import yaml
 from click.testing import CliRunner
 
@@ -199,3 +200,28 @@ def test_a_fractional_frame_number_is_called_so(tmp_path):
     assert result.exit_code == 1
     assert f"Error: {det}:1: frame numbers are whole numbers (1, 2, ...), got 1.5" in \
         result.output, result.output
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["one-camera", "fused"])
+def test_an_output_that_cannot_be_put_in_place_fails_the_run(tmp_path, monkeypatch, fused):
+    """The positions are kept, but a replay whose --floor-out could not be saved is not
+    ``done`` (the fused replay said done while the command said Error)."""
+    det = short_det(tmp_path)
+    args = ["--detections", str(det)]
+    if fused:
+        args = ["--site", str(two_camera_site(tmp_path)), "--detections", f"view001={det}",
+                "--detections", f"view001b={det}"]
+
+    def refuse(source, target):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr("edge.outputs.os.replace", refuse)
+    db_path = tmp_path / "x.db"
+    result = edge("replay", *args, "--db", str(db_path), "--floor-out",
+                  str(tmp_path / "floor.txt"))
+    assert result.exit_code == 1, result.output
+    assert "Error: " in result.output and "Traceback" not in result.output
+    runs = list(sqlite_utils.Database(db_path).query(
+        "select status, frames from runs where kind = 'replay'"))
+    assert [r["status"] for r in runs] == ["failed"]
+    assert runs[0]["frames"] > 0  # what was processed is stored

@@ -17,10 +17,10 @@ from edge.cli.options import (
     site_option,
 )
 from edge.config import load_site
+from edge.evaluation.clear_mot import FrameRange
 from edge.evaluation.floor import evaluate_floor
 from edge.evaluation.floor_tracks import DEFAULT_GATE_M, evaluate_floor_tracks, read_floor_rows
 from edge.evaluation.mot import (
-    FrameRange,
     coverage_hint,
     evaluate_mot,
     frame_coverage_hint,

@@ -10,6 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
+from edge.errors import DataFormatError
+
+FrameRange = tuple[int, int]
+
 # Our name: (the motmetrics metric, its conversion to a plain number).
 FIGURES: dict[str, tuple[str, Callable[[Any], float | int]]] = {
     "MOTA": ("mota", float),
@@ -38,3 +44,21 @@ def clear_mot_figures(accumulator: Any, names: Sequence[str]) -> dict[str, float
     metrics = list(dict.fromkeys(FIGURES[name][0] for name in names))
     row = mm.metrics.create().compute(accumulator, metrics=metrics, name="run").loc["run"]
     return {name: FIGURES[name][1](row[FIGURES[name][0]]) for name in names}
+
+
+def ground_truth_rows(gt: np.ndarray, frames: FrameRange | None, *, what: str = "rows"
+                      ) -> np.ndarray:
+    """The ground-truth rows to score: all of ``gt``, or those of ``frames`` (``(first,
+    last)``, both included: e.g. the frames a partial replay covered).
+
+    Raises:
+        DataFormatError: no row to score (``what`` names the rows in the message).
+    """
+    if len(gt) == 0:
+        raise DataFormatError(f"the ground truth holds no {what}")
+    if frames is not None:
+        gt = gt[(gt[:, 0] >= frames[0]) & (gt[:, 0] <= frames[1])]
+        if len(gt) == 0:
+            raise DataFormatError(
+                f"the ground truth has no {what} in frames {frames[0]}-{frames[1]}")
+    return gt

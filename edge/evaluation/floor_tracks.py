@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import DataFormatError
-from edge.evaluation.clear_mot import clear_mot_figures
+from edge.evaluation.clear_mot import FrameRange, clear_mot_figures, ground_truth_rows
 from edge.motformat import read_rows
 
 DEFAULT_GATE_M = 1.0
@@ -29,20 +28,14 @@ def read_floor_rows(path: str | Path) -> np.ndarray:
 
 def evaluate_floor_tracks(
     gt: np.ndarray, tracks: np.ndarray, gate_m: float = DEFAULT_GATE_M,
-    frames: tuple[int, int] | None = None,
+    frames: FrameRange | None = None,
 ) -> dict[str, float | int]:
     """IDF1, MOTA, identity switches and occupancy error of ``tracks`` against ``gt``
     over every ground-truth frame (rows ``frame,id,x,y``), or those of ``frames``
     (``(first, last)``, both included: e.g. the frames a partial replay covered)."""
     import motmetrics as mm  # an evaluation extra, not needed on the box
 
-    if len(gt) == 0:
-        raise DataFormatError("the ground truth holds no rows")
-    if frames is not None:
-        gt = gt[(gt[:, 0] >= frames[0]) & (gt[:, 0] <= frames[1])]
-        if len(gt) == 0:
-            raise DataFormatError(
-                f"the ground truth has no rows in frames {frames[0]}-{frames[1]}")
+    gt = ground_truth_rows(gt, frames)
     accumulator = mm.MOTAccumulator(auto_id=False)
     scored = np.unique(gt[:, 0].astype(np.int64))
     gt_frames = gt[:, 0].astype(np.int64)

@@ -13,7 +13,7 @@ import numpy as np
 import sqlite_utils
 
 from edge.errors import DataFormatError
-from edge.evaluation.clear_mot import clear_mot_figures
+from edge.evaluation.clear_mot import FrameRange, clear_mot_figures, ground_truth_rows
 from edge.motformat import mot_array, read_mot
 from edge.storage.trajectories import require_run
 from edge.tracking.association import box_iou
@@ -93,9 +93,6 @@ def _hota(gt_frames: list[np.ndarray], ts_frames: list[np.ndarray]) -> dict:
     }
 
 
-FrameRange = tuple[int, int]
-
-
 def evaluate_mot(
     gt: np.ndarray, tracks: np.ndarray, frames: FrameRange | None = None, *,
     hota_only: bool = False,
@@ -116,12 +113,7 @@ def evaluate_mot(
     gt = gt[gt[:, 6] != 0]
     if len(gt) == 0:
         raise DataFormatError("the ground truth has no rows to evaluate (all marked 0)")
-    if frames is not None:
-        gt = gt[(gt[:, 0] >= frames[0]) & (gt[:, 0] <= frames[1])]
-        if len(gt) == 0:
-            raise DataFormatError(
-                f"the ground truth has no rows to evaluate in frames {frames[0]}-{frames[1]}"
-            )
+    gt = ground_truth_rows(gt, frames, what="rows to evaluate")
     evaluated = np.arange(int(gt[:, 0].min()), int(gt[:, 0].max()) + 1)
     tracks = tracks[(tracks[:, 0] >= evaluated[0]) & (tracks[:, 0] <= evaluated[-1])]
     gt_frames, ts_frames = _by_frame(gt, evaluated), _by_frame(tracks, evaluated)
