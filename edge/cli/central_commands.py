@@ -158,50 +158,22 @@ def consume_command(
     "'host=db dbname=central user=ingest'.",
 )
 @receiver_options("central-ingest-1")
-@click.option(
-    "--group",
-    default="central-ingest",
-    show_default=True,
-    help="Shared subscription group: the workers of one group split the messages.",
-)
-@click.option(
-    "--session-expiry",
-    "session_expiry_s",
-    type=click.IntRange(0, 0xFFFFFFFE),
-    default=7 * 86400,
-    show_default=True,
-    help="Seconds the broker keeps this worker's session (and its messages) while it is away.",
-)
-@click.option(
-    "--batch",
-    "batch_max",
-    type=click.IntRange(1, 5000),
-    default=200,
-    show_default=True,
-    help="Messages committed per transaction at most.",
-)
-@click.option(
-    "--receive-maximum",
-    type=click.IntRange(1, 65535),
-    default=400,
-    show_default=True,
-    help="Unacknowledged messages the broker may have out to this worker.",
-)
-@click.option(
-    "--accept-days",
-    type=click.FloatRange(min=0, min_open=True),
-    default=400,
-    show_default=True,
-    help="Dead-letter windows that start longer ago than this (out_of_range): a box "
-    "whose clock was never set sends 1970.",
-)
-@click.option(
-    "--delay",
-    "commit_delay_s",
-    type=float,
-    default=0.0,
-    help="Sleep before each commit (testing a slow database).",
-)
+@click.option("--group", default="central-ingest", show_default=True,
+              help="Shared subscription group: the workers of one group split the messages.")
+@click.option("--session-expiry", "session_expiry_s", type=click.IntRange(0, 0xFFFFFFFE),
+              default=7 * 86400, show_default=True,
+              help="Seconds the broker keeps this worker's session (and its messages) while "
+              "it is away.")
+@click.option("--batch", "batch_max", type=click.IntRange(1, 5000), default=200,
+              show_default=True, help="Messages committed per transaction at most.")
+@click.option("--receive-maximum", type=click.IntRange(1, 65535), default=400, show_default=True,
+              help="Unacknowledged messages the broker may have out to this worker.")
+@click.option("--accept-days", type=click.FloatRange(min=0, min_open=True), default=400,
+              show_default=True,
+              help="Dead-letter windows that start longer ago than this (out_of_range): a box "
+              "whose clock was never set sends 1970.")
+@click.option("--delay", "commit_delay_s", type=float, default=0.0,
+              help="Sleep before each commit (testing a slow database).")
 def ingest_command(
     dsn: str | None,
     broker: ReceiverBroker,
