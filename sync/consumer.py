@@ -37,15 +37,8 @@ MIGRATIONS = Migrations("sync.consumer")
 @MIGRATIONS()
 def m001_consumer_tables(db: sqlite_utils.Database) -> None:
     db.table("aggregates").create(
-        {
-            "id": str,
-            "store": str,
-            "window_start": float,
-            "window_s": int,
-            "payload": str,
-            "received_at": float,
-            "duplicates": int,
-        },
+        {"id": str, "store": str, "window_start": float, "window_s": int, "payload": str,
+         "received_at": float, "duplicates": int},
         pk="id",
     )
     db.table("aggregates").create_index(["store", "window_start"])

@@ -19,6 +19,8 @@ PETS_VIDEO = SHARED / "video" / "pets09-s2l1-view001.avi"
 PETS_GT = SHARED / "mot" / "PETS09-S2L1" / "gt" / "gt.txt"
 PETS_DET = SHARED / "mot" / "PETS09-S2L1" / "det" / "det.txt"
 PETS_SITE = REPO / "calibration" / "pets09" / "site.yaml"
+# Captures of one phone each, under one to hundreds of MACs (../shared/README.md).
+SINGLE_PHONES = SHARED / "wifi" / "single-phone"
 
 SHARED_PRESENT = (SHARED / "README.md").is_file()
 

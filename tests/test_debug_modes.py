@@ -36,11 +36,11 @@ from edge.wifi.capture import FrameSource, run_capture
 from edge.wifi.debug_capture import RawPcapTee
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline
-from tests.conftest import PETS_SITE, SHARED
+from tests.conftest import PETS_SITE, SINGLE_PHONES
 
 pytestmark = pytest.mark.system
 
-IPHONE = SHARED / "wifi" / "single-phone" / "iPhone7-F_anonymized.pcap"
+IPHONE = SINGLE_PHONES / "iPhone7-F_anonymized.pcap"
 SERVICE_ENV = ("INVOCATION_ID", "NOTIFY_SOCKET", "EDGE_SERVICE")
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from edge.evaluation.suite import BRNO_CAPTURES, FLOOR_NAMES, MOT_NAMES, VISIT_NAMES
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SINGLE_PHONES
 
 pytestmark = pytest.mark.system
 
@@ -73,7 +73,7 @@ def test_evaluate_wifi_figures(evaluated):
     assert evaluated["wifi.brno.night.r"] is None  # undefined over an empty room, not 0
     phones = {k: v for k, v in evaluated.items()
               if k.startswith("wifi.single_phone.") and k.endswith(".devices")}
-    assert len(phones) == len(list((SHARED / "wifi" / "single-phone").glob("*.pcap")))
+    assert len(phones) == len(list((SINGLE_PHONES).glob("*.pcap")))
     assert sorted(phones.values()) == [1, 1, 1, 1, 2]  # the Oppo's two unlinkable variants
 
 

@@ -22,16 +22,13 @@ from edge.runtime.schema import open_database
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE, REPO
+from tests.support import web_support
 from tests.support.browser import chromium, needs_chromium
 from tests.support.web_support import (
     DAY,
     LONDON,
     NOW,
     at,
-    day_bounds,
-    expected_day,
-    expected_heatmap,
-    expected_wifi,
     served,
     shared_store_db,
     with_web,
@@ -133,9 +130,9 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         assert severe_console_messages(browser) == []  # no script error, no CSP violation
 
     db = sqlite3.connect(db_path)
-    start, end = day_bounds(DAY)
+    start, end = web_support.day_bounds(DAY)
     k = site.privacy.min_publishable_count
-    truth = expected_day(db, DAY)
+    truth = web_support.expected_day(db, DAY)
 
     assert shown["occupancy-people"] == str(truth.people)
     as_of = dt.datetime.fromtimestamp(truth.latest, LONDON).strftime("%H:%M:%S")
@@ -181,13 +178,13 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
         else:
             assert row[1:] == [str(count), share]
 
-    came_in, passing = expected_wifi(db, start, end)
+    came_in, passing = web_support.expected_wifi(db, start, end)
     assert (shown["wifi-came-in"], shown["wifi-passers-by"]) == (str(came_in), str(passing))
     # the capture rate head office gets: people in at the door against phones passing
     assert shown["wifi-capture-rate"] == (
         f"{100 * directions['in'] / (directions['in'] + passing):.0f}%")
 
-    heat, crossers = expected_heatmap(db, site, start, end)
+    heat, crossers = web_support.expected_heatmap(db, site, start, end)
     assert len(cells) == sum(1 for key, v in heat.items() if v > 0 and len(crossers[key]) >= k) > 20
     assert len(zones) == len(site.floor.zones)
     assert floor_box["width"] > 400 and floor_box["height"] > 300

@@ -33,12 +33,12 @@ from edge.wifi.capture import (
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline, replay_to_list
 from edge.wifi.store import read_windows, write_windows
-from tests.conftest import SHARED
+from tests.conftest import SINGLE_PHONES
 from tests.test_wifi_brno import DAY, lab_pcs
 
 pytestmark = pytest.mark.system
 
-IPHONE = SHARED / "wifi" / "single-phone" / "iPhone12-M_anonymized.pcap"
+IPHONE = SINGLE_PHONES / "iPhone12-M_anonymized.pcap"
 
 
 def fake_interface(root: Path, name: str, kind: int, state: str = "up", flags: str = "0x1003"):

@@ -21,7 +21,7 @@ from edge.config import load_site
 from edge.runtime.schema import open_database
 from edge.web import queries
 from edge.wifi.pcapfile import CaptureFile
-from tests.conftest import PETS_SITE, SHARED
+from tests.conftest import PETS_SITE, SHARED, SINGLE_PHONES
 from tests.support.cli import run_edge
 from tests.test_wifi_brno import lab_pcs
 from tests.test_wifi_pcap import pcapng_blocks, real_frames, write_pcapng
@@ -220,7 +220,7 @@ def test_the_closing_line_splits_devices_as_the_windows_do():
     """One phone, hundreds of randomized addresses, the demo site: every window shows 1
     (now and then 2: keys are random per run) device in store; the closing line said
     "237 devices estimated in all"."""
-    capture = SHARED / "wifi" / "single-phone" / "iPhone11-B_anonymized.pcap"
+    capture = SINGLE_PHONES / "iPhone11-B_anonymized.pcap"
     result = run("wifi", "replay", str(capture), "--json", "--site", str(PETS_SITE))
     assert result.returncode == 0, result.stderr
     windows = [json.loads(line) for line in result.stdout.splitlines()]

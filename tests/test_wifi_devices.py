@@ -11,7 +11,7 @@ from edge.config.wifi import WifiConfig
 from edge.wifi.devices import DeviceEstimator
 from edge.wifi.parser import STRONG, Probe
 from edge.wifi.pipeline import replay_to_list
-from tests.conftest import SHARED
+from tests.conftest import SINGLE_PHONES
 
 pytestmark = pytest.mark.system
 
@@ -120,7 +120,7 @@ def test_state_is_bounded_by_forgetting_and_by_a_hard_cap():
     assert len(estimator) == 1
 
 
-SINGLE_PHONES = sorted((SHARED / "wifi" / "single-phone").glob("*.pcap"))
+PHONE_CAPTURES = sorted(SINGLE_PHONES.glob("*.pcap"))
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +129,10 @@ def single_phone_results():
     # not, so the LA bit carries no information in these captures.
     config = WifiConfig(trust_la_bit=False)
     return {path.name: replay_to_list(path, config, window_sizes=[900, 86400])
-            for path in SINGLE_PHONES}
+            for path in PHONE_CAPTURES}
 
 
-@pytest.mark.parametrize("path", SINGLE_PHONES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", PHONE_CAPTURES, ids=lambda p: p.name)
 def test_each_single_phone_capture_is_one_device(single_phone_results, path):
     result = single_phone_results[path.name]
     whole = [w for w in result.windows if w.window_s == 86400]
@@ -192,7 +192,7 @@ def test_the_capture_totals_split_devices_as_the_windows_do():
     "237 devices estimated in all" while every window showed 1 device in store: the
     total counted every estimated device, the brief ones (one burst of a randomized
     address) included. The totals now say in store and brief apart."""
-    path = SHARED / "wifi" / "single-phone" / "iPhone11-B_anonymized.pcap"
+    path = SINGLE_PHONES / "iPhone11-B_anonymized.pcap"
     result = replay_to_list(path, WifiConfig(), window_sizes=[900],
                             key_factory=lambda n: bytes(range(n)))
     tally, windows = result.devices, result.windows

@@ -16,7 +16,7 @@ from edge.wifi.anonymize import Anonymizer
 from edge.wifi.parser import MalformedFrame, ProbeParser, dissect
 from edge.wifi.pcapfile import CaptureFile
 from edge.wifi.pipeline import FramePipeline, replay_to_list
-from tests.conftest import SHARED, skip_module_without_shared
+from tests.conftest import SHARED, SINGLE_PHONES, skip_module_without_shared
 
 pytestmark = pytest.mark.system
 skip_module_without_shared()
@@ -34,7 +34,7 @@ def sample_frames() -> list[bytes]:
 
 
 FRAMES = sample_frames()
-SMALL_CAPTURE = (SHARED / "wifi" / "single-phone" / "S21Ultra-M_anonymized.pcap").read_bytes()
+SMALL_CAPTURE = (SINGLE_PHONES / "S21Ultra-M_anonymized.pcap").read_bytes()
 SMALL_PCAPNG = (SHARED / "wifi" / "mixed-traffic" / "owe.pcapng").read_bytes()[:6000]
 
 edits = st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)), max_size=12)

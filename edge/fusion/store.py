@@ -32,16 +32,10 @@ MIGRATIONS = Migrations("edge.fusion")
 
 @MIGRATIONS()
 def m001_camera_frames(db: sqlite_utils.Database) -> None:
-    db.table("camera_frames").create(
-        {
-            "camera_id": str,
-            "frame": int,
-            "t": float,
-            # JSON [[x, y, cov_xx, cov_xy, cov_yy, camera track id, score], ...]: positions
-            # only
-            "sightings": str,
-        },
-    )
+    # sightings: JSON [[x, y, cov_xx, cov_xy, cov_yy, camera track id, score], ...], floor
+    # positions only (no box, no image)
+    db.table("camera_frames").create({"camera_id": str, "frame": int, "t": float,
+                                      "sightings": str})
     db.table("camera_frames").create_index(["t"])
 
 

@@ -22,14 +22,14 @@ from click.testing import CliRunner
 
 from edge.annotate import LINE_COLOUR, TRACK_COLOUR, ZONE_COLOURS
 from edge.cli import cli
-from tests.conftest import PETS_DET, PETS_GT, SHARED
+from tests.conftest import PETS_DET, PETS_GT, SINGLE_PHONES
 from tests.support.cli import run_edge
 from tests.support.session import run_once
 from tests.test_vision_accuracy import pets_replay  # noqa: F401  (a fixture, offered here)
 
 FRAMES = 100
 START = "2026-11-23T10:00:00+00:00"
-PHONE = SHARED / "wifi" / "single-phone" / "S21Ultra-M_anonymized.pcap"
+PHONE = SINGLE_PHONES / "S21Ultra-M_anonymized.pcap"
 
 
 def kept_detail(original: np.ndarray, drawn: np.ndarray) -> float:
