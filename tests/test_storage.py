@@ -7,6 +7,7 @@ import pytest
 from edge.errors import StorageError
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health, report_health
+from edge.visits.store import VISIT_CHILD_TABLES
 
 
 def test_database_is_wal_and_migrations_are_idempotent(tmp_path):
@@ -107,3 +108,13 @@ def test_a_read_then_write_transaction_waits_for_another_writer(tmp_path):
     thread.join()
     assert done.is_set() and seen == 1  # it waited, then read the other's row
     assert {row["component"] for row in read_health(mine)} == {"sync", "camera:a"}
+
+
+def test_every_table_of_a_visits_rows_is_purged_with_it():
+    """A table whose rows belong to a visit (a foreign key to visits) is deleted with
+    its visit by rebuilds, purges and the retention sweep: all of them read
+    VISIT_CHILD_TABLES, so a table left out would keep a purged visit's rows for ever."""
+    db = open_database(":memory:")
+    children = {table for table in db.table_names()
+                if any(fk.other_table == "visits" for fk in db.table(table).foreign_keys)}
+    assert children == set(VISIT_CHILD_TABLES)

@@ -19,6 +19,15 @@ from edge.visits.staff import StaffVisit
 MIGRATIONS = Migrations("edge.visits")
 
 
+def _create_visit_child(db: sqlite_utils.Database, table: str, columns: dict[str, type],
+                        pk: str | tuple[str, ...]) -> None:
+    """A table of rows that belong to one visit: ``visit_id`` first, a foreign key to
+    ``visits``. Rebuilds and purges delete them with their visit
+    (:data:`VISIT_CHILD_TABLES` names every one)."""
+    db.table(table).create({"visit_id": str, **columns}, pk=pk,
+                           foreign_keys=[("visit_id", "visits", "visit_id")])
+
+
 @MIGRATIONS()
 def m001_visits(db: sqlite_utils.Database) -> None:
     db.table("visits").create(
@@ -41,21 +50,12 @@ def m001_visits(db: sqlite_utils.Database) -> None:
     )
     db.table("visits").create_index(["start_t"])
     db.table("visits").create_index(["end_t"])
-    db.table("visit_zone_dwell").create(
-        {"visit_id": str, "zone_id": str, "dwell_s": float, "entries": int},
-        pk=("visit_id", "zone_id"),
-        foreign_keys=[("visit_id", "visits", "visit_id")],
-    )
-    db.table("visit_traits").create(
-        {"visit_id": str, "trait": str, "probability": float},
-        pk=("visit_id", "trait"),
-        foreign_keys=[("visit_id", "visits", "visit_id")],
-    )
-    db.table("visit_segments").create(
-        {"visit_id": str, "segment": str, "probability": float},
-        pk=("visit_id", "segment"),
-        foreign_keys=[("visit_id", "visits", "visit_id")],
-    )
+    _create_visit_child(db, "visit_zone_dwell", {"zone_id": str, "dwell_s": float,
+                                                 "entries": int}, pk=("visit_id", "zone_id"))
+    _create_visit_child(db, "visit_traits", {"trait": str, "probability": float},
+                        pk=("visit_id", "trait"))
+    _create_visit_child(db, "visit_segments", {"segment": str, "probability": float},
+                        pk=("visit_id", "segment"))
     db.table("line_crossings").create(
         {
             "line_id": str,
@@ -87,12 +87,9 @@ def m002_build_progress(db: sqlite_utils.Database) -> None:
 @MIGRATIONS()
 def m003_queue_waits(db: sqlite_utils.Database) -> None:
     # Waits from a queue zone to a checkout zone (edge.visits.queue); a visit may have several.
-    db.table("visit_queue_waits").create(
-        {"visit_id": str, "queue_zone": str, "checkout_zone": str, "joined_t": float,
-         "reached_t": float, "wait_s": float},
-        pk=("visit_id", "joined_t"),
-        foreign_keys=[("visit_id", "visits", "visit_id")],
-    )
+    _create_visit_child(db, "visit_queue_waits", {"queue_zone": str, "checkout_zone": str,
+                                                  "joined_t": float, "reached_t": float,
+                                                  "wait_s": float}, pk=("visit_id", "joined_t"))
 
 
 @MIGRATIONS()
@@ -113,11 +110,7 @@ def m004_staff_visits(db: sqlite_utils.Database) -> None:
 def m005_visit_groups(db: sqlite_utils.Database) -> None:
     # Shopping groups (edge.visits.groups): a random group id per customer visit; a visit
     # with no companion is a group of its own. Nothing else about the group is stored.
-    db.table("visit_groups").create(
-        {"visit_id": str, "group_id": str},
-        pk="visit_id",
-        foreign_keys=[("visit_id", "visits", "visit_id")],
-    )
+    _create_visit_child(db, "visit_groups", {"group_id": str}, pk="visit_id")
     db.table("visit_groups").create_index(["group_id"])
 
 
@@ -182,12 +175,9 @@ def m009_visit_pieces(db: sqlite_utils.Database) -> None:
     # positions (run, camera, track, first to last time) are one person's. The status
     # page's heat map counts people per grid cell by them, not track ids (a person the
     # tracker lost and found again under a new id is one person). No position is kept.
-    db.table("visit_pieces").create(
-        {"visit_id": str, "run_id": int, "camera_id": str, "track_id": int,
-         "start_t": float, "end_t": float},
-        pk=("visit_id", "start_t"),
-        foreign_keys=[("visit_id", "visits", "visit_id")],
-    )
+    _create_visit_child(db, "visit_pieces", {"run_id": int, "camera_id": str, "track_id": int,
+                                             "start_t": float, "end_t": float},
+                        pk=("visit_id", "start_t"))
     db.table("visit_pieces").create_index(["start_t"])
     db.table("visit_pieces").create_index(["end_t"])
     # Visits built before this table: their first piece only (the track id a visit
