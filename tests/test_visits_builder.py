@@ -7,28 +7,14 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.config import parse_site
 from edge.errors import StorageError
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 from tests.conftest import PETS_DET, PETS_SITE
-
-pytestmark = pytest.mark.system
-
-SITE = parse_site("""
-site: {id: test-store}
-floor:
-  bounds: [[-10, -10], [30, 30]]
-  zones:
-    - {id: shelf, kind: product, tags: [kids], polygon: [[0, 0], [10, 0], [10, 10], [0, 10]]}
-  lines:
-    - {id: door, start: [-5, -2], end: [15, -2], inside: left}
-visits: {close_after_s: 10, min_duration_s: 3}
-web: {access: open-lan}
-""")
-T0 = 1_700_000_000.0
+from tests.support.live_build import T0
+from tests.support.live_build import WALK_THROUGH_SITE as SITE
 
 
 def add_track(db, run_id, track_id, start, end, fps=5.0, x=5.0):
@@ -170,6 +156,7 @@ def test_builder_state_stays_bounded_on_a_long_live_run(db):
     assert done is not None and math.isfinite(done)
 
 
+@pytest.mark.system  # the CLI over the shared PETS detections
 def test_replay_builds_the_demo_visits(tmp_path):
     db_path = tmp_path / "edge.db"
     result = CliRunner().invoke(cli, ["replay", "--detections", str(PETS_DET), "--site",

@@ -13,27 +13,15 @@ import json
 import numpy as np
 import pytest
 
-from edge.config import parse_site
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
+from tests.support.live_build import T0
+from tests.support.live_build import WALK_THROUGH_SITE as SITE
 
 pytestmark = pytest.mark.system
 
-SITE = parse_site("""
-site: {id: test-store}
-floor:
-  bounds: [[-10, -12], [40, 30]]
-  zones:
-    - {id: shelf, kind: product, tags: [kids], polygon: [[0, 0], [10, 0], [10, 10], [0, 10]]}
-    - {id: till, kind: staff, polygon: [[20, 0], [26, 0], [26, 4], [20, 4]]}
-  lines:
-    - {id: door, start: [-5, -2], end: [15, -2], inside: left}
-visits: {close_after_s: 10, min_duration_s: 3}
-web: {access: open-lan}
-""")
-T0 = 1_700_000_000.0
 HOURS_2 = 7200.0
 Track = tuple[int, np.ndarray, np.ndarray]
 

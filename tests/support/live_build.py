@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 import sqlite_utils
 
-from edge.config import SiteConfig
+from edge.config import SiteConfig, parse_site
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import finish_run, start_run
 from edge.visits.analysis import VisitAnalyzer
@@ -15,6 +15,21 @@ from edge.visits.builder import build_visits
 
 T0 = 1_700_000_000.0
 FPS = 5.0
+
+# A store people walk into through a door (y = -2) and past a kids' shelf; an associates'
+# till to the side.
+WALK_THROUGH_SITE = parse_site("""
+site: {id: test-store}
+floor:
+  bounds: [[-10, -12], [40, 30]]
+  zones:
+    - {id: shelf, kind: product, tags: [kids], polygon: [[0, 0], [10, 0], [10, 10], [0, 10]]}
+    - {id: till, kind: staff, polygon: [[20, 0], [26, 0], [26, 4], [20, 4]]}
+  lines:
+    - {id: door, start: [-5, -2], end: [15, -2], inside: left}
+visits: {close_after_s: 10, min_duration_s: 3}
+web: {access: open-lan}
+""")
 
 
 def add_points(db: sqlite_utils.Database, run: int, track_id: int, t: np.ndarray,
