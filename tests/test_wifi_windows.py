@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from edge.config.wifi import WifiConfig
 from edge.wifi.parser import EXCLUDED, STRONG, WEAK, Probe
 from edge.wifi.windows import WifiWindow, WindowCounter, dwell_bucket
 
@@ -33,7 +34,8 @@ def test_windows_are_aligned_and_quiet_ones_still_come_out():
 
 
 def test_in_store_needs_dwell_and_buckets_add_up():
-    counter = WindowCounter(900, "test", min_dwell_s=60, people_per_device=0.5, lateness_s=0)
+    counter = WindowCounter(900, "test", WifiConfig(min_dwell_s=60, people_per_device=0.5),
+                            lateness_s=0)
     counter.add(strong(T0 + 1), 1, T0 - 2000)     # seen since 33 min ago -> 30-60m
     counter.add(strong(T0 + 5), 2, T0 + 5)        # one burst only -> brief
     counter.add(strong(T0 + 10), 3, T0 + 10)
@@ -57,7 +59,7 @@ def test_passers_by_are_bursts_of_weak_frames():
 
 
 def test_merge_of_two_ids_counts_one_device():
-    counter = WindowCounter(900, "test", min_dwell_s=60)
+    counter = WindowCounter(900, "test", WifiConfig(min_dwell_s=60))
     counter.add(strong(T0 + 1), 1, T0 + 1)
     counter.add(strong(T0 + 100), 2, T0 + 100)
     counter.merge(2, 1)
@@ -67,7 +69,7 @@ def test_merge_of_two_ids_counts_one_device():
 
 def _quarters(frames: list[tuple[float, int, float]], **options: float) -> list[WifiWindow]:
     """Windows of 15 minutes from ``(time after T0, device id, first seen)`` frames."""
-    counter = WindowCounter(900, "test", min_dwell_s=60, lateness_s=0, **options)
+    counter = WindowCounter(900, "test", WifiConfig(min_dwell_s=60), lateness_s=0, **options)
     windows: list[WifiWindow] = []
     for t, device, first_seen in frames:
         windows += counter.add(strong(T0 + t), device, T0 + first_seen)
@@ -104,7 +106,7 @@ def test_a_phone_back_after_a_silent_window_is_not_a_new_arrival():
 def test_a_merge_does_not_count_a_device_twice(absorbed, kept):
     """The estimator learns in the second window that ids 1 and 2 are one phone: id 1
     arrived in the first window, so the merged device has arrived, whichever id is kept."""
-    counter = WindowCounter(900, "test", min_dwell_s=60, lateness_s=0)
+    counter = WindowCounter(900, "test", WifiConfig(min_dwell_s=60), lateness_s=0)
     counter.add(strong(T0 + 10), 1, T0 + 10)
     counter.add(strong(T0 + 200), 1, T0 + 10)
     counter.add(strong(T0 + 950), 2, T0 + 950)
@@ -120,7 +122,8 @@ def test_arrival_memory_stays_bounded():
     """100,000 phones over five days, one coming in every 4 s and heard again 120 s
     later: the ids kept to avoid counting an arrival twice are only those the
     estimator may still return (unheard for less than forget_after_s and a margin)."""
-    counter = WindowCounter(900, "test", min_dwell_s=60, lateness_s=0, forget_after_s=1800)
+    counter = WindowCounter(900, "test", WifiConfig(min_dwell_s=60, forget_after_s=1800),
+                            lateness_s=0)
     windows: list[WifiWindow] = []
     largest = 0
     phones, again = 100_000, 30          # the phone that came in 30 steps (120 s) ago

@@ -118,9 +118,7 @@ class FramePipeline:
             trust_la_bit=config.trust_la_bit,
         )
         self.counters = [
-            WindowCounter(size, sensor, min_dwell_s=config.min_dwell_s,
-                          people_per_device=config.people_per_device,
-                          forget_after_s=config.forget_after_s)
+            WindowCounter(size, sensor, config)
             for size in sorted(set(window_sizes or config.windows_s))
         ]
         self.stats = PipelineStats()

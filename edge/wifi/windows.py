@@ -27,6 +27,7 @@ from dataclasses import KW_ONLY, dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from edge.config.wifi import WifiConfig
 from edge.wifi.devices import EXPIRY_INTERVAL_S
 from edge.wifi.parser import EXCLUDED, STRONG, Probe
 
@@ -111,13 +112,14 @@ class WindowCounter:
 
     Attributes:
         window_s: window length; windows start at multiples of it (epoch seconds).
-        min_dwell_s: a device counts as in store once it has been seen this long.
-        people_per_device: the calibration factor (occupancy = devices x factor).
+        config: the sensor's settings: ``min_dwell_s`` (a device counts as in store
+            once it has been seen this long), ``people_per_device`` (the calibration
+            factor: occupancy = devices x factor) and ``forget_after_s`` (the device
+            estimator's: after that long unheard, a device that comes back gets a new
+            id, a new visit).
         burst_gap_s: weak frames of one fingerprint closer than this are one burst.
         lateness_s: frames may arrive this much out of order; a window closes only
             when a frame this far past its end arrives (or the clock says so).
-        forget_after_s: the device estimator's ``forget_after_s``: after that long
-            unheard, a device that comes back gets a new id (a new visit).
 
     Arrivals: a device arrives in the first window in which it is in store, whether
     or not it sent a frame in the window where its dwell reached ``min_dwell_s``
@@ -134,12 +136,10 @@ class WindowCounter:
 
     window_s: int
     sensor: str
+    config: WifiConfig = field(default_factory=WifiConfig)
     _: KW_ONLY
-    min_dwell_s: float = 60.0
-    people_per_device: float = 1.0
     burst_gap_s: float = 2.0
     lateness_s: float = 2.0
-    forget_after_s: float = 1800.0
 
     def __post_init__(self) -> None:
         self._start: float | None = None
@@ -264,7 +264,7 @@ class WindowCounter:
 
     def _forget_arrivals(self, now: float) -> None:
         """Drop counted ids the estimator can no longer return (see the class doc)."""
-        horizon = now - (self.forget_after_s + EXPIRY_INTERVAL_S + self.lateness_s)
+        horizon = now - (self.config.forget_after_s + EXPIRY_INTERVAL_S + self.lateness_s)
         if any(last < horizon for last in self._arrived.values()):
             self._arrived = {i: last for i, last in self._arrived.items() if last >= horizon}
 
@@ -281,7 +281,7 @@ class WindowCounter:
         in_store = arrived = brief = 0
         for device_id, (first_seen, last) in self._devices.items():
             dwell = last - first_seen
-            if dwell >= self.min_dwell_s:
+            if dwell >= self.config.min_dwell_s:
                 in_store += 1
                 buckets[dwell_bucket(dwell)] += 1
                 previous = self._arrived.get(device_id)
@@ -303,6 +303,6 @@ class WindowCounter:
             arrived_devices=arrived,
             brief_devices=brief,
             passers_by=self._passers_by,
-            occupancy_estimate=round(in_store * self.people_per_device, 2),
+            occupancy_estimate=round(in_store * self.config.people_per_device, 2),
             dwell_buckets=buckets,
         )
