@@ -35,6 +35,7 @@ from edge.web import dbread
 from edge.web.app import create_app
 from edge.web.dashboard import Dashboard, WebDeps
 from sync.aggregate import Window, aggregate_window, full_message
+from sync.kanon import suppress
 from tests.conftest import PETS_SITE
 from tests.support.web_support import (
     BASE_URL,
@@ -111,12 +112,19 @@ def test_summary_figures_match_the_database(site, store_db):
 
     # Trait and segment mix at p >= 0.5.
     assert s["mix"]["total_visits"] == truth.visits
-    for counts, items in ((truth.traits, s["mix"]["traits"]),
-                          (truth.segments, s["mix"]["segments"])):
-        assert {i["name"]: i["visits"] for i in items} == {
-            name: (None if 0 < counts.get(name, 0) < k else counts.get(name, 0))
-            for name in {i["name"] for i in items}}
-        assert set(counts) <= {i["name"] for i in items}
+    segments = s["mix"]["segments"]
+    assert {i["name"]: i["visits"] for i in segments} == {
+        name: (None if 0 < truth.segments.get(name, 0) < k else truth.segments.get(name, 0))
+        for name in {i["name"] for i in segments}}
+    assert set(truth.segments) <= {i["name"] for i in segments}
+    assert set(truth.traits) <= {i["name"] for i in s["mix"]["traits"]}
+    # A trait counts out of the visits long enough to judge, as head office's `scored`.
+    for item in s["mix"]["traits"]:
+        count, scored = truth.traits.get(item["name"], 0), truth.traits_scored.get(item["name"], 0)
+        assert item["scored"] == scored
+        hidden = 0 < count < k or 0 < scored - count < k
+        assert (item["visits"], item["share"]) == (
+            (None, None) if hidden else (count, round(count / scored, 4) if scored else None))
 
     # Wi-Fi: per window the larger sensor's count, arrivals summed over the day; the
     # peak is the most phones present in one window.
@@ -788,3 +796,41 @@ def test_a_mix_under_one_spec_version_has_no_note(site, tmp_path):
     assert [v["version"] for v in mix["spec_versions"]] == ["t"]
     assert mix["definitions_note"] is None and 'data-figure="mix-definitions"' not in page
     assert all(m["spec_versions"] in (["t"], None) for m in mix["segments"])
+
+
+def test_a_traits_share_is_of_the_visits_long_enough_to_judge(site, tmp_path):
+    """Visits shorter than the spec's trait_evidence.min_duration_s have no traits (NULL).
+    The page divided a trait's count by every visit and withheld it against every visit,
+    while head office's aggregate divides by ``scored`` and withholds against it: 6 of
+    15 (40%) on the page where the aggregate said 6 of 10, and withheld, since the 4
+    judged visits without the trait are fewer than k."""
+    k = site.privacy.min_publishable_count
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    start = at(DAY, dt.time(12))
+    visits, traits = [], []
+    for i in range(15):
+        visit = f"{i:032x}"
+        visits.append(visit_row(visit, i, start + i))
+        judged = i < 10  # the other five were too short to judge
+        traits.append({"visit_id": visit, "trait": "showroomer",
+                       "probability": (0.8 if i < 6 else 0.2) if judged else None})
+        traits.append({"visit_id": visit, "trait": "wanderer",
+                       "probability": (0.9 if i < 5 else 0.1) if judged else None})
+    insert_rows(db, {"visits": visits, "visit_traits": traits})
+    with client(site, path, now=at(DAY, dt.time(14))) as web:
+        mix = web.get(f"/api/v1/mix?day={DAY.isoformat()}").json()
+        page = web.get("/").text
+    message = suppress(full_message(aggregate_window(
+        db, Window(start, 900), store=site.site.id, entrance_lines=[])), k)
+    assert 10 - 6 < k <= 5  # the page's site: the showroomers' rest among the judged is small
+    on_page = {m["name"]: m for m in mix["traits"]}
+    sent = {m["name"]: m for m in message["traits"]}
+    assert (mix["total_visits"], mix["traits_scored"]) == (15, 10)
+    for name in ("showroomer", "wanderer"):
+        assert on_page[name]["scored"] == sent[name]["scored"] == 10
+        assert on_page[name]["visits"] == sent[name]["visits"]
+    assert on_page["showroomer"]["visits"] is None  # 4 judged visits without it
+    assert on_page["showroomer"]["hidden_reason"] == "nearly_all"
+    assert (on_page["wanderer"]["visits"], on_page["wanderer"]["share"]) == (5, 0.5)
+    assert 'data-figure="mix-traits-judged">10<' in page

@@ -171,8 +171,9 @@ def test_page_shows_the_database_figures(site, browser, tmp_path_factory):
     assert shown["mix-total"] == str(total)
     for trait, count in truth.traits.items():
         row = trait_rows[trait]
-        share = f"{100 * count / total:.0f}%"
-        hidden = count < k or 0 < total - count < k
+        scored = truth.traits_scored[trait]  # a trait's share is of the visits it judged
+        share = f"{100 * count / scored:.0f}%"
+        hidden = count < k or 0 < scored - count < k
         if hidden:
             assert row[1].startswith("hidden: "), row
         else:

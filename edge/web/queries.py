@@ -413,26 +413,40 @@ def _mix_items(
     conn: sqlite3.Connection, table: str, column: str, window: DayWindow, total: int, k: int,
     always: tuple[str, ...], label, *, exclusive: bool, spans: list[figures.SpecSpan],
 ) -> list[MixItem]:
+    """The mix's rows, under the rules the aggregates' ``traits[]``/``segments[]`` follow
+    (sync.kanon): a trait counts out of the visits it ``scored`` (those long enough to
+    judge), hidden below k and when the scored visits without it are 1 to k-1; segments
+    score every visit and are exclusive, so they are withheld against the day's visits."""
     names = set(always)
     counts: dict[str, int] = {}
+    scored: dict[str, int] = {}
     for cell in figures.mix(conn, table, column, window.start, window.end):
         names.add(cell.name)
         counts[cell.name] = cell.visits
+        scored[cell.name] = cell.scored
 
     def order(name: str) -> tuple:  # the standard names first, in their order; then A-Z
         return (name not in always, always.index(name) if name in always else 0, name)
 
-    hidden = withheld({name: counts.get(name, 0) for name in names}, k, total=total,
-                      exclusive=exclusive)
+    def out_of(name: str) -> int:
+        return total if exclusive else scored.get(name, 0)
+
+    if exclusive:
+        hidden = withheld({name: counts.get(name, 0) for name in names}, k, total=total,
+                          exclusive=True)
+    else:
+        hidden = {name for name in names
+                  if withheld({name: counts.get(name, 0)}, k, total=out_of(name))}
     items = []
     for name in sorted(names, key=order):
         count = counts.get(name, 0)
         hide = name in hidden
         items.append(MixItem(
             name=name, label=label(name), suppressed=hide,
-            hidden_reason=hidden_reason(count, total, k) if hide else None,
+            hidden_reason=hidden_reason(count, out_of(name), k) if hide else None,
             visits=None if hide else count,
-            share=None if hide or not total else round(count / total, 4),
+            scored=scored.get(name, 0),
+            share=None if hide or not out_of(name) else round(count / out_of(name), 4),
             spec_versions=None if hide else [
                 span.version for span in spans if name in span.names],
         ))
@@ -480,6 +494,7 @@ def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int,
         if "visit_groups" in tables and total:
             segments, total_units = _with_units(conn, segments, window, total, k)
     return Mix(day=window.day, total_visits=total, min_count=k, traits=traits, segments=segments,
+               traits_scored=max((item.scored or 0 for item in traits), default=None),
                total_units=total_units,
                segments_rest=total - sum(item.visits or 0 for item in segments)
                if segments else None,

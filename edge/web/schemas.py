@@ -208,7 +208,12 @@ class MixItem(Figures):
         description="Visits with this trait or segment; null if fewer than k, or "
                     "if it would let a group of fewer than k be worked out."
     )
-    share: float | None = Field(description="Share of the day's visits, 0-1; null if hidden.")
+    scored: int | None = Field(
+        None, description="The day's visits scored for it, as the aggregates' `scored`: for a "
+        "trait, those long enough to judge (the spec's trait_evidence.min_duration_s; a "
+        "shorter visit has no traits); every visit for a segment.")
+    share: float | None = Field(description="visits / scored, 0-1 (for a segment, of the day's "
+                                "visits); null if hidden.")
     suppressed: bool
     hidden_reason: HiddenReason | None = Field(None, description=HIDDEN_REASON)
     units: int | None = Field(
@@ -247,6 +252,10 @@ class Mix(Figures):
     min_count: int
     traits: list[MixItem]
     segments: list[MixItem]
+    traits_scored: int | None = Field(
+        None, description="The day's visits long enough to have traits (the most any trait "
+        "scored); fewer than total_visits when some were too short to judge. Null without "
+        "traits.")
     total_units: int | None = Field(
         None, description="The day's shopping parties (footfall's groups); null without "
         "shopping groups or when hidden by the k rules (then every segment's units is too).")

@@ -245,6 +245,7 @@ class ExpectedDay:
     dwell: dict[str, list[float]]    # per zone, the dwell of each visit that spent any
     visits: int                      # visits that ended in the day
     traits: dict[str, int]           # visits with each trait at p >= 0.5
+    traits_scored: dict[str, int]    # visits with a probability for each trait (not too short)
     segments: dict[str, int]         # visits in each segment at p >= 0.5
 
 
@@ -283,6 +284,10 @@ def expected_day(db: sqlite3.Connection, day: dt.date) -> ExpectedDay:
         visits=db.execute("select count(*) from visits where end_t >= ? and end_t < ?",
                           (start, end)).fetchone()[0],
         traits=likely("visit_traits", "trait"),
+        traits_scored=dict(db.execute(
+            "select m.trait, count(*) from visit_traits m join visits v using (visit_id) "
+            "where v.end_t >= ? and v.end_t < ? and m.probability is not null group by 1",
+            (start, end)).fetchall()),
         segments=likely("visit_segments", "segment"),
     )
 
