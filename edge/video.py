@@ -64,6 +64,19 @@ def is_live_source(source: str) -> bool:
     return source.startswith(LIVE_PREFIXES)
 
 
+def check_video_file(camera_id: str, source: str) -> None:
+    """Raise :class:`SourceError` when ``source`` names a file (not a camera or a stream)
+    that is missing or unreadable: what opening it would say, said before a replay
+    makes its database or outputs."""
+    if source.startswith(USB_PREFIXES) or "://" in source:
+        return
+    path, shown = Path(source), describe_source(source)
+    if not path.exists():
+        raise SourceError(f"camera {camera_id}: video file {shown} does not exist")
+    if not os.access(path, os.R_OK) or path.is_dir():
+        raise SourceError(f"camera {camera_id}: cannot read video file {shown}")
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     """What was learnt about a source when it opened."""
@@ -200,12 +213,8 @@ class VideoSource:
                 ],
             )
         else:
-            path = Path(source)
-            if not path.exists():
-                raise SourceError(f"camera {self.camera_id}: video file {shown} does not exist")
-            if not os.access(path, os.R_OK) or path.is_dir():
-                raise SourceError(f"camera {self.camera_id}: cannot read video file {shown}")
-            capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+            check_video_file(self.camera_id, source)
+            capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
         if not capture.isOpened():
             what = "stream did not answer" if "://" in source else "cannot be decoded as video"
             raise SourceError(f"camera {self.camera_id}: {shown} {what}")

@@ -183,6 +183,25 @@ def test_a_det_file_that_does_not_parse_leaves_no_database(tmp_path):
     assert not db.exists()
 
 
+def test_a_missing_video_leaves_no_database(tmp_path):
+    """Field report: `edge replay missing.avi --db new.db` said the file does not exist
+    after an empty database had been made at --db (the fused replay of a site whose
+    camera's recording is missing too)."""
+    db = tmp_path / "new.db"
+    result = edge("replay", str(tmp_path / "missing.avi"), "--db", str(db))
+    assert result.exit_code == 1, result.output
+    assert "video file" in result.output and "does not exist" in result.output
+    assert not db.exists()
+    site = yaml.safe_load(two_camera_site(tmp_path).read_text())
+    site["cameras"][1]["source"] = str(tmp_path / "gone.avi")
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    result = edge("replay", "--site", str(tmp_path / "site.yaml"), "--detections",
+                  f"view001={short_det(tmp_path)}", "--db", str(db))
+    assert result.exit_code == 1, result.output
+    assert "camera view001b: video file" in result.output and "gone.avi" in result.output
+    assert not db.exists()
+
+
 def test_duplicate_detection_rows_are_one_warning_line(tmp_path):
     """Field report: the warning came as a raw Python UserWarning with its source line."""
     det = short_det(tmp_path, rows=10)

@@ -27,6 +27,7 @@ from edge.replay import frames_to_cover, replay
 from edge.replay_store import replay_store
 from edge.report.build import make_report, plan_report
 from edge.runtime.schema import open_database
+from edge.video import check_video_file
 from edge.visits.analysis import VisitAnalyzer
 from edge.visits.builder import build_visits
 
@@ -146,6 +147,9 @@ def replay_command(
         frames = frames_to_cover(site, camera_id=camera_id, video=video, detections=detections,
                                  max_frames=max_frames) if gt_path is not None else None
         plan = plan_report(report_path, gt_path, pcap, frames=frames)
+    if detections is None and site.cameras:  # a missing file fails before the database
+        camera = site.camera(camera_id) if camera_id else site.cameras[0]
+        check_video_file(camera.id, video or camera.source)
     path = resolve_db_path(db_path, site)
     db = open_database(path)
     if no_blur:  # recorded in this replay's database: its status page shows the banner
@@ -265,6 +269,9 @@ def _replay_store(
                 f"{option} is for one camera's recording: add --camera ID to replay that "
                 "camera alone")
     visits = VisitAnalyzer(site)
+    for recorded in site.cameras:  # a missing file fails before the database is made
+        if recorded.id not in detections:
+            check_video_file(recorded.id, recorded.source)
     path = resolve_db_path(db_path, site)
     db = open_database(path)
     bar = tqdm(unit="frame", disable=quiet or None, file=sys.stderr, leave=False)
