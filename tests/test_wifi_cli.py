@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import signal
 import sqlite3
 import struct
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -328,3 +331,53 @@ def test_replay_says_why_pcapng_packet_blocks_were_skipped(tmp_path):
     assert result.stderr.startswith(
         f"Error: capture {tmp_path / 'orphans.pcapng'}: no frame could be read: 10 pcapng packet "
         "blocks skipped: they name an interface no Interface Description Block describes")
+
+
+# `edge wifi replay` whose capture never ends: a window every 20 ms, each a day apart.
+ENDLESS_REPLAY = """
+import dataclasses, itertools, time
+import edge.cli.wifi_commands as commands
+from edge.cli import main
+from edge.wifi.windows import WifiWindow
+
+def endless(*args, **kwargs):
+    for day in itertools.count():
+        time.sleep(0.02)
+        yield WifiWindow(start=1.7e9 + 86400 * day, window_s=900, sensor="pcap:test",
+                         covered_s=900.0, frames=3, in_store_frames=0, excluded_frames=0,
+                         in_store_devices=0, arrived_devices=0, brief_devices=0,
+                         passers_by=1, occupancy_estimate=0.0)
+    return None
+
+commands.replay_capture = endless
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_stopped_wifi_replay_keeps_the_windows_it_printed(tmp_path, signum):
+    """Field report: `timeout 60 edge wifi replay big.pcap --db x.db` printed windows but
+    wrote none of the last (up to 255) to the database: SIGTERM killed Python at once, and
+    Ctrl-C skipped the write too."""
+    db_path = tmp_path / "x.db"
+    process = subprocess.Popen(
+        [sys.executable, "-c", ENDLESS_REPLAY, "wifi", "replay", str(tmp_path / "any.pcap"),
+         "--json", "--db", str(db_path), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        printed = [process.stdout.readline() for _ in range(5)]
+        process.send_signal(signum)
+        rest, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    printed += rest.splitlines()
+    shown = {json.loads(line)["window_start"] for line in printed if line.strip()}
+    with sqlite3.connect(db_path) as db:
+        stored = [start for (start,) in db.execute(
+            "select window_start from wifi_windows where window_s = 900")]
+    assert len(shown) >= 5
+    # every window printed is stored (the one being printed when the signal came may be too)
+    assert {dt.datetime.fromisoformat(start).timestamp() for start in shown} <= set(stored)
+    assert len(stored) <= len(shown) + 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -11,7 +13,7 @@ from zoneinfo import ZoneInfo
 import click
 from tqdm import tqdm
 
-from edge.cli.options import load_site_option, resolve_db_path, site_option
+from edge.cli.options import load_site_option, resolve_db_path, sigterm_stops, site_option
 from edge.config import SiteConfig
 from edge.config.wifi import WifiConfig
 from edge.errors import DataFormatError
@@ -86,6 +88,7 @@ def wifi_group() -> None:
 @click.option("--sensor", help="Sensor label stored with the windows (default: pcap: and a "
               "short hash of the file name; names are not stored).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+@sigterm_stops
 def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path | None,
                    db_path: Path | None, sensor: str | None, quiet: bool) -> None:
     """Replay a pcap or pcapng CAPTURE and print per-window device and occupancy estimates."""
@@ -112,12 +115,18 @@ def replay_command(capture: Path, as_json: bool, window_s: int, site_path: Path 
             except StopIteration as stop:
                 result: ReplayResult = stop.value
                 break
-            printer([window])
-            if writer is not None:
+            if writer is not None:  # held before it is printed: a printed window is kept
                 pending.append(window)
-                if len(pending) >= 256:
-                    writer.write(pending)
-                    pending.clear()
+            printer([window])
+            if len(pending) >= 256:
+                assert writer is not None
+                writer.write(pending)
+                pending.clear()
+    except BaseException:  # Ctrl-C, SIGTERM, a bad record: the closed windows are kept
+        if writer is not None and pending:
+            with contextlib.suppress(sqlite3.Error, OSError):  # the first error is the one
+                writer.write(pending)
+        raise
     finally:
         bar.close()
     if result.stats.frames == 0:
