@@ -99,6 +99,28 @@ def test_sign_config_output_is_accepted_by_the_box(memory_db, tmp_path):
     assert missing.exit_code == 1 and "EDGE_SYNC_DOWNLINK_KEY" in missing.output
 
 
+def test_sign_config_can_clear_a_downlinked_spec(memory_db, tmp_path):
+    """A box goes back to its own spec on a signed ``segment_spec: null``; the central
+    team could not sign one (sign-config had no way to say null)."""
+    from tests.test_sync_downlink import shipped_spec
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(shipped_spec("2024.3")))
+    env = {"EDGE_SYNC_DOWNLINK_KEY": KEY}
+    now = time.time()
+    for options in (["--segment-spec", str(spec)], ["--clear-segment-spec"]):
+        result = invoke("sync", "sign-config", "--store", STORE, *options, env=env)
+        assert result.exit_code == 0, result.output
+        now += 1
+        outcome = handle_config_set(result.output.strip().encode(),
+                                    DownlinkContext(memory_db, STORE, KEY, 300, now))
+        assert (outcome.status, outcome.changed) == ("applied", ("segment_spec",)), outcome
+    assert json.loads(json.loads(result.output)["body"])["set"] == {"segment_spec": None}
+    both = invoke("sync", "sign-config", "--store", STORE, "--segment-spec", str(spec),
+                  "--clear-segment-spec", env=env)
+    assert both.exit_code == 2 and "not both" in both.output
+
+
 def test_payload_size_of_a_day(tmp_path):
     site = write_site(tmp_path / "site.yaml")
     db_path = tmp_path / "edge.db"

@@ -232,6 +232,8 @@ def ingest_command(
     default=None,
     help="JSON file of a versioned segment spec.",
 )
+@click.option("--clear-segment-spec", is_flag=True,
+              help="Drop the spec set by an earlier message: the box goes back to its own.")
 @click.option(
     "--key-env",
     default="EDGE_SYNC_DOWNLINK_KEY",
@@ -239,7 +241,8 @@ def ingest_command(
     help="Environment variable holding the store's downlink key.",
 )
 def sign_config_command(
-    store: str, k: int | None, window_s: int | None, segment_spec: Path | None, key_env: str
+    store: str, k: int | None, window_s: int | None, segment_spec: Path | None,
+    clear_segment_spec: bool, key_env: str,
 ) -> None:
     """Print a signed config/set message (for the central platform, and for tests).
 
@@ -249,6 +252,8 @@ def sign_config_command(
     from sync.downlink import signed_config_set
     from sync.errors import ContractError, DownlinkRefused, short_reason
 
+    if segment_spec is not None and clear_segment_spec:
+        raise click.UsageError("give --segment-spec or --clear-segment-spec, not both")
     key = os.environ.get(key_env)
     if not key:
         raise ConfigError(f"set the downlink key in the environment variable {key_env}")
@@ -262,8 +267,11 @@ def sign_config_command(
             changes["segment_spec"] = parse_json(segment_spec.read_bytes(), str(segment_spec))
         except ContractError as error:
             raise ConfigError(str(error)) from None
+    if clear_segment_spec:
+        changes["segment_spec"] = None  # the box removes its downlinked spec
     if not changes:
-        raise click.UsageError("nothing to set: give --k, --window or --segment-spec")
+        raise click.UsageError(
+            "nothing to set: give --k, --window, --segment-spec or --clear-segment-spec")
     try:
         payload = signed_config_set(store, changes, key)
     except DownlinkRefused as error:
