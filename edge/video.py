@@ -18,6 +18,7 @@ import numpy as np
 from edge import assets
 from edge.config.vision import (
     DEFAULT_FPS,
+    NOT_FILE_PREFIXES,
     USB_PREFIXES,
     CalibrationConfig,
     detection_stride,
@@ -68,8 +69,8 @@ def check_video_file(camera_id: str, source: str) -> None:
     """Raise :class:`SourceError` when ``source`` names a file (not a camera or a stream)
     that is missing or unreadable: what opening it would say, said before a replay
     makes its database or outputs."""
-    if source.startswith(USB_PREFIXES) or "://" in source:
-        return
+    if source.startswith(NOT_FILE_PREFIXES) or "://" in source:
+        return  # a camera, a stream, or a manifest asset (verified when it is resolved)
     path, shown = Path(source), describe_source(source)
     if not path.exists():
         raise SourceError(f"camera {camera_id}: video file {shown} does not exist")

@@ -834,3 +834,31 @@ def test_a_traits_share_is_of_the_visits_long_enough_to_judge(site, tmp_path):
     assert on_page["showroomer"]["hidden_reason"] == "nearly_all"
     assert (on_page["wanderer"]["visits"], on_page["wanderer"]["share"]) == (5, 0.5)
     assert 'data-figure="mix-traits-judged">10<' in page
+
+
+def test_a_few_visits_too_short_to_judge_are_not_given_away(site, tmp_path):
+    """The day's visits minus the visits a trait scored are the visits too short to
+    judge: 2 of them, a group below k, could be worked out from the card's "judged on
+    18 visits" beside "out of 20 visits". The aggregates withhold such a cell whole."""
+    k = site.privacy.min_publishable_count
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    start = at(DAY, dt.time(12))
+    visits, traits = [], []
+    for i in range(20):
+        visit = f"{i:032x}"
+        visits.append(visit_row(visit, i, start + i))
+        traits.append({"visit_id": visit, "trait": "wanderer",
+                       "probability": (0.9 if i < 9 else 0.1) if i < 18 else None})
+    insert_rows(db, {"visits": visits, "visit_traits": traits})
+    with client(site, path, now=at(DAY, dt.time(14))) as web:
+        mix = web.get(f"/api/v1/mix?day={DAY.isoformat()}").json()
+        page = web.get("/").text
+    message = suppress(full_message(aggregate_window(
+        db, Window(start, 900), store=site.site.id, entrance_lines=[])), k)
+    assert 0 < 20 - 18 < k
+    assert message["visits"]["count"] == 20 and message["traits"] == []
+    wanderer = next(m for m in mix["traits"] if m["name"] == "wanderer")
+    assert (wanderer["visits"], wanderer["scored"], wanderer["share"]) == (None, None, None)
+    assert wanderer["hidden_reason"] == "worked_out"
+    assert mix["traits_scored"] is None and "mix-traits-judged" not in page

@@ -431,21 +431,28 @@ def _mix_items(
     def out_of(name: str) -> int:
         return total if exclusive else scored.get(name, 0)
 
+    # A trait's scored is part of the day's visits: the rest, visits too short to judge,
+    # may not be 1 to k-1 either, and the trait's count goes with it (the aggregates drop
+    # such a cell).
+    unjudged = {name for name in names
+                if not exclusive and withheld({name: scored.get(name, 0)}, k, total=total)
+                and scored.get(name, 0) < total}
     if exclusive:
         hidden = withheld({name: counts.get(name, 0) for name in names}, k, total=total,
                           exclusive=True)
     else:
-        hidden = {name for name in names
-                  if withheld({name: counts.get(name, 0)}, k, total=out_of(name))}
+        hidden = unjudged | {name for name in names
+                             if withheld({name: counts.get(name, 0)}, k, total=out_of(name))}
     items = []
     for name in sorted(names, key=order):
         count = counts.get(name, 0)
         hide = name in hidden
         items.append(MixItem(
             name=name, label=label(name), suppressed=hide,
-            hidden_reason=hidden_reason(count, out_of(name), k) if hide else None,
+            hidden_reason=("worked_out" if name in unjudged else
+                           hidden_reason(count, out_of(name), k)) if hide else None,
             visits=None if hide else count,
-            scored=scored.get(name, 0),
+            scored=None if name in unjudged else scored.get(name, 0),
             share=None if hide or not out_of(name) else round(count / out_of(name), 4),
             spec_versions=None if hide else [
                 span.version for span in spans if name in span.names],
@@ -494,7 +501,8 @@ def mix(conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int,
         if "visit_groups" in tables and total:
             segments, total_units = _with_units(conn, segments, window, total, k)
     return Mix(day=window.day, total_visits=total, min_count=k, traits=traits, segments=segments,
-               traits_scored=max((item.scored or 0 for item in traits), default=None),
+               traits_scored=None if any(item.scored is None for item in traits)
+               else max((item.scored or 0 for item in traits), default=None),
                total_units=total_units,
                segments_rest=total - sum(item.visits or 0 for item in segments)
                if segments else None,

@@ -211,7 +211,9 @@ class MixItem(Figures):
     scored: int | None = Field(
         None, description="The day's visits scored for it, as the aggregates' `scored`: for a "
         "trait, those long enough to judge (the spec's trait_evidence.min_duration_s; a "
-        "shorter visit has no traits); every visit for a segment.")
+        "shorter visit has no traits); every visit for a segment. Null, with the trait's "
+        "visits, when the visits not judged number 1 to k-1 (or the judged ones fewer "
+        "than k), as the aggregates withhold it.")
     share: float | None = Field(description="visits / scored, 0-1 (for a segment, of the day's "
                                 "visits); null if hidden.")
     suppressed: bool
