@@ -7,17 +7,21 @@ sync's delivered outbox rows) 30 days, the privacy
 audit log 400 days. The purge runs every ``service.purge_interval_s`` (systemd's
 ``store-edge-purge.timer``, or the ``edge run`` supervisor) as ``edge purge``, and
 deletes what would pass its period before the next run, so no row outlives it (visits
-and line crossings excepted: they are kept their ``visit_days`` whole, so the day a
-week back stays whole all day, and live at most one purge interval longer);
+and line crossings excepted: they are kept their ``visit_days`` whole, counted in calendar
+days of the store's time zone, so the day a week back stays whole all day, and live at
+most one purge interval longer);
 each table is purged in its own transaction so a purge interrupted half-way leaves
 every table consistent.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
@@ -65,14 +69,66 @@ def positions_kept_since(site: SiteConfig, now: float) -> float:
     return cutoff(now, site.storage.raw_trajectory_hours * 3600, site.service.purge_interval_s)
 
 
-def visit_cutoff(now: float, visit_days: float) -> float:
-    """Oldest visit end (and line crossing) kept by a purge at ``now``: ``visit_days`` back
-    exactly. Unlike raw positions, visits are not purged ahead of the next run: with the
-    default 8 days, taking the hour until the next purge off made every purge after 23:00
-    cut into the day a week back, which the status page compares with (so it read "not
-    kept in full" every evening). A visit therefore lives at most ``visit_days`` plus one
-    purge interval."""
-    return now - visit_days * DAY
+def visit_cutoff(now: float, visit_days: float, tz: ZoneInfo) -> float:
+    """Oldest visit end (and line crossing) kept by a purge at ``now``: ``visit_days``
+    calendar days back in store time (``tz``), the same clock time that many days before.
+
+    Calendar days, not 86,400-second ones: the status page compares with the same weekday
+    a calendar week back, and a week holding the 25-hour day the clocks go back on is a
+    week and an hour long; 8 x 86,400 s then cut into the day a week back from 23:00 every
+    day of the following week, and the purge deleted its first hour. Nor are visits purged
+    ahead of the next run as raw positions are: taking the hour until the next purge off
+    cut into that day after 23:00 every evening. A visit therefore lives at most
+    ``visit_days`` calendar days (an hour more across the night the clocks go back, an
+    hour less across the one they go forward) plus one purge interval.
+    """
+    return _first_moment_at(_clock_reached(now, tz) - dt.timedelta(days=visit_days), tz)
+
+
+def _clock_reached(now: float, tz: ZoneInfo) -> dt.datetime:
+    """The latest time (naive) the clock of ``tz`` has read by ``now``: what it reads,
+    except while it reads an hour the second time (the clocks went back), when it has
+    already been to that hour's end. So :func:`visit_cutoff` never goes back: a purge at
+    the second 01:30 deletes nothing that one at the first 01:50 kept.
+    """
+    local = dt.datetime.fromtimestamp(now, tz)
+    if not local.fold:
+        return local.replace(tzinfo=None)
+    # The second time through: the repeat ends at the first moment the clock reads a
+    # time it has not read before, at most the clocks' step back after ``now``.
+    back = now - local.replace(fold=0).timestamp()
+    low, high = math.floor(now), math.ceil(now + back)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if dt.datetime.fromtimestamp(middle, tz).fold:
+            low = middle
+        else:
+            high = middle
+    return dt.datetime.fromtimestamp(high, tz).replace(tzinfo=None)
+
+
+def _first_moment_at(wall: dt.datetime, tz: ZoneInfo) -> float:
+    """The first moment (epoch seconds) the clock of ``tz`` reads ``wall`` (naive) or later.
+
+    A clock time that came twice (the clocks went back) is its first time; one the
+    clocks skipped (they went forward) is the moment they went forward. So the result
+    never goes back as ``wall`` goes on, and a purge never deletes what an earlier one
+    said was kept.
+    """
+    before = wall.replace(tzinfo=tz, fold=0).timestamp()  # at the offset before a change
+    after = wall.replace(tzinfo=tz, fold=1).timestamp()  # at the offset after it
+    if after >= before:  # an ordinary clock time (the same moment), or one that came twice
+        return before
+    # Skipped: the clocks went forward between ``after`` and ``before``. Time zone changes
+    # fall on whole seconds: find that second.
+    low, high = math.floor(after), math.ceil(before)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if dt.datetime.fromtimestamp(middle, tz).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return float(high)
 
 
 def visits_kept_since(site: SiteConfig, now: float) -> float:
@@ -83,7 +139,7 @@ def visits_kept_since(site: SiteConfig, now: float) -> float:
     ``visit_cutoff(now, ...)`` has been deleted. Earlier hours may be partly gone:
     figures over them are incomplete.
     """
-    return visit_cutoff(now, site.storage.visit_days)
+    return visit_cutoff(now, site.storage.visit_days, ZoneInfo(site.site.timezone))
 
 
 def purge(
@@ -91,19 +147,22 @@ def purge(
     config: StorageConfig,
     now: float | None = None,
     *,
+    timezone: str,
     margin_s: float = 0.0,
 ) -> PurgeResult:
     """Delete what is older than its retention period, as of ``now`` (epoch seconds).
 
     Args:
+        timezone: the store's time zone (``site.timezone``): visits and line crossings
+            are kept ``visit_days`` calendar days of it (:func:`visit_cutoff`), as the
+            status page counts them kept (:func:`visits_kept_since`).
         margin_s: seconds until the next purge (the services pass the purge interval):
             what would pass its retention period before then goes now, so raw
-            trajectories are never older than ``raw_trajectory_hours``. Visits and line
-            crossings are kept ``visit_days`` whole (:func:`visit_cutoff`).
+            trajectories are never older than ``raw_trajectory_hours``.
     """
     now = time.time() if now is None else now
     raw_cutoff = cutoff(now, config.raw_trajectory_hours * HOUR, margin_s)
-    visits_before = visit_cutoff(now, config.visit_days)
+    visits_before = visit_cutoff(now, config.visit_days, ZoneInfo(timezone))
     aggregate_cutoff = cutoff(now, config.delivered_aggregate_days * DAY, margin_s)
     deleted: dict[str, int] = {}
     deleted["track_points"] = _delete(db, "track_points", "t < ?", [raw_cutoff])

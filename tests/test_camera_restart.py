@@ -150,7 +150,8 @@ def test_a_resumed_run_s_pauses_are_purged_with_the_raw_trajectories(tmp_path):
     stopped = START + 9.8  # its last frame: its clock then
     assert db.execute("select stopped_t, resumed_t from run_pauses").fetchall() == [
         (pytest.approx(stopped), START + 25.0)]
-    purge(db, site.storage, now=START + site.storage.raw_trajectory_hours * 3600 + 60)
+    purge(db, site.storage, now=START + site.storage.raw_trajectory_hours * 3600 + 60,
+          timezone=site.site.timezone)
     assert db["run_pauses"].count == 0 and db["track_points"].count == 0
 
 

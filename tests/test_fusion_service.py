@@ -348,9 +348,10 @@ def test_the_saved_tracker_state_is_purged_with_the_raw_trajectories(tmp_path):
     write_camera_frames(db, walk_frames(until=12.0, leave=16.0))
     fuse_until(site, db, START + 1.0, START + 9.0).finish("stopped")
     assert db["fusion_state"].count == 1
-    purge(db, site.storage, now=START + 3600.0)
+    purge(db, site.storage, now=START + 3600.0, timezone=site.site.timezone)
     assert db["fusion_state"].count == 1  # an hour later: still raw data's to keep
-    purge(db, site.storage, now=START + site.storage.raw_trajectory_hours * 3600 + 60)
+    purge(db, site.storage, now=START + site.storage.raw_trajectory_hours * 3600 + 60,
+          timezone=site.site.timezone)
     assert db["fusion_state"].count == 0 and db["track_points"].count == 0
 
 

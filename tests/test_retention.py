@@ -38,7 +38,7 @@ def fill(db, now):
 def test_purge_keeps_raw_trajectories_at_most_24_hours(memory_db):
     now = 1_800_000_000.0
     fill(memory_db, now)
-    result = purge(memory_db, StorageConfig(), now=now)
+    result = purge(memory_db, StorageConfig(), now=now, timezone="UTC")
     rows = memory_db.execute("select t from track_points")
     ages = sorted(round((now - t) / HOUR) for (t,) in rows)
     assert ages == [1, 23]
@@ -54,10 +54,10 @@ def test_shorter_retention_and_idempotence(memory_db):
     now = 1_800_000_000.0
     fill(memory_db, now)
     config = StorageConfig(raw_trajectory_hours=2, visit_days=1)
-    purge(memory_db, config, now=now)
+    purge(memory_db, config, now=now, timezone="UTC")
     assert memory_db["track_points"].count == 1
     assert memory_db["visits"].count == 0
-    assert purge(memory_db, config, now=now).total == 0
+    assert purge(memory_db, config, now=now, timezone="UTC").total == 0
 
 
 def test_raw_retention_cannot_exceed_24_hours():
@@ -95,7 +95,8 @@ def test_hourly_purges_never_let_raw_trajectories_pass_24_hours(memory_db):
             now = start + minute * 60
             _points(memory_db, [now])
             if minute % 60 == 0:
-                purge(memory_db, StorageConfig(), now=now, margin_s=margin)
+                purge(memory_db, StorageConfig(), now=now, timezone="UTC",
+                      margin_s=margin)
             worst = max(worst, oldest_age_h(memory_db, now))
         assert worst <= ceiling and worst > ceiling - 0.05, (margin, worst)
         assert oldest_age_h(memory_db, now) >= 22.9       # a useful day is kept
@@ -104,7 +105,8 @@ def test_hourly_purges_never_let_raw_trajectories_pass_24_hours(memory_db):
 def test_the_margin_never_deletes_the_recent_half(memory_db):
     now = 1_800_000_000.0
     _points(memory_db, [now - 0.4 * HOUR, now - 0.6 * HOUR])
-    purge(memory_db, StorageConfig(raw_trajectory_hours=1), now=now, margin_s=HOUR)
+    purge(memory_db, StorageConfig(raw_trajectory_hours=1), now=now, timezone="UTC",
+          margin_s=HOUR)
     assert memory_db["track_points"].count == 1
 
 
@@ -114,7 +116,8 @@ def test_the_privacy_audit_log_is_kept_400_days(memory_db):
     now = 1_800_000_000.0
     record_change(memory_db, "wifi.rssi_gate_dbm", -70, -65, "test", at=now - 401 * DAY)
     record_change(memory_db, "wifi.rssi_gate_dbm", -65, -60, "test", at=now - 399 * DAY)
-    assert purge(memory_db, StorageConfig(), now=now).deleted["privacy_audit"] == 1
+    purged = purge(memory_db, StorageConfig(), now=now, timezone="UTC")
+    assert purged.deleted["privacy_audit"] == 1
     assert memory_db["privacy_audit"].count == 1
 
 
@@ -168,12 +171,12 @@ def test_delivered_outbox_rows_are_purged_but_never_the_backlog(memory_db):
             "next_attempt_at": now, "last_error": None,
             "delivered_at": None if delivered_days is None else now - delivered_days * DAY,
         })
-    result = purge(memory_db, StorageConfig(), now=now)
+    result = purge(memory_db, StorageConfig(), now=now, timezone="UTC")
     kept = sorted(r["id"] for r in memory_db["sync_outbox"].rows)
     assert kept == ["old-pending", "recent-delivered", "recent-refused"]
     assert result.deleted["sync_outbox"] == 2
-    assert purge(memory_db, StorageConfig(delivered_aggregate_days=10), now=now).deleted == {
-        "sync_outbox": 1}
+    assert purge(memory_db, StorageConfig(delivered_aggregate_days=10), now=now,
+                 timezone="UTC").deleted == {"sync_outbox": 1}
 
 
 def test_a_killed_replay_leaves_no_run_running_for_ever(tmp_path):
@@ -220,7 +223,54 @@ def test_a_killed_replay_leaves_no_run_running_for_ever(tmp_path):
     db = open_database(db_path)
     storage = load_site(PETS_SITE).storage
     now = time.time()
-    assert purge(db, storage, now).deleted.get("runs") is None  # recent: kept, but closed
+    # recent: kept, but closed
+    assert purge(db, storage, now, timezone="UTC").deleted.get("runs") is None
     assert runs() == [(run_id, "interrupted")]
-    assert purge(db, storage, now + 2 * 86_400).deleted["runs"] == 1
+    assert purge(db, storage, now + 2 * 86_400, timezone="UTC").deleted["runs"] == 1
     assert runs() == []
+
+
+
+@pytest.mark.parametrize("month, start", [("forward", (2026, 3, 22)), ("back", (2026, 10, 18))])
+def test_visits_are_kept_calendar_days_of_the_store_across_the_clock_changes(
+    memory_db, month, start
+):
+    """Regression (review: DST compare): ``visit_days`` counted 86,400-s days while the
+    status page compares with the same weekday a calendar week back; in the week after
+    the clocks went back (a 25-hour day) every purge from 23:00 deleted the first hour of
+    last week's day. Hourly purges for three weeks around a clock change in London, a
+    visit ending every 10 minutes: each lives ``visit_days`` calendar days (8 x 24 h, an
+    hour more or less across the change) plus at most one purge interval, the cutoff
+    never goes back (the page's "kept since" is the same rule), and the day a week back
+    is whole at every purge."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from edge.retention import visit_cutoff
+
+    london = ZoneInfo("Europe/London")
+    first = dt.datetime(*start, tzinfo=london).timestamp()
+    memory_db["visits"].insert_all(
+        {"visit_id": f"v{i}", "site_id": "s", "camera_id": "c", "run_id": 1, "track_id": i,
+         "start_t": end - 60, "end_t": end, "duration_s": 60, "path_length_m": 1,
+         "checkout_visited": 0, "features": "{}", "zone_sequence": "[]", "spec_version": "1"}
+        for i, end in enumerate(first - 9 * DAY + 600 * j for j in range(30 * 144)))
+    purge(memory_db, StorageConfig(), now=first - HOUR + 17, timezone="Europe/London",
+          margin_s=HOUR)
+    lived: list[float] = []
+    previous = visit_cutoff(first - HOUR + 17, 8, london)
+    for hour in range(21 * 24):
+        now = first + hour * HOUR + 17
+        left = {row[0] for row in memory_db.execute("select end_t from visits")}
+        purge(memory_db, StorageConfig(), now=now, timezone="Europe/London", margin_s=HOUR)
+        gone = left - {row[0] for row in memory_db.execute("select end_t from visits")}
+        lived += [(now - end) / HOUR for end in gone]
+        cutoff = visit_cutoff(now, 8, london)
+        assert cutoff >= previous
+        previous = cutoff
+        week_back = dt.datetime.fromtimestamp(now, london).date() - dt.timedelta(days=7)
+        assert cutoff <= dt.datetime.combine(week_back, dt.time(), london).timestamp()
+    longest = 8 * 24 + (1 if month == "back" else 0) + 1          # and one purge interval
+    shortest = 8 * 24 - (1 if month == "forward" else 0)
+    assert shortest <= min(lived) and max(lived) <= longest, (min(lived), max(lived))
+    assert max(lived) > longest - 0.2 if month == "back" else min(lived) < shortest + 0.2

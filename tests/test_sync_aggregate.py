@@ -490,7 +490,8 @@ def test_a_window_older_than_the_raw_positions_kept_has_no_occupancy_not_zero(me
     # Within the raw retention the window is computed from its positions, as on time.
     assert build_message(db, site, W, 3, now=W.end + 20 * 3600) == on_time
     late = W.end + 30 * 3600  # the sync was down for a day and a bit
-    assert purge(db, site.storage, late, margin_s=site.service.purge_interval_s).deleted[
+    assert purge(db, site.storage, late, timezone=site.site.timezone,
+                 margin_s=site.service.purge_interval_s).deleted[
         "track_points"] > 0
     sent_late = build_message(db, site, W, 3, now=late)
     assert sent_late["occupancy"] is None

@@ -21,8 +21,9 @@ from edge.runtime.schema import open_database
 from edge.storage.trajectories import start_run
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
+from edge.web.hours import day_hours
 from tests.conftest import PETS_SITE
-from tests.support.web_support import BASE_URL, DAY, NOW, at, insert_rows, with_web
+from tests.support.web_support import BASE_URL, DAY, LONDON, NOW, at, insert_rows, with_web
 
 TODAY = [dt.time(9, 30), dt.time(14, 10), dt.time(14, 50)]  # NOW is 15:00 on DAY
 LAST_WEEK = [dt.time(10, 15), dt.time(17, 30)]
@@ -47,7 +48,8 @@ def store_purged_at_now(path, site) -> None:
          "track_id": i, "start_t": end - 60, "end_t": end, "duration_s": 60.0,
          "path_length_m": 12.0, "checkout_visited": 0, "features": "{}",
          "zone_sequence": "[]", "spec_version": "1.0.0"} for i, end in enumerate(ends)]})
-    purge(db, site.storage, NOW, margin_s=site.service.purge_interval_s)
+    purge(db, site.storage, NOW, timezone=site.site.timezone,
+          margin_s=site.service.purge_interval_s)
     db.close()
 
 
@@ -218,9 +220,47 @@ def test_last_week_is_whole_all_evening_with_the_default_retention(tmp_path, hou
          "path_length_m": 1.0, "checkout_visited": 0, "features": "{}",
          "zone_sequence": "[]", "spec_version": "1.0.0"} for i, end in enumerate(ends)]})
     now = at(DAY, dt.time(hour, minute))
-    purge(db, site.storage, now, margin_s=site.service.purge_interval_s)
+    purge(db, site.storage, now, timezone=site.site.timezone,
+          margin_s=site.service.purge_interval_s)
     db.close()
     app = create_app(WebDeps(site=site, db_path=path, clock=lambda: now))
     with TestClient(app, base_url=BASE_URL) as web:
         api = web.get("/api/v1/footfall").json()
     assert (api["compare_total"], api["compare_missing"]) == (61, None)
+
+
+@pytest.mark.parametrize("today", [
+    dt.date(2026, 10, 26),  # the Monday after the clocks went back (Sun 25 Oct, 25 hours)
+    dt.date(2026, 11, 1),   # a week on: the day compared with is the 25-hour day itself
+    dt.date(2026, 4, 4),    # the Saturday after they went forward (Sun 29 Mar, 23 hours)
+])
+def test_last_week_is_whole_all_evening_in_the_week_after_the_clocks_change(tmp_path, today):
+    """Regression (review: DST compare): visits were kept 8 x 86,400 s, but the page
+    compares with the same weekday a calendar week back; a week holding the 25-hour day
+    is a week and an hour, so from 23:00 every day of the following week the purge
+    deleted the first hour of last week's day and the page read "not kept in full".
+    Visits are now kept 8 calendar days of the store's time zone."""
+    site = site_keeping(None)
+    compared = today - dt.timedelta(days=7)
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    run = start_run(db, "store", "asset:pets09_s2l1_view001", "yolox_nano_416x416")
+    ends = [t + 1200 for t in (h.start for h in day_hours(compared, LONDON))]  # hh:20
+    insert_rows(db, {"visits": [
+        {"visit_id": f"v{i}", "site_id": "pets09-demo", "camera_id": "store", "run_id": run,
+         "track_id": i, "start_t": end - 20, "end_t": end, "duration_s": 20.0,
+         "path_length_m": 1.0, "checkout_visited": 0, "features": "{}",
+         "zone_sequence": "[]", "spec_version": "1.0.0"} for i, end in enumerate(ends)]})
+    answers = []
+    for hour, minute in ((22, 30), (23, 30), (23, 59)):
+        now = at(today, dt.time(hour, minute))
+        purge(db, site.storage, now, timezone=site.site.timezone,
+              margin_s=site.service.purge_interval_s)
+        app = create_app(WebDeps(site=site, db_path=path, clock=lambda now=now: now))
+        with TestClient(app, base_url=BASE_URL) as web:
+            api = web.get("/api/v1/footfall").json()
+        first = api["hours"][0]
+        answers.append((api["compare_total"], api["compare_missing"], first["label"],
+                        first["last_week"]))
+    db.close()
+    assert answers == [(len(ends), None, "00:00", 1)] * 3

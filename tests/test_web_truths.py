@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from edge.config.floor import ZoneConfig
 from edge.retention import purge
 from edge.runtime.schema import open_database
 from edge.storage.health import report_health
@@ -250,7 +251,8 @@ def test_a_day_partly_purged_shows_what_is_kept_as_at_least(pets_site, tmp_path)
             dwell.append({"visit_id": visit, "zone_id": "deli", "dwell_s": 60.0, "entries": 1})
     insert_rows(db, {"visits": visits, "visit_zone_dwell": dwell})
     now = at(today, 13, 30)
-    purge(db, pets_site.storage, now, margin_s=pets_site.service.purge_interval_s)
+    purge(db, pets_site.storage, now, timezone=pets_site.site.timezone,
+          margin_s=pets_site.service.purge_interval_s)
     db.close()
     oldest = (today - dt.timedelta(days=8)).isoformat()
     footfall, zones, mix, html = read(
@@ -264,6 +266,72 @@ def test_a_day_partly_purged_shows_what_is_kept_as_at_least(pets_site, tmp_path)
     assert f"at least {shown} visitors (kept from {kept_from})" in words
     for name in ("zones", "mix"):
         assert f"count the visitors from {kept_from} on only" in card(html, name)
+
+
+def with_till_queue(site):
+    """``site`` with a queue zone beside its checkout: the page's queue card then counts."""
+    queue = ZoneConfig(id="till-queue", kind="queue", polygon=[(1, -6), (7.5, -6), (7.5, -4),
+                                                               (1, -4)])
+    floor = site.floor.model_copy(update={"zones": [*site.floor.zones, queue]})
+    return site.model_copy(update={"floor": floor})
+
+
+def test_conversion_and_queue_of_a_day_partly_purged_count_the_kept_part(pets_site, tmp_path):
+    """Regression (review: partly purged day): 8 days on, the purge had deleted the
+    morning's visits but not its till periods, which are never purged: conversion read
+    90 transactions for 89 visits (101%), and the queue counted waits left of the hours
+    the other cards no longer count. Both now count the kept part, the till periods that
+    start in it (one straddling its start is left out), and say so as the other cards do."""
+    site = with_till_queue(pets_site)
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    # 10 transactions an hour, in periods 9-13, 13-14:30 (straddling 14:00, where the
+    # kept part starts), 14:30-15 and 15-18; 20 visits an hour, every other one queued
+    # (1 min in the morning, 2 min from 14:00).
+    bounds = [at(DAY, h) for h in range(9, 14)] + [at(DAY, 14, 30)] + [
+        at(DAY, h) for h in range(15, 19)]
+    insert_rows(db, {"pos_periods": [
+        {"period_start": start, "period_s": int(end - start),
+         "transactions": round(10 * (end - start) / 3600), "source": "push", "received_at": 0}
+        for start, end in zip(bounds, bounds[1:], strict=False)]})
+    visits, waits = [], []
+    for hour in range(9, 18):
+        for i in range(20):
+            end, visit = at(DAY, hour) + 30 + 180 * i, f"{hour:02d}{i:030x}"
+            visits.append({"visit_id": visit, "site_id": "x", "camera_id": "store", "run_id": 1,
+                           "track_id": 100 * hour + i, "start_t": end - 600, "end_t": end,
+                           "duration_s": 600, "path_length_m": 10, "checkout_visited": 1,
+                           "features": "{}", "zone_sequence": "[]", "spec_version": "t"})
+            wait = 60.0 if hour < 14 else 120.0
+            if i % 2 == 0:
+                waits.append({"visit_id": visit, "queue_zone": "till-queue",
+                              "checkout_zone": "checkout", "joined_t": end - 300,
+                              "reached_t": end - 300 + wait, "wait_s": wait})
+    insert_rows(db, {"visits": visits, "visit_queue_waits": waits})
+    evening = at(DAY, 20)
+    (before,) = read(site, path, evening, f"/api/v1/summary?day={DAY.isoformat()}")
+    now = at(DAY + dt.timedelta(days=8), 13, 30)            # visits kept 8 days: from 13:30
+    purge(db, site.storage, now, timezone=site.site.timezone,
+          margin_s=site.service.purge_interval_s)
+    db.close()
+    after, html = read(site, path, now, f"/api/v1/summary?day={DAY.isoformat()}",
+                       f"/?day={DAY.isoformat()}")
+    assert before["conversion"] == {"periods": 9, "transactions": 90, "visits": 180,
+                                    "rate": 0.5, "suppressed": False}
+    assert after["footfall"]["kept_from_text"] == "14:00"
+    assert after["conversion"] == {"periods": 4, "transactions": 35, "visits": 70,
+                                   "rate": 0.5, "suppressed": False}
+    assert (before["queue"]["waited"], before["queue"]["wait_p50_s"]) == (90, 60.0)
+    queue = after["queue"]
+    assert (queue["waited"], queue["wait_p50_s"], queue["wait_p90_s"]) == (40, 120.0, 120.0)
+    note = "count the visitors from 14:00 on only"
+    assert note in card(html, "queue")
+    assert 'data-figure="queue-kept-from"' in html
+    assert 'data-figure="conversion-kept-from"' in html
+    assert "35 till transactions for 70 visitors in the 4 till periods" in card(html, "mix")
+    # A day wholly purged: its queue card says so, not that no one queued.
+    (gone,) = read(site, path, now, f"/?day={(DAY - dt.timedelta(days=1)).isoformat()}")
+    assert "This day's visits are no longer kept" in card(gone, "queue")
 
 
 def test_the_wifi_time_on_todays_page_is_a_clock_time(pets_site, tmp_path):

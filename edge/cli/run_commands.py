@@ -137,7 +137,7 @@ def purge_command(site_path: Path | None) -> None:
     # Run every service.purge_interval_s (the systemd timer, or `edge run`): what would
     # pass its retention period before the next run goes now.
     result = purge(open_database(resolve_db_path(None, site)), site.storage,
-                   margin_s=site.service.purge_interval_s)
+                   timezone=site.site.timezone, margin_s=site.service.purge_interval_s)
     if result.total:
         for table, count in result.deleted.items():
             click.echo(f"{table}: {count} {'row' if count == 1 else 'rows'} deleted")

@@ -17,9 +17,11 @@ class StorageConfig(StrictModel):
     raw_trajectory_hours: float = Field(24.0, gt=0, le=24.0)
     """Hours raw floor trajectories (track points) are kept. At most 24."""
     visit_days: float = Field(8.0, gt=0, le=90)
-    """Days anonymous visits are kept. 8 by default: the status page compares each hour
-    with the same hour a week earlier, which a week's retention would have half deleted
-    (an hour no longer kept shows as "not kept", never as 0)."""
+    """Days anonymous visits are kept, in calendar days of the store's time zone (from the
+    same clock time that many days back: an hour more across the night the clocks go
+    back). 8 by default: the status page compares each hour with the same hour a week
+    earlier, which a week's retention would have half deleted (an hour no longer kept
+    shows as "not kept", never as 0)."""
     delivered_aggregate_days: float = Field(30.0, gt=0, le=365)
     """Days aggregates are kept after delivery."""
     min_free_disk_mb: int = Field(200, ge=10)

@@ -218,7 +218,9 @@ class Dashboard:
             data = DataState(status="ok", message=None)
         door_lines = site.floor.entrance_line_ids
         kept_since = visits_kept_since(site, now)
-        # The visits' figures of a day partly purged count the hours wholly kept only.
+        # The visits' figures of a day partly purged count the hours wholly kept only: the
+        # footfall, zones, mix, queue waits and conversion alike (the till periods are never
+        # purged; their visits are).
         kept = queries.kept_part(window, kept_since, tz)
         footfall = queries.with_groups(
             conn, tables,
@@ -241,8 +243,8 @@ class Dashboard:
             zones=queries.zone_dwell(conn, tables, kept, site.floor, k),
             mix=queries.mix(conn, tables, kept, k, tz),
             wifi=queries.wifi(conn, tables, window, tz, door_lines),
-            queue=queries.queue(conn, tables, now, window, site.floor, k, web.live_window_s),
-            conversion=queries.conversion(conn, tables, window, k),
+            queue=queries.queue(conn, tables, now, kept, site.floor, k, web.live_window_s),
+            conversion=queries.conversion(conn, tables, kept, k),
             health=health,
             replays=queries.replays(conn, tables, window),
         )

@@ -635,7 +635,10 @@ def queue(
     floor: FloorConfig, k: int, live_window_s: float,
 ) -> Queue:
     """The checkout queue: people in it now (live only, like occupancy, shown as counted)
-    and the waits of the day's visits (hidden below k, like zone dwell)."""
+    and the waits of the visits that ended in ``window`` (hidden below k, like zone dwell,
+    the k rules counting against the visits of ``window``). The page passes the day's
+    kept part (:func:`kept_part`): a day partly purged counts the hours wholly kept, as
+    its other visit figures do."""
     if not has_queue(floor):
         return Queue(configured=False, waiting_now=None, waited=None, wait_p50_s=None,
                      wait_p90_s=None, recent_wait_s=None, suppressed=False)
@@ -671,7 +674,11 @@ def queue(
 def conversion(
     conn: sqlite3.Connection, tables: set[str], window: DayWindow, k: int
 ) -> Conversion:
-    """Transactions of the day's till periods against the visits that ended in them."""
+    """Transactions of the till periods lying wholly in ``window`` against the visits
+    that ended in them. The page passes the day's kept part (:func:`kept_part`): till
+    periods are never purged, their visits are, so on a day partly purged a period that
+    starts before the kept part (straddling its start too) is left out, not divided by
+    the visits left of it."""
     if "pos_periods" not in tables:
         return Conversion(periods=0, transactions=None, visits=None, rate=None, suppressed=False)
     periods = read_periods(conn, window.start, window.end)

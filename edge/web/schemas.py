@@ -93,8 +93,9 @@ class Footfall(Figures):
     kept_from: float | None = Field(
         None, description="Epoch seconds: on a day partly older than visit_days, the start of "
         "the first hour whose visits are all kept. total then counts the visits from then "
-        "(at least that many came that day), and so do the zone, mix and party figures; null "
-        "when the whole day is kept (or none of it).")
+        "(at least that many came that day), and so do the zone, mix and party figures, the "
+        "queue's waits and conversion (the till periods that start from then); null when "
+        "the whole day is kept (or none of it).")
     kept_from_text: str | None = None
     day_kept: bool = Field(True, description="Whether every visit of the day shown is still "
                            "kept; false for a day partly or wholly older than visit_days "
@@ -321,8 +322,9 @@ class Wifi(Figures):
 class Queue(Figures):
     """The checkout queue: people in it now, and waits from joining it to reaching a till.
 
-    Waits count visits that ended on the day (and, for ``recent_wait_s``, in the last
-    hour); each wait figure is null when fewer than k visits waited.
+    Waits count visits that ended on the day (from ``footfall.kept_from`` on a day partly
+    purged; and, for ``recent_wait_s``, in the last hour); each wait figure is null when
+    fewer than k visits waited.
     """
 
     configured: bool = Field(description="The site has a queue zone and a checkout zone.")
@@ -344,7 +346,8 @@ class Conversion(Figures):
     Visits are those that ended inside the periods the tills reported.
     """
 
-    periods: int = Field(description="Till periods of the day with a transaction count.")
+    periods: int = Field(description="Till periods of the day with a transaction count (on "
+                         "a day partly purged, those starting at or after footfall.kept_from).")
     transactions: int | None = Field(description="Transactions; null if fewer than k.")
     visits: int | None = Field(description="Visits that ended in those periods; null if fewer "
                                            "than k.")
