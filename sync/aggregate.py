@@ -16,7 +16,7 @@ import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +29,7 @@ from edge.pos.store import read_periods
 from edge.privacy.small_counts import residual_problem
 from edge.visits.queue import has_queue, queue_counts, read_waits, wait_summary, waiting_visits
 from sync.contract import AGGREGATE_KIND, AGGREGATE_SCHEMA_VERSION, aggregate_id, iso_utc
+from sync.outbox import PublishedWindow, cover
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +120,17 @@ class QueueFigures:
 
 @dataclass(frozen=True, slots=True)
 class ConversionPeriod:
-    """A till period ending in the window: its transactions, the visits that ended in it,
-    and the starts of the aggregate windows it spans, this one last (None: it is not a
-    whole number of aligned windows, so its visit count cannot be checked against
-    theirs)."""
+    """A till period ending in the window: its transactions and the visits that ended
+    in it."""
 
     start: float
     seconds: int
     transactions: int
     visits: int
-    window_starts: tuple[float, ...] | None
+
+    @property
+    def end(self) -> float:
+        return self.start + self.seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,11 +250,8 @@ def _conversion(db: sqlite_utils.Database, window: Window) -> tuple[ConversionPe
     for period in read_periods(db, window.start - 86_400, window.end):
         if not window.start < period.end <= window.end:
             continue
-        starts = None
-        if period.start % window.seconds == 0 and period.seconds % window.seconds == 0:
-            starts = tuple(np.arange(period.start, period.end, window.seconds).tolist())
         cells.append(ConversionPeriod(period.start, period.seconds, period.transactions,
-                                      figures.visit_count(db, period.start, period.end), starts))
+                                      figures.visit_count(db, period.start, period.end)))
     return tuple(cells)
 
 
@@ -422,7 +421,7 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
 
 
 def withhold_period_visits(
-    message: dict[str, Any], agg: WindowAggregate, k: int, published: Mapping[float, int | None],
+    message: dict[str, Any], agg: WindowAggregate, k: int, earlier: Sequence[PublishedWindow],
 ) -> None:
     """Null a till period's ``visits`` (and its rate) in a suppressed ``message`` when it
     would give away a withheld window count of earlier messages.
@@ -430,26 +429,29 @@ def withhold_period_visits(
     A period spanning several windows counts the visits of all of them; each window's
     ``visits.count`` was published, or withheld below k. The period's count minus the
     published ones must then leave 0 with nothing withheld, or at least k (the
-    exclusive-cells rule of :mod:`edge.privacy.small_counts`). The earlier windows'
-    counts are the ones their messages hold (``published``: window start -> its
-    ``visits.count``, None where withheld), not the database's now: a visit stored after
-    its window was sent is in the period's count and in no published one. A window
-    whose message is unknown counts as withheld, and a period that is not a whole
-    number of aligned windows cannot be checked, so its visits are withheld.
+    exclusive-cells rule of :mod:`edge.privacy.small_counts`). The earlier windows are
+    the ones whose messages are in the outbox (``earlier``: from
+    :func:`sync.outbox.published_windows`), with the length and the count each was
+    published with, not the database's now nor the current window length: a visit
+    stored after its window was sent is in the period's count and in no published one,
+    and after a change of ``sync.window_s`` the window that starts a period may be a
+    quarter of an hour, not an hour. A stretch of the period no known message covers
+    counts as withheld, and a period that is not a whole number of the windows
+    published (:func:`sync.outbox.cover`) cannot be checked, so its visits are withheld.
     """
     cells = message.get("conversion") or []
     by_start = {iso_utc(c.start): c for c in agg.conversion}
-    this_window = (message.get("visits") or {}).get("count")
+    this_window = PublishedWindow(agg.window.start, agg.window.seconds,
+                                  (message.get("visits") or {}).get("count"))
     hidden = 0
     for cell in cells:
         period = by_start.get(cell["period_start"])
         if period is None or cell["visits"] is None:
             continue
-        starts = period.window_starts
-        problem = starts is None
-        if starts is not None:
-            windows = [published.get(start) for start in starts[:-1]] + [this_window]
-            shown = [n for n in windows if n is not None]
+        windows = cover([*earlier, this_window], period.start, period.end)
+        problem = windows is None
+        if windows is not None:
+            shown = [w.count for w in windows if w.count is not None]
             problem = residual_problem(shown, period.visits, k,
                                        any_withheld=len(shown) < len(windows)) is not None
         if problem:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from edge.visits.spec import (
 )
 from sync.aggregate import Window
 from sync.contract import iso_utc
+from sync.outbox import PublishedWindow, cover
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,22 @@ def spec_in_force(site: SiteConfig) -> SegmentSpec:
     return read_spec(path)[0]
 
 
-def day_windows(window: Window) -> list[float]:
-    """Starts of the windows of the UTC day that ``window`` closes, ``window`` last
-    (none when it closes no day)."""
-    if not closes_day(window):
-        return []
-    start = window.end - DAY_S
-    return [start + i * window.seconds for i in range(DAY_S // window.seconds)]
+def day_start(window: Window) -> float:
+    """The start of the UTC day that ``window`` closes."""
+    return window.end - DAY_S
+
+
+def day_cover(
+    window: Window, own: int | None, k: int, earlier: Sequence[PublishedWindow]
+) -> list[PublishedWindow] | None:
+    """The day that ``window`` closes, laid out in the windows published
+    (:func:`sync.outbox.cover`): the ``earlier`` ones, each with its own length (a
+    change of ``sync.window_s`` during the day leaves windows of two lengths), and
+    ``window`` itself, whose count ``own`` is published when it is k or more. None
+    when they do not tile the day."""
+    this = PublishedWindow(window.start, window.seconds,
+                           own if own is not None and own >= k else None)
+    return cover([*earlier, this], day_start(window), window.end)
 
 
 def day_features(
@@ -107,10 +117,10 @@ def day_features(
 
 def segment_stats_section(
     db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int,
-    counted: Sequence[float],
+    spans: Sequence[tuple[float, float]],
 ) -> dict[str, Any] | None:
     """The ``segment_stats`` of the day ``window`` closes (withheld at ``k``), over the
-    visits of the windows starting at ``counted`` (those whose ``visits.count`` was
+    visits that ended in ``spans`` (``[a, b)``: the windows whose ``visits.count`` was
     published), or None when it closes no day, or the spec in force has no segments or
     cannot be read."""
     if not closes_day(window):
@@ -122,8 +132,7 @@ def segment_stats_section(
         return None
     if spec.segments is None:
         return None
-    start = window.end - DAY_S
-    spans = [(s, s + window.seconds) for s in sorted(counted)]
+    start = day_start(window)
     measured = set(feature_names(sorted({t for zone in site.floor.zones for t in zone.tags})))
     absent = [name for name in spec.segments.features if name not in measured]
     x, skipped = day_features(db, start, list(spec.segments.features), spans, absent=absent)
@@ -136,24 +145,24 @@ def segment_stats_section(
 
 def add_segment_stats(
     full: dict[str, Any], db: sqlite_utils.Database, site: SiteConfig, window: Window, k: int,
-    published: Mapping[float, int | None],
+    earlier: Sequence[PublishedWindow],
 ) -> None:
     """Put the day's ``segment_stats`` into the exact message ``full`` of ``window`` (the
     input of :func:`sync.kanon.suppress`) when it closes a day, counting the components
     withheld at ``k`` in ``suppressed``.
 
     Only the visits of windows whose ``visits.count`` is published are summed:
-    ``published`` maps the day's earlier windows to the count their message holds in
-    the outbox (None where withheld; a window left out is unknown, so withheld too),
-    and ``window`` itself counts when its own count is k or more.
+    ``earlier`` are the day's earlier windows whose message is in the outbox, with the
+    length and count each was published with (:func:`sync.outbox.published_windows`;
+    a count None was withheld, a window left out is unknown, so withheld too), and
+    ``window`` itself counts when its own count is k or more. When those windows do not
+    tile the day, none is summed (:func:`withhold_day_visits` withholds the section).
     """
     if not closes_day(window):
         return
-    own = (full.get("visits") or {}).get("count")
-    counted = [start for start, n in published.items() if n is not None]
-    if own is not None and own >= k:
-        counted.append(window.start)
-    section = segment_stats_section(db, site, window, k, counted)
+    windows = day_cover(window, (full.get("visits") or {}).get("count"), k, earlier) or []
+    spans = [(w.start, w.end) for w in windows if w.count is not None]
+    section = segment_stats_section(db, site, window, k, spans)
     if section is None:
         return
     full["segment_stats"] = section
@@ -163,29 +172,30 @@ def add_segment_stats(
 
 
 def withhold_day_visits(
-    message: dict[str, Any], window: Window, k: int, published: Mapping[float, int | None]
+    message: dict[str, Any], window: Window, k: int, earlier: Sequence[PublishedWindow]
 ) -> None:
     """Null ``segment_stats.visits`` and every component of a suppressed ``message`` when
     they could give away a count below k by subtraction across messages.
 
     The statistics sum the visits of the day's windows whose ``visits.count`` went out
-    (``published`` as for :func:`add_segment_stats`, ``window``'s own count from
+    (``earlier`` as for :func:`add_segment_stats`, ``window``'s own count from
     ``message``), so their ``visits`` minus those counts must leave 0, or at least k
     (the exclusive-cells rule of :mod:`edge.privacy.small_counts`, applied across
     messages like :func:`sync.aggregate.withhold_period_visits`). A rest comes from
     visits stored after their window was sent (in the day's sums, in no window's count)
     or skipped for a missing feature; 1 to k-1 of them would be a group below k, so the
-    section is withheld. The components go with the total: their memberships add up
-    to it.
+    section is withheld. So it is when the windows published do not tile the day (two
+    overlap): its sums would not be those of the published counts. The components go
+    with the total: their memberships add up to it.
     """
     section = message.get("segment_stats")
     if section is None or section["visits"] is None:
         return
-    shown = [n for n in published.values() if n is not None]
-    own = (message.get("visits") or {}).get("count")
-    if own is not None:
-        shown.append(own)
-    if residual_problem(shown, section["visits"], k, any_withheld=False) is None:
+    windows = day_cover(window, (message.get("visits") or {}).get("count"), k, earlier)
+    if windows is not None and residual_problem(
+        [w.count for w in windows if w.count is not None], section["visits"], k,
+        any_withheld=False,
+    ) is None:
         return
     section["visits"] = None
     for item in section["components"]:

@@ -21,6 +21,12 @@ Which fields count visits is said once, in the contract's JSON schema
   smallest published item is withheld as well (the rules are in
   :mod:`edge.privacy.small_counts`, which the status page applies too). When the
   total itself is withheld, so is every item's count: their sum would give it back.
+  A set may also be a difference, ``{"count": [minuend, subtrahend], "total": [ref,
+  ref]}`` (``segments``: ``visits - units``, the people who came with someone, of
+  ``/visits/count - /visits/groups``): what the published differences leave of the
+  total difference (the people of no clear type or a hidden segment who came with
+  someone) must be 0 or >= k, else the smallest published difference's subtrahend
+  is withheld too. It comes after the sets of its two counts.
 - ``x-drop-when-null``: array items whose named count is null are left out whole.
 
 :func:`suppress` applies the rules; :func:`assert_k_anonymous` checks them
@@ -33,9 +39,16 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from edge.privacy.small_counts import is_small, residual_problem, withheld
+from edge.privacy.small_counts import (
+    difference_problem,
+    is_small,
+    residual_problem,
+    withheld,
+    withheld_differences,
+)
 from sync.contract import schema
 from sync.errors import PrivacyError
 
@@ -113,16 +126,48 @@ def _bases_null(message: dict[str, Any], obj: dict[str, Any], bases: list[str]) 
     return any(_lookup(message, obj, base) is None for base in bases)
 
 
-def _exclusive_sets(
-    message: dict[str, Any],
-) -> Iterator[tuple[str, list[dict[str, Any]], str, Any]]:
-    """``(path, items, count field, total)`` for every array whose items are exclusive."""
+@dataclass(frozen=True, slots=True)
+class _ExclusiveSet:
+    """One set of ``x-exclusive`` cells: the count field of the items of an array, or
+    the difference of two (``[minuend, subtrahend]``), against a total (or the same
+    difference of two totals; None when one of them is withheld)."""
+
+    path: str
+    items: list[dict[str, Any]]
+    fields: tuple[str, ...]
+    total: Any
+
+    @property
+    def difference(self) -> bool:
+        return len(self.fields) == 2
+
+    @property
+    def withheld_field(self) -> str:
+        """The field a withheld cell nulls: the count, or the difference's subtrahend."""
+        return self.fields[-1]
+
+    def cell(self, item: dict[str, Any]) -> Any:
+        """The item's count (None where withheld), or the difference of its two."""
+        values: list[Any] = [item.get(field) for field in self.fields]
+        if not all(_is_number(value) for value in values):
+            return None
+        return values[0] - values[1] if self.difference else values[0]
+
+
+def _exclusive_sets(message: dict[str, Any]) -> Iterator[_ExclusiveSet]:
+    """Every set of exclusive cells in ``message`` (arrays whose items carry the field)."""
     root = schema("aggregate")
     for path, array, item_schema in _arrays(root, message, root):
         specs = item_schema.get("x-exclusive") or []
         for spec in [specs] if isinstance(specs, dict) else specs:
-            if array and any(spec["count"] in item for item in array):
-                yield path, array, spec["count"], _lookup(message, array[0], spec["total"])
+            fields = tuple([spec["count"]] if isinstance(spec["count"], str) else spec["count"])
+            refs = [spec["total"]] if isinstance(spec["total"], str) else spec["total"]
+            if not array or not any(fields[-1] in item for item in array):
+                continue
+            totals = [_lookup(message, array[0], ref) for ref in refs]
+            total = None if any(value is None for value in totals) else (
+                totals[0] - totals[1] if len(totals) == 2 else totals[0])
+            yield _ExclusiveSet(path, array, fields, total)
 
 
 def _section(path: str) -> str:
@@ -151,13 +196,20 @@ def suppress(full: dict[str, Any], k: int) -> dict[str, Any]:
         if obj[key] is not None and withheld({key: obj[key]}, k, total=total):
             obj[key] = None
             counts[_section(path)] += 1
-    for path, items, count_field, total in list(_exclusive_sets(message)):
-        cells = {str(i): item.get(count_field) for i, item in enumerate(items)}
-        hide = set(cells) if total is None else withheld(cells, k, total=total, exclusive=True)
+    for cells_set in list(_exclusive_sets(message)):
+        # In schema order: a difference set comes after the sets of its two counts.
+        cells = {str(i): cells_set.cell(item) for i, item in enumerate(cells_set.items)}
+        if cells_set.difference:
+            hide = withheld_differences(cells, k, total=cells_set.total)
+        elif cells_set.total is None:
+            hide = set(cells)
+        else:
+            hide = withheld(cells, k, total=cells_set.total, exclusive=True)
         for name in hide:
-            if items[int(name)].get(count_field) is not None:
-                items[int(name)][count_field] = None
-                counts[_section(path)] += 1
+            item = cells_set.items[int(name)]
+            if item.get(cells_set.withheld_field) is not None:
+                item[cells_set.withheld_field] = None
+                counts[_section(cells_set.path)] += 1
     root = schema("aggregate")
     for _, array, item_schema in list(_arrays(root, message, root)):
         field = item_schema.get("x-drop-when-null")
@@ -198,12 +250,18 @@ def violations(message: dict[str, Any], k: int) -> list[str]:
         ):
             problems.append(f"{path}: {total} - {value} = {total - value} visits can be "
                             f"worked out, fewer than k={k}")
-    for path, items, field, total in _exclusive_sets(message):
-        shown = [item[field] for item in items if _is_number(item.get(field))]
-        if total is None and shown:
+    for cells_set in _exclusive_sets(message):
+        path, items, field = cells_set.path, cells_set.items, cells_set.withheld_field
+        shown = [cell for cell in map(cells_set.cell, items) if cell is not None]
+        if cells_set.total is None and shown:
             problems.append(f"{path}: {field} published while their total is withheld")
-        elif isinstance(total, int):
-            problem = residual_problem(shown, total, k, any_withheld=len(shown) < len(items))
+        elif isinstance(cells_set.total, int) and cells_set.difference:
+            problem = difference_problem(shown, cells_set.total, k)
+            if problem:
+                problems.append(f"{path}: {' - '.join(cells_set.fields)}: {problem}")
+        elif isinstance(cells_set.total, int):
+            problem = residual_problem(shown, cells_set.total, k,
+                                       any_withheld=len(shown) < len(items))
             if problem:
                 problems.append(f"{path}: {problem}")
     for path, obj, key, spec in _fields(message, "x-derived-from"):

@@ -96,22 +96,61 @@ def _is_full(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error)
 
 
-def published_visit_counts(
-    db: sqlite_utils.Database, window_starts: Sequence[float]
-) -> dict[float, int | None]:
-    """The ``visits.count`` each window's aggregate holds in the outbox (sent, or queued
-    to be), None where it was withheld. A window with no such row (never produced,
-    evicted unsent, refused or purged) is left out: what it said is not known."""
-    if not window_starts or not db["sync_outbox"].exists():
-        return {}
-    marks = ", ".join("?" * len(window_starts))
+@dataclass(frozen=True, slots=True)
+class PublishedWindow:
+    """A window and the ``visits.count`` its aggregate holds (None: withheld)."""
+
+    start: float
+    seconds: int
+    count: int | None
+
+    @property
+    def end(self) -> float:
+        return self.start + self.seconds
+
+
+def published_windows(
+    db: sqlite_utils.Database, start: float, end: float
+) -> list[PublishedWindow]:
+    """The windows overlapping ``[start, end)`` whose aggregate is in the outbox (sent,
+    or queued to be), each with its own length (``sync.window_s`` may have changed
+    since) and the ``visits.count`` its message holds, in order. A window with no such
+    row (never produced, evicted unsent, refused or purged) is left out: what it said
+    is not known."""
+    if end <= start or not db["sync_outbox"].exists():
+        return []
     rows = db.execute(
-        f"select window_start, payload from sync_outbox where kind = ? and status != ? "
-        f"and window_start in ({marks})",
-        [AGGREGATE_KIND, REFUSED, *window_starts],
+        "select window_start, window_s, payload from sync_outbox where kind = ? "
+        "and status != ? and window_start < ? and window_start + window_s > ? "
+        "order by window_start, window_s",
+        [AGGREGATE_KIND, REFUSED, end, start],
     ).fetchall()
-    return {float(start): (json.loads(payload).get("visits") or {}).get("count")
-            for start, payload in rows}
+    return [PublishedWindow(float(window_start), int(seconds),
+                            (json.loads(payload).get("visits") or {}).get("count"))
+            for window_start, seconds, payload in rows]
+
+
+def cover(
+    windows: Sequence[PublishedWindow], start: float, end: float
+) -> list[PublishedWindow] | None:
+    """``[start, end)`` laid out in the published ``windows``, in order: a stretch that
+    no window covers (its message is not known) reads as one withheld window (count
+    None). None when the windows do not tile the span: one crosses its start or end
+    (the span is no sum of window counts), or two overlap."""
+    out: list[PublishedWindow] = []
+    t = start
+    for window in sorted(windows, key=lambda w: (w.start, w.seconds)):
+        if window.end <= start or window.start >= end:
+            continue
+        if window.start < t or window.end > end:
+            return None
+        if window.start > t:
+            out.append(PublishedWindow(t, int(window.start - t), None))
+        out.append(window)
+        t = window.end
+    if t < end:
+        out.append(PublishedWindow(t, int(end - t), None))
+    return out
 
 
 def read_state(db: sqlite_utils.Database, key: str, default: Any = None) -> Any:

@@ -37,8 +37,8 @@ from sync.aggregate import (
     window_from,
     withhold_period_visits,
 )
-from sync.day_stats import add_segment_stats, day_windows, withhold_day_visits
-from sync.outbox import Eviction, Outbox, published_visit_counts
+from sync.day_stats import add_segment_stats, closes_day, day_start, withhold_day_visits
+from sync.outbox import Eviction, Outbox, published_windows
 from sync.settings import SyncSettings
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,13 @@ def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k
             "Window %s: %d malformed records skipped.", aggregate.id, aggregate.skipped_records
         )
     full = full_message(aggregate)
-    day = published_visit_counts(db, day_windows(window)[:-1])
+    # What the earlier messages of the day, and of the till periods, said about each
+    # window: read back from the outbox with the length each was published with.
+    day = published_windows(db, day_start(window), window.start) if closes_day(window) else []
     add_segment_stats(full, db, site, window, k, day)
     message = kanon.suppress(full, k)
-    earlier = sorted({start for period in aggregate.conversion if period.window_starts
-                      for start in period.window_starts[:-1]})
-    withhold_period_visits(message, aggregate, k, published_visit_counts(db, earlier))
+    first = min((period.start for period in aggregate.conversion), default=window.start)
+    withhold_period_visits(message, aggregate, k, published_windows(db, first, window.start))
     withhold_day_visits(message, window, k, day)
     contract.validate("aggregate", message)
     kanon.assert_k_anonymous(message, k)

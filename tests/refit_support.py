@@ -12,7 +12,6 @@ from edge.visits.scenarios import scenario_site, scenario_suite
 from edge.visits.store import insert_visits
 from sync import contract
 from sync.aggregate import Window
-from sync.day_stats import day_windows
 from sync.outbox import Outbox
 from sync.producer import build_message
 
@@ -59,7 +58,9 @@ def publish_day(db: sqlite_utils.Database, site: SiteConfig, k: int, window: Win
     """Store the messages of the windows of the day before ``window`` (the one closing
     it) in the outbox, as the sync service does before it aggregates ``window``."""
     outbox = Outbox(db)
-    for start in day_windows(window)[:-1]:
+    day_start = window.end - DAY_S
+    for i in range(int(window.start - day_start) // window.seconds):
+        start = day_start + i * window.seconds
         message = build_message(db, site, Window(start, window.seconds), k)
         outbox.add(id=message["id"], kind=contract.AGGREGATE_KIND,
                    topic_suffix=contract.AGGREGATES, window_start=start,

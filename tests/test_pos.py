@@ -19,7 +19,7 @@ from sync import contract, kanon
 from sync.aggregate import Window
 from sync.outbox import Outbox
 from sync.producer import build_message, produce
-from sync.settings import effective_settings
+from sync.settings import SyncSettings, effective_settings
 from tests.conftest import PETS_SITE
 from tests.support.sync_helpers import add_visit
 from tests.support.web_support import BASE_URL, with_web
@@ -229,6 +229,43 @@ def test_a_visit_stored_after_its_window_was_sent_is_not_given_away_by_the_perio
     fill_hour(again, [6, 5, 5, 5])
     (cell,) = publish(again, site, T10 + 3600 + settle)[T10 + 2700]["conversion"]
     assert cell["visits"] == 21 and cell["rate"] == pytest.approx(9 / 21, abs=1e-3)
+
+
+def test_a_change_of_window_length_gives_no_withheld_window_back_by_the_period():
+    """Regression (privacy review): the period's check took the earlier windows at the
+    current length, and matched them in the outbox by their start only. After a downlink
+    set sync.window_s from 900 to 3600 at 11:00, the quarter of 10:00 (6 visits) was
+    read as the hour 10:00-11:00, so the till period 10:00-12:00 published 31 visits
+    against windows published as 6 + 6 + 7 + 10: 2 more, the withheld quarter of 10:15.
+    The check now lays the period out in the windows actually published."""
+    site = load_site(PETS_SITE)
+    settle = site.sync.settle_s
+
+    def two_hours(quarters):
+        db = open_database(":memory:")
+        db["pos_periods"].insert({"period_start": T10, "period_s": 7200, "transactions": 9,
+                                  "source": "push", "received_at": T10})
+        for quarter, count in enumerate(quarters):       # 10:00-11:00, 15-min windows
+            for i in range(count):
+                add_visit(db, T10 + 900 * quarter + 10 + i)
+        for i in range(10):                              # 11:00-12:00, one hour
+            add_visit(db, T10 + 3600 + 10 + i)
+        outbox = Outbox(db)
+        produce(db, site, outbox, SyncSettings(5, 900, None, None), T10 + 3600 + settle)
+        produce(db, site, outbox, SyncSettings(5, 3600, None, None), T10 + 7200 + settle)
+        return {start: (seconds, json.loads(payload)) for start, seconds, payload in
+                db.execute("select window_start, window_s, payload from sync_outbox")}
+
+    sent = two_hours([6, 2, 6, 7])
+    assert [(seconds, m["visits"]["count"]) for _, (seconds, m) in sorted(sent.items())] == [
+        (900, 6), (900, None), (900, 6), (900, 7), (3600, 10)]
+    last = sent[T10 + 3600][1]
+    (cell,) = last["conversion"]
+    assert cell["transactions"] == 9 and cell["visits"] is None and cell["rate"] is None
+    assert last["suppressed"]["conversion"] == 1
+    # Every window published: the period is their sum, and is published.
+    (cell,) = two_hours([6, 5, 6, 7])[T10 + 3600][1]["conversion"]
+    assert cell["visits"] == 34
 
 
 def test_queue_in_the_aggregates_needs_k_waiting_visits(memory_db):

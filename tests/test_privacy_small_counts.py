@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from edge.privacy.small_counts import residual_problem, withheld
+from edge.privacy.small_counts import (
+    difference_problem,
+    residual_problem,
+    withheld,
+    withheld_differences,
+)
 
 
 @pytest.mark.parametrize(
@@ -51,4 +56,45 @@ def test_withheld(counts, kwargs, expected):
 )
 def test_residual_problem(published, total, any_withheld, problem):
     found = residual_problem(published, total, 5, any_withheld=any_withheld)
+    assert (found is None) if problem is None else (problem in found)
+
+
+@pytest.mark.parametrize(
+    "differences, total, expected",
+    [
+        # Review: segment a 14 visits in 8 parties (6 came with someone), b 10 alone, and
+        # "no clear type: 8 visits, 7 parties": 7 - 6 - 0 = 1 came with someone there.
+        ({"a": 6, "b": 0}, 7, {"a"}),
+        ({"a": 6, "b": 0}, 6, set()),  # everybody of no clear type came alone
+        ({"a": 6, "b": 0}, 11, set()),  # 5 of them came with someone: not a small group
+        # A difference of nobody changes no sum: the smallest that holds someone goes.
+        ({"a": 6, "b": 0, "c": 9}, 16, {"a"}),
+        ({"a": 5, "c": 5}, 14, {"a"}),  # 4 left, then 9
+        # Withheld (None) cells are in no sum, and are not returned: nothing to null.
+        ({"a": None, "b": 6}, 7, {"b"}),
+        # A difference of 1 to k-1 is withheld itself (rule 2 within the cell).
+        ({"a": 3, "b": 6}, 6, {"a"}),
+        # The total difference withheld: every published difference goes with it.
+        ({"a": 6, "b": None}, None, {"a"}),
+        # More published than the total (a party of mixed types of no clear type): the
+        # rest is negative, no group of k; withhold until it holds, or all.
+        ({"a": 6, "b": 5}, 10, {"a", "b"}),
+    ],
+)
+def test_withheld_differences(differences, total, expected):
+    """Rule 4: the people of the rest row who came with someone are 0 or at least k."""
+    assert withheld_differences(differences, 5, total=total) == expected
+
+
+@pytest.mark.parametrize(
+    "published, total, problem",
+    [
+        ([6, 0], 7, "leaves 1"),
+        ([6, 0], 6, None),
+        ([6], 11, None),
+        ([6, 5], 10, "leaves -1"),
+    ],
+)
+def test_difference_problem(published, total, problem):
+    found = difference_problem(published, total, 5)
     assert (found is None) if problem is None else (problem in found)

@@ -391,6 +391,12 @@ def assert_nothing_small_by_subtraction(message, inside, k):
         for segment in message["segments"]:
             if segment.get("units") is not None and segment["visits"] is not None:
                 assert not 0 < segment["visits"] - segment["units"] < k, segment
+        # The people who came with someone, in no segment whose visits and units are
+        # both shown (no clear type, or withheld), are 0 or at least k.
+        together = [s["visits"] - s["units"] for s in message["segments"]
+                    if s.get("units") is not None and s["visits"] is not None]
+        rest = total - groups - sum(together)
+        assert rest == 0 or rest >= k, (total, groups, message["segments"])
 
 
 def test_groups_are_buying_units_counted_once_under_the_k_rules(memory_db):
@@ -470,6 +476,36 @@ def test_segment_units_are_withheld_with_the_groups_they_add_up_to(memory_db):
     tampered = copy.deepcopy(message)
     tampered["segments"][0]["units"] = 6
     assert any("total is withheld" in p for p in kanon.violations(tampered, 3))
+
+
+def test_units_leave_no_small_group_of_companions_of_no_clear_type(memory_db):
+    """Regression (privacy review): each segment's units were withheld when its visits -
+    units was 1 to k-1, but not the rest: 32 visits in 25 units, browser 14 in 8 and
+    mission 10 in 10 left (32 - 25) - 6 - 0 = 1 person of no clear type (8 visits, 7
+    units) who came with someone. The browser's units are now withheld too."""
+    db = memory_db
+    for n in range(3):
+        add_party(db, W.start + 100 + n, 3, {"browser": 0.9, "mission": 0.1}, f"fam{n}")
+    for n in range(5):
+        add_party(db, W.start + 200 + n, 1, {"browser": 0.9, "mission": 0.1}, f"b{n}")
+    for n in range(10):
+        add_party(db, W.start + 300 + n, 1, {"browser": 0.1, "mission": 0.9}, f"m{n}")
+    add_party(db, W.start + 400, 2, {"browser": 0.45, "mission": 0.45}, "couple")
+    for n in range(6):
+        add_party(db, W.start + 500 + n, 1, {"browser": 0.45, "mission": 0.45}, f"x{n}")
+    agg = exact(db)
+    assert (agg.visit_count, agg.groups) == (32, 25)
+    assert {s.name: (s.visits, s.units) for s in agg.segments} == {
+        "browser": (14, 8), "mission": (10, 10)}
+    message = build_message(db, sync_site(window_s=900), W, 5)
+    assert (message["visits"]["count"], message["visits"]["groups"]) == (32, 25)
+    assert {s["name"]: (s["visits"], s.get("units")) for s in message["segments"]} == {
+        "browser": (14, None), "mission": (10, 10)}
+    assert kanon.violations(message, 5) == []
+    tampered = copy.deepcopy(message)
+    tampered["segments"][0]["units"] = 8
+    assert any("visits - units: the total minus the published differences leaves 1" in p
+               for p in kanon.violations(tampered, 5))
 
 
 def test_a_window_older_than_the_raw_positions_kept_has_no_occupancy_not_zero(memory_db):

@@ -23,7 +23,9 @@ from sync import contract, kanon
 from sync.aggregate import Window
 from sync.day_stats import day_features
 from sync.errors import PrivacyError
-from sync.producer import build_message
+from sync.outbox import Outbox
+from sync.producer import build_message, produce
+from sync.settings import SyncSettings
 from sync.sizing import bytes_per_day
 from tests.refit_support import (
     DAY0,
@@ -186,6 +188,34 @@ def test_the_days_statistics_give_no_withheld_window_back(visits):
     assert all(c["membership"] is None and c["sum"] is None
                for c in late["segment_stats"]["components"])
     assert late["suppressed"]["segment_stats"] == len(late["segment_stats"]["components"])
+
+
+def test_a_change_of_window_length_gives_no_withheld_window_back(visits):
+    """Regression (privacy review): the day's windows were taken at the current length.
+    After a downlink set sync.window_s from 900 to 3600 at 01:00, the quarter of 00:00 (6
+    visits, published) was read as the hour 00:00-01:00: the statistics summed its 20
+    visits, the withheld quarter of 00:45 (2) among them, and 20 minus the published
+    6 + 6 + 6 gave it back. The day now follows the windows actually published."""
+    db = open_database(":memory:")
+    write_visits(db, "scenario-store", visits[:20])
+    ids = [row[0] for row in db.execute("select visit_id from visits order by end_t, visit_id")]
+    for i, visit_id in enumerate(ids):  # quarters of 00:00-01:00: 6, 6, 6 and 2 visits
+        end = DAY0 + 900 * min(i // 6, 3) + 10 + i
+        db.execute("update visits set start_t = ?, end_t = ? where visit_id = ?",
+                   [end - 60, end, visit_id])
+    site, k = scenario_site(), 5
+    outbox = Outbox(db)
+    produce(db, site, outbox, SyncSettings(k, 900, None, None), DAY0 + 3600 + site.sync.settle_s)
+    produce(db, site, outbox, SyncSettings(k, 3600, None, None),
+            DAY0 + 86_400 + site.sync.settle_s)
+    sent = [(seconds, json.loads(payload)) for seconds, payload in db.execute(
+        "select window_s, payload from sync_outbox order by window_start")]
+    assert [(seconds, m["visits"]["count"]) for seconds, m in sent[:5]] == [
+        (900, 6), (900, 6), (900, 6), (900, None), (3600, None)]
+    section = sent[-1][1]["segment_stats"]
+    assert section["visits"] == 18  # 6 + 6 + 6: nothing of the withheld 2
+    shown = sum(m["visits"]["count"] or 0 for _, m in sent)
+    assert section["visits"] - shown == 0
 
 
 def outdoor_spec(path) -> dict:

@@ -12,7 +12,7 @@ from edge.errors import StorageError
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from sync import contract
-from sync.outbox import Outbox
+from sync.outbox import Outbox, PublishedWindow, cover, published_windows
 from sync.producer import produce
 from sync.publisher import SyncService
 from sync.settings import effective_settings
@@ -183,6 +183,51 @@ def test_a_new_window_length_bridges_to_its_alignment(memory_db):
     ]
     # 00:15-00:30 bridges (900 s), then whole half-hours aligned to midnight.
     assert windows == [(0, 900), (900, 900), (1800, 1800), (3600, 1800), (5400, 1800)]
+
+
+def test_published_windows_keep_their_own_length_across_a_change(memory_db):
+    """The windows read back for the cross-message k rules carry the length each was
+    published with: after a change to 1800 s, the quarter of 00:00 is not the half-hour
+    from 00:00 (privacy review: matched by start only, it was)."""
+    from sync.settings import OverrideChanges, apply_changes
+
+    site = sync_site(window_s=900, settle_s=0)
+    fill(memory_db, 8)
+    run_produce(memory_db, site, DAY0 + 900)
+    apply_changes(memory_db, OverrideChanges(window_s=1800), nonce="n" * 16, issued_at=0, now=0)
+    run_produce(memory_db, site, DAY0 + 3600)
+    found = [(w.start - DAY0, w.seconds, w.count)
+             for w in published_windows(memory_db, DAY0, DAY0 + 3600)]
+    assert found == [(0, 900, None), (900, 900, None), (1800, 1800, None)]
+    assert published_windows(memory_db, DAY0 + 1000, DAY0 + 1800) == [
+        PublishedWindow(DAY0 + 900, 900, None)]           # overlapping the span is enough
+
+
+def quarter(start_min: int, minutes: int = 15, count: int | None = 6) -> PublishedWindow:
+    return PublishedWindow(DAY0 + 60 * start_min, 60 * minutes, count)
+
+
+@pytest.mark.parametrize(
+    "windows, span_min, expected",
+    [
+        # Windows of two lengths tile the span.
+        ([quarter(0), quarter(15, count=None), quarter(30, 30)], (0, 60),
+         [quarter(0), quarter(15, count=None), quarter(30, 30)]),
+        # A stretch with no known message reads as one withheld window.
+        ([quarter(0), quarter(45)], (0, 60), [quarter(0), quarter(15, 30, None), quarter(45)]),
+        ([], (0, 60), [quarter(0, 60, None)]),
+        # Windows outside the span are no part of it.
+        ([quarter(0), quarter(15), quarter(60)], (15, 30), [quarter(15)]),
+        # A window crossing the span's start or end: no sum of window counts.
+        ([quarter(0, 60)], (0, 30), None),
+        ([quarter(0), quarter(15, 60)], (0, 60), None),
+        ([quarter(30, 60)], (60, 120), None),
+        # Two windows over the same time.
+        ([quarter(0), quarter(0, 30)], (0, 60), None),
+    ],
+)
+def test_cover_lays_a_span_out_in_the_windows_published(windows, span_min, expected):
+    assert cover(windows, DAY0 + 60 * span_min[0], DAY0 + 60 * span_min[1]) == expected
 
 
 def test_after_an_outage_past_the_visit_retention_production_resumes_where_all_are_kept(

@@ -352,6 +352,24 @@ def test_shopper_groups_add_up_to_the_days_visits_with_no_clear_type_shown(site,
     assert "No clear type, or in a hidden group above<" in row and ">10<" in row
 
 
+def test_the_no_clear_type_rows_give_no_companion_away(site, tmp_path):
+    """Regression (privacy review): a segment's parties were hidden when 1 to k-1 of its
+    visitors came with someone, but the rest rows were not checked: "No clear type: 8
+    visits" beside "No clear type: 7 parties" said that 1 of them came with someone. The
+    browsers' parties (14 visitors in 8 parties) are hidden now, so the rest of the
+    parties holds them too (7 + 8)."""
+    party_store(tmp_path / "rest.db", [(3, "browser")] * 3 + [(1, "browser")] * 5
+                + [(1, "mission")] * 10 + [(2, "no clear type")] + [(1, "no clear type")] * 6)
+    mix, page = party_mix(site, tmp_path / "rest.db")
+    assert (mix["total_visits"], mix["total_units"]) == (32, 25)
+    assert {m["name"]: (m["visits"], m["units"], m["units_hidden_reason"])
+            for m in mix["segments"]} == {"browser": (14, None, "worked_out"),
+                                          "mission": (10, 10, None), "quick": (0, 0, None)}
+    assert (mix["segments_rest"], mix["units_rest"]) == (8, 15)
+    row = re.search(r'data-segment-party="rest">(.*?)</tr>', page, re.S).group(1)
+    assert "No clear type, or in a hidden group above<" in row and ">15<" in row
+
+
 def test_shopper_groups_by_party_are_hidden_with_the_parties_they_add_up_to(site, tmp_path):
     """12 people alone and one couple: "13 parties" would say 1 came with someone, so the
     parties are hidden, and so is every segment's by party (the mission's 6 too, no small

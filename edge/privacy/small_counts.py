@@ -2,7 +2,7 @@
 visits, and none that lets such a group be worked out by subtraction.
 
 Hiding the small cells alone is not enough when totals are published beside them.
-Three rules, applied by the status page and by the MQTT aggregates alike:
+Four rules, applied by the status page and by the MQTT aggregates alike:
 
 1. **Small**: a count below k is withheld.
 2. **Complement**: a count that is part of a published total is withheld when the
@@ -12,13 +12,21 @@ Three rules, applied by the status page and by the MQTT aggregates alike:
    once any is withheld, what the published cells leave of the total must itself be
    at least k, else the withheld one is the total minus the others. The smallest
    published cell is withheld too, until that holds.
+4. **Differences of exclusive cells** (a segment's visits minus its buying units: the
+   people of it who came with someone, of the total's visits minus its units): what
+   the published differences leave of the total difference is a group too, the people
+   of the rest ("no clear type", or a hidden cell) who came with someone. It must be 0
+   or at least k, else the smallest published difference that holds someone is
+   withheld too (by withholding its subtrahend), until that holds: "No clear type: 8
+   visits, 7 parties" says that 1 of them came with someone.
 
 Whether a zero count is withheld is the caller's choice (rule 1): the aggregates
 that leave the box withhold zeros too ("nobody had trait X" is a statement about
 everybody); the status page shows them. The rest of a total (rules 2 and 3) is a
 group only when it holds someone: "every visit went to the promotions" singles
 nobody out, and withholding it would leave a window of fewer than 2k visits with
-no cell at all.
+no cell at all. The same holds for the rest of a difference (rule 4): "everybody of
+no clear type came alone" singles nobody out.
 """
 
 from __future__ import annotations
@@ -90,3 +98,50 @@ def residual_problem(
     if rest >= k or (rest == 0 and not any_withheld):
         return None
     return f"the total minus the published cells leaves {rest}, fewer than k={k}"
+
+
+def withheld_differences(
+    differences: Mapping[str, float | None], k: int, *, total: float | None
+) -> set[str]:
+    """The names in ``differences`` whose subtrahend to withhold as well (rule 4).
+
+    Args:
+        differences: cell name -> the difference of its two published counts (a
+            segment's visits - units: its people who came with someone); None where
+            either count is withheld, so that it is in no sum a reader can make.
+        k: the smallest group that may be shown.
+        total: the same difference of the totals the cells are exclusive parts of
+            (visits.count - visits.groups); None when either total is withheld (then
+            every published difference is withheld: they would add up to it).
+
+    Returns only published cells (not the None ones): their subtrahend is withheld,
+    which takes them out of the sum. A difference of 1 to k-1 is withheld itself (rule
+    2); a difference of nobody (0) changes no sum, so the smallest one that holds
+    someone is withheld first.
+    """
+    published = {name: value for name, value in differences.items() if value is not None}
+    if total is None:
+        return set(published)
+    out = {name for name, value in published.items() if is_small(value, k, zero_is_small=False)}
+    for name in out:
+        del published[name]
+    while published and difference_problem(list(published.values()), total, k):
+        smallest = min(published, key=lambda name: (published[name] <= 0, published[name], name))
+        out.add(smallest)
+        del published[smallest]
+    return out
+
+
+def difference_problem(published: Sequence[float], total: float, k: int) -> str | None:
+    """Why a set of published differences (rule 4) leaves a small group of the total
+    difference, or None: what they leave must be 0 or at least k.
+
+    The independent check of rule 4 on a finished message.
+    """
+    rest = total - sum(published)
+    if abs(rest) < SOFT_ZERO:
+        rest = 0
+    if rest == 0 or rest >= k:
+        return None
+    return (f"the total minus the published differences leaves {rest}, neither 0 "
+            f"nor at least k={k}")

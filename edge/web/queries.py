@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from edge import figures
 from edge.config.floor import FloorConfig, ZoneConfig
 from edge.pos.store import read_periods
-from edge.privacy.small_counts import withheld
+from edge.privacy.small_counts import withheld, withheld_differences
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
 from edge.web.heatcells import CellFigures, HeatCellCache, cells_from_scratch
 from edge.web.hours import (
@@ -522,7 +522,9 @@ def _with_units(
     the day's parties, under the rules the aggregates' ``segments[].units`` follow: all
     hidden when the day's parties are (:func:`with_groups`: their sum would give them
     back); else hidden below k, when the segment's visitors not counted as its parties
-    are 1 to k-1, and so that what the parties shown leave of the day's is 0 or >= k."""
+    are 1 to k-1, so that what the parties shown leave of the day's is 0 or >= k, and
+    so that the rest rows (no clear type, or hidden) do not give away 1 to k-1 people
+    who came with someone: "No clear type: 8 visits, 7 parties" says 1 did."""
     units_total = figures.buying_units(conn, window.start, window.end)
     if withheld({"groups": units_total}, k, total=total):
         return [item.model_copy(update={"units_hidden_reason": "worked_out"})
@@ -536,6 +538,10 @@ def _with_units(
         and withheld({item.name: counts[item.name]}, k, total=item.visits) else counts[item.name]
         for item in segments}
     hidden = withheld(cells, k, total=units_total, exclusive=True)
+    # The people who came with someone (visits - parties) are exclusive cells too.
+    hidden |= withheld_differences(
+        {item.name: item.visits - counts[item.name] for item in segments
+         if item.visits is not None and item.name not in hidden}, k, total=total - units_total)
     return [item.model_copy(update=(
         {"units_hidden_reason": hidden_reason(counts[item.name], units_total, k)}
         if item.name in hidden else
