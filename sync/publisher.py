@@ -265,6 +265,13 @@ class SyncService:
                 if message.get("k", 0) < k:
                     # k was raised after this window was stored: the stricter k applies.
                     message = kanon.suppress(message, k)
+                elif problems := kanon.violations(message, k):
+                    # Stored before the box was updated with a stricter rule: the rule
+                    # applies to what waits in the outbox too, rather than losing it.
+                    log.warning("Aggregate %s from the outbox breaks a k rule (%s): "
+                                "applying the rules again before it is sent.", row.id,
+                                short_reason(problems[0]))
+                    message = kanon.suppress(message, k)
                 contract.validate("aggregate", message)
                 kanon.assert_k_anonymous(message, k)
             except (PrivacyError, ContractError, ValueError) as error:

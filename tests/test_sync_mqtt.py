@@ -13,6 +13,7 @@ import pytest
 from edge.config.sync import MqttConfig
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
+from sync import kanon
 from sync.consumer import ReferenceConsumer, open_consumer_db
 from sync.downlink import config_body, sign_body
 from sync.mqtt_client import MqttClient
@@ -375,12 +376,13 @@ def test_the_publish_path_rechecks_k_and_applies_a_raised_k_to_the_backlog(tmp_p
     listener = Listener(broker.port, f"{PREFIX}/{STORE}/aggregates")
     service = SyncService(site, db, clock=at(2))
     service.run_pass()  # stored at k=5 (footfall 6 published); not connected yet: not sent
-    # A row that slipped past everything with a cell of 3: it must never leave the box.
+    # A row stored with a cell of 3 (by a box before an update that made a rule
+    # stricter, or damaged): the cell never leaves the box, the window does.
     forged = json.loads(db["sync_outbox"].get(f"{STORE}/20240301T000000Z/60/aggregate")["payload"])
     forged["id"] = f"{STORE}/20240301T000500Z/60/aggregate"
     forged["window"]["start"] = "2024-03-01T00:05:00Z"
     forged["footfall"]["out"] = 3
-    forged["k"] = 7  # claims to be 7-anonymous already, so it is checked, not re-suppressed
+    forged["k"] = 7  # claims to be 7-anonymous already: the check finds the cell
     Outbox(db).add(
         id=forged["id"],
         kind="aggregate",
@@ -390,22 +392,28 @@ def test_the_publish_path_rechecks_k_and_applies_a_raised_k_to_the_backlog(tmp_p
         payload=json.dumps(forged).encode(),
         now=0,
     )
+    # What still fails the checks after the rules are applied again is refused.
+    bad = dict(forged, id=f"{STORE}/20240301T001000Z/60/aggregate", mac="02:00:5e:10:00:01")
+    bad["window"] = dict(forged["window"], start="2024-03-01T00:10:00Z")
+    Outbox(db).add(id=bad["id"], kind="aggregate", topic_suffix="aggregates",
+                   window_start=DAY0 + 600, window_s=60, payload=json.dumps(bad).encode(), now=0)
     # The central platform raises k to 7 before the backlog goes out.
     apply_changes(db, OverrideChanges(min_publishable_count=7), nonce="n" * 16, issued_at=0, now=0)
     summary = service.flush(10)
-    assert (summary.delivered, summary.refused, summary.pending) == (2, 1, 0)
+    assert (summary.delivered, summary.refused, summary.pending) == (3, 1, 0)
     sent = wait_for(
         lambda: (
             [json.loads(p) for p in listener.payloads(f"{PREFIX}/{STORE}/aggregates")]
-            if len(listener.messages) >= 2
+            if len(listener.messages) >= 3
             else None
         ),
-        what="two aggregates",
+        what="three aggregates",
     )
     assert all(m["k"] == 7 and m["footfall"]["in"] is None for m in sent)  # 6 < 7: suppressed
-    assert forged["id"] not in {m["id"] for m in sent}
-    refused = db["sync_outbox"].get(forged["id"])
-    assert refused["status"] == "refused" and "not 7-anonymous" in refused["last_error"]
+    (resent,) = [m for m in sent if m["id"] == forged["id"]]
+    assert resent["footfall"]["out"] is None
+    assert not kanon.violations(resent, 7)
+    assert db["sync_outbox"].get(bad["id"])["status"] == "refused"
     (health,) = [h for h in read_health(db) if h["component"] == "sync"]
     assert any("refused on the way out" in alarm for alarm in health["detail"]["alarms"])
     listener.close()
