@@ -373,6 +373,7 @@ def assert_nothing_small_by_subtraction(message, inside, k):
     if total is None:
         return
     parts = [message["visits"]["checkout"], message["visits"]["groups"],
+             *(m["scored"] for m in message["traits"] + message["segments"]),
              *(d["visits"] for d in message["dwell"]),
              *(t["visits"] for t in message["transitions"])]
     for part in parts:
