@@ -220,6 +220,28 @@ def test_state_is_bounded_by_the_people_in_view():
     assert len(fusion._local) <= 4 * 20 + 5 * 2
 
 
+def test_a_camera_taken_out_of_the_site_is_not_restored():
+    """A fusion service resumed after camera c was taken out of the config kept c's last
+    frame time from its saved state: c counted as live, and, with no footprint, as
+    seeing the whole floor, so the person only dead camera a sees was not held for it."""
+    bounds = ((0, 0), (10, 10))
+    before = FloorFusion(FusionConfig(), squares(a=(0, 0, 5, 10), b=(5, 0, 10, 10),
+                                                 c=(0, 0, 10, 1)), bounds)
+    frames = [[sighting("a", k / FPS, [2.0, 5.0]), sighting("b", k / FPS, [8.0, 5.0]),
+               sighting("c", k / FPS, np.zeros((0, 2)))] for k in range(10)]
+    frames += [[sighting("b", k / FPS, [8.0, 5.0]), sighting("c", k / FPS, np.zeros((0, 2)))]
+               for k in range(10, 40)]  # a dies; its person is held
+    assert ids_over_time(before, frames)[-1] == [1, 2]
+    assert bool(before.people.held[before.people.track_id == 1][0])
+    after = FloorFusion(FusionConfig(), squares(a=(0, 0, 5, 10), b=(5, 0, 10, 10)), bounds)
+    after.restore(json.loads(json.dumps(before.snapshot())))
+    assert set(after.camera_last_t) == {"a", "b"}
+    assert after.live_cameras(40 / FPS) == {"b"}
+    fused = after.step(40, 40 / FPS, [sighting("b", 40 / FPS, [8.0, 5.0])])
+    assert sorted(fused.track_id.tolist()) == [1, 2]
+    assert bool(after.people.held[after.people.track_id == 1][0])
+
+
 def test_calibration_health_measures_the_offset_between_cameras():
     coverage = squares(a=(0, 0, 10, 10), b=(0, 0, 10, 10))
     fusion = FloorFusion(FusionConfig(), coverage, ((0, 0), (10, 10)))

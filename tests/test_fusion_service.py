@@ -3,6 +3,8 @@ that the status page counts once."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -494,3 +496,122 @@ def test_a_failed_fusion_run_builds_every_visit_as_it_stops(tmp_path):
     failed.finish("failed")
     visits = store_visits(db)
     assert len(visits) == 3 and {run for run, _, _ in visits} == {failed.run_id}
+
+
+def test_a_resumed_service_does_not_count_the_frames_it_fused_before_as_late(tmp_path):
+    """Reviewer's report: resumed with a learnt camera delay, the service read that
+    camera's frames stamped after the saved done-until but taken before it (their stamp
+    less the delay), fused before the stop, again, and counted them late: its health
+    read degraded ("raise fusion.latency_s") after every restart."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, walk_frames(until=40.0, leave=30.0))
+    now = [START + 1.0]
+    first = started(site, db, now)
+    first.stage.delays.restore({"delays": {"aisle": 0.8}, "estimates": {"aisle": 0.8},
+                                "sure": ["aisle"]})  # as learnt
+    fuse_on(first, now, START + 9.0)
+    first.finish("stopped")
+    now[0] = START + 12.0
+    second = started(site, db, now)
+    assert second.run_id == first.run_id
+    fuse_on(second, now, START + 20.0)
+    assert second.late_frames == {}
+    second.report_health()
+    status, message = db.execute(
+        "select status, message from health where component = 'fusion'").fetchone()
+    assert status == "ok", message
+    # a frame that does come after its instant was fused is still late
+    write_camera_frames(db, [sighting("door", second.done_until - 1.0, people_at(15.0))])
+    fuse_on(second, now, START + 20.5)
+    assert second.late_frames == {"door": 1}
+
+
+def test_an_engineer_s_replay_into_the_box_database_leaves_the_live_fusion_alone(tmp_path):
+    """Reviewer's report: the service resumed the newest store run of any kind, so an
+    `edge replay --site` into the box's database between a stop and a restart made it
+    start a new run (every shopper in the store got a second visit); and it closed a
+    replay still running as interrupted. Only the service's own (live) runs are its."""
+    from edge.config.site import STORE_TRACKS_ID
+    from edge.storage.trajectories import finish_run, start_run
+
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    first, now = stopped_with_people(site, db, until=40.0)
+    done = start_run(db, STORE_TRACKS_ID, "replay of door, aisle", "m", kind="replay")
+    finish_run(db, done, 0, "stopped")
+    running = start_run(db, STORE_TRACKS_ID, "replay of door, aisle", "m", kind="replay")
+    now[0] = START + 12.0
+    second = started(site, db, now)
+    assert second.run_id == first.run_id
+    assert db["runs"].get(running)["status"] == "running"  # this process's, still replaying
+    fuse_on(second, now, START + 45.0)
+    second.finish("stopped")
+    FusionWorker(site, db, clock=lambda: START + 1000).start()
+    visits = store_visits(db)
+    assert len(visits) == 3 and {run for run, _, _ in visits} == {first.run_id}
+    assert db["runs"].get(running)["status"] == "running"
+
+
+def test_a_camera_taken_out_of_the_config_is_not_live_after_a_resume(tmp_path):
+    """The saved tracker state kept the last frame time of a camera the site no longer
+    has: resumed, it counted as live (in the health row, and, with no footprint, as
+    seeing the whole floor), and so did its frames still stored."""
+    site = floor_in_centimetres_site(tmp_path, "three-cams", {"door": 10, "aisle": 5,
+                                                              "side": 5})
+    db = open_database(tmp_path / "edge.db")
+    write_camera_frames(db, [sighting(camera, START + t, people_at(t))
+                             for camera in ("door", "aisle", "side")
+                             for t in np.arange(0.0, 20.0, 0.2)])
+    now = [START + 1.0]
+    first = started(site, db, now)
+    fuse_on(first, now, START + 9.0)
+    assert "side" in first.stage.tracker.live_cameras(now[0] - first.wait_s)
+    first.finish("stopped")
+    second = started(two_camera_site(tmp_path), db, now)  # "side" taken out, back at once
+    assert second.run_id == first.run_id
+    assert "side" not in second.stage.tracker.camera_last_t
+    fuse_on(second, now, START + 12.0)
+    second.report_health()
+    (detail,) = db.execute("select detail from health where component = 'fusion'").fetchone()
+    assert json.loads(detail)["cameras_live"] == ["aisle", "door"]
+    assert db.execute("select count(distinct track_id) from track_points").fetchone()[0] == 3
+
+
+def test_a_camera_worker_records_its_frame_size_for_the_fusion_service(tmp_path):
+    """Only the camera worker's own fusion stage learnt the frame size: the fusion
+    service, with point-pair calibration (no calibration.image_size), took every camera
+    to see the whole floor. The worker now records it, again if it changes."""
+    from edge.fusion.store import read_camera_image_sizes
+    from edge.records import Detections
+    from edge.runtime.camera_worker import CameraWorker
+    from tests.test_fusion_handover import side_by_side_site
+
+    site = side_by_side_site(tmp_path, left_sees=4, right_from=6, image_size=False)
+    db = open_database(tmp_path / "edge.db")
+    now = [START]
+    worker = CameraWorker(site, "left", db, clock=lambda: now[0])
+    worker.start()
+    fusion = FusionWorker(site, db, clock=lambda: now[0])
+    fusion.start()
+
+    def look(size: tuple[int, int], k: int) -> None:
+        worker.see_frame_size(size)
+        worker.track(worker.pipeline.process_detections(Detections.empty(), k, now[0]))
+
+    look((400, 1000), 0)
+    assert read_camera_image_sizes(db) == {}  # with the next flush, before its frames
+    worker.flush()
+    assert read_camera_image_sizes(db) == {"left": (400, 1000)}
+    fusion.fuse_ready()
+    assert fusion.stage.coverage.footprints["left"].bounds == pytest.approx(
+        (0.0, 0.0, 4.0, 10.0), abs=0.01)
+    assert fusion.stage.coverage.footprints["right"] is None  # not known yet: everywhere
+    now[0] += 5
+    look((400, 1000), 1)
+    look((200, 500), 2)  # the stream reopened at half the resolution
+    worker.flush()
+    assert read_camera_image_sizes(db) == {"left": (200, 500)}
+    fusion.fuse_ready()
+    assert fusion.stage.coverage.footprints["left"].bounds == pytest.approx(
+        (0.0, 0.0, 2.0, 5.0), abs=0.01)

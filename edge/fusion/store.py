@@ -4,11 +4,17 @@ frames with their floor sightings, kept seconds only.
 A camera worker appends one row per processed frame (also frames with nobody in
 them: the fusion must know a camera looked and saw no one), in batches every
 ``service.flush_interval_s``, so a frame reaches the table seconds after it was taken.
-The fusion service reads the rows in the order they were written
-(:func:`read_new_camera_frames`: none is skipped however late it comes) and deletes
-what it has fused; :func:`delete_camera_frames` also
+Each row has an ``id`` that only grows (``AUTOINCREMENT``: the number of a deleted row is
+never given again). The fusion service reads the rows in the order they were written
+(:func:`read_new_camera_frames`, by ``id``: none is skipped however late it comes, none
+read twice) and deletes what it has fused; :func:`delete_camera_frames` also
 runs with the retention purge, so a stopped fusion service leaves nothing behind
 for longer than the raw-trajectory retention.
+
+A camera worker also records its frame size (``camera_image_sizes``, one row per
+camera, :func:`write_camera_image_size`) when it reads its first frame, and again if it
+changes: the fusion service maps it through the camera's calibration to learn which
+part of the floor the camera sees (its footprint).
 
 The fusion service also keeps its tracker's state after the last instant it stored
 (``fusion_state``, one row), so that a service restarted within ``fusion.down_hold_s``
@@ -48,6 +54,32 @@ def m002_fusion_state(db: sqlite_utils.Database) -> None:
         {"run_id": int, "t": float, "done_until_t": float, "frames": int, "state": str},
         pk="run_id",
     )
+
+
+@MIGRATIONS()
+def m003_camera_frames_id(db: sqlite_utils.Database) -> None:
+    # A key that only grows: the fusion reads the rows written after the last one it
+    # read. Rows were numbered by SQLite's rowid, which gives the numbers of the newest
+    # rows again once they are deleted (a late batch, fused and deleted at once): the
+    # fusion then skipped the next frames, or read old ones again as late. SQLite cannot
+    # add a key to a table: it is made anew, keeping its rows (frames not fused yet, the
+    # fusion service may be down) under their numbers, in one transaction (the camera
+    # workers' inserts wait for it and name the same columns).
+    db.execute("create table camera_frames_keyed (id integer primary key autoincrement, "
+               "camera_id text, frame integer, t real, sightings text)")
+    db.execute("insert into camera_frames_keyed (id, camera_id, frame, t, sightings) "
+               "select rowid, camera_id, frame, t, sightings from camera_frames order by rowid")
+    db.execute("drop table camera_frames")
+    db.execute("alter table camera_frames_keyed rename to camera_frames")
+    db.table("camera_frames").create_index(["t"])
+
+
+@MIGRATIONS()
+def m004_camera_image_sizes(db: sqlite_utils.Database) -> None:
+    # Each camera's frame size in pixels, as its worker last read it (``t``: when it
+    # stored it), for the fusion service's footprints. No person data.
+    db.table("camera_image_sizes").create(
+        {"camera_id": str, "width": int, "height": int, "t": float}, pk="camera_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +144,26 @@ def write_camera_frames(db: sqlite_utils.Database, frames: Iterable[FloorObserva
     return len(rows)
 
 
+def write_camera_image_size(
+    db: sqlite_utils.Database, camera_id: str, size: tuple[int, int], t: float
+) -> None:
+    """Record ``camera_id``'s frame size ``(width, height)``, read at ``t`` (replacing the
+    one it had)."""
+    width, height = size
+    with db.atomic():
+        db.table("camera_image_sizes").upsert(
+            {"camera_id": camera_id, "width": int(width), "height": int(height), "t": t},
+            pk="camera_id")
+
+
+def read_camera_image_sizes(db: sqlite_utils.Database) -> dict[str, tuple[int, int]]:
+    """Each camera's frame size ``(width, height)`` as its worker last recorded it."""
+    if "camera_image_sizes" not in db.table_names():
+        return {}
+    return {str(camera): (int(width), int(height)) for camera, width, height in db.execute(
+        "select camera_id, width, height from camera_image_sizes")}
+
+
 def read_camera_frames(
     db: sqlite_utils.Database, after_t: float, until_t: float
 ) -> Iterator[FloorObservations]:
@@ -131,17 +183,20 @@ def read_new_camera_frames(
     """The frames written after row ``after_row`` (and stamped after ``after_t``), in the
     order they were written, and the last row read (pass it next time).
 
-    Rows are numbered as they are inserted, so a frame that arrives late is still read
-    once. Should the table have been emptied since (SQLite then numbers from 1 again),
-    every row is new."""
+    Rows are numbered as they are inserted, and a number is never given again (also
+    once its row is deleted), so a frame that arrives late is read once, and only once.
+    Should the table have been made anew since (its numbers start again below
+    ``after_row``), every row is new."""
     if "camera_frames" not in db.table_names():
         return [], after_row
-    last = db.execute("select max(rowid) from camera_frames").fetchone()[0] or 0
+    # the last number given, read before the rows: one written in between is among them
+    given = db.execute("select seq from sqlite_sequence where name = 'camera_frames'").fetchone()
+    last = int(given[0]) if given else 0
     if last < after_row:
         after_row = 0
     rows = db.execute(
-        "select rowid, camera_id, frame, t, sightings from camera_frames where rowid > ? "
-        "and t > ? order by rowid", [after_row, after_t]
+        "select id, camera_id, frame, t, sightings from camera_frames where id > ? "
+        "and t > ? order by id", [after_row, after_t]
     ).fetchall()
     frames = [_observations(camera, frame, t, text) for _, camera, frame, t, text in rows]
     return frames, max(last, rows[-1][0]) if rows else last

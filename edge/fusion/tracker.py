@@ -183,7 +183,11 @@ class FloorFusion:
         }
 
     def restore(self, snapshot: Mapping) -> None:
-        """Go on from a :meth:`snapshot`.
+        """Go on from a :meth:`snapshot`. Cameras no longer in the site (those of the
+        coverage) are left out: one taken out of the config while the service was down
+        counted as live for ``camera_down_after_s`` after its last frame (in the health
+        row; and, with no footprint, as seeing the whole floor, so nobody was held for a
+        dead camera meanwhile).
 
         Raises:
             ValueError: it is not a snapshot this version can read (the tracker is
@@ -205,10 +209,13 @@ class FloorFusion:
             self.reset()
             self.people = people
             self.t = None if snapshot["t"] is None else float(snapshot["t"])
-            self.camera_last_t = {str(c): float(t) for c, t in snapshot["camera_last_t"].items()}
+            cameras = set(self.coverage.footprints)
+            self.camera_last_t = {str(c): float(t) for c, t in snapshot["camera_last_t"].items()
+                                  if str(c) in cameras}
             self._next_uid = int(snapshot["next_uid"])
             self._next_track_id = int(snapshot["next_track_id"])
-            self._local = {(str(c), int(track)): int(uid) for c, track, uid in snapshot["local"]}
+            self._local = {(str(c), int(track)): int(uid) for c, track, uid in snapshot["local"]
+                           if str(c) in cameras}
             self._together = {(int(a), int(b)): float(since)
                               for a, b, since in snapshot["together"]}
             self._camera_bits = {str(c): int(bit) for c, bit in snapshot["camera_bits"].items()}

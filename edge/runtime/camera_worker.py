@@ -26,7 +26,7 @@ from edge.detection import load_detector
 from edge.detection.session import worker_detector
 from edge.errors import StorageError
 from edge.fusion.stage import FusionStage
-from edge.fusion.store import write_camera_frames
+from edge.fusion.store import write_camera_frames, write_camera_image_size
 from edge.paths import state_dir
 from edge.pipeline import build_camera_pipeline, tracker_frame_rate
 from edge.privacy.settings import record_service_start
@@ -110,7 +110,8 @@ class CameraWorker:
         # Several cameras: this one's sightings go to the fusion service, which keeps the
         # store-wide tracks and builds the visits; one camera: its own tracks are the store's.
         self.fusion = FusionStage(site) if site.fuses_cameras else None
-        self._size_known = False
+        self._frame_size: tuple[int, int] | None = None  # the last frame's
+        self._size_to_store: tuple[int, int] | None = None  # for the fusion service
         self.keep_up = KeepUp(self.reader.stats)
         self.run_id: int | None = None
         self.batch: list[FloorTracks] = []  # processed frames waiting for the next flush
@@ -230,6 +231,17 @@ class CameraWorker:
         self.batch.append(floor)
         self.stats.frames_processed += 1
 
+    def see_frame_size(self, size: tuple[int, int]) -> None:
+        """A frame's size ``(width, height)``. When it is new (the first frame, or a stream
+        reopened at another resolution) on a multi-camera site, this worker's fusion stage
+        takes it up (which side of the camera's horizon the floor is on), and the next
+        flush records it for the fusion service, which maps from it the floor the camera
+        sees (:meth:`edge.runtime.fusion_worker.FusionWorker.learn_image_sizes`)."""
+        if self.fusion is None or size == self._frame_size:
+            return
+        self.fusion.learn_image_size(self.camera.id, size)
+        self._frame_size = self._size_to_store = size
+
     def flush(self) -> None:
         """Store the positions kept since the last flush."""
         if self.batch and self.run_id is not None:
@@ -274,9 +286,7 @@ class CameraWorker:
                 frame = self.reader.next_frame(timeout=0.5)
                 now = time.monotonic()
                 if frame is not None:
-                    if self.fusion is not None and not self._size_known:
-                        self.fusion.learn_image_size(self.camera.id, frame.size)
-                        self._size_known = True
+                    self.see_frame_size(frame.size)
                     self.track(self.pipeline.process(frame))
                     window_frames += 1
                 else:
@@ -313,6 +323,10 @@ class CameraWorker:
         if self.disk.raw_writes_allowed():
             try:
                 if self.fusion is not None:
+                    if self._size_to_store is not None:  # before the frames it is of
+                        write_camera_image_size(self.db, self.camera.id, self._size_to_store,
+                                                self.clock())
+                        self._size_to_store = None
                     write_camera_frames(self.db, [self.fusion.observe(f) for f in batch])
                     record_frames(self.db, run_id, frames)
                     self.stats.points_written += sum(len(floor) for floor in batch)

@@ -33,6 +33,7 @@ from edge.fusion.store import (
     SavedFusion,
     delete_camera_frames,
     load_fusion_state,
+    read_camera_image_sizes,
     read_new_camera_frames,
     save_fusion_state,
 )
@@ -80,6 +81,8 @@ class FusionWorker:
         # A camera worker stores a frame up to a flush interval after taking it.
         self.wait_s = site.service.flush_interval_s + self.config.latency_s
         self.stage = FusionStage(site)
+        # per camera, the frame size its worker recorded, as the stage has taken it up
+        self.image_sizes: dict[str, tuple[int, int]] = {}
         self.visits = VisitAnalyzer(site)  # a bad segment spec stops the service at start
         self.run_id: int | None = None
         self.instant: float | None = None  # the last fused instant
@@ -114,8 +117,11 @@ class FusionWorker:
 
     def _resume(self) -> int | None:
         """Take up the last store run where it stopped, when it can be; returns its id."""
+        # the service's own runs: an `edge replay` of the site into this database
+        # (kind 'replay') is not this service's to resume, nor in the way of its own
         row = self.db.execute(
-            "select id, status from runs where camera_id = ? order by id desc limit 1",
+            "select id, status from runs where camera_id = ? and kind = 'live' "
+            "order by id desc limit 1",
             [STORE_TRACKS_ID]).fetchone() if self.db["runs"].exists() else None
         if row is None or row[1] not in ("stopped", "interrupted"):
             return None  # none, or it failed: a state that made it fail is not taken up
@@ -150,8 +156,22 @@ class FusionWorker:
                  max(away, 0.0), len(self.stage.tracker.people))
         return run_id
 
+    def learn_image_sizes(self) -> None:
+        """Take up each camera's frame size as its worker recorded it, when new or changed:
+        the stage maps its footprint (the floor it sees) from it. Until then a camera's
+        footprint is its ``calibration.image_size``'s, else its ``floor_area``, else the
+        whole floor: with point-pair calibration and no ``floor_area``, every camera then
+        "covers" everyone, so a silent camera's people were lost after ``lost_after_s``
+        instead of held, and a walk between two views split in two."""
+        for camera, size in read_camera_image_sizes(self.db).items():
+            if camera in self.stage.matrices and self.image_sizes.get(camera) != size:
+                self.stage.learn_image_size(camera, size)
+                self.image_sizes[camera] = size
+                log.info("Fusion: camera %s's frames are %d x %d pixels.", camera, *size)
+
     def fuse_ready(self) -> int:
         """Fuse every instant whose frames have all arrived; returns instants fused."""
+        self.learn_image_sizes()
         # frames are picked by when they were taken: a camera whose pictures arrive late
         # (its learnt delay) is waited for that much longer
         camera_time = self.stage.camera_time
@@ -159,12 +179,18 @@ class FusionWorker:
         # At the first read, what predates this service (or was fused before its
         # restart) is not even decoded: a fusion back after hours finds hours of frames.
         since, self._read_after = self._read_after, float("-inf")
+        first_read = since > float("-inf")
         frames, self.last_row = read_new_camera_frames(self.db, self.last_row, after_t=since)
         self.frames_read += len(frames)
         for seen in frames:
+            if seen.camera_id not in self.stage.matrices:
+                continue  # a camera taken out of the config: its last frames go unfused
             if camera_time(seen) > self.done_until:
                 self.pending.append(seen)
-            elif self.instant is not None:
+            # At the first read, a frame taken by done_until (a late camera's frame is
+            # stamped after: its delay) was fused before the restart, or predates the
+            # service: it is not late.
+            elif self.instant is not None and not first_read:
                 self.late_frames[seen.camera_id] = self.late_frames.get(seen.camera_id, 0) + 1
         self.pending.sort(key=camera_time)  # batches of cameras interleave
         if self.instant is None:

@@ -222,12 +222,15 @@ def read_pauses(db: sqlite_utils.Database, run_id: int) -> list[tuple[float, flo
 
 
 def close_running_runs(db: sqlite_utils.Database, camera_id: str) -> list[int]:
-    """Close as ``interrupted`` ``camera_id``'s runs left ``running`` by a worker that died
-    (kill -9, power cut, OOM); returns their ids. Each ends at its last stored position
-    (else its start). Only its own worker may call this, at start, when no live worker
-    owns those runs."""
+    """Close as ``interrupted`` ``camera_id``'s live runs left ``running`` by a worker that
+    died (kill -9, power cut, OOM); returns their ids. Each ends at its last stored
+    position (else its start). Only its own worker may call this, at start, when no live
+    worker owns those runs. A replay's run (``edge replay`` into the box's database, of
+    the camera or of the store) is its own process's: left alone, it may still be
+    running (:func:`close_dead_runs` closes it once that process is gone)."""
     runs = [row[0] for row in db.execute(
-        "select id from runs where camera_id = ? and status = 'running' order by id", [camera_id]
+        "select id from runs where camera_id = ? and status = 'running' and kind = 'live' "
+        "order by id", [camera_id]
     ).fetchall()]
     for run_id in runs:
         with db.atomic():
