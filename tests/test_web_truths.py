@@ -187,7 +187,8 @@ def test_a_count_without_one_camera_carries_a_caveat(pets_site, tmp_path):
     report(db, now, ("camera:front", "ok", {"connected": True}),
            ("camera:side", "ok", {"connected": True}),
            ("camera:back", "down", {"connected": False, "last_frame_age_s": 1200.0}),
-           ("fusion", "degraded", {"cameras_live_count": 2, "cameras_down_count": 1}))
+           ("fusion", "degraded", {"cameras_live_count": 2, "cameras_down_count": 1,
+                                   "people_held": 1}))
     occupancy, html = read(pets_site, path, now, "/api/v1/occupancy", "/")
     words = card(html, "occupancy")
     assert "Partial count: Camera back is not working since 14:40" in words

@@ -183,6 +183,17 @@ class SiteConfig(StrictModel):
         learnt = self.fusion.max_camera_delay_s if self.fusion.learn_camera_delays else 0.0
         return max(configured, learnt)
 
+    @property
+    def fusion_lag_s(self) -> float:
+        """The most the fusion's instants lag the clock: a camera worker stores a frame up
+        to ``service.flush_interval_s`` after taking it, and the fusion waits
+        ``fusion.latency_s`` more and the longest camera delay it may correct (0 on a site
+        that fuses no cameras)."""
+        if not self.fuses_cameras:
+            return 0.0
+        return (self.service.flush_interval_s + self.fusion.latency_s
+                + self.longest_camera_delay_s)
+
     def settle_warning(self) -> str | None:
         """Why windows would be sent before their visits are stored, if they would."""
         if not self.sync.enabled or not self.cameras:

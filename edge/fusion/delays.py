@@ -181,6 +181,14 @@ class CameraDelays:
         self._estimates.update({c: d for c, d in estimates.items() if c in self._index})
         self._sure = sure & set(self.cameras)
 
+    def shift(self, seconds: float) -> None:
+        """Move the times of the samples by ``seconds``: the wall clock stepped. A delay is
+        the streams', not the clock's; its samples stay as recent as they were."""
+        if len(self._samples):
+            self._samples[:, :, 4] += seconds
+        if self._estimated_t is not None:
+            self._estimated_t += seconds
+
     def health_detail(self) -> dict:
         """For the fusion's health row: each camera's delay (seconds after the earliest
         camera's pictures, as learnt or configured), which of them are learnt, and

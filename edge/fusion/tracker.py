@@ -653,6 +653,12 @@ class FloorFusion:
         return {pair: (float(np.median(samples)), len(samples))
                 for pair, samples in sorted(self.pair_distances.items()) if samples}
 
+    def held_count(self) -> int:
+        """How many confirmed people are held where they were last seen (only a camera
+        that is down could see them)."""
+        people = self.people
+        return int((people.held & (people.track_id > 0)).sum())
+
 
 def _plain(column: np.ndarray) -> list:
     """A column as JSON values, floats to 8 decimals (far below any noise of theirs)."""

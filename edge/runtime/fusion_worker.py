@@ -13,6 +13,11 @@ stamp less its camera's delay (:mod:`edge.fusion.delays`), and the fusion waits 
 for a late camera. The fused
 tracks are stored as the ``store`` run's ``track_points``, which the visits, the
 status page and the aggregates read, so every person is counted once.
+
+A step of the wall clock (:mod:`edge.clock_steps`: NTP at boot on a box without a
+real-time clock, the time set by hand) ends the run at the old time and starts a new
+one on the new clock (:meth:`FusionWorker._clock_stepped`), so that a run's times only
+go forward and no instant of the step is fused.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from edge.clock_steps import ClockStepWatch
 from edge.config import SiteConfig
 from edge.config.site import STORE_TRACKS_ID
 from edge.errors import StorageError
@@ -56,6 +62,14 @@ KEEP_FUSED_FRAMES_S = 5.0  # camera frames kept this long after they were fused
 # service resumed from it fuses again the instants since, from the camera frames still
 # kept (hence shorter than KEEP_FUSED_FRAMES_S). Each save writes every person's state.
 SAVE_STATE_EVERY_S = 2.0
+# At most this many instants are fused by one call of fuse_ready (10 s of fusion time at
+# the default 5 a second): a fusion that is behind catches up call by call, each call's
+# instants stored before the next, so that no call holds off the watchdog's ping for long
+# nor keeps an unbounded batch in memory.
+MAX_INSTANTS_PER_CALL = 50
+CLOCK_STEP_SHOWN_S = 600.0  # the health names a clock step this long (monotonic seconds)
+# After a step back, a frame stamped this far after the clock was taken before the step.
+AHEAD_S = 1.0
 
 
 class FusionWorker:
@@ -65,6 +79,9 @@ class FusionWorker:
         site: a site with two or more cameras.
         db: the shared database.
         clock: the wall clock (tests pass their own).
+        monotonic: a clock that no step of the wall clock moves, to tell the steps by
+            (default: ``time.monotonic`` with the default wall clock; a test's clock
+            steps only when the test passes a monotonic clock too).
     """
 
     def __init__(
@@ -72,10 +89,13 @@ class FusionWorker:
         site: SiteConfig,
         db: sqlite_utils.Database,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.site = site
         self.db = db
         self.clock = clock
+        self._step_watch = ClockStepWatch(
+            clock, monotonic or (time.monotonic if clock is time.time else clock))
         self.config = site.fusion
         self.step_s = 1.0 / self.config.rate_fps
         # A camera worker stores a frame up to a flush interval after taking it.
@@ -97,6 +117,10 @@ class FusionWorker:
         self._late_reported: dict[str, int] = {}
         self._read_after = float("-inf")  # the first read skips frames stamped before
         self._state_saved_t = float("-inf")  # the instant of the last state saved
+        self.clock_steps = 0  # of the wall clock, since the service started
+        self.last_step: tuple[float, float, float] | None = None  # (seconds, when, monotonic)
+        self.step_frames = 0  # taken before a step of the clock, read after it: left out
+        self._before_step: float | None = None  # frames stamped up to this predate the step
 
     def start(self) -> None:
         """Resume the last store run if it ended less than ``fusion.down_hold_s`` ago
@@ -170,12 +194,17 @@ class FusionWorker:
                 log.info("Fusion: camera %s's frames are %d x %d pixels.", camera, *size)
 
     def fuse_ready(self) -> int:
-        """Fuse every instant whose frames have all arrived; returns instants fused."""
+        """Fuse the instants whose frames have all arrived, at most
+        ``MAX_INSTANTS_PER_CALL`` (as many: more may be ready); returns instants fused."""
         self.learn_image_sizes()
+        now = self.clock()
+        stepped = self._step_watch.check(now)
+        if stepped:
+            self._clock_stepped(now, stepped)
         # frames are picked by when they were taken: a camera whose pictures arrive late
         # (its learnt delay) is waited for that much longer
         camera_time = self.stage.camera_time
-        watermark = self.clock() - self.wait_s - self.stage.delays.longest()
+        watermark = now - self.lag_s()
         # At the first read, what predates this service (or was fused before its
         # restart) is not even decoded: a fusion back after hours finds hours of frames.
         since, self._read_after = self._read_after, float("-inf")
@@ -185,7 +214,9 @@ class FusionWorker:
         for seen in frames:
             if seen.camera_id not in self.stage.matrices:
                 continue  # a camera taken out of the config: its last frames go unfused
-            if camera_time(seen) > self.done_until:
+            if self._taken_before_step(seen, now):
+                self.step_frames += 1
+            elif camera_time(seen) > self.done_until:
                 self.pending.append(seen)
             # At the first read, a frame taken by done_until (a late camera's frame is
             # stamped after: its delay) was fused before the restart, or predates the
@@ -198,7 +229,7 @@ class FusionWorker:
                 return 0
             self.instant = camera_time(self.pending[0]) - self.step_s
         fused = 0
-        while self.instant + self.step_s <= watermark:
+        while fused < MAX_INSTANTS_PER_CALL and self.instant + self.step_s <= watermark:
             self.instant += self.step_s
             edge = self.instant + self.step_s / 2
             due = [seen for seen in self.pending if camera_time(seen) <= edge]
@@ -214,9 +245,60 @@ class FusionWorker:
             self.last_people = len(result)
         return fused
 
-    def flush(self, *, save_state: bool = False) -> None:
-        """Store the fused instants and forget the camera frames they came from; save the
-        tracker's state every ``SAVE_STATE_EVERY_S`` (or now: ``save_state``)."""
+    def lag_s(self) -> float:
+        """How far behind the clock the instants are fused: the cameras' frames are
+        waited for (``service.flush_interval_s + fusion.latency_s``), a late camera's
+        that much longer (its delay)."""
+        return self.wait_s + self.stage.delays.longest()
+
+    def _clock_stepped(self, now: float, stepped: float) -> None:
+        """The wall clock stepped by ``stepped`` seconds and now reads ``now``.
+
+        The run ends at the old time and a new one starts on the new clock: a run's
+        times only go forward (the visit builder reads its positions in time order),
+        and no instant of a step forward is fused (it would fuse every instant of the
+        hours NTP moves a clock without a real-time clock at boot, in one call). The
+        people in view then are counted as leaving and coming back: a visit across the
+        step would be as much longer (or shorter) than it was. Each camera's delay is
+        kept (the streams', not the clock's). Frames taken before the step and read after
+        it are left out (``step_frames``): their times are on the old clock."""
+        log.warning("Fusion: the wall clock stepped %+.1f s; the store run %s ends at the "
+                    "old time and a new run starts on the new clock.", stepped, self.run_id)
+        self.clock_steps += 1
+        self.last_step = (stepped, now, self._step_watch.monotonic())
+        self._before_step = now - stepped  # the old clock's reading now
+        self.step_frames += len(self.pending)
+        self.pending = []
+        if self.run_id is not None:
+            self.flush(forget_frames=False)  # after a step back, new frames stamp earlier
+            ended = self.run_id
+            try:
+                finish_run(self.db, ended, self.frames, "stopped", ended_at=now - stepped)
+            except sqlite3.Error as error:
+                log.warning("Fusion: cannot record the end of run %d: %s", ended, error)
+            self._build_visits(ended)  # all of them: nothing resumes it
+            names = ", ".join(c.id for c in self.site.cameras)
+            self.run_id = start_run(self.db, STORE_TRACKS_ID, f"fusion of {names}", "fusion",
+                                    started_at=now)
+        self.stage.tracker.reset()
+        self.stage.delays.shift(stepped)
+        self.instant, self.frames = None, 0
+        self.done_until = now - self.wait_s
+        self._state_saved_t = float("-inf")
+
+    def _taken_before_step(self, seen: FloorObservations, now: float) -> bool:
+        """Whether ``seen`` was stamped on the clock before its last step: up to the old
+        clock's reading at the step, and, after a step back, after the clock now."""
+        before = self._before_step
+        if before is None or seen.timestamp > before:
+            return False
+        assert self.last_step is not None
+        return self.last_step[0] > 0 or seen.timestamp > now + AHEAD_S
+
+    def flush(self, *, save_state: bool = False, forget_frames: bool = True) -> None:
+        """Store the fused instants and forget the camera frames they came from (unless
+        not ``forget_frames``); save the tracker's state every ``SAVE_STATE_EVERY_S`` (or
+        now: ``save_state``)."""
         if self.run_id is None:
             return
         save = self.instant is not None and (
@@ -230,7 +312,7 @@ class FusionWorker:
                         self.stage.snapshot()))
                     self._state_saved_t = self.instant
             self.batch = []
-            if self.instant is not None:
+            if self.instant is not None and forget_frames:
                 delete_camera_frames(self.db, self.instant - KEEP_FUSED_FRAMES_S)
         except sqlite3.Error as error:  # a full or busy disk costs positions, not the service
             log.warning("Fusion: store-wide positions not stored this time: %s", error)
@@ -246,7 +328,9 @@ class FusionWorker:
 
     def report_health(self) -> None:
         now = self.clock()
-        live = sorted(self.stage.tracker.live_cameras(now - self.wait_s))
+        lag = self.lag_s()
+        # the cameras' frames are fused that far behind: a camera is live at that time
+        live = sorted(self.stage.tracker.live_cameras(now - lag))
         down = sorted({c.id for c in self.site.cameras} - set(live))
         pairs = {f"{a}-{b}": {"median_m": round(m, 3), "sightings": n}
                  for (a, b), (m, n) in self.stage.tracker.calibration_health().items()}
@@ -257,6 +341,10 @@ class FusionWorker:
                   "calibration_pairs": pairs,
                   "calibration_worst_pair": worst[0] if worst else None,
                   "calibration_worst_median_m": worst[1]["median_m"] if worst else None,
+                  "people_held": self.stage.tracker.held_count(), "lag_s": round(lag, 2),
+                  "clock_steps": self.clock_steps, "clock_step_frames": self.step_frames,
+                  "clock_step_s": round(self.last_step[0], 1) if self.last_step else None,
+                  "clock_step_at": self.last_step[1] if self.last_step else None,
                   **self.stage.delays.health_detail()}
         late = sorted(camera for camera, _ in self.late_frames.items()
                       - self._late_reported.items())
@@ -270,6 +358,9 @@ class FusionWorker:
             problems.append(f"Pictures of cameras {', '.join(late)} arrive more than "
                             f"{self.wait_s:g} s late and are left out: raise fusion.latency_s.")
         problems.extend(self.stage.delays.health_problems())
+        if (self.last_step is not None
+                and self._step_watch.monotonic() - self.last_step[2] < CLOCK_STEP_SHOWN_S):
+            problems.append(_clock_step_problem(self.last_step[0], self.step_frames))
         if problems:
             status = "degraded"
             message = " ".join(problems)
@@ -291,13 +382,15 @@ class FusionWorker:
         service = self.site.service
         last_visits = last_health = time.monotonic()
         status = "failed"
+        behind = False
         try:
-            while not stop.wait(self.step_s):
-                # Stored at once: the instants are already service.flush_interval_s +
-                # fusion.latency_s old, and the page counts people seen in the last
-                # web.live_window_s (5 s).
-                if self.fuse_ready():
+            while not stop.wait(0.0 if behind else self.step_s):
+                # Stored at once: the instants are already lag_s() old, and the page
+                # counts people seen in the last web.live_window_s (5 s) before that.
+                fused = self.fuse_ready()
+                if fused:
                     self.flush()
+                behind = fused >= MAX_INSTANTS_PER_CALL  # catching up: no wait
                 now = time.monotonic()
                 if now - last_visits >= service.visits_interval_s:
                     self._build_visits(self.run_id, stored_until=self.instant)
@@ -330,3 +423,14 @@ class FusionWorker:
         # A stopped fusion is down, not its last "ok", on the page and in edge status.
         self._write_health("down", "The fusion service is stopped: people are not "
                            "counted across cameras until it is back.")
+
+
+def _clock_step_problem(stepped: float, frames_left_out: int) -> str:
+    """The health's sentence about a step of the wall clock by ``stepped`` seconds."""
+    size = abs(stepped)
+    amount = (f"{size:.0f} s" if size < 120 else f"{size / 60:.0f} min" if size < 7200
+              else f"{size / 3600:.1f} h")
+    return (f"The clock was set {amount} {'forward' if stepped > 0 else 'back'}: the people "
+            "in view then are counted as leaving and coming back, and the pictures taken "
+            f"before it and not yet combined ({frames_left_out}) are left out. Check that the "
+            "box keeps its time (NTP, its real-time clock).")

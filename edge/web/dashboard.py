@@ -166,8 +166,15 @@ class Dashboard:
         if components is None:
             components = self._components(conn, tables, now)
         return queries.with_cameras(
-            queries.occupancy(conn, tables, now, self.site.web.live_window_s, self.tz, day),
+            queries.occupancy(conn, tables, now, self._live_window_s(components), self.tz, day),
             components, self.tz, day)
+
+    def _live_window_s(self, components: list[ComponentHealth]) -> float:
+        """People seen this recently count as here now: ``web.live_window_s``, plus how far
+        behind the clock the counting across cameras stores its positions (its ``lag_s``,
+        at most the site's :attr:`~edge.config.SiteConfig.fusion_lag_s`)."""
+        return self.site.web.live_window_s + queries.fusion_lag_s(
+            components, self.site.fusion_lag_s)
 
     def _components(self, conn: sqlite3.Connection, tables: set[str], now: float
                     ) -> list[ComponentHealth]:
@@ -198,7 +205,7 @@ class Dashboard:
                 return self._from_connection(conn, day, exists=False)
 
     def _from_connection(self, conn: sqlite3.Connection, day: dt.date, *, exists: bool) -> Summary:
-        site, web, tz = self.site, self.site.web, self.tz
+        site, tz = self.site, self.tz
         now = self.deps.clock()
         tables = table_names(conn)
         # The k the sync service applies (a downlinked one wins): the page hides what
@@ -243,7 +250,8 @@ class Dashboard:
             zones=queries.zone_dwell(conn, tables, kept, site.floor, k),
             mix=queries.mix(conn, tables, kept, k, tz),
             wifi=queries.wifi(conn, tables, window, tz, door_lines),
-            queue=queries.queue(conn, tables, now, kept, site.floor, k, web.live_window_s),
+            queue=queries.queue(conn, tables, now, kept, site.floor, k,
+                                self._live_window_s(health.components)),
             conversion=queries.conversion(conn, tables, kept, k),
             health=health,
             replays=queries.replays(conn, tables, window),

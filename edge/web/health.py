@@ -47,6 +47,8 @@ KNOWN_FIGURES: dict[str, dict[str, tuple[str, ...]]] = {
         "cameras_down": ("cameras_down_count",),
         "calibration_worst_pair": ("calibration_worst_pair",),
         "calibration_worst_median_m": ("calibration_worst_median_m",),
+        "people_held": ("people_held",),  # the occupancy card's partial count
+        "lag_s": ("lag_s",),  # the occupancy card's live window allows for it
     },
 }
 MAX_TEXT = 80

@@ -129,9 +129,10 @@ def with_cameras(
     page's health section), so the card tells "nobody in view" from "cannot count".
 
     A camera down, or silent for ``web.health_stale_s``, is not working; so is the counting
-    across cameras (``fusion``) when down. None working: people cannot be counted; some:
-    the count is partial, and the fusion service reporting ``degraded`` holds the people
-    of a camera without pictures where they were last seen. With no camera report at all
+    across cameras (``fusion``) when down. None working: people cannot be counted; some,
+    or the fusion holding people where a camera without pictures last saw them (its
+    ``people_held``; not any ``degraded``: a camera delay it corrects or a few late
+    frames leave the count whole): the count is partial. With no camera report at all
     the state is unknown and the card says what it said before.
     """
     cameras = [c for c in components if c.kind == "camera"]
@@ -140,7 +141,7 @@ def with_cameras(
         return occ
     down = [c for c in cameras + fusion if c.status in NOT_WORKING]
     working = [c for c in cameras if c.status not in NOT_WORKING]
-    held = any(c.status == "degraded" for c in fusion)
+    held = any(_number(c.figures.get("people_held")) > 0 for c in fusion)
     state = ("down" if down and (not working or any(c.kind == "fusion" for c in down))
              else "partial" if down or held else "working")
     since = [c.updated_at + c.age_s - float(age) for c in down
@@ -153,6 +154,21 @@ def with_cameras(
         "down_since": down_since,
         "down_since_text": None if down_since is None else minute_text(down_since, tz, today=day),
     })
+
+
+def fusion_lag_s(components: list[ComponentHealth], most: float) -> float:
+    """How far behind the clock the counting across cameras stores its positions, as it
+    reports (``lag_s``), at most ``most`` (the site config's bound); 0 without it. The
+    live figures look back that much further: a late camera's pictures are waited for."""
+    lags = [_number(c.figures.get("lag_s")) for c in components if c.kind == "fusion"]
+    return min(max(lags, default=0.0), most)
+
+
+def _number(value: object) -> float:
+    """A health figure as a number (0 when it is none: missing, text, NaN, negative)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return 0.0
+    return float(value)
 
 
 def _visit_hours(conn: sqlite3.Connection, hours: list[LocalHour]) -> dict[HourKey, int]:

@@ -26,7 +26,9 @@ class Occupancy(Figures):
     as_of: float | None = Field(description="Epoch seconds of the moment counted.")
     as_of_text: str | None = Field(description="That moment in store time, for people.")
     live: bool = Field(description="True when cameras reported within the live window.")
-    window_s: float = Field(description="Live: people seen in this many seconds count.")
+    window_s: float = Field(description="Live: people seen in this many seconds count "
+                            "(web.live_window_s, plus how far behind the clock the counting "
+                            "across cameras stores positions: it waits for late cameras).")
     associates: int = Field(
         0, description="Associates on the floor at that moment, counted apart: not in "
         "``people`` (a track is an associate's once the staff rule has classified it)."
@@ -40,8 +42,8 @@ class Occupancy(Figures):
     cameras_down: list[str] = Field(
         default_factory=list, description="The cameras (or the counting across cameras) "
         "not working now, by name.")
-    held: bool = Field(False, description="The counting across cameras keeps the people of a "
-                       "camera that sends no pictures where they were last seen.")
+    held: bool = Field(False, description="The counting across cameras keeps people where a "
+                       "camera that sends no pictures last saw them (it reports some held).")
     down_since: float | None = Field(
         None, description="Epoch seconds: since when the cameras not working have sent no "
         "picture (their last picture's age), or, when none works and none says so, the last "

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.clock_steps import CLOCK_STEP_S  # the same rule as the fusion service's
 from edge.errors import SourceError
 from edge.wifi.pcapfile import LINKTYPE_RADIOTAP
 from edge.wifi.pipeline import FramePipeline
@@ -36,10 +37,6 @@ log = logging.getLogger(__name__)
 BPF_PROBE_REQUESTS = "type mgt subtype probe-req"
 ARPHRD_IEEE80211_RADIOTAP = 803
 SYSFS_NET = Path("/sys/class/net")
-# The wall clock moving this much more (or less) than the monotonic clock between two
-# turns of the capture loop is a step (NTP, a stale hardware clock), not drift: slewing
-# NTP moves it by 0.5 ms a second at most.
-CLOCK_STEP_S = 2.0
 
 SETUP_HINT = (
     "put a Wi-Fi adapter that supports monitor mode into monitor mode, e.g. "
