@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import subprocess
 import time
 
 import numpy as np
@@ -16,7 +15,7 @@ from edge.errors import DataFormatError
 from edge.runtime.schema import open_database
 from edge.storage.trajectories import latest_finished_run, start_run
 from tests.conftest import PETS_DET
-from tests.support.cli import EDGE
+from tests.support.cli import EDGE, stopped_by
 
 pytestmark = pytest.mark.system  # replays the shared det files in a subprocess
 
@@ -56,19 +55,13 @@ def test_a_stopped_replay_closes_its_run_and_keeps_its_positions(tmp_path, signu
     ever (report and eval then found "no finished replay run"); with Ctrl-C the run was
     closed, but the last batch of positions (up to 49 frames) was never stored."""
     db_path = tmp_path / "x.db"
-    process = subprocess.Popen(
-        [*EDGE, "replay", "--detections", str(long_det(tmp_path)), "--db", str(db_path),
-         "--max-frames", "6000", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+
+    def half_way(process) -> None:
         wait_for_frames(db_path, 120, process)
         time.sleep(0.04)  # half-way through the next batch of 50 frames
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signum, stderr
-    assert "Traceback" not in stderr
+
+    stopped_by(signum, [*EDGE, "replay", "--detections", str(long_det(tmp_path)), "--db",
+                        str(db_path), "--max-frames", "6000", "--quiet"], half_way)
     db = open_database(db_path)
     (status, frames), = db.execute("select status, frames from runs").fetchall()
     assert status == "failed"

@@ -816,32 +816,42 @@ def test_a_mix_under_one_spec_version_has_no_note(site, tmp_path):
     assert all(m["spec_versions"] in (["t"], None) for m in mix["segments"])
 
 
+def judged_day(site, tmp_path: Path, traits: dict[str, list[float | None]]):
+    """A day of one-minute visits ending from 12:01, with ``traits``: name -> each visit's
+    probability (None: too short to judge). Returns the mix as the page gives it, the
+    page, and the published aggregate of the quarter they ended in."""
+    path = tmp_path / "edge.db"
+    db = open_database(path)
+    start = at(DAY, dt.time(12))
+    count = len(next(iter(traits.values())))
+    ids = [f"{i:032x}" for i in range(count)]
+    insert_rows(db, {
+        "visits": [visit_row(visit, i, start + i) for i, visit in enumerate(ids)],
+        "visit_traits": [{"visit_id": visit, "trait": name, "probability": p}
+                         for name, values in traits.items()
+                         for visit, p in zip(ids, values, strict=True)],
+    })
+    with client(site, path, now=at(DAY, dt.time(14))) as web:
+        mix = web.get(f"/api/v1/mix?day={DAY.isoformat()}").json()
+        page = web.get("/").text
+    message = suppress(full_message(aggregate_window(
+        db, Window(start, 900), store=site.site.id, entrance_lines=[])),
+        site.privacy.min_publishable_count)
+    return mix, page, message
+
+
 def test_a_traits_share_is_of_the_visits_long_enough_to_judge(site, tmp_path):
     """Visits shorter than the spec's trait_evidence.min_duration_s have no traits (NULL).
     The page divided a trait's count by every visit and withheld it against every visit,
     while head office's aggregate divides by ``scored`` and withholds against it: 6 of
     15 (40%) on the page where the aggregate said 6 of 10, and withheld, since the 4
     judged visits without the trait are fewer than k."""
-    k = site.privacy.min_publishable_count
-    path = tmp_path / "edge.db"
-    db = open_database(path)
-    start = at(DAY, dt.time(12))
-    visits, traits = [], []
-    for i in range(15):
-        visit = f"{i:032x}"
-        visits.append(visit_row(visit, i, start + i))
-        judged = i < 10  # the other five were too short to judge
-        traits.append({"visit_id": visit, "trait": "showroomer",
-                       "probability": (0.8 if i < 6 else 0.2) if judged else None})
-        traits.append({"visit_id": visit, "trait": "wanderer",
-                       "probability": (0.9 if i < 5 else 0.1) if judged else None})
-    insert_rows(db, {"visits": visits, "visit_traits": traits})
-    with client(site, path, now=at(DAY, dt.time(14))) as web:
-        mix = web.get(f"/api/v1/mix?day={DAY.isoformat()}").json()
-        page = web.get("/").text
-    message = suppress(full_message(aggregate_window(
-        db, Window(start, 900), store=site.site.id, entrance_lines=[])), k)
-    assert 10 - 6 < k <= 5  # the page's site: the showroomers' rest among the judged is small
+    short = [None] * 5  # too short to judge
+    mix, page, message = judged_day(site, tmp_path, {
+        "showroomer": [0.8] * 6 + [0.2] * 4 + short,
+        "wanderer": [0.9] * 5 + [0.1] * 5 + short,
+    })
+    assert 10 - 6 < site.privacy.min_publishable_count <= 5  # the showroomers' rest is small
     on_page = {m["name"]: m for m in mix["traits"]}
     sent = {m["name"]: m for m in message["traits"]}
     assert (mix["total_visits"], mix["traits_scored"]) == (15, 10)
@@ -858,23 +868,9 @@ def test_a_few_visits_too_short_to_judge_are_not_given_away(site, tmp_path):
     """The day's visits minus the visits a trait scored are the visits too short to
     judge: 2 of them, a group below k, could be worked out from the card's "judged on
     18 visits" beside "out of 20 visits". The aggregates withhold such a cell whole."""
-    k = site.privacy.min_publishable_count
-    path = tmp_path / "edge.db"
-    db = open_database(path)
-    start = at(DAY, dt.time(12))
-    visits, traits = [], []
-    for i in range(20):
-        visit = f"{i:032x}"
-        visits.append(visit_row(visit, i, start + i))
-        traits.append({"visit_id": visit, "trait": "wanderer",
-                       "probability": (0.9 if i < 9 else 0.1) if i < 18 else None})
-    insert_rows(db, {"visits": visits, "visit_traits": traits})
-    with client(site, path, now=at(DAY, dt.time(14))) as web:
-        mix = web.get(f"/api/v1/mix?day={DAY.isoformat()}").json()
-        page = web.get("/").text
-    message = suppress(full_message(aggregate_window(
-        db, Window(start, 900), store=site.site.id, entrance_lines=[])), k)
-    assert 0 < 20 - 18 < k
+    mix, page, message = judged_day(site, tmp_path,
+                                    {"wanderer": [0.9] * 9 + [0.1] * 9 + [None] * 2})
+    assert 0 < 20 - 18 < site.privacy.min_publishable_count
     assert message["visits"]["count"] == 20 and message["traits"] == []
     wanderer = next(m for m in mix["traits"] if m["name"] == "wanderer")
     assert (wanderer["visits"], wanderer["scored"], wanderer["share"]) == (None, None, None)

@@ -9,7 +9,6 @@ import re
 import signal
 import sqlite3
 import struct
-import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from edge.runtime.schema import open_database
 from edge.web import queries
 from edge.wifi.pcapfile import CaptureFile
 from tests.conftest import PETS_SITE, SHARED, SINGLE_PHONES
-from tests.support.cli import run_edge
+from tests.support.cli import run_edge, stopped_by
 from tests.test_wifi_brno import lab_pcs
 from tests.test_wifi_pcap import pcapng_blocks, real_frames, write_pcapng
 
@@ -360,18 +359,10 @@ def test_a_stopped_wifi_replay_keeps_the_windows_it_printed(tmp_path, signum):
     wrote none of the last (up to 255) to the database: SIGTERM killed Python at once, and
     Ctrl-C skipped the write too."""
     db_path = tmp_path / "x.db"
-    process = subprocess.Popen(
-        [sys.executable, "-c", ENDLESS_REPLAY, "wifi", "replay", str(tmp_path / "any.pcap"),
-         "--json", "--db", str(db_path), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        printed = [process.stdout.readline() for _ in range(5)]
-        process.send_signal(signum)
-        rest, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signum, stderr
-    assert "Traceback" not in stderr
+    printed, rest, _ = stopped_by(
+        signum, [sys.executable, "-c", ENDLESS_REPLAY, "wifi", "replay",
+                 str(tmp_path / "any.pcap"), "--json", "--db", str(db_path), "--quiet"],
+        lambda process: [process.stdout.readline() for _ in range(5)])
     printed += rest.splitlines()
     shown = {json.loads(line)["window_start"] for line in printed if line.strip()}
     with sqlite3.connect(db_path) as db:
