@@ -60,6 +60,19 @@ def run_fusion(site, db, until: float) -> FusionWorker:
 
 # ---- frame sizes -----------------------------------------------------------------------
 
+def two_views(tmp_path, size_from: str, *, left_sees: float, right_from: float):
+    """:func:`side_by_side_site` and its database, the cameras' frame size known from
+    the config's ``image_size`` or, as on a site calibrated by point pairs, only from
+    what the camera workers recorded (100 pixels a metre, as the site maps them)."""
+    site = side_by_side_site(tmp_path, left_sees=left_sees, right_from=right_from,
+                             image_size=size_from == "config")
+    db = open_database(tmp_path / "edge.db")
+    if size_from == "camera worker":
+        for camera, width_m in (("left", left_sees), ("right", 10 - right_from)):
+            write_camera_image_size(db, camera, (round(100 * width_m), 1000), START)
+    return site, db
+
+
 @pytest.mark.parametrize("size_from", ["config", "camera worker"])
 def test_a_silent_camera_s_person_is_held_not_counted_again(tmp_path, size_from):
     """Reviewer's report: the live fusion service never learnt the cameras' frame sizes.
@@ -67,12 +80,7 @@ def test_a_silent_camera_s_person_is_held_not_counted_again(tmp_path, size_from)
     every camera then covered the whole floor: a camera rebooting for 20 s lost its
     person after lost_after_s instead of holding them, and they came back as a second
     store track (a second visit). The camera workers now record their frame size."""
-    site = side_by_side_site(tmp_path, left_sees=6, right_from=4,
-                             image_size=size_from == "config")
-    db = open_database(tmp_path / "edge.db")
-    if size_from == "camera worker":
-        write_camera_image_size(db, "left", (600, 1000), START)
-        write_camera_image_size(db, "right", (600, 1000), START)
+    site, db = two_views(tmp_path, size_from, left_sees=6, right_from=4)
     frames = []
     for t in np.arange(0.0, 60.0, 0.2):
         if not 10.0 <= t < 30.0:  # "left", the only camera seeing x = 1, is down 20 s
@@ -90,12 +98,7 @@ def test_a_silent_camera_s_person_is_held_not_counted_again(tmp_path, size_from)
 def test_a_walk_through_the_aisle_between_two_views_is_one_person(tmp_path, size_from):
     """The same report: a 2 m aisle between two views nobody sees. With every camera
     covering everything, the walker was lost there at once and counted twice."""
-    site = side_by_side_site(tmp_path, left_sees=4, right_from=6,
-                             image_size=size_from == "config")
-    db = open_database(tmp_path / "edge.db")
-    if size_from == "camera worker":
-        write_camera_image_size(db, "left", (400, 1000), START)
-        write_camera_image_size(db, "right", (400, 1000), START)
+    site, db = two_views(tmp_path, size_from, left_sees=4, right_from=6)
     frames = []
     for t in np.arange(0.0, 12.0, 0.2):
         x = 1.0 + 0.8 * t  # 0.8 m/s from x = 1 to x = 10.6

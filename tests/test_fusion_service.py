@@ -429,12 +429,14 @@ def test_a_killed_fusion_service_resumes_from_its_last_saved_state_without_doubl
     assert len(store_visits(db)) == 3
 
 
-def test_a_resumed_fusion_service_keeps_the_camera_delays_it_learnt(tmp_path):
-    """A restarted service learnt every camera's delay again from nothing: for its
-    first seconds, walkers seen by a late camera and one other were counted twice."""
+def resumed_after_learning_a_delay(tmp_path, *, until: float, leave: float):
+    """A two-camera service that learnt the aisle camera is 0.8 s late, fused the walk
+    (frames to ``until``, the walkers leaving at ``leave``) for 8 s, stopped, and was
+    started again 3 s later: the resumed service, its database and its clock (a one-item
+    list)."""
     site = two_camera_site(tmp_path)
     db = open_database(tmp_path / "edge.db")
-    write_camera_frames(db, walk_frames(until=20.0, leave=16.0))
+    write_camera_frames(db, walk_frames(until=until, leave=leave))
     now = [START + 1.0]
     first = started(site, db, now)
     first.stage.delays.restore({"delays": {"aisle": 0.8}, "estimates": {"aisle": 0.8},
@@ -444,6 +446,13 @@ def test_a_resumed_fusion_service_keeps_the_camera_delays_it_learnt(tmp_path):
     now[0] = START + 12.0
     second = started(site, db, now)
     assert second.run_id == first.run_id
+    return second, db, now
+
+
+def test_a_resumed_fusion_service_keeps_the_camera_delays_it_learnt(tmp_path):
+    """A restarted service learnt every camera's delay again from nothing: for its
+    first seconds, walkers seen by a late camera and one other were counted twice."""
+    second, _, _ = resumed_after_learning_a_delay(tmp_path, until=20.0, leave=16.0)
     assert second.stage.delays.delays()["aisle"] == 0.8
     assert "aisle" in second.stage.delays.learnt()
 
@@ -503,18 +512,7 @@ def test_a_resumed_service_does_not_count_the_frames_it_fused_before_as_late(tmp
     camera's frames stamped after the saved done-until but taken before it (their stamp
     less the delay), fused before the stop, again, and counted them late: its health
     read degraded ("raise fusion.latency_s") after every restart."""
-    site = two_camera_site(tmp_path)
-    db = open_database(tmp_path / "edge.db")
-    write_camera_frames(db, walk_frames(until=40.0, leave=30.0))
-    now = [START + 1.0]
-    first = started(site, db, now)
-    first.stage.delays.restore({"delays": {"aisle": 0.8}, "estimates": {"aisle": 0.8},
-                                "sure": ["aisle"]})  # as learnt
-    fuse_on(first, now, START + 9.0)
-    first.finish("stopped")
-    now[0] = START + 12.0
-    second = started(site, db, now)
-    assert second.run_id == first.run_id
+    second, db, now = resumed_after_learning_a_delay(tmp_path, until=40.0, leave=30.0)
     fuse_on(second, now, START + 20.0)
     assert second.late_frames == {}
     second.report_health()
