@@ -25,7 +25,7 @@ import sqlite_utils
 
 from edge import figures
 from edge.config.floor import FloorConfig
-from edge.pos.store import read_periods
+from edge.pos.store import TillPeriod, read_periods
 from edge.privacy.small_counts import residual_problem
 from edge.visits.queue import has_queue, queue_counts, read_waits, wait_summary, waiting_visits
 from sync.contract import AGGREGATE_KIND, AGGREGATE_SCHEMA_VERSION, aggregate_id, iso_utc
@@ -119,18 +119,11 @@ class QueueFigures:
 
 
 @dataclass(frozen=True, slots=True)
-class ConversionPeriod:
+class ConversionPeriod(TillPeriod):
     """A till period ending in the window: its transactions and the visits that ended
     in it."""
 
-    start: float
-    seconds: int
-    transactions: int
     visits: int
-
-    @property
-    def end(self) -> float:
-        return self.start + self.seconds
 
 
 @dataclass(frozen=True, slots=True)
