@@ -277,6 +277,37 @@ class Outbox:
                 [(DELIVERED, now, id, PENDING) for id in ids],
             )
 
+    def resend(self, start: float, end: float) -> int:
+        """Send the delivered messages of the windows starting in ``[start, end)`` again
+        (central lost them: a broker crash, a consumer bug); returns how many. They go
+        out as the pending ones do, through the publish path's checks at today's k; the
+        central side keeps one copy of a window id. Refused messages stay refused.
+
+        Raises:
+            StorageError: together with what is pending they would be more than
+                ``max_pending`` (the oldest would be evicted: lost for good), or the
+                database cannot be written.
+        """
+        try:
+            with self.db.atomic():
+                pending, again = self.db.execute(
+                    "select sum(status = ?), sum(status = ? and window_start >= ? "
+                    "and window_start < ?) from sync_outbox",
+                    [PENDING, DELIVERED, start, end]).fetchone()
+                if (pending or 0) + (again or 0) > self.max_pending:
+                    raise StorageError(
+                        f"{again} windows to send again and {pending} pending are more than "
+                        f"the outbox holds ({self.max_pending}): send a shorter span again, "
+                        "or wait until what is pending has gone")
+                self.db.execute(  # due at once, whatever the service's clock reads
+                    "update sync_outbox set status = ?, attempts = 0, next_attempt_at = 0, "
+                    "last_error = null, delivered_at = null "
+                    "where status = ? and window_start >= ? and window_start < ?",
+                    [PENDING, DELIVERED, start, end])
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot mark the windows to send again: {error}") from None
+        return int(again or 0)
+
     def mark_failed(self, id: str, error: str, now: float) -> float:
         """Count a failed attempt and schedule the next one; returns its time."""
         attempts = self.db.execute("select attempts from sync_outbox where id = ?", [id]).fetchone()

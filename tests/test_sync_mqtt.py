@@ -9,14 +9,18 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 import pytest
+from click.testing import CliRunner
 
+from edge.cli import cli
 from edge.config.sync import MqttConfig
+from edge.errors import StorageError
 from edge.runtime.schema import open_database
 from edge.storage.health import read_health
 from sync import kanon
 from sync.consumer import ReferenceConsumer, open_consumer_db
 from sync.downlink import config_body, sign_body
 from sync.mqtt_client import MqttClient
+from sync.outbox import Outbox
 from sync.publisher import SyncService
 from tests.support.mqtt_broker import (  # noqa: F401 (fixtures)
     Broker,
@@ -24,7 +28,7 @@ from tests.support.mqtt_broker import (  # noqa: F401 (fixtures)
     make_tls_files,
     tls_broker_fixture,
 )
-from tests.support.sync_helpers import STORE, add_crossings, sync_site
+from tests.support.sync_helpers import STORE, add_crossings, sync_site, write_site
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.system
@@ -459,3 +463,38 @@ def test_reason_codes_in_words():
     # From the broker itself, "Unspecified error" is all it said: say so, with the code.
     assert reason_words(code("Unspecified error")) == (
         "the broker said: Unspecified error (MQTT reason 0x80)")
+
+
+def test_windows_head_office_lost_are_sent_again(tmp_path, broker):
+    """A broker crash lost windows the box had marked delivered; `edge sync gaps` lists
+    them, and until now nothing on the box could send them again (they stay in its
+    outbox storage.delivered_aggregate_days). `edge sync resend` does, for the span gaps
+    prints; the consumer keeps one copy."""
+    settings = {"window_s": 60, "settle_s": 0, "mqtt": mqtt_section(broker.port)}
+    site = sync_site(**settings)
+    site_file = write_site(tmp_path / "site.yaml", **settings)
+    db = open_database(tmp_path / "edge.db")
+    past_windows(db, 5)
+    assert SyncService(site, db, clock=at(5)).flush(15).delivered == 5
+    consumer, thread = start_consumer(tmp_path, broker.port)
+    result = CliRunner().invoke(cli, ["sync", "resend", "--site", str(site_file), "--db",
+                                      str(tmp_path / "edge.db"), "--from",
+                                      "2024-03-01T00:01:00Z", "--to", "2024-03-01T00:03:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "2 delivered windows from 2024-03-01T00:01:00Z to 2024-03-01T00:03:00Z" in result.output
+    assert SyncService(site, db, clock=at(5)).flush(15).pending == 0
+    wait_for(lambda: consumer.counts.stored == 2, what="the 2 windows sent again")
+    stop_consumer(consumer, thread)
+    stored = open_consumer_db(tmp_path / "consumer.db")
+    assert [row[0] for row in stored.execute("select window_start from aggregates order by 1")] \
+        == [DAY0 + 60, DAY0 + 120]
+    # Refused in words: more than the outbox holds, a span the wrong way round.
+    small = Outbox(db, max_pending=3)
+    with pytest.raises(StorageError, match="more than the outbox holds"):
+        small.resend(DAY0, DAY0 + 300)
+    assert db.execute("select count(*) from sync_outbox where status = 'pending'").fetchone() \
+        == (0,)
+    backwards = CliRunner().invoke(cli, ["sync", "resend", "--site", str(site_file), "--db",
+                                         str(tmp_path / "edge.db"), "--from", "2024-03-02",
+                                         "--to", "2024-03-01"])
+    assert backwards.exit_code == 2 and "must be after --from" in backwards.output

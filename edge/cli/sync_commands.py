@@ -134,6 +134,49 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
         click.echo(f"{key}: {value}")
 
 
+def _utc_time(text: str, hint: str) -> float:
+    """An option's UTC time: ``2026-03-01T00:45:00Z`` (as `edge sync gaps` prints) or a
+    day ``2026-03-01`` (its midnight, UTC)."""
+    for layout in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise click.BadParameter(f"expected YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD, got {text!r}",
+                             param_hint=hint)
+
+
+@sync_group.command("resend")
+@site_option
+@db_option
+@click.option("--from", "first", required=True,
+              help="Resend the windows starting at or after this UTC time "
+              "(YYYY-MM-DDTHH:MM:SSZ, as `edge sync gaps` prints, or YYYY-MM-DD).")
+@click.option("--to", "last", required=True,
+              help="... and before this one (the end `edge sync gaps` prints).")
+def resend_command(site_path: Path | None, db_path: Path | None, first: str, last: str) -> None:
+    """Send delivered aggregates again: head office lost them (`edge sync gaps` lists the
+    holes). The sync service sends them as it sends pending ones, through the same checks;
+    the central side keeps one copy of each window."""
+    from sync.contract import iso_utc
+    from sync.outbox import Outbox
+
+    start, end = _utc_time(first, "--from"), _utc_time(last, "--to")
+    if end <= start:
+        raise click.BadParameter("must be after --from", param_hint="--to")
+    site = load_site_option(site_path)
+    db = open_database(resolve_db_path(db_path, site, must_exist=True, hint=SERVICES_FIRST))
+    outbox = Outbox(db, max_pending=site.sync.outbox_max_pending)
+    count = outbox.resend(start, end)
+    kept = db.execute("select min(window_start) from sync_outbox").fetchone()[0]
+    click.echo(f"{count} delivered windows from {iso_utc(start)} to {iso_utc(end)} will be sent "
+               "again by the sync service.")
+    if kept is None or kept > start:
+        since = "none is kept" if kept is None else f"the oldest kept starts {iso_utc(kept)}"
+        click.echo(f"Windows older than storage.delivered_aggregate_days are not kept: {since}.",
+                   err=True)
+
+
 @sync_group.command("payload-size")
 @site_option
 @db_option
