@@ -28,7 +28,13 @@ from edge.config.floor import FloorConfig
 from edge.pos.store import TillPeriod, read_periods
 from edge.privacy.small_counts import residual_problem
 from edge.visits.queue import has_queue, queue_counts, read_waits, wait_summary, waiting_visits
-from sync.contract import AGGREGATE_KIND, AGGREGATE_SCHEMA_VERSION, aggregate_id, iso_utc
+from sync.contract import (
+    AGGREGATE_KIND,
+    AGGREGATE_SCHEMA_VERSION,
+    aggregate_id,
+    iso_utc,
+    parse_iso_utc,
+)
 from sync.outbox import PublishedWindow, cover
 
 log = logging.getLogger(__name__)
@@ -414,7 +420,7 @@ def full_message(agg: WindowAggregate) -> dict[str, Any]:
 
 
 def withhold_period_visits(
-    message: dict[str, Any], agg: WindowAggregate, k: int, earlier: Sequence[PublishedWindow],
+    message: dict[str, Any], window: Window, k: int, earlier: Sequence[PublishedWindow],
 ) -> None:
     """Null a till period's ``visits`` (and its rate) in a suppressed ``message`` when it
     would give away a withheld window count of earlier messages.
@@ -433,19 +439,18 @@ def withhold_period_visits(
     published (:func:`sync.outbox.cover`) cannot be checked, so its visits are withheld.
     """
     cells = message.get("conversion") or []
-    by_start = {iso_utc(c.start): c for c in agg.conversion}
-    this_window = PublishedWindow(agg.window.start, agg.window.seconds,
+    this_window = PublishedWindow(window.start, window.seconds,
                                   (message.get("visits") or {}).get("count"))
     hidden = 0
     for cell in cells:
-        period = by_start.get(cell["period_start"])
-        if period is None or cell["visits"] is None:
+        if cell["visits"] is None:
             continue
-        windows = cover([*earlier, this_window], period.start, period.end)
+        start = parse_iso_utc(cell["period_start"])
+        windows = cover([*earlier, this_window], start, start + cell["period_s"])
         problem = windows is None
         if windows is not None:
             shown = [w.count for w in windows if w.count is not None]
-            problem = residual_problem(shown, period.visits, k,
+            problem = residual_problem(shown, cell["visits"], k,
                                        any_withheld=len(shown) < len(windows)) is not None
         if problem:
             cell["visits"] = None

@@ -110,24 +110,30 @@ class PublishedWindow:
 
 
 def published_windows(
-    db: sqlite_utils.Database, start: float, end: float
+    db: sqlite_utils.Database, start: float, end: float, k: int
 ) -> list[PublishedWindow]:
     """The windows overlapping ``[start, end)`` whose aggregate is in the outbox (sent,
     or queued to be), each with its own length (``sync.window_s`` may have changed
-    since) and the ``visits.count`` its message holds, in order. A window with no such
-    row (never produced, evicted unsent, refused or purged) is left out: what it said
-    is not known."""
+    since) and the ``visits.count`` it was sent with, or will be: a queued one stored
+    before k was raised to ``k`` goes out with a count below it withheld (the publish
+    path applies the k in force; a sent one is kept as it went out). In order. A window
+    with no such row (never produced, evicted unsent, refused or purged) is left out:
+    what it said is not known."""
     if end <= start or not db["sync_outbox"].exists():
         return []
     rows = db.execute(
-        "select window_start, window_s, payload from sync_outbox where kind = ? "
+        "select window_start, window_s, payload, status from sync_outbox where kind = ? "
         "and status != ? and window_start < ? and window_start + window_s > ? "
         "order by window_start, window_s",
         [AGGREGATE_KIND, REFUSED, end, start],
     ).fetchall()
-    return [PublishedWindow(float(window_start), int(seconds),
-                            (json.loads(payload).get("visits") or {}).get("count"))
-            for window_start, seconds, payload in rows]
+    windows = []
+    for window_start, seconds, payload, status in rows:
+        count = (json.loads(payload).get("visits") or {}).get("count")
+        if status == PENDING and count is not None and count < k:
+            count = None
+        windows.append(PublishedWindow(float(window_start), int(seconds), count))
+    return windows
 
 
 def cover(
@@ -307,6 +313,13 @@ class Outbox:
         except sqlite3.Error as error:
             raise StorageError(f"cannot mark the windows to send again: {error}") from None
         return int(again or 0)
+
+    def replace_payload(self, id: str, payload: bytes) -> None:
+        """Keep what is about to be published for row ``id`` (the rules applied again):
+        the checks across messages read the counts the outbox holds."""
+        with self.db.atomic():
+            self.db.execute("update sync_outbox set payload = ?, bytes = ? where id = ?",
+                            [payload.decode(), len(payload), id])
 
     def mark_failed(self, id: str, error: str, now: float) -> float:
         """Count a failed attempt and schedule the next one; returns its time."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
@@ -37,6 +38,7 @@ from sync.aggregate import (
     window_from,
     withhold_period_visits,
 )
+from sync.contract import parse_iso_utc
 from sync.day_stats import add_segment_stats, closes_day, day_start, withhold_day_visits
 from sync.outbox import Eviction, Outbox, published_windows
 from sync.settings import SyncSettings
@@ -113,14 +115,39 @@ def build_message(db: sqlite_utils.Database, site: SiteConfig, window: Window, k
     full = full_message(aggregate)
     # What the earlier messages of the day, and of the till periods, said about each
     # window: read back from the outbox with the length each was published with.
-    day = published_windows(db, day_start(window), window.start) if closes_day(window) else []
+    day = (published_windows(db, day_start(window), window.start, k) if closes_day(window)
+           else [])
     add_segment_stats(full, db, site, window, k, day)
     message = kanon.suppress(full, k)
-    first = min((period.start for period in aggregate.conversion), default=window.start)
-    withhold_period_visits(message, aggregate, k, published_windows(db, first, window.start))
-    withhold_day_visits(message, window, k, day)
+    withhold_across_messages(db, message, window, k)
     contract.validate("aggregate", message)
     kanon.assert_k_anonymous(message, k)
+    return message
+
+
+def withhold_across_messages(
+    db: sqlite_utils.Database, message: dict[str, Any], window: Window, k: int
+) -> None:
+    """The rules across messages on a suppressed ``message`` of ``window``: its till
+    periods' visits and the day's segment statistics against the counts the earlier
+    messages in the outbox hold (:func:`sync.outbox.published_windows`)."""
+    periods = [parse_iso_utc(cell["period_start"]) for cell in message.get("conversion") or []]
+    first = min(periods, default=window.start)
+    withhold_period_visits(message, window, k, published_windows(db, first, window.start, k))
+    day = (published_windows(db, day_start(window), window.start, k) if closes_day(window)
+           else [])
+    withhold_day_visits(message, window, k, day)
+
+
+def tighten(db: sqlite_utils.Database, message: dict[str, Any], k: int) -> dict[str, Any]:
+    """A stored ``message`` under the k rules in force now (k raised by the central
+    platform since it was stored, or a rule an update made stricter), the rules across
+    messages included: an earlier window withheld now, which the stored message's day
+    statistics or till periods were checked against as published, would otherwise come
+    back by subtraction."""
+    window = Window(parse_iso_utc(message["window"]["start"]), message["window"]["seconds"])
+    message = kanon.suppress(message, k)
+    withhold_across_messages(db, message, window, k)
     return message
 
 

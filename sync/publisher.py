@@ -46,7 +46,7 @@ from sync.errors import ContractError, PrivacyError, short_reason
 from sync.in_flight import InFlight
 from sync.mqtt_client import MqttClient
 from sync.outbox import Outbox, OutboxSummary
-from sync.producer import Produced, produce
+from sync.producer import Produced, produce, tighten
 from sync.settings import effective_settings, forget_nonces
 
 log = logging.getLogger(__name__)
@@ -262,24 +262,31 @@ class SyncService:
         for row in rows:
             try:
                 message = json.loads(row.payload)
-                if message.get("k", 0) < k:
-                    # k was raised after this window was stored: the stricter k applies.
-                    message = kanon.suppress(message, k)
-                elif problems := kanon.violations(message, k):
+                tightened = message.get("k", 0) < k  # raised since: the stricter k applies
+                if not tightened and (problems := kanon.violations(message, k)):
                     # Stored before the box was updated with a stricter rule: the rule
                     # applies to what waits in the outbox too, rather than losing it.
                     log.warning("Aggregate %s from the outbox breaks a k rule (%s): "
                                 "applying the rules again before it is sent.", row.id,
                                 short_reason(problems[0]))
-                    message = kanon.suppress(message, k)
+                    tightened = True
+                if tightened:
+                    message = tighten(self.db, message, k)
                 contract.validate("aggregate", message)
                 kanon.assert_k_anonymous(message, k)
-            except (PrivacyError, ContractError, ValueError) as error:
+            except (PrivacyError, ContractError, ValueError, KeyError, TypeError) as error:
                 reason = short_reason(str(error))
                 self.outbox.mark_refused(row.id, reason)
                 self._alarm("refused", f"aggregate {row.id} refused on the way out: {reason}", now)
                 continue
             payload = contract.canonical_json(message)
+            if tightened:  # what the next messages' checks read back is what went out
+                try:
+                    self.outbox.replace_payload(row.id, payload)
+                except sqlite3.Error as error:
+                    self._alarm("record", f"cannot keep aggregate {row.id} as tightened "
+                                f"({error}); it is sent once the database can be written", now)
+                    continue
             delivery = self.client.publish(self.topics(row.topic_suffix), payload, qos=1)
             self.in_flight.add(row.id, delivery, now)
         return len(rows)

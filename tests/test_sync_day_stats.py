@@ -24,7 +24,7 @@ from sync.aggregate import Window
 from sync.day_stats import day_features
 from sync.errors import PrivacyError
 from sync.outbox import Outbox
-from sync.producer import build_message, produce
+from sync.producer import build_message, produce, tighten
 from sync.settings import SyncSettings
 from sync.sizing import bytes_per_day
 from tests.refit_support import (
@@ -278,3 +278,56 @@ def test_check_spec_warns_about_tags_the_site_lacks(tmp_path):
     assert result.exit_code == 0, result.output
     assert ("Warning: spec 1.2.0 uses features this site does not measure (a tag no zone "
             "carries): share_tag_outdoor; they read 0 for every visit") in result.output
+
+
+def quarters_of(sizes: list[int]):
+    """A database whose first quarters of DAY0 hold ``sizes`` visits, and the site."""
+    db = open_database(":memory:")
+    write_visits(db, "scenario-store", day_visits(2, 0)[:sum(sizes)])
+    ids = [row[0] for row in db.execute("select visit_id from visits order by end_t, visit_id")]
+    bounds = np.cumsum(sizes)
+    for i, visit_id in enumerate(ids):
+        end = DAY0 + 900 * int(np.searchsorted(bounds, i, side="right")) + 10 + i
+        db.execute("update visits set start_t = ?, end_t = ? where visit_id = ?",
+                   [end - 60, end, visit_id])
+    return db, scenario_site()
+
+
+def sent_as_published(db, k: int) -> list[dict]:
+    """Every queued aggregate as the publish path sends it at ``k``, in order (each one
+    kept as sent before the next is checked, as sync.publisher does)."""
+    sent = []
+    outbox = Outbox(db)
+    for row_id, payload in db.execute(
+            "select id, payload from sync_outbox order by window_start").fetchall():
+        message = json.loads(payload)
+        if message["k"] < k:
+            message = tighten(db, message, k)
+            outbox.replace_payload(row_id, contract.canonical_json(message))
+        kanon.assert_k_anonymous(message, k)
+        sent.append(message)
+    return sent
+
+
+def assert_day_gives_no_window_away(sent: list[dict], k: int) -> None:
+    section = sent[-1]["segment_stats"]
+    shown = sum(m["visits"]["count"] or 0 for m in sent)
+    assert section["visits"] is None or not 0 < section["visits"] - shown < k, (
+        section["visits"], shown)
+
+
+@pytest.mark.parametrize("day_stored_at", [5, 7], ids=["day-stored-before", "day-stored-after"])
+def test_a_raised_k_gives_no_withheld_window_back_by_the_day(day_stored_at):
+    """Reviewer's report: quarters of 6, 10 and 10 visits stored at k=5 wait in the
+    outbox when head office raises k to 7. They go out with the 6 withheld, but the
+    day's segment_stats (stored then, or produced after at k=7) counted it as published:
+    26 - 20 = 6 visits, a group below k, came back by subtraction."""
+    db, site = quarters_of([6, 10, 10])
+    outbox = Outbox(db)
+    produce(db, site, outbox, SyncSettings(5, 900, None, None), DAY0 + 2700 + site.sync.settle_s)
+    produce(db, site, outbox, SyncSettings(day_stored_at, 900, None, None),
+            DAY0 + 86_400 + site.sync.settle_s)
+    sent = sent_as_published(db, 7)
+    assert [m["visits"]["count"] for m in sent[:3]] == [None, 10, 10]
+    assert "segment_stats" in sent[-1]
+    assert_day_gives_no_window_away(sent, 7)

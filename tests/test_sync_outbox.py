@@ -197,9 +197,9 @@ def test_published_windows_keep_their_own_length_across_a_change(memory_db):
     apply_changes(memory_db, OverrideChanges(window_s=1800), nonce="n" * 16, issued_at=0, now=0)
     run_produce(memory_db, site, DAY0 + 3600)
     found = [(w.start - DAY0, w.seconds, w.count)
-             for w in published_windows(memory_db, DAY0, DAY0 + 3600)]
+             for w in published_windows(memory_db, DAY0, DAY0 + 3600, 5)]
     assert found == [(0, 900, None), (900, 900, None), (1800, 1800, None)]
-    assert published_windows(memory_db, DAY0 + 1000, DAY0 + 1800) == [
+    assert published_windows(memory_db, DAY0 + 1000, DAY0 + 1800, 5) == [
         PublishedWindow(DAY0 + 900, 900, None)]           # overlapping the span is enough
 
 
