@@ -14,7 +14,15 @@ from edge.fusion.store import write_camera_frames
 from edge.runtime.fusion_worker import MAX_INSTANTS_PER_CALL, FusionWorker
 from edge.runtime.schema import open_database
 from tests.test_fusion import sighting
-from tests.test_fusion_service import START, people_at, two_camera_site
+from tests.test_fusion_service import (
+    START,
+    fuse_on,
+    people_at,
+    started,
+    stopped_with_people,
+    store_visits,
+    two_camera_site,
+)
 
 
 class SteppingClock:
@@ -166,3 +174,32 @@ def test_one_call_fuses_a_bounded_number_of_instants(tmp_path):
         worker.flush()
     assert calls[0] == (MAX_INSTANTS_PER_CALL, MAX_INSTANTS_PER_CALL)
     assert max(calls) == calls[0] and sum(f for f, _ in calls) == worker.frames > 600 - 20
+
+
+def test_a_clock_set_back_while_the_service_was_stopped_starts_a_new_run(tmp_path):
+    """Reviewer's report: set back while the service was down (a reboot with the
+    real-time clock ahead, the time set by hand during an upgrade), the resumed run's
+    last instant lay in the new clock's future, and nothing was fused until the clock
+    caught up: 10 minutes set back, 10 minutes of no one counted."""
+    site = two_camera_site(tmp_path)
+    db = open_database(tmp_path / "edge.db")
+    first, now = stopped_with_people(site, db, until=9.0)
+    step = -600.0
+    now[0] = START + 12.0 + step  # back 3 s later, on a clock set 10 minutes back
+    # frames stamped on the old clock before the stop, and the cameras going on
+    write_camera_frames(db, [sighting(c, START + t, people_at(t % 10))
+                             for c in ("door", "aisle") for t in np.arange(9.0, 11.0, 0.2)])
+    write_camera_frames(db, walk(11.0, 70.0, shift=step))
+    second = started(site, db, now)
+    assert second.run_id != first.run_id
+    assert {run for run, _, _ in store_visits(db)} == {first.run_id}  # its visits end
+    fuse_on(second, now, START + step + 70.0)
+    assert second.frames > 200 and second.late_frames == {}
+    assert second.step_frames > 0  # the old clock's frames, ahead of the new one: left out
+    latest = db.execute("select max(t) from track_points where run_id = ?",
+                        [second.run_id]).fetchone()[0]
+    assert latest <= START + step + 70.0
+    second.report_health()
+    status, message = db.execute(
+        "select status, message from health where component = 'fusion'").fetchone()
+    assert status == "degraded" and "clock was set 10 min back" in message, message

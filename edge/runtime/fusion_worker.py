@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from edge.clock_steps import ClockStepWatch
+from edge.clock_steps import CLOCK_STEP_S, ClockStepWatch
 from edge.config import SiteConfig
 from edge.config.site import STORE_TRACKS_ID
 from edge.errors import StorageError
@@ -156,7 +156,11 @@ class FusionWorker:
         saved = load_fusion_state(self.db, run_id)
         if finished or saved is None:
             return None
-        away = self.clock() - self.wait_s - saved.t
+        now = self.clock()
+        away = now - self.wait_s - saved.t
+        if away < -CLOCK_STEP_S:
+            self._stepped_while_stopped(now, away, run_id)
+            return None
         if away > self.config.down_hold_s:
             log.info("Fusion: run %d stopped %.0f s ago, longer than fusion.down_hold_s: "
                      "its people's visits end there; a new run starts.", run_id, away)
@@ -179,6 +183,20 @@ class FusionWorker:
         log.info("Fusion: resumed run %d, stopped %.1f s ago, with %d people.", run_id,
                  max(away, 0.0), len(self.stage.tracker.people))
         return run_id
+
+    def _stepped_while_stopped(self, now: float, away: float, run_id: int) -> None:
+        """The clock reads ``-away`` seconds before run ``run_id``'s last saved instant:
+        it was set back while the service was stopped. Resumed, the run would fuse
+        nothing until the clock caught up (an hour set back: an hour of no one counted).
+        Its people's visits end there and a new run starts, as after a step seen live;
+        frames stamped on the old clock, ahead of the new one, are left out."""
+        log.warning("Fusion: the clock reads %.0f s before run %d's last instant (set back "
+                    "while the service was stopped): its visits end there; a new run starts.",
+                    -away, run_id)
+        self.clock_steps += 1
+        self.last_step = (away, now, self._step_watch.monotonic())
+        latest = self.db.execute("select max(t) from camera_frames").fetchone()[0]
+        self._before_step = None if latest is None else float(latest)
 
     def learn_image_sizes(self) -> None:
         """Take up each camera's frame size as its worker recorded it, when new or changed:
