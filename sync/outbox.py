@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
@@ -59,6 +60,13 @@ def m001_sync_tables(db: sqlite_utils.Database) -> None:
     db.table("sync_downlink_nonces").create(
         {"nonce": str, "issued_at": float, "received_at": float}, pk="nonce"
     )
+
+
+@MIGRATIONS()
+def m002_resent(db: sqlite_utils.Database) -> None:
+    # When `edge sync resend` made a delivered row pending again: a full outbox puts it
+    # back to delivered instead of deleting it (its copy stays on the box).
+    db.table("sync_outbox").add_column("resent_at", float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +259,19 @@ class Outbox:
         )
         if excess <= 0:
             return None
-        victims = self.db.execute(
-            "select id, window_start from sync_outbox where status = ? "
+        oldest = self.db.execute(
+            "select id, window_start, resent_at from sync_outbox where status = ? "
             "order by window_start, id limit ?",
             [PENDING, excess],
         ).fetchall()
+        # A window sent again by `edge sync resend` goes back to delivered, not away: it
+        # was delivered once, and its copy is kept for a later resend.
+        self.db.conn.executemany(
+            "update sync_outbox set status = ?, resent_at = null where id = ?",
+            [(DELIVERED, v[0]) for v in oldest if v[2] is not None])
+        victims = [v for v in oldest if v[2] is None]
+        if not victims:
+            return None
         self.db.conn.executemany("delete from sync_outbox where id = ?", [(v[0],) for v in victims])
         write_state(
             self.db, "evicted_total", read_state(self.db, "evicted_total", 0) + len(victims)
@@ -278,8 +294,8 @@ class Outbox:
             return
         with self.db.atomic():
             self.db.conn.executemany(
-                "update sync_outbox set status = ?, delivered_at = ?, last_error = null "
-                "where id = ? and status = ?",
+                "update sync_outbox set status = ?, delivered_at = ?, last_error = null, "
+                "resent_at = null where id = ? and status = ?",
                 [(DELIVERED, now, id, PENDING) for id in ids],
             )
 
@@ -287,7 +303,8 @@ class Outbox:
         """Send the delivered messages of the windows starting in ``[start, end)`` again
         (central lost them: a broker crash, a consumer bug); returns how many. They go
         out as the pending ones do, through the publish path's checks at today's k; the
-        central side keeps one copy of a window id. Refused messages stay refused.
+        central side keeps one copy of a window id. Refused messages stay refused. A full
+        outbox puts them back to delivered rather than evicting them.
 
         Raises:
             StorageError: together with what is pending they would be more than
@@ -307,9 +324,9 @@ class Outbox:
                         "or wait until what is pending has gone")
                 self.db.execute(  # due at once, whatever the service's clock reads
                     "update sync_outbox set status = ?, attempts = 0, next_attempt_at = 0, "
-                    "last_error = null, delivered_at = null "
+                    "last_error = null, resent_at = ? "
                     "where status = ? and window_start >= ? and window_start < ?",
-                    [PENDING, DELIVERED, start, end])
+                    [PENDING, time.time(), DELIVERED, start, end])
         except sqlite3.Error as error:
             raise StorageError(f"cannot mark the windows to send again: {error}") from None
         return int(again or 0)

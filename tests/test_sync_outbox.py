@@ -246,3 +246,27 @@ def test_after_an_outage_past_the_visit_retention_production_resumes_where_all_a
     first = produced.windows[0].start
     assert visits_kept_since(site, now) <= first < visits_kept_since(site, now) + 900
     assert "older than the 8-day visit retention" in caplog.text
+
+
+def test_windows_sent_again_are_not_evicted_for_good(memory_db):
+    """Reviewer's report: `edge sync resend` made delivered windows the oldest pending
+    rows, so the next window stored while the broker was away evicted (deleted) them,
+    though as delivered rows the box kept them storage.delivered_aggregate_days. A full
+    outbox now puts them back to delivered: they can be sent again later."""
+    outbox = Outbox(memory_db, max_pending=3)
+
+    def add(i: int) -> None:
+        outbox.add(id=f"w{i}", kind="aggregate", topic_suffix="aggregates",
+                   window_start=DAY0 + 60 * i, window_s=60, payload=b"{}", now=0)
+
+    for i in range(3):
+        add(i)
+    outbox.mark_delivered(["w0", "w1", "w2"], now=1)
+    assert outbox.resend(DAY0, DAY0 + 180) == 3
+    add(3)  # the next window, the broker still away: one too many pending
+    rows = dict(memory_db.execute("select id, status from sync_outbox").fetchall())
+    assert rows == {"w0": "delivered", "w1": "pending", "w2": "pending", "w3": "pending"}
+    assert outbox.summary().evicted_total == 0
+    outbox.mark_delivered(["w1"], now=2)  # a resent window delivered is an ordinary one
+    assert memory_db.execute("select resent_at from sync_outbox where id = 'w1'").fetchone() \
+        == (None,)
