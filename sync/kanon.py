@@ -43,10 +43,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.privacy.small_counts import (
+    apart_problem,
     difference_problem,
     is_small,
     residual_problem,
     withheld,
+    withheld_apart,
     withheld_differences,
 )
 from sync.contract import schema
@@ -126,6 +128,16 @@ def _bases_null(message: dict[str, Any], obj: dict[str, Any], bases: list[str]) 
     return any(_lookup(message, obj, base) is None for base in bases)
 
 
+def _apart_sets(message: dict[str, Any]) -> Iterator[tuple[str, list[Any], str]]:
+    """``(path, array, field)`` for every array whose items' ``field`` is marked
+    ``x-apart`` (rule 5 of :mod:`edge.privacy.small_counts`)."""
+    root = schema("aggregate")
+    for path, array, item_schema in _arrays(root, message, root):
+        field = item_schema.get("x-apart")
+        if field:
+            yield path, array, field
+
+
 @dataclass(frozen=True, slots=True)
 class _ExclusiveSet:
     """One set of ``x-exclusive`` cells: the count field of the items of an array, or
@@ -196,6 +208,11 @@ def suppress(full: dict[str, Any], k: int) -> dict[str, Any]:
         if obj[key] is not None and withheld({key: obj[key]}, k, total=total):
             obj[key] = None
             counts[_section(path)] += 1
+    for path, items, apart in list(_apart_sets(message)):
+        values = {str(i): item.get(apart) for i, item in enumerate(items)}
+        for name in withheld_apart(values, k):
+            items[int(name)][apart] = None
+            counts[_section(path)] += 1
     for cells_set in list(_exclusive_sets(message)):
         # In schema order: a difference set comes after the sets of its two counts.
         cells = {str(i): cells_set.cell(item) for i, item in enumerate(cells_set.items)}
@@ -250,6 +267,11 @@ def violations(message: dict[str, Any], k: int) -> list[str]:
         ):
             problems.append(f"{path}: {total} - {value} = {total - value} visits can be "
                             f"worked out, fewer than k={k}")
+    for path, items, field in _apart_sets(message):
+        problem = apart_problem([item[field] for item in items
+                                 if _is_number(item.get(field))], k)
+        if problem:
+            problems.append(f"{path}: {field}: {problem}")
     for cells_set in _exclusive_sets(message):
         path, items, field = cells_set.path, cells_set.items, cells_set.withheld_field
         shown = [cell for cell in map(cells_set.cell, items) if cell is not None]

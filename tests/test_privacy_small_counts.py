@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from edge.privacy.small_counts import (
+    apart_problem,
     difference_problem,
     residual_problem,
     withheld,
+    withheld_apart,
     withheld_differences,
 )
 
@@ -98,3 +100,21 @@ def test_withheld_differences(differences, total, expected):
 def test_difference_problem(published, total, problem):
     found = difference_problem(published, total, 5)
     assert (found is None) if problem is None else (problem in found)
+
+
+@pytest.mark.parametrize(
+    "counts, expected",
+    [
+        ({"a": 20, "b": 20, "c": 20}, set()),        # one spec version: all equal
+        ({"a": 20, "b": 18, "c": 20}, {"b"}),        # 2 visits scored by a only
+        ({"a": 20, "b": 14, "c": 12}, {"c"}),        # b kept (6 apart), c 2 below b
+        ({"a": 20, "b": None, "c": 17}, {"c"}),      # a withheld one is no reference
+        ({"a": 20, "b": 10}, set()),
+    ],
+)
+def test_withheld_apart(counts, expected):
+    assert withheld_apart(counts, 5) == expected
+    published = [c for name, c in counts.items() if c is not None and name not in expected]
+    assert apart_problem(published, 5) is None
+    if expected:
+        assert "can be worked out" in apart_problem([c for c in counts.values() if c], 5)

@@ -370,6 +370,8 @@ def assert_nothing_small_by_subtraction(message, inside, k):
     for trait in message["traits"] + message["segments"]:
         if trait["visits"] is not None:
             assert not 0 < trait["scored"] - trait["visits"] < k, trait
+    scored = sorted({trait["scored"] for trait in message["traits"]})
+    assert all(b - a >= k for a, b in zip(scored, scored[1:], strict=False)), scored
     if total is None:
         return
     parts = [message["visits"]["checkout"], message["visits"]["groups"],
@@ -551,3 +553,18 @@ def test_a_window_straddling_a_spec_change_names_both_versions_and_cells_by_name
     # each name is scored by the visits of the versions that have it (counts may be withheld)
     scored = {c["name"]: c["scored"] for c in message["segments"]}
     assert scored == {"explorer": 6, "browser": 7, "quick-look": 13}
+
+
+def test_traits_scored_by_different_spec_versions_give_no_visits_away(memory_db):
+    """A trait one spec version of the window has and the other lacks scores only that
+    version's visits: "wanderer scored 20, premium-interest 18" said that 2 visits were
+    classified under the version without it."""
+    for i in range(20):
+        traits = {"wanderer": 0.9 if i % 2 else 0.1}
+        if i >= 2:
+            traits["premium-interest"] = 0.8 if i % 3 else 0.2
+        add_visit(memory_db, W.start + 100 + i, duration_s=120, traits=traits)
+    message = kanon.suppress(full_message(aggregate_window(
+        memory_db, W, store=STORE, entrance_lines=None, has_cameras=False)), 5)
+    assert [(t["name"], t["scored"]) for t in message["traits"]] == [("wanderer", 20)]
+    assert kanon.violations(message, 5) == []

@@ -876,3 +876,19 @@ def test_a_few_visits_too_short_to_judge_are_not_given_away(site, tmp_path):
     assert (wanderer["visits"], wanderer["scored"], wanderer["share"]) == (None, None, None)
     assert wanderer["hidden_reason"] == "worked_out"
     assert mix["traits_scored"] is None and "mix-traits-judged" not in page
+
+
+def test_traits_of_two_spec_versions_give_no_visits_away(site, tmp_path):
+    """A trait only one of the day's spec versions has scores that version's visits:
+    "wanderer judged on 20, premium-interest on 18" says 2 visits were classified under
+    the other. As in the aggregates, the smaller is withheld with its count."""
+    mix, _, message = judged_day(site, tmp_path, {
+        "wanderer": [0.9, 0.1] * 10,
+        "premium-interest": [None, None] + [0.8, 0.2] * 9,
+    })
+    on_page = {m["name"]: m for m in mix["traits"]}
+    assert (on_page["wanderer"]["scored"], on_page["wanderer"]["visits"]) == (20, 10)
+    assert on_page["premium-interest"]["visits"] is None
+    assert on_page["premium-interest"]["scored"] is None
+    assert on_page["premium-interest"]["hidden_reason"] == "worked_out"
+    assert [m["name"] for m in message["traits"]] == ["wanderer"]

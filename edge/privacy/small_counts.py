@@ -20,6 +20,11 @@ Four rules, applied by the status page and by the MQTT aggregates alike:
    withheld too (by withholding its subtrahend), until that holds: "No clear type: 8
    visits, 7 parties" says that 1 of them came with someone.
 
+5. **Nested totals** (the visits each trait scored: all of them but those too short to
+   judge, fewer for a trait only one of two spec versions of the window has): two
+   such totals differ by the visits one scored and not the other, so the published
+   ones must be equal or at least k apart; the smaller of two closer ones is withheld.
+
 Whether a zero count is withheld is the caller's choice (rule 1): the aggregates
 that leave the box withhold zeros too ("nobody had trait X" is a statement about
 everybody); the status page shows them. The rest of a total (rules 2 and 3) is a
@@ -145,3 +150,28 @@ def difference_problem(published: Sequence[float], total: float, k: int) -> str 
         return None
     return (f"the total minus the published differences leaves {rest}, neither 0 "
             f"nor at least k={k}")
+
+
+def withheld_apart(counts: Mapping[str, float | None], k: int) -> set[str]:
+    """Rule 5: the names of ``counts`` to withhold so that the published ones are equal
+    or at least ``k`` apart, keeping the larger of two closer ones (from the largest
+    down: each kept count is compared with the smallest kept so far)."""
+    out: set[str] = set()
+    kept: list[float] = []
+    for name, count in sorted(((n, c) for n, c in counts.items() if c is not None),
+                              key=lambda item: -item[1]):
+        if kept and is_small(kept[-1] - count, k, zero_is_small=False):
+            out.add(name)
+        elif not kept or count != kept[-1]:
+            kept.append(count)
+    return out
+
+
+def apart_problem(published: Sequence[float], k: int) -> str | None:
+    """Rule 5 on what is published: why two of ``published`` are too close, or None."""
+    values = sorted(set(published), reverse=True)
+    for larger, smaller in zip(values, values[1:], strict=False):
+        if is_small(larger - smaller, k, zero_is_small=False):
+            return (f"{larger} - {smaller} = {larger - smaller} visits can be worked out, "
+                    f"fewer than k={k}")
+    return None

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from edge import figures
 from edge.config.floor import FloorConfig, ZoneConfig
 from edge.pos.store import read_periods
-from edge.privacy.small_counts import withheld, withheld_differences
+from edge.privacy.small_counts import withheld, withheld_apart, withheld_differences
 from edge.visits.queue import has_queue, people_in_queue, read_waits, wait_summary, waiting_visits
 from edge.web.heatcells import CellFigures, HeatCellCache, cells_from_scratch
 from edge.web.hours import (
@@ -453,6 +453,9 @@ def _mix_items(
     unjudged = {name for name in names
                 if not exclusive and withheld({name: scored.get(name, 0)}, k, total=total)
                 and scored.get(name, 0) < total}
+    if not exclusive:  # traits of two spec versions: their scored equal or k apart
+        unjudged |= withheld_apart({name: scored[name] for name in scored
+                                    if name not in unjudged}, k)
     if exclusive:
         hidden = withheld({name: counts.get(name, 0) for name in names}, k, total=total,
                           exclusive=True)
