@@ -148,3 +148,57 @@ def test_an_upgrade_disables_the_services_of_a_camera_removed_from_the_config(tm
     assert "disable --now store-edge-fusion.service" in calls
     assert "disabled store-edge-camera@aisle-cam.service: the config no longer has it" in said
     assert calls[-1] == "restart store-edge.target"
+
+
+# The README's install steps: its shell block under "Installing on a store box".
+README_STEPS = re.compile(r"## Installing on a store box\n\n```bash\n(.*?)```", re.S)
+
+
+def test_the_readme_s_install_steps_enable_and_start_every_service(tmp_path):
+    """Reviewer's report: following the README, no camera ever ran. The first install
+    writes a skeleton that is not valid yet, so it only ran daemon-reload and said "fix
+    it, check it"; the README's next step, `systemctl restart store-edge.target`, started
+    sync and web (the target's Wants=), and the target was never enabled, so nothing
+    started at boot either. Now the installer says to run it again, which enables the
+    target and the cameras' units, and the README says the same."""
+    steps = README_STEPS.findall((REPO / "README.md").read_text())[0].splitlines()
+    edit = next(i for i, step in enumerate(steps) if "sudoedit /etc/store-edge/site.yaml" in step)
+    assert any(step.startswith("sudo scripts/install ") for step in steps[edit:]), steps
+    assert not any("systemctl restart" in step for step in steps), steps
+
+    root = tmp_path / "root"
+    units = root / "etc/systemd/system"
+    fake = tmp_path / "systemctl"
+    fake.write_text(FAKE_SYSTEMCTL)
+    fake.chmod(0o755)
+    log = tmp_path / "systemctl.log"
+    env = {**os.environ, "EDGE_INSTALL_SYSTEMCTL": str(fake), "FAKE_SYSTEMCTL_LOG": str(log),
+           "FAKE_UNITS": str(units)}
+    first = subprocess.run([INSTALL, "--root", str(root), "--assets", str(SHARED)],
+                           capture_output=True, text=True, timeout=900, env=env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert log.read_text().splitlines() == ["daemon-reload"]  # the skeleton: nothing enabled
+    hinted = set(re.findall(r"run this installer again \(([^)]*)\)", first.stdout))
+    assert len(hinted) == 1, first.stdout  # in the skeleton's hint and the invalid config's
+    rerun = hinted.pop().split()
+    assert rerun[0] == INSTALL and rerun[1:] == ["--root", str(root)], rerun
+
+    # IT follows the hints: edits the config, writes the PIN, runs the installer again
+    # (offline: the model is there already).
+    config = root / "etc/store-edge/site.yaml"
+    config.write_text(config.read_text().replace("store-0001", "store-0042").replace(
+        "rtsp://camera-1.local:554/stream1", "usb:0"))
+    (root / "etc/store-edge/credentials/EDGE_WEB_PIN").write_text("2468\n")
+    log.unlink()
+    offline = {key: value for key, value in env.items() if key != "EDGE_ASSETS_DIR"}
+    again = subprocess.run(rerun, capture_output=True, text=True, timeout=900,
+                           env={**offline, "EDGE_OFFLINE": "1"})
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert log.read_text().splitlines() == [
+        "daemon-reload",
+        "enable store-edge.target store-edge-purge.timer",  # started at boot
+        "enable store-edge-camera@entrance-cam.service",
+        "restart store-edge.target",
+    ]
+    assert "services started" in again.stdout
+

@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 import cv2
 import numpy as np
+import shapely
 
 from edge import assets
-from edge.calibration import fit_camera_calibrations
+from edge.calibration import Homography, fit_camera_calibrations
 from edge.cli.options import resolve_site_path
 from edge.config import SiteConfig, load_site
 from edge.config.vision import DEFAULT_FPS, CameraConfig, is_file_source
@@ -19,6 +20,7 @@ from edge.detection.base import resolve_model
 from edge.detection.input_size import describe_input_size
 from edge.detection.session import make_session
 from edge.errors import ConfigError, EdgeError, ModelError
+from edge.fusion.coverage import footprint
 from edge.visits.layout import layout_warnings
 
 # Folders the camera unit (systemd/store-edge-camera@.service) cannot see: its /tmp and
@@ -35,15 +37,24 @@ MIN_COUNTING_RATE = 3.0
 
 
 def _camera_problems(path: Path, site: SiteConfig, camera_ids: set[str] | None,
-                     ) -> tuple[list[str], list[str]]:
+                     fitted: dict[str, Homography]) -> tuple[list[str], list[str]]:
     """What a camera service could not run with, beyond the config's own checks: an
-    ``asset:`` name the manifest lacks (errors); a video file its unit cannot see (tests
-    and engineers run cameras on such files by hand), a ``detect_fps`` it cannot keep and
-    a detection rate too low to count people by (warnings)."""
+    ``asset:`` name the manifest lacks, the detector's model missing here, a
+    ``floor_area`` where the camera sees nobody (errors); a video file its unit cannot see
+    (tests and engineers run cameras on such files by hand), a ``detect_fps`` it cannot
+    keep and a detection rate too low to count people by (warnings)."""
     errors, warnings = [], []
-    for index, camera in enumerate(site.cameras):
-        if camera_ids is not None and camera.id not in camera_ids:
-            continue
+    checked = [camera for camera in site.cameras
+               if camera_ids is None or camera.id in camera_ids]
+    model = _model_problem(site) if checked else None
+    if model:  # regression: check-config passed it, then the camera exited 78
+        errors.append(f"{path} {model}")
+    for camera in checked:
+        index = site.cameras.index(camera)
+        if camera.floor_area is not None:
+            area = _floor_area_problem(camera, site, fitted[camera.id])
+            if area:
+                errors.append(f"{path} cameras[{index}].floor_area: {area}")
         rate = camera.detection_rate
         if camera.detect_fps and rate and not math.isclose(rate, camera.detect_fps, rel_tol=1e-3):
             # Regression: fps 10 and detect_fps 6 ran at 5 frames/s, without a word.
@@ -118,7 +129,8 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
                           f"{', '.join(c.id for c in site.cameras) or 'none'})")
     cameras = (None if not services else
                {name.removeprefix("camera:") for name in services if name.startswith("camera:")})
-    problems, warnings = _camera_problems(path, site, cameras)
+    fitted = fit_camera_calibrations(site)
+    problems, warnings = _camera_problems(path, site, cameras, fitted)
     if not services:
         warnings += [f"{path} {warning}" for warning in layout_warnings(site.floor)]
     late = site.settle_warning()
@@ -142,7 +154,7 @@ def check_config(site_path: Path | None, list_cameras: bool, has_wifi: bool,
         click.echo(int(site.service.purge_interval_s))
         return
     click.echo(f"{path}: valid site config for store {site.site.id!r}")
-    for camera_id, homography in fit_camera_calibrations(site).items():
+    for camera_id, homography in fitted.items():
         errors = homography.reprojection_error_m
         if len(errors) == 0:
             click.echo(f"  camera {camera_id}: calibrated by its image-to-floor matrix")
@@ -225,19 +237,57 @@ def _check_capacity(site: SiteConfig) -> None:
 def _model_input(site: SiteConfig) -> tuple[bool, tuple[int, int] | None] | None:
     """Whether the detector's model resizes, and its own ``(height, width)``: from the
     manifest for a model named there, else from the file's input; None when a file
-    given by path is missing (load_site has said so already)."""
+    given by path is missing (an error where a camera's service is checked)."""
     name = site.detector.model
     if name in assets.manifest():
         shape = assets.entry(name).spec["input"]
         return bool(shape.get("resizable")), (int(shape["height"]), int(shape["width"]))
     try:
-        path, _, _ = resolve_model(site.detector)
+        path, _, _ = resolve_model(site.detector, download=False)
     except ModelError:
         return None
     dims = make_session(path, threads=1).get_inputs()[0].shape[2:]
     if all(isinstance(d, int) for d in dims):
         return False, (int(dims[0]), int(dims[1]))
     return True, None
+
+
+def _model_problem(site: SiteConfig) -> str | None:
+    """Why a camera service could not load the detector's model: a file that is not
+    there, or a manifest model with no verified copy in the model folder (nothing is
+    downloaded: the camera units may not reach the internet)."""
+    try:
+        resolve_model(site.detector, download=False)
+    except ModelError as error:
+        if site.detector.model not in assets.manifest():
+            return f"detector.model: {error}"
+        # The folder looked in: EDGE_MODEL_DIR, else the state folder's models/.
+        return f"detector.model: {error} (model folder: {assets.model_store()})"
+    return None
+
+
+def _floor_area_problem(camera: CameraConfig, site: SiteConfig,
+                        homography: Homography) -> str | None:
+    """Why a camera would track nobody: its ``floor_area`` off the floor plan, or (its
+    frame size known) off the floor it sees."""
+    area = shapely.Polygon(camera.floor_area)
+    (x0, y0), (x1, y1) = site.floor.bounds
+    if area.intersection(shapely.box(x0, y0, x1, y1)).area <= 0:
+        return (f"camera {camera.id}'s floor_area lies outside floor.bounds [[{x0:g}, "
+                f"{y0:g}], [{x1:g}, {y1:g}]]: it would track nobody; give its corners in "
+                "the floor plan's metres (a sign error or swapped axes?)")
+    size = _frame_size(camera)
+    if size is None:
+        return None  # a live stream: what it sees is known once it runs
+    # All it sees, however far: the worker tracks anyone whose feet map into the area.
+    seen = footprint(homography.matrix, size, max_range_m=math.inf)
+    if seen.intersection(area).area > 0:
+        return None
+    (sx0, sy0, sx1, sy1) = seen.bounds if not seen.is_empty else (math.nan,) * 4
+    return (f"camera {camera.id}'s floor_area does not meet what it sees (the floor from "
+            f"x {sx0:.1f} to {sx1:.1f} m, y {sy0:.1f} to {sy1:.1f} m, in its "
+            f"{size[0]}x{size[1]} frames): it would track nobody; check the area's corners "
+            "and the camera's calibration")
 
 
 def _frame_size(camera: CameraConfig) -> tuple[int, int] | None:
@@ -261,7 +311,8 @@ def _frame_size(camera: CameraConfig) -> tuple[int, int] | None:
 
 def _check_fusion(site: SiteConfig) -> None:
     """A multi-camera site: say how the cameras are fused, and warn about a camera whose
-    footprint (known from calibration.image_size) overlaps no other camera's."""
+    footprint (known from calibration.image_size) is empty or overlaps no other
+    camera's."""
     from edge.fusion.stage import FusionStage
 
     stage = FusionStage(site)
@@ -269,6 +320,11 @@ def _check_fusion(site: SiteConfig) -> None:
     click.echo(f"  {len(site.cameras)} cameras fused into one track per person"
                + (f" (footprints of {', '.join(unknown)} unknown: give calibration.image_size)"
                   if unknown else ""))
+    for camera, seen in stage.coverage.footprints.items():
+        if seen is not None and seen.is_empty:  # a floor_area off the view is an error above
+            click.echo(f"Warning: camera {camera}'s footprint is empty (its floor_area lies "
+                       f"beyond fusion.max_range_m, {site.fusion.max_range_m:g} m, of it, or "
+                       "misses what it sees): the fusion takes it as seeing nobody.", err=True)
     for camera in stage.lonely_cameras():
         click.echo(f"Warning: camera {camera}'s view overlaps no other camera's: people walking "
                    "between it and the others are followed by motion alone (edge calibrate "

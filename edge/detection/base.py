@@ -31,12 +31,27 @@ class Detector(Protocol):
         ...
 
 
-def resolve_model(config: DetectorConfig) -> tuple[Path, str, dict]:
-    """Return ``(path, decoder kind, manifest spec)`` for the configured model."""
+def resolve_model(config: DetectorConfig, *, download: bool | None = None,
+                  ) -> tuple[Path, str, dict]:
+    """Return ``(path, decoder kind, manifest spec)`` for the configured model.
+
+    Args:
+        config: the detector config.
+        download: fetch a manifest model missing here from its pinned URL (None: unless
+            ``EDGE_OFFLINE``; ``edge check-config`` checks without downloading).
+
+    Raises:
+        ModelError: no such file, no verified copy of a manifest model, or a sample
+            recording named as the model; the message says how to get one.
+    """
     as_path = Path(config.model).expanduser()
     if config.model.endswith(".onnx") or as_path.is_file():
         if not as_path.is_file():
-            raise ModelError(f"model file {as_path} does not exist")
+            default = DetectorConfig.model_fields["model"].default
+            raise ModelError(
+                f"model file {as_path} does not exist; put the .onnx file there, or set "
+                f"detector.model to a model of the manifest (e.g. {default}, which "
+                f"`edge models fetch --assets DIR` or `edge models fetch` installs)")
         if config.kind is None:
             raise ModelError(
                 f"detector.kind must be set (yolox or ssd) for a model given by path ({as_path})"
@@ -45,7 +60,7 @@ def resolve_model(config: DetectorConfig) -> tuple[Path, str, dict]:
     item = assets.entry(config.model)
     if item.kind != "models":
         raise ModelError(f"{config.model!r} is a sample recording, not a model")
-    return assets.resolve(config.model), item.spec["decoder"], item.spec
+    return assets.resolve(config.model, download=download), item.spec["decoder"], item.spec
 
 
 def load_detector(config: DetectorConfig) -> Detector:

@@ -27,8 +27,10 @@ def footprint(
     *,
     max_range_m: float,
     area: shapely.Polygon | None = None,
-) -> shapely.Polygon | None:
-    """The floor polygon a camera sees (None when no pixel maps onto the floor)."""
+) -> shapely.Geometry:
+    """The floor a camera sees: a polygon, or several pieces where ``area`` is not convex;
+    empty when no pixel maps onto the floor or ``area`` misses the view (the camera then
+    covers nothing; None in :class:`Coverage` is a footprint not known yet)."""
     width, height = image_size
     us, vs = np.meshgrid(np.linspace(0, width, GRID), np.linspace(0, height, GRID))
     pixels = np.c_[us.ravel(), vs.ravel()]
@@ -36,18 +38,15 @@ def footprint(
     sign = floor_side_sign(matrix, image_size)
     on_floor = below_horizon(w, sign) & np.all(np.isfinite(xy), axis=1)
     if not on_floor.any():
-        return None
+        return shapely.Polygon()
     nearest = homography_jacobian(matrix, np.array([[width / 2.0, height - 1.0]]))[0][0]
     near = on_floor & (np.linalg.norm(xy - nearest, axis=1) <= max_range_m)
     points = xy[near] if near.sum() >= 3 else xy[on_floor]
-    hull = shapely.MultiPoint(points).convex_hull
-    if not isinstance(hull, shapely.Polygon) or hull.area <= 0:
-        return None
+    seen = shapely.MultiPoint(points).convex_hull
     if area is not None:
-        hull = hull.intersection(area)
-        if not isinstance(hull, shapely.Polygon) or hull.area <= 0:
-            return None
-    return hull
+        seen = seen.intersection(area)
+    # Regression: an area outside the view gave None, which counts as seeing everywhere.
+    return seen if seen.area > 0 else shapely.Polygon()
 
 
 class Coverage:
@@ -55,16 +54,17 @@ class Coverage:
 
     Args:
         footprints: per camera id, its footprint, or None when unknown (a camera whose
-            image size is not known yet is taken to cover every position).
+            image size is not known yet is taken to cover every position); an empty one
+            covers none.
     """
 
-    def __init__(self, footprints: Mapping[str, shapely.Polygon | None]) -> None:
+    def __init__(self, footprints: Mapping[str, shapely.Geometry | None]) -> None:
         self.footprints = dict(footprints)
         for polygon in self.footprints.values():
             if polygon is not None:
                 shapely.prepare(polygon)
 
-    def set_footprint(self, camera: str, polygon: shapely.Polygon | None) -> None:
+    def set_footprint(self, camera: str, polygon: shapely.Geometry | None) -> None:
         if polygon is not None:
             shapely.prepare(polygon)
         self.footprints[camera] = polygon
