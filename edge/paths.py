@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+from edge.errors import ConfigError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -29,6 +32,31 @@ INSTALLED_CONFIG = Path("/etc/store-edge/site.yaml")
 INSTALLED_STATE_DIR = Path("/var/lib/store-edge")
 
 
+def installed_config() -> Path | None:
+    """The installed box's config (:data:`INSTALLED_CONFIG`), or None where there is none
+    (a checkout).
+
+    Raises:
+        ConfigError: this login may not look into its folder. The installer makes
+            /etc/store-edge readable by root and the service's group only, and IT runs
+            ``edge status`` from its own login: guessing "no installed box" would read the
+            demo site and ``./var`` instead (and Python 3.11's ``is_file`` raises). The
+            group alone is not enough either: ``/var/lib/store-edge`` is the service's,
+            and ``edge status`` opens the database as the services do.
+    """
+    try:
+        mode = os.stat(INSTALLED_CONFIG).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except PermissionError:
+        raise ConfigError(
+            f"cannot read {INSTALLED_CONFIG}: permission denied (the box's config and "
+            "database are the store-edge service's); run the command with sudo, e.g. "
+            "`sudo edge status`"
+        ) from None
+    return INSTALLED_CONFIG if stat.S_ISREG(mode) else None
+
+
 def state_dir() -> Path:
     """Writable state folder: ``$EDGE_STATE_DIR``, systemd's ``$STATE_DIRECTORY``, the
     services' folder on an installed box (so that ``edge status`` or ``edge purge`` run
@@ -38,7 +66,7 @@ def state_dir() -> Path:
         value = os.environ.get(variable)
         if value:
             return Path(value.split(":")[0])
-    if INSTALLED_CONFIG.is_file() and INSTALLED_STATE_DIR.is_dir():
+    if installed_config() is not None and INSTALLED_STATE_DIR.is_dir():
         return INSTALLED_STATE_DIR
     return Path.cwd() / "var"
 

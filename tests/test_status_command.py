@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -33,7 +35,8 @@ def test_all_ok_exits_0(tmp_path):
 
 def test_down_silent_and_missing_exit_1(tmp_path):
     web = {"access": "open-lan", "health_stale_s": 60}
-    config = live_site_yaml(tmp_path, "usb:0", sections={"web": web})
+    config = live_site_yaml(tmp_path, "usb:0", sections={"web": web,
+                                                         "wifi": {"interface": "wlan1"}})
     db = open_database(tmp_path / "state" / "edge.db")
     report_health(db, "sync", "ok", "Connected.")
     # The sync was killed an hour ago: its last word was "ok".
@@ -176,3 +179,73 @@ def test_commands_run_by_hand_on_an_installed_box_use_the_services_state(tmp_pat
     assert edge.assets.model_store() == state / "models"
     monkeypatch.setenv("EDGE_STATE_DIR", str(tmp_path / "mine"))
     assert edge.paths.state_dir() == tmp_path / "mine"  # the variable still wins
+
+
+def test_rows_of_what_the_config_no_longer_runs_are_listed_apart(tmp_path):
+    """Reviewer's report: after going from two cameras to one, `edge status` listed
+    `down fusion` (and the removed camera's last row) and exited 1 for good: nothing
+    deletes a health row, and status read them all."""
+    config = live_site_yaml(tmp_path, "usb:0")  # one camera: view001
+    db = open_database(tmp_path / "state" / "edge.db")
+    report_health(db, "camera:view002", "down", "Camera view002 stopped.")
+    report_health(db, "fusion", "down", "Counting across cameras stopped.")
+    report_health(db, "wifi:wlan1", "down", "Wi-Fi counting stopped.")  # no wifi: section
+    db.execute("update health set updated_at = ?", [time.time() - 7200])
+    report_health(db, "camera:view001", "ok", "Camera view001 is working.")
+    report_health(db, "web", "ok", "The status page is answering.")
+    result = status(config)
+    assert result.exit_code == 0, result.output
+    assert "down  fusion" not in result.output
+    assert ("ignored  fusion               is no longer in the site config (last report "
+            "2.0 h ago: down)") in result.output
+    summary = json.loads(status(config, "--json").output)
+    assert [row["component"] for row in summary["components"]] == ["camera:view001", "web"]
+    assert [row["component"] for row in summary["not_configured"]] == [
+        "camera:view002", "fusion", "wifi:wlan1"]
+    assert summary["missing"] == []
+
+
+@pytest.fixture
+def unreadable_etc(tmp_path, monkeypatch):
+    """A stand-in for /etc/store-edge that IT's login may not look into (the installer's
+    0750 root:store-edge), with the installed config inside; root ignores modes, so there
+    ``os.stat`` (which ``Path.is_file`` calls) answers for it as the kernel would."""
+    import edge.paths
+
+    etc = tmp_path / "etc-store-edge"
+    etc.mkdir()
+    (etc / "site.yaml").write_text("site: {id: s}\n")
+    monkeypatch.setattr(edge.paths, "INSTALLED_CONFIG", etc / "site.yaml")
+    monkeypatch.setattr(edge.paths, "INSTALLED_STATE_DIR", tmp_path / "var-lib")
+    for name in ("EDGE_CONFIG", "EDGE_STATE_DIR", "STATE_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    etc.chmod(0)
+    if os.geteuid() == 0:
+        real_stat = os.stat
+
+        def stat(path, *args, **kwargs):
+            if isinstance(path, str | Path) and Path(path).is_relative_to(etc) \
+                    and Path(path) != etc:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_stat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "stat", stat)
+    try:
+        yield etc
+    finally:
+        etc.chmod(0o750)
+
+
+@pytest.mark.parametrize(("command", "code"), [("status", 1), ("purge", 78)])
+def test_commands_run_without_sudo_say_so_in_one_line(unreadable_etc, command, code):
+    """Reviewer's report: `edge status` (and `edge purge`) run by IT without sudo on an
+    installed box stopped with a traceback, PermissionError on /etc/store-edge/site.yaml
+    (Python 3.11's Path.is_file raises it)."""
+    result = CliRunner().invoke(cli, [command])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code
+    assert result.output == (
+        f"Error: cannot read {unreadable_etc / 'site.yaml'}: permission denied (the box's "
+        "config and database are the store-edge service's); run the command with sudo, "
+        "e.g. `sudo edge status`\n")

@@ -49,6 +49,7 @@ from tests.support.web_support import (
     expected_wifi,
     insert_rows,
     shared_store_db,
+    store_site,
     with_web,
 )
 
@@ -57,7 +58,7 @@ pytestmark = pytest.mark.system
 
 @pytest.fixture(scope="module")
 def site():
-    return load_site(PETS_SITE)
+    return store_site(load_site(PETS_SITE))
 
 
 @pytest.fixture(scope="session")
@@ -144,9 +145,12 @@ def test_summary_figures_match_the_database(site, store_db):
         "select max(in_store_devices) from wifi_windows where window_start >= ? and "
         "window_start < ?", (start, end)).fetchone()[0]
 
-    # Health: the silent camera is flagged, figures are the known ones only.
+    # Health: the silent builder is flagged, figures are the known ones only; the camera
+    # removed from the config since is apart, not counted.
     health = {c["component"]: c for c in s["health"]["components"]}
-    assert health["camera:view002"]["status"] == "silent"
+    assert health["visits"]["status"] == "silent"
+    assert "camera:view002" not in health
+    assert [c["component"] for c in s["health"]["not_configured"]] == ["camera:view002"]
     assert health["sync"]["status"] == "degraded"
     assert health["sync"]["figures"]["outbox_backlog"] == 3
     assert health["wifi:wlan1"]["figures"] == {"frames_per_s": 41.5, "monitor_mode": True}
@@ -553,7 +557,8 @@ def test_metrics_give_the_box_health_from_the_summary(site, store_db):
         samples = scrape(web)
     assert samples[("edge_database_readable", ())] == 1
     assert samples[("edge_sync_outbox_backlog", (("component", "sync"),))] == 3
-    assert samples[("edge_component_status", (("component", "camera:view002"),))] == 0
+    assert samples[("edge_component_status", (("component", "visits"),))] == 0
+    assert not any(labels == (("component", "camera:view002"),) for _, labels in samples)
     assert samples[("edge_camera_fps", (("component", "camera:view001"),))] == 7.0
     requests = ("edge_web_requests_total", (("route", "/api/v1/summary"), ("status", "200")))
     assert samples[requests] == 1
@@ -707,6 +712,8 @@ def test_page_shows_the_figures_in_plain_words(site, store_db):
     assert f'data-figure="occupancy-people">{summary["occupancy"]["people"]}<' in page
     assert f'data-figure="footfall-total">{summary["footfall"]["total"]}<' in page
     assert "No news" in page and "Needs attention" in page and "Not working" not in page
+    assert ("No longer in this store's set-up, so not counted: Camera view002 (last report "
+            "60 min ago)") in page
     assert "Link to head office" in page and "3 reports waiting to be sent" in page
     assert "14:00, Tue 10 Mar" in page  # the sync's last delivery, in store time
     assert page.count('class="cell"') == len(summary["heatmap"]["cells"])

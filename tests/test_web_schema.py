@@ -14,7 +14,7 @@ from edge.config import load_site
 from edge.web.app import create_app
 from edge.web.dashboard import WebDeps
 from tests.conftest import PETS_SITE
-from tests.support.web_support import BASE_URL, NOW, shared_store_db, with_web
+from tests.support.web_support import BASE_URL, NOW, shared_store_db, store_site, with_web
 
 pytestmark = pytest.mark.system
 
@@ -24,7 +24,7 @@ EXAMPLES = 10
 
 @pytest.fixture(scope="module")
 def web_app(tmp_path_factory):
-    site = with_web(load_site(PETS_SITE), access="pin", pin="2468", admin_token=TOKEN,
+    site = with_web(store_site(load_site(PETS_SITE)), access="pin", pin="2468", admin_token=TOKEN,
                     login_attempts_per_minute=100, cache_s=5)
     db_path: Path = shared_store_db(tmp_path_factory)
     app = create_app(WebDeps(site=site, db_path=db_path, clock=lambda: NOW, restart=lambda: None))

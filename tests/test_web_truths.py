@@ -131,6 +131,13 @@ def with_run(rows: list[dict]) -> dict[str, list[dict]]:
             "track_points": rows}
 
 
+def with_cameras(site, *names: str):
+    """``site`` with cameras ``names`` (copies of its first), so that their health rows
+    count (a row of a camera the site does not have is left out)."""
+    return site.model_copy(update={"cameras": [site.cameras[0].model_copy(update={"id": name})
+                                               for name in names]})
+
+
 def report(db, now: float, *rows: tuple[str, str, dict]) -> None:
     for component, status, detail in rows:
         report_health(db, component, status, f"{component} is {status}.", detail)
@@ -183,13 +190,14 @@ def test_a_count_without_one_camera_carries_a_caveat(pets_site, tmp_path):
     path = tmp_path / "edge.db"
     db = open_database(path)
     now = at(DAY, 15)
+    three = with_cameras(pets_site, "front", "side", "back")
     insert_rows(db, with_run(positions(now - 60, now, range(3))))
     report(db, now, ("camera:front", "ok", {"connected": True}),
            ("camera:side", "ok", {"connected": True}),
            ("camera:back", "down", {"connected": False, "last_frame_age_s": 1200.0}),
            ("fusion", "degraded", {"cameras_live_count": 2, "cameras_down_count": 1,
                                    "people_held": 1}))
-    occupancy, html = read(pets_site, path, now, "/api/v1/occupancy", "/")
+    occupancy, html = read(three, path, now, "/api/v1/occupancy", "/")
     words = card(html, "occupancy")
     assert "Partial count: Camera back is not working since 14:40" in words
     assert "counted where it last saw them" in words
@@ -205,6 +213,7 @@ def test_the_door_card_calls_a_difference_expected_only_when_it_is(pets_site, tm
     db = open_database(path)
     insert_rows(db, {"line_crossings": door_steps(pets_site, [at(DAY, 9) + 300 * i
                                                               for i in range(18)])})
+    report(db, at(DAY, 15), ("camera:view001", "ok", {"connected": True}))
     door = card(read(pets_site, path, at(DAY, 15), "/")[0], "footfall")
     assert "is expected" not in door
     assert "no visitor has been counted while the door counted 18 in" in door

@@ -16,7 +16,7 @@ import click
 
 from edge.config import SiteConfig, load_site
 from edge.errors import StorageError
-from edge.paths import INSTALLED_CONFIG, default_site_config, state_dir
+from edge.paths import default_site_config, installed_config, state_dir
 from edge.storage.database import default_db_path
 
 site_option = click.option(
@@ -47,7 +47,7 @@ def resolve_site_path(site_path: Path | None) -> Path:
         return site_path
     if os.environ.get("EDGE_CONFIG"):
         return Path(os.environ["EDGE_CONFIG"])
-    return INSTALLED_CONFIG if INSTALLED_CONFIG.is_file() else default_site_config()
+    return installed_config() or default_site_config()
 
 
 def load_site_option(

@@ -161,9 +161,11 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
     """Summarize the box's health for IT: each service, the database and the disk.
 
     Exits 0 when everything is ok, 1 when something is degraded, down, silent (no
-    report for web.health_stale_s) or has never reported.
+    report for web.health_stale_s) or has never reported. The last reports of services
+    the site config no longer has (a camera removed or renamed) are listed apart and
+    do not count.
     """
-    from edge.storage.health import read_health
+    from edge.storage.health import expected_components, is_configured, read_health
 
     # Status only reads health: it must work for IT at a shell, where the services'
     # secrets (the page's PIN, the broker password) are not readable.
@@ -172,7 +174,9 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
     # own database is missing only until the first service starts.
     db_path = resolve_db_path(db_path, site, must_exist=db_path is not None,
                               hint="check the path given to --db")
-    health = read_health(open_database(db_path)) if db_path.exists() else []
+    rows = read_health(open_database(db_path)) if db_path.exists() else []
+    health = [row for row in rows if is_configured(site, row["component"])]
+    gone = [row for row in rows if not is_configured(site, row["component"])]
     disk = shutil.disk_usage(db_path.parent if db_path.parent.exists() else state_dir().parent)
     now = time.time()
     for row in health:
@@ -180,12 +184,8 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
         # staleness limit it is "silent", as the status page shows it.
         if row["status"] != "down" and now - row["updated_at"] > site.web.health_stale_s:
             row["status"] = "silent"
-    expected = [f"camera:{c.id}" for c in site.cameras]
-    if site.fuses_cameras:
-        expected.append("fusion")
-    expected.append("web")  # the status page runs on every box (`edge run`, its unit)
     seen = {row["component"] for row in health}
-    missing = [name for name in expected if name not in seen]
+    missing = [name for name in expected_components(site) if name not in seen]
     summary = {
         "store": site.site.id,
         "config": str(path),
@@ -195,6 +195,7 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
         "disk_free_mb": disk.free // 1_000_000,
         "components": health,
         "missing": missing,
+        "not_configured": gone,
     }
     if as_json:
         click.echo(json.dumps(summary))
@@ -207,5 +208,8 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
                        f"(updated {_age(now - row['updated_at'])})")
         for name in missing:
             click.echo(f"  {'unknown':>8}  {name:<20} has never reported; is its service running?")
+        for row in gone:
+            click.echo(f"  {'ignored':>8}  {row['component']:<20} is no longer in the site config "
+                       f"(last report {_age(now - row['updated_at'])}: {row['status']})")
     bad = missing or any(row["status"] != "ok" for row in health)
     raise SystemExit(1 if bad else 0)

@@ -26,7 +26,7 @@ from edge.privacy.overrides import effective_k
 from edge.retention import positions_kept_since, visits_kept_since
 from edge.web import queries
 from edge.web.dbread import DatabaseMissing, ReadOnlyDatabase, table_names
-from edge.web.health import SystemProbe, component_health
+from edge.web.health import SystemProbe, site_health
 from edge.web.heatcells import HeatCellCache
 from edge.web.queries import DayWindow
 from edge.web.schemas import (
@@ -164,7 +164,7 @@ class Dashboard:
         shows them."""
         day = day or queries.local_day(now, self.tz)
         if components is None:
-            components = self._components(conn, tables, now)
+            components, _ = self._components(conn, tables, now)
         return queries.with_cameras(
             queries.occupancy(conn, tables, now, self._live_window_s(components), self.tz, day),
             components, self.tz, day)
@@ -177,17 +177,18 @@ class Dashboard:
             components, self.site.fusion_lag_s)
 
     def _components(self, conn: sqlite3.Connection, tables: set[str], now: float
-                    ) -> list[ComponentHealth]:
-        return [component_health(row, now, self.site.web.health_stale_s)
-                for row in queries.health_rows(conn, tables)]
+                    ) -> tuple[list[ComponentHealth], list[ComponentHealth]]:
+        """The components the site config runs, and apart the reports of those it no
+        longer has (:func:`edge.web.health.site_health`)."""
+        return site_health(queries.health_rows(conn, tables), self.site, now)
 
     def _health(self, conn: sqlite3.Connection, tables: set[str], now: float) -> Health:
-        components = self._components(conn, tables, now)
+        components, not_configured = self._components(conn, tables, now)
         model = next((str(c.figures["model"]) for c in components
                       if c.kind == "camera" and c.figures.get("model")), None)
         model = model or queries.latest_model(conn, tables) or self.site.detector.model
         return Health(
-            components=components,
+            components=components, not_configured=not_configured,
             system=self.probe.read(version=self.deps.version, model=model,
                                    database_bytes=self.db.size_bytes()),
             debug_modes=[DebugModeOn(name=str(name)[:40], detail=str(detail)[:300],

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import psutil
 
+from edge.config import SiteConfig
+from edge.storage.health import expected_components, is_configured
 from edge.web.schemas import ComponentHealth, FigureValue, SystemHealth
 from edge.web.text import component_name, duration_text
 
@@ -55,7 +57,9 @@ MAX_TEXT = 80
 MAX_PAIRS = 120  # 16 cameras
 PAIR = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}-[a-z0-9][a-z0-9_-]{0,31}")
 Kind = Literal["camera", "wifi", "sync", "fusion", "other"]
-Status = Literal["ok", "degraded", "down", "silent"]
+Status = Literal["ok", "degraded", "down", "silent", "not_started"]
+NOT_STARTED = ("No report yet: its service has not started, or stopped at once. If the box "
+               "has just started, wait a minute; otherwise ask IT to check it.")
 
 
 def component_kind(component: str) -> Kind:
@@ -107,6 +111,39 @@ def component_health(row: tuple, now: float, stale_s: float) -> ComponentHealth:
         status=shown_status, message=text, updated_at=updated, age_s=round(age, 1),
         figures=figures,
     )
+
+
+def not_started(component: str) -> ComponentHealth:
+    """A component the site config has that has never reported (it has no ``health``
+    row): not working, as ``edge status`` counts it."""
+    kind = component_kind(component)
+    return ComponentHealth(
+        component=component[:64], kind=kind, name=component_name(kind, component)[:80],
+        status="not_started", message=NOT_STARTED, updated_at=None, age_s=None, figures={},
+    )
+
+
+def site_health(rows: list[tuple], site: SiteConfig, now: float
+                ) -> tuple[list[ComponentHealth], list[ComponentHealth]]:
+    """The ``health`` rows as the page shows them: the components ``site``'s config runs,
+    with each camera (and the counting across cameras) it has that has never reported;
+    and apart, the last reports of components it no longer has
+    (:func:`edge.storage.health.is_configured`), which the page never counts.
+
+    With no row at all, nothing is added: no service has run on this database (a replay,
+    a demo, a box not started yet), and the page says that nothing has reported. On a
+    live box the status page's own service reports within seconds, so a camera whose
+    worker stopped at start (a missing model) is "not started", never left out.
+    """
+    shaped = [component_health(row, now, site.web.health_stale_s) for row in rows]
+    current = [c for c in shaped if is_configured(site, c.component)]
+    gone = [c for c in shaped if not is_configured(site, c.component)]
+    seen = {c.component for c in current}
+    if shaped:
+        # The page answering is the status page's own news: only the counting's components.
+        current += [not_started(name) for name in expected_components(site)
+                    if name not in seen and name != "web"]
+    return sorted(current, key=lambda c: c.component), gone
 
 
 def _pair_figures(pairs: Any) -> dict[str, FigureValue]:

@@ -26,7 +26,7 @@ from edge.web.dashboard import Dashboard
 from edge.web.dbread import DatabaseBusy, DatabaseUnreadable
 from edge.web.schemas import Health
 
-STATUS_VALUE = {"ok": 1.0, "degraded": 0.5, "down": 0.0, "silent": 0.0}
+STATUS_VALUE = {"ok": 1.0, "degraded": 0.5, "down": 0.0, "silent": 0.0, "not_started": 0.0}
 # A component's health figure -> its gauge (labelled by component) and what it means.
 COMPONENT_FIGURES = {
     "fps": ("edge_camera_fps", "Frames per second processed."),
@@ -66,7 +66,8 @@ class StoreCollector(Collector):
         yield from self._health(health)
 
     def _health(self, health: Health) -> Iterator[Metric]:
-        status = GaugeMetricFamily("edge_component_status", "1 ok, 0.5 degraded, 0 down or silent.",
+        status = GaugeMetricFamily("edge_component_status", "1 ok, 0.5 degraded, 0 down, silent "
+                                   "or never reported.",
                                    labels=["component"])
         age = GaugeMetricFamily("edge_component_report_age_seconds", "Seconds since the "
                                 "component's last report.", labels=["component"])
@@ -82,7 +83,8 @@ class StoreCollector(Collector):
                         key != "calibration_worst_median_m" and isinstance(value, float):
                     pairs.add_metric([key.removeprefix("calibration_").removesuffix("_m")], value)
             status.add_metric([component.component], STATUS_VALUE[component.status])
-            age.add_metric([component.component], component.age_s)
+            if component.age_s is not None:
+                age.add_metric([component.component], component.age_s)
             for key, family in numbers.items():
                 value = component.figures.get(key)
                 if isinstance(value, bool | int | float):

@@ -119,7 +119,7 @@ def occupancy(
 
 
 # Health statuses of a camera (or of the counting across cameras) that count as not working.
-NOT_WORKING = ("down", "silent")
+NOT_WORKING = ("down", "silent", "not_started")
 
 
 def with_cameras(
@@ -128,12 +128,16 @@ def with_cameras(
     """``occ`` with the cameras' state now, from their health reports (the rows of the
     page's health section), so the card tells "nobody in view" from "cannot count".
 
-    A camera down, or silent for ``web.health_stale_s``, is not working; so is the counting
-    across cameras (``fusion``) when down. None working: people cannot be counted; some,
-    or the fusion holding people where a camera without pictures last saw them (its
+    ``components`` are those the site config runs (:func:`edge.web.health.site_health`):
+    a camera removed or renamed leaves a row that is not among them. A camera down,
+    silent for ``web.health_stale_s`` or never reported (``not_started``: its service
+    stopped at start) is not working; so is the counting across cameras (``fusion``)
+    when down or never reported. None working: people cannot be counted; some, or the
+    fusion holding people where a camera without pictures last saw them (its
     ``people_held``; not any ``degraded``: a camera delay it corrects or a few late
     frames leave the count whole): the count is partial. With no camera report at all
-    the state is unknown and the card says what it said before.
+    (no service has ever reported: a replay, a box not started) the state is unknown
+    and the card says what it said before.
     """
     cameras = [c for c in components if c.kind == "camera"]
     fusion = [c for c in components if c.kind == "fusion"]
@@ -145,7 +149,8 @@ def with_cameras(
     state = ("down" if down and (not working or any(c.kind == "fusion" for c in down))
              else "partial" if down or held else "working")
     since = [c.updated_at + c.age_s - float(age) for c in down
-             if isinstance(age := c.figures.get("last_frame_age_s"), int | float)
+             if c.updated_at is not None and c.age_s is not None
+             and isinstance(age := c.figures.get("last_frame_age_s"), int | float)
              and not isinstance(age, bool)]
     down_since = min(since) if since else (occ.as_of if state == "down" and not occ.live
                                            else None)

@@ -38,7 +38,8 @@ class Occupancy(Figures):
         "camera reports ok, so no one seen means nobody in view), partial (a camera or the "
         "counting across cameras is not working: ``people`` misses the people it would see, "
         "or holds them where last seen), down (no camera works: people cannot be counted), "
-        "unknown (no camera has reported).")
+        "unknown (no service has reported at all). A configured camera that has never "
+        "reported while other services do (its service stopped at start) is not working.")
     cameras_down: list[str] = Field(
         default_factory=list, description="The cameras (or the counting across cameras) "
         "not working now, by name.")
@@ -364,10 +365,14 @@ class ComponentHealth(Figures):
     component: str
     kind: Literal["camera", "wifi", "sync", "fusion", "other"]
     name: str
-    status: Literal["ok", "degraded", "down", "silent"]
+    status: Literal["ok", "degraded", "down", "silent", "not_started"] = Field(
+        description="silent: no report for web.health_stale_s; not_started: a camera (or the "
+        "counting across cameras) the site config has that has never reported.")
     message: str
-    updated_at: float
-    age_s: float = Field(description="Seconds since the component last reported.")
+    updated_at: float | None = Field(description="Epoch seconds of the last report; null "
+                                     "when it has never reported.")
+    age_s: float | None = Field(description="Seconds since the component last reported; "
+                                "null when it has never reported.")
     figures: dict[str, FigureValue] = Field(description="Known figures only (fps, backlog...).")
 
 
@@ -391,7 +396,14 @@ class DebugModeOn(Figures):
 
 
 class Health(Figures):
-    components: list[ComponentHealth]
+    components: list[ComponentHealth] = Field(
+        description="What the site config runs: each service's last report, and each camera "
+        "(and the counting across cameras) that has never reported.")
+    not_configured: list[ComponentHealth] = Field(
+        default_factory=list,
+        description="Last reports of services the site config no longer has (a camera removed "
+        "or renamed, the counting across cameras of a site now with one camera, another Wi-Fi "
+        "interface): kept, shown apart, never counted.")
     system: SystemHealth
     debug_modes: list[DebugModeOn] = Field(
         default_factory=list,

@@ -149,7 +149,18 @@ def write_wifi(db: sqlite_utils.Database, day: dt.date, seed: int) -> None:
         db["wifi_windows"].insert_all(rows)
 
 
+def store_site(site: SiteConfig) -> SiteConfig:
+    """The PETS site as the filled store runs it: with the Wi-Fi sensor its health rows
+    and windows name (``wlan1``; the page leaves out a sensor the config does not have)."""
+    from edge.config.wifi import WifiConfig
+
+    return site.model_copy(update={"wifi": WifiConfig(interface="wlan1")})
+
+
 def write_health(db: sqlite_utils.Database, now: float) -> None:
+    """The services' last reports: the camera, the Wi-Fi sensor, the sync (degraded), the
+    visits' builder silent for an hour, and a camera removed from the config since
+    (``view002``: the PETS site has only ``view001``)."""
     rows = [
         ("camera:view001", "ok", {"fps": 7.0, "last_frame_age_s": 0.4, "reconnects": 2,
                                   "connected": True, "model": "yolox_nano_416x416",
@@ -162,6 +173,8 @@ def write_health(db: sqlite_utils.Database, now: float) -> None:
                               "last_delivered_window": "2026-03-10T14:00:00Z"},
          "Cannot reach head office; reports are kept and will be sent later.", now - 5),
         ("camera:view002", "ok", {"fps": 6.5}, "Camera view002 is working.", now - 3600),
+        ("visits", "ok", {}, "Visits are sorted into shopper types as people leave.",
+         now - 3600),
     ]
     with db.atomic():
         db["health"].upsert_all(
