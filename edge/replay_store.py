@@ -34,6 +34,7 @@ from edge.config.site import STORE_TRACKS_ID
 from edge.config.vision import CameraConfig
 from edge.detection import Detector, load_detector
 from edge.errors import SourceError
+from edge.fusion.pair_check import PairHealth
 from edge.fusion.stage import FusionStage
 from edge.motformat import detections_by_frame, read_mot, write_floor_rows
 from edge.outputs import ensure_writable, open_output
@@ -82,7 +83,7 @@ class StoreReplaySummary:
     seconds: float
     camera_frames: dict[str, int] = field(default_factory=dict)
     lonely_cameras: tuple[str, ...] = ()
-    calibration_health: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    calibration_health: dict[tuple[str, str], PairHealth] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:

@@ -249,8 +249,10 @@ def test_calibration_health_measures_the_offset_between_cameras():
         p = np.array([2.0 + 0.05 * k, 5.0])
         fusion.step(k, k / FPS, [sighting("a", k / FPS, p, sigma=0.15),
                                  sighting("b", k / FPS, p + [0.0, 0.3], sigma=0.15)])
-    (pair, (median, n)), = fusion.calibration_health().items()
-    assert pair == ("a", "b") and n >= 15 and median == pytest.approx(0.3, abs=0.01)
+    (pair, check), = fusion.calibration_health().items()
+    assert pair == ("a", "b") and check.matched >= 15
+    assert check.median_m == pytest.approx(0.3, abs=0.01)
+    assert check.unmatched_share == 0.0 and not check.disagrees
 
 
 # -- the whole replay on WILDTRACK's seven cameras ---------------------------------------

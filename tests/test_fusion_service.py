@@ -115,6 +115,31 @@ def test_calibration_health_reaches_the_page_and_metrics(tmp_path):
     assert list(samples) == ["aisle-door"] and abs(samples["aisle-door"] - 0.3) < 0.02
 
 
+def test_cameras_that_disagree_are_not_shown_as_agreeing(tmp_path):
+    """Field report: "two cameras on one floor counted every person twice" while the page
+    read "cameras agree on where people stand within 117 cm" (the people still matched).
+    The pair is named on the page and its unmatched share is in /metrics."""
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edge.web.app import WebDeps, create_app
+    from tests.support.web_support import BASE_URL
+    from tests.test_fusion_calibration_check import SECONDS, fused_pair
+
+    site, _ = fused_pair(tmp_path, 1.5)
+    app = create_app(WebDeps(site=site, db_path=tmp_path / "edge.db",
+                             clock=lambda: START + SECONDS + 5))
+    with TestClient(app, base_url=BASE_URL) as web:
+        page = web.get("/").text
+        metrics = web.get("/metrics").text
+    assert "Cameras aisle and door count people twice" in page
+    assert "cameras aisle-door DISAGREE" in page and "agree on where people stand" not in page
+    samples = {s.labels.get("pair"): s.value for family in text_string_to_metric_families(metrics)
+               for s in family.samples
+               if s.name == "edge_fusion_calibration_pair_unmatched_ratio"}
+    assert list(samples) == ["aisle-door"] and samples["aisle-door"] > 0.8
+
+
 def test_the_last_shopper_s_visit_is_built_while_the_store_stays_empty(tmp_path):
     """Reviewer's report: the fusion service closed tracks against the newest stored
     position, so after the last shopper left, with nobody else in view, their visit was

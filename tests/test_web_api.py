@@ -568,6 +568,7 @@ def test_metrics_give_the_box_health_from_the_summary(site, store_db):
 HEALTH_FAMILIES = {
     "edge_database_readable", "edge_build_info", "edge_component_status",
     "edge_component_report_age_seconds", "edge_fusion_calibration_pair_median_metres",
+    "edge_fusion_calibration_pair_unmatched_ratio",
     "edge_camera_fps", "edge_camera_last_frame_age_seconds", "edge_camera_reconnects",
     "edge_wifi_frames_per_second", "edge_sync_outbox_backlog", "edge_sync_broker_connected",
     "edge_wifi_monitor_mode", "edge_cpu_percent", "edge_disk_free_bytes", "edge_database_bytes",

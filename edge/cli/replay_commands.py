@@ -22,6 +22,7 @@ from edge.cli.report_commands import echo_report
 from edge.config import SiteConfig
 from edge.debug_modes import announce_debug_mode, refuse_under_service
 from edge.errors import SourceError
+from edge.fusion.pair_check import MIN_OVERLAP_SAMPLES, PairHealth
 from edge.motformat import read_mot
 from edge.replay import frames_to_cover, replay
 from edge.replay_store import replay_store
@@ -292,11 +293,38 @@ def _replay_store(
     for camera in summary.lonely_cameras:
         click.echo(f"Warning: camera {camera}'s view overlaps no other camera's; people "
                    "walking between it and the others are followed by motion alone.", err=True)
-    for (a, b), (median, n) in summary.calibration_health.items():
-        click.echo(f"Calibration check {a}-{b}: the two cameras place the same person "
-                   f"{median:.2f} m apart (median of {n}).")
+    for pair, check in summary.calibration_health.items():
+        click.echo(calibration_check_line(pair, check))
     if floor_out:
         click.echo(f"Floor tracks (frame,track_id,x,y): {floor_out}")
     built = build_visits(db, visits, run_id=summary.run_id)
     click.echo(f"Visits: {built.visits} (spec {built.spec_version}), "
                f"{built.crossings} line crossings.")
+
+
+def calibration_check_line(pair: tuple[str, str], check: PairHealth) -> str:
+    """The replay's line about one camera pair's calibration check: the matched distance
+    and the share of the people where both look that only one saw; when the pair
+    disagrees, that first, with what to do (the matched distance then understates the
+    error: it is taken over the few people still matched)."""
+    a, b = pair
+    if check.disagrees:
+        apart = ("no person was matched across them" if check.median_m is None else
+                 f"the median of the {check.matched} distances where they did match a "
+                 f"person, {check.median_m:.2f} m, understates it: those counted twice are "
+                 "left out")
+        return (f"Calibration check {a}-{b}: FAILED: {check.unmatched_share:.0%} of the "
+                f"{check.overlap} people sampled where both cameras look were seen by one "
+                f"only: the two calibrations disagree and people there are counted twice "
+                f"({apart}). Check both cameras' calibration: edge calibrate --footprints "
+                "PLAN.png shows where each sees the floor; refit the one that is off with "
+                "edge calibrate PICTURE --pairs MARKS.csv.")
+    if check.median_m is None:
+        return f"Calibration check {a}-{b}: no person matched across the two cameras yet."
+    line = (f"Calibration check {a}-{b}: the two cameras place the same person "
+            f"{check.median_m:.2f} m apart (median of {check.matched})")
+    if check.unmatched_share is None:
+        return line + "."
+    few = " (too few to judge yet)" if check.overlap < MIN_OVERLAP_SAMPLES else ""
+    return (line + f"; {check.unmatched_share:.0%} of the {check.overlap} people sampled "
+            f"where both look were seen by one only{few}.")

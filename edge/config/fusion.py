@@ -48,6 +48,13 @@ class FusionConfig(StrictModel):
     """The fusion's health reads degraded while a camera's pictures are learnt to arrive more than
     this much later than the earliest camera's: corrected, but a stream that slow delays the
     count and its delay may change (check the camera's stream settings)."""
+    calibration_unmatched_warn: float = Field(0.5, gt=0, le=1, title="Calibration check")
+    """The fusion's health reads degraded, naming the pair, when more than this share of the people
+    inside two cameras' views (where both should see them) is seen by one of the two only: their
+    calibrations place one person at two places, counted twice. Missed boxes and occlusion leave
+    some unmatched (each camera missing a share m of people leaves 2m / (1 + m): a third missed
+    reads 0.5); WILDTRACK's pairs as calibrated read 0.00-0.10 on perfect boxes and 0.18-0.32 on
+    degraded ones, with one camera moved 1.5 m 0.59-0.93 (docs/fusion.md)."""
     max_speed_mps: float | None = Field(3.0, gt=0, le=20, title="Fastest walker")
     """No one in a store moves faster than this (m/s; shoppers walk at 0.5-1.5 and rarely run over
     3): a sighting farther from where a person was last seen than this speed times the time since

@@ -63,6 +63,8 @@ class Coverage:
         for polygon in self.footprints.values():
             if polygon is not None:
                 shapely.prepare(polygon)
+        # per camera: (its footprint, the margin, the footprint shrunk by it)
+        self._inner: dict[str, tuple[shapely.Polygon, float, shapely.Geometry]] = {}
 
     def set_footprint(self, camera: str, polygon: shapely.Geometry | None) -> None:
         if polygon is not None:
@@ -80,6 +82,20 @@ class Coverage:
             elif len(xy):
                 count += shapely.contains_xy(polygon, xy[:, 0], xy[:, 1])
         return count
+
+    def well_inside(self, xy: np.ndarray, camera: str, margin_m: float) -> np.ndarray | None:
+        """``(n,)`` whether each ``(n, 2)`` position lies inside ``camera``'s footprint, at
+        least ``margin_m`` from its edge; None when the footprint is not known."""
+        polygon = self.footprints.get(camera)
+        if polygon is None:
+            return None
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        cached = self._inner.get(camera)
+        if cached is None or cached[0] is not polygon or cached[1] != margin_m:
+            inner = polygon.buffer(-margin_m)
+            shapely.prepare(inner)
+            cached = self._inner[camera] = (polygon, margin_m, inner)
+        return shapely.contains_xy(cached[2], xy[:, 0], xy[:, 1])
 
     def near(self, xy: np.ndarray, cameras: set[str], margin_m: float) -> np.ndarray:
         """``(n,)`` whether each ``(n, 2)`` position lies within ``margin_m`` of one of

@@ -42,7 +42,9 @@ How it decides, each instant ``t`` (one frame of every camera that sent one):
      that person walking out of it (:meth:`FloorFusion._continued_held`).
 5. **Duplicates.** Two people closer than ``merge_distance_m`` for ``merge_after_s``
    whom no camera ever saw as two are one person seen twice (a calibration error):
-   the younger track is dropped.
+   the younger track is dropped. A larger error makes two people of one for good: the
+   calibration check (:mod:`edge.fusion.pair_check`) counts, per camera pair, the people
+   where both look whom only one camera saw, and the health says so.
 
 No appearance is used: positions, their uncertainties and time alone. Per-person
 state is dropped with the person; per camera only its last frame time is kept. The
@@ -52,7 +54,6 @@ fusion service restarted within ``down_hold_s`` goes on with the same people.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -63,12 +64,11 @@ from edge.config.fusion import FusionConfig
 from edge.fusion import motion
 from edge.fusion.coverage import Coverage
 from edge.fusion.delays import AlignedSightings
+from edge.fusion.pair_check import PAIR_EVERY, CalibrationCheck, MatchedSightings, PairHealth
 from edge.records import FloorObservations, FusedTracks
 from edge.tracking.association import assign
 
 INITIAL_SPEED_SD = 1.0  # m/s: a new person may be walking either way
-PAIR_SAMPLES = 500  # floor distances kept per camera pair for the calibration health
-PAIR_EVERY = 4  # instants between two samples of those distances (they cost time)
 # A person held for a dead camera who walks out of its area is first seen by a live
 # camera within this distance of the dead one's footprint (metres).
 HANDOVER_MARGIN_M = 2.0
@@ -145,6 +145,7 @@ class FloorFusion:
                                       else new_person_confidence)
         self.coverage = coverage
         self.bounds = shapely.box(*bounds[0], *bounds[1]) if bounds is not None else None
+        self.calibration_check = CalibrationCheck(coverage, config.calibration_unmatched_warn)
         self.reset()
 
     def reset(self) -> None:
@@ -159,7 +160,7 @@ class FloorFusion:
         self._together: dict[tuple[int, int], float] = {}  # close pair -> since when
         self._camera_bits: dict[str, int] = {}
         self._steps = 0
-        self.pair_distances: dict[tuple[str, str], deque[float]] = {}
+        self.calibration_check.reset()
         self.aligned: list[AlignedSightings] = []  # the last instant's, for the delays
 
     def snapshot(self) -> dict:
@@ -252,7 +253,7 @@ class FloorFusion:
         people = self.people
         people.seen[:] = 0
         assigned: dict[str, np.ndarray] = {}  # camera -> uids it gave a sighting to
-        sightings: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # camera -> (uids, xy)
+        sightings: list[MatchedSightings] = []  # the calibration check's
         leftovers: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         looked = [seen for seen in batch if len(seen)]
         # each frame's time from the instant: a sighting is compared with, and moved back
@@ -277,8 +278,9 @@ class FloorFusion:
                 people.camera_mask[rows] |= self._camera_bit(seen.camera_id)
                 assigned[seen.camera_id] = people.uid[rows]
                 aligned = seen.xy[cols] - people.x[rows, 2:] * lead[start + cols][:, None]
-                sightings[seen.camera_id] = (people.uid[rows], aligned)
                 sure = people.track_id[rows] > 0
+                sightings.append(MatchedSightings(seen.camera_id, people.uid[rows], aligned,
+                                                  sure))
                 p_v = people.p[rows[sure], 2:, 2:]
                 self.aligned.append(AlignedSightings(
                     seen.camera_id, people.uid[rows][sure], aligned[sure],
@@ -310,7 +312,7 @@ class FloorFusion:
         people.instants[people.seen > 0] += 1
         self._steps += 1
         if self._steps % PAIR_EVERY == 0:
-            self._record_pair_distances(sightings)
+            self.calibration_check.record(sightings, {seen.camera_id for seen in batch})
         self._confirm(t)
         self._age(t, {seen.camera_id for seen in batch})
         self._merge_duplicates(t, assigned)
@@ -616,20 +618,6 @@ class FloorFusion:
         if len(self._local) > 4 * max(len(alive), 16):
             self._local = {k: v for k, v in self._local.items() if v in alive}
 
-    def _record_pair_distances(
-        self, sightings: Mapping[str, tuple[np.ndarray, np.ndarray]]
-    ) -> None:
-        """Where two cameras placed the same person this instant, how far apart."""
-        cameras = sorted(sightings)
-        for i, a in enumerate(cameras):
-            uids_a, xy_a = sightings[a]
-            for b in cameras[i + 1:]:
-                uids_b, xy_b = sightings[b]
-                _, in_a, in_b = np.intersect1d(uids_a, uids_b, return_indices=True)
-                if len(in_a):
-                    samples = self.pair_distances.setdefault((a, b), deque(maxlen=PAIR_SAMPLES))
-                    samples.extend(np.linalg.norm(xy_a[in_a] - xy_b[in_b], axis=1).tolist())
-
     def _report(self, frame_index: int, t: float) -> FusedTracks:
         people = self.people
         confirmed = people.track_id > 0
@@ -647,11 +635,11 @@ class FloorFusion:
             cameras=people.seen[show].copy(),
         )
 
-    def calibration_health(self) -> dict[tuple[str, str], tuple[float, int]]:
-        """Per camera pair that saw the same people: the median floor distance between
-        their positions of one person, and how many sightings it is from."""
-        return {pair: (float(np.median(samples)), len(samples))
-                for pair, samples in sorted(self.pair_distances.items()) if samples}
+    def calibration_health(self) -> dict[tuple[str, str], PairHealth]:
+        """Per camera pair that saw someone, the calibration check
+        (:mod:`edge.fusion.pair_check`): how far apart the two cameras place the people
+        both saw, and how many of the people where both look only one of them saw."""
+        return self.calibration_check.health()
 
     def held_count(self) -> int:
         """How many confirmed people are held where they were last seen (only a camera

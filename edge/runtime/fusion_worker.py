@@ -34,6 +34,7 @@ from edge.clock_steps import CLOCK_STEP_S, ClockStepWatch
 from edge.config import SiteConfig
 from edge.config.site import STORE_TRACKS_ID
 from edge.errors import StorageError
+from edge.fusion.pair_check import disagreement_problem
 from edge.fusion.stage import FusionStage
 from edge.fusion.store import (
     SavedFusion,
@@ -350,15 +351,29 @@ class FusionWorker:
         # the cameras' frames are fused that far behind: a camera is live at that time
         live = sorted(self.stage.tracker.live_cameras(now - lag))
         down = sorted({c.id for c in self.site.cameras} - set(live))
-        pairs = {f"{a}-{b}": {"median_m": round(m, 3), "sightings": n}
-                 for (a, b), (m, n) in self.stage.tracker.calibration_health().items()}
-        worst = max(pairs.items(), key=lambda item: item[1]["median_m"], default=None)
+        health = self.stage.tracker.calibration_health()
+        checks = {f"{a}-{b}": check for (a, b), check in health.items()}
+        pairs = {name: {
+            "median_m": None if check.median_m is None else round(check.median_m, 3),
+            "sightings": check.matched, "overlap_people": check.overlap,
+            "unmatched_share": (None if check.unmatched_share is None
+                                else round(check.unmatched_share, 3)),
+            "disagrees": check.disagrees} for name, check in checks.items()}
+        worst = max(((c.median_m, name) for name, c in checks.items()
+                     if c.median_m is not None), default=None)
+        # a pair that disagrees first (enough people sampled), then the highest share
+        unmatched = max(((c.disagrees, c.unmatched_share, name) for name, c in checks.items()
+                         if c.unmatched_share is not None), default=None)
         detail = {"people": self.last_people, "cameras_live": live, "cameras_down": down,
                   "cameras_live_count": len(live), "cameras_down_count": len(down),
                   "fused_frames": self.frames, "late_frames": dict(self.late_frames),
                   "calibration_pairs": pairs,
-                  "calibration_worst_pair": worst[0] if worst else None,
-                  "calibration_worst_median_m": worst[1]["median_m"] if worst else None,
+                  "calibration_worst_pair": worst[1] if worst else None,
+                  "calibration_worst_median_m": round(worst[0], 3) if worst else None,
+                  "calibration_worst_unmatched_pair": unmatched[2] if unmatched else None,
+                  "calibration_worst_unmatched_share": (round(unmatched[1], 3)
+                                                        if unmatched else None),
+                  "calibration_disagrees": any(c.disagrees for c in checks.values()),
                   "people_held": self.stage.tracker.held_count(), "lag_s": round(lag, 2),
                   "clock_steps": self.clock_steps, "clock_step_frames": self.step_frames,
                   "clock_step_s": round(self.last_step[0], 1) if self.last_step else None,
@@ -376,6 +391,9 @@ class FusionWorker:
             problems.append(f"Pictures of cameras {', '.join(late)} arrive more than "
                             f"{self.wait_s:g} s late and are left out: raise fusion.latency_s.")
         problems.extend(self.stage.delays.health_problems())
+        disagreement = disagreement_problem(health)
+        if disagreement is not None:
+            problems.append(disagreement)
         if (self.last_step is not None
                 and self._step_watch.monotonic() - self.last_step[2] < CLOCK_STEP_SHOWN_S):
             problems.append(_clock_step_problem(self.last_step[0], self.step_frames))

@@ -49,6 +49,11 @@ KNOWN_FIGURES: dict[str, dict[str, tuple[str, ...]]] = {
         "cameras_down": ("cameras_down_count",),
         "calibration_worst_pair": ("calibration_worst_pair",),
         "calibration_worst_median_m": ("calibration_worst_median_m",),
+        # the pair whose people where both look are most often seen by one only, and
+        # whether a pair is over fusion.calibration_unmatched_warn (counted twice)
+        "calibration_worst_unmatched_pair": ("calibration_worst_unmatched_pair",),
+        "calibration_worst_unmatched_share": ("calibration_worst_unmatched_share",),
+        "calibration_disagrees": ("calibration_disagrees",),
         "people_held": ("people_held",),  # the occupancy card's partial count
         "lag_s": ("lag_s",),  # the occupancy card's live window allows for it
     },
@@ -148,15 +153,20 @@ def site_health(rows: list[tuple], site: SiteConfig, now: float
 
 def _pair_figures(pairs: Any) -> dict[str, FigureValue]:
     """``calibration_<a>-<b>_m``: per camera pair, the median floor distance between the
-    two cameras' positions of the same person (only well-formed pairs pass)."""
+    two cameras' positions of the same person; ``calibration_<a>-<b>_unmatched``: the
+    share of the people where both look that only one saw (only well-formed pairs and
+    numbers pass)."""
     figures: dict[str, FigureValue] = {}
     if not isinstance(pairs, dict):
         return figures
     for pair, value in list(pairs.items())[:MAX_PAIRS]:
-        median = value.get("median_m") if isinstance(value, dict) else None
-        if isinstance(pair, str) and PAIR.fullmatch(pair) and isinstance(median, int | float) \
-                and not isinstance(median, bool) and median == median:
-            figures[f"calibration_{pair}_m"] = float(median)
+        if not (isinstance(pair, str) and PAIR.fullmatch(pair) and isinstance(value, dict)):
+            continue
+        for key, suffix in (("median_m", "m"), ("unmatched_share", "unmatched")):
+            number = value.get(key)
+            if isinstance(number, int | float) and not isinstance(number, bool) \
+                    and number == number:
+                figures[f"calibration_{pair}_{suffix}"] = float(number)
     return figures
 
 

@@ -77,11 +77,21 @@ class StoreCollector(Collector):
             "edge_fusion_calibration_pair_median_metres",
             "Median floor distance between two cameras' positions of the same person: a "
             "calibration check (it grows when a camera was moved).", labels=["pair"])
+        unmatched = GaugeMetricFamily(
+            "edge_fusion_calibration_pair_unmatched_ratio",
+            "Share of the people inside both cameras' views whom only one of the two saw: a "
+            "calibration check (near 1 when the two place one person at two places, "
+            "counted twice).", labels=["pair"])
         for component in health.components:
             for key, value in component.figures.items():
-                if key.startswith("calibration_") and key.endswith("_m") and \
-                        key != "calibration_worst_median_m" and isinstance(value, float):
+                if not key.startswith("calibration_") or not isinstance(value, float) \
+                        or key.startswith("calibration_worst_"):
+                    continue
+                if key.endswith("_m"):
                     pairs.add_metric([key.removeprefix("calibration_").removesuffix("_m")], value)
+                elif key.endswith("_unmatched"):
+                    unmatched.add_metric(
+                        [key.removeprefix("calibration_").removesuffix("_unmatched")], value)
             status.add_metric([component.component], STATUS_VALUE[component.status])
             if component.age_s is not None:
                 age.add_metric([component.component], component.age_s)
@@ -92,6 +102,7 @@ class StoreCollector(Collector):
         yield status
         yield age
         yield pairs
+        yield unmatched
         yield from numbers.values()
         system = health.system
         yield GaugeMetricFamily("edge_cpu_percent", "CPU use of the box.", value=system.cpu_percent)
