@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 
-def _check_shape(name: str, array: np.ndarray, shape: tuple[int | None, ...]) -> None:
+def check_shape(name: str, array: np.ndarray, shape: tuple[int | None, ...]) -> None:
     """Raise ``ValueError`` unless ``array`` matches ``shape`` (``None`` = any size)."""
     ok = array.ndim == len(shape) and all(
         want is None or want == got for want, got in zip(shape, array.shape, strict=True)
@@ -55,7 +55,7 @@ class Frame:
     image: np.ndarray = field(repr=False)
 
     def __post_init__(self) -> None:
-        _check_shape("Frame.image", self.image, (None, None, 3))
+        check_shape("Frame.image", self.image, (None, None, 3))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -85,8 +85,8 @@ class Detections:
     data: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_shape("Detections.xyxy", self.xyxy, (None, 4))
-        _check_shape("Detections.confidence", self.confidence, (len(self.xyxy),))
+        check_shape("Detections.xyxy", self.xyxy, (None, 4))
+        check_shape("Detections.confidence", self.confidence, (len(self.xyxy),))
         _check_data(self.data, len(self.xyxy))
 
     def __len__(self) -> int:
@@ -132,9 +132,9 @@ class Tracks:
 
     def __post_init__(self) -> None:
         n = len(self.tracker_id)
-        _check_shape("Tracks.tracker_id", self.tracker_id, (None,))
-        _check_shape("Tracks.xyxy", self.xyxy, (n, 4))
-        _check_shape("Tracks.confidence", self.confidence, (n,))
+        check_shape("Tracks.tracker_id", self.tracker_id, (None,))
+        check_shape("Tracks.xyxy", self.xyxy, (n, 4))
+        check_shape("Tracks.confidence", self.confidence, (n,))
         _check_data(self.data, n)
 
     def __len__(self) -> int:
@@ -176,7 +176,7 @@ class FloorTracks:
     detections: Detections = field(default_factory=Detections.empty, repr=False)
 
     def __post_init__(self) -> None:
-        _check_shape("FloorTracks.xy", self.xy, (len(self.tracks), 2))
+        check_shape("FloorTracks.xy", self.xy, (len(self.tracks), 2))
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -216,12 +216,12 @@ class FloorObservations:
 
     def __post_init__(self) -> None:
         n = len(self.xy)
-        _check_shape("FloorObservations.xy", self.xy, (None, 2))
-        _check_shape("FloorObservations.covariance", self.covariance, (n, 2, 2))
-        _check_shape("FloorObservations.local_id", self.local_id, (n,))
+        check_shape("FloorObservations.xy", self.xy, (None, 2))
+        check_shape("FloorObservations.covariance", self.covariance, (n, 2, 2))
+        check_shape("FloorObservations.local_id", self.local_id, (n,))
         if n and len(self.confidence) == 0:  # scores not known: every sighting counts
             object.__setattr__(self, "confidence", np.ones(n))
-        _check_shape("FloorObservations.confidence", self.confidence, (n,))
+        check_shape("FloorObservations.confidence", self.confidence, (n,))
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -255,9 +255,9 @@ class FusedTracks:
 
     def __post_init__(self) -> None:
         n = len(self.track_id)
-        _check_shape("FusedTracks.track_id", self.track_id, (None,))
-        _check_shape("FusedTracks.xy", self.xy, (n, 2))
-        _check_shape("FusedTracks.cameras", self.cameras, (n,))
+        check_shape("FusedTracks.track_id", self.track_id, (None,))
+        check_shape("FusedTracks.xy", self.xy, (n, 2))
+        check_shape("FusedTracks.cameras", self.cameras, (n,))
 
     def __len__(self) -> int:
         return len(self.track_id)

@@ -130,11 +130,10 @@ def summary(runs: dict[tuple[str, float], list[dict]]) -> dict[str, object]:
 
 def main() -> int:
     parser = bench_parser(__doc__, quick="perfect boxes only, pairs with cvlab1")
-    parser.add_argument("--shift", type=float, action="append",
-                        help="metres the second camera is moved (repeatable; default 0, "
-                             "1.5, 3)")
+    parser.add_argument("--shift", type=float, nargs="+", default=[0.0, 1.5, 3.0],
+                        help="metres the second camera is moved (default 0 1.5 3)")
     args = parser.parse_args()
-    shifts = args.shift or [0.0, 1.5, 3.0]
+    shifts = args.shift
     cameras = sorted(c["id"] for c in wildtrack_site(WILDTRACK)["cameras"])
     pairs = list(itertools.combinations(cameras, 2))
     if args.quick:

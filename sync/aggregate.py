@@ -28,13 +28,8 @@ from edge.config.floor import FloorConfig
 from edge.pos.store import TillPeriod, read_periods
 from edge.privacy.small_counts import residual_problem
 from edge.visits.queue import has_queue, queue_counts, read_waits, wait_summary, waiting_visits
-from sync.contract import (
-    AGGREGATE_KIND,
-    AGGREGATE_SCHEMA_VERSION,
-    aggregate_id,
-    iso_utc,
-    parse_iso_utc,
-)
+from sync import contract
+from sync.contract import AGGREGATE_KIND, AGGREGATE_SCHEMA_VERSION, aggregate_id, iso_utc
 from sync.outbox import PublishedWindow, cover
 
 log = logging.getLogger(__name__)
@@ -445,7 +440,7 @@ def withhold_period_visits(
     for cell in cells:
         if cell["visits"] is None:
             continue
-        start = parse_iso_utc(cell["period_start"])
+        start = contract.parse_iso_utc(cell["period_start"])
         windows = cover([*earlier, this_window], start, start + cell["period_s"])
         problem = windows is None
         if windows is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +89,18 @@ def test_bad_option_is_refused(tmp_path):
     assert result.returncode == 2 and "unknown option: --frobnicate" in result.stderr
 
 
+def with_fake_systemctl(tmp_path: Path, units: Path) -> tuple[dict[str, str], Path]:
+    """The environment that has the installer call a stand-in systemctl (which enables
+    units under ``units`` and logs its calls), and that log."""
+    fake = tmp_path / "systemctl"
+    fake.write_text(FAKE_SYSTEMCTL)
+    fake.chmod(0o755)
+    log = tmp_path / "systemctl.log"
+    env = {**os.environ, "EDGE_INSTALL_SYSTEMCTL": str(fake), "FAKE_SYSTEMCTL_LOG": str(log),
+           "FAKE_UNITS": str(units)}
+    return env, log
+
+
 FAKE_SYSTEMCTL = """#!/usr/bin/env bash
 # systemctl's stand-in: logs its calls; enable/disable add and remove the target's wants.
 echo "$*" >> "$FAKE_SYSTEMCTL_LOG"
@@ -124,12 +137,7 @@ def test_an_upgrade_disables_the_services_of_a_camera_removed_from_the_config(tm
                   .replace("rtsp://camera-1.local:554/stream1", "usb:0"))
     at = one_camera.index("\ndetector:")
     config.write_text(one_camera[:at] + "\n" + SECOND_CAMERA + one_camera[at:])
-    fake = tmp_path / "systemctl"
-    fake.write_text(FAKE_SYSTEMCTL)
-    fake.chmod(0o755)
-    log = tmp_path / "systemctl.log"
-    env = {**os.environ, "EDGE_INSTALL_SYSTEMCTL": str(fake), "FAKE_SYSTEMCTL_LOG": str(log),
-           "FAKE_UNITS": str(units)}
+    env, log = with_fake_systemctl(tmp_path, units)
 
     def install_with_systemd():
         done = subprocess.run([INSTALL, "--root", str(root), "--assets", str(SHARED)],
@@ -168,12 +176,7 @@ def test_the_readme_s_install_steps_enable_and_start_every_service(tmp_path):
 
     root = tmp_path / "root"
     units = root / "etc/systemd/system"
-    fake = tmp_path / "systemctl"
-    fake.write_text(FAKE_SYSTEMCTL)
-    fake.chmod(0o755)
-    log = tmp_path / "systemctl.log"
-    env = {**os.environ, "EDGE_INSTALL_SYSTEMCTL": str(fake), "FAKE_SYSTEMCTL_LOG": str(log),
-           "FAKE_UNITS": str(units)}
+    env, log = with_fake_systemctl(tmp_path, units)
     first = subprocess.run([INSTALL, "--root", str(root), "--assets", str(SHARED)],
                            capture_output=True, text=True, timeout=900, env=env)
     assert first.returncode == 0, first.stderr + first.stdout

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.fusion.coverage import Coverage
+from edge.records import check_shape
 
 PAIR_SAMPLES = 500  # floor distances kept per camera pair for the matched distance
 PAIR_EVERY = 4  # instants between two samples (they cost time)
@@ -60,10 +61,9 @@ class MatchedSightings:
     confirmed: np.ndarray
 
     def __post_init__(self) -> None:
-        n = len(self.uid)
-        if self.xy.shape != (n, 2) or self.confirmed.shape != (n,):
-            raise ValueError(f"expected uid (n,), xy (n,2), confirmed (n,) with n={n}, got "
-                             f"{self.xy.shape} and {self.confirmed.shape}")
+        check_shape("MatchedSightings.uid", self.uid, (None,))
+        check_shape("MatchedSightings.xy", self.xy, (len(self.uid), 2))
+        check_shape("MatchedSightings.confirmed", self.confirmed, (len(self.uid),))
 
 
 @dataclass(frozen=True, slots=True)

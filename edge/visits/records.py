@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.records import _check_shape
+from edge.records import check_shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,8 @@ class Visit:
     xy: np.ndarray = field(repr=False)
 
     def __post_init__(self) -> None:
-        _check_shape("Visit.t", self.t, (None,))
-        _check_shape("Visit.xy", self.xy, (len(self.t), 2))
+        check_shape("Visit.t", self.t, (None,))
+        check_shape("Visit.xy", self.xy, (len(self.t), 2))
         if len(self.t) == 0:
             raise ValueError("a visit needs at least one position")
 
