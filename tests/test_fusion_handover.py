@@ -17,7 +17,7 @@ from edge.fusion.store import (
     write_camera_frames,
     write_camera_image_size,
 )
-from edge.runtime.fusion_worker import FusionWorker
+from edge.runtime.fusion_worker import SIZES_EVERY_S, FusionWorker
 from edge.runtime.schema import open_database
 from tests.test_fusion import sighting
 from tests.test_fusion_service import START, people_at, two_camera_site
@@ -116,10 +116,12 @@ def test_a_camera_s_footprint_follows_its_recorded_frame_size(tmp_path):
     (a stream reopened at another resolution)."""
     site = side_by_side_site(tmp_path, left_sees=4, right_from=6, image_size=False)
     db = open_database(tmp_path / "edge.db")
-    worker = FusionWorker(site, db, clock=lambda: START)
+    now = [START]
+    worker = FusionWorker(site, db, clock=lambda: now[0])
     worker.start()
     worker.fuse_ready()
     assert worker.stage.coverage.footprints == {"left": None, "right": None}
+    now[0] += SIZES_EVERY_S  # the sizes are read every SIZES_EVERY_S
     write_camera_image_size(db, "left", (400, 1000), START)
     write_camera_image_size(db, "gone", (640, 480), START)  # a camera the site no longer has
     assert read_camera_image_sizes(db) == {"left": (400, 1000), "gone": (640, 480)}
@@ -128,6 +130,10 @@ def test_a_camera_s_footprint_follows_its_recorded_frame_size(tmp_path):
     assert set(footprints) == {"left", "right"} and footprints["right"] is None
     assert footprints["left"].bounds == pytest.approx((0.0, 0.0, 4.0, 10.0), abs=0.01)
     write_camera_image_size(db, "left", (500, 1000), START + 60)
+    worker.fuse_ready()
+    assert worker.stage.coverage.footprints["left"].bounds == pytest.approx(
+        (0.0, 0.0, 4.0, 10.0), abs=0.01)  # not read again yet
+    now[0] += SIZES_EVERY_S
     worker.fuse_ready()
     assert worker.stage.coverage.footprints["left"].bounds == pytest.approx(
         (0.0, 0.0, 5.0, 10.0), abs=0.01)

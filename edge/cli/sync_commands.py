@@ -5,6 +5,7 @@ The central platform's commands (consume, ingest, gaps, refit, sign-config) live
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -137,13 +138,14 @@ def status_command(site_path: Path | None, db_path: Path | None, as_json: bool) 
 def _utc_time(text: str, hint: str) -> float:
     """An option's UTC time: ``2026-03-01T00:45:00Z`` (as `edge sync gaps` prints) or a
     day ``2026-03-01`` (its midnight, UTC)."""
-    for layout in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, layout).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    raise click.BadParameter(f"expected YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD, got {text!r}",
-                             param_hint=hint)
+    from sync.contract import parse_iso_utc
+
+    if "T" in text:
+        with contextlib.suppress(ValueError):
+            return parse_iso_utc(text)
+        raise click.BadParameter(f"expected YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD, got {text!r}",
+                                 param_hint=hint)
+    return datetime.combine(utc_day(text, hint), time(), tzinfo=UTC).timestamp()
 
 
 @sync_group.command("resend")

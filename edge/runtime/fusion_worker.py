@@ -68,6 +68,9 @@ SAVE_STATE_EVERY_S = 2.0
 # instants stored before the next, so that no call holds off the watchdog's ping for long
 # nor keeps an unbounded batch in memory.
 MAX_INSTANTS_PER_CALL = 50
+# The frame sizes the camera workers recorded are read this often (monotonic seconds):
+# they change when a camera is set up anew, not from one instant to the next.
+SIZES_EVERY_S = 5.0
 CLOCK_STEP_SHOWN_S = 600.0  # the health names a clock step this long (monotonic seconds)
 # After a step back, a frame stamped this far after the clock was taken before the step.
 AHEAD_S = 1.0
@@ -104,6 +107,7 @@ class FusionWorker:
         self.stage = FusionStage(site)
         # per camera, the frame size its worker recorded, as the stage has taken it up
         self.image_sizes: dict[str, tuple[int, int]] = {}
+        self._sizes_read_at = float("-inf")
         self.visits = VisitAnalyzer(site)  # a bad segment spec stops the service at start
         self.run_id: int | None = None
         self.instant: float | None = None  # the last fused instant
@@ -194,10 +198,15 @@ class FusionWorker:
         log.warning("Fusion: the clock reads %.0f s before run %d's last instant (set back "
                     "while the service was stopped): its visits end there; a new run starts.",
                     -away, run_id)
-        self.clock_steps += 1
-        self.last_step = (away, now, self._step_watch.monotonic())
         latest = self.db.execute("select max(t) from camera_frames").fetchone()[0]
-        self._before_step = None if latest is None else float(latest)
+        self._note_step(away, now, None if latest is None else float(latest))
+
+    def _note_step(self, stepped: float, now: float, before: float | None) -> None:
+        """Count a step of ``stepped`` seconds seen at ``now``, for the health; frames
+        stamped up to ``before`` (on the old clock) are left out from then on."""
+        self.clock_steps += 1
+        self.last_step = (stepped, now, self._step_watch.monotonic())
+        self._before_step = before
 
     def learn_image_sizes(self) -> None:
         """Take up each camera's frame size as its worker recorded it, when new or changed:
@@ -215,7 +224,10 @@ class FusionWorker:
     def fuse_ready(self) -> int:
         """Fuse the instants whose frames have all arrived, at most
         ``MAX_INSTANTS_PER_CALL`` (as many: more may be ready); returns instants fused."""
-        self.learn_image_sizes()
+        mono = self._step_watch.monotonic()
+        if mono - self._sizes_read_at >= SIZES_EVERY_S:  # a table read: not every turn
+            self._sizes_read_at = mono
+            self.learn_image_sizes()
         now = self.clock()
         stepped = self._step_watch.check(now)
         if stepped:
@@ -283,9 +295,7 @@ class FusionWorker:
         it are left out (``step_frames``): their times are on the old clock."""
         log.warning("Fusion: the wall clock stepped %+.1f s; the store run %s ends at the "
                     "old time and a new run starts on the new clock.", stepped, self.run_id)
-        self.clock_steps += 1
-        self.last_step = (stepped, now, self._step_watch.monotonic())
-        self._before_step = now - stepped  # the old clock's reading now
+        self._note_step(stepped, now, now - stepped)  # the old clock's reading now
         self.step_frames += len(self.pending)
         self.pending = []
         if self.run_id is not None:
